@@ -1,0 +1,84 @@
+//! Error kinds of the API. Each maps one-to-one to an errno name, so the shell
+//! can print it and the FUSE mount can return it without a translation table
+//! of its own.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What went wrong, named after the errno a POSIX file system would return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// No such file or directory.
+    ENOENT,
+    /// The name exists already.
+    EEXIST,
+    /// A path component that must be a directory is not one.
+    ENOTDIR,
+    /// A directory where a file is needed.
+    EISDIR,
+    /// A directory to remove or replace still has entries.
+    ENOTEMPTY,
+    /// An argument is malformed or not allowed (bad name, bad JSON, moving a
+    /// directory into itself...).
+    EINVAL,
+    /// A name over 255 bytes, or a path over the length limit.
+    ENAMETOOLONG,
+    /// The operation is not permitted on this object (e.g. removing the root).
+    EPERM,
+    /// A request body over the size limit.
+    EMSGSIZE,
+    /// No space left: the cluster cannot store what was asked.
+    ENOSPC,
+    /// An internal failure (storage error); the request may be retried.
+    EIO,
+}
+
+impl ErrorKind {
+    /// The errno value on Linux.
+    pub fn errno(self) -> i32 {
+        match self {
+            ErrorKind::ENOENT => 2,
+            ErrorKind::EIO => 5,
+            ErrorKind::EPERM => 1,
+            ErrorKind::EEXIST => 17,
+            ErrorKind::ENOTDIR => 20,
+            ErrorKind::EISDIR => 21,
+            ErrorKind::EINVAL => 22,
+            ErrorKind::ENOSPC => 28,
+            ErrorKind::ENAMETOOLONG => 36,
+            ErrorKind::ENOTEMPTY => 39,
+            ErrorKind::EMSGSIZE => 90,
+        }
+    }
+
+    /// The HTTP status the API answers with for this kind.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::ENOENT => 404,
+            ErrorKind::EEXIST | ErrorKind::ENOTEMPTY => 409,
+            ErrorKind::EPERM => 403,
+            ErrorKind::EMSGSIZE => 413,
+            ErrorKind::ENOSPC => 507,
+            ErrorKind::EIO => 500,
+            ErrorKind::ENOTDIR | ErrorKind::EISDIR | ErrorKind::EINVAL | ErrorKind::ENAMETOOLONG => 400,
+        }
+    }
+
+    /// True when trying the same request again may succeed.
+    pub fn is_temporary(self) -> bool {
+        matches!(self, ErrorKind::EIO)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// The JSON body of every error answer: `{"error": "ENOENT", "message": "..."}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorKind,
+    pub message: String,
+}

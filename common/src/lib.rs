@@ -1,0 +1,16 @@
+//! Shared vocabulary of dfs: what every crate must agree on and nothing more.
+//!
+//! - [`ids`]: typed ids (`InodeId`, `ChunkHandle`, `ChunkVersion`).
+//! - [`error`]: the error kinds the API speaks (one per errno) and their JSON body.
+//! - [`names`]: the rules for file names and absolute paths.
+//! - [`wire`]: request and response types of the master's HTTP/JSON API.
+//! - [`config`]: layering of defaults, a TOML file, `DFS_*` variables and flags.
+
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod names;
+pub mod wire;
+
+pub use error::{ErrorBody, ErrorKind};
+pub use ids::{ChunkHandle, ChunkVersion, InodeId};

@@ -1,0 +1,279 @@
+//! The master's namespace API (`/v1/...`): one request/response pair per call.
+
+use crate::error::ErrorKind;
+use crate::ids::InodeId;
+use crate::names::NameError;
+use serde::{Deserialize, Serialize};
+
+/// The type of an inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// Everything `stat` tells about an inode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attr {
+    pub inode: InodeId,
+    pub kind: FileKind,
+    /// Permission bits only (`0o7777`); the type is in `kind`.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Length in bytes (for a symlink, the length of its target).
+    pub size: u64,
+    pub atime_ns: i64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub nlink: u32,
+    /// How many replicas each chunk of this file gets (0 for directories).
+    pub replication: u16,
+    /// Size of this file's chunks in bytes (0 for directories).
+    pub chunk_size_bytes: u64,
+    /// The directory holding this inode (the root is its own parent).
+    pub parent: InodeId,
+}
+
+/// Names a directory entry either by absolute `path` or by `parent` inode and
+/// `name` (the form the FUSE mount uses). Exactly one form must be given.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<InodeId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The two forms of [`EntryRef`], once checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry<'a> {
+    Path(&'a str),
+    Child(InodeId, &'a str),
+}
+
+impl EntryRef {
+    pub fn path(path: impl Into<String>) -> Self {
+        EntryRef { path: Some(path.into()), ..Default::default() }
+    }
+
+    pub fn child(parent: InodeId, name: impl Into<String>) -> Self {
+        EntryRef { parent: Some(parent), name: Some(name.into()), path: None }
+    }
+
+    /// Which form this is; an error if both or neither were given.
+    pub fn form(&self) -> Result<Entry<'_>, NameError> {
+        match (&self.path, self.parent, &self.name) {
+            (Some(p), None, None) => Ok(Entry::Path(p)),
+            (None, Some(parent), Some(name)) => Ok(Entry::Child(parent, name)),
+            _ => Err(NameError {
+                kind: ErrorKind::EINVAL,
+                message: "give either \"path\", or \"parent\" and \"name\"".into(),
+            }),
+        }
+    }
+}
+
+/// Names an inode either by absolute `path` or by `inode` number.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<InodeId>,
+}
+
+/// Owner and permission bits for a new inode; absent fields take defaults
+/// (uid/gid 0, mode 0o755 for directories, 0o644 for files).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOwner {
+    #[serde(default)]
+    pub mode: Option<u32>,
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub gid: Option<u32>,
+}
+
+/// `POST /v1/mkdir`
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MkdirRequest {
+    #[serde(flatten)]
+    pub at: EntryRef,
+    #[serde(flatten)]
+    pub owner: NewOwner,
+    /// Create missing parents too, and succeed if the directory exists (`mkdir -p`).
+    #[serde(default)]
+    pub parents: bool,
+}
+
+/// `POST /v1/create`
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRequest {
+    #[serde(flatten)]
+    pub at: EntryRef,
+    #[serde(flatten)]
+    pub owner: NewOwner,
+    /// Replicas per chunk; the master's default when absent.
+    #[serde(default)]
+    pub replication: Option<u16>,
+    /// Chunk size in bytes; the master's default when absent.
+    #[serde(default)]
+    pub chunk_size_bytes: Option<u64>,
+    /// When false, an existing file is returned instead of EEXIST (open with
+    /// O_CREAT but without O_EXCL). Defaults to true.
+    #[serde(default = "yes")]
+    pub exclusive: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /v1/symlink`
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymlinkRequest {
+    #[serde(flatten)]
+    pub at: EntryRef,
+    pub target: String,
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub gid: Option<u32>,
+}
+
+/// `POST /v1/rename`: POSIX rename; with `noreplace`, an existing target is EEXIST.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameRequest {
+    pub src: EntryRef,
+    pub dst: EntryRef,
+    #[serde(default)]
+    pub noreplace: bool,
+}
+
+/// `POST /v1/unlink` (files and symlinks) and `POST /v1/rmdir` (empty directories).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveRequest {
+    #[serde(flatten)]
+    pub at: EntryRef,
+}
+
+/// `POST /v1/delete`: removes anything; a non-empty directory only with `recursive`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRequest {
+    #[serde(flatten)]
+    pub at: EntryRef,
+    #[serde(default)]
+    pub recursive: bool,
+}
+
+/// `POST /v1/setattr`: each present field is set; the answer is the new [`Attr`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetattrRequest {
+    #[serde(flatten)]
+    pub node: NodeRef,
+    #[serde(default)]
+    pub mode: Option<u32>,
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub gid: Option<u32>,
+    /// New length of a file (truncate or extend with zeros).
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub atime_ns: Option<i64>,
+    #[serde(default)]
+    pub mtime_ns: Option<i64>,
+}
+
+/// Query of `GET /v1/stat`, `GET /v1/readlink`: `?path=/a/b` or `?inode=7`.
+pub type StatQuery = NodeRef;
+
+/// Query of `GET /v1/lookup?parent=N&name=x`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupQuery {
+    pub parent: InodeId,
+    pub name: String,
+}
+
+/// Query of `GET /v1/list`: the directory (`path` or `inode`), and the page:
+/// entries strictly after `start_after` in byte order of names, at most `limit`.
+/// (Flat rather than flattened: URL-encoded queries cannot carry numbers
+/// through serde's `flatten`.)
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<InodeId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+impl ListQuery {
+    pub fn dir(&self) -> NodeRef {
+        NodeRef { path: self.path.clone(), inode: self.inode }
+    }
+}
+
+/// One entry of a listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: String,
+    pub attr: Attr,
+}
+
+/// A page of a listing; `next_start_after` is set when more entries follow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListResponse {
+    pub entries: Vec<DirEntry>,
+    pub next_start_after: Option<String>,
+}
+
+/// `GET /v1/readlink`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadlinkResponse {
+    pub target: String,
+}
+
+/// An answer with nothing to say beyond success.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {}
+
+/// `GET /v1/fs`: file-system counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsStats {
+    pub files: u64,
+    pub directories: u64,
+    pub symlinks: u64,
+    /// Sum of the lengths of all files.
+    pub bytes: u64,
+    /// Inodes of removed subtrees not yet reclaimed by the background reaper.
+    pub pending_delete: u64,
+}
+
+/// `GET /v1/cluster`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    pub cluster_id: String,
+    pub format_version: u32,
+    pub version: String,
+}
+
+/// `GET /v1/admin/check`: a full consistency scan of the namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub ok: bool,
+    pub problems: Vec<String>,
+    pub inodes: u64,
+    pub entries: u64,
+    pub counted: FsStats,
+    pub recorded: FsStats,
+}

@@ -1,0 +1,33 @@
+//! Mapping of every failure to an HTTP status and a JSON [`ErrorBody`].
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use dfs_common::{ErrorBody, ErrorKind};
+
+use crate::store::NsError;
+
+#[derive(Debug)]
+pub struct ApiError(pub ErrorBody);
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError(ErrorBody { error: kind, message: message.into() })
+    }
+}
+
+impl From<NsError> for ApiError {
+    fn from(e: NsError) -> Self {
+        ApiError::new(e.kind, e.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(kind = %self.0.error, message = %self.0.message, "request failed");
+        }
+        (status, Json(self.0)).into_response()
+    }
+}

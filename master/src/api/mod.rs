@@ -1,0 +1,66 @@
+//! The HTTP/JSON API under `/v1/`. Handlers validate at the edge, run reads
+//! on the blocking pool and send mutations to the writer thread.
+//!
+//! - [`mutations`]: mkdir, create, symlink, rename, unlink, rmdir, delete, setattr.
+//! - [`queries`]: stat (by path or inode), lookup, list, readlink, fs counters.
+//! - [`admin`]: cluster identity and the consistency check.
+//! - [`error`] and [`extract`]: every failure as `{"error": KIND, "message": ...}`.
+
+pub mod admin;
+pub mod error;
+pub mod extract;
+pub mod mutations;
+pub mod queries;
+
+use std::time::Instant;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use dfs_common::ErrorKind;
+
+use crate::store::{NsError, Store, Writer};
+use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub writer: Writer,
+    pub started: Instant,
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/mkdir", post(mutations::mkdir))
+        .route("/v1/create", post(mutations::create))
+        .route("/v1/symlink", post(mutations::symlink))
+        .route("/v1/rename", post(mutations::rename))
+        .route("/v1/unlink", post(mutations::unlink))
+        .route("/v1/rmdir", post(mutations::rmdir))
+        .route("/v1/delete", post(mutations::delete))
+        .route("/v1/setattr", post(mutations::setattr))
+        .route("/v1/stat", get(queries::stat))
+        .route("/v1/inodes/{id}", get(queries::stat_inode))
+        .route("/v1/lookup", get(queries::lookup))
+        .route("/v1/list", get(queries::list))
+        .route("/v1/readlink", get(queries::readlink))
+        .route("/v1/fs", get(queries::fs_stats))
+        .route("/v1/cluster", get(admin::cluster))
+        .route("/v1/admin/check", get(admin::check))
+        .fallback(|| async { ApiError::new(ErrorKind::ENOENT, "no such endpoint") })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// Runs a blocking store call on the blocking pool.
+pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, NsError> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => Err(ApiError::new(ErrorKind::EIO, format!("store task failed: {e}"))),
+    }
+}

@@ -1,0 +1,64 @@
+//! Namespace mutations: each goes to the writer thread and is answered once
+//! it is durable.
+
+use axum::extract::State;
+use axum::Json;
+use dfs_common::wire::namespace::*;
+use dfs_common::ErrorKind;
+
+use super::error::ApiError;
+use super::extract::ApiJson;
+use super::AppState;
+use crate::store::{Mutation, Outcome};
+
+async fn submit_for_attr(s: &AppState, m: Mutation) -> Result<Json<Attr>, ApiError> {
+    match s.writer.submit(m).await? {
+        Outcome::Attr(a) => Ok(Json(a)),
+        Outcome::Done => Err(ApiError::new(ErrorKind::EIO, "mutation returned no attributes")),
+    }
+}
+
+async fn submit_for_done(s: &AppState, m: Mutation) -> Result<Json<Done>, ApiError> {
+    s.writer.submit(m).await?;
+    Ok(Json(Done {}))
+}
+
+/// `POST /v1/mkdir` → [`Attr`] of the directory.
+pub async fn mkdir(State(s): State<AppState>, ApiJson(r): ApiJson<MkdirRequest>) -> Result<Json<Attr>, ApiError> {
+    submit_for_attr(&s, Mutation::Mkdir(r)).await
+}
+
+/// `POST /v1/create` → [`Attr`] of the new (or, non-exclusive, existing) file.
+pub async fn create(State(s): State<AppState>, ApiJson(r): ApiJson<CreateRequest>) -> Result<Json<Attr>, ApiError> {
+    submit_for_attr(&s, Mutation::Create(r)).await
+}
+
+/// `POST /v1/symlink` → [`Attr`] of the link.
+pub async fn symlink(State(s): State<AppState>, ApiJson(r): ApiJson<SymlinkRequest>) -> Result<Json<Attr>, ApiError> {
+    submit_for_attr(&s, Mutation::Symlink(r)).await
+}
+
+/// `POST /v1/setattr` → the new [`Attr`].
+pub async fn setattr(State(s): State<AppState>, ApiJson(r): ApiJson<SetattrRequest>) -> Result<Json<Attr>, ApiError> {
+    submit_for_attr(&s, Mutation::Setattr(r)).await
+}
+
+/// `POST /v1/rename`
+pub async fn rename(State(s): State<AppState>, ApiJson(r): ApiJson<RenameRequest>) -> Result<Json<Done>, ApiError> {
+    submit_for_done(&s, Mutation::Rename(r)).await
+}
+
+/// `POST /v1/unlink`: a file or symlink.
+pub async fn unlink(State(s): State<AppState>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Done>, ApiError> {
+    submit_for_done(&s, Mutation::Unlink(r)).await
+}
+
+/// `POST /v1/rmdir`: an empty directory.
+pub async fn rmdir(State(s): State<AppState>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Done>, ApiError> {
+    submit_for_done(&s, Mutation::Rmdir(r)).await
+}
+
+/// `POST /v1/delete`: anything; a non-empty directory with `recursive`.
+pub async fn delete(State(s): State<AppState>, ApiJson(r): ApiJson<DeleteRequest>) -> Result<Json<Done>, ApiError> {
+    submit_for_done(&s, Mutation::Delete(r)).await
+}

@@ -1,0 +1,68 @@
+//! The master's configuration: one struct, defaults in code, overridable by
+//! a TOML file (`--config`), `DFS_*` environment variables and flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use dfs_common::config::ConfigError;
+use serde::{Deserialize, Serialize};
+
+use crate::store::mutations::{check_chunk_size, check_replication};
+
+#[derive(Parser, Serialize, Deserialize, Debug, Clone)]
+#[command(name = "dfs-master", version, about = "The dfs master: namespace, chunk placement and the HTTP/JSON API")]
+pub struct MasterConfig {
+    /// TOML file with any of these settings (keys are the names in snake_case).
+    #[arg(long, env = "DFS_CONFIG")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
+
+    /// Address for the HTTP API, dashboard and metrics. Port 0 picks a free one.
+    #[arg(long, env = "DFS_LISTEN", default_value = "127.0.0.1:9870")]
+    pub listen: SocketAddr,
+
+    /// Directory of the metadata database (created if missing).
+    #[arg(long, env = "DFS_DATA_DIR", default_value = "dfs-data/master")]
+    pub data_dir: PathBuf,
+
+    /// Replicas per chunk for files that do not ask for another number.
+    #[arg(long, env = "DFS_DEFAULT_REPLICATION", default_value_t = 3)]
+    pub default_replication: u16,
+
+    /// Chunk size in bytes for files that do not ask for another (64 MiB).
+    #[arg(long, env = "DFS_DEFAULT_CHUNK_SIZE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub default_chunk_size_bytes: u64,
+
+    /// Largest request body the API accepts, in bytes.
+    #[arg(long, env = "DFS_MAX_REQUEST_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_request_body_bytes: usize,
+
+    /// Most namespace mutations that share one WAL sync (group commit).
+    #[arg(long, env = "DFS_GROUP_COMMIT_MAX_OPS", default_value_t = 1024)]
+    pub group_commit_max_ops: usize,
+
+    /// Log filter (tracing's env-filter syntax), e.g. "info" or "dfs_master=debug".
+    #[arg(long, env = "DFS_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl MasterConfig {
+    /// Names the first broken relation between settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if let Err(e) = check_replication(self.default_replication) {
+            return invalid(format!("default_replication: {}", e.message));
+        }
+        if let Err(e) = check_chunk_size(self.default_chunk_size_bytes) {
+            return invalid(format!("default_chunk_size_bytes: {}", e.message));
+        }
+        if self.max_request_body_bytes < 64 * 1024 {
+            return invalid("max_request_body_bytes must be at least 65536 to carry a long path and a name".into());
+        }
+        if self.group_commit_max_ops == 0 {
+            return invalid("group_commit_max_ops must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! The dfs master: owns the namespace and, in later layers, chunk placement
+//! and leases. It never carries file data.
+//!
+//! - [`config`]: the daemon's settings (flags, `DFS_*` variables, TOML).
+//! - [`store`]: the namespace in RocksDB and its group-commit writer.
+//! - [`api`]: the HTTP/JSON API under `/v1/`.
+//! - [`server`]: wiring them together and serving until a signal.
+
+pub mod api;
+pub mod config;
+pub mod server;
+pub mod store;

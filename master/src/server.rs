@@ -1,0 +1,53 @@
+//! Starting the master: open the store, start the writer, serve HTTP until
+//! SIGINT or SIGTERM, then let the writer sync and stop.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::api::{router, AppState};
+use crate::config::MasterConfig;
+use crate::store::mutations::Defaults;
+use crate::store::{Store, Writer, WriterConfig};
+
+pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
+    let dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+        .await?
+        .with_context(|| format!("opening the metadata store in {}", config.data_dir.display()))?;
+    let writer_config = WriterConfig {
+        defaults: Defaults {
+            replication: config.default_replication,
+            chunk_size_bytes: config.default_chunk_size_bytes,
+        },
+        group_max: config.group_commit_max_ops,
+        reap_batch: 1000,
+        queue_depth: 4096,
+    };
+    let (writer, writer_thread) = Writer::start(store.clone(), writer_config)?;
+    let state = AppState { store, writer, started: Instant::now() };
+    let app = router(state, config.max_request_body_bytes);
+
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    // Scripts and tests read this line to learn the port when it was 0.
+    println!("dfs-master listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "master started");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    // The router (and with it every Writer handle) is gone: the thread syncs and ends.
+    tokio::task::spawn_blocking(move || writer_thread.join()).await?.ok();
+    tracing::info!("master stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

@@ -1,0 +1,80 @@
+//! A full consistency scan: every entry points at an existing inode whose
+//! parent is that directory, every inode is reachable from the root or from a
+//! subtree awaiting the reaper, and the stored counters match a recount.
+
+use std::collections::{HashMap, HashSet};
+
+use dfs_common::wire::namespace::{CheckReport, FileKind, FsStats};
+use dfs_common::InodeId;
+use rocksdb::IteratorMode;
+
+use super::db::Store;
+use super::error::NsError;
+use super::keys::*;
+use super::records::{Counters, EntryRecord, InodeRecord};
+
+impl Store {
+    /// Scans the whole namespace. Meant for tests and operators: it reads
+    /// every record, so it is O(size of the namespace).
+    pub fn check(&self) -> Result<CheckReport, NsError> {
+        let mut problems = Vec::new();
+        let mut inodes: HashMap<InodeId, InodeRecord> = HashMap::new();
+        for item in self.db.iterator_cf(self.cf(CF_INODES)?, IteratorMode::Start) {
+            let (key, value) = item?;
+            let id = InodeId(leading_u64(&key).unwrap_or(0));
+            match InodeRecord::decode(id, &value) {
+                Ok(r) => {
+                    inodes.insert(id, r);
+                }
+                Err(e) => problems.push(format!("inode {id}: {e}")),
+            }
+        }
+        let mut children: HashMap<InodeId, Vec<InodeId>> = HashMap::new();
+        let mut entries = 0u64;
+        for item in self.db.iterator_cf(self.cf(CF_ENTRIES)?, IteratorMode::Start) {
+            let (key, value) = item?;
+            entries += 1;
+            let parent = InodeId(leading_u64(&key).unwrap_or(0));
+            let name = String::from_utf8_lossy(&key[8.min(key.len())..]).into_owned();
+            let Ok(entry) = EntryRecord::decode(&value) else {
+                problems.push(format!("entry {parent}/{name}: undecodable"));
+                continue;
+            };
+            match (inodes.get(&parent), inodes.get(&entry.child)) {
+                (Some(p), _) if p.attr.kind != FileKind::Dir => problems.push(format!("entry {parent}/{name}: parent is not a directory")),
+                (None, _) => problems.push(format!("entry {parent}/{name}: parent inode missing")),
+                (_, None) => problems.push(format!("entry {parent}/{name}: child inode {} missing", entry.child)),
+                (_, Some(c)) if c.attr.kind != entry.kind => problems.push(format!("entry {parent}/{name}: kind differs from inode")),
+                (_, Some(c)) if c.attr.parent != parent => problems.push(format!("entry {parent}/{name}: inode's parent is {}", c.attr.parent)),
+                _ => {}
+            }
+            children.entry(parent).or_default().push(entry.child);
+        }
+        let mut roots = vec![InodeId::ROOT];
+        for item in self.db.iterator_cf(self.cf(CF_PENDING_DELETE)?, IteratorMode::Start) {
+            roots.push(InodeId(leading_u64(&item?.0).unwrap_or(0)));
+        }
+        let pending_roots = roots.len() as u64 - 1;
+        let mut seen = HashSet::new();
+        while let Some(id) = roots.pop() {
+            if !seen.insert(id) {
+                problems.push(format!("inode {id} is reachable twice"));
+                continue;
+            }
+            roots.extend(children.get(&id).into_iter().flatten());
+        }
+        let mut counted = Counters { pending_delete: pending_roots, ..Default::default() };
+        for (id, r) in &inodes {
+            if !seen.contains(id) {
+                problems.push(format!("inode {id} is an orphan"));
+            }
+            counted.count(&r.attr, 1);
+        }
+        let recorded: FsStats = self.counters()?.stats();
+        let counted = counted.stats();
+        if counted != recorded {
+            problems.push(format!("counters differ: recorded {recorded:?}, counted {counted:?}"));
+        }
+        Ok(CheckReport { ok: problems.is_empty(), problems, inodes: inodes.len() as u64, entries, counted, recorded })
+    }
+}

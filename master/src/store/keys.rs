@@ -1,0 +1,67 @@
+//! Column families and key layout. Keys are big-endian so that RocksDB's byte
+//! order is numeric order: a directory listing is one prefix scan, and a
+//! file's chunks come out by index.
+
+use dfs_common::InodeId;
+
+/// inode id (8 bytes) → [`super::records::InodeRecord`]
+pub const CF_INODES: &str = "inodes";
+/// parent inode (8) ++ name bytes → [`super::records::EntryRecord`]
+pub const CF_ENTRIES: &str = "entries";
+/// inode (8) ++ chunk index (8) → [`super::records::ChunkRecord`]
+pub const CF_CHUNKS: &str = "chunks";
+/// inode (8) → empty: roots of removed subtrees the reaper still has to free.
+pub const CF_PENDING_DELETE: &str = "pending_delete";
+/// chunk handle (8) → empty: chunks of removed data, for chunk garbage collection.
+pub const CF_DELETED_CHUNKS: &str = "deleted_chunks";
+/// fixed names → cluster id, format version, counters.
+pub const CF_META: &str = "meta";
+
+pub const ALL_CFS: [&str; 6] = [CF_INODES, CF_ENTRIES, CF_CHUNKS, CF_PENDING_DELETE, CF_DELETED_CHUNKS, CF_META];
+
+pub const META_FORMAT_VERSION: &[u8] = b"format_version";
+pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
+pub const META_COUNTERS: &[u8] = b"counters";
+
+pub fn inode_key(id: InodeId) -> [u8; 8] {
+    id.0.to_be_bytes()
+}
+
+pub fn entry_key(parent: InodeId, name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + name.len());
+    k.extend_from_slice(&parent.0.to_be_bytes());
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// The prefix every entry of directory `parent` starts with.
+pub fn entry_prefix(parent: InodeId) -> [u8; 8] {
+    parent.0.to_be_bytes()
+}
+
+pub fn chunk_key(inode: InodeId, index: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&inode.0.to_be_bytes());
+    k[8..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Reads the big-endian u64 at the start of a key; None if it is too short.
+pub fn leading_u64(key: &[u8]) -> Option<u64> {
+    key.get(..8).map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_keys_sort_by_parent_then_name() {
+        let a = entry_key(InodeId(2), "zz");
+        let b = entry_key(InodeId(3), "a");
+        assert!(a < b);
+        assert!(entry_key(InodeId(2), "a") < entry_key(InodeId(2), "b"));
+        assert!(a.starts_with(&entry_prefix(InodeId(2))));
+        assert_eq!(leading_u64(&chunk_key(InodeId(9), 4)), Some(9));
+    }
+}

@@ -1,0 +1,30 @@
+//! The namespace store: inodes, directory entries and file → chunk records in
+//! RocksDB, with every mutation applied by one writer thread that shares WAL
+//! syncs among concurrent requests (group commit).
+//!
+//! - [`keys`]: column families and the binary, ordered key layout.
+//! - [`records`]: versioned value encodings (inode, entry, chunk, counters).
+//! - [`db`]: opening the database and bootstrapping a new one.
+//! - [`reads`]: path resolution, stat, lookup, list, readlink, counters.
+//! - [`txn`]: one mutation's view: reads through to RocksDB, writes to a batch.
+//! - [`mutations`]: the namespace rules of mkdir, create, rename, delete...
+//! - [`writer`]: the group-commit writer thread and the subtree reaper.
+//! - [`check`]: a full consistency scan.
+
+pub mod check;
+pub mod db;
+pub mod error;
+pub mod keys;
+pub mod mutations;
+pub mod reads;
+pub mod records;
+pub mod txn;
+pub mod writer;
+
+pub use db::Store;
+pub use error::NsError;
+pub use mutations::{Mutation, Outcome};
+pub use writer::{Writer, WriterConfig};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,372 @@
+//! The namespace rules: what each mutation checks and changes. Each runs on a
+//! [`Txn`], so a refused request changes nothing.
+
+use dfs_common::names::{split_path, PATH_MAX_BYTES};
+use dfs_common::wire::namespace::*;
+use dfs_common::{ErrorKind, InodeId};
+
+use super::error::{fail, NsError};
+use super::keys::CF_PENDING_DELETE;
+use super::records::InodeRecord;
+use super::txn::Txn;
+
+/// Most replicas a file may ask for.
+pub const MAX_REPLICATION: u16 = 16;
+/// Chunk sizes are whole checksum blocks: a multiple of 64 KiB, up to 1 GiB.
+pub const CHUNK_SIZE_UNIT_BYTES: u64 = 64 * 1024;
+pub const CHUNK_SIZE_MAX_BYTES: u64 = 1 << 30;
+
+/// A namespace change, as the writer thread receives it.
+#[derive(Clone, Debug)]
+pub enum Mutation {
+    Mkdir(MkdirRequest),
+    Create(CreateRequest),
+    Symlink(SymlinkRequest),
+    Rename(RenameRequest),
+    Unlink(RemoveRequest),
+    Rmdir(RemoveRequest),
+    Delete(DeleteRequest),
+    Setattr(SetattrRequest),
+}
+
+/// What a successful mutation answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Attr(Attr),
+    Done,
+}
+
+/// Values a request may leave out.
+#[derive(Clone, Copy, Debug)]
+pub struct Defaults {
+    pub replication: u16,
+    pub chunk_size_bytes: u64,
+}
+
+pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults) -> Result<Outcome, NsError> {
+    match m {
+        Mutation::Mkdir(r) => mkdir(t, r).map(Outcome::Attr),
+        Mutation::Create(r) => create(t, r, d).map(Outcome::Attr),
+        Mutation::Symlink(r) => symlink(t, r).map(Outcome::Attr),
+        Mutation::Rename(r) => rename(t, r).map(|_| Outcome::Done),
+        Mutation::Unlink(r) => unlink(t, &r.at).map(|_| Outcome::Done),
+        Mutation::Rmdir(r) => rmdir(t, &r.at).map(|_| Outcome::Done),
+        Mutation::Delete(r) => delete(t, r).map(|_| Outcome::Done),
+        Mutation::Setattr(r) => setattr(t, r).map(Outcome::Attr),
+    }
+}
+
+pub fn check_replication(r: u16) -> Result<(), NsError> {
+    if r == 0 || r > MAX_REPLICATION {
+        return fail(ErrorKind::EINVAL, format!("replication {r} is outside 1..={MAX_REPLICATION}"));
+    }
+    Ok(())
+}
+
+pub fn check_chunk_size(bytes: u64) -> Result<(), NsError> {
+    if bytes == 0 || bytes % CHUNK_SIZE_UNIT_BYTES != 0 || bytes > CHUNK_SIZE_MAX_BYTES {
+        return fail(ErrorKind::EINVAL, format!("chunk size {bytes} is not a multiple of 64 KiB up to 1 GiB"));
+    }
+    Ok(())
+}
+
+fn check_mode(mode: u32) -> Result<u32, NsError> {
+    if mode > 0o7777 {
+        return fail(ErrorKind::EINVAL, format!("mode {mode:o} has bits beyond 7777"));
+    }
+    Ok(mode)
+}
+
+fn new_record(t: &Txn, kind: FileKind, owner: &NewOwner, default_mode: u32, parent: InodeId) -> Result<InodeRecord, NsError> {
+    let attr = Attr {
+        inode: InodeId(0),
+        kind,
+        mode: check_mode(owner.mode.unwrap_or(default_mode))?,
+        uid: owner.uid.unwrap_or(0),
+        gid: owner.gid.unwrap_or(0),
+        size: 0,
+        atime_ns: t.now_ns,
+        mtime_ns: t.now_ns,
+        ctime_ns: t.now_ns,
+        nlink: if kind == FileKind::Dir { 2 } else { 1 },
+        replication: 0,
+        chunk_size_bytes: 0,
+        parent,
+    };
+    Ok(InodeRecord { attr, symlink_target: String::new() })
+}
+
+/// Adds `record` as `name` in directory `parent`.
+fn add_child(t: &mut Txn, parent: InodeId, name: &str, record: InodeRecord) -> Result<Attr, NsError> {
+    let is_dir = record.is_dir();
+    let attr = t.add_inode(record);
+    t.put_entry(parent, name, &attr)?;
+    let mut dir = t.inode(parent)?;
+    t.touch_dir(&mut dir);
+    if is_dir {
+        dir.attr.nlink += 1;
+    }
+    t.put_inode(dir);
+    Ok(attr)
+}
+
+/// The entry `name` of `parent` with its inode, or ENOENT.
+fn existing(t: &Txn, parent: InodeId, name: &str) -> Result<InodeRecord, NsError> {
+    match t.store.get_entry(parent, name)? {
+        Some(e) => t.inode(e.child),
+        None => fail(ErrorKind::ENOENT, format!("{name:?}: no such file or directory")),
+    }
+}
+
+fn mkdir(t: &mut Txn, r: &MkdirRequest) -> Result<Attr, NsError> {
+    if let (true, Entry::Path(path)) = (r.parents, r.at.form()?) {
+        return mkdir_parents(t, path, &r.owner);
+    }
+    let (parent, name) = t.store.resolve_parent(&r.at)?;
+    if t.store.get_entry(parent.attr.inode, name)?.is_some() {
+        return fail(ErrorKind::EEXIST, format!("{name:?} exists"));
+    }
+    let record = new_record(t, FileKind::Dir, &r.owner, 0o755, parent.attr.inode)?;
+    add_child(t, parent.attr.inode, name, record)
+}
+
+/// `mkdir -p`: creates each missing directory of `path`; an existing
+/// directory at the end is success.
+fn mkdir_parents(t: &mut Txn, path: &str, owner: &NewOwner) -> Result<Attr, NsError> {
+    let parts = split_path(path)?;
+    let mut current = t.inode(InodeId::ROOT)?;
+    for (i, part) in parts.iter().enumerate() {
+        current = match t.store.get_entry(current.attr.inode, part)? {
+            Some(e) => {
+                let found = t.inode(e.child)?;
+                if !found.is_dir() {
+                    let kind = if i + 1 == parts.len() { ErrorKind::EEXIST } else { ErrorKind::ENOTDIR };
+                    return fail(kind, format!("{part:?} exists and is not a directory"));
+                }
+                found
+            }
+            None => {
+                let record = new_record(t, FileKind::Dir, owner, 0o755, current.attr.inode)?;
+                let attr = add_child(t, current.attr.inode, part, record)?;
+                t.inode(attr.inode)?
+            }
+        };
+    }
+    Ok(current.attr)
+}
+
+fn create(t: &mut Txn, r: &CreateRequest, d: &Defaults) -> Result<Attr, NsError> {
+    let replication = r.replication.unwrap_or(d.replication);
+    check_replication(replication)?;
+    let chunk_size = r.chunk_size_bytes.unwrap_or(d.chunk_size_bytes);
+    check_chunk_size(chunk_size)?;
+    let (parent, name) = t.store.resolve_parent(&r.at)?;
+    if let Some(e) = t.store.get_entry(parent.attr.inode, name)? {
+        let found = t.inode(e.child)?;
+        return match (r.exclusive, found.attr.kind) {
+            (false, FileKind::File) => Ok(found.attr),
+            (false, FileKind::Dir) => fail(ErrorKind::EISDIR, format!("{name:?} is a directory")),
+            _ => fail(ErrorKind::EEXIST, format!("{name:?} exists")),
+        };
+    }
+    let mut record = new_record(t, FileKind::File, &r.owner, 0o644, parent.attr.inode)?;
+    record.attr.replication = replication;
+    record.attr.chunk_size_bytes = chunk_size;
+    add_child(t, parent.attr.inode, name, record)
+}
+
+fn symlink(t: &mut Txn, r: &SymlinkRequest) -> Result<Attr, NsError> {
+    if r.target.is_empty() || r.target.contains('\0') || r.target.len() > PATH_MAX_BYTES {
+        return fail(ErrorKind::EINVAL, "symlink target must be 1 to 4096 bytes without NUL");
+    }
+    let (parent, name) = t.store.resolve_parent(&r.at)?;
+    if t.store.get_entry(parent.attr.inode, name)?.is_some() {
+        return fail(ErrorKind::EEXIST, format!("{name:?} exists"));
+    }
+    let owner = NewOwner { mode: Some(0o777), uid: r.uid, gid: r.gid };
+    let mut record = new_record(t, FileKind::Symlink, &owner, 0o777, parent.attr.inode)?;
+    record.attr.size = r.target.len() as u64;
+    record.symlink_target = r.target.clone();
+    add_child(t, parent.attr.inode, name, record)
+}
+
+/// Removes entry `name` of `parent` and its inode `child`.
+fn remove_child(t: &mut Txn, parent: InodeId, name: &str, child: &InodeRecord) -> Result<(), NsError> {
+    t.delete_entry(parent, name)?;
+    t.remove_inode(child)?;
+    let mut dir = t.inode(parent)?;
+    t.touch_dir(&mut dir);
+    if child.is_dir() {
+        dir.attr.nlink = dir.attr.nlink.saturating_sub(1);
+    }
+    t.put_inode(dir);
+    Ok(())
+}
+
+fn unlink(t: &mut Txn, at: &EntryRef) -> Result<(), NsError> {
+    let (parent, name) = t.store.resolve_parent(at)?;
+    let child = existing(t, parent.attr.inode, name)?;
+    if child.is_dir() {
+        return fail(ErrorKind::EISDIR, format!("{name:?} is a directory"));
+    }
+    remove_child(t, parent.attr.inode, name, &child)
+}
+
+fn rmdir(t: &mut Txn, at: &EntryRef) -> Result<(), NsError> {
+    let (parent, name) = t.store.resolve_parent(at)?;
+    let child = existing(t, parent.attr.inode, name)?;
+    if !child.is_dir() {
+        return fail(ErrorKind::ENOTDIR, format!("{name:?} is not a directory"));
+    }
+    if !t.store.is_empty_dir(child.attr.inode)? {
+        return fail(ErrorKind::ENOTEMPTY, format!("{name:?} is not empty"));
+    }
+    remove_child(t, parent.attr.inode, name, &child)
+}
+
+/// Removes a file, or a directory with everything under it. A non-empty
+/// directory is detached in this one batch and freed later by the reaper,
+/// so the reply does not wait on the size of the subtree.
+fn delete(t: &mut Txn, r: &DeleteRequest) -> Result<(), NsError> {
+    let (parent, name) = t.store.resolve_parent(&r.at)?;
+    let child = existing(t, parent.attr.inode, name)?;
+    if !child.is_dir() || t.store.is_empty_dir(child.attr.inode)? {
+        return remove_child(t, parent.attr.inode, name, &child);
+    }
+    if !r.recursive {
+        return fail(ErrorKind::ENOTEMPTY, format!("{name:?} is not empty"));
+    }
+    t.delete_entry(parent.attr.inode, name)?;
+    t.add_pending_delete(child.attr.inode)?;
+    let mut dir = t.inode(parent.attr.inode)?;
+    t.touch_dir(&mut dir);
+    dir.attr.nlink = dir.attr.nlink.saturating_sub(1);
+    t.put_inode(dir);
+    Ok(())
+}
+
+/// True when `dir` is `ancestor` or lies below it.
+fn is_within(t: &Txn, dir: InodeId, ancestor: InodeId) -> Result<bool, NsError> {
+    let mut current = dir;
+    // Depth is bounded by the path length limit; the cap guards a damaged store.
+    for _ in 0..PATH_MAX_BYTES {
+        if current == ancestor {
+            return Ok(true);
+        }
+        if current == InodeId::ROOT {
+            return Ok(false);
+        }
+        current = t.inode(current)?.attr.parent;
+    }
+    fail(ErrorKind::EIO, "parent chain does not reach the root")
+}
+
+fn rename(t: &mut Txn, r: &RenameRequest) -> Result<(), NsError> {
+    let (src_parent, src_name) = t.store.resolve_parent(&r.src)?;
+    let (dst_parent, dst_name) = t.store.resolve_parent(&r.dst)?;
+    let (sp, dp) = (src_parent.attr.inode, dst_parent.attr.inode);
+    let mut moving = existing(t, sp, src_name)?;
+    if moving.is_dir() && is_within(t, dp, moving.attr.inode)? {
+        return fail(ErrorKind::EINVAL, "cannot move a directory into itself");
+    }
+    if let Some(e) = t.store.get_entry(dp, dst_name)? {
+        if e.child == moving.attr.inode {
+            return Ok(()); // the same file: POSIX says do nothing
+        }
+        if r.noreplace {
+            return fail(ErrorKind::EEXIST, format!("{dst_name:?} exists"));
+        }
+        let victim = t.inode(e.child)?;
+        match (moving.is_dir(), victim.is_dir()) {
+            (true, false) => return fail(ErrorKind::ENOTDIR, format!("{dst_name:?} is not a directory")),
+            (false, true) => return fail(ErrorKind::EISDIR, format!("{dst_name:?} is a directory")),
+            (true, true) if !t.store.is_empty_dir(victim.attr.inode)? => {
+                return fail(ErrorKind::ENOTEMPTY, format!("{dst_name:?} is not empty"))
+            }
+            _ => remove_child(t, dp, dst_name, &victim)?,
+        }
+    }
+    t.delete_entry(sp, src_name)?;
+    t.put_entry(dp, dst_name, &moving.attr)?;
+    let is_dir = moving.is_dir();
+    moving.attr.parent = dp;
+    moving.attr.ctime_ns = t.now_ns;
+    t.put_inode(moving);
+    for (dir_id, delta) in [(sp, -1i64), (dp, 1)] {
+        let mut dir = t.inode(dir_id)?;
+        t.touch_dir(&mut dir);
+        if is_dir && sp != dp {
+            dir.attr.nlink = (dir.attr.nlink as i64 + delta).max(2) as u32;
+        }
+        t.put_inode(dir);
+    }
+    Ok(())
+}
+
+fn setattr(t: &mut Txn, r: &SetattrRequest) -> Result<Attr, NsError> {
+    let id = t.store.resolve_node(&r.node)?.attr.inode;
+    let mut record = t.inode(id)?;
+    let a = &mut record.attr;
+    if let Some(mode) = r.mode {
+        a.mode = check_mode(mode)?;
+    }
+    if let Some(uid) = r.uid {
+        a.uid = uid;
+    }
+    if let Some(gid) = r.gid {
+        a.gid = gid;
+    }
+    if let Some(size) = r.size {
+        match a.kind {
+            FileKind::File => {}
+            FileKind::Dir => return fail(ErrorKind::EISDIR, "cannot set the size of a directory"),
+            FileKind::Symlink => return fail(ErrorKind::EINVAL, "cannot set the size of a symlink"),
+        }
+        if size != a.size {
+            t.counters.bytes = t.counters.bytes.saturating_sub(a.size) + size;
+            if size < a.size {
+                // Whole chunks past the new end go to chunk garbage collection.
+                t.drop_chunks(id, size.div_ceil(a.chunk_size_bytes.max(1)))?;
+            }
+            a.size = size;
+            a.mtime_ns = t.now_ns;
+        }
+    }
+    if let Some(atime) = r.atime_ns {
+        a.atime_ns = atime;
+    }
+    if let Some(mtime) = r.mtime_ns {
+        a.mtime_ns = mtime;
+    }
+    a.ctime_ns = t.now_ns;
+    let attr = a.clone();
+    t.put_inode(record);
+    Ok(attr)
+}
+
+/// Frees up to `limit` entries of one removed subtree. Returns false when
+/// there was nothing left to free.
+pub fn reap_step(t: &mut Txn, limit: usize) -> Result<bool, NsError> {
+    let pending = t.store.cf(CF_PENDING_DELETE)?;
+    let first = t.store.db.iterator_cf(pending, rocksdb::IteratorMode::Start).next();
+    let Some(item) = first else { return Ok(false) };
+    let (key, _) = item?;
+    let root = InodeId(super::keys::leading_u64(&key).ok_or_else(|| NsError::new(ErrorKind::EIO, "bad pending key"))?);
+    let entries = t.store.entries_after(root, None, limit)?;
+    for (name, entry) in &entries {
+        t.delete_entry(root, name)?;
+        let child = t.inode(entry.child)?;
+        if child.is_dir() {
+            t.add_pending_delete(child.attr.inode)?;
+        } else {
+            t.remove_inode(&child)?;
+        }
+    }
+    if entries.len() < limit {
+        if let Some(record) = t.store.get_inode(root)? {
+            t.remove_inode(&record)?;
+        }
+        t.remove_pending_delete(root)?;
+    }
+    Ok(true)
+}

@@ -1,0 +1,184 @@
+//! Read-only namespace queries. They read RocksDB directly from any thread;
+//! callers on the async runtime run them in `spawn_blocking`.
+
+use dfs_common::names::{split_path, validate_name};
+use dfs_common::wire::namespace::{Attr, DirEntry, Entry, EntryRef, FileKind, ListResponse, NodeRef};
+use dfs_common::{ErrorKind, InodeId};
+use rocksdb::{Direction, IteratorMode, ReadOptions};
+
+use super::db::Store;
+use super::error::{fail, NsError};
+use super::keys::*;
+use super::records::{EntryRecord, InodeRecord};
+
+/// Longest page a listing returns, whatever the caller asks.
+pub const LIST_LIMIT_MAX: u32 = 10_000;
+/// Page length when the caller names none.
+pub const LIST_LIMIT_DEFAULT: u32 = 1_000;
+
+impl Store {
+    pub fn get_inode(&self, id: InodeId) -> Result<Option<InodeRecord>, NsError> {
+        match self.db.get_pinned_cf(self.cf(CF_INODES)?, inode_key(id))? {
+            Some(v) => Ok(Some(InodeRecord::decode(id, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The inode, or ENOENT.
+    pub fn inode(&self, id: InodeId) -> Result<InodeRecord, NsError> {
+        match self.get_inode(id)? {
+            Some(r) => Ok(r),
+            None => fail(ErrorKind::ENOENT, format!("no inode {id}")),
+        }
+    }
+
+    pub fn get_entry(&self, parent: InodeId, name: &str) -> Result<Option<EntryRecord>, NsError> {
+        match self.db.get_pinned_cf(self.cf(CF_ENTRIES)?, entry_key(parent, name))? {
+            Some(v) => Ok(Some(EntryRecord::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Walks `path` from the root. Symlinks are not followed: the API works on
+    /// canonical paths, and a symlink in the middle of one is ENOTDIR.
+    pub fn resolve_path(&self, path: &str) -> Result<InodeRecord, NsError> {
+        self.walk(path, &split_path(path)?)
+    }
+
+    /// Walks the components `parts` of `path` from the root.
+    fn walk(&self, path: &str, parts: &[&str]) -> Result<InodeRecord, NsError> {
+        let mut current = self.inode(InodeId::ROOT)?;
+        for (depth, part) in parts.iter().enumerate() {
+            if !current.is_dir() {
+                return fail(ErrorKind::ENOTDIR, format!("{}: a parent is not a directory", prefix(path, depth)));
+            }
+            let Some(entry) = self.get_entry(current.attr.inode, part)? else {
+                return fail(ErrorKind::ENOENT, format!("{}: no such file or directory", prefix(path, depth + 1)));
+            };
+            current = self.inode(entry.child)?;
+        }
+        Ok(current)
+    }
+
+    /// The inode a [`NodeRef`] names.
+    pub fn resolve_node(&self, node: &NodeRef) -> Result<InodeRecord, NsError> {
+        match (&node.path, node.inode) {
+            (Some(path), None) => self.resolve_path(path),
+            (None, Some(id)) => self.inode(id),
+            _ => fail(ErrorKind::EINVAL, "give either \"path\" or \"inode\""),
+        }
+    }
+
+    /// The directory an [`EntryRef`] lives in, and its validated name.
+    pub fn resolve_parent<'a>(&self, at: &'a EntryRef) -> Result<(InodeRecord, &'a str), NsError> {
+        let (parent, name) = match at.form()? {
+            Entry::Path(path) => {
+                let parts = split_path(path)?;
+                let Some((name, dirs)) = parts.split_last() else {
+                    return fail(ErrorKind::EPERM, "the root directory has no name in a parent");
+                };
+                (self.walk(path, dirs)?, *name)
+            }
+            Entry::Child(parent, name) => {
+                validate_name(name)?;
+                (self.inode(parent)?, name)
+            }
+        };
+        if !parent.is_dir() {
+            return fail(ErrorKind::ENOTDIR, format!("parent of {name:?} is not a directory"));
+        }
+        Ok((parent, name))
+    }
+
+    pub fn lookup(&self, parent: InodeId, name: &str) -> Result<Attr, NsError> {
+        validate_name(name)?;
+        let dir = self.inode(parent)?;
+        if !dir.is_dir() {
+            return fail(ErrorKind::ENOTDIR, format!("inode {parent} is not a directory"));
+        }
+        match self.get_entry(parent, name)? {
+            Some(e) => Ok(self.inode(e.child)?.attr),
+            None => fail(ErrorKind::ENOENT, format!("{name:?}: no such file or directory")),
+        }
+    }
+
+    /// True when directory `dir` has no entries.
+    pub fn is_empty_dir(&self, dir: InodeId) -> Result<bool, NsError> {
+        let prefix = entry_prefix(dir);
+        let mut it = self.db.iterator_cf(self.cf(CF_ENTRIES)?, IteratorMode::From(&prefix, Direction::Forward));
+        match it.next() {
+            Some(item) => Ok(!item?.0.starts_with(&prefix)),
+            None => Ok(true),
+        }
+    }
+
+    /// Up to `limit` entries of directory `dir` with names after `start_after`,
+    /// in byte order of names: (name, entry) pairs.
+    pub fn entries_after(
+        &self,
+        dir: InodeId,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, EntryRecord)>, NsError> {
+        let prefix = entry_prefix(dir);
+        let start = entry_key(dir, start_after.unwrap_or(""));
+        let mut read = ReadOptions::default();
+        let mut upper = prefix.to_vec();
+        upper.extend_from_slice(&[0xff; 256]);
+        read.set_iterate_upper_bound(upper);
+        let mode = IteratorMode::From(&start, Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf_opt(self.cf(CF_ENTRIES)?, read, mode) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            if start_after.is_some() && *key == *start {
+                continue;
+            }
+            let name = String::from_utf8(key[8..].to_vec())
+                .map_err(|_| NsError::new(ErrorKind::EIO, "corrupt entry name"))?;
+            out.push((name, EntryRecord::decode(&value)?));
+        }
+        Ok(out)
+    }
+
+    /// One page of a directory listing, with each entry's attributes.
+    pub fn list(&self, dir: &NodeRef, start_after: Option<&str>, limit: Option<u32>) -> Result<ListResponse, NsError> {
+        let dir = self.resolve_node(dir)?;
+        if !dir.is_dir() {
+            return fail(ErrorKind::ENOTDIR, format!("inode {} is not a directory", dir.attr.inode));
+        }
+        let limit = limit.unwrap_or(LIST_LIMIT_DEFAULT).clamp(1, LIST_LIMIT_MAX) as usize;
+        // One extra entry tells whether another page follows.
+        let mut found = self.entries_after(dir.attr.inode, start_after, limit + 1)?;
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let cf = self.cf(CF_INODES)?;
+        let keys: Vec<_> = found.iter().map(|(_, e)| (cf, inode_key(e.child))).collect();
+        let mut entries = Vec::with_capacity(found.len());
+        for ((name, entry), value) in found.into_iter().zip(self.db.multi_get_cf(keys)) {
+            match value? {
+                Some(v) => entries.push(DirEntry { name, attr: InodeRecord::decode(entry.child, &v)?.attr }),
+                // Removed between the scan and the read: leave it out.
+                None => continue,
+            }
+        }
+        let next_start_after = if more { entries.last().map(|e| e.name.clone()) } else { None };
+        Ok(ListResponse { entries, next_start_after })
+    }
+
+    pub fn readlink(&self, node: &NodeRef) -> Result<String, NsError> {
+        let r = self.resolve_node(node)?;
+        if r.attr.kind != FileKind::Symlink {
+            return fail(ErrorKind::EINVAL, format!("inode {} is not a symlink", r.attr.inode));
+        }
+        Ok(r.symlink_target)
+    }
+}
+
+/// The first `depth` components of `path`, for error messages.
+fn prefix(path: &str, depth: usize) -> String {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).take(depth).collect();
+    format!("/{}", parts.join("/"))
+}

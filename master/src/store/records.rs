@@ -1,0 +1,314 @@
+//! Value encodings. Every value starts with a format byte so that a later
+//! format can read (and migrate) this one; decoding checks lengths and never
+//! panics on a damaged value.
+
+use dfs_common::wire::namespace::{Attr, FileKind, FsStats};
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
+
+use super::error::NsError;
+
+/// The on-disk format of the whole store, kept in the meta family.
+pub const FORMAT_VERSION: u32 = 1;
+const RECORD_V1: u8 = 1;
+
+fn corrupt(what: &str) -> NsError {
+    NsError::new(ErrorKind::EIO, format!("corrupt {what} record in the metadata store"))
+}
+
+/// Appends fixed-width big-endian fields.
+struct Enc(Vec<u8>);
+
+impl Enc {
+    fn new(cap: usize) -> Self {
+        let mut v = Vec::with_capacity(cap + 1);
+        v.push(RECORD_V1);
+        Enc(v)
+    }
+    fn u8(mut self, v: u8) -> Self {
+        self.0.push(v);
+        self
+    }
+    fn u16(mut self, v: u16) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn u32(mut self, v: u32) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn u64(mut self, v: u64) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn i64(self, v: i64) -> Self {
+        self.u64(v as u64)
+    }
+}
+
+/// Reads fixed-width big-endian fields, failing on a short value.
+struct Dec<'a> {
+    rest: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Dec<'a> {
+    fn new(bytes: &'a [u8], what: &'static str) -> Result<Self, NsError> {
+        match bytes.split_first() {
+            Some((&RECORD_V1, rest)) => Ok(Dec { rest, what }),
+            _ => Err(corrupt(what)),
+        }
+    }
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], NsError> {
+        if self.rest.len() < N {
+            return Err(corrupt(self.what));
+        }
+        let (head, tail) = self.rest.split_at(N);
+        self.rest = tail;
+        head.try_into().map_err(|_| corrupt(self.what))
+    }
+    fn u8(&mut self) -> Result<u8, NsError> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, NsError> {
+        Ok(u16::from_be_bytes(self.take()?))
+    }
+    fn u32(&mut self) -> Result<u32, NsError> {
+        Ok(u32::from_be_bytes(self.take()?))
+    }
+    fn u64(&mut self) -> Result<u64, NsError> {
+        Ok(u64::from_be_bytes(self.take()?))
+    }
+    fn i64(&mut self) -> Result<i64, NsError> {
+        Ok(self.u64()? as i64)
+    }
+}
+
+fn kind_code(kind: FileKind) -> u8 {
+    match kind {
+        FileKind::File => 1,
+        FileKind::Dir => 2,
+        FileKind::Symlink => 3,
+    }
+}
+
+fn kind_from_code(code: u8, what: &str) -> Result<FileKind, NsError> {
+    match code {
+        1 => Ok(FileKind::File),
+        2 => Ok(FileKind::Dir),
+        3 => Ok(FileKind::Symlink),
+        _ => Err(corrupt(what)),
+    }
+}
+
+/// An inode as stored: its attributes, and a symlink's target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InodeRecord {
+    pub attr: Attr,
+    /// The target of a symlink; empty for other kinds.
+    pub symlink_target: String,
+}
+
+impl InodeRecord {
+    pub fn is_dir(&self) -> bool {
+        self.attr.kind == FileKind::Dir
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let a = &self.attr;
+        let mut e = Enc::new(80 + self.symlink_target.len())
+            .u8(kind_code(a.kind))
+            .u32(a.mode)
+            .u32(a.uid)
+            .u32(a.gid)
+            .u64(a.size)
+            .i64(a.atime_ns)
+            .i64(a.mtime_ns)
+            .i64(a.ctime_ns)
+            .u32(a.nlink)
+            .u16(a.replication)
+            .u64(a.chunk_size_bytes)
+            .u64(a.parent.0);
+        e.0.extend_from_slice(self.symlink_target.as_bytes());
+        e.0
+    }
+
+    pub fn decode(id: InodeId, bytes: &[u8]) -> Result<Self, NsError> {
+        let mut d = Dec::new(bytes, "inode")?;
+        let attr = Attr {
+            inode: id,
+            kind: kind_from_code(d.u8()?, "inode")?,
+            mode: d.u32()?,
+            uid: d.u32()?,
+            gid: d.u32()?,
+            size: d.u64()?,
+            atime_ns: d.i64()?,
+            mtime_ns: d.i64()?,
+            ctime_ns: d.i64()?,
+            nlink: d.u32()?,
+            replication: d.u16()?,
+            chunk_size_bytes: d.u64()?,
+            parent: InodeId(d.u64()?),
+        };
+        let symlink_target = String::from_utf8(d.rest.to_vec()).map_err(|_| corrupt("inode"))?;
+        Ok(InodeRecord { attr, symlink_target })
+    }
+}
+
+/// A directory entry's value: the child and its kind (for readdir's d_type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryRecord {
+    pub child: InodeId,
+    pub kind: FileKind,
+}
+
+impl EntryRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        Enc::new(9).u64(self.child.0).u8(kind_code(self.kind)).0
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, NsError> {
+        let mut d = Dec::new(bytes, "directory entry")?;
+        Ok(EntryRecord { child: InodeId(d.u64()?), kind: kind_from_code(d.u8()?, "directory entry")? })
+    }
+}
+
+/// One chunk of a file: its handle, current version and the bytes it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRecord {
+    pub handle: ChunkHandle,
+    pub version: ChunkVersion,
+    pub length: u64,
+}
+
+impl ChunkRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        Enc::new(24).u64(self.handle.0).u64(self.version.0).u64(self.length).0
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, NsError> {
+        let mut d = Dec::new(bytes, "chunk")?;
+        Ok(ChunkRecord { handle: ChunkHandle(d.u64()?), version: ChunkVersion(d.u64()?), length: d.u64()? })
+    }
+}
+
+/// Counters and id allocators, rewritten by every mutation in its own batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub files: u64,
+    pub directories: u64,
+    pub symlinks: u64,
+    pub bytes: u64,
+    pub pending_delete: u64,
+    /// The next inode id to hand out.
+    pub next_inode: u64,
+    /// The next chunk handle to hand out.
+    pub next_chunk: u64,
+}
+
+impl Counters {
+    pub fn encode(&self) -> Vec<u8> {
+        Enc::new(56)
+            .u64(self.files)
+            .u64(self.directories)
+            .u64(self.symlinks)
+            .u64(self.bytes)
+            .u64(self.pending_delete)
+            .u64(self.next_inode)
+            .u64(self.next_chunk)
+            .0
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, NsError> {
+        let mut d = Dec::new(bytes, "counters")?;
+        Ok(Counters {
+            files: d.u64()?,
+            directories: d.u64()?,
+            symlinks: d.u64()?,
+            bytes: d.u64()?,
+            pending_delete: d.u64()?,
+            next_inode: d.u64()?,
+            next_chunk: d.u64()?,
+        })
+    }
+
+    pub fn stats(&self) -> FsStats {
+        FsStats {
+            files: self.files,
+            directories: self.directories,
+            symlinks: self.symlinks,
+            bytes: self.bytes,
+            pending_delete: self.pending_delete,
+        }
+    }
+
+    /// Counts an inode coming (`sign` = 1) or going (`sign` = -1).
+    pub fn count(&mut self, attr: &Attr, sign: i8) {
+        let slot = match attr.kind {
+            FileKind::File => &mut self.files,
+            FileKind::Dir => &mut self.directories,
+            FileKind::Symlink => &mut self.symlinks,
+        };
+        if sign > 0 {
+            *slot += 1;
+            if attr.kind == FileKind::File {
+                self.bytes += attr.size;
+            }
+        } else {
+            *slot = slot.saturating_sub(1);
+            if attr.kind == FileKind::File {
+                self.bytes = self.bytes.saturating_sub(attr.size);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> InodeRecord {
+        InodeRecord {
+            attr: Attr {
+                inode: InodeId(42),
+                kind: FileKind::Symlink,
+                mode: 0o777,
+                uid: 1000,
+                gid: 100,
+                size: 6,
+                atime_ns: -5,
+                mtime_ns: 1_700_000_000_123_456_789,
+                ctime_ns: 3,
+                nlink: 1,
+                replication: 0,
+                chunk_size_bytes: 0,
+                parent: InodeId(1),
+            },
+            symlink_target: "/ünï/x".into(),
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let r = sample();
+        assert_eq!(InodeRecord::decode(InodeId(42), &r.encode()).unwrap(), r);
+        let e = EntryRecord { child: InodeId(7), kind: FileKind::Dir };
+        assert_eq!(EntryRecord::decode(&e.encode()).unwrap(), e);
+        let c = ChunkRecord { handle: ChunkHandle(9), version: ChunkVersion(2), length: 4096 };
+        assert_eq!(ChunkRecord::decode(&c.encode()).unwrap(), c);
+        let n = Counters { files: 1, directories: 2, symlinks: 3, bytes: 4, pending_delete: 5, next_inode: 6, next_chunk: 7 };
+        assert_eq!(Counters::decode(&n.encode()).unwrap(), n);
+    }
+
+    #[test]
+    fn damaged_values_are_errors_not_panics() {
+        let bytes = sample().encode();
+        for cut in 0..60 {
+            assert!(InodeRecord::decode(InodeId(1), &bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut wrong_version = bytes.clone();
+        wrong_version[0] = 9;
+        assert!(InodeRecord::decode(InodeId(1), &wrong_version).is_err());
+        assert!(EntryRecord::decode(&[1, 0, 0]).is_err());
+        assert!(Counters::decode(&[]).is_err());
+    }
+}

@@ -1,0 +1,267 @@
+//! The namespace rules, exercised on a real RocksDB in a temp directory.
+
+use dfs_common::wire::namespace::*;
+use dfs_common::{ErrorKind, InodeId};
+
+use super::mutations::Defaults;
+use super::*;
+
+struct Ns {
+    _dir: tempfile::TempDir,
+    store: Store,
+    writer: Writer,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Ns {
+    /// Stops the writer thread before the test ends: RocksDB aborts if a
+    /// database is still open while the process runs its exit handlers.
+    fn drop(&mut self) {
+        let (closed, _) = tokio::sync::mpsc::channel(1);
+        self.writer = Writer::from_sender(closed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn open() -> Ns {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open store");
+    let config = WriterConfig {
+        defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 },
+        group_max: 64,
+        reap_batch: 7,
+        queue_depth: 64,
+    };
+    let (writer, thread) = Writer::start(store.clone(), config).expect("writer");
+    Ns { _dir: dir, store, writer, thread: Some(thread) }
+}
+
+fn at(path: &str) -> EntryRef {
+    EntryRef::path(path)
+}
+
+impl Ns {
+    async fn run(&self, m: Mutation) -> Result<Outcome, NsError> {
+        self.writer.submit(m).await
+    }
+    async fn mkdir(&self, path: &str) -> Result<Outcome, NsError> {
+        self.run(Mutation::Mkdir(MkdirRequest { at: at(path), ..Default::default() })).await
+    }
+    async fn create(&self, path: &str) -> Result<Outcome, NsError> {
+        self.run(Mutation::Create(CreateRequest { at: at(path), exclusive: true, ..Default::default() })).await
+    }
+    async fn rename(&self, src: &str, dst: &str) -> Result<Outcome, NsError> {
+        self.run(Mutation::Rename(RenameRequest { src: at(src), dst: at(dst), noreplace: false })).await
+    }
+    fn stat(&self, path: &str) -> Result<Attr, NsError> {
+        self.store.resolve_path(path).map(|r| r.attr)
+    }
+    fn kind_of(&self, path: &str) -> Option<FileKind> {
+        self.stat(path).ok().map(|a| a.kind)
+    }
+    fn assert_consistent(&self) {
+        let report = self.store.check().expect("check");
+        assert!(report.ok, "{:?}", report.problems);
+    }
+}
+
+fn err_kind(r: Result<Outcome, NsError>) -> ErrorKind {
+    r.expect_err("expected an error").kind
+}
+
+#[tokio::test]
+async fn create_stat_and_list() {
+    let ns = open();
+    ns.mkdir("/a").await.unwrap();
+    ns.create("/a/f").await.unwrap();
+    let f = ns.stat("/a/f").unwrap();
+    assert_eq!((f.kind, f.mode, f.replication, f.chunk_size_bytes), (FileKind::File, 0o644, 3, 64 << 20));
+    assert_eq!(f.parent, ns.stat("/a").unwrap().inode);
+    assert_eq!(ns.stat("/a").unwrap().nlink, 2);
+    assert_eq!(ns.stat("/").unwrap().nlink, 3);
+    let page = ns.store.list(&NodeRef { path: Some("/a".into()), inode: None }, None, None).unwrap();
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(page.entries[0].name, "f");
+    assert_eq!(ns.store.lookup(ns.stat("/a").unwrap().inode, "f").unwrap(), f);
+    let c = ns.store.counters().unwrap();
+    assert_eq!((c.files, c.directories), (1, 2));
+    ns.assert_consistent();
+}
+
+#[tokio::test]
+async fn wrong_types_and_missing_parents_are_refused() {
+    let ns = open();
+    ns.mkdir("/d").await.unwrap();
+    ns.create("/d/f").await.unwrap();
+    assert_eq!(err_kind(ns.mkdir("/d").await), ErrorKind::EEXIST);
+    assert_eq!(err_kind(ns.mkdir("/d/f").await), ErrorKind::EEXIST);
+    assert_eq!(err_kind(ns.create("/d/f/x").await), ErrorKind::ENOTDIR);
+    assert_eq!(err_kind(ns.create("/nope/x").await), ErrorKind::ENOENT);
+    assert_eq!(err_kind(ns.create("/d/f").await), ErrorKind::EEXIST);
+    assert_eq!(err_kind(ns.run(Mutation::Rmdir(RemoveRequest { at: at("/d") })).await), ErrorKind::ENOTEMPTY);
+    assert_eq!(err_kind(ns.run(Mutation::Rmdir(RemoveRequest { at: at("/d/f") })).await), ErrorKind::ENOTDIR);
+    assert_eq!(err_kind(ns.run(Mutation::Unlink(RemoveRequest { at: at("/d") })).await), ErrorKind::EISDIR);
+    assert_eq!(err_kind(ns.run(Mutation::Rmdir(RemoveRequest { at: at("/") })).await), ErrorKind::EPERM);
+    let bad_name = CreateRequest { at: EntryRef::child(InodeId::ROOT, ".."), exclusive: true, ..Default::default() };
+    assert_eq!(err_kind(ns.run(Mutation::Create(bad_name)).await), ErrorKind::EINVAL);
+    assert_eq!(err_kind(ns.create(&format!("/{}", "n".repeat(256))).await), ErrorKind::ENAMETOOLONG);
+    let bad_repl = CreateRequest { at: at("/r"), replication: Some(0), exclusive: true, ..Default::default() };
+    assert_eq!(err_kind(ns.run(Mutation::Create(bad_repl)).await), ErrorKind::EINVAL);
+    let bad_chunk = CreateRequest { at: at("/r"), chunk_size_bytes: Some(1000), exclusive: true, ..Default::default() };
+    assert_eq!(err_kind(ns.run(Mutation::Create(bad_chunk)).await), ErrorKind::EINVAL);
+    // Nothing a refused request touched has changed.
+    let c = ns.store.counters().unwrap();
+    assert_eq!((c.files, c.directories), (1, 2));
+    ns.assert_consistent();
+}
+
+#[tokio::test]
+async fn mkdir_with_parents_creates_the_chain_once() {
+    let ns = open();
+    ns.run(Mutation::Mkdir(MkdirRequest { at: at("/x/y/z"), parents: true, ..Default::default() })).await.unwrap();
+    ns.run(Mutation::Mkdir(MkdirRequest { at: at("/x/y/z"), parents: true, ..Default::default() })).await.unwrap();
+    assert_eq!(ns.kind_of("/x/y/z"), Some(FileKind::Dir));
+    assert_eq!(ns.stat("/x/y").unwrap().nlink, 3);
+    ns.create("/x/f").await.unwrap();
+    let through_file = MkdirRequest { at: at("/x/f/g"), parents: true, ..Default::default() };
+    assert_eq!(err_kind(ns.run(Mutation::Mkdir(through_file)).await), ErrorKind::ENOTDIR);
+    assert_eq!(ns.store.counters().unwrap().directories, 4);
+    ns.assert_consistent();
+}
+
+#[tokio::test]
+async fn rename_follows_posix() {
+    let ns = open();
+    for d in ["/a", "/a/sub", "/b", "/full"] {
+        ns.mkdir(d).await.unwrap();
+    }
+    for f in ["/f1", "/f2", "/full/x"] {
+        ns.create(f).await.unwrap();
+    }
+    let f2 = ns.stat("/f2").unwrap().inode;
+    // A file replaces a file; the replaced inode is gone.
+    ns.rename("/f2", "/f1").await.unwrap();
+    assert_eq!(ns.stat("/f1").unwrap().inode, f2);
+    assert_eq!(ns.kind_of("/f2"), None);
+    assert_eq!(ns.store.counters().unwrap().files, 2);
+    // Refusals.
+    assert_eq!(err_kind(ns.rename("/a", "/a/sub/in").await), ErrorKind::EINVAL);
+    ns.rename("/a", "/a").await.unwrap(); // the same entry: nothing to do
+    assert_eq!(err_kind(ns.rename("/a", "/full").await), ErrorKind::ENOTEMPTY);
+    assert_eq!(err_kind(ns.rename("/a", "/f1").await), ErrorKind::ENOTDIR);
+    assert_eq!(err_kind(ns.rename("/f1", "/b").await), ErrorKind::EISDIR);
+    assert_eq!(err_kind(ns.rename("/nope", "/x").await), ErrorKind::ENOENT);
+    let noreplace = RenameRequest { src: at("/f1"), dst: at("/full/x"), noreplace: true };
+    assert_eq!(err_kind(ns.run(Mutation::Rename(noreplace)).await), ErrorKind::EEXIST);
+    // A directory replaces an empty directory and moves between parents.
+    ns.rename("/a", "/b").await.unwrap();
+    assert_eq!(ns.kind_of("/b/sub"), Some(FileKind::Dir));
+    ns.rename("/b", "/full/moved").await.unwrap();
+    assert_eq!(ns.stat("/full").unwrap().nlink, 3);
+    assert_eq!(ns.stat("/").unwrap().nlink, 3);
+    assert_eq!(ns.stat("/full/moved").unwrap().parent, ns.stat("/full").unwrap().inode);
+    // Renaming onto itself (a hard link to the same inode) does nothing.
+    ns.rename("/f1", "/f1").await.unwrap();
+    assert_eq!(ns.stat("/f1").unwrap().inode, f2);
+    ns.assert_consistent();
+}
+
+#[tokio::test]
+async fn recursive_delete_detaches_then_reaps() {
+    let ns = open();
+    ns.run(Mutation::Mkdir(MkdirRequest { at: at("/t/u/v"), parents: true, ..Default::default() })).await.unwrap();
+    for i in 0..40 {
+        ns.create(&format!("/t/u/f{i}")).await.unwrap();
+        ns.create(&format!("/t/u/v/g{i}")).await.unwrap();
+    }
+    let delete = |recursive| Mutation::Delete(DeleteRequest { at: at("/t"), recursive });
+    assert_eq!(err_kind(ns.run(delete(false)).await), ErrorKind::ENOTEMPTY);
+    ns.run(delete(true)).await.unwrap();
+    assert_eq!(ns.kind_of("/t"), None);
+    ns.assert_consistent();
+    // The reaper frees the subtree in steps of 7 entries while the writer is idle.
+    for _ in 0..500 {
+        if ns.store.counters().unwrap().pending_delete == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let c = ns.store.counters().unwrap();
+    assert_eq!((c.files, c.directories, c.pending_delete), (0, 1, 0));
+    ns.assert_consistent();
+}
+
+#[tokio::test]
+async fn setattr_sets_fields_and_counts_bytes() {
+    let ns = open();
+    ns.create("/f").await.unwrap();
+    let set = SetattrRequest {
+        node: NodeRef { path: Some("/f".into()), inode: None },
+        mode: Some(0o600),
+        uid: Some(7),
+        gid: Some(8),
+        size: Some(1000),
+        atime_ns: Some(5),
+        mtime_ns: Some(6),
+    };
+    ns.run(Mutation::Setattr(set.clone())).await.unwrap();
+    let a = ns.stat("/f").unwrap();
+    assert_eq!((a.mode, a.uid, a.gid, a.size, a.atime_ns, a.mtime_ns), (0o600, 7, 8, 1000, 5, 6));
+    assert_eq!(ns.store.counters().unwrap().bytes, 1000);
+    let shrink = SetattrRequest { size: Some(10), ..SetattrRequest { node: set.node.clone(), ..Default::default() } };
+    ns.run(Mutation::Setattr(shrink)).await.unwrap();
+    assert_eq!(ns.store.counters().unwrap().bytes, 10);
+    let bad_mode = SetattrRequest { mode: Some(0o10000), node: set.node.clone(), ..Default::default() };
+    assert_eq!(err_kind(ns.run(Mutation::Setattr(bad_mode)).await), ErrorKind::EINVAL);
+    let dir_size = SetattrRequest { size: Some(1), node: NodeRef { path: Some("/".into()), inode: None }, ..Default::default() };
+    assert_eq!(err_kind(ns.run(Mutation::Setattr(dir_size)).await), ErrorKind::EISDIR);
+    ns.run(Mutation::Unlink(RemoveRequest { at: at("/f") })).await.unwrap();
+    assert_eq!(ns.store.counters().unwrap().bytes, 0);
+    ns.assert_consistent();
+}
+
+#[tokio::test]
+async fn symlinks_keep_their_target() {
+    let ns = open();
+    let link = SymlinkRequest { at: at("/l"), target: "../some/where".into(), uid: None, gid: None };
+    ns.run(Mutation::Symlink(link.clone())).await.unwrap();
+    let node = NodeRef { path: Some("/l".into()), inode: None };
+    assert_eq!(ns.store.readlink(&node).unwrap(), "../some/where");
+    assert_eq!(ns.stat("/l").unwrap().size, 13);
+    assert_eq!(err_kind(ns.run(Mutation::Symlink(link)).await), ErrorKind::EEXIST);
+    let empty = SymlinkRequest { at: at("/m"), target: String::new(), uid: None, gid: None };
+    assert_eq!(err_kind(ns.run(Mutation::Symlink(empty)).await), ErrorKind::EINVAL);
+    assert_eq!(ns.store.readlink(&NodeRef { path: Some("/".into()), inode: None }).unwrap_err().kind, ErrorKind::EINVAL);
+    ns.assert_consistent();
+}
+
+#[tokio::test]
+async fn listing_pages_cover_every_entry_once() {
+    let ns = open();
+    ns.mkdir("/big").await.unwrap();
+    let mut jobs = Vec::new();
+    for i in 0..2500 {
+        let w = ns.writer.clone();
+        let req = CreateRequest { at: at(&format!("/big/{i:05}")), exclusive: true, ..Default::default() };
+        jobs.push(tokio::spawn(async move { w.submit(Mutation::Create(req)).await }));
+    }
+    for j in jobs {
+        j.await.unwrap().unwrap();
+    }
+    let dir = NodeRef { path: Some("/big".into()), inode: None };
+    let (mut names, mut after) = (Vec::new(), None::<String>);
+    loop {
+        let page = ns.store.list(&dir, after.as_deref(), Some(1000)).unwrap();
+        assert!(page.entries.len() <= 1000);
+        names.extend(page.entries.into_iter().map(|e| e.name));
+        match page.next_start_after {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..2500).map(|i| format!("{i:05}")).collect();
+    assert_eq!(names, expected);
+    ns.assert_consistent();
+}

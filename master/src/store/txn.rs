@@ -1,0 +1,128 @@
+//! One mutation's working set: reads go to RocksDB (through the inodes this
+//! mutation already changed), writes collect in one batch that is applied
+//! atomically at the end, or dropped if the mutation fails.
+
+use std::collections::HashMap;
+
+use dfs_common::wire::namespace::Attr;
+use dfs_common::{ErrorKind, InodeId};
+use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
+
+use super::db::Store;
+use super::error::{fail, NsError};
+use super::keys::*;
+use super::records::{ChunkRecord, Counters, EntryRecord, InodeRecord};
+
+pub struct Txn<'s> {
+    pub store: &'s Store,
+    batch: WriteBatch,
+    /// Inodes changed by this mutation; `None` marks a removed one.
+    inodes: HashMap<InodeId, Option<InodeRecord>>,
+    pub counters: Counters,
+    /// The mutation's timestamp, in ns since the epoch.
+    pub now_ns: i64,
+}
+
+impl<'s> Txn<'s> {
+    pub fn new(store: &'s Store, counters: Counters, now_ns: i64) -> Self {
+        Txn { store, batch: WriteBatch::default(), inodes: HashMap::new(), counters, now_ns }
+    }
+
+    /// The inode as this mutation sees it, or ENOENT.
+    pub fn inode(&self, id: InodeId) -> Result<InodeRecord, NsError> {
+        match self.inodes.get(&id) {
+            Some(Some(r)) => Ok(r.clone()),
+            Some(None) => fail(ErrorKind::ENOENT, format!("no inode {id}")),
+            None => self.store.inode(id),
+        }
+    }
+
+    pub fn put_inode(&mut self, record: InodeRecord) {
+        self.inodes.insert(record.attr.inode, Some(record));
+    }
+
+    /// Allocates an id and stores a new inode counted in the counters.
+    pub fn add_inode(&mut self, mut record: InodeRecord) -> Attr {
+        record.attr.inode = InodeId(self.counters.next_inode);
+        self.counters.next_inode += 1;
+        self.counters.count(&record.attr, 1);
+        let attr = record.attr.clone();
+        self.put_inode(record);
+        attr
+    }
+
+    /// Removes an inode (and a file's chunk records) and uncounts it.
+    pub fn remove_inode(&mut self, record: &InodeRecord) -> Result<(), NsError> {
+        self.counters.count(&record.attr, -1);
+        self.drop_chunks(record.attr.inode, 0)?;
+        self.inodes.insert(record.attr.inode, None);
+        Ok(())
+    }
+
+    pub fn put_entry(&mut self, parent: InodeId, name: &str, child: &Attr) -> Result<(), NsError> {
+        let value = EntryRecord { child: child.inode, kind: child.kind }.encode();
+        self.batch.put_cf(self.store.cf(CF_ENTRIES)?, entry_key(parent, name), value);
+        Ok(())
+    }
+
+    pub fn delete_entry(&mut self, parent: InodeId, name: &str) -> Result<(), NsError> {
+        self.batch.delete_cf(self.store.cf(CF_ENTRIES)?, entry_key(parent, name));
+        Ok(())
+    }
+
+    pub fn add_pending_delete(&mut self, root: InodeId) -> Result<(), NsError> {
+        self.batch.put_cf(self.store.cf(CF_PENDING_DELETE)?, inode_key(root), []);
+        self.counters.pending_delete += 1;
+        Ok(())
+    }
+
+    pub fn remove_pending_delete(&mut self, root: InodeId) -> Result<(), NsError> {
+        self.batch.delete_cf(self.store.cf(CF_PENDING_DELETE)?, inode_key(root));
+        self.counters.pending_delete = self.counters.pending_delete.saturating_sub(1);
+        Ok(())
+    }
+
+    /// Drops the chunk records of `inode` from chunk `first_index` on, and
+    /// queues their handles for chunk garbage collection.
+    pub fn drop_chunks(&mut self, inode: InodeId, first_index: u64) -> Result<(), NsError> {
+        let chunks = self.store.cf(CF_CHUNKS)?;
+        let start = chunk_key(inode, first_index);
+        let prefix = inode_key(inode);
+        let mut doomed = Vec::new();
+        for item in self.store.db.iterator_cf(chunks, IteratorMode::From(&start, Direction::Forward)) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            doomed.push((key, ChunkRecord::decode(&value)?.handle));
+        }
+        let deleted = self.store.cf(CF_DELETED_CHUNKS)?;
+        for (key, handle) in doomed {
+            self.batch.delete_cf(chunks, key);
+            self.batch.put_cf(deleted, handle.0.to_be_bytes(), []);
+        }
+        Ok(())
+    }
+
+    /// Marks a directory's contents changed: mtime and ctime are now.
+    pub fn touch_dir(&mut self, dir: &mut InodeRecord) {
+        dir.attr.mtime_ns = self.now_ns;
+        dir.attr.ctime_ns = self.now_ns;
+    }
+
+    /// Applies the batch (not yet synced: the writer syncs once per group).
+    pub fn commit(mut self) -> Result<Counters, NsError> {
+        let inodes = self.store.cf(CF_INODES)?;
+        for (id, record) in self.inodes.drain() {
+            match record {
+                Some(r) => self.batch.put_cf(inodes, inode_key(id), r.encode()),
+                None => self.batch.delete_cf(inodes, inode_key(id)),
+            }
+        }
+        self.batch.put_cf(self.store.cf(CF_META)?, META_COUNTERS, self.counters.encode());
+        let mut no_sync = WriteOptions::default();
+        no_sync.set_sync(false);
+        self.store.db.write_opt(self.batch, &no_sync)?;
+        Ok(self.counters)
+    }
+}

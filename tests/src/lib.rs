@@ -1,0 +1,22 @@
+//! Harness for end-to-end tests and benchmarks: real dfs processes on
+//! loopback ports, temp directories, and a small JSON client for the API.
+//!
+//! Every process is killed when its handle drops, so a failing test leaves
+//! nothing running.
+
+pub mod api;
+pub mod process;
+
+pub use api::Api;
+pub use process::MasterProcess;
+
+/// A seed for randomised tests: `DFS_TEST_SEED` when set (to replay a
+/// failure), else a fresh one. Always printed, so a failing run can be replayed.
+pub fn seed() -> u64 {
+    let seed = std::env::var("DFS_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    eprintln!("test seed: {seed} (replay with DFS_TEST_SEED={seed})");
+    seed
+}

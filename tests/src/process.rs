@@ -1,0 +1,124 @@
+//! Starting and stopping dfs daemons as child processes.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+
+/// How long a daemon may take to print its address.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The directory holding the workspace's binaries (the test's own profile).
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> or target/<profile>/<bin>
+    for dir in exe.ancestors().skip(1).take(2) {
+        if dir.join("dfs-master").exists() {
+            return Ok(dir.to_path_buf());
+        }
+    }
+    bail!("dfs-master not found next to {}; run `cargo build --workspace --bins` first", exe.display())
+}
+
+/// A running `dfs-master`, killed (SIGKILL) when dropped.
+pub struct MasterProcess {
+    child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl MasterProcess {
+    /// Starts a master on a free loopback port with its data in `data_dir`.
+    pub fn start(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
+        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let (child, url) = spawn_master(data_dir, "127.0.0.1:0", &extra_args)?;
+        Ok(MasterProcess { child, url, data_dir: data_dir.to_path_buf(), extra_args })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit; returns its status code.
+    pub fn terminate(&mut self) -> anyhow::Result<Option<i32>> {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.code());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+        bail!("master did not stop within 10 s of SIGTERM")
+    }
+
+    /// Starts the master again on the same data directory and port.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill9();
+        let listen = self.url.trim_start_matches("http://").to_string();
+        let (child, url) = spawn_master(&self.data_dir, &listen, &self.extra_args)?;
+        self.child = child;
+        self.url = url;
+        Ok(())
+    }
+}
+
+impl Drop for MasterProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn spawn_master(data_dir: &Path, listen: &str, extra: &[String]) -> anyhow::Result<(Child, String)> {
+    let bin = bin_dir()?.join("dfs-master");
+    let mut child = Command::new(&bin)
+        .arg("--listen")
+        .arg(listen)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .env("DFS_LOG", std::env::var("DFS_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    match read_url(stdout, "dfs-master listening on ") {
+        Ok(url) => Ok((child, url)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
+}
+
+/// Waits (bounded) for the line announcing the daemon's URL; keeps draining
+/// stdout afterwards so the daemon never blocks on a full pipe.
+fn read_url(stdout: std::process::ChildStdout, marker: &'static str) -> anyhow::Result<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !sent {
+                if let Some(url) = line.strip_prefix(marker) {
+                    let _ = tx.send(url.trim().to_string());
+                    sent = true;
+                }
+            }
+        }
+    });
+    rx.recv_timeout(START_TIMEOUT)
+        .map_err(|_| anyhow!("daemon did not announce its address within {START_TIMEOUT:?}"))
+}
