@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages dfs needs to build, test and run, saying what
+# it installs; does nothing when they are all present.
+#   build: libclang-dev (RocksDB's bindings are generated with bindgen),
+#          librocksdb-dev (RocksDB itself, linked instead of compiled: see
+#          docs/ARCHITECTURE.md), pkg-config, gcc/g++
+#   tests: curl (API checks in scripts)
+set -euo pipefail
+
+PACKAGES=(libclang-dev librocksdb-dev pkg-config g++ curl)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+SUDO=()
+if [[ $(id -u) != 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=(sudo)
+fi
+echo "install-deps: installing Debian packages: ${missing[*]}" >&2
+"${SUDO[@]}" apt-get update -q >/dev/null
+DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -q -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null
+echo "install-deps: done" >&2
