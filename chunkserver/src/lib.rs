@@ -1,5 +1,16 @@
-//! The dfs chunkserver (not built yet; its issue comes after the master's
-//! namespace). It will store chunk replicas as local files with a CRC32 per
-//! 64 KiB block, verify every read, take part in pipelined replicated writes,
-//! scrub in the background, and heartbeat to the master with chunk reports.
-//! This crate holds no functionality until then.
+//! The dfs chunkserver: stores chunk replicas on local disk and serves them.
+//!
+//! - [`chunk_store`]: one data file and one metadata file per replica, a
+//!   CRC32 per 64 KiB block, O_DIRECT I/O, every read verified.
+//! - [`api`]: the HTTP API: pipelined replicated writes, verified reads,
+//!   replica commands from the master, status.
+//! - [`heartbeat`]: heartbeats and chunk reports to the master.
+//! - [`node_id`]: the node's lasting identity.
+//! - [`config`] and [`server`]: settings and start-up.
+
+pub mod api;
+pub mod chunk_store;
+pub mod config;
+pub mod heartbeat;
+pub mod node_id;
+pub mod server;

@@ -31,6 +31,12 @@ pub enum ErrorKind {
     ENOSPC,
     /// An internal failure (storage error); the request may be retried.
     EIO,
+    /// Not possible right now (e.g. a lease is held by an unreachable
+    /// primary until it expires); retry later.
+    EAGAIN,
+    /// A version conflict: the request names a version the replica does not
+    /// hold (stale replica, or a write from an old lease).
+    ESTALE,
 }
 
 impl ErrorKind {
@@ -48,6 +54,8 @@ impl ErrorKind {
             ErrorKind::ENAMETOOLONG => 36,
             ErrorKind::ENOTEMPTY => 39,
             ErrorKind::EMSGSIZE => 90,
+            ErrorKind::EAGAIN => 11,
+            ErrorKind::ESTALE => 116,
         }
     }
 
@@ -58,6 +66,8 @@ impl ErrorKind {
             ErrorKind::EEXIST | ErrorKind::ENOTEMPTY => 409,
             ErrorKind::EPERM => 403,
             ErrorKind::EMSGSIZE => 413,
+            ErrorKind::EAGAIN => 503,
+            ErrorKind::ESTALE => 409,
             ErrorKind::ENOSPC => 507,
             ErrorKind::EIO => 500,
             ErrorKind::ENOTDIR | ErrorKind::EISDIR | ErrorKind::EINVAL | ErrorKind::ENAMETOOLONG => 400,
@@ -66,7 +76,7 @@ impl ErrorKind {
 
     /// True when trying the same request again may succeed.
     pub fn is_temporary(self) -> bool {
-        matches!(self, ErrorKind::EIO)
+        matches!(self, ErrorKind::EIO | ErrorKind::EAGAIN)
     }
 }
 

@@ -33,3 +33,15 @@ macro_rules! display_as_number {
     )*};
 }
 display_as_number!(InodeId, ChunkHandle, ChunkVersion);
+
+/// A chunkserver's identity: created on its first start and kept in its data
+/// directory, so it is recognised whatever address it comes back on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(pub uuid::Uuid);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}

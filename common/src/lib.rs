@@ -4,13 +4,16 @@
 //! - [`error`]: the error kinds the API speaks (one per errno) and their JSON body.
 //! - [`names`]: the rules for file names and absolute paths.
 //! - [`wire`]: request and response types of the master's HTTP/JSON API.
+//! - [`http`] (feature `http`): API errors and extractors for axum servers.
 //! - [`config`]: layering of defaults, a TOML file, `DFS_*` variables and flags.
 
 pub mod config;
 pub mod error;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod ids;
 pub mod names;
 pub mod wire;
 
 pub use error::{ErrorBody, ErrorKind};
-pub use ids::{ChunkHandle, ChunkVersion, InodeId};
+pub use ids::{ChunkHandle, ChunkVersion, InodeId, NodeId};

@@ -42,6 +42,18 @@ pub struct MasterConfig {
     #[arg(long, env = "DFS_GROUP_COMMIT_MAX_OPS", default_value_t = 1024)]
     pub group_commit_max_ops: usize,
 
+    /// How often chunkservers are expected to heartbeat, in ms.
+    #[arg(long, env = "DFS_HEARTBEAT_INTERVAL_MS", default_value_t = 3_000)]
+    pub heartbeat_interval_ms: u64,
+
+    /// A chunkserver silent this long (ms) is dead; its replicas stop counting.
+    #[arg(long, env = "DFS_DEAD_AFTER_MS", default_value_t = 30_000)]
+    pub dead_after_ms: u64,
+
+    /// Length of a chunk lease in ms; extended while writes go on.
+    #[arg(long, env = "DFS_LEASE_MS", default_value_t = 60_000)]
+    pub lease_ms: u64,
+
     /// Log filter (tracing's env-filter syntax), e.g. "info" or "dfs_master=debug".
     #[arg(long, env = "DFS_LOG", default_value = "info")]
     pub log: String,
@@ -59,6 +71,18 @@ impl MasterConfig {
         }
         if self.max_request_body_bytes < 64 * 1024 {
             return invalid("max_request_body_bytes must be at least 65536 to carry a long path and a name".into());
+        }
+        if self.heartbeat_interval_ms == 0 || self.dead_after_ms < 3 * self.heartbeat_interval_ms {
+            return invalid(format!(
+                "dead_after_ms ({}) must cover at least three heartbeats of heartbeat_interval_ms ({})",
+                self.dead_after_ms, self.heartbeat_interval_ms
+            ));
+        }
+        if self.lease_ms < 3 * self.heartbeat_interval_ms {
+            return invalid(format!(
+                "lease_ms ({}) must outlast three heartbeats of heartbeat_interval_ms ({})",
+                self.lease_ms, self.heartbeat_interval_ms
+            ));
         }
         if self.group_commit_max_ops == 0 {
             return invalid("group_commit_max_ops must be at least 1".into());

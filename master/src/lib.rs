@@ -3,10 +3,12 @@
 //!
 //! - [`config`]: the daemon's settings (flags, `DFS_*` variables, TOML).
 //! - [`store`]: the namespace in RocksDB and its group-commit writer.
+//! - [`chunks`]: chunkservers, placement, leases and versions (soft state).
 //! - [`api`]: the HTTP/JSON API under `/v1/`.
 //! - [`server`]: wiring them together and serving until a signal.
 
 pub mod api;
+pub mod chunks;
 pub mod config;
 pub mod server;
 pub mod store;

@@ -1,12 +1,14 @@
 //! Starting the master: open the store, start the writer, serve HTTP until
 //! SIGINT or SIGTERM, then let the writer sync and stop.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::api::{router, AppState};
+use crate::chunks::{ChunkManager, ChunkTiming};
 use crate::config::MasterConfig;
 use crate::store::mutations::Defaults;
 use crate::store::{Store, Writer, WriterConfig};
@@ -26,7 +28,13 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
         queue_depth: 4096,
     };
     let (writer, writer_thread) = Writer::start(store.clone(), writer_config)?;
-    let state = AppState { store, writer, started: Instant::now() };
+    let timing = ChunkTiming {
+        lease: Duration::from_millis(config.lease_ms),
+        dead_after: Duration::from_millis(config.dead_after_ms),
+    };
+    let (s, w) = (store.clone(), writer.clone());
+    let chunks = Arc::new(tokio::task::spawn_blocking(move || ChunkManager::load(s, w, timing)).await??);
+    let state = AppState { store, writer, chunks, started: Instant::now() };
     let app = router(state, config.max_request_body_bytes);
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;

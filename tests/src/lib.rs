@@ -5,10 +5,12 @@
 //! nothing running.
 
 pub mod api;
+pub mod cluster;
 pub mod process;
 
 pub use api::Api;
-pub use process::MasterProcess;
+pub use cluster::Cluster;
+pub use process::{ChunkserverProcess, MasterProcess};
 
 /// A seed for randomised tests: `DFS_TEST_SEED` when set (to replay a
 /// failure), else a fresh one. Always printed, so a failing run can be replayed.

@@ -80,20 +80,23 @@ impl Drop for MasterProcess {
 }
 
 fn spawn_master(data_dir: &Path, listen: &str, extra: &[String]) -> anyhow::Result<(Child, String)> {
-    let bin = bin_dir()?.join("dfs-master");
+    let mut args = vec!["--listen".to_string(), listen.to_string(), "--data-dir".to_string(), data_dir.display().to_string()];
+    args.extend_from_slice(extra);
+    spawn("dfs-master", &args, "dfs-master listening on ")
+}
+
+/// Starts `binary` with `args` and waits for the line announcing its URL.
+fn spawn(binary: &str, args: &[String], marker: &'static str) -> anyhow::Result<(Child, String)> {
+    let bin = bin_dir()?.join(binary);
     let mut child = Command::new(&bin)
-        .arg("--listen")
-        .arg(listen)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra)
+        .args(args)
         .env("DFS_LOG", std::env::var("DFS_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-    match read_url(stdout, "dfs-master listening on ") {
+    match read_url(stdout, marker) {
         Ok(url) => Ok((child, url)),
         Err(e) => {
             let _ = child.kill();
@@ -101,6 +104,63 @@ fn spawn_master(data_dir: &Path, listen: &str, extra: &[String]) -> anyhow::Resu
             Err(e)
         }
     }
+}
+
+/// A running `dfs-chunkserver`, killed (SIGKILL) when dropped.
+pub struct ChunkserverProcess {
+    child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    master: String,
+    extra_args: Vec<String>,
+}
+
+impl ChunkserverProcess {
+    /// Starts a chunkserver on a free loopback port, reporting to `master`.
+    pub fn start(master: &str, data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
+        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let child = spawn_chunkserver(master, data_dir, "127.0.0.1:0", &extra_args)?;
+        Ok(ChunkserverProcess { child: child.0, url: child.1, data_dir: data_dir.to_path_buf(), master: master.into(), extra_args })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same data directory; `same_port` keeps its
+    /// address, otherwise it comes back on a new free port.
+    pub fn restart(&mut self, same_port: bool) -> anyhow::Result<()> {
+        self.kill9();
+        let listen = if same_port { self.url.trim_start_matches("http://").to_string() } else { "127.0.0.1:0".into() };
+        let (child, url) = spawn_chunkserver(&self.master, &self.data_dir, &listen, &self.extra_args)?;
+        self.child = child;
+        self.url = url;
+        Ok(())
+    }
+}
+
+impl Drop for ChunkserverProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn spawn_chunkserver(master: &str, data_dir: &Path, listen: &str, extra: &[String]) -> anyhow::Result<(Child, String)> {
+    let mut args = vec![
+        "--listen".to_string(),
+        listen.to_string(),
+        "--master".to_string(),
+        master.to_string(),
+        "--data-dir".to_string(),
+        data_dir.display().to_string(),
+    ];
+    args.extend_from_slice(extra);
+    spawn("dfs-chunkserver", &args, "dfs-chunkserver listening on ")
 }
 
 /// Waits (bounded) for the line announcing the daemon's URL; keeps draining

@@ -3,9 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use dfs_common::{ErrorBody, ErrorKind};
-
-use crate::store::NsError;
+use crate::{ErrorBody, ErrorKind};
 
 #[derive(Debug)]
 pub struct ApiError(pub ErrorBody);
@@ -13,12 +11,6 @@ pub struct ApiError(pub ErrorBody);
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         ApiError(ErrorBody { error: kind, message: message.into() })
-    }
-}
-
-impl From<NsError> for ApiError {
-    fn from(e: NsError) -> Self {
-        ApiError::new(e.kind, e.message)
     }
 }
 

@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
-use dfs_common::ErrorKind;
+use crate::ErrorKind;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use dfs_common::wire::namespace::{CheckReport, ClusterInfo};
 
-use super::error::ApiError;
+use dfs_common::http::ApiError;
 use super::{blocking, AppState};
 use crate::store::records::FORMAT_VERSION;
 

@@ -3,15 +3,18 @@
 //!
 //! - [`mutations`]: mkdir, create, symlink, rename, unlink, rmdir, delete, setattr.
 //! - [`queries`]: stat (by path or inode), lookup, list, readlink, fs counters.
+//! - [`chunks`]: heartbeats, chunk locations, write leases, bad replicas.
 //! - [`admin`]: cluster identity and the consistency check.
-//! - [`error`] and [`extract`]: every failure as `{"error": KIND, "message": ...}`.
+//!
+//! Errors and extractors come from `dfs_common::http`: every failure is
+//! `{"error": KIND, "message": ...}`.
 
 pub mod admin;
-pub mod error;
-pub mod extract;
+pub mod chunks;
 pub mod mutations;
 pub mod queries;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
@@ -19,14 +22,22 @@ use axum::routing::{get, post};
 use axum::Router;
 use dfs_common::ErrorKind;
 
+use crate::chunks::ChunkManager;
 use crate::store::{NsError, Store, Writer};
-use error::ApiError;
+use dfs_common::http::ApiError;
+
+impl From<NsError> for ApiError {
+    fn from(e: NsError) -> Self {
+        ApiError::new(e.kind, e.message)
+    }
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub writer: Writer,
+    pub chunks: Arc<ChunkManager>,
     pub started: Instant,
 }
 
@@ -46,6 +57,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/list", get(queries::list))
         .route("/v1/readlink", get(queries::readlink))
         .route("/v1/fs", get(queries::fs_stats))
+        .route("/v1/heartbeat", post(chunks::heartbeat))
+        .route("/v1/chunks", get(chunks::locate))
+        .route("/v1/chunks/lease", post(chunks::lease))
+        .route("/v1/chunks/bad", post(chunks::bad_replica))
+        .route("/v1/commit_length", post(chunks::commit_length))
+        .route("/v1/chunkservers", get(chunks::chunkservers))
         .route("/v1/cluster", get(admin::cluster))
         .route("/v1/admin/check", get(admin::check))
         .fallback(|| async { ApiError::new(ErrorKind::ENOENT, "no such endpoint") })

@@ -6,15 +6,15 @@ use axum::Json;
 use dfs_common::wire::namespace::*;
 use dfs_common::ErrorKind;
 
-use super::error::ApiError;
-use super::extract::ApiJson;
+use dfs_common::http::ApiError;
+use dfs_common::http::ApiJson;
 use super::AppState;
 use crate::store::{Mutation, Outcome};
 
 async fn submit_for_attr(s: &AppState, m: Mutation) -> Result<Json<Attr>, ApiError> {
     match s.writer.submit(m).await? {
         Outcome::Attr(a) => Ok(Json(a)),
-        Outcome::Done => Err(ApiError::new(ErrorKind::EIO, "mutation returned no attributes")),
+        _ => Err(ApiError::new(ErrorKind::EIO, "mutation returned no attributes")),
     }
 }
 

@@ -5,8 +5,8 @@ use axum::Json;
 use dfs_common::wire::namespace::*;
 use dfs_common::InodeId;
 
-use super::error::ApiError;
-use super::extract::ApiQuery;
+use dfs_common::http::ApiError;
+use dfs_common::http::ApiQuery;
 use super::{blocking, AppState};
 
 /// `GET /v1/stat?path=/a/b` or `?inode=N` → [`Attr`]

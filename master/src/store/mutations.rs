@@ -3,11 +3,11 @@
 
 use dfs_common::names::{split_path, PATH_MAX_BYTES};
 use dfs_common::wire::namespace::*;
-use dfs_common::{ErrorKind, InodeId};
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
 
 use super::error::{fail, NsError};
 use super::keys::CF_PENDING_DELETE;
-use super::records::InodeRecord;
+use super::records::{ChunkRecord, InodeRecord};
 use super::txn::Txn;
 
 /// Most replicas a file may ask for.
@@ -27,12 +27,19 @@ pub enum Mutation {
     Rmdir(RemoveRequest),
     Delete(DeleteRequest),
     Setattr(SetattrRequest),
+    /// The chunk at (inode, index), allocated if missing.
+    AddChunk { inode: InodeId, index: u64 },
+    /// A new lease's version for a chunk; versions never go down.
+    SetChunkVersion { inode: InodeId, index: u64, version: ChunkVersion },
+    /// The file is at least `length` bytes long (written data was committed).
+    CommitLength { inode: InodeId, length: u64 },
 }
 
 /// What a successful mutation answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Attr(Attr),
+    Chunk(ChunkRecord),
     Done,
 }
 
@@ -53,6 +60,11 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults) -> Result<Outcome, NsError
         Mutation::Rmdir(r) => rmdir(t, &r.at).map(|_| Outcome::Done),
         Mutation::Delete(r) => delete(t, r).map(|_| Outcome::Done),
         Mutation::Setattr(r) => setattr(t, r).map(Outcome::Attr),
+        Mutation::AddChunk { inode, index } => add_chunk(t, *inode, *index).map(Outcome::Chunk),
+        Mutation::SetChunkVersion { inode, index, version } => {
+            set_chunk_version(t, *inode, *index, *version).map(Outcome::Chunk)
+        }
+        Mutation::CommitLength { inode, length } => commit_length(t, *inode, *length).map(Outcome::Attr),
     }
 }
 
@@ -369,4 +381,59 @@ pub fn reap_step(t: &mut Txn, limit: usize) -> Result<bool, NsError> {
         t.remove_pending_delete(root)?;
     }
     Ok(true)
+}
+
+/// The file inode `inode`, or the errno for what it is instead.
+fn file_inode(t: &Txn, inode: InodeId) -> Result<InodeRecord, NsError> {
+    let record = t.inode(inode)?;
+    match record.attr.kind {
+        FileKind::File => Ok(record),
+        FileKind::Dir => fail(ErrorKind::EISDIR, format!("inode {inode} is a directory")),
+        FileKind::Symlink => fail(ErrorKind::EINVAL, format!("inode {inode} is a symlink")),
+    }
+}
+
+/// Largest file: indexes stay far from u64 overflow for every chunk size.
+pub const FILE_SIZE_MAX_BYTES: u64 = 1 << 60;
+
+fn add_chunk(t: &mut Txn, inode: InodeId, index: u64) -> Result<ChunkRecord, NsError> {
+    let file = file_inode(t, inode)?;
+    if index.saturating_mul(file.attr.chunk_size_bytes) >= FILE_SIZE_MAX_BYTES {
+        return fail(ErrorKind::EINVAL, format!("chunk index {index} is past the largest file size"));
+    }
+    if let Some(existing) = t.store.chunk(inode, index)? {
+        return Ok(existing);
+    }
+    let record = ChunkRecord { handle: ChunkHandle(t.counters.next_chunk), version: ChunkVersion(1), length: 0 };
+    t.counters.next_chunk += 1;
+    t.put_chunk(inode, index, &record)?;
+    Ok(record)
+}
+
+fn set_chunk_version(t: &mut Txn, inode: InodeId, index: u64, version: ChunkVersion) -> Result<ChunkRecord, NsError> {
+    let Some(mut record) = t.store.chunk(inode, index)? else {
+        return fail(ErrorKind::ENOENT, format!("inode {inode} has no chunk {index}"));
+    };
+    if version < record.version {
+        return fail(ErrorKind::EINVAL, format!("chunk version {version} is below the current {}", record.version));
+    }
+    record.version = version;
+    t.put_chunk(inode, index, &record)?;
+    Ok(record)
+}
+
+fn commit_length(t: &mut Txn, inode: InodeId, length: u64) -> Result<Attr, NsError> {
+    let mut file = file_inode(t, inode)?;
+    if length > FILE_SIZE_MAX_BYTES {
+        return fail(ErrorKind::EINVAL, format!("length {length} is past the largest file size"));
+    }
+    if length > file.attr.size {
+        t.counters.bytes = t.counters.bytes.saturating_sub(file.attr.size) + length;
+        file.attr.size = length;
+    }
+    file.attr.mtime_ns = t.now_ns;
+    file.attr.ctime_ns = t.now_ns;
+    let attr = file.attr.clone();
+    t.put_inode(file);
+    Ok(attr)
 }

@@ -9,7 +9,7 @@ use rocksdb::{Direction, IteratorMode, ReadOptions};
 use super::db::Store;
 use super::error::{fail, NsError};
 use super::keys::*;
-use super::records::{EntryRecord, InodeRecord};
+use super::records::{ChunkRecord, EntryRecord, InodeRecord};
 
 /// Longest page a listing returns, whatever the caller asks.
 pub const LIST_LIMIT_MAX: u32 = 10_000;
@@ -166,6 +166,43 @@ impl Store {
         }
         let next_start_after = if more { entries.last().map(|e| e.name.clone()) } else { None };
         Ok(ListResponse { entries, next_start_after })
+    }
+
+    pub fn chunk(&self, inode: InodeId, index: u64) -> Result<Option<ChunkRecord>, NsError> {
+        match self.db.get_pinned_cf(self.cf(CF_CHUNKS)?, chunk_key(inode, index))? {
+            Some(v) => Ok(Some(ChunkRecord::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `count` chunk records of `inode` from index `first` on, by index.
+    pub fn chunks_of(&self, inode: InodeId, first: u64, count: usize) -> Result<Vec<(u64, ChunkRecord)>, NsError> {
+        let start = chunk_key(inode, first);
+        let prefix = inode_key(inode);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::From(&start, Direction::Forward)) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) || out.len() >= count {
+                break;
+            }
+            let index = key.get(8..).and_then(leading_u64).ok_or_else(|| NsError::new(ErrorKind::EIO, "bad chunk key"))?;
+            out.push((index, ChunkRecord::decode(&value)?));
+        }
+        Ok(out)
+    }
+
+    /// Every chunk record: (inode, index, record). Read once at start-up to
+    /// rebuild the in-memory chunk map.
+    pub fn all_chunks(&self) -> Result<Vec<(InodeId, u64, ChunkRecord)>, NsError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start) {
+            let (key, value) = item?;
+            let (Some(inode), Some(index)) = (leading_u64(&key), key.get(8..).and_then(leading_u64)) else {
+                return fail(ErrorKind::EIO, "bad chunk key");
+            };
+            out.push((InodeId(inode), index, ChunkRecord::decode(&value)?));
+        }
+        Ok(out)
     }
 
     pub fn readlink(&self, node: &NodeRef) -> Result<String, NsError> {

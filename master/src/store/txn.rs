@@ -104,6 +104,11 @@ impl<'s> Txn<'s> {
         Ok(())
     }
 
+    pub fn put_chunk(&mut self, inode: InodeId, index: u64, record: &ChunkRecord) -> Result<(), NsError> {
+        self.batch.put_cf(self.store.cf(CF_CHUNKS)?, chunk_key(inode, index), record.encode());
+        Ok(())
+    }
+
     /// Marks a directory's contents changed: mtime and ctime are now.
     pub fn touch_dir(&mut self, dir: &mut InodeRecord) {
         dir.attr.mtime_ns = self.now_ns;

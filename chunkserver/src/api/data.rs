@@ -1,0 +1,221 @@
+//! The data path. A write arrives with its length, its checksums (CRC32 per
+//! 64 KiB piece of the body) and the chain of replicas still to reach; each
+//! node forwards every received frame downstream at once, verifies the whole
+//! body against its checksums, writes it, and answers only when its
+//! downstream has answered too. A read verifies the stored checksums of every
+//! block it touches; a replica that fails is moved aside and reported.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use dfs_common::http::{ApiError, ApiQuery};
+use dfs_common::wire::chunks::{BadReplica, DataQuery, BLOCK_BYTES, HEADER_CHECKSUMS, HEADER_FORWARD};
+use dfs_common::wire::namespace::Done;
+use dfs_common::{ChunkHandle, ErrorKind};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use super::{blocking, chunk_error, InFlight, Node};
+use crate::chunk_store::ChunkError;
+
+type Frames = mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::EINVAL, message)
+}
+
+/// CRC32 of each consecutive 64 KiB piece of `data`, as the header carries them.
+pub fn checksums_header(data: &[u8]) -> String {
+    let crcs: Vec<String> = data.chunks(BLOCK_BYTES as usize).map(|p| format!("{:08x}", crc32fast::hash(p))).collect();
+    crcs.join(",")
+}
+
+fn parse_checksums(headers: &HeaderMap, len: u64) -> Result<Vec<u32>, ApiError> {
+    let raw = headers.get(HEADER_CHECKSUMS).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let crcs: Vec<u32> = if raw.is_empty() {
+        Vec::new()
+    } else {
+        raw.split(',').map(|c| u32::from_str_radix(c.trim(), 16)).collect::<Result<_, _>>().map_err(|_| invalid(format!("{HEADER_CHECKSUMS} is not a list of hex CRC32s")))?
+    };
+    let expected = len.div_ceil(BLOCK_BYTES) as usize;
+    if crcs.len() != expected {
+        return Err(invalid(format!("{HEADER_CHECKSUMS} has {} checksums; a body of {len} bytes needs {expected}", crcs.len())));
+    }
+    Ok(crcs)
+}
+
+fn parse_forward(headers: &HeaderMap) -> Result<Vec<String>, ApiError> {
+    let raw = headers.get(HEADER_FORWARD).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let chain: Vec<String> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    if chain.iter().any(|u| !u.starts_with("http://")) {
+        return Err(invalid(format!("{HEADER_FORWARD} must list http:// URLs")));
+    }
+    Ok(chain)
+}
+
+fn content_length(headers: &HeaderMap) -> Result<u64, ApiError> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ApiError::new(ErrorKind::EINVAL, "a write needs a Content-Length"))
+}
+
+/// Starts the write on the next replica; its body is fed frame by frame.
+fn forward(n: &Node, chain: &[String], handle: ChunkHandle, q: DataQuery, len: u64, crcs: &str) -> (Frames, tokio::task::JoinHandle<Result<(), ApiError>>) {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let next = chain[0].clone();
+    let url = format!("{next}/v1/chunks/{handle}/data?version={}&offset={}", q.version, q.offset);
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let request = n
+        .http
+        .put(url)
+        .header(HEADER_FORWARD, chain[1..].join(","))
+        .header(HEADER_CHECKSUMS, crcs)
+        .header(header::CONTENT_LENGTH, len)
+        .body(reqwest::Body::wrap_stream(stream));
+    let task = tokio::spawn(async move {
+        let failed = |m: String| ApiError::new(ErrorKind::EIO, format!("replica {next}: {m}"));
+        let resp = request.send().await.map_err(|e| failed(e.to_string()))?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        let status = resp.status();
+        match resp.json::<dfs_common::ErrorBody>().await {
+            // A client error downstream is the client's error (same body, same checks).
+            Ok(b) if status.is_client_error() => Err(ApiError(b)),
+            Ok(b) => Err(failed(format!("{}: {}", b.error, b.message))),
+            Err(_) => Err(failed(status.to_string())),
+        }
+    });
+    (tx, task)
+}
+
+/// Receives the body, passing each frame downstream as it arrives.
+async fn receive(body: Body, len: u64, mut downstream: Option<Frames>) -> Result<Vec<u8>, ApiError> {
+    async fn abort(downstream: &Option<Frames>, e: ApiError) -> Result<Vec<u8>, ApiError> {
+        if let Some(tx) = downstream {
+            let _ = tx.send(Err(std::io::Error::other("upstream aborted the write"))).await;
+        }
+        Err(e)
+    }
+    let mut data = Vec::with_capacity(len as usize);
+    let mut frames = body.into_data_stream();
+    while let Some(frame) = frames.next().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => return abort(&downstream, invalid(format!("reading the body: {e}"))).await,
+        };
+        if data.len() as u64 + frame.len() as u64 > len {
+            return abort(&downstream, invalid("body longer than its Content-Length")).await;
+        }
+        data.extend_from_slice(&frame);
+        if let Some(tx) = &downstream {
+            if tx.send(Ok(frame)).await.is_err() {
+                downstream = None; // it failed; its task carries the error
+            }
+        }
+    }
+    if data.len() as u64 != len {
+        return abort(&downstream, invalid("body shorter than its Content-Length")).await;
+    }
+    Ok(data)
+}
+
+/// `PUT /v1/chunks/{handle}/data?version=V&offset=O`
+pub async fn write(
+    State(n): State<Arc<Node>>,
+    Path(h): Path<u64>,
+    ApiQuery(q): ApiQuery<DataQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Done>, ApiError> {
+    let _load = InFlight::new(&n.in_flight);
+    let handle = ChunkHandle(h);
+    let len = content_length(&headers)?;
+    if len > n.max_write_bytes {
+        return Err(ApiError::new(ErrorKind::EMSGSIZE, format!("a write of {len} bytes is over the limit of {}", n.max_write_bytes)));
+    }
+    // Refuse before receiving anything: unknown chunk, old version, out of range.
+    let Some(info) = n.store.info(handle) else {
+        return Err(ApiError::new(ErrorKind::ENOENT, format!("no replica of chunk {handle}")));
+    };
+    if info.version != q.version {
+        return Err(ApiError::new(ErrorKind::ESTALE, format!("replica is at version {}, the write names {}", info.version, q.version)));
+    }
+    if q.offset.checked_add(len).is_none_or(|end| end > info.chunk_size) {
+        return Err(invalid(format!("{len} bytes at offset {} do not fit a chunk of {}", q.offset, info.chunk_size)));
+    }
+    let crcs = parse_checksums(&headers, len)?;
+    let chain = parse_forward(&headers)?;
+    let crc_text = headers.get(HEADER_CHECKSUMS).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let (tx, remote) = match chain.is_empty() {
+        true => (None, None),
+        false => {
+            let (tx, task) = forward(&n, &chain, handle, q, len, &crc_text);
+            (Some(tx), Some(task))
+        }
+    };
+    let data = receive(body, len, tx).await?;
+    let store = n.store.clone();
+    let local = blocking(move || store.write(handle, q.version, q.offset, &data, Some(&crcs)));
+    let (local, remote) = match remote {
+        Some(task) => {
+            let (l, r) = tokio::join!(local, task);
+            (l, r.unwrap_or_else(|e| Err(ApiError::new(ErrorKind::EIO, e.to_string()))))
+        }
+        None => (local.await, Ok(())),
+    };
+    local.map_err(chunk_error)?;
+    remote?;
+    n.bytes_written.fetch_add(len, Ordering::Relaxed);
+    Ok(Json(Done {}))
+}
+
+/// `GET /v1/chunks/{handle}/data?version=V&offset=O&length=L`: the bytes,
+/// with their checksums in a header for the client to check on arrival.
+pub async fn read(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): ApiQuery<DataQuery>) -> Result<Response, ApiError> {
+    let _load = InFlight::new(&n.in_flight);
+    let handle = ChunkHandle(h);
+    let length = q.length.unwrap_or(n.max_write_bytes);
+    if length > n.max_write_bytes {
+        return Err(invalid(format!("a read of {length} bytes is over the limit of {}", n.max_write_bytes)));
+    }
+    let store = n.store.clone();
+    match blocking(move || store.read(handle, q.version, q.offset, length)).await {
+        Ok(data) => {
+            n.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
+            let crcs = HeaderValue::from_str(&checksums_header(&data)).unwrap_or(HeaderValue::from_static(""));
+            let headers = [
+                (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+                (header::HeaderName::from_static(HEADER_CHECKSUMS), crcs),
+            ];
+            Ok((headers, data).into_response())
+        }
+        Err(e @ ChunkError::Corrupt { .. }) => {
+            quarantine_and_report(&n, handle).await;
+            Err(chunk_error(e))
+        }
+        Err(e) => Err(chunk_error(e)),
+    }
+}
+
+/// Moves a corrupt replica aside (never served again) and tells the master.
+pub async fn quarantine_and_report(n: &Arc<Node>, handle: ChunkHandle) {
+    tracing::error!(chunk = %handle, "replica failed verification; quarantined");
+    let store = n.store.clone();
+    if let Err(e) = blocking(move || store.quarantine(handle)).await {
+        tracing::error!(chunk = %handle, error = %e, "quarantine failed");
+    }
+    let bad = BadReplica { handle, node_id: n.id };
+    let url = format!("{}/v1/chunks/bad", n.master);
+    if let Err(e) = n.http.post(url).json(&bad).send().await {
+        tracing::warn!(chunk = %handle, error = %e, "could not report a bad replica");
+    }
+}

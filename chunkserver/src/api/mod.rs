@@ -1,0 +1,90 @@
+//! The chunkserver's HTTP API.
+//!
+//! - [`data`]: `PUT`/`GET /v1/chunks/{handle}/data`: pipelined writes and
+//!   verified reads.
+//! - [`replicas`]: replica commands from the master (create, new version),
+//!   fsync, replica info and the node's status.
+
+pub mod data;
+pub mod replicas;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::routing::{get, post};
+use axum::Router;
+use dfs_common::http::ApiError;
+use dfs_common::{ErrorKind, NodeId};
+
+use crate::chunk_store::{ChunkError, ChunkStore};
+
+/// Everything the handlers and the heartbeat loop share.
+pub struct Node {
+    pub id: NodeId,
+    /// This node's base URL as clients and peers reach it.
+    pub address: String,
+    pub master: String,
+    pub data_dir: PathBuf,
+    pub store: Arc<ChunkStore>,
+    /// Data requests in progress (reported as load).
+    pub in_flight: AtomicU32,
+    pub bytes_written: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub max_write_bytes: u64,
+    pub http: reqwest::Client,
+    pub started: Instant,
+}
+
+/// Counts a data request as load while it lives.
+pub struct InFlight<'a>(&'a AtomicU32);
+
+impl<'a> InFlight<'a> {
+    pub fn new(counter: &'a AtomicU32) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/v1/chunks/{handle}/data", get(data::read).put(data::write))
+        .route("/v1/chunks/{handle}/create", post(replicas::create))
+        .route("/v1/chunks/{handle}/version", post(replicas::set_version))
+        .route("/v1/chunks/{handle}/fsync", post(replicas::fsync))
+        .route("/v1/chunks/{handle}", get(replicas::info))
+        .route("/v1/status", get(replicas::status))
+        .fallback(|| async { ApiError::new(ErrorKind::ENOENT, "no such endpoint") })
+        .with_state(node)
+}
+
+/// Maps a chunk-store error to its API answer.
+pub fn chunk_error(e: ChunkError) -> ApiError {
+    let kind = match &e {
+        ChunkError::UnknownChunk(_) => ErrorKind::ENOENT,
+        ChunkError::Exists => ErrorKind::EEXIST,
+        ChunkError::VersionConflict { .. } => ErrorKind::ESTALE,
+        ChunkError::OutOfRange { .. } | ChunkError::BodyChecksum { .. } | ChunkError::BadArgument(_) => ErrorKind::EINVAL,
+        ChunkError::Corrupt { .. } | ChunkError::Io(..) => ErrorKind::EIO,
+    };
+    ApiError::new(kind, e.to_string())
+}
+
+/// Runs a blocking chunk-store call on the blocking pool.
+pub async fn blocking<T, F>(f: F) -> Result<T, ChunkError>
+where
+    F: FnOnce() -> Result<T, ChunkError> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(ChunkError::Io(std::io::Error::other(e.to_string()))),
+    }
+}

@@ -1,0 +1,70 @@
+//! Replica commands (from the master), fsync (from writers), and status.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use dfs_common::http::{ApiError, ApiJson, ApiQuery};
+use dfs_common::wire::chunks::{CreateReplica, DataQuery, SetReplicaVersion};
+use dfs_common::wire::namespace::Done;
+use dfs_common::{ChunkHandle, ErrorKind};
+use serde_json::{json, Value};
+
+use super::{blocking, chunk_error, Node};
+
+/// `POST /v1/chunks/{handle}/create`: a new empty replica.
+pub async fn create(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiJson(r): ApiJson<CreateReplica>) -> Result<Json<Done>, ApiError> {
+    let store = n.store.clone();
+    blocking(move || store.create(ChunkHandle(h), r.version, r.chunk_size_bytes)).await.map_err(chunk_error)?;
+    Ok(Json(Done {}))
+}
+
+/// `POST /v1/chunks/{handle}/version`: the replica joins a new lease's version.
+pub async fn set_version(
+    State(n): State<Arc<Node>>,
+    Path(h): Path<u64>,
+    ApiJson(r): ApiJson<SetReplicaVersion>,
+) -> Result<Json<Done>, ApiError> {
+    let store = n.store.clone();
+    blocking(move || store.set_version(ChunkHandle(h), r.version)).await.map_err(chunk_error)?;
+    Ok(Json(Done {}))
+}
+
+/// `POST /v1/chunks/{handle}/fsync?version=V`: makes the replica durable.
+pub async fn fsync(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): ApiQuery<DataQuery>) -> Result<Json<Done>, ApiError> {
+    let store = n.store.clone();
+    let handle = ChunkHandle(h);
+    match store.info(handle) {
+        None => return Err(ApiError::new(ErrorKind::ENOENT, format!("no replica of chunk {handle}"))),
+        Some(i) if i.version != q.version => {
+            return Err(ApiError::new(ErrorKind::ESTALE, format!("replica is at version {}, not {}", i.version, q.version)))
+        }
+        Some(_) => {}
+    }
+    blocking(move || store.sync(handle)).await.map_err(chunk_error)?;
+    Ok(Json(Done {}))
+}
+
+/// `GET /v1/chunks/{handle}`: the replica's version and length.
+pub async fn info(State(n): State<Arc<Node>>, Path(h): Path<u64>) -> Result<Json<Value>, ApiError> {
+    match n.store.info(ChunkHandle(h)) {
+        Some(i) => Ok(Json(json!({"handle": i.handle, "version": i.version, "length": i.length, "chunk_size_bytes": i.chunk_size}))),
+        None => Err(ApiError::new(ErrorKind::ENOENT, format!("no replica of chunk {h}"))),
+    }
+}
+
+/// `GET /v1/status`: this node at a glance.
+pub async fn status(State(n): State<Arc<Node>>) -> Json<Value> {
+    Json(json!({
+        "node_id": n.id,
+        "address": n.address,
+        "master": n.master,
+        "chunks": n.store.list().len(),
+        "used_bytes": n.store.used_bytes(),
+        "in_flight": n.in_flight.load(Ordering::Relaxed),
+        "bytes_written": n.bytes_written.load(Ordering::Relaxed),
+        "bytes_read": n.bytes_read.load(Ordering::Relaxed),
+        "uptime_s": n.started.elapsed().as_secs(),
+    }))
+}

@@ -1,0 +1,244 @@
+//! The metadata file of a replica: its format (encoding and decoding) and the
+//! in-memory copy kept for every replica.
+//!
+//! Format 1, all integers little-endian:
+//!
+//! | bytes | field |
+//! | --- | --- |
+//! | 0..4 | magic `DFSM` |
+//! | 4 | format version, 1 |
+//! | 5..8 | zero |
+//! | 8..16 | chunk handle (must match the file name) |
+//! | 16..24 | chunk version |
+//! | 24..32 | chunk size in bytes (a multiple of 64 KiB, at most 1 GiB) |
+//! | 32..40 | length in bytes (at most the chunk size) |
+//! | 40..44 | CRC32 of bytes 0..40 |
+//! | 44..48 | zero |
+//! | 48.. | one u32 CRC32 per 64 KiB block of the chunk size |
+//!
+//! The file always has every block's slot, so its size never changes after
+//! creation; the header fits in one sector, so an in-place update of the
+//! length rewrites it whole.
+
+use dfs_common::{ChunkHandle, ChunkVersion};
+
+use super::aligned::is_multiple;
+use super::BLOCK_BYTES;
+
+/// The largest chunk size a replica may have.
+pub const MAX_CHUNK_BYTES: u64 = 1 << 30;
+
+const MAGIC: [u8; 4] = *b"DFSM";
+const FORMAT_V1: u8 = 1;
+/// Bytes before the first CRC slot.
+pub(crate) const HEADER_BYTES: usize = 48;
+const HEADER_CRC_AT: usize = 40;
+
+/// Why a metadata file could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum MetaDecodeError {
+    #[error("{0} bytes is too short for a header")]
+    Truncated(usize),
+    #[error("bad magic")]
+    BadMagic,
+    #[error("unsupported format version {0}")]
+    UnsupportedFormat(u8),
+    #[error("header checksum mismatch")]
+    HeaderChecksum,
+    #[error("reserved bytes are not zero")]
+    Reserved,
+    #[error("names chunk {0:016x}, not the file's")]
+    WrongHandle(u64),
+    #[error("{0}")]
+    BadChunkSize(String),
+    #[error("length {length} exceeds chunk size {chunk_size}")]
+    LengthPastSize { length: u64, chunk_size: u64 },
+    #[error("file has {actual} bytes, expected {expected}")]
+    WrongFileSize { actual: usize, expected: usize },
+}
+
+/// What the store knows of one replica, kept in memory after `open`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ChunkMeta {
+    pub version: ChunkVersion,
+    pub chunk_size_bytes: u64,
+    pub length_bytes: u64,
+    /// One CRC per block of the chunk size; each covers the block's bytes
+    /// below `length_bytes`, so a block with none of them holds 0 (the CRC32
+    /// of nothing).
+    pub crcs: Vec<u32>,
+}
+
+/// Checks a chunk size given to `create` or read from disk.
+pub(crate) fn check_chunk_size(chunk_size_bytes: u64) -> Result<(), String> {
+    if chunk_size_bytes == 0 || !is_multiple(chunk_size_bytes, BLOCK_BYTES) {
+        return Err(format!("chunk size {chunk_size_bytes} is not a positive multiple of {BLOCK_BYTES}"));
+    }
+    if chunk_size_bytes > MAX_CHUNK_BYTES {
+        return Err(format!("chunk size {chunk_size_bytes} exceeds {MAX_CHUNK_BYTES}"));
+    }
+    Ok(())
+}
+
+/// Where block `block`'s CRC slot is in the metadata file.
+pub(crate) fn crc_slot_offset(block: usize) -> u64 {
+    (HEADER_BYTES + 4 * block) as u64
+}
+
+impl ChunkMeta {
+    /// An empty replica. The chunk size must have passed `check_chunk_size`.
+    pub fn new(version: ChunkVersion, chunk_size_bytes: u64) -> ChunkMeta {
+        let blocks = (chunk_size_bytes / BLOCK_BYTES) as usize;
+        ChunkMeta { version, chunk_size_bytes, length_bytes: 0, crcs: vec![0; blocks] }
+    }
+
+    /// The whole file.
+    pub fn encode(&self, handle: ChunkHandle) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_BYTES + 4 * self.crcs.len());
+        out.extend_from_slice(&self.encode_header(handle));
+        out.extend_from_slice(&self.encode_crcs(0, self.crcs.len()));
+        out
+    }
+
+    /// The header alone, for an in-place update of the length.
+    pub fn encode_header(&self, handle: ChunkHandle) -> [u8; HEADER_BYTES] {
+        let mut h = [0u8; HEADER_BYTES];
+        h[0..4].copy_from_slice(&MAGIC);
+        h[4] = FORMAT_V1;
+        h[8..16].copy_from_slice(&handle.0.to_le_bytes());
+        h[16..24].copy_from_slice(&self.version.0.to_le_bytes());
+        h[24..32].copy_from_slice(&self.chunk_size_bytes.to_le_bytes());
+        h[32..40].copy_from_slice(&self.length_bytes.to_le_bytes());
+        let crc = crc32fast::hash(&h[..HEADER_CRC_AT]);
+        h[HEADER_CRC_AT..HEADER_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+        h
+    }
+
+    /// The CRC slots of blocks `first..end`, to be written at
+    /// `crc_slot_offset(first)`.
+    pub fn encode_crcs(&self, first: usize, end: usize) -> Vec<u8> {
+        self.crcs[first..end].iter().flat_map(|c| c.to_le_bytes()).collect()
+    }
+
+    /// Decodes a whole metadata file named after `handle`.
+    pub fn decode(handle: ChunkHandle, bytes: &[u8]) -> Result<ChunkMeta, MetaDecodeError> {
+        let header = bytes.get(..HEADER_BYTES).ok_or(MetaDecodeError::Truncated(bytes.len()))?;
+        if header[0..4] != MAGIC {
+            return Err(MetaDecodeError::BadMagic);
+        }
+        if header[4] != FORMAT_V1 {
+            return Err(MetaDecodeError::UnsupportedFormat(header[4]));
+        }
+        if u32_at(header, HEADER_CRC_AT) != crc32fast::hash(&header[..HEADER_CRC_AT]) {
+            return Err(MetaDecodeError::HeaderChecksum);
+        }
+        if header[5..8] != [0; 3] || header[44..48] != [0; 4] {
+            return Err(MetaDecodeError::Reserved);
+        }
+        let stored_handle = u64_at(header, 8);
+        if stored_handle != handle.0 {
+            return Err(MetaDecodeError::WrongHandle(stored_handle));
+        }
+        let version = ChunkVersion(u64_at(header, 16));
+        let chunk_size_bytes = u64_at(header, 24);
+        let length_bytes = u64_at(header, 32);
+        check_chunk_size(chunk_size_bytes).map_err(MetaDecodeError::BadChunkSize)?;
+        if length_bytes > chunk_size_bytes {
+            return Err(MetaDecodeError::LengthPastSize { length: length_bytes, chunk_size: chunk_size_bytes });
+        }
+        let blocks = (chunk_size_bytes / BLOCK_BYTES) as usize;
+        let expected = HEADER_BYTES + 4 * blocks;
+        if bytes.len() != expected {
+            return Err(MetaDecodeError::WrongFileSize { actual: bytes.len(), expected });
+        }
+        // A slot past the length can hold a CRC written in place just before a
+        // crash that lost the new length; the length is what counts.
+        let valid_blocks = length_bytes.div_ceil(BLOCK_BYTES) as usize;
+        let crcs =
+            (0..blocks).map(|b| if b < valid_blocks { u32_at(bytes, HEADER_BYTES + 4 * b) } else { 0 }).collect();
+        Ok(ChunkMeta { version, chunk_size_bytes, length_bytes, crcs })
+    }
+}
+
+/// Reads a little-endian u32; `at + 4` must be in bounds (checked by callers).
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: ChunkHandle = ChunkHandle(0x1234);
+
+    fn sample() -> ChunkMeta {
+        let mut m = ChunkMeta::new(ChunkVersion(7), 4 * BLOCK_BYTES);
+        m.length_bytes = BLOCK_BYTES + 10;
+        m.crcs[0] = 0xdead_beef;
+        m.crcs[1] = 0x0102_0304;
+        m
+    }
+
+    #[test]
+    fn round_trip() {
+        let m = sample();
+        let bytes = m.encode(H);
+        assert_eq!(bytes.len(), HEADER_BYTES + 16);
+        assert_eq!(ChunkMeta::decode(H, &bytes), Ok(m));
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_an_error() {
+        let bytes = sample().encode(H);
+        for len in 0..bytes.len() {
+            assert!(ChunkMeta::decode(H, &bytes[..len]).is_err(), "len {len}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(ChunkMeta::decode(H, &longer).is_err());
+    }
+
+    #[test]
+    fn every_header_bit_flip_is_an_error() {
+        let bytes = sample().encode(H);
+        for i in 0..HEADER_BYTES * 8 {
+            let mut b = bytes.clone();
+            b[i / 8] ^= 1 << (i % 8);
+            assert!(ChunkMeta::decode(H, &b).is_err(), "bit {i}");
+        }
+    }
+
+    #[test]
+    fn wrong_handle_and_format_are_named() {
+        let bytes = sample().encode(H);
+        assert_eq!(ChunkMeta::decode(ChunkHandle(1), &bytes), Err(MetaDecodeError::WrongHandle(0x1234)));
+        let mut b = bytes.clone();
+        b[4] = 2;
+        assert_eq!(ChunkMeta::decode(H, &b), Err(MetaDecodeError::UnsupportedFormat(2)));
+    }
+
+    #[test]
+    fn slots_past_the_length_read_as_zero() {
+        let mut m = sample();
+        m.crcs[3] = 99; // a torn in-place update past the length
+        let decoded = ChunkMeta::decode(H, &m.encode(H)).unwrap();
+        assert_eq!(decoded.crcs, vec![0xdead_beef, 0x0102_0304, 0, 0]);
+    }
+
+    #[test]
+    fn chunk_size_rules() {
+        assert!(check_chunk_size(0).is_err());
+        assert!(check_chunk_size(BLOCK_BYTES + 1).is_err());
+        assert!(check_chunk_size(2 * MAX_CHUNK_BYTES).is_err());
+        assert!(check_chunk_size(BLOCK_BYTES).is_ok());
+        assert!(check_chunk_size(MAX_CHUNK_BYTES).is_ok());
+    }
+}

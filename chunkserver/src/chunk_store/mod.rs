@@ -1,0 +1,394 @@
+//! The chunkserver's local chunk store: one data file and one metadata file
+//! per replica under `<dir>/chunks/` (layout in `disk_layout`, metadata format
+//! in `meta`), a CRC32 per 64 KiB block, every read verified.
+//!
+//! The API is blocking (the server calls it from `spawn_blocking`). The store
+//! is `Send + Sync`: calls on different chunks run in parallel; one chunk's
+//! writes (and version changes, deletion) are serialized, its reads shared.
+//!
+//! Durability: `create`, `set_version`, `delete` and `quarantine` are durable
+//! when they return. `write` returns once data and metadata are with the OS;
+//! `sync` makes them durable. A crash between the two can damage the blocks
+//! being written, which is then detected as a CRC mismatch (see `write`).
+//!
+//! Module map: `replica` (in-memory state, locks, open-file cache), `write`
+//! and `read` (the byte paths), `aligned` (O_DIRECT buffers and file),
+//! `checksum` (CRC arithmetic), `load` (startup scan), `error`.
+
+mod aligned;
+mod checksum;
+mod disk_layout;
+mod error;
+mod load;
+mod meta;
+mod read;
+mod replica;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use dfs_common::{ChunkHandle, ChunkVersion};
+
+use aligned::{BufferPool, DataFile};
+use disk_layout::{sync_dir, DiskLayout};
+use meta::{check_chunk_size, ChunkMeta};
+use replica::{lock, read, write, OpenFiles, Replica, ReplicaState};
+
+pub use error::ChunkError;
+pub use meta::MAX_CHUNK_BYTES;
+
+/// The checksum granularity: one CRC32 per block of this many bytes.
+pub const BLOCK_BYTES: u64 = 64 * 1024;
+/// Blocks per pread/pwrite, and so the size of the pooled I/O buffers.
+const SEGMENT_BLOCKS: u64 = 16;
+const SEGMENT_BYTES: usize = (SEGMENT_BLOCKS * BLOCK_BYTES) as usize;
+/// Idle I/O buffers kept for reuse (one per concurrent call is enough).
+const MAX_IDLE_BUFFERS: usize = 8;
+
+const _: () = assert!(aligned::PAGE_BYTES.is_power_of_two() && BLOCK_BYTES.is_power_of_two());
+const _: () = assert!(aligned::is_multiple(BLOCK_BYTES, aligned::PAGE_BYTES), "blocks must be whole pages");
+const _: () = assert!(aligned::is_multiple(MAX_CHUNK_BYTES, BLOCK_BYTES));
+const _: () = assert!(BLOCK_BYTES == dfs_common::wire::chunks::BLOCK_BYTES, "the wire's CRC pieces are our blocks");
+
+const _: () = {
+    const fn shared_across_threads<T: Send + Sync>() {}
+    shared_across_threads::<ChunkStore>();
+};
+
+/// What the store reports about one replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkInfo {
+    pub handle: ChunkHandle,
+    pub version: ChunkVersion,
+    /// Bytes written so far (the highest written offset + 1).
+    pub length: u64,
+    pub chunk_size: u64,
+}
+
+/// Tuning of a store; `Default` is what a server should use.
+#[derive(Clone, Debug)]
+pub struct ChunkStoreOptions {
+    /// Open data files with O_DIRECT (falls back to buffered I/O by itself
+    /// where the file system refuses it).
+    pub direct_io: bool,
+    /// Replicas whose files stay open between calls (two descriptors each).
+    pub max_open_replicas: usize,
+}
+
+impl Default for ChunkStoreOptions {
+    fn default() -> Self {
+        ChunkStoreOptions { direct_io: true, max_open_replicas: 256 }
+    }
+}
+
+/// The replicas stored in one directory.
+pub struct ChunkStore {
+    layout: DiskLayout,
+    replicas: RwLock<HashMap<ChunkHandle, Arc<Replica>>>,
+    files: OpenFiles,
+    buffers: BufferPool,
+    /// Sum of the replicas' lengths.
+    used_bytes: AtomicU64,
+    /// One line per file set moved to quarantine since open.
+    quarantined: Mutex<Vec<String>>,
+}
+
+impl ChunkStore {
+    /// Opens (creating if needed) the store in `dir` with default options.
+    pub fn open(dir: &Path) -> Result<ChunkStore, ChunkError> {
+        Self::open_with(dir, ChunkStoreOptions::default())
+    }
+
+    /// Opens the store, loading every replica's metadata; damaged or stray
+    /// files are moved to `dir/quarantine/` and listed by `quarantined()`.
+    pub fn open_with(dir: &Path, options: ChunkStoreOptions) -> Result<ChunkStore, ChunkError> {
+        if options.max_open_replicas == 0 {
+            return Err(ChunkError::BadArgument("max_open_replicas must be at least 1".into()));
+        }
+        let layout = DiskLayout::create(dir)?;
+        let loaded = load::load_replicas(&layout)?;
+        let used: u64 = loaded.replicas.iter().map(|(_, m)| m.length_bytes).sum();
+        let replicas = loaded.replicas.into_iter().map(|(h, meta)| (h, Arc::new(Replica::new(h, meta)))).collect();
+        Ok(ChunkStore {
+            layout,
+            replicas: RwLock::new(replicas),
+            files: OpenFiles::new(options.max_open_replicas, options.direct_io),
+            buffers: BufferPool::new(SEGMENT_BYTES, MAX_IDLE_BUFFERS),
+            used_bytes: AtomicU64::new(used),
+            quarantined: Mutex::new(loaded.quarantined),
+        })
+    }
+
+    /// What was moved to quarantine (at open, or by `quarantine`), one line
+    /// per move: the files, their new suffix and the reason.
+    pub fn quarantined(&self) -> Vec<String> {
+        lock(&self.quarantined).clone()
+    }
+
+    /// Whether data files are opened with O_DIRECT (false if disabled or
+    /// refused by the file system).
+    pub fn direct_io(&self) -> bool {
+        self.files.direct_io()
+    }
+
+    /// Creates an empty replica, durably. Creating an existing replica again
+    /// with the same version and size is a no-op; with another version it is
+    /// a `VersionConflict`, with another size `Exists`.
+    pub fn create(&self, handle: ChunkHandle, version: ChunkVersion, chunk_size: u64) -> Result<(), ChunkError> {
+        check_chunk_size(chunk_size).map_err(ChunkError::BadArgument)?;
+        loop {
+            if let Some(existing) = self.lookup(handle) {
+                let st = read(&existing.state);
+                if st.gone {
+                    continue; // deleted meanwhile; it has left the map too
+                }
+                if st.meta.version != version {
+                    return Err(ChunkError::VersionConflict { handle, have: st.meta.version, want: version });
+                }
+                if st.meta.chunk_size_bytes != chunk_size {
+                    return Err(ChunkError::Exists);
+                }
+                return Ok(());
+            }
+            // Publish the new replica locked, so that calls on it wait until
+            // its files exist.
+            let replica = Arc::new(Replica::new(handle, ChunkMeta::new(version, chunk_size)));
+            let mut st = write(&replica.state);
+            {
+                let mut map = write(&self.replicas);
+                if map.contains_key(&handle) {
+                    continue; // created by another call meanwhile: look again
+                }
+                map.insert(handle, Arc::clone(&replica));
+            }
+            let created = self.create_files(handle, &st.meta);
+            if created.is_err() {
+                st.gone = true;
+                self.forget(&replica);
+            }
+            return created;
+        }
+    }
+
+    fn create_files(&self, handle: ChunkHandle, meta: &ChunkMeta) -> Result<(), ChunkError> {
+        // The data file first: the metadata's rename is the commit point (a
+        // lone data file left by a crash is quarantined at the next open).
+        let data_path = self.layout.data_path(handle);
+        DataFile::open(&data_path, true, false).map_err(|e| ChunkError::io("create", &data_path, e))?;
+        self.layout.replace_meta(handle, &meta.encode(handle))
+    }
+
+    /// Raises the replica's version, durably (the data is synced first, so a
+    /// durable new version never describes bytes that were lost). Equal is a
+    /// no-op; lower is a `VersionConflict`: versions never go down.
+    pub fn set_version(&self, handle: ChunkHandle, version: ChunkVersion) -> Result<(), ChunkError> {
+        let replica = self.replica(handle)?;
+        let mut st = alive(handle, write(&replica.state))?;
+        let have = st.meta.version;
+        if version < have {
+            return Err(ChunkError::VersionConflict { handle, have, want: version });
+        }
+        if version == have {
+            return Ok(());
+        }
+        let files = self.files.get(&replica, &self.layout)?;
+        files.data.sync_data().map_err(|e| ChunkError::io("fdatasync", &self.layout.data_path(handle), e))?;
+        let mut meta = st.meta.clone();
+        meta.version = version;
+        self.layout.replace_meta(handle, &meta.encode(handle))?;
+        // The open metadata handle points at the replaced file.
+        self.files.close(&replica);
+        st.meta = meta;
+        Ok(())
+    }
+
+    /// Writes `data` at `offset`. `version` must be the replica's. With
+    /// `body_crcs` (CRC32 of each 64 KiB piece of `data`), the body is
+    /// checked before anything is written. Returns once the bytes are with
+    /// the OS; see `sync`.
+    pub fn write(
+        &self,
+        handle: ChunkHandle,
+        version: ChunkVersion,
+        offset: u64,
+        data: &[u8],
+        body_crcs: Option<&[u32]>,
+    ) -> Result<(), ChunkError> {
+        if let Some(crcs) = body_crcs {
+            checksum::check_body(data, crcs)?;
+        }
+        let replica = self.replica(handle)?;
+        let mut st = alive(handle, write(&replica.state))?;
+        check_version(handle, &st.meta, version)?;
+        let len = data.len() as u64;
+        if offset.checked_add(len).is_none_or(|end| end > st.meta.chunk_size_bytes) {
+            return Err(out_of_range(handle, &st.meta, offset, len));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let files = self.files.get(&replica, &self.layout)?;
+        let old_len = st.meta.length_bytes;
+        let req = write::WriteRequest { offset, data, body_crcs };
+        write::write_range(handle, &files, &mut st.meta, &req, &mut self.buffers.get())?;
+        self.used_bytes.fetch_add(st.meta.length_bytes - old_len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads up to `len` bytes at `offset`, clipped at the replica's length
+    /// (empty at or past it). Every block touched is checked against its CRC;
+    /// a mismatch is `Corrupt` and no bytes are returned.
+    pub fn read(
+        &self,
+        handle: ChunkHandle,
+        version: ChunkVersion,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, ChunkError> {
+        let replica = self.replica(handle)?;
+        let st = alive(handle, read(&replica.state))?;
+        check_version(handle, &st.meta, version)?;
+        if offset > st.meta.chunk_size_bytes {
+            return Err(out_of_range(handle, &st.meta, offset, len));
+        }
+        let end = offset.saturating_add(len).min(st.meta.length_bytes);
+        if end <= offset {
+            return Ok(Vec::new());
+        }
+        let files = self.files.get(&replica, &self.layout)?;
+        read::read_range(handle, &files.data, &st.meta, (offset, end), &mut self.buffers.get())
+    }
+
+    /// Checks every block of the replica against its CRC (for a scrubber).
+    pub fn verify(&self, handle: ChunkHandle) -> Result<(), ChunkError> {
+        let replica = self.replica(handle)?;
+        let st = alive(handle, read(&replica.state))?;
+        if st.meta.length_bytes == 0 {
+            return Ok(());
+        }
+        let files = self.files.get(&replica, &self.layout)?;
+        let whole = (0, st.meta.length_bytes);
+        read::scan_verified(handle, &files.data, &st.meta, whole, &mut self.buffers.get(), |_, _| {})
+    }
+
+    /// Makes every completed write to the replica durable (fdatasync of the
+    /// data and the metadata file).
+    pub fn sync(&self, handle: ChunkHandle) -> Result<(), ChunkError> {
+        let replica = self.replica(handle)?;
+        let _st = alive(handle, read(&replica.state))?;
+        let files = self.files.get(&replica, &self.layout)?;
+        files.data.sync_data().map_err(|e| ChunkError::io("fdatasync", &self.layout.data_path(handle), e))?;
+        files.meta.sync_data().map_err(|e| ChunkError::io("fdatasync", &self.layout.meta_path(handle), e))
+    }
+
+    /// Removes the replica, durably.
+    pub fn delete(&self, handle: ChunkHandle) -> Result<(), ChunkError> {
+        let replica = self.replica(handle)?;
+        let mut st = alive(handle, write(&replica.state))?;
+        self.files.close(&replica);
+        // The metadata first: without it the replica no longer exists.
+        for path in [self.layout.meta_path(handle), self.layout.data_path(handle)] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ChunkError::io("remove", &path, e)),
+            }
+        }
+        sync_dir(&self.layout.chunks)?;
+        self.retire(&replica, &mut st);
+        Ok(())
+    }
+
+    /// Moves the replica's files to `quarantine/`, durably: it is never
+    /// served again (and is unknown to the store from now on).
+    pub fn quarantine(&self, handle: ChunkHandle) -> Result<(), ChunkError> {
+        let replica = self.replica(handle)?;
+        let mut st = alive(handle, write(&replica.state))?;
+        self.files.close(&replica);
+        let names = [disk_layout::meta_name(handle).into(), disk_layout::data_name(handle).into()];
+        let moved = self.layout.quarantine(&names, "quarantined on request");
+        // Never served again by this process, even if the move failed.
+        self.retire(&replica, &mut st);
+        lock(&self.quarantined).push(moved?);
+        Ok(())
+    }
+
+    /// The replica's version and sizes, if it is stored here.
+    pub fn info(&self, handle: ChunkHandle) -> Option<ChunkInfo> {
+        let replica = self.lookup(handle)?;
+        let st = read(&replica.state);
+        (!st.gone).then(|| chunk_info(handle, &st.meta))
+    }
+
+    /// Every replica, by handle.
+    pub fn list(&self) -> Vec<ChunkInfo> {
+        let replicas: Vec<Arc<Replica>> = read(&self.replicas).values().cloned().collect();
+        let mut infos: Vec<ChunkInfo> = replicas
+            .iter()
+            .filter_map(|r| {
+                let st = read(&r.state);
+                (!st.gone).then(|| chunk_info(r.handle, &st.meta))
+            })
+            .collect();
+        infos.sort_by_key(|i| i.handle);
+        infos
+    }
+
+    /// The sum of the replicas' lengths.
+    pub fn used_bytes(&self) -> u64 {
+        self.used_bytes.load(Ordering::Relaxed)
+    }
+
+    fn lookup(&self, handle: ChunkHandle) -> Option<Arc<Replica>> {
+        read(&self.replicas).get(&handle).cloned()
+    }
+
+    fn replica(&self, handle: ChunkHandle) -> Result<Arc<Replica>, ChunkError> {
+        self.lookup(handle).ok_or(ChunkError::UnknownChunk(handle))
+    }
+
+    /// Marks a removed replica gone and drops it from the map; the caller
+    /// holds its state lock.
+    fn retire(&self, replica: &Arc<Replica>, st: &mut ReplicaState) {
+        st.gone = true;
+        self.used_bytes.fetch_sub(st.meta.length_bytes, Ordering::Relaxed);
+        self.forget(replica);
+    }
+
+    fn forget(&self, replica: &Arc<Replica>) {
+        let mut map = write(&self.replicas);
+        if map.get(&replica.handle).is_some_and(|r| Arc::ptr_eq(r, replica)) {
+            map.remove(&replica.handle);
+        }
+    }
+}
+
+/// Passes a replica's state guard on unless the replica was removed.
+fn alive<G: std::ops::Deref<Target = ReplicaState>>(handle: ChunkHandle, st: G) -> Result<G, ChunkError> {
+    if st.gone {
+        return Err(ChunkError::UnknownChunk(handle));
+    }
+    Ok(st)
+}
+
+fn check_version(handle: ChunkHandle, meta: &ChunkMeta, want: ChunkVersion) -> Result<(), ChunkError> {
+    if meta.version != want {
+        return Err(ChunkError::VersionConflict { handle, have: meta.version, want });
+    }
+    Ok(())
+}
+
+fn out_of_range(handle: ChunkHandle, meta: &ChunkMeta, offset: u64, len: u64) -> ChunkError {
+    ChunkError::OutOfRange { handle, offset_bytes: offset, len_bytes: len, chunk_size_bytes: meta.chunk_size_bytes }
+}
+
+fn chunk_info(handle: ChunkHandle, meta: &ChunkMeta) -> ChunkInfo {
+    ChunkInfo { handle, version: meta.version, length: meta.length_bytes, chunk_size: meta.chunk_size_bytes }
+}

@@ -1,0 +1,74 @@
+//! The chunkserver's configuration: one struct, defaults in code,
+//! overridable by a TOML file (`--config`), `DFS_*` variables and flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use dfs_common::config::ConfigError;
+use serde::{Deserialize, Serialize};
+
+#[derive(Parser, Serialize, Deserialize, Debug, Clone)]
+#[command(name = "dfs-chunkserver", version, about = "A dfs chunkserver: stores checksummed chunk replicas")]
+pub struct ChunkserverConfig {
+    /// TOML file with any of these settings (keys are the names in snake_case).
+    #[arg(long, env = "DFS_CONFIG")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
+
+    /// Address for the data and status endpoints. Port 0 picks a free one.
+    #[arg(long, env = "DFS_LISTEN", default_value = "127.0.0.1:9866")]
+    pub listen: SocketAddr,
+
+    /// The master's base URL.
+    #[arg(long, env = "DFS_MASTER", default_value = "http://127.0.0.1:9870")]
+    pub master: String,
+
+    /// Directory holding the node id and the chunk replicas (created if missing).
+    #[arg(long, env = "DFS_DATA_DIR", default_value = "dfs-data/chunkserver")]
+    pub data_dir: PathBuf,
+
+    /// URL clients and peers should use for this node; default: http:// + the bound address.
+    #[arg(long, env = "DFS_ADVERTISE_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise_url: Option<String>,
+
+    /// Interval between heartbeats to the master, in ms.
+    #[arg(long, env = "DFS_HEARTBEAT_INTERVAL_MS", default_value_t = 3_000)]
+    pub heartbeat_interval_ms: u64,
+
+    /// Interval between full chunk reports, in ms (also sent at registration).
+    #[arg(long, env = "DFS_REPORT_INTERVAL_MS", default_value_t = 60_000)]
+    pub report_interval_ms: u64,
+
+    /// Largest body of one write request, in bytes.
+    #[arg(long, env = "DFS_MAX_WRITE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_write_bytes: u64,
+
+    /// Log filter (tracing's env-filter syntax).
+    #[arg(long, env = "DFS_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl ChunkserverConfig {
+    /// Names the first broken relation between settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if !self.master.starts_with("http://") {
+            return invalid(format!("master must be an http:// URL, not {:?}", self.master));
+        }
+        if self.advertise_url.as_deref().is_some_and(|u| !u.starts_with("http://")) {
+            return invalid("advertise_url must be an http:// URL".into());
+        }
+        if self.heartbeat_interval_ms == 0 {
+            return invalid("heartbeat_interval_ms must be at least 1".into());
+        }
+        if self.report_interval_ms < self.heartbeat_interval_ms {
+            return invalid("report_interval_ms must be at least heartbeat_interval_ms".into());
+        }
+        if self.max_write_bytes < 64 * 1024 {
+            return invalid("max_write_bytes must be at least one 64 KiB block".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! Starting a chunkserver: node id, chunk store, HTTP server, heartbeats;
+//! serving until SIGINT or SIGTERM.
+
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::api::{router, Node};
+use crate::chunk_store::ChunkStore;
+use crate::config::ChunkserverConfig;
+use crate::{heartbeat, node_id};
+
+pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
+    let dir = config.data_dir.clone();
+    let (id, store) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let id = node_id::load_or_create(&dir).context("node id")?;
+        let store = ChunkStore::open(&dir).context("chunk store")?;
+        Ok((id, store))
+    })
+    .await??;
+    for q in store.quarantined() {
+        tracing::warn!(file = %q, "moved a damaged file aside at start-up");
+    }
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let address = config.advertise_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let node = Arc::new(Node {
+        id,
+        address: address.clone(),
+        master: config.master.trim_end_matches('/').to_string(),
+        data_dir: config.data_dir.clone(),
+        store: Arc::new(store),
+        in_flight: AtomicU32::new(0),
+        bytes_written: AtomicU64::new(0),
+        bytes_read: AtomicU64::new(0),
+        max_write_bytes: config.max_write_bytes,
+        http: reqwest::Client::builder().pool_max_idle_per_host(32).build()?,
+        started: Instant::now(),
+    });
+    let beats = tokio::spawn(heartbeat::run(
+        node.clone(),
+        Duration::from_millis(config.heartbeat_interval_ms),
+        Duration::from_millis(config.report_interval_ms),
+    ));
+    println!("dfs-chunkserver listening on {address}");
+    tracing::info!(%address, node = %id, master = %node.master, "chunkserver started");
+    axum::serve(listener, router(node)).with_graceful_shutdown(shutdown_signal()).await?;
+    beats.abort();
+    tracing::info!("chunkserver stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

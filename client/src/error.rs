@@ -1,0 +1,43 @@
+//! The client's error: an errno kind, a message, and whether to retry.
+
+use dfs_common::{ErrorBody, ErrorKind};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ClientError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ClientError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ClientError { kind, message: message.into() }
+    }
+
+    /// True when the same request may succeed later (I/O trouble, a lease
+    /// held elsewhere), false when it is wrong as asked.
+    pub fn is_temporary(&self) -> bool {
+        self.kind.is_temporary()
+    }
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        ClientError::new(ErrorKind::EIO, e.to_string())
+    }
+}
+
+impl From<ErrorBody> for ClientError {
+    fn from(b: ErrorBody) -> Self {
+        ClientError::new(b.error, b.message)
+    }
+}
+
+/// Turns a non-success answer into its error (the JSON body when there is one).
+pub async fn from_response(what: &str, resp: reqwest::Response) -> ClientError {
+    let status = resp.status();
+    match resp.json::<ErrorBody>().await {
+        Ok(b) => ClientError::new(b.error, format!("{what}: {}", b.message)),
+        Err(_) => ClientError::new(ErrorKind::EIO, format!("{what}: HTTP {status}")),
+    }
+}

@@ -1,0 +1,157 @@
+//! Chunk management: chunkserver ↔ master (heartbeats, reports, commands),
+//! client ↔ master (locations, leases) and client ↔ chunkserver (data).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ChunkHandle, ChunkVersion, InodeId, NodeId};
+
+/// Size of a checksum block: every replica keeps a CRC32 per 64 KiB.
+pub const BLOCK_BYTES: u64 = 64 * 1024;
+
+/// Header carrying the CRC32 of each consecutive 64 KiB piece of a data
+/// body, as comma-separated lowercase hex, so each replica can verify what
+/// it received before writing it.
+pub const HEADER_CHECKSUMS: &str = "x-dfs-checksums";
+/// Header listing the chunkservers (base URLs, comma-separated) a write must
+/// be forwarded to, in chain order.
+pub const HEADER_FORWARD: &str = "x-dfs-forward";
+
+/// One replica a chunkserver holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaReport {
+    pub handle: ChunkHandle,
+    pub version: ChunkVersion,
+    pub length: u64,
+}
+
+/// `POST /v1/heartbeat` (chunkserver → master), every few seconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub node_id: NodeId,
+    /// Base URL clients and peers reach this chunkserver at.
+    pub address: String,
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    pub chunk_count: u64,
+    /// Requests in progress: a measure of load for placement.
+    pub load: u32,
+    /// Every replica held: present at registration and periodically.
+    #[serde(default)]
+    pub report: Option<Vec<ReplicaReport>>,
+}
+
+/// The master's answer to a heartbeat.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// The master wants a full report with the next heartbeat (it restarted,
+    /// or has not seen this node before).
+    pub send_report: bool,
+}
+
+/// `POST {chunkserver}/v1/chunks/{handle}/create` (master → chunkserver).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateReplica {
+    pub version: ChunkVersion,
+    pub chunk_size_bytes: u64,
+}
+
+/// `POST {chunkserver}/v1/chunks/{handle}/version` (master → chunkserver):
+/// the replica takes part in a new lease at this version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetReplicaVersion {
+    pub version: ChunkVersion,
+}
+
+/// Query of the chunkserver's data endpoints:
+/// `PUT|GET {chunkserver}/v1/chunks/{handle}/data?version=V&offset=O[&length=L]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataQuery {
+    pub version: ChunkVersion,
+    #[serde(default)]
+    pub offset: u64,
+    /// For reads: bytes wanted (clipped at the replica's length).
+    #[serde(default)]
+    pub length: Option<u64>,
+}
+
+/// A chunkserver as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaAddr {
+    pub node_id: NodeId,
+    pub address: String,
+}
+
+/// Where a chunk of a file lives, at its current version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkLocation {
+    pub index: u64,
+    pub handle: ChunkHandle,
+    pub version: ChunkVersion,
+    /// Live replicas at the current version (stale ones are never listed).
+    pub replicas: Vec<ReplicaAddr>,
+}
+
+/// `GET /v1/chunks?inode=N&first=I&count=K` → [`ChunkLocations`]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocateQuery {
+    pub inode: InodeId,
+    #[serde(default)]
+    pub first: u64,
+    #[serde(default)]
+    pub count: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkLocations {
+    pub chunk_size_bytes: u64,
+    pub chunks: Vec<ChunkLocation>,
+}
+
+/// `POST /v1/chunks/lease`: the chunk at (inode, index) for writing;
+/// allocated if missing, with a lease granted (or extended) for its primary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    pub inode: InodeId,
+    pub index: u64,
+}
+
+/// The answer: write to `primary`, which forwards along `secondaries`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteLease {
+    pub handle: ChunkHandle,
+    pub version: ChunkVersion,
+    pub chunk_size_bytes: u64,
+    pub primary: ReplicaAddr,
+    pub secondaries: Vec<ReplicaAddr>,
+    /// How long the lease still runs, in ms.
+    pub lease_remaining_ms: u64,
+}
+
+/// `POST /v1/chunks/bad`: a replica failed verification (reported by its
+/// chunkserver or by a client); the master stops handing it out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadReplica {
+    pub handle: ChunkHandle,
+    pub node_id: NodeId,
+}
+
+/// `POST /v1/commit_length`: after writing, the file is at least `length` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitLength {
+    pub inode: InodeId,
+    pub length: u64,
+}
+
+/// `GET /v1/chunkservers` → one per known chunkserver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkserverInfo {
+    pub node_id: NodeId,
+    pub address: String,
+    /// "live" or "dead".
+    pub state: String,
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    pub chunk_count: u64,
+    pub load: u32,
+    pub last_heartbeat_age_ms: u64,
+}

@@ -1,0 +1,54 @@
+//! Chunk management calls: chunkserver heartbeats, and the client's view of
+//! chunks (locations for reads, leases for writes, committing lengths).
+
+use axum::extract::State;
+use axum::Json;
+use dfs_common::wire::chunks::*;
+use dfs_common::wire::namespace::{Attr, Done};
+use dfs_common::ErrorKind;
+
+use dfs_common::http::ApiError;
+use dfs_common::http::{ApiJson, ApiQuery};
+use super::{blocking, AppState};
+use crate::store::{Mutation, Outcome};
+
+/// Most chunk locations one call returns.
+const LOCATE_MAX: u64 = 1024;
+
+/// `POST /v1/heartbeat` (from chunkservers)
+pub async fn heartbeat(State(s): State<AppState>, ApiJson(hb): ApiJson<Heartbeat>) -> Result<Json<HeartbeatResponse>, ApiError> {
+    if !hb.address.starts_with("http://") {
+        return Err(ApiError::new(ErrorKind::EINVAL, "address must be an http:// URL"));
+    }
+    Ok(Json(s.chunks.heartbeat(hb).await))
+}
+
+/// `GET /v1/chunks?inode=N&first=I&count=K` → [`ChunkLocations`]
+pub async fn locate(State(s): State<AppState>, ApiQuery(q): ApiQuery<LocateQuery>) -> Result<Json<ChunkLocations>, ApiError> {
+    let count = q.count.unwrap_or(LOCATE_MAX).clamp(1, LOCATE_MAX) as usize;
+    blocking(move || s.chunks.locate(q.inode, q.first, count).map(Json)).await
+}
+
+/// `POST /v1/chunks/lease` → [`WriteLease`]
+pub async fn lease(State(s): State<AppState>, ApiJson(r): ApiJson<LeaseRequest>) -> Result<Json<WriteLease>, ApiError> {
+    Ok(Json(s.chunks.lease_for_write(r).await?))
+}
+
+/// `POST /v1/chunks/bad`
+pub async fn bad_replica(State(s): State<AppState>, ApiJson(r): ApiJson<BadReplica>) -> Json<Done> {
+    s.chunks.report_bad(r);
+    Json(Done {})
+}
+
+/// `POST /v1/commit_length` → the file's [`Attr`]
+pub async fn commit_length(State(s): State<AppState>, ApiJson(r): ApiJson<CommitLength>) -> Result<Json<Attr>, ApiError> {
+    match s.writer.submit(Mutation::CommitLength { inode: r.inode, length: r.length }).await? {
+        Outcome::Attr(a) => Ok(Json(a)),
+        _ => Err(ApiError::new(ErrorKind::EIO, "commit returned no attributes")),
+    }
+}
+
+/// `GET /v1/chunkservers` → every known chunkserver with its state.
+pub async fn chunkservers(State(s): State<AppState>) -> Json<Vec<ChunkserverInfo>> {
+    Json(s.chunks.chunkservers())
+}

@@ -1,0 +1,46 @@
+//! Calls from the master to chunkservers: create a replica, move a replica
+//! to a new lease's version.
+
+use std::time::Duration;
+
+use dfs_common::wire::chunks::{CreateReplica, SetReplicaVersion};
+use dfs_common::{ChunkHandle, ChunkVersion};
+
+/// How long the master waits on a chunkserver before counting it as failed.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct CsClient {
+    http: reqwest::Client,
+}
+
+impl CsClient {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder().timeout(CALL_TIMEOUT).build().unwrap_or_default();
+        CsClient { http }
+    }
+
+    async fn post<T: serde::Serialize>(&self, url: String, body: &T) -> Result<(), String> {
+        match self.http.post(&url).json(body).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("{url}: {} {}", r.status(), r.text().await.unwrap_or_default())),
+            Err(e) => Err(format!("{url}: {e}")),
+        }
+    }
+
+    pub async fn create(&self, address: &str, handle: ChunkHandle, version: ChunkVersion, chunk_size_bytes: u64) -> Result<(), String> {
+        let url = format!("{address}/v1/chunks/{handle}/create");
+        self.post(url, &CreateReplica { version, chunk_size_bytes }).await
+    }
+
+    pub async fn set_version(&self, address: &str, handle: ChunkHandle, version: ChunkVersion) -> Result<(), String> {
+        let url = format!("{address}/v1/chunks/{handle}/version");
+        self.post(url, &SetReplicaVersion { version }).await
+    }
+}
+
+impl Default for CsClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}

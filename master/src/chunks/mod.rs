@@ -1,0 +1,223 @@
+//! Chunk management on the master: chunkserver registry and failure
+//! detection, placement, leases and versions. Decisions are pure functions
+//! ([`liveness`], [`placement`], [`lease`]); [`ChunkManager`] performs them.
+//!
+//! - [`chunk_map`]: the soft state (nodes, replicas, leases).
+//! - [`cs_client`]: master → chunkserver calls.
+
+pub mod chunk_map;
+pub mod cs_client;
+pub mod lease;
+pub mod liveness;
+pub mod placement;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use dfs_common::wire::chunks::*;
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
+use futures::future::join_all;
+
+use crate::store::records::ChunkRecord;
+use crate::store::{Mutation, NsError, Outcome, Store, Writer};
+use chunk_map::{ChunkMap, ChunkMeta};
+use cs_client::CsClient;
+use lease::{decide, Lease, LeaseDecision};
+
+/// Timing of chunk management.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkTiming {
+    pub lease: Duration,
+    pub dead_after: Duration,
+}
+
+pub struct ChunkManager {
+    map: Mutex<ChunkMap>,
+    /// Serialises allocation and lease grants (rare: once per lease period
+    /// per chunk), so two writers never both bump a version.
+    grant: tokio::sync::Mutex<()>,
+    store: Store,
+    writer: Writer,
+    cs: CsClient,
+    timing: ChunkTiming,
+}
+
+fn err(kind: ErrorKind, message: impl Into<String>) -> NsError {
+    NsError::new(kind, message)
+}
+
+impl ChunkManager {
+    /// Builds the chunk map from the namespace (blocking: call at start-up).
+    pub fn load(store: Store, writer: Writer, timing: ChunkTiming) -> Result<Self, NsError> {
+        let mut map = ChunkMap::default();
+        for (inode, index, record) in store.all_chunks()? {
+            map.record_chunk(record.handle, ChunkMeta { inode, index, version: record.version });
+        }
+        Ok(ChunkManager { map: Mutex::new(map), grant: tokio::sync::Mutex::new(()), store, writer, cs: CsClient::new(), timing })
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, ChunkMap> {
+        // A panic while holding the lock leaves plain data behind; keep serving.
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub async fn heartbeat(&self, hb: Heartbeat) -> HeartbeatResponse {
+        let (response, newer) = self.map().heartbeat(&hb, Instant::now());
+        for n in newer {
+            // The version was handed out but not recorded before a crash: record it.
+            let m = Mutation::SetChunkVersion { inode: n.meta.inode, index: n.meta.index, version: n.reported };
+            match self.writer.submit(m).await {
+                Ok(_) => self.map().set_version(n.handle, n.reported),
+                Err(e) => tracing::warn!(chunk = %n.handle, error = %e, "recording a reported newer version failed"),
+            }
+        }
+        response
+    }
+
+    pub fn chunkservers(&self) -> Vec<ChunkserverInfo> {
+        self.map().chunkservers(Instant::now(), self.timing.dead_after)
+    }
+
+    /// Where chunks `first..first+count` of a file live.
+    pub fn locate(&self, inode: InodeId, first: u64, count: usize) -> Result<ChunkLocations, NsError> {
+        let file = self.store.inode(inode)?;
+        if file.is_dir() {
+            return Err(err(ErrorKind::EISDIR, format!("inode {inode} is a directory")));
+        }
+        let records = self.store.chunks_of(inode, first, count)?;
+        let (now, map) = (Instant::now(), self.map());
+        let chunks = records
+            .into_iter()
+            .map(|(index, r)| ChunkLocation {
+                index,
+                handle: r.handle,
+                version: r.version,
+                replicas: map.current_replicas(r.handle, now, self.timing.dead_after),
+            })
+            .collect();
+        Ok(ChunkLocations { chunk_size_bytes: file.attr.chunk_size_bytes, chunks })
+    }
+
+    pub fn report_bad(&self, bad: BadReplica) {
+        tracing::warn!(chunk = %bad.handle, node = %bad.node_id, "replica reported corrupt");
+        self.map().drop_replica(bad.handle, bad.node_id);
+    }
+
+    /// The chunk at (inode, index) for writing, allocated if missing, with a
+    /// running lease.
+    pub async fn lease_for_write(&self, req: LeaseRequest) -> Result<WriteLease, NsError> {
+        let _one_at_a_time = self.grant.lock().await;
+        let store = self.store.clone();
+        let (file, existing) = tokio::task::spawn_blocking(move || Ok::<_, NsError>((store.inode(req.inode)?, store.chunk(req.inode, req.index)?)))
+            .await
+            .map_err(|e| err(ErrorKind::EIO, e.to_string()))??;
+        let record = match existing {
+            Some(r) => r,
+            None => match self.writer.submit(Mutation::AddChunk { inode: req.inode, index: req.index }).await? {
+                Outcome::Chunk(r) => r,
+                _ => return Err(err(ErrorKind::EIO, "allocation returned no chunk")),
+            },
+        };
+        let chunk_size = file.attr.chunk_size_bytes;
+        let known = self.map().chunk(record.handle).is_some();
+        if !known {
+            self.map().record_chunk(record.handle, ChunkMeta { inode: req.inode, index: req.index, version: record.version });
+            self.place_new(record, file.attr.replication as usize, chunk_size).await?;
+        }
+        let now = Instant::now();
+        let current = self.map().lease(record.handle);
+        let decision = {
+            let map = self.map();
+            let version = current.as_ref().map(|l| l.version).unwrap_or(record.version);
+            decide(current.as_ref(), |n| map.holds(record.handle, n, version, now, self.timing.dead_after), now)
+        };
+        let lease = match decision {
+            LeaseDecision::Keep(l) => Lease { expires: now + self.timing.lease, ..l },
+            LeaseDecision::WaitUntil(t) => {
+                let ms = t.saturating_duration_since(now).as_millis();
+                return Err(err(ErrorKind::EAGAIN, format!("the chunk's primary is unreachable; its lease ends in {ms} ms")));
+            }
+            LeaseDecision::Grant { primary } => self.grant(record, req, known, primary).await?,
+        };
+        self.map().set_lease(record.handle, lease.clone());
+        self.lease_answer(record.handle, lease, chunk_size, now)
+    }
+
+    /// Creates the replicas of a newly allocated chunk.
+    async fn place_new(&self, record: ChunkRecord, replication: usize, chunk_size: u64) -> Result<(), NsError> {
+        let now = Instant::now();
+        let targets: Vec<ReplicaAddr> = {
+            let mut map = self.map();
+            let chosen = placement::choose(&map.candidates(now, self.timing.dead_after), replication, chunk_size);
+            chosen.iter().for_each(|n| map.reserve(*n, chunk_size));
+            chosen.into_iter().filter_map(|n| map.address(n)).collect()
+        };
+        if targets.is_empty() {
+            return Err(err(ErrorKind::ENOSPC, "no live chunkserver has room for a new chunk"));
+        }
+        let calls = targets.iter().map(|t| self.cs.create(&t.address, record.handle, record.version, chunk_size));
+        let results = join_all(calls).await;
+        let mut map = self.map();
+        for (t, result) in targets.iter().zip(results) {
+            match result {
+                Ok(()) => map.add_replica(record.handle, t.node_id, record.version),
+                Err(e) => tracing::warn!(chunk = %record.handle, error = %e, "creating a replica failed"),
+            }
+        }
+        Ok(())
+    }
+
+    /// A new lease: the current replicas move to the next version (those
+    /// that fail to are stale from then on), then the version is recorded.
+    /// A chunk placed just now keeps its first version: it has no history.
+    async fn grant(&self, record: ChunkRecord, req: LeaseRequest, existed: bool, primary: Option<NodeId>) -> Result<Lease, NsError> {
+        let now = Instant::now();
+        let replicas = self.map().current_replicas(record.handle, now, self.timing.dead_after);
+        if replicas.is_empty() {
+            return Err(err(ErrorKind::EIO, format!("chunk {} has no live current replica", record.handle)));
+        }
+        let version = if existed { ChunkVersion(record.version.0 + 1) } else { record.version };
+        let mut holders = replicas.clone();
+        if existed {
+            let calls = replicas.iter().map(|r| self.cs.set_version(&r.address, record.handle, version));
+            let results = join_all(calls).await;
+            holders = Vec::new();
+            for (r, result) in replicas.into_iter().zip(results) {
+                match result {
+                    Ok(()) => holders.push(r),
+                    Err(e) => tracing::warn!(chunk = %record.handle, error = %e, "replica missed a version bump"),
+                }
+            }
+            if holders.is_empty() {
+                return Err(err(ErrorKind::EIO, format!("no replica of chunk {} took version {version}", record.handle)));
+            }
+            let m = Mutation::SetChunkVersion { inode: req.inode, index: req.index, version };
+            self.writer.submit(m).await?;
+            let mut map = self.map();
+            map.set_version(record.handle, version);
+            holders.iter().for_each(|h| map.add_replica(record.handle, h.node_id, version));
+        }
+        let primary = primary.filter(|p| holders.iter().any(|h| h.node_id == *p)).unwrap_or(holders[0].node_id);
+        let members = holders.iter().map(|h| h.node_id).collect();
+        Ok(Lease { primary, version, expires: now + self.timing.lease, members })
+    }
+
+    fn lease_answer(&self, handle: ChunkHandle, lease: Lease, chunk_size: u64, now: Instant) -> Result<WriteLease, NsError> {
+        let map = self.map();
+        let replicas = map.current_replicas(handle, now, self.timing.dead_after);
+        let primary = replicas
+            .iter()
+            .find(|r| r.node_id == lease.primary)
+            .cloned()
+            .ok_or_else(|| err(ErrorKind::EIO, "the lease's primary is gone"))?;
+        let secondaries = replicas.into_iter().filter(|r| r.node_id != lease.primary).collect();
+        Ok(WriteLease {
+            handle,
+            version: lease.version,
+            chunk_size_bytes: chunk_size,
+            primary,
+            secondaries,
+            lease_remaining_ms: lease.expires.saturating_duration_since(now).as_millis() as u64,
+        })
+    }
+}

@@ -1,0 +1,63 @@
+//! A whole cluster for a test: one master and N chunkservers on loopback,
+//! with timing knobs shortened so failure detection takes about a second.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use serde_json::Value;
+
+use crate::api::Api;
+use crate::process::{ChunkserverProcess, MasterProcess};
+
+/// Master flags for tests: heartbeats every 100 ms, dead after 1 s, 2 s leases.
+pub const FAST_MASTER: &[&str] = &["--heartbeat-interval-ms", "100", "--dead-after-ms", "1000", "--lease-ms", "2000"];
+/// Chunkserver flags for tests: heartbeats every 100 ms, full reports every 2 s.
+pub const FAST_CHUNKSERVER: &[&str] = &["--heartbeat-interval-ms", "100", "--report-interval-ms", "2000"];
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub master: MasterProcess,
+    pub chunkservers: Vec<ChunkserverProcess>,
+    pub api: Api,
+}
+
+impl Cluster {
+    /// Starts a master and `n` chunkservers and waits until all are live.
+    pub fn start(n: usize) -> anyhow::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let master = MasterProcess::start(&dir.path().join("master"), FAST_MASTER)?;
+        let mut chunkservers = Vec::new();
+        for i in 0..n {
+            chunkservers.push(ChunkserverProcess::start(&master.url, &dir.path().join(format!("cs{i}")), FAST_CHUNKSERVER)?);
+        }
+        let api = Api::new(&master.url);
+        Ok(Cluster { dir, master, chunkservers, api })
+    }
+
+    pub fn cs_dir(&self, i: usize) -> PathBuf {
+        self.chunkservers[i].data_dir.clone()
+    }
+
+    /// The master's view of chunkservers.
+    pub async fn chunkservers(&self) -> anyhow::Result<Vec<Value>> {
+        let r = self.api.get("/v1/chunkservers").await?;
+        Ok(r.body.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Waits (bounded) until the master counts exactly `live` live chunkservers.
+    pub async fn wait_live(&self, live: usize, timeout: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        loop {
+            let nodes = self.chunkservers().await?;
+            let n = nodes.iter().filter(|c| c["state"] == "live").count();
+            if n == live {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!("expected {live} live chunkservers, have {n} after {timeout:?}: {nodes:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
