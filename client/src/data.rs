@@ -163,24 +163,29 @@ impl Client {
 
     /// Reads up to `len` bytes at `offset` (fewer at the end of the file).
     pub async fn read_at(&self, attr: &Attr, offset: u64, len: u64) -> Result<Bytes, ClientError> {
+        let parts: Vec<Bytes> = self.read_stream(attr, offset, len).await?.try_collect().await?;
+        if parts.len() <= 1 {
+            return Ok(parts.into_iter().next().unwrap_or_default());
+        }
+        let mut out = Vec::with_capacity(parts.iter().map(Bytes::len).sum());
+        parts.iter().for_each(|p| out.extend_from_slice(p));
+        Ok(Bytes::from(out))
+    }
+
+    /// The bytes `offset..offset+len` (clipped at the end of the file) as a
+    /// stream of pieces in order, several fetched at once: for copying large
+    /// ranges without holding them whole.
+    pub async fn read_stream<'a>(
+        &'a self,
+        attr: &Attr,
+        offset: u64,
+        len: u64,
+    ) -> Result<impl futures::Stream<Item = Result<Bytes, ClientError>> + 'a, ClientError> {
         let end = offset.saturating_add(len).min(attr.size);
-        if offset >= end {
-            return Ok(Bytes::new());
-        }
         let cs = attr.chunk_size_bytes.max(1);
-        let (first, last) = (offset / cs, (end - 1) / cs);
-        let mut located: HashMap<u64, ChunkLocation> = HashMap::new();
-        let mut next = first;
-        while next <= last {
-            let page = self.master.locate(attr.inode, next, last - next + 1).await?;
-            if page.chunks.is_empty() {
-                break;
-            }
-            next = page.chunks.iter().map(|c| c.index + 1).max().unwrap_or(last + 1);
-            located.extend(page.chunks.into_iter().map(|c| (c.index, c)));
-        }
-        let pieces = split_read(cs, self.config.read_piece_bytes, offset, end);
-        let parts: Vec<Bytes> = stream::iter(pieces.into_iter().map(|(index, off, n)| {
+        let located = if offset < end { self.locate_range(attr.inode, offset / cs, (end - 1) / cs).await? } else { HashMap::new() };
+        let pieces = if offset < end { split_read(cs, self.config.read_piece_bytes, offset, end) } else { Vec::new() };
+        Ok(stream::iter(pieces.into_iter().map(move |(index, off, n)| {
             let loc = located.get(&index).cloned();
             async move {
                 match loc {
@@ -189,15 +194,22 @@ impl Client {
                 }
             }
         }))
-        .buffered(self.config.pieces_in_flight)
-        .try_collect()
-        .await?;
-        if parts.len() == 1 {
-            return Ok(parts.into_iter().next().unwrap_or_default());
+        .buffered(self.config.pieces_in_flight))
+    }
+
+    /// Locations of chunks `first..=last` of a file, by index.
+    async fn locate_range(&self, inode: InodeId, first: u64, last: u64) -> Result<HashMap<u64, ChunkLocation>, ClientError> {
+        let mut located = HashMap::new();
+        let mut next = first;
+        while next <= last {
+            let page = self.master.locate(inode, next, last - next + 1).await?;
+            if page.chunks.is_empty() {
+                break;
+            }
+            next = page.chunks.iter().map(|c| c.index + 1).max().unwrap_or(last + 1);
+            located.extend(page.chunks.into_iter().map(|c| (c.index, c)));
         }
-        let mut out = Vec::with_capacity((end - offset) as usize);
-        parts.iter().for_each(|p| out.extend_from_slice(p));
-        Ok(Bytes::from(out))
+        Ok(located)
     }
 
     /// Reads one piece from the first replica that serves it whole and

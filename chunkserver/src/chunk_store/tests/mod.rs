@@ -6,7 +6,6 @@ mod durability;
 mod integrity;
 mod random_model;
 mod round_trip;
-mod throughput;
 
 use std::path::Path;
 
