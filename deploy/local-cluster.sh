@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Runs a local dfs system in the foreground with its data under one directory
-# (default .dfs-local/ in the checkout): for now the master on
-# 127.0.0.1:9870 (DFS_LISTEN to change). Ctrl-C stops everything cleanly.
-# Expects the binaries built (make run does that) in $BIN_DIR.
+# Runs a local dfs cluster in the foreground with all data under one
+# directory (default .dfs-local/ in the checkout): one master on
+# 127.0.0.1:9870 and three chunkservers on 127.0.0.1:9866-9868.
+# Ctrl-C stops everything cleanly. Expects the binaries in $BIN_DIR.
 set -euo pipefail
 
 ROOT=${DFS_LOCAL_DIR:-.dfs-local}
 BIN_DIR=${BIN_DIR:-target/debug}
-LISTEN=${DFS_LISTEN:-127.0.0.1:9870}
+MASTER=${DFS_LISTEN:-127.0.0.1:9870}
+CS_PORTS=(9866 9867 9868)
 mkdir -p "$ROOT"
 
 pids=()
@@ -19,20 +20,29 @@ stop() {
 }
 trap stop INT TERM
 
-"$BIN_DIR/dfs-master" --listen "$LISTEN" --data-dir "$ROOT/master" &
+url="http://$MASTER"
+"$BIN_DIR/dfs-master" --listen "$MASTER" --data-dir "$ROOT/master" &
 pids+=($!)
-
-url="http://$LISTEN"
 for _ in $(seq 100); do
   curl -fs "$url/v1/cluster" >/dev/null 2>&1 && break
   sleep 0.1
 done
+for i in 0 1 2; do
+  "$BIN_DIR/dfs-chunkserver" --listen "127.0.0.1:${CS_PORTS[$i]}" --master "$url" --data-dir "$ROOT/cs$i" &
+  pids+=($!)
+done
+for _ in $(seq 100); do
+  live=$(curl -fs "$url/v1/chunkservers" 2>/dev/null | grep -o '"state":"live"' | wc -l)
+  ((live >= 3)) && break
+  sleep 0.1
+done
 cat <<MSG
 
-dfs is running (data in $ROOT/, Ctrl-C to stop)
-  master API:  $url/v1/
-  try:         curl -s -XPOST $url/v1/mkdir -H 'content-type: application/json' -d '{"path":"/hello"}'
-               curl -s '$url/v1/list?path=/'
+dfs is running: 1 master, ${live:-0} live chunkservers (data in $ROOT/, Ctrl-C to stop)
+  master API:    $url/v1/
+  chunkservers:  curl -s $url/v1/chunkservers
+  try:           curl -s -XPOST $url/v1/mkdir -H 'content-type: application/json' -d '{"path":"/hello"}'
+                 curl -s '$url/v1/list?path=/'
 
 MSG
 wait

@@ -1,6 +1,7 @@
 //! A full consistency scan: every entry points at an existing inode whose
 //! parent is that directory, every inode is reachable from the root or from a
-//! subtree awaiting the reaper, and the stored counters match a recount.
+//! subtree awaiting the reaper, chunk records belong to files, ids are below
+//! their allocator, and the stored counters match a recount.
 
 use std::collections::{HashMap, HashSet};
 
@@ -50,6 +51,12 @@ impl Store {
             }
             children.entry(parent).or_default().push(entry.child);
         }
+        for item in self.db.iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start) {
+            let owner = InodeId(leading_u64(&item?.0).unwrap_or(0));
+            if !inodes.get(&owner).is_some_and(|r| r.attr.kind == FileKind::File) {
+                problems.push(format!("chunk record of inode {owner}, which is not a file"));
+            }
+        }
         let mut roots = vec![InodeId::ROOT];
         for item in self.db.iterator_cf(self.cf(CF_PENDING_DELETE)?, IteratorMode::Start) {
             roots.push(InodeId(leading_u64(&item?.0).unwrap_or(0)));
@@ -70,7 +77,11 @@ impl Store {
             }
             counted.count(&r.attr, 1);
         }
-        let recorded: FsStats = self.counters()?.stats();
+        let stored = self.counters()?;
+        if let Some(max) = inodes.keys().max().filter(|m| m.0 >= stored.next_inode) {
+            problems.push(format!("inode {max} is not below the next id {}", stored.next_inode));
+        }
+        let recorded: FsStats = stored.stats();
         let counted = counted.stats();
         if counted != recorded {
             problems.push(format!("counters differ: recorded {recorded:?}, counted {counted:?}"));
