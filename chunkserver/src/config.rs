@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use dfs_common::config::ConfigError;
+use dfs_common::http::daemon::DaemonConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser, Serialize, Deserialize, Debug, Clone)]
@@ -50,9 +51,13 @@ pub struct ChunkserverConfig {
     pub log: String,
 }
 
-impl ChunkserverConfig {
+impl DaemonConfig for ChunkserverConfig {
+    fn log_filter(&self) -> &str {
+        &self.log
+    }
+
     /// Names the first broken relation between settings.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if !self.master.starts_with("http://") {
             return invalid(format!("master must be an http:// URL, not {:?}", self.master));

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use dfs_common::http::daemon::shutdown_signal;
 use tokio::net::TcpListener;
 
 use crate::api::{router, Node};
@@ -51,15 +52,4 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     beats.abort();
     tracing::info!("chunkserver stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
 }

@@ -1,7 +1,8 @@
 //! The HTTP edge shared by the daemons (feature `http`): an error type that
-//! answers with a status and `{"error", "message"}`, and JSON/query
-//! extractors whose rejections are such errors.
+//! answers with a status and `{"error", "message"}`, JSON/query extractors
+//! whose rejections are such errors, and the daemons' common `main`.
 
+pub mod daemon;
 pub mod error;
 pub mod extract;
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use dfs_common::config::ConfigError;
+use dfs_common::http::daemon::DaemonConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::store::mutations::{check_chunk_size, check_replication};
@@ -59,9 +60,13 @@ pub struct MasterConfig {
     pub log: String,
 }
 
-impl MasterConfig {
+impl DaemonConfig for MasterConfig {
+    fn log_filter(&self) -> &str {
+        &self.log
+    }
+
     /// Names the first broken relation between settings.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if let Err(e) = check_replication(self.default_replication) {
             return invalid(format!("default_replication: {}", e.message));

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use dfs_common::http::daemon::shutdown_signal;
 use tokio::net::TcpListener;
 
 use crate::api::{router, AppState};
@@ -47,15 +48,4 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || writer_thread.join()).await?.ok();
     tracing::info!("master stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
 }

@@ -22,3 +22,9 @@ pub fn seed() -> u64 {
     eprintln!("test seed: {seed} (replay with DFS_TEST_SEED={seed})");
     seed
 }
+
+/// The median of some measurements (the upper one of an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}

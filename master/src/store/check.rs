@@ -18,9 +18,13 @@ impl Store {
     /// Scans the whole namespace. Meant for tests and operators: it reads
     /// every record, so it is O(size of the namespace).
     pub fn check(&self) -> Result<CheckReport, NsError> {
+        // One snapshot for every read: each mutation (and reaper step) is one
+        // batch, so the snapshot is a consistent namespace even while the
+        // writer goes on.
+        let snap = self.db.snapshot();
         let mut problems = Vec::new();
         let mut inodes: HashMap<InodeId, InodeRecord> = HashMap::new();
-        for item in self.db.iterator_cf(self.cf(CF_INODES)?, IteratorMode::Start) {
+        for item in snap.iterator_cf(self.cf(CF_INODES)?, IteratorMode::Start) {
             let (key, value) = item?;
             let id = InodeId(leading_u64(&key).unwrap_or(0));
             match InodeRecord::decode(id, &value) {
@@ -32,7 +36,7 @@ impl Store {
         }
         let mut children: HashMap<InodeId, Vec<InodeId>> = HashMap::new();
         let mut entries = 0u64;
-        for item in self.db.iterator_cf(self.cf(CF_ENTRIES)?, IteratorMode::Start) {
+        for item in snap.iterator_cf(self.cf(CF_ENTRIES)?, IteratorMode::Start) {
             let (key, value) = item?;
             entries += 1;
             let parent = InodeId(leading_u64(&key).unwrap_or(0));
@@ -51,14 +55,14 @@ impl Store {
             }
             children.entry(parent).or_default().push(entry.child);
         }
-        for item in self.db.iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start) {
+        for item in snap.iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start) {
             let owner = InodeId(leading_u64(&item?.0).unwrap_or(0));
             if !inodes.get(&owner).is_some_and(|r| r.attr.kind == FileKind::File) {
                 problems.push(format!("chunk record of inode {owner}, which is not a file"));
             }
         }
         let mut roots = vec![InodeId::ROOT];
-        for item in self.db.iterator_cf(self.cf(CF_PENDING_DELETE)?, IteratorMode::Start) {
+        for item in snap.iterator_cf(self.cf(CF_PENDING_DELETE)?, IteratorMode::Start) {
             roots.push(InodeId(leading_u64(&item?.0).unwrap_or(0)));
         }
         let pending_roots = roots.len() as u64 - 1;
@@ -77,7 +81,10 @@ impl Store {
             }
             counted.count(&r.attr, 1);
         }
-        let stored = self.counters()?;
+        let stored = match snap.get_cf(self.cf(CF_META)?, META_COUNTERS)? {
+            Some(v) => Counters::decode(&v)?,
+            None => return Err(NsError::new(dfs_common::ErrorKind::EIO, "counters missing")),
+        };
         if let Some(max) = inodes.keys().max().filter(|m| m.0 >= stored.next_inode) {
             problems.push(format!("inode {max} is not below the next id {}", stored.next_inode));
         }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use clap::Parser;
 use dfs_client::{Client, DataConfig};
 use dfs_common::wire::namespace::{CreateRequest, EntryRef};
-use dfs_tests::Cluster;
+use dfs_tests::{median, Cluster};
 use futures::StreamExt;
 use rand::{RngCore, SeedableRng};
 
@@ -35,11 +35,6 @@ struct Args {
 fn drop_caches() -> bool {
     unsafe { libc::sync() };
     std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 #[tokio::main]

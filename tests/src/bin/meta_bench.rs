@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use dfs_tests::{Api, MasterProcess};
+use dfs_tests::{median, Api, MasterProcess};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -98,11 +98,6 @@ async fn create_then_stat(api: &Api, dir: &str, clients: usize, count: usize) ->
     })
     .await?;
     Ok((creates, stats))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 #[tokio::main]
