@@ -38,7 +38,12 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
         bytes_written: AtomicU64::new(0),
         bytes_read: AtomicU64::new(0),
         max_write_bytes: config.max_write_bytes,
-        http: reqwest::Client::builder().pool_max_idle_per_host(32).build()?,
+        // Bounded waits on peers: a hung downstream must not pin buffers forever.
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(32)
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(60))
+            .build()?,
         started: Instant::now(),
     });
     let beats = tokio::spawn(heartbeat::run(

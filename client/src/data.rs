@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dfs_common::wire::chunks::{ChunkLocation, ReplicaAddr, WriteLease, BLOCK_BYTES, HEADER_CHECKSUMS, HEADER_FORWARD};
+use dfs_common::wire::chunks::{ChunkLocation, ReplicaAddr, WriteLease, WrittenChunk, BLOCK_BYTES, HEADER_CHECKSUMS, HEADER_FORWARD};
 use dfs_common::wire::namespace::Attr;
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
 use futures::{stream, StreamExt, TryStreamExt};
@@ -57,7 +57,8 @@ pub struct Client {
     leases: Mutex<HashMap<(InodeId, u64), CachedLease>>,
 }
 
-/// A write piece: chunk index, offset inside the chunk, bytes.
+/// A write piece: chunk index, offset inside the chunk, bytes (cheap to clone).
+#[derive(Clone)]
 struct Piece {
     index: u64,
     offset: u64,
@@ -105,18 +106,34 @@ impl Client {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| ClientError::new(ErrorKind::EINVAL, "write past the largest offset"))?;
-        let pieces = split_write(attr.chunk_size_bytes, self.config.write_piece_bytes, offset, data)?;
-        stream::iter(pieces.into_iter().map(|p| self.write_piece(attr.inode, p)))
-            .buffer_unordered(self.config.pieces_in_flight)
-            .try_collect::<Vec<()>>()
-            .await?;
-        if end > 0 {
-            self.master.commit_length(attr.inode, end).await?;
+        if data.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let pieces = split_write(attr.chunk_size_bytes, self.config.write_piece_bytes, offset, data)?;
+        // A truncate racing with the write can drop a chunk we wrote to; the
+        // master then refuses the commit (ESTALE) and we write once more.
+        for attempt in 0..2 {
+            let written: Vec<(u64, ChunkHandle)> = stream::iter(pieces.iter().cloned().map(|p| self.write_piece(attr.inode, p)))
+                .buffer_unordered(self.config.pieces_in_flight)
+                .try_collect()
+                .await?;
+            let mut chunks: Vec<WrittenChunk> = written.into_iter().map(|(index, handle)| WrittenChunk { index, handle }).collect();
+            chunks.sort_by_key(|c| c.index);
+            chunks.dedup();
+            match self.master.commit_length(attr.inode, end, chunks).await {
+                Err(e) if e.kind == ErrorKind::ESTALE && attempt == 0 => self.forget_leases(attr.inode),
+                other => return other.map(|_| ()),
+            }
+        }
+        Err(ClientError::new(ErrorKind::ESTALE, "the file's chunks changed under the write twice"))
     }
 
-    async fn write_piece(&self, inode: InodeId, p: Piece) -> Result<(), ClientError> {
+    fn forget_leases(&self, inode: InodeId) {
+        self.leases.lock().unwrap_or_else(|p| p.into_inner()).retain(|(i, _), _| *i != inode);
+    }
+
+    /// Writes one piece; returns the chunk (index, handle) it went to.
+    async fn write_piece(&self, inode: InodeId, p: Piece) -> Result<(u64, ChunkHandle), ClientError> {
         let crcs = checksums(&p.data);
         let mut last = ClientError::new(ErrorKind::EIO, "no attempt made");
         for attempt in 0..self.config.attempts {
@@ -132,7 +149,7 @@ impl Client {
                 Err(e) => return Err(e),
             };
             match self.put_piece(&lease, &p, &crcs).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok((p.index, lease.handle)),
                 // A new lease (and version) may fix it; anything else will not.
                 Err(e) if e.is_temporary() || e.kind == ErrorKind::ESTALE => {
                     self.forget_lease((inode, p.index));

@@ -1,6 +1,6 @@
 //! Calls to the master's API.
 
-use dfs_common::wire::chunks::{ChunkLocations, CommitLength, LeaseRequest, LocateQuery, WriteLease};
+use dfs_common::wire::chunks::{ChunkLocations, CommitLength, LeaseRequest, LocateQuery, WriteLease, WrittenChunk};
 use dfs_common::wire::namespace::*;
 use dfs_common::InodeId;
 use serde::de::DeserializeOwned;
@@ -59,7 +59,7 @@ impl MasterClient {
         self.get("/v1/chunks", &LocateQuery { inode, first, count: Some(count) }).await
     }
 
-    pub async fn commit_length(&self, inode: InodeId, length: u64) -> Result<Attr, ClientError> {
-        self.post("/v1/commit_length", &CommitLength { inode, length }).await
+    pub async fn commit_length(&self, inode: InodeId, length: u64, chunks: Vec<WrittenChunk>) -> Result<Attr, ClientError> {
+        self.post("/v1/commit_length", &CommitLength { inode, length, chunks }).await
     }
 }

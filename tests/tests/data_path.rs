@@ -263,3 +263,34 @@ async fn bad_writes_get_4xx_and_leave_the_replica_unchanged() {
     assert_eq!(got.len(), 100_000);
     assert!(got.iter().all(|b| *b == 5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_after_a_truncate_is_not_lost() {
+    let c = cluster(3).await;
+    let client = Client::new(&c.master.url);
+    let attr = create(&client, "/t", 3, MIB).await;
+    client.write_at(&attr, 0, Bytes::from(vec![1u8; 3000])).await.unwrap();
+    // Truncate to 0 (the chunk is dropped) while the client still caches its lease.
+    let r = c.api.post("/v1/setattr", &serde_json::json!({"path": "/t", "size": 0})).await.unwrap();
+    assert!(r.ok(), "{}", r.body);
+    client.write_at(&attr, 0, Bytes::from(vec![2u8; 10])).await.expect("write after truncate");
+    let attr = client.master.stat("/t").await.unwrap();
+    assert_eq!(attr.size, 10);
+    assert_eq!(&client.read_at(&attr, 0, 10).await.unwrap()[..], &[2u8; 10][..]);
+    assert_eq!(locations(&client, &attr).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chunk_whose_placement_failed_is_placed_on_the_next_try() {
+    let mut c = cluster(0).await;
+    let client = Client::new(&c.master.url);
+    let attr = create(&client, "/p", 1, MIB).await;
+    let err = client.master.lease(attr.inode, 0).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ENOSPC, "{err}");
+    let cs = dfs_tests::ChunkserverProcess::start(&c.master.url, &c.dir.path().join("late"), dfs_tests::cluster::FAST_CHUNKSERVER).unwrap();
+    c.chunkservers.push(cs);
+    c.wait_live(1, LIVE_WAIT).await.unwrap();
+    client.write_at(&attr, 0, Bytes::from(vec![3u8; 100])).await.expect("write once a chunkserver is there");
+    let attr = client.master.stat("/p").await.unwrap();
+    assert_eq!(&client.read_at(&attr, 0, 100).await.unwrap()[..], &[3u8; 100][..]);
+}

@@ -158,6 +158,8 @@ async fn bad_input_gets_a_4xx_and_changes_nothing() {
         ("/v1/setattr", json!({"path": "/d", "size": 1}), 400, "EISDIR"),
         ("/v1/setattr", json!({"path": "/d/f", "mode": 0o100000}), 400, "EINVAL"),
         ("/v1/setattr", json!({"inode": 424242, "mode": 1}), 404, "ENOENT"),
+        ("/v1/setattr", json!({"path": "/d/f", "size": u64::MAX}), 400, "EINVAL"),
+        ("/v1/commit_length", json!({"inode": 1, "length": 10}), 400, "EISDIR"),
         ("/v1/symlink", json!({"path": "/l", "target": ""}), 400, "EINVAL"),
         ("/v1/symlink", json!({"path": "/d/f", "target": "x"}), 409, "EEXIST"),
         ("/v1/mkdir", json!({"path": 5}), 400, "EINVAL"),

@@ -50,11 +50,18 @@ fn parse_checksums(headers: &HeaderMap, len: u64) -> Result<Vec<u32>, ApiError> 
     Ok(crcs)
 }
 
+/// Longest replica chain a write may name (replication is at most 16).
+const CHAIN_MAX: usize = 16;
+
 fn parse_forward(headers: &HeaderMap) -> Result<Vec<String>, ApiError> {
     let raw = headers.get(HEADER_FORWARD).and_then(|v| v.to_str().ok()).unwrap_or("");
     let chain: Vec<String> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
     if chain.iter().any(|u| !u.starts_with("http://")) {
         return Err(invalid(format!("{HEADER_FORWARD} must list http:// URLs")));
+    }
+    let distinct: std::collections::HashSet<&String> = chain.iter().collect();
+    if chain.len() > CHAIN_MAX || distinct.len() != chain.len() {
+        return Err(invalid(format!("{HEADER_FORWARD} must name at most {CHAIN_MAX} distinct chunkservers")));
     }
     Ok(chain)
 }
@@ -86,10 +93,10 @@ fn forward(n: &Node, chain: &[String], handle: ChunkHandle, q: DataQuery, len: u
         if resp.status().is_success() {
             return Ok(());
         }
+        // The body passed our own checks, so any refusal downstream is that
+        // replica's failure (quarantined, stale, disk full...), not the client's.
         let status = resp.status();
         match resp.json::<dfs_common::ErrorBody>().await {
-            // A client error downstream is the client's error (same body, same checks).
-            Ok(b) if status.is_client_error() => Err(ApiError(b)),
             Ok(b) => Err(failed(format!("{}: {}", b.error, b.message))),
             Err(_) => Err(failed(status.to_string())),
         }
@@ -173,7 +180,12 @@ pub async fn write(
         None => (local.await, Ok(())),
     };
     local.map_err(chunk_error)?;
-    remote?;
+    if let Err(e) = remote {
+        // The replicas now differ: have the master drop the failed one, so the
+        // client's retry gets a new lease (and version) without it.
+        report_downstream(&n, handle, &chain[0]).await;
+        return Err(e);
+    }
     n.bytes_written.fetch_add(len, Ordering::Relaxed);
     Ok(Json(Done {}))
 }
@@ -206,6 +218,15 @@ pub async fn read(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): A
     }
 }
 
+/// Tells the master that the next replica of a write failed.
+async fn report_downstream(n: &Arc<Node>, handle: ChunkHandle, address: &str) {
+    tracing::warn!(chunk = %handle, replica = address, "forwarding a write failed; reporting the replica");
+    let bad = BadReplica { handle, node_id: None, address: Some(address.to_string()) };
+    if let Err(e) = n.http.post(format!("{}/v1/chunks/bad", n.master)).json(&bad).send().await {
+        tracing::warn!(chunk = %handle, error = %e, "could not report a failed replica");
+    }
+}
+
 /// Moves a corrupt replica aside (never served again) and tells the master.
 pub async fn quarantine_and_report(n: &Arc<Node>, handle: ChunkHandle) {
     tracing::error!(chunk = %handle, "replica failed verification; quarantined");
@@ -213,7 +234,7 @@ pub async fn quarantine_and_report(n: &Arc<Node>, handle: ChunkHandle) {
     if let Err(e) = blocking(move || store.quarantine(handle)).await {
         tracing::error!(chunk = %handle, error = %e, "quarantine failed");
     }
-    let bad = BadReplica { handle, node_id: n.id };
+    let bad = BadReplica { handle, node_id: Some(n.id), address: None };
     let url = format!("{}/v1/chunks/bad", n.master);
     if let Err(e) = n.http.post(url).json(&bad).send().await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a bad replica");

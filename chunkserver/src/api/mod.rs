@@ -72,6 +72,7 @@ pub fn chunk_error(e: ChunkError) -> ApiError {
         ChunkError::Exists => ErrorKind::EEXIST,
         ChunkError::VersionConflict { .. } => ErrorKind::ESTALE,
         ChunkError::OutOfRange { .. } | ChunkError::BodyChecksum { .. } | ChunkError::BadArgument(_) => ErrorKind::EINVAL,
+        ChunkError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => ErrorKind::ENOSPC,
         ChunkError::Corrupt { .. } | ChunkError::Io(..) => ErrorKind::EIO,
     };
     ApiError::new(kind, e.to_string())

@@ -129,17 +129,33 @@ pub struct WriteLease {
 
 /// `POST /v1/chunks/bad`: a replica failed verification (reported by its
 /// chunkserver or by a client); the master stops handing it out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The replica is named by `node_id`, or by `address` when the reporter only
+/// knows where it sent data (a primary whose downstream failed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BadReplica {
     pub handle: ChunkHandle,
-    pub node_id: NodeId,
+    #[serde(default)]
+    pub node_id: Option<NodeId>,
+    #[serde(default)]
+    pub address: Option<String>,
 }
 
-/// `POST /v1/commit_length`: after writing, the file is at least `length` bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /v1/commit_length`: after writing, the file is at least `length`
+/// bytes. `chunks` names the chunks written (index and handle); if one of
+/// them is no longer the file's (a truncate dropped it meanwhile) the commit
+/// is refused with ESTALE and the writer must write again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitLength {
     pub inode: InodeId,
     pub length: u64,
+    #[serde(default)]
+    pub chunks: Vec<WrittenChunk>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenChunk {
+    pub index: u64,
+    pub handle: ChunkHandle,
 }
 
 /// `GET /v1/chunkservers` → one per known chunkserver.

@@ -35,14 +35,15 @@ pub async fn lease(State(s): State<AppState>, ApiJson(r): ApiJson<LeaseRequest>)
 }
 
 /// `POST /v1/chunks/bad`
-pub async fn bad_replica(State(s): State<AppState>, ApiJson(r): ApiJson<BadReplica>) -> Json<Done> {
-    s.chunks.report_bad(r);
-    Json(Done {})
+pub async fn bad_replica(State(s): State<AppState>, ApiJson(r): ApiJson<BadReplica>) -> Result<Json<Done>, ApiError> {
+    s.chunks.report_bad(r)?;
+    Ok(Json(Done {}))
 }
 
 /// `POST /v1/commit_length` → the file's [`Attr`]
 pub async fn commit_length(State(s): State<AppState>, ApiJson(r): ApiJson<CommitLength>) -> Result<Json<Attr>, ApiError> {
-    match s.writer.submit(Mutation::CommitLength { inode: r.inode, length: r.length }).await? {
+    let chunks = r.chunks.iter().map(|c| (c.index, c.handle)).collect();
+    match s.writer.submit(Mutation::CommitLength { inode: r.inode, length: r.length, chunks }).await? {
         Outcome::Attr(a) => Ok(Json(a)),
         _ => Err(ApiError::new(ErrorKind::EIO, "commit returned no attributes")),
     }

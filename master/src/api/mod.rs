@@ -41,6 +41,9 @@ pub struct AppState {
     pub started: Instant,
 }
 
+/// Largest heartbeat body: a full report of about four million replicas.
+pub const HEARTBEAT_MAX_BYTES: usize = 256 << 20;
+
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/mkdir", post(mutations::mkdir))
@@ -57,7 +60,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/list", get(queries::list))
         .route("/v1/readlink", get(queries::readlink))
         .route("/v1/fs", get(queries::fs_stats))
-        .route("/v1/heartbeat", post(chunks::heartbeat))
+        // Full chunk reports outgrow the API's body limit: ~64 bytes a replica.
+        .route("/v1/heartbeat", post(chunks::heartbeat).layer(DefaultBodyLimit::max(HEARTBEAT_MAX_BYTES)))
         .route("/v1/chunks", get(chunks::locate))
         .route("/v1/chunks/lease", post(chunks::lease))
         .route("/v1/chunks/bad", post(chunks::bad_replica))

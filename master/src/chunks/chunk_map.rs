@@ -81,9 +81,13 @@ impl ChunkMap {
         let Some(report) = &hb.report else {
             return (HeartbeatResponse { send_report: !known }, Vec::new());
         };
+        // What the node held before, to replace it; a report built before a
+        // version bump the node took part in must not lower its version
+        // (replicas never go down, so the higher one is the truth).
+        let mut before = HashMap::new();
         for handle in self.held.remove(&hb.node_id).unwrap_or_default() {
-            if let Some(r) = self.replicas.get_mut(&handle) {
-                r.remove(&hb.node_id);
+            if let Some(v) = self.replicas.get_mut(&handle).and_then(|r| r.remove(&hb.node_id)) {
+                before.insert(handle, v);
             }
         }
         let mut newer = Vec::new();
@@ -92,7 +96,8 @@ impl ChunkMap {
             if r.version > meta.version {
                 newer.push(NewerVersion { handle: r.handle, meta, reported: r.version });
             }
-            self.add_replica(r.handle, hb.node_id, r.version);
+            let version = before.get(&r.handle).map_or(r.version, |v| r.version.max(*v));
+            self.add_replica(r.handle, hb.node_id, version);
         }
         (HeartbeatResponse { send_report: false }, newer)
     }
@@ -158,6 +163,11 @@ impl ChunkMap {
         if let Some(n) = self.nodes.get_mut(&node) {
             n.reserved_bytes += bytes;
         }
+    }
+
+    /// The node last heard from at `address`.
+    pub fn node_at(&self, address: &str) -> Option<NodeId> {
+        self.nodes.iter().filter(|(_, n)| n.address == address).max_by_key(|(_, n)| n.last_heartbeat).map(|(id, _)| *id)
     }
 
     pub fn address(&self, node: NodeId) -> Option<ReplicaAddr> {

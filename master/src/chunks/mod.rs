@@ -98,9 +98,18 @@ impl ChunkManager {
         Ok(ChunkLocations { chunk_size_bytes: file.attr.chunk_size_bytes, chunks })
     }
 
-    pub fn report_bad(&self, bad: BadReplica) {
-        tracing::warn!(chunk = %bad.handle, node = %bad.node_id, "replica reported corrupt");
-        self.map().drop_replica(bad.handle, bad.node_id);
+    /// A replica failed (verification, or a write forwarded to it): it is
+    /// no longer handed out, and the next lease leaves it out (stale).
+    pub fn report_bad(&self, bad: BadReplica) -> Result<(), NsError> {
+        let mut map = self.map();
+        let node = match (bad.node_id, &bad.address) {
+            (Some(n), None) => n,
+            (None, Some(a)) => map.node_at(a).ok_or_else(|| err(ErrorKind::ENOENT, format!("no chunkserver at {a}")))?,
+            _ => return Err(err(ErrorKind::EINVAL, "name the replica by \"node_id\" or by \"address\"")),
+        };
+        tracing::warn!(chunk = %bad.handle, %node, "replica reported bad");
+        map.drop_replica(bad.handle, node);
+        Ok(())
     }
 
     /// The chunk at (inode, index) for writing, allocated if missing, with a
@@ -119,10 +128,12 @@ impl ChunkManager {
             },
         };
         let chunk_size = file.attr.chunk_size_bytes;
+        // A chunk enters the map once placed: a failed placement is retried
+        // by the next lease request instead of leaving it without replicas.
         let known = self.map().chunk(record.handle).is_some();
         if !known {
-            self.map().record_chunk(record.handle, ChunkMeta { inode: req.inode, index: req.index, version: record.version });
             self.place_new(record, file.attr.replication as usize, chunk_size).await?;
+            self.map().record_chunk(record.handle, ChunkMeta { inode: req.inode, index: req.index, version: record.version });
         }
         let now = Instant::now();
         let current = self.map().lease(record.handle);
@@ -158,11 +169,18 @@ impl ChunkManager {
         let calls = targets.iter().map(|t| self.cs.create(&t.address, record.handle, record.version, chunk_size));
         let results = join_all(calls).await;
         let mut map = self.map();
+        let mut placed = 0;
         for (t, result) in targets.iter().zip(results) {
             match result {
-                Ok(()) => map.add_replica(record.handle, t.node_id, record.version),
+                Ok(()) => {
+                    map.add_replica(record.handle, t.node_id, record.version);
+                    placed += 1;
+                }
                 Err(e) => tracing::warn!(chunk = %record.handle, error = %e, "creating a replica failed"),
             }
+        }
+        if placed == 0 {
+            return Err(err(ErrorKind::EIO, format!("no chunkserver could create chunk {}", record.handle)));
         }
         Ok(())
     }

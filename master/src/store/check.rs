@@ -12,7 +12,7 @@ use rocksdb::IteratorMode;
 use super::db::Store;
 use super::error::NsError;
 use super::keys::*;
-use super::records::{Counters, EntryRecord, InodeRecord};
+use super::records::{ChunkRecord, Counters, EntryRecord, InodeRecord};
 
 impl Store {
     /// Scans the whole namespace. Meant for tests and operators: it reads
@@ -55,10 +55,16 @@ impl Store {
             }
             children.entry(parent).or_default().push(entry.child);
         }
+        let mut max_handle = 0;
         for item in snap.iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start) {
-            let owner = InodeId(leading_u64(&item?.0).unwrap_or(0));
+            let (key, value) = item?;
+            let owner = InodeId(leading_u64(&key).unwrap_or(0));
             if !inodes.get(&owner).is_some_and(|r| r.attr.kind == FileKind::File) {
                 problems.push(format!("chunk record of inode {owner}, which is not a file"));
+            }
+            match ChunkRecord::decode(&value) {
+                Ok(c) => max_handle = max_handle.max(c.handle.0),
+                Err(e) => problems.push(format!("chunk record of inode {owner}: {e}")),
             }
         }
         let mut roots = vec![InodeId::ROOT];
@@ -87,6 +93,9 @@ impl Store {
         };
         if let Some(max) = inodes.keys().max().filter(|m| m.0 >= stored.next_inode) {
             problems.push(format!("inode {max} is not below the next id {}", stored.next_inode));
+        }
+        if max_handle >= stored.next_chunk {
+            problems.push(format!("chunk handle {max_handle} is not below the next handle {}", stored.next_chunk));
         }
         let recorded: FsStats = stored.stats();
         let counted = counted.stats();

@@ -31,8 +31,10 @@ pub enum Mutation {
     AddChunk { inode: InodeId, index: u64 },
     /// A new lease's version for a chunk; versions never go down.
     SetChunkVersion { inode: InodeId, index: u64, version: ChunkVersion },
-    /// The file is at least `length` bytes long (written data was committed).
-    CommitLength { inode: InodeId, length: u64 },
+    /// The file is at least `length` bytes long (written data was committed);
+    /// `chunks` are the (index, handle) pairs written, which must still be
+    /// the file's chunks (a truncate may have dropped them meanwhile).
+    CommitLength { inode: InodeId, length: u64, chunks: Vec<(u64, ChunkHandle)> },
 }
 
 /// What a successful mutation answers.
@@ -64,7 +66,7 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults) -> Result<Outcome, NsError
         Mutation::SetChunkVersion { inode, index, version } => {
             set_chunk_version(t, *inode, *index, *version).map(Outcome::Chunk)
         }
-        Mutation::CommitLength { inode, length } => commit_length(t, *inode, *length).map(Outcome::Attr),
+        Mutation::CommitLength { inode, length, chunks } => commit_length(t, *inode, *length, chunks).map(Outcome::Attr),
     }
 }
 
@@ -135,7 +137,11 @@ fn mkdir(t: &mut Txn, r: &MkdirRequest) -> Result<Attr, NsError> {
         return mkdir_parents(t, path, &r.owner);
     }
     let (parent, name) = t.store.resolve_parent(&r.at)?;
-    if t.store.get_entry(parent.attr.inode, name)?.is_some() {
+    if let Some(e) = t.store.get_entry(parent.attr.inode, name)? {
+        let found = t.inode(e.child)?;
+        if r.parents && found.is_dir() {
+            return Ok(found.attr);
+        }
         return fail(ErrorKind::EEXIST, format!("{name:?} exists"));
     }
     let record = new_record(t, FileKind::Dir, &r.owner, 0o755, parent.attr.inode)?;
@@ -334,8 +340,11 @@ fn setattr(t: &mut Txn, r: &SetattrRequest) -> Result<Attr, NsError> {
             FileKind::Dir => return fail(ErrorKind::EISDIR, "cannot set the size of a directory"),
             FileKind::Symlink => return fail(ErrorKind::EINVAL, "cannot set the size of a symlink"),
         }
+        if size > FILE_SIZE_MAX_BYTES {
+            return fail(ErrorKind::EINVAL, format!("size {size} is past the largest file size"));
+        }
         if size != a.size {
-            t.counters.bytes = t.counters.bytes.saturating_sub(a.size) + size;
+            t.counters.bytes = t.counters.bytes.saturating_sub(a.size).saturating_add(size);
             if size < a.size {
                 // Whole chunks past the new end go to chunk garbage collection.
                 t.drop_chunks(id, size.div_ceil(a.chunk_size_bytes.max(1)))?;
@@ -422,13 +431,18 @@ fn set_chunk_version(t: &mut Txn, inode: InodeId, index: u64, version: ChunkVers
     Ok(record)
 }
 
-fn commit_length(t: &mut Txn, inode: InodeId, length: u64) -> Result<Attr, NsError> {
+fn commit_length(t: &mut Txn, inode: InodeId, length: u64, chunks: &[(u64, ChunkHandle)]) -> Result<Attr, NsError> {
     let mut file = file_inode(t, inode)?;
+    for (index, handle) in chunks {
+        if t.store.chunk(inode, *index)?.map(|c| c.handle) != Some(*handle) {
+            return fail(ErrorKind::ESTALE, format!("chunk {index} of inode {inode} is no longer {handle} (truncated?)"));
+        }
+    }
     if length > FILE_SIZE_MAX_BYTES {
         return fail(ErrorKind::EINVAL, format!("length {length} is past the largest file size"));
     }
     if length > file.attr.size {
-        t.counters.bytes = t.counters.bytes.saturating_sub(file.attr.size) + length;
+        t.counters.bytes = t.counters.bytes.saturating_sub(file.attr.size).saturating_add(length);
         file.attr.size = length;
     }
     file.attr.mtime_ns = t.now_ns;

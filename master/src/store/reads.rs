@@ -154,6 +154,7 @@ impl Store {
         let mut found = self.entries_after(dir.attr.inode, start_after, limit + 1)?;
         let more = found.len() > limit;
         found.truncate(limit);
+        let last_scanned = found.last().map(|(name, _)| name.clone());
         let cf = self.cf(CF_INODES)?;
         let keys: Vec<_> = found.iter().map(|(_, e)| (cf, inode_key(e.child))).collect();
         let mut entries = Vec::with_capacity(found.len());
@@ -164,7 +165,7 @@ impl Store {
                 None => continue,
             }
         }
-        let next_start_after = if more { entries.last().map(|e| e.name.clone()) } else { None };
+        let next_start_after = if more { last_scanned } else { None };
         Ok(ListResponse { entries, next_start_after })
     }
 

@@ -251,7 +251,7 @@ impl Counters {
         if sign > 0 {
             *slot += 1;
             if attr.kind == FileKind::File {
-                self.bytes += attr.size;
+                self.bytes = self.bytes.saturating_add(attr.size);
             }
         } else {
             *slot = slot.saturating_sub(1);

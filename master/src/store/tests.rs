@@ -124,6 +124,9 @@ async fn mkdir_with_parents_creates_the_chain_once() {
     ns.run(Mutation::Mkdir(MkdirRequest { at: at("/x/y/z"), parents: true, ..Default::default() })).await.unwrap();
     assert_eq!(ns.kind_of("/x/y/z"), Some(FileKind::Dir));
     assert_eq!(ns.stat("/x/y").unwrap().nlink, 3);
+    // The (parent, name) form honours `parents` too.
+    let again = MkdirRequest { at: EntryRef::child(InodeId::ROOT, "x"), parents: true, ..Default::default() };
+    ns.run(Mutation::Mkdir(again)).await.unwrap();
     ns.create("/x/f").await.unwrap();
     let through_file = MkdirRequest { at: at("/x/f/g"), parents: true, ..Default::default() };
     assert_eq!(err_kind(ns.run(Mutation::Mkdir(through_file)).await), ErrorKind::ENOTDIR);
