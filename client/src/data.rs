@@ -32,7 +32,7 @@ pub struct DataConfig {
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { write_piece_bytes: 8 << 20, read_piece_bytes: 8 << 20, pieces_in_flight: 4, attempts: 4 }
+        DataConfig { write_piece_bytes: 8 << 20, read_piece_bytes: 8 << 20, pieces_in_flight: 4, attempts: 6 }
     }
 }
 
