@@ -38,6 +38,8 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
         bytes_written: AtomicU64::new(0),
         bytes_read: AtomicU64::new(0),
         max_write_bytes: config.max_write_bytes,
+        // Room for four of the largest writes at once.
+        write_budget: tokio::sync::Semaphore::new((4 * config.max_write_bytes).div_ceil(1 << 20) as usize),
         // Bounded waits on peers: a hung downstream must not pin buffers forever.
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(32)

@@ -161,6 +161,11 @@ pub async fn write(
     }
     let crcs = parse_checksums(&headers, len)?;
     let chain = parse_forward(&headers)?;
+    let _budget = n
+        .write_budget
+        .acquire_many(len.div_ceil(1 << 20).max(1) as u32)
+        .await
+        .map_err(|_| ApiError::new(ErrorKind::EIO, "shutting down"))?;
     let crc_text = headers.get(HEADER_CHECKSUMS).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let (tx, remote) = match chain.is_empty() {
         true => (None, None),

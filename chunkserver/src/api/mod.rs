@@ -33,6 +33,9 @@ pub struct Node {
     pub bytes_written: AtomicU64,
     pub bytes_read: AtomicU64,
     pub max_write_bytes: u64,
+    /// Bytes of write bodies held in memory at once, in MiB permits: writes
+    /// past it wait instead of growing memory without bound.
+    pub write_budget: tokio::sync::Semaphore,
     pub http: reqwest::Client,
     pub started: Instant,
 }
