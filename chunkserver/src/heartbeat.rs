@@ -24,19 +24,17 @@ pub fn available_bytes(dir: &Path) -> u64 {
 
 fn build(node: &Node, with_report: bool) -> Heartbeat {
     let used = node.store.used_bytes();
+    let replicas = node.store.list();
+    let chunk_count = replicas.len() as u64;
     let report = with_report.then(|| {
-        node.store
-            .list()
-            .into_iter()
-            .map(|c| ReplicaReport { handle: c.handle, version: c.version, length: c.length })
-            .collect::<Vec<_>>()
+        replicas.into_iter().map(|c| ReplicaReport { handle: c.handle, version: c.version, length: c.length }).collect()
     });
     Heartbeat {
         node_id: node.id,
         address: node.address.clone(),
         capacity_bytes: used + available_bytes(&node.data_dir),
         used_bytes: used,
-        chunk_count: node.store.list().len() as u64,
+        chunk_count,
         load: node.in_flight.load(Ordering::Relaxed),
         report,
     }

@@ -2,7 +2,7 @@
 //! SIGINT or SIGTERM, then let the writer sync and stop.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use dfs_common::http::daemon::shutdown_signal;
@@ -35,7 +35,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     };
     let (s, w) = (store.clone(), writer.clone());
     let chunks = Arc::new(tokio::task::spawn_blocking(move || ChunkManager::load(s, w, timing)).await??);
-    let state = AppState { store, writer, chunks, started: Instant::now() };
+    let state = AppState { store, writer, chunks };
     let app = router(state, config.max_request_body_bytes);
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;

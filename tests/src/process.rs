@@ -39,10 +39,6 @@ impl MasterProcess {
         Ok(MasterProcess { child, url, data_dir: data_dir.to_path_buf(), extra_args })
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -121,10 +117,6 @@ impl ChunkserverProcess {
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         let child = spawn_chunkserver(master, data_dir, "127.0.0.1:0", &extra_args)?;
         Ok(ChunkserverProcess { child: child.0, url: child.1, data_dir: data_dir.to_path_buf(), master: master.into(), extra_args })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     pub fn kill9(&mut self) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dfs_client::Client;
-use dfs_common::wire::chunks::{ChunkLocation, ReplicaAddr, HEADER_CHECKSUMS, HEADER_FORWARD};
+use dfs_common::wire::chunks::{checksum_header, ChunkLocation, ReplicaAddr, HEADER_CHECKSUMS, HEADER_FORWARD};
 use dfs_common::wire::namespace::{Attr, CreateRequest, EntryRef};
 use dfs_common::ErrorKind;
 use dfs_tests::Cluster;
@@ -216,7 +216,7 @@ async fn bad_writes_get_4xx_and_leave_the_replica_unchanged() {
     let url = |h: u64, v: u64, off: u64| format!("{}/v1/chunks/{h}/data?version={v}&offset={off}", replica.address);
     let (h, v) = (chunk.handle.0, chunk.version.0);
     let body = vec![9u8; 1000];
-    let good_crc = dfs_client::data::checksums(&body);
+    let good_crc = checksum_header(&body);
     let cases: Vec<(String, String, Vec<u8>, u16, &str)> = vec![
         (url(h + 1000, v, 0), good_crc.clone(), body.clone(), 404, "ENOENT"),
         (url(h, v + 1, 0), good_crc.clone(), body.clone(), 409, "ESTALE"),
@@ -242,7 +242,7 @@ async fn bad_writes_get_4xx_and_leave_the_replica_unchanged() {
 
     // A body shorter than announced, over a raw connection.
     let addr = replica.address.trim_start_matches("http://").to_string();
-    let crc = dfs_client::data::checksums(&[1u8; 50]);
+    let crc = checksum_header(&[1u8; 50]);
     let raw = format!("PUT /v1/chunks/{h}/data?version={v}&offset=0 HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n{HEADER_CHECKSUMS}: {crc}\r\n\r\n");
     let answer = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};

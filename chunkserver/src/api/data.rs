@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use dfs_common::http::{ApiError, ApiQuery};
-use dfs_common::wire::chunks::{BadReplica, DataQuery, BLOCK_BYTES, HEADER_CHECKSUMS, HEADER_FORWARD};
+use dfs_common::wire::chunks::{checksum_header, parse_checksum_header, BadReplica, DataQuery, HEADER_CHECKSUMS, HEADER_FORWARD};
 use dfs_common::wire::namespace::Done;
 use dfs_common::{ChunkHandle, ErrorKind};
 use futures::StreamExt;
@@ -30,24 +30,9 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorKind::EINVAL, message)
 }
 
-/// CRC32 of each consecutive 64 KiB piece of `data`, as the header carries them.
-pub fn checksums_header(data: &[u8]) -> String {
-    let crcs: Vec<String> = data.chunks(BLOCK_BYTES as usize).map(|p| format!("{:08x}", crc32fast::hash(p))).collect();
-    crcs.join(",")
-}
-
 fn parse_checksums(headers: &HeaderMap, len: u64) -> Result<Vec<u32>, ApiError> {
     let raw = headers.get(HEADER_CHECKSUMS).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let crcs: Vec<u32> = if raw.is_empty() {
-        Vec::new()
-    } else {
-        raw.split(',').map(|c| u32::from_str_radix(c.trim(), 16)).collect::<Result<_, _>>().map_err(|_| invalid(format!("{HEADER_CHECKSUMS} is not a list of hex CRC32s")))?
-    };
-    let expected = len.div_ceil(BLOCK_BYTES) as usize;
-    if crcs.len() != expected {
-        return Err(invalid(format!("{HEADER_CHECKSUMS} has {} checksums; a body of {len} bytes needs {expected}", crcs.len())));
-    }
-    Ok(crcs)
+    parse_checksum_header(raw, len).map_err(invalid)
 }
 
 /// Longest replica chain a write may name (replication is at most 16).
@@ -208,7 +193,7 @@ pub async fn read(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): A
     match blocking(move || store.read(handle, q.version, q.offset, length)).await {
         Ok(data) => {
             n.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
-            let crcs = HeaderValue::from_str(&checksums_header(&data)).unwrap_or(HeaderValue::from_static(""));
+            let crcs = HeaderValue::from_str(&checksum_header(&data)).unwrap_or(HeaderValue::from_static(""));
             let headers = [
                 (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
                 (header::HeaderName::from_static(HEADER_CHECKSUMS), crcs),

@@ -12,6 +12,29 @@ pub const BLOCK_BYTES: u64 = 64 * 1024;
 /// body, as comma-separated lowercase hex, so each replica can verify what
 /// it received before writing it.
 pub const HEADER_CHECKSUMS: &str = "x-dfs-checksums";
+/// The [`HEADER_CHECKSUMS`] value for `data`: CRC32 of each consecutive
+/// 64 KiB piece, lowercase hex, comma-separated (empty for no data).
+pub fn checksum_header(data: &[u8]) -> String {
+    let crcs: Vec<String> = data.chunks(BLOCK_BYTES as usize).map(|p| format!("{:08x}", crc32fast::hash(p))).collect();
+    crcs.join(",")
+}
+
+/// Parses a [`HEADER_CHECKSUMS`] value for a body of `len` bytes; the
+/// error says what is wrong with it.
+pub fn parse_checksum_header(text: &str, len: u64) -> Result<Vec<u32>, String> {
+    let crcs: Vec<u32> = if text.is_empty() {
+        Vec::new()
+    } else {
+        let parsed = text.split(',').map(|c| u32::from_str_radix(c.trim(), 16)).collect::<Result<_, _>>();
+        parsed.map_err(|_| format!("{HEADER_CHECKSUMS} is not a list of hex CRC32s"))?
+    };
+    let expected = len.div_ceil(BLOCK_BYTES) as usize;
+    if crcs.len() != expected {
+        return Err(format!("{HEADER_CHECKSUMS} has {} checksums; a body of {len} bytes needs {expected}", crcs.len()));
+    }
+    Ok(crcs)
+}
+
 /// Header listing the chunkservers (base URLs, comma-separated) a write must
 /// be forwarded to, in chain order.
 pub const HEADER_FORWARD: &str = "x-dfs-forward";
@@ -170,4 +193,22 @@ pub struct ChunkserverInfo {
     pub chunk_count: u64,
     pub load: u32,
     pub last_heartbeat_age_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_headers_cover_each_64k_piece_and_round_trip() {
+        let data = vec![9u8; 64 * 1024 + 1];
+        let text = checksum_header(&data);
+        assert_eq!(text.split(',').count(), 2);
+        assert_eq!(parse_checksum_header(&text, data.len() as u64).unwrap().len(), 2);
+        assert_eq!(checksum_header(&[]), "");
+        assert_eq!(parse_checksum_header("", 0).unwrap(), Vec::<u32>::new());
+        assert!(parse_checksum_header("", 1).is_err());
+        assert!(parse_checksum_header("zz", 1).is_err());
+        assert!(parse_checksum_header(&text, 1).is_err());
+    }
 }

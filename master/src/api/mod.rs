@@ -15,7 +15,6 @@ pub mod mutations;
 pub mod queries;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -38,7 +37,6 @@ pub struct AppState {
     pub store: Store,
     pub writer: Writer,
     pub chunks: Arc<ChunkManager>,
-    pub started: Instant,
 }
 
 /// Largest heartbeat body: a full report of about four million replicas.
