@@ -2,10 +2,11 @@
 //! and into pieces; each piece goes to the chunk's primary with its
 //! checksums and the chain of secondaries, several pieces in flight. Reads
 //! take each piece from a current replica, check the checksums that come
-//! with it, and fail over to the next replica on any error.
+//! with it, and fail over to the next replica on any error; locations come
+//! from a cache that is dropped on errors.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,9 +16,10 @@ use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::error::{from_response, ClientError};
+use crate::locations::{Known, LocationCache};
 use crate::master::MasterClient;
 
-/// Tuning of the data path.
+/// Tuning of the client.
 #[derive(Clone, Copy, Debug)]
 pub struct DataConfig {
     /// Largest piece of one write request (bytes).
@@ -26,15 +28,33 @@ pub struct DataConfig {
     pub read_piece_bytes: u64,
     /// Pieces in flight at once, for writes and for reads.
     pub pieces_in_flight: usize,
-    /// Attempts per piece before an error is returned.
-    pub attempts: usize,
+    /// Pieces a sequential reader fetches ahead of the reads.
+    pub readahead_pieces: usize,
+    /// How long a write keeps retrying through the master: long enough for
+    /// a lost primary's lease to run out and a new one to be granted.
+    pub retry_for: Duration,
+    /// How long an unreachable master (restarting) is waited for.
+    pub master_wait: Duration,
+    /// How long a chunk location is trusted without asking the master.
+    pub location_ttl: Duration,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { write_piece_bytes: 8 << 20, read_piece_bytes: 8 << 20, pieces_in_flight: 4, attempts: 6 }
+        DataConfig {
+            write_piece_bytes: 8 << 20,
+            read_piece_bytes: 8 << 20,
+            pieces_in_flight: 4,
+            readahead_pieces: 4,
+            retry_for: Duration::from_secs(90),
+            master_wait: Duration::from_secs(30),
+            location_ttl: Duration::from_secs(60),
+        }
     }
 }
+
+/// Most chunk locations the cache holds.
+const LOCATION_CACHE_ENTRIES: usize = 1 << 16;
 
 /// A lease as cached by the client, with when it was obtained.
 #[derive(Clone)]
@@ -50,19 +70,26 @@ impl CachedLease {
     }
 }
 
+/// A handle on a dfs cluster; cheap to clone, shared by open files.
+#[derive(Clone)]
 pub struct Client {
-    pub master: MasterClient,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    master: MasterClient,
     http: reqwest::Client,
     config: DataConfig,
     leases: Mutex<HashMap<(InodeId, u64), CachedLease>>,
+    locations: LocationCache,
 }
 
 /// A write piece: chunk index, offset inside the chunk, bytes (cheap to clone).
 #[derive(Clone)]
-struct Piece {
-    index: u64,
-    offset: u64,
-    data: Bytes,
+pub(crate) struct Piece {
+    pub index: u64,
+    pub offset: u64,
+    pub data: Bytes,
 }
 
 impl Client {
@@ -72,26 +99,50 @@ impl Client {
 
     pub fn with_config(master_url: &str, config: DataConfig) -> Self {
         let http = reqwest::Client::builder().pool_max_idle_per_host(32).build().unwrap_or_default();
-        Client { master: MasterClient::new(master_url, http.clone()), http, config, leases: Mutex::new(HashMap::new()) }
+        let inner = Inner {
+            master: MasterClient::new(master_url, http.clone(), config.master_wait),
+            http,
+            config,
+            leases: Mutex::new(HashMap::new()),
+            locations: LocationCache::new(config.location_ttl, LOCATION_CACHE_ENTRIES),
+        };
+        Client { inner: Arc::new(inner) }
+    }
+
+    /// The master's API, call by call.
+    pub fn master(&self) -> &MasterClient {
+        &self.inner.master
+    }
+
+    pub fn config(&self) -> &DataConfig {
+        &self.inner.config
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<(InodeId, u64), CachedLease>> {
+        self.inner.leases.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn cached_lease(&self, key: (InodeId, u64)) -> Option<WriteLease> {
-        let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        leases.get(&key).filter(|c| c.fresh()).map(|c| c.lease.clone())
-    }
-
-    fn forget_lease(&self, key: (InodeId, u64)) {
-        self.leases.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        self.leases().get(&key).filter(|c| c.fresh()).map(|c| c.lease.clone())
     }
 
     async fn lease(&self, inode: InodeId, index: u64) -> Result<WriteLease, ClientError> {
         if let Some(l) = self.cached_lease((inode, index)) {
             return Ok(l);
         }
-        let lease = self.master.lease(inode, index).await?;
-        let cached = CachedLease { lease: lease.clone(), obtained: Instant::now() };
-        self.leases.lock().unwrap_or_else(|p| p.into_inner()).insert((inode, index), cached);
+        let lease = self.master().lease(inode, index).await?;
+        let mut leases = self.leases();
+        // Expired leases are dropped as new ones come in: the map stays small.
+        leases.retain(|_, c| c.fresh());
+        leases.insert((inode, index), CachedLease { lease: lease.clone(), obtained: Instant::now() });
         Ok(lease)
+    }
+
+    /// Forgets what is cached about a file (leases and chunk locations), so
+    /// the next call sees the master's current state: done at open.
+    pub fn forget_file(&self, inode: InodeId) {
+        self.leases().retain(|(i, _), _| *i != inode);
+        self.inner.locations.forget_file(inode);
     }
 
     /// Writes `data` at `offset` of the file, then commits the new length.
@@ -99,66 +150,85 @@ impl Client {
     pub async fn write_at(&self, attr: &Attr, offset: u64, data: Bytes) -> Result<(), ClientError> {
         let end = offset
             .checked_add(data.len() as u64)
-            .ok_or_else(|| ClientError::new(ErrorKind::EINVAL, "write past the largest offset"))?;
+            .ok_or_else(|| ClientError::new(ErrorKind::EFBIG, "write past the largest offset"))?;
         if data.is_empty() {
             return Ok(());
         }
-        let pieces = split_write(attr.chunk_size_bytes, self.config.write_piece_bytes, offset, data)?;
+        let pieces = split_write(attr.chunk_size_bytes, self.config().write_piece_bytes, offset, data)?;
         // A truncate racing with the write can drop a chunk we wrote to; the
         // master then refuses the commit (ESTALE) and we write once more.
         for attempt in 0..2 {
-            let written: Vec<(u64, ChunkHandle)> = stream::iter(pieces.iter().cloned().map(|p| self.write_piece(attr.inode, p)))
-                .buffer_unordered(self.config.pieces_in_flight)
-                .try_collect()
-                .await?;
-            let mut chunks: Vec<WrittenChunk> = written.into_iter().map(|(index, handle)| WrittenChunk { index, handle }).collect();
-            chunks.sort_by_key(|c| c.index);
-            chunks.dedup();
-            match self.master.commit_length(attr.inode, end, chunks).await {
-                Err(e) if e.kind == ErrorKind::ESTALE && attempt == 0 => self.forget_leases(attr.inode),
+            let chunks = self.write_pieces(attr.inode, pieces.iter().cloned()).await?;
+            match self.master().commit_length(attr.inode, end, chunks).await {
+                Err(e) if e.kind == ErrorKind::ESTALE && attempt == 0 => self.forget_file(attr.inode),
                 other => return other.map(|_| ()),
             }
         }
         Err(ClientError::new(ErrorKind::ESTALE, "the file's chunks changed under the write twice"))
     }
 
-    fn forget_leases(&self, inode: InodeId) {
-        self.leases.lock().unwrap_or_else(|p| p.into_inner()).retain(|(i, _), _| *i != inode);
+    /// Writes pieces, several at once; returns the chunks written, in order.
+    async fn write_pieces(&self, inode: InodeId, pieces: impl Iterator<Item = Piece>) -> Result<Vec<WrittenChunk>, ClientError> {
+        let mut chunks: Vec<WrittenChunk> = stream::iter(pieces.map(|p| self.write_piece(inode, p)))
+            .buffer_unordered(self.config().pieces_in_flight)
+            .try_collect()
+            .await?;
+        chunks.sort_by_key(|c| c.index);
+        chunks.dedup();
+        Ok(chunks)
     }
 
-    /// Writes one piece; returns the chunk (index, handle) it went to.
-    async fn write_piece(&self, inode: InodeId, p: Piece) -> Result<(u64, ChunkHandle), ClientError> {
+    /// Appends one record (at most a quarter chunk) to the file, atomically
+    /// and at least once: the master reserves a range that no other record
+    /// shares, and the record is written there, retried in place until every
+    /// replica has it. Returns the record's offset. If this fails, the range
+    /// stays padding (zeros) and the caller may append again.
+    pub async fn append(&self, inode: InodeId, record: Bytes) -> Result<u64, ClientError> {
+        let reserved = self.master().append(inode, record.len() as u64).await?;
+        let pieces = split_write(reserved.attr.chunk_size_bytes, self.config().write_piece_bytes, reserved.offset, record)?;
+        // The reservation already counts the record in the file's length.
+        self.write_pieces(inode, pieces.into_iter()).await?;
+        Ok(reserved.offset)
+    }
+
+    /// Writes one piece, going back to the master for a new lease while a
+    /// retry can help (a replica died: the master drops it and bumps the
+    /// version on the others; a primary died: its lease must run out).
+    pub(crate) async fn write_piece(&self, inode: InodeId, p: Piece) -> Result<WrittenChunk, ClientError> {
         let crcs = checksum_header(&p.data);
-        let mut last = ClientError::new(ErrorKind::EIO, "no attempt made");
-        for attempt in 0..self.config.attempts {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
-            }
-            let lease = match self.lease(inode, p.index).await {
-                Ok(l) => l,
-                Err(e) if e.is_temporary() => {
-                    last = e;
-                    continue;
-                }
-                Err(e) => return Err(e),
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let attempt = match self.lease(inode, p.index).await {
+                Ok(lease) => match self.put_piece(&lease, &p, &crcs).await {
+                    Ok(()) => Ok(lease.handle),
+                    Err(e) => {
+                        self.leases().remove(&(inode, p.index));
+                        Err(e)
+                    }
+                },
+                Err(e) => Err(e),
             };
-            match self.put_piece(&lease, &p, &crcs).await {
-                Ok(()) => return Ok((p.index, lease.handle)),
-                // A new lease (and version) may fix it; anything else will not.
-                Err(e) if e.is_temporary() || e.kind == ErrorKind::ESTALE => {
-                    self.forget_lease((inode, p.index));
-                    last = e;
+            match attempt {
+                Ok(handle) => {
+                    self.inner.locations.forget(inode, p.index);
+                    return Ok(WrittenChunk { index: p.index, handle });
+                }
+                Err(e) if (e.is_temporary() || e.kind == ErrorKind::ESTALE) && start.elapsed() + pause < self.config().retry_for => {
+                    tracing::debug!(inode = %inode, index = p.index, error = %e, "write piece failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(last)
     }
 
     async fn put_piece(&self, lease: &WriteLease, p: &Piece, crcs: &str) -> Result<(), ClientError> {
         let chain: Vec<&str> = lease.secondaries.iter().map(|r| r.address.as_str()).collect();
         let url = format!("{}/v1/chunks/{}/data?version={}&offset={}", lease.primary.address, lease.handle, lease.version, p.offset);
         let resp = self
+            .inner
             .http
             .put(url)
             .header(HEADER_FORWARD, chain.join(","))
@@ -194,49 +264,73 @@ impl Client {
     ) -> Result<impl futures::Stream<Item = Result<Bytes, ClientError>> + 'a, ClientError> {
         let end = offset.saturating_add(len).min(attr.size);
         let cs = attr.chunk_size_bytes.max(1);
-        let located = if offset < end { self.locate_range(attr.inode, offset / cs, (end - 1) / cs).await? } else { HashMap::new() };
-        let pieces = if offset < end { split_read(cs, self.config.read_piece_bytes, offset, end) } else { Vec::new() };
-        Ok(stream::iter(pieces.into_iter().map(move |(index, off, n)| {
-            let loc = located.get(&index).cloned();
-            async move {
-                match loc {
-                    Some(loc) => self.read_piece(&loc, off, n).await,
-                    None => Ok(Bytes::from(vec![0u8; n as usize])), // a hole: never written
-                }
-            }
-        }))
-        .buffered(self.config.pieces_in_flight))
+        let inode = attr.inode;
+        let pieces = if offset < end {
+            // One call to the master for the whole range fills the cache.
+            self.locate(inode, offset / cs, (end - 1) / cs).await?;
+            split_read(cs, self.config().read_piece_bytes, offset, end)
+        } else {
+            Vec::new()
+        };
+        Ok(stream::iter(pieces.into_iter().map(move |(index, off, n)| self.read_piece(inode, index, off, n)))
+            .buffered(self.config().pieces_in_flight))
     }
 
-    /// Locations of chunks `first..=last` of a file, by index.
-    async fn locate_range(&self, inode: InodeId, first: u64, last: u64) -> Result<HashMap<u64, ChunkLocation>, ClientError> {
-        let mut located = HashMap::new();
+    /// What is known of chunks `first..=last`: from the cache when all are
+    /// there, else from the master (absent chunks are holes).
+    async fn locate(&self, inode: InodeId, first: u64, last: u64) -> Result<HashMap<u64, Known>, ClientError> {
+        if let Some(known) = self.inner.locations.get_range(inode, first, last, Instant::now()) {
+            return Ok(known);
+        }
+        let mut found: HashMap<u64, Known> = (first..=last).map(|i| (i, Known::Hole)).collect();
         let mut next = first;
         while next <= last {
-            let page = self.master.locate(inode, next, last - next + 1).await?;
+            let page = self.master().locate(inode, next, last - next + 1).await?;
             if page.chunks.is_empty() {
                 break;
             }
             next = page.chunks.iter().map(|c| c.index + 1).max().unwrap_or(last + 1);
-            located.extend(page.chunks.into_iter().map(|c| (c.index, c)));
+            found.extend(page.chunks.into_iter().filter(|c| c.index <= last).map(|c| (c.index, Known::At(c))));
         }
-        Ok(located)
+        self.inner.locations.put(inode, &found, Instant::now());
+        Ok(found)
     }
 
-    /// Reads one piece from the first replica that serves it whole and
+    /// Reads one piece of one chunk. When no replica serves it, the cached
+    /// location is dropped and the master asked once more (the chunk may
+    /// have moved to a new version or new replicas).
+    async fn read_piece(&self, inode: InodeId, index: u64, offset: u64, len: u64) -> Result<Bytes, ClientError> {
+        let mut last = None;
+        for _ in 0..2 {
+            let known = self.locate(inode, index, index).await?.remove(&index).unwrap_or(Known::Hole);
+            let Known::At(loc) = known else {
+                return Ok(Bytes::from(vec![0u8; len as usize])); // a hole: never written
+            };
+            match self.read_from_replicas(&loc, offset, len).await {
+                Ok(data) => return Ok(data),
+                Err(e) => {
+                    self.inner.locations.forget(inode, index);
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ClientError::new(ErrorKind::EIO, "read failed")))
+    }
+
+    /// Reads from the first replica that serves the range whole and
     /// verified; bytes past the chunk's written length read as zeros.
-    async fn read_piece(&self, loc: &ChunkLocation, offset: u64, len: u64) -> Result<Bytes, ClientError> {
+    async fn read_from_replicas(&self, loc: &ChunkLocation, offset: u64, len: u64) -> Result<Bytes, ClientError> {
         let mut last = ClientError::new(ErrorKind::EIO, format!("chunk {} has no current replica", loc.handle));
-        let start = (offset / self.config.read_piece_bytes.max(1)) as usize;
+        // Spread pieces of one chunk over its replicas.
+        let start = (offset / self.config().read_piece_bytes.max(1)) as usize;
         for i in 0..loc.replicas.len() {
             let replica = &loc.replicas[(start + i) % loc.replicas.len()];
             match self.read_replica(replica, loc.handle, loc.version, offset, len).await {
-                Ok(mut data) if (data.len() as u64) < len => {
+                Ok(data) if (data.len() as u64) < len => {
                     let mut padded = Vec::with_capacity(len as usize);
                     padded.extend_from_slice(&data);
                     padded.resize(len as usize, 0);
-                    data = Bytes::from(padded);
-                    return Ok(data);
+                    return Ok(Bytes::from(padded));
                 }
                 Ok(data) => return Ok(data),
                 Err(e) => last = e,
@@ -246,7 +340,8 @@ impl Client {
     }
 
     /// Reads from one given replica and checks the bytes against the
-    /// checksums sent with them.
+    /// checksums sent with them (end to end: the chunkserver verified its
+    /// disk, this verifies the transfer).
     pub async fn read_replica(
         &self,
         replica: &ReplicaAddr,
@@ -256,7 +351,7 @@ impl Client {
         len: u64,
     ) -> Result<Bytes, ClientError> {
         let url = format!("{}/v1/chunks/{handle}/data?version={version}&offset={offset}&length={len}", replica.address);
-        let resp = self.http.get(url).send().await?;
+        let resp = self.inner.http.get(url).send().await?;
         if !resp.status().is_success() {
             return Err(from_response(&format!("read of chunk {handle} from {}", replica.address), resp).await);
         }
@@ -273,7 +368,7 @@ impl Client {
         let chunks = attr.size.div_ceil(attr.chunk_size_bytes.max(1));
         let mut first = 0;
         while first < chunks {
-            let page = self.master.locate(attr.inode, first, chunks - first).await?;
+            let page = self.master().locate(attr.inode, first, chunks - first).await?;
             if page.chunks.is_empty() {
                 break;
             }
@@ -286,7 +381,7 @@ impl Client {
 
     async fn fsync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion) -> Result<(), ClientError> {
         let url = format!("{}/v1/chunks/{handle}/fsync?version={version}", r.address);
-        let resp = self.http.post(url).send().await?;
+        let resp = self.inner.http.post(url).send().await?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -295,7 +390,7 @@ impl Client {
 }
 
 /// Cuts a write at chunk boundaries and into pieces of at most `piece` bytes.
-fn split_write(chunk_size: u64, piece: u64, offset: u64, data: Bytes) -> Result<Vec<Piece>, ClientError> {
+pub(crate) fn split_write(chunk_size: u64, piece: u64, offset: u64, data: Bytes) -> Result<Vec<Piece>, ClientError> {
     if chunk_size == 0 || piece == 0 {
         return Err(ClientError::new(ErrorKind::EINVAL, "chunk and piece sizes must be positive"));
     }

@@ -14,6 +14,16 @@ impl ClientError {
         ClientError { kind, message: message.into() }
     }
 
+    /// The master (or a chunkserver) at `base` could not be reached.
+    pub fn unreachable(base: &str, e: &reqwest::Error) -> Self {
+        ClientError::new(ErrorKind::EIO, format!("cannot reach {base}: {e}"))
+    }
+
+    /// For people: the errno's text, then the detail (`File exists (EEXIST: /a exists)`).
+    pub fn describe(&self) -> String {
+        format!("{} ({}: {})", self.kind.describe(), self.kind, self.message)
+    }
+
     /// True when the same request may succeed later (I/O trouble, a lease
     /// held elsewhere), false when it is wrong as asked.
     pub fn is_temporary(&self) -> bool {

@@ -1,16 +1,25 @@
 //! The dfs client library: talks to the master for metadata, leases and
 //! chunk locations, and moves data straight to and from chunkservers.
 //!
+//! - [`fs`]: the file-system calls by path (stat, list, mkdir, create,
+//!   open, rename, delete, set replication, chmod, chown, times, symlinks).
+//! - [`file`]: open files: a streaming writer and a reader with read-ahead.
+//! - [`data`]: `Client`, and the data path under both: writes through a
+//!   chunk's replica chain, verified reads with fail-over, record append.
+//! - [`locations`]: the cache of chunk locations.
+//! - [`master`]: the master's API, call by call.
 //! - [`error`]: `ClientError`, which says whether a retry can help.
-//! - [`master`]: calls to the master's API.
-//! - [`data`]: writes through a chunk's replica chain and verified reads
-//!   with fail-over; `Client` ties both together.
 //!
-//! The `dfs` shell and the FUSE mount (later issues) are built on this crate.
+//! The `dfs` shell and the FUSE mount are built on this crate.
 
 pub mod data;
 pub mod error;
+pub mod file;
+pub mod fs;
+pub mod locations;
 pub mod master;
 
 pub use data::{Client, DataConfig};
 pub use error::ClientError;
+pub use file::{FileReader, FileWriter};
+pub use fs::CreateOptions;

@@ -1,6 +1,13 @@
-//! Calls to the master's API.
+//! Calls to the master's API, one method per endpoint.
+//!
+//! A request that could not reach the master at all (connection refused:
+//! it is restarting) is sent again until `master_wait` has passed; that is
+//! safe for mutations too, since nothing was sent. Other transport errors
+//! are retried only for reads, which are idempotent.
 
-use dfs_common::wire::chunks::{ChunkLocations, CommitLength, LeaseRequest, LocateQuery, WriteLease, WrittenChunk};
+use std::time::{Duration, Instant};
+
+use dfs_common::wire::chunks::{BadReplica, ChunkLocations, ChunkserverInfo, CommitLength, LeaseRequest, LocateQuery, WriteLease, WrittenChunk};
 use dfs_common::wire::namespace::*;
 use dfs_common::InodeId;
 use serde::de::DeserializeOwned;
@@ -12,27 +19,45 @@ use crate::error::{from_response, ClientError};
 pub struct MasterClient {
     base: String,
     http: reqwest::Client,
+    wait: Duration,
 }
 
 impl MasterClient {
-    pub fn new(base: &str, http: reqwest::Client) -> Self {
-        MasterClient { base: base.trim_end_matches('/').to_string(), http }
+    pub fn new(base: &str, http: reqwest::Client, wait: Duration) -> Self {
+        MasterClient { base: base.trim_end_matches('/').to_string(), http, wait }
+    }
+
+    /// The master's base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    async fn send<T: DeserializeOwned>(&self, path: &str, idempotent: bool, build: impl Fn() -> reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let err = match build().send().await {
+                Ok(resp) if resp.status().is_success() => return Ok(resp.json().await?),
+                Ok(resp) => return Err(from_response(path, resp).await),
+                Err(e) => e,
+            };
+            let retry = err.is_connect() || (idempotent && (err.is_timeout() || err.is_request()));
+            if !retry || start.elapsed() + pause > self.wait {
+                return Err(ClientError::unreachable(&self.base, &err));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
     }
 
     async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
-        let resp = self.http.post(format!("{}{path}", self.base)).json(body).send().await?;
-        if !resp.status().is_success() {
-            return Err(from_response(path, resp).await);
-        }
-        Ok(resp.json().await?)
+        let url = format!("{}{path}", self.base);
+        self.send(path, false, || self.http.post(&url).json(body)).await
     }
 
     async fn get<Q: Serialize, T: DeserializeOwned>(&self, path: &str, query: &Q) -> Result<T, ClientError> {
-        let resp = self.http.get(format!("{}{path}", self.base)).query(query).send().await?;
-        if !resp.status().is_success() {
-            return Err(from_response(path, resp).await);
-        }
-        Ok(resp.json().await?)
+        let url = format!("{}{path}", self.base);
+        self.send(path, true, || self.http.get(&url).query(query)).await
     }
 
     pub async fn create(&self, req: &CreateRequest) -> Result<Attr, ClientError> {
@@ -43,12 +68,68 @@ impl MasterClient {
         self.post("/v1/mkdir", req).await
     }
 
+    pub async fn symlink(&self, req: &SymlinkRequest) -> Result<Attr, ClientError> {
+        self.post("/v1/symlink", req).await
+    }
+
+    pub async fn rename(&self, req: &RenameRequest) -> Result<Done, ClientError> {
+        self.post("/v1/rename", req).await
+    }
+
+    pub async fn unlink(&self, at: EntryRef) -> Result<Done, ClientError> {
+        self.post("/v1/unlink", &RemoveRequest { at }).await
+    }
+
+    pub async fn rmdir(&self, at: EntryRef) -> Result<Done, ClientError> {
+        self.post("/v1/rmdir", &RemoveRequest { at }).await
+    }
+
+    pub async fn delete(&self, at: EntryRef, recursive: bool) -> Result<Done, ClientError> {
+        self.post("/v1/delete", &DeleteRequest { at, recursive }).await
+    }
+
+    pub async fn setattr(&self, req: &SetattrRequest) -> Result<Attr, ClientError> {
+        self.post("/v1/setattr", req).await
+    }
+
     pub async fn stat(&self, path: &str) -> Result<Attr, ClientError> {
         self.get("/v1/stat", &NodeRef { path: Some(path.into()), inode: None }).await
     }
 
     pub async fn stat_inode(&self, inode: InodeId) -> Result<Attr, ClientError> {
         self.get("/v1/stat", &NodeRef { path: None, inode: Some(inode) }).await
+    }
+
+    pub async fn lookup(&self, parent: InodeId, name: &str) -> Result<Attr, ClientError> {
+        self.get("/v1/lookup", &LookupQuery { parent, name: name.into() }).await
+    }
+
+    pub async fn list(&self, query: &ListQuery) -> Result<ListResponse, ClientError> {
+        self.get("/v1/list", query).await
+    }
+
+    pub async fn readlink(&self, node: &NodeRef) -> Result<String, ClientError> {
+        self.get::<_, ReadlinkResponse>("/v1/readlink", node).await.map(|r| r.target)
+    }
+
+    pub async fn fs_stats(&self) -> Result<FsStats, ClientError> {
+        self.get("/v1/fs", &()).await
+    }
+
+    pub async fn cluster(&self) -> Result<ClusterInfo, ClientError> {
+        self.get("/v1/cluster", &()).await
+    }
+
+    pub async fn chunkservers(&self) -> Result<Vec<ChunkserverInfo>, ClientError> {
+        self.get("/v1/chunkservers", &()).await
+    }
+
+    pub async fn fsck(&self, query: &FsckQuery) -> Result<FsckPage, ClientError> {
+        self.get("/v1/admin/fsck", query).await
+    }
+
+    pub async fn append(&self, inode: InodeId, length: u64) -> Result<AppendReservation, ClientError> {
+        self.post("/v1/append", &AppendRequest { inode, length }).await
     }
 
     pub async fn lease(&self, inode: InodeId, index: u64) -> Result<WriteLease, ClientError> {
@@ -61,5 +142,9 @@ impl MasterClient {
 
     pub async fn commit_length(&self, inode: InodeId, length: u64, chunks: Vec<WrittenChunk>) -> Result<Attr, ClientError> {
         self.post("/v1/commit_length", &CommitLength { inode, length, chunks }).await
+    }
+
+    pub async fn report_bad(&self, bad: &BadReplica) -> Result<Done, ClientError> {
+        self.post("/v1/chunks/bad", bad).await
     }
 }

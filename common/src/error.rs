@@ -27,6 +27,8 @@ pub enum ErrorKind {
     EPERM,
     /// A request body over the size limit.
     EMSGSIZE,
+    /// A file would grow past the largest file size.
+    EFBIG,
     /// No space left: the cluster cannot store what was asked.
     ENOSPC,
     /// An internal failure (storage error); the request may be retried.
@@ -54,6 +56,7 @@ impl ErrorKind {
             ErrorKind::ENAMETOOLONG => 36,
             ErrorKind::ENOTEMPTY => 39,
             ErrorKind::EMSGSIZE => 90,
+            ErrorKind::EFBIG => 27,
             ErrorKind::EAGAIN => 11,
             ErrorKind::ESTALE => 116,
         }
@@ -70,7 +73,27 @@ impl ErrorKind {
             ErrorKind::ESTALE => 409,
             ErrorKind::ENOSPC => 507,
             ErrorKind::EIO => 500,
-            ErrorKind::ENOTDIR | ErrorKind::EISDIR | ErrorKind::EINVAL | ErrorKind::ENAMETOOLONG => 400,
+            ErrorKind::ENOTDIR | ErrorKind::EISDIR | ErrorKind::EINVAL | ErrorKind::ENAMETOOLONG | ErrorKind::EFBIG => 400,
+        }
+    }
+
+    /// What `strerror` says for this errno, for messages meant for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ErrorKind::ENOENT => "No such file or directory",
+            ErrorKind::EEXIST => "File exists",
+            ErrorKind::ENOTDIR => "Not a directory",
+            ErrorKind::EISDIR => "Is a directory",
+            ErrorKind::ENOTEMPTY => "Directory not empty",
+            ErrorKind::EINVAL => "Invalid argument",
+            ErrorKind::ENAMETOOLONG => "File name too long",
+            ErrorKind::EPERM => "Operation not permitted",
+            ErrorKind::EMSGSIZE => "Message too long",
+            ErrorKind::EFBIG => "File too large",
+            ErrorKind::ENOSPC => "No space left on device",
+            ErrorKind::EIO => "Input/output error",
+            ErrorKind::EAGAIN => "Resource temporarily unavailable",
+            ErrorKind::ESTALE => "Stale file handle",
         }
     }
 

@@ -35,11 +35,11 @@ async fn create(client: &Client, path: &str, replication: u16, chunk_size: u64) 
         exclusive: true,
         ..Default::default()
     };
-    client.master.create(&req).await.expect("create")
+    client.master().create(&req).await.expect("create")
 }
 
 async fn locations(client: &Client, attr: &Attr) -> Vec<ChunkLocation> {
-    client.master.locate(attr.inode, 0, 1024).await.expect("locate").chunks
+    client.master().locate(attr.inode, 0, 1024).await.expect("locate").chunks
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -50,7 +50,7 @@ async fn two_hundred_mib_with_three_replicas_reads_back_from_each_replica() {
     let data = random_bytes(seed, 200 * MIB as usize);
     let attr = create(&client, "/big", 3, 64 * MIB).await;
     client.write_at(&attr, 0, Bytes::from(data.clone())).await.expect("write");
-    let attr = client.master.stat("/big").await.unwrap();
+    let attr = client.master().stat("/big").await.unwrap();
     assert_eq!(attr.size, 200 * MIB);
 
     let chunks = locations(&client, &attr).await;
@@ -101,7 +101,7 @@ async fn writes_at_offsets_and_concurrent_writers_on_different_chunks() {
         expected[off as usize..(off + len) as usize].copy_from_slice(&patch);
         client.write_at(&attr, off, Bytes::from(patch)).await.expect("patch");
     }
-    let attr = client.master.stat("/multi").await.unwrap();
+    let attr = client.master().stat("/multi").await.unwrap();
     let got = client.read_at(&attr, 0, attr.size).await.unwrap();
     assert_eq!(got.len(), expected.len());
     assert!(got[..] == expected[..], "read back differs");
@@ -119,7 +119,7 @@ async fn a_flipped_byte_is_detected_and_the_read_fails_over() {
     let data = random_bytes(dfs_tests::seed(), 3 * MIB as usize);
     let attr = create(&client, "/f", 3, MIB).await;
     client.write_at(&attr, 0, Bytes::from(data.clone())).await.unwrap();
-    let attr = client.master.stat("/f").await.unwrap();
+    let attr = client.master().stat("/f").await.unwrap();
     let chunk = locations(&client, &attr).await.remove(1);
     // Corrupt the replica a reader tries first for this chunk.
     let victim = chunk.replicas[0].clone();
@@ -168,7 +168,7 @@ async fn a_replica_with_an_old_version_is_never_used() {
     let stale_now = ReplicaAddr { node_id: stale.node_id, address: c.chunkservers[idx].url.clone() };
     let err = client.read_replica(&stale_now, after.handle, after.version, 0, 1000).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::ESTALE, "{err}");
-    let attr = client.master.stat("/v").await.unwrap();
+    let attr = client.master().stat("/v").await.unwrap();
     assert_eq!(&client.read_at(&attr, 0, 1000).await.unwrap()[..], &[2u8; 1000][..]);
 }
 
@@ -200,7 +200,7 @@ async fn a_chunkserver_restarted_on_another_port_is_recognised() {
     }
     let chunk = locations(&client, &attr).await.remove(0);
     assert!(chunk.replicas.iter().any(|r| r.address == new_url), "{chunk:?}");
-    let attr = client.master.stat("/r").await.unwrap();
+    let attr = client.master().stat("/r").await.unwrap();
     assert_eq!(&client.read_at(&attr, 0, 5000).await.unwrap()[..], &[7u8; 5000][..]);
 }
 
@@ -274,7 +274,7 @@ async fn a_write_after_a_truncate_is_not_lost() {
     let r = c.api.post("/v1/setattr", &serde_json::json!({"path": "/t", "size": 0})).await.unwrap();
     assert!(r.ok(), "{}", r.body);
     client.write_at(&attr, 0, Bytes::from(vec![2u8; 10])).await.expect("write after truncate");
-    let attr = client.master.stat("/t").await.unwrap();
+    let attr = client.master().stat("/t").await.unwrap();
     assert_eq!(attr.size, 10);
     assert_eq!(&client.read_at(&attr, 0, 10).await.unwrap()[..], &[2u8; 10][..]);
     assert_eq!(locations(&client, &attr).await.len(), 1);
@@ -285,12 +285,12 @@ async fn a_chunk_whose_placement_failed_is_placed_on_the_next_try() {
     let mut c = cluster(0).await;
     let client = Client::new(&c.master.url);
     let attr = create(&client, "/p", 1, MIB).await;
-    let err = client.master.lease(attr.inode, 0).await.unwrap_err();
+    let err = client.master().lease(attr.inode, 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::ENOSPC, "{err}");
     let cs = dfs_tests::ChunkserverProcess::start(&c.master.url, &c.dir.path().join("late"), dfs_tests::cluster::FAST_CHUNKSERVER).unwrap();
     c.chunkservers.push(cs);
     c.wait_live(1, LIVE_WAIT).await.unwrap();
     client.write_at(&attr, 0, Bytes::from(vec![3u8; 100])).await.expect("write once a chunkserver is there");
-    let attr = client.master.stat("/p").await.unwrap();
+    let attr = client.master().stat("/p").await.unwrap();
     assert_eq!(&client.read_at(&attr, 0, 100).await.unwrap()[..], &[3u8; 100][..]);
 }

@@ -211,7 +211,7 @@ pub async fn read(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): A
 /// Tells the master that the next replica of a write failed.
 async fn report_downstream(n: &Arc<Node>, handle: ChunkHandle, address: &str) {
     tracing::warn!(chunk = %handle, replica = address, "forwarding a write failed; reporting the replica");
-    let bad = BadReplica { handle, node_id: None, address: Some(address.to_string()) };
+    let bad = BadReplica { handle, node_id: None, address: Some(address.to_string()), corrupt: false };
     if let Err(e) = n.http.post(format!("{}/v1/chunks/bad", n.master)).json(&bad).send().await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a failed replica");
     }
@@ -224,7 +224,7 @@ pub async fn quarantine_and_report(n: &Arc<Node>, handle: ChunkHandle) {
     if let Err(e) = blocking(move || store.quarantine(handle)).await {
         tracing::error!(chunk = %handle, error = %e, "quarantine failed");
     }
-    let bad = BadReplica { handle, node_id: Some(n.id), address: None };
+    let bad = BadReplica { handle, node_id: Some(n.id), address: None, corrupt: true };
     let url = format!("{}/v1/chunks/bad", n.master);
     if let Err(e) = n.http.post(url).json(&bad).send().await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a bad replica");

@@ -161,6 +161,10 @@ pub struct BadReplica {
     pub node_id: Option<NodeId>,
     #[serde(default)]
     pub address: Option<String>,
+    /// The replica failed checksum verification (rather than a write or a
+    /// version change): fsck counts it as corrupt.
+    #[serde(default)]
+    pub corrupt: bool,
 }
 
 /// `POST /v1/commit_length`: after writing, the file is at least `length`

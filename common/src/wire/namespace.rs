@@ -5,6 +5,9 @@ use crate::ids::InodeId;
 use crate::names::NameError;
 use serde::{Deserialize, Serialize};
 
+/// The largest file: 1 EiB, so offsets and byte counters never overflow.
+pub const FILE_SIZE_MAX_BYTES: u64 = 1 << 60;
+
 /// The type of an inode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -128,6 +131,9 @@ pub struct CreateRequest {
     /// O_CREAT but without O_EXCL). Defaults to true.
     #[serde(default = "yes")]
     pub exclusive: bool,
+    /// Replace an existing file (or symlink) with a new empty one, atomically.
+    #[serde(default)]
+    pub overwrite: bool,
 }
 
 fn yes() -> bool {
@@ -189,6 +195,29 @@ pub struct SetattrRequest {
     pub atime_ns: Option<i64>,
     #[serde(default)]
     pub mtime_ns: Option<i64>,
+    /// Replicas per chunk of a file (`setrep`); re-replication or trimming follows.
+    #[serde(default)]
+    pub replication: Option<u16>,
+}
+
+/// `POST /v1/append`: reserves `length` bytes at the end of a file for one
+/// record (GFS's record append). A record never crosses a chunk boundary:
+/// when it would, the rest of the last chunk is left as padding (a hole
+/// that reads as zeros) and the record starts the next chunk. The writer
+/// then writes the record at `offset`, and may rewrite it there until it
+/// succeeds (at least once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendRequest {
+    pub inode: InodeId,
+    pub length: u64,
+}
+
+/// The answer to [`AppendRequest`]: where the record goes, and the file
+/// with its new length (which already covers the record).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendReservation {
+    pub offset: u64,
+    pub attr: Attr,
 }
 
 /// Query of `GET /v1/stat`, `GET /v1/readlink`: `?path=/a/b` or `?inode=7`.
@@ -276,4 +305,64 @@ pub struct CheckReport {
     pub entries: u64,
     pub counted: FsStats,
     pub recorded: FsStats,
+}
+
+/// Query of `GET /v1/admin/fsck`: a file, or one page of a directory's entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsckQuery {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// One page of `GET /v1/admin/fsck`: the health of the files on it, and the
+/// subdirectories for the caller to walk into.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsckPage {
+    pub files: Vec<FileHealth>,
+    pub dirs: Vec<String>,
+    pub next_start_after: Option<String>,
+}
+
+/// A file's chunks as the master sees them now.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHealth {
+    pub path: String,
+    pub inode: InodeId,
+    pub size: u64,
+    pub replication: u16,
+    pub chunks: u64,
+    /// Chunks with no live replica at the current version: unreadable.
+    pub missing: u64,
+    /// Chunks with fewer current replicas than the file's replication.
+    pub under_replicated: u64,
+    /// Chunks with more current replicas than asked for.
+    pub over_replicated: u64,
+    /// Chunks with replicas at an old version on live chunkservers.
+    pub stale: u64,
+    /// Chunks with a replica that failed checksum verification.
+    pub corrupt: u64,
+    /// The chunks with any problem, one by one.
+    pub problems: Vec<ChunkHealth>,
+}
+
+impl FileHealth {
+    /// Healthy: every chunk readable, fully replicated, nothing stale or corrupt.
+    /// (Extra replicas are trimmed in the background and are not a fault.)
+    pub fn healthy(&self) -> bool {
+        self.missing == 0 && self.under_replicated == 0 && self.stale == 0 && self.corrupt == 0
+    }
+}
+
+/// The replicas of one chunk, counted by state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkHealth {
+    pub index: u64,
+    pub handle: crate::ids::ChunkHandle,
+    pub version: crate::ids::ChunkVersion,
+    pub live: u32,
+    pub stale: u32,
+    pub corrupt: u32,
 }

@@ -2,9 +2,9 @@
 
 use axum::extract::State;
 use axum::Json;
-use dfs_common::wire::namespace::{CheckReport, ClusterInfo};
+use dfs_common::wire::namespace::{CheckReport, ClusterInfo, FileKind, FsckPage, FsckQuery, NodeRef};
 
-use dfs_common::http::ApiError;
+use dfs_common::http::{ApiError, ApiQuery};
 use super::{blocking, AppState};
 use crate::store::records::FORMAT_VERSION;
 
@@ -17,4 +17,37 @@ pub async fn cluster(State(s): State<AppState>) -> Result<Json<ClusterInfo>, Api
 /// `GET /v1/admin/check` → [`CheckReport`] of a full namespace scan.
 pub async fn check(State(s): State<AppState>) -> Result<Json<CheckReport>, ApiError> {
     blocking(move || s.store.check().map(Json)).await
+}
+
+/// Files per fsck page: each costs a scan of its chunk records.
+const FSCK_PAGE_DEFAULT: u32 = 256;
+
+/// `GET /v1/admin/fsck?path=P[&start_after=NAME&limit=N]` → [`FsckPage`]:
+/// the health of file P, or of the files on one page of directory P (with
+/// its subdirectories, for the caller to walk into).
+pub async fn fsck(State(s): State<AppState>, ApiQuery(q): ApiQuery<FsckQuery>) -> Result<Json<FsckPage>, ApiError> {
+    blocking(move || {
+        let node = s.store.resolve_node(&NodeRef { path: Some(q.path.clone()), inode: None })?;
+        let mut page = FsckPage::default();
+        match node.attr.kind {
+            FileKind::File => page.files.push(s.chunks.file_health(q.path.clone(), &node.attr)?),
+            FileKind::Symlink => {}
+            FileKind::Dir => {
+                let dir = NodeRef { path: None, inode: Some(node.attr.inode) };
+                let list = s.store.list(&dir, q.start_after.as_deref(), Some(q.limit.unwrap_or(FSCK_PAGE_DEFAULT)))?;
+                let base = q.path.trim_end_matches('/');
+                for e in list.entries {
+                    let path = format!("{base}/{}", e.name);
+                    match e.attr.kind {
+                        FileKind::File => page.files.push(s.chunks.file_health(path, &e.attr)?),
+                        FileKind::Dir => page.dirs.push(path),
+                        FileKind::Symlink => {}
+                    }
+                }
+                page.next_start_after = list.next_start_after;
+            }
+        }
+        Ok(Json(page))
+    })
+    .await
 }

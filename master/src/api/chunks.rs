@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::Json;
 use dfs_common::wire::chunks::*;
-use dfs_common::wire::namespace::{Attr, Done};
+use dfs_common::wire::namespace::{AppendRequest, AppendReservation, Attr, Done};
 use dfs_common::ErrorKind;
 
 use dfs_common::http::ApiError;
@@ -46,6 +46,14 @@ pub async fn commit_length(State(s): State<AppState>, ApiJson(r): ApiJson<Commit
     match s.writer.submit(Mutation::CommitLength { inode: r.inode, length: r.length, chunks }).await? {
         Outcome::Attr(a) => Ok(Json(a)),
         _ => Err(ApiError::new(ErrorKind::EIO, "commit returned no attributes")),
+    }
+}
+
+/// `POST /v1/append` → where to write one record ([`AppendReservation`]).
+pub async fn append(State(s): State<AppState>, ApiJson(r): ApiJson<AppendRequest>) -> Result<Json<AppendReservation>, ApiError> {
+    match s.writer.submit(Mutation::ReserveAppend(r)).await? {
+        Outcome::Reserved(r) => Ok(Json(r)),
+        _ => Err(ApiError::new(ErrorKind::EIO, "append returned no reservation")),
     }
 }
 

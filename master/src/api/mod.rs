@@ -3,8 +3,9 @@
 //!
 //! - [`mutations`]: mkdir, create, symlink, rename, unlink, rmdir, delete, setattr.
 //! - [`queries`]: stat (by path or inode), lookup, list, readlink, fs counters.
-//! - [`chunks`]: heartbeats, chunk locations, write leases, bad replicas.
-//! - [`admin`]: cluster identity and the consistency check.
+//! - [`chunks`]: heartbeats, chunk locations, write leases, bad replicas,
+//!   committed lengths and record-append reservations.
+//! - [`admin`]: cluster identity, the consistency check and fsck.
 //!
 //! Errors and extractors come from `dfs_common::http`: every failure is
 //! `{"error": KIND, "message": ...}`.
@@ -64,9 +65,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/chunks/lease", post(chunks::lease))
         .route("/v1/chunks/bad", post(chunks::bad_replica))
         .route("/v1/commit_length", post(chunks::commit_length))
+        .route("/v1/append", post(chunks::append))
         .route("/v1/chunkservers", get(chunks::chunkservers))
         .route("/v1/cluster", get(admin::cluster))
         .route("/v1/admin/check", get(admin::check))
+        .route("/v1/admin/fsck", get(admin::fsck))
         .fallback(|| async { ApiError::new(ErrorKind::ENOENT, "no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)

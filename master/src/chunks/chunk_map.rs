@@ -42,6 +42,17 @@ pub struct ChunkMap {
     /// node → handles it reported, to replace them on the next full report.
     held: HashMap<NodeId, HashSet<ChunkHandle>>,
     leases: HashMap<ChunkHandle, Lease>,
+    /// handle → nodes whose replica failed checksum verification, until the
+    /// chunk is whole again (re-replicated) or forgotten.
+    corrupt: HashMap<ChunkHandle, HashSet<NodeId>>,
+}
+
+/// How many replicas of a chunk are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaCounts {
+    pub live: u32,
+    pub stale: u32,
+    pub corrupt: u32,
 }
 
 /// A reported replica newer than the namespace's version: the master died
@@ -115,6 +126,29 @@ impl ChunkMap {
         if let Some(h) = self.held.get_mut(&node) {
             h.remove(&handle);
         }
+    }
+
+    /// Remembers that `node`'s replica of `handle` was corrupt (for fsck).
+    pub fn mark_corrupt(&mut self, handle: ChunkHandle, node: NodeId) {
+        self.corrupt.entry(handle).or_default().insert(node);
+    }
+
+    /// The replicas of a chunk counted by state: live at the current
+    /// version, live at an older one (stale), and reported corrupt.
+    pub fn health(&self, handle: ChunkHandle, now: Instant, dead_after: Duration) -> ReplicaCounts {
+        let version = self.chunks.get(&handle).map(|m| m.version);
+        let mut counts = ReplicaCounts::default();
+        for (node, v) in self.replicas.get(&handle).into_iter().flatten() {
+            if !self.is_live(*node, now, dead_after) {
+                continue;
+            }
+            match Some(*v) == version {
+                true => counts.live += 1,
+                false => counts.stale += 1,
+            }
+        }
+        counts.corrupt = self.corrupt.get(&handle).map_or(0, |c| c.len() as u32);
+        counts
     }
 
     pub fn set_version(&mut self, handle: ChunkHandle, version: ChunkVersion) {
@@ -239,6 +273,9 @@ mod tests {
         m.heartbeat(&hb(2, Some(vec![rep(7, 2)])), t0); // stale
         m.heartbeat(&hb(3, Some(vec![rep(7, 3), rep(99, 1)])), t0 - Duration::from_secs(40)); // dead
         let current = m.current_replicas(ChunkHandle(7), t0, dead_after);
+        assert_eq!(m.health(ChunkHandle(7), t0, dead_after), ReplicaCounts { live: 1, stale: 1, corrupt: 0 });
+        m.mark_corrupt(ChunkHandle(7), NodeId(uuid::Uuid::from_u128(9)));
+        assert_eq!(m.health(ChunkHandle(7), t0, dead_after).corrupt, 1);
         assert_eq!(current.iter().map(|r| r.address.as_str()).collect::<Vec<_>>(), ["http://127.0.0.1:1"]);
         // A full report replaces what the node held before.
         m.heartbeat(&hb(1, Some(vec![])), t0);

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dfs_common::wire::chunks::*;
+use dfs_common::wire::namespace::{ChunkHealth, FileHealth};
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
 use futures::future::join_all;
 
@@ -98,6 +99,33 @@ impl ChunkManager {
         Ok(ChunkLocations { chunk_size_bytes: file.attr.chunk_size_bytes, chunks })
     }
 
+    /// The health of every chunk of a file (blocking: reads the store).
+    pub fn file_health(&self, path: String, attr: &dfs_common::wire::namespace::Attr) -> Result<FileHealth, NsError> {
+        let mut h = FileHealth { path, inode: attr.inode, size: attr.size, replication: attr.replication, ..Default::default() };
+        let mut next = 0;
+        loop {
+            let records = self.store.chunks_of(attr.inode, next, 1024)?;
+            let Some((last, _)) = records.last() else { break };
+            next = last + 1;
+            let (now, map) = (Instant::now(), self.map());
+            for (index, r) in records {
+                let c = map.health(r.handle, now, self.timing.dead_after);
+                let want = attr.replication as u32;
+                h.chunks += 1;
+                h.missing += (c.live == 0) as u64;
+                h.under_replicated += (c.live < want) as u64;
+                h.over_replicated += (c.live > want) as u64;
+                h.stale += (c.stale > 0) as u64;
+                h.corrupt += (c.corrupt > 0) as u64;
+                if c.live != want || c.stale > 0 || c.corrupt > 0 {
+                    let (live, stale, corrupt) = (c.live, c.stale, c.corrupt);
+                    h.problems.push(ChunkHealth { index, handle: r.handle, version: r.version, live, stale, corrupt });
+                }
+            }
+        }
+        Ok(h)
+    }
+
     /// A replica failed (verification, or a write forwarded to it): it is
     /// no longer handed out, and the next lease leaves it out (stale).
     pub fn report_bad(&self, bad: BadReplica) -> Result<(), NsError> {
@@ -107,8 +135,11 @@ impl ChunkManager {
             (None, Some(a)) => map.node_at(a).ok_or_else(|| err(ErrorKind::ENOENT, format!("no chunkserver at {a}")))?,
             _ => return Err(err(ErrorKind::EINVAL, "name the replica by \"node_id\" or by \"address\"")),
         };
-        tracing::warn!(chunk = %bad.handle, %node, "replica reported bad");
+        tracing::warn!(chunk = %bad.handle, %node, corrupt = bad.corrupt, "replica reported bad");
         map.drop_replica(bad.handle, node);
+        if bad.corrupt {
+            map.mark_corrupt(bad.handle, node);
+        }
         Ok(())
     }
 

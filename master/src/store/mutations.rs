@@ -35,6 +35,8 @@ pub enum Mutation {
     /// `chunks` are the (index, handle) pairs written, which must still be
     /// the file's chunks (a truncate may have dropped them meanwhile).
     CommitLength { inode: InodeId, length: u64, chunks: Vec<(u64, ChunkHandle)> },
+    /// Reserves room for one appended record at the end of the file.
+    ReserveAppend(AppendRequest),
 }
 
 /// What a successful mutation answers.
@@ -42,6 +44,7 @@ pub enum Mutation {
 pub enum Outcome {
     Attr(Attr),
     Chunk(ChunkRecord),
+    Reserved(AppendReservation),
     Done,
 }
 
@@ -67,6 +70,7 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults) -> Result<Outcome, NsError
             set_chunk_version(t, *inode, *index, *version).map(Outcome::Chunk)
         }
         Mutation::CommitLength { inode, length, chunks } => commit_length(t, *inode, *length, chunks).map(Outcome::Attr),
+        Mutation::ReserveAppend(r) => reserve_append(t, r).map(Outcome::Reserved),
     }
 }
 
@@ -181,11 +185,16 @@ fn create(t: &mut Txn, r: &CreateRequest, d: &Defaults) -> Result<Attr, NsError>
     let (parent, name) = t.store.resolve_parent(&r.at)?;
     if let Some(e) = t.store.get_entry(parent.attr.inode, name)? {
         let found = t.inode(e.child)?;
-        return match (r.exclusive, found.attr.kind) {
-            (false, FileKind::File) => Ok(found.attr),
-            (false, FileKind::Dir) => fail(ErrorKind::EISDIR, format!("{name:?} is a directory")),
-            _ => fail(ErrorKind::EEXIST, format!("{name:?} exists")),
-        };
+        match (r.overwrite, r.exclusive, found.attr.kind) {
+            (_, _, FileKind::Dir) if r.overwrite || !r.exclusive => {
+                return fail(ErrorKind::EISDIR, format!("{name:?} is a directory"));
+            }
+            // The old file goes (its chunks to garbage collection) in the
+            // same batch that creates the new one: no moment without a file.
+            (true, _, _) => remove_child(t, parent.attr.inode, name, &found)?,
+            (false, false, FileKind::File) => return Ok(found.attr),
+            _ => return fail(ErrorKind::EEXIST, format!("{name:?} exists")),
+        }
     }
     let mut record = new_record(t, FileKind::File, &r.owner, 0o644, parent.attr.inode)?;
     record.attr.replication = replication;
@@ -353,6 +362,15 @@ fn setattr(t: &mut Txn, r: &SetattrRequest) -> Result<Attr, NsError> {
             a.mtime_ns = t.now_ns;
         }
     }
+    if let Some(replication) = r.replication {
+        match a.kind {
+            FileKind::File => {}
+            FileKind::Dir => return fail(ErrorKind::EISDIR, "replication is set on files, not directories"),
+            FileKind::Symlink => return fail(ErrorKind::EINVAL, "cannot set the replication of a symlink"),
+        }
+        check_replication(replication)?;
+        a.replication = replication;
+    }
     if let Some(atime) = r.atime_ns {
         a.atime_ns = atime;
     }
@@ -363,6 +381,36 @@ fn setattr(t: &mut Txn, r: &SetattrRequest) -> Result<Attr, NsError> {
     let attr = a.clone();
     t.put_inode(record);
     Ok(attr)
+}
+
+/// Where the next record of `r.length` bytes goes: at the end of the file,
+/// or at the start of the next chunk when it would cross a chunk boundary
+/// (so each record lives whole in one chunk). The file grows to cover it.
+fn reserve_append(t: &mut Txn, r: &AppendRequest) -> Result<AppendReservation, NsError> {
+    let mut file = file_inode(t, r.inode)?;
+    let chunk = file.attr.chunk_size_bytes.max(1);
+    let offset = append_offset(file.attr.size, r.length, chunk)?;
+    let end = offset + r.length;
+    if end > FILE_SIZE_MAX_BYTES {
+        return fail(ErrorKind::EFBIG, "the record would go past the largest file size");
+    }
+    t.counters.bytes = t.counters.bytes.saturating_sub(file.attr.size).saturating_add(end);
+    file.attr.size = end;
+    file.attr.mtime_ns = t.now_ns;
+    file.attr.ctime_ns = t.now_ns;
+    let attr = file.attr.clone();
+    t.put_inode(file);
+    Ok(AppendReservation { offset, attr })
+}
+
+/// The offset of a record appended to a file of `size` bytes; records are at
+/// most a quarter chunk, so padding wastes less than a quarter of a chunk.
+pub fn append_offset(size: u64, length: u64, chunk: u64) -> Result<u64, NsError> {
+    if length == 0 || length > chunk / 4 {
+        return fail(ErrorKind::EINVAL, format!("a record is 1 to {} bytes (a quarter chunk), not {length}", chunk / 4));
+    }
+    let room = chunk - size % chunk;
+    Ok(if length <= room { size } else { size + room })
 }
 
 /// Frees up to `limit` entries of one removed subtree. Returns false when
@@ -403,7 +451,7 @@ fn file_inode(t: &Txn, inode: InodeId) -> Result<InodeRecord, NsError> {
 }
 
 /// Largest file: indexes stay far from u64 overflow for every chunk size.
-pub const FILE_SIZE_MAX_BYTES: u64 = 1 << 60;
+pub use dfs_common::wire::namespace::FILE_SIZE_MAX_BYTES;
 
 fn add_chunk(t: &mut Txn, inode: InodeId, index: u64) -> Result<ChunkRecord, NsError> {
     let file = file_inode(t, inode)?;

@@ -208,6 +208,7 @@ async fn setattr_sets_fields_and_counts_bytes() {
         size: Some(1000),
         atime_ns: Some(5),
         mtime_ns: Some(6),
+        replication: None,
     };
     ns.run(Mutation::Setattr(set.clone())).await.unwrap();
     let a = ns.stat("/f").unwrap();
@@ -266,5 +267,56 @@ async fn listing_pages_cover_every_entry_once() {
     }
     let expected: Vec<String> = (0..2500).map(|i| format!("{i:05}")).collect();
     assert_eq!(names, expected);
+    ns.assert_consistent();
+}
+
+#[test]
+fn records_never_cross_a_chunk_boundary() {
+    use super::mutations::append_offset;
+    assert_eq!(append_offset(0, 25, 100).unwrap(), 0);
+    assert_eq!(append_offset(75, 25, 100).unwrap(), 75); // fits exactly
+    assert_eq!(append_offset(80, 25, 100).unwrap(), 100); // padded to the next chunk
+    assert_eq!(append_offset(200, 1, 100).unwrap(), 200);
+    assert_eq!(append_offset(0, 26, 100).unwrap_err().kind, ErrorKind::EINVAL); // over a quarter chunk
+    assert_eq!(append_offset(0, 0, 100).unwrap_err().kind, ErrorKind::EINVAL);
+}
+
+#[tokio::test]
+async fn appends_reserve_disjoint_ranges_and_setrep_changes_files_only() {
+    let ns = open();
+    ns.create("/log").await.unwrap();
+    let inode = ns.stat("/log").unwrap().inode;
+    let mut ends = Vec::new();
+    for _ in 0..3 {
+        match ns.run(Mutation::ReserveAppend(AppendRequest { inode, length: 10 << 20 })).await.unwrap() {
+            Outcome::Reserved(r) => ends.push((r.offset, r.attr.size)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ends, [(0, 10 << 20), (10 << 20, 20 << 20), (20 << 20, 30 << 20)]);
+    assert_eq!(ns.stat("/log").unwrap().size, 30 << 20);
+    let setrep = |path: &str, r: u16| Mutation::Setattr(SetattrRequest { node: NodeRef { path: Some(path.into()), inode: None }, replication: Some(r), ..Default::default() });
+    ns.run(setrep("/log", 2)).await.unwrap();
+    assert_eq!(ns.stat("/log").unwrap().replication, 2);
+    assert_eq!(err_kind(ns.run(setrep("/log", 0)).await), ErrorKind::EINVAL);
+    assert_eq!(err_kind(ns.run(setrep("/", 2)).await), ErrorKind::EISDIR);
+    ns.assert_consistent();
+}
+
+#[tokio::test]
+async fn overwrite_replaces_a_file_in_one_step() {
+    let ns = open();
+    ns.create("/f").await.unwrap();
+    let old = ns.stat("/f").unwrap().inode;
+    let req = |overwrite| CreateRequest { at: at("/f"), exclusive: true, overwrite, replication: Some(2), ..Default::default() };
+    assert_eq!(err_kind(ns.run(Mutation::Create(req(false))).await), ErrorKind::EEXIST);
+    ns.run(Mutation::Create(req(true))).await.unwrap();
+    let new = ns.stat("/f").unwrap();
+    assert_ne!(new.inode, old);
+    assert_eq!(new.replication, 2);
+    ns.mkdir("/d").await.unwrap();
+    let onto_dir = CreateRequest { at: at("/d"), overwrite: true, ..Default::default() };
+    assert_eq!(err_kind(ns.run(Mutation::Create(onto_dir)).await), ErrorKind::EISDIR);
+    assert_eq!(ns.store.counters().unwrap().files, 1);
     ns.assert_consistent();
 }

@@ -62,11 +62,11 @@ async fn main() -> anyhow::Result<()> {
             exclusive: true,
             ..Default::default()
         };
-        let attr = client.master.create(&req).await?;
+        let attr = client.master().create(&req).await?;
         let t = Instant::now();
         client.write_at(&attr, 0, data.clone()).await?;
         let w = t.elapsed().as_secs_f64();
-        let attr = client.master.stat_inode(attr.inode).await?;
+        let attr = client.master().stat_inode(attr.inode).await?;
         client.fsync(&attr).await?;
         let ws = t.elapsed().as_secs_f64();
         cold &= drop_caches();

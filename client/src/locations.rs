@@ -1,0 +1,99 @@
+//! The client's cache of chunk locations. An entry lives `ttl` at most, and
+//! is dropped as soon as a read through it fails (a replica died, the
+//! version moved on): the next read asks the master again. Opening a file
+//! drops its entries, which gives close-to-open consistency.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use dfs_common::wire::chunks::ChunkLocation;
+use dfs_common::InodeId;
+
+/// What the cache knows about chunk `index` of a file: where it is, or that
+/// the file had no chunk there (a hole) when asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Known {
+    At(ChunkLocation),
+    Hole,
+}
+
+pub struct LocationCache {
+    ttl: Duration,
+    max_entries: usize,
+    entries: Mutex<HashMap<(InodeId, u64), (Known, Instant)>>,
+}
+
+impl LocationCache {
+    pub fn new(ttl: Duration, max_entries: usize) -> Self {
+        LocationCache { ttl, max_entries, entries: Mutex::new(HashMap::new()) }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<(InodeId, u64), (Known, Instant)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Chunks `first..=last` of a file when every one is cached and fresh.
+    pub fn get_range(&self, inode: InodeId, first: u64, last: u64, now: Instant) -> Option<HashMap<u64, Known>> {
+        let entries = self.entries();
+        (first..=last)
+            .map(|i| match entries.get(&(inode, i)) {
+                Some((k, at)) if now.saturating_duration_since(*at) < self.ttl => Some((i, k.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn put(&self, inode: InodeId, found: &HashMap<u64, Known>, now: Instant) {
+        let mut entries = self.entries();
+        if entries.len() + found.len() > self.max_entries {
+            // Bounded memory: starting over costs one locate per open file.
+            entries.clear();
+        }
+        entries.extend(found.iter().map(|(i, k)| ((inode, *i), (k.clone(), now))));
+    }
+
+    pub fn forget(&self, inode: InodeId, index: u64) {
+        self.entries().remove(&(inode, index));
+    }
+
+    pub fn forget_file(&self, inode: InodeId) {
+        self.entries().retain(|(i, _), _| *i != inode);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dfs_common::{ChunkHandle, ChunkVersion};
+
+    fn loc(index: u64) -> Known {
+        Known::At(ChunkLocation { index, handle: ChunkHandle(index), version: ChunkVersion(1), replicas: vec![] })
+    }
+
+    #[test]
+    fn entries_expire_and_are_dropped_on_demand() {
+        let t0 = Instant::now();
+        let cache = LocationCache::new(Duration::from_secs(10), 100);
+        let f = InodeId(5);
+        cache.put(f, &HashMap::from([(0, loc(0)), (1, Known::Hole)]), t0);
+        assert_eq!(cache.get_range(f, 0, 1, t0).map(|m| m.len()), Some(2));
+        assert!(cache.get_range(f, 0, 2, t0).is_none(), "chunk 2 was never asked for");
+        assert!(cache.get_range(f, 0, 1, t0 + Duration::from_secs(11)).is_none(), "expired");
+        cache.forget(f, 1);
+        assert!(cache.get_range(f, 0, 1, t0).is_none());
+        assert!(cache.get_range(f, 0, 0, t0).is_some());
+        cache.forget_file(f);
+        assert!(cache.get_range(f, 0, 0, t0).is_none());
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let t0 = Instant::now();
+        let cache = LocationCache::new(Duration::from_secs(10), 3);
+        cache.put(InodeId(1), &HashMap::from([(0, loc(0)), (1, loc(1))]), t0);
+        cache.put(InodeId(2), &HashMap::from([(0, loc(0)), (1, loc(1))]), t0);
+        assert!(cache.entries().len() <= 3);
+        assert!(cache.get_range(InodeId(2), 0, 1, t0).is_some());
+    }
+}
