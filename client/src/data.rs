@@ -44,8 +44,8 @@ impl Default for DataConfig {
         DataConfig {
             write_piece_bytes: 8 << 20,
             read_piece_bytes: 8 << 20,
-            pieces_in_flight: 4,
-            readahead_pieces: 4,
+            pieces_in_flight: 8,
+            readahead_pieces: 8,
             retry_for: Duration::from_secs(90),
             master_wait: Duration::from_secs(30),
             location_ttl: Duration::from_secs(60),

@@ -47,7 +47,8 @@ impl From<ErrorBody> for ClientError {
 pub async fn from_response(what: &str, resp: reqwest::Response) -> ClientError {
     let status = resp.status();
     match resp.json::<ErrorBody>().await {
+        Ok(b) if what.is_empty() => ClientError::new(b.error, b.message),
         Ok(b) => ClientError::new(b.error, format!("{what}: {}", b.message)),
-        Err(_) => ClientError::new(ErrorKind::EIO, format!("{what}: HTTP {status}")),
+        Err(_) => ClientError::new(ErrorKind::EIO, format!("{what} HTTP {status}").trim_start().to_string()),
     }
 }

@@ -75,15 +75,35 @@ impl FileWriter {
         Ok(())
     }
 
+    /// Like `write`, without copying when `data` starts a piece of its own.
+    pub async fn write_bytes(&mut self, data: Bytes) -> Result<(), ClientError> {
+        let piece = self.client.config().write_piece_bytes as usize;
+        let sequential = self.pos == self.buf_at + self.buf.len() as u64;
+        if !(self.buf.is_empty() && sequential && data.len() >= piece) {
+            return self.write(&data).await;
+        }
+        self.check_end(self.pos, data.len())?;
+        let whole = data.len() / piece * piece;
+        self.end = self.end.max(self.pos + whole as u64);
+        self.send_data(self.pos, data.slice(..whole)).await?;
+        self.pos += whole as u64;
+        self.buf_at = self.pos;
+        self.write(&data[whole..]).await
+    }
+
+    fn check_end(&self, offset: u64, len: usize) -> Result<u64, ClientError> {
+        offset
+            .checked_add(len as u64)
+            .filter(|e| *e <= dfs_common::wire::namespace::FILE_SIZE_MAX_BYTES)
+            .ok_or_else(|| ClientError::new(ErrorKind::EFBIG, "write past the largest file size"))
+    }
+
     /// Writes at `offset`; sequential writes are gathered into pieces.
     pub async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), ClientError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        let end = offset
-            .checked_add(data.len() as u64)
-            .filter(|e| *e <= dfs_common::wire::namespace::FILE_SIZE_MAX_BYTES)
-            .ok_or_else(|| ClientError::new(ErrorKind::EFBIG, "write past the largest file size"))?;
+        let end = self.check_end(offset, data.len())?;
         if offset != self.buf_at + self.buf.len() as u64 {
             self.send_buffer().await?;
             self.buf_at = offset;
@@ -107,6 +127,14 @@ impl FileWriter {
         let data = self.buf.split_to(n).freeze();
         let at = self.buf_at;
         self.buf_at += n as u64;
+        self.send_data(at, data).await
+    }
+
+    /// Sends `data` (at file offset `at`) as pieces.
+    async fn send_data(&mut self, at: u64, data: Bytes) -> Result<(), ClientError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
         let pieces = split_write(self.attr.chunk_size_bytes, self.client.config().write_piece_bytes, at, data)?;
         for p in pieces {
             let range = (self.attr.chunk_size_bytes * p.index + p.offset, p.data.len() as u64);
@@ -282,6 +310,13 @@ impl FileReader {
             }
             ahead += (start >= end) as usize;
             at = start + len;
+        }
+        let (start, len) = self.tile_at(offset);
+        if end <= start + len {
+            // Within one piece (the usual case for piece-sized reads): no copy.
+            let bytes = self.tile_bytes(start).await?;
+            let (from, to) = ((offset - start) as usize, ((end - start) as usize).min(bytes.len()));
+            return Ok(bytes.slice(from.min(to)..to));
         }
         let mut out = BytesMut::with_capacity((end - offset) as usize);
         let mut at = offset;

@@ -32,13 +32,14 @@ impl MasterClient {
         &self.base
     }
 
-    async fn send<T: DeserializeOwned>(&self, path: &str, idempotent: bool, build: impl Fn() -> reqwest::RequestBuilder) -> Result<T, ClientError> {
+    async fn send<T: DeserializeOwned>(&self, idempotent: bool, build: impl Fn() -> reqwest::RequestBuilder) -> Result<T, ClientError> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(50);
         loop {
             let err = match build().send().await {
                 Ok(resp) if resp.status().is_success() => return Ok(resp.json().await?),
-                Ok(resp) => return Err(from_response(path, resp).await),
+                // The master's messages name what they are about.
+                Ok(resp) => return Err(from_response("", resp).await),
                 Err(e) => e,
             };
             let retry = err.is_connect() || (idempotent && (err.is_timeout() || err.is_request()));
@@ -52,12 +53,12 @@ impl MasterClient {
 
     async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        self.send(path, false, || self.http.post(&url).json(body)).await
+        self.send(false, || self.http.post(&url).json(body)).await
     }
 
     async fn get<Q: Serialize, T: DeserializeOwned>(&self, path: &str, query: &Q) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        self.send(path, true, || self.http.get(&url).query(query)).await
+        self.send(true, || self.http.get(&url).query(query)).await
     }
 
     pub async fn create(&self, req: &CreateRequest) -> Result<Attr, ClientError> {

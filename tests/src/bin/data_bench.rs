@@ -25,7 +25,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     replication: u16,
     /// Write/read pieces in flight per client.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     in_flight: usize,
     /// Size of one write or read request, in MiB.
     #[arg(long, default_value_t = 8)]
@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     rand::rngs::StdRng::seed_from_u64(1).fill_bytes(&mut data);
     let data = Bytes::from(data);
     let mib = args.size_mib as f64;
-    let (mut writes, mut synced, mut reads) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut writes, mut synced, mut reads, mut file_reads) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut cold = true;
     for run in 0..args.runs {
         let req = CreateRequest {
@@ -82,6 +82,22 @@ async fn main() -> anyhow::Result<()> {
         }
         let r = t.elapsed().as_secs_f64();
         anyhow::ensure!(at == data.len(), "read back {at} bytes of {}", data.len());
+        // The same through an open file with read-ahead (what `dfs get` and
+        // `dfs cat` use), piece-sized reads.
+        drop_caches();
+        let t = Instant::now();
+        let mut file = client.open(&format!("/bench-{run}")).await?;
+        let mut at = 0usize;
+        loop {
+            let piece = file.read(args.piece_mib << 20).await?;
+            if piece.is_empty() {
+                break;
+            }
+            anyhow::ensure!(piece[..] == data[at..at + piece.len()], "file read differs at {at}");
+            at += piece.len();
+        }
+        let fr = t.elapsed().as_secs_f64();
+        file_reads.push(mib / fr);
         eprintln!("run {run}: write {:.0} MiB/s, write+fsync {:.0} MiB/s, read {:.0} MiB/s", mib / w, mib / ws, mib / r);
         writes.push(mib / w);
         synced.push(mib / ws);
@@ -92,5 +108,6 @@ async fn main() -> anyhow::Result<()> {
     println!("| write (acknowledged: in every replica's OS) | {:.0} |", median(writes));
     println!("| write + fsync on every replica | {:.0} |", median(synced));
     println!("| read ({}) | {:.0} |", if cold { "page cache dropped" } else { "cache not dropped" }, median(reads));
+    println!("| read through an open file, with read-ahead | {:.0} |", median(file_reads));
     Ok(())
 }

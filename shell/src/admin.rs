@@ -1,0 +1,227 @@
+//! Verbs about the cluster: df, fsck, admin report.
+
+use clap::{ArgAction, Subcommand};
+use dfs_common::wire::chunks::ChunkserverInfo;
+use dfs_common::wire::namespace::{FileHealth, FsckQuery};
+use serde_json::json;
+
+use crate::fmt::size;
+use crate::{absolute, Ctx, Failure};
+
+#[derive(Subcommand)]
+pub enum Verb {
+    /// Capacity and use of the cluster's live chunkservers.
+    #[command(disable_help_flag = true)]
+    Df {
+        #[arg(short = 'h')]
+        human: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, action = ArgAction::Help)]
+        help: Option<bool>,
+    },
+    /// Check the chunks of every file under a path: exit 0 only when all are
+    /// readable, fully replicated, and none is stale or corrupt.
+    Fsck {
+        #[arg(default_value = "/")]
+        path: String,
+        /// List every file checked, not only those with problems.
+        #[arg(long)]
+        files: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cluster administration.
+    Admin {
+        #[command(subcommand)]
+        cmd: AdminCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AdminCmd {
+    /// The cluster and each chunkserver: state, capacity, use, chunks.
+    Report {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
+    let r = match verb {
+        Verb::Df { human, json, .. } => {
+            ctx.verb = "df";
+            df(ctx, human, json).await
+        }
+        Verb::Fsck { path, files, json } => {
+            ctx.verb = "fsck";
+            fsck(ctx, &absolute(&path), files, json).await
+        }
+        Verb::Admin { cmd: AdminCmd::Report { json } } => {
+            ctx.verb = "admin report";
+            report(ctx, json).await
+        }
+    };
+    ctx.check(r).unwrap_or(1)
+}
+
+fn master_failure(ctx: &Ctx) -> impl FnOnce(dfs_client::ClientError) -> Failure + '_ {
+    move |e| Failure::dfs(ctx.client.master().url(), e)
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+async fn df(ctx: &Ctx, human: bool, json: bool) -> Result<u8, Failure> {
+    let nodes = ctx.client.master().chunkservers().await.map_err(master_failure(ctx))?;
+    let live: Vec<&ChunkserverInfo> = nodes.iter().filter(|n| n.state == "live").collect();
+    let capacity: u64 = live.iter().map(|n| n.capacity_bytes).sum();
+    let used: u64 = live.iter().map(|n| n.used_bytes).sum();
+    let free = capacity.saturating_sub(used);
+    let url = ctx.client.master().url();
+    if json {
+        let v = json!({"filesystem": url, "capacity_bytes": capacity, "used_bytes": used, "free_bytes": free, "live_chunkservers": live.len()});
+        println!("{v}");
+    } else {
+        println!("{:<28} {:>12} {:>12} {:>12} {:>5}", "Filesystem", "Size", "Used", "Available", "Use%");
+        println!("{:<28} {:>12} {:>12} {:>12} {:>4.0}%", url, size(capacity, human), size(used, human), size(free, human), percent(used, capacity));
+    }
+    Ok(0)
+}
+
+/// What fsck adds up over all files.
+#[derive(Default, serde::Serialize)]
+struct FsckTotals {
+    files: u64,
+    bytes: u64,
+    chunks: u64,
+    missing: u64,
+    under_replicated: u64,
+    over_replicated: u64,
+    stale: u64,
+    corrupt: u64,
+    unhealthy_files: u64,
+}
+
+impl FsckTotals {
+    fn add(&mut self, h: &FileHealth) {
+        self.files += 1;
+        self.bytes += h.size;
+        self.chunks += h.chunks;
+        self.missing += h.missing;
+        self.under_replicated += h.under_replicated;
+        self.over_replicated += h.over_replicated;
+        self.stale += h.stale;
+        self.corrupt += h.corrupt;
+        self.unhealthy_files += !h.healthy() as u64;
+    }
+}
+
+fn health_line(h: &FileHealth) -> String {
+    if h.healthy() {
+        return format!("{}: {} bytes, {} chunks: OK", h.path, h.size, h.chunks);
+    }
+    let mut parts = Vec::new();
+    let counts = [(h.missing, "missing"), (h.under_replicated, "under-replicated"), (h.stale, "stale"), (h.corrupt, "corrupt")];
+    for (n, what) in counts {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    let detail: Vec<String> = h
+        .problems
+        .iter()
+        .take(8)
+        .map(|c| format!("chunk {} (#{}, v{}): {}/{} live, {} stale, {} corrupt", c.index, c.handle, c.version, c.live, h.replication, c.stale, c.corrupt))
+        .collect();
+    format!("{}: {} chunks: {}\n  {}", h.path, h.chunks, parts.join(", "), detail.join("\n  "))
+}
+
+async fn fsck(ctx: &Ctx, root: &str, list_all: bool, json: bool) -> Result<u8, Failure> {
+    let mut totals = FsckTotals::default();
+    let mut reported = Vec::new();
+    let mut dirs = vec![root.to_string()];
+    while let Some(dir) = dirs.pop() {
+        let mut query = FsckQuery { path: dir.clone(), ..Default::default() };
+        loop {
+            let page = ctx.client.master().fsck(&query).await.map_err(|e| Failure::dfs(&dir, e))?;
+            for h in page.files {
+                totals.add(&h);
+                if !json && (list_all || !h.healthy()) {
+                    println!("{}", health_line(&h));
+                }
+                if json && (list_all || !h.healthy()) {
+                    reported.push(h);
+                }
+            }
+            dirs.extend(page.dirs.into_iter().rev());
+            match page.next_start_after {
+                Some(after) => query.start_after = Some(after),
+                None => break,
+            }
+        }
+    }
+    let nodes = ctx.client.master().chunkservers().await.map_err(master_failure(ctx))?;
+    let live = nodes.iter().filter(|n| n.state == "live").count();
+    let healthy = totals.unhealthy_files == 0;
+    let status = if healthy { "HEALTHY" } else { "CORRUPT" };
+    if json {
+        let v = json!({"path": root, "status": status, "healthy": healthy, "totals": totals, "files": reported,
+                       "live_chunkservers": live, "dead_chunkservers": nodes.len() - live});
+        println!("{v}");
+    } else {
+        println!("Status: {status}");
+        println!(" Total files:\t\t{}", totals.files);
+        println!(" Total size:\t\t{} B", totals.bytes);
+        println!(" Total chunks:\t\t{}", totals.chunks);
+        println!(" Missing chunks:\t{}", totals.missing);
+        println!(" Under-replicated:\t{}", totals.under_replicated);
+        println!(" Over-replicated:\t{}", totals.over_replicated);
+        println!(" Stale chunks:\t\t{}", totals.stale);
+        println!(" Corrupt chunks:\t{}", totals.corrupt);
+        println!(" Chunkservers:\t\t{live} live, {} dead", nodes.len() - live);
+        println!("The filesystem under path '{root}' is {status}");
+    }
+    Ok(if healthy { 0 } else { 1 })
+}
+
+async fn report(ctx: &Ctx, json: bool) -> Result<u8, Failure> {
+    let m = ctx.client.master();
+    let (cluster, fs, nodes) = (
+        m.cluster().await.map_err(master_failure(ctx))?,
+        m.fs_stats().await.map_err(master_failure(ctx))?,
+        m.chunkservers().await.map_err(master_failure(ctx))?,
+    );
+    if json {
+        println!("{}", json!({"cluster": cluster, "namespace": fs, "chunkservers": nodes}));
+        return Ok(0);
+    }
+    let live: Vec<&ChunkserverInfo> = nodes.iter().filter(|n| n.state == "live").collect();
+    let capacity: u64 = live.iter().map(|n| n.capacity_bytes).sum();
+    let used: u64 = live.iter().map(|n| n.used_bytes).sum();
+    println!("Cluster {} (dfs {}, format {})", cluster.cluster_id, cluster.version, cluster.format_version);
+    println!("Capacity: {}  Used: {} ({:.1}%)  Free: {}", size(capacity, true), size(used, true), percent(used, capacity), size(capacity.saturating_sub(used), true));
+    println!("Namespace: {} files, {} directories, {} symlinks, {} bytes", fs.files, fs.directories, fs.symlinks, fs.bytes);
+    println!("Chunkservers: {} live, {} dead", live.len(), nodes.len() - live.len());
+    println!();
+    println!("{:<36} {:<26} {:<6} {:>10} {:>10} {:>6} {:>8} {:>9}", "NODE", "ADDRESS", "STATE", "CAPACITY", "USED", "USE%", "CHUNKS", "HEARTBEAT");
+    for n in &nodes {
+        println!(
+            "{:<36} {:<26} {:<6} {:>10} {:>10} {:>5.1}% {:>8} {:>7}ms",
+            n.node_id.to_string(),
+            n.address,
+            n.state,
+            size(n.capacity_bytes, true),
+            size(n.used_bytes, true),
+            percent(n.used_bytes, n.capacity_bytes),
+            n.chunk_count,
+            n.last_heartbeat_age_ms
+        );
+    }
+    Ok(0)
+}

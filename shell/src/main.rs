@@ -1,0 +1,142 @@
+//! `dfs`: the shell of the dfs file system, with the verbs of `hdfs dfs`.
+//!
+//! - [`namespace`]: ls, mkdir, rm, rmdir, mv, stat, du, count, setrep, chmod,
+//!   chown, touchz, test.
+//! - [`transfer`]: put, get, cp, cat, tail, appendToFile.
+//! - [`admin`]: df, fsck, admin report.
+//! - [`fmt`]: sizes, modes, times and owners as people read them.
+//!
+//! Paths in dfs are absolute; a relative one is taken from the root. Every
+//! failure prints one line on stderr (`dfs VERB: PATH: reason`) and makes the
+//! exit status non-zero; other paths of the same command are still done.
+
+mod admin;
+mod fmt;
+mod namespace;
+mod transfer;
+mod walk;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dfs_client::{Client, ClientError};
+
+#[derive(Parser)]
+#[command(name = "dfs", version, about = "The dfs shell: the verbs of `hdfs dfs` for a dfs cluster")]
+struct Cli {
+    /// The master's URL.
+    #[arg(long, env = "DFS_MASTER", default_value = "http://127.0.0.1:9870", global = true)]
+    master: String,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    #[command(flatten)]
+    Namespace(namespace::Verb),
+    #[command(flatten)]
+    Transfer(transfer::Verb),
+    #[command(flatten)]
+    Admin(admin::Verb),
+}
+
+/// Why one path of a verb failed.
+#[derive(Debug)]
+pub struct Failure {
+    pub path: String,
+    pub reason: String,
+}
+
+impl Failure {
+    pub fn new(path: &str, reason: impl Into<String>) -> Self {
+        Failure { path: path.to_string(), reason: reason.into() }
+    }
+
+    pub fn dfs(path: &str, e: ClientError) -> Self {
+        Failure::new(path, e.describe())
+    }
+
+    pub fn local(path: &str, e: std::io::Error) -> Self {
+        Failure::new(path, e.to_string())
+    }
+}
+
+/// What every verb works with: the client, and whether anything failed.
+pub struct Ctx {
+    pub client: Client,
+    pub verb: &'static str,
+    failed: bool,
+}
+
+impl Ctx {
+    /// Prints a failure as one line on stderr; the exit status will be 1.
+    pub fn fail(&mut self, f: Failure) {
+        eprintln!("dfs {}: {}: {}", self.verb, f.path, f.reason);
+        self.failed = true;
+    }
+
+    /// Runs `r`'s failure through [`Ctx::fail`].
+    pub fn check<T>(&mut self, r: Result<T, Failure>) -> Option<T> {
+        r.map_err(|f| self.fail(f)).ok()
+    }
+}
+
+/// A dfs path as given: relative paths are taken from the root.
+pub fn absolute(path: &str) -> String {
+    let p = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+    if p.len() > 1 {
+        p.trim_end_matches('/').to_string()
+    } else {
+        p
+    }
+}
+
+/// The last component of a path (local or dfs).
+pub fn base_name(path: &str) -> &str {
+    path.trim_end_matches('/').rsplit('/').next().unwrap_or(path)
+}
+
+/// `dir/name` without a doubled slash.
+pub fn join(dir: &str, name: &str) -> String {
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dfs: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let client = Client::new(&cli.master);
+    runtime.block_on(async move {
+        let mut ctx = Ctx { client, verb: "", failed: false };
+        let status = match cli.verb {
+            Verb::Namespace(v) => namespace::run(&mut ctx, v).await,
+            Verb::Transfer(v) => transfer::run(&mut ctx, v).await,
+            Verb::Admin(v) => admin::run(&mut ctx, v).await,
+        };
+        match (ctx.failed, status) {
+            (true, _) => ExitCode::from(1),
+            (false, code) => ExitCode::from(code),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_absolute_without_trailing_slashes() {
+        assert_eq!(absolute("a/b/"), "/a/b");
+        assert_eq!(absolute("/"), "/");
+        assert_eq!(absolute(""), "/");
+        assert_eq!(base_name("/a/b/"), "b");
+        assert_eq!(join("/", "x"), "/x");
+        assert_eq!(join("/a", "x"), "/a/x");
+    }
+}
