@@ -19,7 +19,7 @@ mod walk;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use dfs_client::{Client, ClientError};
+use dfs_client::{Client, ClientError, DataConfig};
 
 #[derive(Parser)]
 #[command(name = "dfs", version, about = "The dfs shell: the verbs of `hdfs dfs` for a dfs cluster")]
@@ -27,6 +27,10 @@ struct Cli {
     /// The master's URL.
     #[arg(long, env = "DFS_MASTER", default_value = "http://127.0.0.1:9870", global = true)]
     master: String,
+    /// How long to wait for a master that cannot be reached (restarting)
+    /// before giving up, in seconds.
+    #[arg(long, env = "DFS_MASTER_WAIT_SECS", default_value_t = 10, global = true)]
+    master_wait_secs: u64,
     #[command(subcommand)]
     verb: Verb,
 }
@@ -111,7 +115,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let client = Client::new(&cli.master);
+    let config = DataConfig { master_wait: std::time::Duration::from_secs(cli.master_wait_secs), ..DataConfig::default() };
+    let client = Client::with_config(&cli.master, config);
     runtime.block_on(async move {
         let mut ctx = Ctx { client, verb: "", failed: false };
         let status = match cli.verb {

@@ -15,18 +15,25 @@ pub const FAST_MASTER: &[&str] = &["--heartbeat-interval-ms", "100", "--dead-aft
 /// Chunkserver flags for tests: heartbeats every 100 ms, full reports every 2 s.
 pub const FAST_CHUNKSERVER: &[&str] = &["--heartbeat-interval-ms", "100", "--report-interval-ms", "2000"];
 
+/// Fields drop in order: chunkservers, then the master, then the directory.
 pub struct Cluster {
-    pub dir: tempfile::TempDir,
-    pub master: MasterProcess,
     pub chunkservers: Vec<ChunkserverProcess>,
+    pub master: MasterProcess,
     pub api: Api,
+    pub dir: tempfile::TempDir,
 }
 
 impl Cluster {
     /// Starts a master and `n` chunkservers and waits until all are live.
     pub fn start(n: usize) -> anyhow::Result<Cluster> {
+        Self::start_with(n, &[])
+    }
+
+    /// Like [`Cluster::start`], with more master flags.
+    pub fn start_with(n: usize, master_args: &[&str]) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
-        let master = MasterProcess::start(&dir.path().join("master"), FAST_MASTER)?;
+        let args: Vec<&str> = FAST_MASTER.iter().chain(master_args).copied().collect();
+        let master = MasterProcess::start(&dir.path().join("master"), &args)?;
         let mut chunkservers = Vec::new();
         for i in 0..n {
             chunkservers.push(ChunkserverProcess::start(&master.url, &dir.path().join(format!("cs{i}")), FAST_CHUNKSERVER)?);

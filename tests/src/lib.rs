@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cluster;
 pub mod process;
+pub mod shell;
 
 pub use api::Api;
 pub use cluster::Cluster;
