@@ -1,0 +1,216 @@
+//! The client library against a real cluster: record append from several
+//! clients, a write that outlives a dead replica, the read-ahead reader,
+//! streamed listings and the file-system calls.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dfs_client::{Client, CreateOptions};
+use dfs_common::wire::namespace::FileKind;
+use dfs_common::ErrorKind;
+use dfs_tests::{seed, Cluster};
+use futures::{StreamExt, TryStreamExt};
+use rand::{Rng, RngCore, SeedableRng};
+
+const MIB: u64 = 1 << 20;
+
+fn cluster(n: usize) -> Cluster {
+    Cluster::start_with(n, &["--default-chunk-size-bytes", "1048576"]).expect("cluster")
+}
+
+/// A record that says who wrote it: writer, sequence number, then a
+/// pattern derived from both, so a torn or mixed record is recognisable.
+fn record(writer: u32, seq: u32, len: usize) -> Vec<u8> {
+    let mut r = Vec::with_capacity(len);
+    r.extend_from_slice(&writer.to_le_bytes());
+    r.extend_from_slice(&seq.to_le_bytes());
+    let mut x = (writer as u64) << 32 | seq as u64;
+    while r.len() < len {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        r.push((x >> 56) as u8);
+    }
+    r.truncate(len);
+    r
+}
+
+#[tokio::test]
+async fn concurrent_record_appends_never_interleave() {
+    let c = cluster(3);
+    c.wait_live(3, Duration::from_secs(15)).await.unwrap();
+    let url = c.master.url.clone();
+    let setup = Client::new(&url);
+    setup.create("/log", &CreateOptions::default()).await.unwrap().close().await.unwrap();
+    let seed = seed();
+
+    let mut tasks = Vec::new();
+    for w in 0..4u32 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = Client::new(&url); // one client per appender
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ w as u64);
+            let mut placed = Vec::new();
+            for seq in 0..40u32 {
+                let len = rng.random_range(8..=256 * 1024); // up to a quarter chunk
+                let offset = client.append_record("/log", Bytes::from(record(w, seq, len))).await.expect("append");
+                placed.push((offset, w, seq, len));
+            }
+            placed
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    let attr = setup.stat("/log").await.unwrap();
+    let mut reader = setup.open("/log").await.unwrap();
+    let mut end = 0;
+    for (offset, w, seq, len) in &all {
+        assert!(*offset >= end, "record {w}/{seq} at {offset} overlaps the one before (ends at {end})");
+        assert_eq!(offset / MIB, (offset + *len as u64 - 1) / MIB, "record {w}/{seq} crosses a chunk boundary");
+        end = offset + *len as u64;
+        let got = reader.read_at(*offset, *len as u64).await.unwrap();
+        assert!(got[..] == record(*w, *seq, *len)[..], "record {w}/{seq} at {offset} is not whole");
+    }
+    assert_eq!(all.len(), 160);
+    assert!(attr.size >= end);
+    let too_big = setup.append_record("/log", Bytes::from(vec![0u8; 256 * 1024 + 1])).await.unwrap_err();
+    assert_eq!(too_big.kind, ErrorKind::EINVAL);
+}
+
+/// Streams 24 MiB into one 32 MiB chunk and kills the lease's primary (or a
+/// secondary) after the first 8 MiB: the write must go on through the
+/// master (new lease, version bumped on the survivors) and read back exact.
+async fn write_through_a_death(c: &mut Cluster, client: &Client, path: &str, kill_primary: bool, rng: &mut rand::rngs::StdRng) {
+    let mut data = vec![0u8; 24 * MIB as usize];
+    rng.fill_bytes(&mut data);
+    let opts = CreateOptions { replication: Some(3), chunk_size_bytes: Some(32 * MIB), ..Default::default() };
+    let mut w = client.create(path, &opts).await.unwrap();
+    let inode = w.attr().inode;
+    w.write(&data[..8 * MIB as usize]).await.unwrap();
+    w.flush().await.unwrap();
+    let lease = client.master().lease(inode, 0).await.unwrap();
+    let victim = if kill_primary { &lease.primary } else { &lease.secondaries[0] };
+    let i = c.chunkservers.iter().position(|cs| cs.url == victim.address).expect("victim is ours");
+    eprintln!("{path}: killing {} (primary: {kill_primary})", victim.address);
+    c.chunkservers[i].kill9();
+    for piece in data[8 * MIB as usize..].chunks(MIB as usize / 2) {
+        w.write(piece).await.expect("write goes on");
+    }
+    let attr = w.close().await.expect("close");
+    assert_eq!(attr.size, data.len() as u64);
+    let back = client.open(path).await.unwrap().read_at(0, attr.size).await.unwrap();
+    assert!(back[..] == data[..], "{path}: read back differs");
+    let chunk = &client.master().locate(inode, 0, 1).await.unwrap().chunks[0];
+    assert!(chunk.version > lease.version, "{path}: the version moved past the lease the dead node had");
+    assert_eq!(chunk.replicas.len(), 2, "{path}: the two survivors are current");
+    assert!(chunk.replicas.iter().all(|r| r.address != victim.address));
+}
+
+#[tokio::test]
+async fn a_streamed_write_survives_its_primary_or_a_secondary_dying() {
+    let mut c = cluster(5);
+    c.wait_live(5, Duration::from_secs(15)).await.unwrap();
+    let client = Client::new(&c.master.url);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    write_through_a_death(&mut c, &client, "/secondary", false, &mut rng).await;
+    // The next file's replicas must all be placed on live nodes.
+    c.wait_live(4, Duration::from_secs(15)).await.unwrap();
+    write_through_a_death(&mut c, &client, "/primary", true, &mut rng).await;
+}
+
+#[tokio::test]
+async fn the_reader_serves_sequential_and_random_reads_exactly() {
+    let c = cluster(3);
+    c.wait_live(3, Duration::from_secs(15)).await.unwrap();
+    let client = Client::new(&c.master.url);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    let mut data = vec![0u8; (10 * MIB + 777) as usize];
+    rng.fill_bytes(&mut data);
+    let mut w = client.create("/r", &CreateOptions::default()).await.unwrap();
+    // Unaligned writes of odd sizes, gathered by the writer.
+    for piece in data.chunks(100_003) {
+        w.write(piece).await.unwrap();
+    }
+    w.close().await.unwrap();
+
+    let mut r = client.open("/r").await.unwrap();
+    let mut seq = Vec::new();
+    loop {
+        let b = r.read(300_001).await.unwrap();
+        if b.is_empty() {
+            break;
+        }
+        seq.extend_from_slice(&b);
+    }
+    assert!(seq == data, "sequential reads differ");
+    for _ in 0..50 {
+        let off = rng.random_range(0..data.len() as u64 + 10);
+        let len = rng.random_range(0..3 * MIB);
+        let got = r.read_at(off, len).await.unwrap();
+        let end = (off + len).min(data.len() as u64) as usize;
+        let want = if (off as usize) < end { &data[off as usize..end] } else { &[][..] };
+        assert!(got[..] == *want, "read_at({off}, {len}) differs");
+    }
+    // Writes at offsets, overlapping what is still in flight, land in order.
+    let mut w = client.open_write("/r", false).await.unwrap();
+    w.write_at(5, b"abc").await.unwrap();
+    w.write_at(6, b"XY").await.unwrap();
+    w.flush().await.unwrap();
+    let got = client.open("/r").await.unwrap().read_at(5, 3).await.unwrap();
+    assert_eq!(&got[..], b"aXY");
+}
+
+#[tokio::test]
+async fn listings_stream_every_page_and_calls_map_to_errnos() {
+    let c = cluster(3);
+    c.wait_live(3, Duration::from_secs(15)).await.unwrap();
+    let client = Client::new(&c.master.url);
+    client.mkdir("/a/b", true, None).await.unwrap();
+    let names: Vec<String> = (0..2500).map(|i| format!("f{i:05}")).collect();
+    let creates = names.iter().map(|n| {
+        let client = client.clone();
+        let path = format!("/a/b/{n}");
+        async move { client.create(&path, &CreateOptions::default()).await?.close().await }
+    });
+    futures::stream::iter(creates).buffer_unordered(32).try_collect::<Vec<_>>().await.unwrap();
+    let listed: Vec<String> = client.list("/a/b").map_ok(|e| e.name).try_collect().await.unwrap();
+    assert_eq!(listed, names, "2,500 entries over 3 pages, in order, once each");
+
+    client.symlink("/a/link", "/a/b/f00001").await.unwrap();
+    assert_eq!(client.readlink("/a/link").await.unwrap(), "/a/b/f00001");
+    assert_eq!(client.stat("/a/link").await.unwrap().kind, FileKind::Symlink);
+    let a = client.set_times("/a/b/f00001", Some(1_000_000_007), Some(2_000_000_009)).await.unwrap();
+    assert_eq!((a.atime_ns, a.mtime_ns), (1_000_000_007, 2_000_000_009));
+    assert_eq!(client.set_replication("/a/b/f00001", 2).await.unwrap().replication, 2);
+    client.rename("/a/b/f00001", "/a/moved", true).await.unwrap();
+    let exists = client.rename("/a/b/f00002", "/a/moved", true).await.unwrap_err();
+    assert_eq!(exists.kind, ErrorKind::EEXIST);
+    assert_eq!(client.delete("/a", false).await.unwrap_err().kind, ErrorKind::ENOTEMPTY);
+    assert_eq!(client.open("/a").await.err().map(|e| e.kind), Some(ErrorKind::EISDIR));
+    assert_eq!(client.stat("/nope").await.unwrap_err().kind, ErrorKind::ENOENT);
+    assert!(client.try_stat("/nope").await.unwrap().is_none());
+    client.delete("/a", true).await.unwrap();
+    assert!(client.try_stat("/a").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn reads_fail_over_and_relocate_when_the_cached_replica_dies() {
+    let mut c = cluster(3);
+    c.wait_live(3, Duration::from_secs(15)).await.unwrap();
+    let client = Client::new(&c.master.url);
+    let data: Vec<u8> = (0..3 * MIB).map(|i| (i % 251) as u8).collect();
+    let mut w = client.create("/x", &CreateOptions::default()).await.unwrap();
+    w.write(&data).await.unwrap();
+    w.close().await.unwrap();
+    let mut r = client.open("/x").await.unwrap();
+    assert!(r.read_at(0, 3 * MIB).await.unwrap()[..] == data[..]); // locations now cached
+    c.chunkservers[1].kill9();
+    let mut seen = HashSet::new();
+    for _ in 0..5 {
+        let got = r.read_at(0, 3 * MIB).await.expect("fail-over read");
+        seen.insert(got[..] == data[..]);
+    }
+    assert_eq!(seen, HashSet::from([true]));
+}
