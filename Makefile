@@ -26,3 +26,4 @@ test: deps
 bench: build
 	$(TARGET_DIR)/debug/dfs-meta-bench --runs 3
 	$(TARGET_DIR)/debug/dfs-data-bench --runs 3
+	$(TARGET_DIR)/debug/dfs-shell-bench --runs 3

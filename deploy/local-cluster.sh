@@ -36,13 +36,15 @@ for _ in $(seq 100); do
   ((live >= 3)) && break
   sleep 0.1
 done
+bin=$(cd "$BIN_DIR" && pwd)
 cat <<MSG
 
 dfs is running: 1 master, ${live:-0} live chunkservers (data in $ROOT/, Ctrl-C to stop)
-  master API:    $url/v1/
-  chunkservers:  curl -s $url/v1/chunkservers
-  try:           curl -s -XPOST $url/v1/mkdir -H 'content-type: application/json' -d '{"path":"/hello"}'
-                 curl -s '$url/v1/list?path=/'
+  dashboard:  $url/
+  API:        $url/v1/   (see README.md)
+  shell:      export PATH=$bin:\$PATH DFS_MASTER=$url
+              dfs mkdir -p /demo && dfs put README.md /demo/ && dfs ls -R /
+              dfs admin report
 
 MSG
 wait

@@ -35,7 +35,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     };
     let (s, w) = (store.clone(), writer.clone());
     let chunks = Arc::new(tokio::task::spawn_blocking(move || ChunkManager::load(s, w, timing)).await??);
-    let state = AppState { store, writer, chunks };
+    let state = AppState { store, writer, chunks, started: std::time::Instant::now() };
     let app = router(state, config.max_request_body_bytes);
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;

@@ -257,4 +257,8 @@ async fn fsck_reports_lost_replicas_and_fails() {
     assert!(text.stdout.contains("3 under-replicated") && text.stdout.contains("is CORRUPT"), "{}", text.stdout);
     let report = dfs(&m, &["admin", "report"]).await.unwrap().ok();
     assert!(report.stdout.contains("2 live, 1 dead"), "{}", report.stdout);
+    let page = reqwest::get(format!("{m}/")).await.unwrap();
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = page.text().await.unwrap();
+    assert!(page.contains("2 live / 3 chunkservers") && page.contains("class=\"dead\""), "{page}");
 }

@@ -17,7 +17,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
+        if self.0.error.is_temporary() && self.0.error != ErrorKind::EIO {
+            // Expected while a lease runs out or a node recovers; the caller retries.
+            tracing::debug!(kind = %self.0.error, message = %self.0.message, "request refused for now");
+        } else if status.is_server_error() {
             tracing::error!(kind = %self.0.error, message = %self.0.message, "request failed");
         }
         (status, Json(self.0)).into_response()

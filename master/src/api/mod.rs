@@ -6,6 +6,7 @@
 //! - [`chunks`]: heartbeats, chunk locations, write leases, bad replicas,
 //!   committed lengths and record-append reservations.
 //! - [`admin`]: cluster identity, the consistency check and fsck.
+//! - [`status_page`]: the HTML status page at `/`.
 //!
 //! Errors and extractors come from `dfs_common::http`: every failure is
 //! `{"error": KIND, "message": ...}`.
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod chunks;
 pub mod mutations;
 pub mod queries;
+pub mod status_page;
 
 use std::sync::Arc;
 
@@ -38,6 +40,8 @@ pub struct AppState {
     pub store: Store,
     pub writer: Writer,
     pub chunks: Arc<ChunkManager>,
+    /// When the master started, for its uptime.
+    pub started: std::time::Instant,
 }
 
 /// Largest heartbeat body: a full report of about four million replicas.
@@ -45,6 +49,7 @@ pub const HEARTBEAT_MAX_BYTES: usize = 256 << 20;
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
+        .route("/", get(status_page::page))
         .route("/v1/mkdir", post(mutations::mkdir))
         .route("/v1/create", post(mutations::create))
         .route("/v1/symlink", post(mutations::symlink))
