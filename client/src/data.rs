@@ -272,8 +272,11 @@ impl Client {
         } else {
             Vec::new()
         };
-        Ok(stream::iter(pieces.into_iter().map(move |(index, off, n)| self.read_piece(inode, index, off, n)))
-            .buffered(self.config().pieces_in_flight))
+        let reads = pieces.into_iter().map(move |(index, off, n)| {
+            let client = self.clone();
+            on_own_task(async move { client.read_piece(inode, index, off, n).await })
+        });
+        Ok(stream::iter(reads).buffered(self.config().pieces_in_flight))
     }
 
     /// What is known of chunks `first..=last`: from the cache when all are
@@ -387,6 +390,23 @@ impl Client {
         }
         Err(from_response(&format!("fsync of chunk {handle} on {}", r.address), resp).await)
     }
+}
+
+/// Runs a piece's transfer as its own task, so that pieces in flight check
+/// their CRCs on every core; the task is aborted if the caller stops waiting.
+async fn on_own_task<T, F>(f: F) -> Result<T, ClientError>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, ClientError>> + Send + 'static,
+{
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(tokio::spawn(f));
+    (&mut task.0).await.map_err(|e| ClientError::new(ErrorKind::EIO, format!("transfer task failed: {e}")))?
 }
 
 /// Cuts a write at chunk boundaries and into pieces of at most `piece` bytes.

@@ -33,7 +33,7 @@ fn drop_caches() {
 
 fn dfs(master: &str, args: &[&str]) -> anyhow::Result<f64> {
     let t = Instant::now();
-    let status = Command::new(bin_dir()?.join("dfs")).arg("--master").arg(master).args(args).status()?;
+    let status = Command::new(bin_dir()?.join("dfs")).arg("--master").arg(master).args(args).stdout(std::process::Stdio::null()).status()?;
     ensure!(status.success(), "dfs {args:?} failed");
     Ok(t.elapsed().as_secs_f64())
 }
@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let data = Bytes::from(data);
     let client = Client::new(&m);
     let mib = args.size_mib as f64;
-    let (mut lib_w, mut lib_r, mut put, mut get) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut lib_w, mut lib_r, mut put, mut get, mut cat) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..args.runs {
         // The library: one write_at of the whole buffer, one streamed read.
         let w = client.create(&format!("/lib-{run}"), &CreateOptions::default()).await?;
@@ -81,14 +81,17 @@ async fn main() -> anyhow::Result<()> {
         get.push(mib / dfs(&m, &["get", &dst, out.to_str().unwrap_or_default()])?);
         ensure!(std::fs::read(&out)? == data[..], "get returned different bytes");
         std::fs::remove_file(&out)?;
-        eprintln!("run {run}: library write {:.0} read {:.0}, dfs put {:.0} get {:.0} MiB/s", lib_w[run], lib_r[run], put[run], get[run]);
+        drop_caches();
+        cat.push(mib / dfs(&m, &["cat", &dst])?);
+        eprintln!("run {run}: library write {:.0} read {:.0}, dfs put {:.0} get {:.0} cat {:.0} MiB/s", lib_w[run], lib_r[run], put[run], get[run], cat[run]);
     }
-    let (lw, lr, p, g) = (median(lib_w), median(lib_r), median(put), median(get));
+    let (lw, lr, p, g, c) = (median(lib_w), median(lib_r), median(put), median(get), median(cat));
     println!("| figure ({} MiB, 3 replicas, median of {}) | MiB/s | vs library |", args.size_mib, args.runs);
     println!("|---|---|---|");
     println!("| library write_at (in-process) | {lw:.0} | 1.00 |");
     println!("| `dfs put` from /dev/shm | {p:.0} | {:.2} |", p / lw);
     println!("| library read_stream (in-process) | {lr:.0} | 1.00 |");
     println!("| `dfs get` to /dev/shm | {g:.0} | {:.2} |", g / lr);
+    println!("| `dfs cat` to /dev/null | {c:.0} | {:.2} |", c / lr);
     Ok(())
 }
