@@ -1,24 +1,20 @@
 //! Verbs about the cluster: df, fsck, admin report.
 
-use clap::{ArgAction, Subcommand};
+use clap::Subcommand;
 use dfs_common::wire::chunks::ChunkserverInfo;
 use dfs_common::wire::namespace::{FileHealth, FsckQuery};
 use serde_json::json;
 
 use crate::fmt::size;
-use crate::{absolute, Ctx, Failure};
+use crate::{absolute, Ctx, Failure, Show};
 
 #[derive(Subcommand)]
 pub enum Verb {
     /// Capacity and use of the cluster's live chunkservers.
     #[command(disable_help_flag = true)]
     Df {
-        #[arg(short = 'h')]
-        human: bool,
-        #[arg(long)]
-        json: bool,
-        #[arg(long, action = ArgAction::Help)]
-        help: Option<bool>,
+        #[command(flatten)]
+        show: Show,
     },
     /// Check the chunks of every file under a path: exit 0 only when all are
     /// readable, fully replicated, and none is stale or corrupt.
@@ -49,9 +45,9 @@ pub enum AdminCmd {
 
 pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
     let r = match verb {
-        Verb::Df { human, json, .. } => {
+        Verb::Df { show } => {
             ctx.verb = "df";
-            df(ctx, human, json).await
+            df(ctx, show.human, show.json).await
         }
         Verb::Fsck { path, files, json } => {
             ctx.verb = "fsck";

@@ -86,6 +86,42 @@ impl Ctx {
     }
 }
 
+/// How several sources meet one destination (mv, cp, put, get): they go
+/// into `dst` when it is a directory, else the one source becomes `dst`.
+/// Several sources with no directory to go into are reported: `None`.
+pub fn into_dir(ctx: &mut Ctx, dst: &str, sources: usize, dst_is_dir: bool) -> Option<bool> {
+    if sources > 1 && !dst_is_dir {
+        ctx.fail(Failure::new(dst, "Not a directory (several sources need a directory target)"));
+        return None;
+    }
+    Some(dst_is_dir)
+}
+
+/// [`into_dir`] for a dfs destination.
+pub async fn into_dfs_dir(ctx: &mut Ctx, dst: &str, sources: usize) -> Option<bool> {
+    match ctx.client.try_stat(dst).await {
+        Ok(a) => into_dir(ctx, dst, sources, a.is_some_and(|a| a.kind == dfs_common::wire::namespace::FileKind::Dir)),
+        Err(e) => {
+            ctx.fail(Failure::dfs(dst, e));
+            None
+        }
+    }
+}
+
+/// Flags of the verbs that print sizes and can answer in JSON.
+#[derive(clap::Args)]
+pub struct Show {
+    /// Sizes in K, M, G...
+    #[arg(short = 'h')]
+    pub human: bool,
+    /// JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+    /// Print help (`-h` means human-readable sizes, as in HDFS).
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
 /// A dfs path as given: relative paths are taken from the root.
 pub fn absolute(path: &str) -> String {
     let p = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };

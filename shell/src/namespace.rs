@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use clap::{ArgAction, Args, Subcommand};
+use clap::{Args, Subcommand};
 use dfs_client::CreateOptions;
 use dfs_common::wire::namespace::{Attr, FileKind};
 use dfs_common::ErrorKind;
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::fmt::{self, Names};
 use crate::walk::{list_all, Walk};
-use crate::{absolute, base_name, join, Ctx, Failure};
+use crate::{absolute, base_name, into_dfs_dir, join, Ctx, Failure, Show};
 
 #[derive(Subcommand)]
 pub enum Verb {
@@ -21,17 +21,11 @@ pub enum Verb {
         /// Recurse into subdirectories.
         #[arg(short = 'R')]
         recursive: bool,
-        /// Sizes in K, M, G...
-        #[arg(short = 'h')]
-        human: bool,
         /// Show directories themselves, not their entries.
         #[arg(short = 'd')]
         directory: bool,
-        /// One JSON array of entries, for scripts.
-        #[arg(long)]
-        json: bool,
-        #[arg(long, action = ArgAction::Help)]
-        help: Option<bool>,
+        #[command(flatten)]
+        show: Show,
         #[arg(default_value = "/")]
         paths: Vec<String>,
     },
@@ -81,24 +75,16 @@ pub enum Verb {
         /// One total per path instead of one per entry.
         #[arg(short = 's')]
         summary: bool,
-        #[arg(short = 'h')]
-        human: bool,
-        #[arg(long)]
-        json: bool,
-        #[arg(long, action = ArgAction::Help)]
-        help: Option<bool>,
+        #[command(flatten)]
+        show: Show,
         #[arg(default_value = "/")]
         paths: Vec<String>,
     },
     /// Directories, files and bytes under each path.
     #[command(disable_help_flag = true)]
     Count {
-        #[arg(short = 'h')]
-        human: bool,
-        #[arg(long)]
-        json: bool,
-        #[arg(long, action = ArgAction::Help)]
-        help: Option<bool>,
+        #[command(flatten)]
+        show: Show,
         #[arg(required = true)]
         paths: Vec<String>,
     },
@@ -162,9 +148,9 @@ pub struct TestWhat {
 
 pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
     match verb {
-        Verb::Ls { recursive, human, directory, json, paths, .. } => {
+        Verb::Ls { recursive, directory, show, paths } => {
             ctx.verb = "ls";
-            ls(ctx, &paths, recursive, human, directory, json).await;
+            ls(ctx, &paths, recursive, show.human, directory, show.json).await;
         }
         Verb::Mkdir { parents, paths } => {
             ctx.verb = "mkdir";
@@ -195,13 +181,13 @@ pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
             ctx.verb = "stat";
             stat(ctx, &paths, format.as_deref(), json).await;
         }
-        Verb::Du { summary, human, json, paths, .. } => {
+        Verb::Du { summary, show, paths } => {
             ctx.verb = "du";
-            du(ctx, &paths, summary, human, json).await;
+            du(ctx, &paths, summary, show.human, show.json).await;
         }
-        Verb::Count { human, json, paths, .. } => {
+        Verb::Count { show, paths } => {
             ctx.verb = "count";
-            count(ctx, &paths, human, json).await;
+            count(ctx, &paths, show.human, show.json).await;
         }
         Verb::Setrep { replication, paths, .. } => {
             ctx.verb = "setrep";
@@ -301,6 +287,13 @@ impl Out {
         }
     }
 
+    /// A line shown only as text (a heading).
+    fn text(&mut self, line: impl FnOnce() -> String) {
+        if !self.json {
+            let _ = writeln!(self.text, "{}", line());
+        }
+    }
+
     fn finish(mut self) {
         if self.json {
             let _ = writeln!(self.text, "{}", Value::Array(std::mem::take(&mut self.items)));
@@ -334,8 +327,7 @@ async fn ls(ctx: &mut Ctx, paths: &[String], recursive: bool, human: bool, direc
             continue;
         }
         let Some(entries) = ctx.check(list_all(&ctx.client, &p).await) else { continue };
-        out.line(|| format!("Found {} items", entries.len()), || Value::Null);
-        out.items.retain(|v| !v.is_null());
+        out.text(|| format!("Found {} items", entries.len()));
         for e in entries {
             let path = join(&p, &e.name);
             let link = link_target(ctx, &path, &e.attr).await;
@@ -368,18 +360,9 @@ async fn rm(ctx: &Ctx, p: &str, recursive: bool, force: bool) -> Result<(), Fail
 }
 
 async fn mv(ctx: &mut Ctx, paths: &[String]) {
-    let (dst, srcs) = match paths.split_last() {
-        Some((d, s)) => (absolute(d), s),
-        None => return,
-    };
-    let dst_attr = match ctx.client.try_stat(&dst).await {
-        Ok(a) => a,
-        Err(e) => return ctx.fail(Failure::dfs(&dst, e)),
-    };
-    let into_dir = dst_attr.as_ref().is_some_and(|a| a.kind == FileKind::Dir);
-    if srcs.len() > 1 && !into_dir {
-        return ctx.fail(Failure::new(&dst, "Not a directory (several sources need a directory target)"));
-    }
+    let Some((dst, srcs)) = paths.split_last() else { return };
+    let dst = absolute(dst);
+    let Some(into_dir) = into_dfs_dir(ctx, &dst, srcs.len()).await else { return };
     for src in srcs.iter().map(|s| absolute(s)) {
         let target = if into_dir { join(&dst, base_name(&src)) } else { dst.clone() };
         let r = ctx.client.rename(&src, &target, true).await.map_err(|e| Failure::dfs(&src, e));

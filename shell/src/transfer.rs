@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
 use crate::walk::Walk;
-use crate::{absolute, base_name, join, Ctx, Failure};
+use crate::{absolute, base_name, into_dfs_dir, into_dir, join, Ctx, Failure};
 
 #[derive(Subcommand)]
 pub enum Verb {
@@ -207,14 +207,7 @@ fn plan_local(local: &Path, dst: &str, plan: &mut Plan) -> std::io::Result<()> {
 async fn put(ctx: &mut Ctx, paths: &[String], opts: &CreateOptions) {
     let Some((dst, srcs)) = paths.split_last() else { return };
     let dst = absolute(dst);
-    let dst_attr = match ctx.client.try_stat(&dst).await {
-        Ok(a) => a,
-        Err(e) => return ctx.fail(Failure::dfs(&dst, e)),
-    };
-    let into_dir = dst_attr.as_ref().is_some_and(|a| a.kind == FileKind::Dir);
-    if srcs.len() > 1 && !into_dir {
-        return ctx.fail(Failure::new(&dst, "Not a directory (several sources need a directory target)"));
-    }
+    let Some(into_dir) = into_dfs_dir(ctx, &dst, srcs.len()).await else { return };
     if srcs.iter().any(|s| s == "-") {
         if srcs.len() > 1 || into_dir {
             return ctx.fail(Failure::new("-", "stdin goes to one file path"));
@@ -317,10 +310,7 @@ async fn copy_out(client: &Client, src: &str, target: PathBuf, force: bool, bar:
 
 async fn get(ctx: &mut Ctx, paths: &[String], force: bool) {
     let Some((dst, srcs)) = paths.split_last() else { return };
-    let into_dir = Path::new(dst).is_dir();
-    if srcs.len() > 1 && !into_dir {
-        return ctx.fail(Failure::new(dst, "Not a directory (several sources need a directory target)"));
-    }
+    let Some(into_dir) = into_dir(ctx, dst, srcs.len(), Path::new(dst).is_dir()) else { return };
     let mut dirs: Vec<PathBuf> = Vec::new();
     let mut files: Vec<(String, PathBuf, u64)> = Vec::new();
     for src in srcs.iter().map(|s| absolute(s)) {
@@ -379,13 +369,7 @@ async fn copy_within(client: &Client, src: &str, a: &Attr, dst: &str, force: boo
 async fn cp(ctx: &mut Ctx, paths: &[String], force: bool) {
     let Some((dst, srcs)) = paths.split_last() else { return };
     let dst = absolute(dst);
-    let into_dir = match ctx.client.try_stat(&dst).await {
-        Ok(a) => a.is_some_and(|a| a.kind == FileKind::Dir),
-        Err(e) => return ctx.fail(Failure::dfs(&dst, e)),
-    };
-    if srcs.len() > 1 && !into_dir {
-        return ctx.fail(Failure::new(&dst, "Not a directory (several sources need a directory target)"));
-    }
+    let Some(into_dir) = into_dfs_dir(ctx, &dst, srcs.len()).await else { return };
     for src in srcs.iter().map(|s| absolute(s)) {
         let Some(attr) = ctx.check(ctx.client.stat(&src).await.map_err(|e| Failure::dfs(&src, e))) else { continue };
         let target = if into_dir { join(&dst, base_name(&src)) } else { dst.clone() };

@@ -29,3 +29,10 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
+
+/// Writes dirty pages back and drops the page cache, so a benchmark reads
+/// from disk; false when not permitted (not root).
+pub fn drop_caches() -> bool {
+    unsafe { libc::sync() };
+    std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
+}

@@ -387,20 +387,28 @@ fn setattr(t: &mut Txn, r: &SetattrRequest) -> Result<Attr, NsError> {
 /// or at the start of the next chunk when it would cross a chunk boundary
 /// (so each record lives whole in one chunk). The file grows to cover it.
 fn reserve_append(t: &mut Txn, r: &AppendRequest) -> Result<AppendReservation, NsError> {
-    let mut file = file_inode(t, r.inode)?;
+    let file = file_inode(t, r.inode)?;
     let chunk = file.attr.chunk_size_bytes.max(1);
     let offset = append_offset(file.attr.size, r.length, chunk)?;
     let end = offset + r.length;
     if end > FILE_SIZE_MAX_BYTES {
         return fail(ErrorKind::EFBIG, "the record would go past the largest file size");
     }
-    t.counters.bytes = t.counters.bytes.saturating_sub(file.attr.size).saturating_add(end);
-    file.attr.size = end;
+    Ok(AppendReservation { offset, attr: written_up_to(t, file, end) })
+}
+
+/// A write reached `end`: the file grows to it (never shrinks) and counts
+/// as modified.
+fn written_up_to(t: &mut Txn, mut file: InodeRecord, end: u64) -> Attr {
+    if end > file.attr.size {
+        t.counters.bytes = t.counters.bytes.saturating_sub(file.attr.size).saturating_add(end);
+        file.attr.size = end;
+    }
     file.attr.mtime_ns = t.now_ns;
     file.attr.ctime_ns = t.now_ns;
     let attr = file.attr.clone();
     t.put_inode(file);
-    Ok(AppendReservation { offset, attr })
+    attr
 }
 
 /// The offset of a record appended to a file of `size` bytes; records are at
@@ -480,7 +488,7 @@ fn set_chunk_version(t: &mut Txn, inode: InodeId, index: u64, version: ChunkVers
 }
 
 fn commit_length(t: &mut Txn, inode: InodeId, length: u64, chunks: &[(u64, ChunkHandle)]) -> Result<Attr, NsError> {
-    let mut file = file_inode(t, inode)?;
+    let file = file_inode(t, inode)?;
     for (index, handle) in chunks {
         if t.store.chunk(inode, *index)?.map(|c| c.handle) != Some(*handle) {
             return fail(ErrorKind::ESTALE, format!("chunk {index} of inode {inode} is no longer {handle} (truncated?)"));
@@ -489,13 +497,5 @@ fn commit_length(t: &mut Txn, inode: InodeId, length: u64, chunks: &[(u64, Chunk
     if length > FILE_SIZE_MAX_BYTES {
         return fail(ErrorKind::EINVAL, format!("length {length} is past the largest file size"));
     }
-    if length > file.attr.size {
-        t.counters.bytes = t.counters.bytes.saturating_sub(file.attr.size).saturating_add(length);
-        file.attr.size = length;
-    }
-    file.attr.mtime_ns = t.now_ns;
-    file.attr.ctime_ns = t.now_ns;
-    let attr = file.attr.clone();
-    t.put_inode(file);
-    Ok(attr)
+    Ok(written_up_to(t, file, length))
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use clap::Parser;
 use dfs_client::{Client, DataConfig};
 use dfs_common::wire::namespace::{CreateRequest, EntryRef};
-use dfs_tests::{median, Cluster};
+use dfs_tests::{drop_caches, median, Cluster};
 use futures::StreamExt;
 use rand::{RngCore, SeedableRng};
 
@@ -30,11 +30,6 @@ struct Args {
     /// Size of one write or read request, in MiB.
     #[arg(long, default_value_t = 8)]
     piece_mib: u64,
-}
-
-fn drop_caches() -> bool {
-    unsafe { libc::sync() };
-    std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
 }
 
 #[tokio::main]

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use clap::Parser;
 use dfs_client::{Client, CreateOptions};
 use dfs_tests::process::bin_dir;
-use dfs_tests::{median, Cluster};
+use dfs_tests::{drop_caches, median, Cluster};
 use futures::StreamExt;
 use rand::{RngCore, SeedableRng};
 
@@ -24,11 +24,6 @@ struct Args {
     runs: usize,
     #[arg(long, default_value_t = 1024)]
     size_mib: u64,
-}
-
-fn drop_caches() {
-    unsafe { libc::sync() };
-    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
 }
 
 fn dfs(master: &str, args: &[&str]) -> anyhow::Result<f64> {
