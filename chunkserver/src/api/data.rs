@@ -190,7 +190,11 @@ pub async fn read(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): A
         return Err(invalid(format!("a read of {length} bytes is over the limit of {}", n.max_write_bytes)));
     }
     let store = n.store.clone();
-    match blocking(move || store.read(handle, q.version, q.offset, length)).await {
+    let read = match store.read_cached(handle, q.version, q.offset, length) {
+        Some(done) => done,
+        None => blocking(move || store.read(handle, q.version, q.offset, length)).await,
+    };
+    match read {
         Ok(data) => {
             n.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
             let crcs = HeaderValue::from_str(&checksum_header(&data)).unwrap_or(HeaderValue::from_static(""));

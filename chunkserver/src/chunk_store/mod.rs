@@ -254,16 +254,32 @@ impl ChunkStore {
     ) -> Result<Vec<u8>, ChunkError> {
         let replica = self.replica(handle)?;
         let st = alive(handle, read(&replica.state))?;
-        check_version(handle, &st.meta, version)?;
-        if offset > st.meta.chunk_size_bytes {
-            return Err(out_of_range(handle, &st.meta, offset, len));
-        }
-        let end = offset.saturating_add(len).min(st.meta.length_bytes);
-        if end <= offset {
-            return Ok(Vec::new());
-        }
+        let Some(range) = read_span(handle, &st.meta, version, offset, len)? else { return Ok(Vec::new()) };
         let files = self.files.get(&replica, &self.layout)?;
-        read::read_range(handle, &files.data, &st.meta, (offset, end), &mut self.buffers.get())
+        let data = read::read_range(handle, &files.cached, &st.meta, range, &mut self.buffers.get(), false)?;
+        data.ok_or_else(|| ChunkError::Io(std::io::Error::other("a blocking read came back incomplete")))
+    }
+
+    /// `read`, answered only when that needs neither the disk nor a wait
+    /// (for a lock held by a write, or to open files): then it may run on
+    /// the async runtime, saving a trip through the blocking pool. `None`
+    /// means: call `read` from the blocking pool instead.
+    pub fn read_cached(
+        &self,
+        handle: ChunkHandle,
+        version: ChunkVersion,
+        offset: u64,
+        len: u64,
+    ) -> Option<Result<Vec<u8>, ChunkError>> {
+        let attempt = || -> Result<Option<Vec<u8>>, ChunkError> {
+            let replica = self.replica(handle)?;
+            let Ok(st) = replica.state.try_read() else { return Ok(None) };
+            let st = alive(handle, st)?;
+            let Some(range) = read_span(handle, &st.meta, version, offset, len)? else { return Ok(Some(Vec::new())) };
+            let Some(files) = self.files.get_open(&replica) else { return Ok(None) };
+            read::read_range(handle, &files.cached, &st.meta, range, &mut self.buffers.get(), true)
+        };
+        attempt().transpose()
     }
 
     /// Checks every block of the replica against its CRC (for a scrubber).
@@ -275,7 +291,7 @@ impl ChunkStore {
         }
         let files = self.files.get(&replica, &self.layout)?;
         let whole = (0, st.meta.length_bytes);
-        read::scan_verified(handle, &files.data, &st.meta, whole, &mut self.buffers.get(), |_, _| {})
+        read::scan_verified(handle, &files.data, &st.meta, whole, &mut self.buffers.get(), false, |_, _| {}).map(|_| ())
     }
 
     /// Makes every completed write to the replica durable (fdatasync of the
@@ -371,6 +387,17 @@ impl ChunkStore {
 }
 
 /// Passes a replica's state guard on unless the replica was removed.
+/// The bytes of the replica a read of `len` at `offset` covers, after the
+/// version and range checks; `None` when it covers none.
+fn read_span(handle: ChunkHandle, meta: &ChunkMeta, version: ChunkVersion, offset: u64, len: u64) -> Result<Option<(u64, u64)>, ChunkError> {
+    check_version(handle, meta, version)?;
+    if offset > meta.chunk_size_bytes {
+        return Err(out_of_range(handle, meta, offset, len));
+    }
+    let end = offset.saturating_add(len).min(meta.length_bytes);
+    Ok((end > offset).then_some((offset, end)))
+}
+
 fn alive<G: std::ops::Deref<Target = ReplicaState>>(handle: ChunkHandle, st: G) -> Result<G, ChunkError> {
     if st.gone {
         return Err(ChunkError::UnknownChunk(handle));

@@ -40,7 +40,12 @@ pub(crate) struct ReplicaState {
 
 /// A replica's open data and metadata files.
 pub(crate) struct ReplicaFiles {
+    /// Writes (O_DIRECT where allowed) and the scrubber's reads (from disk).
     pub data: DataFile,
+    /// Client reads, through the page cache so hot chunks are served from
+    /// memory. Coherent with direct writes: a replica's reads and writes are
+    /// serialized by its state lock, and a direct write drops cached pages.
+    pub cached: DataFile,
     pub meta: File,
 }
 
@@ -87,6 +92,11 @@ impl OpenFiles {
         Ok(files)
     }
 
+    /// The replica's files if they are open already (opening may block).
+    pub fn get_open(&self, replica: &Replica) -> Option<Arc<ReplicaFiles>> {
+        lock(&replica.files).clone()
+    }
+
     /// Forgets the replica's files (they close once no call uses them).
     pub fn close(&self, replica: &Replica) {
         lock(&replica.files).take();
@@ -99,9 +109,10 @@ impl OpenFiles {
         if !data.is_direct() {
             self.try_direct.store(false, Ordering::Relaxed);
         }
+        let cached = DataFile::open(&data_path, false, false).map_err(|e| ChunkError::io("open", &data_path, e))?;
         let meta_path = layout.meta_path(handle);
         let meta = open_meta(&meta_path).map_err(|e| ChunkError::io("open", &meta_path, e))?;
-        Ok(ReplicaFiles { data, meta })
+        Ok(ReplicaFiles { data, cached, meta })
     }
 
     fn remember(&self, replica: &Arc<Replica>, files: &Arc<ReplicaFiles>) {

@@ -173,3 +173,30 @@ fn list_info_and_used_bytes() {
     store.delete(ChunkHandle(3)).unwrap();
     assert_eq!(store.used_bytes(), 5);
 }
+
+#[test]
+fn cached_reads_serve_only_what_the_page_cache_holds_and_see_every_write() {
+    both_modes(|direct| {
+        let (_dir, store) = new_store(direct);
+        store.create(H, V1, SIZE).unwrap();
+        let a = pattern(3, 2 * BLOCK);
+        store.write(H, V1, 0, &a, None).unwrap();
+        // A blocking read brings the blocks into the page cache; a cached
+        // read may then answer, and when it does it is exact.
+        assert_eq!(store.read(H, V1, 100, 5000).unwrap(), a[100..5100]);
+        let warm = store.read_cached(H, V1, 100, 5000);
+        if let Some(got) = warm {
+            assert_eq!(got.unwrap(), a[100..5100]);
+        }
+        // An overwrite (direct or not) is seen by the next cached read.
+        let b = pattern(4, 4096);
+        store.write(H, V1, 0, &b, None).unwrap();
+        store.read(H, V1, 0, 8192).unwrap();
+        if let Some(got) = store.read_cached(H, V1, 0, 8192) {
+            assert_eq!(got.unwrap(), [&b[..], &a[4096..8192]].concat());
+        }
+        // The version and range checks apply as in `read`.
+        assert!(matches!(store.read_cached(H, V2, 0, 10), Some(Err(_))));
+        assert_eq!(store.read_cached(H, V1, SIZE, 10).map(Result::unwrap), Some(Vec::new()));
+    });
+}
