@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dfs_common::wire::chunks::{checksum_header, ChunkLocation, ReplicaAddr, WriteLease, WrittenChunk, HEADER_CHECKSUMS, HEADER_FORWARD};
-use dfs_common::wire::namespace::Attr;
+use dfs_common::wire::namespace::{Attr, NodeRef, SetattrRequest};
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
 use futures::{stream, StreamExt, TryStreamExt};
 
@@ -37,6 +37,9 @@ pub struct DataConfig {
     pub master_wait: Duration,
     /// How long a chunk location is trusted without asking the master.
     pub location_ttl: Duration,
+    /// Longest wait for one request (to the master or a chunkserver), so
+    /// that a stalled server fails the call instead of hanging it.
+    pub request_timeout: Duration,
 }
 
 impl Default for DataConfig {
@@ -49,6 +52,7 @@ impl Default for DataConfig {
             retry_for: Duration::from_secs(90),
             master_wait: Duration::from_secs(30),
             location_ttl: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -98,7 +102,12 @@ impl Client {
     }
 
     pub fn with_config(master_url: &str, config: DataConfig) -> Self {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(32).build().unwrap_or_default();
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(32)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
+            .timeout(config.request_timeout)
+            .build()
+            .unwrap_or_default();
         let inner = Inner {
             master: MasterClient::new(master_url, http.clone(), config.master_wait),
             http,
@@ -165,6 +174,25 @@ impl Client {
             }
         }
         Err(ClientError::new(ErrorKind::ESTALE, "the file's chunks changed under the write twice"))
+    }
+
+    /// Sets the file's length. When it shrinks to the middle of a chunk, the
+    /// rest of that chunk is zeroed on its replicas, so that bytes cut off
+    /// never come back if the file grows again. The length is set first: a
+    /// crash in between can leave old bytes past the end, never lose data
+    /// the caller kept.
+    pub async fn truncate(&self, attr: &Attr, size: u64) -> Result<Attr, ClientError> {
+        let req = SetattrRequest { node: NodeRef { path: None, inode: Some(attr.inode) }, size: Some(size), ..Default::default() };
+        let new = self.master().setattr(&req).await?;
+        let cs = attr.chunk_size_bytes.max(1);
+        let tail_end = attr.size.min(size.div_ceil(cs) * cs);
+        if size < tail_end && size % cs != 0 {
+            let zeros = Bytes::from(vec![0u8; (tail_end - size) as usize]);
+            let pieces = split_write(cs, self.config().write_piece_bytes, size, zeros)?;
+            self.write_pieces(attr.inode, pieces.into_iter()).await?;
+        }
+        self.forget_file(attr.inode);
+        Ok(new)
     }
 
     /// Writes pieces, several at once; returns the chunks written, in order.
@@ -244,6 +272,11 @@ impl Client {
 
     /// Reads up to `len` bytes at `offset` (fewer at the end of the file).
     pub async fn read_at(&self, attr: &Attr, offset: u64, len: u64) -> Result<Bytes, ClientError> {
+        let (cs, end) = (attr.chunk_size_bytes.max(1), offset.saturating_add(len).min(attr.size));
+        if offset < end && offset / cs == (end - 1) / cs && end - offset <= self.config().read_piece_bytes {
+            // One piece (a small random read): no task of its own, less latency.
+            return self.read_piece(attr.inode, offset / cs, offset % cs, end - offset).await;
+        }
         let parts: Vec<Bytes> = self.read_stream(attr, offset, len).await?.try_collect().await?;
         if parts.len() <= 1 {
             return Ok(parts.into_iter().next().unwrap_or_default());
@@ -376,7 +409,14 @@ impl Client {
                 break;
             }
             first = page.chunks.iter().map(|c| c.index + 1).max().unwrap_or(chunks);
-            let calls = page.chunks.iter().flat_map(|c| c.replicas.iter().map(move |r| self.fsync_replica(r, c.handle, c.version)));
+            let replicas: Vec<(ReplicaAddr, ChunkHandle, ChunkVersion)> =
+                page.chunks.iter().flat_map(|c| c.replicas.iter().map(|r| (r.clone(), c.handle, c.version))).collect();
+            // Owned futures: a borrowing closure here would not be `Send` for
+            // callers that spawn this call.
+            let calls = replicas.into_iter().map(|(r, handle, version)| {
+                let client = self.clone();
+                async move { client.fsync_replica(&r, handle, version).await }
+            });
             stream::iter(calls).buffer_unordered(8).try_collect::<Vec<()>>().await?;
         }
         Ok(())

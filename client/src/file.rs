@@ -58,6 +58,12 @@ impl FileWriter {
         self.pos
     }
 
+    /// The end of the bytes written but not yet committed, if any: what
+    /// this writer adds to the file's length at its next `flush`.
+    pub fn pending_end(&self) -> Option<u64> {
+        (self.end > 0 || !self.buf.is_empty() || !self.inflight.is_empty()).then_some(self.end)
+    }
+
     /// Moves where the next `write` goes.
     pub async fn seek(&mut self, pos: u64) -> Result<(), ClientError> {
         if pos != self.buf_at + self.buf.len() as u64 {
@@ -199,6 +205,9 @@ impl FileWriter {
         chunks.sort_by_key(|c| c.index);
         chunks.dedup();
         self.attr = self.client.master().commit_length(self.attr.inode, self.end, chunks).await?;
+        // The next commit covers only what is written after this one (a
+        // truncate in between must not be undone by an old end).
+        self.end = 0;
         Ok(())
     }
 
@@ -280,7 +289,7 @@ impl FileReader {
         if offset >= end {
             return Ok(Bytes::new());
         }
-        if offset != self.seq_next {
+        if offset != self.seq_next && !self.in_window(offset) {
             self.drop_tiles();
             self.seq_next = end;
             return self.client.read_at(&self.attr, offset, end - offset).await;
@@ -296,9 +305,11 @@ impl FileReader {
     /// Serves `offset..end` from read-ahead pieces, starting the ones
     /// missing and the next few after `end`.
     async fn read_tiles(&mut self, offset: u64, end: u64) -> Result<Bytes, ClientError> {
-        // Pieces wholly before this read are done with.
+        // Pieces before the one ahead of this read are done with (one is
+        // kept, for reads that arrive slightly out of order).
         let first = self.tile_at(offset).0;
-        self.tiles.retain(|start, _| *start >= first);
+        let keep_from = self.tile_at(first.saturating_sub(1)).0.min(first);
+        self.tiles.retain(|start, _| *start >= keep_from);
         let mut at = first;
         let mut ahead = 0;
         while at < self.attr.size && (at < end || ahead < self.client.config().readahead_pieces) {
@@ -353,6 +364,15 @@ impl FileReader {
         let start = chunk_start + (at - chunk_start) / p * p;
         let len = p.min(chunk_start + cs - start).min(self.attr.size.saturating_sub(start));
         (start, len)
+    }
+
+    /// Whether `offset` falls in the read-ahead window: concurrent reads
+    /// of one stream (the kernel's read-ahead) may arrive out of order.
+    fn in_window(&self, offset: u64) -> bool {
+        match (self.tiles.first_key_value(), self.tiles.last_key_value()) {
+            (Some((first, _)), Some((last, _))) => *first <= offset && offset < last + self.client.config().read_piece_bytes,
+            _ => false,
+        }
     }
 
     fn drop_tiles(&mut self) {

@@ -60,6 +60,19 @@ impl Client {
         Ok(FileWriter::new(self.clone(), attr, 0))
     }
 
+    /// A writer for a file whose attributes the caller has (the FUSE mount
+    /// works by inode), positioned at `pos`.
+    pub fn writer(&self, attr: Attr, pos: u64) -> FileWriter {
+        FileWriter::new(self.clone(), attr, pos)
+    }
+
+    /// A reader for a file whose attributes the caller has; nothing cached
+    /// about the file is kept (close-to-open).
+    pub fn reader(&self, attr: Attr) -> FileReader {
+        self.forget_file(attr.inode);
+        FileReader::new(self.clone(), attr)
+    }
+
     /// Opens an existing file for writing at `pos` (its end with `append`).
     pub async fn open_write(&self, path: &str, append: bool) -> Result<FileWriter, ClientError> {
         let attr = self.regular_file(path).await?;
