@@ -1,0 +1,177 @@
+//! Open files of the mount. Each inode open here has one writer, shared by
+//! all its handles, so writes through different descriptors land in the
+//! order they were made; each handle has its own reader (read-ahead is per
+//! stream). A read first commits what this mount wrote to the inode, so a
+//! process reads its own writes; a close commits too (close-to-open).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use dfs_client::{Client, ClientError, FileReader, FileWriter};
+use dfs_common::wire::namespace::Attr;
+use dfs_common::InodeId;
+use tokio::sync::Mutex as AsyncMutex;
+
+/// One `open` of a file.
+pub struct OpenFile {
+    pub inode: InodeId,
+    /// The reader, made at the first read, with the inode's write generation
+    /// it was made at (a newer generation means it must be remade).
+    reader: AsyncMutex<Option<(FileReader, u64)>>,
+    /// Attributes at open (the file's chunk size and inode).
+    attr: Attr,
+}
+
+/// What the mount holds for an inode that is open here.
+#[derive(Default)]
+struct Inode {
+    handles: u32,
+    writer: Option<Arc<AsyncMutex<FileWriter>>>,
+    /// End of bytes written here and not yet committed: `getattr` reports
+    /// at least this size, as the kernel already does.
+    pending_end: Option<u64>,
+    /// Bumped by every write and truncate made here.
+    generation: u64,
+}
+
+/// The open files and inodes of the mount.
+pub struct OpenFiles {
+    client: Client,
+    next_fh: AtomicU64,
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    inodes: Mutex<HashMap<InodeId, Inode>>,
+}
+
+impl OpenFiles {
+    pub fn new(client: Client) -> Self {
+        OpenFiles { client, next_fh: AtomicU64::new(1), files: Mutex::default(), inodes: Mutex::default() }
+    }
+
+    fn inodes(&self) -> MutexGuard<'_, HashMap<InodeId, Inode>> {
+        self.inodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn files(&self) -> MutexGuard<'_, HashMap<u64, Arc<OpenFile>>> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers an open of the file with these (fresh) attributes.
+    pub fn open(&self, attr: Attr) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.inodes().entry(attr.inode).or_default().handles += 1;
+        let file = OpenFile { inode: attr.inode, reader: AsyncMutex::new(None), attr };
+        self.files().insert(fh, Arc::new(file));
+        fh
+    }
+
+    pub fn get(&self, fh: u64) -> Option<Arc<OpenFile>> {
+        self.files().get(&fh).cloned()
+    }
+
+    /// The size `getattr` reports, given the master's: never less than
+    /// what this mount has written.
+    pub fn visible_size(&self, inode: InodeId, master_size: u64) -> u64 {
+        let pending = self.inodes().get(&inode).and_then(|i| i.pending_end);
+        pending.map_or(master_size, |p| p.max(master_size))
+    }
+
+    /// Buffers a write; it is sent in the background and committed by the
+    /// next flush (errors surface there or at a later write).
+    pub async fn write(&self, file: &OpenFile, offset: u64, data: &[u8]) -> Result<(), ClientError> {
+        let writer = {
+            let mut inodes = self.inodes();
+            let ino = inodes.entry(file.inode).or_default();
+            ino.generation += 1;
+            let end = offset + data.len() as u64;
+            ino.pending_end = Some(ino.pending_end.map_or(end, |p| p.max(end)));
+            ino.writer.get_or_insert_with(|| Arc::new(AsyncMutex::new(self.client.writer(file.attr.clone(), 0)))).clone()
+        };
+        let mut w = writer.lock().await;
+        w.seek(offset).await?;
+        w.write(data).await
+    }
+
+    /// Commits what this mount wrote to the inode; returns the attributes
+    /// after the commit when there was something to commit.
+    pub async fn flush_inode(&self, inode: InodeId) -> Result<Option<Attr>, ClientError> {
+        let (writer, generation) = match self.inodes().get(&inode) {
+            Some(i) if i.pending_end.is_some() => (i.writer.clone(), i.generation),
+            _ => return Ok(None),
+        };
+        let Some(writer) = writer else { return Ok(None) };
+        let attr = {
+            let mut w = writer.lock().await;
+            w.flush().await?;
+            w.attr().clone()
+        };
+        if let Some(i) = self.inodes().get_mut(&inode) {
+            // A write that came in during the commit keeps its end pending.
+            if i.generation == generation {
+                i.pending_end = None;
+            }
+        }
+        Ok(Some(attr))
+    }
+
+    /// Commits and makes every replica of the file sync to disk.
+    pub async fn fsync(&self, file: &OpenFile) -> Result<(), ClientError> {
+        self.flush_inode(file.inode).await?;
+        let attr = self.client.master().stat_inode(file.inode).await?;
+        self.client.fsync(&attr).await
+    }
+
+    /// Reads through this handle's reader, after committing this mount's
+    /// writes to the inode; the reader is remade when they changed it.
+    pub async fn read(&self, file: &OpenFile, offset: u64, len: u64) -> Result<Bytes, ClientError> {
+        self.flush_inode(file.inode).await?;
+        let generation = self.inodes().get(&file.inode).map_or(0, |i| i.generation);
+        let mut slot = file.reader.lock().await;
+        let stale = slot.as_ref().is_none_or(|(_, g)| *g != generation);
+        if stale {
+            // Attributes at open are current unless this mount wrote since.
+            let attr = if generation == 0 { file.attr.clone() } else { self.client.master().stat_inode(file.inode).await? };
+            *slot = Some((self.client.reader(attr), generation));
+        }
+        let Some((reader, _)) = slot.as_mut() else { return Ok(Bytes::new()) };
+        reader.read_at(offset, len).await
+    }
+
+    /// Sets the file's length, after committing this mount's writes to it.
+    pub async fn truncate(&self, inode: InodeId, size: u64) -> Result<Attr, ClientError> {
+        self.flush_inode(inode).await?;
+        let attr = self.client.master().stat_inode(inode).await?;
+        let attr = self.client.truncate(&attr, size).await?;
+        if let Some(i) = self.inodes().get_mut(&inode) {
+            i.generation += 1;
+            i.pending_end = None;
+        }
+        Ok(attr)
+    }
+
+    /// Commits every inode's pending writes (at unmount).
+    pub async fn flush_all(&self) {
+        let pending: Vec<InodeId> = self.inodes().iter().filter(|(_, i)| i.pending_end.is_some()).map(|(k, _)| *k).collect();
+        for inode in pending {
+            if let Err(e) = self.flush_inode(inode).await {
+                tracing::error!(inode = %inode, error = %e, "writes lost at unmount");
+            }
+        }
+    }
+
+    /// Closes a handle; the last one of an inode commits its writes.
+    pub async fn release(&self, fh: u64) -> Result<(), ClientError> {
+        let Some(file) = self.files().remove(&fh) else { return Ok(()) };
+        let result = self.flush_inode(file.inode).await;
+        let mut inodes = self.inodes();
+        if let Some(i) = inodes.get_mut(&file.inode) {
+            i.handles = i.handles.saturating_sub(1);
+            if i.handles == 0 {
+                // A failed commit was reported to the close that flushed.
+                inodes.remove(&file.inode);
+            }
+        }
+        result.map(|_| ())
+    }
+}

@@ -1,0 +1,613 @@
+//! The FUSE file system: each kernel request becomes a task on the tokio
+//! runtime that calls the client library and replies when done, so slow
+//! calls (a write waiting out a lease, a restarting master) never hold up
+//! the others. Inode numbers are the master's.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use dfs_client::{Client, ClientError};
+use dfs_common::wire::namespace::*;
+use dfs_common::InodeId;
+use fuser::*;
+
+use crate::attr::{errno, file_attr, name, time_or_now};
+use crate::dirs::OpenDirs;
+use crate::files::OpenFiles;
+
+/// How long the kernel may trust what it was told.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheTtls {
+    pub entry: Duration,
+    pub attr: Duration,
+}
+
+/// The mount's state, shared by the tasks serving requests.
+pub struct Inner {
+    client: Client,
+    ttl: CacheTtls,
+    files: OpenFiles,
+    dirs: OpenDirs,
+    /// Size and mtime last told to the kernel per inode: an open that finds
+    /// them unchanged keeps the kernel's page cache.
+    told: Mutex<HashMap<InodeId, (u64, i64)>>,
+    /// Set once the session is up: how to tell the kernel to drop caches.
+    pub notifier: OnceLock<Notifier>,
+}
+
+pub struct DfsFs {
+    inner: Arc<Inner>,
+    rt: tokio::runtime::Handle,
+}
+
+type Res<T> = Result<T, Errno>;
+
+fn fail(e: ClientError) -> Errno {
+    tracing::debug!(error = %e, "request failed");
+    errno(&e)
+}
+
+fn at(parent: INodeNo, n: &OsStr) -> Res<EntryRef> {
+    Ok(EntryRef { path: None, parent: Some(InodeId(parent.0)), name: Some(name(n)?.to_string()) })
+}
+
+fn node(ino: INodeNo) -> NodeRef {
+    NodeRef { path: None, inode: Some(InodeId(ino.0)) }
+}
+
+impl DfsFs {
+    pub fn new(client: Client, ttl: CacheTtls, rt: tokio::runtime::Handle) -> Self {
+        let inner = Inner {
+            files: OpenFiles::new(client.clone()),
+            client,
+            ttl,
+            dirs: OpenDirs::default(),
+            told: Mutex::default(),
+            notifier: OnceLock::new(),
+        };
+        DfsFs { inner: Arc::new(inner), rt }
+    }
+
+    pub fn inner(&self) -> Arc<Inner> {
+        self.inner.clone()
+    }
+
+    /// Serves a request on the runtime.
+    fn spawn<F, Fut>(&self, f: F)
+    where
+        F: FnOnce(Arc<Inner>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.rt.spawn(f(self.inner.clone()));
+    }
+}
+
+impl Inner {
+    fn told(&self) -> std::sync::MutexGuard<'_, HashMap<InodeId, (u64, i64)>> {
+        self.told.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The attributes to give the kernel, with this mount's pending writes
+    /// counted in the size; remembered for the next open's cache decision.
+    fn to_kernel(&self, mut a: Attr) -> FileAttr {
+        if a.kind == FileKind::File {
+            a.size = self.files.visible_size(a.inode, a.size);
+            self.told().insert(a.inode, (a.size, a.mtime_ns));
+        }
+        file_attr(&a)
+    }
+
+    fn entry(&self, reply: ReplyEntry, r: Result<Attr, ClientError>) {
+        match r {
+            Ok(a) => reply.entry_with_ttls(&self.ttl.attr, &self.ttl.entry, &self.to_kernel(a), Generation(0)),
+            Err(e) => reply.error(fail(e)),
+        }
+    }
+
+    fn attr(&self, reply: ReplyAttr, r: Result<Attr, ClientError>) {
+        match r {
+            Ok(a) => reply.attr(&self.ttl.attr, &self.to_kernel(a)),
+            Err(e) => reply.error(fail(e)),
+        }
+    }
+
+    /// Commits what open files hold, waiting at most `limit`.
+    pub async fn flush_all(&self, limit: Duration) {
+        if tokio::time::timeout(limit, self.files.flush_all()).await.is_err() {
+            tracing::error!("open files' writes could not be committed in time");
+        }
+    }
+
+    fn owner(req: &Request, mode: u32, umask: u32) -> NewOwner {
+        NewOwner { mode: Some(mode & !umask & 0o7777), uid: Some(req.uid()), gid: Some(req.gid()) }
+    }
+
+    async fn create_file(&self, at: EntryRef, owner: NewOwner) -> Result<Attr, ClientError> {
+        let req = CreateRequest { at, owner, replication: None, chunk_size_bytes: None, exclusive: true, overwrite: false };
+        self.client.master().create(&req).await
+    }
+
+    /// Opens a file: fresh attributes from the master (close-to-open). The
+    /// kernel keeps its cached pages only when the file is unchanged since
+    /// it last heard of it; otherwise its attributes are dropped too.
+    async fn open(&self, ino: INodeNo) -> Result<(u64, FopenFlags), ClientError> {
+        let attr = self.client.master().stat_inode(InodeId(ino.0)).await?;
+        if attr.kind != FileKind::File {
+            return Err(ClientError::new(dfs_common::ErrorKind::EISDIR, "not a regular file"));
+        }
+        let unchanged = self.told().get(&attr.inode) == Some(&(attr.size, attr.mtime_ns));
+        let mut flags = FopenFlags::empty();
+        if unchanged {
+            flags |= FopenFlags::FOPEN_KEEP_CACHE;
+        } else if let Some(n) = self.notifier.get() {
+            // Only the attributes: the pages go anyway without KEEP_CACHE.
+            if let Err(e) = n.inval_inode(ino, -1, 0) {
+                tracing::debug!(inode = ino.0, error = %e, "attribute invalidation failed");
+            }
+            self.told().remove(&attr.inode);
+        }
+        Ok((self.files.open(attr), flags))
+    }
+
+    async fn setattr(&self, ino: InodeId, change: SetattrRequest) -> Result<Attr, ClientError> {
+        let mut attr = None;
+        if let Some(size) = change.size {
+            attr = Some(self.files.truncate(ino, size).await?);
+        }
+        let rest = SetattrRequest { size: None, ..change };
+        let more = rest.mode.is_some() || rest.uid.is_some() || rest.gid.is_some() || rest.atime_ns.is_some() || rest.mtime_ns.is_some();
+        match attr {
+            Some(a) if !more => Ok(a),
+            _ if more => self.client.master().setattr(&rest).await,
+            _ => self.client.master().stat_inode(ino).await,
+        }
+    }
+
+    async fn statfs(&self) -> Result<(u64, u64, u64), ClientError> {
+        let nodes = self.client.master().chunkservers().await?;
+        let live = nodes.iter().filter(|n| n.state == "live");
+        let (total, used) = live.fold((0u64, 0u64), |(t, u), n| (t + n.capacity_bytes, u + n.used_bytes));
+        let fs = self.client.master().fs_stats().await?;
+        Ok((total, total.saturating_sub(used), fs.files + fs.directories + fs.symlinks))
+    }
+
+    async fn readdir(&self, fh: FileHandle, offset: u64, mut add: impl FnMut(u64, &str, &Attr) -> bool) -> Result<(), ClientError> {
+        let listing = self.dirs.get(fh.0).ok_or_else(|| ClientError::new(dfs_common::ErrorKind::EINVAL, "unknown directory handle"))?;
+        let mut listing = listing.lock().await;
+        let mut i = offset as usize;
+        while let Some((name, attr)) = listing.entry(&self.client, i).await? {
+            i += 1;
+            if add(i as u64, &name, &attr) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `uid`/`gid` may access a node with `attr` as `mask` asks.
+pub fn permitted(attr: &Attr, uid: u32, gid: u32, mask: i32) -> bool {
+    let want = (mask & 7) as u32;
+    if uid == 0 {
+        // Root may do anything, except execute what nobody may execute.
+        return want & 1 == 0 || attr.kind == FileKind::Dir || attr.mode & 0o111 != 0;
+    }
+    let bits = if uid == attr.uid {
+        attr.mode >> 6
+    } else if gid == attr.gid {
+        attr.mode >> 3
+    } else {
+        attr.mode
+    } & 7;
+    bits & want == want
+}
+
+impl Filesystem for DfsFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // 1 MiB requests each way; the kernel's own read-ahead as large.
+        let _ = config.set_max_write(crate::attr::BLOCK_SIZE);
+        let _ = config.set_max_readahead(crate::attr::BLOCK_SIZE);
+        let _ = config.set_max_background(64);
+        let wanted = InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO | InitFlags::FUSE_PARALLEL_DIROPS;
+        let _ = config.add_capabilities(wanted & config.capabilities());
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
+        let Ok(n) = name(n).map(str::to_string) else { return reply.error(Errno::ENOENT) };
+        self.spawn(move |s| async move {
+            let r = s.client.master().lookup(InodeId(parent.0), &n).await;
+            s.entry(reply, r)
+        });
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, _nlookup: u64) {
+        // Forgetting early only costs the kernel's page cache at next open.
+        self.inner.told().remove(&InodeId(ino.0));
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.spawn(move |s| async move {
+            let r = s.client.master().stat_inode(InodeId(ino.0)).await;
+            s.attr(reply, r)
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let change = SetattrRequest {
+            node: node(ino),
+            mode: mode.map(|m| m & 0o7777),
+            uid,
+            gid,
+            size,
+            atime_ns: atime.map(time_or_now),
+            mtime_ns: mtime.map(time_or_now),
+            ..Default::default()
+        };
+        self.spawn(move |s| async move {
+            let r = s.setattr(InodeId(ino.0), change).await;
+            s.attr(reply, r)
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.spawn(move |s| async move {
+            match s.client.master().readlink(&node(ino)).await {
+                Ok(target) => reply.data(target.as_bytes()),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    fn mknod(&self, req: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, _rdev: u32, reply: ReplyEntry) {
+        // Only regular files: dfs has no devices, pipes or sockets.
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return reply.error(Errno::EPERM);
+        }
+        let (at, owner) = match at(parent, n) {
+            Ok(at) => (at, Inner::owner(req, mode, umask)),
+            Err(e) => return reply.error(e),
+        };
+        self.spawn(move |s| async move {
+            let r = s.create_file(at, owner).await;
+            s.entry(reply, r)
+        });
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let (at, owner) = match at(parent, n) {
+            Ok(at) => (at, Inner::owner(req, mode, umask)),
+            Err(e) => return reply.error(e),
+        };
+        self.spawn(move |s| async move {
+            let r = s.client.master().mkdir(&MkdirRequest { at, owner, parents: false }).await;
+            s.entry(reply, r)
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        let at = match at(parent, n) {
+            Ok(at) => at,
+            Err(e) => return reply.error(e),
+        };
+        self.spawn(move |s| async move {
+            match s.client.master().unlink(at).await {
+                Ok(_) => reply.ok(),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        let at = match at(parent, n) {
+            Ok(at) => at,
+            Err(e) => return reply.error(e),
+        };
+        self.spawn(move |s| async move {
+            match s.client.master().rmdir(at).await {
+                Ok(_) => reply.ok(),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link: &OsStr, target: &Path, reply: ReplyEntry) {
+        let (Ok(at), Some(target)) = (at(parent, link), target.to_str()) else { return reply.error(Errno::EINVAL) };
+        let req = SymlinkRequest { at, target: target.to_string(), uid: Some(req.uid()), gid: Some(req.gid()) };
+        self.spawn(move |s| async move {
+            let r = s.client.master().symlink(&req).await;
+            s.entry(reply, r)
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        n: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if !(flags - RenameFlags::RENAME_NOREPLACE).is_empty() {
+            return reply.error(Errno::EINVAL); // exchange and whiteout are not supported
+        }
+        let (src, dst) = match (at(parent, n), at(newparent, newname)) {
+            (Ok(src), Ok(dst)) => (src, dst),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
+        };
+        let req = RenameRequest { src, dst, noreplace: flags.contains(RenameFlags::RENAME_NOREPLACE) };
+        self.spawn(move |s| async move {
+            match s.client.master().rename(&req).await {
+                Ok(_) => reply.ok(),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
+        // dfs names each inode once: what link(2) says for file systems
+        // without hard links.
+        reply.error(Errno::EPERM);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.spawn(move |s| async move {
+            match s.open(ino).await {
+                Ok((fh, flags)) => reply.opened(FileHandle(fh), flags),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
+        self.spawn(move |s| async move {
+            match s.files.read(&file, offset, size as u64).await {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
+        let data = data.to_vec();
+        self.spawn(move |s| async move {
+            match s.files.write(&file, offset, &data).await {
+                Ok(()) => reply.written(data.len() as u32),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
+        self.spawn(move |s| async move {
+            match s.files.flush_inode(file.inode).await {
+                Ok(_) => reply.ok(),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(move |s| async move {
+            match s.files.release(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "writes were lost at the last close of a file");
+                    reply.error(fail(e))
+                }
+            }
+        });
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
+        self.spawn(move |s| async move {
+            match s.files.fsync(&file).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.spawn(move |s| async move {
+            let opened = async {
+                let dir = s.client.master().stat_inode(InodeId(ino.0)).await?;
+                let parent = if dir.parent == dir.inode { dir.clone() } else { s.client.master().stat_inode(dir.parent).await? };
+                Ok::<_, ClientError>(s.dirs.open(dir, parent))
+            };
+            match opened.await {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        self.spawn(move |s| async move {
+            let r = s.readdir(fh, offset, |next, name, a| reply.add(INodeNo(a.inode.0), next, file_attr(a).kind, name)).await;
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    fn readdirplus(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        self.spawn(move |s| async move {
+            let ttl = s.ttl.attr.min(s.ttl.entry);
+            let r = s
+                .readdir(fh, offset, |next, name, a| {
+                    let attr = s.to_kernel(a.clone());
+                    reply.add(INodeNo(a.inode.0), next, name, &ttl, &attr, Generation(0))
+                })
+                .await;
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.inner.dirs.release(fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        // Every namespace change is on the master's disk before it replies.
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.spawn(move |s| async move {
+            const B: u64 = 4096;
+            match s.statfs().await {
+                Ok((total, free, inodes)) => reply.statfs(total / B, free / B, free / B, inodes + (1 << 32), 1 << 32, B as u32, 255, B as u32),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    // dfs keeps no extended attributes: none to list, none to get or set.
+    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOTSUP);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if size == 0 {
+            reply.size(0)
+        } else {
+            reply.data(&[])
+        }
+    }
+
+    fn setxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _value: &[u8], _flags: i32, _position: u32, reply: ReplyEmpty) {
+        reply.error(Errno::ENOTSUP);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::ENOTSUP);
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let (uid, gid) = (req.uid(), req.gid());
+        self.spawn(move |s| async move {
+            match s.client.master().stat_inode(InodeId(ino.0)).await {
+                Ok(a) if permitted(&a, uid, gid, mask.bits()) => reply.ok(),
+                Ok(_) => reply.error(Errno::EACCES),
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+
+    fn create(&self, req: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, _flags: i32, reply: ReplyCreate) {
+        let (at, owner) = match at(parent, n) {
+            Ok(at) => (at, Inner::owner(req, mode, umask)),
+            Err(e) => return reply.error(e),
+        };
+        self.spawn(move |s| async move {
+            match s.create_file(at, owner).await {
+                Ok(a) => {
+                    let fh = s.files.open(a.clone());
+                    let attr = s.to_kernel(a);
+                    reply.created(&s.ttl.entry, &attr, Generation(0), FileHandle(fh), FopenFlags::empty())
+                }
+                Err(e) => reply.error(fail(e)),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(kind: FileKind, mode: u32) -> Attr {
+        Attr {
+            inode: InodeId(2),
+            kind,
+            mode,
+            uid: 1000,
+            gid: 100,
+            size: 0,
+            atime_ns: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            nlink: 1,
+            replication: 3,
+            chunk_size_bytes: 1 << 26,
+            parent: InodeId::ROOT,
+        }
+    }
+
+    #[test]
+    fn permissions_follow_owner_group_and_other_bits() {
+        let f = attr(FileKind::File, 0o640);
+        assert!(permitted(&f, 1000, 1, libc::R_OK | libc::W_OK));
+        assert!(permitted(&f, 2000, 100, libc::R_OK));
+        assert!(!permitted(&f, 2000, 100, libc::W_OK));
+        assert!(!permitted(&f, 2000, 200, libc::R_OK));
+        assert!(permitted(&f, 2000, 200, libc::F_OK));
+        // Root reads and writes anything, but executes only what is executable.
+        assert!(permitted(&f, 0, 0, libc::R_OK | libc::W_OK));
+        assert!(!permitted(&f, 0, 0, libc::X_OK));
+        assert!(permitted(&attr(FileKind::Dir, 0o700), 0, 0, libc::X_OK));
+    }
+}
