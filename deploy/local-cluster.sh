@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a local dfs cluster in the foreground with all data under one
 # directory (default .dfs-local/ in the checkout): one master on
-# 127.0.0.1:9870 and three chunkservers on 127.0.0.1:9866-9868.
+# 127.0.0.1:9870 and three chunkservers on 127.0.0.1:9866-9868, and, when
+# /dev/fuse is there, a FUSE mount of it at $ROOT/mnt (DFS_MOUNT=0: none).
 # Ctrl-C stops everything cleanly. Expects the binaries in $BIN_DIR.
 set -euo pipefail
 
@@ -12,9 +13,12 @@ CS_PORTS=(9866 9867 9868)
 mkdir -p "$ROOT"
 
 pids=()
+mount_pid=
 stop() {
   trap - INT TERM
   echo "stopping..." >&2
+  # The mount first: it commits open files while the cluster is still up.
+  if [[ -n $mount_pid ]]; then kill -TERM "$mount_pid" 2>/dev/null || true; wait "$mount_pid" || true; fi
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait
 }
@@ -37,6 +41,22 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 bin=$(cd "$BIN_DIR" && pwd)
+mount_msg="  mount:      none (no /dev/fuse, or DFS_MOUNT=0)"
+if [[ ${DFS_MOUNT:-1} != 0 && -c /dev/fuse ]]; then
+  mnt=$ROOT/mnt
+  mkdir -p "$mnt"
+  "$BIN_DIR/dfs-mount" --foreground --master "$url" "$mnt" 2>"$ROOT/mount.log" &
+  mount_pid=$!
+  for _ in $(seq 100); do
+    grep -q " $(cd "$mnt" && pwd) " /proc/self/mountinfo && break
+    sleep 0.1
+  done
+  if grep -q " $(cd "$mnt" && pwd) " /proc/self/mountinfo; then
+    mount_msg="  mount:      $(cd "$mnt" && pwd)   (ls, cp, git... work there; log in $ROOT/mount.log)"
+  else
+    mount_msg="  mount:      failed, see $ROOT/mount.log"
+  fi
+fi
 cat <<MSG
 
 dfs is running: 1 master, ${live:-0} live chunkservers (data in $ROOT/, Ctrl-C to stop)
@@ -45,6 +65,7 @@ dfs is running: 1 master, ${live:-0} live chunkservers (data in $ROOT/, Ctrl-C t
   shell:      export PATH=$bin:\$PATH DFS_MASTER=$url
               dfs mkdir -p /demo && dfs put README.md /demo/ && dfs ls -R /
               dfs admin report
+$mount_msg
 
 MSG
 wait
