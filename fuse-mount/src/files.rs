@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use dfs_client::{Client, ClientError, FileReader, FileWriter};
-use dfs_common::wire::namespace::Attr;
+use dfs_common::wire::namespace::{Attr, EntryRef, RenameRequest};
 use dfs_common::InodeId;
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -34,6 +34,9 @@ struct Inode {
     pending_end: Option<u64>,
     /// Bumped by every write and truncate made here.
     generation: u64,
+    /// Unlinked while open: renamed to this hidden entry, removed at the
+    /// last close (as NFS clients do), so open descriptors keep working.
+    unlink_at: Option<EntryRef>,
 }
 
 /// The open files and inodes of the mount.
@@ -150,12 +153,40 @@ impl OpenFiles {
         Ok(attr)
     }
 
-    /// Commits every inode's pending writes (at unmount).
+    /// Removes the entry `parent`/`name`; a file open here is renamed to a
+    /// hidden name instead and removed at its last close.
+    pub async fn unlink(&self, parent: InodeId, name: &str) -> Result<(), ClientError> {
+        let at = |name: &str| EntryRef { path: None, parent: Some(parent), name: Some(name.to_string()) };
+        if !self.inodes().is_empty() {
+            let attr = self.client.master().lookup(parent, name).await?;
+            if self.inodes().contains_key(&attr.inode) {
+                let hidden = format!(".dfs-unlinked-{}", attr.inode);
+                let req = RenameRequest { src: at(name), dst: at(&hidden), noreplace: false };
+                self.client.master().rename(&req).await?;
+                if let Some(i) = self.inodes().get_mut(&attr.inode) {
+                    i.unlink_at = Some(at(&hidden));
+                    return Ok(());
+                }
+                // Closed meanwhile: remove it now.
+                return self.client.master().unlink(at(&hidden)).await.map(|_| ());
+            }
+        }
+        self.client.master().unlink(at(name)).await.map(|_| ())
+    }
+
+    /// Commits every inode's pending writes and removes unlinked open files
+    /// (at unmount).
     pub async fn flush_all(&self) {
         let pending: Vec<InodeId> = self.inodes().iter().filter(|(_, i)| i.pending_end.is_some()).map(|(k, _)| *k).collect();
         for inode in pending {
             if let Err(e) = self.flush_inode(inode).await {
                 tracing::error!(inode = %inode, error = %e, "writes lost at unmount");
+            }
+        }
+        let unlinked: Vec<EntryRef> = self.inodes().values_mut().filter_map(|i| i.unlink_at.take()).collect();
+        for at in unlinked {
+            if let Err(e) = self.client.master().unlink(at).await {
+                tracing::warn!(error = %e, "an unlinked file open at unmount stays under its hidden name");
             }
         }
     }
@@ -164,13 +195,18 @@ impl OpenFiles {
     pub async fn release(&self, fh: u64) -> Result<(), ClientError> {
         let Some(file) = self.files().remove(&fh) else { return Ok(()) };
         let result = self.flush_inode(file.inode).await;
-        let mut inodes = self.inodes();
-        if let Some(i) = inodes.get_mut(&file.inode) {
+        let unlink_at = {
+            let mut inodes = self.inodes();
+            let Some(i) = inodes.get_mut(&file.inode) else { return result.map(|_| ()) };
             i.handles = i.handles.saturating_sub(1);
-            if i.handles == 0 {
-                // A failed commit was reported to the close that flushed.
-                inodes.remove(&file.inode);
+            if i.handles > 0 {
+                return result.map(|_| ());
             }
+            // A failed commit was reported to the close that flushed.
+            inodes.remove(&file.inode).and_then(|i| i.unlink_at)
+        };
+        if let Some(at) = unlink_at {
+            self.client.master().unlink(at).await?;
         }
         result.map(|_| ())
     }

@@ -307,12 +307,9 @@ impl Filesystem for DfsFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
-        let at = match at(parent, n) {
-            Ok(at) => at,
-            Err(e) => return reply.error(e),
-        };
+        let Ok(n) = name(n).map(str::to_string) else { return reply.error(Errno::ENOENT) };
         self.spawn(move |s| async move {
-            match s.client.master().unlink(at).await {
+            match s.files.unlink(InodeId(parent.0), &n).await {
                 Ok(_) => reply.ok(),
                 Err(e) => reply.error(fail(e)),
             }
