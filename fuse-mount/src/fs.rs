@@ -154,6 +154,11 @@ impl Inner {
     }
 
     async fn setattr(&self, ino: InodeId, change: SetattrRequest) -> Result<Attr, ClientError> {
+        if change.atime_ns.is_some() || change.mtime_ns.is_some() {
+            // Writes still buffered would stamp the file when committed,
+            // after these times (tar and rsync set mtime before close).
+            self.files.flush_inode(ino).await?;
+        }
         let mut attr = None;
         if let Some(size) = change.size {
             attr = Some(self.files.truncate(ino, size).await?);

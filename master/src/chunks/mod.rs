@@ -188,12 +188,17 @@ impl ChunkManager {
     /// Creates the replicas of a newly allocated chunk.
     async fn place_new(&self, record: ChunkRecord, replication: usize, chunk_size: u64) -> Result<(), NsError> {
         let now = Instant::now();
-        let targets: Vec<ReplicaAddr> = {
+        let (live, targets): (usize, Vec<ReplicaAddr>) = {
             let mut map = self.map();
-            let chosen = placement::choose(&map.candidates(now, self.timing.dead_after), replication, chunk_size);
+            let candidates = map.candidates(now, self.timing.dead_after);
+            let chosen = placement::choose(&candidates, replication, chunk_size);
             chosen.iter().for_each(|n| map.reserve(*n, chunk_size));
-            chosen.into_iter().filter_map(|n| map.address(n)).collect()
+            (candidates.len(), chosen.into_iter().filter_map(|n| map.address(n)).collect())
         };
+        if live == 0 {
+            // Temporary: chunkservers may be restarting; clients retry.
+            return Err(err(ErrorKind::EAGAIN, "no chunkserver is live"));
+        }
         if targets.is_empty() {
             return Err(err(ErrorKind::ENOSPC, "no live chunkserver has room for a new chunk"));
         }
