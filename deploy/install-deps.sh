@@ -4,10 +4,12 @@
 #   build: libclang-dev (RocksDB's bindings are generated with bindgen),
 #          librocksdb-dev (RocksDB itself, linked instead of compiled: see
 #          docs/ARCHITECTURE.md), pkg-config, gcc/g++
-#   tests: curl (API checks in scripts)
+#   tests: curl (API checks in scripts); for the FUSE mount tests fuse3
+#          (/dev/fuse helpers: fusermount3), git, sqlite3, rsync, tar,
+#          diffutils (cmp, diff) and util-linux (setpriv, umount)
 set -euo pipefail
 
-PACKAGES=(libclang-dev librocksdb-dev pkg-config g++ curl)
+PACKAGES=(libclang-dev librocksdb-dev pkg-config g++ curl fuse3 git sqlite3 rsync tar diffutils util-linux)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

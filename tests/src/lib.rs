@@ -6,11 +6,13 @@
 
 pub mod api;
 pub mod cluster;
+pub mod mount;
 pub mod process;
 pub mod shell;
 
 pub use api::Api;
 pub use cluster::Cluster;
+pub use mount::Mount;
 pub use process::{ChunkserverProcess, MasterProcess};
 
 /// A seed for randomised tests: `DFS_TEST_SEED` when set (to replay a

@@ -1,0 +1,856 @@
+//! `dfs-mount` end to end: real tools (cp, tar, rsync, git, sqlite3) and
+//! raw system calls through the kernel's FUSE client against a real cluster.
+//!
+//! Every test starts its own cluster (3 chunkservers) and its own mounts;
+//! a `Mount` unmounts when dropped, also when the test fails. Test bodies
+//! run on a watchdog thread ([`within`]) and commands are killed after a
+//! limit, so a hang in the mount fails the test instead of stalling the run.
+//! Needs root and /dev/fuse (see deploy/install-deps.sh for the tools).
+
+use std::ffi::CString;
+use std::fs::{self, File, FileTimes, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::IntoRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use dfs_tests::mount::is_mounted;
+use dfs_tests::{seed, Cluster, Mount};
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+
+const KIB: usize = 1 << 10;
+const MIB: usize = 1 << 20;
+
+/// cp of a 200 MiB file into the mount and back out gives the same bytes
+/// (cmp) and stat shows the exact size; a second, fresh mount reads the same
+/// bytes, so they are in the cluster and not only in this mount's caches.
+#[test]
+fn cp_of_200_mib_in_and_out_round_trips() {
+    let c = cluster(&[]);
+    let m = mount(&c, &[]);
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("big");
+    let size = 200 * MIB + 12345;
+    fs::write(&src, random_bytes(&mut StdRng::seed_from_u64(seed()), size)).unwrap();
+
+    let (mnt, back) = (m.path().to_path_buf(), local.path().join("back"));
+    let src2 = src.clone();
+    within(Duration::from_secs(300), move || {
+        run_ok(Command::new("cp").arg(&src2).arg(mnt.join("big")));
+        assert_eq!(fs::metadata(mnt.join("big")).unwrap().len(), size as u64, "size seen by stat");
+        run_ok(Command::new("cp").arg(mnt.join("big")).arg(&back));
+        run_ok(Command::new("cmp").arg(&src2).arg(&back));
+    });
+    let fresh = mount(&c, &[]);
+    let other = fresh.path().join("big");
+    within(Duration::from_secs(180), move || run_ok(Command::new("cmp").arg(&src).arg(&other)));
+}
+
+/// 2,000 small files in nested directories (some empty, varied modes and
+/// nanosecond mtimes) extracted from a tar into the mount match the archive
+/// (tar --compare: contents, modes, owners, mtimes), and a tar made from the
+/// mount extracts to a tree identical to the original (diff -r).
+#[test]
+fn tar_of_2000_files_round_trips_through_the_mount() {
+    let c = cluster(&[]);
+    let m = mount(&c, &[]);
+    let local = tempfile::tempdir().unwrap();
+    let l = local.path().to_path_buf();
+    let mut rng = StdRng::seed_from_u64(seed());
+    let files = small_file_tree(&l.join("tree"), &mut rng, 2000);
+    assert_eq!(files, 2000);
+    run_ok(Command::new("tar").args(["--format=posix", "-cf"]).arg(l.join("src.tar")).arg("-C").arg(&l).arg("tree"));
+
+    let mnt = m.path().to_path_buf();
+    within(Duration::from_secs(600), move || {
+        run_ok(Command::new("tar").arg("-xf").arg(l.join("src.tar")).arg("-C").arg(&mnt));
+        // Contents, sizes, modes, owners and mtimes as stored in the archive.
+        let cmp = run_ok(Command::new("tar").arg("-df").arg(l.join("src.tar")).arg("-C").arg(&mnt));
+        assert_eq!(cmp, "", "tar --compare against the mount");
+        run_ok(Command::new("tar").args(["--format=posix", "-cf"]).arg(l.join("back.tar")).arg("-C").arg(&mnt).arg("tree"));
+        fs::create_dir(l.join("back")).unwrap();
+        run_ok(Command::new("tar").arg("-xf").arg(l.join("back.tar")).arg("-C").arg(l.join("back")));
+        run_ok(Command::new("diff").arg("-r").arg(l.join("tree")).arg(l.join("back/tree")));
+        // The mount's archive carried the same modes and mtimes.
+        let cmp = run_ok(Command::new("tar").arg("-df").arg(l.join("src.tar")).arg("-C").arg(l.join("back")));
+        assert_eq!(cmp, "", "tar --compare against the tree that went through the mount");
+    });
+}
+
+/// rsync -a copies files, subdirectories, symlinks, modes and mtimes into
+/// the mount so faithfully that a checksumming dry run finds nothing to do.
+#[test]
+fn rsync_into_the_mount_leaves_nothing_to_do() {
+    let c = cluster(&[]);
+    let m = mount(&c, &[]);
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src");
+    rsync_tree(&src, &mut StdRng::seed_from_u64(seed()));
+
+    let dst = m.path().join("dst");
+    within(Duration::from_secs(180), move || {
+        let (from, to) = (format!("{}/", src.display()), format!("{}/", dst.display()));
+        run_ok(Command::new("rsync").args(["-a", &from, &to]));
+        let changes = run_ok(Command::new("rsync").args(["-a", "-c", "--dry-run", "--itemize-changes", &from, &to]));
+        assert_eq!(changes, "", "rsync would still change these");
+        assert_eq!(fs::read_link(dst.join("link")).unwrap(), Path::new("data/blob"));
+        assert_eq!(fs::metadata(dst.join("bin/run.sh")).unwrap().mode() & 0o7777, 0o755);
+        assert_eq!(fs::metadata(dst.join("secret")).unwrap().mode() & 0o7777, 0o600);
+    });
+}
+
+/// git works in the mount: init, add, two commits, gc; fsck --full finds no
+/// damage, the log shows both commits and the work tree is clean.
+#[test]
+fn git_repository_in_the_mount_is_consistent() {
+    let c = cluster(&[]);
+    let m = mount(&c, &[]);
+    let home = tempfile::tempdir().unwrap();
+    let repo = m.path().join("repo");
+    let mut rng = StdRng::seed_from_u64(seed());
+    let blob = random_bytes(&mut rng, 300 * KIB);
+    let home_dir = home.path().to_path_buf();
+    within(Duration::from_secs(180), move || {
+        let git = |args: &[&str]| run_ok(git_cmd(&home_dir, &repo).args(args));
+        fs::create_dir(&repo).unwrap();
+        git(&["init", "-q"]);
+        fs::write(repo.join("README"), "hello from dfs\n").unwrap();
+        fs::create_dir_all(repo.join("src/deep")).unwrap();
+        fs::write(repo.join("src/main.rs"), "fn main() {}\n").unwrap();
+        fs::write(repo.join("src/deep/blob.bin"), &blob).unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "first"]);
+        fs::write(repo.join("README"), "hello again\n").unwrap();
+        fs::remove_file(repo.join("src/main.rs")).unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "second"]);
+        git(&["fsck", "--full", "--strict"]);
+        assert_eq!(git(&["log", "--format=%s"]), "second\nfirst\n");
+        assert_eq!(git(&["status", "--porcelain"]), "");
+        git(&["gc", "-q"]);
+        git(&["fsck", "--full", "--strict"]);
+        assert_eq!(git(&["status", "--porcelain"]), "");
+        assert_eq!(git(&["show", "HEAD~1:src/main.rs"]), "fn main() {}\n");
+    });
+}
+
+/// sqlite3 in the mount (rollback journal, locks, fsync): 10 transactions
+/// of 1,000 inserts all land, and the database passes integrity_check.
+#[test]
+fn sqlite_database_in_the_mount_stays_intact() {
+    let c = cluster(&[]);
+    let m = mount(&c, &[]);
+    let local = tempfile::tempdir().unwrap();
+    let script = local.path().join("load.sql");
+    let mut sql = String::from("CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER NOT NULL, s TEXT NOT NULL);\n");
+    for tx in 0..10 {
+        sql.push_str("BEGIN;\n");
+        for i in tx * 1000..(tx + 1) * 1000 {
+            sql.push_str(&format!("INSERT INTO t(n, s) VALUES ({i}, 'row {i} {}');\n", "x".repeat(i % 97)));
+        }
+        sql.push_str("COMMIT;\n");
+    }
+    fs::write(&script, sql).unwrap();
+
+    let db = m.path().join("db.sqlite");
+    within(Duration::from_secs(300), move || {
+        let sqlite = |arg: &str| run_ok(Command::new("sqlite3").arg("-bail").arg(&db).arg(arg));
+        sqlite(&format!(".read {}", script.display()));
+        assert_eq!(sqlite("SELECT count(*) FROM t;"), "10000\n");
+        assert_eq!(sqlite("SELECT sum(n) FROM t;"), "49995000\n");
+        assert_eq!(sqlite("PRAGMA integrity_check;"), "ok\n");
+        assert!(!db.with_file_name("db.sqlite-journal").exists(), "journal left behind");
+    });
+}
+
+/// ~300 random writes (some far past EOF, leaving holes), truncations up and
+/// down to unaligned sizes, reads, fsyncs and reopens on one file agree with
+/// the same operations on a local file, read by the writing handle, by fresh
+/// handles, and finally by a fresh mount. Replay with the printed seed.
+#[test]
+fn random_writes_truncates_and_reads_match_a_local_file() {
+    let c = cluster(&["--default-chunk-size-bytes", "1048576"]);
+    let m = mount(&c, &[]);
+    let local = tempfile::tempdir().unwrap();
+    let seed = seed();
+    let (mnt, lpath) = (m.path().join("random"), local.path().join("random"));
+    let lpath2 = lpath.clone();
+    within(Duration::from_secs(300), move || random_ops(&mnt, &lpath2, seed, 300));
+    let fresh = mount(&c, &[]);
+    let other = fresh.path().join("random");
+    within(Duration::from_secs(60), move || {
+        assert!(fs::read(&other).unwrap() == fs::read(&lpath).unwrap(), "a fresh mount reads different bytes");
+    });
+}
+
+/// Two mounts of one cluster: a file closed on A is read whole on B; after A
+/// rewrites it (same size, then larger, then smaller) and closes, B's next
+/// open sees exactly the new bytes even though B had just cached the old
+/// attributes (close-to-open; B trusts attributes for 60 s, so they are
+/// certainly cached). A file created on B shows up on A, which had cached
+/// its absence, within a few of A's (200 ms) entry TTLs.
+#[test]
+fn two_mounts_see_each_others_changes_close_to_open() {
+    let c = cluster(&[]);
+    let a = mount(&c, &["--attr-ttl-ms", "200", "--entry-ttl-ms", "200"]);
+    let b = mount(&c, &["--attr-ttl-ms", "60000", "--entry-ttl-ms", "200"]);
+    let mut rng = StdRng::seed_from_u64(seed());
+    let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
+    within(Duration::from_secs(120), move || {
+        let v1 = random_bytes(&mut rng, MIB + 17);
+        fs::write(pa.join("shared"), &v1).unwrap();
+        assert_eq!(fs::metadata(pb.join("shared")).unwrap().len(), v1.len() as u64);
+        assert!(fs::read(pb.join("shared")).unwrap() == v1, "B read other bytes than A wrote");
+
+        // Same size: only the data changes under B's cached attributes and pages.
+        let v2 = random_bytes(&mut rng, v1.len());
+        assert_eq!(fs::metadata(pb.join("shared")).unwrap().len(), v1.len() as u64);
+        let f = OpenOptions::new().write(true).open(pa.join("shared")).unwrap();
+        f.write_all_at(&v2, 0).unwrap();
+        drop(f);
+        assert_same_bytes(&fs::read(pb.join("shared")).unwrap(), &v2, "B after A rewrote it at the same size");
+
+        let v3 = random_bytes(&mut rng, 2 * MIB + 5);
+        assert_eq!(fs::metadata(pb.join("shared")).unwrap().len(), v2.len() as u64);
+        fs::write(pa.join("shared"), &v3).unwrap();
+        assert_same_bytes(&fs::read(pb.join("shared")).unwrap(), &v3, "B after A grew it");
+
+        let v4 = random_bytes(&mut rng, 3000);
+        assert_eq!(fs::metadata(pb.join("shared")).unwrap().len(), v3.len() as u64);
+        fs::write(pa.join("shared"), &v4).unwrap();
+        assert_same_bytes(&fs::read(pb.join("shared")).unwrap(), &v4, "B after A shrank it");
+
+        // A caches that the name does not exist; B creates it.
+        assert_eq!(errno(fs::metadata(pa.join("from-b"))), libc::ENOENT);
+        fs::write(pb.join("from-b"), "made on B").unwrap();
+        let start = Instant::now();
+        poll(Duration::from_secs(5), "A to list the file B created", || {
+            let listed = fs::read_dir(&pa).unwrap().any(|e| e.unwrap().file_name() == "from-b");
+            listed && fs::read(pa.join("from-b")).map(|d| d == b"made on B").unwrap_or(false)
+        });
+        eprintln!("A saw B's new file after {:?}", start.elapsed());
+    });
+}
+
+/// The errno of each refused call is the POSIX one, and the accepted calls
+/// (rename over a file, unlink, symlink, chmod, chown, nanosecond times,
+/// statfs) do what they say.
+#[test]
+fn system_calls_give_posix_results_and_errnos() {
+    let c = cluster(&[]);
+    let m = mount(&c, &[]);
+    let mnt = m.path().to_path_buf();
+    within(Duration::from_secs(120), move || {
+        let p = |name: &str| mnt.join(name);
+        fs::create_dir(p("dir")).unwrap();
+        fs::write(p("dir/inside"), "x").unwrap();
+        fs::write(p("file"), "file data").unwrap();
+
+        // Names: 255 bytes are fine, 256 are too long.
+        let long = "n".repeat(256);
+        assert_eq!(errno(File::create(p(&long))), libc::ENAMETOOLONG, "create with a 256-byte name");
+        assert_eq!(errno(fs::create_dir(p(&long))), libc::ENAMETOOLONG, "mkdir with a 256-byte name");
+        fs::write(p(&long[..255]), "ok").unwrap();
+        assert_eq!(fs::read(p(&long[..255])).unwrap(), b"ok");
+        fs::remove_file(p(&long[..255])).unwrap();
+
+        assert_eq!(errno(fs::remove_dir(p("dir"))), libc::ENOTEMPTY, "rmdir of a non-empty dir");
+        assert_eq!(errno(File::open(p("missing"))), libc::ENOENT, "open of a missing file");
+        assert_eq!(errno(fs::create_dir(p("dir"))), libc::EEXIST, "mkdir of an existing dir");
+        assert_eq!(errno(OpenOptions::new().write(true).create_new(true).open(p("file"))), libc::EEXIST, "O_CREAT|O_EXCL");
+        assert_eq!(errno(OpenOptions::new().write(true).open(p("dir"))), libc::EISDIR, "open of a dir for writing");
+        assert_eq!(errno(fs::metadata(p("file/x"))), libc::ENOTDIR, "stat through a file");
+        assert_eq!(errno(File::create(p("file/x"))), libc::ENOTDIR, "create through a file");
+        assert_eq!(errno(fs::hard_link(p("file"), p("hard"))), libc::EPERM, "link");
+        assert!(fs::symlink_metadata(p("hard")).is_err(), "a refused link left a name behind");
+
+        // renameat2: NOREPLACE refuses an existing target, EXCHANGE is not offered.
+        fs::write(p("a"), "contents of a").unwrap();
+        fs::write(p("b"), "contents of b").unwrap();
+        assert_eq!(rename2(&p("a"), &p("b"), libc::RENAME_NOREPLACE), Err(libc::EEXIST), "RENAME_NOREPLACE onto a file");
+        assert_eq!(rename2(&p("a"), &p("b"), libc::RENAME_EXCHANGE), Err(libc::EINVAL), "RENAME_EXCHANGE");
+        assert_eq!(fs::read(p("a")).unwrap(), b"contents of a");
+        assert_eq!(fs::read(p("b")).unwrap(), b"contents of b");
+        assert_eq!(rename2(&p("a"), &p("c"), libc::RENAME_NOREPLACE), Ok(()), "RENAME_NOREPLACE onto a free name");
+        // A plain rename replaces the target.
+        fs::rename(p("c"), p("b")).unwrap();
+        assert_eq!(fs::read(p("b")).unwrap(), b"contents of a");
+        assert_eq!(errno(fs::metadata(p("c"))), libc::ENOENT);
+        fs::remove_file(p("b")).unwrap();
+        assert_eq!(errno(fs::metadata(p("b"))), libc::ENOENT, "stat after unlink");
+        assert!(!names(&mnt).contains(&"b".to_string()), "unlinked name still listed");
+        assert_eq!(errno(fs::remove_file(p("b"))), libc::ENOENT, "unlink of a missing file");
+
+        std::os::unix::fs::symlink("dir/inside", p("link")).unwrap();
+        assert_eq!(fs::read_link(p("link")).unwrap(), Path::new("dir/inside"));
+        assert!(fs::symlink_metadata(p("link")).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read(p("link")).unwrap(), b"x", "reading through the symlink");
+        assert_eq!(errno(std::os::unix::fs::symlink("elsewhere", p("link"))), libc::EEXIST);
+
+        fs::set_permissions(p("file"), fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::chown(p("file"), Some(1234), Some(5678)).unwrap();
+        let md = fs::metadata(p("file")).unwrap();
+        assert_eq!((md.mode() & 0o7777, md.uid(), md.gid()), (0o640, 1234, 5678), "mode, uid, gid after chmod/chown");
+        fs::set_permissions(p("dir"), fs::Permissions::from_mode(0o711)).unwrap();
+        assert_eq!(fs::metadata(p("dir")).unwrap().mode() & 0o7777, 0o711);
+
+        // Nanosecond times round-trip, through a file handle and by path.
+        let (at, mt) = (time(1_500_000_000, 123_456_789), time(1_600_000_000, 987_654_321));
+        File::options().write(true).open(p("file")).unwrap().set_times(FileTimes::new().set_accessed(at).set_modified(mt)).unwrap();
+        assert_times(&p("file"), (1_500_000_000, 123_456_789), (1_600_000_000, 987_654_321));
+        utimensat(&p("dir"), (1_400_000_000, 1), (1_700_000_000, 999_999_999));
+        assert_times(&p("dir"), (1_400_000_000, 1), (1_700_000_000, 999_999_999));
+        // Times set through a handle whose writes are not yet flushed (as tar
+        // and cp -p do) outlast the flush at close.
+        let mut f = File::create(p("stamped")).unwrap();
+        f.write_all(b"stamped data").unwrap();
+        f.set_times(FileTimes::new().set_accessed(at).set_modified(mt)).unwrap();
+        drop(f);
+
+        let st = statvfs(&mnt);
+        assert!(st.f_blocks > 0 && st.f_bsize > 0, "statvfs: {} blocks of {} bytes", st.f_blocks, st.f_bsize);
+        assert_eq!(st.f_namemax, 255, "statvfs namemax");
+    });
+    // A fresh mount has no cached attributes: it shows what the cluster kept.
+    let fresh = mount(&c, &[]);
+    let stamped = fresh.path().join("stamped");
+    within(Duration::from_secs(30), move || {
+        assert_times(&stamped, (1_500_000_000, 123_456_789), (1_600_000_000, 987_654_321));
+        assert_eq!(fs::read(&stamped).unwrap(), b"stamped data");
+    });
+}
+
+/// Kernel permission checks are on (default_permissions) and other users
+/// reach the mount (allow_other): uid 65534 cannot read a 0600 file, enter a
+/// 0700 dir or create in a 0755 root dir, but reads a 0644 file, and a file
+/// it creates in a 0777 dir is its own.
+#[test]
+fn permissions_are_enforced_for_other_users() {
+    let c = cluster(&[]);
+    let m = mount(&c, &["-o", "allow_other"]);
+    let mnt = m.path().to_path_buf();
+    within(Duration::from_secs(120), move || {
+        let p = |name: &str| mnt.join(name);
+        let mode = |path: PathBuf, mode| fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        fs::write(p("secret"), "for root only\n").unwrap();
+        mode(p("secret"), 0o600);
+        fs::write(p("public"), "for everyone\n").unwrap();
+        mode(p("public"), 0o644);
+        fs::create_dir(p("private")).unwrap();
+        fs::write(p("private/inner"), "hidden\n").unwrap();
+        mode(p("private/inner"), 0o644);
+        mode(p("private"), 0o700);
+        fs::create_dir(p("rootdir")).unwrap();
+        mode(p("rootdir"), 0o755);
+        fs::create_dir(p("shared")).unwrap();
+        mode(p("shared"), 0o777);
+        mode(mnt.clone(), 0o755);
+
+        let out = as_nobody(&["cat", p("public").to_str().unwrap()]);
+        assert!(out.status.success(), "nobody could not read a 0644 file: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "for everyone\n");
+        for (args, what) in [
+            (vec!["cat", p("secret").to_str().unwrap()], "read a 0600 file of root"),
+            (vec!["cat", p("private/inner").to_str().unwrap()], "read a file in a 0700 dir of root"),
+            (vec!["ls", p("private").to_str().unwrap()], "list a 0700 dir of root"),
+            (vec!["touch", p("rootdir/new").to_str().unwrap()], "create in a 0755 dir of root"),
+            (vec!["touch", p("public").to_str().unwrap()], "write a 0644 file of root"),
+        ] {
+            let out = as_nobody(&args);
+            assert!(!out.status.success() && text(&out.stderr).contains("Permission denied"), "nobody could {what}: {out:?}");
+        }
+        assert!(fs::symlink_metadata(p("rootdir/new")).is_err(), "a refused create left a file");
+        assert_eq!(fs::read(p("secret")).unwrap(), b"for root only\n", "root reads its 0600 file");
+
+        let out = as_nobody(&["touch", p("shared/mine").to_str().unwrap()]);
+        assert!(out.status.success(), "nobody could not create in a 0777 dir: {}", text(&out.stderr));
+        let md = fs::metadata(p("shared/mine")).unwrap();
+        assert_eq!((md.uid(), md.gid()), (65534, 65534), "owner of a file nobody created");
+    });
+}
+
+/// While the master is down (kill -9), a listing and a mkdir in the mount
+/// wait for it instead of failing; after it restarts both complete, and new
+/// files are written and read back.
+#[test]
+fn operations_wait_through_a_master_restart() {
+    let mut c = cluster(&[]);
+    let m = mount(&c, &["--master-wait-secs", "30", "--attr-ttl-ms", "100", "--entry-ttl-ms", "100"]);
+    let mnt = m.path().to_path_buf();
+    let dir = mnt.join("dir");
+    let d = dir.clone();
+    within(Duration::from_secs(30), move || {
+        fs::create_dir(&d).unwrap();
+        for i in 0..5 {
+            fs::write(d.join(format!("f{i}")), format!("file {i}")).unwrap();
+        }
+    });
+
+    c.master.kill9();
+    let (tx, rx) = mpsc::channel();
+    let d = dir.clone();
+    std::thread::spawn(move || {
+        let listed = names(&d);
+        let made = fs::create_dir(d.join("made-while-down"));
+        let _ = tx.send((listed, made));
+    });
+    // The master stays down for 2 s; the operation must not fail meanwhile.
+    match rx.recv_timeout(Duration::from_secs(2)) {
+        Err(mpsc::RecvTimeoutError::Timeout) => {}
+        Ok(r) => panic!("the operations finished while the master was down: {r:?}"),
+        Err(e) => panic!("the operations panicked: {e}"),
+    }
+    c.master.restart().expect("restart the master");
+    let restarted = Instant::now();
+    let (listed, made) = rx.recv_timeout(Duration::from_secs(40)).expect("the listing and mkdir did not complete after the master came back");
+    eprintln!("operations completed {:?} after the restart", restarted.elapsed());
+    made.expect("mkdir while the master was down");
+    assert_eq!(listed, ["f0", "f1", "f2", "f3", "f4"]);
+
+    block_on(c.wait_live(3, Duration::from_secs(15))).expect("chunkservers back with the new master");
+    let mut rng = StdRng::seed_from_u64(seed());
+    let data = random_bytes(&mut rng, 3 * MIB + 1);
+    within(Duration::from_secs(60), move || {
+        fs::write(dir.join("after"), &data).unwrap();
+        assert!(fs::read(dir.join("after")).unwrap() == data, "a file written after the restart reads back differently");
+        assert_eq!(names(&dir), ["after", "f0", "f1", "f2", "f3", "f4", "made-while-down"]);
+    });
+}
+
+/// With every chunkserver dead, reading a file and writing a new one fail
+/// with EIO once the (short) retry time is over, instead of hanging.
+#[test]
+fn no_reachable_replica_gives_eio_not_a_hang() {
+    let mut c = cluster(&[]);
+    let mut rng = StdRng::seed_from_u64(seed());
+    let data = random_bytes(&mut rng, 4 * MIB);
+    // Written through another mount, so this one holds nothing of it in its caches.
+    {
+        let writer = mount(&c, &[]);
+        let path = writer.path().join("existing");
+        within(Duration::from_secs(60), move || fs::write(path, data).unwrap());
+    }
+    let m = mount(&c, &["--retry-secs", "5", "--io-timeout-secs", "5"]);
+    let mnt = m.path().to_path_buf();
+    let existing = mnt.join("existing");
+    within(Duration::from_secs(30), move || assert_eq!(fs::metadata(existing).unwrap().len(), 4 * MIB as u64));
+    for cs in &mut c.chunkservers {
+        cs.kill9();
+    }
+    let bound = Duration::from_secs(30);
+    within(Duration::from_secs(120), move || {
+        let start = Instant::now();
+        let read = fs::read(mnt.join("existing"));
+        eprintln!("read failed after {:?}", start.elapsed());
+        assert_eq!(errno(read), libc::EIO, "read with no replica reachable");
+        assert!(start.elapsed() < bound, "the read took {:?}", start.elapsed());
+
+        let start = Instant::now();
+        let written = write_fsync_close(&mnt.join("new"), &random_bytes(&mut rng, 2 * MIB));
+        eprintln!("write failed after {:?}", start.elapsed());
+        assert_eq!(errno(written), libc::EIO, "write + fsync + close with no chunkserver");
+        assert!(start.elapsed() < bound, "the write took {:?}", start.elapsed());
+    });
+}
+
+/// A file unlinked while open stays readable and writable through its
+/// descriptor (POSIX), its name is gone at once, and nothing of it is left
+/// in the directory after the last close.
+#[test]
+fn an_unlinked_open_file_lives_until_its_last_close() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let c = cluster(&[]);
+    let m = mount(&c, &[]);
+    let dir = m.path().join("d");
+    within(Duration::from_secs(60), move || {
+        fs::create_dir(&dir).unwrap();
+        let path = dir.join("tmp");
+        let mut f = fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        f.write_all(b"before unlink").unwrap();
+        fs::remove_file(&path).unwrap();
+        assert!(!path.exists(), "the name is gone after unlink");
+        f.write_all(b", after").unwrap();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        let mut text = String::new();
+        f.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "before unlink, after");
+        drop(f);
+        let left: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "left in the directory after the last close: {left:?}");
+        fs::remove_dir(&dir).unwrap();
+    });
+}
+
+/// SIGTERM makes dfs-mount unmount and exit 0; `umount` of the mountpoint
+/// makes it exit 0 on its own. Data written before survives both.
+#[test]
+fn sigterm_and_umount_end_the_daemon_cleanly() {
+    let c = cluster(&[]);
+    let mut m = mount(&c, &[]);
+    let kept = m.path().join("kept");
+    within(Duration::from_secs(30), move || fs::write(kept, "still here").unwrap());
+    let status = m.terminate().expect("dfs-mount exits after SIGTERM");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(!is_mounted(m.path()), "still mounted after SIGTERM");
+
+    let mut m = mount(&c, &[]);
+    let kept = m.path().join("kept");
+    within(Duration::from_secs(30), move || assert_eq!(fs::read(kept).unwrap(), b"still here"));
+    run_ok(Command::new("umount").arg(m.path()));
+    let status = m.wait_exit(Duration::from_secs(15)).expect("dfs-mount exits after umount");
+    assert!(status.success(), "exit status after umount: {status}");
+    assert!(!is_mounted(m.path()), "still mounted after umount");
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/// A cluster of 3 live chunkservers; `master_args` are added master flags.
+fn cluster(master_args: &[&str]) -> Cluster {
+    let c = Cluster::start_with(3, master_args).expect("cluster");
+    block_on(c.wait_live(3, Duration::from_secs(15))).expect("3 live chunkservers");
+    c
+}
+
+fn mount(c: &Cluster, args: &[&str]) -> Mount {
+    Mount::start(&c.master.url, args).unwrap_or_else(|e| panic!("mount: {e:#}"))
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+/// Runs `body` on its own thread, failing the test if it takes over
+/// `limit`: the test's mounts are then dropped, which stops their daemons
+/// and so unblocks any system call stuck in them.
+fn within<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test body took over {limit:?} (hung in the mount?)"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => std::panic::resume_unwind(thread.join().unwrap_err()),
+    }
+}
+
+/// Polls `done` every 20 ms until it holds; panics after `limit`.
+fn poll(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How long one external command may run.
+const COMMAND_LIMIT: Duration = Duration::from_secs(240);
+
+/// Runs `cmd` (killed after [`COMMAND_LIMIT`]) and returns its output.
+fn run(cmd: &mut Command) -> Output {
+    let what = format!("{cmd:?}");
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let pid = child.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(COMMAND_LIMIT) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("{what}: {e}")),
+        Err(_) => {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("{what} took over {COMMAND_LIMIT:?}")
+        }
+    }
+}
+
+/// Runs `cmd`, panicking with its output unless it succeeds; its stdout.
+fn run_ok(cmd: &mut Command) -> String {
+    let what = format!("{cmd:?}");
+    let out = run(cmd);
+    assert!(out.status.success(), "{what} failed ({}):\nstdout: {}\nstderr: {}", out.status, head(&out.stdout), head(&out.stderr));
+    text(&out.stdout)
+}
+
+/// The first 40 lines of some output, and how many more there are.
+fn head(b: &[u8]) -> String {
+    let t = text(b);
+    let lines: Vec<&str> = t.lines().collect();
+    match lines.len() {
+        n if n <= 40 => t,
+        n => format!("{}\n... and {} more lines", lines[..40].join("\n"), n - 40),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `git -C repo` with no system or global configuration and a fixed identity.
+fn git_cmd(home: &Path, repo: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(repo).args(["-c", "user.name=Dfs Test", "-c", "user.email=test@dfs.invalid", "-c", "init.defaultBranch=main"]);
+    cmd.env("HOME", home).env("GIT_CONFIG_NOSYSTEM", "1").env("GIT_CONFIG_GLOBAL", "/dev/null").env("LC_ALL", "C");
+    cmd
+}
+
+/// Runs a command as uid/gid 65534 with no supplementary groups.
+fn as_nobody(args: &[&str]) -> Output {
+    run(Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups"]).args(args).env("LC_ALL", "C"))
+}
+
+/// The errno of a failed call; panics if it succeeded.
+#[track_caller]
+fn errno<T: std::fmt::Debug>(r: io::Result<T>) -> i32 {
+    match r {
+        Ok(v) => panic!("expected an error, got Ok({v:?})"),
+        Err(e) => e.raw_os_error().unwrap_or_else(|| panic!("not an OS error: {e}")),
+    }
+}
+
+/// The sorted names in a directory.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+fn random_bytes(rng: &mut StdRng, n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    rng.fill_bytes(&mut v);
+    v
+}
+
+fn time(secs: u64, nanos: u32) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
+}
+
+fn random_time(rng: &mut StdRng) -> SystemTime {
+    time(rng.random_range(1_000_000_000..1_700_000_000), rng.random_range(0..1_000_000_000))
+}
+
+/// Sets a path's mtime (and atime), not following a symlink.
+fn set_mtime(path: &Path, t: SystemTime) {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+    let ts = (d.as_secs() as i64, d.subsec_nanos() as i64);
+    let c = cstr(path);
+    let times = [libc::timespec { tv_sec: ts.0, tv_nsec: ts.1 }, libc::timespec { tv_sec: ts.0, tv_nsec: ts.1 }];
+    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    assert_eq!(r, 0, "utimensat {}: {}", path.display(), io::Error::last_os_error());
+}
+
+/// utimensat(path, atime, mtime) with (seconds, nanoseconds) pairs.
+fn utimensat(path: &Path, atime: (i64, i64), mtime: (i64, i64)) {
+    let c = cstr(path);
+    let times = [libc::timespec { tv_sec: atime.0, tv_nsec: atime.1 }, libc::timespec { tv_sec: mtime.0, tv_nsec: mtime.1 }];
+    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) };
+    assert_eq!(r, 0, "utimensat {}: {}", path.display(), io::Error::last_os_error());
+}
+
+#[track_caller]
+fn assert_times(path: &Path, atime: (i64, i64), mtime: (i64, i64)) {
+    let md = fs::metadata(path).unwrap();
+    assert_eq!(((md.atime(), md.atime_nsec()), (md.mtime(), md.mtime_nsec())), (atime, mtime), "atime, mtime of {}", path.display());
+}
+
+fn cstr(path: &Path) -> CString {
+    CString::new(path.as_os_str().as_bytes()).unwrap()
+}
+
+/// renameat2(2); the errno when refused.
+fn rename2(from: &Path, to: &Path, flags: u32) -> Result<(), i32> {
+    let (f, t) = (cstr(from), cstr(to));
+    let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), flags) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+fn statvfs(path: &Path) -> libc::statvfs {
+    let c = cstr(path);
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    assert_eq!(r, 0, "statvfs: {}", io::Error::last_os_error());
+    st
+}
+
+/// Creates `path`, writes `data`, fsyncs and closes it; the first error,
+/// with the step that returned it.
+fn write_fsync_close(path: &Path, data: &[u8]) -> io::Result<()> {
+    let step = |what: &str, e: io::Error| io::Error::from_raw_os_error(e.raw_os_error().inspect(|n| eprintln!("{what} failed: errno {n}")).unwrap_or(0));
+    let mut f = File::create(path).map_err(|e| step("create", e))?;
+    f.write_all(data).map_err(|e| step("write", e))?;
+    f.sync_all().map_err(|e| step("fsync", e))?;
+    let fd = f.into_raw_fd();
+    if unsafe { libc::close(fd) } != 0 {
+        return Err(step("close", io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Asserts equal bytes, reporting the sizes and the first difference.
+#[track_caller]
+fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
+    if got != want {
+        let first = got.iter().zip(want).position(|(a, b)| a != b);
+        panic!("{what}: got {} bytes, want {}; first differing byte at {first:?}", got.len(), want.len());
+    }
+}
+
+/// `count` files of 0..16 KiB (every tenth empty, a few of 100+ KiB) in
+/// nested directories, with varied modes and nanosecond mtimes; the count.
+fn small_file_tree(root: &Path, rng: &mut StdRng, count: usize) -> usize {
+    let mut dirs = Vec::new();
+    for d in 0..10 {
+        for s in ["", "/s0", "/s1", "/s1/deeper"] {
+            let dir = root.join(format!("d{d}{s}"));
+            fs::create_dir_all(&dir).unwrap();
+            dirs.push(dir);
+        }
+    }
+    for i in 0..count {
+        let n = match i {
+            _ if i % 10 == 0 => 0,
+            _ if i % 97 == 0 => rng.random_range(100 * KIB..300 * KIB),
+            _ => rng.random_range(1..16 * KIB),
+        };
+        let path = dirs[i % dirs.len()].join(format!("file-{i:04}.dat"));
+        fs::write(&path, random_bytes(rng, n)).unwrap();
+        let mode = [0o644, 0o600, 0o755, 0o640, 0o444][i % 5];
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        set_mtime(&path, random_time(rng));
+    }
+    fs::set_permissions(root.join("d3/s1"), fs::Permissions::from_mode(0o700)).unwrap();
+    // Directory mtimes last: creating files changes them.
+    for dir in dirs.iter().rev() {
+        set_mtime(dir, random_time(rng));
+    }
+    count
+}
+
+/// A small tree for rsync: text and binary files, an empty file, nested
+/// dirs, a symlink to a file and one to a dir, modes 0755/0600/0640,
+/// nanosecond mtimes everywhere (symlinks included).
+fn rsync_tree(root: &Path, rng: &mut StdRng) {
+    for d in ["bin", "data", "deep/er/still", "empty-dir"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let files: [(&str, usize, u32); 7] = [
+        ("README", 200, 0o644),
+        ("bin/run.sh", 1000, 0o755),
+        ("secret", 64, 0o600),
+        ("data/blob", 3 * MIB / 2 + 7, 0o640),
+        ("data/empty", 0, 0o644),
+        ("deep/er/still/leaf", 5000, 0o644),
+        ("deep/er/mid", 70 * KIB, 0o644),
+    ];
+    for (name, size, mode) in files {
+        let path = root.join(name);
+        fs::write(&path, random_bytes(rng, size)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        set_mtime(&path, random_time(rng));
+    }
+    std::os::unix::fs::symlink("data/blob", root.join("link")).unwrap();
+    std::os::unix::fs::symlink("deep/er", root.join("dirlink")).unwrap();
+    set_mtime(&root.join("link"), random_time(rng));
+    set_mtime(&root.join("dirlink"), random_time(rng));
+    fs::set_permissions(root.join("deep/er"), fs::Permissions::from_mode(0o750)).unwrap();
+    for d in ["bin", "data", "deep/er/still", "deep/er", "deep", "empty-dir", ""] {
+        set_mtime(&root.join(d), random_time(rng));
+    }
+}
+
+/// One random operation applied to the mount's file and the local one.
+#[derive(Debug)]
+enum Op {
+    Write { at: u64, len: usize },
+    SetLen(u64),
+    Read { at: u64, len: usize },
+    FreshRead { at: u64, len: usize },
+    Fsync,
+    Reopen,
+}
+
+/// Applies `count` random operations to `mnt` and `local`, checking reads
+/// and sizes as it goes and the whole file at the end.
+fn random_ops(mnt: &Path, local: &Path, seed: u64, count: usize) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let open = |p: &Path| OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(p).unwrap();
+    let (mut f, l) = (open(mnt), open(local));
+    let mut done: Vec<Op> = Vec::new();
+    for step in 0..count {
+        let len = l.metadata().unwrap().len();
+        let op = match rng.random_range(0..100) {
+            0..40 => Op::Write { at: rng.random_range(0..8 * MIB as u64), len: rng.random_range(1..=256 * KIB) },
+            40..47 => Op::Write { at: len + rng.random_range(MIB as u64..4 * MIB as u64), len: rng.random_range(1..=64 * KIB) },
+            47..52 => Op::SetLen(rng.random_range(0..=len)),
+            52..56 => Op::SetLen(len + rng.random_range(1..3 * MIB as u64)),
+            56..58 => Op::SetLen(rng.random_range(0..64u64) * 4096),
+            58..80 => Op::Read { at: rng.random_range(0..len + 64 * KIB as u64), len: rng.random_range(1..=512 * KIB) },
+            80..90 => Op::FreshRead { at: rng.random_range(0..len + 64 * KIB as u64), len: rng.random_range(1..=512 * KIB) },
+            90..95 => Op::Fsync,
+            _ => Op::Reopen,
+        };
+        let context = |done: &Vec<Op>| format!("step {step} (seed {seed}), last ops: {:?}", &done[done.len().saturating_sub(8)..]);
+        match &op {
+            Op::Write { at, len } => {
+                let data = random_bytes(&mut rng, *len);
+                f.write_all_at(&data, *at).unwrap_or_else(|e| panic!("pwrite {op:?}: {e}; {}", context(&done)));
+                l.write_all_at(&data, *at).unwrap();
+            }
+            Op::SetLen(n) => {
+                f.set_len(*n).unwrap_or_else(|e| panic!("{op:?}: {e}; {}", context(&done)));
+                l.set_len(*n).unwrap();
+            }
+            Op::Read { at, len } => {
+                let got = read_at(&f, *at, *len).unwrap_or_else(|e| panic!("{op:?}: {e}; {}", context(&done)));
+                assert_same_bytes(&got, &read_at(&l, *at, *len).unwrap(), &format!("{op:?} on the writing handle; {}", context(&done)));
+            }
+            Op::FreshRead { at, len } => {
+                let fresh = File::open(mnt).unwrap();
+                let got = read_at(&fresh, *at, *len).unwrap_or_else(|e| panic!("{op:?}: {e}; {}", context(&done)));
+                assert_same_bytes(&got, &read_at(&l, *at, *len).unwrap(), &format!("{op:?} on a fresh handle; {}", context(&done)));
+            }
+            Op::Fsync => f.sync_all().unwrap_or_else(|e| panic!("fsync: {e}; {}", context(&done))),
+            Op::Reopen => {
+                drop(f);
+                f = open(mnt);
+            }
+        }
+        done.push(op);
+        let (got, want) = (f.metadata().unwrap().len(), l.metadata().unwrap().len());
+        assert_eq!(got, want, "size after {:?}; {}", done.last().unwrap(), context(&done));
+    }
+    f.sync_all().unwrap();
+    let whole = |p: &Path| {
+        let mut v = Vec::new();
+        File::open(p).unwrap().read_to_end(&mut v).unwrap();
+        v
+    };
+    assert_same_bytes(&whole(mnt), &whole(local), &format!("whole file with the writer open (seed {seed})"));
+    drop(f);
+    assert_same_bytes(&whole(mnt), &whole(local), &format!("whole file after close (seed {seed})"));
+    eprintln!("{count} random operations, final size {}", l.metadata().unwrap().len());
+}
+
+/// Reads up to `len` bytes at `at`, stopping early only at end of file.
+fn read_at(f: &File, at: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut n = 0;
+    while n < len {
+        match f.read_at(&mut buf[n..], at + n as u64)? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    buf.truncate(n);
+    Ok(buf)
+}
