@@ -2,9 +2,10 @@
 //! as `readdir` moves through it; entries keep their positions, so the
 //! kernel's offsets stay valid however the reads are cut.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use dfs_client::{Client, ClientError};
 use dfs_common::wire::namespace::{Attr, DirEntry, ListQuery};
@@ -21,6 +22,8 @@ pub struct Listing {
     entries: Vec<DirEntry>,
     /// Where the next page starts, `None` once the listing is complete.
     next: Option<Option<String>>,
+    /// When the first page was asked for: the listing is at least this fresh.
+    since: Option<Instant>,
 }
 
 impl Listing {
@@ -35,6 +38,7 @@ impl Listing {
         let i = i - 2;
         while i >= self.entries.len() {
             let Some(start_after) = self.next.clone() else { return Ok(None) };
+            self.since.get_or_insert_with(Instant::now);
             let query = ListQuery { inode: Some(self.dir.inode), start_after, limit: Some(PAGE), ..Default::default() };
             let page = client.master().list(&query).await?;
             self.next = page.next_start_after.map(Some);
@@ -42,6 +46,17 @@ impl Listing {
         }
         let e = &self.entries[i];
         Ok(Some((e.name.clone(), e.attr.clone())))
+    }
+}
+
+impl Listing {
+    /// Every name, once the whole listing has been fetched, with how fresh
+    /// it is.
+    pub fn complete_names(&self) -> Option<(HashSet<String>, Instant)> {
+        match (&self.next, self.since) {
+            (None, Some(since)) => Some((self.entries.iter().map(|e| e.name.clone()).collect(), since)),
+            _ => None,
+        }
     }
 }
 
@@ -59,7 +74,7 @@ impl OpenDirs {
 
     pub fn open(&self, dir: Attr, parent: Attr) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed) + 1;
-        let listing = Listing { dir, parent, entries: Vec::new(), next: Some(None) };
+        let listing = Listing { dir, parent, entries: Vec::new(), next: Some(None), since: None };
         self.dirs().insert(fh, Arc::new(AsyncMutex::new(listing)));
         fh
     }

@@ -18,6 +18,7 @@ use fuser::*;
 use crate::attr::{errno, file_attr, name, time_or_now};
 use crate::dirs::OpenDirs;
 use crate::files::OpenFiles;
+use crate::names::KnownDirs;
 
 /// How long the kernel may trust what it was told.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +33,7 @@ pub struct Inner {
     ttl: CacheTtls,
     files: OpenFiles,
     dirs: OpenDirs,
+    known: KnownDirs,
     /// Size and mtime last told to the kernel per inode: an open that finds
     /// them unchanged keeps the kernel's page cache.
     told: Mutex<HashMap<InodeId, (u64, i64)>>,
@@ -66,6 +68,7 @@ impl DfsFs {
             client,
             ttl,
             dirs: OpenDirs::default(),
+            known: KnownDirs::new(ttl.entry),
             told: Mutex::default(),
             notifier: OnceLock::new(),
         };
@@ -99,6 +102,29 @@ impl Inner {
             self.told().insert(a.inode, (a.size, a.mtime_ns));
         }
         file_attr(&a)
+    }
+
+    /// Replies to a call that made `name` in `parent`, keeping the known
+    /// directories up to date.
+    fn made(&self, reply: ReplyEntry, parent: INodeNo, name: &str, r: Result<Attr, ClientError>) {
+        match &r {
+            Ok(a) => {
+                if a.kind == FileKind::Dir {
+                    self.known.learn(a.inode, Default::default(), std::time::Instant::now());
+                }
+                self.known.added(InodeId(parent.0), name);
+            }
+            Err(_) => self.known.forget(InodeId(parent.0)),
+        }
+        self.entry(reply, r)
+    }
+
+    /// Notes the outcome of a removal of `name` from `parent`.
+    fn removed(&self, parent: INodeNo, name: &str, ok: bool) {
+        match ok {
+            true => self.known.removed(InodeId(parent.0), name),
+            false => self.known.forget(InodeId(parent.0)),
+        }
     }
 
     fn entry(&self, reply: ReplyEntry, r: Result<Attr, ClientError>) {
@@ -153,6 +179,17 @@ impl Inner {
         Ok((self.files.open(attr), flags))
     }
 
+    /// The file at `parent`/`name` for a create that found it there,
+    /// truncated when the open asks for it.
+    async fn open_existing(&self, parent: INodeNo, name: &str, flags: i32) -> Result<Attr, ClientError> {
+        let a = self.client.master().lookup(InodeId(parent.0), name).await?;
+        match a.kind {
+            FileKind::File if flags & libc::O_TRUNC != 0 => self.files.truncate(a.inode, 0).await,
+            FileKind::File => Ok(a),
+            _ => Err(ClientError::new(dfs_common::ErrorKind::EISDIR, format!("{name} is not a regular file"))),
+        }
+    }
+
     async fn setattr(&self, ino: InodeId, change: SetattrRequest) -> Result<Attr, ClientError> {
         if change.atime_ns.is_some() || change.mtime_ns.is_some() {
             // Writes still buffered would stamp the file when committed,
@@ -184,13 +221,18 @@ impl Inner {
         let listing = self.dirs.get(fh.0).ok_or_else(|| ClientError::new(dfs_common::ErrorKind::EINVAL, "unknown directory handle"))?;
         let mut listing = listing.lock().await;
         let mut i = offset as usize;
-        while let Some((name, attr)) = listing.entry(&self.client, i).await? {
+        loop {
+            let Some((name, attr)) = listing.entry(&self.client, i).await? else {
+                if let Some((names, since)) = listing.complete_names() {
+                    self.known.learn(listing.dir.inode, names, since);
+                }
+                return Ok(());
+            };
             i += 1;
             if add(i as u64, &name, &attr) {
-                break;
+                return Ok(());
             }
         }
-        Ok(())
     }
 }
 
@@ -224,6 +266,9 @@ impl Filesystem for DfsFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
         let Ok(n) = name(n).map(str::to_string) else { return reply.error(Errno::ENOENT) };
+        if self.inner.known.absent(InodeId(parent.0), &n, std::time::Instant::now()) {
+            return reply.error(Errno::ENOENT);
+        }
         self.spawn(move |s| async move {
             let r = s.client.master().lookup(InodeId(parent.0), &n).await;
             s.entry(reply, r)
@@ -295,8 +340,9 @@ impl Filesystem for DfsFs {
             Err(e) => return reply.error(e),
         };
         self.spawn(move |s| async move {
+            let n = at.name.clone().unwrap_or_default();
             let r = s.create_file(at, owner).await;
-            s.entry(reply, r)
+            s.made(reply, parent, &n, r)
         });
     }
 
@@ -306,15 +352,18 @@ impl Filesystem for DfsFs {
             Err(e) => return reply.error(e),
         };
         self.spawn(move |s| async move {
+            let n = at.name.clone().unwrap_or_default();
             let r = s.client.master().mkdir(&MkdirRequest { at, owner, parents: false }).await;
-            s.entry(reply, r)
+            s.made(reply, parent, &n, r)
         });
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
         let Ok(n) = name(n).map(str::to_string) else { return reply.error(Errno::ENOENT) };
         self.spawn(move |s| async move {
-            match s.files.unlink(InodeId(parent.0), &n).await {
+            let r = s.files.unlink(InodeId(parent.0), &n).await;
+            s.removed(parent, &n, r.is_ok());
+            match r {
                 Ok(_) => reply.ok(),
                 Err(e) => reply.error(fail(e)),
             }
@@ -327,7 +376,10 @@ impl Filesystem for DfsFs {
             Err(e) => return reply.error(e),
         };
         self.spawn(move |s| async move {
-            match s.client.master().rmdir(at).await {
+            let n = at.name.clone().unwrap_or_default();
+            let r = s.client.master().rmdir(at).await;
+            s.removed(parent, &n, r.is_ok());
+            match r {
                 Ok(_) => reply.ok(),
                 Err(e) => reply.error(fail(e)),
             }
@@ -339,7 +391,8 @@ impl Filesystem for DfsFs {
         let req = SymlinkRequest { at, target: target.to_string(), uid: Some(req.uid()), gid: Some(req.gid()) };
         self.spawn(move |s| async move {
             let r = s.client.master().symlink(&req).await;
-            s.entry(reply, r)
+            let n = req.at.name.clone().unwrap_or_default();
+            s.made(reply, parent, &n, r)
         });
     }
 
@@ -362,9 +415,18 @@ impl Filesystem for DfsFs {
         };
         let req = RenameRequest { src, dst, noreplace: flags.contains(RenameFlags::RENAME_NOREPLACE) };
         self.spawn(move |s| async move {
-            match s.client.master().rename(&req).await {
-                Ok(_) => reply.ok(),
-                Err(e) => reply.error(fail(e)),
+            let r = s.client.master().rename(&req).await;
+            let (src, dst) = (req.src.name.unwrap_or_default(), req.dst.name.unwrap_or_default());
+            s.removed(parent, &src, r.is_ok());
+            match r {
+                Ok(_) => {
+                    s.known.added(InodeId(newparent.0), &dst);
+                    reply.ok()
+                }
+                Err(e) => {
+                    s.known.forget(InodeId(newparent.0));
+                    reply.error(fail(e))
+                }
             }
         });
     }
@@ -559,13 +621,31 @@ impl Filesystem for DfsFs {
         });
     }
 
-    fn create(&self, req: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, _flags: i32, reply: ReplyCreate) {
+    fn create(&self, req: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
         let (at, owner) = match at(parent, n) {
             Ok(at) => (at, Inner::owner(req, mode, umask)),
             Err(e) => return reply.error(e),
         };
         self.spawn(move |s| async move {
-            match s.create_file(at, owner).await {
+            let name = at.name.clone().unwrap_or_default();
+            let r = s.create_file(at, owner).await;
+            let r = match r {
+                // Made elsewhere since this mount last saw the directory:
+                // without O_EXCL, open(O_CREAT) opens what is there.
+                Err(e) if e.kind == dfs_common::ErrorKind::EEXIST && flags & libc::O_EXCL == 0 => {
+                    s.known.forget(InodeId(parent.0));
+                    s.open_existing(parent, &name, flags).await
+                }
+                Ok(a) => {
+                    s.known.added(InodeId(parent.0), &name);
+                    Ok(a)
+                }
+                Err(e) => {
+                    s.known.forget(InodeId(parent.0));
+                    Err(e)
+                }
+            };
+            match r {
                 Ok(a) => {
                     let fh = s.files.open(a.clone());
                     let attr = s.to_kernel(a);

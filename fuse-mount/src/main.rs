@@ -10,6 +10,7 @@ mod dirs;
 mod files;
 mod fs;
 mod mountinfo;
+mod names;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -35,11 +36,13 @@ struct Args {
     /// auto_unmount, noatime, fsname=NAME, ... (default_permissions is always on).
     #[arg(short = 'o', value_delimiter = ',')]
     options: Vec<String>,
-    /// How long the kernel trusts a name lookup (ms).
-    #[arg(long, default_value_t = 1000)]
+    /// How long names (and a directory's known absence of a name) are
+    /// trusted without asking the master (ms); as NFS's lookup cache.
+    #[arg(long, default_value_t = 10_000)]
     entry_ttl_ms: u64,
-    /// How long the kernel trusts attributes (ms).
-    #[arg(long, default_value_t = 1000)]
+    /// How long the kernel trusts attributes (ms); an open always asks the
+    /// master (close-to-open), as NFS does with its attribute cache.
+    #[arg(long, default_value_t = 10_000)]
     attr_ttl_ms: u64,
     /// How long a failing write keeps retrying before it returns EIO (s).
     #[arg(long, default_value_t = 60)]

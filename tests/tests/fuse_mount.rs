@@ -458,6 +458,32 @@ fn no_reachable_replica_gives_eio_not_a_hang() {
     });
 }
 
+/// A mount that made a directory answers lookups of new names in it
+/// itself (no master round trip); when another mount has meanwhile created
+/// such a name, open(O_CREAT) without O_EXCL still opens that file (and
+/// O_TRUNC truncates it), while O_EXCL is refused with EEXIST.
+#[test]
+fn creating_a_name_another_mount_made_opens_it_unless_exclusive() {
+    use std::io::Write;
+    let c = cluster(&[]);
+    let (a, b) = (mount(&c, &[]), mount(&c, &[]));
+    let (da, db) = (a.path().join("d"), b.path().join("d"));
+    within(Duration::from_secs(60), move || {
+        fs::create_dir(&da).unwrap();
+        // Through B, which never saw the directory empty.
+        fs::write(db.join("x"), "from b;").unwrap();
+        fs::write(db.join("y"), "from b").unwrap();
+        let mut f = fs::OpenOptions::new().create(true).append(true).open(da.join("x")).unwrap();
+        f.write_all(b"from a").unwrap();
+        drop(f);
+        assert_eq!(fs::read_to_string(db.join("x")).unwrap(), "from b;from a");
+        let excl = fs::OpenOptions::new().write(true).create_new(true).open(da.join("y"));
+        assert_eq!(errno(excl), libc::EEXIST);
+        fs::write(da.join("y"), "a").unwrap();
+        assert_eq!(fs::read_to_string(db.join("y")).unwrap(), "a", "O_TRUNC through create truncates");
+    });
+}
+
 /// A file unlinked while open stays readable and writable through its
 /// descriptor (POSIX), its name is gone at once, and nothing of it is left
 /// in the directory after the last close.
