@@ -58,12 +58,6 @@ impl FileWriter {
         self.pos
     }
 
-    /// The end of the bytes written but not yet committed, if any: what
-    /// this writer adds to the file's length at its next `flush`.
-    pub fn pending_end(&self) -> Option<u64> {
-        (self.end > 0 || !self.buf.is_empty() || !self.inflight.is_empty()).then_some(self.end)
-    }
-
     /// Moves where the next `write` goes.
     pub async fn seek(&mut self, pos: u64) -> Result<(), ClientError> {
         if pos != self.buf_at + self.buf.len() as u64 {

@@ -120,8 +120,10 @@ impl OpenFiles {
 
     /// Commits and makes every replica of the file sync to disk.
     pub async fn fsync(&self, file: &OpenFile) -> Result<(), ClientError> {
-        self.flush_inode(file.inode).await?;
-        let attr = self.client.master().stat_inode(file.inode).await?;
+        let attr = match self.flush_inode(file.inode).await? {
+            Some(committed) => committed,
+            None => self.client.master().stat_inode(file.inode).await?,
+        };
         self.client.fsync(&attr).await
     }
 

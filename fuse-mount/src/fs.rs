@@ -57,6 +57,19 @@ fn at(parent: INodeNo, n: &OsStr) -> Res<EntryRef> {
     Ok(EntryRef { path: None, parent: Some(InodeId(parent.0)), name: Some(name(n)?.to_string()) })
 }
 
+/// The directory and name of an entry made by `at`.
+fn parts(at: &EntryRef) -> (InodeId, &str) {
+    (at.parent.unwrap_or(InodeId::ROOT), at.name.as_deref().unwrap_or_default())
+}
+
+/// Replies to a call with nothing to return but success or an errno.
+fn done<T>(reply: ReplyEmpty, r: Result<T, ClientError>) {
+    match r {
+        Ok(_) => reply.ok(),
+        Err(e) => reply.error(fail(e)),
+    }
+}
+
 fn node(ino: INodeNo) -> NodeRef {
     NodeRef { path: None, inode: Some(InodeId(ino.0)) }
 }
@@ -104,26 +117,28 @@ impl Inner {
         file_attr(&a)
     }
 
-    /// Replies to a call that made `name` in `parent`, keeping the known
-    /// directories up to date.
-    fn made(&self, reply: ReplyEntry, parent: INodeNo, name: &str, r: Result<Attr, ClientError>) {
+    /// Replies to a call that made the entry `at`, keeping the known
+    /// directories up to date (a failure means they may be wrong).
+    fn made(&self, reply: ReplyEntry, at: &EntryRef, r: Result<Attr, ClientError>) {
+        let (parent, name) = parts(at);
         match &r {
             Ok(a) => {
                 if a.kind == FileKind::Dir {
                     self.known.learn(a.inode, Default::default(), std::time::Instant::now());
                 }
-                self.known.added(InodeId(parent.0), name);
+                self.known.added(parent, name);
             }
-            Err(_) => self.known.forget(InodeId(parent.0)),
+            Err(_) => self.known.forget(parent),
         }
         self.entry(reply, r)
     }
 
-    /// Notes the outcome of a removal of `name` from `parent`.
-    fn removed(&self, parent: INodeNo, name: &str, ok: bool) {
-        match ok {
-            true => self.known.removed(InodeId(parent.0), name),
-            false => self.known.forget(InodeId(parent.0)),
+    /// Notes the outcome of removing the entry `at`.
+    fn removed<T>(&self, at: &EntryRef, r: &Result<T, ClientError>) {
+        let (parent, name) = parts(at);
+        match r {
+            Ok(_) => self.known.removed(parent, name),
+            Err(_) => self.known.forget(parent),
         }
     }
 
@@ -190,22 +205,25 @@ impl Inner {
         }
     }
 
+    /// Applies a setattr: a size through the open files (which commit
+    /// pending writes and zero a cut tail), the rest at the master.
     async fn setattr(&self, ino: InodeId, change: SetattrRequest) -> Result<Attr, ClientError> {
         if change.atime_ns.is_some() || change.mtime_ns.is_some() {
             // Writes still buffered would stamp the file when committed,
             // after these times (tar and rsync set mtime before close).
             self.files.flush_inode(ino).await?;
         }
-        let mut attr = None;
-        if let Some(size) = change.size {
-            attr = Some(self.files.truncate(ino, size).await?);
-        }
+        let truncated = match change.size {
+            Some(size) => Some(self.files.truncate(ino, size).await?),
+            None => None,
+        };
         let rest = SetattrRequest { size: None, ..change };
-        let more = rest.mode.is_some() || rest.uid.is_some() || rest.gid.is_some() || rest.atime_ns.is_some() || rest.mtime_ns.is_some();
-        match attr {
-            Some(a) if !more => Ok(a),
-            _ if more => self.client.master().setattr(&rest).await,
-            _ => self.client.master().stat_inode(ino).await,
+        if rest != (SetattrRequest { node: rest.node.clone(), ..Default::default() }) {
+            return self.client.master().setattr(&rest).await;
+        }
+        match truncated {
+            Some(attr) => Ok(attr),
+            None => self.client.master().stat_inode(ino).await,
         }
     }
 
@@ -340,9 +358,8 @@ impl Filesystem for DfsFs {
             Err(e) => return reply.error(e),
         };
         self.spawn(move |s| async move {
-            let n = at.name.clone().unwrap_or_default();
-            let r = s.create_file(at, owner).await;
-            s.made(reply, parent, &n, r)
+            let r = s.create_file(at.clone(), owner).await;
+            s.made(reply, &at, r)
         });
     }
 
@@ -352,21 +369,21 @@ impl Filesystem for DfsFs {
             Err(e) => return reply.error(e),
         };
         self.spawn(move |s| async move {
-            let n = at.name.clone().unwrap_or_default();
-            let r = s.client.master().mkdir(&MkdirRequest { at, owner, parents: false }).await;
-            s.made(reply, parent, &n, r)
+            let r = s.client.master().mkdir(&MkdirRequest { at: at.clone(), owner, parents: false }).await;
+            s.made(reply, &at, r)
         });
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
-        let Ok(n) = name(n).map(str::to_string) else { return reply.error(Errno::ENOENT) };
+        let at = match at(parent, n) {
+            Ok(at) => at,
+            Err(e) => return reply.error(e),
+        };
         self.spawn(move |s| async move {
-            let r = s.files.unlink(InodeId(parent.0), &n).await;
-            s.removed(parent, &n, r.is_ok());
-            match r {
-                Ok(_) => reply.ok(),
-                Err(e) => reply.error(fail(e)),
-            }
+            let (dir, name) = parts(&at);
+            let r = s.files.unlink(dir, name).await;
+            s.removed(&at, &r);
+            done(reply, r)
         });
     }
 
@@ -376,13 +393,9 @@ impl Filesystem for DfsFs {
             Err(e) => return reply.error(e),
         };
         self.spawn(move |s| async move {
-            let n = at.name.clone().unwrap_or_default();
-            let r = s.client.master().rmdir(at).await;
-            s.removed(parent, &n, r.is_ok());
-            match r {
-                Ok(_) => reply.ok(),
-                Err(e) => reply.error(fail(e)),
-            }
+            let r = s.client.master().rmdir(at.clone()).await;
+            s.removed(&at, &r);
+            done(reply, r)
         });
     }
 
@@ -391,8 +404,7 @@ impl Filesystem for DfsFs {
         let req = SymlinkRequest { at, target: target.to_string(), uid: Some(req.uid()), gid: Some(req.gid()) };
         self.spawn(move |s| async move {
             let r = s.client.master().symlink(&req).await;
-            let n = req.at.name.clone().unwrap_or_default();
-            s.made(reply, parent, &n, r)
+            s.made(reply, &req.at, r)
         });
     }
 
@@ -416,18 +428,13 @@ impl Filesystem for DfsFs {
         let req = RenameRequest { src, dst, noreplace: flags.contains(RenameFlags::RENAME_NOREPLACE) };
         self.spawn(move |s| async move {
             let r = s.client.master().rename(&req).await;
-            let (src, dst) = (req.src.name.unwrap_or_default(), req.dst.name.unwrap_or_default());
-            s.removed(parent, &src, r.is_ok());
-            match r {
-                Ok(_) => {
-                    s.known.added(InodeId(newparent.0), &dst);
-                    reply.ok()
-                }
-                Err(e) => {
-                    s.known.forget(InodeId(newparent.0));
-                    reply.error(fail(e))
-                }
+            s.removed(&req.src, &r);
+            let (dir, name) = parts(&req.dst);
+            match &r {
+                Ok(_) => s.known.added(dir, name),
+                Err(_) => s.known.forget(dir),
             }
+            done(reply, r)
         });
     }
 
@@ -491,10 +498,7 @@ impl Filesystem for DfsFs {
     fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
         self.spawn(move |s| async move {
-            match s.files.flush_inode(file.inode).await {
-                Ok(_) => reply.ok(),
-                Err(e) => reply.error(fail(e)),
-            }
+            done(reply, s.files.flush_inode(file.inode).await)
         });
     }
 
@@ -522,10 +526,7 @@ impl Filesystem for DfsFs {
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
         self.spawn(move |s| async move {
-            match s.files.fsync(&file).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(fail(e)),
-            }
+            done(reply, s.files.fsync(&file).await)
         });
     }
 

@@ -386,7 +386,6 @@ impl ChunkStore {
     }
 }
 
-/// Passes a replica's state guard on unless the replica was removed.
 /// The bytes of the replica a read of `len` at `offset` covers, after the
 /// version and range checks; `None` when it covers none.
 fn read_span(handle: ChunkHandle, meta: &ChunkMeta, version: ChunkVersion, offset: u64, len: u64) -> Result<Option<(u64, u64)>, ChunkError> {
@@ -398,6 +397,7 @@ fn read_span(handle: ChunkHandle, meta: &ChunkMeta, version: ChunkVersion, offse
     Ok((end > offset).then_some((offset, end)))
 }
 
+/// Passes a replica's state guard on unless the replica was removed.
 fn alive<G: std::ops::Deref<Target = ReplicaState>>(handle: ChunkHandle, st: G) -> Result<G, ChunkError> {
     if st.gone {
         return Err(ChunkError::UnknownChunk(handle));
