@@ -7,7 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::{BadReplica, ChunkLocations, ChunkserverInfo, CommitLength, LeaseRequest, LocateQuery, WriteLease, WrittenChunk};
+use dfs_common::wire::chunks::{
+    BadReplica, ChunkLocations, ChunkserverInfo, CommitLength, LeaseRequest, LocateQuery, NodeRequest, ReplicationStatus, SafeModeRequest,
+    WriteLease, WrittenChunk,
+};
 use dfs_common::wire::namespace::*;
 use dfs_common::InodeId;
 use serde::de::DeserializeOwned;
@@ -147,5 +150,19 @@ impl MasterClient {
 
     pub async fn report_bad(&self, bad: &BadReplica) -> Result<Done, ClientError> {
         self.post("/v1/chunks/bad", bad).await
+    }
+
+    pub async fn replication(&self) -> Result<ReplicationStatus, ClientError> {
+        self.get("/v1/admin/replication", &()).await
+    }
+
+    pub async fn leave_safe_mode(&self) -> Result<ReplicationStatus, ClientError> {
+        self.post("/v1/admin/safemode", &SafeModeRequest { leave: true }).await
+    }
+
+    /// Starts (`on`) or ends draining the chunkserver named by id or address.
+    pub async fn decommission(&self, node: &str, on: bool) -> Result<Done, ClientError> {
+        let path = if on { "/v1/admin/decommission" } else { "/v1/admin/recommission" };
+        self.post(path, &NodeRequest { node: node.to_string() }).await
     }
 }

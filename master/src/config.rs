@@ -55,6 +55,31 @@ pub struct MasterConfig {
     #[arg(long, env = "DFS_LEASE_MS", default_value_t = 60_000)]
     pub lease_ms: u64,
 
+    /// Interval between background passes (re-replication, garbage collection), in ms.
+    #[arg(long, env = "DFS_REPLICATION_INTERVAL_MS", default_value_t = 1_000)]
+    pub replication_interval_ms: u64,
+
+    /// Replica copies in flight through one chunkserver (as source or target) at once.
+    #[arg(long, env = "DFS_MAX_COPIES_PER_NODE", default_value_t = 2)]
+    pub max_copies_per_node: usize,
+
+    /// How long chunks of removed data, and replicas of chunks the master
+    /// does not know, are kept before they are deleted, in ms.
+    #[arg(long, env = "DFS_GC_GRACE_MS", default_value_t = 60_000)]
+    pub gc_grace_ms: u64,
+
+    /// Safe mode ends once this share (0..=1) of chunks has a replica reported...
+    #[arg(long, env = "DFS_SAFE_MODE_THRESHOLD", default_value_t = 0.999)]
+    pub safe_mode_threshold: f64,
+
+    /// ...and this long (ms) has passed since, for the other reports to arrive...
+    #[arg(long, env = "DFS_SAFE_MODE_EXTENSION_MS", default_value_t = 5_000)]
+    pub safe_mode_extension_ms: u64,
+
+    /// ...or at the latest this long (ms) after the start.
+    #[arg(long, env = "DFS_SAFE_MODE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub safe_mode_timeout_ms: u64,
+
     /// Log filter (tracing's env-filter syntax), e.g. "info" or "dfs_master=debug".
     #[arg(long, env = "DFS_LOG", default_value = "info")]
     pub log: String,
@@ -88,6 +113,16 @@ impl DaemonConfig for MasterConfig {
                 "lease_ms ({}) must outlast three heartbeats of heartbeat_interval_ms ({})",
                 self.lease_ms, self.heartbeat_interval_ms
             ));
+        }
+        if self.replication_interval_ms == 0 || self.max_copies_per_node == 0 {
+            return invalid("replication_interval_ms and max_copies_per_node must be at least 1".into());
+        }
+        if self.gc_grace_ms < 1_000 {
+            // Unknown replicas may be chunks being placed right now.
+            return invalid("gc_grace_ms must be at least 1000".into());
+        }
+        if !(0.0..=1.0).contains(&self.safe_mode_threshold) {
+            return invalid(format!("safe_mode_threshold must be between 0 and 1, not {}", self.safe_mode_threshold));
         }
         if self.group_commit_max_ops == 0 {
             return invalid("group_commit_max_ops must be at least 1".into());

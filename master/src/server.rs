@@ -9,7 +9,7 @@ use dfs_common::http::daemon::shutdown_signal;
 use tokio::net::TcpListener;
 
 use crate::api::{router, AppState};
-use crate::chunks::{ChunkManager, ChunkTiming};
+use crate::chunks::{monitor, safe_mode, ChunkConfig, ChunkManager};
 use crate::config::MasterConfig;
 use crate::store::mutations::Defaults;
 use crate::store::{Store, Writer, WriterConfig};
@@ -29,12 +29,22 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
         queue_depth: 4096,
     };
     let (writer, writer_thread) = Writer::start(store.clone(), writer_config)?;
-    let timing = ChunkTiming {
-        lease: Duration::from_millis(config.lease_ms),
-        dead_after: Duration::from_millis(config.dead_after_ms),
+    let ms = Duration::from_millis;
+    let chunk_config = ChunkConfig {
+        lease: ms(config.lease_ms),
+        dead_after: ms(config.dead_after_ms),
+        monitor_interval: ms(config.replication_interval_ms),
+        copies_per_node: config.max_copies_per_node,
+        gc_grace: ms(config.gc_grace_ms),
+        safe_mode: safe_mode::Rule {
+            threshold: config.safe_mode_threshold,
+            extension: ms(config.safe_mode_extension_ms),
+            timeout: ms(config.safe_mode_timeout_ms),
+        },
     };
     let (s, w) = (store.clone(), writer.clone());
-    let chunks = Arc::new(tokio::task::spawn_blocking(move || ChunkManager::load(s, w, timing)).await??);
+    let chunks = Arc::new(tokio::task::spawn_blocking(move || ChunkManager::load(s, w, chunk_config)).await??);
+    let monitor = tokio::spawn(monitor::run(chunks.clone()));
     let state = AppState { store, writer, chunks, started: std::time::Instant::now() };
     let app = router(state, config.max_request_body_bytes);
 
@@ -44,6 +54,9 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     println!("dfs-master listening on http://{addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "master started");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    // The monitor holds the chunk manager, and with it a Writer handle.
+    monitor.abort();
+    monitor.await.ok();
     // The router (and with it every Writer handle) is gone: the thread syncs and ends.
     tokio::task::spawn_blocking(move || writer_thread.join()).await?.ok();
     tracing::info!("master stopped");

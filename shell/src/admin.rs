@@ -36,10 +36,21 @@ pub enum Verb {
 
 #[derive(Subcommand)]
 pub enum AdminCmd {
-    /// The cluster and each chunkserver: state, capacity, use, chunks.
+    /// The cluster and each chunkserver: state, capacity, use, chunks;
+    /// safe mode and background replication.
     Report {
         #[arg(long)]
         json: bool,
+    },
+    /// Drain a chunkserver (by node id or address): its chunks are copied
+    /// elsewhere, then `admin report` shows it as decommissioned (safe to remove).
+    Decommission { node: String },
+    /// Undo a decommission: the chunkserver takes new chunks again.
+    Recommission { node: String },
+    /// Show safe mode, or end it now with `leave`.
+    Safemode {
+        #[arg(value_parser = ["get", "leave"], default_value = "get")]
+        action: String,
     },
 }
 
@@ -56,6 +67,18 @@ pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
         Verb::Admin { cmd: AdminCmd::Report { json } } => {
             ctx.verb = "admin report";
             report(ctx, json).await
+        }
+        Verb::Admin { cmd: AdminCmd::Decommission { node } } => {
+            ctx.verb = "admin decommission";
+            decommission(ctx, &node, true).await
+        }
+        Verb::Admin { cmd: AdminCmd::Recommission { node } } => {
+            ctx.verb = "admin recommission";
+            decommission(ctx, &node, false).await
+        }
+        Verb::Admin { cmd: AdminCmd::Safemode { action } } => {
+            ctx.verb = "admin safemode";
+            safe_mode(ctx, action == "leave").await
         }
     };
     ctx.check(r).unwrap_or(1)
@@ -163,7 +186,8 @@ async fn fsck(ctx: &Ctx, root: &str, list_all: bool, json: bool) -> Result<u8, F
         }
     }
     let nodes = ctx.client.master().chunkservers().await.map_err(master_failure(ctx))?;
-    let live = nodes.iter().filter(|n| n.state == "live").count();
+    // Decommissioning nodes are up and serve reads.
+    let live = nodes.iter().filter(|n| n.state != "dead").count();
     let healthy = totals.unhealthy_files == 0;
     let status = if healthy { "HEALTHY" } else { "CORRUPT" };
     if json {
@@ -186,15 +210,37 @@ async fn fsck(ctx: &Ctx, root: &str, list_all: bool, json: bool) -> Result<u8, F
     Ok(if healthy { 0 } else { 1 })
 }
 
+async fn decommission(ctx: &Ctx, node: &str, on: bool) -> Result<u8, Failure> {
+    ctx.client.master().decommission(node, on).await.map_err(|e| Failure::dfs(node, e))?;
+    match on {
+        true => println!("decommissioning {node}: see `dfs admin report` for when it is safe to remove"),
+        false => println!("recommissioned {node}"),
+    }
+    Ok(0)
+}
+
+async fn safe_mode(ctx: &Ctx, leave: bool) -> Result<u8, Failure> {
+    let m = ctx.client.master();
+    let status = match leave {
+        true => m.leave_safe_mode().await,
+        false => m.replication().await,
+    };
+    let s = status.map_err(master_failure(ctx))?.safe_mode;
+    let state = if s.on { "ON" } else { "OFF" };
+    println!("Safe mode is {state} ({} of {} chunks reported, threshold {:.1}%)", s.reported_chunks, s.total_chunks, s.threshold * 100.0);
+    Ok(0)
+}
+
 async fn report(ctx: &Ctx, json: bool) -> Result<u8, Failure> {
     let m = ctx.client.master();
-    let (cluster, fs, nodes) = (
+    let (cluster, fs, nodes, repl) = (
         m.cluster().await.map_err(master_failure(ctx))?,
         m.fs_stats().await.map_err(master_failure(ctx))?,
         m.chunkservers().await.map_err(master_failure(ctx))?,
+        m.replication().await.map_err(master_failure(ctx))?,
     );
     if json {
-        println!("{}", json!({"cluster": cluster, "namespace": fs, "chunkservers": nodes}));
+        println!("{}", json!({"cluster": cluster, "namespace": fs, "chunkservers": nodes, "replication": repl}));
         return Ok(0);
     }
     let live: Vec<&ChunkserverInfo> = nodes.iter().filter(|n| n.state == "live").collect();
@@ -203,12 +249,25 @@ async fn report(ctx: &Ctx, json: bool) -> Result<u8, Failure> {
     println!("Cluster {} (dfs {}, format {})", cluster.cluster_id, cluster.version, cluster.format_version);
     println!("Capacity: {}  Used: {} ({:.1}%)  Free: {}", size(capacity, true), size(used, true), percent(used, capacity), size(capacity.saturating_sub(used), true));
     println!("Namespace: {} files, {} directories, {} symlinks, {} bytes", fs.files, fs.directories, fs.symlinks, fs.bytes);
-    println!("Chunkservers: {} live, {} dead", live.len(), nodes.len() - live.len());
+    let count = |state: &str| nodes.iter().filter(|n| n.state == state).count();
+    println!(
+        "Chunkservers: {} live, {} dead, {} decommissioning, {} decommissioned",
+        live.len(),
+        count("dead"),
+        count("decommissioning"),
+        count("decommissioned")
+    );
+    let safe = if repl.safe_mode.on { "ON" } else { "OFF" };
+    println!("Safe mode: {safe} ({} of {} chunks reported)", repl.safe_mode.reported_chunks, repl.safe_mode.total_chunks);
+    println!(
+        "Replication: {} under-replicated, {} missing, {} over-replicated, {} copies running, {} deletions waiting, {} chunks of removed data waiting",
+        repl.under_replicated, repl.missing, repl.over_replicated, repl.copies_running, repl.deletes_waiting, repl.garbage_chunks
+    );
     println!();
-    println!("{:<36} {:<26} {:<6} {:>10} {:>10} {:>6} {:>8} {:>9}", "NODE", "ADDRESS", "STATE", "CAPACITY", "USED", "USE%", "CHUNKS", "HEARTBEAT");
+    println!("{:<36} {:<26} {:<15} {:>10} {:>10} {:>6} {:>8} {:>9}", "NODE", "ADDRESS", "STATE", "CAPACITY", "USED", "USE%", "CHUNKS", "HEARTBEAT");
     for n in &nodes {
         println!(
-            "{:<36} {:<26} {:<6} {:>10} {:>10} {:>5.1}% {:>8} {:>7}ms",
+            "{:<36} {:<26} {:<15} {:>10} {:>10} {:>5.1}% {:>8} {:>7}ms",
             n.node_id.to_string(),
             n.address,
             n.state,

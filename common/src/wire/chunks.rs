@@ -69,6 +69,32 @@ pub struct HeartbeatResponse {
     /// The master wants a full report with the next heartbeat (it restarted,
     /// or has not seen this node before).
     pub send_report: bool,
+    /// Replicas to remove: garbage (chunks of deleted or truncated files,
+    /// chunks the master does not know), stale replicas and surplus copies.
+    #[serde(default)]
+    pub delete: Vec<DeleteReplica>,
+}
+
+/// Remove the replica of `handle` if its version is at most `max_version`:
+/// a replica that moved on to a newer version meanwhile is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteReplica {
+    pub handle: ChunkHandle,
+    pub max_version: ChunkVersion,
+}
+
+/// `POST {target}/v1/chunks/{handle}/replicate` (master → chunkserver): copy
+/// the chunk from `source` (a chunkserver's base URL) at `version`. The
+/// target reads verified pieces from the source, checks each against the
+/// checksums sent with it, writes them to a replica kept at version 0 (never
+/// current, so a copy cut short is garbage), syncs, and only then moves it
+/// to `version`. Any older replica of the chunk on the target is replaced.
+/// Answers [`ReplicaReport`] once the copy is durable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicateChunk {
+    pub source: String,
+    pub version: ChunkVersion,
+    pub chunk_size_bytes: u64,
 }
 
 /// `POST {chunkserver}/v1/chunks/{handle}/create` (master → chunkserver).
@@ -190,13 +216,59 @@ pub struct WrittenChunk {
 pub struct ChunkserverInfo {
     pub node_id: NodeId,
     pub address: String,
-    /// "live" or "dead".
+    /// "live", "dead", "decommissioning" (live, being drained) or
+    /// "decommissioned" (drained: every chunk it held has its full
+    /// replication elsewhere; safe to remove).
     pub state: String,
     pub capacity_bytes: u64,
     pub used_bytes: u64,
     pub chunk_count: u64,
     pub load: u32,
     pub last_heartbeat_age_ms: u64,
+}
+
+/// `GET /v1/admin/replication`: safe mode and the master's background work.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationStatus {
+    pub safe_mode: SafeModeStatus,
+    /// Chunks with fewer counted replicas than wanted, at the last scan.
+    pub under_replicated: u64,
+    /// Chunks without any live current replica, at the last scan.
+    pub missing: u64,
+    /// Chunks with more counted replicas than wanted, at the last scan.
+    pub over_replicated: u64,
+    pub copies_running: u64,
+    pub copies_done: u64,
+    pub copies_failed: u64,
+    /// Replica deletions waiting for their node's next heartbeat.
+    pub deletes_waiting: u64,
+    /// Replica deletions handed to chunkservers since the start.
+    pub deletes_sent: u64,
+    /// Chunks of removed data not yet collected (waiting out the grace period).
+    pub garbage_chunks: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SafeModeStatus {
+    pub on: bool,
+    /// Chunks with a current replica reported, of all chunks.
+    pub reported_chunks: u64,
+    pub total_chunks: u64,
+    /// Share of chunks that must be reported before safe mode ends.
+    pub threshold: f64,
+}
+
+/// `POST /v1/admin/safemode`: `{"leave": true}` ends safe mode now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SafeModeRequest {
+    pub leave: bool,
+}
+
+/// `POST /v1/admin/decommission` and `/v1/admin/recommission`: a chunkserver
+/// by node id or by address (base URL).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRequest {
+    pub node: String,
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! Cluster identity and operator checks.
+//! Cluster identity, operator checks, safe mode and decommissioning.
 
 use axum::extract::State;
 use axum::Json;
 use dfs_common::wire::namespace::{CheckReport, ClusterInfo, FileKind, FsckPage, FsckQuery, NodeRef};
 
-use dfs_common::http::{ApiError, ApiQuery};
+use dfs_common::http::{ApiError, ApiJson, ApiQuery};
+use dfs_common::wire::chunks::{NodeRequest, ReplicationStatus, SafeModeRequest};
+use dfs_common::wire::namespace::Done;
 use super::{blocking, AppState};
 use crate::store::records::FORMAT_VERSION;
 
@@ -50,4 +52,31 @@ pub async fn fsck(State(s): State<AppState>, ApiQuery(q): ApiQuery<FsckQuery>) -
         Ok(Json(page))
     })
     .await
+}
+
+/// `GET /v1/admin/replication` → [`ReplicationStatus`]: safe mode and the
+/// background work (copies, deletions, garbage).
+pub async fn replication(State(s): State<AppState>) -> Json<ReplicationStatus> {
+    Json(s.chunks.replication_status())
+}
+
+/// `POST /v1/admin/safemode` `{"leave": true}`: ends safe mode now.
+pub async fn safe_mode(State(s): State<AppState>, ApiJson(r): ApiJson<SafeModeRequest>) -> Result<Json<ReplicationStatus>, ApiError> {
+    if !r.leave {
+        return Err(ApiError::new(dfs_common::ErrorKind::EINVAL, "safe mode can only be left: send {\"leave\": true}"));
+    }
+    s.chunks.leave_safe_mode();
+    Ok(Json(s.chunks.replication_status()))
+}
+
+/// `POST /v1/admin/decommission` `{"node": ID or address}`: drain a chunkserver.
+pub async fn decommission(State(s): State<AppState>, ApiJson(r): ApiJson<NodeRequest>) -> Result<Json<Done>, ApiError> {
+    s.chunks.decommission(&r.node, true).await?;
+    Ok(Json(Done {}))
+}
+
+/// `POST /v1/admin/recommission` `{"node": ID or address}`: undo a decommission.
+pub async fn recommission(State(s): State<AppState>, ApiJson(r): ApiJson<NodeRequest>) -> Result<Json<Done>, ApiError> {
+    s.chunks.decommission(&r.node, false).await?;
+    Ok(Json(Done {}))
 }

@@ -5,7 +5,8 @@
 //! - [`queries`]: stat (by path or inode), lookup, list, readlink, fs counters.
 //! - [`chunks`]: heartbeats, chunk locations, write leases, bad replicas,
 //!   committed lengths and record-append reservations.
-//! - [`admin`]: cluster identity, the consistency check and fsck.
+//! - [`admin`]: cluster identity, the consistency check, fsck, safe mode,
+//!   replication status and decommissioning.
 //! - [`status_page`]: the HTML status page at `/`.
 //!
 //! Errors and extractors come from `dfs_common::http`: every failure is
@@ -75,6 +76,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/cluster", get(admin::cluster))
         .route("/v1/admin/check", get(admin::check))
         .route("/v1/admin/fsck", get(admin::fsck))
+        .route("/v1/admin/replication", get(admin::replication))
+        .route("/v1/admin/safemode", post(admin::safe_mode))
+        .route("/v1/admin/decommission", post(admin::decommission))
+        .route("/v1/admin/recommission", post(admin::recommission))
         .fallback(|| async { ApiError::new(ErrorKind::ENOENT, "no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)

@@ -40,7 +40,12 @@ pub async fn symlink(State(s): State<AppState>, ApiJson(r): ApiJson<SymlinkReque
 
 /// `POST /v1/setattr` → the new [`Attr`].
 pub async fn setattr(State(s): State<AppState>, ApiJson(r): ApiJson<SetattrRequest>) -> Result<Json<Attr>, ApiError> {
-    submit_for_attr(&s, Mutation::Setattr(r)).await
+    let replication_changed = r.replication.is_some();
+    let attr = submit_for_attr(&s, Mutation::Setattr(r)).await?;
+    if replication_changed {
+        s.chunks.file_changed(&attr);
+    }
+    Ok(attr)
 }
 
 /// `POST /v1/rename`

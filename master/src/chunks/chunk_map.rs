@@ -1,16 +1,23 @@
 //! The master's soft state, rebuilt after a restart from the namespace and
 //! chunkserver reports: known chunkservers, which replica each holds at which
-//! version, and running leases. Nothing here is persisted.
+//! version, running leases and copies, replicas reported for chunks the
+//! master does not know, and deletions waiting for a node's next heartbeat.
+//! Nothing here is persisted except what `ChunkManager` loads at start
+//! (chunks, their files' replication, decommissioned nodes).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::{ChunkserverInfo, Heartbeat, HeartbeatResponse, ReplicaAddr};
+use dfs_common::wire::chunks::{ChunkserverInfo, DeleteReplica, Heartbeat, HeartbeatResponse, ReplicaAddr};
 use dfs_common::{ChunkHandle, ChunkVersion, InodeId, NodeId};
 
 use super::lease::Lease;
 use super::liveness::{liveness, Liveness};
 use super::placement::Candidate;
+use super::replication::{ChunkView, NodeView};
+
+/// Most deletions one heartbeat reply carries.
+const DELETES_PER_HEARTBEAT: usize = 1000;
 
 /// A chunkserver as last heard from.
 #[derive(Clone, Debug)]
@@ -33,8 +40,34 @@ pub struct ChunkMeta {
     pub version: ChunkVersion,
 }
 
+/// What chunk management needs of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileMeta {
+    pub replication: u16,
+    pub chunk_size: u64,
+}
+
+/// A copy being made from `source` to `target`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Copy {
+    pub source: NodeId,
+    pub target: NodeId,
+}
+
 #[derive(Default)]
 pub struct ChunkMap {
+    files: HashMap<InodeId, FileMeta>,
+    /// Chunkservers being decommissioned, and those of them now drained.
+    draining: HashSet<NodeId>,
+    /// Chunks of removed data waiting out the garbage-collection grace.
+    removed: HashSet<ChunkHandle>,
+    drained: HashSet<NodeId>,
+    copies: HashMap<ChunkHandle, Vec<Copy>>,
+    /// node → replicas to delete at its next heartbeat (handle → max version).
+    deletes: HashMap<NodeId, HashMap<ChunkHandle, ChunkVersion>>,
+    /// Replicas reported of chunks the master does not know:
+    /// handle → node → (version, first reported).
+    unknown: HashMap<ChunkHandle, HashMap<NodeId, (ChunkVersion, Instant)>>,
     nodes: HashMap<NodeId, Node>,
     chunks: HashMap<ChunkHandle, ChunkMeta>,
     /// handle → node → the version that node holds.
@@ -68,6 +101,78 @@ pub struct NewerVersion {
 impl ChunkMap {
     pub fn record_chunk(&mut self, handle: ChunkHandle, meta: ChunkMeta) {
         self.chunks.insert(handle, meta);
+        self.unknown.remove(&handle);
+    }
+
+    /// Records (or updates) a file's replication and chunk size.
+    pub fn set_file(&mut self, inode: InodeId, file: FileMeta) {
+        self.files.insert(inode, file);
+    }
+
+    pub fn file(&self, inode: InodeId) -> Option<FileMeta> {
+        self.files.get(&inode).copied()
+    }
+
+    /// Marks a chunk of removed data: it is no longer planned for or
+    /// counted, and waits for `forget_chunk`.
+    pub fn retire_chunk(&mut self, handle: ChunkHandle) {
+        if self.chunks.contains_key(&handle) {
+            self.removed.insert(handle);
+        }
+    }
+
+    /// Forgets a removed chunk; its replicas are queued for deletion.
+    pub fn forget_chunk(&mut self, handle: ChunkHandle) {
+        self.removed.remove(&handle);
+        let Some(meta) = self.chunks.remove(&handle) else { return };
+        for node in self.replicas.get(&handle).map(|r| r.keys().copied().collect::<Vec<_>>()).unwrap_or_default() {
+            self.queue_delete(node, handle, ChunkVersion(u64::MAX));
+        }
+        self.replicas.remove(&handle);
+        self.leases.remove(&handle);
+        self.corrupt.remove(&handle);
+        if !self.chunks.values().any(|m| m.inode == meta.inode) {
+            self.files.remove(&meta.inode);
+        }
+    }
+
+    /// Queues the deletion of `node`'s replica (if at most `max_version`)
+    /// for its next heartbeat; it stops counting at once.
+    pub fn queue_delete(&mut self, node: NodeId, handle: ChunkHandle, max_version: ChunkVersion) {
+        self.drop_replica(handle, node);
+        self.deletes.entry(node).or_default().insert(handle, max_version);
+    }
+
+    /// Deletions waiting, over all nodes (garbage-collection backlog).
+    pub fn deletes_waiting(&self) -> usize {
+        self.deletes.values().map(|d| d.len()).sum()
+    }
+
+    fn take_deletes(&mut self, node: NodeId) -> Vec<DeleteReplica> {
+        let Some(queue) = self.deletes.get_mut(&node) else { return Vec::new() };
+        let handles: Vec<ChunkHandle> = queue.keys().take(DELETES_PER_HEARTBEAT).copied().collect();
+        let out = handles.iter().filter_map(|h| queue.remove(h).map(|v| DeleteReplica { handle: *h, max_version: v })).collect();
+        if queue.is_empty() {
+            self.deletes.remove(&node);
+        }
+        out
+    }
+
+    /// Replicas of unknown chunks first reported at least `grace` ago: they
+    /// are dropped from the list and returned, to be deleted.
+    pub fn take_orphans(&mut self, now: Instant, grace: std::time::Duration) -> Vec<(NodeId, ChunkHandle)> {
+        let mut due = Vec::new();
+        for (handle, nodes) in self.unknown.iter_mut() {
+            nodes.retain(|node, (_, first)| {
+                let ripe = super::gc::orphan_due(*first, now, grace);
+                if ripe {
+                    due.push((*node, *handle));
+                }
+                !ripe
+            });
+        }
+        self.unknown.retain(|_, nodes| !nodes.is_empty());
+        due
     }
 
     pub fn chunk(&self, handle: ChunkHandle) -> Option<ChunkMeta> {
@@ -89,9 +194,19 @@ impl ChunkMap {
                 reserved_bytes: 0,
             },
         );
+        let delete = self.take_deletes(hb.node_id);
         let Some(report) = &hb.report else {
-            return (HeartbeatResponse { send_report: !known }, Vec::new());
+            return (HeartbeatResponse { send_report: !known, delete }, Vec::new());
         };
+        // The report replaces what the node held, unknown chunks included;
+        // those still reported keep their first sighting (the grace runs on).
+        let mut seen_before = HashMap::new();
+        for (handle, nodes) in self.unknown.iter_mut() {
+            if let Some((_, first)) = nodes.remove(&hb.node_id) {
+                seen_before.insert(*handle, first);
+            }
+        }
+        self.unknown.retain(|_, nodes| !nodes.is_empty());
         // What the node held before, to replace it; a report built before a
         // version bump the node took part in must not lower its version
         // (replicas never go down, so the higher one is the truth).
@@ -103,14 +218,21 @@ impl ChunkMap {
         }
         let mut newer = Vec::new();
         for r in report {
-            let Some(meta) = self.chunks.get(&r.handle).copied() else { continue };
+            if delete.iter().any(|d| d.handle == r.handle) {
+                continue; // being deleted by this very reply
+            }
+            let Some(meta) = self.chunks.get(&r.handle).copied() else {
+                let first = seen_before.get(&r.handle).copied().unwrap_or(now);
+                self.unknown.entry(r.handle).or_default().insert(hb.node_id, (r.version, first));
+                continue;
+            };
             if r.version > meta.version {
                 newer.push(NewerVersion { handle: r.handle, meta, reported: r.version });
             }
             let version = before.get(&r.handle).map_or(r.version, |v| r.version.max(*v));
             self.add_replica(r.handle, hb.node_id, version);
         }
-        (HeartbeatResponse { send_report: false }, newer)
+        (HeartbeatResponse { send_report: false, delete }, newer)
     }
 
     pub fn add_replica(&mut self, handle: ChunkHandle, node: NodeId, version: ChunkVersion) {
@@ -183,7 +305,7 @@ impl ChunkMap {
     pub fn candidates(&self, now: Instant, dead_after: Duration) -> Vec<Candidate> {
         self.nodes
             .iter()
-            .filter(|(_, n)| liveness(n.last_heartbeat, now, dead_after) == Liveness::Live)
+            .filter(|(id, n)| liveness(n.last_heartbeat, now, dead_after) == Liveness::Live && !self.draining.contains(id))
             .map(|(id, n)| Candidate {
                 node: *id,
                 capacity_bytes: n.capacity_bytes,
@@ -222,6 +344,117 @@ impl ChunkMap {
             && self.replicas.get(&handle).and_then(|r| r.get(&node)) == Some(&version)
     }
 
+    fn state(&self, node: NodeId, live: Liveness) -> &'static str {
+        match (live, self.draining.contains(&node), self.drained.contains(&node)) {
+            (_, true, true) => "decommissioned",
+            (Liveness::Live, true, false) => "decommissioning",
+            (l, _, _) => l.as_str(),
+        }
+    }
+
+    /// Starts or ends draining a node.
+    pub fn set_draining(&mut self, node: NodeId, on: bool) {
+        if on {
+            self.draining.insert(node);
+        } else {
+            self.draining.remove(&node);
+            self.drained.remove(&node);
+        }
+    }
+
+    pub fn draining(&self) -> Vec<NodeId> {
+        self.draining.iter().copied().collect()
+    }
+
+    pub fn set_drained(&mut self, node: NodeId, drained: bool) {
+        if drained {
+            self.drained.insert(node);
+        } else {
+            self.drained.remove(&node);
+        }
+    }
+
+    pub fn is_known(&self, node: NodeId) -> bool {
+        self.nodes.contains_key(&node)
+    }
+
+    /// Every node as the replication plan sees it.
+    pub fn node_views(&self, now: Instant, dead_after: Duration) -> Vec<NodeView> {
+        let mut copies: HashMap<NodeId, usize> = HashMap::new();
+        for c in self.copies.values().flatten() {
+            *copies.entry(c.source).or_default() += 1;
+            *copies.entry(c.target).or_default() += 1;
+        }
+        self.nodes
+            .iter()
+            .map(|(id, n)| NodeView {
+                node: *id,
+                live: liveness(n.last_heartbeat, now, dead_after) == Liveness::Live,
+                draining: self.draining.contains(id),
+                free_bytes: n.capacity_bytes.saturating_sub(n.used_bytes + n.reserved_bytes),
+                copies: copies.get(id).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+
+    /// Every chunk of a known file as the replication plan sees it.
+    pub fn chunk_views(&self, now: Instant) -> Vec<ChunkView> {
+        self.chunks
+            .iter()
+            .filter(|(handle, _)| !self.removed.contains(handle))
+            .filter_map(|(handle, meta)| {
+                let file = self.files.get(&meta.inode)?;
+                Some(ChunkView {
+                    handle: *handle,
+                    version: meta.version,
+                    want: file.replication as usize,
+                    chunk_size: file.chunk_size,
+                    replicas: self.replicas.get(handle).map(|r| r.iter().map(|(n, v)| (*n, *v)).collect()).unwrap_or_default(),
+                    leased: self.leases.get(handle).is_some_and(|l| l.expires > now),
+                    copying_to: self.copies.get(handle).map(|c| c.iter().map(|c| c.target).collect()).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// How many chunks have a replica at (or above) their version reported,
+    /// of how many: what safe mode waits for.
+    pub fn reported(&self) -> (u64, u64) {
+        let reported = self
+            .chunks
+            .iter()
+            .filter(|(h, m)| self.replicas.get(h).is_some_and(|r| r.values().any(|v| *v >= m.version)))
+            .count();
+        (reported as u64, self.chunks.len() as u64)
+    }
+
+    pub fn start_copy(&mut self, handle: ChunkHandle, copy: Copy) {
+        self.copies.entry(handle).or_default().push(copy);
+    }
+
+    pub fn end_copy(&mut self, handle: ChunkHandle, copy: Copy) {
+        if let Some(c) = self.copies.get_mut(&handle) {
+            c.retain(|x| *x != copy);
+            if c.is_empty() {
+                self.copies.remove(&handle);
+            }
+        }
+    }
+
+    pub fn copies_running(&self) -> usize {
+        self.copies.values().map(|c| c.len()).sum()
+    }
+
+    /// Chunks remembered as corrupt somewhere.
+    pub fn corrupt_chunks(&self) -> Vec<ChunkHandle> {
+        self.corrupt.keys().copied().collect()
+    }
+
+    /// Forgets the corrupt marks of a chunk that is whole again.
+    pub fn clear_corrupt(&mut self, handle: ChunkHandle) {
+        self.corrupt.remove(&handle);
+    }
+
     pub fn chunkservers(&self, now: Instant, dead_after: Duration) -> Vec<ChunkserverInfo> {
         let mut out: Vec<ChunkserverInfo> = self
             .nodes
@@ -229,7 +462,7 @@ impl ChunkMap {
             .map(|(id, n)| ChunkserverInfo {
                 node_id: *id,
                 address: n.address.clone(),
-                state: liveness(n.last_heartbeat, now, dead_after).as_str().into(),
+                state: self.state(*id, liveness(n.last_heartbeat, now, dead_after)).into(),
                 capacity_bytes: n.capacity_bytes,
                 used_bytes: n.used_bytes,
                 chunk_count: n.chunk_count,
@@ -292,5 +525,34 @@ mod tests {
         let (_, newer) = m.heartbeat(&hb(1, Some(vec![rep(5, 2)])), t0);
         assert_eq!(newer.len(), 1);
         assert_eq!(newer[0].reported, ChunkVersion(2));
+    }
+
+    #[test]
+    fn deletions_ride_the_next_heartbeat_and_are_not_re_added_by_its_report() {
+        let t0 = Instant::now();
+        let mut m = ChunkMap::default();
+        m.record_chunk(ChunkHandle(7), ChunkMeta { inode: InodeId(2), index: 0, version: ChunkVersion(3) });
+        m.heartbeat(&hb(1, Some(vec![rep(7, 3)])), t0);
+        m.queue_delete(NodeId(uuid::Uuid::from_u128(1)), ChunkHandle(7), ChunkVersion(3));
+        assert_eq!(m.deletes_waiting(), 1);
+        let (reply, _) = m.heartbeat(&hb(1, Some(vec![rep(7, 3)])), t0);
+        assert_eq!(reply.delete, vec![DeleteReplica { handle: ChunkHandle(7), max_version: ChunkVersion(3) }]);
+        assert_eq!(m.deletes_waiting(), 0);
+        assert!(m.current_replicas(ChunkHandle(7), t0, Duration::from_secs(30)).is_empty());
+    }
+
+    #[test]
+    fn unknown_replicas_become_orphans_after_the_grace_unless_the_chunk_appears() {
+        let grace = Duration::from_secs(10);
+        let t0 = Instant::now();
+        let mut m = ChunkMap::default();
+        m.heartbeat(&hb(1, Some(vec![rep(40, 1), rep(41, 1)])), t0);
+        // A later report keeps the first sighting: the grace runs on.
+        m.heartbeat(&hb(1, Some(vec![rep(40, 1), rep(41, 1)])), t0 + Duration::from_secs(5));
+        assert!(m.take_orphans(t0 + Duration::from_secs(9), grace).is_empty());
+        m.record_chunk(ChunkHandle(41), ChunkMeta { inode: InodeId(2), index: 0, version: ChunkVersion(1) });
+        let due = m.take_orphans(t0 + grace, grace);
+        assert_eq!(due, vec![(NodeId(uuid::Uuid::from_u128(1)), ChunkHandle(40))]);
+        assert!(m.take_orphans(t0 + grace, grace).is_empty(), "handed out once");
     }
 }

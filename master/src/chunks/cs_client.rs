@@ -1,9 +1,9 @@
 //! Calls from the master to chunkservers: create a replica, move a replica
-//! to a new lease's version.
+//! to a new lease's version, copy a replica from another chunkserver.
 
 use std::time::Duration;
 
-use dfs_common::wire::chunks::{CreateReplica, SetReplicaVersion};
+use dfs_common::wire::chunks::{CreateReplica, ReplicaReport, ReplicateChunk, SetReplicaVersion};
 use dfs_common::{ChunkHandle, ChunkVersion};
 
 /// How long the master waits on a chunkserver before counting it as failed.
@@ -36,6 +36,27 @@ impl CsClient {
     pub async fn set_version(&self, address: &str, handle: ChunkHandle, version: ChunkVersion) -> Result<(), String> {
         let url = format!("{address}/v1/chunks/{handle}/version");
         self.post(url, &SetReplicaVersion { version }).await
+    }
+}
+
+impl CsClient {
+    /// Has `target` copy the chunk from `source`; answers once it is durable.
+    pub async fn replicate(
+        &self,
+        target: &str,
+        handle: ChunkHandle,
+        source: &str,
+        version: ChunkVersion,
+        chunk_size_bytes: u64,
+    ) -> Result<ReplicaReport, String> {
+        let url = format!("{target}/v1/chunks/{handle}/replicate");
+        let body = ReplicateChunk { source: source.to_string(), version, chunk_size_bytes };
+        let timeout = super::monitor::copy_timeout(chunk_size_bytes);
+        match self.http.post(&url).json(&body).timeout(timeout).send().await {
+            Ok(r) if r.status().is_success() => r.json().await.map_err(|e| format!("{url}: {e}")),
+            Ok(r) => Err(format!("{url}: {} {}", r.status(), r.text().await.unwrap_or_default())),
+            Err(e) => Err(format!("{url}: {e}")),
+        }
     }
 }
 

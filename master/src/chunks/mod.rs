@@ -1,16 +1,24 @@
 //! Chunk management on the master: chunkserver registry and failure
-//! detection, placement, leases and versions. Decisions are pure functions
-//! ([`liveness`], [`placement`], [`lease`]); [`ChunkManager`] performs them.
+//! detection, placement, leases and versions, re-replication, garbage
+//! collection, safe mode and decommissioning. Decisions are pure functions
+//! ([`liveness`], [`placement`], [`lease`], [`replication`], [`safe_mode`],
+//! [`gc`]); [`ChunkManager`] performs them.
 //!
-//! - [`chunk_map`]: the soft state (nodes, replicas, leases).
+//! - [`chunk_map`]: the soft state (nodes, replicas, leases, copies).
+//! - [`monitor`]: the background pass (copies, deletions, garbage).
 //! - [`cs_client`]: master → chunkserver calls.
 
 pub mod chunk_map;
 pub mod cs_client;
 pub mod lease;
 pub mod liveness;
+pub mod monitor;
 pub mod placement;
+pub mod gc;
+pub mod replication;
+pub mod safe_mode;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,15 +29,31 @@ use futures::future::join_all;
 
 use crate::store::records::ChunkRecord;
 use crate::store::{Mutation, NsError, Outcome, Store, Writer};
-use chunk_map::{ChunkMap, ChunkMeta};
+use chunk_map::{ChunkMap, ChunkMeta, FileMeta};
 use cs_client::CsClient;
 use lease::{decide, Lease, LeaseDecision};
+use safe_mode::SafeMode;
 
-/// Timing of chunk management.
+/// Timing and bounds of chunk management.
 #[derive(Clone, Copy, Debug)]
-pub struct ChunkTiming {
+pub struct ChunkConfig {
     pub lease: Duration,
     pub dead_after: Duration,
+    /// Interval between background passes (replication, garbage).
+    pub monitor_interval: Duration,
+    /// Copies in flight through one chunkserver at once.
+    pub copies_per_node: usize,
+    /// How long removed chunks and unknown replicas wait before deletion.
+    pub gc_grace: Duration,
+    pub safe_mode: safe_mode::Rule,
+}
+
+/// Counters of background work since the start.
+#[derive(Default)]
+pub struct Stats {
+    pub copies_done: AtomicU64,
+    pub copies_failed: AtomicU64,
+    pub deletes_sent: AtomicU64,
 }
 
 pub struct ChunkManager {
@@ -40,7 +64,10 @@ pub struct ChunkManager {
     store: Store,
     writer: Writer,
     cs: CsClient,
-    timing: ChunkTiming,
+    config: ChunkConfig,
+    safe_mode: Mutex<SafeMode>,
+    summary: Mutex<monitor::PassSummary>,
+    stats: Stats,
 }
 
 fn err(kind: ErrorKind, message: impl Into<String>) -> NsError {
@@ -49,12 +76,81 @@ fn err(kind: ErrorKind, message: impl Into<String>) -> NsError {
 
 impl ChunkManager {
     /// Builds the chunk map from the namespace (blocking: call at start-up).
-    pub fn load(store: Store, writer: Writer, timing: ChunkTiming) -> Result<Self, NsError> {
+    pub fn load(store: Store, writer: Writer, config: ChunkConfig) -> Result<Self, NsError> {
         let mut map = ChunkMap::default();
         for (inode, index, record) in store.all_chunks()? {
+            if map.file(inode).is_none() {
+                let attr = store.inode(inode)?.attr;
+                map.set_file(inode, FileMeta { replication: attr.replication, chunk_size: attr.chunk_size_bytes });
+            }
             map.record_chunk(record.handle, ChunkMeta { inode, index, version: record.version });
         }
-        Ok(ChunkManager { map: Mutex::new(map), grant: tokio::sync::Mutex::new(()), store, writer, cs: CsClient::new(), timing })
+        store.decommissioned()?.into_iter().for_each(|n| map.set_draining(n, true));
+        Ok(ChunkManager {
+            map: Mutex::new(map),
+            grant: tokio::sync::Mutex::new(()),
+            store,
+            writer,
+            cs: CsClient::new(),
+            config,
+            safe_mode: Mutex::new(SafeMode::start(Instant::now())),
+            summary: Mutex::new(monitor::PassSummary::default()),
+            stats: Stats::default(),
+        })
+    }
+
+    /// A file's replication changed (setattr): its chunks follow.
+    pub fn file_changed(&self, attr: &dfs_common::wire::namespace::Attr) {
+        let mut map = self.map();
+        if map.file(attr.inode).is_some() {
+            map.set_file(attr.inode, FileMeta { replication: attr.replication, chunk_size: attr.chunk_size_bytes });
+        }
+    }
+
+    pub fn safe_mode_on(&self) -> bool {
+        self.safe_mode.lock().unwrap_or_else(|p| p.into_inner()).is_on()
+    }
+
+    /// Ends safe mode now (an operator's call).
+    pub fn leave_safe_mode(&self) {
+        *self.safe_mode.lock().unwrap_or_else(|p| p.into_inner()) = SafeMode::Off;
+        tracing::info!("safe mode ended by request");
+    }
+
+    pub fn replication_status(&self) -> ReplicationStatus {
+        let summary = *self.summary.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self.map();
+        let (reported, total) = map.reported();
+        ReplicationStatus {
+            safe_mode: SafeModeStatus {
+                on: self.safe_mode_on(),
+                reported_chunks: reported,
+                total_chunks: total,
+                threshold: self.config.safe_mode.threshold,
+            },
+            under_replicated: summary.under_replicated,
+            missing: summary.missing,
+            over_replicated: summary.over_replicated,
+            copies_running: map.copies_running() as u64,
+            copies_done: self.stats.copies_done.load(Ordering::Relaxed),
+            copies_failed: self.stats.copies_failed.load(Ordering::Relaxed),
+            deletes_waiting: map.deletes_waiting() as u64,
+            deletes_sent: self.stats.deletes_sent.load(Ordering::Relaxed),
+            garbage_chunks: summary.garbage_chunks,
+        }
+    }
+
+    /// Starts (`on`) or ends draining the chunkserver named by id or address.
+    pub async fn decommission(&self, node: &str, on: bool) -> Result<NodeId, NsError> {
+        let id = {
+            let map = self.map();
+            let by_id = uuid::Uuid::parse_str(node).ok().map(NodeId).filter(|n| map.is_known(*n));
+            by_id.or_else(|| map.node_at(node)).ok_or_else(|| err(ErrorKind::ENOENT, format!("no chunkserver {node:?}")))?
+        };
+        self.writer.submit(Mutation::SetDecommissioned { node: id, on }).await?;
+        self.map().set_draining(id, on);
+        tracing::info!(node = %id, on, "decommission changed");
+        Ok(id)
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, ChunkMap> {
@@ -64,6 +160,7 @@ impl ChunkManager {
 
     pub async fn heartbeat(&self, hb: Heartbeat) -> HeartbeatResponse {
         let (response, newer) = self.map().heartbeat(&hb, Instant::now());
+        self.stats.deletes_sent.fetch_add(response.delete.len() as u64, Ordering::Relaxed);
         for n in newer {
             // The version was handed out but not recorded before a crash: record it.
             let m = Mutation::SetChunkVersion { inode: n.meta.inode, index: n.meta.index, version: n.reported };
@@ -76,7 +173,7 @@ impl ChunkManager {
     }
 
     pub fn chunkservers(&self) -> Vec<ChunkserverInfo> {
-        self.map().chunkservers(Instant::now(), self.timing.dead_after)
+        self.map().chunkservers(Instant::now(), self.config.dead_after)
     }
 
     /// Where chunks `first..first+count` of a file live.
@@ -93,7 +190,7 @@ impl ChunkManager {
                 index,
                 handle: r.handle,
                 version: r.version,
-                replicas: map.current_replicas(r.handle, now, self.timing.dead_after),
+                replicas: map.current_replicas(r.handle, now, self.config.dead_after),
             })
             .collect();
         Ok(ChunkLocations { chunk_size_bytes: file.attr.chunk_size_bytes, chunks })
@@ -109,7 +206,7 @@ impl ChunkManager {
             next = last + 1;
             let (now, map) = (Instant::now(), self.map());
             for (index, r) in records {
-                let c = map.health(r.handle, now, self.timing.dead_after);
+                let c = map.health(r.handle, now, self.config.dead_after);
                 let want = attr.replication as u32;
                 h.chunks += 1;
                 h.missing += (c.live == 0) as u64;
@@ -159,6 +256,7 @@ impl ChunkManager {
             },
         };
         let chunk_size = file.attr.chunk_size_bytes;
+        self.map().set_file(req.inode, FileMeta { replication: file.attr.replication, chunk_size });
         // A chunk enters the map once placed: a failed placement is retried
         // by the next lease request instead of leaving it without replicas.
         let known = self.map().chunk(record.handle).is_some();
@@ -171,10 +269,10 @@ impl ChunkManager {
         let decision = {
             let map = self.map();
             let version = current.as_ref().map(|l| l.version).unwrap_or(record.version);
-            decide(current.as_ref(), |n| map.holds(record.handle, n, version, now, self.timing.dead_after), now)
+            decide(current.as_ref(), |n| map.holds(record.handle, n, version, now, self.config.dead_after), now)
         };
         let lease = match decision {
-            LeaseDecision::Keep(l) => Lease { expires: now + self.timing.lease, ..l },
+            LeaseDecision::Keep(l) => Lease { expires: now + self.config.lease, ..l },
             LeaseDecision::WaitUntil(t) => {
                 let ms = t.saturating_duration_since(now).as_millis();
                 return Err(err(ErrorKind::EAGAIN, format!("the chunk's primary is unreachable; its lease ends in {ms} ms")));
@@ -190,7 +288,7 @@ impl ChunkManager {
         let now = Instant::now();
         let (live, targets): (usize, Vec<ReplicaAddr>) = {
             let mut map = self.map();
-            let candidates = map.candidates(now, self.timing.dead_after);
+            let candidates = map.candidates(now, self.config.dead_after);
             let chosen = placement::choose(&candidates, replication, chunk_size);
             chosen.iter().for_each(|n| map.reserve(*n, chunk_size));
             (candidates.len(), chosen.into_iter().filter_map(|n| map.address(n)).collect())
@@ -226,7 +324,7 @@ impl ChunkManager {
     /// A chunk placed just now keeps its first version: it has no history.
     async fn grant(&self, record: ChunkRecord, req: LeaseRequest, existed: bool, primary: Option<NodeId>) -> Result<Lease, NsError> {
         let now = Instant::now();
-        let replicas = self.map().current_replicas(record.handle, now, self.timing.dead_after);
+        let replicas = self.map().current_replicas(record.handle, now, self.config.dead_after);
         if replicas.is_empty() {
             return Err(err(ErrorKind::EIO, format!("chunk {} has no live current replica", record.handle)));
         }
@@ -253,12 +351,12 @@ impl ChunkManager {
         }
         let primary = primary.filter(|p| holders.iter().any(|h| h.node_id == *p)).unwrap_or(holders[0].node_id);
         let members = holders.iter().map(|h| h.node_id).collect();
-        Ok(Lease { primary, version, expires: now + self.timing.lease, members })
+        Ok(Lease { primary, version, expires: now + self.config.lease, members })
     }
 
     fn lease_answer(&self, handle: ChunkHandle, lease: Lease, chunk_size: u64, now: Instant) -> Result<WriteLease, NsError> {
         let map = self.map();
-        let replicas = map.current_replicas(handle, now, self.timing.dead_after);
+        let replicas = map.current_replicas(handle, now, self.config.dead_after);
         let primary = replicas
             .iter()
             .find(|r| r.node_id == lease.primary)

@@ -12,7 +12,8 @@ pub const CF_ENTRIES: &str = "entries";
 pub const CF_CHUNKS: &str = "chunks";
 /// inode (8) → empty: roots of removed subtrees the reaper still has to free.
 pub const CF_PENDING_DELETE: &str = "pending_delete";
-/// chunk handle (8) → empty: chunks of removed data, for chunk garbage collection.
+/// chunk handle (8) → when it was removed (i64 ns, BE; empty in older
+/// databases): chunks of removed data, for chunk garbage collection.
 pub const CF_DELETED_CHUNKS: &str = "deleted_chunks";
 /// fixed names → cluster id, format version, counters.
 pub const CF_META: &str = "meta";
@@ -22,6 +23,8 @@ pub const ALL_CFS: [&str; 6] = [CF_INODES, CF_ENTRIES, CF_CHUNKS, CF_PENDING_DEL
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
 pub const META_COUNTERS: &[u8] = b"counters";
+/// Node ids (16 bytes each) of chunkservers being drained by decommission.
+pub const META_DECOMMISSIONED: &[u8] = b"decommissioned";
 
 pub fn inode_key(id: InodeId) -> [u8; 8] {
     id.0.to_be_bytes()

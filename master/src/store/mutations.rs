@@ -3,10 +3,10 @@
 
 use dfs_common::names::{split_path, PATH_MAX_BYTES};
 use dfs_common::wire::namespace::*;
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
 
 use super::error::{fail, NsError};
-use super::keys::CF_PENDING_DELETE;
+use super::keys::{CF_PENDING_DELETE, META_DECOMMISSIONED};
 use super::records::{ChunkRecord, InodeRecord};
 use super::txn::Txn;
 
@@ -37,6 +37,10 @@ pub enum Mutation {
     CommitLength { inode: InodeId, length: u64, chunks: Vec<(u64, ChunkHandle)> },
     /// Reserves room for one appended record at the end of the file.
     ReserveAppend(AppendRequest),
+    /// Garbage collection has taken these removed chunks in hand.
+    ForgetDeletedChunks(Vec<ChunkHandle>),
+    /// Starts (`on`) or ends draining a chunkserver.
+    SetDecommissioned { node: NodeId, on: bool },
 }
 
 /// What a successful mutation answers.
@@ -71,7 +75,21 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults) -> Result<Outcome, NsError
         }
         Mutation::CommitLength { inode, length, chunks } => commit_length(t, *inode, *length, chunks).map(Outcome::Attr),
         Mutation::ReserveAppend(r) => reserve_append(t, r).map(Outcome::Reserved),
+        Mutation::ForgetDeletedChunks(handles) => {
+            handles.iter().try_for_each(|h| t.forget_deleted_chunk(*h)).map(|_| Outcome::Done)
+        }
+        Mutation::SetDecommissioned { node, on } => set_decommissioned(t, *node, *on).map(|_| Outcome::Done),
     }
+}
+
+fn set_decommissioned(t: &mut Txn, node: NodeId, on: bool) -> Result<(), NsError> {
+    let mut nodes = t.store.decommissioned()?;
+    nodes.retain(|n| *n != node);
+    if on {
+        nodes.push(node);
+    }
+    let bytes: Vec<u8> = nodes.iter().flat_map(|n| *n.0.as_bytes()).collect();
+    t.put_meta(META_DECOMMISSIONED, &bytes)
 }
 
 pub fn check_replication(r: u16) -> Result<(), NsError> {

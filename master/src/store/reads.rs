@@ -3,7 +3,7 @@
 
 use dfs_common::names::{split_path, validate_name};
 use dfs_common::wire::namespace::{Attr, DirEntry, Entry, EntryRef, FileKind, ListResponse, NodeRef};
-use dfs_common::{ErrorKind, InodeId};
+use dfs_common::{ChunkHandle, ErrorKind, InodeId, NodeId};
 use rocksdb::{Direction, IteratorMode, ReadOptions};
 
 use super::db::Store;
@@ -204,6 +204,28 @@ impl Store {
             out.push((InodeId(inode), index, ChunkRecord::decode(&value)?));
         }
         Ok(out)
+    }
+
+    /// Chunks of removed data awaiting garbage collection, by handle, up to
+    /// `limit`: (handle, when it was removed in ns; 0 if not recorded).
+    pub fn deleted_chunks(&self, limit: usize) -> Result<Vec<(ChunkHandle, i64)>, NsError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_DELETED_CHUNKS)?, IteratorMode::Start).take(limit) {
+            let (key, value) = item?;
+            let Some(handle) = leading_u64(&key) else { return fail(ErrorKind::EIO, "bad deleted-chunk key") };
+            let at = value.get(..8).map_or(0, |b| i64::from_be_bytes(b.try_into().unwrap_or([0; 8])));
+            out.push((ChunkHandle(handle), at));
+        }
+        Ok(out)
+    }
+
+    /// The chunkservers being decommissioned (drained).
+    pub fn decommissioned(&self) -> Result<Vec<NodeId>, NsError> {
+        let Some(v) = self.db.get_pinned_cf(self.cf(CF_META)?, META_DECOMMISSIONED)? else { return Ok(Vec::new()) };
+        if v.len() % 16 != 0 {
+            return fail(ErrorKind::EIO, "bad decommissioned-nodes record");
+        }
+        Ok(v.chunks(16).map(|b| NodeId(uuid::Uuid::from_bytes(b.try_into().unwrap_or([0; 16])))).collect())
     }
 
     pub fn readlink(&self, node: &NodeRef) -> Result<String, NsError> {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use dfs_common::wire::namespace::Attr;
-use dfs_common::{ErrorKind, InodeId};
+use dfs_common::{ChunkHandle, ErrorKind, InodeId};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 
 use super::db::Store;
@@ -83,7 +83,7 @@ impl<'s> Txn<'s> {
     }
 
     /// Drops the chunk records of `inode` from chunk `first_index` on, and
-    /// queues their handles for chunk garbage collection.
+    /// queues their handles for chunk garbage collection, with the time.
     pub fn drop_chunks(&mut self, inode: InodeId, first_index: u64) -> Result<(), NsError> {
         let chunks = self.store.cf(CF_CHUNKS)?;
         let start = chunk_key(inode, first_index);
@@ -99,8 +99,19 @@ impl<'s> Txn<'s> {
         let deleted = self.store.cf(CF_DELETED_CHUNKS)?;
         for (key, handle) in doomed {
             self.batch.delete_cf(chunks, key);
-            self.batch.put_cf(deleted, handle.0.to_be_bytes(), []);
+            self.batch.put_cf(deleted, handle.0.to_be_bytes(), self.now_ns.to_be_bytes());
         }
+        Ok(())
+    }
+
+    /// Forgets a garbage-collected chunk (its replicas are being deleted).
+    pub fn forget_deleted_chunk(&mut self, handle: ChunkHandle) -> Result<(), NsError> {
+        self.batch.delete_cf(self.store.cf(CF_DELETED_CHUNKS)?, handle.0.to_be_bytes());
+        Ok(())
+    }
+
+    pub fn put_meta(&mut self, key: &[u8], value: &[u8]) -> Result<(), NsError> {
+        self.batch.put_cf(self.store.cf(CF_META)?, key, value);
         Ok(())
     }
 

@@ -1,0 +1,276 @@
+//! Replication decisions, as a pure function of what the master knows: which
+//! chunks to copy (fewest counted replicas first), from which replica to
+//! which chunkserver, and which replicas to delete (stale ones, surplus
+//! ones). The monitor in `ChunkManager` performs the plan.
+//!
+//! A replica *counts* toward a chunk's replication when its node is live,
+//! not being decommissioned, and holds the chunk's current version. Replicas
+//! on decommissioning nodes still serve reads and copies but do not count,
+//! so their chunks are copied elsewhere. Replicas on dead nodes are left
+//! alone: the node may come back, and then they count (or are stale) again.
+
+use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
+
+/// A chunkserver as the plan sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeView {
+    pub node: NodeId,
+    pub live: bool,
+    pub draining: bool,
+    pub free_bytes: u64,
+    /// Copies in flight through this node, as source or target.
+    pub copies: usize,
+}
+
+/// One chunk as the plan sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkView {
+    pub handle: ChunkHandle,
+    pub version: ChunkVersion,
+    pub want: usize,
+    pub chunk_size: u64,
+    /// Every node reported holding it, with the version it holds.
+    pub replicas: Vec<(NodeId, ChunkVersion)>,
+    /// A lease runs: a copy could miss its writes, so nothing is copied or
+    /// trimmed until it ends.
+    pub leased: bool,
+    /// Nodes a copy of this chunk is being made to right now.
+    pub copying_to: Vec<NodeId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Copy { handle: ChunkHandle, version: ChunkVersion, chunk_size: u64, source: NodeId, target: NodeId },
+    /// Delete `node`'s replica if its version is at most `max_version`.
+    Delete { node: NodeId, handle: ChunkHandle, max_version: ChunkVersion },
+}
+
+/// Bounds on the work one plan starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Copies in flight through one node (as source or target) at once.
+    pub copies_per_node: usize,
+}
+
+/// How a chunk's replicas stand.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Replicas that count (live, not draining, current version).
+    pub counted: Vec<NodeId>,
+    /// Replicas a copy may be read from (live, current version; draining ok).
+    pub sources: Vec<NodeId>,
+    /// Replicas on live nodes below the current version.
+    pub stale: Vec<(NodeId, ChunkVersion)>,
+}
+
+pub fn standing(chunk: &ChunkView, node: impl Fn(NodeId) -> Option<NodeView>) -> Standing {
+    let mut s = Standing::default();
+    for (id, version) in &chunk.replicas {
+        let Some(n) = node(*id).filter(|n| n.live) else { continue };
+        if *version == chunk.version {
+            s.sources.push(*id);
+            if !n.draining {
+                s.counted.push(*id);
+            }
+        } else if *version < chunk.version && !chunk.copying_to.contains(id) {
+            s.stale.push((*id, *version));
+        }
+    }
+    s
+}
+
+/// True when every chunk `node` holds a current replica of is fully
+/// replicated without it: a decommissioning node that may now be removed.
+pub fn is_drained<'a>(node: NodeId, chunks: impl IntoIterator<Item = &'a ChunkView>, view: impl Fn(NodeId) -> Option<NodeView>) -> bool {
+    chunks.into_iter().filter(|c| c.replicas.iter().any(|(n, v)| *n == node && *v == c.version)).all(|c| {
+        let s = standing(c, &view);
+        s.counted.iter().filter(|n| **n != node).count() >= c.want
+    })
+}
+
+pub fn plan(chunks: &[ChunkView], nodes: &[NodeView], limits: Limits) -> Vec<Action> {
+    let mut nodes: Vec<NodeView> = nodes.to_vec();
+    let view = |nodes: &[NodeView], id: NodeId| nodes.iter().find(|n| n.node == id).copied();
+    let mut actions = Vec::new();
+    let mut needy: Vec<(usize, &ChunkView, Standing)> = Vec::new();
+    for chunk in chunks {
+        let s = standing(chunk, |id| view(&nodes, id));
+        for (node, version) in &s.stale {
+            actions.push(Action::Delete { node: *node, handle: chunk.handle, max_version: *version });
+        }
+        let have = s.counted.len() + chunk.copying_to.len();
+        if chunk.leased {
+            continue;
+        }
+        if have < chunk.want && !s.sources.is_empty() {
+            needy.push((s.counted.len(), chunk, s));
+        } else if chunk.copying_to.is_empty() && s.counted.len() > chunk.want {
+            actions.extend(surplus(chunk, &s, &nodes));
+        }
+    }
+    // Fewest counted replicas first: those are closest to being lost.
+    needy.sort_by_key(|(counted, c, _)| (*counted, c.handle));
+    for (_, chunk, s) in needy {
+        let missing = chunk.want - s.counted.len() - chunk.copying_to.len();
+        let mut taken: Vec<NodeId> = s.sources.clone();
+        taken.extend(&chunk.copying_to);
+        taken.extend(chunk.replicas.iter().filter(|(n, _)| view(&nodes, *n).is_some_and(|v| !v.live)).map(|(n, _)| *n));
+        for _ in 0..missing {
+            let Some(source) = pick_source(&s.sources, &nodes, limits) else { break };
+            let Some(target) = pick_target(&taken, chunk.chunk_size, &nodes, limits) else { break };
+            for n in nodes.iter_mut() {
+                if n.node == source || n.node == target {
+                    n.copies += 1;
+                }
+                if n.node == target {
+                    n.free_bytes = n.free_bytes.saturating_sub(chunk.chunk_size);
+                }
+            }
+            taken.push(target);
+            let (handle, version, chunk_size) = (chunk.handle, chunk.version, chunk.chunk_size);
+            actions.push(Action::Copy { handle, version, chunk_size, source, target });
+        }
+    }
+    actions
+}
+
+/// Deletes replicas beyond the wanted number, from the fullest nodes.
+fn surplus(chunk: &ChunkView, s: &Standing, nodes: &[NodeView]) -> Vec<Action> {
+    let mut counted: Vec<NodeView> = s.counted.iter().filter_map(|id| nodes.iter().find(|n| n.node == *id).copied()).collect();
+    counted.sort_by_key(|n| (n.free_bytes, n.node));
+    let extra = s.counted.len() - chunk.want;
+    counted.into_iter().take(extra).map(|n| Action::Delete { node: n.node, handle: chunk.handle, max_version: chunk.version }).collect()
+}
+
+/// The source with the fewest copies in flight, if any is under the limit;
+/// on a tie a draining node, whose disk is otherwise idle (as HDFS does).
+fn pick_source(sources: &[NodeId], nodes: &[NodeView], limits: Limits) -> Option<NodeId> {
+    nodes
+        .iter()
+        .filter(|n| sources.contains(&n.node) && n.copies < limits.copies_per_node)
+        .min_by_key(|n| (n.copies, !n.draining, n.node))
+        .map(|n| n.node)
+}
+
+/// A live, not draining node without the chunk, with room and under the
+/// copy limit: the most free space wins (spreads data as placement does).
+fn pick_target(taken: &[NodeId], chunk_size: u64, nodes: &[NodeView], limits: Limits) -> Option<NodeId> {
+    nodes
+        .iter()
+        .filter(|n| n.live && !n.draining && !taken.contains(&n.node))
+        .filter(|n| n.free_bytes >= chunk_size && n.copies < limits.copies_per_node)
+        .max_by(|a, b| a.free_bytes.cmp(&b.free_bytes).then(b.node.cmp(&a.node)))
+        .map(|n| n.node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+    const LIMITS: Limits = Limits { copies_per_node: 2 };
+
+    fn n(i: u128) -> NodeId {
+        NodeId(uuid::Uuid::from_u128(i))
+    }
+
+    fn node(i: u128, free_gib: u64) -> NodeView {
+        NodeView { node: n(i), live: true, draining: false, free_bytes: free_gib * GIB, copies: 0 }
+    }
+
+    fn chunk(h: u64, want: usize, replicas: &[(u128, u64)]) -> ChunkView {
+        ChunkView {
+            handle: ChunkHandle(h),
+            version: ChunkVersion(5),
+            want,
+            chunk_size: 64 << 20,
+            replicas: replicas.iter().map(|(i, v)| (n(*i), ChunkVersion(*v))).collect(),
+            leased: false,
+            copying_to: Vec::new(),
+        }
+    }
+
+    fn copies(actions: &[Action]) -> Vec<(u64, NodeId, NodeId)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Copy { handle, source, target, .. } => Some((handle.0, *source, *target)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_under_replicated_chunk_is_copied_to_the_emptiest_node_without_it() {
+        let nodes = [node(1, 10), node(2, 10), node(3, 50), node(4, 40)];
+        let actions = plan(&[chunk(7, 3, &[(1, 5), (2, 5)])], &nodes, LIMITS);
+        assert_eq!(copies(&actions), vec![(7, n(1), n(3))]);
+    }
+
+    #[test]
+    fn fewest_counted_replicas_go_first_and_per_node_limits_hold() {
+        let nodes = [node(1, 10), node(2, 10), node(3, 50)];
+        let two_left = chunk(1, 3, &[(1, 5), (2, 5)]);
+        let one_left = chunk(2, 3, &[(1, 5)]);
+        let limits = Limits { copies_per_node: 1 };
+        let actions = plan(&[two_left, one_left], &nodes, limits);
+        // Node 1 is the only source of chunk 2 and may serve one copy.
+        assert_eq!(copies(&actions), vec![(2, n(1), n(3))]);
+        let actions = plan(&[chunk(1, 3, &[(1, 5), (2, 5)]), chunk(2, 3, &[(1, 5)])], &nodes, LIMITS);
+        let c = copies(&actions);
+        assert_eq!(c[0], (2, n(1), n(3)), "the chunk with one replica first: {c:?}");
+        assert_eq!(c.len(), 3, "{c:?}");
+    }
+
+    #[test]
+    fn dead_nodes_neither_count_nor_receive_and_stale_replicas_are_deleted() {
+        let mut nodes = [node(1, 10), node(2, 10), node(3, 50), node(4, 60)];
+        nodes[3].live = false;
+        let actions = plan(&[chunk(7, 3, &[(1, 5), (2, 4), (4, 5)])], &nodes, LIMITS);
+        assert!(actions.contains(&Action::Delete { node: n(2), handle: ChunkHandle(7), max_version: ChunkVersion(4) }));
+        // Node 2 holds only a stale copy: it may receive a fresh one.
+        let c = copies(&actions);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert!(c.iter().all(|(_, _, t)| *t == n(2) || *t == n(3)), "{c:?}");
+        assert!(!actions.iter().any(|a| matches!(a, Action::Delete { node, .. } if *node == n(4))), "dead nodes are left alone");
+    }
+
+    #[test]
+    fn leased_or_copying_chunks_wait_and_surplus_is_trimmed_from_the_fullest() {
+        let nodes = [node(1, 10), node(2, 5), node(3, 50), node(4, 40)];
+        let mut leased = chunk(7, 3, &[(1, 5)]);
+        leased.leased = true;
+        assert!(copies(&plan(&[leased], &nodes, LIMITS)).is_empty());
+        let mut copying = chunk(8, 3, &[(1, 5), (2, 5)]);
+        copying.copying_to = vec![n(3)];
+        assert!(plan(&[copying], &nodes, LIMITS).is_empty(), "the copy in flight covers the missing replica");
+        let four = chunk(9, 3, &[(1, 5), (2, 5), (3, 5), (4, 5)]);
+        assert_eq!(plan(&[four], &nodes, LIMITS), vec![Action::Delete { node: n(2), handle: ChunkHandle(9), max_version: ChunkVersion(5) }]);
+    }
+
+    #[test]
+    fn draining_nodes_serve_copies_but_do_not_count_and_drain_completes() {
+        let mut nodes = [node(1, 10), node(2, 10), node(3, 50), node(4, 40)];
+        nodes[0].draining = true;
+        let c = chunk(7, 2, &[(1, 5), (2, 5)]);
+        assert!(!is_drained(n(1), [&c], |id| nodes.iter().find(|x| x.node == id).copied()));
+        let actions = plan(std::slice::from_ref(&c), &nodes, LIMITS);
+        assert_eq!(copies(&actions), vec![(7, n(1), n(3))], "the draining node is the source");
+        let done = chunk(7, 2, &[(1, 5), (2, 5), (3, 5)]);
+        assert!(is_drained(n(1), [&done], |id| nodes.iter().find(|x| x.node == id).copied()));
+        assert!(plan(&[done], &nodes, LIMITS).is_empty(), "the draining replica is kept, not trimmed");
+    }
+
+    #[test]
+    fn a_chunk_without_any_current_replica_is_not_copied() {
+        let nodes = [node(1, 10), node(2, 10), node(3, 10)];
+        let actions = plan(&[chunk(7, 3, &[(1, 4)])], &nodes, LIMITS);
+        assert!(copies(&actions).is_empty());
+    }
+
+    #[test]
+    fn nodes_without_room_get_no_copies() {
+        let nodes = [node(1, 10), node(2, 0), node(3, 0)];
+        assert!(copies(&plan(&[chunk(7, 3, &[(1, 5)])], &nodes, LIMITS)).is_empty());
+    }
+}
