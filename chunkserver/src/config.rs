@@ -46,6 +46,22 @@ pub struct ChunkserverConfig {
     #[arg(long, env = "DFS_MAX_WRITE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_write_bytes: u64,
 
+    /// Bandwidth of each chunk copy made on the master's order
+    /// (re-replication), in MiB/s: read from the source, written here.
+    #[arg(long, env = "DFS_REPLICATION_MIB_PER_SEC", default_value_t = 128)]
+    pub replication_mib_per_sec: u64,
+
+    /// Bandwidth of the background scrubber, which re-reads every replica and
+    /// checks its checksums, in MiB/s.
+    #[arg(long, env = "DFS_SCRUB_MIB_PER_SEC", default_value_t = 16)]
+    pub scrub_mib_per_sec: u64,
+
+    /// Time between the starts of two scrubber passes over all replicas, in ms
+    /// (a pass that overruns is followed at once by the next). The first
+    /// pass starts min(this, 10 s) after start-up.
+    #[arg(long, env = "DFS_SCRUB_PERIOD_MS", default_value_t = 86_400_000)]
+    pub scrub_period_ms: u64,
+
     /// Log filter (tracing's env-filter syntax).
     #[arg(long, env = "DFS_LOG", default_value = "info")]
     pub log: String,
@@ -73,6 +89,15 @@ impl DaemonConfig for ChunkserverConfig {
         }
         if self.max_write_bytes < 64 * 1024 {
             return invalid("max_write_bytes must be at least one 64 KiB block".into());
+        }
+        if self.replication_mib_per_sec == 0 {
+            return invalid("replication_mib_per_sec must be at least 1".into());
+        }
+        if self.scrub_mib_per_sec == 0 {
+            return invalid("scrub_mib_per_sec must be at least 1".into());
+        }
+        if self.scrub_period_ms == 0 {
+            return invalid("scrub_period_ms must be at least 1".into());
         }
         Ok(())
     }

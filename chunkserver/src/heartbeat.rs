@@ -1,14 +1,17 @@
 //! The heartbeat loop: capacity, use and load every interval, with a full
-//! chunk report at registration, periodically, and whenever the master asks.
+//! chunk report at registration, periodically, and whenever the master asks;
+//! and the replica deletes the master answers with.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::{Heartbeat, HeartbeatResponse, ReplicaReport};
+use dfs_common::wire::chunks::{DeleteReplica, Heartbeat, HeartbeatResponse, ReplicaReport};
 
+use crate::api::replicate::copy_in_progress;
 use crate::api::Node;
+use crate::chunk_store::ChunkError;
 
 /// Bytes available to unprivileged writers on the file system holding `dir`.
 pub fn available_bytes(dir: &Path) -> u64 {
@@ -57,9 +60,15 @@ pub async fn run(node: Arc<Node>, interval: Duration, report_interval: Duration)
                 if with_report {
                     last_report = Some(Instant::now());
                 }
-                if r.json::<HeartbeatResponse>().await.is_ok_and(|a| a.send_report) {
-                    last_report = None;
-                    ticker.reset_immediately();
+                match r.json::<HeartbeatResponse>().await {
+                    Ok(answer) => {
+                        if answer.send_report {
+                            last_report = None;
+                            ticker.reset_immediately();
+                        }
+                        apply_deletes(&node, answer.delete).await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "unreadable heartbeat answer"),
                 }
             }
             Ok(r) => tracing::warn!(status = %r.status(), "master refused a heartbeat"),
@@ -69,5 +78,37 @@ pub async fn run(node: Arc<Node>, interval: Duration, report_interval: Duration)
                 last_report = None;
             }
         }
+    }
+}
+
+/// Carries out the master's deletes, in one trip to the blocking pool.
+async fn apply_deletes(node: &Arc<Node>, deletes: Vec<DeleteReplica>) {
+    if deletes.is_empty() {
+        return;
+    }
+    let n = node.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || deletes.into_iter().for_each(|d| delete_one(&n, d))).await {
+        tracing::error!(error = %e, "deleting replicas failed");
+    }
+}
+
+/// Removes a replica at a version at most the one named (checked under its
+/// lock: one moved on meanwhile is kept), unless a copy of it is being made
+/// here: that copy is the master's own later order, and ends durable or removed.
+pub(crate) fn delete_one(node: &Node, d: DeleteReplica) {
+    if copy_in_progress(node, d.handle) {
+        tracing::info!(chunk = %d.handle, "not deleting a replica while copying it");
+        return;
+    }
+    match node.store.delete_up_to(d.handle, d.max_version) {
+        Ok(version) => {
+            node.replicas_deleted.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(chunk = %d.handle, %version, "deleted a replica on the master's order");
+        }
+        Err(ChunkError::UnknownChunk(_)) => {}
+        Err(ChunkError::VersionConflict { have, .. }) => {
+            tracing::info!(chunk = %d.handle, version = %have, max_version = %d.max_version, "kept a replica newer than the delete order");
+        }
+        Err(e) => tracing::warn!(chunk = %d.handle, error = %e, "deleting a replica failed"),
     }
 }

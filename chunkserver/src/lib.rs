@@ -4,7 +4,10 @@
 //!   CRC32 per 64 KiB block, O_DIRECT I/O, every read verified.
 //! - [`api`]: the HTTP API: pipelined replicated writes, verified reads,
 //!   replica commands from the master, status.
-//! - [`heartbeat`]: heartbeats and chunk reports to the master.
+//! - [`heartbeat`]: heartbeats and chunk reports to the master, and the
+//!   deletes it answers with.
+//! - [`scrubber`]: background verification of every replica.
+//! - [`pacing`]: the bandwidth limit of copies and scrubbing.
 //! - [`node_id`]: the node's lasting identity.
 //! - [`config`] and [`server`]: settings and start-up.
 
@@ -13,4 +16,6 @@ pub mod chunk_store;
 pub mod config;
 pub mod heartbeat;
 pub mod node_id;
+pub mod pacing;
+pub mod scrubber;
 pub mod server;

@@ -1,18 +1,21 @@
-//! Starting a chunkserver: node id, chunk store, HTTP server, heartbeats;
-//! serving until SIGINT or SIGTERM.
+//! Starting a chunkserver: node id, chunk store, HTTP server, heartbeats,
+//! scrubber; serving until SIGINT or SIGTERM.
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use dfs_common::http::daemon::shutdown_signal;
+use dfs_common::NodeId;
 use tokio::net::TcpListener;
 
 use crate::api::{router, Node};
 use crate::chunk_store::ChunkStore;
 use crate::config::ChunkserverConfig;
-use crate::{heartbeat, node_id};
+use crate::pacing::mib_per_sec;
+use crate::scrubber::ScrubStats;
+use crate::{heartbeat, node_id, scrubber};
 
 pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     let dir = config.data_dir.clone();
@@ -28,15 +31,44 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let address = config.advertise_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-    let node = Arc::new(Node {
+    let node = Arc::new(new_node(&config, id, store, address.clone())?);
+    let beats = tokio::spawn(heartbeat::run(
+        node.clone(),
+        Duration::from_millis(config.heartbeat_interval_ms),
+        Duration::from_millis(config.report_interval_ms),
+    ));
+    let scrub = tokio::spawn(scrubber::run(
+        node.clone(),
+        Duration::from_millis(config.scrub_period_ms),
+        mib_per_sec(config.scrub_mib_per_sec),
+    ));
+    println!("dfs-chunkserver listening on {address}");
+    tracing::info!(%address, node = %id, master = %node.master, "chunkserver started");
+    axum::serve(listener, router(node)).with_graceful_shutdown(shutdown_signal()).await?;
+    beats.abort();
+    scrub.abort();
+    tracing::info!("chunkserver stopped");
+    Ok(())
+}
+
+/// The state shared by the handlers and background loops of a node serving
+/// `store` at `address`.
+pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, address: String) -> anyhow::Result<Node> {
+    Ok(Node {
         id,
-        address: address.clone(),
+        address,
         master: config.master.trim_end_matches('/').to_string(),
         data_dir: config.data_dir.clone(),
         store: Arc::new(store),
         in_flight: AtomicU32::new(0),
         bytes_written: AtomicU64::new(0),
         bytes_read: AtomicU64::new(0),
+        replicas_deleted: AtomicU64::new(0),
+        replicas_copied: AtomicU64::new(0),
+        bytes_replicated: AtomicU64::new(0),
+        copying: Mutex::new(Default::default()),
+        replication_bytes_per_sec: mib_per_sec(config.replication_mib_per_sec),
+        scrub: ScrubStats::default(),
         max_write_bytes: config.max_write_bytes,
         // Room for four of the largest writes at once.
         write_budget: tokio::sync::Semaphore::new((4 * config.max_write_bytes).div_ceil(1 << 20) as usize),
@@ -47,16 +79,5 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
             .read_timeout(Duration::from_secs(60))
             .build()?,
         started: Instant::now(),
-    });
-    let beats = tokio::spawn(heartbeat::run(
-        node.clone(),
-        Duration::from_millis(config.heartbeat_interval_ms),
-        Duration::from_millis(config.report_interval_ms),
-    ));
-    println!("dfs-chunkserver listening on {address}");
-    tracing::info!(%address, node = %id, master = %node.master, "chunkserver started");
-    axum::serve(listener, router(node)).with_graceful_shutdown(shutdown_signal()).await?;
-    beats.abort();
-    tracing::info!("chunkserver stopped");
-    Ok(())
+    })
 }

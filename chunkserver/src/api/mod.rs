@@ -4,21 +4,29 @@
 //!   verified reads.
 //! - [`replicas`]: replica commands from the master (create, new version),
 //!   fsync, replica info and the node's status.
+//! - [`replicate`]: copying a chunk from another chunkserver
+//!   (re-replication, on the master's order).
 
 pub mod data;
 pub mod replicas;
+pub mod replicate;
 
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::routing::{get, post};
 use axum::Router;
 use dfs_common::http::ApiError;
-use dfs_common::{ErrorKind, NodeId};
+use dfs_common::{ChunkHandle, ErrorKind, NodeId};
 
 use crate::chunk_store::{ChunkError, ChunkStore};
+use crate::scrubber::ScrubStats;
 
 /// Everything the handlers and the heartbeat loop share.
 pub struct Node {
@@ -32,6 +40,17 @@ pub struct Node {
     pub in_flight: AtomicU32,
     pub bytes_written: AtomicU64,
     pub bytes_read: AtomicU64,
+    /// Replicas removed on the master's order (heartbeat answers).
+    pub replicas_deleted: AtomicU64,
+    /// Copies made from other chunkservers and made current.
+    pub replicas_copied: AtomicU64,
+    /// Bytes written by copies, counted per piece (failed copies included).
+    pub bytes_replicated: AtomicU64,
+    /// Chunks being copied here now: one copy of a chunk at a time.
+    pub copying: Mutex<HashSet<ChunkHandle>>,
+    /// Bandwidth limit of each copy, in bytes/s.
+    pub replication_bytes_per_sec: u64,
+    pub scrub: ScrubStats,
     pub max_write_bytes: u64,
     /// Bytes of write bodies held in memory at once, in MiB permits: writes
     /// past it wait instead of growing memory without bound.
@@ -62,6 +81,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/chunks/{handle}/create", post(replicas::create))
         .route("/v1/chunks/{handle}/version", post(replicas::set_version))
         .route("/v1/chunks/{handle}/fsync", post(replicas::fsync))
+        .route("/v1/chunks/{handle}/replicate", post(replicate::replicate))
         .route("/v1/chunks/{handle}", get(replicas::info))
         .route("/v1/status", get(replicas::status))
         .fallback(|| async { ApiError::new(ErrorKind::ENOENT, "no such endpoint") })

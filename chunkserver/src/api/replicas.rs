@@ -65,6 +65,10 @@ pub async fn status(State(n): State<Arc<Node>>) -> Json<Value> {
         "in_flight": n.in_flight.load(Ordering::Relaxed),
         "bytes_written": n.bytes_written.load(Ordering::Relaxed),
         "bytes_read": n.bytes_read.load(Ordering::Relaxed),
+        "replicas_deleted": n.replicas_deleted.load(Ordering::Relaxed),
+        "replicas_copied": n.replicas_copied.load(Ordering::Relaxed),
+        "bytes_replicated": n.bytes_replicated.load(Ordering::Relaxed),
+        "scrub": n.scrub.to_json(),
         "uptime_s": n.started.elapsed().as_secs(),
     }))
 }

@@ -70,7 +70,7 @@ pub(crate) struct ChunkMeta {
 }
 
 /// Checks a chunk size given to `create` or read from disk.
-pub(crate) fn check_chunk_size(chunk_size_bytes: u64) -> Result<(), String> {
+pub fn check_chunk_size(chunk_size_bytes: u64) -> Result<(), String> {
     if chunk_size_bytes == 0 || !is_multiple(chunk_size_bytes, BLOCK_BYTES) {
         return Err(format!("chunk size {chunk_size_bytes} is not a positive multiple of {BLOCK_BYTES}"));
     }

@@ -38,11 +38,11 @@ use dfs_common::{ChunkHandle, ChunkVersion};
 
 use aligned::{BufferPool, DataFile};
 use disk_layout::{sync_dir, DiskLayout};
-use meta::{check_chunk_size, ChunkMeta};
+use meta::ChunkMeta;
 use replica::{lock, read, write, OpenFiles, Replica, ReplicaState};
 
 pub use error::ChunkError;
-pub use meta::MAX_CHUNK_BYTES;
+pub use meta::{check_chunk_size, MAX_CHUNK_BYTES};
 
 /// The checksum granularity: one CRC32 per block of this many bytes.
 pub const BLOCK_BYTES: u64 = 64 * 1024;
@@ -306,8 +306,20 @@ impl ChunkStore {
 
     /// Removes the replica, durably.
     pub fn delete(&self, handle: ChunkHandle) -> Result<(), ChunkError> {
+        self.delete_up_to(handle, ChunkVersion(u64::MAX)).map(|_| ())
+    }
+
+    /// Removes the replica, durably, if its version is at most `max_version`,
+    /// and returns the version removed. The version is checked under the
+    /// replica's lock, so one raised meanwhile is kept: a newer replica is a
+    /// `VersionConflict` and stays.
+    pub fn delete_up_to(&self, handle: ChunkHandle, max_version: ChunkVersion) -> Result<ChunkVersion, ChunkError> {
         let replica = self.replica(handle)?;
         let mut st = alive(handle, write(&replica.state))?;
+        let have = st.meta.version;
+        if have > max_version {
+            return Err(ChunkError::VersionConflict { handle, have, want: max_version });
+        }
         self.files.close(&replica);
         // The metadata first: without it the replica no longer exists.
         for path in [self.layout.meta_path(handle), self.layout.data_path(handle)] {
@@ -319,7 +331,7 @@ impl ChunkStore {
         }
         sync_dir(&self.layout.chunks)?;
         self.retire(&replica, &mut st);
-        Ok(())
+        Ok(have)
     }
 
     /// Moves the replica's files to `quarantine/`, durably: it is never

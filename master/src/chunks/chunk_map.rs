@@ -17,7 +17,7 @@ use super::placement::Candidate;
 use super::replication::{ChunkView, NodeView};
 
 /// Most deletions one heartbeat reply carries.
-const DELETES_PER_HEARTBEAT: usize = 1000;
+const DELETES_PER_HEARTBEAT: usize = 256;
 
 /// A chunkserver as last heard from.
 #[derive(Clone, Debug)]

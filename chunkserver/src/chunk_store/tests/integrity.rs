@@ -111,6 +111,20 @@ fn delete_removes_the_files() {
 }
 
 #[test]
+fn delete_up_to_keeps_a_newer_replica() {
+    let (_dir, store) = new_store(true);
+    store.create(H, V2, SIZE).unwrap();
+    store.write(H, V2, 0, b"newer", None).unwrap();
+    let kept = store.delete_up_to(H, V1).unwrap_err();
+    assert!(matches!(kept, ChunkError::VersionConflict { have: V2, want: V1, .. }), "{kept:?}");
+    assert_eq!(store.read(H, V2, 0, 5).unwrap(), b"newer");
+    assert_eq!(store.delete_up_to(H, V2).unwrap(), V2);
+    assert!(store.info(H).is_none());
+    assert_eq!(store.used_bytes(), 0);
+    assert!(matches!(store.delete_up_to(H, V2), Err(ChunkError::UnknownChunk(_))));
+}
+
+#[test]
 fn a_long_write_ending_in_a_damaged_block_writes_nothing() {
     let (dir, store) = new_store(true);
     let size = 32 * BLOCK_BYTES;

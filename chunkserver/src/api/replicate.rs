@@ -1,0 +1,232 @@
+//! `POST /v1/chunks/{handle}/replicate`: copy a chunk from another
+//! chunkserver, on the master's order (re-replication).
+//!
+//! The copy is a replica at version 0, which is never current: it is filled
+//! with pieces read from the source, each checked against the checksums the
+//! source sent with it, then synced, and only then moved to the requested
+//! version. A copy that fails is deleted here; one cut short by a crash is
+//! version-0 garbage that the master deletes. One copy per chunk at a time,
+//! each paced to `replication_mib_per_sec`, each holding at most one piece in
+//! memory.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use dfs_common::http::{ApiError, ApiJson};
+use dfs_common::wire::chunks::{parse_checksum_header, ReplicaReport, ReplicateChunk, HEADER_CHECKSUMS};
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
+
+use super::{blocking, chunk_error, InFlight, Node};
+use crate::chunk_store::{check_chunk_size, ChunkError};
+use crate::pacing::Pacer;
+
+/// Bytes read from the source per request (and so held in memory per copy).
+const PIECE_BYTES: u64 = 8 << 20;
+/// The version of a copy in progress: never current, so never served.
+const COPY_VERSION: ChunkVersion = ChunkVersion(0);
+
+/// `POST /v1/chunks/{handle}/replicate` with a [`ReplicateChunk`]; answers
+/// the new replica once it is durable at the requested version.
+pub async fn replicate(
+    State(n): State<Arc<Node>>,
+    Path(h): Path<u64>,
+    ApiJson(r): ApiJson<ReplicateChunk>,
+) -> Result<Json<ReplicaReport>, ApiError> {
+    let handle = ChunkHandle(h);
+    check_request(&n, &r)?;
+    let Some(claim) = CopyClaim::take(&n, handle) else {
+        return Err(ApiError::new(ErrorKind::EAGAIN, format!("chunk {handle} is already being copied here")));
+    };
+    // A task of its own: the copy runs on if the master stops waiting, so it
+    // always ends durable or removed, never half-written and still claimed.
+    let copied = tokio::spawn(copy(n, claim, r)).await;
+    copied.unwrap_or_else(|e| Err(ApiError::new(ErrorKind::EIO, format!("copy of chunk {handle}: {e}")))).map(Json)
+}
+
+fn check_request(n: &Node, r: &ReplicateChunk) -> Result<(), ApiError> {
+    let invalid = |m: String| Err(ApiError::new(ErrorKind::EINVAL, m));
+    if !r.source.starts_with("http://") {
+        return invalid(format!("source must be an http:// URL, not {:?}", r.source));
+    }
+    if r.source.trim_end_matches('/') == n.address {
+        return invalid("a chunkserver cannot copy a chunk from itself".into());
+    }
+    if r.version == COPY_VERSION {
+        return invalid("version 0 is never current; a copy needs a real version".into());
+    }
+    // Before anything is deleted: a request that cannot succeed changes nothing.
+    check_chunk_size(r.chunk_size_bytes).or_else(invalid)
+}
+
+/// The whole copy; the claim is released when it returns.
+async fn copy(n: Arc<Node>, claim: CopyClaim, r: ReplicateChunk) -> Result<ReplicaReport, ApiError> {
+    let handle = claim.handle;
+    let _load = InFlight::new(&n.in_flight);
+    let started = Instant::now();
+    tracing::info!(chunk = %handle, version = %r.version, source = %r.source, "copying a replica");
+    replace_older(&n, handle, r.version).await?;
+    let (store, size) = (n.store.clone(), r.chunk_size_bytes);
+    blocking(move || store.create(handle, COPY_VERSION, size)).await.map_err(chunk_error)?;
+    let done = match fill(&n, handle, &r).await {
+        Ok(()) => commit(&n, handle, r.version, &r.source).await,
+        Err(e) => Err(e),
+    };
+    match done {
+        Ok(report) => {
+            n.replicas_copied.fetch_add(1, Ordering::Relaxed);
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(chunk = %handle, version = %r.version, bytes = report.length, ms, "copied a replica");
+            Ok(report)
+        }
+        Err(e) => {
+            discard(&n, handle).await;
+            Err(e)
+        }
+    }
+}
+
+/// Removes any replica of the chunk here at `version` or older (stale, or
+/// left over); a newer one means the order is out of date: ESTALE, since
+/// versions never go down.
+async fn replace_older(n: &Node, handle: ChunkHandle, version: ChunkVersion) -> Result<(), ApiError> {
+    let store = n.store.clone();
+    match blocking(move || store.delete_up_to(handle, version)).await {
+        Ok(old) => {
+            tracing::info!(chunk = %handle, old_version = %old, "replacing an older replica with the copy");
+            Ok(())
+        }
+        Err(ChunkError::UnknownChunk(_)) => Ok(()),
+        Err(e) => Err(chunk_error(e)),
+    }
+}
+
+/// Fills the version-0 replica from the source, piece by piece, until the
+/// chunk size or a short piece (the end of the source's replica).
+async fn fill(n: &Node, handle: ChunkHandle, r: &ReplicateChunk) -> Result<(), ApiError> {
+    let mut pacer = Pacer::new(n.replication_bytes_per_sec);
+    let mut offset = 0;
+    while offset < r.chunk_size_bytes {
+        let want = PIECE_BYTES.min(r.chunk_size_bytes - offset);
+        let (data, crcs) = fetch(n, handle, r, offset, want).await?;
+        let got = data.len() as u64;
+        let store = n.store.clone();
+        let written = blocking(move || store.write(handle, COPY_VERSION, offset, &data, Some(&crcs))).await;
+        written.map_err(|e| write_error(e, &r.source))?;
+        n.bytes_replicated.fetch_add(got, Ordering::Relaxed);
+        offset += got;
+        if got < want {
+            break;
+        }
+        pacer.add(got).await;
+    }
+    Ok(())
+}
+
+/// One piece of the source's replica, with the CRC32s it was sent with.
+async fn fetch(n: &Node, handle: ChunkHandle, r: &ReplicateChunk, offset: u64, want: u64) -> Result<(Vec<u8>, Vec<u32>), ApiError> {
+    let source = r.source.trim_end_matches('/');
+    let url = format!("{source}/v1/chunks/{handle}/data?version={}&offset={offset}&length={want}", r.version);
+    let failed = |m: String| ApiError::new(ErrorKind::EIO, format!("copying chunk {handle} from {source}: {m}"));
+    let resp = n.http.get(url).send().await.map_err(|e| failed(e.to_string()))?;
+    let status = resp.status();
+    if status == reqwest::StatusCode::CONFLICT {
+        let why = refusal(resp).await;
+        return Err(ApiError::new(ErrorKind::ESTALE, format!("{source} no longer holds chunk {handle} at version {}: {why}", r.version)));
+    }
+    if !status.is_success() {
+        return Err(failed(refusal(resp).await));
+    }
+    let crc_text = resp.headers().get(HEADER_CHECKSUMS).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let data = body_up_to(resp, want).await.map_err(failed)?;
+    let crcs = parse_checksum_header(&crc_text, data.len() as u64).map_err(failed)?;
+    Ok((data, crcs))
+}
+
+/// The body, refused if longer than `limit`: memory stays bounded whatever
+/// the source sends.
+async fn body_up_to(mut resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, String> {
+    let mut data = Vec::with_capacity(resp.content_length().unwrap_or(limit).min(limit) as usize);
+    while let Some(frame) = resp.chunk().await.map_err(|e| format!("reading the data: {e}"))? {
+        if data.len() as u64 + frame.len() as u64 > limit {
+            return Err(format!("sent more than the {limit} bytes asked for"));
+        }
+        data.extend_from_slice(&frame);
+    }
+    Ok(data)
+}
+
+/// What a refusing source said, for the error message.
+async fn refusal(resp: reqwest::Response) -> String {
+    let status = resp.status();
+    match resp.json::<ErrorBody>().await {
+        Ok(b) => format!("{}: {}", b.error, b.message),
+        Err(_) => status.to_string(),
+    }
+}
+
+fn write_error(e: ChunkError, source: &str) -> ApiError {
+    match e {
+        // The source verified what it read: a mismatch is damage on the way.
+        ChunkError::BodyChecksum { .. } => ApiError::new(ErrorKind::EIO, format!("data from {source}: {e}")),
+        // Deleted under us (a delete order raced the copy); the master may retry.
+        ChunkError::UnknownChunk(h) => ApiError::new(ErrorKind::EAGAIN, format!("the copy of chunk {h} was removed meanwhile")),
+        e => chunk_error(e),
+    }
+}
+
+/// Makes the copy durable, then current; answers what is now stored.
+async fn commit(n: &Node, handle: ChunkHandle, version: ChunkVersion, source: &str) -> Result<ReplicaReport, ApiError> {
+    let store = n.store.clone();
+    let info = blocking(move || {
+        store.sync(handle)?;
+        store.set_version(handle, version)?;
+        store.info(handle).ok_or(ChunkError::UnknownChunk(handle))
+    })
+    .await
+    .map_err(|e| write_error(e, source))?;
+    Ok(ReplicaReport { handle, version: info.version, length: info.length })
+}
+
+/// Removes a failed copy (best effort: one left behind is version-0
+/// garbage the master deletes). Only a version-0 replica is touched.
+async fn discard(n: &Node, handle: ChunkHandle) {
+    let store = n.store.clone();
+    match blocking(move || store.delete_up_to(handle, COPY_VERSION)).await {
+        Ok(_) => tracing::info!(chunk = %handle, "removed a failed copy"),
+        Err(ChunkError::UnknownChunk(_)) => {}
+        Err(e) => tracing::warn!(chunk = %handle, error = %e, "could not remove a failed copy"),
+    }
+}
+
+/// The right to copy one chunk here; released when dropped, on every path.
+struct CopyClaim {
+    node: Arc<Node>,
+    handle: ChunkHandle,
+}
+
+impl CopyClaim {
+    /// `None` when a copy of the chunk is already under way.
+    fn take(node: &Arc<Node>, handle: ChunkHandle) -> Option<CopyClaim> {
+        copies(node).insert(handle).then(|| CopyClaim { node: node.clone(), handle })
+    }
+}
+
+impl Drop for CopyClaim {
+    fn drop(&mut self) {
+        copies(&self.node).remove(&self.handle);
+    }
+}
+
+fn copies(node: &Node) -> MutexGuard<'_, HashSet<ChunkHandle>> {
+    // The set stays consistent even if a holder panicked: inserts and removes are single calls.
+    node.copying.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether a copy of the chunk is being made here right now.
+pub fn copy_in_progress(node: &Node, handle: ChunkHandle) -> bool {
+    copies(node).contains(&handle)
+}

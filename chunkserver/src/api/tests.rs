@@ -1,0 +1,163 @@
+//! The API served over real sockets by in-process nodes, each on a temp dir:
+//! chunk copies between two chunkservers, and the heartbeat's deletes.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use clap::Parser;
+use dfs_common::wire::chunks::{DeleteReplica, ReplicaReport, ReplicateChunk};
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind, NodeId};
+use tempfile::TempDir;
+
+use super::{router, Node};
+use crate::chunk_store::{ChunkStore, BLOCK_BYTES};
+use crate::config::ChunkserverConfig;
+use crate::server::new_node;
+
+const H: ChunkHandle = ChunkHandle(7);
+const V1: ChunkVersion = ChunkVersion(1);
+const V3: ChunkVersion = ChunkVersion(3);
+/// Room for one full 8 MiB piece and a short one.
+const SIZE: u64 = 256 * BLOCK_BYTES;
+
+/// A node serving its API on a free local port; the dir lives as long as it.
+pub(crate) struct TestNode {
+    pub node: Arc<Node>,
+    _dir: TempDir,
+}
+
+pub(crate) async fn start_node() -> TestNode {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = ChunkserverConfig::parse_from(["dfs-chunkserver", "--data-dir", dir.path().to_str().expect("utf-8 path")]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("local addr"));
+    let store = ChunkStore::open(dir.path()).expect("store");
+    let node = Arc::new(new_node(&config, NodeId(uuid::Uuid::new_v4()), store, address).expect("node"));
+    let app = router(node.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    TestNode { node, _dir: dir }
+}
+
+fn pattern(seed: u8, len: u64) -> Vec<u8> {
+    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed | 1).collect()
+}
+
+/// Puts a replica of `H` at `version` holding `data` on `n`.
+fn put_replica(n: &Node, version: ChunkVersion, data: &[u8]) {
+    n.store.create(H, version, SIZE).unwrap();
+    n.store.write(H, version, 0, data, None).unwrap();
+}
+
+/// Asks `target` to copy `H` at `version` from `source`.
+async fn replicate(target: &Node, source: &str, version: ChunkVersion) -> Result<ReplicaReport, ErrorBody> {
+    let order = ReplicateChunk { source: source.to_string(), version, chunk_size_bytes: SIZE };
+    let url = format!("{}/v1/chunks/{H}/replicate", target.address);
+    let resp = reqwest::Client::new().post(url).json(&order).send().await.unwrap();
+    match resp.status().is_success() {
+        true => Ok(resp.json().await.unwrap()),
+        false => Err(resp.json().await.unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn a_copy_moves_every_byte_verified_and_replaces_an_older_replica() {
+    let (source, target) = (start_node().await, start_node().await);
+    let data = pattern(1, (8 << 20) + 3 * BLOCK_BYTES + 17);
+    put_replica(&source.node, V3, &data);
+    put_replica(&target.node, V1, b"stale");
+
+    let report = replicate(&target.node, &source.node.address, V3).await.unwrap();
+
+    assert_eq!(report, ReplicaReport { handle: H, version: V3, length: data.len() as u64 });
+    let t = &target.node;
+    assert_eq!(t.store.read(H, V3, 0, SIZE).unwrap(), data);
+    t.store.verify(H).unwrap();
+    assert_eq!(t.replicas_copied.load(Ordering::Relaxed), 1);
+    assert_eq!(t.bytes_replicated.load(Ordering::Relaxed), data.len() as u64);
+    assert!(t.copying.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_newer_replica_here_is_kept_and_the_order_is_stale() {
+    let (source, target) = (start_node().await, start_node().await);
+    put_replica(&source.node, V1, b"old");
+    put_replica(&target.node, V3, b"newer");
+    let err = replicate(&target.node, &source.node.address, V1).await.unwrap_err();
+    assert_eq!(err.error, ErrorKind::ESTALE, "{err:?}");
+    assert_eq!(target.node.store.read(H, V3, 0, 10).unwrap(), b"newer");
+}
+
+#[tokio::test]
+async fn a_source_that_moved_on_is_stale_and_leaves_nothing_behind() {
+    let (source, target) = (start_node().await, start_node().await);
+    put_replica(&source.node, V3, b"moved on");
+    let err = replicate(&target.node, &source.node.address, V1).await.unwrap_err();
+    assert_eq!(err.error, ErrorKind::ESTALE, "{err:?}");
+    assert!(target.node.store.info(H).is_none());
+    assert!(target.node.copying.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_source_is_named_in_an_eio() {
+    let target = start_node().await;
+    // A port that was free a moment ago: nothing listens there.
+    let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let source = format!("http://{gone}");
+    let err = replicate(&target.node, &source, V1).await.unwrap_err();
+    assert_eq!(err.error, ErrorKind::EIO, "{err:?}");
+    assert!(err.message.contains(&source), "{err:?}");
+    assert!(target.node.store.info(H).is_none());
+}
+
+#[tokio::test]
+async fn a_second_copy_of_the_same_chunk_must_wait() {
+    let (source, target) = (start_node().await, start_node().await);
+    put_replica(&source.node, V1, b"x");
+    target.node.copying.lock().unwrap().insert(H);
+    let err = replicate(&target.node, &source.node.address, V1).await.unwrap_err();
+    assert_eq!(err.error, ErrorKind::EAGAIN, "{err:?}");
+    target.node.copying.lock().unwrap().remove(&H);
+    replicate(&target.node, &source.node.address, V1).await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_orders_are_refused_before_anything_changes() {
+    let (source, target) = (start_node().await, start_node().await);
+    put_replica(&target.node, V1, b"kept");
+    let own = target.node.address.clone();
+    for (src, version) in [("ftp://x", V3), (own.as_str(), V3), (source.node.address.as_str(), ChunkVersion(0))] {
+        let err = replicate(&target.node, src, version).await.unwrap_err();
+        assert_eq!(err.error, ErrorKind::EINVAL, "{src} {version}: {err:?}");
+    }
+    assert_eq!(target.node.store.read(H, V1, 0, 10).unwrap(), b"kept");
+}
+
+#[tokio::test]
+async fn heartbeat_deletes_spare_newer_replicas_and_copies_in_progress() {
+    let t = start_node().await;
+    let n = &t.node;
+    put_replica(n, V3, b"current");
+    crate::heartbeat::delete_one(n, DeleteReplica { handle: H, max_version: V1 });
+    assert!(n.store.info(H).is_some());
+    n.copying.lock().unwrap().insert(H);
+    crate::heartbeat::delete_one(n, DeleteReplica { handle: H, max_version: V3 });
+    assert!(n.store.info(H).is_some());
+    n.copying.lock().unwrap().remove(&H);
+    crate::heartbeat::delete_one(n, DeleteReplica { handle: H, max_version: V3 });
+    assert!(n.store.info(H).is_none());
+    crate::heartbeat::delete_one(n, DeleteReplica { handle: H, max_version: V3 });
+    assert_eq!(n.replicas_deleted.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn status_shows_copies_deletes_and_scrub_progress() {
+    let t = start_node().await;
+    let v: serde_json::Value = reqwest::get(format!("{}/v1/status", t.node.address)).await.unwrap().json().await.unwrap();
+    for key in ["replicas_deleted", "replicas_copied", "bytes_replicated"] {
+        assert_eq!(v[key], 0, "{key}: {v}");
+    }
+    let scrub = &v["scrub"];
+    assert_eq!(scrub["passes_completed"], 0, "{v}");
+    assert_eq!(scrub["pass_replicas_total"], 0, "{v}");
+    assert!(scrub["last_pass_completed_unix_ms"].is_null(), "{v}");
+}
