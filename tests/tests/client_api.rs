@@ -104,7 +104,8 @@ async fn write_through_a_death(c: &mut Cluster, client: &Client, path: &str, kil
     assert!(back[..] == data[..], "{path}: read back differs");
     let chunk = &client.master().locate(inode, 0, 1).await.unwrap().chunks[0];
     assert!(chunk.version > lease.version, "{path}: the version moved past the lease the dead node had");
-    assert_eq!(chunk.replicas.len(), 2, "{path}: the two survivors are current");
+    // The two survivors are current (and a re-replicated copy may join them).
+    assert!(chunk.replicas.len() >= 2, "{path}: {chunk:?}");
     assert!(chunk.replicas.iter().all(|r| r.address != victim.address));
 }
 

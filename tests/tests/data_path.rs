@@ -135,9 +135,10 @@ async fn a_flipped_byte_is_detected_and_the_read_fails_over() {
     // The bad replica was moved aside and reported: never served again...
     let err = client.read_replica(&victim, chunk.handle, chunk.version, 0, MIB).await.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::EIO | ErrorKind::ENOENT), "{err}");
-    // ...and the master no longer hands it out.
+    // ...and the master no longer hands it out (re-replication may have
+    // added a copy on the fourth node meanwhile).
     let after = locations(&client, &attr).await.remove(1);
-    assert_eq!(after.replicas.len(), 2);
+    assert!(after.replicas.len() >= 2, "{after:?}");
     assert!(after.replicas.iter().all(|r| r.node_id != victim.node_id));
 }
 
@@ -164,10 +165,11 @@ async fn a_replica_with_an_old_version_is_never_used() {
     let after = locations(&client, &attr).await.remove(0);
     assert_eq!(after.version, during.version);
     assert!(after.replicas.iter().all(|r| r.node_id != stale.node_id), "stale replica listed: {after:?}");
-    // Asked directly at the current version, it refuses with a version conflict.
+    // Asked directly at the current version, it refuses with a version
+    // conflict, or it is gone already (the master has it deleted as stale).
     let stale_now = ReplicaAddr { node_id: stale.node_id, address: c.chunkservers[idx].url.clone() };
     let err = client.read_replica(&stale_now, after.handle, after.version, 0, 1000).await.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::ESTALE, "{err}");
+    assert!(matches!(err.kind, ErrorKind::ESTALE | ErrorKind::ENOENT), "{err}");
     let attr = client.master().stat("/v").await.unwrap();
     assert_eq!(&client.read_at(&attr, 0, 1000).await.unwrap()[..], &[2u8; 1000][..]);
 }
