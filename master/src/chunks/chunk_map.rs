@@ -83,7 +83,10 @@ pub struct ChunkMap {
 /// How many replicas of a chunk are in each state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReplicaCounts {
+    /// Current replicas that count: live nodes, not being decommissioned.
     pub live: u32,
+    /// Current replicas on live nodes being decommissioned (readable, not counted).
+    pub draining: u32,
     pub stale: u32,
     pub corrupt: u32,
 }
@@ -264,9 +267,13 @@ impl ChunkMap {
             if !self.is_live(*node, now, dead_after) {
                 continue;
             }
-            match Some(*v) == version {
-                true => counts.live += 1,
-                false => counts.stale += 1,
+            if self.copies.get(&handle).is_some_and(|c| c.iter().any(|c| c.target == *node)) {
+                continue; // a copy being made: neither current nor stale yet
+            }
+            match (Some(*v) == version, self.draining.contains(node)) {
+                (true, false) => counts.live += 1,
+                (true, true) => counts.draining += 1,
+                (false, _) => counts.stale += 1,
             }
         }
         counts.corrupt = self.corrupt.get(&handle).map_or(0, |c| c.len() as u32);
@@ -506,7 +513,7 @@ mod tests {
         m.heartbeat(&hb(2, Some(vec![rep(7, 2)])), t0); // stale
         m.heartbeat(&hb(3, Some(vec![rep(7, 3), rep(99, 1)])), t0 - Duration::from_secs(40)); // dead
         let current = m.current_replicas(ChunkHandle(7), t0, dead_after);
-        assert_eq!(m.health(ChunkHandle(7), t0, dead_after), ReplicaCounts { live: 1, stale: 1, corrupt: 0 });
+        assert_eq!(m.health(ChunkHandle(7), t0, dead_after), ReplicaCounts { live: 1, draining: 0, stale: 1, corrupt: 0 });
         m.mark_corrupt(ChunkHandle(7), NodeId(uuid::Uuid::from_u128(9)));
         assert_eq!(m.health(ChunkHandle(7), t0, dead_after).corrupt, 1);
         assert_eq!(current.iter().map(|r| r.address.as_str()).collect::<Vec<_>>(), ["http://127.0.0.1:1"]);

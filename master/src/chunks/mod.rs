@@ -209,7 +209,7 @@ impl ChunkManager {
                 let c = map.health(r.handle, now, self.config.dead_after);
                 let want = attr.replication as u32;
                 h.chunks += 1;
-                h.missing += (c.live == 0) as u64;
+                h.missing += (c.live + c.draining == 0) as u64;
                 h.under_replicated += (c.live < want) as u64;
                 h.over_replicated += (c.live > want) as u64;
                 h.stale += (c.stale > 0) as u64;
