@@ -60,7 +60,7 @@ fn content_length(headers: &HeaderMap) -> Result<u64, ApiError> {
 }
 
 /// Starts the write on the next replica; its body is fed frame by frame.
-fn forward(n: &Node, chain: &[String], handle: ChunkHandle, q: DataQuery, len: u64, crcs: &str) -> (Frames, tokio::task::JoinHandle<Result<(), ApiError>>) {
+fn forward(n: &Node, chain: &[String], handle: ChunkHandle, q: DataQuery, len: u64, crcs: &str) -> (Frames, tokio::task::JoinHandle<Result<(), Downstream>>) {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let next = chain[0].clone();
     let url = format!("{next}/v1/chunks/{handle}/data?version={}&offset={}", q.version, q.offset);
@@ -74,19 +74,46 @@ fn forward(n: &Node, chain: &[String], handle: ChunkHandle, q: DataQuery, len: u
         .body(reqwest::Body::wrap_stream(stream));
     let task = tokio::spawn(async move {
         let failed = |m: String| ApiError::new(ErrorKind::EIO, format!("replica {next}: {m}"));
-        let resp = request.send().await.map_err(|e| failed(e.to_string()))?;
+        let resp = request.send().await.map_err(|e| Downstream { error: failed(e.to_string()), blame: Blame::Next })?;
         if resp.status().is_success() {
             return Ok(());
         }
-        // The body passed our own checks, so any refusal downstream is that
-        // replica's failure (quarantined, stale, disk full...), not the client's.
         let status = resp.status();
-        match resp.json::<dfs_common::ErrorBody>().await {
-            Ok(b) => Err(failed(format!("{}: {}", b.error, b.message))),
-            Err(_) => Err(failed(status.to_string())),
-        }
+        let reported = resp.headers().contains_key(HEADER_REPLICA_REPORTED);
+        let body = resp.json::<dfs_common::ErrorBody>().await.ok();
+        let why = body.as_ref().map_or(status.to_string(), |b| format!("{}: {}", b.error, b.message));
+        let blame = match body.map(|b| b.error) {
+            // A failure further down, already reported by the node above it.
+            _ if reported => Blame::Further,
+            // The next replica is at another version: if it is ahead, this
+            // write is late (our lease is gone) and nobody is at fault.
+            Some(ErrorKind::ESTALE) => return Err(Downstream { error: ApiError::new(ErrorKind::ESTALE, format!("replica {next}: {why}")), blame: Blame::Nobody }),
+            // The body passed our own checks, so any other refusal is that
+            // replica's failure (quarantined, disk full...), not the client's.
+            _ => Blame::Next,
+        };
+        Err(Downstream { error: failed(why), blame })
     });
     (tx, task)
+}
+
+/// Set on a write's error answer when a failed replica in the chain has
+/// been reported to the master, so the nodes above do not report theirs.
+const HEADER_REPLICA_REPORTED: &str = "x-dfs-replica-reported";
+
+/// How a forwarded write failed, and whose fault it was.
+struct Downstream {
+    error: ApiError,
+    blame: Blame,
+}
+
+enum Blame {
+    /// The next replica failed: report it.
+    Next,
+    /// A replica further down failed; it is reported already.
+    Further,
+    /// The replicas disagree on the version: nobody is reported.
+    Nobody,
 }
 
 /// Receives the body, passing each frame downstream as it arrives.
@@ -127,7 +154,7 @@ pub async fn write(
     ApiQuery(q): ApiQuery<DataQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Done>, ApiError> {
+) -> Result<Response, ApiError> {
     let _load = InFlight::new(&n.in_flight);
     let handle = ChunkHandle(h);
     let len = content_length(&headers)?;
@@ -165,19 +192,31 @@ pub async fn write(
     let (local, remote) = match remote {
         Some(task) => {
             let (l, r) = tokio::join!(local, task);
-            (l, r.unwrap_or_else(|e| Err(ApiError::new(ErrorKind::EIO, e.to_string()))))
+            let crashed = |e: tokio::task::JoinError| Err(Downstream { error: ApiError::new(ErrorKind::EIO, e.to_string()), blame: Blame::Next });
+            (l, r.unwrap_or_else(crashed))
         }
         None => (local.await, Ok(())),
     };
     local.map_err(chunk_error)?;
-    if let Err(e) = remote {
-        // The replicas now differ: have the master drop the failed one, so the
-        // client's retry gets a new lease (and version) without it.
-        report_downstream(&n, handle, &chain[0]).await;
-        return Err(e);
+    if let Err(Downstream { error, blame }) = remote {
+        let reported = match blame {
+            // The replicas now differ: have the master drop the failed one, so
+            // the client's retry gets a new lease (and version) without it.
+            Blame::Next => {
+                report_downstream(&n, handle, &chain[0]).await;
+                true
+            }
+            Blame::Further => true,
+            Blame::Nobody => false,
+        };
+        let mut answer = error.into_response();
+        if reported {
+            answer.headers_mut().insert(HEADER_REPLICA_REPORTED, HeaderValue::from_static("1"));
+        }
+        return Ok(answer);
     }
     n.bytes_written.fetch_add(len, Ordering::Relaxed);
-    Ok(Json(Done {}))
+    Ok(Json(Done {}).into_response())
 }
 
 /// `GET /v1/chunks/{handle}/data?version=V&offset=O&length=L`: the bytes,
@@ -224,6 +263,7 @@ async fn report_downstream(n: &Arc<Node>, handle: ChunkHandle, address: &str) {
 /// Moves a corrupt replica aside (never served again) and tells the master.
 pub async fn quarantine_and_report(n: &Arc<Node>, handle: ChunkHandle) {
     tracing::error!(chunk = %handle, "replica failed verification; quarantined");
+    n.checksum_failures.fetch_add(1, Ordering::Relaxed);
     let store = n.store.clone();
     if let Err(e) = blocking(move || store.quarantine(handle)).await {
         tracing::error!(chunk = %handle, error = %e, "quarantine failed");
