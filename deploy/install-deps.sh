@@ -6,10 +6,11 @@
 #          docs/ARCHITECTURE.md), pkg-config, gcc/g++
 #   tests: curl (API checks in scripts); for the FUSE mount tests fuse3
 #          (/dev/fuse helpers: fusermount3), git, sqlite3, rsync, tar,
-#          diffutils (cmp, diff) and util-linux (setpriv, umount)
+#          diffutils (cmp, diff) and util-linux (setpriv, umount); chromium
+#          (headless, for the dashboard's browser test)
 set -euo pipefail
 
-PACKAGES=(libclang-dev librocksdb-dev pkg-config g++ curl fuse3 git sqlite3 rsync tar diffutils util-linux)
+PACKAGES=(libclang-dev librocksdb-dev pkg-config g++ curl fuse3 git sqlite3 rsync tar diffutils util-linux chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

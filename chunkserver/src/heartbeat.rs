@@ -40,6 +40,9 @@ fn build(node: &Node, with_report: bool) -> Heartbeat {
         chunk_count,
         load: node.in_flight.load(Ordering::Relaxed),
         report,
+        bytes_read: node.bytes_read.load(Ordering::Relaxed),
+        bytes_written: node.bytes_written.load(Ordering::Relaxed),
+        scrub: Some(node.scrub.progress()),
     }
 }
 

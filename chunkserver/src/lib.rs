@@ -7,6 +7,7 @@
 //! - [`heartbeat`]: heartbeats and chunk reports to the master, and the
 //!   deletes it answers with.
 //! - [`scrubber`]: background verification of every replica.
+//! - [`metrics`]: the figures `/metrics` shows.
 //! - [`pacing`]: the bandwidth limit of copies and scrubbing.
 //! - [`node_id`]: the node's lasting identity.
 //! - [`config`] and [`server`]: settings and start-up.
@@ -15,6 +16,7 @@ pub mod api;
 pub mod chunk_store;
 pub mod config;
 pub mod heartbeat;
+pub mod metrics;
 pub mod node_id;
 pub mod pacing;
 pub mod scrubber;

@@ -44,6 +44,18 @@ pub struct ScrubStats {
 }
 
 impl ScrubStats {
+    /// The progress as heartbeats carry it.
+    pub fn progress(&self) -> dfs_common::wire::chunks::ScrubProgress {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        dfs_common::wire::chunks::ScrubProgress {
+            passes_completed: get(&self.passes_completed),
+            pass_done: get(&self.pass_done),
+            pass_total: get(&self.pass_total),
+            corrupt_found: get(&self.corrupt_found),
+            last_pass_completed_unix_ms: get(&self.last_pass_completed_unix_ms),
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let last = get(&self.last_pass_completed_unix_ms);

@@ -5,6 +5,8 @@
 pub mod daemon;
 pub mod error;
 pub mod extract;
+pub mod html;
+pub mod metrics;
 
 pub use error::ApiError;
 pub use extract::{ApiJson, ApiQuery};

@@ -4,11 +4,16 @@
 //! - [`config`]: the daemon's settings (flags, `DFS_*` variables, TOML).
 //! - [`store`]: the namespace in RocksDB and its group-commit writer.
 //! - [`chunks`]: chunkservers, placement, leases and versions (soft state).
-//! - [`api`]: the HTTP/JSON API under `/v1/`.
+//! - [`api`]: the HTTP/JSON API under `/v1/`, and the dashboard.
+//! - [`events`], [`history`]: recent events and an hour of samples for the dashboard.
+//! - [`metrics`]: the master's `/metrics`.
 //! - [`server`]: wiring them together and serving until a signal.
 
 pub mod api;
 pub mod chunks;
 pub mod config;
+pub mod events;
+pub mod history;
+pub mod metrics;
 pub mod server;
 pub mod store;

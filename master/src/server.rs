@@ -45,7 +45,10 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let (s, w) = (store.clone(), writer.clone());
     let chunks = Arc::new(tokio::task::spawn_blocking(move || ChunkManager::load(s, w, chunk_config)).await??);
     let monitor = tokio::spawn(monitor::run(chunks.clone()));
-    let state = AppState { store, writer, chunks, started: std::time::Instant::now() };
+    let history = Arc::new(crate::history::History::default());
+    let sampler = tokio::spawn(crate::history::run(Arc::downgrade(&chunks), history.clone()));
+    let http_metrics = dfs_common::http::metrics::HttpMetrics::new("dfs_master");
+    let state = AppState { store, writer, chunks, started: std::time::Instant::now(), history, http_metrics };
     let app = router(state, config.max_request_body_bytes);
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -57,6 +60,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     // The monitor holds the chunk manager, and with it a Writer handle.
     monitor.abort();
     monitor.await.ok();
+    sampler.abort();
     // The router (and with it every Writer handle) is gone: the thread syncs and ends.
     tokio::task::spawn_blocking(move || writer_thread.join()).await?.ok();
     tracing::info!("master stopped");

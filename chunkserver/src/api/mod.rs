@@ -6,10 +6,15 @@
 //!   fsync, replica info and the node's status.
 //! - [`replicate`]: copying a chunk from another chunkserver
 //!   (re-replication, on the master's order).
+//! - [`status_page`]: the HTML status page at `/`, `/metrics`, HTML 404s.
+//! - [`download`]: `GET /files?path=`: a whole file, read through the client
+//!   library (the dashboard's download links land here).
 
 pub mod data;
+pub mod download;
 pub mod replicas;
 pub mod replicate;
+pub mod status_page;
 
 #[cfg(test)]
 mod tests;
@@ -51,6 +56,8 @@ pub struct Node {
     /// Bandwidth limit of each copy, in bytes/s.
     pub replication_bytes_per_sec: u64,
     pub scrub: ScrubStats,
+    /// Replicas that failed checksum verification (reads and scrubs).
+    pub checksum_failures: AtomicU64,
     pub max_write_bytes: u64,
     /// Bytes of write bodies held in memory at once, in MiB permits: writes
     /// past it wait instead of growing memory without bound.
@@ -76,7 +83,11 @@ impl Drop for InFlight<'_> {
 }
 
 pub fn router(node: Arc<Node>) -> Router {
+    let metrics = dfs_common::http::metrics::HttpMetrics::new("dfs_chunkserver");
     Router::new()
+        .route("/", get(status_page::page))
+        .route("/metrics", status_page::metrics_route(metrics.clone()))
+        .route("/files", get(download::file))
         .route("/v1/chunks/{handle}/data", get(data::read).put(data::write))
         .route("/v1/chunks/{handle}/create", post(replicas::create))
         .route("/v1/chunks/{handle}/version", post(replicas::set_version))
@@ -84,7 +95,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/chunks/{handle}/replicate", post(replicate::replicate))
         .route("/v1/chunks/{handle}", get(replicas::info))
         .route("/v1/status", get(replicas::status))
-        .fallback(|| async { ApiError::new(ErrorKind::ENOENT, "no such endpoint") })
+        .fallback(status_page::fallback)
+        .layer(axum::middleware::from_fn_with_state(metrics, dfs_common::http::metrics::track))
         .with_state(node)
 }
 

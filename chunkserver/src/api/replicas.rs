@@ -69,6 +69,8 @@ pub async fn status(State(n): State<Arc<Node>>) -> Json<Value> {
         "replicas_copied": n.replicas_copied.load(Ordering::Relaxed),
         "bytes_replicated": n.bytes_replicated.load(Ordering::Relaxed),
         "scrub": n.scrub.to_json(),
+        "checksum_failures": n.checksum_failures.load(Ordering::Relaxed),
+        "capacity_bytes": n.store.used_bytes() + crate::heartbeat::available_bytes(&n.data_dir),
         "uptime_s": n.started.elapsed().as_secs(),
     }))
 }

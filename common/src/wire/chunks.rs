@@ -61,6 +61,28 @@ pub struct Heartbeat {
     /// Every replica held: present at registration and periodically.
     #[serde(default)]
     pub report: Option<Vec<ReplicaReport>>,
+    /// Bytes served to readers since the chunkserver started (for the
+    /// dashboard's throughput; rates are computed by the master).
+    #[serde(default)]
+    pub bytes_read: u64,
+    /// Bytes of client writes taken since the chunkserver started.
+    #[serde(default)]
+    pub bytes_written: u64,
+    /// The scrubber's progress, for the dashboard.
+    #[serde(default)]
+    pub scrub: Option<ScrubProgress>,
+}
+
+/// A chunkserver's background verification, as its heartbeat carries it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubProgress {
+    pub passes_completed: u64,
+    /// Replicas done in the current (or last) pass, of `pass_total`.
+    pub pass_done: u64,
+    pub pass_total: u64,
+    pub corrupt_found: u64,
+    /// When the last pass ended, ms since the Unix epoch; 0: none yet.
+    pub last_pass_completed_unix_ms: u64,
 }
 
 /// The master's answer to a heartbeat.

@@ -20,6 +20,7 @@ pub async fn heartbeat(State(s): State<AppState>, ApiJson(hb): ApiJson<Heartbeat
     if !hb.address.starts_with("http://") {
         return Err(ApiError::new(ErrorKind::EINVAL, "address must be an http:// URL"));
     }
+    s.history.note_heartbeat(&hb);
     Ok(Json(s.chunks.heartbeat(hb).await))
 }
 

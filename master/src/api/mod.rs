@@ -7,7 +7,9 @@
 //!   committed lengths and record-append reservations.
 //! - [`admin`]: cluster identity, the consistency check, fsck, safe mode,
 //!   replication status and decommissioning.
-//! - [`status_page`]: the HTML status page at `/`.
+//! - [`dashboard`]: the HTML dashboard (`/`, `/chunkservers`, `/browse`,
+//!   `/file`, `/work`, `/events`, `/download`), its JSON under
+//!   `/v1/dashboard/`, `/metrics`, and HTML 404s outside `/v1/`.
 //!
 //! Errors and extractors come from `dfs_common::http`: every failure is
 //! `{"error": KIND, "message": ...}`.
@@ -16,7 +18,7 @@ pub mod admin;
 pub mod chunks;
 pub mod mutations;
 pub mod queries;
-pub mod status_page;
+pub mod dashboard;
 
 use std::sync::Arc;
 
@@ -43,14 +45,19 @@ pub struct AppState {
     pub chunks: Arc<ChunkManager>,
     /// When the master started, for its uptime.
     pub started: std::time::Instant,
+    /// Traffic, samples and the chunk census for the dashboard.
+    pub history: Arc<crate::history::History>,
+    /// Request counts and latencies, for `/metrics`.
+    pub http_metrics: Arc<dfs_common::http::metrics::HttpMetrics>,
 }
 
 /// Largest heartbeat body: a full report of about four million replicas.
 pub const HEARTBEAT_MAX_BYTES: usize = 256 << 20;
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let http_metrics = state.http_metrics.clone();
     Router::new()
-        .route("/", get(status_page::page))
+        .merge(dashboard::routes())
         .route("/v1/mkdir", post(mutations::mkdir))
         .route("/v1/create", post(mutations::create))
         .route("/v1/symlink", post(mutations::symlink))
@@ -80,8 +87,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/admin/safemode", post(admin::safe_mode))
         .route("/v1/admin/decommission", post(admin::decommission))
         .route("/v1/admin/recommission", post(admin::recommission))
-        .fallback(|| async { ApiError::new(ErrorKind::ENOENT, "no such endpoint") })
+        .fallback(dashboard::fallback)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(http_metrics, dfs_common::http::metrics::track))
         .with_state(state)
 }
 

@@ -16,6 +16,9 @@ use super::liveness::{liveness, Liveness};
 use super::placement::Candidate;
 use super::replication::{ChunkView, NodeView};
 
+mod census;
+pub use census::{Census, ReplicaState};
+
 /// Most deletions one heartbeat reply carries.
 const DELETES_PER_HEARTBEAT: usize = 256;
 
@@ -496,6 +499,9 @@ mod tests {
             chunk_count: 0,
             load: 0,
             report,
+            bytes_read: 0,
+            bytes_written: 0,
+            scrub: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! - [`chunk_map`]: the soft state (nodes, replicas, leases, copies).
 //! - [`monitor`]: the background pass (copies, deletions, garbage).
 //! - [`cs_client`]: master → chunkserver calls.
+//! - [`views`]: read-only snapshots for the dashboard and `/metrics`.
 
 pub mod chunk_map;
 pub mod cs_client;
@@ -17,6 +18,7 @@ pub mod placement;
 pub mod gc;
 pub mod replication;
 pub mod safe_mode;
+pub mod views;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -54,6 +56,10 @@ pub struct Stats {
     pub copies_done: AtomicU64,
     pub copies_failed: AtomicU64,
     pub deletes_sent: AtomicU64,
+    /// New leases granted (each a version bump, or a first placement).
+    pub leases_granted: AtomicU64,
+    /// Replicas reported corrupt (failed checksum verification).
+    pub corrupt_reports: AtomicU64,
 }
 
 pub struct ChunkManager {
@@ -68,6 +74,8 @@ pub struct ChunkManager {
     safe_mode: Mutex<SafeMode>,
     summary: Mutex<monitor::PassSummary>,
     stats: Stats,
+    /// Recent events (nodes lost and back, corruption, repairs) for the dashboard.
+    pub events: crate::events::Events,
 }
 
 fn err(kind: ErrorKind, message: impl Into<String>) -> NsError {
@@ -96,6 +104,7 @@ impl ChunkManager {
             safe_mode: Mutex::new(SafeMode::start(Instant::now())),
             summary: Mutex::new(monitor::PassSummary::default()),
             stats: Stats::default(),
+            events: crate::events::Events::default(),
         })
     }
 
@@ -115,6 +124,7 @@ impl ChunkManager {
     pub fn leave_safe_mode(&self) {
         *self.safe_mode.lock().unwrap_or_else(|p| p.into_inner()) = SafeMode::Off;
         tracing::info!("safe mode ended by request");
+        self.events.push("safe_mode_left", "safe mode ended by an operator");
     }
 
     pub fn replication_status(&self) -> ReplicationStatus {
@@ -150,6 +160,8 @@ impl ChunkManager {
         self.writer.submit(Mutation::SetDecommissioned { node: id, on }).await?;
         self.map().set_draining(id, on);
         tracing::info!(node = %id, on, "decommission changed");
+        let what = if on { "decommission started" } else { "recommissioned" };
+        self.events.push(if on { "decommission" } else { "recommission" }, format!("{what}: {node}"));
         Ok(id)
     }
 
@@ -236,6 +248,9 @@ impl ChunkManager {
         map.drop_replica(bad.handle, node);
         if bad.corrupt {
             map.mark_corrupt(bad.handle, node);
+            self.stats.corrupt_reports.fetch_add(1, Ordering::Relaxed);
+            let address = map.address(node).map_or_else(|| node.to_string(), |a| a.address);
+            self.events.push("corrupt", format!("chunk {} on {address} failed verification", bad.handle));
         }
         Ok(())
     }
@@ -351,6 +366,7 @@ impl ChunkManager {
         }
         let primary = primary.filter(|p| holders.iter().any(|h| h.node_id == *p)).unwrap_or(holders[0].node_id);
         let members = holders.iter().map(|h| h.node_id).collect();
+        self.stats.leases_granted.fetch_add(1, Ordering::Relaxed);
         Ok(Lease { primary, version, expires: now + self.config.lease, members })
     }
 

@@ -79,6 +79,7 @@ impl ChunkManager {
         *safe = safe.step(&self.config.safe_mode, now, reported, total);
         if was_on && !safe.is_on() {
             tracing::info!(reported, total, "leaving safe mode");
+            self.events.push("safe_mode_left", format!("left safe mode: {reported} of {total} chunks reported"));
         }
         safe.is_on()
     }
@@ -157,6 +158,7 @@ impl ChunkManager {
                 Ok(report) if map.chunk(handle).is_some() => {
                     me.stats.copies_done.fetch_add(1, Ordering::Relaxed);
                     map.add_replica(handle, copy.target, report.version);
+                    me.events.push("repaired", format!("chunk {handle} copied from {source} to {target}"));
                 }
                 Ok(_) => map.queue_delete(copy.target, handle, ChunkVersion(u64::MAX)), // removed meanwhile
                 Err(e) => {

@@ -1,0 +1,202 @@
+//! The JSON behind the dashboard's pages (`/v1/dashboard/...`), gathered
+//! from counters, the sampler's history and short snapshots; the pages
+//! render the same structs.
+
+use axum::extract::State;
+use axum::Json;
+use dfs_common::http::{ApiError, ApiQuery};
+use dfs_common::wire::chunks::{ReplicationStatus, ScrubProgress};
+use dfs_common::NodeId;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{blocking, AppState};
+use crate::chunks::chunk_map::Census;
+use crate::events::Event;
+use crate::history::{Sample, SAMPLE_EVERY};
+
+/// `GET /v1/dashboard/overview`
+#[derive(Clone, Debug, Serialize)]
+pub struct Overview {
+    pub cluster_id: String,
+    pub version: String,
+    pub uptime_s: u64,
+    pub safe_mode: bool,
+    /// Of chunkservers that are not dead.
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+    pub files: u64,
+    pub directories: u64,
+    pub symlinks: u64,
+    /// Bytes of all files (before replication).
+    pub bytes: u64,
+    /// Chunks by health at the last sample (every few seconds).
+    pub chunks: Census,
+    pub chunkservers: NodeCounts,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct NodeCounts {
+    pub live: usize,
+    pub dead: usize,
+    pub decommissioning: usize,
+    pub decommissioned: usize,
+    pub total: usize,
+}
+
+/// `GET /v1/dashboard/chunkservers`: one row per known chunkserver.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeRow {
+    pub node_id: NodeId,
+    pub address: String,
+    pub state: String,
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    pub chunk_count: u64,
+    pub last_heartbeat_age_ms: u64,
+    pub read_bytes_per_sec: f64,
+    pub write_bytes_per_sec: f64,
+    pub scrub: Option<ScrubProgress>,
+}
+
+/// `GET /v1/dashboard/work`: background work.
+#[derive(Clone, Debug, Serialize)]
+pub struct Work {
+    pub replication: ReplicationStatus,
+    /// Chunks waiting for copies (under-replicated at the last pass).
+    pub replication_queue: u64,
+    /// Garbage-collection backlog: removed chunks in their grace period
+    /// plus replica deletions waiting for a heartbeat.
+    pub gc_backlog: u64,
+    pub scrub: Vec<ScrubRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScrubRow {
+    pub address: String,
+    #[serde(flatten)]
+    pub progress: ScrubProgress,
+}
+
+/// `GET /v1/dashboard/events?after=ID&limit=N`: newest first.
+#[derive(Clone, Debug, Serialize)]
+pub struct EventsPage {
+    pub events: Vec<Event>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct EventsQuery {
+    #[serde(default)]
+    pub after: u64,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/dashboard/history`: an hour of samples, oldest first.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryPage {
+    pub interval_s: u64,
+    pub samples: Vec<Sample>,
+}
+
+pub async fn overview(s: &AppState) -> Result<Overview, ApiError> {
+    let store = s.store.clone();
+    let (cluster_id, fs) = blocking(move || Ok((store.cluster_id()?, store.counters()?.stats()))).await?;
+    let nodes = s.chunks.chunkservers();
+    let mut counts = NodeCounts { total: nodes.len(), ..Default::default() };
+    let (mut capacity, mut used) = (0, 0);
+    for n in &nodes {
+        match n.state.as_str() {
+            "live" => counts.live += 1,
+            "dead" => counts.dead += 1,
+            "decommissioning" => counts.decommissioning += 1,
+            _ => counts.decommissioned += 1,
+        }
+        if n.state != "dead" {
+            capacity += n.capacity_bytes;
+            used += n.used_bytes;
+        }
+    }
+    Ok(Overview {
+        cluster_id,
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_s: s.started.elapsed().as_secs(),
+        safe_mode: s.chunks.safe_mode_on(),
+        capacity_bytes: capacity,
+        used_bytes: used,
+        free_bytes: capacity.saturating_sub(used),
+        files: fs.files,
+        directories: fs.directories,
+        symlinks: fs.symlinks,
+        bytes: fs.bytes,
+        chunks: s.history.census(),
+        chunkservers: counts,
+    })
+}
+
+pub fn chunkservers(s: &AppState) -> Vec<NodeRow> {
+    let traffic = s.history.traffic();
+    s.chunks
+        .chunkservers()
+        .into_iter()
+        .map(|n| {
+            let t = traffic.get(&n.node_id).copied().unwrap_or_default();
+            // A dead node's last rates are no longer true.
+            let live = n.state != "dead";
+            NodeRow {
+                read_bytes_per_sec: if live { t.read_bytes_per_sec } else { 0.0 },
+                write_bytes_per_sec: if live { t.write_bytes_per_sec } else { 0.0 },
+                scrub: t.scrub,
+                node_id: n.node_id,
+                address: n.address,
+                state: n.state,
+                capacity_bytes: n.capacity_bytes,
+                used_bytes: n.used_bytes,
+                chunk_count: n.chunk_count,
+                last_heartbeat_age_ms: n.last_heartbeat_age_ms,
+            }
+        })
+        .collect()
+}
+
+pub fn work(s: &AppState) -> Work {
+    let replication = s.chunks.replication_status();
+    let scrub = chunkservers(s).into_iter().filter_map(|n| Some(ScrubRow { address: n.address, progress: n.scrub? })).collect();
+    Work {
+        replication_queue: replication.under_replicated,
+        gc_backlog: replication.garbage_chunks + replication.deletes_waiting,
+        replication,
+        scrub,
+    }
+}
+
+/// Events shown when no limit is asked.
+pub const EVENTS_DEFAULT: usize = 50;
+
+pub fn events(s: &AppState, q: EventsQuery) -> EventsPage {
+    EventsPage { events: s.chunks.events.since(q.after, q.limit.unwrap_or(EVENTS_DEFAULT).min(crate::events::CAPACITY)) }
+}
+
+pub fn history(s: &AppState) -> HistoryPage {
+    HistoryPage { interval_s: SAMPLE_EVERY.as_secs(), samples: s.history.samples() }
+}
+
+pub async fn overview_json(State(s): State<AppState>) -> Result<Json<Overview>, ApiError> {
+    Ok(Json(overview(&s).await?))
+}
+
+pub async fn chunkservers_json(State(s): State<AppState>) -> Json<Vec<NodeRow>> {
+    Json(chunkservers(&s))
+}
+
+pub async fn work_json(State(s): State<AppState>) -> Json<Work> {
+    Json(work(&s))
+}
+
+pub async fn events_json(State(s): State<AppState>, ApiQuery(q): ApiQuery<EventsQuery>) -> Json<EventsPage> {
+    Json(events(&s, q))
+}
+
+pub async fn history_json(State(s): State<AppState>) -> Json<HistoryPage> {
+    Json(history(&s))
+}

@@ -1,0 +1,89 @@
+//! Read-only views of the chunk map for the dashboard and `/metrics`:
+//! chunks counted by health, and each replica of a chunk with its state.
+
+use std::time::{Duration, Instant};
+
+use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
+use serde::Serialize;
+
+use super::ChunkMap;
+
+/// Chunks of live files by health. A chunk may be in several classes
+/// (under-replicated and stale); `healthy` ones are in none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Census {
+    pub total: u64,
+    pub healthy: u64,
+    pub under_replicated: u64,
+    pub over_replicated: u64,
+    /// No live current replica.
+    pub missing: u64,
+    /// A live node holds an old version.
+    pub stale: u64,
+    /// A replica failed verification (until the chunk is whole again).
+    pub corrupt: u64,
+}
+
+/// One replica of a chunk as the dashboard shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReplicaState {
+    pub node_id: NodeId,
+    pub address: String,
+    /// None for a corrupt replica, which is no longer held.
+    pub version: Option<ChunkVersion>,
+    /// "current", "stale", "dead" (its node), "draining", "copying" or "corrupt".
+    pub state: &'static str,
+}
+
+impl ChunkMap {
+    /// Every chunk of a known file classified (one scan of the map, as the
+    /// monitor's pass does).
+    pub fn census(&self, now: Instant, dead_after: Duration) -> Census {
+        let mut c = Census::default();
+        for (handle, meta) in &self.chunks {
+            if self.removed.contains(handle) {
+                continue;
+            }
+            let Some(file) = self.files.get(&meta.inode) else { continue };
+            let h = self.health(*handle, now, dead_after);
+            let want = file.replication as u32;
+            let (missing, under, over) = (h.live + h.draining == 0, h.live < want, h.live > want);
+            c.total += 1;
+            c.missing += missing as u64;
+            c.under_replicated += under as u64;
+            c.over_replicated += over as u64;
+            c.stale += (h.stale > 0) as u64;
+            c.corrupt += (h.corrupt > 0) as u64;
+            c.healthy += (!missing && !under && !over && h.stale == 0 && h.corrupt == 0) as u64;
+        }
+        c
+    }
+
+    /// The replicas of a chunk, each with its state, ordered by address.
+    pub fn replica_states(&self, handle: ChunkHandle, now: Instant, dead_after: Duration) -> Vec<ReplicaState> {
+        let current = self.chunks.get(&handle).map(|m| m.version);
+        let address = |n: NodeId| self.nodes.get(&n).map(|n| n.address.clone()).unwrap_or_default();
+        let mut out: Vec<ReplicaState> = self
+            .replicas
+            .get(&handle)
+            .into_iter()
+            .flatten()
+            .map(|(node, v)| {
+                let copying = self.copies.get(&handle).is_some_and(|c| c.iter().any(|c| c.target == *node));
+                let state = match () {
+                    _ if !self.is_live(*node, now, dead_after) => "dead",
+                    _ if copying => "copying",
+                    _ if Some(*v) != current => "stale",
+                    _ if self.draining.contains(node) => "draining",
+                    _ => "current",
+                };
+                ReplicaState { node_id: *node, address: address(*node), version: Some(*v), state }
+            })
+            .collect();
+        for node in self.corrupt.get(&handle).into_iter().flatten() {
+            out.push(ReplicaState { node_id: *node, address: address(*node), version: None, state: "corrupt" });
+        }
+        out.sort_by(|a, b| (&a.address, a.state).cmp(&(&b.address, b.state)));
+        out
+    }
+}

@@ -1,0 +1,60 @@
+//! What the dashboard and `/metrics` read from chunk management: short
+//! snapshots under the chunk-map lock, never held across I/O.
+
+use std::time::Instant;
+
+use dfs_common::{ChunkHandle, ChunkVersion, InodeId};
+use serde::Serialize;
+
+use super::chunk_map::{Census, ReplicaState};
+use super::{ChunkManager, Stats};
+use crate::store::NsError;
+
+/// One chunk of a file with every replica's state.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChunkReplicas {
+    pub index: u64,
+    pub handle: ChunkHandle,
+    pub version: ChunkVersion,
+    pub length: u64,
+    /// "healthy", "missing", "under-replicated", "over-replicated", "stale" or "corrupt".
+    pub health: &'static str,
+    pub replicas: Vec<ReplicaState>,
+}
+
+impl ChunkManager {
+    /// Chunks counted by health (one scan of the map).
+    pub fn census(&self) -> Census {
+        self.map().census(Instant::now(), self.config.dead_after)
+    }
+
+    /// Counters of the chunk work since the start.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Chunks `first..first+count` of a file with their replicas (blocking:
+    /// reads the store, then takes the map lock once).
+    pub fn file_chunks(&self, inode: InodeId, replication: u16, first: u64, count: usize) -> Result<Vec<ChunkReplicas>, NsError> {
+        let records = self.store.chunks_of(inode, first, count)?;
+        let (now, map) = (Instant::now(), self.map());
+        let dead_after = self.config.dead_after;
+        Ok(records
+            .into_iter()
+            .map(|(index, r)| {
+                let h = map.health(r.handle, now, dead_after);
+                let want = replication as u32;
+                let health = match () {
+                    _ if h.live + h.draining == 0 => "missing",
+                    _ if h.corrupt > 0 => "corrupt",
+                    _ if h.live < want => "under-replicated",
+                    _ if h.stale > 0 => "stale",
+                    _ if h.live > want => "over-replicated",
+                    _ => "healthy",
+                };
+                let replicas = map.replica_states(r.handle, now, dead_after);
+                ChunkReplicas { index, handle: r.handle, version: r.version, length: r.length, health, replicas }
+            })
+            .collect())
+    }
+}

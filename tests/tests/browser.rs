@@ -1,0 +1,134 @@
+//! The dashboard in a real browser: headless Chromium (Debian's `chromium`,
+//! installed by `make test` through deploy/install-deps.sh) loads the pages
+//! of a running 3-chunkserver cluster, lets their scripts run (virtual
+//! time), and the test reads the resulting DOM: 3 live chunkservers, a
+//! file's chunk replicas, and hostile names (a file's, and a chunkserver
+//! address sent in a forged heartbeat, which reaches the page through the
+//! script) shown as text, never as markup. A screenshot of the overview is
+//! saved and copied to `target/dashboard.png`.
+
+mod web;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use web::*;
+
+/// Longest a Chromium run may take.
+const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn chromium() -> PathBuf {
+    for name in ["chromium", "chromium-browser"] {
+        for dir in ["/usr/bin", "/usr/local/bin", "/snap/bin"] {
+            let p = Path::new(dir).join(name);
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    panic!("chromium is not installed: run `bash deploy/install-deps.sh` (or `make test`, which does)");
+}
+
+/// Runs headless Chromium on `url` with `mode` (`--dump-dom` or
+/// `--screenshot=PATH`) after 5 s of virtual time; returns stdout.
+fn run_chromium(profile: &Path, mode: &str, url: &str) -> String {
+    let mut child = Command::new(chromium())
+        .args(["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--window-size=1400,1000", "--virtual-time-budget=5000", mode, url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).ok();
+        out
+    });
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        if start.elapsed() > CHROMIUM_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish {url} within {CHROMIUM_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    reader.join().expect("reader")
+}
+
+async fn dump(profile: &Path, url: String) -> String {
+    let profile = profile.to_path_buf();
+    tokio::task::spawn_blocking(move || run_chromium(&profile, "--dump-dom", &url)).await.expect("chromium task")
+}
+
+/// A chunkserver address shaped like markup, sent in one forged heartbeat:
+/// it reaches the overview through the script's table rebuild.
+const HOSTILE_ADDRESS: &str = "http://<img src=x onerror=alert(1)>";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dashboard_in_headless_chromium() {
+    let (c, _client) = cluster_with_files().await;
+    let m = c.master.url.clone();
+    let profile = c.dir.path().join("chromium-profile");
+    let forged = json!({
+        "node_id": "00000000-0000-0000-0000-00000000beef", "address": HOSTILE_ADDRESS,
+        "capacity_bytes": 1, "used_bytes": 0, "chunk_count": 0, "load": 0
+    });
+    assert!(c.api.post("/v1/heartbeat", &forged).await.expect("heartbeat").ok());
+
+    // The overview after its scripts ran: 3 live chunkservers (the forged one dies).
+    let home = wait_for("the forged node to be dead", Duration::from_secs(15), || {
+        let (profile, url) = (profile.clone(), format!("{m}/"));
+        async move {
+            let dom = dump(&profile, url).await;
+            dom.contains("3 live / 4 chunkservers").then_some(dom)
+        }
+    })
+    .await;
+    assert_eq!(home.matches(r#"<td class="live">live</td>"#).count(), 3, "{home}");
+    assert_eq!(home.matches(r#"<td class="dead">dead</td>"#).count(), 1, "{home}");
+    for cs in &c.chunkservers {
+        assert!(home.contains(&cs.url), "{} missing from {home}", cs.url);
+    }
+    assert!(home.contains("&lt;img src=x onerror=alert(1)&gt;"), "the hostile address is text: {home}");
+    assert!(!home.contains("<img"), "no element made from data: {home}");
+    assert_eq!(home.matches("<script").count(), 1, "only the page's own script: {home}");
+    assert!(home.contains("<polyline"), "charts drawn: {home}");
+
+    // A file's page lists each chunk's replicas: node and version.
+    let file = dump(&profile, format!("{m}/file?path={}", enc(FILE))).await;
+    assert_eq!(file.matches(r#"<tr class="chunk">"#).count(), 4, "{file}");
+    assert_eq!(file.matches(r#"<div class="replica">"#).count(), 12, "{file}");
+    assert_eq!(file.matches(r#"version <span class="version">1</span>"#).count(), 12, "{file}");
+    for cs in &c.chunkservers {
+        assert!(file.contains(&cs.url), "{file}");
+    }
+
+    // The hostile file name renders as text in the listing and on its page.
+    let text = XSS_IN_DOM;
+    let listing = dump(&profile, format!("{m}/browse?path=/data")).await;
+    assert!(listing.contains(text), "{listing}");
+    assert!(!listing.contains("<script") && !listing.contains("<img"), "no element made from the name: {listing}");
+    let page = dump(&profile, format!("{m}/file?path={}", enc(&xss_path()))).await;
+    assert!(page.contains(&format!(r#"<b id="file-name">{text}</b>"#)), "{page}");
+    assert!(!page.contains("<script") && !page.contains("<img"), "{page}");
+
+    // A screenshot for people.
+    let shot = c.dir.path().join("dashboard.png");
+    let (p, url, s) = (profile.clone(), format!("{m}/"), shot.clone());
+    tokio::task::spawn_blocking(move || run_chromium(&p, &format!("--screenshot={}", s.display()), &url)).await.expect("shot");
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    let target = dfs_tests::process::bin_dir().expect("bin dir").parent().map(|t| t.join("dashboard.png"));
+    if let Some(target) = target {
+        std::fs::copy(&shot, &target).expect("copy screenshot");
+        eprintln!("dashboard screenshot: {}", target.display());
+    }
+}
