@@ -1,7 +1,7 @@
 //! A whole cluster for a test: one master and N chunkservers on loopback,
 //! with timing knobs shortened so failure detection takes about a second.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -40,6 +40,31 @@ impl Cluster {
         }
         let api = Api::new(&master.url);
         Ok(Cluster { dir, master, chunkservers, api })
+    }
+
+    /// Like [`Cluster::start_with`], with each chunkserver's data directory
+    /// and extra flags (replacing those of [`FAST_CHUNKSERVER`] they name)
+    /// chosen by `node(i, dir)`,
+    /// where `dir` is the cluster's temporary directory.
+    pub fn start_custom(n: usize, master_args: &[&str], node: impl Fn(usize, &Path) -> (PathBuf, Vec<String>)) -> anyhow::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let args: Vec<&str> = FAST_MASTER.iter().chain(master_args).copied().collect();
+        let master = MasterProcess::start(&dir.path().join("master"), &args)?;
+        let mut chunkservers = Vec::new();
+        for i in 0..n {
+            let (data_dir, extra) = node(i, dir.path());
+            // A flag given in `extra` replaces the fast default (flags may appear once).
+            let fast = FAST_CHUNKSERVER.chunks(2).filter(|p| !extra.iter().any(|e| e == p[0])).flatten().copied();
+            let cs_args: Vec<&str> = fast.chain(extra.iter().map(String::as_str)).collect();
+            chunkservers.push(ChunkserverProcess::start(&master.url, &data_dir, &cs_args)?);
+        }
+        let api = Api::new(&master.url);
+        Ok(Cluster { dir, master, chunkservers, api })
+    }
+
+    /// The index of the chunkserver at `address` (its base URL).
+    pub fn index_of(&self, address: &str) -> Option<usize> {
+        self.chunkservers.iter().position(|cs| cs.url == address.trim_end_matches('/'))
     }
 
     pub fn cs_dir(&self, i: usize) -> PathBuf {

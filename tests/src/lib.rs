@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod cluster;
+pub mod faults;
 pub mod mount;
 pub mod process;
 pub mod shell;

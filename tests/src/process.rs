@@ -58,6 +58,21 @@ impl MasterProcess {
         bail!("master did not stop within 10 s of SIGTERM")
     }
 
+    /// The process id of the running master.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGSTOP: the master freezes (a partition or a long pause) until [`MasterProcess::sigcont`].
+    pub fn sigstop(&self) {
+        signal(self.child.id(), libc::SIGSTOP);
+    }
+
+    /// SIGCONT: a stopped master goes on.
+    pub fn sigcont(&self) {
+        signal(self.child.id(), libc::SIGCONT);
+    }
+
     /// Starts the master again on the same data directory and port.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill9();
@@ -73,6 +88,12 @@ impl Drop for MasterProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Sends `sig` to process `pid` (ignoring a process that is gone).
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) with a pid of our own child and a valid signal number.
+    unsafe { libc::kill(pid as i32, sig) };
 }
 
 fn spawn_master(data_dir: &Path, listen: &str, extra: &[String]) -> anyhow::Result<(Child, String)> {
@@ -122,6 +143,27 @@ impl ChunkserverProcess {
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The process id of the running chunkserver.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGSTOP: the chunkserver freezes (a partition: no heartbeats, no
+    /// answers, connections stay open) until [`ChunkserverProcess::sigcont`].
+    pub fn sigstop(&self) {
+        signal(self.child.id(), libc::SIGSTOP);
+    }
+
+    /// SIGCONT: a stopped chunkserver goes on where it was.
+    pub fn sigcont(&self) {
+        signal(self.child.id(), libc::SIGCONT);
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Starts it again on the same data directory; `same_port` keeps its

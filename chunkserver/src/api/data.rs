@@ -17,7 +17,7 @@ use bytes::Bytes;
 use dfs_common::http::{ApiError, ApiQuery};
 use dfs_common::wire::chunks::{checksum_header, parse_checksum_header, BadReplica, DataQuery, HEADER_CHECKSUMS, HEADER_FORWARD};
 use dfs_common::wire::namespace::Done;
-use dfs_common::{ChunkHandle, ErrorKind};
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -197,13 +197,20 @@ pub async fn write(
         }
         None => (local.await, Ok(())),
     };
-    local.map_err(chunk_error)?;
+    if let Err(e) = local {
+        if matches!(e, ChunkError::Corrupt { .. }) {
+            // A partial block merged with damaged bytes: this replica is bad,
+            // not the write; set it aside so the retry gets a lease without it.
+            quarantine_and_report(&n, handle).await;
+        }
+        return Err(chunk_error(e));
+    }
     if let Err(Downstream { error, blame }) = remote {
         let reported = match blame {
             // The replicas now differ: have the master drop the failed one, so
             // the client's retry gets a new lease (and version) without it.
             Blame::Next => {
-                report_downstream(&n, handle, &chain[0]).await;
+                report_downstream(&n, handle, q.version, &chain[0]).await;
                 true
             }
             Blame::Further => true,
@@ -252,9 +259,10 @@ pub async fn read(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): A
 }
 
 /// Tells the master that the next replica of a write failed.
-async fn report_downstream(n: &Arc<Node>, handle: ChunkHandle, address: &str) {
+async fn report_downstream(n: &Arc<Node>, handle: ChunkHandle, version: ChunkVersion, address: &str) {
     tracing::warn!(chunk = %handle, replica = address, "forwarding a write failed; reporting the replica");
-    let bad = BadReplica { handle, node_id: None, address: Some(address.to_string()), corrupt: false };
+    let address = Some(address.to_string());
+    let bad = BadReplica { handle, node_id: None, address, corrupt: false, reporter_version: Some(version) };
     if let Err(e) = n.http.post(format!("{}/v1/chunks/bad", n.master)).json(&bad).send().await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a failed replica");
     }
@@ -268,7 +276,7 @@ pub async fn quarantine_and_report(n: &Arc<Node>, handle: ChunkHandle) {
     if let Err(e) = blocking(move || store.quarantine(handle)).await {
         tracing::error!(chunk = %handle, error = %e, "quarantine failed");
     }
-    let bad = BadReplica { handle, node_id: Some(n.id), address: None, corrupt: true };
+    let bad = BadReplica { handle, node_id: Some(n.id), address: None, corrupt: true, reporter_version: None };
     let url = format!("{}/v1/chunks/bad", n.master);
     if let Err(e) = n.http.post(url).json(&bad).send().await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a bad replica");

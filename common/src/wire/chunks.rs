@@ -213,6 +213,12 @@ pub struct BadReplica {
     /// version change): fsck counts it as corrupt.
     #[serde(default)]
     pub corrupt: bool,
+    /// The version the reporter wrote at (a primary reporting its
+    /// downstream). A report made at an older version than the chunk's is
+    /// a late write's, and is ignored: a stale node must not evict a
+    /// current replica.
+    #[serde(default)]
+    pub reporter_version: Option<ChunkVersion>,
 }
 
 /// `POST /v1/commit_length`: after writing, the file is at least `length`

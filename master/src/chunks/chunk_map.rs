@@ -241,6 +241,13 @@ impl ChunkMap {
         (HeartbeatResponse { send_report: false, delete }, newer)
     }
 
+    /// Forgets a chunk whose placement failed, unless a replica exists.
+    pub fn unrecord_unplaced(&mut self, handle: ChunkHandle) {
+        if self.replicas.get(&handle).is_none_or(|r| r.is_empty()) {
+            self.chunks.remove(&handle);
+        }
+    }
+
     pub fn add_replica(&mut self, handle: ChunkHandle, node: NodeId, version: ChunkVersion) {
         self.replicas.entry(handle).or_default().insert(node, version);
         self.held.entry(node).or_default().insert(handle);

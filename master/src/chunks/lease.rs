@@ -2,8 +2,11 @@
 //! holds a chunk's lease at a time: while a lease runs and all its replicas
 //! are usable it is kept (and extended); if a secondary is lost the same
 //! primary gets a new grant at once (the version bump makes the lost replica
-//! stale); while it runs but the primary is gone, nobody gets a new one
-//! until it expires; after that a new grant (with a version bump) is made.
+//! stale); while it runs but the primary is unreachable, nobody gets a new
+//! one until it expires; after that a new grant (with a version bump) is
+//! made. A primary that is reachable but gave its replica up (it failed
+//! verification and was set aside) cannot act as primary any more, so a new
+//! grant is made at once.
 
 use std::time::Instant;
 
@@ -30,8 +33,8 @@ pub enum LeaseDecision {
 }
 
 /// `usable(node)` says whether a node is live and still holds the chunk at
-/// the lease's version.
-pub fn decide(current: Option<&Lease>, usable: impl Fn(NodeId) -> bool, now: Instant) -> LeaseDecision {
+/// the lease's version; `live(node)` whether it is reachable at all.
+pub fn decide(current: Option<&Lease>, usable: impl Fn(NodeId) -> bool, live: impl Fn(NodeId) -> bool, now: Instant) -> LeaseDecision {
     match current {
         Some(lease) if lease.expires > now && usable(lease.primary) => {
             if lease.members.iter().all(|m| usable(*m)) {
@@ -40,7 +43,7 @@ pub fn decide(current: Option<&Lease>, usable: impl Fn(NodeId) -> bool, now: Ins
                 LeaseDecision::Grant { primary: Some(lease.primary) }
             }
         }
-        Some(lease) if lease.expires > now => LeaseDecision::WaitUntil(lease.expires),
+        Some(lease) if lease.expires > now && !live(lease.primary) => LeaseDecision::WaitUntil(lease.expires),
         _ => LeaseDecision::Grant { primary: None },
     }
 }
@@ -62,28 +65,35 @@ mod tests {
     fn a_running_lease_is_kept_while_its_replicas_live() {
         let t0 = Instant::now();
         let l = lease(t0);
-        assert_eq!(decide(Some(&l), |_| true, t0 + Duration::from_secs(59)), LeaseDecision::Keep(l));
+        assert_eq!(decide(Some(&l), |_| true, |_| true, t0 + Duration::from_secs(59)), LeaseDecision::Keep(l));
     }
 
     #[test]
     fn a_lost_secondary_means_a_new_grant_to_the_same_primary() {
         let t0 = Instant::now();
         let l = lease(t0);
-        assert_eq!(decide(Some(&l), |m| m != n(3), t0), LeaseDecision::Grant { primary: Some(n(1)) });
+        assert_eq!(decide(Some(&l), |m| m != n(3), |_| true, t0), LeaseDecision::Grant { primary: Some(n(1)) });
     }
 
     #[test]
     fn no_second_primary_before_the_old_lease_expires() {
         let t0 = Instant::now();
         let l = lease(t0);
-        assert_eq!(decide(Some(&l), |m| m != n(1), t0 + Duration::from_secs(10)), LeaseDecision::WaitUntil(l.expires));
-        assert_eq!(decide(Some(&l), |m| m != n(1), l.expires), LeaseDecision::Grant { primary: None });
+        assert_eq!(decide(Some(&l), |m| m != n(1), |m| m != n(1), t0 + Duration::from_secs(10)), LeaseDecision::WaitUntil(l.expires));
+        assert_eq!(decide(Some(&l), |m| m != n(1), |m| m != n(1), l.expires), LeaseDecision::Grant { primary: None });
+    }
+
+    #[test]
+    fn a_reachable_primary_that_gave_its_replica_up_is_replaced_at_once() {
+        let t0 = Instant::now();
+        let l = lease(t0);
+        assert_eq!(decide(Some(&l), |m| m != n(1), |_| true, t0 + Duration::from_secs(10)), LeaseDecision::Grant { primary: None });
     }
 
     #[test]
     fn expired_or_absent_leases_are_granted_anew() {
         let t0 = Instant::now();
-        assert_eq!(decide(None, |_| false, t0), LeaseDecision::Grant { primary: None });
-        assert_eq!(decide(Some(&lease(t0)), |_| true, t0 + Duration::from_secs(61)), LeaseDecision::Grant { primary: None });
+        assert_eq!(decide(None, |_| false, |_| false, t0), LeaseDecision::Grant { primary: None });
+        assert_eq!(decide(Some(&lease(t0)), |_| true, |_| true, t0 + Duration::from_secs(61)), LeaseDecision::Grant { primary: None });
     }
 }

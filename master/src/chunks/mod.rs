@@ -244,6 +244,13 @@ impl ChunkManager {
             (None, Some(a)) => map.node_at(a).ok_or_else(|| err(ErrorKind::ENOENT, format!("no chunkserver at {a}")))?,
             _ => return Err(err(ErrorKind::EINVAL, "name the replica by \"node_id\" or by \"address\"")),
         };
+        let current = map.chunk(bad.handle).map(|m| m.version);
+        if let (Some(reporter), Some(current)) = (bad.reporter_version, current) {
+            if reporter < current {
+                tracing::info!(chunk = %bad.handle, %node, %reporter, %current, "ignoring a failed-replica report from a late write");
+                return Ok(());
+            }
+        }
         tracing::warn!(chunk = %bad.handle, %node, corrupt = bad.corrupt, "replica reported bad");
         map.drop_replica(bad.handle, node);
         if bad.corrupt {
@@ -276,15 +283,22 @@ impl ChunkManager {
         // by the next lease request instead of leaving it without replicas.
         let known = self.map().chunk(record.handle).is_some();
         if !known {
-            self.place_new(record, file.attr.replication as usize, chunk_size).await?;
+            // Recorded first, so that its new replicas, reported before the
+            // last create call returns, are never taken for garbage; taken
+            // back if no replica could be made, for the next request to retry.
             self.map().record_chunk(record.handle, ChunkMeta { inode: req.inode, index: req.index, version: record.version });
+            if let Err(e) = self.place_new(record, file.attr.replication as usize, chunk_size).await {
+                self.map().unrecord_unplaced(record.handle);
+                return Err(e);
+            }
         }
         let now = Instant::now();
         let current = self.map().lease(record.handle);
         let decision = {
             let map = self.map();
             let version = current.as_ref().map(|l| l.version).unwrap_or(record.version);
-            decide(current.as_ref(), |n| map.holds(record.handle, n, version, now, self.config.dead_after), now)
+            let usable = |n| map.holds(record.handle, n, version, now, self.config.dead_after);
+            decide(current.as_ref(), usable, |n| map.is_live(n, now, self.config.dead_after), now)
         };
         let lease = match decision {
             LeaseDecision::Keep(l) => Lease { expires: now + self.config.lease, ..l },
