@@ -207,6 +207,10 @@ async fn a_master_killed_during_writes_and_namespace_changes_loses_nothing() {
         assert_eq!(status["safe_mode"]["on"], json!(true), "safe mode must be on right after a restart: {status}");
         // While in safe mode nothing may be copied or deleted.
         assert_eq!(status["copies_done"], json!(0), "{status}");
+        if round == 0 {
+            let report = dfs(&c.master.url, &["admin", "report"]).await.unwrap().ok();
+            assert!(report.stdout.contains("Safe mode: ON"), "{}", report.stdout);
+        }
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let files = wl.stop().await;
@@ -221,6 +225,8 @@ async fn a_master_killed_during_writes_and_namespace_changes_loses_nothing() {
     })
     .await;
     say!(tag, "safe mode off: {status}");
+    let shown = dfs(&c.master.url, &["admin", "safemode"]).await.unwrap().ok();
+    assert!(shown.stdout.starts_with("Safe mode is OFF"), "{}", shown.stdout);
     settle_and_verify(&c, &files, "/t2", &inv, HEAL, Some(3)).await;
     inv.print_notes(tag);
 }
