@@ -1,10 +1,10 @@
 //! What the dashboard shows over time, kept in memory: each chunkserver's
 //! traffic (byte totals from its heartbeats, turned into rates here) and
 //! scrub progress; one sample of cluster throughput and capacity every
-//! [`SAMPLE_EVERY`], an hour of them; the last chunk census. [`run`] is the
-//! sampler: every second it turns chunkserver state changes into events,
-//! and every [`SAMPLE_EVERY`] it takes a sample and a census, so pages and
-//! `/metrics` never scan the chunk map themselves.
+//! [`SAMPLE_EVERY`], an hour of them. [`run`] is the sampler: every second
+//! it turns chunkserver state changes into events, and every
+//! [`SAMPLE_EVERY`] it takes a sample. (The chunk census is the monitor
+//! pass's: `ChunkManager::census`.)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
@@ -14,7 +14,6 @@ use dfs_common::wire::chunks::{ChunkserverInfo, Heartbeat, ScrubProgress};
 use dfs_common::NodeId;
 use serde::Serialize;
 
-use crate::chunks::chunk_map::Census;
 use crate::chunks::ChunkManager;
 
 /// Interval between samples.
@@ -55,7 +54,6 @@ pub struct History {
 struct Inner {
     samples: VecDeque<Sample>,
     traffic: HashMap<NodeId, Traffic>,
-    census: Census,
     /// Each node's state at the last look, to see changes.
     states: HashMap<NodeId, String>,
 }
@@ -99,13 +97,8 @@ impl History {
         self.inner().samples.iter().copied().collect()
     }
 
-    /// The census of the last sample.
-    pub fn census(&self) -> Census {
-        self.inner().census
-    }
-
     /// Records a sample of the cluster now; `nodes` is the master's view.
-    pub fn sample(&self, nodes: &[ChunkserverInfo], census: Census) {
+    pub fn sample(&self, nodes: &[ChunkserverInfo]) {
         let mut inner = self.inner();
         let mut s = Sample { unix_ms: unix_ms(), ..Default::default() };
         for n in nodes.iter().filter(|n| n.state != "dead") {
@@ -120,7 +113,6 @@ impl History {
             inner.samples.pop_front();
         }
         inner.samples.push_back(s);
-        inner.census = census;
     }
 
     /// Each node whose state changed since the last call, with its old
@@ -168,8 +160,7 @@ pub async fn run(manager: Weak<ChunkManager>, history: Arc<History>) {
         }
         if last_sample.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY) {
             last_sample = Some(Instant::now());
-            let census = m.census();
-            history.sample(&nodes, census);
+            history.sample(&nodes);
         }
     }
 }
@@ -207,7 +198,7 @@ mod tests {
     fn samples_sum_live_nodes_and_keep_an_hour() {
         let h = History::default();
         for _ in 0..KEEP + 5 {
-            h.sample(&[info("live"), ChunkserverInfo { node_id: NodeId(uuid::Uuid::from_u128(2)), ..info("dead") }], Census::default());
+            h.sample(&[info("live"), ChunkserverInfo { node_id: NodeId(uuid::Uuid::from_u128(2)), ..info("dead") }]);
         }
         let s = h.samples();
         assert_eq!(s.len(), KEEP);

@@ -2,7 +2,7 @@
 //! shared middleware), and at scrape time chunks by state, chunkservers by
 //! state and their heartbeat ages and traffic, the replication queue and
 //! background work, lease grants, checksum failures, namespace counts.
-//! Everything is read from counters, the sampler's census and short
+//! Everything is read from counters, the monitor's census and short
 //! snapshots: a scrape never scans the chunk map.
 
 use std::sync::atomic::Ordering;
@@ -22,7 +22,7 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
     let store = s.store.clone();
     let fs = blocking(move || store.counters().map(|c| c.stats())).await.ok();
     let mut m = Snapshot::default();
-    let census = s.history.census();
+    let census = s.chunks.census();
     let chunk_states = [
         ("total", census.total),
         ("healthy", census.healthy),

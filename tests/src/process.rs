@@ -58,20 +58,6 @@ impl MasterProcess {
         bail!("master did not stop within 10 s of SIGTERM")
     }
 
-    /// The process id of the running master.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGSTOP: the master freezes (a partition or a long pause) until [`MasterProcess::sigcont`].
-    pub fn sigstop(&self) {
-        signal(self.child.id(), libc::SIGSTOP);
-    }
-
-    /// SIGCONT: a stopped master goes on.
-    pub fn sigcont(&self) {
-        signal(self.child.id(), libc::SIGCONT);
-    }
 
     /// Starts the master again on the same data directory and port.
     pub fn restart(&mut self) -> anyhow::Result<()> {
@@ -143,11 +129,6 @@ impl ChunkserverProcess {
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-
-    /// The process id of the running chunkserver.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// SIGSTOP: the chunkserver freezes (a partition: no heartbeats, no

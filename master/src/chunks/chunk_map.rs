@@ -94,6 +94,25 @@ pub struct ReplicaCounts {
     pub corrupt: u32,
 }
 
+impl ReplicaCounts {
+    /// No current replica on any live node.
+    pub fn missing(&self) -> bool {
+        self.live + self.draining == 0
+    }
+
+    pub fn under(&self, want: u16) -> bool {
+        self.live < want as u32
+    }
+
+    pub fn over(&self, want: u16) -> bool {
+        self.live > want as u32
+    }
+
+    pub fn healthy(&self, want: u16) -> bool {
+        self.live == want as u32 && self.stale == 0 && self.corrupt == 0
+    }
+}
+
 /// A reported replica newer than the namespace's version: the master died
 /// between telling replicas a new version and recording it. The newer
 /// version wins and must be recorded.

@@ -138,9 +138,9 @@ impl ChunkManager {
                 total_chunks: total,
                 threshold: self.config.safe_mode.threshold,
             },
-            under_replicated: summary.under_replicated,
-            missing: summary.missing,
-            over_replicated: summary.over_replicated,
+            under_replicated: summary.census.under_replicated,
+            missing: summary.census.missing,
+            over_replicated: summary.census.over_replicated,
             copies_running: map.copies_running() as u64,
             copies_done: self.stats.copies_done.load(Ordering::Relaxed),
             copies_failed: self.stats.copies_failed.load(Ordering::Relaxed),
@@ -218,15 +218,14 @@ impl ChunkManager {
             next = last + 1;
             let (now, map) = (Instant::now(), self.map());
             for (index, r) in records {
-                let c = map.health(r.handle, now, self.config.dead_after);
-                let want = attr.replication as u32;
+                let (c, want) = (map.health(r.handle, now, self.config.dead_after), attr.replication);
                 h.chunks += 1;
-                h.missing += (c.live + c.draining == 0) as u64;
-                h.under_replicated += (c.live < want) as u64;
-                h.over_replicated += (c.live > want) as u64;
+                h.missing += c.missing() as u64;
+                h.under_replicated += c.under(want) as u64;
+                h.over_replicated += c.over(want) as u64;
                 h.stale += (c.stale > 0) as u64;
                 h.corrupt += (c.corrupt > 0) as u64;
-                if c.live != want || c.stale > 0 || c.corrupt > 0 {
+                if !c.healthy(want) {
                     let (live, stale, corrupt) = (c.live, c.stale, c.corrupt);
                     h.problems.push(ChunkHealth { index, handle: r.handle, version: r.version, live, stale, corrupt });
                 }

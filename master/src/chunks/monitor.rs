@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
 
-use super::chunk_map::Copy;
+use super::chunk_map::{Census, Copy};
 use super::replication::{self, Action, ChunkView, Limits, NodeView};
 use super::{gc, ChunkManager};
 use crate::store::db::now_ns;
@@ -29,12 +29,11 @@ pub async fn run(manager: Arc<ChunkManager>) {
     }
 }
 
-/// What one pass found, for the status endpoint.
+/// What the last pass found, for the status endpoint, the dashboard and
+/// `/metrics`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PassSummary {
-    pub under_replicated: u64,
-    pub missing: u64,
-    pub over_replicated: u64,
+    pub census: Census,
     pub garbage_chunks: u64,
 }
 
@@ -42,10 +41,14 @@ impl ChunkManager {
     /// One pass. Nothing is copied or deleted while in safe mode.
     pub async fn pass(self: &Arc<Self>) {
         let now = Instant::now();
+        // Counted in safe mode too: the dashboard shows the reports arriving.
+        let census = self.map().census(now, self.config.dead_after);
+        self.summary.lock().unwrap_or_else(|p| p.into_inner()).census = census;
         if self.update_safe_mode(now) {
             return;
         }
         let garbage = self.collect_garbage().await;
+        self.summary.lock().unwrap_or_else(|p| p.into_inner()).garbage_chunks = garbage;
         let actions = {
             let mut map = self.map();
             for (node, handle) in map.take_orphans(now, self.config.gc_grace) {
@@ -53,8 +56,6 @@ impl ChunkManager {
                 map.queue_delete(node, handle, ChunkVersion(u64::MAX));
             }
             let (chunks, nodes) = (map.chunk_views(now), map.node_views(now, self.config.dead_after));
-            let summary = summarize(&chunks, &nodes, garbage);
-            *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = summary;
             self.settle(&mut map, &chunks, &nodes);
             replication::plan(&chunks, &nodes, Limits { copies_per_node: self.config.copies_per_node })
         };
@@ -89,10 +90,13 @@ impl ChunkManager {
     /// is dropped. Returns how many still wait.
     async fn collect_garbage(&self) -> u64 {
         let store = self.store.clone();
-        let removed = match tokio::task::spawn_blocking(move || store.deleted_chunks(GC_BATCH)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return self.gc_failed(e.to_string()),
-            Err(e) => return self.gc_failed(e.to_string()),
+        let read = tokio::task::spawn_blocking(move || store.deleted_chunks(GC_BATCH)).await;
+        let removed = match read.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+            Ok(r) => r,
+            Err(error) => {
+                tracing::warn!(%error, "reading removed chunks failed");
+                return 0;
+            }
         };
         let now_ns = now_ns();
         let (due, waiting): (Vec<_>, Vec<_>) = removed.into_iter().partition(|(_, at)| gc::removed_chunk_due(*at, now_ns, self.config.gc_grace));
@@ -111,11 +115,6 @@ impl ChunkManager {
             }
         }
         waiting.len() as u64
-    }
-
-    fn gc_failed(&self, error: String) -> u64 {
-        tracing::warn!(%error, "reading removed chunks failed");
-        0
     }
 
     /// Bookkeeping after a scan: drained nodes, and corrupt marks of chunks
@@ -168,18 +167,6 @@ impl ChunkManager {
             }
         });
     }
-}
-
-fn summarize(chunks: &[ChunkView], nodes: &[NodeView], garbage: u64) -> PassSummary {
-    let view = |id: NodeId| nodes.iter().find(|n| n.node == id).copied();
-    let mut s = PassSummary { garbage_chunks: garbage, ..Default::default() };
-    for c in chunks {
-        let standing = replication::standing(c, view);
-        s.missing += standing.sources.is_empty() as u64;
-        s.under_replicated += (standing.counted.len() < c.want) as u64;
-        s.over_replicated += (standing.counted.len() > c.want) as u64;
-    }
-    s
 }
 
 /// How long the master waits for one copy: a chunk at a slow 4 MiB/s, plus

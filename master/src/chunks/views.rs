@@ -23,9 +23,9 @@ pub struct ChunkReplicas {
 }
 
 impl ChunkManager {
-    /// Chunks counted by health (one scan of the map).
+    /// Chunks counted by health, as of the last monitor pass.
     pub fn census(&self) -> Census {
-        self.map().census(Instant::now(), self.config.dead_after)
+        self.summary.lock().unwrap_or_else(|p| p.into_inner()).census
     }
 
     /// Counters of the chunk work since the start.
@@ -43,13 +43,12 @@ impl ChunkManager {
             .into_iter()
             .map(|(index, r)| {
                 let h = map.health(r.handle, now, dead_after);
-                let want = replication as u32;
                 let health = match () {
-                    _ if h.live + h.draining == 0 => "missing",
+                    _ if h.missing() => "missing",
                     _ if h.corrupt > 0 => "corrupt",
-                    _ if h.live < want => "under-replicated",
+                    _ if h.under(replication) => "under-replicated",
                     _ if h.stale > 0 => "stale",
-                    _ if h.live > want => "over-replicated",
+                    _ if h.over(replication) => "over-replicated",
                     _ => "healthy",
                 };
                 let replicas = map.replica_states(r.handle, now, dead_after);

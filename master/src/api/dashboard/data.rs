@@ -5,8 +5,7 @@
 use axum::extract::State;
 use axum::Json;
 use dfs_common::http::{ApiError, ApiQuery};
-use dfs_common::wire::chunks::{ReplicationStatus, ScrubProgress};
-use dfs_common::NodeId;
+use dfs_common::wire::chunks::{ChunkserverInfo, ReplicationStatus, ScrubProgress};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{blocking, AppState};
@@ -44,16 +43,12 @@ pub struct NodeCounts {
     pub total: usize,
 }
 
-/// `GET /v1/dashboard/chunkservers`: one row per known chunkserver.
+/// `GET /v1/dashboard/chunkservers`: one row per known chunkserver: the
+/// master's view (`/v1/chunkservers`) with its traffic and scrub progress.
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeRow {
-    pub node_id: NodeId,
-    pub address: String,
-    pub state: String,
-    pub capacity_bytes: u64,
-    pub used_bytes: u64,
-    pub chunk_count: u64,
-    pub last_heartbeat_age_ms: u64,
+    #[serde(flatten)]
+    pub info: ChunkserverInfo,
     pub read_bytes_per_sec: f64,
     pub write_bytes_per_sec: f64,
     pub scrub: Option<ScrubProgress>,
@@ -129,7 +124,7 @@ pub async fn overview(s: &AppState) -> Result<Overview, ApiError> {
         directories: fs.directories,
         symlinks: fs.symlinks,
         bytes: fs.bytes,
-        chunks: s.history.census(),
+        chunks: s.chunks.census(),
         chunkservers: counts,
     })
 }
@@ -147,13 +142,7 @@ pub fn chunkservers(s: &AppState) -> Vec<NodeRow> {
                 read_bytes_per_sec: if live { t.read_bytes_per_sec } else { 0.0 },
                 write_bytes_per_sec: if live { t.write_bytes_per_sec } else { 0.0 },
                 scrub: t.scrub,
-                node_id: n.node_id,
-                address: n.address,
-                state: n.state,
-                capacity_bytes: n.capacity_bytes,
-                used_bytes: n.used_bytes,
-                chunk_count: n.chunk_count,
-                last_heartbeat_age_ms: n.last_heartbeat_age_ms,
+                info: n,
             }
         })
         .collect()
@@ -161,7 +150,7 @@ pub fn chunkservers(s: &AppState) -> Vec<NodeRow> {
 
 pub fn work(s: &AppState) -> Work {
     let replication = s.chunks.replication_status();
-    let scrub = chunkservers(s).into_iter().filter_map(|n| Some(ScrubRow { address: n.address, progress: n.scrub? })).collect();
+    let scrub = chunkservers(s).into_iter().filter_map(|n| Some(ScrubRow { address: n.info.address, progress: n.scrub? })).collect();
     Work {
         replication_queue: replication.under_replicated,
         gc_backlog: replication.garbage_chunks + replication.deletes_waiting,

@@ -69,14 +69,14 @@ fn node_row(n: &NodeRow) -> String {
     let rate = |v: f64| format!("{}/s", bytes(v.round() as u64));
     format!(
         r#"<tr class="node"><td><code>{id}</code></td><td><a href="{a}/">{a}</a></td><td class="{s}">{s}</td><td>{bar}{used} of {cap}</td><td class="num">{chunks}</td><td class="num">{age:.1} s</td><td class="num">{r}</td><td class="num">{w}</td></tr>"#,
-        id = escape(&n.node_id.to_string()),
-        a = escape(&n.address),
-        s = escape(&n.state),
-        bar = bar(n.used_bytes, n.capacity_bytes, ""),
-        used = bytes(n.used_bytes),
-        cap = bytes(n.capacity_bytes),
-        chunks = n.chunk_count,
-        age = n.last_heartbeat_age_ms as f64 / 1000.0,
+        id = escape(&n.info.node_id.to_string()),
+        a = escape(&n.info.address),
+        s = escape(&n.info.state),
+        bar = bar(n.info.used_bytes, n.info.capacity_bytes, ""),
+        used = bytes(n.info.used_bytes),
+        cap = bytes(n.info.capacity_bytes),
+        chunks = n.info.chunk_count,
+        age = n.info.last_heartbeat_age_ms as f64 / 1000.0,
         r = rate(n.read_bytes_per_sec),
         w = rate(n.write_bytes_per_sec),
     )

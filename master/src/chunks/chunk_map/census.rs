@@ -36,8 +36,8 @@ pub struct ReplicaState {
 }
 
 impl ChunkMap {
-    /// Every chunk of a known file classified (one scan of the map, as the
-    /// monitor's pass does).
+    /// Every chunk of a known file classified: one scan of the map, taken
+    /// by each monitor pass and read from there.
     pub fn census(&self, now: Instant, dead_after: Duration) -> Census {
         let mut c = Census::default();
         for (handle, meta) in &self.chunks {
@@ -45,16 +45,14 @@ impl ChunkMap {
                 continue;
             }
             let Some(file) = self.files.get(&meta.inode) else { continue };
-            let h = self.health(*handle, now, dead_after);
-            let want = file.replication as u32;
-            let (missing, under, over) = (h.live + h.draining == 0, h.live < want, h.live > want);
+            let (h, want) = (self.health(*handle, now, dead_after), file.replication);
             c.total += 1;
-            c.missing += missing as u64;
-            c.under_replicated += under as u64;
-            c.over_replicated += over as u64;
+            c.missing += h.missing() as u64;
+            c.under_replicated += h.under(want) as u64;
+            c.over_replicated += h.over(want) as u64;
             c.stale += (h.stale > 0) as u64;
             c.corrupt += (h.corrupt > 0) as u64;
-            c.healthy += (!missing && !under && !over && h.stale == 0 && h.corrupt == 0) as u64;
+            c.healthy += h.healthy(want) as u64;
         }
         c
     }
