@@ -10,7 +10,7 @@
 //! happen); at most one primary per chunk per lease; and the cluster heals
 //! (`dfs fsck /` exits 0) within a bound.
 //!
-//! Tests 10 and 11, and the last assertion of test 4, check behaviours
+//! Tests 10 to 12, and the last assertion of test 4, check behaviours
 //! that were found broken when this suite was written; their messages
 //! start with "BUG:" and say what goes wrong.
 //!
@@ -923,11 +923,12 @@ async fn a_decommissioned_chunkserver_is_drained_and_recommissioned() {
 // ---------------------------------------------------------------------------
 // 10. A chunk placed while one of its targets hangs.
 
-/// Placement creates a new chunk's replicas on its targets and records the
-/// chunk in the master's map only once every create call has answered; a
-/// frozen target holds that up for the master's call timeout (5 s). The
-/// replicas already created are reported meanwhile as replicas of a chunk
-/// the master does not know, and must not be collected as garbage.
+/// Placement creates a new chunk's replicas on its targets; a frozen
+/// target holds that up for the master's call timeout (5 s). The replicas
+/// already created are reported meanwhile and must not be collected as
+/// garbage. The frozen target, once it runs again, still creates its
+/// replica, empty, at the chunk's first version, after the write went to
+/// the others: that replica must be stale, never listed or read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_chunk_placed_while_a_target_hangs_is_not_collected_as_garbage() {
     let tag = "slow-placement";
@@ -1033,4 +1034,56 @@ async fn a_write_into_a_corrupt_block_of_the_primary_still_completes() {
     data[50_000..50_010].copy_from_slice(&patch);
     let files = Files::from([("/t11/f".to_string(), data)]);
     settle_and_verify(&c, &files, "/t11", &inv, HEAL, Some(3)).await;
+}
+
+// ---------------------------------------------------------------------------
+// 12. A replica that missed a write is reported, then its node reports it.
+
+/// When a node in a write's chain fails the write (a disk error, say) but
+/// stays up, the node above reports it and the write completes on the
+/// others. The failed replica keeps the old version but lacks the write's
+/// bytes, and its node goes on sending full reports. The report must leave
+/// it behind for good: the others move to the next version at once, so the
+/// replica is stale when its node reports it again, is never listed or read,
+/// and is deleted and replaced by a copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_reported_after_a_failed_write_stays_stale_when_its_node_reports_it_again() {
+    let tag = "missed-write";
+    let seed = dfs_tests::seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let c = cluster(4, &[], &["--report-interval-ms", "300"]).await;
+    let client = faults::client(&c.master.url);
+    let inv = Invariants::new();
+    let mut data = random_bytes(&mut rng, 300_000);
+    let attr = create(&client, "/t12/f", 3, MIB).await;
+    client.write_at(&attr, 0, Bytes::from(data.clone())).await.expect("first write");
+    let lease = inv.probe_lease(&client, attr.inode, 0).await.expect("lease");
+    let failed = lease.secondaries.last().expect("a secondary").address.clone();
+    say!(tag, "chunk {:#x} v{}: reporting {failed} as the primary would after it failed a write", lease.handle.0, lease.version.0);
+    let report = json!({"handle": lease.handle.0, "address": failed, "corrupt": false, "reporter_version": lease.version.0});
+    let r = Api::new(&c.master.url).post("/v1/chunks/bad", &report).await.expect("report");
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Its node keeps reporting the replica at the old version: across
+    // several full reports, it is never listed as current.
+    let h = http();
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        let loc = locate(&client, "/t12/f").await.remove(0);
+        inv.locations(&dfs_common::wire::chunks::ChunkLocations { chunk_size_bytes: MIB, chunks: vec![loc.clone()] }, "/v1/chunks");
+        assert!(loc.version > lease.version, "the report did not move the other replicas to a new version: {loc:?}");
+        let held = replica_info(&h, &failed, lease.handle.0).await.unwrap_or(None);
+        assert!(
+            !(held.is_some_and(|(v, _)| v == lease.version.0) && loc.replicas.iter().any(|r| r.address == failed)),
+            "BUG: the replica that missed a write is listed as current again after its node reported it: {loc:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The write that failed there, retried on the others: new bytes that the
+    // left-behind replica never gets.
+    let patch = random_bytes(&mut rng, 100_000);
+    data[..100_000].copy_from_slice(&patch);
+    let attr = client.stat("/t12/f").await.unwrap();
+    client.write_at(&attr, 0, Bytes::from(patch)).await.expect("the retried write, without the failed replica");
+    let files = Files::from([("/t12/f".to_string(), data)]);
+    settle_and_verify(&c, &files, "/t12", &inv, HEAL, Some(3)).await;
 }

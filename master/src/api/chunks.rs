@@ -37,7 +37,7 @@ pub async fn lease(State(s): State<AppState>, ApiJson(r): ApiJson<LeaseRequest>)
 
 /// `POST /v1/chunks/bad`
 pub async fn bad_replica(State(s): State<AppState>, ApiJson(r): ApiJson<BadReplica>) -> Result<Json<Done>, ApiError> {
-    s.chunks.report_bad(r)?;
+    s.chunks.report_bad(r).await?;
     Ok(Json(Done {}))
 }
 

@@ -374,6 +374,15 @@ impl ChunkMap {
         self.leases.insert(handle, lease);
     }
 
+    pub fn end_lease(&mut self, handle: ChunkHandle) {
+        self.leases.remove(&handle);
+    }
+
+    /// The version `node` is known to hold `handle` at, if any.
+    pub fn replica_version(&self, handle: ChunkHandle, node: NodeId) -> Option<ChunkVersion> {
+        self.replicas.get(&handle).and_then(|r| r.get(&node)).copied()
+    }
+
     /// True when `node` is live and holds `handle` at `version`.
     pub fn holds(&self, handle: ChunkHandle, node: NodeId, version: ChunkVersion, now: Instant, dead_after: Duration) -> bool {
         self.is_live(node, now, dead_after)

@@ -235,28 +235,62 @@ impl ChunkManager {
     }
 
     /// A replica failed (verification, or a write forwarded to it): it is
-    /// no longer handed out, and the next lease leaves it out (stale).
-    pub fn report_bad(&self, bad: BadReplica) -> Result<(), NsError> {
-        let mut map = self.map();
-        let node = match (bad.node_id, &bad.address) {
-            (Some(n), None) => n,
-            (None, Some(a)) => map.node_at(a).ok_or_else(|| err(ErrorKind::ENOENT, format!("no chunkserver at {a}")))?,
-            _ => return Err(err(ErrorKind::EINVAL, "name the replica by \"node_id\" or by \"address\"")),
-        };
-        let current = map.chunk(bad.handle).map(|m| m.version);
-        if let (Some(reporter), Some(current)) = (bad.reporter_version, current) {
-            if reporter < current {
-                tracing::info!(chunk = %bad.handle, %node, %reporter, %current, "ignoring a failed-replica report from a late write");
-                return Ok(());
+    /// no longer handed out. A replica that failed a write keeps its version
+    /// but missed bytes, so the others move to the next version at once:
+    /// it is stale from then on, even when its node reports it again.
+    pub async fn report_bad(&self, bad: BadReplica) -> Result<(), NsError> {
+        let _one_at_a_time = self.grant.lock().await;
+        let (node, survivors) = {
+            let mut map = self.map();
+            let node = match (bad.node_id, &bad.address) {
+                (Some(n), None) => n,
+                (None, Some(a)) => map.node_at(a).ok_or_else(|| err(ErrorKind::ENOENT, format!("no chunkserver at {a}")))?,
+                _ => return Err(err(ErrorKind::EINVAL, "name the replica by \"node_id\" or by \"address\"")),
+            };
+            let current = map.chunk(bad.handle).map(|m| m.version);
+            if let (Some(reporter), Some(current)) = (bad.reporter_version, current) {
+                if reporter < current {
+                    tracing::info!(chunk = %bad.handle, %node, %reporter, %current, "ignoring a failed-replica report from a late write");
+                    return Ok(());
+                }
             }
+            tracing::warn!(chunk = %bad.handle, %node, corrupt = bad.corrupt, "replica reported bad");
+            let held_current = current.is_some_and(|v| map.replica_version(bad.handle, node) == Some(v));
+            map.drop_replica(bad.handle, node);
+            if bad.corrupt {
+                map.mark_corrupt(bad.handle, node);
+                self.stats.corrupt_reports.fetch_add(1, Ordering::Relaxed);
+                let address = map.address(node).map_or_else(|| node.to_string(), |a| a.address);
+                self.events.push("corrupt", format!("chunk {} on {address} failed verification", bad.handle));
+            }
+            // The others, taken under the same lock: a report from `node`
+            // after this must not put it back among the replicas bumped.
+            let survivors = map.current_replicas(bad.handle, Instant::now(), self.config.dead_after);
+            // A corrupt replica is already moved aside by its node.
+            (node, (held_current && !bad.corrupt).then_some(survivors))
+        };
+        match survivors {
+            Some(survivors) => self.leave_behind(bad.handle, node, survivors).await,
+            None => Ok(()),
         }
-        tracing::warn!(chunk = %bad.handle, %node, corrupt = bad.corrupt, "replica reported bad");
-        map.drop_replica(bad.handle, node);
-        if bad.corrupt {
-            map.mark_corrupt(bad.handle, node);
-            self.stats.corrupt_reports.fetch_add(1, Ordering::Relaxed);
-            let address = map.address(node).map_or_else(|| node.to_string(), |a| a.address);
-            self.events.push("corrupt", format!("chunk {} on {address} failed verification", bad.handle));
+    }
+
+    /// Moves the other current replicas of a chunk to the next version, so
+    /// that `left`'s (which missed a write) is stale; the running lease, if
+    /// its primary is among them, goes on at the new version.
+    async fn leave_behind(&self, handle: ChunkHandle, left: NodeId, survivors: Vec<ReplicaAddr>) -> Result<(), NsError> {
+        let Some(meta) = self.map().chunk(handle) else { return Ok(()) };
+        let holders = self.bump(handle, meta, survivors).await?;
+        let mut map = self.map();
+        let Some(mut lease) = map.lease(handle) else { return Ok(()) };
+        let members: Vec<NodeId> = holders.iter().map(|h| h.node_id).filter(|n| *n != left).collect();
+        match members.contains(&lease.primary) {
+            true => {
+                lease.version = ChunkVersion(meta.version.0 + 1);
+                lease.members = members;
+                map.set_lease(handle, lease);
+            }
+            false => map.end_lease(handle),
         }
         Ok(())
     }
@@ -281,14 +315,18 @@ impl ChunkManager {
         // A chunk enters the map once placed: a failed placement is retried
         // by the next lease request instead of leaving it without replicas.
         let known = self.map().chunk(record.handle).is_some();
+        let mut complete = true;
         if !known {
             // Recorded first, so that its new replicas, reported before the
             // last create call returns, are never taken for garbage; taken
             // back if no replica could be made, for the next request to retry.
             self.map().record_chunk(record.handle, ChunkMeta { inode: req.inode, index: req.index, version: record.version });
-            if let Err(e) = self.place_new(record, file.attr.replication as usize, chunk_size).await {
-                self.map().unrecord_unplaced(record.handle);
-                return Err(e);
+            match self.place_new(record, file.attr.replication as usize, chunk_size).await {
+                Ok(all) => complete = all,
+                Err(e) => {
+                    self.map().unrecord_unplaced(record.handle);
+                    return Err(e);
+                }
             }
         }
         let now = Instant::now();
@@ -305,14 +343,15 @@ impl ChunkManager {
                 let ms = t.saturating_duration_since(now).as_millis();
                 return Err(err(ErrorKind::EAGAIN, format!("the chunk's primary is unreachable; its lease ends in {ms} ms")));
             }
-            LeaseDecision::Grant { primary } => self.grant(record, req, known, primary).await?,
+            LeaseDecision::Grant { primary } => self.grant(record, primary, known || !complete).await?,
         };
         self.map().set_lease(record.handle, lease.clone());
         self.lease_answer(record.handle, lease, chunk_size, now)
     }
 
-    /// Creates the replicas of a newly allocated chunk.
-    async fn place_new(&self, record: ChunkRecord, replication: usize, chunk_size: u64) -> Result<(), NsError> {
+    /// Creates the replicas of a newly allocated chunk; whether every
+    /// target created its replica.
+    async fn place_new(&self, record: ChunkRecord, replication: usize, chunk_size: u64) -> Result<bool, NsError> {
         let now = Instant::now();
         let (live, targets): (usize, Vec<ReplicaAddr>) = {
             let mut map = self.map();
@@ -344,43 +383,56 @@ impl ChunkManager {
         if placed == 0 {
             return Err(err(ErrorKind::EIO, format!("no chunkserver could create chunk {}", record.handle)));
         }
-        Ok(())
+        Ok(placed == targets.len())
     }
 
-    /// A new lease: the current replicas move to the next version (those
+    /// A new lease. The current replicas move to the next version (those
     /// that fail to are stale from then on), then the version is recorded.
-    /// A chunk placed just now keeps its first version: it has no history.
-    async fn grant(&self, record: ChunkRecord, req: LeaseRequest, existed: bool, primary: Option<NodeId>) -> Result<Lease, NsError> {
+    /// A chunk just placed on every target keeps its first version, as it
+    /// has no history; one whose placement missed a target is bumped too,
+    /// since that target may still create its replica late, empty.
+    async fn grant(&self, record: ChunkRecord, primary: Option<NodeId>, bump: bool) -> Result<Lease, NsError> {
         let now = Instant::now();
-        let replicas = self.map().current_replicas(record.handle, now, self.config.dead_after);
-        if replicas.is_empty() {
+        let meta = self.map().chunk(record.handle).ok_or_else(|| err(ErrorKind::EIO, format!("chunk {} is not in the map", record.handle)))?;
+        let (version, holders) = match bump {
+            true => {
+                let replicas = self.map().current_replicas(record.handle, now, self.config.dead_after);
+                (ChunkVersion(meta.version.0 + 1), self.bump(record.handle, meta, replicas).await?)
+            }
+            false => (meta.version, self.map().current_replicas(record.handle, now, self.config.dead_after)),
+        };
+        if holders.is_empty() {
             return Err(err(ErrorKind::EIO, format!("chunk {} has no live current replica", record.handle)));
-        }
-        let version = if existed { ChunkVersion(record.version.0 + 1) } else { record.version };
-        let mut holders = replicas.clone();
-        if existed {
-            let calls = replicas.iter().map(|r| self.cs.set_version(&r.address, record.handle, version));
-            let results = join_all(calls).await;
-            holders = Vec::new();
-            for (r, result) in replicas.into_iter().zip(results) {
-                match result {
-                    Ok(()) => holders.push(r),
-                    Err(e) => tracing::warn!(chunk = %record.handle, error = %e, "replica missed a version bump"),
-                }
-            }
-            if holders.is_empty() {
-                return Err(err(ErrorKind::EIO, format!("no replica of chunk {} took version {version}", record.handle)));
-            }
-            let m = Mutation::SetChunkVersion { inode: req.inode, index: req.index, version };
-            self.writer.submit(m).await?;
-            let mut map = self.map();
-            map.set_version(record.handle, version);
-            holders.iter().for_each(|h| map.add_replica(record.handle, h.node_id, version));
         }
         let primary = primary.filter(|p| holders.iter().any(|h| h.node_id == *p)).unwrap_or(holders[0].node_id);
         let members = holders.iter().map(|h| h.node_id).collect();
         self.stats.leases_granted.fetch_add(1, Ordering::Relaxed);
         Ok(Lease { primary, version, expires: now + self.config.lease, members })
+    }
+
+    /// Moves these replicas of a chunk to the next version and records it
+    /// (durably); the replicas that took it. Those that fail are stale.
+    async fn bump(&self, handle: ChunkHandle, meta: ChunkMeta, replicas: Vec<ReplicaAddr>) -> Result<Vec<ReplicaAddr>, NsError> {
+        if replicas.is_empty() {
+            return Err(err(ErrorKind::EIO, format!("chunk {handle} has no live current replica")));
+        }
+        let version = ChunkVersion(meta.version.0 + 1);
+        let results = join_all(replicas.iter().map(|r| self.cs.set_version(&r.address, handle, version))).await;
+        let mut holders = Vec::new();
+        for (r, result) in replicas.into_iter().zip(results) {
+            match result {
+                Ok(()) => holders.push(r),
+                Err(e) => tracing::warn!(chunk = %handle, error = %e, "replica missed a version bump"),
+            }
+        }
+        if holders.is_empty() {
+            return Err(err(ErrorKind::EIO, format!("no replica of chunk {handle} took version {version}")));
+        }
+        self.writer.submit(Mutation::SetChunkVersion { inode: meta.inode, index: meta.index, version }).await?;
+        let mut map = self.map();
+        map.set_version(handle, version);
+        holders.iter().for_each(|h| map.add_replica(handle, h.node_id, version));
+        Ok(holders)
     }
 
     fn lease_answer(&self, handle: ChunkHandle, lease: Lease, chunk_size: u64, now: Instant) -> Result<WriteLease, NsError> {
