@@ -43,7 +43,7 @@ impl Client {
     /// and an existing directory is fine (`mkdir -p`).
     pub async fn mkdir(&self, path: &str, parents: bool, mode: Option<u32>) -> Result<Attr, ClientError> {
         let owner = NewOwner { mode, ..Default::default() };
-        self.master().mkdir(&MkdirRequest { at: EntryRef::path(path), owner, parents }).await
+        self.master().mkdir(&MkdirRequest { at: EntryRef::path(path), owner, parents }).await.map(|m| m.attr)
     }
 
     /// Creates a file and opens it for writing from its start.
@@ -56,7 +56,7 @@ impl Client {
             exclusive: true,
             overwrite: o.overwrite,
         };
-        let attr = self.master().create(&req).await?;
+        let attr = self.master().create(&req).await?.attr;
         Ok(FileWriter::new(self.clone(), attr, 0))
     }
 
@@ -154,7 +154,7 @@ impl Client {
 
     pub async fn symlink(&self, path: &str, target: &str) -> Result<Attr, ClientError> {
         let req = SymlinkRequest { at: EntryRef::path(path), target: target.into(), uid: None, gid: None };
-        self.master().symlink(&req).await
+        self.master().symlink(&req).await.map(|m| m.attr)
     }
 
     pub async fn readlink(&self, path: &str) -> Result<String, ClientError> {

@@ -64,31 +64,31 @@ impl MasterClient {
         self.send(true, || self.http.get(&url).query(query)).await
     }
 
-    pub async fn create(&self, req: &CreateRequest) -> Result<Attr, ClientError> {
+    pub async fn create(&self, req: &CreateRequest) -> Result<Made, ClientError> {
         self.post("/v1/create", req).await
     }
 
-    pub async fn mkdir(&self, req: &MkdirRequest) -> Result<Attr, ClientError> {
+    pub async fn mkdir(&self, req: &MkdirRequest) -> Result<Made, ClientError> {
         self.post("/v1/mkdir", req).await
     }
 
-    pub async fn symlink(&self, req: &SymlinkRequest) -> Result<Attr, ClientError> {
+    pub async fn symlink(&self, req: &SymlinkRequest) -> Result<Made, ClientError> {
         self.post("/v1/symlink", req).await
     }
 
-    pub async fn rename(&self, req: &RenameRequest) -> Result<Done, ClientError> {
+    pub async fn rename(&self, req: &RenameRequest) -> Result<Changed, ClientError> {
         self.post("/v1/rename", req).await
     }
 
-    pub async fn unlink(&self, at: EntryRef) -> Result<Done, ClientError> {
+    pub async fn unlink(&self, at: EntryRef) -> Result<Changed, ClientError> {
         self.post("/v1/unlink", &RemoveRequest { at }).await
     }
 
-    pub async fn rmdir(&self, at: EntryRef) -> Result<Done, ClientError> {
+    pub async fn rmdir(&self, at: EntryRef) -> Result<Changed, ClientError> {
         self.post("/v1/rmdir", &RemoveRequest { at }).await
     }
 
-    pub async fn delete(&self, at: EntryRef, recursive: bool) -> Result<Done, ClientError> {
+    pub async fn delete(&self, at: EntryRef, recursive: bool) -> Result<Changed, ClientError> {
         self.post("/v1/delete", &DeleteRequest { at, recursive }).await
     }
 

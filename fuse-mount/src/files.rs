@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use dfs_client::{Client, ClientError, FileReader, FileWriter};
-use dfs_common::wire::namespace::{Attr, EntryRef, RenameRequest};
+use dfs_common::wire::namespace::{Attr, Changed, EntryRef, RenameRequest};
 use dfs_common::InodeId;
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -157,23 +157,23 @@ impl OpenFiles {
 
     /// Removes the entry `parent`/`name`; a file open here is renamed to a
     /// hidden name instead and removed at its last close.
-    pub async fn unlink(&self, parent: InodeId, name: &str) -> Result<(), ClientError> {
+    pub async fn unlink(&self, parent: InodeId, name: &str) -> Result<Changed, ClientError> {
         let at = |name: &str| EntryRef { path: None, parent: Some(parent), name: Some(name.to_string()) };
         if !self.inodes().is_empty() {
             let attr = self.client.master().lookup(parent, name).await?;
             if self.inodes().contains_key(&attr.inode) {
                 let hidden = format!(".dfs-unlinked-{}", attr.inode);
                 let req = RenameRequest { src: at(name), dst: at(&hidden), noreplace: false };
-                self.client.master().rename(&req).await?;
+                let renamed = self.client.master().rename(&req).await?;
                 if let Some(i) = self.inodes().get_mut(&attr.inode) {
                     i.unlink_at = Some(at(&hidden));
-                    return Ok(());
+                    return Ok(renamed);
                 }
                 // Closed meanwhile: remove it now.
-                return self.client.master().unlink(at(&hidden)).await.map(|_| ());
+                return self.client.master().unlink(at(&hidden)).await;
             }
         }
-        self.client.master().unlink(at(name)).await.map(|_| ())
+        self.client.master().unlink(at(name)).await
     }
 
     /// Commits every inode's pending writes and removes unlinked open files

@@ -16,6 +16,7 @@ use dfs_common::InodeId;
 use fuser::*;
 
 use crate::attr::{errno, file_attr, name, time_or_now};
+use crate::dir_attrs::DirAttrs;
 use crate::dirs::OpenDirs;
 use crate::files::OpenFiles;
 use crate::names::KnownDirs;
@@ -34,6 +35,7 @@ pub struct Inner {
     files: OpenFiles,
     dirs: OpenDirs,
     known: KnownDirs,
+    dir_attrs: DirAttrs,
     /// Size and mtime last told to the kernel per inode: an open that finds
     /// them unchanged keeps the kernel's page cache.
     told: Mutex<HashMap<InodeId, (u64, i64)>>,
@@ -82,6 +84,7 @@ impl DfsFs {
             ttl,
             dirs: OpenDirs::default(),
             known: KnownDirs::new(ttl.entry),
+            dir_attrs: DirAttrs::new(ttl.attr),
             told: Mutex::default(),
             notifier: OnceLock::new(),
         };
@@ -117,28 +120,43 @@ impl Inner {
         file_attr(&a)
     }
 
-    /// Replies to a call that made the entry `at`, keeping the known
-    /// directories up to date (a failure means they may be wrong).
-    fn made(&self, reply: ReplyEntry, at: &EntryRef, r: Result<Attr, ClientError>) {
-        let (parent, name) = parts(at);
-        match &r {
-            Ok(a) => {
-                if a.kind == FileKind::Dir {
-                    self.known.learn(a.inode, Default::default(), std::time::Instant::now());
-                }
-                self.known.added(parent, name);
+    /// Notes what the master says a change did to directories; after a
+    /// failure, what is held of `dir` may be wrong.
+    fn changed(&self, dir: InodeId, r: Result<&[Attr], &ClientError>) {
+        match r {
+            Ok(dirs) => self.dir_attrs.learn(dirs, std::time::Instant::now()),
+            Err(_) => {
+                self.known.forget(dir);
+                self.dir_attrs.forget(dir);
             }
-            Err(_) => self.known.forget(parent),
         }
+    }
+
+    /// Notes the outcome of making the entry `at`: the new entry's
+    /// attributes, or the error.
+    fn note_made(&self, at: &EntryRef, r: Result<Made, ClientError>) -> Result<Attr, ClientError> {
+        let (parent, name) = parts(at);
+        self.changed(parent, r.as_ref().map(|m| m.dirs.as_slice()));
+        let m = r?;
+        if m.attr.kind == FileKind::Dir {
+            self.known.learn(m.attr.inode, Default::default(), std::time::Instant::now());
+        }
+        self.known.added(parent, name);
+        Ok(m.attr)
+    }
+
+    /// Replies to a call that made the entry `at`.
+    fn made(&self, reply: ReplyEntry, at: &EntryRef, r: Result<Made, ClientError>) {
+        let r = self.note_made(at, r);
         self.entry(reply, r)
     }
 
     /// Notes the outcome of removing the entry `at`.
-    fn removed<T>(&self, at: &EntryRef, r: &Result<T, ClientError>) {
+    fn removed(&self, at: &EntryRef, r: &Result<Changed, ClientError>) {
         let (parent, name) = parts(at);
-        match r {
-            Ok(_) => self.known.removed(parent, name),
-            Err(_) => self.known.forget(parent),
+        self.changed(parent, r.as_ref().map(|c| c.dirs.as_slice()));
+        if r.is_ok() {
+            self.known.removed(parent, name);
         }
     }
 
@@ -167,7 +185,7 @@ impl Inner {
         NewOwner { mode: Some(mode & !umask & 0o7777), uid: Some(req.uid()), gid: Some(req.gid()) }
     }
 
-    async fn create_file(&self, at: EntryRef, owner: NewOwner) -> Result<Attr, ClientError> {
+    async fn create_file(&self, at: EntryRef, owner: NewOwner) -> Result<Made, ClientError> {
         let req = CreateRequest { at, owner, replication: None, chunk_size_bytes: None, exclusive: true, overwrite: false };
         self.client.master().create(&req).await
     }
@@ -219,7 +237,12 @@ impl Inner {
         };
         let rest = SetattrRequest { size: None, ..change };
         if rest != (SetattrRequest { node: rest.node.clone(), ..Default::default() }) {
-            return self.client.master().setattr(&rest).await;
+            let r = self.client.master().setattr(&rest).await;
+            match &r {
+                Ok(a) if a.kind == FileKind::Dir => self.dir_attrs.learn(std::slice::from_ref(a), std::time::Instant::now()),
+                _ => self.dir_attrs.forget(ino),
+            }
+            return r;
         }
         match truncated {
             Some(attr) => Ok(attr),
@@ -299,6 +322,9 @@ impl Filesystem for DfsFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        if let Some((a, left)) = self.inner.dir_attrs.fresh(InodeId(ino.0), std::time::Instant::now()) {
+            return reply.attr(&left, &file_attr(&a));
+        }
         self.spawn(move |s| async move {
             let r = s.client.master().stat_inode(InodeId(ino.0)).await;
             s.attr(reply, r)
@@ -430,9 +456,9 @@ impl Filesystem for DfsFs {
             let r = s.client.master().rename(&req).await;
             s.removed(&req.src, &r);
             let (dir, name) = parts(&req.dst);
-            match &r {
-                Ok(_) => s.known.added(dir, name),
-                Err(_) => s.known.forget(dir),
+            s.changed(dir, r.as_ref().map(|c| c.dirs.as_slice()));
+            if r.is_ok() {
+                s.known.added(dir, name);
             }
             done(reply, r)
         });
@@ -629,22 +655,14 @@ impl Filesystem for DfsFs {
         };
         self.spawn(move |s| async move {
             let name = at.name.clone().unwrap_or_default();
-            let r = s.create_file(at, owner).await;
-            let r = match r {
+            let r = s.create_file(at.clone(), owner).await;
+            let r = match s.note_made(&at, r) {
                 // Made elsewhere since this mount last saw the directory:
                 // without O_EXCL, open(O_CREAT) opens what is there.
                 Err(e) if e.kind == dfs_common::ErrorKind::EEXIST && flags & libc::O_EXCL == 0 => {
-                    s.known.forget(InodeId(parent.0));
                     s.open_existing(parent, &name, flags).await
                 }
-                Ok(a) => {
-                    s.known.added(InodeId(parent.0), &name);
-                    Ok(a)
-                }
-                Err(e) => {
-                    s.known.forget(InodeId(parent.0));
-                    Err(e)
-                }
+                r => r,
             };
             match r {
                 Ok(a) => {

@@ -6,6 +6,7 @@
 //! writes and unmount; `umount MOUNTPOINT` ends the process too.
 
 mod attr;
+mod dir_attrs;
 mod dirs;
 mod files;
 mod fs;

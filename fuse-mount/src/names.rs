@@ -22,6 +22,8 @@ const MAX_NAMES: usize = 100_000;
 struct Known {
     names: HashSet<String>,
     since: Instant,
+    /// Last answer or change: the least recently used goes first.
+    used: Instant,
 }
 
 pub struct KnownDirs {
@@ -41,8 +43,11 @@ impl KnownDirs {
     /// True when `dir` is known (and fresh at `now`) and has no `name`.
     pub fn absent(&self, dir: InodeId, name: &str, now: Instant) -> bool {
         let mut dirs = self.dirs();
-        match dirs.get(&dir) {
-            Some(k) if now.duration_since(k.since) < self.ttl => !k.names.contains(name),
+        match dirs.get_mut(&dir) {
+            Some(k) if now.duration_since(k.since) < self.ttl => {
+                k.used = k.used.max(now);
+                !k.names.contains(name)
+            }
             Some(_) => {
                 dirs.remove(&dir);
                 false
@@ -58,17 +63,19 @@ impl KnownDirs {
         }
         let mut dirs = self.dirs();
         if dirs.len() >= MAX_DIRS && !dirs.contains_key(&dir) {
-            // Drop the oldest: it is the closest to expiring anyway.
-            let oldest = dirs.iter().min_by_key(|(_, k)| k.since).map(|(d, _)| *d);
-            oldest.map(|d| dirs.remove(&d));
+            // Drop the least recently used (not the oldest: a directory
+            // being filled, e.g. by mkdir of a tree, is old and busy).
+            let coldest = dirs.iter().min_by_key(|(_, k)| k.used).map(|(d, _)| *d);
+            coldest.map(|d| dirs.remove(&d));
         }
-        dirs.insert(dir, Known { names, since });
+        dirs.insert(dir, Known { names, since, used: since });
     }
 
     /// `name` was made in `dir` through this mount.
     pub fn added(&self, dir: InodeId, name: &str) {
         let mut dirs = self.dirs();
         if let Some(k) = dirs.get_mut(&dir) {
+            k.used = k.used.max(Instant::now());
             k.names.insert(name.to_string());
             if k.names.len() > MAX_NAMES {
                 dirs.remove(&dir);
@@ -108,6 +115,20 @@ mod tests {
         assert!(k.absent(d, "a", t0 + Duration::from_secs(9)));
         assert!(!k.absent(d, "a", t0 + Duration::from_secs(10)), "stale after the TTL");
         assert!(!k.absent(d, "zzz", t0), "and forgotten once stale");
+    }
+
+    #[test]
+    fn the_least_recently_used_directory_goes_first() {
+        let t0 = Instant::now();
+        let k = KnownDirs::new(Duration::from_secs(10));
+        let busy = InodeId(1);
+        k.learn(busy, HashSet::new(), t0);
+        for i in 0..MAX_DIRS as u64 {
+            let now = t0 + Duration::from_millis(i + 1);
+            assert!(k.absent(busy, "x", now), "the busy directory was dropped after {i} others");
+            k.learn(InodeId(i + 2), HashSet::new(), now);
+        }
+        assert!(!k.absent(InodeId(2), "x", t0 + Duration::from_secs(1)), "the coldest went");
     }
 
     #[test]

@@ -35,7 +35,7 @@ async fn create(client: &Client, path: &str, replication: u16, chunk_size: u64) 
         exclusive: true,
         ..Default::default()
     };
-    client.master().create(&req).await.expect("create")
+    client.master().create(&req).await.expect("create").attr
 }
 
 async fn locations(client: &Client, attr: &Attr) -> Vec<ChunkLocation> {

@@ -276,6 +276,26 @@ pub struct ReadlinkResponse {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Done {}
 
+/// The answer to `create`, `mkdir` and `symlink`: the new entry's
+/// attributes, plus `dirs`, the attributes of every directory the change
+/// touched, as of the change (the parent's new mtime and link count), so
+/// that a client can cache them instead of asking again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Made {
+    #[serde(flatten)]
+    pub attr: Attr,
+    #[serde(default)]
+    pub dirs: Vec<Attr>,
+}
+
+/// The answer to `rename`, `unlink`, `rmdir` and `delete`: the attributes
+/// of every directory the change touched, as of the change.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changed {
+    #[serde(default)]
+    pub dirs: Vec<Attr>,
+}
+
 /// `GET /v1/fs`: file-system counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FsStats {

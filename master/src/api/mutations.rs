@@ -18,24 +18,32 @@ async fn submit_for_attr(s: &AppState, m: Mutation) -> Result<Json<Attr>, ApiErr
     }
 }
 
-async fn submit_for_done(s: &AppState, m: Mutation) -> Result<Json<Done>, ApiError> {
-    s.writer.submit(m).await?;
-    Ok(Json(Done {}))
+/// A new entry, with the directories its making changed.
+async fn submit_for_made(s: &AppState, m: Mutation) -> Result<Json<Made>, ApiError> {
+    match s.writer.submit_changed(m).await? {
+        (Outcome::Attr(attr), dirs) => Ok(Json(Made { attr, dirs })),
+        _ => Err(ApiError::new(ErrorKind::EIO, "mutation returned no attributes")),
+    }
 }
 
-/// `POST /v1/mkdir` → [`Attr`] of the directory.
-pub async fn mkdir(State(s): State<AppState>, ApiJson(r): ApiJson<MkdirRequest>) -> Result<Json<Attr>, ApiError> {
-    submit_for_attr(&s, Mutation::Mkdir(r)).await
+async fn submit_for_changed(s: &AppState, m: Mutation) -> Result<Json<Changed>, ApiError> {
+    let (_, dirs) = s.writer.submit_changed(m).await?;
+    Ok(Json(Changed { dirs }))
 }
 
-/// `POST /v1/create` → [`Attr`] of the new (or, non-exclusive, existing) file.
-pub async fn create(State(s): State<AppState>, ApiJson(r): ApiJson<CreateRequest>) -> Result<Json<Attr>, ApiError> {
-    submit_for_attr(&s, Mutation::Create(r)).await
+/// `POST /v1/mkdir` → [`Made`]: the directory.
+pub async fn mkdir(State(s): State<AppState>, ApiJson(r): ApiJson<MkdirRequest>) -> Result<Json<Made>, ApiError> {
+    submit_for_made(&s, Mutation::Mkdir(r)).await
 }
 
-/// `POST /v1/symlink` → [`Attr`] of the link.
-pub async fn symlink(State(s): State<AppState>, ApiJson(r): ApiJson<SymlinkRequest>) -> Result<Json<Attr>, ApiError> {
-    submit_for_attr(&s, Mutation::Symlink(r)).await
+/// `POST /v1/create` → [`Made`]: the new (or, non-exclusive, existing) file.
+pub async fn create(State(s): State<AppState>, ApiJson(r): ApiJson<CreateRequest>) -> Result<Json<Made>, ApiError> {
+    submit_for_made(&s, Mutation::Create(r)).await
+}
+
+/// `POST /v1/symlink` → [`Made`]: the link.
+pub async fn symlink(State(s): State<AppState>, ApiJson(r): ApiJson<SymlinkRequest>) -> Result<Json<Made>, ApiError> {
+    submit_for_made(&s, Mutation::Symlink(r)).await
 }
 
 /// `POST /v1/setattr` → the new [`Attr`].
@@ -48,22 +56,22 @@ pub async fn setattr(State(s): State<AppState>, ApiJson(r): ApiJson<SetattrReque
     Ok(attr)
 }
 
-/// `POST /v1/rename`
-pub async fn rename(State(s): State<AppState>, ApiJson(r): ApiJson<RenameRequest>) -> Result<Json<Done>, ApiError> {
-    submit_for_done(&s, Mutation::Rename(r)).await
+/// `POST /v1/rename` → [`Changed`]
+pub async fn rename(State(s): State<AppState>, ApiJson(r): ApiJson<RenameRequest>) -> Result<Json<Changed>, ApiError> {
+    submit_for_changed(&s, Mutation::Rename(r)).await
 }
 
 /// `POST /v1/unlink`: a file or symlink.
-pub async fn unlink(State(s): State<AppState>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Done>, ApiError> {
-    submit_for_done(&s, Mutation::Unlink(r)).await
+pub async fn unlink(State(s): State<AppState>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Changed>, ApiError> {
+    submit_for_changed(&s, Mutation::Unlink(r)).await
 }
 
 /// `POST /v1/rmdir`: an empty directory.
-pub async fn rmdir(State(s): State<AppState>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Done>, ApiError> {
-    submit_for_done(&s, Mutation::Rmdir(r)).await
+pub async fn rmdir(State(s): State<AppState>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Changed>, ApiError> {
+    submit_for_changed(&s, Mutation::Rmdir(r)).await
 }
 
 /// `POST /v1/delete`: anything; a non-empty directory with `recursive`.
-pub async fn delete(State(s): State<AppState>, ApiJson(r): ApiJson<DeleteRequest>) -> Result<Json<Done>, ApiError> {
-    submit_for_done(&s, Mutation::Delete(r)).await
+pub async fn delete(State(s): State<AppState>, ApiJson(r): ApiJson<DeleteRequest>) -> Result<Json<Changed>, ApiError> {
+    submit_for_changed(&s, Mutation::Delete(r)).await
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use dfs_common::wire::namespace::Attr;
+use dfs_common::wire::namespace::{Attr, FileKind};
 use dfs_common::{ChunkHandle, ErrorKind, InodeId};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 
@@ -35,6 +35,11 @@ impl<'s> Txn<'s> {
             Some(None) => fail(ErrorKind::ENOENT, format!("no inode {id}")),
             None => self.store.inode(id),
         }
+    }
+
+    /// The directories this mutation changed, as they are after it.
+    pub fn changed_dirs(&self) -> Vec<Attr> {
+        self.inodes.values().flatten().filter(|r| r.attr.kind == FileKind::Dir).map(|r| r.attr.clone()).collect()
     }
 
     pub fn put_inode(&mut self, record: InodeRecord) {

@@ -5,6 +5,7 @@
 
 use std::thread::JoinHandle;
 
+use dfs_common::wire::namespace::Attr;
 use dfs_common::ErrorKind;
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,7 +27,10 @@ pub struct WriterConfig {
     pub queue_depth: usize,
 }
 
-type Reply = oneshot::Sender<Result<Outcome, NsError>>;
+/// A mutation's outcome and the directories it changed (as they are after it).
+pub type Applied = (Outcome, Vec<Attr>);
+
+type Reply = oneshot::Sender<Result<Applied, NsError>>;
 
 /// Handle for submitting mutations; cheap to clone.
 #[derive(Clone)]
@@ -53,6 +57,11 @@ impl Writer {
 
     /// Applies `m` and returns once it is durable.
     pub async fn submit(&self, m: Mutation) -> Result<Outcome, NsError> {
+        self.submit_changed(m).await.map(|(outcome, _)| outcome)
+    }
+
+    /// As `submit`, with the directories the mutation changed.
+    pub async fn submit_changed(&self, m: Mutation) -> Result<Applied, NsError> {
         let (reply, answer) = oneshot::channel();
         let gone = || NsError::new(ErrorKind::EIO, "the namespace writer has stopped");
         self.tx.send((m, reply)).await.map_err(|_| gone())?;
@@ -101,11 +110,12 @@ fn run(store: Store, config: WriterConfig, mut counters: Counters, mut rx: mpsc:
     }
 }
 
-fn apply_one(store: &Store, counters: &mut Counters, m: &Mutation, config: &WriterConfig) -> Result<Outcome, NsError> {
+fn apply_one(store: &Store, counters: &mut Counters, m: &Mutation, config: &WriterConfig) -> Result<Applied, NsError> {
     let mut txn = Txn::new(store, *counters, now_ns());
     let outcome = apply(&mut txn, m, &config.defaults)?;
+    let dirs = txn.changed_dirs();
     *counters = txn.commit()?;
-    Ok(outcome)
+    Ok((outcome, dirs))
 }
 
 /// One reaper step; returns whether more work is left.

@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
             exclusive: true,
             ..Default::default()
         };
-        let attr = client.master().create(&req).await?;
+        let attr = client.master().create(&req).await?.attr;
         let t = Instant::now();
         client.write_at(&attr, 0, data.clone()).await?;
         let w = t.elapsed().as_secs_f64();

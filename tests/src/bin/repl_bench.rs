@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn create(client: &Client, path: &str) -> anyhow::Result<Attr> {
     let req = CreateRequest { at: EntryRef::path(path), replication: Some(3), exclusive: true, ..Default::default() };
-    Ok(client.master().create(&req).await?)
+    Ok(client.master().create(&req).await?.attr)
 }
 
 /// Writes `data` to a new file and returns MiB/s.
