@@ -15,9 +15,12 @@ use std::time::{Duration, Instant};
 
 use dfs_common::InodeId;
 
-/// Most directories known at once, and most names in one.
-const MAX_DIRS: usize = 256;
+/// Most directories known at once, most names in one, and most names
+/// learnt from listings in all (names added here grow them only at the
+/// pace of creates, for one TTL).
+const MAX_DIRS: usize = 4096;
 const MAX_NAMES: usize = 100_000;
+const MAX_LISTED: usize = 200_000;
 
 struct Known {
     names: HashSet<String>,
@@ -62,7 +65,14 @@ impl KnownDirs {
             return;
         }
         let mut dirs = self.dirs();
-        if dirs.len() >= MAX_DIRS && !dirs.contains_key(&dir) {
+        dirs.remove(&dir);
+        let full = |dirs: &HashMap<InodeId, Known>| {
+            dirs.len() >= MAX_DIRS || dirs.values().map(|k| k.names.len()).sum::<usize>() + names.len() > MAX_LISTED
+        };
+        if full(&dirs) {
+            dirs.retain(|_, k| since.duration_since(k.since) < self.ttl);
+        }
+        while full(&dirs) {
             // Drop the least recently used (not the oldest: a directory
             // being filled, e.g. by mkdir of a tree, is old and busy).
             let coldest = dirs.iter().min_by_key(|(_, k)| k.used).map(|(d, _)| *d);

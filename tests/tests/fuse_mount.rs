@@ -245,7 +245,7 @@ fn system_calls_give_posix_results_and_errnos() {
     let c = cluster(&[]);
     let m = mount(&c, &[]);
     let mnt = m.path().to_path_buf();
-    within(Duration::from_secs(120), move || {
+    let changed = within(Duration::from_secs(120), move || {
         let p = |name: &str| mnt.join(name);
         fs::create_dir(p("dir")).unwrap();
         fs::write(p("dir/inside"), "x").unwrap();
@@ -315,7 +315,25 @@ fn system_calls_give_posix_results_and_errnos() {
         let st = statvfs(&mnt);
         assert!(st.f_blocks > 0 && st.f_bsize > 0, "statvfs: {} blocks of {} bytes", st.f_blocks, st.f_bsize);
         assert_eq!(st.f_namemax, 255, "statvfs namemax");
+
+        // A directory changed here: the mount answers its attributes from
+        // what each change returned; they must be the master's own.
+        fs::create_dir(p("d2")).unwrap();
+        fs::create_dir(p("d2/sub")).unwrap();
+        fs::write(p("d2/f"), "f").unwrap();
+        fs::rename(p("d2/f"), p("d2/g")).unwrap();
+        fs::remove_dir(p("d2/sub")).unwrap();
+        fs::create_dir(p("d2/sub2")).unwrap();
+        let d = fs::metadata(p("d2")).unwrap();
+        (d.mode(), d.nlink(), d.mtime(), d.mtime_nsec(), d.ctime(), d.ctime_nsec())
     });
+    let client = dfs_client::Client::new(&c.master.url);
+    let d2 = block_on(client.stat("/d2")).expect("stat /d2 at the master");
+    assert_eq!(
+        changed,
+        (0o40000 | d2.mode, d2.nlink as u64, d2.mtime_ns.div_euclid(1_000_000_000), d2.mtime_ns.rem_euclid(1_000_000_000), d2.ctime_ns.div_euclid(1_000_000_000), d2.ctime_ns.rem_euclid(1_000_000_000)),
+        "a changed directory's attributes through the mount (mode, nlink, mtime, ctime) against the master's"
+    );
     // A fresh mount has no cached attributes: it shows what the cluster kept.
     let fresh = mount(&c, &[]);
     let stamped = fresh.path().join("stamped");

@@ -47,6 +47,18 @@ async fn namespace_lifecycle() {
     let f = ok(&c.post("/v1/create", json!({"path": "/a/b/c/file", "replication": 2})).await).clone();
     assert_eq!(f["replication"], json!(2));
     assert_eq!(f["parent"], d["inode"]);
+    // The answer carries the parent as the change left it: what stat says.
+    let dirs = f["dirs"].as_array().expect("dirs").clone();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert_eq!(&dirs[0], ok(&c.stat("/a/b/c").await));
+    assert_eq!(dirs[0]["mtime_ns"], f["ctime_ns"], "the parent's mtime is the change's time");
+    let moved = ok(&c.post("/v1/rename", json!({"src": {"path": "/a/b/c/file"}, "dst": {"path": "/a/file2"}})).await).clone();
+    let mut got: Vec<Value> = moved["dirs"].as_array().expect("dirs").clone();
+    got.sort_by_key(|a| a["inode"].as_u64());
+    let mut want = vec![ok(&c.stat("/a").await).clone(), ok(&c.stat("/a/b/c").await).clone()];
+    want.sort_by_key(|a| a["inode"].as_u64());
+    assert_eq!(got, want, "a rename answers both parents as it left them");
+    ok(&c.post("/v1/rename", json!({"src": {"path": "/a/file2"}, "dst": {"path": "/a/b/c/file"}})).await);
 
     // stat by path, by inode, and lookup by (parent, name) agree.
     let by_path = ok(&c.stat("/a/b/c/file").await).clone();
