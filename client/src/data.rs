@@ -31,7 +31,8 @@ pub struct DataConfig {
     /// Pieces a sequential reader fetches ahead of the reads.
     pub readahead_pieces: usize,
     /// How long a write keeps retrying through the master: long enough for
-    /// a lost primary's lease to run out and a new one to be granted.
+    /// a lost primary's lease to run out and a new one to be granted. A read
+    /// that no replica serves asks the master again for as long.
     pub retry_for: Duration,
     /// How long an unreachable master (restarting) is waited for.
     pub master_wait: Duration,
@@ -333,11 +334,14 @@ impl Client {
     }
 
     /// Reads one piece of one chunk. When no replica serves it, the cached
-    /// location is dropped and the master asked once more (the chunk may
-    /// have moved to a new version or new replicas).
+    /// location is dropped and the master asked again, with growing pauses,
+    /// for up to `retry_for`: the chunk may have moved to a new version or
+    /// new replicas, its chunkservers may be restarting, or the master may
+    /// have just restarted and not yet heard from them (no replica listed).
     async fn read_piece(&self, inode: InodeId, index: u64, offset: u64, len: u64) -> Result<Bytes, ClientError> {
-        let mut last = None;
-        for _ in 0..2 {
+        let mut until = None;
+        let mut pause = Duration::from_millis(20);
+        loop {
             let known = self.locate(inode, index, index).await?.remove(&index).unwrap_or(Known::Hole);
             let Known::At(loc) = known else {
                 return Ok(Bytes::from(vec![0u8; len as usize])); // a hole: never written
@@ -346,11 +350,16 @@ impl Client {
                 Ok(data) => return Ok(data),
                 Err(e) => {
                     self.inner.locations.forget(inode, index);
-                    last = Some(e);
+                    let until = *until.get_or_insert_with(|| Instant::now() + self.config().retry_for);
+                    if Instant::now() + pause > until {
+                        return Err(e);
+                    }
+                    tracing::debug!(chunk = %loc.handle, error = %e, "no replica served a read; asking the master again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
                 }
             }
         }
-        Err(last.unwrap_or_else(|| ClientError::new(ErrorKind::EIO, "read failed")))
     }
 
     /// Reads from the first replica that serves the range whole and

@@ -45,7 +45,8 @@ struct Args {
     /// master (close-to-open), as NFS does with its attribute cache.
     #[arg(long, default_value_t = 10_000)]
     attr_ttl_ms: u64,
-    /// How long a failing write keeps retrying before it returns EIO (s).
+    /// How long a failing write, or a read no replica serves, keeps
+    /// retrying before it returns EIO (s).
     #[arg(long, default_value_t = 60)]
     retry_secs: u64,
     /// How long a restarting (unreachable) master is waited for (s).

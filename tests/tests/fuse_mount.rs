@@ -440,6 +440,47 @@ fn operations_wait_through_a_master_restart() {
     });
 }
 
+/// Right after a master restart, before any chunkserver has reported its
+/// replicas (they are frozen here), a read waits for the reports instead of
+/// failing, then returns the file's bytes.
+#[test]
+fn a_read_right_after_a_master_restart_waits_for_the_replica_reports() {
+    let mut c = cluster(&[]);
+    let mut rng = StdRng::seed_from_u64(seed());
+    let data = random_bytes(&mut rng, 2 * MIB + 17);
+    {
+        // Written through another mount: the reader's page cache is empty.
+        let writer = mount(&c, &[]);
+        let (path, data) = (writer.path().join("f"), data.clone());
+        within(Duration::from_secs(60), move || fs::write(path, data).unwrap());
+    }
+    let m = mount(&c, &["--master-wait-secs", "30", "--retry-secs", "30"]);
+    let path = m.path().join("f");
+    let p = path.clone();
+    let size = data.len() as u64;
+    within(Duration::from_secs(30), move || assert_eq!(fs::metadata(p).unwrap().len(), size));
+    c.master.kill9();
+    for cs in &c.chunkservers {
+        cs.sigstop();
+    }
+    c.master.restart().expect("restart the master");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(fs::read(path));
+    });
+    // No replica is known to the new master while the chunkservers are frozen.
+    match rx.recv_timeout(Duration::from_secs(3)) {
+        Err(mpsc::RecvTimeoutError::Timeout) => {}
+        Ok(r) => panic!("the read finished before any replica was reported: {:?}", r.map(|d| d.len())),
+        Err(e) => panic!("the reading thread died: {e}"),
+    }
+    for cs in &c.chunkservers {
+        cs.sigcont();
+    }
+    let got = rx.recv_timeout(Duration::from_secs(40)).expect("the read did not complete after the reports").expect("read");
+    assert_same_bytes(&got, &data, "a read waiting through a master restart");
+}
+
 /// With every chunkserver dead, reading a file and writing a new one fail
 /// with EIO once the (short) retry time is over, instead of hanging.
 #[test]
