@@ -240,7 +240,7 @@ impl ChunkManager {
     /// it is stale from then on, even when its node reports it again.
     pub async fn report_bad(&self, bad: BadReplica) -> Result<(), NsError> {
         let _one_at_a_time = self.grant.lock().await;
-        let (node, survivors) = {
+        let survivors = {
             let mut map = self.map();
             let node = match (bad.node_id, &bad.address) {
                 (Some(n), None) => n,
@@ -266,24 +266,25 @@ impl ChunkManager {
             // The others, taken under the same lock: a report from `node`
             // after this must not put it back among the replicas bumped.
             let survivors = map.current_replicas(bad.handle, Instant::now(), self.config.dead_after);
-            // A corrupt replica is already moved aside by its node.
-            (node, (held_current && !bad.corrupt).then_some(survivors))
+            // A corrupt replica is already moved aside by its node; with no
+            // other replica left there is nothing to move on.
+            survivors.into_iter().filter(|_| held_current && !bad.corrupt).collect::<Vec<_>>()
         };
-        match survivors {
-            Some(survivors) => self.leave_behind(bad.handle, node, survivors).await,
-            None => Ok(()),
+        match survivors.is_empty() {
+            true => Ok(()),
+            false => self.leave_behind(bad.handle, survivors).await,
         }
     }
 
     /// Moves the other current replicas of a chunk to the next version, so
-    /// that `left`'s (which missed a write) is stale; the running lease, if
-    /// its primary is among them, goes on at the new version.
-    async fn leave_behind(&self, handle: ChunkHandle, left: NodeId, survivors: Vec<ReplicaAddr>) -> Result<(), NsError> {
+    /// that the one left behind (it missed a write) is stale; the running
+    /// lease, if its primary is among them, goes on at the new version.
+    async fn leave_behind(&self, handle: ChunkHandle, survivors: Vec<ReplicaAddr>) -> Result<(), NsError> {
         let Some(meta) = self.map().chunk(handle) else { return Ok(()) };
         let holders = self.bump(handle, meta, survivors).await?;
         let mut map = self.map();
         let Some(mut lease) = map.lease(handle) else { return Ok(()) };
-        let members: Vec<NodeId> = holders.iter().map(|h| h.node_id).filter(|n| *n != left).collect();
+        let members: Vec<NodeId> = holders.iter().map(|h| h.node_id).collect();
         match members.contains(&lease.primary) {
             true => {
                 lease.version = ChunkVersion(meta.version.0 + 1);
