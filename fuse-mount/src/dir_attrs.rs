@@ -76,21 +76,8 @@ mod tests {
     use dfs_common::wire::namespace::FileKind;
 
     fn dir(inode: u64, ctime_ns: i64) -> Attr {
-        Attr {
-            inode: InodeId(inode),
-            kind: FileKind::Dir,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            atime_ns: 0,
-            mtime_ns: ctime_ns,
-            ctime_ns,
-            nlink: 2,
-            replication: 0,
-            chunk_size_bytes: 0,
-            parent: InodeId::ROOT,
-        }
+        let a = crate::attr::test_attr(FileKind::Dir, 0o755);
+        Attr { inode: InodeId(inode), mtime_ns: ctime_ns, ctime_ns, nlink: 2, ..a }
     }
 
     #[test]

@@ -679,24 +679,7 @@ impl Filesystem for DfsFs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn attr(kind: FileKind, mode: u32) -> Attr {
-        Attr {
-            inode: InodeId(2),
-            kind,
-            mode,
-            uid: 1000,
-            gid: 100,
-            size: 0,
-            atime_ns: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            nlink: 1,
-            replication: 3,
-            chunk_size_bytes: 1 << 26,
-            parent: InodeId::ROOT,
-        }
-    }
+    use crate::attr::test_attr as attr;
 
     #[test]
     fn permissions_follow_owner_group_and_other_bits() {

@@ -66,8 +66,10 @@ impl KnownDirs {
         }
         let mut dirs = self.dirs();
         dirs.remove(&dir);
+        // Names are counted only for a listing: a directory made here
+        // (every mkdir) arrives empty and must not cost a pass over all.
         let full = |dirs: &HashMap<InodeId, Known>| {
-            dirs.len() >= MAX_DIRS || dirs.values().map(|k| k.names.len()).sum::<usize>() + names.len() > MAX_LISTED
+            dirs.len() >= MAX_DIRS || (!names.is_empty() && dirs.values().map(|k| k.names.len()).sum::<usize>() + names.len() > MAX_LISTED)
         };
         if full(&dirs) {
             dirs.retain(|_, k| since.duration_since(k.since) < self.ttl);

@@ -263,12 +263,13 @@ impl ChunkManager {
                 let address = map.address(node).map_or_else(|| node.to_string(), |a| a.address);
                 self.events.push("corrupt", format!("chunk {} on {address} failed verification", bad.handle));
             }
-            // The others, taken under the same lock: a report from `node`
-            // after this must not put it back among the replicas bumped.
-            let survivors = map.current_replicas(bad.handle, Instant::now(), self.config.dead_after);
-            // A corrupt replica is already moved aside by its node; with no
-            // other replica left there is nothing to move on.
-            survivors.into_iter().filter(|_| held_current && !bad.corrupt).collect::<Vec<_>>()
+            // A corrupt replica is already moved aside by its node. The
+            // others are taken under the same lock as the drop: a report
+            // from `node` after it must not put it back among those bumped.
+            match held_current && !bad.corrupt {
+                true => map.current_replicas(bad.handle, Instant::now(), self.config.dead_after),
+                false => Vec::new(),
+            }
         };
         match survivors.is_empty() {
             true => Ok(()),
