@@ -36,7 +36,7 @@ for i in 0 1 2; do
   pids+=($!)
 done
 for _ in $(seq 100); do
-  live=$(curl -fs "$url/v1/chunkservers" 2>/dev/null | grep -o '"state":"live"' | wc -l)
+  live=$(curl -fs "$url/v1/chunkservers" 2>/dev/null | grep -o '"state":"live"' | wc -l || true)
   ((live >= 3)) && break
   sleep 0.1
 done
