@@ -84,9 +84,23 @@ pub struct Client {
 struct Inner {
     master: MasterClient,
     http: reqwest::Client,
+    /// For reads served on the caller's thread (`blocking.rs`).
+    blocking: ureq::Agent,
     config: DataConfig,
     leases: Mutex<HashMap<(InodeId, u64), CachedLease>>,
     locations: LocationCache,
+}
+
+/// `data` followed by zeros up to `len` bytes: a replica sends nothing
+/// past the chunk's written length, which reads as zeros.
+pub(crate) fn pad_to(data: Bytes, len: u64) -> Bytes {
+    if data.len() as u64 >= len {
+        return data;
+    }
+    let mut padded = Vec::with_capacity(len as usize);
+    padded.extend_from_slice(&data);
+    padded.resize(len as usize, 0);
+    Bytes::from(padded)
 }
 
 /// A write piece: chunk index, offset inside the chunk, bytes (cheap to clone).
@@ -112,6 +126,7 @@ impl Client {
         let inner = Inner {
             master: MasterClient::new(master_url, http.clone(), config.master_wait),
             http,
+            blocking: crate::blocking::agent(),
             config,
             leases: Mutex::new(HashMap::new()),
             locations: LocationCache::new(config.location_ttl, LOCATION_CACHE_ENTRIES),
@@ -126,6 +141,20 @@ impl Client {
 
     pub fn config(&self) -> &DataConfig {
         &self.inner.config
+    }
+
+    pub(crate) fn locations(&self) -> &LocationCache {
+        &self.inner.locations
+    }
+
+    pub(crate) fn blocking_http(&self) -> &ureq::Agent {
+        &self.inner.blocking
+    }
+
+    /// Which of a chunk's replicas serves a read at `offset` in it: pieces
+    /// of one chunk are spread over its replicas.
+    pub(crate) fn replica_for(&self, offset: u64, replicas: usize) -> usize {
+        (offset / self.config().read_piece_bytes.max(1)) as usize % replicas.max(1)
     }
 
     fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<(InodeId, u64), CachedLease>> {
@@ -366,18 +395,11 @@ impl Client {
     /// verified; bytes past the chunk's written length read as zeros.
     async fn read_from_replicas(&self, loc: &ChunkLocation, offset: u64, len: u64) -> Result<Bytes, ClientError> {
         let mut last = ClientError::new(ErrorKind::EIO, format!("chunk {} has no current replica", loc.handle));
-        // Spread pieces of one chunk over its replicas.
-        let start = (offset / self.config().read_piece_bytes.max(1)) as usize;
+        let start = self.replica_for(offset, loc.replicas.len());
         for i in 0..loc.replicas.len() {
             let replica = &loc.replicas[(start + i) % loc.replicas.len()];
             match self.read_replica(replica, loc.handle, loc.version, offset, len).await {
-                Ok(data) if (data.len() as u64) < len => {
-                    let mut padded = Vec::with_capacity(len as usize);
-                    padded.extend_from_slice(&data);
-                    padded.resize(len as usize, 0);
-                    return Ok(Bytes::from(padded));
-                }
-                Ok(data) => return Ok(data),
+                Ok(data) => return Ok(pad_to(data, len)),
                 Err(e) => last = e,
             }
         }

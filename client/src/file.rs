@@ -296,6 +296,23 @@ impl FileReader {
         result
     }
 
+    /// Serves a read that does not continue this stream on the calling
+    /// thread, when [`Client::read_now`] can; `None` means: use `read_at`.
+    /// Must not be called from a runtime thread (it blocks).
+    pub fn read_now(&mut self, offset: u64, len: u64) -> Option<Bytes> {
+        let end = offset.saturating_add(len).min(self.attr.size);
+        if offset >= end {
+            return Some(Bytes::new());
+        }
+        if offset == self.seq_next || self.in_window(offset) {
+            return None;
+        }
+        let data = self.client.read_now(&self.attr, offset, end - offset)?;
+        self.drop_tiles();
+        self.seq_next = end;
+        Some(data)
+    }
+
     /// Serves `offset..end` from read-ahead pieces, starting the ones
     /// missing and the next few after `end`.
     async fn read_tiles(&mut self, offset: u64, end: u64) -> Result<Bytes, ClientError> {

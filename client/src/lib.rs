@@ -6,12 +6,14 @@
 //! - [`file`]: open files: a streaming writer and a reader with read-ahead.
 //! - [`data`]: `Client`, and the data path under both: writes through a
 //!   chunk's replica chain, verified reads with fail-over, record append.
+//! - `blocking`: small reads served on the caller's own thread.
 //! - [`locations`]: the cache of chunk locations.
 //! - [`master`]: the master's API, call by call.
 //! - [`error`]: `ClientError`, which says whether a retry can help.
 //!
 //! The `dfs` shell and the FUSE mount are built on this crate.
 
+mod blocking;
 pub mod data;
 pub mod error;
 pub mod file;

@@ -143,6 +143,22 @@ impl OpenFiles {
         reader.read_at(offset, len).await
     }
 
+    /// Serves a random read on the calling FUSE thread when nothing stands
+    /// in the way: this mount has no writes pending on the inode, the
+    /// handle's reader is current and idle, and the read is one the client
+    /// can serve at once (`Client::read_now`). `None` means: use `read`.
+    pub fn read_now(&self, file: &OpenFile, offset: u64, len: u64) -> Option<Bytes> {
+        let generation = match self.inodes().get(&file.inode) {
+            Some(i) if i.pending_end.is_some() => return None,
+            i => i.map_or(0, |i| i.generation),
+        };
+        let mut slot = file.reader.try_lock().ok()?;
+        match slot.as_mut() {
+            Some((reader, g)) if *g == generation => reader.read_now(offset, len),
+            _ => None,
+        }
+    }
+
     /// Sets the file's length, after committing this mount's writes to it.
     pub async fn truncate(&self, inode: InodeId, size: u64) -> Result<Attr, ClientError> {
         self.flush_inode(inode).await?;

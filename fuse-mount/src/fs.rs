@@ -491,6 +491,11 @@ impl Filesystem for DfsFs {
         reply: ReplyData,
     ) {
         let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
+        // A small random read is answered from this FUSE thread: handing it
+        // to the runtime would cost as much as the chunkserver's work.
+        if let Some(data) = self.inner.files.read_now(&file, offset, size as u64) {
+            return reply.data(&data);
+        }
         self.spawn(move |s| async move {
             match s.files.read(&file, offset, size as u64).await {
                 Ok(data) => reply.data(&data),

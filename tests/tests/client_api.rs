@@ -215,3 +215,68 @@ async fn reads_fail_over_and_relocate_when_the_cached_replica_dies() {
     }
     assert_eq!(seen, HashSet::from([true]));
 }
+
+#[tokio::test]
+async fn small_reads_on_the_callers_thread_match_and_give_way_when_they_cannot() {
+    let c = cluster(3);
+    c.wait_live(3, Duration::from_secs(15)).await.unwrap();
+    let client = Client::new(&c.master.url);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    let mut data = vec![0u8; (3 * MIB + 5000) as usize];
+    rng.fill_bytes(&mut data);
+    let mut w = client.create("/small", &CreateOptions::default()).await.unwrap();
+    w.write(&data).await.unwrap();
+    w.close().await.unwrap();
+    let data = std::sync::Arc::new(data);
+    let r = client.open("/small").await.unwrap();
+    // Blocking calls, off the runtime's threads.
+    let mut r = tokio::task::spawn_blocking(move || {
+        let mut r = r;
+        assert!(r.read_now(4096, 4096).is_none(), "no location cached yet: the async path must go");
+        r
+    })
+    .await
+    .unwrap();
+    for chunk in 0..4 {
+        // Random reads (no read-ahead window) that cache every location.
+        assert_eq!(r.read_at(chunk * MIB + 7, 10).await.unwrap().len(), 10);
+    }
+    let r = tokio::task::spawn_blocking({
+        let data = data.clone();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed() ^ 1);
+        move || {
+            let mut r = r;
+            for _ in 0..200 {
+                let off = rng.random_range(0..data.len() as u64);
+                let len = rng.random_range(1..=65536u64).min(MIB - off % MIB);
+                let got = r.read_now(off, len).expect("a cached small read is served on this thread");
+                let end = (off + len).min(data.len() as u64) as usize;
+                assert!(got[..] == data[off as usize..end], "read_now({off}, {len}) differs");
+            }
+            assert!(r.read_now(MIB - 10, 20).is_none(), "a read across a chunk boundary is not taken");
+            assert_eq!(r.read_now(data.len() as u64, 10).map(|b| b.len()), Some(0), "at the end of the file");
+            r
+        }
+    })
+    .await
+    .unwrap();
+    // With every chunkserver frozen the fast path gives up within its
+    // short timeout instead of holding the calling thread.
+    for cs in &c.chunkservers {
+        cs.sigstop();
+    }
+    let started = std::time::Instant::now();
+    let (r, got) = tokio::task::spawn_blocking(move || {
+        let mut r = r;
+        let got = r.read_now(12345 + MIB, 100);
+        (r, got)
+    })
+    .await
+    .unwrap();
+    assert!(got.is_none() && started.elapsed() < Duration::from_secs(3), "gave up after {:?}", started.elapsed());
+    for cs in &c.chunkservers {
+        cs.sigcont();
+    }
+    let mut r = r;
+    assert!(r.read_at(12345 + MIB, 100).await.unwrap()[..] == data[(12345 + MIB) as usize..(12445 + MIB) as usize]);
+}

@@ -1,0 +1,59 @@
+//! Small reads served on the caller's own thread. A FUSE request handed to
+//! the async runtime crosses threads twice more before its reply (FUSE
+//! thread → runtime worker → I/O driver → back), which costs about as much
+//! as the chunkserver's work on a 4 KiB read. A thread that is not a
+//! runtime thread can instead ask one replica itself over a kept-alive
+//! blocking connection. Only the easy case is taken here: the chunk's
+//! location is cached and its first replica answers in time with bytes
+//! that match their checksums. Anything else returns `None`, and the caller
+//! goes the async way, which fails over, asks the master and retries.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dfs_common::wire::chunks::{checksum_header, HEADER_CHECKSUMS};
+use dfs_common::wire::namespace::Attr;
+
+use crate::data::{pad_to, Client};
+use crate::locations::Known;
+
+/// How long the fast path waits for a replica before it gives the read to
+/// the async path: it blocks a FUSE thread, so it must be short.
+const FAST_READ_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Idle connections kept per chunkserver (one per thread that reads).
+const IDLE_PER_HOST: usize = 8;
+
+pub(crate) fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().timeout(FAST_READ_TIMEOUT).max_idle_connections_per_host(IDLE_PER_HOST).build()
+}
+
+impl Client {
+    /// Reads `len` bytes at `offset` (clipped at the end of the file) on
+    /// this thread when the range lies in one chunk whose location is
+    /// cached and one replica serves it at once; `None` otherwise. Must not
+    /// be called from a runtime thread (it blocks).
+    pub fn read_now(&self, attr: &Attr, offset: u64, len: u64) -> Option<Bytes> {
+        let (cs, end) = (attr.chunk_size_bytes.max(1), offset.saturating_add(len).min(attr.size));
+        if offset >= end {
+            return Some(Bytes::new());
+        }
+        if offset / cs != (end - 1) / cs || end - offset > self.config().read_piece_bytes {
+            return None;
+        }
+        let (index, at, n) = (offset / cs, offset % cs, end - offset);
+        let known = self.locations().get_range(attr.inode, index, index, Instant::now())?.remove(&index)?;
+        let Known::At(loc) = known else { return Some(Bytes::from(vec![0u8; n as usize])) };
+        let replica = loc.replicas.get(self.replica_for(at, loc.replicas.len()))?;
+        let url = format!("{}/v1/chunks/{}/data?version={}&offset={at}&length={n}", replica.address, loc.handle, loc.version);
+        let resp = self.blocking_http().get(&url).call().ok()?;
+        let sent = resp.header(HEADER_CHECKSUMS).unwrap_or("").to_string();
+        let mut data = Vec::with_capacity(n as usize);
+        resp.into_reader().read_to_end(&mut data).ok()?;
+        if checksum_header(&data) != sent {
+            return None;
+        }
+        Some(pad_to(Bytes::from(data), n))
+    }
+}
