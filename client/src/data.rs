@@ -91,6 +91,15 @@ struct Inner {
     locations: LocationCache,
 }
 
+fn http_client(config: &DataConfig) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(32)
+        .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
+        .timeout(config.request_timeout)
+        .build()
+        .unwrap_or_default()
+}
+
 /// `data` followed by zeros up to `len` bytes: a replica sends nothing
 /// past the chunk's written length, which reads as zeros.
 pub(crate) fn pad_to(data: Bytes, len: u64) -> Bytes {
@@ -117,12 +126,7 @@ impl Client {
     }
 
     pub fn with_config(master_url: &str, config: DataConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(32)
-            .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
-            .timeout(config.request_timeout)
-            .build()
-            .unwrap_or_default();
+        let http = http_client(&config);
         let inner = Inner {
             master: MasterClient::new(master_url, http.clone(), config.master_wait),
             http,
@@ -137,6 +141,13 @@ impl Client {
     /// The master's API, call by call.
     pub fn master(&self) -> &MasterClient {
         &self.inner.master
+    }
+
+    /// A master client with HTTP connections of its own, for a thread
+    /// that drives its own runtime: a connection is served by the runtime
+    /// that opened it, so this one's must not be shared.
+    pub fn own_master(&self) -> MasterClient {
+        MasterClient::new(self.master().url(), http_client(&self.inner.config), self.inner.config.master_wait)
     }
 
     pub fn config(&self) -> &DataConfig {

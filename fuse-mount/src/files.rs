@@ -175,7 +175,7 @@ impl OpenFiles {
     /// hidden name instead and removed at its last close.
     pub async fn unlink(&self, parent: InodeId, name: &str) -> Result<Changed, ClientError> {
         let at = |name: &str| EntryRef { path: None, parent: Some(parent), name: Some(name.to_string()) };
-        if !self.inodes().is_empty() {
+        if self.any_open() {
             let attr = self.client.master().lookup(parent, name).await?;
             if self.inodes().contains_key(&attr.inode) {
                 let hidden = format!(".dfs-unlinked-{}", attr.inode);
@@ -213,19 +213,44 @@ impl OpenFiles {
     pub async fn release(&self, fh: u64) -> Result<(), ClientError> {
         let Some(file) = self.files().remove(&fh) else { return Ok(()) };
         let result = self.flush_inode(file.inode).await;
-        let unlink_at = {
-            let mut inodes = self.inodes();
-            let Some(i) = inodes.get_mut(&file.inode) else { return result.map(|_| ()) };
-            i.handles = i.handles.saturating_sub(1);
-            if i.handles > 0 {
-                return result.map(|_| ());
-            }
-            // A failed commit was reported to the close that flushed.
-            inodes.remove(&file.inode).and_then(|i| i.unlink_at)
-        };
-        if let Some(at) = unlink_at {
-            self.client.master().unlink(at).await?;
+        if let Some(hidden) = self.close_handle(file.inode) {
+            self.client.master().unlink(hidden).await?;
         }
         result.map(|_| ())
+    }
+
+    /// Whether any file is open here.
+    pub fn any_open(&self) -> bool {
+        !self.inodes().is_empty()
+    }
+
+    /// Whether this mount holds writes to the inode not yet committed.
+    pub fn has_pending(&self, inode: InodeId) -> bool {
+        self.inodes().get(&inode).is_some_and(|i| i.pending_end.is_some())
+    }
+
+    /// Closes a handle at once when there is nothing to commit (the usual
+    /// close of a file only read, or made and left empty). `None`: use
+    /// `release`; `Some(hidden)`: the handle is closed and an unlinked
+    /// file's hidden entry, if any, is left to remove.
+    pub fn release_now(&self, fh: u64) -> Option<Option<EntryRef>> {
+        let inode = self.files().get(&fh)?.inode;
+        if self.has_pending(inode) {
+            return None;
+        }
+        self.files().remove(&fh)?;
+        Some(self.close_handle(inode))
+    }
+
+    /// Counts a handle of the inode closed; at the last one the inode is
+    /// forgotten, and its hidden entry (unlinked while open) is returned.
+    fn close_handle(&self, inode: InodeId) -> Option<EntryRef> {
+        let mut inodes = self.inodes();
+        let i = inodes.get_mut(&inode)?;
+        i.handles = i.handles.saturating_sub(1);
+        if i.handles > 0 {
+            return None;
+        }
+        inodes.remove(&inode).and_then(|i| i.unlink_at)
     }
 }

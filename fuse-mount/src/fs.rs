@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use dfs_client::master::MasterClient;
 use dfs_client::{Client, ClientError};
 use dfs_common::wire::namespace::*;
 use dfs_common::InodeId;
@@ -19,6 +20,7 @@ use crate::attr::{errno, file_attr, name, time_or_now};
 use crate::dir_attrs::DirAttrs;
 use crate::dirs::OpenDirs;
 use crate::files::OpenFiles;
+use crate::here;
 use crate::names::KnownDirs;
 
 /// How long the kernel may trust what it was told.
@@ -41,11 +43,13 @@ pub struct Inner {
     told: Mutex<HashMap<InodeId, (u64, i64)>>,
     /// Set once the session is up: how to tell the kernel to drop caches.
     pub notifier: OnceLock<Notifier>,
+    /// The shared runtime, where requests that need more than one master
+    /// call (or any chunkserver) are served.
+    rt: tokio::runtime::Handle,
 }
 
 pub struct DfsFs {
     inner: Arc<Inner>,
-    rt: tokio::runtime::Handle,
 }
 
 type Res<T> = Result<T, Errno>;
@@ -87,8 +91,9 @@ impl DfsFs {
             dir_attrs: DirAttrs::new(ttl.attr),
             told: Mutex::default(),
             notifier: OnceLock::new(),
+            rt,
         };
-        DfsFs { inner: Arc::new(inner), rt }
+        DfsFs { inner: Arc::new(inner) }
     }
 
     pub fn inner(&self) -> Arc<Inner> {
@@ -101,7 +106,25 @@ impl DfsFs {
         F: FnOnce(Arc<Inner>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.rt.spawn(f(self.inner.clone()));
+        self.inner.rt.spawn(f(self.inner.clone()));
+    }
+
+    /// Serves a request that is one call to the master: made from this
+    /// FUSE thread (see `here.rs`), or on the runtime when this thread has
+    /// none; `then` replies with its result.
+    fn master_call<T, F, Fut>(&self, call: F, then: impl FnOnce(&Arc<Inner>, Result<T, ClientError>) + Send + 'static)
+    where
+        F: FnOnce(MasterClient) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, ClientError>> + Send,
+        T: Send + 'static,
+    {
+        match here::on_this_thread(&self.inner.client, call) {
+            Ok(r) => then(&self.inner, r),
+            Err(call) => self.spawn(move |s| async move {
+                let r = call(s.client.master().clone()).await;
+                then(&s, r)
+            }),
+        }
     }
 }
 
@@ -185,9 +208,24 @@ impl Inner {
         NewOwner { mode: Some(mode & !umask & 0o7777), uid: Some(req.uid()), gid: Some(req.gid()) }
     }
 
-    async fn create_file(&self, at: EntryRef, owner: NewOwner) -> Result<Made, ClientError> {
-        let req = CreateRequest { at, owner, replication: None, chunk_size_bytes: None, exclusive: true, overwrite: false };
-        self.client.master().create(&req).await
+    /// Replies to a create that found the name taken, made elsewhere since
+    /// this mount last saw the directory: without O_EXCL, open(O_CREAT)
+    /// opens what is there.
+    async fn open_found(&self, reply: ReplyCreate, parent: INodeNo, name: &str, flags: i32) {
+        let r = self.open_existing(parent, name, flags).await;
+        self.opened_new(reply, r)
+    }
+
+    /// Replies to a create with the file opened, or the error.
+    fn opened_new(&self, reply: ReplyCreate, r: Result<Attr, ClientError>) {
+        match r {
+            Ok(a) => {
+                let fh = self.files.open(a.clone());
+                let attr = self.to_kernel(a);
+                reply.created(&self.ttl.entry, &attr, Generation(0), FileHandle(fh), FopenFlags::empty())
+            }
+            Err(e) => reply.error(fail(e)),
+        }
     }
 
     /// Opens a file: fresh attributes from the master (close-to-open). The
@@ -383,10 +421,8 @@ impl Filesystem for DfsFs {
             Ok(at) => (at, Inner::owner(req, mode, umask)),
             Err(e) => return reply.error(e),
         };
-        self.spawn(move |s| async move {
-            let r = s.create_file(at.clone(), owner).await;
-            s.made(reply, &at, r)
-        });
+        let req = create_request(at.clone(), owner);
+        self.master_call(move |m| async move { m.create(&req).await }, move |s, r| s.made(reply, &at, r));
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
@@ -394,10 +430,8 @@ impl Filesystem for DfsFs {
             Ok(at) => (at, Inner::owner(req, mode, umask)),
             Err(e) => return reply.error(e),
         };
-        self.spawn(move |s| async move {
-            let r = s.client.master().mkdir(&MkdirRequest { at: at.clone(), owner, parents: false }).await;
-            s.made(reply, &at, r)
-        });
+        let req = MkdirRequest { at: at.clone(), owner, parents: false };
+        self.master_call(move |m| async move { m.mkdir(&req).await }, move |s, r| s.made(reply, &at, r));
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
@@ -405,9 +439,17 @@ impl Filesystem for DfsFs {
             Ok(at) => at,
             Err(e) => return reply.error(e),
         };
-        self.spawn(move |s| async move {
-            let (dir, name) = parts(&at);
-            let r = s.files.unlink(dir, name).await;
+        if self.inner.files.any_open() {
+            // It may be open here: the open files decide (see `unlink`).
+            return self.spawn(move |s| async move {
+                let (dir, name) = parts(&at);
+                let r = s.files.unlink(dir, name).await;
+                s.removed(&at, &r);
+                done(reply, r)
+            });
+        }
+        let target = at.clone();
+        self.master_call(move |m| async move { m.unlink(target).await }, move |s, r| {
             s.removed(&at, &r);
             done(reply, r)
         });
@@ -418,8 +460,8 @@ impl Filesystem for DfsFs {
             Ok(at) => at,
             Err(e) => return reply.error(e),
         };
-        self.spawn(move |s| async move {
-            let r = s.client.master().rmdir(at.clone()).await;
+        let target = at.clone();
+        self.master_call(move |m| async move { m.rmdir(target).await }, move |s, r| {
             s.removed(&at, &r);
             done(reply, r)
         });
@@ -452,10 +494,10 @@ impl Filesystem for DfsFs {
             (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
         let req = RenameRequest { src, dst, noreplace: flags.contains(RenameFlags::RENAME_NOREPLACE) };
-        self.spawn(move |s| async move {
-            let r = s.client.master().rename(&req).await;
-            s.removed(&req.src, &r);
-            let (dir, name) = parts(&req.dst);
+        let (src, dst) = (req.src.clone(), req.dst.clone());
+        self.master_call(move |m| async move { m.rename(&req).await }, move |s, r| {
+            s.removed(&src, &r);
+            let (dir, name) = parts(&dst);
             s.changed(dir, r.as_ref().map(|c| c.dirs.as_slice()));
             if r.is_ok() {
                 s.known.added(dir, name);
@@ -528,6 +570,11 @@ impl Filesystem for DfsFs {
 
     fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
+        // The kernel sends a close's flush after the writes' replies: with
+        // none pending there is nothing to commit, and no reason to wait.
+        if !self.inner.files.has_pending(file.inode) {
+            return reply.ok();
+        }
         self.spawn(move |s| async move {
             done(reply, s.files.flush_inode(file.inode).await)
         });
@@ -543,6 +590,11 @@ impl Filesystem for DfsFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        match self.inner.files.release_now(fh.0) {
+            Some(None) => return reply.ok(),
+            Some(Some(hidden)) => return self.spawn(move |s| async move { done(reply, s.client.master().unlink(hidden).await) }),
+            None => {}
+        }
         self.spawn(move |s| async move {
             match s.files.release(fh.0).await {
                 Ok(()) => reply.ok(),
@@ -658,27 +710,29 @@ impl Filesystem for DfsFs {
             Ok(at) => (at, Inner::owner(req, mode, umask)),
             Err(e) => return reply.error(e),
         };
-        self.spawn(move |s| async move {
-            let name = at.name.clone().unwrap_or_default();
-            let r = s.create_file(at.clone(), owner).await;
-            let r = match s.note_made(&at, r) {
-                // Made elsewhere since this mount last saw the directory:
-                // without O_EXCL, open(O_CREAT) opens what is there.
-                Err(e) if e.kind == dfs_common::ErrorKind::EEXIST && flags & libc::O_EXCL == 0 => {
-                    s.open_existing(parent, &name, flags).await
+        let req = create_request(at.clone(), owner);
+        self.master_call(move |m| async move { m.create(&req).await }, move |s, r| {
+            match s.note_made(&at, r) {
+                Err(e) if opens_existing(&e, flags) => {
+                    let (s, name) = (s.clone(), parts(&at).1.to_string());
+                    s.rt.clone().spawn(async move { s.open_found(reply, parent, &name, flags).await });
                 }
-                r => r,
-            };
-            match r {
-                Ok(a) => {
-                    let fh = s.files.open(a.clone());
-                    let attr = s.to_kernel(a);
-                    reply.created(&s.ttl.entry, &attr, Generation(0), FileHandle(fh), FopenFlags::empty())
-                }
-                Err(e) => reply.error(fail(e)),
+                r => s.opened_new(reply, r),
             }
         });
     }
+}
+
+/// What a FUSE create or mknod asks of the master: a new file, which must
+/// not exist yet.
+fn create_request(at: EntryRef, owner: NewOwner) -> CreateRequest {
+    CreateRequest { at, owner, replication: None, chunk_size_bytes: None, exclusive: true, overwrite: false }
+}
+
+/// Whether a create that found the name taken opens what is there
+/// (without O_EXCL, as open(O_CREAT) does).
+fn opens_existing(e: &ClientError, flags: i32) -> bool {
+    e.kind == dfs_common::ErrorKind::EEXIST && flags & libc::O_EXCL == 0
 }
 
 #[cfg(test)]
