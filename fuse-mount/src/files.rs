@@ -14,6 +14,12 @@ use dfs_common::wire::namespace::{Attr, Changed, EntryRef, RenameRequest};
 use dfs_common::InodeId;
 use tokio::sync::Mutex as AsyncMutex;
 
+/// Largest read served on a FUSE thread: random reads of pages and
+/// records. Larger ones are the kernel's read-ahead of a stream (which may
+/// arrive out of order on several threads); they are left to the reader's
+/// read-ahead rather than risk its being dropped.
+const SMALL_READ: u64 = 128 << 10;
+
 /// One `open` of a file.
 pub struct OpenFile {
     pub inode: InodeId,
@@ -143,11 +149,14 @@ impl OpenFiles {
         reader.read_at(offset, len).await
     }
 
-    /// Serves a random read on the calling FUSE thread when nothing stands
-    /// in the way: this mount has no writes pending on the inode, the
+    /// Serves a small random read on the calling FUSE thread when nothing
+    /// stands in the way: this mount has no writes pending on the inode, the
     /// handle's reader is current and idle, and the read is one the client
     /// can serve at once (`Client::read_now`). `None` means: use `read`.
     pub fn read_now(&self, file: &OpenFile, offset: u64, len: u64) -> Option<Bytes> {
+        if len > SMALL_READ {
+            return None;
+        }
         let generation = match self.inodes().get(&file.inode) {
             Some(i) if i.pending_end.is_some() => return None,
             i => i.map_or(0, |i| i.generation),

@@ -157,6 +157,21 @@ impl DataFile {
         Ok(DataFile { file: opts.open(path)?, direct: false })
     }
 
+    /// Tells the kernel not to read ahead of reads through this file:
+    /// clients ask for exactly what they want, and a sequential reader
+    /// already fetches several 8 MiB pieces at once. The kernel's read-ahead
+    /// on top of that made cold sequential reads through the mount ~25%
+    /// slower (~790 against ~1,000 MiB/s, A/B on one cluster, 4 rounds).
+    pub fn advise_random(&self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: plain advice on a descriptor that is open for as long as
+        // `self`; a failure changes nothing but speed.
+        let rc = unsafe { libc::posix_fadvise(self.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+        if rc != 0 {
+            tracing::debug!(error = rc, "posix_fadvise(RANDOM) failed");
+        }
+    }
+
     /// Whether I/O bypasses the page cache.
     pub fn is_direct(&self) -> bool {
         self.direct

@@ -110,6 +110,7 @@ impl OpenFiles {
             self.try_direct.store(false, Ordering::Relaxed);
         }
         let cached = DataFile::open(&data_path, false, false).map_err(|e| ChunkError::io("open", &data_path, e))?;
+        cached.advise_random();
         let meta_path = layout.meta_path(handle);
         let meta = open_meta(&meta_path).map_err(|e| ChunkError::io("open", &meta_path, e))?;
         Ok(ReplicaFiles { data, cached, meta })
