@@ -1,7 +1,7 @@
 //! Opening the RocksDB database and bootstrapping a new namespace.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use dfs_common::wire::namespace::{Attr, FileKind};
 use dfs_common::{ErrorKind, InodeId};
@@ -9,12 +9,15 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOp
 
 use super::error::{fail, NsError};
 use super::keys::*;
+use super::metalog::MetaLog;
 use super::records::{Counters, InodeRecord, FORMAT_VERSION};
 
 /// The open metadata database. Cheap to clone; safe to share between threads.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) db: Arc<DB>,
+    /// Written by the writer thread only (`Txn::commit`, `sync`).
+    log: Arc<Mutex<MetaLog>>,
 }
 
 /// Nanoseconds since the Unix epoch, now.
@@ -38,9 +41,50 @@ impl Store {
         opts.set_keep_log_file_num(4);
         let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
-        let store = Store { db: Arc::new(db) };
+        let epoch = log_epoch(&db)?;
+        let (log, records) = MetaLog::open(dir, epoch).map_err(|e| io_error("open the metadata log", e))?;
+        let store = Store { db: Arc::new(db), log: Arc::new(Mutex::new(log)) };
+        for record in &records {
+            store.db.write_opt(WriteBatch::from_data(record), &no_wal())?;
+        }
+        tracing::info!(records = records.len(), epoch, "metadata log replayed");
         store.bootstrap()?;
+        // Everything replayed goes to RocksDB's tables, and the log starts
+        // over: what a crash left half written can never be read as new.
+        store.checkpoint(&mut store.log())?;
         Ok(store)
+    }
+
+    /// The metadata log; a poisoned lock is taken anyway (the log's state
+    /// is only what was appended).
+    pub(crate) fn log(&self) -> MutexGuard<'_, MetaLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a batch to RocksDB and appends it to the metadata log (not
+    /// yet durable: see `sync`).
+    pub(crate) fn write(&self, batch: WriteBatch) -> Result<(), NsError> {
+        let record = batch.data().to_vec();
+        self.db.write_opt(batch, &no_wal())?;
+        self.log().append(&record);
+        Ok(())
+    }
+
+    /// Flushes RocksDB's memtables to its tables, records a new epoch and
+    /// starts the log over (when it is full, and at every open).
+    fn checkpoint(&self, log: &mut MetaLog) -> Result<(), NsError> {
+        for name in ALL_CFS {
+            self.db.flush_cf(self.cf(name)?)?;
+        }
+        let epoch = log_epoch(&self.db)? + 1;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META)?, META_LOG_EPOCH, epoch.to_be_bytes());
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.db.write_opt(batch, &sync)?;
+        log.start_over(epoch);
+        tracing::debug!(epoch, "metadata log started over");
+        Ok(())
     }
 
     pub(crate) fn cf(&self, name: &str) -> Result<&ColumnFamily, NsError> {
@@ -104,8 +148,32 @@ impl Store {
         }
     }
 
-    /// Makes every write so far durable (syncs the WAL).
+    /// Makes every write so far durable: one synchronous write of the log's
+    /// new records, or a checkpoint when they would not fit.
     pub fn sync(&self) -> Result<(), NsError> {
-        Ok(self.db.flush_wal(true)?)
+        let mut log = self.log();
+        if log.is_full() {
+            return self.checkpoint(&mut log);
+        }
+        log.sync().map_err(|e| io_error("write the metadata log", e))
     }
+}
+
+fn no_wal() -> WriteOptions {
+    let mut o = WriteOptions::default();
+    o.disable_wal(true);
+    o
+}
+
+fn io_error(what: &str, e: std::io::Error) -> NsError {
+    NsError::new(ErrorKind::EIO, format!("cannot {what}: {e}"))
+}
+
+/// The metadata log's epoch as recorded in RocksDB (1 before any).
+fn log_epoch(db: &DB) -> Result<u64, NsError> {
+    let Some(meta) = db.cf_handle(CF_META) else { return fail(ErrorKind::EIO, "column family meta missing") };
+    Ok(match db.get_cf(meta, META_LOG_EPOCH)? {
+        Some(v) => <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes).map_err(|_| NsError::new(ErrorKind::EIO, "corrupt log epoch"))?,
+        None => 1,
+    })
 }

@@ -23,6 +23,8 @@ pub const ALL_CFS: [&str; 6] = [CF_INODES, CF_ENTRIES, CF_CHUNKS, CF_PENDING_DEL
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
 pub const META_COUNTERS: &[u8] = b"counters";
+/// The metadata log's current epoch (see `metalog`), a big-endian u64.
+pub const META_LOG_EPOCH: &[u8] = b"log_epoch";
 /// Node ids (16 bytes each) of chunkservers being drained by decommission.
 pub const META_DECOMMISSIONED: &[u8] = b"decommissioned";
 

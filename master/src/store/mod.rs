@@ -1,10 +1,13 @@
 //! The namespace store: inodes, directory entries and file → chunk records in
-//! RocksDB, with every mutation applied by one writer thread that shares WAL
+//! RocksDB, with every mutation applied by one writer thread that shares log
 //! syncs among concurrent requests (group commit).
 //!
 //! - [`keys`]: column families and the binary, ordered key layout.
 //! - [`records`]: versioned value encodings (inode, entry, chunk, counters).
-//! - [`db`]: opening the database and bootstrapping a new one.
+//! - [`db`]: opening the database and bootstrapping a new one; the log's
+//!   replay, syncs and checkpoints.
+//! - [`metalog`]: the metadata log, RocksDB's WAL replaced by direct
+//!   synchronous writes into a preallocated file.
 //! - [`reads`]: path resolution, stat, lookup, list, readlink, counters.
 //! - [`txn`]: one mutation's view: reads through to RocksDB, writes to a batch.
 //! - [`mutations`]: the namespace rules of mkdir, create, rename, delete...
@@ -15,6 +18,7 @@ pub mod check;
 pub mod db;
 pub mod error;
 pub mod keys;
+pub mod metalog;
 pub mod mutations;
 pub mod reads;
 pub mod records;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use dfs_common::wire::namespace::{Attr, FileKind};
 use dfs_common::{ChunkHandle, ErrorKind, InodeId};
-use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
+use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::db::Store;
 use super::error::{fail, NsError};
@@ -141,9 +141,7 @@ impl<'s> Txn<'s> {
             }
         }
         self.batch.put_cf(self.store.cf(CF_META)?, META_COUNTERS, self.counters.encode());
-        let mut no_sync = WriteOptions::default();
-        no_sync.set_sync(false);
-        self.store.db.write_opt(self.batch, &no_sync)?;
+        self.store.write(self.batch)?;
         Ok(self.counters)
     }
 }

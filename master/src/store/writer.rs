@@ -1,6 +1,6 @@
 //! The single writer thread. Mutations queue on a channel; the thread applies
-//! every queued one, each as its own atomic batch, then syncs the WAL once
-//! for the whole group and only then answers them (group commit). Between
+//! every queued one, each as its own atomic batch, then syncs the metadata
+//! log once for the whole group and only then answers them (group commit). Between
 //! requests it frees removed subtrees in bounded steps.
 
 use std::thread::JoinHandle;
@@ -19,7 +19,7 @@ use super::txn::Txn;
 #[derive(Clone, Copy, Debug)]
 pub struct WriterConfig {
     pub defaults: Defaults,
-    /// Most mutations that share one WAL sync.
+    /// Most mutations that share one log sync.
     pub group_max: usize,
     /// Most entries the reaper frees in one step.
     pub reap_batch: usize,
