@@ -39,7 +39,7 @@ pub struct MasterConfig {
     #[arg(long, env = "DFS_MAX_REQUEST_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_request_body_bytes: usize,
 
-    /// Most namespace mutations that share one WAL sync (group commit).
+    /// Most namespace mutations that share one metadata log sync (group commit).
     #[arg(long, env = "DFS_GROUP_COMMIT_MAX_OPS", default_value_t = 1024)]
     pub group_commit_max_ops: usize,
 
