@@ -3,14 +3,24 @@
 //! and on a small virtual machine each costs about as much CPU as the
 //! master's own work on a create. Each FUSE thread therefore keeps a
 //! runtime of its own, with its own connections to the master, and waits
-//! on it for calls that need nothing else (the FUSE threads serve nothing
-//! while the call runs; there are several of them).
+//! on it for calls that need nothing else (a FUSE thread serves nothing
+//! else while its call runs; one is always kept free of them).
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dfs_client::master::MasterClient;
 use dfs_client::Client;
+
+/// Threads that read requests from `/dev/fuse`.
+pub const FUSE_THREADS: usize = 4;
+
+/// FUSE threads waiting on a call of their own right now. One is always
+/// left free for requests that need no master (a read of an open file, a
+/// name known absent), so a master that is slow or restarting cannot hold
+/// them all up: beyond that, calls go to the shared runtime.
+static BUSY: AtomicUsize = AtomicUsize::new(0);
 
 struct Here {
     rt: tokio::runtime::Runtime,
@@ -29,6 +39,20 @@ where
     F: FnOnce(MasterClient) -> Fut,
     Fut: Future<Output = T>,
 {
+    if BUSY.fetch_add(1, Ordering::AcqRel) >= FUSE_THREADS - 1 {
+        BUSY.fetch_sub(1, Ordering::AcqRel);
+        return Err(call);
+    }
+    let r = run_here(client, call);
+    BUSY.fetch_sub(1, Ordering::AcqRel);
+    r
+}
+
+fn run_here<T, F, Fut>(client: &Client, call: F) -> Result<T, F>
+where
+    F: FnOnce(MasterClient) -> Fut,
+    Fut: Future<Output = T>,
+{
     HERE.with(|here| {
         let mut here = here.borrow_mut();
         if here.is_none() {
@@ -43,19 +67,23 @@ where
         match here.as_ref() {
             Some(h) => Ok(h.rt.block_on(async {
                 catch_up().await;
-                call(h.master.clone()).await
+                let r = call(h.master.clone()).await;
+                // Let the connection's task finish with the answer and wait
+                // for the next one: only then does a close reach it.
+                catch_up().await;
+                r
             })),
             None => Err(call),
         }
     })
 }
 
-/// Lets this thread's runtime see what happened to its connections while
-/// nobody drove it: a connection the master closed meanwhile (it
-/// restarted) must leave the pool now, or the next request would be
-/// written into it and fail after it was sent, which a mutation cannot
-/// retry. Each yield returns after the runtime has polled for I/O events;
-/// the second lets the connection's task act on them.
+/// Runs this thread's runtime for a moment: each yield returns after the
+/// runtime has polled for I/O events and run the tasks they woke. Before a
+/// call, a connection the master closed while nobody drove the runtime
+/// (it restarted) thus leaves the pool, where the next request would
+/// otherwise be written into it and fail after it was sent, which a
+/// mutation cannot retry.
 async fn catch_up() {
     for _ in 0..2 {
         tokio::task::yield_now().await;

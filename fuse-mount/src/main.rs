@@ -133,7 +133,7 @@ fn mount_config(args: &Args) -> Config {
     // Requests are read by four threads. One-call namespace requests and
     // small random reads are served on them (they block there, see
     // `here.rs`); everything else runs on the runtime.
-    config.n_threads = Some(4);
+    config.n_threads = Some(here::FUSE_THREADS);
     config.clone_fd = true;
     config
 }

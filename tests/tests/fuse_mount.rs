@@ -605,6 +605,55 @@ fn sigterm_and_umount_end_the_daemon_cleanly() {
 // Helpers
 
 /// A cluster of 3 live chunkservers; `master_args` are added master flags.
+/// Namespace calls waiting for a master that is down never take every FUSE
+/// thread: reads of an open file go on meanwhile.
+#[test]
+fn a_down_master_does_not_hold_up_reads_of_an_open_file() {
+    let mut c = cluster(&[]);
+    let m = mount(&c, &["--master-wait-secs", "30"]);
+    let mnt = m.path().to_path_buf();
+    let mut rng = StdRng::seed_from_u64(seed());
+    let data = random_bytes(&mut rng, 4 * MIB);
+    fs::write(mnt.join("f"), &data).unwrap();
+    // O_DIRECT: every read goes to the mount, none to the kernel's cache.
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(mnt.join("f")).unwrap();
+    let mut buf = vec![0u8; 4 * KIB];
+    f.read_exact_at(&mut buf, 0).unwrap(); // the chunk's location is now known
+    // One parent each: the kernel runs one mkdir at a time per directory.
+    for i in 0..8 {
+        fs::create_dir(mnt.join(format!("p{i}"))).unwrap();
+    }
+
+    c.master.kill9();
+    let makers: Vec<_> = (0..8)
+        .map(|i| {
+            let dir = mnt.join(format!("p{i}/d"));
+            std::thread::spawn(move || fs::create_dir(dir))
+        })
+        .collect();
+    let (data, offsets): (Vec<u8>, Vec<usize>) = (data, (0..200).map(|_| rng.random_range(0..1024) * 4 * KIB).collect());
+    let checked = within(Duration::from_secs(10), move || {
+        let started = Instant::now();
+        let mut n = 0;
+        // Keep reading for a second while the mkdirs wait for the master.
+        for off in offsets.iter().cycle() {
+            f.read_exact_at(&mut buf, *off as u64).unwrap();
+            assert!(buf[..] == data[*off..*off + 4 * KIB], "read at {off} differs");
+            n += 1;
+            if started.elapsed() > Duration::from_secs(1) {
+                break;
+            }
+        }
+        n
+    });
+    assert!(checked > 10, "only {checked} reads in a second");
+    assert!(makers.iter().all(|t| !t.is_finished()), "the mkdirs must still be waiting for the master");
+    c.master.restart().expect("restart the master");
+    for t in makers {
+        t.join().unwrap().expect("mkdir once the master is back");
+    }
+}
+
 fn cluster(master_args: &[&str]) -> Cluster {
     let c = Cluster::start_with(3, master_args).expect("cluster");
     block_on(c.wait_live(3, Duration::from_secs(15))).expect("3 live chunkservers");
