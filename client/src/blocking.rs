@@ -4,8 +4,9 @@
 //! as the chunkserver's work on a 4 KiB read. A thread that is not a
 //! runtime thread can instead ask one replica itself over a kept-alive
 //! blocking connection. Only the easy case is taken here: the chunk's
-//! location is cached and its first replica answers in time with bytes
-//! that match their checksums. Anything else returns `None`, and the caller
+//! location is cached and the replica picked for the range (as the async
+//! path would pick it first) answers in time with bytes that match their
+//! checksums. Anything else returns `None`, and the caller
 //! goes the async way, which fails over, asks the master and retries.
 
 use std::io::Read;
