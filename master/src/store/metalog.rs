@@ -3,13 +3,14 @@
 //! its requests is answered. RocksDB gets the same batches with its own WAL
 //! off. Why: RocksDB 7.8's WAL syncs by appending and `fdatasync` (~165 µs
 //! here, since the file's size changes and so the file system's journal
-//! commits too), while a synchronous direct overwrite of a zero-filled,
-//! preallocated file takes ~115 µs (both measured in the writer thread).
+//! commits too), while a synchronous direct overwrite of a zero-filled
+//! stretch of the file takes ~115 µs (both measured in the writer thread).
 //!
-//! Layout: a file of [`CAPACITY`] bytes, zero-filled when made. Records lie
-//! back to back from offset 0, each a header (magic, payload length, epoch,
-//! sequence number, CRC32 of epoch, sequence and payload) and the payload
-//! (a RocksDB write batch). Reading stops at the first record that does not
+//! Layout: a file of at most [`CAPACITY`] bytes, grown in zero-filled
+//! segments ahead of the records (so a record's write never changes the
+//! file's size). Records lie back to back from offset 0, each a header
+//! (magic, payload length, epoch, sequence number, CRC32 of epoch, sequence
+//! and payload) and the payload (a RocksDB write batch). Reading stops at the first record that does not
 //! check out: a torn or never-written tail, or a record left from an
 //! earlier epoch.
 //!
@@ -20,14 +21,16 @@
 //! can never be taken for new ones.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 /// The log file's name in the metadata directory.
 pub const LOG_FILE: &str = "dfs-metalog";
-/// The log's size; when a group would not fit, the log starts over.
+/// The log's largest size; when a group would not fit, the log starts over.
 pub const CAPACITY: u64 = 64 << 20;
+/// How much the file grows at a time, ahead of the records.
+const SEGMENT: u64 = 4 << 20;
 /// Alignment and unit of direct writes.
 const BLOCK: u64 = 4096;
 const MAGIC: u32 = 0x6466_736c;
@@ -46,23 +49,27 @@ pub struct MetaLog {
     pending: Vec<u8>,
     /// Bytes of `pending` already on disk.
     on_disk: usize,
+    /// The file's zero-filled length (records overwrite it, never extend).
+    filled: u64,
     /// Reused for direct writes, which need an aligned buffer.
     scratch: Vec<u8>,
 }
 
 impl MetaLog {
-    /// Opens (making, zero-filled, if needed) the log in `dir` and returns
-    /// the payloads of `epoch`'s records in order. The log then waits for
-    /// `start_over`: its old records are not to be appended to.
+    /// Opens (making, if needed) the log in `dir` and returns the payloads
+    /// of `epoch`'s records in order. The log then waits for `start_over`:
+    /// its old records are not to be appended to.
     pub fn open(dir: &Path, epoch: u64) -> io::Result<(MetaLog, Vec<Vec<u8>>)> {
         let path = dir.join(LOG_FILE);
-        if std::fs::metadata(&path).map_or(true, |m| m.len() < CAPACITY) {
-            make(&path)?;
+        if !path.exists() {
+            File::create(&path)?.sync_all()?;
             File::open(dir)?.sync_all()?;
         }
-        let records = read_records(&File::open(&path)?, epoch)?;
         let file = open_for_writes(&path)?;
-        let log = MetaLog { file, epoch, next_seq: 1, at: 0, pending: Vec::new(), on_disk: 0, scratch: Vec::new() };
+        // A partly written segment (a crash while growing) is grown again.
+        let filled = file.metadata()?.len() / SEGMENT * SEGMENT;
+        let records = read_records(&File::open(&path)?, epoch, filled)?;
+        let log = MetaLog { file, epoch, next_seq: 1, at: 0, pending: Vec::new(), on_disk: 0, filled, scratch: Vec::new() };
         Ok((log, records))
     }
 
@@ -104,6 +111,9 @@ impl MetaLog {
             return Ok(());
         }
         let len = (self.pending.len() as u64).div_ceil(BLOCK) * BLOCK;
+        while self.at + len > self.filled {
+            self.grow()?;
+        }
         let buf = aligned(&mut self.scratch, len as usize);
         buf[..self.pending.len()].copy_from_slice(&self.pending);
         buf[self.pending.len()..].fill(0);
@@ -117,6 +127,18 @@ impl MetaLog {
     }
 }
 
+impl MetaLog {
+    /// Adds a zero-filled segment at the end of the file, synchronously (it
+    /// changes the file's size, once per segment rather than per write).
+    fn grow(&mut self) -> io::Result<()> {
+        let zeros = aligned(&mut self.scratch, SEGMENT as usize);
+        zeros.fill(0);
+        self.file.write_all_at(zeros, self.filled)?;
+        self.filled += SEGMENT;
+        Ok(())
+    }
+}
+
 /// A `len`-byte slice of `scratch` that starts at a block-aligned address.
 fn aligned(scratch: &mut Vec<u8>, len: usize) -> &mut [u8] {
     if scratch.len() < len + BLOCK as usize {
@@ -124,19 +146,6 @@ fn aligned(scratch: &mut Vec<u8>, len: usize) -> &mut [u8] {
     }
     let offset = scratch.as_ptr().align_offset(BLOCK as usize);
     &mut scratch[offset..offset + len]
-}
-
-/// Makes the zero-filled log file (through a temporary name, so a crash
-/// midway leaves no short log behind).
-fn make(path: &Path) -> io::Result<()> {
-    let tmp = path.with_extension("new");
-    let mut f = File::create(&tmp)?;
-    let zeros = vec![0u8; 1 << 20];
-    for _ in 0..CAPACITY / zeros.len() as u64 {
-        f.write_all(&zeros)?;
-    }
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// The log opened for synchronous writes: direct where the file system
@@ -149,26 +158,26 @@ fn open_for_writes(path: &Path) -> io::Result<File> {
     }
 }
 
-/// The payloads of `epoch`'s records, from offset 0 up to the first record
-/// that does not check out.
-fn read_records(file: &File, epoch: u64) -> io::Result<Vec<Vec<u8>>> {
+/// The payloads of `epoch`'s records in the first `len` bytes, from offset
+/// 0 up to the first record that does not check out.
+fn read_records(file: &File, epoch: u64, len: u64) -> io::Result<Vec<Vec<u8>>> {
     let mut r = BufReader::with_capacity(1 << 20, file);
     let mut records = Vec::new();
     let mut read = 0u64;
     let mut header = [0u8; HEADER];
-    while read + HEADER as u64 <= CAPACITY {
+    while read + HEADER as u64 <= len {
         r.read_exact(&mut header)?;
         let field = |at: usize, n: usize| &header[at..at + n];
         let magic = u32::from_le_bytes(field(0, 4).try_into().unwrap_or_default());
-        let len = u32::from_le_bytes(field(4, 4).try_into().unwrap_or_default()) as u64;
+        let size = u32::from_le_bytes(field(4, 4).try_into().unwrap_or_default()) as u64;
         let rec_epoch = u64::from_le_bytes(field(8, 8).try_into().unwrap_or_default());
         let seq = u64::from_le_bytes(field(16, 8).try_into().unwrap_or_default());
         let crc = u32::from_le_bytes(field(24, 4).try_into().unwrap_or_default());
         let expected_seq = records.len() as u64 + 1;
-        if magic != MAGIC || rec_epoch != epoch || seq != expected_seq || read + HEADER as u64 + len > CAPACITY {
+        if magic != MAGIC || rec_epoch != epoch || seq != expected_seq || read + HEADER as u64 + size > len {
             break;
         }
-        let mut payload = vec![0u8; len as usize];
+        let mut payload = vec![0u8; size as usize];
         r.read_exact(&mut payload)?;
         let mut h = crc32fast::Hasher::new();
         h.update(&rec_epoch.to_le_bytes());
@@ -178,7 +187,7 @@ fn read_records(file: &File, epoch: u64) -> io::Result<Vec<Vec<u8>>> {
             break;
         }
         records.push(payload);
-        read += HEADER as u64 + len;
+        read += HEADER as u64 + size;
     }
     Ok(records)
 }
@@ -209,6 +218,8 @@ mod tests {
             }
         }
         log.sync().unwrap();
+        let size = std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
+        assert!(size % SEGMENT == 0 && size < CAPACITY, "grown in segments as needed: {size}");
         let (_, got) = MetaLog::open(dir.path(), 1).unwrap();
         assert!(got == want, "seed {seed}");
         assert!(MetaLog::open(dir.path(), 2).unwrap().1.is_empty(), "another epoch's records are not read");
