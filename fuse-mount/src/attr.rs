@@ -78,21 +78,21 @@ pub fn errno(e: &ClientError) -> Errno {
 /// Attributes for unit tests: inode 2 in the root, owned by 1000:100.
 #[cfg(test)]
 pub fn test_attr(kind: FileKind, mode: u32) -> Attr {
-        Attr {
-            inode: dfs_common::InodeId(2),
-            kind,
-            mode,
-            uid: 1000,
-            gid: 100,
-            size: 0,
-            atime_ns: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            nlink: 1,
-            replication: 3,
-            chunk_size_bytes: 1 << 26,
-            parent: dfs_common::InodeId::ROOT,
-        }
+    Attr {
+        inode: dfs_common::InodeId(2),
+        kind,
+        mode,
+        uid: 1000,
+        gid: 100,
+        size: 0,
+        atime_ns: 0,
+        mtime_ns: 0,
+        ctime_ns: 0,
+        nlink: 1,
+        replication: 3,
+        chunk_size_bytes: 1 << 26,
+        parent: dfs_common::InodeId::ROOT,
+    }
 }
 
 #[cfg(test)]

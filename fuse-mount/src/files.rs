@@ -220,9 +220,9 @@ impl OpenFiles {
 
     /// Closes a handle; the last one of an inode commits its writes.
     pub async fn release(&self, fh: u64) -> Result<(), ClientError> {
-        let Some(file) = self.files().remove(&fh) else { return Ok(()) };
+        let Some(file) = self.get(fh) else { return Ok(()) };
         let result = self.flush_inode(file.inode).await;
-        if let Some(hidden) = self.close_handle(file.inode) {
+        if let Some(hidden) = self.close(fh) {
             self.client.master().unlink(hidden).await?;
         }
         result.map(|_| ())
@@ -238,28 +238,17 @@ impl OpenFiles {
         self.inodes().get(&inode).is_some_and(|i| i.pending_end.is_some())
     }
 
-    /// Closes a handle at once when there is nothing to commit (the usual
-    /// close of a file only read, or made and left empty). `None`: use
-    /// `release`; `Some(hidden)`: the handle is closed and an unlinked
-    /// file's hidden entry, if any, is left to remove.
-    pub fn release_now(&self, fh: u64) -> Option<Option<EntryRef>> {
-        let inode = self.files().get(&fh)?.inode;
-        if self.has_pending(inode) {
-            return None;
-        }
-        self.files().remove(&fh)?;
-        Some(self.close_handle(inode))
-    }
-
-    /// Counts a handle of the inode closed; at the last one the inode is
-    /// forgotten, and its hidden entry (unlinked while open) is returned.
-    fn close_handle(&self, inode: InodeId) -> Option<EntryRef> {
+    /// Forgets a handle without committing anything (`release` commits
+    /// first). At the inode's last handle the inode is forgotten too, and
+    /// its hidden entry (unlinked while open) is returned for removal.
+    pub fn close(&self, fh: u64) -> Option<EntryRef> {
+        let file = self.files().remove(&fh)?;
         let mut inodes = self.inodes();
-        let i = inodes.get_mut(&inode)?;
+        let i = inodes.get_mut(&file.inode)?;
         i.handles = i.handles.saturating_sub(1);
         if i.handles > 0 {
             return None;
         }
-        inodes.remove(&inode).and_then(|i| i.unlink_at)
+        inodes.remove(&file.inode).and_then(|i| i.unlink_at)
     }
 }

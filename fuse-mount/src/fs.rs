@@ -590,10 +590,14 @@ impl Filesystem for DfsFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        match self.inner.files.release_now(fh.0) {
-            Some(None) => return reply.ok(),
-            Some(Some(hidden)) => return self.spawn(move |s| async move { done(reply, s.client.master().unlink(hidden).await) }),
-            None => {}
+        // The usual close of a file only read, or made and left empty:
+        // nothing to commit, and no reason to wait.
+        let file = self.inner.files.get(fh.0);
+        if file.is_none_or(|f| !self.inner.files.has_pending(f.inode)) {
+            return match self.inner.files.close(fh.0) {
+                None => reply.ok(),
+                Some(hidden) => self.spawn(move |s| async move { done(reply, s.client.master().unlink(hidden).await) }),
+            };
         }
         self.spawn(move |s| async move {
             match s.files.release(fh.0).await {
