@@ -44,7 +44,7 @@ impl Client {
             return None;
         }
         let (index, at, n) = (offset / cs, offset % cs, end - offset);
-        let known = self.locations().get_range(attr.inode, index, index, Instant::now())?.remove(&index)?;
+        let known = self.locations().get(attr.inode, index, Instant::now())?;
         let Known::At(loc) = known else { return Some(Bytes::from(vec![0u8; n as usize])) };
         let replica = loc.replicas.get(self.replica_for(at, loc.replicas.len()))?;
         let url = format!("{}/v1/chunks/{}/data?version={}&offset={at}&length={n}", replica.address, loc.handle, loc.version);

@@ -35,13 +35,15 @@ impl LocationCache {
 
     /// Chunks `first..=last` of a file when every one is cached and fresh.
     pub fn get_range(&self, inode: InodeId, first: u64, last: u64, now: Instant) -> Option<HashMap<u64, Known>> {
-        let entries = self.entries();
-        (first..=last)
-            .map(|i| match entries.get(&(inode, i)) {
-                Some((k, at)) if now.saturating_duration_since(*at) < self.ttl => Some((i, k.clone())),
-                _ => None,
-            })
-            .collect()
+        (first..=last).map(|i| self.get(inode, i, now).map(|k| (i, k))).collect()
+    }
+
+    /// Chunk `index` of a file when cached and fresh.
+    pub fn get(&self, inode: InodeId, index: u64, now: Instant) -> Option<Known> {
+        match self.entries().get(&(inode, index)) {
+            Some((k, at)) if now.saturating_duration_since(*at) < self.ttl => Some(k.clone()),
+            _ => None,
+        }
     }
 
     pub fn put(&self, inode: InodeId, found: &HashMap<u64, Known>, now: Instant) {
