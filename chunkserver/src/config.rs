@@ -62,6 +62,12 @@ pub struct ChunkserverConfig {
     #[arg(long, env = "DFS_SCRUB_PERIOD_MS", default_value_t = 86_400_000)]
     pub scrub_period_ms: u64,
 
+    /// Serve short-circuit reads: clients on this host get read-only
+    /// descriptors of replicas over a Unix socket in the data directory and
+    /// read them without the HTTP hop (checking every block's CRC).
+    #[arg(long, env = "DFS_LOCAL_READS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub local_reads: bool,
+
     /// Log filter (tracing's env-filter syntax).
     #[arg(long, env = "DFS_LOG", default_value = "info")]
     pub log: String,

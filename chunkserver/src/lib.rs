@@ -7,6 +7,8 @@
 //! - [`heartbeat`]: heartbeats and chunk reports to the master, and the
 //!   deletes it answers with.
 //! - [`scrubber`]: background verification of every replica.
+//! - [`local_reads`]: short-circuit reads for clients on this host (a
+//!   Unix socket passing replica descriptors).
 //! - [`metrics`]: the figures `/metrics` shows.
 //! - [`pacing`]: the bandwidth limit of copies and scrubbing.
 //! - [`node_id`]: the node's lasting identity.
@@ -16,6 +18,7 @@ pub mod api;
 pub mod chunk_store;
 pub mod config;
 pub mod heartbeat;
+pub mod local_reads;
 pub mod metrics;
 pub mod node_id;
 pub mod pacing;

@@ -15,7 +15,7 @@ use crate::chunk_store::ChunkStore;
 use crate::config::ChunkserverConfig;
 use crate::pacing::mib_per_sec;
 use crate::scrubber::ScrubStats;
-use crate::{heartbeat, node_id, scrubber};
+use crate::{heartbeat, local_reads, node_id, scrubber};
 
 pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     let dir = config.data_dir.clone();
@@ -44,7 +44,11 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     ));
     println!("dfs-chunkserver listening on {address}");
     tracing::info!(%address, node = %id, master = %node.master, "chunkserver started");
+    let local = node.local.clone();
     axum::serve(listener, router(node)).with_graceful_shutdown(shutdown_signal()).await?;
+    if let Some(endpoint) = local {
+        local_reads::remove_socket(&endpoint);
+    }
     beats.abort();
     scrub.abort();
     tracing::info!("chunkserver stopped");
@@ -54,12 +58,14 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
 /// The state shared by the handlers and background loops of a node serving
 /// `store` at `address`.
 pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, address: String) -> anyhow::Result<Node> {
+    let store = Arc::new(store);
+    let local = if config.local_reads { local_reads::start(&config.data_dir, Arc::clone(&store)) } else { None };
     Ok(Node {
         id,
         address,
         master: config.master.trim_end_matches('/').to_string(),
         data_dir: config.data_dir.clone(),
-        store: Arc::new(store),
+        store,
         in_flight: AtomicU32::new(0),
         bytes_written: AtomicU64::new(0),
         bytes_read: AtomicU64::new(0),
@@ -80,5 +86,6 @@ pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, addre
             .read_timeout(Duration::from_secs(60))
             .build()?,
         started: Instant::now(),
+        local,
     })
 }

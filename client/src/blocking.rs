@@ -6,8 +6,10 @@
 //! blocking connection. Only the easy case is taken here: the chunk's
 //! location is cached and the replica picked for the range (as the async
 //! path would pick it first) answers in time with bytes that match their
-//! checksums. Anything else returns `None`, and the caller
-//! goes the async way, which fails over, asks the master and retries.
+//! checksums. A replica on this host is read directly, through a descriptor
+//! its chunkserver passed (`local.rs`). Anything else returns `None`, and
+//! the caller goes the async way, which fails over, asks the master and
+//! retries.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -46,7 +48,13 @@ impl Client {
         let (index, at, n) = (offset / cs, offset % cs, end - offset);
         let known = self.locations().get(attr.inode, index, Instant::now())?;
         let Known::At(loc) = known else { return Some(Bytes::from(vec![0u8; n as usize])) };
-        let replica = loc.replicas.get(self.replica_for(at, loc.replicas.len()))?;
+        let preferred = self.replica_for(at, loc.replicas.len());
+        if self.config().local_reads {
+            if let Some(data) = self.local_reads().read(self.blocking_http(), &loc, preferred, at, n) {
+                return Some(data);
+            }
+        }
+        let replica = loc.replicas.get(preferred)?;
         let url = format!("{}/v1/chunks/{}/data?version={}&offset={at}&length={n}", replica.address, loc.handle, loc.version);
         let resp = self.blocking_http().get(&url).call().ok()?;
         let sent = resp.header(HEADER_CHECKSUMS).unwrap_or("").to_string();

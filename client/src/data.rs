@@ -41,6 +41,9 @@ pub struct DataConfig {
     /// Longest wait for one request (to the master or a chunkserver), so
     /// that a stalled server fails the call instead of hanging it.
     pub request_timeout: Duration,
+    /// Serve small reads on the caller's thread from replicas on this host
+    /// through descriptors their chunkservers pass (`local.rs`).
+    pub local_reads: bool,
 }
 
 impl Default for DataConfig {
@@ -54,6 +57,7 @@ impl Default for DataConfig {
             master_wait: Duration::from_secs(30),
             location_ttl: Duration::from_secs(60),
             request_timeout: Duration::from_secs(60),
+            local_reads: true,
         }
     }
 }
@@ -86,6 +90,8 @@ struct Inner {
     http: reqwest::Client,
     /// For reads served on the caller's thread (`blocking.rs`).
     blocking: ureq::Agent,
+    /// Replicas on this host read through descriptors (`local.rs`).
+    local: crate::local::LocalReads,
     config: DataConfig,
     leases: Mutex<HashMap<(InodeId, u64), CachedLease>>,
     locations: LocationCache,
@@ -131,6 +137,7 @@ impl Client {
             master: MasterClient::new(master_url, http.clone(), config.master_wait),
             http,
             blocking: crate::blocking::agent(),
+            local: Default::default(),
             config,
             leases: Mutex::new(HashMap::new()),
             locations: LocationCache::new(config.location_ttl, LOCATION_CACHE_ENTRIES),
@@ -160,6 +167,10 @@ impl Client {
 
     pub(crate) fn blocking_http(&self) -> &ureq::Agent {
         &self.inner.blocking
+    }
+
+    pub(crate) fn local_reads(&self) -> &crate::local::LocalReads {
+        &self.inner.local
     }
 
     /// Which of a chunk's replicas serves a read at `offset` in it: pieces

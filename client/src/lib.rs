@@ -7,6 +7,7 @@
 //! - [`data`]: `Client`, and the data path under both: writes through a
 //!   chunk's replica chain, verified reads with fail-over, record append.
 //! - `blocking`: small reads served on the caller's own thread.
+//! - `local`: short-circuit reads of replicas on this host.
 //! - [`locations`]: the cache of chunk locations.
 //! - [`master`]: the master's API, call by call.
 //! - [`error`]: `ClientError`, which says whether a retry can help.
@@ -18,6 +19,7 @@ pub mod data;
 pub mod error;
 pub mod file;
 pub mod fs;
+mod local;
 pub mod locations;
 pub mod master;
 

@@ -5,6 +5,7 @@
 //! - [`names`]: the rules for file names and absolute paths.
 //! - [`wire`]: request and response types of the master's HTTP/JSON API.
 //! - [`http`] (feature `http`): API errors and extractors for axum servers.
+//! - [`local_reads`]: the Unix-socket protocol of short-circuit reads.
 //! - [`config`]: layering of defaults, a TOML file, `DFS_*` variables and flags.
 
 pub mod config;
@@ -12,6 +13,7 @@ pub mod error;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod ids;
+pub mod local_reads;
 pub mod names;
 pub mod wire;
 

@@ -62,6 +62,10 @@ struct Args {
     /// Read-ahead per open file, in MiB.
     #[arg(long, default_value_t = 16)]
     readahead_mib: u64,
+    /// Read replicas on this host directly, through descriptors their
+    /// chunkservers pass, instead of over HTTP (small reads only).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    local_reads: bool,
     /// In the background, log here instead of nowhere.
     #[arg(long)]
     log_file: Option<PathBuf>,
@@ -107,6 +111,7 @@ fn data_config(args: &Args) -> DataConfig {
         retry_for: Duration::from_secs(args.retry_secs),
         master_wait: Duration::from_secs(args.master_wait_secs),
         request_timeout: Duration::from_secs(args.io_timeout_secs.max(1)),
+        local_reads: args.local_reads,
         ..DataConfig::default()
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dfs_client::{Client, CreateOptions};
+use dfs_client::{Client, CreateOptions, DataConfig};
 use dfs_common::wire::namespace::FileKind;
 use dfs_common::ErrorKind;
 use dfs_tests::{seed, Cluster};
@@ -220,7 +220,8 @@ async fn reads_fail_over_and_relocate_when_the_cached_replica_dies() {
 async fn small_reads_on_the_callers_thread_match_and_give_way_when_they_cannot() {
     let c = cluster(3);
     c.wait_live(3, Duration::from_secs(15)).await.unwrap();
-    let client = Client::new(&c.master.url);
+    // Over HTTP: short-circuit reads are tested below.
+    let client = Client::with_config(&c.master.url, DataConfig { local_reads: false, ..DataConfig::default() });
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     let mut data = vec![0u8; (3 * MIB + 5000) as usize];
     rng.fill_bytes(&mut data);
@@ -279,4 +280,97 @@ async fn small_reads_on_the_callers_thread_match_and_give_way_when_they_cannot()
     }
     let mut r = r;
     assert!(r.read_at(12345 + MIB, 100).await.unwrap()[..] == data[(12345 + MIB) as usize..(12445 + MIB) as usize]);
+}
+
+#[tokio::test]
+async fn small_reads_of_replicas_on_this_host_go_through_passed_descriptors_and_check_every_block() {
+    let c = cluster(3);
+    c.wait_live(3, Duration::from_secs(15)).await.unwrap();
+    let client = Client::new(&c.master.url);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    let mut data = vec![0u8; (3 * MIB + 5000) as usize];
+    rng.fill_bytes(&mut data);
+    let mut w = client.create("/local", &CreateOptions::default()).await.unwrap();
+    w.write(&data).await.unwrap();
+    w.close().await.unwrap();
+    let mut r = client.open("/local").await.unwrap();
+    for chunk in 0..4 {
+        assert_eq!(r.read_at(chunk * MIB + 7, 10).await.unwrap().len(), 10); // caches the locations
+    }
+    let data = std::sync::Arc::new(data);
+    let reads: Vec<(u64, u64)> = (0..200)
+        .map(|_| {
+            let off = rng.random_range(0..data.len() as u64);
+            (off, rng.random_range(1..=65536u64).min(MIB - off % MIB))
+        })
+        .collect();
+    let check = move |r: &mut dfs_client::FileReader, data: &[u8]| {
+        for &(off, len) in &reads {
+            let got = r.read_now(off, len).expect("a cached small read is served on this thread");
+            let end = (off + len).min(data.len() as u64) as usize;
+            assert!(got[..] == data[off as usize..end], "read_now({off}, {len}) differs");
+        }
+    };
+    let (r, check) = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || {
+            check(&mut r, &data);
+            (r, check)
+        }
+    })
+    .await
+    .unwrap();
+    // Frozen chunkservers cannot answer HTTP: the same reads, still served
+    // at once, come through the descriptors they passed.
+    for cs in &c.chunkservers {
+        cs.sigstop();
+    }
+    let started = std::time::Instant::now();
+    let r = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || {
+            let mut r = r;
+            check(&mut r, &data);
+            r
+        }
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    for cs in &c.chunkservers {
+        cs.sigcont();
+    }
+    assert!(took < Duration::from_millis(400), "200 reads took {took:?}: not short-circuit reads");
+
+    // Another client overwrites bytes in place; the reader's snapshot no
+    // longer matches them, so it must not serve the old ones.
+    let fresh = vec![0xa5u8; 3000];
+    let other = Client::new(&c.master.url);
+    let mut w = other.open_write("/local", false).await.unwrap();
+    w.write_at(MIB + 70_000, &fresh).await.unwrap();
+    w.close().await.unwrap();
+    let (mut r, got) = tokio::task::spawn_blocking(move || {
+        let mut r = r;
+        let got = r.read_now(MIB + 69_000, 5000);
+        (r, got)
+    })
+    .await
+    .unwrap();
+    let mut expected = data[(MIB + 69_000) as usize..(MIB + 74_000) as usize].to_vec();
+    expected[1000..4000].copy_from_slice(&fresh);
+    if let Some(got) = got {
+        assert!(got[..] == expected[..], "read_now served bytes from before the overwrite");
+    }
+    assert!(r.read_at(MIB + 69_000, 5000).await.unwrap()[..] == expected[..]);
+
+    // A byte flipped on disk in every replica of chunk 2 (through the page
+    // cache, which the passed descriptors read): the block fails its CRC,
+    // so no read on this thread may return it.
+    let inode = r.attr().inode;
+    let loc = client.master().locate(inode, 2, 1).await.unwrap().chunks.remove(0);
+    for i in 0..c.chunkservers.len() {
+        dfs_tests::faults::flip_byte(&dfs_tests::faults::data_path(&c.cs_dir(i), loc.handle.0), 1000, 0xff).unwrap();
+    }
+    let got = tokio::task::spawn_blocking(move || r.read_now(2 * MIB + 990, 20)).await.unwrap();
+    assert!(got.is_none(), "a block that fails its CRC was served: {got:?}");
 }

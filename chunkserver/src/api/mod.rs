@@ -3,7 +3,7 @@
 //! - [`data`]: `PUT`/`GET /v1/chunks/{handle}/data`: pipelined writes and
 //!   verified reads.
 //! - [`replicas`]: replica commands from the master (create, new version),
-//!   fsync, replica info and the node's status.
+//!   fsync, replica info, the node's status and its short-circuit socket.
 //! - [`replicate`]: copying a chunk from another chunkserver
 //!   (re-replication, on the master's order).
 //! - [`status_page`]: the HTML status page at `/`, `/metrics`, HTML 404s.
@@ -28,6 +28,7 @@ use std::time::Instant;
 use axum::routing::{get, post};
 use axum::Router;
 use dfs_common::http::ApiError;
+use dfs_common::local_reads::LocalEndpoint;
 use dfs_common::{ChunkHandle, ErrorKind, NodeId};
 
 use crate::chunk_store::{ChunkError, ChunkStore};
@@ -64,6 +65,8 @@ pub struct Node {
     pub write_budget: tokio::sync::Semaphore,
     pub http: reqwest::Client,
     pub started: Instant,
+    /// Where clients on this host get short-circuit reads, if served.
+    pub local: Option<LocalEndpoint>,
 }
 
 /// Counts a data request as load while it lives.
@@ -95,6 +98,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/chunks/{handle}/replicate", post(replicate::replicate))
         .route("/v1/chunks/{handle}", get(replicas::info))
         .route("/v1/status", get(replicas::status))
+        .route("/v1/local", get(replicas::local))
         .fallback(status_page::fallback)
         .layer(axum::middleware::from_fn_with_state(metrics, dfs_common::http::metrics::track))
         .with_state(node)

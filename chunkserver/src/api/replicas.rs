@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::Json;
 use dfs_common::http::{ApiError, ApiJson, ApiQuery};
+use dfs_common::local_reads::LocalEndpoint;
 use dfs_common::wire::chunks::{CreateReplica, DataQuery, SetReplicaVersion};
 use dfs_common::wire::namespace::Done;
 use dfs_common::{ChunkHandle, ErrorKind};
@@ -52,6 +53,13 @@ pub async fn info(State(n): State<Arc<Node>>, Path(h): Path<u64>) -> Result<Json
         Some(i) => Ok(Json(json!({"handle": i.handle, "version": i.version, "length": i.length, "chunk_size_bytes": i.chunk_size}))),
         None => Err(ApiError::new(ErrorKind::ENOENT, format!("no replica of chunk {h}"))),
     }
+}
+
+/// `GET /v1/local`: the socket and token of short-circuit reads, for a
+/// client on this host; 404 where they are not served.
+pub async fn local(State(n): State<Arc<Node>>) -> Result<Json<LocalEndpoint>, ApiError> {
+    let endpoint = n.local.clone().ok_or_else(|| ApiError::new(ErrorKind::ENOENT, "short-circuit reads are off on this chunkserver"))?;
+    Ok(Json(endpoint))
 }
 
 /// `GET /v1/status`: this node at a glance.

@@ -129,6 +129,25 @@ impl Drop for PooledBuf<'_> {
     }
 }
 
+/// Opens a data file read-only through the page cache, advised for random
+/// reads (see `DataFile::advise_random`): the kind of descriptor handed to
+/// short-circuit readers, which must not be able to write.
+pub(crate) fn open_read_only(path: &Path) -> io::Result<File> {
+    let file = File::open(path)?;
+    advise_random(&file);
+    Ok(file)
+}
+
+fn advise_random(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain advice on a descriptor open for the whole call; a
+    // failure changes nothing but speed.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+    if rc != 0 {
+        tracing::debug!(error = rc, "posix_fadvise(RANDOM) failed");
+    }
+}
+
 /// A replica's data file, read and written only in whole aligned pages. Its
 /// size is a multiple of a page; the logical length lives in the metadata.
 pub(crate) struct DataFile {
@@ -163,13 +182,7 @@ impl DataFile {
     /// on top of that made cold sequential reads through the mount ~25%
     /// slower (~790 against ~1,000 MiB/s, A/B on one cluster, 4 rounds).
     pub fn advise_random(&self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: plain advice on a descriptor that is open for as long as
-        // `self`; a failure changes nothing but speed.
-        let rc = unsafe { libc::posix_fadvise(self.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
-        if rc != 0 {
-            tracing::debug!(error = rc, "posix_fadvise(RANDOM) failed");
-        }
+        advise_random(&self.file);
     }
 
     /// Whether I/O bypasses the page cache.

@@ -34,6 +34,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use dfs_common::local_reads::ReplicaSnapshot;
 use dfs_common::{ChunkHandle, ChunkVersion};
 
 use aligned::{BufferPool, DataFile};
@@ -280,6 +281,23 @@ impl ChunkStore {
             read::read_range(handle, &files.cached, &st.meta, range, &mut self.buffers.get(), true)
         };
         attempt().transpose()
+    }
+
+    /// A read-only descriptor of the replica's data file with its length and
+    /// CRCs, taken together under the replica's lock, for a short-circuit
+    /// reader on this host (`local_reads`). The reader checks every block it
+    /// reads against these CRCs, so later writes are caught, not served.
+    pub fn open_for_local_read(
+        &self,
+        handle: ChunkHandle,
+        version: ChunkVersion,
+    ) -> Result<(std::fs::File, ReplicaSnapshot), ChunkError> {
+        let replica = self.replica(handle)?;
+        let st = alive(handle, read(&replica.state))?;
+        check_version(handle, &st.meta, version)?;
+        let path = self.layout.data_path(handle);
+        let file = aligned::open_read_only(&path).map_err(|e| ChunkError::io("open", &path, e))?;
+        Ok((file, ReplicaSnapshot { length_bytes: st.meta.length_bytes, crcs: st.meta.crcs.clone() }))
     }
 
     /// Checks every block of the replica against its CRC (for a scrubber).

@@ -1,0 +1,199 @@
+//! Short-circuit reads (protocol in `dfs_common::local_reads`): when a
+//! replica lives on a chunkserver of this host, the client asks it once for
+//! a read-only descriptor of the replica's file and the block CRCs of that
+//! moment, then serves small reads with `pread` on the caller's thread,
+//! without an HTTP request or a chunkserver thread in between.
+//!
+//! Every block read is checked against the snapshot's CRCs. A block written
+//! since (or being written) fails the check, and so does a read past the
+//! snapshot's length: the replica is forgotten and the read returns `None`,
+//! and goes the usual way, which asks the chunkserver for its current
+//! bytes. The next read takes a fresh snapshot. Replicas are keyed by the
+//! version the location cache lists, so a location refreshed at open (or
+//! after an error) never reads through a descriptor taken for another
+//! version.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dfs_common::local_reads::{recv_replica, LocalEndpoint, LocalError, LocalRequest, ReplicaSnapshot};
+use dfs_common::wire::chunks::{ChunkLocation, BLOCK_BYTES};
+use dfs_common::{ChunkHandle, ChunkVersion};
+
+/// How long a chunkserver found not to be on this host (or not serving
+/// short-circuit reads) is read over HTTP before it is asked again.
+const RECHECK_AFTER: Duration = Duration::from_secs(30);
+/// Most replica descriptors kept open (each holds a descriptor and up to
+/// 4 KiB of CRCs per 64 MiB of chunk); all are dropped when it is reached.
+const MAX_REPLICAS: usize = 256;
+/// Longest wait on the socket: the chunkserver answers from memory.
+const SOCKET_TIMEOUT: Duration = Duration::from_millis(500);
+
+#[derive(Clone)]
+enum Endpoint {
+    Local { socket: String, token: u128 },
+    /// Not on this host, or not serving short-circuit reads, as of then.
+    Remote(Instant),
+}
+
+/// One replica's descriptor and what it held when passed.
+struct LocalReplica {
+    file: File,
+    snapshot: ReplicaSnapshot,
+}
+
+type ReplicaKey = (ChunkHandle, ChunkVersion, String);
+
+#[derive(Default)]
+pub(crate) struct LocalReads {
+    endpoints: Mutex<HashMap<String, Endpoint>>,
+    replicas: Mutex<HashMap<ReplicaKey, Arc<LocalReplica>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl LocalReads {
+    /// `n` bytes at `at` in the chunk at `loc`, read from a replica on this
+    /// host (`preferred` first, as the other paths would pick it), every
+    /// block checked; `None` when no replica here serves them as they are.
+    pub fn read(&self, http: &ureq::Agent, loc: &ChunkLocation, preferred: usize, at: u64, n: u64) -> Option<Bytes> {
+        let others = (0..loc.replicas.len()).filter(|&i| i != preferred);
+        for i in std::iter::once(preferred).chain(others) {
+            let address = &loc.replicas.get(i)?.address;
+            let Some((socket, token)) = self.endpoint(http, address) else { continue };
+            let key = (loc.handle, loc.version, address.clone());
+            let Some(replica) = self.replica(&key, &socket, token) else { continue };
+            let read = replica.read(at, n);
+            if read.is_none() {
+                lock(&self.replicas).remove(&key);
+            }
+            return read;
+        }
+        None
+    }
+
+    /// The socket and token of the chunkserver at `address` if it is on
+    /// this host, asking it over HTTP when not known.
+    fn endpoint(&self, http: &ureq::Agent, address: &str) -> Option<(String, u128)> {
+        match lock(&self.endpoints).get(address) {
+            Some(Endpoint::Local { socket, token }) => return Some((socket.clone(), *token)),
+            Some(Endpoint::Remote(asked)) if asked.elapsed() < RECHECK_AFTER => return None,
+            _ => {}
+        }
+        let found = discover(http, address);
+        let entry = match &found {
+            Some((socket, token)) => Endpoint::Local { socket: socket.clone(), token: *token },
+            None => Endpoint::Remote(Instant::now()),
+        };
+        lock(&self.endpoints).insert(address.to_string(), entry);
+        found
+    }
+
+    fn replica(&self, key: &ReplicaKey, socket: &str, token: u128) -> Option<Arc<LocalReplica>> {
+        if let Some(r) = lock(&self.replicas).get(key) {
+            return Some(Arc::clone(r));
+        }
+        match fetch(socket, token, key.0, key.1) {
+            Ok(replica) => {
+                let replica = Arc::new(replica);
+                let mut replicas = lock(&self.replicas);
+                if replicas.len() >= MAX_REPLICAS {
+                    replicas.clear();
+                }
+                replicas.insert(key.clone(), Arc::clone(&replica));
+                Some(replica)
+            }
+            Err(LocalError::Refused(reason)) if !reason.contains("token") => {
+                // This replica only (moved on to another version, removed).
+                tracing::debug!(%reason, chunk = %key.0, "no short-circuit read of this replica");
+                None
+            }
+            Err(e) => {
+                // The socket is gone or is another process's: read over
+                // HTTP until the chunkserver is asked again.
+                tracing::debug!(error = %e, address = %key.2, "short-circuit reads unavailable");
+                lock(&self.endpoints).insert(key.2.clone(), Endpoint::Remote(Instant::now()));
+                None
+            }
+        }
+    }
+}
+
+fn discover(http: &ureq::Agent, address: &str) -> Option<(String, u128)> {
+    let body = http.get(&format!("{address}/v1/local")).call().ok()?.into_string().ok()?;
+    let endpoint: LocalEndpoint = serde_json::from_str(&body).ok()?;
+    let token = u128::from_str_radix(&endpoint.token, 16).ok()?;
+    // A socket path that does not exist here means another host.
+    std::path::Path::new(&endpoint.socket).exists().then_some((endpoint.socket, token))
+}
+
+fn fetch(socket: &str, token: u128, handle: ChunkHandle, version: ChunkVersion) -> Result<LocalReplica, LocalError> {
+    let stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(SOCKET_TIMEOUT))?;
+    stream.set_write_timeout(Some(SOCKET_TIMEOUT))?;
+    (&stream).write_all(&LocalRequest { token, handle, version }.encode())?;
+    let (fd, snapshot) = recv_replica(&stream)?;
+    Ok(LocalReplica { file: File::from(fd), snapshot })
+}
+
+impl LocalReplica {
+    /// `n` bytes at `at`, every block they touch checked against the
+    /// snapshot; `None` on a mismatch, an I/O error, or a range reaching
+    /// past the snapshot's length (the replica may have grown since).
+    fn read(&self, at: u64, n: u64) -> Option<Bytes> {
+        let (end, length) = (at.checked_add(n)?, self.snapshot.length_bytes);
+        if end > length {
+            return None;
+        }
+        if n == 0 {
+            return Some(Bytes::new());
+        }
+        let (first, last) = (at / BLOCK_BYTES, (end - 1) / BLOCK_BYTES);
+        let (r0, r1) = (first * BLOCK_BYTES, ((last + 1) * BLOCK_BYTES).min(length));
+        let mut buf = vec![0u8; (r1 - r0) as usize];
+        self.file.read_exact_at(&mut buf, r0).ok()?;
+        for (i, block) in buf.chunks(BLOCK_BYTES as usize).enumerate() {
+            if crc32fast::hash(block) != *self.snapshot.crcs.get(first as usize + i)? {
+                return None;
+            }
+        }
+        Some(Bytes::from(buf).slice((at - r0) as usize..(end - r0) as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica_of(data: &[u8]) -> LocalReplica {
+        let path = std::env::temp_dir().join(format!("dfs-local-replica-{}-{}", std::process::id(), data.len()));
+        std::fs::write(&path, data).unwrap();
+        let file = File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let crcs = data.chunks(BLOCK_BYTES as usize).map(crc32fast::hash).collect();
+        LocalReplica { file, snapshot: ReplicaSnapshot { length_bytes: data.len() as u64, crcs } }
+    }
+
+    #[test]
+    fn reads_are_checked_against_the_snapshot() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        let mut r = replica_of(&data);
+        // Across a block boundary, and the short last block.
+        assert_eq!(r.read(65_000, 2_000).unwrap(), data[65_000..67_000]);
+        assert_eq!(r.read(199_000, 1_000).unwrap(), data[199_000..]);
+        // Past the snapshot's length: maybe grown since, so not answered here.
+        assert!(r.read(199_500, 1_000).is_none());
+        // A block that no longer matches its CRC is not served.
+        r.snapshot.crcs[1] ^= 1;
+        assert!(r.read(70_000, 10).is_none());
+        assert_eq!(r.read(10, 10).unwrap(), data[10..20]);
+    }
+}
