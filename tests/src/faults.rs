@@ -289,9 +289,13 @@ pub async fn check_replicas(client: &Client, files: &Files, inv: &Invariants, re
                     return Err(format!("{path} chunk {} v{} on {}: HTTP {status} {}", c.index, c.version.0, r.address, String::from_utf8_lossy(&body)));
                 }
                 let mut got = body.to_vec();
+                let held = got.len();
                 got.resize(end - start, 0); // a replica shorter than the file reads as zeros there
                 if let Some(i) = first_diff(&got, &want[start..end]) {
-                    panic!("{path} chunk {} ({:#x} v{}) on {}: the replica holds WRONG BYTES at chunk offset {i}", c.index, c.handle.0, c.version.0, r.address);
+                    panic!(
+                        "{path} chunk {} ({:#x} v{}) on {}: the replica holds WRONG BYTES at chunk offset {i} (it holds {held} of the {} bytes expected; replicas listed: {:?})",
+                        c.index, c.handle.0, c.version.0, r.address, end - start, c.replicas
+                    );
                 }
                 checked += 1;
             }

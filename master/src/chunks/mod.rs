@@ -412,6 +412,28 @@ impl ChunkManager {
         Ok(Lease { primary, version, expires: now + self.config.lease, members })
     }
 
+    /// Fences a chunk before a copy: its current replicas move to the next
+    /// version, so that a write still in flight under a lease that has run
+    /// out (a slow client, a frozen primary, a lease granted before this
+    /// master started) is refused by every replica, instead of landing on
+    /// the source after the copy has read past it and leaving the copy
+    /// different at the same version. Refused while a lease runs or once
+    /// the version has moved past `planned`; the new version otherwise.
+    pub(super) async fn fence_for_copy(&self, handle: ChunkHandle, planned: ChunkVersion) -> Result<ChunkVersion, NsError> {
+        let _one_at_a_time = self.grant.lock().await;
+        let now = Instant::now();
+        if self.map().lease(handle).is_some_and(|l| l.expires > now) {
+            return Err(err(ErrorKind::EAGAIN, format!("chunk {handle} is leased")));
+        }
+        let meta = self.map().chunk(handle).ok_or_else(|| err(ErrorKind::ENOENT, format!("chunk {handle} is gone")))?;
+        if meta.version != planned {
+            return Err(err(ErrorKind::EAGAIN, format!("chunk {handle} moved past version {planned}")));
+        }
+        let replicas = self.map().current_replicas(handle, now, self.config.dead_after);
+        self.bump(handle, meta, replicas).await?;
+        Ok(ChunkVersion(meta.version.0 + 1))
+    }
+
     /// Moves these replicas of a chunk to the next version and records it
     /// (durably); the replicas that took it. Those that fail are stale.
     async fn bump(&self, handle: ChunkHandle, meta: ChunkMeta, replicas: Vec<ReplicaAddr>) -> Result<Vec<ReplicaAddr>, NsError> {

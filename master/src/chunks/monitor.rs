@@ -149,7 +149,13 @@ impl ChunkManager {
         // its Writer handle) alive past shutdown.
         let (me, cs) = (Arc::downgrade(self), self.cs.clone());
         tokio::spawn(async move {
-            let result = cs.replicate(&target, handle, &source, version, chunk_size).await;
+            let Some(manager) = me.upgrade() else { return };
+            let fenced = manager.fence_for_copy(handle, version).await;
+            drop(manager);
+            let result = match fenced {
+                Ok(version) => cs.replicate(&target, handle, &source, version, chunk_size).await.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("fencing before the copy: {e}")),
+            };
             let Some(me) = me.upgrade() else { return };
             let mut map = me.map();
             map.end_copy(handle, copy);
