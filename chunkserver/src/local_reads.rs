@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dfs_common::local_reads::{send_refusal, send_replica, LocalEndpoint, LocalRequest, REQUEST_BYTES};
+use dfs_common::local_reads::{send_refusal, send_replica, send_wrong_token, LocalEndpoint, LocalRequest, REQUEST_BYTES};
 
 use crate::chunk_store::ChunkStore;
 
@@ -108,7 +108,7 @@ fn serve(stream: &UnixStream, token: u128, store: &ChunkStore) -> std::io::Resul
     std::io::Read::read_exact(&mut &*stream, &mut raw)?;
     let req = LocalRequest::decode(&raw);
     if req.token != token {
-        return send_refusal(stream, "wrong token: this socket belongs to another chunkserver process");
+        return send_wrong_token(stream);
     }
     match store.open_for_local_read(req.handle, req.version) {
         Ok((file, snapshot)) => send_replica(stream, file.as_raw_fd(), &snapshot),
@@ -155,7 +155,7 @@ mod tests {
 
         assert!(matches!(request(&endpoint, token, 7, 2), Err(LocalError::Refused(m)) if m.contains("version")));
         assert!(matches!(request(&endpoint, token, 8, 3), Err(LocalError::Refused(_))));
-        assert!(matches!(request(&endpoint, token ^ 1, 7, 3), Err(LocalError::Refused(m)) if m.contains("token")));
+        assert!(matches!(request(&endpoint, token ^ 1, 7, 3), Err(LocalError::WrongToken)));
         remove_socket(&endpoint);
         assert!(!Path::new(&endpoint.socket).exists());
     }

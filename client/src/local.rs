@@ -111,7 +111,7 @@ impl LocalReads {
                 replicas.insert(key.clone(), Arc::clone(&replica));
                 Some(replica)
             }
-            Err(LocalError::Refused(reason)) if !reason.contains("token") => {
+            Err(LocalError::Refused(reason)) => {
                 // This replica only (moved on to another version, removed).
                 tracing::debug!(%reason, chunk = %key.0, "no short-circuit read of this replica");
                 None

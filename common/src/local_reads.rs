@@ -14,7 +14,8 @@
 //! Request (32 bytes): token (u128), handle (u64), version (u64), little
 //! endian. Reply: status byte; on 0 the length (u64), the CRC count (u32)
 //! and the CRCs (u32 each), with the descriptor attached to the first
-//! bytes; on 1 a message (u32 length, UTF-8).
+//! bytes; on 1 (this replica is refused) a message (u32 length, UTF-8); on
+//! 2 nothing more: the token is not this process's.
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -94,19 +95,31 @@ pub fn send_replica(stream: &UnixStream, fd: RawFd, snap: &ReplicaSnapshot) -> i
     (&*stream).write_all(&body[1..])
 }
 
-/// Sends a refusal.
+const REFUSED: u8 = 1;
+const WRONG_TOKEN: u8 = 2;
+
+/// Refuses the replica asked for (unknown, another version...).
 pub fn send_refusal(stream: &UnixStream, message: &str) -> io::Result<()> {
-    let mut body = vec![1u8];
+    let mut body = vec![REFUSED];
     body.extend_from_slice(&(message.len() as u32).to_le_bytes());
     body.extend_from_slice(message.as_bytes());
     (&*stream).write_all(&body)
 }
 
+/// Refuses every request: the token names another process.
+pub fn send_wrong_token(stream: &UnixStream) -> io::Result<()> {
+    (&*stream).write_all(&[WRONG_TOKEN])
+}
+
 /// Why a replica was not passed.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
+    /// This replica only; others may still be passed.
     #[error("refused: {0}")]
     Refused(String),
+    /// The socket belongs to another process than the token's.
+    #[error("wrong token: the socket belongs to another chunkserver process")]
+    WrongToken,
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -135,6 +148,9 @@ pub fn recv_replica(stream: &UnixStream) -> Result<(OwnedFd, ReplicaSnapshot), L
         }
     }
     let mut r = stream;
+    if status[0] == WRONG_TOKEN {
+        return Err(LocalError::WrongToken);
+    }
     if status[0] != 0 {
         let len = read_u32(&mut r)?.min(4096);
         let mut text = vec![0u8; len as usize];
@@ -200,6 +216,13 @@ mod tests {
             Err(LocalError::Refused(m)) => assert_eq!(m, "unknown chunk"),
             other => panic!("expected a refusal, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_wrong_token_is_told_apart_from_a_refused_replica() {
+        let (a, b) = UnixStream::pair().unwrap();
+        send_wrong_token(&a).unwrap();
+        assert!(matches!(recv_replica(&b), Err(LocalError::WrongToken)));
     }
 
     #[test]

@@ -216,6 +216,16 @@ async fn reads_fail_over_and_relocate_when_the_cached_replica_dies() {
     assert_eq!(seen, HashSet::from([true]));
 }
 
+/// A new file of `len` random bytes, written in one call; its bytes.
+async fn put_random(client: &Client, path: &str, len: u64, rng: &mut impl RngCore) -> Vec<u8> {
+    let mut data = vec![0u8; len as usize];
+    rng.fill_bytes(&mut data);
+    let mut w = client.create(path, &CreateOptions::default()).await.unwrap();
+    w.write(&data).await.unwrap();
+    w.close().await.unwrap();
+    data
+}
+
 #[tokio::test]
 async fn small_reads_on_the_callers_thread_match_and_give_way_when_they_cannot() {
     let c = cluster(3);
@@ -223,11 +233,7 @@ async fn small_reads_on_the_callers_thread_match_and_give_way_when_they_cannot()
     // Over HTTP: short-circuit reads are tested below.
     let client = Client::with_config(&c.master.url, DataConfig { local_reads: false, ..DataConfig::default() });
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
-    let mut data = vec![0u8; (3 * MIB + 5000) as usize];
-    rng.fill_bytes(&mut data);
-    let mut w = client.create("/small", &CreateOptions::default()).await.unwrap();
-    w.write(&data).await.unwrap();
-    w.close().await.unwrap();
+    let data = put_random(&client, "/small", 3 * MIB + 5000, &mut rng).await;
     let data = std::sync::Arc::new(data);
     let r = client.open("/small").await.unwrap();
     // Blocking calls, off the runtime's threads.
@@ -288,11 +294,7 @@ async fn small_reads_of_replicas_on_this_host_go_through_passed_descriptors_and_
     c.wait_live(3, Duration::from_secs(15)).await.unwrap();
     let client = Client::new(&c.master.url);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
-    let mut data = vec![0u8; (3 * MIB + 5000) as usize];
-    rng.fill_bytes(&mut data);
-    let mut w = client.create("/local", &CreateOptions::default()).await.unwrap();
-    w.write(&data).await.unwrap();
-    w.close().await.unwrap();
+    let data = put_random(&client, "/local", 3 * MIB + 5000, &mut rng).await;
     let mut r = client.open("/local").await.unwrap();
     for chunk in 0..4 {
         assert_eq!(r.read_at(chunk * MIB + 7, 10).await.unwrap().len(), 10); // caches the locations
