@@ -110,6 +110,8 @@ pub struct Invariants {
     /// Things worth telling that are not violations.
     pub notes: Mutex<Vec<String>>,
     pub observations: AtomicU64,
+    /// path → the acknowledged operations on it, for a failure's report.
+    history: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Invariants {
@@ -189,6 +191,26 @@ impl Invariants {
         Some(locs)
     }
 
+    /// Notes an acknowledged operation on `path` (with what the master
+    /// then listed for its chunks, when given).
+    pub fn record(&self, path: &str, op: String, locs: Option<&ChunkLocations>) {
+        let chunks = locs.map(|l| l.chunks.iter().map(|c| format!(" [{}: {:#x} v{}]", c.index, c.handle.0, c.version.0)).collect::<String>());
+        let line = format!("{:.1}s {op}{}", uptime(), chunks.unwrap_or_default());
+        lock(&self.history).entry(path.to_string()).or_default().push(line);
+    }
+
+    /// Moves `src`'s history to `dst` (a rename).
+    pub fn renamed(&self, src: &str, dst: &str) {
+        let mut h = lock(&self.history);
+        let mut lines = h.remove(src).unwrap_or_default();
+        lines.push(format!("{:.1}s renamed from {src}", uptime()));
+        h.insert(dst.to_string(), lines);
+    }
+
+    pub fn history(&self, path: &str) -> String {
+        lock(&self.history).get(path).map(|l| l.join("\n  ")).unwrap_or_else(|| "(none recorded)".into())
+    }
+
     pub fn print_notes(&self, tag: &str) {
         let notes = lock(&self.notes);
         crate::say!(tag, "{} version/lease observations, {} notes", self.observations.load(Ordering::Relaxed), notes.len());
@@ -222,15 +244,49 @@ pub async fn check_files(client: &Client, files: &Files) -> Result<(), String> {
 }
 
 /// Panics unless every file reads back exact; read errors are retried
-/// for `timeout` (wrong bytes are never retried: they fail at once).
-pub async fn verify_files(client: &Client, files: &Files, timeout: Duration) {
+/// for `timeout` (wrong bytes are never retried: they fail at once, with
+/// every replica of the file compared and the file's history).
+pub async fn verify_files(client: &Client, files: &Files, inv: &Invariants, timeout: Duration) {
     wait_for(&format!("{} acknowledged files read back exact", files.len()), timeout, || async {
         match check_files(client, files).await {
-            Err(e) if e.contains("WRONG BYTES") || e.contains("acknowledged") => panic!("{e}"),
+            Err(e) if e.contains("WRONG BYTES") || e.contains("acknowledged") => {
+                let path = e.split(':').next().unwrap_or_default();
+                let replicas = match files.get(path) {
+                    Some(want) => diagnose(client, path, want).await,
+                    None => String::new(),
+                };
+                panic!("{e}\nreplicas:{replicas}\nhistory of {path}:\n  {}", inv.history(path))
+            }
             other => other,
         }
     })
     .await
+}
+
+/// Every replica of every chunk of `path` against the acknowledged bytes:
+/// one line each, for a failure's report.
+pub async fn diagnose(client: &Client, path: &str, want: &[u8]) -> String {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+    let Ok(attr) = client.stat(path).await else { return " (stat failed)".into() };
+    let Ok(locs) = client.master().locate(attr.inode, 0, 1024).await else { return " (locate failed)".into() };
+    let cs = locs.chunk_size_bytes as usize;
+    let mut out = String::new();
+    for c in &locs.chunks {
+        let (start, end) = (c.index as usize * cs, ((c.index as usize + 1) * cs).min(want.len()));
+        for r in &c.replicas {
+            let info = replica_info(&http, &r.address, c.handle.0).await;
+            let line = match read_replica(&http, &r.address, c.handle.0, c.version.0, 0, end.saturating_sub(start) as u64).await {
+                Ok((200, body)) if start < end => {
+                    let differ = body.iter().zip(&want[start..end]).filter(|(a, b)| a != b).count();
+                    format!("{} of {} bytes, {differ} differ, first at {:?}", body.len(), end - start, first_diff(&body, &want[start..end]))
+                }
+                Ok((status, body)) => format!("HTTP {status} {}", String::from_utf8_lossy(&body)),
+                Err(e) => e,
+            };
+            out += &format!("\n  chunk {} {:#x} v{} on {} (replica says {info:?}): {line}", c.index, c.handle.0, c.version.0, r.address);
+        }
+    }
+    out
 }
 
 /// Reads `len` bytes at `offset` of one replica straight from its
@@ -357,7 +413,7 @@ pub async fn settle_and_verify(c: &Cluster, files: &Files, root: &str, inv: &Inv
     let client = client(&c.master.url);
     let no_surplus = exact.is_some();
     wait_healthy(&c.master.url, timeout, no_surplus).await;
-    verify_files(&client, files, Duration::from_secs(30)).await;
+    verify_files(&client, files, inv, Duration::from_secs(30)).await;
     let listed = walk(&client, root).await.expect("walk the namespace");
     let want: BTreeMap<String, u64> = files.iter().map(|(p, d)| (p.clone(), d.len() as u64)).collect();
     assert_eq!(listed, want, "the files under {root} are not exactly the acknowledged ones");
@@ -710,10 +766,11 @@ impl Worker {
             })
             .await;
         self.set(&path, data);
-        self.mine.push(path);
         self.stats.bytes_written.fetch_add(len as u64, Ordering::Relaxed);
         self.acked();
-        self.inv.observe_file(&self.client, attr.inode).await;
+        let locs = self.inv.observe_file(&self.client, attr.inode).await;
+        self.inv.record(&path, format!("worker {}: created, {len} bytes, inode {}", self.id, attr.inode), locs.as_ref());
+        self.mine.push(path);
     }
 
     async fn overwrite(&mut self) {
@@ -742,7 +799,8 @@ impl Worker {
         self.set(&path, want);
         self.stats.bytes_written.fetch_add(len as u64, Ordering::Relaxed);
         self.acked();
-        self.inv.observe_file(&self.client, inode).await;
+        let locs = self.inv.observe_file(&self.client, inode).await;
+        self.inv.record(&path, format!("wrote {len} bytes at {offset}"), locs.as_ref());
     }
 
     async fn read(&mut self) {
@@ -789,6 +847,7 @@ impl Worker {
         })
         .await;
         lock(&self.files).remove(&path);
+        self.inv.record(&path, "deleted".into(), None);
         self.mine.retain(|p| *p != path);
         self.acked();
     }
@@ -809,6 +868,7 @@ impl Worker {
         .await;
         let data = lock(&self.files).remove(&src).unwrap_or_default();
         self.set(&dst, data);
+        self.inv.renamed(&src, &dst);
         self.mine.retain(|p| *p != src);
         self.mine.push(dst);
         self.acked();
@@ -830,7 +890,8 @@ impl Worker {
         want.truncate(size);
         self.set(&path, want);
         self.acked();
-        self.inv.observe_file(&self.client, before.inode).await;
+        let locs = self.inv.observe_file(&self.client, before.inode).await;
+        self.inv.record(&path, format!("truncated from {} to {size}", before.size), locs.as_ref());
     }
 
     async fn mkdir(&mut self) {

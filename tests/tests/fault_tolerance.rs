@@ -930,7 +930,7 @@ async fn a_decommissioned_chunkserver_is_drained_and_recommissioned() {
     let first = node_states(&c).await.get(&x_url).cloned();
     assert_eq!(first.as_deref(), Some("decommissioning"), "right after the command");
     // Reads go on while it drains.
-    faults::verify_files(&client, &files, Duration::from_secs(30)).await;
+    faults::verify_files(&client, &files, &inv, Duration::from_secs(30)).await;
     wait_state(&c, &x_url, "decommissioned", HEAL).await;
     for path in files.keys() {
         for ch in locate(&client, path).await {
@@ -940,7 +940,7 @@ async fn a_decommissioned_chunkserver_is_drained_and_recommissioned() {
     }
     let (code, report) = fsck(&c.master.url, "/").await;
     assert_eq!(code, 0, "fsck after the drain: {report}");
-    faults::verify_files(&client, &files, Duration::from_secs(30)).await;
+    faults::verify_files(&client, &files, &inv, Duration::from_secs(30)).await;
     // New chunks are not placed on it.
     let data = random_bytes(&mut rng, 2 * MIB as usize);
     put(&client, "/t9/new", &data, 3).await;
