@@ -1,5 +1,5 @@
 //! Starting the master: open the store, start the writer, serve HTTP until
-//! SIGINT or SIGTERM, then let the writer sync and stop.
+//! SIGINT or SIGTERM, then let the writer finish what is under way.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,9 @@ use crate::store::mutations::Defaults;
 use crate::store::{Store, Writer, WriterConfig};
 
 pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
+    // Bound first: a taken port fails before the store is open (a process
+    // ending with RocksDB open and its threads running may crash on exit).
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&dir))
         .await?
@@ -26,9 +29,8 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
         },
         group_max: config.group_commit_max_ops,
         reap_batch: 1000,
-        queue_depth: 4096,
     };
-    let (writer, writer_thread) = Writer::start(store.clone(), writer_config)?;
+    let writer = Writer::start(store.clone(), writer_config)?;
     let ms = Duration::from_millis;
     let chunk_config = ChunkConfig {
         lease: ms(config.lease_ms),
@@ -48,10 +50,9 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let history = Arc::new(crate::history::History::default());
     let sampler = tokio::spawn(crate::history::run(Arc::downgrade(&chunks), history.clone()));
     let http_metrics = dfs_common::http::metrics::HttpMetrics::new("dfs_master");
-    let state = AppState { store, writer, chunks, started: std::time::Instant::now(), history, http_metrics };
+    let state = AppState { store, writer: writer.clone(), chunks, started: std::time::Instant::now(), history, http_metrics };
     let app = router(state, config.max_request_body_bytes);
 
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     // Scripts and tests read this line to learn the port when it was 0.
     println!("dfs-master listening on http://{addr}");
@@ -61,8 +62,8 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     monitor.abort();
     monitor.await.ok();
     sampler.abort();
-    // The router (and with it every Writer handle) is gone: the thread syncs and ends.
-    tokio::task::spawn_blocking(move || writer_thread.join()).await?.ok();
+    // Every answered mutation is durable; wait out a group or reaper step under way.
+    tokio::task::spawn_blocking(move || writer.close()).await?;
     tracing::info!("master stopped");
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The HTTP/JSON API under `/v1/`. Handlers validate at the edge, run reads
-//! on the blocking pool and send mutations to the writer thread.
+//! on the blocking pool and send mutations to the writer.
 //!
 //! - [`mutations`]: mkdir, create, symlink, rename, unlink, rmdir, delete, setattr.
 //! - [`queries`]: stat (by path or inode), lookup, list, readlink, fs counters.

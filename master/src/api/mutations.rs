@@ -1,5 +1,5 @@
-//! Namespace mutations: each goes to the writer thread and is answered once
-//! it is durable.
+//! Namespace mutations: each goes to the writer (`store::Writer`) and is
+//! answered once it is durable.
 
 use axum::extract::State;
 use axum::Json;

@@ -16,7 +16,7 @@ use super::records::{Counters, InodeRecord, FORMAT_VERSION};
 #[derive(Clone)]
 pub struct Store {
     pub(crate) db: Arc<DB>,
-    /// Written by the writer thread only (`Txn::commit`, `sync`).
+    /// Written by the writer's leader only (`Txn::commit`, `sync`).
     log: Arc<Mutex<MetaLog>>,
 }
 

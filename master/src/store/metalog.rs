@@ -4,7 +4,7 @@
 //! off. Why: RocksDB 7.8's WAL syncs by appending and `fdatasync` (~165 µs
 //! here, since the file's size changes and so the file system's journal
 //! commits too), while a synchronous direct overwrite of a zero-filled
-//! stretch of the file takes ~115 µs (both measured in the writer thread).
+//! stretch of the file takes ~115 µs (both measured where mutations are applied).
 //!
 //! Layout: a file of at most [`CAPACITY`] bytes, grown in zero-filled
 //! segments ahead of the records (so a record's write never changes the

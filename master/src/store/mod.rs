@@ -1,6 +1,6 @@
 //! The namespace store: inodes, directory entries and file → chunk records in
-//! RocksDB, with every mutation applied by one writer thread that shares log
-//! syncs among concurrent requests (group commit).
+//! RocksDB, with mutations applied one at a time, sharing log syncs among
+//! concurrent requests (group commit led by one of them).
 //!
 //! - [`keys`]: column families and the binary, ordered key layout.
 //! - [`records`]: versioned value encodings (inode, entry, chunk, counters).
@@ -11,7 +11,7 @@
 //! - [`reads`]: path resolution, stat, lookup, list, readlink, counters.
 //! - [`txn`]: one mutation's view: reads through to RocksDB, writes to a batch.
 //! - [`mutations`]: the namespace rules of mkdir, create, rename, delete...
-//! - [`writer`]: the group-commit writer thread and the subtree reaper.
+//! - [`writer`]: applying mutations with group commit, and the subtree reaper.
 //! - [`check`]: a full consistency scan.
 
 pub mod check;

@@ -16,7 +16,7 @@ pub const MAX_REPLICATION: u16 = 16;
 pub const CHUNK_SIZE_UNIT_BYTES: u64 = 64 * 1024;
 pub const CHUNK_SIZE_MAX_BYTES: u64 = 1 << 30;
 
-/// A namespace change, as the writer thread receives it.
+/// A namespace change, as the writer receives it.
 #[derive(Clone, Debug)]
 pub enum Mutation {
     Mkdir(MkdirRequest),

@@ -10,18 +10,14 @@ struct Ns {
     _dir: tempfile::TempDir,
     store: Store,
     writer: Writer,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Ns {
-    /// Stops the writer thread before the test ends: RocksDB aborts if a
-    /// database is still open while the process runs its exit handlers.
+    /// Stops the writer (a reaper step may be under way) before the test
+    /// ends: RocksDB aborts if a database is still in use while the process
+    /// runs its exit handlers.
     fn drop(&mut self) {
-        let (closed, _) = tokio::sync::mpsc::channel(1);
-        self.writer = Writer::from_sender(closed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.writer.close();
     }
 }
 
@@ -32,10 +28,9 @@ fn open() -> Ns {
         defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 },
         group_max: 64,
         reap_batch: 7,
-        queue_depth: 64,
     };
-    let (writer, thread) = Writer::start(store.clone(), config).expect("writer");
-    Ns { _dir: dir, store, writer, thread: Some(thread) }
+    let writer = Writer::start(store.clone(), config).expect("writer");
+    Ns { _dir: dir, store, writer }
 }
 
 fn at(path: &str) -> EntryRef {
@@ -171,7 +166,9 @@ async fn rename_follows_posix() {
     ns.assert_consistent();
 }
 
-#[tokio::test]
+// On worker threads: each request leads its own group in place, and the
+// reaper runs in the background between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recursive_delete_detaches_then_reaps() {
     let ns = open();
     ns.run(Mutation::Mkdir(MkdirRequest { at: at("/t/u/v"), parents: true, ..Default::default() })).await.unwrap();
@@ -241,7 +238,8 @@ async fn symlinks_keep_their_target() {
     ns.assert_consistent();
 }
 
-#[tokio::test]
+// Many concurrent requests on worker threads: groups form behind a leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_pages_cover_every_entry_once() {
     let ns = open();
     ns.mkdir("/big").await.unwrap();
