@@ -64,7 +64,7 @@ struct State {
     /// No more mutations are taken.
     closed: bool,
     /// Freeing removed subtrees failed, or found none although counted:
-    /// left for the next start.
+    /// not tried again before the next group.
     reaper_halted: bool,
 }
 
@@ -151,12 +151,7 @@ impl Shared {
     /// is waiting (returns whether it is).
     fn lead_one_group(&self) -> bool {
         let _guard = PanicGuard(self);
-        let group: Vec<_> = {
-            let mut state = self.lock();
-            let n = state.queue.len().min(self.config.group_max);
-            state.queue.drain(..n).collect()
-        };
-        self.apply_group(group);
+        self.apply_group(self.next_group());
         self.release_unless_busy()
     }
 
@@ -165,14 +160,10 @@ impl Shared {
     fn lead_until_idle(&self) {
         let _guard = PanicGuard(self);
         loop {
-            let group: Vec<_> = {
-                let mut state = self.lock();
-                let n = state.queue.len().min(self.config.group_max);
-                state.queue.drain(..n).collect()
-            };
+            let group = self.next_group();
             if !group.is_empty() {
                 self.apply_group(group);
-            } else if self.reaping() && !self.lock().closed {
+            } else if self.reaping() {
                 self.reap();
             }
             if !self.release_unless_busy() {
@@ -181,20 +172,30 @@ impl Shared {
         }
     }
 
+    /// The queued mutations of the next group (at most `group_max`).
+    fn next_group(&self) -> Vec<(Mutation, Reply)> {
+        let mut state = self.lock();
+        let n = state.queue.len().min(self.config.group_max);
+        state.queue.drain(..n).collect()
+    }
+
+    /// Whether a removed subtree waits to be freed (and may be, now).
     fn reaping(&self) -> bool {
-        self.counters().pending_delete > 0 && !self.lock().reaper_halted
+        let pending = self.counters().pending_delete > 0;
+        let state = self.lock();
+        pending && !state.reaper_halted && !state.closed
     }
 
     fn counters(&self) -> MutexGuard<'_, Counters> {
         self.counters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Gives up the lead, unless mutations are queued or (when open) a
-    /// removed subtree waits to be freed: then keeps it and returns true.
+    /// Gives up the lead, unless mutations are queued or a removed subtree
+    /// waits to be freed: then keeps it and returns true.
     fn release_unless_busy(&self) -> bool {
         let reaping = self.reaping();
         let mut state = self.lock();
-        if !state.queue.is_empty() || (reaping && !state.closed) {
+        if !state.queue.is_empty() || reaping {
             return true;
         }
         state.leading = false;
@@ -230,7 +231,7 @@ impl Shared {
                 !more
             }
             Err(e) => {
-                // Leave it for the next start rather than spin on a damaged entry.
+                // Halt until the next group rather than spin on a damaged entry.
                 tracing::error!(error = %e, "freeing a removed subtree failed");
                 true
             }
