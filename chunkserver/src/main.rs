@@ -7,5 +7,6 @@ use dfs_chunkserver::config::ChunkserverConfig;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    dfs_common::memory::keep_freed_memory();
     daemon_main::<ChunkserverConfig, _, _>("dfs-chunkserver", dfs_chunkserver::server::run).await
 }

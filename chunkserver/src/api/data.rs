@@ -22,7 +22,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{blocking, chunk_error, InFlight, Node};
-use crate::chunk_store::ChunkError;
+use crate::chunk_store::{self, ChunkError};
 
 type Frames = mpsc::Sender<Result<Bytes, std::io::Error>>;
 
@@ -116,32 +116,35 @@ enum Blame {
     Nobody,
 }
 
-/// Receives the body, passing each frame downstream as it arrives.
-async fn receive(body: Body, len: u64, mut downstream: Option<Frames>) -> Result<Vec<u8>, ApiError> {
-    async fn abort(downstream: &Option<Frames>, e: ApiError) -> Result<Vec<u8>, ApiError> {
+/// Receives the body, passing each frame downstream as it arrives. The
+/// frames are kept as they came (see `Body`).
+async fn receive(body: Body, len: u64, mut downstream: Option<Frames>) -> Result<Vec<Bytes>, ApiError> {
+    async fn abort(downstream: &Option<Frames>, e: ApiError) -> Result<Vec<Bytes>, ApiError> {
         if let Some(tx) = downstream {
             let _ = tx.send(Err(std::io::Error::other("upstream aborted the write"))).await;
         }
         Err(e)
     }
-    let mut data = Vec::with_capacity(len as usize);
+    let mut data = Vec::new();
+    let mut received = 0u64;
     let mut frames = body.into_data_stream();
     while let Some(frame) = frames.next().await {
         let frame = match frame {
             Ok(f) => f,
             Err(e) => return abort(&downstream, invalid(format!("reading the body: {e}"))).await,
         };
-        if data.len() as u64 + frame.len() as u64 > len {
+        received += frame.len() as u64;
+        if received > len {
             return abort(&downstream, invalid("body longer than its Content-Length")).await;
         }
-        data.extend_from_slice(&frame);
+        data.push(frame.clone());
         if let Some(tx) = &downstream {
             if tx.send(Ok(frame)).await.is_err() {
                 downstream = None; // it failed; its task carries the error
             }
         }
     }
-    if data.len() as u64 != len {
+    if received != len {
         return abort(&downstream, invalid("body shorter than its Content-Length")).await;
     }
     Ok(data)
@@ -188,7 +191,10 @@ pub async fn write(
     };
     let data = receive(body, len, tx).await?;
     let store = n.store.clone();
-    let local = blocking(move || store.write(handle, q.version, q.offset, &data, Some(&crcs)));
+    let local = blocking(move || {
+        let parts: Vec<&[u8]> = data.iter().map(|f| &f[..]).collect();
+        store.write_body(handle, q.version, q.offset, chunk_store::Body::new(&parts), Some(&crcs))
+    });
     let (local, remote) = match remote {
         Some(task) => {
             let (l, r) = tokio::join!(local, task);

@@ -16,6 +16,7 @@
 //! `checksum` (CRC arithmetic), `load` (startup scan), `error`.
 
 mod aligned;
+mod body;
 mod checksum;
 mod disk_layout;
 mod error;
@@ -42,6 +43,7 @@ use disk_layout::{sync_dir, DiskLayout};
 use meta::ChunkMeta;
 use replica::{lock, read, write, OpenFiles, Replica, ReplicaState};
 
+pub use body::Body;
 pub use error::ChunkError;
 pub use meta::{check_chunk_size, MAX_CHUNK_BYTES};
 
@@ -220,6 +222,18 @@ impl ChunkStore {
         version: ChunkVersion,
         offset: u64,
         data: &[u8],
+        body_crcs: Option<&[u32]>,
+    ) -> Result<(), ChunkError> {
+        self.write_body(handle, version, offset, Body::new(&[data]), body_crcs)
+    }
+
+    /// As `write`, with the bytes in several pieces (a body's frames).
+    pub fn write_body(
+        &self,
+        handle: ChunkHandle,
+        version: ChunkVersion,
+        offset: u64,
+        data: Body<'_>,
         body_crcs: Option<&[u32]>,
     ) -> Result<(), ChunkError> {
         if let Some(crcs) = body_crcs {

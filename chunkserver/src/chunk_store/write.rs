@@ -23,6 +23,7 @@ use std::os::unix::fs::FileExt;
 use dfs_common::ChunkHandle;
 
 use super::aligned::{align_down, align_up, is_multiple};
+use super::body::Body;
 use super::checksum::{extend, extend_with_zeros};
 use super::error::ChunkError;
 use super::meta::{crc_slot_offset, ChunkMeta};
@@ -33,7 +34,7 @@ use super::{BLOCK_BYTES, SEGMENT_BLOCKS};
 /// empty.
 pub(crate) struct WriteRequest<'a> {
     pub offset: u64,
-    pub data: &'a [u8],
+    pub data: Body<'a>,
     pub body_crcs: Option<&'a [u32]>,
 }
 
@@ -164,8 +165,7 @@ impl Segment<'_> {
                 self.check_stored_block(buf, r0, b)?;
             }
         }
-        let data = &self.req.data[(so - span.offset) as usize..(sd - span.offset) as usize];
-        buf[(so - r0) as usize..(sd - r0) as usize].copy_from_slice(data);
+        self.req.data.copy_to((so - span.offset) as usize, &mut buf[(so - r0) as usize..(sd - r0) as usize]);
         for b in b0..=b1 {
             crcs.push(self.block_crc(buf, r0, b));
         }

@@ -2,7 +2,7 @@
 //! A failure names its seed and step; rerun with that seed to reproduce.
 
 use super::*;
-use crate::chunk_store::ChunkError;
+use crate::chunk_store::{Body, ChunkError};
 
 /// xorshift64*: small, deterministic, good enough to pick operations.
 struct Rng(u64);
@@ -47,6 +47,19 @@ fn pick_len(rng: &mut Rng) -> u64 {
     }
 }
 
+/// `data` cut at up to three random places, as a body's frames may be.
+fn frames<'a>(rng: &mut Rng, data: &'a [u8]) -> Vec<&'a [u8]> {
+    let mut cuts: Vec<usize> = (0..rng.below(4)).map(|_| rng.below(data.len() as u64 + 1) as usize).collect();
+    cuts.sort_unstable();
+    let mut from = 0;
+    let mut parts = Vec::new();
+    for cut in cuts.into_iter().chain([data.len()]) {
+        parts.push(&data[from..cut]);
+        from = cut;
+    }
+    parts
+}
+
 fn random_write(store: &ChunkStore, rng: &mut Rng, c: &mut ModelChunk, ctx: &str) {
     let offset = pick_offset(rng, c.size);
     let len = pick_len(rng).min(c.size - offset).max(1);
@@ -54,19 +67,22 @@ fn random_write(store: &ChunkStore, rng: &mut Rng, c: &mut ModelChunk, ctx: &str
         return; // offset == size: nothing fits
     }
     let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+    let parts = frames(rng, &data);
     let mut crcs = body_crcs(&data);
     let roll = rng.below(100);
+    let write = |crcs: Option<&[u32]>| match roll % 2 {
+        0 => store.write(c.handle, c.version, offset, &data, crcs),
+        _ => store.write_body(c.handle, c.version, offset, Body::new(&parts), crcs),
+    };
     if roll < 5 {
         let piece = rng.below(crcs.len() as u64) as usize;
         crcs[piece] ^= 0x8000_0000;
-        let r = store.write(c.handle, c.version, offset, &data, Some(&crcs));
+        let r = write(Some(&crcs));
         assert!(matches!(r, Err(ChunkError::BodyChecksum { .. })), "{ctx}: {r:?}");
         return;
     }
     let body = (roll < 50).then_some(&crcs[..]);
-    store
-        .write(c.handle, c.version, offset, &data, body)
-        .unwrap_or_else(|e| panic!("{ctx}: write {offset}+{len}: {e}"));
+    write(body).unwrap_or_else(|e| panic!("{ctx}: write {offset}+{len}: {e}"));
     model_write(&mut c.bytes, offset as usize, &data);
 }
 
