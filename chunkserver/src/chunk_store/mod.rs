@@ -271,6 +271,9 @@ impl ChunkStore {
         let st = alive(handle, read(&replica.state))?;
         let Some(range) = read_span(handle, &st.meta, version, offset, len)? else { return Ok(Vec::new()) };
         let files = self.files.get(&replica, &self.layout)?;
+        if range.1 - range.0 > SEGMENT_BYTES as u64 {
+            files.cached.will_need(range.0, range.1 - range.0);
+        }
         let data = read::read_range(handle, &files.cached, &st.meta, range, &mut self.buffers.get(), false)?;
         data.ok_or_else(|| ChunkError::Io(std::io::Error::other("a blocking read came back incomplete")))
     }
