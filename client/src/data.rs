@@ -150,11 +150,11 @@ impl Client {
         &self.inner.master
     }
 
-    /// A master client with HTTP connections of its own, for a thread
-    /// that drives its own runtime: a connection is served by the runtime
-    /// that opened it, so this one's must not be shared.
-    pub fn own_master(&self) -> MasterClient {
-        MasterClient::new(self.master().url(), http_client(&self.inner.config), self.inner.config.master_wait)
+    /// A master client whose calls block the calling thread, over
+    /// connections of its own (see `MasterClient::blocking`). Never to be
+    /// used on a runtime thread.
+    pub fn blocking_master(&self) -> MasterClient {
+        MasterClient::blocking(self.master().url(), self.inner.config.request_timeout, self.inner.config.master_wait)
     }
 
     pub fn config(&self) -> &DataConfig {

@@ -15,7 +15,7 @@ impl ClientError {
     }
 
     /// The master (or a chunkserver) at `base` could not be reached.
-    pub fn unreachable(base: &str, e: &reqwest::Error) -> Self {
+    pub fn unreachable(base: &str, e: &dyn std::fmt::Display) -> Self {
         ClientError::new(ErrorKind::EIO, format!("cannot reach {base}: {e}"))
     }
 

@@ -5,6 +5,7 @@
 //! safe for mutations too, since nothing was sent. Other transport errors
 //! are retried only for reads, which are idempotent.
 
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use dfs_common::wire::chunks::{
@@ -12,7 +13,7 @@ use dfs_common::wire::chunks::{
     WriteLease, WrittenChunk,
 };
 use dfs_common::wire::namespace::*;
-use dfs_common::InodeId;
+use dfs_common::{ErrorBody, ErrorKind, InodeId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -21,13 +22,47 @@ use crate::error::{from_response, ClientError};
 #[derive(Clone)]
 pub struct MasterClient {
     base: String,
-    http: reqwest::Client,
+    transport: Transport,
     wait: Duration,
+}
+
+#[derive(Clone)]
+enum Transport {
+    /// Connections served by the async runtime.
+    Async(reqwest::Client),
+    /// Connections of the calling thread, which each call blocks.
+    Blocking(ureq::Agent),
+}
+
+/// One request: its URL, and the JSON body of a POST (a GET has none).
+struct Call {
+    url: String,
+    json: Option<bytes::Bytes>,
+}
+
+/// An attempt that got no answer from the master.
+struct Unanswered {
+    error: String,
+    /// The connection was refused: nothing was sent.
+    nothing_sent: bool,
+    /// It may have reached the master: only a read may be sent again.
+    retry_if_idempotent: bool,
 }
 
 impl MasterClient {
     pub fn new(base: &str, http: reqwest::Client, wait: Duration) -> Self {
-        MasterClient { base: base.trim_end_matches('/').to_string(), http, wait }
+        MasterClient { base: base.trim_end_matches('/').to_string(), transport: Transport::Async(http), wait }
+    }
+
+    /// A client whose calls block the calling thread, over connections of
+    /// its own: for a thread that is not the runtime's and waits anyway (a
+    /// FUSE thread). Its futures finish in one poll, without a runtime, and
+    /// spare a call the hand-offs between runtime threads and the work of
+    /// driving a runtime; a pooled connection the master has closed is
+    /// noticed before a request is written into it.
+    pub fn blocking(base: &str, timeout: Duration, wait: Duration) -> Self {
+        let agent = ureq::AgentBuilder::new().timeout(timeout).timeout_connect(timeout.min(Duration::from_secs(5))).max_idle_connections_per_host(1).build();
+        MasterClient { base: base.trim_end_matches('/').to_string(), transport: Transport::Blocking(agent), wait }
     }
 
     /// The master's base URL.
@@ -35,33 +70,42 @@ impl MasterClient {
         &self.base
     }
 
-    async fn send<T: DeserializeOwned>(&self, idempotent: bool, build: impl Fn() -> reqwest::RequestBuilder) -> Result<T, ClientError> {
+    async fn send<T: DeserializeOwned>(&self, idempotent: bool, call: Call) -> Result<T, ClientError> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(50);
         loop {
-            let err = match build().send().await {
-                Ok(resp) if resp.status().is_success() => return Ok(resp.json().await?),
-                // The master's messages name what they are about.
-                Ok(resp) => return Err(from_response("", resp).await),
+            let attempt = match &self.transport {
+                Transport::Async(http) => attempt_async(http, &call).await,
+                Transport::Blocking(agent) => attempt_blocking(agent, &call),
+            };
+            let err = match attempt {
+                Ok(answer) => return answer,
                 Err(e) => e,
             };
-            let retry = err.is_connect() || (idempotent && (err.is_timeout() || err.is_request()));
+            let retry = err.nothing_sent || (idempotent && err.retry_if_idempotent);
             if !retry || start.elapsed() + pause > self.wait {
-                return Err(ClientError::unreachable(&self.base, &err));
+                return Err(ClientError::unreachable(&self.base, &err.error));
             }
-            tokio::time::sleep(pause).await;
+            match self.transport {
+                Transport::Async(_) => tokio::time::sleep(pause).await,
+                Transport::Blocking(_) => std::thread::sleep(pause),
+            }
             pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
 
     async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
-        let url = format!("{}{path}", self.base);
-        self.send(false, || self.http.post(&url).json(body)).await
+        let json = serde_json::to_vec(body).map_err(|e| ClientError::new(ErrorKind::EINVAL, format!("encoding a request: {e}")))?;
+        self.send(false, Call { url: format!("{}{path}", self.base), json: Some(json.into()) }).await
     }
 
     async fn get<Q: Serialize, T: DeserializeOwned>(&self, path: &str, query: &Q) -> Result<T, ClientError> {
-        let url = format!("{}{path}", self.base);
-        self.send(true, || self.http.get(&url).query(query)).await
+        let query = serde_urlencoded::to_string(query).map_err(|e| ClientError::new(ErrorKind::EINVAL, format!("encoding a query: {e}")))?;
+        let url = match query.is_empty() {
+            true => format!("{}{path}", self.base),
+            false => format!("{}{path}?{query}", self.base),
+        };
+        self.send(true, Call { url, json: None }).await
     }
 
     pub async fn create(&self, req: &CreateRequest) -> Result<Made, ClientError> {
@@ -164,5 +208,42 @@ impl MasterClient {
     pub async fn decommission(&self, node: &str, on: bool) -> Result<Done, ClientError> {
         let path = if on { "/v1/admin/decommission" } else { "/v1/admin/recommission" };
         self.post(path, &NodeRequest { node: node.to_string() }).await
+    }
+}
+
+async fn attempt_async<T: DeserializeOwned>(http: &reqwest::Client, call: &Call) -> Result<Result<T, ClientError>, Unanswered> {
+    let request = match &call.json {
+        Some(json) => http.post(&call.url).header(reqwest::header::CONTENT_TYPE, "application/json").body(json.clone()),
+        None => http.get(&call.url),
+    };
+    match request.send().await {
+        Ok(resp) if resp.status().is_success() => Ok(resp.json().await.map_err(ClientError::from)),
+        // The master's messages name what they are about.
+        Ok(resp) => Ok(Err(from_response("", resp).await)),
+        Err(e) => Err(Unanswered { error: e.to_string(), nothing_sent: e.is_connect(), retry_if_idempotent: e.is_timeout() || e.is_request() }),
+    }
+}
+
+fn attempt_blocking<T: DeserializeOwned>(agent: &ureq::Agent, call: &Call) -> Result<Result<T, ClientError>, Unanswered> {
+    let sent = match &call.json {
+        Some(json) => agent.post(&call.url).set("content-type", "application/json").send_bytes(json),
+        None => agent.get(&call.url).call(),
+    };
+    let body = |resp: ureq::Response| {
+        let mut body = Vec::new();
+        resp.into_reader().read_to_end(&mut body).map(|_| body)
+    };
+    match sent {
+        Ok(resp) => Ok(body(resp)
+            .map_err(|e| ClientError::new(ErrorKind::EIO, format!("reading the master's answer: {e}")))
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| ClientError::new(ErrorKind::EIO, format!("decoding the master's answer: {e}"))))),
+        Err(ureq::Error::Status(code, resp)) => {
+            let error = body(resp).ok().and_then(|b| serde_json::from_slice::<ErrorBody>(&b).ok());
+            Ok(Err(error.map_or_else(|| ClientError::new(ErrorKind::EIO, format!("HTTP {code}")), ClientError::from)))
+        }
+        Err(ureq::Error::Transport(t)) => {
+            let nothing_sent = matches!(t.kind(), ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns);
+            Err(Unanswered { error: t.to_string(), nothing_sent, retry_if_idempotent: true })
+        }
     }
 }

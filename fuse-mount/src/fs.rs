@@ -110,8 +110,8 @@ impl DfsFs {
     }
 
     /// Serves a request that is one call to the master: made from this
-    /// FUSE thread (see `here.rs`), or on the runtime when this thread has
-    /// none; `then` replies with its result.
+    /// FUSE thread (see `here.rs`), or on the runtime when the other FUSE
+    /// threads must stay free; `then` replies with its result.
     fn master_call<T, F, Fut>(&self, call: F, then: impl FnOnce(&Arc<Inner>, Result<T, ClientError>) + Send + 'static)
     where
         F: FnOnce(MasterClient) -> Fut + Send + 'static,

@@ -376,3 +376,37 @@ async fn small_reads_of_replicas_on_this_host_go_through_passed_descriptors_and_
     let got = tokio::task::spawn_blocking(move || r.read_now(2 * MIB + 990, 20)).await.unwrap();
     assert!(got.is_none(), "a block that fails its CRC was served: {got:?}");
 }
+
+/// The master client that FUSE threads use blocks its thread instead of
+/// waiting on the runtime; its answers and errors must be the async one's.
+#[tokio::test]
+async fn a_blocking_master_client_answers_as_the_async_one() {
+    use dfs_common::wire::namespace::{CreateRequest, EntryRef, MkdirRequest};
+    let c = cluster(1);
+    c.wait_live(1, Duration::from_secs(15)).await.unwrap();
+    let client = Client::with_config(&c.master.url, DataConfig { master_wait: Duration::from_millis(300), ..DataConfig::default() });
+    let blocking = client.blocking_master();
+    let checked = std::thread::spawn(move || {
+        let m = blocking;
+        futures::executor::block_on(async {
+            let dir = m.mkdir(&MkdirRequest { at: EntryRef::path("/d"), ..Default::default() }).await.unwrap();
+            let create = CreateRequest { at: EntryRef::child(dir.attr.inode, "f"), exclusive: true, ..Default::default() };
+            let made = m.create(&create).await.unwrap();
+            assert_eq!(m.stat("/d/f").await.unwrap().inode, made.attr.inode, "a GET with a query");
+            assert_eq!(m.create(&create).await.unwrap_err().kind, ErrorKind::EEXIST);
+            assert_eq!(m.stat("/nope").await.unwrap_err().kind, ErrorKind::ENOENT);
+            assert_eq!(m.unlink(EntryRef::path("/d")).await.unwrap_err().kind, ErrorKind::EISDIR);
+            m.unlink(EntryRef::path("/d/f")).await.unwrap();
+            m
+        })
+    })
+    .join()
+    .unwrap();
+    assert!(client.try_stat("/d/f").await.unwrap().is_none(), "the async client sees the blocking one's changes");
+    // With the master gone, a call gives up after the wait, with EIO.
+    drop(c);
+    let started = std::time::Instant::now();
+    let gone = std::thread::spawn(move || futures::executor::block_on(checked.stat("/d"))).join().unwrap();
+    assert_eq!(gone.unwrap_err().kind, ErrorKind::EIO);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
