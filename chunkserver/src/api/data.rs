@@ -116,8 +116,44 @@ enum Blame {
     Nobody,
 }
 
-/// Receives the body, passing each frame downstream as it arrives. The
-/// frames are kept as they came (see `Body`).
+/// Frames shorter than this are gathered into parts of at least this
+/// size: a body trickled in tiny frames must not cost a part per frame.
+const SMALL_FRAME_BYTES: usize = 16 * 1024;
+
+/// A received body's parts: its frames as they came (see `Body`), small
+/// ones gathered.
+#[derive(Default)]
+struct Parts {
+    parts: Vec<Bytes>,
+    small: bytes::BytesMut,
+}
+
+impl Parts {
+    fn push(&mut self, frame: &Bytes) {
+        if frame.len() >= SMALL_FRAME_BYTES {
+            self.end_small();
+            self.parts.push(frame.clone());
+        } else {
+            self.small.extend_from_slice(frame);
+            if self.small.len() >= SMALL_FRAME_BYTES {
+                self.end_small();
+            }
+        }
+    }
+
+    fn end_small(&mut self) {
+        if !self.small.is_empty() {
+            self.parts.push(self.small.split().freeze());
+        }
+    }
+
+    fn finish(mut self) -> Vec<Bytes> {
+        self.end_small();
+        self.parts
+    }
+}
+
+/// Receives the body, passing each frame downstream as it arrives.
 async fn receive(body: Body, len: u64, mut downstream: Option<Frames>) -> Result<Vec<Bytes>, ApiError> {
     async fn abort(downstream: &Option<Frames>, e: ApiError) -> Result<Vec<Bytes>, ApiError> {
         if let Some(tx) = downstream {
@@ -125,7 +161,7 @@ async fn receive(body: Body, len: u64, mut downstream: Option<Frames>) -> Result
         }
         Err(e)
     }
-    let mut data = Vec::new();
+    let mut data = Parts::default();
     let mut received = 0u64;
     let mut frames = body.into_data_stream();
     while let Some(frame) = frames.next().await {
@@ -137,7 +173,7 @@ async fn receive(body: Body, len: u64, mut downstream: Option<Frames>) -> Result
         if received > len {
             return abort(&downstream, invalid("body longer than its Content-Length")).await;
         }
-        data.push(frame.clone());
+        data.push(&frame);
         if let Some(tx) = &downstream {
             if tx.send(Ok(frame)).await.is_err() {
                 downstream = None; // it failed; its task carries the error
@@ -147,7 +183,7 @@ async fn receive(body: Body, len: u64, mut downstream: Option<Frames>) -> Result
     if received != len {
         return abort(&downstream, invalid("body shorter than its Content-Length")).await;
     }
-    Ok(data)
+    Ok(data.finish())
 }
 
 /// `PUT /v1/chunks/{handle}/data?version=V&offset=O`
@@ -286,5 +322,27 @@ pub async fn quarantine_and_report(n: &Arc<Node>, handle: ChunkHandle) {
     let url = format!("{}/v1/chunks/bad", n.master);
     if let Err(e) = n.http.post(url).json(&bad).send().await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a bad replica");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_frames_are_gathered_and_order_is_kept() {
+        let whole: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        // One-byte frames, then a large one, then mid-sized ones.
+        let mut cuts: Vec<usize> = (1..=5000).collect();
+        cuts.extend([100_000, 110_000, 120_000, 200_000]);
+        let mut parts = Parts::default();
+        let mut from = 0;
+        for cut in cuts {
+            parts.push(&Bytes::copy_from_slice(&whole[from..cut]));
+            from = cut;
+        }
+        let parts = parts.finish();
+        assert_eq!(parts.concat(), whole);
+        assert!(parts.len() <= 2 * whole.len() / SMALL_FRAME_BYTES + 1, "{} parts", parts.len());
     }
 }
