@@ -7,7 +7,6 @@
 //! - [`http`] (feature `http`): API errors and extractors for axum servers.
 //! - [`local_reads`]: the Unix-socket protocol of short-circuit reads.
 //! - [`config`]: layering of defaults, a TOML file, `DFS_*` variables and flags.
-//! - [`memory`]: how the data-path processes use the C heap.
 
 pub mod config;
 pub mod error;
@@ -15,7 +14,6 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod local_reads;
-pub mod memory;
 pub mod names;
 pub mod wire;
 
