@@ -41,8 +41,8 @@ pub struct DataConfig {
     /// Longest wait for one request (to the master or a chunkserver), so
     /// that a stalled server fails the call instead of hanging it.
     pub request_timeout: Duration,
-    /// Serve small reads on the caller's thread from replicas on this host
-    /// through descriptors their chunkservers pass (`local.rs`).
+    /// Read replicas on this host through descriptors their chunkservers
+    /// pass (`local.rs`) rather than over HTTP.
     pub local_reads: bool,
 }
 
@@ -416,6 +416,11 @@ impl Client {
     /// Reads from the first replica that serves the range whole and
     /// verified; bytes past the chunk's written length read as zeros.
     async fn read_from_replicas(&self, loc: &ChunkLocation, offset: u64, len: u64) -> Result<Bytes, ClientError> {
+        if self.config().local_reads {
+            if let Some(data) = self.read_local(loc, offset, len).await {
+                return Ok(data);
+            }
+        }
         let mut last = ClientError::new(ErrorKind::EIO, format!("chunk {} has no current replica", loc.handle));
         let start = self.replica_for(offset, loc.replicas.len());
         for i in 0..loc.replicas.len() {
@@ -426,6 +431,16 @@ impl Client {
             }
         }
         Err(last)
+    }
+
+    /// Reads a replica on this host through its passed descriptor (see
+    /// `local.rs`), on the blocking pool; `None` when none serves the range
+    /// as it is, and the read goes to the chunkservers.
+    async fn read_local(&self, loc: &ChunkLocation, offset: u64, len: u64) -> Option<Bytes> {
+        let (client, loc) = (self.clone(), loc.clone());
+        let preferred = self.replica_for(offset, loc.replicas.len());
+        let read = move || client.local_reads().read(client.blocking_http(), &loc, preferred, offset, len);
+        tokio::task::spawn_blocking(read).await.ok().flatten()
     }
 
     /// Reads from one given replica and checks the bytes against the

@@ -1,8 +1,9 @@
 //! Short-circuit reads (protocol in `dfs_common::local_reads`): when a
 //! replica lives on a chunkserver of this host, the client asks it once for
 //! a read-only descriptor of the replica's file and the block CRCs of that
-//! moment, then serves small reads with `pread` on the caller's thread,
-//! without an HTTP request or a chunkserver thread in between.
+//! moment, then serves reads with `pread` (on the caller's thread for
+//! `read_now`, on the blocking pool for the async path), without an HTTP
+//! request, a chunkserver thread or two copies through a socket in between.
 //!
 //! Every block read is checked against the snapshot's CRCs. A block written
 //! since (or being written) fails the check, and so does a read past the

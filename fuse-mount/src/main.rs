@@ -63,7 +63,7 @@ struct Args {
     #[arg(long, default_value_t = 16)]
     readahead_mib: u64,
     /// Read replicas on this host directly, through descriptors their
-    /// chunkservers pass, instead of over HTTP (small reads only).
+    /// chunkservers pass, instead of over HTTP.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     local_reads: bool,
     /// In the background, log here instead of nowhere.
