@@ -231,8 +231,9 @@ impl Inner {
     /// Opens a file: fresh attributes from the master (close-to-open). The
     /// kernel keeps its cached pages only when the file is unchanged since
     /// it last heard of it; otherwise its attributes are dropped too.
-    async fn open(&self, ino: INodeNo) -> Result<(u64, FopenFlags), ClientError> {
-        let attr = self.client.master().stat_inode(InodeId(ino.0)).await?;
+    /// Opens the file whose fresh attributes the master just gave: the
+    /// kernel keeps its cached pages only if the file is as last told.
+    fn open(&self, ino: INodeNo, attr: Attr) -> Result<(u64, FopenFlags), ClientError> {
         if attr.kind != FileKind::File {
             return Err(ClientError::new(dfs_common::ErrorKind::EISDIR, "not a regular file"));
         }
@@ -348,10 +349,7 @@ impl Filesystem for DfsFs {
         if self.inner.known.absent(InodeId(parent.0), &n, std::time::Instant::now()) {
             return reply.error(Errno::ENOENT);
         }
-        self.spawn(move |s| async move {
-            let r = s.client.master().lookup(InodeId(parent.0), &n).await;
-            s.entry(reply, r)
-        });
+        self.master_call(move |m| async move { m.lookup(InodeId(parent.0), &n).await }, move |s, r| s.entry(reply, r));
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, _nlookup: u64) {
@@ -363,10 +361,7 @@ impl Filesystem for DfsFs {
         if let Some((a, left)) = self.inner.dir_attrs.fresh(InodeId(ino.0), std::time::Instant::now()) {
             return reply.attr(&left, &file_attr(&a));
         }
-        self.spawn(move |s| async move {
-            let r = s.client.master().stat_inode(InodeId(ino.0)).await;
-            s.attr(reply, r)
-        });
+        self.master_call(move |m| async move { m.stat_inode(InodeId(ino.0)).await }, move |s, r| s.attr(reply, r));
     }
 
     fn setattr(
@@ -513,11 +508,11 @@ impl Filesystem for DfsFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.spawn(move |s| async move {
-            match s.open(ino).await {
-                Ok((fh, flags)) => reply.opened(FileHandle(fh), flags),
-                Err(e) => reply.error(fail(e)),
-            }
+        // Fresh attributes at every open: close-to-open consistency.
+        let stat = move |m: MasterClient| async move { m.stat_inode(InodeId(ino.0)).await };
+        self.master_call(stat, move |s, r| match r.and_then(|attr| s.open(ino, attr)) {
+            Ok((fh, flags)) => reply.opened(FileHandle(fh), flags),
+            Err(e) => reply.error(fail(e)),
         });
     }
 
