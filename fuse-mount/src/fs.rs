@@ -228,11 +228,10 @@ impl Inner {
         }
     }
 
-    /// Opens a file: fresh attributes from the master (close-to-open). The
-    /// kernel keeps its cached pages only when the file is unchanged since
-    /// it last heard of it; otherwise its attributes are dropped too.
-    /// Opens the file whose fresh attributes the master just gave: the
-    /// kernel keeps its cached pages only if the file is as last told.
+    /// Opens a file given its fresh attributes from the master
+    /// (close-to-open). The kernel keeps its cached pages only when the file
+    /// is unchanged since it last heard of it; otherwise its attributes are
+    /// dropped too.
     fn open(&self, ino: INodeNo, attr: Attr) -> Result<(u64, FopenFlags), ClientError> {
         if attr.kind != FileKind::File {
             return Err(ClientError::new(dfs_common::ErrorKind::EISDIR, "not a regular file"));
