@@ -36,14 +36,30 @@ where
     F: FnOnce(MasterClient) -> Fut,
     Fut: Future<Output = T>,
 {
-    if BUSY.fetch_add(1, Ordering::AcqRel) >= FUSE_THREADS - 1 {
-        BUSY.fetch_sub(1, Ordering::AcqRel);
+    let busy = Busy::take();
+    if busy.was >= FUSE_THREADS - 1 {
         return Err(call);
     }
     let master = MASTER.with(|m| m.borrow_mut().get_or_insert_with(|| client.blocking_master()).clone());
     // The client's calls block instead of waiting on I/O: the future is
     // done after one poll and needs no runtime.
-    let r = futures::executor::block_on(call(master));
-    BUSY.fetch_sub(1, Ordering::AcqRel);
-    Ok(r)
+    Ok(futures::executor::block_on(call(master)))
+}
+
+/// This thread counted in `BUSY` until dropped (also if the call panics).
+struct Busy {
+    /// How many were busy before this one.
+    was: usize,
+}
+
+impl Busy {
+    fn take() -> Busy {
+        Busy { was: BUSY.fetch_add(1, Ordering::AcqRel) }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.fetch_sub(1, Ordering::AcqRel);
+    }
 }

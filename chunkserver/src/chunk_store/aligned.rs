@@ -134,17 +134,19 @@ impl Drop for PooledBuf<'_> {
 /// short-circuit readers, which must not be able to write.
 pub(crate) fn open_read_only(path: &Path) -> io::Result<File> {
     let file = File::open(path)?;
-    advise_random(&file);
+    advise(&file, 0, 0, libc::POSIX_FADV_RANDOM);
     Ok(file)
 }
 
-fn advise_random(file: &File) {
+/// `posix_fadvise` on `len` bytes at `pos` (0: to the end of the file).
+fn advise(file: &File, pos: u64, len: u64, advice: libc::c_int) {
     use std::os::fd::AsRawFd;
+    let (Ok(pos), Ok(len)) = (i64::try_from(pos), i64::try_from(len)) else { return };
     // SAFETY: plain advice on a descriptor open for the whole call; a
     // failure changes nothing but speed.
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), pos, len, advice) };
     if rc != 0 {
-        tracing::debug!(error = rc, "posix_fadvise(RANDOM) failed");
+        tracing::debug!(error = rc, advice, "posix_fadvise failed");
     }
 }
 
@@ -182,21 +184,14 @@ impl DataFile {
     /// on top of that made cold sequential reads through the mount ~25%
     /// slower (~790 against ~1,000 MiB/s, A/B on one cluster, 4 rounds).
     pub fn advise_random(&self) {
-        advise_random(&self.file);
+        advise(&self.file, 0, 0, libc::POSIX_FADV_RANDOM);
     }
 
     /// Starts reading `len` bytes at `pos` into the page cache, without
     /// waiting. A read of several segments then keeps the disk's queue full
     /// instead of asking for one segment at a time.
     pub fn will_need(&self, pos: u64, len: u64) {
-        use std::os::fd::AsRawFd;
-        let (Ok(pos), Ok(len)) = (i64::try_from(pos), i64::try_from(len)) else { return };
-        // SAFETY: plain advice on a descriptor open for the whole call; a
-        // failure changes nothing but speed.
-        let rc = unsafe { libc::posix_fadvise(self.file.as_raw_fd(), pos, len, libc::POSIX_FADV_WILLNEED) };
-        if rc != 0 {
-            tracing::debug!(error = rc, "posix_fadvise(WILLNEED) failed");
-        }
+        advise(&self.file, pos, len, libc::POSIX_FADV_WILLNEED);
     }
 
     /// Whether I/O bypasses the page cache.
