@@ -672,8 +672,12 @@ impl Filesystem for DfsFs {
     }
 
     // dfs keeps no extended attributes: none to list, none to get or set.
+    // ENOSYS, not ENOTSUP: the kernel then answers every later call itself
+    // with EOPNOTSUPP (the same errno to the caller). It asks for
+    // `security.capability` before each write(2), so ENOTSUP would cost
+    // every write a round trip to this process.
     fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
-        reply.error(Errno::ENOTSUP);
+        reply.error(Errno::ENOSYS);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
@@ -685,11 +689,11 @@ impl Filesystem for DfsFs {
     }
 
     fn setxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _value: &[u8], _flags: i32, _position: u32, reply: ReplyEmpty) {
-        reply.error(Errno::ENOTSUP);
+        reply.error(Errno::ENOSYS);
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::ENOTSUP);
+        reply.error(Errno::ENOSYS);
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
