@@ -34,7 +34,7 @@ pub enum Mutation {
     /// The file is at least `length` bytes long (written data was committed);
     /// `chunks` are the (index, handle) pairs written, which must still be
     /// the file's chunks (a truncate may have dropped them meanwhile).
-    CommitLength { inode: InodeId, length: u64, chunks: Vec<(u64, ChunkHandle)> },
+    CommitLength { inode: InodeId, length: u64, chunks: Vec<WrittenRange> },
     /// Reserves room for one appended record at the end of the file.
     ReserveAppend(AppendRequest),
     /// Garbage collection has taken these removed chunks in hand.
@@ -154,11 +154,57 @@ fn existing(t: &Txn, parent: InodeId, name: &str) -> Result<InodeRecord, NsError
     }
 }
 
+/// The directory an [`EntryRef`] adds an entry to, which must be live: a
+/// directory detached by a recursive delete (or below one, not yet reaped)
+/// is ENOENT, as a removed directory is on Linux, instead of taking a new
+/// entry the reaper would then free. Only a parent named by inode can be
+/// detached (a path is walked from the root through live entries), and
+/// only while a removed subtree waits (`pending_delete`), so a create pays
+/// no extra read otherwise.
+fn live_parent<'a>(t: &Txn, at: &'a EntryRef) -> Result<(InodeRecord, &'a str), NsError> {
+    let (parent, name) = t.store.resolve_parent(at)?;
+    if matches!(at.form()?, Entry::Child(..)) && t.counters.pending_delete > 0 && is_detached(t, &parent)? {
+        return fail(ErrorKind::ENOENT, format!("parent of {name:?} was removed"));
+    }
+    Ok((parent, name))
+}
+
+/// True when `dir` is a detached directory or lies below one: walking up
+/// its parents meets a directory marked removed (nlink 0, see
+/// [`mark_detached`]) or one whose inode is already freed.
+fn is_detached(t: &Txn, dir: &InodeRecord) -> Result<bool, NsError> {
+    let mut current = dir.clone();
+    // Depth is bounded by the path length limit; the cap guards a damaged store.
+    for _ in 0..PATH_MAX_BYTES {
+        if current.attr.nlink == 0 {
+            return Ok(true);
+        }
+        if current.attr.inode == InodeId::ROOT {
+            return Ok(false);
+        }
+        current = match t.inode(current.attr.parent) {
+            Ok(parent) => parent,
+            Err(e) if e.kind == ErrorKind::ENOENT => return Ok(true),
+            Err(e) => return Err(e),
+        };
+    }
+    fail(ErrorKind::EIO, "parent chain does not reach the root")
+}
+
+/// Marks a directory as removed while it waits for the reaper: nlink 0, as
+/// fstat shows for a removed directory on Linux, and what [`is_detached`]
+/// looks for. A live directory always has nlink 2 or more.
+fn mark_detached(t: &mut Txn, mut dir: InodeRecord) {
+    dir.attr.nlink = 0;
+    dir.attr.ctime_ns = t.now_ns;
+    t.put_inode(dir);
+}
+
 fn mkdir(t: &mut Txn, r: &MkdirRequest) -> Result<Attr, NsError> {
     if let (true, Entry::Path(path)) = (r.parents, r.at.form()?) {
         return mkdir_parents(t, path, &r.owner);
     }
-    let (parent, name) = t.store.resolve_parent(&r.at)?;
+    let (parent, name) = live_parent(t, &r.at)?;
     if let Some(e) = t.store.get_entry(parent.attr.inode, name)? {
         let found = t.inode(e.child)?;
         if r.parents && found.is_dir() {
@@ -200,7 +246,7 @@ fn create(t: &mut Txn, r: &CreateRequest, d: &Defaults) -> Result<Attr, NsError>
     check_replication(replication)?;
     let chunk_size = r.chunk_size_bytes.unwrap_or(d.chunk_size_bytes);
     check_chunk_size(chunk_size)?;
-    let (parent, name) = t.store.resolve_parent(&r.at)?;
+    let (parent, name) = live_parent(t, &r.at)?;
     if let Some(e) = t.store.get_entry(parent.attr.inode, name)? {
         let found = t.inode(e.child)?;
         match (r.overwrite, r.exclusive, found.attr.kind) {
@@ -224,7 +270,7 @@ fn symlink(t: &mut Txn, r: &SymlinkRequest) -> Result<Attr, NsError> {
     if r.target.is_empty() || r.target.contains('\0') || r.target.len() > PATH_MAX_BYTES {
         return fail(ErrorKind::EINVAL, "symlink target must be 1 to 4096 bytes without NUL");
     }
-    let (parent, name) = t.store.resolve_parent(&r.at)?;
+    let (parent, name) = live_parent(t, &r.at)?;
     if t.store.get_entry(parent.attr.inode, name)?.is_some() {
         return fail(ErrorKind::EEXIST, format!("{name:?} exists"));
     }
@@ -283,6 +329,7 @@ fn delete(t: &mut Txn, r: &DeleteRequest) -> Result<(), NsError> {
     }
     t.delete_entry(parent.attr.inode, name)?;
     t.add_pending_delete(child.attr.inode)?;
+    mark_detached(t, child);
     let mut dir = t.inode(parent.attr.inode)?;
     t.touch_dir(&mut dir);
     dir.attr.nlink = dir.attr.nlink.saturating_sub(1);
@@ -307,8 +354,10 @@ fn is_within(t: &Txn, dir: InodeId, ancestor: InodeId) -> Result<bool, NsError> 
 }
 
 fn rename(t: &mut Txn, r: &RenameRequest) -> Result<(), NsError> {
-    let (src_parent, src_name) = t.store.resolve_parent(&r.src)?;
-    let (dst_parent, dst_name) = t.store.resolve_parent(&r.dst)?;
+    // Both ends must be live: a name moved out of a detached subtree would
+    // be freed under its new entry by the reaper, one moved in lost.
+    let (src_parent, src_name) = live_parent(t, &r.src)?;
+    let (dst_parent, dst_name) = live_parent(t, &r.dst)?;
     let (sp, dp) = (src_parent.attr.inode, dst_parent.attr.inode);
     let mut moving = existing(t, sp, src_name)?;
     if moving.is_dir() && is_within(t, dp, moving.attr.inode)? {
@@ -453,6 +502,9 @@ pub fn reap_step(t: &mut Txn, limit: usize) -> Result<bool, NsError> {
         let child = t.inode(entry.child)?;
         if child.is_dir() {
             t.add_pending_delete(child.attr.inode)?;
+            // Its parent's inode may be freed in this very step: the mark
+            // keeps it detached for creates by inode until it is reaped.
+            mark_detached(t, child);
         } else {
             t.remove_inode(&child)?;
         }
@@ -505,15 +557,39 @@ fn set_chunk_version(t: &mut Txn, inode: InodeId, index: u64, version: ChunkVers
     Ok(record)
 }
 
-fn commit_length(t: &mut Txn, inode: InodeId, length: u64, chunks: &[(u64, ChunkHandle)]) -> Result<Attr, NsError> {
+fn commit_length(t: &mut Txn, inode: InodeId, length: u64, chunks: &[WrittenRange]) -> Result<Attr, NsError> {
     let file = file_inode(t, inode)?;
-    for (index, handle) in chunks {
-        if t.store.chunk(inode, *index)?.map(|c| c.handle) != Some(*handle) {
-            return fail(ErrorKind::ESTALE, format!("chunk {index} of inode {inode} is no longer {handle} (truncated?)"));
-        }
-    }
     if length > FILE_SIZE_MAX_BYTES {
         return fail(ErrorKind::EINVAL, format!("length {length} is past the largest file size"));
     }
+    for w in chunks {
+        let Some(mut record) = t.store.chunk(inode, w.index)?.filter(|c| c.handle == w.handle) else {
+            return fail(ErrorKind::ESTALE, format!("chunk {} of inode {inode} is no longer {} (truncated?)", w.index, w.handle));
+        };
+        if w.end > file.attr.chunk_size_bytes {
+            return fail(ErrorKind::EINVAL, format!("chunk {} written up to {}, past its size {}", w.index, w.end, file.attr.chunk_size_bytes));
+        }
+        if w.end > record.length {
+            record.length = w.end;
+            t.put_chunk(inode, w.index, &record)?;
+        }
+    }
     Ok(written_up_to(t, file, length))
+}
+
+/// Bytes written to one chunk of a file, from its start up to `end`, as a
+/// commit names them (the chunk's committed length rises to `end`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WrittenRange {
+    pub index: u64,
+    pub handle: ChunkHandle,
+    pub end: u64,
+}
+
+/// One range per chunk, the furthest end of each (a writer names a chunk
+/// once per piece it sent).
+pub fn furthest_per_chunk(mut ranges: Vec<WrittenRange>) -> Vec<WrittenRange> {
+    ranges.sort_by_key(|r| (r.index, r.handle, std::cmp::Reverse(r.end)));
+    ranges.dedup_by_key(|r| (r.index, r.handle));
+    ranges
 }

@@ -318,3 +318,67 @@ async fn overwrite_replaces_a_file_in_one_step() {
     assert_eq!(ns.store.counters().unwrap().files, 1);
     ns.assert_consistent();
 }
+
+/// Applies `m` in one transaction, as the writer does, but on this thread
+/// and without a writer: no background reaper runs, so a test can hold a
+/// detached subtree still and free it one step at a time.
+fn apply_now(store: &Store, m: Mutation) -> Result<Outcome, NsError> {
+    let defaults = Defaults { replication: 3, chunk_size_bytes: 64 << 20 };
+    let mut txn = super::txn::Txn::new(store, store.counters()?, 1);
+    let outcome = super::mutations::apply(&mut txn, &m, &defaults)?;
+    txn.commit()?;
+    Ok(outcome)
+}
+
+/// A create, mkdir, symlink or rename (either end) by parent inode into a
+/// directory detached by a recursive delete, or below one, is ENOENT at
+/// every stage of the reaping, as in a removed directory on Linux; live
+/// directories still take entries meanwhile.
+#[test]
+fn nothing_is_added_under_a_directory_being_deleted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open store");
+    let mkdir_p = |path: &str| Mutation::Mkdir(MkdirRequest { at: at(path), parents: true, ..Default::default() });
+    apply_now(&store, mkdir_p("/t/u/v")).unwrap();
+    apply_now(&store, mkdir_p("/live")).unwrap();
+    for f in ["/t/a", "/t/u/b", "/t/u/v/c", "/live/f"] {
+        apply_now(&store, Mutation::Create(CreateRequest { at: at(f), exclusive: true, ..Default::default() })).unwrap();
+    }
+    let id = |path: &str| store.resolve_path(path).unwrap().attr.inode;
+    let (t, u, v, live) = (id("/t"), id("/t/u"), id("/t/u/v"), id("/live"));
+    apply_now(&store, Mutation::Delete(DeleteRequest { at: at("/t"), recursive: true })).unwrap();
+    assert_eq!(store.inode(t).unwrap().attr.nlink, 0, "a detached directory shows nlink 0");
+
+    let additions = |n: u32| {
+        let (name, moved) = (format!("new{n}"), format!("moved{n}"));
+        let create = |dir| Mutation::Create(CreateRequest { at: EntryRef::child(dir, &name), exclusive: true, ..Default::default() });
+        vec![
+            ("create in the root", create(t)),
+            ("create one below", create(u)),
+            ("create two below", create(v)),
+            ("mkdir", Mutation::Mkdir(MkdirRequest { at: EntryRef::child(u, &name), ..Default::default() })),
+            ("symlink", Mutation::Symlink(SymlinkRequest { at: EntryRef::child(v, &name), target: "x".into(), uid: None, gid: None })),
+            ("rename into", Mutation::Rename(RenameRequest { src: at("/live/f"), dst: EntryRef::child(v, &moved), noreplace: false })),
+            ("rename out of", Mutation::Rename(RenameRequest { src: EntryRef::child(u, "b"), dst: at(&format!("/live/{moved}")), noreplace: false })),
+        ]
+    };
+    for step in 0..20 {
+        for (what, m) in additions(step) {
+            let got = apply_now(&store, m).map(|_| ());
+            assert_eq!(got.map_err(|e| e.kind), Err(ErrorKind::ENOENT), "{what} at reaper step {step}");
+        }
+        let fresh = CreateRequest { at: EntryRef::child(live, &format!("g{step}")), exclusive: true, ..Default::default() };
+        apply_now(&store, Mutation::Create(fresh)).expect("a live directory takes entries while a subtree is reaped");
+        let report = store.check().unwrap();
+        assert!(report.ok, "step {step}: {:?}", report.problems);
+        let mut txn = super::txn::Txn::new(&store, store.counters().unwrap(), 1);
+        let more = super::mutations::reap_step(&mut txn, 1).unwrap();
+        txn.commit().unwrap();
+        if !more {
+            assert_eq!(store.counters().unwrap().pending_delete, 0);
+            assert!(step > 3, "the subtree was freed in {step} steps: too few to test the stages between");
+            return;
+        }
+    }
+    panic!("the reaper did not free the subtree in 20 steps");
+}
