@@ -18,7 +18,7 @@ use bytes::Bytes;
 use dfs_common::wire::chunks::{checksum_header, HEADER_CHECKSUMS};
 use dfs_common::wire::namespace::Attr;
 
-use crate::data::{pad_to, Client};
+use crate::data::{complete, Client};
 use crate::locations::Known;
 
 /// How long the fast path waits for a replica before it gives the read to
@@ -63,6 +63,6 @@ impl Client {
         if checksum_header(&data) != sent {
             return None;
         }
-        Some(pad_to(Bytes::from(data), n))
+        complete(Bytes::from(data), loc.length, at, n)
     }
 }

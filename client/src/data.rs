@@ -44,6 +44,11 @@ pub struct DataConfig {
     /// Read replicas on this host through descriptors their chunkservers
     /// pass (`local.rs`) rather than over HTTP.
     pub local_reads: bool,
+    /// `FileWriter::close` makes the chunks it wrote durable on every
+    /// replica before it commits the length (as NFS's COMMIT at close and
+    /// HDFS's hsync); off, a close returns once every replica has the
+    /// bytes in its OS (a power cut may then lose them).
+    pub sync_on_close: bool,
 }
 
 impl Default for DataConfig {
@@ -58,6 +63,7 @@ impl Default for DataConfig {
             location_ttl: Duration::from_secs(60),
             request_timeout: Duration::from_secs(60),
             local_reads: true,
+            sync_on_close: true,
         }
     }
 }
@@ -106,9 +112,21 @@ fn http_client(config: &DataConfig) -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// `data` followed by zeros up to `len` bytes: a replica sends nothing
-/// past the chunk's written length, which reads as zeros.
-pub(crate) fn pad_to(data: Bytes, len: u64) -> Bytes {
+/// A replica's answer for `len` bytes at `offset` of a chunk whose first
+/// `committed` bytes were written: what it sent, followed by zeros up to
+/// `len` for the part past `committed` (a hole: never written). `None` when
+/// it sent fewer of the committed bytes than asked: it lost writes (a power
+/// cut), and another replica must answer; those bytes never read as zeros.
+pub(crate) fn complete(data: Bytes, committed: u64, offset: u64, len: u64) -> Option<Bytes> {
+    let required = committed.saturating_sub(offset).min(len);
+    if (data.len() as u64) < required {
+        return None;
+    }
+    Some(pad_to(data, len))
+}
+
+/// `data` followed by zeros up to `len` bytes.
+fn pad_to(data: Bytes, len: u64) -> Bytes {
     if data.len() as u64 >= len {
         return data;
     }
@@ -253,8 +271,8 @@ impl Client {
             .buffer_unordered(self.config().pieces_in_flight)
             .try_collect()
             .await?;
-        chunks.sort_by_key(|c| c.index);
-        chunks.dedup();
+        chunks.sort_by_key(|c| (c.index, std::cmp::Reverse(c.end)));
+        chunks.dedup_by_key(|c| (c.index, c.handle));
         Ok(chunks)
     }
 
@@ -264,10 +282,13 @@ impl Client {
     /// replica has it. Returns the record's offset. If this fails, the range
     /// stays padding (zeros) and the caller may append again.
     pub async fn append(&self, inode: InodeId, record: Bytes) -> Result<u64, ClientError> {
-        let reserved = self.master().append(inode, record.len() as u64).await?;
+        let len = record.len() as u64;
+        let reserved = self.master().append(inode, len).await?;
         let pieces = split_write(reserved.attr.chunk_size_bytes, self.config().write_piece_bytes, reserved.offset, record)?;
-        // The reservation already counts the record in the file's length.
-        self.write_pieces(inode, pieces.into_iter()).await?;
+        // The reservation already counts the record in the file's length;
+        // the commit records how far the chunk now holds written bytes.
+        let chunks = self.write_pieces(inode, pieces.into_iter()).await?;
+        self.master().commit_length(inode, reserved.offset + len, chunks).await?;
         Ok(reserved.offset)
     }
 
@@ -292,7 +313,7 @@ impl Client {
             match attempt {
                 Ok(handle) => {
                     self.inner.locations.forget(inode, p.index);
-                    return Ok(WrittenChunk { index: p.index, handle });
+                    return Ok(WrittenChunk { index: p.index, handle, end: p.offset + p.data.len() as u64 });
                 }
                 Err(e) if (e.is_temporary() || e.kind == ErrorKind::ESTALE) && start.elapsed() + pause < self.config().retry_for => {
                     tracing::debug!(inode = %inode, index = p.index, error = %e, "write piece failed; retrying");
@@ -426,13 +447,26 @@ impl Client {
         for i in 0..loc.replicas.len() {
             let replica = &loc.replicas[(start + i) % loc.replicas.len()];
             match self.read_replica(replica, loc.handle, loc.version, offset, len).await {
-                Ok(data) => return Ok(pad_to(data, len)),
+                Ok(data) => match complete(data, loc.length, offset, len) {
+                    Some(whole) => return Ok(whole),
+                    None => last = short_replica(loc, replica, offset, len),
+                },
                 Err(e) => last = e,
             }
         }
         Err(last)
     }
 
+}
+
+/// The error of a replica that answered fewer committed bytes than asked.
+fn short_replica(loc: &ChunkLocation, replica: &ReplicaAddr, offset: u64, len: u64) -> ClientError {
+    let what = format!("chunk {} on {} is shorter than its committed {} bytes (asked {len} at {offset})", loc.handle, replica.address, loc.length);
+    tracing::warn!("{what}");
+    ClientError::new(ErrorKind::EIO, what)
+}
+
+impl Client {
     /// Reads a replica on this host through its passed descriptor (see
     /// `local.rs`), on the blocking pool; `None` when none serves the range
     /// as it is, and the read goes to the chunkservers.
@@ -558,5 +592,13 @@ mod tests {
         let shape: Vec<(u64, u64, usize)> = pieces.iter().map(|p| (p.index, p.offset, p.data.len())).collect();
         assert_eq!(shape, [(0, 7, 3), (1, 0, 4), (1, 4, 4), (1, 8, 2), (2, 0, 4), (2, 4, 4), (2, 8, 2), (3, 0, 2)]);
         assert_eq!(split_read(10, 4, 7, 32), [(0, 7, 3), (1, 0, 4), (1, 4, 4), (1, 8, 2), (2, 0, 4), (2, 4, 4), (2, 8, 2), (3, 0, 2)]);
+    }
+}
+
+impl Client {
+    /// Makes one replica of a chunk sync to disk (`sync.rs` uses it for
+    /// durable closes).
+    pub(crate) async fn sync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion) -> Result<(), ClientError> {
+        self.fsync_replica(r, handle, version).await
     }
 }

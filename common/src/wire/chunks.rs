@@ -160,6 +160,11 @@ pub struct ChunkLocation {
     pub version: ChunkVersion,
     /// Live replicas at the current version (stale ones are never listed).
     pub replicas: Vec<ReplicaAddr>,
+    /// Bytes of the chunk committed as written (from its start): a replica
+    /// that answers fewer of them is damaged, never read as zeros. Bytes
+    /// past it, inside the file, are holes.
+    #[serde(default)]
+    pub length: u64,
 }
 
 /// `GET /v1/chunks?inode=N&first=I&count=K` → [`ChunkLocations`]
@@ -237,6 +242,10 @@ pub struct CommitLength {
 pub struct WrittenChunk {
     pub index: u64,
     pub handle: ChunkHandle,
+    /// Where the written bytes end inside the chunk (0: not said, as older
+    /// clients): the master raises the chunk's committed length to it.
+    #[serde(default)]
+    pub end: u64,
 }
 
 /// `GET /v1/chunkservers` → one per known chunkserver.

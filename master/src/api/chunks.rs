@@ -10,6 +10,7 @@ use dfs_common::ErrorKind;
 use dfs_common::http::ApiError;
 use dfs_common::http::{ApiJson, ApiQuery};
 use super::{blocking, AppState};
+use crate::store::mutations::{furthest_per_chunk, WrittenRange};
 use crate::store::{Mutation, Outcome};
 
 /// Most chunk locations one call returns.
@@ -43,9 +44,13 @@ pub async fn bad_replica(State(s): State<AppState>, ApiJson(r): ApiJson<BadRepli
 
 /// `POST /v1/commit_length` → the file's [`Attr`]
 pub async fn commit_length(State(s): State<AppState>, ApiJson(r): ApiJson<CommitLength>) -> Result<Json<Attr>, ApiError> {
-    let chunks = r.chunks.iter().map(|c| (c.index, c.handle)).collect();
-    match s.writer.submit(Mutation::CommitLength { inode: r.inode, length: r.length, chunks }).await? {
-        Outcome::Attr(a) => Ok(Json(a)),
+    let ranges = r.chunks.iter().map(|c| WrittenRange { index: c.index, handle: c.handle, end: c.end }).collect();
+    let chunks = furthest_per_chunk(ranges);
+    match s.writer.submit(Mutation::CommitLength { inode: r.inode, length: r.length, chunks: chunks.clone() }).await? {
+        Outcome::Attr(a) => {
+            s.chunks.lengths_committed(&chunks);
+            Ok(Json(a))
+        }
         _ => Err(ApiError::new(ErrorKind::EIO, "commit returned no attributes")),
     }
 }

@@ -17,7 +17,9 @@ use super::placement::Candidate;
 use super::replication::{ChunkView, NodeView};
 
 mod census;
+mod damage;
 pub use census::{Census, ReplicaState};
+pub use damage::{Damage, Suspect};
 
 /// Most deletions one heartbeat reply carries.
 const DELETES_PER_HEARTBEAT: usize = 256;
@@ -41,6 +43,9 @@ pub struct ChunkMeta {
     pub inode: InodeId,
     pub index: u64,
     pub version: ChunkVersion,
+    /// Bytes committed as written from the chunk's start: a current replica
+    /// shorter than this is damaged.
+    pub length: u64,
 }
 
 /// What chunk management needs of a file.
@@ -81,6 +86,23 @@ pub struct ChunkMap {
     /// handle → nodes whose replica failed checksum verification, until the
     /// chunk is whole again (re-replicated) or forgotten.
     corrupt: HashMap<ChunkHandle, HashSet<NodeId>>,
+    /// Replicas reported at the current version but shorter than the
+    /// committed length: not current until their node confirms (a report
+    /// built just before a write landed is merely late). handle → node →
+    /// reported length.
+    suspects: HashMap<ChunkHandle, HashMap<NodeId, u64>>,
+    /// Replicas at the current version that must not be served: confirmed
+    /// short, or not among the nodes that took that version. Deleted once
+    /// the chunk has a good copy elsewhere.
+    damaged: HashMap<ChunkHandle, HashMap<NodeId, Damage>>,
+    /// The nodes that took each chunk's current version (placement, a
+    /// version bump, a finished copy): a replica reporting that version from
+    /// elsewhere took a bump late, after writes it missed.
+    members: HashMap<ChunkHandle, (ChunkVersion, HashSet<NodeId>)>,
+    /// Chunks whose every replica lost committed bytes (a correlated power
+    /// loss): the longest are served up to the length kept here, reads
+    /// past it fail, and fsck shows the chunk corrupt.
+    lost_tail: HashMap<ChunkHandle, u64>,
 }
 
 /// How many replicas of a chunk are in each state.
@@ -156,6 +178,7 @@ impl ChunkMap {
         self.replicas.remove(&handle);
         self.leases.remove(&handle);
         self.corrupt.remove(&handle);
+        self.forget_damage(handle);
         if !self.chunks.values().any(|m| m.inode == meta.inode) {
             self.files.remove(&meta.inode);
         }
@@ -236,6 +259,7 @@ impl ChunkMap {
         // version bump the node took part in must not lower its version
         // (replicas never go down, so the higher one is the truth).
         let mut before = HashMap::new();
+        self.forget_damage_of(hb.node_id);
         for handle in self.held.remove(&hb.node_id).unwrap_or_default() {
             if let Some(v) = self.replicas.get_mut(&handle).and_then(|r| r.remove(&hb.node_id)) {
                 before.insert(handle, v);
@@ -255,6 +279,9 @@ impl ChunkMap {
                 newer.push(NewerVersion { handle: r.handle, meta, reported: r.version });
             }
             let version = before.get(&r.handle).map_or(r.version, |v| r.version.max(*v));
+            if version == meta.version && self.judge_report(r.handle, hb.node_id, r.length) {
+                continue; // held back: short or not a member of the version
+            }
             self.add_replica(r.handle, hb.node_id, version);
         }
         (HeartbeatResponse { send_report: false, delete }, newer)
@@ -306,12 +333,21 @@ impl ChunkMap {
             }
         }
         counts.corrupt = self.corrupt.get(&handle).map_or(0, |c| c.len() as u32);
+        counts.stale += self.not_members(handle, now, dead_after);
+        counts.corrupt = counts.corrupt.max(self.lost_tail.contains_key(&handle) as u32);
         counts
     }
 
     pub fn set_version(&mut self, handle: ChunkHandle, version: ChunkVersion) {
         if let Some(meta) = self.chunks.get_mut(&handle) {
             meta.version = meta.version.max(version);
+        }
+    }
+
+    /// A commit says the chunk holds at least `end` bytes on every replica.
+    pub fn raise_length(&mut self, handle: ChunkHandle, end: u64) {
+        if let Some(meta) = self.chunks.get_mut(&handle) {
+            meta.length = meta.length.max(end);
         }
     }
 
@@ -457,6 +493,7 @@ impl ChunkMap {
                     replicas: self.replicas.get(handle).map(|r| r.iter().map(|(n, v)| (*n, *v)).collect()).unwrap_or_default(),
                     leased: self.leases.get(handle).is_some_and(|l| l.expires > now),
                     copying_to: self.copies.get(handle).map(|c| c.iter().map(|c| c.target).collect()).unwrap_or_default(),
+                    damaged: self.damaged_nodes(*handle),
                 })
             })
             .collect()
@@ -484,6 +521,11 @@ impl ChunkMap {
                 self.copies.remove(&handle);
             }
         }
+    }
+
+    /// A copy of `handle` is being made.
+    pub fn is_copying(&self, handle: ChunkHandle) -> bool {
+        self.copies.contains_key(&handle)
     }
 
     pub fn copies_running(&self) -> usize {
@@ -549,7 +591,7 @@ mod tests {
         let dead_after = Duration::from_secs(30);
         let t0 = Instant::now();
         let mut m = ChunkMap::default();
-        m.record_chunk(ChunkHandle(7), ChunkMeta { inode: InodeId(2), index: 0, version: ChunkVersion(3) });
+        m.record_chunk(ChunkHandle(7), ChunkMeta { inode: InodeId(2), index: 0, version: ChunkVersion(3), length: 0 });
         m.heartbeat(&hb(1, Some(vec![rep(7, 3)])), t0);
         m.heartbeat(&hb(2, Some(vec![rep(7, 2)])), t0); // stale
         m.heartbeat(&hb(3, Some(vec![rep(7, 3), rep(99, 1)])), t0 - Duration::from_secs(40)); // dead
@@ -569,7 +611,7 @@ mod tests {
         let mut m = ChunkMap::default();
         assert!(m.heartbeat(&hb(1, None), t0).0.send_report);
         assert!(!m.heartbeat(&hb(1, None), t0).0.send_report);
-        m.record_chunk(ChunkHandle(5), ChunkMeta { inode: InodeId(2), index: 1, version: ChunkVersion(1) });
+        m.record_chunk(ChunkHandle(5), ChunkMeta { inode: InodeId(2), index: 1, version: ChunkVersion(1), length: 0 });
         let (_, newer) = m.heartbeat(&hb(1, Some(vec![rep(5, 2)])), t0);
         assert_eq!(newer.len(), 1);
         assert_eq!(newer[0].reported, ChunkVersion(2));
@@ -579,7 +621,7 @@ mod tests {
     fn deletions_ride_the_next_heartbeat_and_are_not_re_added_by_its_report() {
         let t0 = Instant::now();
         let mut m = ChunkMap::default();
-        m.record_chunk(ChunkHandle(7), ChunkMeta { inode: InodeId(2), index: 0, version: ChunkVersion(3) });
+        m.record_chunk(ChunkHandle(7), ChunkMeta { inode: InodeId(2), index: 0, version: ChunkVersion(3), length: 0 });
         m.heartbeat(&hb(1, Some(vec![rep(7, 3)])), t0);
         m.queue_delete(NodeId(uuid::Uuid::from_u128(1)), ChunkHandle(7), ChunkVersion(3));
         assert_eq!(m.deletes_waiting(), 1);
@@ -598,7 +640,7 @@ mod tests {
         // A later report keeps the first sighting: the grace runs on.
         m.heartbeat(&hb(1, Some(vec![rep(40, 1), rep(41, 1)])), t0 + Duration::from_secs(5));
         assert!(m.take_orphans(t0 + Duration::from_secs(9), grace).is_empty());
-        m.record_chunk(ChunkHandle(41), ChunkMeta { inode: InodeId(2), index: 0, version: ChunkVersion(1) });
+        m.record_chunk(ChunkHandle(41), ChunkMeta { inode: InodeId(2), index: 0, version: ChunkVersion(1), length: 0 });
         let due = m.take_orphans(t0 + grace, grace);
         assert_eq!(due, vec![(NodeId(uuid::Uuid::from_u128(1)), ChunkHandle(40))]);
         assert!(m.take_orphans(t0 + grace, grace).is_empty(), "handed out once");

@@ -91,7 +91,7 @@ impl ChunkManager {
                 let attr = store.inode(inode)?.attr;
                 map.set_file(inode, FileMeta { replication: attr.replication, chunk_size: attr.chunk_size_bytes });
             }
-            map.record_chunk(record.handle, ChunkMeta { inode, index, version: record.version });
+            map.record_chunk(record.handle, ChunkMeta { inode, index, version: record.version, length: record.length });
         }
         store.decommissioned()?.into_iter().for_each(|n| map.set_draining(n, true));
         Ok(ChunkManager {
@@ -203,6 +203,7 @@ impl ChunkManager {
                 handle: r.handle,
                 version: r.version,
                 replicas: map.current_replicas(r.handle, now, self.config.dead_after),
+                length: r.length,
             })
             .collect();
         Ok(ChunkLocations { chunk_size_bytes: file.attr.chunk_size_bytes, chunks })
@@ -322,7 +323,7 @@ impl ChunkManager {
             // Recorded first, so that its new replicas, reported before the
             // last create call returns, are never taken for garbage; taken
             // back if no replica could be made, for the next request to retry.
-            self.map().record_chunk(record.handle, ChunkMeta { inode: req.inode, index: req.index, version: record.version });
+            self.map().record_chunk(record.handle, ChunkMeta { inode: req.inode, index: req.index, version: record.version, length: record.length });
             match self.place_new(record, file.attr.replication as usize, chunk_size).await {
                 Ok(all) => complete = all,
                 Err(e) => {
@@ -333,6 +334,9 @@ impl ChunkManager {
         }
         let now = Instant::now();
         let current = self.map().lease(record.handle);
+        if known && current.as_ref().is_none_or(|l| l.expires <= now) {
+            self.may_grant(record.handle, file.attr.replication, now)?;
+        }
         let decision = {
             let map = self.map();
             let version = current.as_ref().map(|l| l.version).unwrap_or(record.version);
@@ -349,6 +353,30 @@ impl ChunkManager {
         };
         self.map().set_lease(record.handle, lease.clone());
         self.lease_answer(record.handle, lease, chunk_size, now)
+    }
+
+    /// Whether a new lease may be granted on a chunk that has history: not
+    /// while a copy of it is being made (the lease would bump the version
+    /// under the copy, as a writer that keeps a chunk leased would forever),
+    /// nor in safe mode before all its replicas have reported (the first to
+    /// report may be one that lost its last writes, and a lease would make
+    /// the others stale). Both are temporary: the client retries.
+    fn may_grant(&self, handle: ChunkHandle, replication: u16, now: Instant) -> Result<(), NsError> {
+        let map = self.map();
+        if map.is_copying(handle) {
+            return Err(err(ErrorKind::EAGAIN, format!("chunk {handle} is being re-replicated")));
+        }
+        let reported = map.current_replicas(handle, now, self.config.dead_after).len();
+        if self.safe_mode_on() && reported < replication as usize {
+            return Err(err(ErrorKind::EAGAIN, format!("safe mode: {reported} of {replication} replicas of chunk {handle} reported")));
+        }
+        Ok(())
+    }
+
+    /// A commit raised chunks' committed lengths.
+    pub fn lengths_committed(&self, ranges: &[crate::store::mutations::WrittenRange]) {
+        let mut map = self.map();
+        ranges.iter().for_each(|r| map.raise_length(r.handle, r.end));
     }
 
     /// Creates the replicas of a newly allocated chunk; whether every
@@ -372,16 +400,20 @@ impl ChunkManager {
         let calls = targets.iter().map(|t| self.cs.create(&t.address, record.handle, record.version, chunk_size));
         let results = join_all(calls).await;
         let mut map = self.map();
-        let mut placed = 0;
+        let mut placed = Vec::new();
         for (t, result) in targets.iter().zip(results) {
             match result {
                 Ok(()) => {
                     map.add_replica(record.handle, t.node_id, record.version);
-                    placed += 1;
+                    placed.push(t.node_id);
                 }
                 Err(e) => tracing::warn!(chunk = %record.handle, error = %e, "creating a replica failed"),
             }
         }
+        let placed = placed.len();
+        let members = map.current_replicas(record.handle, now, self.config.dead_after).into_iter().map(|r| r.node_id);
+        let members: Vec<NodeId> = members.collect();
+        map.set_members(record.handle, record.version, members);
         if placed == 0 {
             return Err(err(ErrorKind::EIO, format!("no chunkserver could create chunk {}", record.handle)));
         }
@@ -419,11 +451,17 @@ impl ChunkManager {
     /// the source after the copy has read past it and leaving the copy
     /// different at the same version. Refused while a lease runs or once
     /// the version has moved past `planned`; the new version otherwise.
+    ///
+    /// A running lease is revoked by the same fence (a writer may keep a
+    /// chunk leased for hours; its chunk must not stay under-replicated
+    /// meanwhile): its next write names the old version, is refused, and its
+    /// next lease waits for the copy (`may_grant`), then includes the copy.
     pub(super) async fn fence_for_copy(&self, handle: ChunkHandle, planned: ChunkVersion) -> Result<ChunkVersion, NsError> {
         let _one_at_a_time = self.grant.lock().await;
         let now = Instant::now();
         if self.map().lease(handle).is_some_and(|l| l.expires > now) {
-            return Err(err(ErrorKind::EAGAIN, format!("chunk {handle} is leased")));
+            tracing::info!(chunk = %handle, "revoking a lease to re-replicate the chunk");
+            self.map().end_lease(handle);
         }
         let meta = self.map().chunk(handle).ok_or_else(|| err(ErrorKind::ENOENT, format!("chunk {handle} is gone")))?;
         if meta.version != planned {
@@ -456,6 +494,7 @@ impl ChunkManager {
         let mut map = self.map();
         map.set_version(handle, version);
         holders.iter().for_each(|h| map.add_replica(handle, h.node_id, version));
+        map.set_members(handle, version, holders.iter().map(|h| h.node_id));
         Ok(holders)
     }
 

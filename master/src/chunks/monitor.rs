@@ -19,6 +19,10 @@ use crate::store::Mutation;
 /// Removed chunks looked at per pass.
 const GC_BATCH: usize = 100_000;
 
+/// Short replicas checked with their nodes per pass (the rest wait for the
+/// next report).
+const SUSPECTS_PER_PASS: usize = 64;
+
 /// Runs the passes until the process ends.
 pub async fn run(manager: Arc<ChunkManager>) {
     let mut ticker = tokio::time::interval(manager.config.monitor_interval);
@@ -42,6 +46,7 @@ impl ChunkManager {
     pub async fn pass(self: &Arc<Self>) {
         let now = Instant::now();
         // Counted in safe mode too: the dashboard shows the reports arriving.
+        self.check_suspects(now).await;
         let census = self.map().census(now, self.config.dead_after);
         self.summary.lock().unwrap_or_else(|p| p.into_inner()).census = census;
         if self.update_safe_mode(now) {
@@ -127,10 +132,31 @@ impl ChunkManager {
         }
         let by_handle: HashMap<ChunkHandle, &ChunkView> = chunks.iter().map(|c| (c.handle, c)).collect();
         for handle in map.corrupt_chunks() {
-            let whole = by_handle.get(&handle).is_none_or(|c| replication::standing(c, view).counted.len() >= c.want);
+            let whole = by_handle.get(&handle).is_none_or(|c| replication::standing(c, view).counted.len() >= c.want) && map.tail_intact(handle);
             if whole {
                 map.clear_corrupt(handle);
             }
+        }
+    }
+
+    /// Asks the nodes of replicas reported shorter than their chunk's
+    /// committed length for their length now (see `chunk_map::damage`):
+    /// those still short are damaged, the others current again. A chunk
+    /// whose every replica is short keeps its longest ones, loudly.
+    async fn check_suspects(&self, now: Instant) {
+        let suspects = self.map().take_suspects(now, self.config.dead_after);
+        let asks = suspects.iter().take(SUSPECTS_PER_PASS).map(|s| self.cs.info(&s.address, s.handle));
+        let answers = futures::future::join_all(asks).await;
+        let mut map = self.map();
+        for (s, found) in suspects.iter().zip(answers) {
+            if let Some(damage) = map.settle_suspect(s, found.ok()) {
+                tracing::warn!(chunk = %s.handle, node = %s.node, ?damage, required = s.required, "replica is shorter than its committed length: damaged");
+                self.events.push("corrupt", format!("chunk {} on {} lost committed bytes ({damage:?}, {} committed)", s.handle, s.address, s.required));
+            }
+        }
+        for (handle, kept, committed) in map.accept_lost_tails(now, self.config.dead_after) {
+            tracing::error!(chunk = %handle, kept, committed, "every replica lost committed bytes: serving the longest; reads past it fail");
+            self.events.push("corrupt", format!("chunk {handle}: every replica lost bytes {kept}..{committed}"));
         }
     }
 
@@ -162,7 +188,7 @@ impl ChunkManager {
             match result {
                 Ok(report) if map.chunk(handle).is_some() => {
                     me.stats.copies_done.fetch_add(1, Ordering::Relaxed);
-                    map.add_replica(handle, copy.target, report.version);
+                    map.copy_done(handle, copy.target, report.version, report.length);
                     me.events.push("repaired", format!("chunk {handle} copied from {source} to {target}"));
                 }
                 Ok(_) => map.queue_delete(copy.target, handle, ChunkVersion(u64::MAX)), // removed meanwhile

@@ -31,11 +31,17 @@ pub struct ChunkView {
     pub chunk_size: u64,
     /// Every node reported holding it, with the version it holds.
     pub replicas: Vec<(NodeId, ChunkVersion)>,
-    /// A lease runs: a copy could miss its writes, so nothing is copied or
-    /// trimmed until it ends.
+    /// A lease runs: nothing is trimmed until it ends. A copy still goes
+    /// ahead (a writer may keep a chunk leased for hours): it revokes the
+    /// lease by fencing the version first, and the writer's next lease
+    /// waits for the copy.
     pub leased: bool,
     /// Nodes a copy of this chunk is being made to right now.
     pub copying_to: Vec<NodeId>,
+    /// Replicas at the current version that must not be served (short, or
+    /// not members of the version): deleted once a good copy exists, and
+    /// never chosen as a copy's target until then.
+    pub damaged: Vec<(NodeId, ChunkVersion)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,13 +104,16 @@ pub fn plan(chunks: &[ChunkView], nodes: &[NodeView], limits: Limits) -> Vec<Act
         for (node, version) in &s.stale {
             actions.push(Action::Delete { node: *node, handle: chunk.handle, max_version: *version });
         }
-        let have = s.counted.len() + chunk.copying_to.len();
-        if chunk.leased {
-            continue;
+        if !s.sources.is_empty() {
+            // A good copy exists: damaged replicas go (never the last copy).
+            for (node, version) in &chunk.damaged {
+                actions.push(Action::Delete { node: *node, handle: chunk.handle, max_version: *version });
+            }
         }
+        let have = s.counted.len() + chunk.copying_to.len();
         if have < chunk.want && !s.sources.is_empty() {
             needy.push((s.counted.len(), chunk, s));
-        } else if chunk.copying_to.is_empty() && s.counted.len() > chunk.want {
+        } else if !chunk.leased && chunk.copying_to.is_empty() && s.counted.len() > chunk.want {
             actions.extend(surplus(chunk, &s, &nodes));
         }
     }
@@ -114,6 +123,7 @@ pub fn plan(chunks: &[ChunkView], nodes: &[NodeView], limits: Limits) -> Vec<Act
         let missing = chunk.want - s.counted.len() - chunk.copying_to.len();
         let mut taken: Vec<NodeId> = s.sources.clone();
         taken.extend(&chunk.copying_to);
+        taken.extend(chunk.damaged.iter().map(|(n, _)| *n));
         taken.extend(chunk.replicas.iter().filter(|(n, _)| view(&nodes, *n).is_some_and(|v| !v.live)).map(|(n, _)| *n));
         for _ in 0..missing {
             let Some(source) = pick_source(&s.sources, &nodes, limits) else { break };
@@ -187,6 +197,7 @@ mod tests {
             replicas: replicas.iter().map(|(i, v)| (n(*i), ChunkVersion(*v))).collect(),
             leased: false,
             copying_to: Vec::new(),
+            damaged: Vec::new(),
         }
     }
 
@@ -236,11 +247,14 @@ mod tests {
     }
 
     #[test]
-    fn leased_or_copying_chunks_wait_and_surplus_is_trimmed_from_the_fullest() {
+    fn leased_chunks_are_copied_not_trimmed_copying_ones_wait_and_surplus_goes_from_the_fullest() {
         let nodes = [node(1, 10), node(2, 5), node(3, 50), node(4, 40)];
         let mut leased = chunk(7, 3, &[(1, 5)]);
         leased.leased = true;
-        assert!(copies(&plan(&[leased], &nodes, LIMITS)).is_empty());
+        assert_eq!(copies(&plan(&[leased], &nodes, LIMITS)).len(), 2, "a chunk written for hours is repaired too");
+        let mut leased_four = chunk(6, 3, &[(1, 5), (2, 5), (3, 5), (4, 5)]);
+        leased_four.leased = true;
+        assert!(plan(&[leased_four], &nodes, LIMITS).is_empty(), "no trimming under a lease");
         let mut copying = chunk(8, 3, &[(1, 5), (2, 5)]);
         copying.copying_to = vec![n(3)];
         assert!(plan(&[copying], &nodes, LIMITS).is_empty(), "the copy in flight covers the missing replica");
@@ -266,6 +280,19 @@ mod tests {
         let nodes = [node(1, 10), node(2, 10), node(3, 10)];
         let actions = plan(&[chunk(7, 3, &[(1, 4)])], &nodes, LIMITS);
         assert!(copies(&actions).is_empty());
+    }
+
+    #[test]
+    fn damaged_replicas_go_once_a_good_copy_exists_and_their_nodes_get_no_copy() {
+        let nodes = [node(1, 10), node(2, 50), node(3, 10)];
+        let mut c = chunk(7, 2, &[(1, 5)]);
+        c.damaged = vec![(n(2), ChunkVersion(5))];
+        let actions = plan(std::slice::from_ref(&c), &nodes, LIMITS);
+        assert!(actions.contains(&Action::Delete { node: n(2), handle: ChunkHandle(7), max_version: ChunkVersion(5) }));
+        assert_eq!(copies(&actions), vec![(7, n(1), n(3))], "not onto the node still holding the damaged replica");
+        let mut only = chunk(8, 2, &[]);
+        only.damaged = vec![(n(2), ChunkVersion(5))];
+        assert!(plan(&[only], &nodes, LIMITS).is_empty(), "the last copy, damaged or not, is kept");
     }
 
     #[test]

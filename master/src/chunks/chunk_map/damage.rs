@@ -1,0 +1,315 @@
+//! Replicas that report the chunk's current version but must not be served:
+//! those shorter than the chunk's committed length (a disk that lost its
+//! last writes in a power cut comes back at the current version with an old
+//! length, every CRC matching), and those that took the current version
+//! late, without being among the nodes that took it (a version bump that
+//! timed out, then completed, after writes the replica missed).
+//!
+//! A short report is first only a suspicion: a report built just before a
+//! write landed and was committed is late, not short. The monitor asks the
+//! replica's node for its length now (`ChunkManager::check_suspects`); since
+//! every member acknowledged the committed bytes before the commit, an
+//! answer below the length read before asking is proof.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
+
+use super::ChunkMap;
+
+/// Why a replica at the current version is not served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// Its node confirmed it holds fewer bytes than were committed.
+    Short { version: ChunkVersion, length: u64 },
+    /// It was not among the nodes that took this version.
+    NotMember { version: ChunkVersion },
+}
+
+impl Damage {
+    fn version(&self) -> ChunkVersion {
+        match self {
+            Damage::Short { version, .. } | Damage::NotMember { version } => *version,
+        }
+    }
+}
+
+/// A replica reported short, to be checked with its node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suspect {
+    pub handle: ChunkHandle,
+    pub node: NodeId,
+    pub address: String,
+    /// The length its node must show: read before asking.
+    pub required: u64,
+}
+
+impl ChunkMap {
+    /// The length a current replica of `handle` must have: the committed
+    /// length, or what is left after every replica lost the tail.
+    pub fn required_length(&self, handle: ChunkHandle) -> u64 {
+        let committed = self.chunks.get(&handle).map_or(0, |m| m.length);
+        self.lost_tail.get(&handle).copied().unwrap_or(committed)
+    }
+
+    /// Judges a replica reported at the chunk's current version; true when
+    /// it is held back (not a member of the version, or short: a suspect).
+    pub(super) fn judge_report(&mut self, handle: ChunkHandle, node: NodeId, length: u64) -> bool {
+        let Some(meta) = self.chunks.get(&handle).copied() else { return false };
+        if self.members.get(&handle).is_some_and(|(v, m)| *v == meta.version && !m.contains(&node)) {
+            tracing::warn!(chunk = %handle, %node, version = %meta.version, "a replica took the current version without being among its members: stale");
+            self.damaged.entry(handle).or_default().insert(node, Damage::NotMember { version: meta.version });
+            return true;
+        }
+        if length >= meta.length {
+            self.lost_tail.remove(&handle); // a whole replica is back
+            return false;
+        }
+        if length >= self.required_length(handle) {
+            return false;
+        }
+        self.suspects.entry(handle).or_default().insert(node, length);
+        true
+    }
+
+    /// A full report from `node` replaces what was judged of its replicas.
+    pub(super) fn forget_damage_of(&mut self, node: NodeId) {
+        self.suspects.values_mut().for_each(|m| {
+            m.remove(&node);
+        });
+        self.suspects.retain(|_, m| !m.is_empty());
+        self.damaged.values_mut().for_each(|m| {
+            m.remove(&node);
+        });
+        self.damaged.retain(|_, m| !m.is_empty());
+    }
+
+    pub(super) fn forget_damage(&mut self, handle: ChunkHandle) {
+        self.suspects.remove(&handle);
+        self.damaged.remove(&handle);
+        self.members.remove(&handle);
+        self.lost_tail.remove(&handle);
+    }
+
+    /// Live replicas held back as not members of the current version.
+    pub(super) fn not_members(&self, handle: ChunkHandle, now: Instant, dead_after: Duration) -> u32 {
+        let held = self.damaged.get(&handle).into_iter().flatten();
+        held.filter(|(n, d)| matches!(d, Damage::NotMember { .. }) && self.is_live(**n, now, dead_after)).count() as u32
+    }
+
+    /// Nodes holding a damaged replica of `handle`, with its version.
+    pub(super) fn damaged_nodes(&self, handle: ChunkHandle) -> Vec<(NodeId, ChunkVersion)> {
+        self.damaged.get(&handle).into_iter().flatten().map(|(n, d)| (*n, d.version())).collect()
+    }
+
+    /// Records the nodes that took `version` of `handle` (placement, a bump).
+    pub fn set_members(&mut self, handle: ChunkHandle, version: ChunkVersion, nodes: impl IntoIterator<Item = NodeId>) {
+        self.members.insert(handle, (version, nodes.into_iter().collect()));
+    }
+
+    /// A finished copy joined `version`'s members.
+    pub fn add_member(&mut self, handle: ChunkHandle, version: ChunkVersion, node: NodeId) {
+        match self.members.get_mut(&handle) {
+            Some((v, m)) if *v == version => {
+                m.insert(node);
+            }
+            _ => {
+                self.members.insert(handle, (version, HashSet::from([node])));
+            }
+        }
+    }
+
+    /// A copy to `node` finished at `version` with `length` bytes: it joins
+    /// the version's members, and is current unless short.
+    pub fn copy_done(&mut self, handle: ChunkHandle, node: NodeId, version: ChunkVersion, length: u64) {
+        self.add_member(handle, version, node);
+        let current = self.chunks.get(&handle).is_some_and(|m| m.version == version);
+        if current && length < self.required_length(handle) {
+            tracing::warn!(chunk = %handle, %node, length, "a finished copy is shorter than the committed length");
+            self.damaged.entry(handle).or_default().insert(node, Damage::Short { version, length });
+            return;
+        }
+        self.add_replica(handle, node, version);
+    }
+
+    /// Takes the suspects on live nodes, to be checked with their nodes.
+    pub fn take_suspects(&mut self, now: Instant, dead_after: Duration) -> Vec<Suspect> {
+        let mut out = Vec::new();
+        for (handle, nodes) in std::mem::take(&mut self.suspects) {
+            for node in nodes.into_keys() {
+                let Some(addr) = self.addr(node).filter(|_| self.is_live(node, now, dead_after)) else { continue };
+                out.push(Suspect { handle, node, address: addr.address, required: self.required_length(handle) });
+            }
+        }
+        out
+    }
+
+    /// What `node` answered for a suspect: its replica's version and length
+    /// now (`None`: no answer; the next report will tell).
+    pub fn settle_suspect(&mut self, s: &Suspect, found: Option<(ChunkVersion, u64)>) -> Option<Damage> {
+        let meta = self.chunks.get(&s.handle).copied()?;
+        let (version, length) = found.filter(|(v, _)| *v == meta.version)?;
+        if length >= s.required.min(self.required_length(s.handle)) {
+            self.add_replica(s.handle, s.node, version);
+            return None;
+        }
+        let damage = Damage::Short { version, length };
+        self.damaged.entry(s.handle).or_default().insert(s.node, damage);
+        self.mark_corrupt(s.handle, s.node);
+        Some(damage)
+    }
+
+    /// Chunks whose every live replica at the current version is confirmed
+    /// short: the longest are served from now on (reads past their length
+    /// fail, never read as zeros) and the chunk stays corrupt in fsck.
+    /// Returns (chunk, bytes kept, bytes committed).
+    pub fn accept_lost_tails(&mut self, now: Instant, dead_after: Duration) -> Vec<(ChunkHandle, u64, u64)> {
+        let mut out = Vec::new();
+        let handles: Vec<ChunkHandle> = self.damaged.keys().copied().collect();
+        for handle in handles {
+            let Some(meta) = self.chunks.get(&handle).copied() else { continue };
+            if !self.current_replicas(handle, now, dead_after).is_empty() {
+                continue;
+            }
+            let short: Vec<(NodeId, u64)> = self.damaged[&handle]
+                .iter()
+                .filter(|(n, _)| self.is_live(**n, now, dead_after))
+                .filter_map(|(n, d)| match d {
+                    Damage::Short { version, length } if *version == meta.version => Some((*n, *length)),
+                    _ => None,
+                })
+                .collect();
+            let Some(best) = longest(&short) else { continue };
+            for (node, _) in short.iter().filter(|(_, l)| *l == best) {
+                self.damaged.get_mut(&handle).map(|d| d.remove(node));
+                self.add_replica(handle, *node, meta.version);
+            }
+            self.lost_tail.insert(handle, best);
+            out.push((handle, best, meta.length));
+        }
+        out
+    }
+
+    /// True when a chunk is whole: nothing lost off its tail.
+    pub fn tail_intact(&self, handle: ChunkHandle) -> bool {
+        !self.lost_tail.contains_key(&handle)
+    }
+}
+
+/// The longest length among short replicas.
+fn longest(short: &[(NodeId, u64)]) -> Option<u64> {
+    short.iter().map(|(_, l)| *l).max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ChunkMeta;
+    use super::*;
+    use dfs_common::wire::chunks::{Heartbeat, ReplicaReport};
+    use dfs_common::InodeId;
+
+    const H: ChunkHandle = ChunkHandle(7);
+    const DEAD_AFTER: Duration = Duration::from_secs(30);
+
+    fn node(n: u128) -> NodeId {
+        NodeId(uuid::Uuid::from_u128(n))
+    }
+
+    fn report(m: &mut ChunkMap, n: u128, version: u64, length: u64, now: Instant) {
+        let hb = Heartbeat {
+            node_id: node(n),
+            address: format!("http://127.0.0.1:{n}"),
+            capacity_bytes: 1 << 40,
+            used_bytes: 0,
+            chunk_count: 1,
+            load: 0,
+            report: Some(vec![ReplicaReport { handle: H, version: ChunkVersion(version), length }]),
+            bytes_read: 0,
+            bytes_written: 0,
+            scrub: None,
+        };
+        m.heartbeat(&hb, now);
+    }
+
+    fn map(length: u64) -> ChunkMap {
+        let mut m = ChunkMap::default();
+        m.record_chunk(H, ChunkMeta { inode: InodeId(2), index: 0, version: ChunkVersion(3), length });
+        m
+    }
+
+    fn current(m: &ChunkMap, now: Instant) -> Vec<String> {
+        m.current_replicas(H, now, DEAD_AFTER).into_iter().map(|r| r.address).collect()
+    }
+
+    #[test]
+    fn a_short_replica_is_not_current_until_its_node_shows_the_committed_length() {
+        let now = Instant::now();
+        let mut m = map(1000);
+        report(&mut m, 1, 3, 1000, now);
+        report(&mut m, 2, 3, 400, now); // lost its last writes
+        assert_eq!(current(&m, now), ["http://127.0.0.1:1"]);
+        let suspects = m.take_suspects(now, DEAD_AFTER);
+        assert_eq!(suspects.len(), 1);
+        assert_eq!(suspects[0].required, 1000);
+        // Still short when asked: damaged, corrupt in fsck, to be deleted.
+        assert_eq!(m.settle_suspect(&suspects[0], Some((ChunkVersion(3), 400))), Some(Damage::Short { version: ChunkVersion(3), length: 400 }));
+        assert_eq!(m.health(H, now, DEAD_AFTER).corrupt, 1);
+        assert_eq!(m.damaged_nodes(H), vec![(node(2), ChunkVersion(3))]);
+        assert!(m.take_suspects(now, DEAD_AFTER).is_empty());
+    }
+
+    #[test]
+    fn a_late_report_of_a_whole_replica_is_taken_back_once_its_node_answers() {
+        let now = Instant::now();
+        let mut m = map(1000);
+        report(&mut m, 1, 3, 600, now); // built before the last write landed
+        assert!(current(&m, now).is_empty());
+        let s = m.take_suspects(now, DEAD_AFTER).remove(0);
+        assert_eq!(m.settle_suspect(&s, Some((ChunkVersion(3), 1000))), None);
+        assert_eq!(current(&m, now), ["http://127.0.0.1:1"]);
+        assert_eq!(m.health(H, now, DEAD_AFTER).corrupt, 0);
+    }
+
+    #[test]
+    fn when_every_replica_lost_the_tail_the_longest_are_served_and_the_chunk_stays_corrupt() {
+        let now = Instant::now();
+        let mut m = map(1000);
+        for (n, len) in [(1, 300), (2, 700), (3, 700)] {
+            report(&mut m, n, 3, len, now);
+        }
+        for s in m.take_suspects(now, DEAD_AFTER) {
+            let len = [0, 300, 700, 700][s.node.0.as_u128() as usize];
+            m.settle_suspect(&s, Some((ChunkVersion(3), len)));
+        }
+        assert!(current(&m, now).is_empty());
+        assert_eq!(m.accept_lost_tails(now, DEAD_AFTER), vec![(H, 700, 1000)]);
+        let mut served = current(&m, now);
+        served.sort();
+        assert_eq!(served, ["http://127.0.0.1:2", "http://127.0.0.1:3"]);
+        assert!(!m.tail_intact(H));
+        assert!(m.health(H, now, DEAD_AFTER).corrupt > 0);
+        // A copy of the longest is as good as it gets now.
+        report(&mut m, 4, 3, 700, now);
+        assert_eq!(current(&m, now).len(), 3);
+        // A whole replica coming back ends it.
+        report(&mut m, 5, 3, 1000, now);
+        assert!(m.tail_intact(H));
+    }
+
+    #[test]
+    fn a_replica_that_took_the_version_without_being_a_member_is_stale() {
+        let now = Instant::now();
+        let mut m = map(0);
+        m.set_members(H, ChunkVersion(3), [node(1), node(2)]);
+        report(&mut m, 1, 3, 0, now);
+        report(&mut m, 3, 3, 0, now); // its bump timed out, then completed
+        assert_eq!(current(&m, now), ["http://127.0.0.1:1"]);
+        assert_eq!(m.health(H, now, DEAD_AFTER).stale, 1);
+        assert_eq!(m.damaged_nodes(H), vec![(node(3), ChunkVersion(3))]);
+        // A finished copy joins the members.
+        m.add_member(H, ChunkVersion(3), node(4));
+        report(&mut m, 4, 3, 0, now);
+        assert_eq!(current(&m, now).len(), 2);
+    }
+}
