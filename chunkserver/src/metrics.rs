@@ -1,6 +1,6 @@
 //! The chunkserver's point-in-time figures for `/metrics` (request counts
 //! and latencies come from the shared middleware): bytes read, written and
-//! copied, replicas held, checksum failures, the scrubber's progress.
+//! copied, replicas held, replica syncs, checksum failures, the scrubber's progress.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -8,6 +8,15 @@ use dfs_common::http::metrics::Snapshot;
 
 use crate::api::Node;
 use crate::heartbeat::available_bytes;
+
+/// Replica syncs done for writers (`fsync`, a durable close): the proof
+/// that a close asked this node to put a file's bytes on disk.
+#[derive(Default)]
+pub struct SyncCounters {
+    pub replica_fsyncs: AtomicU64,
+    /// The replicas' lengths when synced (what each sync covered).
+    pub synced_bytes: AtomicU64,
+}
 
 /// Gathers the figures (blocking: lists the store and asks the file system).
 pub fn snapshot(n: &Node) -> Snapshot {
@@ -24,6 +33,8 @@ pub fn snapshot(n: &Node) -> Snapshot {
     s.counter("dfs_chunkserver_checksum_failures", "Replicas that failed checksum verification", get(&n.checksum_failures));
     s.counter("dfs_chunkserver_replicas_copied", "Copies made from peers", get(&n.replicas_copied));
     s.counter("dfs_chunkserver_replicas_deleted", "Replicas deleted on the master's order", get(&n.replicas_deleted));
+    s.counter("dfs_chunkserver_replica_fsyncs", "Replicas synced to disk on a writer's request", get(&n.syncs.replica_fsyncs));
+    s.counter("dfs_chunkserver_synced_bytes", "Bytes held by the replicas synced on writers' requests", get(&n.syncs.synced_bytes));
     let scrub = n.scrub.progress();
     s.counter("dfs_chunkserver_scrub_passes", "Scrub passes completed", scrub.passes_completed);
     s.counter("dfs_chunkserver_scrub_verified_replicas", "Replicas verified by the scrubber", get(&n.scrub.replicas_verified));

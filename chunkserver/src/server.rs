@@ -76,6 +76,7 @@ pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, addre
         replication_bytes_per_sec: mib_per_sec(config.replication_mib_per_sec),
         scrub: ScrubStats::default(),
         checksum_failures: AtomicU64::new(0),
+        syncs: Default::default(),
         max_write_bytes: config.max_write_bytes,
         // Room for four of the largest writes at once.
         write_budget: tokio::sync::Semaphore::new((4 * config.max_write_bytes).div_ceil(1 << 20) as usize),

@@ -2,7 +2,7 @@
 //! chunks' pipelines, several in flight, and a reader with read-ahead for
 //! sequential reads. Both keep their memory bounded by the client's config.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Bytes, BytesMut};
 use dfs_common::wire::chunks::WrittenChunk;
@@ -16,7 +16,9 @@ use crate::error::ClientError;
 /// Writes to one file. Bytes are buffered up to a piece, then sent while
 /// the caller goes on; `flush` waits for all of them and commits the new
 /// length at the master, `fsync` also makes every replica sync to disk.
-/// Nothing is visible to readers before `flush` (or `close`).
+/// Nothing is visible to readers before `flush` (or `close`). `close` (and
+/// `flush_durable`) first syncs, on every replica, the chunks written since
+/// the last sync, unless the client's `sync_on_close` is off.
 pub struct FileWriter {
     client: Client,
     attr: Attr,
@@ -32,12 +34,15 @@ pub struct FileWriter {
     /// End of the furthest byte written since the last commit.
     end: u64,
     failed: Option<ClientError>,
+    /// Indices of the chunks written since the last sync: only these are
+    /// synced at close (a file appended to syncs just its tail).
+    unsynced: BTreeSet<u64>,
+    sync_on_close: bool,
 }
 
 impl FileWriter {
     pub(crate) fn new(client: Client, attr: Attr, pos: u64) -> Self {
         FileWriter {
-            client,
             attr,
             pos,
             buf: BytesMut::new(),
@@ -47,7 +52,16 @@ impl FileWriter {
             written: Vec::new(),
             end: 0,
             failed: None,
+            unsynced: BTreeSet::new(),
+            sync_on_close: client.config().sync_on_close,
+            client,
         }
+    }
+
+    /// Whether `close` makes the written chunks durable (the client's
+    /// `sync_on_close` unless set here).
+    pub fn set_sync_on_close(&mut self, on: bool) {
+        self.sync_on_close = on;
     }
 
     pub fn attr(&self) -> &Attr {
@@ -162,6 +176,7 @@ impl FileWriter {
         let result = joined.map_err(|e| ClientError::new(ErrorKind::EIO, format!("write task failed: {e}"))).and_then(|r| r);
         match result {
             Ok(c) => {
+                self.unsynced.insert(c.index);
                 self.written.push(c);
                 if self.inflight.is_empty() {
                     self.inflight_ranges.clear();
@@ -187,11 +202,41 @@ impl FileWriter {
     /// Sends everything buffered, waits until every replica has it, and
     /// commits the file's new length: then other clients see the bytes.
     pub async fn flush(&mut self) -> Result<(), ClientError> {
+        self.send_all().await?;
+        self.commit().await
+    }
+
+    /// `flush`, with the chunks written since the last sync made durable on
+    /// every replica before the length is committed: a reader who sees
+    /// the new length sees bytes that survive a power cut.
+    pub async fn flush_durable(&mut self) -> Result<(), ClientError> {
+        self.send_all().await?;
+        self.sync_written().await?;
+        self.commit().await
+    }
+
+    /// Sends everything buffered and waits until every replica has it.
+    async fn send_all(&mut self) -> Result<(), ClientError> {
         self.send_buffer().await?;
         self.drain().await?;
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
+        match &self.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
         }
+    }
+
+    /// Syncs the chunks written since the last sync on their replicas.
+    async fn sync_written(&mut self) -> Result<(), ClientError> {
+        if self.unsynced.is_empty() {
+            return Ok(());
+        }
+        self.client.sync_chunks(self.attr.inode, &self.unsynced).await?;
+        self.unsynced.clear();
+        Ok(())
+    }
+
+    /// Commits the new length, if anything was written since the last commit.
+    async fn commit(&mut self) -> Result<(), ClientError> {
         if self.written.is_empty() {
             return Ok(());
         }
@@ -208,12 +253,19 @@ impl FileWriter {
     /// `flush`, then every replica of the file syncs to disk.
     pub async fn fsync(&mut self) -> Result<(), ClientError> {
         self.flush().await?;
-        self.client.fsync(&self.attr).await
+        self.client.fsync(&self.attr).await?;
+        self.unsynced.clear();
+        Ok(())
     }
 
-    /// Flushes and returns the file's attributes after the writes.
+    /// Flushes (durably unless `sync_on_close` is off) and returns the
+    /// file's attributes after the writes.
     pub async fn close(mut self) -> Result<Attr, ClientError> {
-        self.flush().await?;
+        if self.sync_on_close {
+            self.flush_durable().await?;
+        } else {
+            self.flush().await?;
+        }
         Ok(self.attr.clone())
     }
 }

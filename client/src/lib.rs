@@ -9,6 +9,7 @@
 //! - `blocking`: small reads served on the caller's own thread.
 //! - `local`: short-circuit reads of replicas on this host.
 //! - [`locations`]: the cache of chunk locations.
+//! - `sync`: durable close: the chunks a writer wrote, synced on every replica.
 //! - [`master`]: the master's API, call by call.
 //! - [`error`]: `ClientError`, which says whether a retry can help.
 //!
@@ -22,6 +23,7 @@ pub mod fs;
 mod local;
 pub mod locations;
 pub mod master;
+mod sync;
 
 pub use data::{Client, DataConfig};
 pub use error::ClientError;

@@ -2,10 +2,12 @@
 //! all its handles, so writes through different descriptors land in the
 //! order they were made; each handle has its own reader (read-ahead is per
 //! stream). A read first commits what this mount wrote to the inode, so a
-//! process reads its own writes; a close commits too (close-to-open).
+//! process reads its own writes; a close commits too (close-to-open), and
+//! the close of a handle that wrote first makes the chunks written since
+//! the last sync durable on every replica (unless `-o nosync_close`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -28,6 +30,21 @@ pub struct OpenFile {
     reader: AsyncMutex<Option<(FileReader, u64)>>,
     /// Attributes at open (the file's chunk size and inode).
     attr: Attr,
+    /// Written through this handle: its close makes the inode's writes
+    /// durable (a close of a handle only read never waits for a sync).
+    wrote: AtomicBool,
+}
+
+/// How much a commit of an inode's writes promises.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Commit {
+    /// The length is committed: other clients see the bytes.
+    Visible,
+    /// And the chunks written since the last sync are on disk on every
+    /// replica first (a close).
+    Durable,
+    /// And every chunk of the file is synced (fsync(2)).
+    Fsync,
 }
 
 /// What the mount holds for an inode that is open here.
@@ -38,6 +55,8 @@ struct Inode {
     /// End of bytes written here and not yet committed: `getattr` reports
     /// at least this size, as the kernel already does.
     pending_end: Option<u64>,
+    /// Written here since the last sync (a commit for a read does not sync).
+    unsynced: bool,
     /// Bumped by every write and truncate made here.
     generation: u64,
     /// Unlinked while open: renamed to this hidden entry, removed at the
@@ -70,7 +89,7 @@ impl OpenFiles {
     pub fn open(&self, attr: Attr) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.inodes().entry(attr.inode).or_default().handles += 1;
-        let file = OpenFile { inode: attr.inode, reader: AsyncMutex::new(None), attr };
+        let file = OpenFile { inode: attr.inode, reader: AsyncMutex::new(None), attr, wrote: AtomicBool::new(false) };
         self.files().insert(fh, Arc::new(file));
         fh
     }
@@ -93,6 +112,8 @@ impl OpenFiles {
             let mut inodes = self.inodes();
             let ino = inodes.entry(file.inode).or_default();
             ino.generation += 1;
+            ino.unsynced = true;
+            file.wrote.store(true, Ordering::Relaxed);
             let end = offset + data.len() as u64;
             ino.pending_end = Some(ino.pending_end.map_or(end, |p| p.max(end)));
             ino.writer.get_or_insert_with(|| Arc::new(AsyncMutex::new(self.client.writer(file.attr.clone(), 0)))).clone()
@@ -105,31 +126,64 @@ impl OpenFiles {
     /// Commits what this mount wrote to the inode; returns the attributes
     /// after the commit when there was something to commit.
     pub async fn flush_inode(&self, inode: InodeId) -> Result<Option<Attr>, ClientError> {
+        self.commit_inode(inode, Commit::Visible).await
+    }
+
+    /// Commits the inode's writes as `how` asks; `None` when this mount
+    /// held nothing that needed it.
+    async fn commit_inode(&self, inode: InodeId, how: Commit) -> Result<Option<Attr>, ClientError> {
         let (writer, generation) = match self.inodes().get(&inode) {
-            Some(i) if i.pending_end.is_some() => (i.writer.clone(), i.generation),
+            Some(i) if needs_commit(how, i.pending_end.is_some(), i.unsynced) => (i.writer.clone(), i.generation),
             _ => return Ok(None),
         };
         let Some(writer) = writer else { return Ok(None) };
         let attr = {
             let mut w = writer.lock().await;
-            w.flush().await?;
+            match how {
+                Commit::Visible => w.flush().await?,
+                Commit::Durable => w.flush_durable().await?,
+                Commit::Fsync => w.fsync().await?,
+            }
             w.attr().clone()
         };
         if let Some(i) = self.inodes().get_mut(&inode) {
-            // A write that came in during the commit keeps its end pending.
+            // A write that came in during the commit keeps its end pending
+            // and its chunks unsynced.
             if i.generation == generation {
                 i.pending_end = None;
+                i.unsynced &= how == Commit::Visible;
             }
         }
         Ok(Some(attr))
     }
 
+    /// Whether the close of this handle has work to do: writes to commit,
+    /// or (when closes are durable) writes through it not yet synced. A
+    /// close with nothing written is answered at once.
+    pub fn close_needs_commit(&self, file: &OpenFile) -> bool {
+        let durable = self.durable_close() && file.wrote.load(Ordering::Relaxed);
+        self.inodes().get(&file.inode).is_some_and(|i| needs_commit(close_commit(durable), i.pending_end.is_some(), i.unsynced))
+    }
+
+    /// A close's flush: commits this mount's writes to the inode, durably
+    /// when this handle wrote and closes are durable. Several flushes
+    /// (dup'ed descriptors) sync only what was written since.
+    pub async fn close_flush(&self, file: &OpenFile) -> Result<(), ClientError> {
+        let durable = self.durable_close() && file.wrote.load(Ordering::Relaxed);
+        self.commit_inode(file.inode, close_commit(durable)).await.map(|_| ())
+    }
+
+    fn durable_close(&self) -> bool {
+        self.client.config().sync_on_close
+    }
+
     /// Commits and makes every replica of the file sync to disk.
     pub async fn fsync(&self, file: &OpenFile) -> Result<(), ClientError> {
-        let attr = match self.flush_inode(file.inode).await? {
-            Some(committed) => committed,
-            None => self.client.master().stat_inode(file.inode).await?,
-        };
+        if self.commit_inode(file.inode, Commit::Fsync).await?.is_some() {
+            return Ok(());
+        }
+        // Nothing written here: sync what others wrote.
+        let attr = self.client.master().stat_inode(file.inode).await?;
         self.client.fsync(&attr).await
     }
 
@@ -201,12 +255,13 @@ impl OpenFiles {
         self.client.master().unlink(at(name)).await
     }
 
-    /// Commits every inode's pending writes and removes unlinked open files
-    /// (at unmount).
+    /// Commits every inode's pending writes (durably when closes are) and
+    /// removes unlinked open files (at unmount).
     pub async fn flush_all(&self) {
-        let pending: Vec<InodeId> = self.inodes().iter().filter(|(_, i)| i.pending_end.is_some()).map(|(k, _)| *k).collect();
+        let how = close_commit(self.durable_close());
+        let pending: Vec<InodeId> = self.inodes().iter().filter(|(_, i)| needs_commit(how, i.pending_end.is_some(), i.unsynced)).map(|(k, _)| *k).collect();
         for inode in pending {
-            if let Err(e) = self.flush_inode(inode).await {
+            if let Err(e) = self.commit_inode(inode, how).await {
                 tracing::error!(inode = %inode, error = %e, "writes lost at unmount");
             }
         }
@@ -218,10 +273,12 @@ impl OpenFiles {
         }
     }
 
-    /// Closes a handle; the last one of an inode commits its writes.
+    /// Closes a handle; the last one of an inode commits its writes
+    /// (durably when closes are: writes may come after the last flush,
+    /// from a shared mapping, and the writer is dropped here).
     pub async fn release(&self, fh: u64) -> Result<(), ClientError> {
         let Some(file) = self.get(fh) else { return Ok(()) };
-        let result = self.flush_inode(file.inode).await;
+        let result = self.commit_inode(file.inode, close_commit(self.durable_close())).await;
         if let Some(hidden) = self.close(fh) {
             self.client.master().unlink(hidden).await?;
         }
@@ -233,9 +290,12 @@ impl OpenFiles {
         !self.inodes().is_empty()
     }
 
-    /// Whether this mount holds writes to the inode not yet committed.
-    pub fn has_pending(&self, inode: InodeId) -> bool {
-        self.inodes().get(&inode).is_some_and(|i| i.pending_end.is_some())
+    /// Whether this mount holds writes to the inode not yet committed, or
+    /// (when closes are durable) not yet synced: the last close's release
+    /// has work to do.
+    pub fn release_needs_commit(&self, inode: InodeId) -> bool {
+        let how = close_commit(self.durable_close());
+        self.inodes().get(&inode).is_some_and(|i| needs_commit(how, i.pending_end.is_some(), i.unsynced))
     }
 
     /// Forgets a handle without committing anything (`release` commits
@@ -250,5 +310,41 @@ impl OpenFiles {
             return None;
         }
         inodes.remove(&file.inode).and_then(|i| i.unlink_at)
+    }
+}
+
+/// What a close commits: durably, or only visibly.
+fn close_commit(durable: bool) -> Commit {
+    if durable {
+        Commit::Durable
+    } else {
+        Commit::Visible
+    }
+}
+
+/// Whether a commit of kind `how` has work, given whether writes are
+/// uncommitted and whether writes are unsynced. An fsync always does.
+fn needs_commit(how: Commit, uncommitted: bool, unsynced: bool) -> bool {
+    match how {
+        Commit::Visible => uncommitted,
+        Commit::Durable => uncommitted || unsynced,
+        Commit::Fsync => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_close_commits_what_is_pending_and_syncs_what_is_unsynced_only_when_durable() {
+        // A read committed the writes (visible), the close must still sync.
+        assert!(needs_commit(Commit::Durable, false, true));
+        assert!(!needs_commit(Commit::Visible, false, true));
+        // Nothing written (or all synced by an earlier flush): the fast path.
+        assert!(!needs_commit(close_commit(true), false, false));
+        assert!(!needs_commit(close_commit(false), false, false));
+        assert!(needs_commit(close_commit(false), true, false));
+        assert!(needs_commit(Commit::Fsync, false, false));
     }
 }

@@ -565,12 +565,13 @@ impl Filesystem for DfsFs {
     fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
         // The kernel sends a close's flush after the writes' replies: with
-        // none pending there is nothing to commit, and no reason to wait.
-        if !self.inner.files.has_pending(file.inode) {
+        // none pending (nor, for a handle that wrote, unsynced) there is
+        // nothing to do, and no reason to wait.
+        if !self.inner.files.close_needs_commit(&file) {
             return reply.ok();
         }
         self.spawn(move |s| async move {
-            done(reply, s.files.flush_inode(file.inode).await)
+            done(reply, s.files.close_flush(&file).await)
         });
     }
 
@@ -587,7 +588,7 @@ impl Filesystem for DfsFs {
         // The usual close of a file only read, or made and left empty:
         // nothing to commit, and no reason to wait.
         let file = self.inner.files.get(fh.0);
-        if file.is_none_or(|f| !self.inner.files.has_pending(f.inode)) {
+        if file.is_none_or(|f| !self.inner.files.release_needs_commit(f.inode)) {
             return match self.inner.files.close(fh.0) {
                 None => reply.ok(),
                 Some(hidden) => self.spawn(move |s| async move { done(reply, s.client.master().unlink(hidden).await) }),

@@ -36,6 +36,9 @@ struct Args {
     foreground: bool,
     /// Mount options, comma-separated: allow_other, allow_root, ro,
     /// auto_unmount, noatime, fsname=NAME, ... (default_permissions is always on).
+    /// nosync_close: a close(2) of a file written through it returns once
+    /// every replica has the bytes in memory, without syncing them to disk
+    /// (by default it waits until they are on disk on every replica).
     #[arg(short = 'o', value_delimiter = ',')]
     options: Vec<String>,
     /// How long names (and a directory's known absence of a name) are
@@ -112,8 +115,17 @@ fn data_config(args: &Args) -> DataConfig {
         master_wait: Duration::from_secs(args.master_wait_secs),
         request_timeout: Duration::from_secs(args.io_timeout_secs.max(1)),
         local_reads: args.local_reads,
+        sync_on_close: sync_on_close(&args.options),
         ..DataConfig::default()
     }
+}
+
+/// Options of the mount itself (not passed to the kernel).
+const NOSYNC_CLOSE: &str = "nosync_close";
+
+/// Whether a close makes a file's writes durable: unless `-o nosync_close`.
+fn sync_on_close(options: &[String]) -> bool {
+    !options.iter().any(|o| o == NOSYNC_CLOSE)
 }
 
 fn mount_config(args: &Args) -> Config {
@@ -123,7 +135,7 @@ fn mount_config(args: &Args) -> Config {
         match o {
             "allow_other" => config.acl = SessionACL::All,
             "allow_root" => config.acl = SessionACL::RootAndOwner,
-            "default_permissions" | "" => {}
+            "default_permissions" | "" | NOSYNC_CLOSE => {}
             "ro" => config.mount_options.push(MountOption::RO),
             "rw" => config.mount_options.push(MountOption::RW),
             "auto_unmount" => config.mount_options.push(MountOption::AutoUnmount),

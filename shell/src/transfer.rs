@@ -4,6 +4,12 @@
 //! to and from the async side, so disk and network overlap. Trees go file
 //! by file, small files many at once; large files one at a time, each with
 //! the client's pieces in flight. A progress bar shows on a terminal.
+//!
+//! A file that put or cp makes is written as `NAME._COPYING_` and renamed
+//! to NAME once complete (as `hdfs dfs -put` does), so an interrupted copy
+//! never leaves a partial file under NAME nor destroys the file `-f`
+//! replaces. Closing it makes it durable on every replica unless
+//! `--no-sync` is given.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -11,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Subcommand;
-use dfs_client::{Client, CreateOptions};
+use dfs_client::{Client, ClientError, CreateOptions, FileWriter};
 use dfs_common::wire::namespace::{Attr, FileKind};
 use futures::{stream, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -33,6 +39,8 @@ pub enum Verb {
         /// Chunk size of the new files, in bytes (a multiple of 64 KiB).
         #[arg(long)]
         chunk_size: Option<u64>,
+        #[command(flatten)]
+        sync: CloseSync,
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
     },
@@ -46,8 +54,11 @@ pub enum Verb {
     },
     /// Copy within dfs.
     Cp {
+        /// Overwrite existing files.
         #[arg(short = 'f')]
         force: bool,
+        #[command(flatten)]
+        sync: CloseSync,
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
     },
@@ -68,9 +79,27 @@ pub enum Verb {
     /// Append local files (or stdin, `-`) to a dfs file, creating it if needed.
     #[command(name = "appendToFile")]
     AppendToFile {
+        #[command(flatten)]
+        sync: CloseSync,
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
     },
+}
+
+/// Whether a written file is made durable when it is closed.
+#[derive(clap::Args, Clone, Copy)]
+pub struct CloseSync {
+    /// Return once every replica has the bytes in memory, without waiting
+    /// for them to reach disk (by default a file is synced on every replica
+    /// before the command ends; a power cut may lose unsynced bytes).
+    #[arg(long)]
+    no_sync: bool,
+}
+
+impl CloseSync {
+    fn on(self) -> bool {
+        !self.no_sync
+    }
 }
 
 /// Size of the buffers passed between local I/O threads and the client.
@@ -80,18 +109,18 @@ const SMALL_FILES_AT_ONCE: usize = 16;
 
 pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
     match verb {
-        Verb::Put { force, replication, chunk_size, paths } => {
+        Verb::Put { force, replication, chunk_size, sync, paths } => {
             ctx.verb = "put";
             let opts = CreateOptions { overwrite: force, replication, chunk_size_bytes: chunk_size, ..Default::default() };
-            put(ctx, &paths, &opts).await;
+            put(ctx, &paths, &opts, sync.on()).await;
         }
         Verb::Get { force, paths } => {
             ctx.verb = "get";
             get(ctx, &paths, force).await;
         }
-        Verb::Cp { force, paths } => {
+        Verb::Cp { force, sync, paths } => {
             ctx.verb = "cp";
-            cp(ctx, &paths, force).await;
+            cp(ctx, &paths, force, sync.on()).await;
         }
         Verb::Cat { paths } => {
             ctx.verb = "cat";
@@ -106,9 +135,9 @@ pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
             let r = tail(&ctx.client, &p, follow, Duration::from_millis(interval_ms.max(10))).await;
             ctx.check(r);
         }
-        Verb::AppendToFile { paths } => {
+        Verb::AppendToFile { sync, paths } => {
             ctx.verb = "appendToFile";
-            let r = append_to_file(&ctx.client, &paths).await;
+            let r = append_to_file(&ctx.client, &paths, sync.on()).await;
             ctx.check(r);
         }
     }
@@ -168,16 +197,79 @@ fn read_local(source: Source) -> mpsc::Receiver<std::io::Result<Bytes>> {
     rx
 }
 
-/// Streams a local source into a new dfs file.
-async fn copy_in(client: &Client, source: Source, local: &str, dst: &str, opts: &CreateOptions, bar: &ProgressBar) -> Result<(), Failure> {
+/// Streams a local source into a new dfs file (through its temporary name).
+async fn copy_in(client: &Client, source: Source, local: &str, dst: &str, opts: &CreateOptions, sync: bool, bar: &ProgressBar) -> Result<(), Failure> {
     let mut input = read_local(source);
-    let mut writer = client.create(dst, opts).await.map_err(|e| Failure::dfs(dst, e))?;
-    while let Some(buf) = input.recv().await {
-        let buf = buf.map_err(|e| Failure::local(local, e))?;
-        bar.inc(buf.len() as u64);
-        writer.write_bytes(buf).await.map_err(|e| Failure::dfs(dst, e))?;
+    let (mut writer, staged) = Staged::create(client, dst, opts, sync).await?;
+    let filled = async {
+        while let Some(buf) = input.recv().await {
+            let buf = buf.map_err(|e| Failure::local(local, e))?;
+            bar.inc(buf.len() as u64);
+            writer.write_bytes(buf).await.map_err(|e| Failure::dfs(dst, e))?;
+        }
+        Ok(())
     }
-    writer.close().await.map(|_| ()).map_err(|e| Failure::dfs(dst, e))
+    .await;
+    staged.finish(client, writer, filled).await
+}
+
+/// The name a file is written under until complete: `NAME._COPYING_`, as
+/// HDFS names it, with NAME cut (at a character boundary) when the whole
+/// would pass the longest name allowed.
+fn copying_name(dst: &str) -> String {
+    const SUFFIX: &str = "._COPYING_";
+    let (dir, name) = dst.rsplit_once('/').unwrap_or(("", dst));
+    let mut keep = name.len().min(dfs_common::names::NAME_MAX_BYTES - SUFFIX.len());
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{dir}/{}{SUFFIX}", &name[..keep])
+}
+
+/// A new dfs file being written under its temporary name.
+struct Staged {
+    tmp: String,
+    dst: String,
+    /// `-f`: the final rename replaces a file at `dst`.
+    replace: bool,
+}
+
+impl Staged {
+    /// Checks that `dst` may be written (absent, or a file with `-f`), then
+    /// creates the temporary file (replacing one an interrupted copy left).
+    async fn create(client: &Client, dst: &str, opts: &CreateOptions, sync: bool) -> Result<(FileWriter, Staged), Failure> {
+        let fail = |e: ClientError| Failure::dfs(dst, e);
+        match client.try_stat(dst).await.map_err(fail)? {
+            Some(a) if a.kind == FileKind::Dir => return Err(fail(ClientError::new(dfs_common::ErrorKind::EISDIR, format!("{dst} is a directory")))),
+            Some(_) if !opts.overwrite => return Err(fail(ClientError::new(dfs_common::ErrorKind::EEXIST, format!("{dst} exists")))),
+            _ => {}
+        }
+        let tmp = copying_name(dst);
+        let mut writer = client.create(&tmp, &CreateOptions { overwrite: true, ..opts.clone() }).await.map_err(fail)?;
+        writer.set_sync_on_close(sync);
+        Ok((writer, Staged { tmp, dst: dst.to_string(), replace: opts.overwrite }))
+    }
+
+    /// Closes the file and renames it to its final name (atomically
+    /// replacing the old file with `-f`; without, a file that appeared
+    /// meanwhile is not replaced). On any failure the temporary is removed.
+    async fn finish(self, client: &Client, writer: FileWriter, filled: Result<(), Failure>) -> Result<(), Failure> {
+        let result = match filled {
+            Ok(()) => self.commit(client, writer).await,
+            Err(f) => Err(f),
+        };
+        if result.is_err() {
+            if let Err(e) = client.delete(&self.tmp, false).await {
+                eprintln!("dfs: {}: could not remove the partial copy: {}", self.tmp, e.describe());
+            }
+        }
+        result
+    }
+
+    async fn commit(&self, client: &Client, writer: FileWriter) -> Result<(), Failure> {
+        writer.close().await.map_err(|e| Failure::dfs(&self.dst, e))?;
+        client.rename(&self.tmp, &self.dst, !self.replace).await.map_err(|e| Failure::dfs(&self.dst, e))
+    }
 }
 
 /// A local tree as (local path, dfs path, size) of directories (parents
@@ -204,7 +296,7 @@ fn plan_local(local: &Path, dst: &str, plan: &mut Plan) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn put(ctx: &mut Ctx, paths: &[String], opts: &CreateOptions) {
+async fn put(ctx: &mut Ctx, paths: &[String], opts: &CreateOptions, sync: bool) {
     let Some((dst, srcs)) = paths.split_last() else { return };
     let dst = absolute(dst);
     let Some(into_dir) = into_dfs_dir(ctx, &dst, srcs.len()).await else { return };
@@ -212,7 +304,7 @@ async fn put(ctx: &mut Ctx, paths: &[String], opts: &CreateOptions) {
         if srcs.len() > 1 || into_dir {
             return ctx.fail(Failure::new("-", "stdin goes to one file path"));
         }
-        let r = copy_in(&ctx.client, Source::Stdin, "-", &dst, opts, &ProgressBar::hidden()).await;
+        let r = copy_in(&ctx.client, Source::Stdin, "-", &dst, opts, sync, &ProgressBar::hidden()).await;
         ctx.check(r);
         return;
     }
@@ -240,7 +332,7 @@ async fn put(ctx: &mut Ctx, paths: &[String], opts: &CreateOptions) {
         let (client, bar) = (client.clone(), bar.clone());
         async move {
             let name = local.display().to_string();
-            (size, copy_in(&client, Source::File(local), &name, &target, opts, &bar).await)
+            (size, copy_in(&client, Source::File(local), &name, &target, opts, sync, &bar).await)
         }
     }));
     let mut results = copies.buffered(SMALL_FILES_AT_ONCE);
@@ -352,21 +444,24 @@ async fn get(ctx: &mut Ctx, paths: &[String], force: bool) {
 
 // ---- cp, cat, tail, appendToFile ----------------------------------------
 
-async fn copy_within(client: &Client, src: &str, a: &Attr, dst: &str, force: bool) -> Result<(), Failure> {
+async fn copy_within(client: &Client, src: &str, a: &Attr, dst: &str, force: bool, sync: bool) -> Result<(), Failure> {
     let mut reader = client.open(src).await.map_err(|e| Failure::dfs(src, e))?;
     let opts = CreateOptions { overwrite: force, replication: Some(a.replication), mode: Some(a.mode), ..Default::default() };
-    let mut writer = client.create(dst, &opts).await.map_err(|e| Failure::dfs(dst, e))?;
-    loop {
-        let buf = reader.read(BUF_BYTES as u64).await.map_err(|e| Failure::dfs(src, e))?;
-        if buf.is_empty() {
-            break;
+    let (mut writer, staged) = Staged::create(client, dst, &opts, sync).await?;
+    let filled = async {
+        loop {
+            let buf = reader.read(BUF_BYTES as u64).await.map_err(|e| Failure::dfs(src, e))?;
+            if buf.is_empty() {
+                return Ok(());
+            }
+            writer.write_bytes(buf).await.map_err(|e| Failure::dfs(dst, e))?;
         }
-        writer.write_bytes(buf).await.map_err(|e| Failure::dfs(dst, e))?;
     }
-    writer.close().await.map(|_| ()).map_err(|e| Failure::dfs(dst, e))
+    .await;
+    staged.finish(client, writer, filled).await
 }
 
-async fn cp(ctx: &mut Ctx, paths: &[String], force: bool) {
+async fn cp(ctx: &mut Ctx, paths: &[String], force: bool, sync: bool) {
     let Some((dst, srcs)) = paths.split_last() else { return };
     let dst = absolute(dst);
     let Some(into_dir) = into_dfs_dir(ctx, &dst, srcs.len()).await else { return };
@@ -384,7 +479,7 @@ async fn cp(ctx: &mut Ctx, paths: &[String], force: bool) {
             let to = format!("{target}{}", &path[src.len()..]);
             let r = match a.kind {
                 FileKind::Dir => ctx.client.mkdir(&to, force, Some(a.mode)).await.map(|_| ()).map_err(|e| Failure::dfs(&to, e)),
-                FileKind::File => copy_within(&ctx.client, &path, &a, &to, force).await,
+                FileKind::File => copy_within(&ctx.client, &path, &a, &to, force, sync).await,
                 FileKind::Symlink => match ctx.client.readlink(&path).await {
                     Ok(t) => ctx.client.symlink(&to, &t).await.map(|_| ()).map_err(|e| Failure::dfs(&to, e)),
                     Err(e) => Err(Failure::dfs(&path, e)),
@@ -441,7 +536,7 @@ async fn tail(client: &Client, p: &str, follow: bool, every: Duration) -> Result
     }
 }
 
-async fn append_to_file(client: &Client, paths: &[String]) -> Result<(), Failure> {
+async fn append_to_file(client: &Client, paths: &[String], sync: bool) -> Result<(), Failure> {
     let Some((dst, srcs)) = paths.split_last() else { return Ok(()) };
     let dst = absolute(dst);
     let mut writer = match client.open_write(&dst, true).await {
@@ -449,6 +544,7 @@ async fn append_to_file(client: &Client, paths: &[String]) -> Result<(), Failure
         Err(e) if e.kind == dfs_common::ErrorKind::ENOENT => client.create(&dst, &CreateOptions::default()).await.map_err(|e| Failure::dfs(&dst, e))?,
         Err(e) => return Err(Failure::dfs(&dst, e)),
     };
+    writer.set_sync_on_close(sync);
     for src in srcs {
         let source = if src == "-" { Source::Stdin } else { Source::File(PathBuf::from(src)) };
         let mut input = read_local(source);
@@ -458,4 +554,20 @@ async fn append_to_file(client: &Client, paths: &[String]) -> Result<(), Failure
         }
     }
     writer.close().await.map(|_| ()).map_err(|e| Failure::dfs(&dst, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copying_name_sits_beside_the_target_and_stays_a_valid_name() {
+        assert_eq!(copying_name("/a/b.txt"), "/a/b.txt._COPYING_");
+        assert_eq!(copying_name("/top"), "/top._COPYING_");
+        let long = format!("/d/{}", "é".repeat(127)); // 254 bytes
+        let tmp = copying_name(&long);
+        let name = tmp.rsplit('/').next().unwrap();
+        assert!(name.len() <= dfs_common::names::NAME_MAX_BYTES && name.ends_with("._COPYING_"), "{name}");
+        assert!(dfs_common::names::validate_name(name).is_ok());
+    }
 }

@@ -59,6 +59,8 @@ pub struct Node {
     pub scrub: ScrubStats,
     /// Replicas that failed checksum verification (reads and scrubs).
     pub checksum_failures: AtomicU64,
+    /// Replica syncs asked for by writers (`POST .../fsync`).
+    pub syncs: crate::metrics::SyncCounters,
     pub max_write_bytes: u64,
     /// Bytes of write bodies held in memory at once, in MiB permits: writes
     /// past it wait instead of growing memory without bound.

@@ -36,14 +36,16 @@ pub async fn set_version(
 pub async fn fsync(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): ApiQuery<DataQuery>) -> Result<Json<Done>, ApiError> {
     let store = n.store.clone();
     let handle = ChunkHandle(h);
-    match store.info(handle) {
+    let length = match store.info(handle) {
         None => return Err(ApiError::new(ErrorKind::ENOENT, format!("no replica of chunk {handle}"))),
         Some(i) if i.version != q.version => {
             return Err(ApiError::new(ErrorKind::ESTALE, format!("replica is at version {}, not {}", i.version, q.version)))
         }
-        Some(_) => {}
-    }
+        Some(i) => i.length,
+    };
     blocking(move || store.sync(handle)).await.map_err(chunk_error)?;
+    n.syncs.replica_fsyncs.fetch_add(1, Ordering::Relaxed);
+    n.syncs.synced_bytes.fetch_add(length, Ordering::Relaxed);
     Ok(Json(Done {}))
 }
 

@@ -1,0 +1,162 @@
+//! Durable close: the chunks a writer wrote since its last sync are synced
+//! on every replica the master lists for them, before the writer commits
+//! the file's new length (NFS's COMMIT at close, HDFS's hsync).
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+use dfs_common::wire::chunks::{ChunkLocation, ReplicaAddr};
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
+use futures::{stream, StreamExt};
+
+use crate::data::Client;
+use crate::error::ClientError;
+
+/// Replica syncs in flight at once.
+const SYNCS_IN_FLIGHT: usize = 8;
+
+/// One replica to sync: where, which chunk, at which version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Target {
+    replica: ReplicaAddr,
+    handle: ChunkHandle,
+    version: ChunkVersion,
+}
+
+/// Runs of consecutive indices (first, count): one master call each.
+fn runs(indices: &BTreeSet<u64>) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &i in indices {
+        match out.last_mut() {
+            Some((first, count)) if *first + *count == i => *count += 1,
+            _ => out.push((i, 1)),
+        }
+    }
+    out
+}
+
+/// What is left to sync of the chunks `indices`, given their locations and
+/// the (chunk, replica address) pairs already synced. A chunk listed with
+/// no replica is an error: its bytes are durable nowhere the master knows.
+/// Chunks the master no longer has (truncated away) need nothing.
+fn to_sync(indices: &BTreeSet<u64>, found: &[ChunkLocation], done: &HashSet<(ChunkHandle, String)>) -> Result<Vec<Target>, ClientError> {
+    let mut out = Vec::new();
+    for c in found.iter().filter(|c| indices.contains(&c.index)) {
+        if c.replicas.is_empty() {
+            return Err(ClientError::new(ErrorKind::EIO, format!("chunk {} has no live replica to sync", c.handle)));
+        }
+        let left = c.replicas.iter().filter(|r| !done.contains(&(c.handle, r.address.clone())));
+        out.extend(left.map(|r| Target { replica: r.clone(), handle: c.handle, version: c.version }));
+    }
+    Ok(out)
+}
+
+/// Whether a failed sync may succeed after asking the master again: the
+/// replica's node died (dropped once dead), the chunk moved to a new
+/// version (a new lease), or the replica was moved away.
+fn worth_retrying(e: &ClientError) -> bool {
+    e.is_temporary() || matches!(e.kind, ErrorKind::ESTALE | ErrorKind::ENOENT)
+}
+
+impl Client {
+    /// Makes chunks `indices` of the file durable on every replica the
+    /// master lists for them. Replicas that fail are asked again, with the
+    /// master's current locations, for up to `retry_for`: a dead node is
+    /// dropped from the list, and a replica synced once stays synced
+    /// (a later version bump does not touch its bytes).
+    pub async fn sync_chunks(&self, inode: InodeId, indices: &BTreeSet<u64>) -> Result<(), ClientError> {
+        let mut done: HashSet<(ChunkHandle, String)> = HashSet::new();
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let failure = match self.locate_for_sync(inode, indices).await.and_then(|found| to_sync(indices, &found, &done)) {
+                Ok(targets) => self.sync_targets(targets, &mut done).await,
+                Err(e) => Some(e),
+            };
+            let Some(e) = failure else { return Ok(()) };
+            if !worth_retrying(&e) || start.elapsed() + pause > self.config().retry_for {
+                return Err(e);
+            }
+            tracing::debug!(inode = %inode, error = %e, "a replica sync failed; asking the master again");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Syncs the targets, several at once; records those done and returns
+    /// the last failure, if any.
+    async fn sync_targets(&self, targets: Vec<Target>, done: &mut HashSet<(ChunkHandle, String)>) -> Option<ClientError> {
+        let calls = targets.into_iter().map(|t| {
+            let client = self.clone();
+            async move {
+                let r = client.sync_replica(&t.replica, t.handle, t.version).await;
+                (t, r)
+            }
+        });
+        let results: Vec<(Target, Result<(), ClientError>)> = stream::iter(calls).buffer_unordered(SYNCS_IN_FLIGHT).collect().await;
+        let mut failure = None;
+        for (t, r) in results {
+            match r {
+                Ok(()) => {
+                    done.insert((t.handle, t.replica.address));
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        failure
+    }
+
+    /// The master's current locations of chunks `indices` (not the cache:
+    /// a sync must reach the replicas as they are now).
+    async fn locate_for_sync(&self, inode: InodeId, indices: &BTreeSet<u64>) -> Result<Vec<ChunkLocation>, ClientError> {
+        let mut found = Vec::new();
+        for (first, count) in runs(indices) {
+            let mut next = first;
+            while next < first + count {
+                let page = self.master().locate(inode, next, first + count - next).await?;
+                let Some(last) = page.chunks.iter().map(|c| c.index).max() else { break };
+                next = last + 1;
+                found.extend(page.chunks);
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// From JSON, so fields added to the wire type later need no change here.
+    fn loc(index: u64, handle: u64, replicas: &[&str]) -> ChunkLocation {
+        let nil = "00000000-0000-0000-0000-000000000000";
+        let replicas: Vec<_> = replicas.iter().map(|a| serde_json::json!({"node_id": nil, "address": a})).collect();
+        let v = serde_json::json!({"index": index, "handle": handle, "version": 1, "replicas": replicas});
+        serde_json::from_value(v).expect("a chunk location")
+    }
+
+    #[test]
+    fn consecutive_indices_are_one_run() {
+        let set: BTreeSet<u64> = [0, 1, 2, 5, 7, 8].into_iter().collect();
+        assert_eq!(runs(&set), [(0, 3), (5, 1), (7, 2)]);
+        assert!(runs(&BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn only_dirty_chunks_and_replicas_not_yet_synced_are_synced() {
+        let dirty: BTreeSet<u64> = [1, 2].into_iter().collect();
+        let found = [loc(0, 10, &["a"]), loc(1, 11, &["a", "b"]), loc(2, 12, &["b", "c"])];
+        let done: HashSet<(ChunkHandle, String)> = [(ChunkHandle(11), "a".to_string())].into_iter().collect();
+        let left: Vec<(u64, String)> = to_sync(&dirty, &found, &done).unwrap().into_iter().map(|t| (t.handle.0, t.replica.address)).collect();
+        assert_eq!(left, [(11, "b".to_string()), (12, "b".to_string()), (12, "c".to_string())]);
+    }
+
+    #[test]
+    fn a_dirty_chunk_without_replicas_is_an_error() {
+        let dirty: BTreeSet<u64> = [0].into_iter().collect();
+        let e = to_sync(&dirty, &[loc(0, 10, &[])], &HashSet::new()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::EIO);
+        assert!(worth_retrying(&e), "the master may not have heard from the replicas yet");
+        assert!(!worth_retrying(&ClientError::new(ErrorKind::EINVAL, "no")));
+    }
+}
