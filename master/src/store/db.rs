@@ -1,4 +1,5 @@
-//! Opening the RocksDB database and bootstrapping a new namespace.
+//! Opening the RocksDB database and bootstrapping a new namespace; the
+//! metadata log's replay, syncs and checkpoints.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,8 +10,19 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOp
 
 use super::error::{fail, NsError};
 use super::keys::*;
-use super::metalog::MetaLog;
+use super::metalog::{self, Damage, Loss, MetaLog, CAPACITY, LOG_FILE};
 use super::records::{Counters, InodeRecord, FORMAT_VERSION};
+
+/// Each column family's memtable size. RocksDB flushes a full memtable on
+/// its own, and with its WAL off such a flush could put into the tables a
+/// record the log does not hold yet (applied, not yet synced); replaying
+/// the log over it after a crash would then set some of its keys back. So
+/// the memtables are made larger than the log can fill: a record costs a
+/// memtable less than three times its size in the log (a skiplist node
+/// and an 8-byte sequence number per key, against the batch's few bytes),
+/// and the log starts over, after a checkpoint, at [`CAPACITY`].
+const MEMTABLE_BYTES: usize = 256 << 20;
+const _: () = assert!(MEMTABLE_BYTES as u64 >= 4 * CAPACITY);
 
 /// The open metadata database. Cheap to clone; safe to share between threads.
 #[derive(Clone)]
@@ -18,6 +30,41 @@ pub struct Store {
     pub(crate) db: Arc<DB>,
     /// Written by the writer's leader only (`Txn::commit`, `sync`).
     log: Arc<Mutex<MetaLog>>,
+    /// Called at each step of a checkpoint (tests take crash images there).
+    #[cfg(test)]
+    probe: Option<Probe>,
+}
+
+#[cfg(test)]
+pub(crate) type Probe = Arc<Mutex<dyn FnMut(&'static str) + Send>>;
+#[cfg(test)]
+type ProbeArg = Probe;
+#[cfg(not(test))]
+type ProbeArg = std::convert::Infallible;
+
+/// What opening does with a metadata log damaged in the middle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogRecovery {
+    /// Refuse to open: acknowledged records would be dropped.
+    #[default]
+    Refuse,
+    /// Truncate the log at the damaged record: replay the records before
+    /// it, drop it and every record after it (`dfs-master recover-log --yes`).
+    Truncate,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// Bytes of records the metadata log holds before it starts over.
+    pub log_capacity: u64,
+    pub recovery: LogRecovery,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { log_capacity: CAPACITY, recovery: LogRecovery::Refuse }
+    }
 }
 
 /// Nanoseconds since the Unix epoch, now.
@@ -31,23 +78,39 @@ pub fn now_ns() -> i64 {
 impl Store {
     /// Opens (creating if needed) the namespace under `dir`. A new store gets
     /// a root directory, a fresh cluster id and the current format version; an
-    /// existing one must have a format this build can read.
+    /// existing one must have a format this build can read, and a metadata
+    /// log that is not damaged in the middle.
     pub fn open(dir: &Path) -> Result<Store, NsError> {
+        Store::open_with(dir, StoreOptions::default())
+    }
+
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, NsError> {
+        Store::open_probed(dir, options, None)
+    }
+
+    pub(crate) fn open_probed(dir: &Path, options: StoreOptions, #[allow(unused)] probe: Option<ProbeArg>) -> Result<Store, NsError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| NsError::new(ErrorKind::EIO, format!("cannot create {}: {e}", dir.display())))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_keep_log_file_num(4);
-        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, cf_options(probe.is_some())));
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
         let epoch = log_epoch(&db)?;
-        let (log, records) = MetaLog::open(dir, epoch).map_err(|e| io_error("open the metadata log", e))?;
-        let store = Store { db: Arc::new(db), log: Arc::new(Mutex::new(log)) };
-        for record in &records {
+        let (log, scan) = MetaLog::open(dir, epoch, options.log_capacity).map_err(|e| io_error("open the metadata log", e))?;
+        check_damage(dir, epoch, scan.damage, options.recovery)?;
+        let store = Store {
+            db: Arc::new(db),
+            log: Arc::new(Mutex::new(log)),
+            #[cfg(test)]
+            probe,
+        };
+        for record in scan.payloads() {
             store.db.write_opt(WriteBatch::from_data(record), &no_wal())?;
         }
-        tracing::info!(records = records.len(), epoch, "metadata log replayed");
+        tracing::info!(records = scan.len(), epoch, "metadata log replayed");
+        drop(scan);
         store.bootstrap()?;
         // Everything replayed goes to RocksDB's tables, and the log starts
         // over: what a crash left half written can never be read as new.
@@ -62,29 +125,50 @@ impl Store {
     }
 
     /// Applies a batch to RocksDB and appends it to the metadata log (not
-    /// yet durable: see `sync`).
+    /// yet durable: see `sync`). When the record would not fit, the log
+    /// starts over first: the records before it are written, the tables
+    /// take them (checkpoint), and only then is the batch applied. So the
+    /// tables never hold a batch the log does not (a crash between the
+    /// flush and the new epoch replays the whole log over tables that are
+    /// no newer than it, which ends where the log ends).
     pub(crate) fn write(&self, batch: WriteBatch) -> Result<(), NsError> {
         let record = batch.data().to_vec();
+        let mut log = self.log();
+        if !log.fits(record.len()) {
+            log.sync().map_err(|e| io_error("write the metadata log", e))?;
+            self.probe("synced");
+            self.checkpoint(&mut log)?;
+        }
         self.db.write_opt(batch, &no_wal())?;
-        self.log().append(&record);
+        log.append(&record);
         Ok(())
     }
 
     /// Flushes RocksDB's memtables to its tables, records a new epoch and
-    /// starts the log over (when it is full, and at every open).
+    /// starts the log over (when a record would not fit, and at every open).
     fn checkpoint(&self, log: &mut MetaLog) -> Result<(), NsError> {
         for name in ALL_CFS {
             self.db.flush_cf(self.cf(name)?)?;
         }
+        self.probe("flushed");
         let epoch = log_epoch(&self.db)? + 1;
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META)?, META_LOG_EPOCH, epoch.to_be_bytes());
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
         self.db.write_opt(batch, &sync)?;
+        self.probe("epoch recorded");
         log.start_over(epoch);
         tracing::debug!(epoch, "metadata log started over");
         Ok(())
+    }
+
+    /// Tells a test's probe which step of a checkpoint was just done.
+    fn probe(&self, #[allow(unused)] step: &'static str) {
+        #[cfg(test)]
+        if let Some(p) = &self.probe {
+            (p.lock().unwrap_or_else(|e| e.into_inner()))(step);
+        }
     }
 
     pub(crate) fn cf(&self, name: &str) -> Result<&ColumnFamily, NsError> {
@@ -149,13 +233,9 @@ impl Store {
     }
 
     /// Makes every write so far durable: one synchronous write of the log's
-    /// new records, or a checkpoint when they would not fit.
+    /// new records (which fit: `write` saw to it).
     pub fn sync(&self) -> Result<(), NsError> {
-        let mut log = self.log();
-        if log.is_full() {
-            return self.checkpoint(&mut log);
-        }
-        log.sync().map_err(|e| io_error("write the metadata log", e))
+        self.log().sync().map_err(|e| io_error("write the metadata log", e))
     }
 }
 
@@ -176,4 +256,144 @@ fn log_epoch(db: &DB) -> Result<u64, NsError> {
         Some(v) => <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes).map_err(|_| NsError::new(ErrorKind::EIO, "corrupt log epoch"))?,
         None => 1,
     })
+}
+
+/// Options of each column family (`tests` stops compactions, so that a
+/// copy of the directory taken while the store is open is one RocksDB can
+/// open, as after a SIGKILL).
+fn cf_options(#[allow(unused)] for_crash_images: bool) -> Options {
+    let mut o = Options::default();
+    o.set_write_buffer_size(MEMTABLE_BYTES);
+    #[cfg(test)]
+    o.set_disable_auto_compactions(for_crash_images);
+    o
+}
+
+/// Goes on past a torn last group (with a warning), refuses damage in the
+/// middle unless told to truncate there.
+fn check_damage(dir: &Path, epoch: u64, damage: Damage, recovery: LogRecovery) -> Result<(), NsError> {
+    let file = dir.join(LOG_FILE);
+    let file = file.display();
+    match damage {
+        Damage::None => Ok(()),
+        Damage::TornTail(l) => {
+            tracing::warn!(%file, epoch, offset = l.offset, records = l.records(), bytes = l.bytes,
+                "metadata log: dropped a torn last group (a crash during its write; none of it was acknowledged)");
+            Ok(())
+        }
+        Damage::Middle(l) if recovery == LogRecovery::Truncate => {
+            tracing::warn!(%file, epoch, offset = l.offset, records = l.records(), readable = l.readable, bytes = l.bytes,
+                first_seq = l.first_seq, last_seq = l.last_seq, "metadata log: truncated at a damaged record, as asked");
+            Ok(())
+        }
+        Damage::Middle(l) => fail(ErrorKind::EIO, damaged_in_the_middle(dir, &l)),
+    }
+}
+
+/// The one line a master refusing to start prints.
+pub fn damaged_in_the_middle(dir: &Path, l: &Loss) -> String {
+    format!(
+        "metadata log {} is damaged at offset {}: record {} does not check out and {} valid records written after it follow; \
+         refusing to start rather than drop them; `dfs-master --data-dir {} recover-log` shows what truncating the log there would lose",
+        dir.join(LOG_FILE).display(),
+        l.offset,
+        l.first_seq,
+        l.readable,
+        dir.display()
+    )
+}
+
+/// The metadata log's epoch and what lies past its readable records, read
+/// without changing anything (RocksDB opened read-only).
+pub fn inspect_log(dir: &Path) -> Result<(u64, usize, Damage), NsError> {
+    let db = DB::open_cf_for_read_only(&Options::default(), dir, ALL_CFS, false)?;
+    let epoch = log_epoch(&db)?;
+    let scan = metalog::inspect(dir, epoch).map_err(|e| io_error("read the metadata log", e))?;
+    Ok((epoch, scan.len(), scan.damage))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use dfs_common::wire::namespace::{CreateRequest, EntryRef, MkdirRequest};
+
+    use super::*;
+    use crate::store::mutations::Defaults;
+    use crate::store::{Mutation, Writer, WriterConfig};
+
+    /// A copy of the data directory as a SIGKILL at this moment would leave
+    /// it: RocksDB's files (its memtables are not on disk) and the log.
+    fn crash_image(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            // A file RocksDB removed meanwhile was obsolete.
+            let _ = std::fs::copy(entry.path(), to.join(entry.file_name()));
+        }
+    }
+
+    /// The path of the `i`th mutation of the workload: every fifth a
+    /// directory, the others files in the last directory made.
+    fn path_of(i: usize) -> String {
+        let dir = format!("/d{}", i / 5);
+        if i % 5 == 0 {
+            dir
+        } else {
+            format!("{dir}/f{i}")
+        }
+    }
+
+    fn mutation(i: usize) -> Mutation {
+        let at = EntryRef::path(&path_of(i));
+        match i % 5 {
+            0 => Mutation::Mkdir(MkdirRequest { at, ..Default::default() }),
+            _ => Mutation::Create(CreateRequest { at, exclusive: true, ..Default::default() }),
+        }
+    }
+
+    /// Fills a small log several times over, taking a crash image at every
+    /// step of every checkpoint (those that run when a record does not fit
+    /// and those at open); each image must open to a consistent namespace
+    /// that holds every mutation acknowledged before the image was taken.
+    #[tokio::test]
+    async fn a_crash_at_any_step_of_a_checkpoint_loses_nothing_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = tempfile::tempdir().unwrap();
+        let acked = Arc::new(AtomicUsize::new(0));
+        let taken: Arc<Mutex<Vec<(PathBuf, &'static str, usize)>>> = Arc::default();
+        let probe: Probe = {
+            let (from, to, acked, taken) = (dir.path().to_path_buf(), images.path().to_path_buf(), acked.clone(), taken.clone());
+            Arc::new(Mutex::new(move |step: &'static str| {
+                let mut taken = taken.lock().unwrap();
+                let image = to.join(taken.len().to_string());
+                crash_image(&from, &image);
+                taken.push((image, step, acked.load(Ordering::SeqCst)));
+            }))
+        };
+        let options = StoreOptions { log_capacity: 16 << 10, ..Default::default() };
+        const N: usize = 400;
+        for round in 0..2 {
+            let store = Store::open_probed(dir.path(), options, Some(probe.clone())).unwrap();
+            let config = WriterConfig { defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 }, group_max: 64, reap_batch: 7 };
+            let writer = Writer::start(store, config).unwrap();
+            for i in round * N / 2..(round + 1) * N / 2 {
+                writer.submit(mutation(i)).await.unwrap_or_else(|e| panic!("{}: {e}", path_of(i)));
+                acked.store(i + 1, Ordering::SeqCst);
+            }
+            writer.close();
+        }
+        let taken = std::mem::take(&mut *taken.lock().unwrap());
+        let full = taken.iter().filter(|(_, step, n)| *step == "flushed" && *n > 0 && *n < N).count();
+        assert!(full >= 5, "the log started over {full} times while mutations went on");
+        for (image, step, acked) in taken {
+            let store = Store::open(&image).unwrap_or_else(|e| panic!("image after {step} with {acked} acknowledged: {e}"));
+            let report = store.check().unwrap();
+            assert!(report.ok, "image after {step} with {acked} acknowledged: {:?}", report.problems);
+            for i in 0..acked {
+                assert!(store.resolve_path(&path_of(i)).is_ok(), "image after {step}: {} acknowledged, missing", path_of(i));
+            }
+        }
+    }
 }
