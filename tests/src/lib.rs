@@ -10,6 +10,7 @@ pub mod faults;
 pub mod mount;
 pub mod process;
 pub mod shell;
+pub mod syncs;
 
 pub use api::Api;
 pub use cluster::Cluster;

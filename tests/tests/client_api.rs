@@ -417,3 +417,72 @@ async fn a_blocking_master_client_answers_as_the_async_one() {
     assert_eq!(gone.unwrap_err().kind, ErrorKind::EIO);
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
+
+/// `FileWriter::close` makes what it wrote durable: each chunkserver holding
+/// a replica of the file's chunks syncs each of them once before the close
+/// returns; an append syncs only the chunk it wrote to; with the client's
+/// `sync_on_close` off nothing is synced (and the bytes are there all the same).
+#[tokio::test]
+async fn close_syncs_every_replica_of_the_chunks_written_and_only_those() {
+    use dfs_tests::syncs::{deltas, replica_fsyncs, replicas_held};
+    let c = cluster(3);
+    c.wait_live(3, Duration::from_secs(15)).await.unwrap();
+    let client = Client::new(&c.master.url);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    let mut data = vec![0u8; 3 * MIB as usize + 1000]; // four 1 MiB chunks
+    rng.fill_bytes(&mut data);
+    let three = CreateOptions { replication: Some(3), ..Default::default() };
+
+    let before = replica_fsyncs(&c).await.unwrap();
+    let mut w = client.create("/durable", &three).await.unwrap();
+    w.write(&data).await.unwrap();
+    w.close().await.unwrap();
+    let synced = deltas(&before, &replica_fsyncs(&c).await.unwrap());
+    assert_eq!(synced, replicas_held(&c, "/durable", 0).await.unwrap(), "syncs per chunkserver = replicas it holds");
+    assert_eq!(synced.iter().sum::<u64>(), 12, "4 chunks x 3 replicas");
+
+    let before = replica_fsyncs(&c).await.unwrap();
+    let mut w = client.open_write("/durable", true).await.unwrap();
+    w.write(&[7u8; 1000]).await.unwrap();
+    w.close().await.unwrap();
+    data.extend_from_slice(&[7u8; 1000]);
+    let synced = deltas(&before, &replica_fsyncs(&c).await.unwrap());
+    assert_eq!(synced, replicas_held(&c, "/durable", 3).await.unwrap(), "only the last chunk's replicas");
+    assert_eq!(synced.iter().sum::<u64>(), 3);
+
+    let lazy = Client::with_config(&c.master.url, DataConfig { sync_on_close: false, ..DataConfig::default() });
+    let before = replica_fsyncs(&c).await.unwrap();
+    let mut w = lazy.create("/lazy", &three).await.unwrap();
+    w.write(&data).await.unwrap();
+    w.close().await.unwrap();
+    assert_eq!(deltas(&before, &replica_fsyncs(&c).await.unwrap()), [0, 0, 0], "sync_on_close off: no sync");
+    for path in ["/durable", "/lazy"] {
+        let mut r = client.open(path).await.unwrap();
+        assert!(r.read(data.len() as u64 + 1).await.unwrap() == data, "{path} reads back");
+    }
+}
+
+/// A replica whose node died after taking the bytes does not make the
+/// close fail: the close asks the master again until the dead node is
+/// dropped, and every live replica is synced.
+#[tokio::test]
+async fn close_syncs_the_live_replicas_when_one_node_died_after_the_writes() {
+    use dfs_tests::syncs::{deltas, node_fsyncs, replica_fsyncs, replicas_held};
+    let mut c = cluster(3);
+    c.wait_live(3, Duration::from_secs(15)).await.unwrap();
+    let client = Client::new(&c.master.url);
+    let data = vec![5u8; 2 * MIB as usize];
+    let mut w = client.create("/f", &CreateOptions { replication: Some(3), ..Default::default() }).await.unwrap();
+    w.write(&data).await.unwrap();
+    w.flush().await.unwrap(); // on every replica, committed, not synced
+    let held = replicas_held(&c, "/f", 0).await.unwrap();
+    assert_eq!(held, [2, 2, 2]);
+    let before = replica_fsyncs(&c).await.unwrap();
+    c.chunkservers[0].kill9();
+    tokio::time::timeout(Duration::from_secs(30), w.close()).await.expect("close within 30 s").expect("close");
+    let mut after = Vec::new();
+    for cs in &c.chunkservers[1..] {
+        after.push(node_fsyncs(&cs.url).await.unwrap());
+    }
+    assert_eq!(deltas(&before[1..], &after), held[1..], "both live replicas of both chunks synced");
+}
