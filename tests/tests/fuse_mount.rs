@@ -592,6 +592,46 @@ fn an_unlinked_open_file_lives_until_its_last_close() {
     });
 }
 
+/// A directory removed recursively by another client while this process
+/// holds it open (as a descriptor, like a cwd) takes no new entries: a
+/// create, mkdir or symlink through the descriptor is ENOENT, as in a removed
+/// directory on Linux, instead of a file the master acknowledges and its
+/// reaper then frees. The held directory is the deepest of a 1,000-deep
+/// chain, which the reaper frees one level per step, so it is still waiting
+/// to be freed when the create arrives.
+#[test]
+fn creating_in_a_directory_removed_by_another_client_is_enoent() {
+    const DEPTH: usize = 1000;
+    let c = cluster(&[]);
+    let m = mount(&c, &[]);
+    let deep = format!("/gone{}", "/d".repeat(DEPTH));
+    block_on(dfs_tests::shell::dfs(&c.master.url, &["mkdir", "-p", &deep])).unwrap().ok();
+    let (held, master) = (m.path().join(deep.trim_start_matches('/')), c.master.url.clone());
+    within(Duration::from_secs(120), move || {
+        let dir = File::open(&held).expect("open the deepest directory through the mount");
+        let fd = dir.into_raw_fd();
+        block_on(dfs_tests::shell::dfs(&master, &["rm", "-r", "/gone"])).unwrap().ok();
+        let name = |n: &str| CString::new(n).unwrap();
+        let last = || io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        let created = unsafe { libc::openat(fd, name("new").as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY, 0o644) };
+        let create_errno = if created < 0 { last() } else { 0 };
+        let made = unsafe { libc::mkdirat(fd, name("sub").as_ptr(), 0o755) };
+        let mkdir_errno = if made < 0 { last() } else { 0 };
+        let linked = unsafe { libc::symlinkat(name("x").as_ptr(), fd, name("link").as_ptr()) };
+        let symlink_errno = if linked < 0 { last() } else { 0 };
+        if created >= 0 {
+            unsafe { libc::close(created) };
+        }
+        unsafe { libc::close(fd) };
+        assert_eq!(create_errno, libc::ENOENT, "openat(O_CREAT) in the removed directory (0: it was acknowledged)");
+        assert_eq!(mkdir_errno, libc::ENOENT, "mkdirat in the removed directory (0: it was acknowledged)");
+        assert_eq!(symlink_errno, libc::ENOENT, "symlinkat in the removed directory (0: it was acknowledged)");
+    });
+    // Nothing of the removed tree is left once the reaper is done.
+    let check = block_on(dfs_tests::Api::new(&c.master.url).get("/v1/admin/check")).expect("admin check");
+    assert_eq!(check.body["ok"], serde_json::Value::Bool(true), "namespace check: {}", check.body);
+}
+
 /// SIGTERM makes dfs-mount unmount and exit 0; `umount` of the mountpoint
 /// makes it exit 0 on its own. Data written before survives both.
 #[test]
