@@ -34,6 +34,22 @@ pub fn fault_seed() -> u64 {
     seed
 }
 
+/// Prints `seed` again if the test fails (panics) while this is alive, so
+/// the replay line is the last thing a failure shows, next to the panic.
+pub struct SeedOnFailure {
+    pub seed: u64,
+    /// The variable that replays the schedule (`DFS_FAULT_SEED`).
+    pub var: &'static str,
+}
+
+impl Drop for SeedOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("FAILED with seed {0}: replay with {1}={0}", self.seed, self.var);
+        }
+    }
+}
+
 /// A client for clusters with failing servers: a stalled (SIGSTOPped)
 /// server fails a request after a few seconds instead of a minute, and
 /// locations are not trusted for long.
