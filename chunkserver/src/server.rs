@@ -18,6 +18,9 @@ use crate::scrubber::ScrubStats;
 use crate::{heartbeat, local_reads, node_id, scrubber};
 
 pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
+    // One chunkserver per data directory, held until this returns (or the
+    // process dies): two stores writing one replica would corrupt it.
+    let _dir_lock = dfs_common::dir_lock::lock_dir(&config.data_dir)?;
     let dir = config.data_dir.clone();
     let (id, store) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let id = node_id::load_or_create(&dir).context("node id")?;

@@ -7,8 +7,10 @@
 //! - [`http`] (feature `http`): API errors and extractors for axum servers.
 //! - [`local_reads`]: the Unix-socket protocol of short-circuit reads.
 //! - [`config`]: layering of defaults, a TOML file, `DFS_*` variables and flags.
+//! - [`dir_lock`]: one daemon per data directory (an exclusive `flock`).
 
 pub mod config;
+pub mod dir_lock;
 pub mod error;
 #[cfg(feature = "http")]
 pub mod http;

@@ -15,6 +15,9 @@ use crate::store::mutations::Defaults;
 use crate::store::{Store, Writer, WriterConfig};
 
 pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
+    // One master per data directory, held until this returns (or the
+    // process dies): a second one would replay and append the same log.
+    let _dir_lock = dfs_common::dir_lock::lock_dir(&config.data_dir)?;
     // Bound first: a taken port fails before the store is open (a process
     // ending with RocksDB open and its threads running may crash on exit).
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
