@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use dfs_common::config::ConfigError;
 use dfs_common::http::daemon::DaemonConfig;
 use serde::{Deserialize, Serialize};
@@ -83,6 +83,24 @@ pub struct MasterConfig {
     /// Log filter (tracing's env-filter syntax), e.g. "info" or "dfs_master=debug".
     #[arg(long, env = "DFS_LOG", default_value = "info")]
     pub log: String,
+
+    /// A maintenance command to run on the data directory instead of serving.
+    #[command(subcommand)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<MasterCommand>,
+}
+
+/// Maintenance commands, run with the master stopped.
+#[derive(Subcommand, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum MasterCommand {
+    /// Shows what truncating a metadata log damaged in the middle would
+    /// lose (offset, records, bytes); with --yes, keeps a copy of the log
+    /// and truncates it at the damaged record.
+    RecoverLog {
+        /// Truncate (without it, nothing is changed).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 impl DaemonConfig for MasterConfig {

@@ -1,11 +1,91 @@
-//! `dfs-master --listen HOST:PORT --data-dir DIR [--config FILE]`
+//! `dfs-master --listen HOST:PORT --data-dir DIR [--config FILE]`, or
+//! `dfs-master --data-dir DIR recover-log [--yes]` (README: "Recovering a
+//! damaged metadata log").
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use dfs_common::http::daemon::daemon_main;
-use dfs_master::config::MasterConfig;
+use dfs_master::config::{MasterCommand, MasterConfig};
+use dfs_master::store::db::{inspect_log, LogRecovery, StoreOptions};
+use dfs_master::store::metalog::{Damage, LOG_FILE};
+use dfs_master::store::Store;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    daemon_main::<MasterConfig, _, _>("dfs-master", dfs_master::server::run).await
+    daemon_main::<MasterConfig, _, _>("dfs-master", |config: MasterConfig| async move {
+        match config.command {
+            Some(MasterCommand::RecoverLog { yes }) => {
+                let dir = config.data_dir.clone();
+                tokio::task::spawn_blocking(move || recover_log(&dir, yes)).await?
+            }
+            None => dfs_master::server::run(config).await,
+        }
+    })
+    .await
+}
+
+/// Shows what truncating the metadata log at its damaged record would
+/// lose; with `yes`, keeps a copy of the log, then opens the store
+/// truncating there (the records before it are replayed and checkpointed).
+/// Truncating rather than skipping the damaged record: the records after it
+/// were applied on top of it (a file created in a directory it made, a
+/// counter it moved), so replaying them without it could leave a namespace
+/// that contradicts itself; the state just before it is one that existed.
+fn recover_log(dir: &Path, yes: bool) -> anyhow::Result<()> {
+    let (epoch, kept, damage) = inspect_log(dir).with_context(|| format!("reading the metadata store in {}", dir.display()))?;
+    let file = dir.join(LOG_FILE);
+    let l = match damage {
+        Damage::Middle(l) => l,
+        Damage::TornTail(l) => {
+            println!(
+                "{}: epoch {epoch}, {kept} records, then a torn last group ({} records, {} bytes at offset {}) that every start drops: nothing to recover",
+                file.display(),
+                l.records(),
+                l.bytes,
+                l.offset
+            );
+            return Ok(());
+        }
+        Damage::None => {
+            println!("{}: epoch {epoch}, {kept} records, no damage: nothing to recover", file.display());
+            return Ok(());
+        }
+    };
+    println!("{}: epoch {epoch}: record {} at offset {} does not check out", file.display(), l.first_seq, l.offset);
+    println!("kept: records 1..={kept} (before the damaged one)");
+    println!(
+        "lost: records {}..={} ({} records, {} bytes from offset {}), {} of which still check out but were written after the damaged one",
+        l.first_seq,
+        l.last_seq,
+        l.records(),
+        l.bytes,
+        l.offset,
+        l.readable
+    );
+    if !yes {
+        println!("nothing changed; `dfs-master --data-dir {} recover-log --yes` truncates the log there", dir.display());
+        return Ok(());
+    }
+    let copy = keep_copy(&file, epoch).with_context(|| format!("keeping a copy of {}", file.display()))?;
+    println!("kept a copy of the damaged log as {}", copy.display());
+    let options = StoreOptions { recovery: LogRecovery::Truncate, ..Default::default() };
+    drop(Store::open_with(dir, options).with_context(|| format!("opening the metadata store in {}", dir.display()))?);
+    println!("truncated at offset {}: the namespace is as of record {kept} of epoch {epoch}; start the master as usual", l.offset);
+    Ok(())
+}
+
+/// Copies the log next to itself (temp file, fsync, rename, directory
+/// fsync), for whoever wants to look at the lost records later.
+fn keep_copy(file: &Path, epoch: u64) -> std::io::Result<PathBuf> {
+    let copy = file.with_file_name(format!("{LOG_FILE}.damaged-epoch{epoch}"));
+    let tmp = file.with_file_name(format!("{LOG_FILE}.damaged-epoch{epoch}.tmp"));
+    std::fs::copy(file, &tmp)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &copy)?;
+    if let Some(dir) = file.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(copy)
 }
