@@ -34,6 +34,9 @@ async fn main() -> ExitCode {
 /// counter it moved), so replaying them without it could leave a namespace
 /// that contradicts itself; the state just before it is one that existed.
 fn recover_log(dir: &Path, yes: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(dir.is_dir(), "no data directory at {}", dir.display());
+    // Not while a master runs there: it would be appending to the log.
+    let _lock = dfs_common::dir_lock::lock_dir(dir)?;
     let (epoch, kept, damage) = inspect_log(dir).with_context(|| format!("reading the metadata store in {}", dir.display()))?;
     let file = dir.join(LOG_FILE);
     let l = match damage {
