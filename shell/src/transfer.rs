@@ -259,8 +259,11 @@ impl Staged {
             Err(f) => Err(f),
         };
         if result.is_err() {
-            if let Err(e) = client.delete(&self.tmp, false).await {
-                eprintln!("dfs: {}: could not remove the partial copy: {}", self.tmp, e.describe());
+            match client.delete(&self.tmp, false).await {
+                Err(e) if e.kind != dfs_common::ErrorKind::ENOENT => {
+                    eprintln!("dfs: {}: could not remove the partial copy: {}", self.tmp, e.describe())
+                }
+                _ => {}
             }
         }
         result

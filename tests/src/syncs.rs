@@ -19,8 +19,14 @@ pub async fn replica_fsyncs(c: &Cluster) -> anyhow::Result<Vec<u64>> {
 
 /// The count of replica syncs of the chunkserver at `url`.
 pub async fn node_fsyncs(url: &str) -> anyhow::Result<u64> {
+    node_metric(url, "dfs_chunkserver_replica_fsyncs_total").await
+}
+
+/// A metric without labels of the server at `url` (e.g. a chunkserver's
+/// `dfs_chunkserver_written_bytes_total`, to see an upload's progress).
+pub async fn node_metric(url: &str, name: &str) -> anyhow::Result<u64> {
     let text = reqwest::get(format!("{url}/metrics")).await?.text().await?;
-    metric(&text, "dfs_chunkserver_replica_fsyncs_total").with_context(|| format!("{url}/metrics"))
+    metric(&text, name).with_context(|| format!("{url}/metrics"))
 }
 
 /// The value of a metric without labels in OpenMetrics text.

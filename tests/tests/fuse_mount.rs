@@ -1072,3 +1072,51 @@ fn read_at(f: &File, at: u64, len: usize) -> io::Result<Vec<u8>> {
     buf.truncate(n);
     Ok(buf)
 }
+
+/// close(2) of a file written through the mount returns only once every
+/// replica of the chunks written has synced (each chunkserver's fsync count
+/// in /metrics went up by the replicas of the file it holds). The close of
+/// a dup'ed descriptor after that, and of a descriptor only read, sync
+/// nothing more; through a mount with `-o nosync_close` a close syncs nothing.
+#[test]
+fn close_of_a_written_file_syncs_every_replica_unless_nosync_close() {
+    use dfs_tests::syncs::{deltas, node_fsyncs, replicas_held};
+    let c = cluster(&["--default-chunk-size-bytes", "1048576"]);
+    let m = mount(&c, &[]);
+    let lazy = mount(&c, &["-o", "nosync_close"]);
+    let urls: Vec<String> = c.chunkservers.iter().map(|cs| cs.url.clone()).collect();
+    let fsyncs = move || urls.iter().map(|u| block_on(node_fsyncs(u)).unwrap()).collect::<Vec<u64>>();
+    let data = random_bytes(&mut StdRng::seed_from_u64(seed()), 3 * MIB + 5); // four 1 MiB chunks
+    let (durable, relaxed) = (m.path().join("durable"), lazy.path().join("relaxed"));
+
+    let (counts, data2, f2) = (fsyncs.clone(), data.clone(), durable);
+    let [before, closed, dup_closed, read_closed] = within(Duration::from_secs(120), move || {
+        let before = counts();
+        let mut f = File::create(&f2).unwrap();
+        f.write_all(&data2).unwrap();
+        let dup = f.try_clone().unwrap();
+        drop(f);
+        let closed = counts();
+        drop(dup);
+        let dup_closed = counts();
+        let mut back = Vec::new();
+        File::open(&f2).unwrap().read_to_end(&mut back).unwrap();
+        assert!(back == data2, "read back through the mount");
+        [before, closed, dup_closed, counts()]
+    });
+    let held = block_on(replicas_held(&c, "/durable", 0)).unwrap();
+    assert_eq!(held.iter().sum::<u64>(), 12, "4 chunks x 3 replicas");
+    assert_eq!(deltas(&before, &closed), held, "fsyncs per chunkserver by the close");
+    assert_eq!(dup_closed, closed, "the dup'ed descriptor's close had nothing left to sync");
+    assert_eq!(read_closed, closed, "a read-only open and close syncs nothing");
+
+    let (counts, data2) = (fsyncs.clone(), data.clone());
+    let [before, after] = within(Duration::from_secs(120), move || {
+        let before = counts();
+        fs::write(&relaxed, &data2).unwrap();
+        [before, counts()]
+    });
+    assert_eq!(deltas(&before, &after), [0, 0, 0], "-o nosync_close: no sync at close");
+    let durable2 = m.path().join("relaxed");
+    assert!(within(Duration::from_secs(60), move || fs::read(durable2).unwrap()) == data, "the other mount reads the bytes");
+}

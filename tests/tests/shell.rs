@@ -262,3 +262,146 @@ async fn fsck_reports_lost_replicas_and_fails() {
     let page = page.text().await.unwrap();
     assert!(page.contains("2 live / 3 chunkservers") && page.contains("class=\"dead\""), "{page}");
 }
+
+/// `put`, `cp` and `appendToFile` end with the file durable: each
+/// chunkserver synced every replica it holds of the chunks written (its
+/// fsync count in /metrics went up by exactly that many); `--no-sync`
+/// syncs nothing.
+#[tokio::test]
+async fn put_cp_and_append_sync_every_replica_unless_no_sync() {
+    use dfs_tests::syncs::{deltas, replica_fsyncs, replicas_held};
+    let c = cluster();
+    let m = ready(&c).await;
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src");
+    std::fs::write(&src, random_bytes(&mut rand::rngs::StdRng::seed_from_u64(seed()), 3 * MIB + 100)).unwrap();
+    let src = src.to_str().unwrap();
+    let steps: [(&[&str], &str, u64); 6] = [
+        (&["put", "--replication", "3", src, "/p"], "/p", 0),
+        (&["put", "--replication", "3", "--no-sync", src, "/p-lazy"], "/p-lazy", 0),
+        (&["cp", "/p", "/c"], "/c", 0),
+        (&["cp", "--no-sync", "/p", "/c-lazy"], "/c-lazy", 0),
+        (&["appendToFile", src, "/p"], "/p", 3), // chunks 3..=6 of the grown file
+        (&["appendToFile", "--no-sync", src, "/p"], "/p", 6),
+    ];
+    for (args, path, first) in steps {
+        let before = replica_fsyncs(&c).await.unwrap();
+        dfs(&m, args).await.unwrap().ok();
+        let synced = deltas(&before, &replica_fsyncs(&c).await.unwrap());
+        let want = if args.contains(&"--no-sync") { vec![0; 3] } else { replicas_held(&c, path, first).await.unwrap() };
+        assert_eq!(synced, want, "fsyncs per chunkserver after dfs {args:?}");
+        assert!(synced.iter().sum::<u64>() > 0 || args.contains(&"--no-sync"), "dfs {args:?} synced nothing");
+    }
+    let sizes = dfs(&m, &["stat", "-c", "%b", "/p", "/c"]).await.unwrap().ok().stdout;
+    assert_eq!(sizes.split_whitespace().collect::<Vec<_>>(), [(3 * (3 * MIB + 100)).to_string(), (3 * MIB + 100).to_string()]);
+}
+
+/// Starts `dfs --master M ARGS...` with a pipe as its stdin, killed on drop.
+fn dfs_fed(m: &str, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(dfs_tests::process::bin_dir().unwrap().join("dfs"))
+        .arg("--master")
+        .arg(m)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Bytes of client writes the chunkservers have taken, all together.
+async fn written_bytes(c: &Cluster) -> u64 {
+    let mut sum = 0;
+    for cs in &c.chunkservers {
+        sum += dfs_tests::syncs::node_metric(&cs.url, "dfs_chunkserver_written_bytes_total").await.unwrap();
+    }
+    sum
+}
+
+/// Feeds `data` to a `dfs put` without ending its input, waits until at
+/// least `progress` bytes reached the chunkservers, then SIGKILLs it.
+async fn kill_put_midway(c: &Cluster, args: &[&str], data: Vec<u8>, progress: u64) {
+    let m = c.master.url.clone();
+    let start = written_bytes(c).await;
+    let mut child = dfs_fed(&m, args);
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = tokio::spawn(async move {
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut stdin, &data).await;
+        stdin // kept open: the put waits for more
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while written_bytes(c).await < start + progress {
+        assert!(std::time::Instant::now() < deadline, "the put made no progress in 60 s");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("dfs {args:?} ended before it was killed: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    feeder.abort();
+}
+
+/// A `dfs put -f` killed (SIGKILL) in the middle of a 64 MiB upload leaves
+/// the file it was replacing whole and byte-identical; whatever partial copy
+/// is left is under `._COPYING_`, another file. A `put` without -f killed
+/// midway leaves nothing under the final name.
+#[tokio::test]
+async fn an_interrupted_put_never_destroys_or_fakes_the_destination() {
+    let c = cluster();
+    let m = ready(&c).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    let old = random_bytes(&mut rng, 5 * MIB + 7);
+    dfs_with(&m, &["put", "-", "/keep"], Some(old.clone()), Duration::from_secs(60)).await.unwrap().ok();
+    let old_inode = dfs(&m, &["stat", "-c", "%i", "/keep"]).await.unwrap().ok().stdout;
+
+    // 40 MiB of the 64 fed, at least 24 MiB of them on the chunkservers (x3 replicas).
+    kill_put_midway(&c, &["put", "-f", "--replication", "3", "-", "/keep"], random_bytes(&mut rng, 40 * MIB), 3 * 24 * MIB as u64).await;
+    let back = local_copy(&m, "/keep").await;
+    assert!(back == old, "the old file changed: {} bytes, want {}", back.len(), old.len());
+    assert_eq!(dfs(&m, &["stat", "-c", "%i", "/keep"]).await.unwrap().ok().stdout, old_inode, "the same file");
+    let leftover = dfs(&m, &["stat", "-c", "%i", "/keep._COPYING_"]).await.unwrap();
+    assert!(leftover.code != 0 || leftover.stdout != old_inode, "the leftover is not the destination");
+
+    kill_put_midway(&c, &["put", "--replication", "3", "-", "/new"], random_bytes(&mut rng, 40 * MIB), 3 * 24 * MIB as u64).await;
+    assert_eq!(dfs(&m, &["test", "-e", "/new"]).await.unwrap().code, 1, "no partial file under the final name");
+
+    // And the put -f that is not interrupted replaces the file (reusing the leftover name).
+    let new = random_bytes(&mut rng, 3 * MIB);
+    dfs_with(&m, &["put", "-f", "-", "/keep"], Some(new.clone()), Duration::from_secs(60)).await.unwrap().ok();
+    assert!(local_copy(&m, "/keep").await == new);
+    assert_eq!(dfs(&m, &["test", "-e", "/keep._COPYING_"]).await.unwrap().code, 1, "the temporary was renamed");
+}
+
+/// A put without -f whose destination appears while it uploads fails with
+/// EEXIST at the end, leaves the file that appeared alone, and removes its
+/// temporary copy.
+#[tokio::test]
+async fn a_put_does_not_replace_a_file_made_meanwhile_and_cleans_up() {
+    let c = cluster();
+    let m = ready(&c).await;
+    let mut child = dfs_fed(&m, &["put", "-", "/race"]);
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"uploaded bytes").await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while dfs(&m, &["test", "-e", "/race._COPYING_"]).await.unwrap().code != 0 {
+        assert!(std::time::Instant::now() < deadline, "no /race._COPYING_ while the put runs");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    dfs(&m, &["touchz", "/race"]).await.unwrap().ok();
+    drop(stdin); // the first put's input ends: it closes and renames
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.unwrap().unwrap();
+    let run = Run { code: out.status.code().unwrap_or(-1), stdout: String::new(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() };
+    assert_fails(&run, "/race", "File exists");
+    assert_eq!(dfs(&m, &["stat", "-c", "%b", "/race"]).await.unwrap().ok().stdout.trim(), "0", "the file made meanwhile is untouched");
+    assert_eq!(dfs(&m, &["test", "-e", "/race._COPYING_"]).await.unwrap().code, 1, "the temporary was removed");
+}
+
+/// The bytes of a dfs file, through `dfs get` (stdout would be lossy text).
+async fn local_copy(m: &str, path: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("copy");
+    dfs(m, &["get", path, to.to_str().unwrap()]).await.unwrap().ok();
+    std::fs::read(&to).unwrap()
+}
