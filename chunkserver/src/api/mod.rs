@@ -114,7 +114,7 @@ pub fn chunk_error(e: ChunkError) -> ApiError {
         ChunkError::VersionConflict { .. } => ErrorKind::ESTALE,
         ChunkError::OutOfRange { .. } | ChunkError::BodyChecksum { .. } | ChunkError::BadArgument(_) => ErrorKind::EINVAL,
         ChunkError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => ErrorKind::ENOSPC,
-        ChunkError::Corrupt { .. } | ChunkError::Io(..) => ErrorKind::EIO,
+        ChunkError::Corrupt { .. } | ChunkError::SyncFailed { .. } | ChunkError::Io(..) => ErrorKind::EIO,
     };
     ApiError::new(kind, e.to_string())
 }

@@ -7,12 +7,13 @@ use axum::extract::{Path, State};
 use axum::Json;
 use dfs_common::http::{ApiError, ApiJson, ApiQuery};
 use dfs_common::local_reads::LocalEndpoint;
-use dfs_common::wire::chunks::{CreateReplica, DataQuery, SetReplicaVersion};
+use dfs_common::wire::chunks::{BadReplica, CreateReplica, DataQuery, SetReplicaVersion};
 use dfs_common::wire::namespace::Done;
 use dfs_common::{ChunkHandle, ErrorKind};
 use serde_json::{json, Value};
 
 use super::{blocking, chunk_error, Node};
+use crate::chunk_store::ChunkError;
 
 /// `POST /v1/chunks/{handle}/create`: a new empty replica.
 pub async fn create(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiJson(r): ApiJson<CreateReplica>) -> Result<Json<Done>, ApiError> {
@@ -43,10 +44,24 @@ pub async fn fsync(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): 
         }
         Some(i) => i.length,
     };
-    blocking(move || store.sync(handle)).await.map_err(chunk_error)?;
+    if let Err(e) = blocking(move || store.sync(handle)).await {
+        if matches!(e, ChunkError::SyncFailed { .. }) {
+            report_damaged(&n, handle).await;
+        }
+        return Err(chunk_error(e));
+    }
     n.syncs.replica_fsyncs.fetch_add(1, Ordering::Relaxed);
     n.syncs.synced_bytes.fetch_add(length, Ordering::Relaxed);
     Ok(Json(Done {}))
+}
+
+/// Tells the master that a replica could not be made durable (the store
+/// has set it aside), so it stops counting it and re-replicates the chunk.
+async fn report_damaged(n: &Arc<Node>, handle: ChunkHandle) {
+    let bad = BadReplica { handle, node_id: Some(n.id), address: None, corrupt: false, reporter_version: None };
+    if let Err(e) = n.http.post(format!("{}/v1/chunks/bad", n.master)).json(&bad).send().await {
+        tracing::warn!(chunk = %handle, error = %e, "could not report a damaged replica");
+    }
 }
 
 /// `GET /v1/chunks/{handle}`: the replica's version and length.

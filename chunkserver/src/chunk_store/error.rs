@@ -30,6 +30,11 @@ pub enum ChunkError {
     /// not be served (see `ChunkStore::quarantine`).
     #[error("chunk {handle}: block {block} fails its checksum")]
     Corrupt { handle: ChunkHandle, block: u64 },
+    /// Making the replica durable failed (an fsync error: its writeback
+    /// may be lost, and a retry cannot tell). The replica was set aside
+    /// (`quarantine/`) and is unknown to the store from now on.
+    #[error("chunk {handle}: could not be made durable ({source}); the replica was set aside")]
+    SyncFailed { handle: ChunkHandle, source: io::Error },
     /// An I/O error from the local file system. Errors made here keep the
     /// OS error's kind and name the action and file in their message.
     #[error("{0}")]
@@ -46,7 +51,7 @@ impl ChunkError {
     /// request will fail again, except `BodyChecksum`, which a resend can fix.
     /// False for damage or I/O failure on this server.
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, ChunkError::Corrupt { .. } | ChunkError::Io(_))
+        !matches!(self, ChunkError::Corrupt { .. } | ChunkError::SyncFailed { .. } | ChunkError::Io(_))
     }
 
     /// An I/O error on `path`, saying what was being done.

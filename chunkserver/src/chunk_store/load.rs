@@ -1,6 +1,8 @@
 //! Loading the replicas of `chunks/` at open. Damage is never fatal: a file
 //! that is not part of a sound replica is moved to `quarantine/` and
-//! reported, and the store opens with the rest.
+//! reported, and the store opens with the rest. A replica written since its
+//! last sync is checked, and one whose last blocks were torn by a crash is
+//! cut back to its sound part and kept (`recover`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -10,7 +12,8 @@ use dfs_common::ChunkHandle;
 
 use super::disk_layout::{data_name, file_role, meta_name, DiskLayout, FileRole};
 use super::error::ChunkError;
-use super::meta::ChunkMeta;
+use super::meta::{ChunkMeta, FORMAT_V2};
+use super::recover::{self, Verdict};
 
 /// What `load_replicas` found.
 pub(crate) struct Loaded {
@@ -55,7 +58,8 @@ pub(crate) fn load_replicas(layout: &DiskLayout) -> Result<Loaded, ChunkError> {
     Ok(loaded)
 }
 
-/// The replica's metadata if both files are present and sound, else why not.
+/// The replica's metadata if both files are present and sound (after any
+/// recovery of a torn tail), else why not.
 fn load_one(layout: &DiskLayout, handle: ChunkHandle, files: &Found) -> Result<ChunkMeta, String> {
     match (files.meta, files.data) {
         (true, true) => {}
@@ -64,11 +68,30 @@ fn load_one(layout: &DiskLayout, handle: ChunkHandle, files: &Found) -> Result<C
     }
     let meta_path = layout.meta_path(handle);
     let bytes = fs::read(&meta_path).map_err(|e| format!("cannot read metadata: {e}"))?;
-    let meta = ChunkMeta::decode(handle, &bytes).map_err(|e| format!("damaged metadata: {e}"))?;
+    let (mut meta, format) = ChunkMeta::decode(handle, &bytes).map_err(|e| format!("damaged metadata: {e}"))?;
     let data_path = layout.data_path(handle);
-    let data_bytes = fs::metadata(&data_path).map_err(|e| format!("cannot stat data file: {e}"))?.len();
-    if data_bytes < meta.length_bytes {
-        return Err(format!("data file has {data_bytes} bytes, below the length {}", meta.length_bytes));
+    let data = fs::File::open(&data_path).map_err(|e| format!("cannot open data file: {e}"))?;
+    let data_bytes = data.metadata().map_err(|e| format!("cannot stat data file: {e}"))?.len();
+    let mut rewrite = format != FORMAT_V2;
+    if recover::needs_scan(&meta, data_bytes) {
+        match recover::scan(&data, &meta).map_err(|e| format!("cannot read data file: {e}"))? {
+            Verdict::Sound => {}
+            Verdict::Corrupt { block } => return Err(format!("block {block} fails its checksum though it was synced, and a later block does not")),
+            Verdict::Torn { keep_bytes } => {
+                let (old_len, synced) = (meta.length_bytes, meta.synced_length_bytes);
+                recover::truncate(layout, handle, &mut meta, keep_bytes).map_err(|e| format!("cannot cut a torn tail: {e}"))?;
+                rewrite = false;
+                if keep_bytes < synced {
+                    tracing::error!(chunk = %handle, old_len, kept = keep_bytes, synced, "replica lost synced bytes: cut back to its last sound block");
+                } else {
+                    tracing::warn!(chunk = %handle, old_len, kept = keep_bytes, synced, "replica torn by a crash: cut back to its last sound block");
+                }
+            }
+        }
+    }
+    if rewrite {
+        // An older format: in-place updates assume the current layout.
+        layout.replace_meta(handle, &meta.encode(handle)).map_err(|e| format!("cannot rewrite metadata: {e}"))?;
     }
     Ok(meta)
 }

@@ -1,24 +1,35 @@
 //! The metadata file of a replica: its format (encoding and decoding) and the
 //! in-memory copy kept for every replica.
 //!
-//! Format 1, all integers little-endian:
+//! Format 2, all integers little-endian:
 //!
 //! | bytes | field |
 //! | --- | --- |
 //! | 0..4 | magic `DFSM` |
-//! | 4 | format version, 1 |
+//! | 4 | format version, 2 |
 //! | 5..8 | zero |
 //! | 8..16 | chunk handle (must match the file name) |
 //! | 16..24 | chunk version |
 //! | 24..32 | chunk size in bytes (a multiple of 64 KiB, at most 1 GiB) |
 //! | 32..40 | length in bytes (at most the chunk size) |
-//! | 40..44 | CRC32 of bytes 0..40 |
-//! | 44..48 | zero |
-//! | 48.. | one u32 CRC32 per 64 KiB block of the chunk size |
+//! | 40..48 | synced length: the length at the last completed sync (at most the length) |
+//! | 48..52 | CRC32 of the synced length's last block, as it was at that sync |
+//! | 52..56 | CRC32 of bytes 0..52 |
+//! | 56..64 | zero |
+//! | 64.. | one u32 CRC32 per 64 KiB block of the chunk size |
 //!
 //! The file always has every block's slot, so its size never changes after
 //! creation; the header fits in one sector, so an in-place update of the
 //! length rewrites it whole.
+//!
+//! The synced fields let start-up recovery (`load`) tell bytes that were
+//! made durable from bytes that may be torn: an append into a partly
+//! filled block rewrites that block's CRC slot in place, so after a power
+//! cut that kept the new slot but lost the new bytes, the synced bytes of
+//! the block are checked against the CRC saved at the sync instead.
+//!
+//! Format 1 (a 48-byte header without the synced fields, header CRC at
+//! 40..44) is still read, as synced length 0; `load` rewrites it as format 2.
 
 use dfs_common::{ChunkHandle, ChunkVersion};
 
@@ -30,9 +41,13 @@ pub const MAX_CHUNK_BYTES: u64 = 1 << 30;
 
 const MAGIC: [u8; 4] = *b"DFSM";
 const FORMAT_V1: u8 = 1;
-/// Bytes before the first CRC slot.
-pub(crate) const HEADER_BYTES: usize = 48;
-const HEADER_CRC_AT: usize = 40;
+/// The format written.
+pub(crate) const FORMAT_V2: u8 = 2;
+/// Bytes before the first CRC slot (format 2).
+pub(crate) const HEADER_BYTES: usize = 64;
+const HEADER_CRC_AT: usize = 52;
+const V1_HEADER_BYTES: usize = 48;
+const V1_HEADER_CRC_AT: usize = 40;
 
 /// Why a metadata file could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,6 +68,8 @@ pub(crate) enum MetaDecodeError {
     BadChunkSize(String),
     #[error("length {length} exceeds chunk size {chunk_size}")]
     LengthPastSize { length: u64, chunk_size: u64 },
+    #[error("synced length {synced} exceeds length {length}")]
+    SyncedPastLength { synced: u64, length: u64 },
     #[error("file has {actual} bytes, expected {expected}")]
     WrongFileSize { actual: usize, expected: usize },
 }
@@ -67,6 +84,11 @@ pub(crate) struct ChunkMeta {
     /// below `length_bytes`, so a block with none of them holds 0 (the CRC32
     /// of nothing).
     pub crcs: Vec<u32>,
+    /// The length at the last completed sync (see the module doc).
+    pub synced_length_bytes: u64,
+    /// The CRC of the block holding the synced length's last byte, as it
+    /// was at that sync (0 when the synced length is 0).
+    pub synced_tail_crc: u32,
 }
 
 /// Checks a chunk size given to `create` or read from disk.
@@ -89,7 +111,21 @@ impl ChunkMeta {
     /// An empty replica. The chunk size must have passed `check_chunk_size`.
     pub fn new(version: ChunkVersion, chunk_size_bytes: u64) -> ChunkMeta {
         let blocks = (chunk_size_bytes / BLOCK_BYTES) as usize;
-        ChunkMeta { version, chunk_size_bytes, length_bytes: 0, crcs: vec![0; blocks] }
+        ChunkMeta { version, chunk_size_bytes, length_bytes: 0, crcs: vec![0; blocks], synced_length_bytes: 0, synced_tail_crc: 0 }
+    }
+
+    /// Records that every byte below the length, and its CRC, is durable.
+    pub fn mark_synced(&mut self) {
+        self.synced_length_bytes = self.length_bytes;
+        self.synced_tail_crc = self.tail_crc();
+    }
+
+    /// The CRC of the block holding the last byte below the length.
+    pub fn tail_crc(&self) -> u32 {
+        match self.length_bytes {
+            0 => 0,
+            len => self.crcs[((len - 1) / BLOCK_BYTES) as usize],
+        }
     }
 
     /// The whole file.
@@ -104,11 +140,13 @@ impl ChunkMeta {
     pub fn encode_header(&self, handle: ChunkHandle) -> [u8; HEADER_BYTES] {
         let mut h = [0u8; HEADER_BYTES];
         h[0..4].copy_from_slice(&MAGIC);
-        h[4] = FORMAT_V1;
+        h[4] = FORMAT_V2;
         h[8..16].copy_from_slice(&handle.0.to_le_bytes());
         h[16..24].copy_from_slice(&self.version.0.to_le_bytes());
         h[24..32].copy_from_slice(&self.chunk_size_bytes.to_le_bytes());
         h[32..40].copy_from_slice(&self.length_bytes.to_le_bytes());
+        h[40..48].copy_from_slice(&self.synced_length_bytes.to_le_bytes());
+        h[48..52].copy_from_slice(&self.synced_tail_crc.to_le_bytes());
         let crc = crc32fast::hash(&h[..HEADER_CRC_AT]);
         h[HEADER_CRC_AT..HEADER_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
         h
@@ -120,19 +158,24 @@ impl ChunkMeta {
         self.crcs[first..end].iter().flat_map(|c| c.to_le_bytes()).collect()
     }
 
-    /// Decodes a whole metadata file named after `handle`.
-    pub fn decode(handle: ChunkHandle, bytes: &[u8]) -> Result<ChunkMeta, MetaDecodeError> {
-        let header = bytes.get(..HEADER_BYTES).ok_or(MetaDecodeError::Truncated(bytes.len()))?;
+    /// Decodes a whole metadata file named after `handle` (format 1 or 2);
+    /// also returns the format it was in.
+    pub fn decode(handle: ChunkHandle, bytes: &[u8]) -> Result<(ChunkMeta, u8), MetaDecodeError> {
+        let format = *bytes.get(4).ok_or(MetaDecodeError::Truncated(bytes.len()))?;
+        let (header_bytes, crc_at) = match format {
+            FORMAT_V1 => (V1_HEADER_BYTES, V1_HEADER_CRC_AT),
+            FORMAT_V2 => (HEADER_BYTES, HEADER_CRC_AT),
+            _ if bytes[0..4] != MAGIC => return Err(MetaDecodeError::BadMagic),
+            other => return Err(MetaDecodeError::UnsupportedFormat(other)),
+        };
+        let header = bytes.get(..header_bytes).ok_or(MetaDecodeError::Truncated(bytes.len()))?;
         if header[0..4] != MAGIC {
             return Err(MetaDecodeError::BadMagic);
         }
-        if header[4] != FORMAT_V1 {
-            return Err(MetaDecodeError::UnsupportedFormat(header[4]));
-        }
-        if u32_at(header, HEADER_CRC_AT) != crc32fast::hash(&header[..HEADER_CRC_AT]) {
+        if u32_at(header, crc_at) != crc32fast::hash(&header[..crc_at]) {
             return Err(MetaDecodeError::HeaderChecksum);
         }
-        if header[5..8] != [0; 3] || header[44..48] != [0; 4] {
+        if header[5..8] != [0; 3] || header[crc_at + 4..].iter().any(|&b| b != 0) {
             return Err(MetaDecodeError::Reserved);
         }
         let stored_handle = u64_at(header, 8);
@@ -142,12 +185,17 @@ impl ChunkMeta {
         let version = ChunkVersion(u64_at(header, 16));
         let chunk_size_bytes = u64_at(header, 24);
         let length_bytes = u64_at(header, 32);
+        let (synced_length_bytes, synced_tail_crc) =
+            if format == FORMAT_V2 { (u64_at(header, 40), u32_at(header, 48)) } else { (0, 0) };
         check_chunk_size(chunk_size_bytes).map_err(MetaDecodeError::BadChunkSize)?;
         if length_bytes > chunk_size_bytes {
             return Err(MetaDecodeError::LengthPastSize { length: length_bytes, chunk_size: chunk_size_bytes });
         }
+        if synced_length_bytes > length_bytes {
+            return Err(MetaDecodeError::SyncedPastLength { synced: synced_length_bytes, length: length_bytes });
+        }
         let blocks = (chunk_size_bytes / BLOCK_BYTES) as usize;
-        let expected = HEADER_BYTES + 4 * blocks;
+        let expected = header_bytes + 4 * blocks;
         if bytes.len() != expected {
             return Err(MetaDecodeError::WrongFileSize { actual: bytes.len(), expected });
         }
@@ -155,8 +203,9 @@ impl ChunkMeta {
         // crash that lost the new length; the length is what counts.
         let valid_blocks = length_bytes.div_ceil(BLOCK_BYTES) as usize;
         let crcs =
-            (0..blocks).map(|b| if b < valid_blocks { u32_at(bytes, HEADER_BYTES + 4 * b) } else { 0 }).collect();
-        Ok(ChunkMeta { version, chunk_size_bytes, length_bytes, crcs })
+            (0..blocks).map(|b| if b < valid_blocks { u32_at(bytes, header_bytes + 4 * b) } else { 0 }).collect();
+        let meta = ChunkMeta { version, chunk_size_bytes, length_bytes, crcs, synced_length_bytes, synced_tail_crc };
+        Ok((meta, format))
     }
 }
 
@@ -184,7 +233,25 @@ mod tests {
         m.length_bytes = BLOCK_BYTES + 10;
         m.crcs[0] = 0xdead_beef;
         m.crcs[1] = 0x0102_0304;
+        m.synced_length_bytes = BLOCK_BYTES + 3;
+        m.synced_tail_crc = 0x0a0b_0c0d;
         m
+    }
+
+    /// Format 1 as it was written before the synced fields existed.
+    fn encode_v1(m: &ChunkMeta) -> Vec<u8> {
+        let mut h = [0u8; V1_HEADER_BYTES];
+        h[0..4].copy_from_slice(&MAGIC);
+        h[4] = FORMAT_V1;
+        h[8..16].copy_from_slice(&H.0.to_le_bytes());
+        h[16..24].copy_from_slice(&m.version.0.to_le_bytes());
+        h[24..32].copy_from_slice(&m.chunk_size_bytes.to_le_bytes());
+        h[32..40].copy_from_slice(&m.length_bytes.to_le_bytes());
+        let crc = crc32fast::hash(&h[..V1_HEADER_CRC_AT]);
+        h[V1_HEADER_CRC_AT..V1_HEADER_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+        let mut out = h.to_vec();
+        out.extend_from_slice(&m.encode_crcs(0, m.crcs.len()));
+        out
     }
 
     #[test]
@@ -192,7 +259,18 @@ mod tests {
         let m = sample();
         let bytes = m.encode(H);
         assert_eq!(bytes.len(), HEADER_BYTES + 16);
-        assert_eq!(ChunkMeta::decode(H, &bytes), Ok(m));
+        assert_eq!(ChunkMeta::decode(H, &bytes), Ok((m, FORMAT_V2)));
+    }
+
+    #[test]
+    fn format_1_reads_as_never_synced() {
+        let mut m = sample();
+        let bytes = encode_v1(&m);
+        (m.synced_length_bytes, m.synced_tail_crc) = (0, 0);
+        assert_eq!(ChunkMeta::decode(H, &bytes), Ok((m, FORMAT_V1)));
+        for len in 0..bytes.len() {
+            assert!(ChunkMeta::decode(H, &bytes[..len]).is_err(), "len {len}");
+        }
     }
 
     #[test]
@@ -208,11 +286,13 @@ mod tests {
 
     #[test]
     fn every_header_bit_flip_is_an_error() {
-        let bytes = sample().encode(H);
-        for i in 0..HEADER_BYTES * 8 {
-            let mut b = bytes.clone();
-            b[i / 8] ^= 1 << (i % 8);
-            assert!(ChunkMeta::decode(H, &b).is_err(), "bit {i}");
+        for bytes in [sample().encode(H), encode_v1(&sample())] {
+            let header = if bytes[4] == FORMAT_V1 { V1_HEADER_BYTES } else { HEADER_BYTES };
+            for i in 0..header * 8 {
+                let mut b = bytes.clone();
+                b[i / 8] ^= 1 << (i % 8);
+                assert!(ChunkMeta::decode(H, &b).is_err(), "format {} bit {i}", bytes[4]);
+            }
         }
     }
 
@@ -221,15 +301,35 @@ mod tests {
         let bytes = sample().encode(H);
         assert_eq!(ChunkMeta::decode(ChunkHandle(1), &bytes), Err(MetaDecodeError::WrongHandle(0x1234)));
         let mut b = bytes.clone();
-        b[4] = 2;
-        assert_eq!(ChunkMeta::decode(H, &b), Err(MetaDecodeError::UnsupportedFormat(2)));
+        b[4] = 3;
+        assert_eq!(ChunkMeta::decode(H, &b), Err(MetaDecodeError::UnsupportedFormat(3)));
+    }
+
+    #[test]
+    fn a_synced_length_past_the_length_is_an_error() {
+        let mut m = sample();
+        m.synced_length_bytes = m.length_bytes + 1;
+        assert!(matches!(ChunkMeta::decode(H, &m.encode(H)), Err(MetaDecodeError::SyncedPastLength { .. })));
+    }
+
+    #[test]
+    fn mark_synced_keeps_the_tail_blocks_crc() {
+        let mut m = sample();
+        m.mark_synced();
+        assert_eq!((m.synced_length_bytes, m.synced_tail_crc), (BLOCK_BYTES + 10, 0x0102_0304));
+        m.length_bytes = BLOCK_BYTES;
+        m.mark_synced();
+        assert_eq!(m.synced_tail_crc, 0xdead_beef, "a full last block");
+        m.length_bytes = 0;
+        m.mark_synced();
+        assert_eq!(m.synced_tail_crc, 0);
     }
 
     #[test]
     fn slots_past_the_length_read_as_zero() {
         let mut m = sample();
         m.crcs[3] = 99; // a torn in-place update past the length
-        let decoded = ChunkMeta::decode(H, &m.encode(H)).unwrap();
+        let (decoded, _) = ChunkMeta::decode(H, &m.encode(H)).unwrap();
         assert_eq!(decoded.crcs, vec![0xdead_beef, 0x0102_0304, 0, 0]);
     }
 

@@ -8,12 +8,17 @@
 //!
 //! Durability: `create`, `set_version`, `delete` and `quarantine` are durable
 //! when they return. `write` returns once data and metadata are with the OS;
-//! `sync` makes them durable. A crash between the two can damage the blocks
-//! being written, which is then detected as a CRC mismatch (see `write`).
+//! `sync` makes them durable, and records the synced length. A crash between
+//! the two can damage the blocks being written; at the next open a replica
+//! whose last blocks were torn is cut back to its sound part (`recover`),
+//! other damage is a CRC mismatch, reported and never served. A failed
+//! fsync sets the replica aside (`ChunkError::SyncFailed`): what it wrote may
+//! be lost, and the kernel may not say so twice.
 //!
 //! Module map: `replica` (in-memory state, locks, open-file cache), `write`
 //! and `read` (the byte paths), `aligned` (O_DIRECT buffers and file),
-//! `checksum` (CRC arithmetic), `load` (startup scan), `error`.
+//! `checksum` (CRC arithmetic), `load` (startup scan), `recover` (torn
+//! tails at startup), `error`.
 
 mod aligned;
 mod body;
@@ -23,6 +28,7 @@ mod error;
 mod load;
 mod meta;
 mod read;
+mod recover;
 mod replica;
 mod write;
 
@@ -31,6 +37,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::fs;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -202,12 +209,18 @@ impl ChunkStore {
             return Ok(());
         }
         let files = self.files.get(&replica, &self.layout)?;
-        files.data.sync_data().map_err(|e| ChunkError::io("fdatasync", &self.layout.data_path(handle), e))?;
+        if let Err(e) = files.sync_data_file() {
+            drop(st);
+            return Err(self.set_aside(&replica, e));
+        }
         let mut meta = st.meta.clone();
         meta.version = version;
+        // The data is durable, and the new file describes it whole.
+        meta.mark_synced();
         self.layout.replace_meta(handle, &meta.encode(handle))?;
-        // The open metadata handle points at the replaced file.
-        self.files.close(&replica);
+        // The open metadata handle points at the replaced file, whose
+        // unsynced slot writes the new file supersedes.
+        self.files.close_discarding(&replica);
         st.meta = meta;
         Ok(())
     }
@@ -250,6 +263,7 @@ impl ChunkStore {
             return Ok(());
         }
         let files = self.files.get(&replica, &self.layout)?;
+        files.will_write();
         let old_len = st.meta.length_bytes;
         let req = write::WriteRequest { offset, data, body_crcs };
         write::write_range(handle, &files, &mut st.meta, &req, &mut self.buffers.get())?;
@@ -330,13 +344,30 @@ impl ChunkStore {
     }
 
     /// Makes every completed write to the replica durable (fdatasync of the
-    /// data and the metadata file).
+    /// data and the metadata file) and records the synced length in the
+    /// header (see `meta`). A failure sets the replica aside: `SyncFailed`.
+    ///
+    /// Holds the replica's write lock (reads of this replica wait for the
+    /// sync): the synced length written must be exactly what was synced.
     pub fn sync(&self, handle: ChunkHandle) -> Result<(), ChunkError> {
         let replica = self.replica(handle)?;
-        let _st = alive(handle, read(&replica.state))?;
+        let mut st = alive(handle, write(&replica.state))?;
         let files = self.files.get(&replica, &self.layout)?;
-        files.data.sync_data().map_err(|e| ChunkError::io("fdatasync", &self.layout.data_path(handle), e))?;
-        files.meta.sync_data().map_err(|e| ChunkError::io("fdatasync", &self.layout.meta_path(handle), e))
+        let mut meta = st.meta.clone();
+        meta.mark_synced();
+        let news = meta.synced_length_bytes != st.meta.synced_length_bytes || meta.synced_tail_crc != st.meta.synced_tail_crc;
+        // The header goes out after the data is durable and with the slots'
+        // sync. (A power cut inside this call may keep the new header
+        // without some slots of a long chunk; such a replica reads as
+        // damaged, as before, and this sync never returned.)
+        let header = meta.encode_header(handle);
+        let synced = files.sync(|meta_file| if news { meta_file.write_all_at(&header, 0) } else { Ok(()) });
+        if let Err(e) = synced {
+            drop(st);
+            return Err(self.set_aside(&replica, e));
+        }
+        st.meta = meta;
+        Ok(())
     }
 
     /// Removes the replica, durably.
@@ -355,7 +386,7 @@ impl ChunkStore {
         if have > max_version {
             return Err(ChunkError::VersionConflict { handle, have, want: max_version });
         }
-        self.files.close(&replica);
+        self.files.close_discarding(&replica);
         // The metadata first: without it the replica no longer exists.
         for path in [self.layout.meta_path(handle), self.layout.data_path(handle)] {
             match fs::remove_file(&path) {
@@ -373,14 +404,36 @@ impl ChunkStore {
     /// served again (and is unknown to the store from now on).
     pub fn quarantine(&self, handle: ChunkHandle) -> Result<(), ChunkError> {
         let replica = self.replica(handle)?;
+        self.move_aside(&replica, "quarantined on request")
+    }
+
+    fn move_aside(&self, replica: &Arc<Replica>, reason: &str) -> Result<(), ChunkError> {
+        let handle = replica.handle;
         let mut st = alive(handle, write(&replica.state))?;
-        self.files.close(&replica);
+        self.files.close_discarding(replica);
         let names = [disk_layout::meta_name(handle).into(), disk_layout::data_name(handle).into()];
-        let moved = self.layout.quarantine(&names, "quarantined on request");
+        let moved = self.layout.quarantine(&names, reason);
         // Never served again by this process, even if the move failed.
-        self.retire(&replica, &mut st);
+        self.retire(replica, &mut st);
         lock(&self.quarantined).push(moved?);
         Ok(())
+    }
+
+    /// A replica whose sync failed: moved aside like a corrupt one (its
+    /// writes may be lost without another error ever saying so).
+    fn set_aside(&self, replica: &Arc<Replica>, source: std::io::Error) -> ChunkError {
+        let handle = replica.handle;
+        tracing::error!(chunk = %handle, error = %source, "fsync failed; the replica is damaged and set aside");
+        if let Err(e) = self.move_aside(replica, &format!("fsync failed: {source}")) {
+            tracing::error!(chunk = %handle, error = %e, "moving a damaged replica aside failed");
+        }
+        ChunkError::SyncFailed { handle, source }
+    }
+
+    /// Test seam: every sync of every replica fails with EIO while `on`.
+    #[cfg(test)]
+    pub(crate) fn fail_syncs(&self, on: bool) {
+        self.files.fail_syncs.store(on, Ordering::Relaxed);
     }
 
     /// The replica's version and sizes, if it is stored here.
@@ -413,8 +466,15 @@ impl ChunkStore {
         read(&self.replicas).get(&handle).cloned()
     }
 
+    /// The replica, unless it is unknown or was found damaged since the
+    /// last call (then it is set aside now).
     fn replica(&self, handle: ChunkHandle) -> Result<Arc<Replica>, ChunkError> {
-        self.lookup(handle).ok_or(ChunkError::UnknownChunk(handle))
+        let replica = self.lookup(handle).ok_or(ChunkError::UnknownChunk(handle))?;
+        if replica.damaged.load(Ordering::Acquire) {
+            let e = std::io::Error::other("a sync before closing its files failed");
+            return Err(self.set_aside(&replica, e));
+        }
+        Ok(replica)
     }
 
     /// Marks a removed replica gone and drops it from the map; the caller

@@ -22,6 +22,10 @@ use super::meta::ChunkMeta;
 /// A replica known to the store.
 pub(crate) struct Replica {
     pub handle: ChunkHandle,
+    /// Set when syncing its files failed where the error could not be
+    /// returned (files closed with writes not yet synced): the store sets
+    /// the replica aside at its next call (`ChunkStore::replica`).
+    pub damaged: Arc<AtomicBool>,
     /// Readers share it; writes, version changes and removal hold it alone,
     /// so one chunk's writes are serialized while other chunks proceed.
     pub state: RwLock<ReplicaState>,
@@ -39,6 +43,13 @@ pub(crate) struct ReplicaState {
 }
 
 /// A replica's open data and metadata files.
+///
+/// Writes and the sync that makes them durable go through the same
+/// descriptors: a writeback error is reported to the descriptors open when
+/// it happened, and a sync through a descriptor opened later may never see
+/// it (the "fsyncgate" lesson). So files with unsynced writes are synced
+/// before they are closed (`Drop`), and a failure there marks the replica
+/// damaged instead of vanishing.
 pub(crate) struct ReplicaFiles {
     /// Writes (O_DIRECT where allowed) and the scrubber's reads (from disk).
     pub data: DataFile,
@@ -47,11 +58,78 @@ pub(crate) struct ReplicaFiles {
     /// serialized by its state lock, and a direct write drops cached pages.
     pub cached: DataFile,
     pub meta: File,
+    /// Written through these descriptors since their last sync.
+    unsynced: AtomicBool,
+    /// The replica's `damaged` flag.
+    damaged: Arc<AtomicBool>,
+    /// Test seam: every sync fails with EIO while set.
+    fail_syncs: Arc<AtomicBool>,
+}
+
+impl ReplicaFiles {
+    /// To be called before a write through these files.
+    pub fn will_write(&self) {
+        self.unsynced.store(true, Ordering::Release);
+    }
+
+    /// fdatasync of the data file alone (its metadata file is replaced
+    /// whole next, which makes any unsynced slot writes moot).
+    pub fn sync_data_file(&self) -> io::Result<()> {
+        self.check_fault()?;
+        self.data.sync_data()
+    }
+
+    /// Makes every write through these files durable: fdatasync of the
+    /// data file, then `before_meta` (given the metadata file), then
+    /// fdatasync of the metadata file.
+    pub fn sync(&self, before_meta: impl FnOnce(&File) -> io::Result<()>) -> io::Result<()> {
+        // Cleared first: a write racing the sync sets it again.
+        self.unsynced.store(false, Ordering::Release);
+        let synced = self
+            .check_fault()
+            .and_then(|()| self.data.sync_data())
+            .and_then(|()| before_meta(&self.meta))
+            .and_then(|()| self.meta.sync_data());
+        if synced.is_err() {
+            self.unsynced.store(true, Ordering::Release);
+        }
+        synced
+    }
+
+    /// The files are dropped with the replica (deleted, set aside, or its
+    /// metadata replaced): their unsynced writes no longer matter.
+    pub fn discard(&self) {
+        self.unsynced.store(false, Ordering::Release);
+    }
+
+    fn check_fault(&self) -> io::Result<()> {
+        if self.fail_syncs.load(Ordering::Relaxed) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ReplicaFiles {
+    fn drop(&mut self) {
+        if !self.unsynced.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(e) = self.sync(|_| Ok(())) {
+            tracing::error!(error = %e, "syncing a replica's files before closing them failed; the replica is damaged");
+            self.damaged.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl Replica {
     pub fn new(handle: ChunkHandle, meta: ChunkMeta) -> Replica {
-        Replica { handle, state: RwLock::new(ReplicaState { meta, gone: false }), files: Mutex::new(None) }
+        Replica {
+            handle,
+            damaged: Arc::new(AtomicBool::new(false)),
+            state: RwLock::new(ReplicaState { meta, gone: false }),
+            files: Mutex::new(None),
+        }
     }
 }
 
@@ -62,6 +140,8 @@ impl Replica {
 pub(crate) struct OpenFiles {
     max_open: usize,
     try_direct: AtomicBool,
+    /// Test seam: makes every replica's syncs fail (see `ReplicaFiles`).
+    pub fail_syncs: Arc<AtomicBool>,
     /// In opening order; an entry whose files were since closed is stale
     /// and simply dropped when it reaches the front.
     order: Mutex<VecDeque<(Weak<Replica>, Weak<ReplicaFiles>)>>,
@@ -70,7 +150,12 @@ pub(crate) struct OpenFiles {
 impl OpenFiles {
     /// `max_open` must be at least 1.
     pub fn new(max_open: usize, direct_io: bool) -> OpenFiles {
-        OpenFiles { max_open, try_direct: AtomicBool::new(direct_io), order: Mutex::new(VecDeque::new()) }
+        OpenFiles {
+            max_open,
+            try_direct: AtomicBool::new(direct_io),
+            fail_syncs: Arc::new(AtomicBool::new(false)),
+            order: Mutex::new(VecDeque::new()),
+        }
     }
 
     /// Whether data files are opened with O_DIRECT (false once a file
@@ -85,7 +170,7 @@ impl OpenFiles {
         if let Some(files) = slot.as_ref() {
             return Ok(Arc::clone(files));
         }
-        let files = Arc::new(self.open(replica.handle, layout)?);
+        let files = Arc::new(self.open(replica, layout)?);
         *slot = Some(Arc::clone(&files));
         drop(slot);
         self.remember(replica, &files);
@@ -97,12 +182,17 @@ impl OpenFiles {
         lock(&replica.files).clone()
     }
 
-    /// Forgets the replica's files (they close once no call uses them).
-    pub fn close(&self, replica: &Replica) {
-        lock(&replica.files).take();
+    /// Forgets the files of a replica whose files are going away (deleted,
+    /// set aside, metadata replaced after the data was synced): they close
+    /// once no call uses them, without a sync.
+    pub fn close_discarding(&self, replica: &Replica) {
+        if let Some(files) = lock(&replica.files).take() {
+            files.discard();
+        }
     }
 
-    fn open(&self, handle: ChunkHandle, layout: &DiskLayout) -> Result<ReplicaFiles, ChunkError> {
+    fn open(&self, replica: &Replica, layout: &DiskLayout) -> Result<ReplicaFiles, ChunkError> {
+        let handle = replica.handle;
         let data_path = layout.data_path(handle);
         let data =
             DataFile::open(&data_path, false, self.direct_io()).map_err(|e| ChunkError::io("open", &data_path, e))?;
@@ -113,10 +203,19 @@ impl OpenFiles {
         cached.advise_random();
         let meta_path = layout.meta_path(handle);
         let meta = open_meta(&meta_path).map_err(|e| ChunkError::io("open", &meta_path, e))?;
-        Ok(ReplicaFiles { data, cached, meta })
+        Ok(ReplicaFiles {
+            data,
+            cached,
+            meta,
+            unsynced: AtomicBool::new(false),
+            damaged: Arc::clone(&replica.damaged),
+            fail_syncs: Arc::clone(&self.fail_syncs),
+        })
     }
 
     fn remember(&self, replica: &Arc<Replica>, files: &Arc<ReplicaFiles>) {
+        // Closed after the locks are released: closing may sync.
+        let mut evicted = Vec::new();
         let mut order = lock(&self.order);
         order.push_back((Arc::downgrade(replica), Arc::downgrade(files)));
         while order.len() > self.max_open {
@@ -124,10 +223,12 @@ impl OpenFiles {
             if let Some(old_replica) = old_replica.upgrade() {
                 let mut slot = lock(&old_replica.files);
                 if slot.as_ref().is_some_and(|f| Arc::as_ptr(f) == old_files.as_ptr()) {
-                    slot.take();
+                    evicted.extend(slot.take());
                 }
             }
         }
+        drop(order);
+        drop(evicted);
     }
 }
 

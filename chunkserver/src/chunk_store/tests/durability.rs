@@ -66,19 +66,6 @@ fn damaged_and_stray_files_are_quarantined_at_open() {
     assert!(reopen(dir.path(), true).quarantined().is_empty(), "nothing left to move");
 }
 
-#[test]
-fn a_data_file_shorter_than_the_length_is_quarantined() {
-    let (dir, store) = new_store(true);
-    store.create(H, V1, SIZE).unwrap();
-    store.write(H, V1, 0, &pattern(1, 3 * BLOCK), None).unwrap();
-    drop(store);
-    let f = fs::OpenOptions::new().write(true).open(data_path(dir.path(), H)).unwrap();
-    f.set_len(BLOCK_BYTES).unwrap();
-    let store = reopen(dir.path(), true);
-    assert!(store.info(H).is_none());
-    assert_eq!(store.quarantined().len(), 1);
-}
-
 /// A crash can persist new data without the in-place metadata update (or
 /// the reverse); either way the replica must report damage, not old or new
 /// bytes under a CRC that does not cover them.

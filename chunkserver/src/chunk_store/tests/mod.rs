@@ -5,6 +5,7 @@ mod concurrency;
 mod durability;
 mod integrity;
 mod random_model;
+mod recovery;
 mod round_trip;
 
 use std::path::Path;
