@@ -110,12 +110,32 @@ impl Store {
             store.db.write_opt(WriteBatch::from_data(record), &no_wal())?;
         }
         tracing::info!(records = scan.len(), epoch, "metadata log replayed");
+        if matches!(scan.damage, Damage::Middle(_)) {
+            store.skip_lost_ids(scan.file_len())?;
+        }
         drop(scan);
         store.bootstrap()?;
         // Everything replayed goes to RocksDB's tables, and the log starts
         // over: what a crash left half written can never be read as new.
         store.checkpoint(&mut store.log())?;
         Ok(store)
+    }
+
+    /// Moves the inode and chunk allocators past every id that records
+    /// dropped by a truncation may have handed out: clients and chunkservers
+    /// may hold them (a replica of a lost file's chunk must stay unknown,
+    /// to be collected, not become part of a new file). Each id a record
+    /// allocates is written in a key of at least 8 bytes, so the log's
+    /// records, `log_bytes` at most, allocated fewer than `log_bytes` ids.
+    fn skip_lost_ids(&self, log_bytes: u64) -> Result<(), NsError> {
+        let mut counters = self.counters()?;
+        counters.next_inode = counters.next_inode.saturating_add(log_bytes);
+        counters.next_chunk = counters.next_chunk.saturating_add(log_bytes);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META)?, META_COUNTERS, counters.encode());
+        self.db.write_opt(batch, &no_wal())?;
+        tracing::warn!(next_inode = counters.next_inode, next_chunk = counters.next_chunk, "ids of the dropped records skipped");
+        Ok(())
     }
 
     /// The metadata log; a poisoned lock is taken anyway (the log's state

@@ -226,6 +226,11 @@ impl LogScan {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
+
+    /// Bytes read: every record of the epoch lies within them.
+    pub fn file_len(&self) -> u64 {
+        self.data.len() as u64
+    }
 }
 
 /// Where an epoch's readable records stop, and what that means.
