@@ -182,7 +182,7 @@ impl OpenFiles {
         if self.commit_inode(file.inode, Commit::Fsync).await?.is_some() {
             return Ok(());
         }
-        // Nothing written here: sync what others wrote.
+        // Nothing new written here: sync the file as the master has it now.
         let attr = self.client.master().stat_inode(file.inode).await?;
         self.client.fsync(&attr).await
     }
@@ -322,13 +322,12 @@ fn close_commit(durable: bool) -> Commit {
     }
 }
 
-/// Whether a commit of kind `how` has work, given whether writes are
-/// uncommitted and whether writes are unsynced. An fsync always does.
+/// Whether a commit of kind `how` has work for the writer, given whether
+/// writes are uncommitted and whether writes are unsynced.
 fn needs_commit(how: Commit, uncommitted: bool, unsynced: bool) -> bool {
     match how {
         Commit::Visible => uncommitted,
-        Commit::Durable => uncommitted || unsynced,
-        Commit::Fsync => true,
+        Commit::Durable | Commit::Fsync => uncommitted || unsynced,
     }
 }
 
@@ -345,6 +344,8 @@ mod tests {
         assert!(!needs_commit(close_commit(true), false, false));
         assert!(!needs_commit(close_commit(false), false, false));
         assert!(needs_commit(close_commit(false), true, false));
-        assert!(needs_commit(Commit::Fsync, false, false));
+        // An fsync with nothing new here syncs the file without the writer.
+        assert!(!needs_commit(Commit::Fsync, false, false));
+        assert!(needs_commit(Commit::Fsync, false, true));
     }
 }
