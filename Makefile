@@ -1,13 +1,15 @@
 # The two commands of the README:
 #   make run    build and run a local dfs (installs missing Debian packages first)
-#   make test   build everything and run the whole test suite
+#   make test   build everything and run the whole test suite (and a 2-minute soak)
+#   make soak   a mixed workload under seeded faults (DFS_SOAK_SECS, default 1800;
+#               DFS_FAULT_SEED=N replays a schedule); see docs/RELIABILITY.md
 SHELL := /bin/bash
 CARGO ?= cargo
 # Link Debian's RocksDB instead of compiling it (see docs/ARCHITECTURE.md).
 export ROCKSDB_LIB_DIR ?= /usr/lib/$(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test deps build bench
+.PHONY: run test deps build bench soak
 
 deps:
 	@bash deploy/install-deps.sh
@@ -19,9 +21,15 @@ run: build
 	BIN_DIR=$(TARGET_DIR)/debug bash deploy/local-cluster.sh
 
 # Binaries first: the end-to-end tests start them as real processes.
+# Then the soak for 2 minutes (it is #[ignore]d, so plain `cargo test` skips it).
 test: deps
 	$(CARGO) build --workspace --bins --tests
 	$(CARGO) test --workspace --no-fail-fast
+	DFS_SOAK_SECS=120 $(CARGO) test -p dfs-tests --test soak -- --ignored --nocapture
+
+# The long soak: 30 minutes unless DFS_SOAK_SECS says otherwise.
+soak: build
+	DFS_SOAK_SECS=$${DFS_SOAK_SECS:-1800} $(CARGO) test -p dfs-tests --test soak -- --ignored --nocapture
 
 bench: build
 	$(TARGET_DIR)/debug/dfs-meta-bench --runs 3

@@ -516,11 +516,16 @@ pub struct Mix {
     pub rename: u32,
     pub truncate: u32,
     pub mkdir: u32,
+    /// Record appends (`Client::append_record`) to one of the worker's files.
+    pub append: u32,
 }
 
 impl Mix {
-    pub const WRITES: Mix = Mix { create: 6, overwrite: 2, read: 2, delete: 0, rename: 0, truncate: 0, mkdir: 0 };
-    pub const MIXED: Mix = Mix { create: 4, overwrite: 3, read: 3, delete: 1, rename: 1, truncate: 1, mkdir: 1 };
+    pub const WRITES: Mix = Mix { create: 6, overwrite: 2, read: 2, delete: 0, rename: 0, truncate: 0, mkdir: 0, append: 0 };
+    pub const MIXED: Mix = Mix { create: 4, overwrite: 3, read: 3, delete: 1, rename: 1, truncate: 1, mkdir: 1, append: 0 };
+    /// The soak's: every kind, deletes as often as creates so the live set
+    /// stays near `max_files` however long it runs.
+    pub const SOAK: Mix = Mix { create: 3, overwrite: 3, read: 3, delete: 2, rename: 2, truncate: 1, mkdir: 1, append: 3 };
 }
 
 #[derive(Clone, Debug)]
@@ -538,6 +543,9 @@ pub struct WorkloadConfig {
     pub root: String,
     /// A pause between operations.
     pub think: Duration,
+    /// A worker holding this many files deletes one instead of creating
+    /// (0: no limit), so a long run's data stays bounded.
+    pub max_files: usize,
 }
 
 /// Counts of a workload's operations.
@@ -642,6 +650,7 @@ enum Op {
     Rename,
     Truncate,
     Mkdir,
+    Append,
 }
 
 impl Worker {
@@ -654,7 +663,7 @@ impl Worker {
         if self.mine.is_empty() {
             return Op::Create;
         }
-        let weights = [m.create, m.overwrite, m.read, m.delete, m.rename, m.truncate, m.mkdir];
+        let weights = [m.create, m.overwrite, m.read, m.delete, m.rename, m.truncate, m.mkdir, m.append];
         let total: u32 = weights.iter().sum();
         let mut x = self.rng.random_range(0..total.max(1));
         let mut which = 0;
@@ -666,13 +675,15 @@ impl Worker {
             x -= w;
         }
         match which {
+            0 if self.cfg.max_files > 0 && self.mine.len() >= self.cfg.max_files => Op::Delete,
             0 => Op::Create,
             1 => Op::Overwrite,
             2 => Op::Read,
             3 => Op::Delete,
             4 => Op::Rename,
             5 => Op::Truncate,
-            _ => Op::Mkdir,
+            6 => Op::Mkdir,
+            _ => Op::Append,
         }
     }
 
@@ -728,6 +739,7 @@ impl Worker {
                 Op::Rename => self.rename().await,
                 Op::Truncate => self.truncate().await,
                 Op::Mkdir => self.mkdir().await,
+                Op::Append => self.append().await,
             }
             if !self.cfg.think.is_zero() {
                 tokio::time::sleep(self.cfg.think).await;
@@ -908,6 +920,45 @@ impl Worker {
         self.acked();
         let locs = self.inv.observe_file(&self.client, before.inode).await;
         self.inv.record(&path, format!("truncated from {} to {size}", before.size), locs.as_ref());
+    }
+
+    /// Appends one record (at most a quarter chunk). A failed attempt may
+    /// have reserved a range and written part of it on some replicas, so
+    /// before the next attempt the file is cut back to its acknowledged
+    /// length, with the rest of that last chunk zeroed: the model stays
+    /// exact (a record at the offset the successful attempt reports, zeros
+    /// before it when it went to the next chunk).
+    async fn append(&mut self) {
+        let path = self.any_mine();
+        let mut want = self.expected(&path);
+        let max = (self.cfg.chunk_size as usize / 4).min(self.cfg.max_file_bytes / 4).max(1);
+        let len = self.rng.random_range(1..=max);
+        let data = Bytes::from(random_bytes(&mut self.rng, len));
+        let acked_end = want.len() as u64;
+        let client = self.client.clone();
+        let before = self.until_ok(&format!("stat {path}"), |_| client.stat(&path)).await;
+        let offset = self
+            .until_ok(&format!("append {len} bytes to {path}"), |attempt| {
+                let (client, path, data, before) = (client.clone(), path.clone(), data.clone(), before.clone());
+                async move {
+                    if attempt > 0 {
+                        // As if the file had been a whole chunk longer: the
+                        // truncate then zeroes the cut part of the last chunk.
+                        let mut wide = before;
+                        wide.size = (acked_end / wide.chunk_size_bytes.max(1) + 1) * wide.chunk_size_bytes.max(1);
+                        client.truncate(&wide, acked_end).await?;
+                    }
+                    client.append_record(&path, data).await
+                }
+            })
+            .await;
+        want.resize(offset as usize, 0);
+        want.extend_from_slice(&data);
+        self.set(&path, want);
+        self.stats.bytes_written.fetch_add(len as u64, Ordering::Relaxed);
+        self.acked();
+        let locs = self.inv.observe_file(&self.client, before.inode).await;
+        self.inv.record(&path, format!("appended {len} bytes at {offset}"), locs.as_ref());
     }
 
     async fn mkdir(&mut self) {

@@ -160,6 +160,7 @@ async fn a_chunkserver_killed_during_writes_loses_nothing_and_is_re_replicated()
         op_deadline: Duration::from_secs(60),
         root: "/t1".into(),
         think: Duration::from_millis(100),
+        max_files: 0,
     };
     let wl = Workload::start(&c.master.url, inv.clone(), seed, cfg);
     tokio::time::sleep(Duration::from_millis(rng.random_range(800..2000))).await;
@@ -194,6 +195,7 @@ async fn a_master_killed_during_writes_and_namespace_changes_loses_nothing() {
         op_deadline: Duration::from_secs(90),
         root: "/t2".into(),
         think: Duration::from_millis(100),
+        max_files: 0,
     };
     let wl = Workload::start(&c.master.url, inv.clone(), seed, cfg);
     for round in 0..2 {
@@ -641,6 +643,7 @@ async fn a_random_schedule_of_faults_during_a_mixed_workload() {
         op_deadline: Duration::from_secs(90),
         root: "/t6".into(),
         think: Duration::from_millis(300),
+        max_files: 0,
     };
     let wl = Workload::start(&c.master.url, inv.clone(), seed, cfg);
     let client = faults::client(&c.master.url);
