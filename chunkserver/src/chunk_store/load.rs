@@ -82,9 +82,9 @@ fn load_one(layout: &DiskLayout, handle: ChunkHandle, files: &Found) -> Result<C
                 recover::truncate(layout, handle, &mut meta, keep_bytes).map_err(|e| format!("cannot cut a torn tail: {e}"))?;
                 rewrite = false;
                 if keep_bytes < synced {
-                    tracing::error!(chunk = %handle, old_len, kept = keep_bytes, synced, "replica lost synced bytes: cut back to its last sound block");
+                    tracing::error!(chunk = %handle, old_len, kept = keep_bytes, synced, "replica lost synced bytes: cut back to its sound part");
                 } else {
-                    tracing::warn!(chunk = %handle, old_len, kept = keep_bytes, synced, "replica torn by a crash: cut back to its last sound block");
+                    tracing::warn!(chunk = %handle, old_len, kept = keep_bytes, synced, "replica torn by a crash: cut back to its sound part");
                 }
             }
         }
