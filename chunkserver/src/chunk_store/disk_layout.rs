@@ -76,20 +76,25 @@ impl DiskLayout {
         self.chunks.join(meta_name(handle))
     }
 
-    /// Replaces a replica's metadata file: write a temp file, fsync it,
-    /// rename it over the old one, fsync the directory. After a crash the
-    /// file is either wholly old or wholly new.
+    /// Replaces a replica's metadata file: write a temp file, fsync it
+    /// (through the descriptor that wrote it), rename it over the old one,
+    /// fsync the directory. After a crash the file is either wholly old or
+    /// wholly new. A failed fsync is `SyncFailed` (after the rename the
+    /// file on disk may be either): the caller sets the replica aside.
     pub fn replace_meta(&self, handle: ChunkHandle, bytes: &[u8]) -> Result<(), ChunkError> {
         let path = self.meta_path(handle);
         let temp = self.chunks.join(format!("{}{TEMP_SUFFIX}", meta_name(handle)));
-        let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&temp)?;
-            f.write_all(bytes)?;
-            f.sync_all()
-        };
-        write().map_err(|e| ChunkError::io("write", &temp, e))?;
+        let sync_failed = |source| ChunkError::SyncFailed { handle, source };
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(|e| ChunkError::io("create", &temp, e))?;
+        f.write_all(bytes).map_err(|e| ChunkError::io("write", &temp, e))?;
+        f.sync_all().map_err(|e| sync_failed(io_context("fsync", &temp, e)))?;
         fs::rename(&temp, &path).map_err(|e| ChunkError::io("rename into place", &path, e))?;
-        sync_dir(&self.chunks)
+        File::open(&self.chunks).and_then(|d| d.sync_all()).map_err(|e| sync_failed(io_context("fsync directory", &self.chunks, e)))
     }
 
     /// Moves files of `chunks/` (those that exist) to `quarantine/` under a
@@ -112,6 +117,10 @@ impl DiskLayout {
         sync_dir(&self.chunks)?;
         Ok(format!("{} -> quarantine/*.{suffix}: {reason}", moved.join(", ")))
     }
+}
+
+fn io_context(action: &str, path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{action} {}: {e}", path.display()))
 }
 
 /// fsync a directory, so that creations, renames and removals in it persist.

@@ -192,7 +192,16 @@ impl ChunkStore {
         // lone data file left by a crash is quarantined at the next open).
         let data_path = self.layout.data_path(handle);
         DataFile::open(&data_path, true, false).map_err(|e| ChunkError::io("create", &data_path, e))?;
-        self.layout.replace_meta(handle, &meta.encode(handle))
+        let replaced = self.layout.replace_meta(handle, &meta.encode(handle));
+        if let Err(ChunkError::SyncFailed { source, .. }) = &replaced {
+            // Whether the new files persist is unknown: move them aside.
+            let names = [disk_layout::meta_name(handle).into(), disk_layout::data_name(handle).into()];
+            match self.layout.quarantine(&names, &format!("fsync failed at creation: {source}")) {
+                Ok(line) => lock(&self.quarantined).push(line),
+                Err(e) => tracing::error!(chunk = %handle, error = %e, "moving a damaged replica aside failed"),
+            }
+        }
+        replaced
     }
 
     /// Raises the replica's version, durably (the data is synced first, so a
@@ -217,7 +226,14 @@ impl ChunkStore {
         meta.version = version;
         // The data is durable, and the new file describes it whole.
         meta.mark_synced();
-        self.layout.replace_meta(handle, &meta.encode(handle))?;
+        match self.layout.replace_meta(handle, &meta.encode(handle)) {
+            Ok(()) => {}
+            Err(ChunkError::SyncFailed { source, .. }) => {
+                drop(st);
+                return Err(self.set_aside(&replica, source));
+            }
+            Err(e) => return Err(e),
+        }
         // The open metadata handle points at the replaced file, whose
         // unsynced slot writes the new file supersedes.
         self.files.close_discarding(&replica);
@@ -436,11 +452,12 @@ impl ChunkStore {
         self.files.fail_syncs.store(on, Ordering::Relaxed);
     }
 
-    /// The replica's version and sizes, if it is stored here.
+    /// The replica's version and sizes, if it is stored here (and not
+    /// found damaged).
     pub fn info(&self, handle: ChunkHandle) -> Option<ChunkInfo> {
         let replica = self.lookup(handle)?;
         let st = read(&replica.state);
-        (!st.gone).then(|| chunk_info(handle, &st.meta))
+        (!st.gone && !replica.damaged.load(Ordering::Acquire)).then(|| chunk_info(handle, &st.meta))
     }
 
     /// Every replica, by handle.
@@ -450,7 +467,9 @@ impl ChunkStore {
             .iter()
             .filter_map(|r| {
                 let st = read(&r.state);
-                (!st.gone).then(|| chunk_info(r.handle, &st.meta))
+                // A damaged replica is set aside at its next call; until
+                // then it is not reported either.
+                (!st.gone && !r.damaged.load(Ordering::Acquire)).then(|| chunk_info(r.handle, &st.meta))
             })
             .collect();
         infos.sort_by_key(|i| i.handle);
