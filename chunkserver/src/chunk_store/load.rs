@@ -72,26 +72,35 @@ fn load_one(layout: &DiskLayout, handle: ChunkHandle, files: &Found) -> Result<C
     let data_path = layout.data_path(handle);
     let data = fs::File::open(&data_path).map_err(|e| format!("cannot open data file: {e}"))?;
     let data_bytes = data.metadata().map_err(|e| format!("cannot stat data file: {e}"))?.len();
-    let mut rewrite = format != FORMAT_V2;
     if recover::needs_scan(&meta, data_bytes) {
-        match recover::scan(&data, &meta).map_err(|e| format!("cannot read data file: {e}"))? {
-            Verdict::Sound => {}
-            Verdict::Corrupt { block } => return Err(format!("block {block} fails its checksum though it was synced, and a later block does not")),
-            Verdict::Torn { keep_bytes } => {
-                let (old_len, synced) = (meta.length_bytes, meta.synced_length_bytes);
-                recover::truncate(layout, handle, &mut meta, keep_bytes).map_err(|e| format!("cannot cut a torn tail: {e}"))?;
-                rewrite = false;
-                if keep_bytes < synced {
-                    tracing::error!(chunk = %handle, old_len, kept = keep_bytes, synced, "replica lost synced bytes: cut back to its sound part");
-                } else {
-                    tracing::warn!(chunk = %handle, old_len, kept = keep_bytes, synced, "replica torn by a crash: cut back to its sound part");
-                }
-            }
-        }
-    }
-    if rewrite {
+        recover_torn(layout, handle, &mut meta, &data)?;
+    } else if format != FORMAT_V2 {
         // An older format: in-place updates assume the current layout.
         layout.replace_meta(handle, &meta.encode(handle)).map_err(|e| format!("cannot rewrite metadata: {e}"))?;
     }
     Ok(meta)
+}
+
+/// Checks a replica written since its last sync. A torn one is cut back;
+/// a sound one is synced and its metadata rewritten as synced, so the next
+/// start does not read it again. Either way the metadata is then current.
+fn recover_torn(layout: &DiskLayout, handle: ChunkHandle, meta: &mut ChunkMeta, data: &fs::File) -> Result<(), String> {
+    match recover::scan(data, meta).map_err(|e| format!("cannot read data file: {e}"))? {
+        Verdict::Sound => {
+            data.sync_data().map_err(|e| format!("cannot sync data file: {e}"))?;
+            meta.mark_synced();
+            layout.replace_meta(handle, &meta.encode(handle)).map_err(|e| format!("cannot rewrite metadata: {e}"))
+        }
+        Verdict::Corrupt { block } => Err(format!("block {block} fails its checksum though it was synced, and a later block does not")),
+        Verdict::Torn { keep_bytes } => {
+            let (old_len, synced) = (meta.length_bytes, meta.synced_length_bytes);
+            recover::truncate(layout, handle, meta, keep_bytes).map_err(|e| format!("cannot cut a torn tail: {e}"))?;
+            if keep_bytes < synced {
+                tracing::error!(chunk = %handle, old_len, kept = keep_bytes, synced, "replica lost synced bytes: cut back to its sound part");
+            } else {
+                tracing::warn!(chunk = %handle, old_len, kept = keep_bytes, synced, "replica torn by a crash: cut back to its sound part");
+            }
+            Ok(())
+        }
+    }
 }

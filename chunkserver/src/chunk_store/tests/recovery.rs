@@ -102,6 +102,21 @@ fn a_data_file_shorter_than_the_length_is_cut_back() {
 }
 
 #[test]
+fn a_sound_replica_checked_at_open_is_recorded_as_synced() {
+    let (dir, store) = new_store(true);
+    store.create(H, V1, SIZE).unwrap();
+    let data = pattern(9, BLOCK + 5);
+    store.write(H, V1, 0, &data, None).unwrap();
+    drop(store); // never synced: checked at the next open
+    let meta = fs::read(meta_path(dir.path(), H)).unwrap();
+    assert_eq!(u64::from_le_bytes(meta[40..48].try_into().unwrap()), 0);
+    let store = reopen(dir.path(), true);
+    assert_eq!(store.read(H, V1, 0, SIZE).unwrap(), data);
+    let meta = fs::read(meta_path(dir.path(), H)).unwrap();
+    assert_eq!(u64::from_le_bytes(meta[40..48].try_into().unwrap()), data.len() as u64, "synced length recorded");
+}
+
+#[test]
 fn a_format_1_metadata_file_is_read_and_rewritten() {
     let (dir, store) = new_store(true);
     store.create(H, V1, SIZE).unwrap();
