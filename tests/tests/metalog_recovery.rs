@@ -24,12 +24,25 @@ const LOG_FILE: &str = "dfs-metalog";
 /// group's first sequence number, CRC32 (format 2, `store/metalog.rs`).
 const HEADER: u64 = 36;
 const MAGIC: u32 = 0x6466_7332;
+/// Format 1 had no group field (read too, so that this test can be run
+/// against a build from before format 2 and fail for the right reason).
+const HEADER_V1: u64 = 28;
+const MAGIC_V1: u32 = 0x6466_736c;
 
-/// One record of the log's current epoch: its offset and payload length.
+/// One record of the log's current epoch: its offset, header and payload
+/// lengths.
 #[derive(Debug, Clone, Copy)]
 struct Record {
     offset: u64,
+    header: u64,
     len: u64,
+}
+
+impl Record {
+    /// The offset of its payload's byte `i`.
+    fn payload(&self, i: u64) -> u64 {
+        self.offset + self.header + i
+    }
 }
 
 /// The records of the epoch that starts at offset 0, in order (the log
@@ -39,13 +52,18 @@ fn records(dir: &Path) -> Vec<Record> {
     let field = |at: u64, n: usize| data.get(at as usize..at as usize + n).map(|b| b.to_vec());
     let u32_at = |at| field(at, 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
     let u64_at = |at| field(at, 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
-    let epoch = u64_at(8).expect("a log header at offset 0");
+    let (magic, epoch) = (u32_at(0).unwrap(), u64_at(8).unwrap());
+    let header = match magic {
+        MAGIC => HEADER,
+        MAGIC_V1 => HEADER_V1,
+        other => panic!("no log header at offset 0: magic {other:x}"),
+    };
     let mut out = Vec::new();
     let mut at = 0;
-    while u32_at(at) == Some(MAGIC) && u64_at(at + 8) == Some(epoch) && u64_at(at + 16) == Some(out.len() as u64 + 1) {
+    while u32_at(at) == Some(magic) && u64_at(at + 8) == Some(epoch) && u64_at(at + 16) == Some(out.len() as u64 + 1) {
         let len = u32_at(at + 4).unwrap() as u64;
-        out.push(Record { offset: at, len });
-        at += HEADER + len;
+        out.push(Record { offset: at, header, len });
+        at += header + len;
     }
     out
 }
@@ -164,7 +182,7 @@ async fn a_damaged_old_record_stops_the_master_until_the_log_is_recovered() {
     assert_eq!(log.len(), 10, "one record per mutation since the start: {log:?}");
     // Record 3 (the create of /a/f2): acknowledged, and 7 more after it.
     let bad = log[2];
-    flip_byte(&dir.join(LOG_FILE), bad.offset + HEADER + bad.len / 2, 0x08).unwrap();
+    flip_byte(&dir.join(LOG_FILE), bad.payload(bad.len / 2), 0x08).unwrap();
     let damaged = std::fs::read(dir.join(LOG_FILE)).unwrap();
 
     let data_dir = dir.to_str().unwrap();
@@ -224,7 +242,7 @@ async fn a_torn_last_record_is_dropped_with_a_warning() {
     assert_eq!(log.len(), 6, "{log:?}");
     let last = log[5];
     // Garble the second half of the last record, as a write cut short.
-    for at in last.offset + HEADER + last.len / 2..last.offset + HEADER + last.len {
+    for at in last.payload(last.len / 2)..last.payload(last.len) {
         flip_byte(&dir.join(LOG_FILE), at, 0xff).unwrap();
     }
 

@@ -340,16 +340,22 @@ fn scan(data: Vec<u8>, epoch: u64) -> LogScan {
 fn records_past(data: &[u8], from: usize, epoch: u64) -> Vec<Found> {
     let mut found = Vec::new();
     let mut p = from;
-    while p + HEADER_V1 <= data.len() {
-        match record_at(data, p, epoch) {
+    while let Some(at) = next_magic(data, p) {
+        match record_at(data, at, epoch) {
             Some(r) => {
                 found.push(Found { seq: r.seq, group: r.group, end: r.end as u64 });
                 p = r.end;
             }
-            None => p += 1,
+            None => p = at + 1,
         }
     }
     found
+}
+
+/// The first offset from `from` on where a header's magic starts.
+fn next_magic(data: &[u8], from: usize) -> Option<usize> {
+    let (v2, v1) = (MAGIC.to_le_bytes(), MAGIC_V1.to_le_bytes());
+    data.get(from..)?.windows(4).position(|w| w == v2 || w == v1).map(|i| from + i)
 }
 
 /// A record's header, either format.
