@@ -626,6 +626,11 @@ impl Workload {
     pub fn snapshot(&self) -> Files {
         lock(&self.files).clone()
     }
+
+    /// True once a worker has ended before being stopped (it panicked).
+    pub fn a_worker_ended(&self) -> bool {
+        self.tasks.iter().any(|t| t.is_finished())
+    }
 }
 
 struct Worker {

@@ -60,6 +60,10 @@ const NODES: usize = 4;
 const SMALL_NODE: usize = 3;
 /// How long the cluster may take to be healthy again after a fault.
 const HEAL: Duration = Duration::from_secs(180);
+/// Longer than a chunkserver's full-report interval (2 s in tests): after
+/// a chunkserver fault, the master has heard what the node holds before
+/// `dfs fsck` is asked whether the cluster is whole again.
+const REPORT_SETTLE: Duration = Duration::from_millis(2500);
 /// How long one mount operation may keep failing before the soak fails.
 const MOUNT_OP_DEADLINE: Duration = Duration::from_secs(180);
 
@@ -149,19 +153,25 @@ async fn soak_mixed_workload_under_seeded_faults() {
     let mut schedule = Schedule { rng: StdRng::seed_from_u64(seed), injected: BTreeMap::new(), skipped: 0, tmpfs: tmpfs.as_ref() };
     let started = Instant::now();
     let mut healed = Ok(());
-    while started.elapsed() < run_for && healed.is_ok() {
+    while started.elapsed() < run_for && healed.is_ok() && !wl.a_worker_ended() {
         healed = schedule.step(&mut c, &wl).await;
         say!(TAG, "{:.0}s: {}; mount: {}", started.elapsed().as_secs_f64(), wl.stats.line(), mount_io.stats.line());
     }
-    let (wl_stats, mount_stats) = (wl.stats.clone(), mount_io.stats.clone());
-    let mut files = wl.stop().await;
+    let (wl_stats, mount_stats, wl_files) = (wl.stats.clone(), mount_io.stats.clone(), wl.files.clone());
+    // A worker that found wrong bytes panicked: that is a loss to report
+    // with the rest, not a reason to skip the report.
+    let stopped = tokio::spawn(wl.stop()).await;
+    let mut files = wl_files.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let (mount_files, mount_problems) = mount_io.stop();
     files.extend(mount_files);
     let mut lost = mount_problems;
+    if let Err(e) = stopped {
+        lost.push(worker_failure(e, &c, &files, &inv).await);
+    }
     if let Err(e) = healed {
         lost.push(format!("the cluster did not heal after a fault: {e}"));
     }
-    let report = final_check(&c, &files).await;
+    let report = final_check(&c, &files, &inv).await;
     lost.extend(report.lost);
     say!(TAG, "=== soak report (seed {seed}, {:.0} s of faults) ===", started.elapsed().as_secs_f64());
     say!(TAG, "ops acknowledged: {} by the client workers ({}), {} through the mount ({})", wl_stats.acked.load(Ordering::Relaxed), wl_stats.line(), mount_stats.acked.load(Ordering::Relaxed), mount_stats.line());
@@ -178,6 +188,23 @@ async fn soak_mixed_workload_under_seeded_faults() {
     drop(mount);
     drop(c);
     drop(tmpfs);
+}
+
+/// A worker's panic (wrong bytes read back, or an operation that never
+/// succeeded), with the file's replicas and history when it names one.
+async fn worker_failure(e: tokio::task::JoinError, c: &Cluster, files: &Files, inv: &Invariants) -> String {
+    let message = match e.try_into_panic() {
+        Ok(p) => p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default(),
+        Err(e) => e.to_string(),
+    };
+    let Some(path) = message.split_whitespace().find(|w| w.starts_with("/soak/")).map(|p| p.trim_end_matches(':')) else {
+        return format!("a client worker failed: {message}");
+    };
+    let replicas = match files.get(path) {
+        Some(want) => faults::diagnose(&faults::client(&c.master.url), path, want).await,
+        None => " (not in the model)".into(),
+    };
+    format!("a client worker failed: {message}\n  replicas now:{replicas}\n  history of {path}:\n  {}", inv.history(path))
 }
 
 /// A tmpfs for the node that gets a full disk, when this runs as root.
@@ -253,6 +280,9 @@ impl Schedule<'_> {
             }
         };
         *self.injected.entry(fault.kind()).or_default() += 1;
+        if matches!(fault, Fault::Kill9 { .. } | Fault::Stop { .. } | Fault::LostWrites { .. }) {
+            tokio::time::sleep(REPORT_SETTLE).await;
+        }
         wait_found(c, &flipped).await?;
         heal(&c.master.url, HEAL).await
     }
@@ -401,7 +431,7 @@ struct FinalReport {
 
 /// Every acknowledged file reads back exact through a fresh client (read
 /// errors retried for a minute), and no other file is under /soak.
-async fn final_check(c: &Cluster, files: &Files) -> FinalReport {
+async fn final_check(c: &Cluster, files: &Files, inv: &Invariants) -> FinalReport {
     let client = faults::client(&c.master.url);
     if let Err(e) = heal(&c.master.url, HEAL).await {
         say!(TAG, "not healthy before the final check: {e}");
@@ -411,6 +441,12 @@ async fn final_check(c: &Cluster, files: &Files) -> FinalReport {
     for (path, want) in files {
         match read_back(&client, path, want).await {
             Ok(()) => bytes_verified += want.len() as u64,
+            // Every replica against the acknowledged bytes, and what was
+            // done to the file: what a report of the bug needs.
+            Err(e) if e.contains("WRONG BYTES") => {
+                let replicas = faults::diagnose(&client, path, want).await;
+                lost.push(format!("{e}\n  replicas:{replicas}\n  history:\n  {}", inv.history(path)));
+            }
             Err(e) => lost.push(e),
         }
     }
