@@ -33,6 +33,27 @@ pub struct Store {
     /// Called at each step of a checkpoint (tests take crash images there).
     #[cfg(test)]
     probe: Option<Probe>,
+    /// Checkpoints when the last handle goes.
+    _close: Arc<CheckpointOnClose>,
+}
+
+/// A clean stop ends with a checkpoint, so that the log then holds nothing:
+/// RocksDB flushes its memtables into its tables when it closes, and a log
+/// replayed (or truncated by `recover-log`) over tables newer than its
+/// records would set keys back.
+struct CheckpointOnClose {
+    db: Arc<DB>,
+    log: Arc<Mutex<MetaLog>>,
+}
+
+impl Drop for CheckpointOnClose {
+    fn drop(&mut self) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        match start_new_epoch(&self.db, &mut log, &mut |_| {}) {
+            Ok(epoch) => tracing::info!(epoch, "metadata log checkpointed at close"),
+            Err(e) => tracing::warn!(error = %e, "no checkpoint at close; the log is replayed at the next start"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -100,9 +121,11 @@ impl Store {
         let epoch = log_epoch(&db)?;
         let (log, scan) = MetaLog::open(dir, epoch, options.log_capacity).map_err(|e| io_error("open the metadata log", e))?;
         check_damage(dir, epoch, scan.damage, options.recovery)?;
+        let (db, log) = (Arc::new(db), Arc::new(Mutex::new(log)));
         let store = Store {
-            db: Arc::new(db),
-            log: Arc::new(Mutex::new(log)),
+            _close: Arc::new(CheckpointOnClose { db: db.clone(), log: log.clone() }),
+            db,
+            log,
             #[cfg(test)]
             probe,
         };
@@ -167,18 +190,7 @@ impl Store {
     /// Flushes RocksDB's memtables to its tables, records a new epoch and
     /// starts the log over (when a record would not fit, and at every open).
     fn checkpoint(&self, log: &mut MetaLog) -> Result<(), NsError> {
-        for name in ALL_CFS {
-            self.db.flush_cf(self.cf(name)?)?;
-        }
-        self.probe("flushed");
-        let epoch = log_epoch(&self.db)? + 1;
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_META)?, META_LOG_EPOCH, epoch.to_be_bytes());
-        let mut sync = WriteOptions::default();
-        sync.set_sync(true);
-        self.db.write_opt(batch, &sync)?;
-        self.probe("epoch recorded");
-        log.start_over(epoch);
+        let epoch = start_new_epoch(&self.db, log, &mut |step| self.probe(step))?;
         tracing::debug!(epoch, "metadata log started over");
         Ok(())
     }
@@ -192,10 +204,7 @@ impl Store {
     }
 
     pub(crate) fn cf(&self, name: &str) -> Result<&ColumnFamily, NsError> {
-        match self.db.cf_handle(name) {
-            Some(cf) => Ok(cf),
-            None => fail(ErrorKind::EIO, format!("column family {name} missing")),
-        }
+        cf(&self.db, name)
     }
 
     fn bootstrap(&self) -> Result<(), NsError> {
@@ -257,6 +266,32 @@ impl Store {
     pub fn sync(&self) -> Result<(), NsError> {
         self.log().sync().map_err(|e| io_error("write the metadata log", e))
     }
+}
+
+fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, NsError> {
+    match db.cf_handle(name) {
+        Some(cf) => Ok(cf),
+        None => fail(ErrorKind::EIO, format!("column family {name} missing")),
+    }
+}
+
+/// The checkpoint: flushes every memtable into RocksDB's tables, records
+/// the next epoch (synced) and starts the log over; returns the epoch.
+/// `step` hears of each step done.
+fn start_new_epoch(db: &DB, log: &mut MetaLog, step: &mut dyn FnMut(&'static str)) -> Result<u64, NsError> {
+    for name in ALL_CFS {
+        db.flush_cf(cf(db, name)?)?;
+    }
+    step("flushed");
+    let epoch = log_epoch(db)? + 1;
+    let mut batch = WriteBatch::default();
+    batch.put_cf(cf(db, CF_META)?, META_LOG_EPOCH, epoch.to_be_bytes());
+    let mut sync = WriteOptions::default();
+    sync.set_sync(true);
+    db.write_opt(batch, &sync)?;
+    step("epoch recorded");
+    log.start_over(epoch);
+    Ok(epoch)
 }
 
 fn no_wal() -> WriteOptions {
@@ -374,38 +409,47 @@ mod tests {
     }
 
     /// Fills a small log several times over, taking a crash image at every
-    /// step of every checkpoint (those that run when a record does not fit
-    /// and those at open); each image must open to a consistent namespace
-    /// that holds every mutation acknowledged before the image was taken.
+    /// step of every checkpoint (those that run when a record does not fit,
+    /// and those at open: the second round opens a crash image of the first,
+    /// with records to replay); each image must open to a consistent
+    /// namespace that holds every mutation acknowledged before it was taken.
     #[tokio::test]
     async fn a_crash_at_any_step_of_a_checkpoint_loses_nothing_acknowledged() {
-        let dir = tempfile::tempdir().unwrap();
         let images = tempfile::tempdir().unwrap();
+        let live = Arc::new(Mutex::new(images.path().join("live")));
         let acked = Arc::new(AtomicUsize::new(0));
         let taken: Arc<Mutex<Vec<(PathBuf, &'static str, usize)>>> = Arc::default();
-        let probe: Probe = {
-            let (from, to, acked, taken) = (dir.path().to_path_buf(), images.path().to_path_buf(), acked.clone(), taken.clone());
-            Arc::new(Mutex::new(move |step: &'static str| {
+        let take = {
+            let (live, to, acked, taken) = (live.clone(), images.path().to_path_buf(), acked.clone(), taken.clone());
+            move |step: &'static str| {
                 let mut taken = taken.lock().unwrap();
                 let image = to.join(taken.len().to_string());
-                crash_image(&from, &image);
-                taken.push((image, step, acked.load(Ordering::SeqCst)));
-            }))
+                crash_image(&live.lock().unwrap(), &image);
+                taken.push((image.clone(), step, acked.load(Ordering::SeqCst)));
+                image
+            }
+        };
+        let probe: Probe = {
+            let take = take.clone();
+            Arc::new(Mutex::new(move |step| drop(take(step))))
         };
         let options = StoreOptions { log_capacity: 16 << 10, ..Default::default() };
         const N: usize = 400;
         for round in 0..2 {
-            let store = Store::open_probed(dir.path(), options, Some(probe.clone())).unwrap();
+            let dir = live.lock().unwrap().clone();
+            let store = Store::open_probed(&dir, options, Some(probe.clone())).unwrap();
             let config = WriterConfig { defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 }, group_max: 64, reap_batch: 7 };
             let writer = Writer::start(store, config).unwrap();
             for i in round * N / 2..(round + 1) * N / 2 {
                 writer.submit(mutation(i)).await.unwrap_or_else(|e| panic!("{}: {e}", path_of(i)));
                 acked.store(i + 1, Ordering::SeqCst);
             }
+            // The next round starts where a SIGKILL now would leave it.
+            *live.lock().unwrap() = take("killed");
             writer.close();
         }
         let taken = std::mem::take(&mut *taken.lock().unwrap());
-        let full = taken.iter().filter(|(_, step, n)| *step == "flushed" && *n > 0 && *n < N).count();
+        let full = taken.iter().filter(|(_, step, n)| *step == "synced" && *n > 0 && *n < N).count();
         assert!(full >= 5, "the log started over {full} times while mutations went on");
         for (image, step, acked) in taken {
             let store = Store::open(&image).unwrap_or_else(|e| panic!("image after {step} with {acked} acknowledged: {e}"));
@@ -415,5 +459,24 @@ mod tests {
                 assert!(store.resolve_path(&path_of(i)).is_ok(), "image after {step}: {} acknowledged, missing", path_of(i));
             }
         }
+    }
+
+    /// RocksDB flushes its memtables when it closes: a log left with
+    /// records would later be replayed (or truncated) over newer tables.
+    #[tokio::test]
+    async fn a_clean_close_leaves_nothing_to_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = WriterConfig { defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 }, group_max: 64, reap_batch: 7 };
+        let writer = Writer::start(store.clone(), config).unwrap();
+        for i in 0..10 {
+            writer.submit(mutation(i)).await.unwrap();
+        }
+        writer.close();
+        drop((writer, store));
+        let (_, records, damage) = inspect_log(dir.path()).unwrap();
+        assert_eq!((records, damage), (0, Damage::None));
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.resolve_path(&path_of(9)).is_ok());
     }
 }
