@@ -393,7 +393,7 @@ mod tests {
     /// directory, the others files in the last directory made.
     fn path_of(i: usize) -> String {
         let dir = format!("/d{}", i / 5);
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             dir
         } else {
             format!("{dir}/f{i}")
@@ -401,7 +401,7 @@ mod tests {
     }
 
     fn mutation(i: usize) -> Mutation {
-        let at = EntryRef::path(&path_of(i));
+        let at = EntryRef::path(path_of(i));
         match i % 5 {
             0 => Mutation::Mkdir(MkdirRequest { at, ..Default::default() }),
             _ => Mutation::Create(CreateRequest { at, exclusive: true, ..Default::default() }),
@@ -418,7 +418,9 @@ mod tests {
         let images = tempfile::tempdir().unwrap();
         let live = Arc::new(Mutex::new(images.path().join("live")));
         let acked = Arc::new(AtomicUsize::new(0));
-        let taken: Arc<Mutex<Vec<(PathBuf, &'static str, usize)>>> = Arc::default();
+        // Each image: where, after which step, with how many acknowledged.
+        type Images = Vec<(PathBuf, &'static str, usize)>;
+        let taken: Arc<Mutex<Images>> = Arc::default();
         let take = {
             let (live, to, acked, taken) = (live.clone(), images.path().to_path_buf(), acked.clone(), taken.clone());
             move |step: &'static str| {

@@ -473,7 +473,7 @@ mod tests {
         }
         log.sync().unwrap();
         let size = std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
-        assert!(size % SEGMENT == 0 && size < CAPACITY, "grown in segments as needed: {size}");
+        assert!(size.is_multiple_of(SEGMENT) && size < CAPACITY, "grown in segments as needed: {size}");
         assert_eq!(read(dir.path(), 1), (want, Damage::None), "seed {seed}");
         assert_eq!(read(dir.path(), 2), (vec![], Damage::None), "another epoch's records are not read");
     }
