@@ -331,7 +331,7 @@ fn scan(data: Vec<u8>, epoch: u64) -> LogScan {
         .filter(|h| h.epoch == epoch && h.seq == expected_seq)
         .map(|h| (at + h.size + h.len).min(data.len()) as u64);
     let stop = Stop { offset: at as u64, expected_seq, torn_end };
-    let damage = classify(stop, &records_past(&data, at + 1, epoch));
+    let damage = classify(stop, &records_past(&data, at, epoch));
     LogScan { data, records, damage }
 }
 
@@ -578,6 +578,36 @@ mod tests {
         assert_eq!((s.payloads().count(), s.damage), (3, Damage::None));
         data[HEADER_V1 + 3 + HEADER_V1] ^= 1;
         assert!(matches!(scan(data, 7).damage, Damage::Middle(l) if l.first_seq == 2 && l.readable == 1));
+    }
+
+    /// A format 2 record as `append` writes it.
+    fn record(epoch: u64, seq: u64, group: u64, payload: &[u8]) -> Vec<u8> {
+        let mut crc = crc32fast::Hasher::new();
+        for n in [epoch, seq, group] {
+            crc.update(&n.to_le_bytes());
+        }
+        crc.update(payload);
+        let mut out = MAGIC.to_le_bytes().to_vec();
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        for n in [epoch, seq, group] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out.extend_from_slice(&crc.finalize().to_le_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn a_missing_record_is_damage_when_a_later_group_follows_it() {
+        // Record 2 is gone entirely: record 3, whole, stands where it was.
+        let mut data = record(4, 1, 1, b"one");
+        let at = data.len() as u64;
+        data.extend(record(4, 3, 3, b"three"));
+        data.resize(4096, 0);
+        let s = scan(data, 4);
+        assert_eq!(s.len(), 1);
+        let bytes = (HEADER + 5) as u64;
+        assert_eq!(s.damage, Damage::Middle(Loss { offset: at, first_seq: 2, last_seq: 3, readable: 1, bytes }));
     }
 
     #[test]
