@@ -43,6 +43,7 @@ fn build(node: &Node, with_report: bool) -> Heartbeat {
         bytes_read: node.bytes_read.load(Ordering::Relaxed),
         bytes_written: node.bytes_written.load(Ordering::Relaxed),
         scrub: Some(node.scrub.progress()),
+        registering: !node.registered.load(Ordering::Acquire),
     }
 }
 
@@ -62,6 +63,7 @@ pub async fn run(node: Arc<Node>, interval: Duration, report_interval: Duration)
             Ok(r) if r.status().is_success() => {
                 if with_report {
                     last_report = Some(Instant::now());
+                    node.registered.store(true, std::sync::atomic::Ordering::Release);
                 }
                 match r.json::<HeartbeatResponse>().await {
                     Ok(answer) => {

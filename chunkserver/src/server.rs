@@ -91,5 +91,6 @@ pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, addre
             .build()?,
         started: Instant::now(),
         local,
+        registered: Default::default(),
     })
 }

@@ -194,6 +194,7 @@ pub async fn write(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    n.serving()?;
     let _load = InFlight::new(&n.in_flight);
     let handle = ChunkHandle(h);
     let len = content_length(&headers)?;
@@ -271,6 +272,7 @@ pub async fn write(
 /// `GET /v1/chunks/{handle}/data?version=V&offset=O&length=L`: the bytes,
 /// with their checksums in a header for the client to check on arrival.
 pub async fn read(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): ApiQuery<DataQuery>) -> Result<Response, ApiError> {
+    n.serving()?;
     let _load = InFlight::new(&n.in_flight);
     let handle = ChunkHandle(h);
     let length = q.length.unwrap_or(n.max_write_bytes);

@@ -21,7 +21,7 @@ mod tests;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -69,6 +69,22 @@ pub struct Node {
     pub started: Instant,
     /// Where clients on this host get short-circuit reads, if served.
     pub local: Option<LocalEndpoint>,
+    /// The master has taken this process's first full chunk report. Until
+    /// then data is neither read, written nor versioned here: the master
+    /// may still list replicas as the previous process left them, and the
+    /// disk may have lost writes since (a power cut); the report is what
+    /// lets the master judge them.
+    pub registered: AtomicBool,
+}
+
+impl Node {
+    /// Refuses data work (temporarily) until the master has our report.
+    pub fn serving(&self) -> Result<(), ApiError> {
+        match self.registered.load(Ordering::Acquire) {
+            true => Ok(()),
+            false => Err(ApiError::new(ErrorKind::EAGAIN, "this chunkserver has not reported its replicas to the master yet")),
+        }
+    }
 }
 
 /// Counts a data request as load while it lives.

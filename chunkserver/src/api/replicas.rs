@@ -28,6 +28,7 @@ pub async fn set_version(
     Path(h): Path<u64>,
     ApiJson(r): ApiJson<SetReplicaVersion>,
 ) -> Result<Json<Done>, ApiError> {
+    n.serving()?;
     let store = n.store.clone();
     blocking(move || store.set_version(ChunkHandle(h), r.version)).await.map_err(chunk_error)?;
     Ok(Json(Done {}))
@@ -35,6 +36,7 @@ pub async fn set_version(
 
 /// `POST /v1/chunks/{handle}/fsync?version=V`: makes the replica durable.
 pub async fn fsync(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): ApiQuery<DataQuery>) -> Result<Json<Done>, ApiError> {
+    n.serving()?;
     let store = n.store.clone();
     let handle = ChunkHandle(h);
     let length = match store.info(handle) {
@@ -75,6 +77,7 @@ pub async fn info(State(n): State<Arc<Node>>, Path(h): Path<u64>) -> Result<Json
 /// `GET /v1/local`: the socket and token of short-circuit reads, for a
 /// client on this host; 404 where they are not served.
 pub async fn local(State(n): State<Arc<Node>>) -> Result<Json<LocalEndpoint>, ApiError> {
+    n.serving()?;
     let endpoint = n.local.clone().ok_or_else(|| ApiError::new(ErrorKind::ENOENT, "short-circuit reads are off on this chunkserver"))?;
     Ok(Json(endpoint))
 }

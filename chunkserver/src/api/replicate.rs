@@ -36,6 +36,7 @@ pub async fn replicate(
     Path(h): Path<u64>,
     ApiJson(r): ApiJson<ReplicateChunk>,
 ) -> Result<Json<ReplicaReport>, ApiError> {
+    n.serving()?;
     let handle = ChunkHandle(h);
     check_request(&n, &r)?;
     let Some(claim) = CopyClaim::take(&n, handle) else {

@@ -33,6 +33,7 @@ pub(crate) async fn start_node() -> TestNode {
     let address = format!("http://{}", listener.local_addr().expect("local addr"));
     let store = ChunkStore::open(dir.path()).expect("store");
     let node = Arc::new(new_node(&config, NodeId(uuid::Uuid::new_v4()), store, address).expect("node"));
+    node.registered.store(true, std::sync::atomic::Ordering::Release); // no master here
     let app = router(node.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     TestNode { node, _dir: dir }

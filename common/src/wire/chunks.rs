@@ -71,6 +71,12 @@ pub struct Heartbeat {
     /// The scrubber's progress, for the dashboard.
     #[serde(default)]
     pub scrub: Option<ScrubProgress>,
+    /// Sent until the master has taken a full report from this process:
+    /// its replicas' lengths are then what its disk kept (it served no
+    /// write before), so one shorter than committed has lost writes. Later
+    /// reports may lag a write that landed as they were built.
+    #[serde(default)]
+    pub registering: bool,
 }
 
 /// A chunkserver's background verification, as its heartbeat carries it.

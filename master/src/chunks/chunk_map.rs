@@ -100,9 +100,10 @@ pub struct ChunkMap {
     /// elsewhere took a bump late, after writes it missed.
     members: HashMap<ChunkHandle, (ChunkVersion, HashSet<NodeId>)>,
     /// Chunks whose every replica lost committed bytes (a correlated power
-    /// loss): the longest are served up to the length kept here, reads
-    /// past it fail, and fsck shows the chunk corrupt.
-    lost_tail: HashMap<ChunkHandle, u64>,
+    /// loss): the longest are served up to the length kept here (and the
+    /// nodes promoted so), reads past it fail, and fsck shows the chunk
+    /// corrupt.
+    lost_tail: HashMap<ChunkHandle, (u64, Vec<NodeId>)>,
 }
 
 /// How many replicas of a chunk are in each state.
@@ -279,7 +280,7 @@ impl ChunkMap {
                 newer.push(NewerVersion { handle: r.handle, meta, reported: r.version });
             }
             let version = before.get(&r.handle).map_or(r.version, |v| r.version.max(*v));
-            if version == meta.version && self.judge_report(r.handle, hb.node_id, r.length) {
+            if version == meta.version && self.judge_report(r.handle, hb.node_id, r.length, hb.registering) {
                 continue; // held back: short or not a member of the version
             }
             self.add_replica(r.handle, hb.node_id, version);
@@ -579,6 +580,7 @@ mod tests {
             bytes_read: 0,
             bytes_written: 0,
             scrub: None,
+            registering: true,
         }
     }
 

@@ -92,6 +92,9 @@ impl ChunkManager {
                 map.set_file(inode, FileMeta { replication: attr.replication, chunk_size: attr.chunk_size_bytes });
             }
             map.record_chunk(record.handle, ChunkMeta { inode, index, version: record.version, length: record.length });
+            if !record.members.is_empty() {
+                map.set_members(record.handle, record.version, record.members);
+            }
         }
         store.decommissioned()?.into_iter().for_each(|n| map.set_draining(n, true));
         Ok(ChunkManager {
@@ -175,7 +178,8 @@ impl ChunkManager {
         self.stats.deletes_sent.fetch_add(response.delete.len() as u64, Ordering::Relaxed);
         for n in newer {
             // The version was handed out but not recorded before a crash: record it.
-            let m = Mutation::SetChunkVersion { inode: n.meta.inode, index: n.meta.index, version: n.reported };
+            // Who took it is not known: members stay unknown for this version.
+            let m = Mutation::SetChunkVersion { inode: n.meta.inode, index: n.meta.index, version: n.reported, members: Vec::new() };
             match self.writer.submit(m).await {
                 Ok(_) => self.map().set_version(n.handle, n.reported),
                 Err(e) => tracing::warn!(chunk = %n.handle, error = %e, "recording a reported newer version failed"),
@@ -324,7 +328,7 @@ impl ChunkManager {
             // last create call returns, are never taken for garbage; taken
             // back if no replica could be made, for the next request to retry.
             self.map().record_chunk(record.handle, ChunkMeta { inode: req.inode, index: req.index, version: record.version, length: record.length });
-            match self.place_new(record, file.attr.replication as usize, chunk_size).await {
+            match self.place_new(record.clone(), file.attr.replication as usize, chunk_size).await {
                 Ok(all) => complete = all,
                 Err(e) => {
                     self.map().unrecord_unplaced(record.handle);
@@ -349,7 +353,7 @@ impl ChunkManager {
                 let ms = t.saturating_duration_since(now).as_millis();
                 return Err(err(ErrorKind::EAGAIN, format!("the chunk's primary is unreachable; its lease ends in {ms} ms")));
             }
-            LeaseDecision::Grant { primary } => self.grant(record, primary, known || !complete).await?,
+            LeaseDecision::Grant { primary } => self.grant(record.clone(), primary, known || !complete).await?,
         };
         self.map().set_lease(record.handle, lease.clone());
         self.lease_answer(record.handle, lease, chunk_size, now)
@@ -490,7 +494,8 @@ impl ChunkManager {
         if holders.is_empty() {
             return Err(err(ErrorKind::EIO, format!("no replica of chunk {handle} took version {version}")));
         }
-        self.writer.submit(Mutation::SetChunkVersion { inode: meta.inode, index: meta.index, version }).await?;
+        let members = holders.iter().map(|h| h.node_id).collect();
+        self.writer.submit(Mutation::SetChunkVersion { inode: meta.inode, index: meta.index, version, members }).await?;
         let mut map = self.map();
         map.set_version(handle, version);
         holders.iter().for_each(|h| map.add_replica(handle, h.node_id, version));

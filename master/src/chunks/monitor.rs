@@ -52,6 +52,7 @@ impl ChunkManager {
         if self.update_safe_mode(now) {
             return;
         }
+        self.accept_lost_tails(now);
         let garbage = self.collect_garbage().await;
         self.summary.lock().unwrap_or_else(|p| p.into_inner()).garbage_chunks = garbage;
         let actions = {
@@ -144,8 +145,8 @@ impl ChunkManager {
     /// those still short are damaged, the others current again. A chunk
     /// whose every replica is short keeps its longest ones, loudly.
     async fn check_suspects(&self, now: Instant) {
-        let suspects = self.map().take_suspects(now, self.config.dead_after);
-        let asks = suspects.iter().take(SUSPECTS_PER_PASS).map(|s| self.cs.info(&s.address, s.handle));
+        let suspects = self.map().take_suspects(now, self.config.dead_after, SUSPECTS_PER_PASS);
+        let asks = suspects.iter().map(|s| self.cs.info(&s.address, s.handle));
         let answers = futures::future::join_all(asks).await;
         let mut map = self.map();
         for (s, found) in suspects.iter().zip(answers) {
@@ -154,9 +155,25 @@ impl ChunkManager {
                 self.events.push("corrupt", format!("chunk {} on {} lost committed bytes ({damage:?}, {} committed)", s.handle, s.address, s.required));
             }
         }
-        for (handle, kept, committed) in map.accept_lost_tails(now, self.config.dead_after) {
+    }
+
+    /// Chunks whose every live replica is confirmed short keep their
+    /// longest ones (not in safe mode: whole replicas may not have
+    /// reported yet).
+    fn accept_lost_tails(&self, now: Instant) {
+        for (handle, kept, committed) in self.map().accept_lost_tails(now, self.config.dead_after) {
             tracing::error!(chunk = %handle, kept, committed, "every replica lost committed bytes: serving the longest; reads past it fail");
             self.events.push("corrupt", format!("chunk {handle}: every replica lost bytes {kept}..{committed}"));
+        }
+    }
+
+    /// Records durably that a finished copy on `node` holds `version`, so
+    /// that a restarted master still counts it among the version's members.
+    async fn record_member(&self, handle: ChunkHandle, version: ChunkVersion, node: NodeId) {
+        let Some(meta) = self.map().chunk(handle) else { return };
+        let m = Mutation::AddChunkMember { inode: meta.inode, index: meta.index, version, node };
+        if let Err(e) = self.writer.submit(m).await {
+            tracing::warn!(chunk = %handle, %node, error = %e, "recording a copy among the version's members failed");
         }
     }
 
@@ -183,6 +200,9 @@ impl ChunkManager {
                 Err(e) => Err(format!("fencing before the copy: {e}")),
             };
             let Some(me) = me.upgrade() else { return };
+            if let Ok(report) = &result {
+                me.record_member(handle, report.version, copy.target).await;
+            }
             let mut map = me.map();
             map.end_copy(handle, copy);
             match result {

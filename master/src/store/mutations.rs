@@ -29,8 +29,11 @@ pub enum Mutation {
     Setattr(SetattrRequest),
     /// The chunk at (inode, index), allocated if missing.
     AddChunk { inode: InodeId, index: u64 },
-    /// A new lease's version for a chunk; versions never go down.
-    SetChunkVersion { inode: InodeId, index: u64, version: ChunkVersion },
+    /// A new lease's version for a chunk and the nodes that took it (empty:
+    /// not known); versions never go down.
+    SetChunkVersion { inode: InodeId, index: u64, version: ChunkVersion, members: Vec<NodeId> },
+    /// A finished copy holds the chunk at `version`: `node` joins its members.
+    AddChunkMember { inode: InodeId, index: u64, version: ChunkVersion, node: NodeId },
     /// The file is at least `length` bytes long (written data was committed);
     /// `chunks` are the (index, handle) pairs written, which must still be
     /// the file's chunks (a truncate may have dropped them meanwhile).
@@ -70,9 +73,10 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults) -> Result<Outcome, NsError
         Mutation::Delete(r) => delete(t, r).map(|_| Outcome::Done),
         Mutation::Setattr(r) => setattr(t, r).map(Outcome::Attr),
         Mutation::AddChunk { inode, index } => add_chunk(t, *inode, *index).map(Outcome::Chunk),
-        Mutation::SetChunkVersion { inode, index, version } => {
-            set_chunk_version(t, *inode, *index, *version).map(Outcome::Chunk)
+        Mutation::SetChunkVersion { inode, index, version, members } => {
+            set_chunk_version(t, *inode, *index, *version, members).map(Outcome::Chunk)
         }
+        Mutation::AddChunkMember { inode, index, version, node } => add_chunk_member(t, *inode, *index, *version, *node).map(|_| Outcome::Done),
         Mutation::CommitLength { inode, length, chunks } => commit_length(t, *inode, *length, chunks).map(Outcome::Attr),
         Mutation::ReserveAppend(r) => reserve_append(t, r).map(Outcome::Reserved),
         Mutation::ForgetDeletedChunks(handles) => {
@@ -539,13 +543,13 @@ fn add_chunk(t: &mut Txn, inode: InodeId, index: u64) -> Result<ChunkRecord, NsE
     if let Some(existing) = t.store.chunk(inode, index)? {
         return Ok(existing);
     }
-    let record = ChunkRecord { handle: ChunkHandle(t.counters.next_chunk), version: ChunkVersion(1), length: 0 };
+    let record = ChunkRecord { handle: ChunkHandle(t.counters.next_chunk), version: ChunkVersion(1), length: 0, members: Vec::new() };
     t.counters.next_chunk += 1;
     t.put_chunk(inode, index, &record)?;
     Ok(record)
 }
 
-fn set_chunk_version(t: &mut Txn, inode: InodeId, index: u64, version: ChunkVersion) -> Result<ChunkRecord, NsError> {
+fn set_chunk_version(t: &mut Txn, inode: InodeId, index: u64, version: ChunkVersion, members: &[NodeId]) -> Result<ChunkRecord, NsError> {
     let Some(mut record) = t.store.chunk(inode, index)? else {
         return fail(ErrorKind::ENOENT, format!("inode {inode} has no chunk {index}"));
     };
@@ -553,8 +557,21 @@ fn set_chunk_version(t: &mut Txn, inode: InodeId, index: u64, version: ChunkVers
         return fail(ErrorKind::EINVAL, format!("chunk version {version} is below the current {}", record.version));
     }
     record.version = version;
+    record.members = members.to_vec();
     t.put_chunk(inode, index, &record)?;
     Ok(record)
+}
+
+/// Adds `node` to the members of the chunk's version, if still `version`.
+fn add_chunk_member(t: &mut Txn, inode: InodeId, index: u64, version: ChunkVersion, node: NodeId) -> Result<(), NsError> {
+    let Some(mut record) = t.store.chunk(inode, index)? else {
+        return fail(ErrorKind::ENOENT, format!("inode {inode} has no chunk {index}"));
+    };
+    if record.version != version || record.members.is_empty() || record.members.contains(&node) {
+        return Ok(()); // moved on, members not known, or already in
+    }
+    record.members.push(node);
+    t.put_chunk(inode, index, &record)
 }
 
 fn commit_length(t: &mut Txn, inode: InodeId, length: u64, chunks: &[WrittenRange]) -> Result<Attr, NsError> {

@@ -3,7 +3,7 @@
 //! panics on a damaged value.
 
 use dfs_common::wire::namespace::{Attr, FileKind, FsStats};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
 
 use super::error::NsError;
 
@@ -172,22 +172,38 @@ impl EntryRecord {
     }
 }
 
-/// One chunk of a file: its handle, current version and the bytes it holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One chunk of a file: its handle, current version, the bytes committed
+/// as written from its start, and the nodes that took the current version
+/// (empty: not known, as in records written before members were kept).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkRecord {
     pub handle: ChunkHandle,
     pub version: ChunkVersion,
     pub length: u64,
+    pub members: Vec<NodeId>,
 }
+
+/// Most members a chunk record keeps (replication is at most this).
+const MEMBERS_MAX: usize = 64;
 
 impl ChunkRecord {
     pub fn encode(&self) -> Vec<u8> {
-        Enc::new(24).u64(self.handle.0).u64(self.version.0).u64(self.length).0
+        let members = &self.members[..self.members.len().min(MEMBERS_MAX)];
+        let mut e = Enc::new(26 + 16 * members.len()).u64(self.handle.0).u64(self.version.0).u64(self.length).u16(members.len() as u16);
+        members.iter().for_each(|n| e.0.extend_from_slice(n.0.as_bytes()));
+        e.0
     }
 
+    /// Records of the first format end after the length: no members.
     pub fn decode(bytes: &[u8]) -> Result<Self, NsError> {
         let mut d = Dec::new(bytes, "chunk")?;
-        Ok(ChunkRecord { handle: ChunkHandle(d.u64()?), version: ChunkVersion(d.u64()?), length: d.u64()? })
+        let (handle, version, length) = (ChunkHandle(d.u64()?), ChunkVersion(d.u64()?), d.u64()?);
+        let count = if d.rest.is_empty() { 0 } else { d.u16()? as usize };
+        if count > MEMBERS_MAX || d.rest.len() != 16 * count {
+            return Err(corrupt("chunk"));
+        }
+        let members = d.rest.chunks_exact(16).map(|b| NodeId(uuid::Uuid::from_bytes(b.try_into().unwrap_or_default()))).collect();
+        Ok(ChunkRecord { handle, version, length, members })
     }
 }
 
@@ -293,7 +309,10 @@ mod tests {
         assert_eq!(InodeRecord::decode(InodeId(42), &r.encode()).unwrap(), r);
         let e = EntryRecord { child: InodeId(7), kind: FileKind::Dir };
         assert_eq!(EntryRecord::decode(&e.encode()).unwrap(), e);
-        let c = ChunkRecord { handle: ChunkHandle(9), version: ChunkVersion(2), length: 4096 };
+        let c = ChunkRecord { handle: ChunkHandle(9), version: ChunkVersion(2), length: 4096, members: Vec::new() };
+        assert_eq!(ChunkRecord::decode(&c.encode()).unwrap(), c);
+        let members = vec![NodeId(uuid::Uuid::from_u128(1)), NodeId(uuid::Uuid::from_u128(u128::MAX))];
+        let c = ChunkRecord { members, ..c };
         assert_eq!(ChunkRecord::decode(&c.encode()).unwrap(), c);
         let n = Counters { files: 1, directories: 2, symlinks: 3, bytes: 4, pending_delete: 5, next_inode: 6, next_chunk: 7 };
         assert_eq!(Counters::decode(&n.encode()).unwrap(), n);
@@ -310,5 +329,19 @@ mod tests {
         assert!(InodeRecord::decode(InodeId(1), &wrong_version).is_err());
         assert!(EntryRecord::decode(&[1, 0, 0]).is_err());
         assert!(Counters::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn chunk_records_of_the_first_format_have_no_members_and_bad_member_lists_are_errors() {
+        let first = Enc::new(24).u64(9).u64(2).u64(4096).0;
+        assert_eq!(ChunkRecord::decode(&first).unwrap().members, Vec::<NodeId>::new());
+        let c = ChunkRecord { handle: ChunkHandle(9), version: ChunkVersion(2), length: 1, members: vec![NodeId(uuid::Uuid::from_u128(3))] };
+        let bytes = c.encode();
+        for cut in 26..bytes.len() {
+            assert!(ChunkRecord::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut too_many = bytes.clone();
+        too_many[25] = 200;
+        assert!(ChunkRecord::decode(&too_many).is_err());
     }
 }

@@ -50,12 +50,15 @@ impl ChunkMap {
     /// length, or what is left after every replica lost the tail.
     pub fn required_length(&self, handle: ChunkHandle) -> u64 {
         let committed = self.chunks.get(&handle).map_or(0, |m| m.length);
-        self.lost_tail.get(&handle).copied().unwrap_or(committed)
+        self.lost_tail.get(&handle).map_or(committed, |(kept, _)| *kept)
     }
 
     /// Judges a replica reported at the chunk's current version; true when
     /// it is held back (not a member of the version, or short: a suspect).
-    pub(super) fn judge_report(&mut self, handle: ChunkHandle, node: NodeId, length: u64) -> bool {
+    /// Lengths are judged from a process's first report only (`fresh`):
+    /// a replica loses writes only with its node's process (a power cut, a
+    /// crash), and a later report may lag a write that landed meanwhile.
+    pub(super) fn judge_report(&mut self, handle: ChunkHandle, node: NodeId, length: u64, fresh: bool) -> bool {
         let Some(meta) = self.chunks.get(&handle).copied() else { return false };
         if self.members.get(&handle).is_some_and(|(v, m)| *v == meta.version && !m.contains(&node)) {
             tracing::warn!(chunk = %handle, %node, version = %meta.version, "a replica took the current version without being among its members: stale");
@@ -63,14 +66,24 @@ impl ChunkMap {
             return true;
         }
         if length >= meta.length {
-            self.lost_tail.remove(&handle); // a whole replica is back
+            self.whole_again(handle, meta.version);
             return false;
         }
-        if length >= self.required_length(handle) {
+        if !fresh || length >= self.required_length(handle) {
             return false;
         }
         self.suspects.entry(handle).or_default().insert(node, length);
         true
+    }
+
+    /// A replica holding every committed byte is back: the short ones
+    /// served meanwhile are damaged again (a lease must never take them).
+    fn whole_again(&mut self, handle: ChunkHandle, version: ChunkVersion) {
+        let Some((kept, promoted)) = self.lost_tail.remove(&handle) else { return };
+        for node in promoted {
+            self.drop_replica(handle, node);
+            self.damaged.entry(handle).or_default().insert(node, Damage::Short { version, length: kept });
+        }
     }
 
     /// A full report from `node` replaces what was judged of its replicas.
@@ -133,15 +146,20 @@ impl ChunkMap {
         self.add_replica(handle, node, version);
     }
 
-    /// Takes the suspects on live nodes, to be checked with their nodes.
-    pub fn take_suspects(&mut self, now: Instant, dead_after: Duration) -> Vec<Suspect> {
+    /// Takes up to `limit` suspects on live nodes, to be checked with their
+    /// nodes; the rest wait for the next pass.
+    pub fn take_suspects(&mut self, now: Instant, dead_after: Duration, limit: usize) -> Vec<Suspect> {
         let mut out = Vec::new();
-        for (handle, nodes) in std::mem::take(&mut self.suspects) {
-            for node in nodes.into_keys() {
-                let Some(addr) = self.addr(node).filter(|_| self.is_live(node, now, dead_after)) else { continue };
-                out.push(Suspect { handle, node, address: addr.address, required: self.required_length(handle) });
+        let pending: Vec<(ChunkHandle, NodeId)> = self.suspects.iter().flat_map(|(h, n)| n.keys().map(|n| (*h, *n))).collect();
+        for (handle, node) in pending {
+            let Some(addr) = self.addr(node).filter(|_| self.is_live(node, now, dead_after)) else { continue };
+            if out.len() == limit {
+                break;
             }
+            self.suspects.get_mut(&handle).map(|n| n.remove(&node));
+            out.push(Suspect { handle, node, address: addr.address, required: self.required_length(handle) });
         }
+        self.suspects.retain(|_, n| !n.is_empty());
         out
     }
 
@@ -169,7 +187,8 @@ impl ChunkMap {
         let handles: Vec<ChunkHandle> = self.damaged.keys().copied().collect();
         for handle in handles {
             let Some(meta) = self.chunks.get(&handle).copied() else { continue };
-            if !self.current_replicas(handle, now, dead_after).is_empty() {
+            // Not while a replica of it waits to be checked: it may be whole.
+            if self.suspects.contains_key(&handle) || !self.current_replicas(handle, now, dead_after).is_empty() {
                 continue;
             }
             let short: Vec<(NodeId, u64)> = self.damaged[&handle]
@@ -181,11 +200,12 @@ impl ChunkMap {
                 })
                 .collect();
             let Some(best) = longest(&short) else { continue };
-            for (node, _) in short.iter().filter(|(_, l)| *l == best) {
+            let promoted: Vec<NodeId> = short.iter().filter(|(_, l)| *l == best).map(|(n, _)| *n).collect();
+            for node in &promoted {
                 self.damaged.get_mut(&handle).map(|d| d.remove(node));
                 self.add_replica(handle, *node, meta.version);
             }
-            self.lost_tail.insert(handle, best);
+            self.lost_tail.insert(handle, (best, promoted));
             out.push((handle, best, meta.length));
         }
         out
@@ -217,6 +237,10 @@ mod tests {
     }
 
     fn report(m: &mut ChunkMap, n: u128, version: u64, length: u64, now: Instant) {
+        report_as(m, n, version, length, now, true);
+    }
+
+    fn report_as(m: &mut ChunkMap, n: u128, version: u64, length: u64, now: Instant, registering: bool) {
         let hb = Heartbeat {
             node_id: node(n),
             address: format!("http://127.0.0.1:{n}"),
@@ -228,6 +252,7 @@ mod tests {
             bytes_read: 0,
             bytes_written: 0,
             scrub: None,
+            registering,
         };
         m.heartbeat(&hb, now);
     }
@@ -249,14 +274,26 @@ mod tests {
         report(&mut m, 1, 3, 1000, now);
         report(&mut m, 2, 3, 400, now); // lost its last writes
         assert_eq!(current(&m, now), ["http://127.0.0.1:1"]);
-        let suspects = m.take_suspects(now, DEAD_AFTER);
+        let suspects = m.take_suspects(now, DEAD_AFTER, 64);
         assert_eq!(suspects.len(), 1);
         assert_eq!(suspects[0].required, 1000);
         // Still short when asked: damaged, corrupt in fsck, to be deleted.
         assert_eq!(m.settle_suspect(&suspects[0], Some((ChunkVersion(3), 400))), Some(Damage::Short { version: ChunkVersion(3), length: 400 }));
         assert_eq!(m.health(H, now, DEAD_AFTER).corrupt, 1);
         assert_eq!(m.damaged_nodes(H), vec![(node(2), ChunkVersion(3))]);
-        assert!(m.take_suspects(now, DEAD_AFTER).is_empty());
+        assert!(m.take_suspects(now, DEAD_AFTER, 64).is_empty());
+    }
+
+    #[test]
+    fn only_a_processs_first_report_is_judged_by_length() {
+        let now = Instant::now();
+        let mut m = map(1000);
+        // A running process's report may lag a write that landed as it was
+        // built; its replica cannot have lost writes without a restart.
+        report_as(&mut m, 1, 3, 600, now, false);
+        assert_eq!(current(&m, now), ["http://127.0.0.1:1"]);
+        report_as(&mut m, 1, 3, 600, now, true);
+        assert!(current(&m, now).is_empty());
     }
 
     #[test]
@@ -265,7 +302,7 @@ mod tests {
         let mut m = map(1000);
         report(&mut m, 1, 3, 600, now); // built before the last write landed
         assert!(current(&m, now).is_empty());
-        let s = m.take_suspects(now, DEAD_AFTER).remove(0);
+        let s = m.take_suspects(now, DEAD_AFTER, 64).remove(0);
         assert_eq!(m.settle_suspect(&s, Some((ChunkVersion(3), 1000))), None);
         assert_eq!(current(&m, now), ["http://127.0.0.1:1"]);
         assert_eq!(m.health(H, now, DEAD_AFTER).corrupt, 0);
@@ -278,10 +315,18 @@ mod tests {
         for (n, len) in [(1, 300), (2, 700), (3, 700)] {
             report(&mut m, n, 3, len, now);
         }
-        for s in m.take_suspects(now, DEAD_AFTER) {
-            let len = [0, 300, 700, 700][s.node.0.as_u128() as usize];
-            m.settle_suspect(&s, Some((ChunkVersion(3), len)));
-        }
+        let first = m.take_suspects(now, DEAD_AFTER, 2);
+        assert_eq!(first.len(), 2, "at most the limit; the third waits");
+        let mut settle = |m: &mut ChunkMap, suspects: Vec<Suspect>| {
+            for s in suspects {
+                let len = [0, 300, 700, 700][s.node.0.as_u128() as usize];
+                m.settle_suspect(&s, Some((ChunkVersion(3), len)));
+            }
+        };
+        settle(&mut m, first);
+        assert!(m.accept_lost_tails(now, DEAD_AFTER).is_empty(), "not while a replica waits to be checked");
+        let rest = m.take_suspects(now, DEAD_AFTER, 2);
+        settle(&mut m, rest);
         assert!(current(&m, now).is_empty());
         assert_eq!(m.accept_lost_tails(now, DEAD_AFTER), vec![(H, 700, 1000)]);
         let mut served = current(&m, now);
@@ -292,9 +337,13 @@ mod tests {
         // A copy of the longest is as good as it gets now.
         report(&mut m, 4, 3, 700, now);
         assert_eq!(current(&m, now).len(), 3);
-        // A whole replica coming back ends it.
+        // A whole replica coming back ends it, and the short ones are
+        // damaged again at once.
         report(&mut m, 5, 3, 1000, now);
         assert!(m.tail_intact(H));
+        let mut served = current(&m, now);
+        served.sort();
+        assert_eq!(served, ["http://127.0.0.1:4", "http://127.0.0.1:5"]);
     }
 
     #[test]
