@@ -290,7 +290,12 @@ async fn a_chunk_being_written_is_re_replicated_while_the_writer_goes_on() {
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = locate(&client, "/d/log").await;
-    let dead_url = before.replicas[0].address.clone();
+    // A secondary: the lease then goes on without a gap (a lost primary's
+    // lease must run out first, and a copy could slip into that gap).
+    let attr = client.stat("/d/log").await.expect("stat");
+    let lease = Api::new(&c.master.url).post("/v1/chunks/lease", &LeaseRequest { inode: attr.inode, index: 0 }).await.expect("lease");
+    let primary = lease.body["primary"]["address"].as_str().unwrap_or_default().to_string();
+    let dead_url = before.replicas.iter().map(|r| r.address.clone()).find(|a| *a != primary).expect("a secondary");
     let dead = c.index_of(&dead_url).expect("ours");
     say!(tag, "kill -9 {dead_url} while the writer appends to chunk {}", before.handle);
     c.chunkservers[dead].kill9();
