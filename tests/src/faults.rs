@@ -506,6 +506,75 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A small ext4 filesystem on a loop device (an image file in a temp
+/// dir), unmounted and detached when dropped, even on panic. Declare it
+/// before the cluster that uses it, so the processes die first.
+/// [`LoopExt4::shut_down`] makes it fail like a dying disk.
+pub struct LoopExt4 {
+    pub path: PathBuf,
+    device: String,
+    _dir: tempfile::TempDir,
+}
+
+/// `EXT4_IOC_SHUTDOWN`, `_IOR('X', 125, __u32)`.
+const EXT4_IOC_SHUTDOWN: libc::c_ulong = 0x8004_587D;
+/// Shut down without flushing the journal: what is not on disk is lost.
+const EXT4_GOING_FLAGS_NOLOGFLUSH: u32 = 2;
+
+fn run(cmd: &str, args: &[&std::ffi::OsStr]) -> Result<String, String> {
+    let out = std::process::Command::new(cmd).args(args).output().map_err(|e| format!("running {cmd}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{cmd} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl LoopExt4 {
+    /// Makes an ext4 of `mib` MiB in an image file and mounts it through a
+    /// free loop device (needs root, `losetup` and `mkfs.ext4`).
+    pub fn mount(mib: u64) -> Result<LoopExt4, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let (image, path) = (dir.path().join("ext4.img"), dir.path().join("mnt"));
+        let file = std::fs::File::create(&image).map_err(|e| format!("{}: {e}", image.display()))?;
+        file.set_len(mib * MIB).map_err(|e| format!("{}: {e}", image.display()))?;
+        std::fs::create_dir(&path).map_err(|e| e.to_string())?;
+        run("mkfs.ext4", &["-q".as_ref(), "-F".as_ref(), image.as_os_str()])?;
+        let device = run("losetup", &["-f".as_ref(), "--show".as_ref(), image.as_os_str()])?;
+        let fs = LoopExt4 { path, device, _dir: dir };
+        // From here on, a failure detaches the device (the guard's drop).
+        run("mount", &["-t".as_ref(), "ext4".as_ref(), fs.device.as_ref(), fs.path.as_os_str()])?;
+        Ok(fs)
+    }
+
+    /// Shuts the filesystem down as a failing disk would leave it: from
+    /// now on every write, fsync, read and rename on it is EIO (pages
+    /// written before and not yet on disk are lost).
+    pub fn shut_down(&self) -> Result<(), String> {
+        let root = std::fs::File::open(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let flags = EXT4_GOING_FLAGS_NOLOGFLUSH;
+        // SAFETY: a valid descriptor and a pointer to a live u32, which is
+        // what this ioctl reads.
+        let rc = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&root), EXT4_IOC_SHUTDOWN as _, &flags as *const u32) };
+        if rc != 0 {
+            return Err(format!("EXT4_IOC_SHUTDOWN on {}: {}", self.path.display(), std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LoopExt4 {
+    fn drop(&mut self) {
+        // Not mounted (a failed mount), busy (a process still in it: lazy),
+        // or unmounted: then the device is free to detach.
+        if run("umount", &[self.path.as_os_str()]).is_err() {
+            let _ = run("umount", &["-l".as_ref(), self.path.as_os_str()]);
+        }
+        if let Err(e) = run("losetup", &["-d".as_ref(), self.device.as_ref()]) {
+            eprintln!("could not detach {}: {e}", self.device);
+        }
+    }
+}
+
 /// Weights of the operations of a [`Workload`].
 #[derive(Clone, Copy, Debug)]
 pub struct Mix {
