@@ -581,6 +581,14 @@ fn split_read(chunk_size: u64, piece: u64, offset: u64, end: u64) -> Vec<(u64, u
     out
 }
 
+impl Client {
+    /// Makes one replica of a chunk sync to disk (`sync.rs` uses it for
+    /// durable closes).
+    pub(crate) async fn sync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion) -> Result<(), ClientError> {
+        self.fsync_replica(r, handle, version).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,13 +600,5 @@ mod tests {
         let shape: Vec<(u64, u64, usize)> = pieces.iter().map(|p| (p.index, p.offset, p.data.len())).collect();
         assert_eq!(shape, [(0, 7, 3), (1, 0, 4), (1, 4, 4), (1, 8, 2), (2, 0, 4), (2, 4, 4), (2, 8, 2), (3, 0, 2)]);
         assert_eq!(split_read(10, 4, 7, 32), [(0, 7, 3), (1, 0, 4), (1, 4, 4), (1, 8, 2), (2, 0, 4), (2, 4, 4), (2, 8, 2), (3, 0, 2)]);
-    }
-}
-
-impl Client {
-    /// Makes one replica of a chunk sync to disk (`sync.rs` uses it for
-    /// durable closes).
-    pub(crate) async fn sync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion) -> Result<(), ClientError> {
-        self.fsync_replica(r, handle, version).await
     }
 }

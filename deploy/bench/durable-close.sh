@@ -5,13 +5,16 @@
 #   - `dfs put` of PUT_MIB from /dev/shm: A = --no-sync, B = durable (default);
 #   - a sequential write through the mount, `dd bs=1M count=DD_MIB` from
 #     /dev/shm with a plain close (no conv=fsync): A = a mount with
-#     -o nosync_close, B = a default mount.
+#     -o nosync_close, B = a default mount;
+#   - SMALL_FILES files of 4 KiB written through the mount (open, write,
+#     close each, one process), where a close's sync is a larger share.
 # A and B alternate within each of ROUNDS rounds (A,B,A,B...), so load from
 # others on the machine falls on both; prints every time and the medians.
 #
 #   cargo build --workspace --bins && deploy/bench/durable-close.sh
 #
-# Env: BIN_DIR (target/debug), ROUNDS (3), PUT_MIB (256), DD_MIB (1024).
+# Env: BIN_DIR (target/debug), ROUNDS (3), PUT_MIB (256), DD_MIB (1024),
+# SMALL_FILES (300).
 # Needs /dev/fuse (and root or fusermount3) for the mount half.
 set -euo pipefail
 
@@ -19,6 +22,7 @@ BIN_DIR=$(cd "${BIN_DIR:-target/debug}" && pwd)
 ROUNDS=${ROUNDS:-3}
 PUT_MIB=${PUT_MIB:-256}
 DD_MIB=${DD_MIB:-1024}
+SMALL_FILES=${SMALL_FILES:-300}
 WORK=$(mktemp -d -t dfs-durable-close.XXXXXX)
 SHM=$(mktemp -d -p /dev/shm dfs-durable-close.XXXXXX)
 pids=()
@@ -105,16 +109,35 @@ if [[ -c /dev/fuse ]]; then
       log "round $r dd $mode: ${t}s ($(echo "scale=0; $DD_MIB / $t" | bc) MiB/s)"
     done
   done
+  small='import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+os.mkdir(d)
+for i in range(n):
+    with open(f"{d}/f{i}", "wb") as f:
+        f.write(os.urandom(4096))'
+  for r in $(seq "$ROUNDS"); do
+    for mode in A B; do
+      dir=$lazy; [[ $mode == B ]] && dir=$durable
+      # The master counts 64 MiB per new chunk as used until the next
+      # heartbeats: a burst of ~900 small files per node would find no room.
+      sleep 4
+      t=$(timed python3 -c "$small" "$dir/small-$mode-$r" "$SMALL_FILES")
+      times[small-$mode]+="$t "
+      log "round $r small files $mode: ${t}s ($(echo "scale=0; $SMALL_FILES / $t" | bc) files/s)"
+    done
+  done
 fi
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "| figure (3 replicas, medians of $ROUNDS, A/B interleaved) | A: opt-out s | B: durable s | B/A | all A | all B |"
 echo "|---|---|---|---|---|---|"
-for what in put dd; do
+for what in put dd small; do
   [[ -n ${times[$what-A]:-} ]] || continue
   a=$(echo "${times[$what-A]}" | median)
   b=$(echo "${times[$what-B]}" | median)
   size=$PUT_MIB; name="\`dfs put\` of $PUT_MIB MiB (--no-sync vs default)"
   [[ $what == dd ]] && size=$DD_MIB && name="dd of $DD_MIB MiB into the mount, plain close (-o nosync_close vs default)"
-  echo "| $name | $a ($(echo "scale=0; $size / $a" | bc) MiB/s) | $b ($(echo "scale=0; $size / $b" | bc) MiB/s) | $(echo "scale=2; $b / $a" | bc) | ${times[$what-A]}| ${times[$what-B]}|"
+  unit=MiB/s
+  [[ $what == small ]] && size=$SMALL_FILES unit=files/s && name="$SMALL_FILES files of 4 KiB into the mount (-o nosync_close vs default)"
+  echo "| $name | $a ($(echo "scale=0; $size / $a" | bc) $unit) | $b ($(echo "scale=0; $size / $b" | bc) $unit) | $(echo "scale=2; $b / $a" | bc) | ${times[$what-A]}| ${times[$what-B]}|"
 done
