@@ -174,13 +174,11 @@ async fn soak_mixed_workload_under_seeded_faults() {
     let report = final_check(&c, &files, &inv).await;
     lost.extend(report.lost);
     say!(TAG, "=== soak report (seed {seed}, {:.0} s of faults) ===", started.elapsed().as_secs_f64());
-    say!(TAG, "ops acknowledged: {} by the client workers ({}), {} through the mount ({})", wl_stats.acked.load(Ordering::Relaxed), wl_stats.line(), mount_stats.acked.load(Ordering::Relaxed), mount_stats.line());
+    let acked = |s: &AtomicU64| s.load(Ordering::Relaxed);
+    say!(TAG, "ops acknowledged: {} by the client workers ({}), {} through the mount ({})", acked(&wl_stats.acked), wl_stats.line(), acked(&mount_stats.acked), mount_stats.line());
     say!(TAG, "bytes verified at the end: {} in {} files", report.bytes_verified, files.len());
     say!(TAG, "faults injected: {:?} ({} full-disk faults skipped: no tmpfs)", schedule.injected, schedule.skipped);
-    say!(TAG, "lost: {}", if lost.is_empty() { "nothing".to_string() } else { format!("{} problems", lost.len()) });
-    for l in &lost {
-        say!(TAG, "LOST: {l}");
-    }
+    print_lost(&lost);
     assert!(lost.is_empty(), "the soak lost acknowledged data (seed {seed}): {lost:#?}");
     // The strict end of every fault test: replicas byte for byte, exact counts, namespace check.
     settle_and_verify(&c, &files, "/soak", &inv, HEAL, Some(3)).await;
@@ -188,6 +186,13 @@ async fn soak_mixed_workload_under_seeded_faults() {
     drop(mount);
     drop(c);
     drop(tmpfs);
+}
+
+fn print_lost(lost: &[String]) {
+    say!(TAG, "lost: {}", if lost.is_empty() { "nothing".to_string() } else { format!("{} problems", lost.len()) });
+    for l in lost {
+        say!(TAG, "LOST: {l}");
+    }
 }
 
 /// A worker's panic (wrong bytes read back, or an operation that never
