@@ -367,7 +367,7 @@ fn nothing_is_added_under_a_directory_being_deleted() {
             let got = apply_now(&store, m).map(|_| ());
             assert_eq!(got.map_err(|e| e.kind), Err(ErrorKind::ENOENT), "{what} at reaper step {step}");
         }
-        let fresh = CreateRequest { at: EntryRef::child(live, &format!("g{step}")), exclusive: true, ..Default::default() };
+        let fresh = CreateRequest { at: EntryRef::child(live, format!("g{step}")), exclusive: true, ..Default::default() };
         apply_now(&store, Mutation::Create(fresh)).expect("a live directory takes entries while a subtree is reaped");
         let report = store.check().unwrap();
         assert!(report.ok, "step {step}: {:?}", report.problems);
