@@ -587,6 +587,13 @@ impl Client {
     pub(crate) async fn sync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion) -> Result<(), ClientError> {
         self.fsync_replica(r, handle, version).await
     }
+
+    /// The lease cached for chunk `index` of the file, fresh or not: the
+    /// chain this client's last write of the chunk went through (`sync.rs`
+    /// syncs it without asking the master).
+    pub(crate) fn last_lease(&self, inode: InodeId, index: u64) -> Option<WriteLease> {
+        self.leases().get(&(inode, index)).map(|c| c.lease.clone())
+    }
 }
 
 #[cfg(test)]

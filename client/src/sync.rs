@@ -1,11 +1,13 @@
 //! Durable close: the chunks a writer wrote since its last sync are synced
-//! on every replica the master lists for them, before the writer commits
-//! the file's new length (NFS's COMMIT at close, HDFS's hsync).
+//! on every replica, before the writer commits the file's new length
+//! (NFS's COMMIT at close, HDFS's hsync). The replicas are first those of
+//! the lease each chunk was last written under (the chain that took the
+//! bytes: no master call); after any failure, those the master lists now.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::{ChunkLocation, ReplicaAddr};
+use dfs_common::wire::chunks::{ChunkLocation, ReplicaAddr, WriteLease};
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
 use futures::{stream, StreamExt};
 
@@ -14,6 +16,26 @@ use crate::error::ClientError;
 
 /// Replica syncs in flight at once.
 const SYNCS_IN_FLIGHT: usize = 8;
+
+/// A chunk's replicas at a version, from a lease or from the master.
+#[derive(Clone, Debug)]
+struct Chain {
+    index: u64,
+    handle: ChunkHandle,
+    version: ChunkVersion,
+    replicas: Vec<ReplicaAddr>,
+}
+
+impl Chain {
+    fn located(c: ChunkLocation) -> Chain {
+        Chain { index: c.index, handle: c.handle, version: c.version, replicas: c.replicas }
+    }
+
+    fn leased(index: u64, l: WriteLease) -> Chain {
+        let replicas = std::iter::once(l.primary).chain(l.secondaries).collect();
+        Chain { index, handle: l.handle, version: l.version, replicas }
+    }
+}
 
 /// One replica to sync: where, which chunk, at which version.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,7 +61,7 @@ fn runs(indices: &BTreeSet<u64>) -> Vec<(u64, u64)> {
 /// the (chunk, replica address) pairs already synced. A chunk listed with
 /// no replica is an error: its bytes are durable nowhere the master knows.
 /// Chunks the master no longer has (truncated away) need nothing.
-fn to_sync(indices: &BTreeSet<u64>, found: &[ChunkLocation], done: &HashSet<(ChunkHandle, String)>) -> Result<Vec<Target>, ClientError> {
+fn to_sync(indices: &BTreeSet<u64>, found: &[Chain], done: &HashSet<(ChunkHandle, String)>) -> Result<Vec<Target>, ClientError> {
     let mut out = Vec::new();
     for c in found.iter().filter(|c| indices.contains(&c.index)) {
         if c.replicas.is_empty() {
@@ -59,17 +81,23 @@ fn worth_retrying(e: &ClientError) -> bool {
 }
 
 impl Client {
-    /// Makes chunks `indices` of the file durable on every replica the
-    /// master lists for them. Replicas that fail are asked again, with the
-    /// master's current locations, for up to `retry_for`: a dead node is
-    /// dropped from the list, and a replica synced once stays synced
-    /// (a later version bump does not touch its bytes).
+    /// Makes chunks `indices` of the file durable on every replica: those
+    /// of the lease each was last written under when this client still
+    /// holds it, else those the master lists. Replicas that fail are asked
+    /// again, with the master's current locations, for up to `retry_for`:
+    /// a dead node is dropped from the list, and a replica synced once
+    /// stays synced (a later version bump does not touch its bytes).
     pub async fn sync_chunks(&self, inode: InodeId, indices: &BTreeSet<u64>) -> Result<(), ClientError> {
         let mut done: HashSet<(ChunkHandle, String)> = HashSet::new();
         let start = Instant::now();
         let mut pause = Duration::from_millis(50);
+        let mut leased = self.leased_chains(inode, indices);
         loop {
-            let failure = match self.locate_for_sync(inode, indices).await.and_then(|found| to_sync(indices, &found, &done)) {
+            let found = match leased.take() {
+                Some(chains) => Ok(chains),
+                None => self.locate_for_sync(inode, indices).await,
+            };
+            let failure = match found.and_then(|found| to_sync(indices, &found, &done)) {
                 Ok(targets) => self.sync_targets(targets, &mut done).await,
                 Err(e) => Some(e),
             };
@@ -81,6 +109,12 @@ impl Client {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(1));
         }
+    }
+
+    /// The chains of the leases the chunks were last written under, when
+    /// this client holds one for every chunk (else the master is asked).
+    fn leased_chains(&self, inode: InodeId, indices: &BTreeSet<u64>) -> Option<Vec<Chain>> {
+        indices.iter().map(|&i| self.last_lease(inode, i).map(|l| Chain::leased(i, l))).collect()
     }
 
     /// Syncs the targets, several at once; records those done and returns
@@ -108,7 +142,7 @@ impl Client {
 
     /// The master's current locations of chunks `indices` (not the cache:
     /// a sync must reach the replicas as they are now).
-    async fn locate_for_sync(&self, inode: InodeId, indices: &BTreeSet<u64>) -> Result<Vec<ChunkLocation>, ClientError> {
+    async fn locate_for_sync(&self, inode: InodeId, indices: &BTreeSet<u64>) -> Result<Vec<Chain>, ClientError> {
         let mut found = Vec::new();
         for (first, count) in runs(indices) {
             let mut next = first;
@@ -116,7 +150,7 @@ impl Client {
                 let page = self.master().locate(inode, next, first + count - next).await?;
                 let Some(last) = page.chunks.iter().map(|c| c.index).max() else { break };
                 next = last + 1;
-                found.extend(page.chunks);
+                found.extend(page.chunks.into_iter().map(Chain::located));
             }
         }
         Ok(found)
@@ -127,12 +161,27 @@ impl Client {
 mod tests {
     use super::*;
 
-    /// From JSON, so fields added to the wire type later need no change here.
-    fn loc(index: u64, handle: u64, replicas: &[&str]) -> ChunkLocation {
-        let nil = "00000000-0000-0000-0000-000000000000";
-        let replicas: Vec<_> = replicas.iter().map(|a| serde_json::json!({"node_id": nil, "address": a})).collect();
-        let v = serde_json::json!({"index": index, "handle": handle, "version": 1, "replicas": replicas});
-        serde_json::from_value(v).expect("a chunk location")
+    fn addr(a: &str) -> ReplicaAddr {
+        ReplicaAddr { node_id: dfs_common::NodeId(Default::default()), address: a.to_string() }
+    }
+
+    fn loc(index: u64, handle: u64, replicas: &[&str]) -> Chain {
+        Chain { index, handle: ChunkHandle(handle), version: ChunkVersion(1), replicas: replicas.iter().map(|a| addr(a)).collect() }
+    }
+
+    #[test]
+    fn a_lease_chain_is_its_primary_then_its_secondaries() {
+        let lease = WriteLease {
+            handle: ChunkHandle(9),
+            version: ChunkVersion(4),
+            chunk_size_bytes: 1 << 20,
+            primary: addr("p"),
+            secondaries: vec![addr("s1"), addr("s2")],
+            lease_remaining_ms: 0,
+        };
+        let chain = Chain::leased(3, lease);
+        assert_eq!((chain.index, chain.handle, chain.version), (3, ChunkHandle(9), ChunkVersion(4)));
+        assert_eq!(chain.replicas.iter().map(|r| r.address.as_str()).collect::<Vec<_>>(), ["p", "s1", "s2"]);
     }
 
     #[test]
