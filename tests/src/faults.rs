@@ -513,6 +513,10 @@ impl Drop for Tmpfs {
 pub struct LoopExt4 {
     pub path: PathBuf,
     device: String,
+    /// The image file behind `device`.
+    image: PathBuf,
+    /// How many times [`LoopExt4::remount`] has mounted a fresh copy.
+    boots: u32,
     _dir: tempfile::TempDir,
 }
 
@@ -540,7 +544,7 @@ impl LoopExt4 {
         std::fs::create_dir(&path).map_err(|e| e.to_string())?;
         run("mkfs.ext4", &["-q".as_ref(), "-F".as_ref(), image.as_os_str()])?;
         let device = run("losetup", &["-f".as_ref(), "--show".as_ref(), image.as_os_str()])?;
-        let fs = LoopExt4 { path, device, _dir: dir };
+        let fs = LoopExt4 { path, device, image, boots: 0, _dir: dir };
         // From here on, a failure detaches the device (the guard's drop).
         run("mount", &["-t".as_ref(), "ext4".as_ref(), fs.device.as_ref(), fs.path.as_os_str()])?;
         Ok(fs)
@@ -559,6 +563,35 @@ impl LoopExt4 {
             return Err(format!("EXT4_IOC_SHUTDOWN on {}: {}", self.path.display(), std::io::Error::last_os_error()));
         }
         Ok(())
+    }
+
+    /// Mounts again what reached the disk, as a machine's next boot
+    /// would: ext4 replays its journal, so what was written to the image
+    /// is there and nothing else. After [`LoopExt4::shut_down`] and the
+    /// death of the process using it, this is the filesystem a power cut
+    /// leaves.
+    ///
+    /// The image is copied and the copy mounted through a new loop device,
+    /// the old one unmounted lazily and detached when free: another process
+    /// may still hold descriptors on the old filesystem (a client's
+    /// short-circuit reads), which keeps that instance alive, and mounting
+    /// its device again would find that same shut-down instance. On the
+    /// copy the old instance can write nothing, whenever it goes away.
+    pub fn remount(&mut self) -> Result<(), String> {
+        if run("umount", &[self.path.as_os_str()]).is_err() {
+            run("umount", &["-l".as_ref(), self.path.as_os_str()])?;
+        }
+        // Detached as soon as nothing holds it (the kernel's autoclear).
+        if let Err(e) = run("losetup", &["-d".as_ref(), self.device.as_ref()]) {
+            eprintln!("could not detach {}: {e}", self.device);
+        }
+        self.boots += 1;
+        let (old, image) = (self.image.clone(), self._dir.path().join(format!("ext4-{}.img", self.boots)));
+        run("cp", &["--sparse=always".as_ref(), old.as_os_str(), image.as_os_str()])?;
+        let _ = std::fs::remove_file(&old);
+        self.image = image;
+        self.device = run("losetup", &["-f".as_ref(), "--show".as_ref(), self.image.as_os_str()])?;
+        run("mount", &["-t".as_ref(), "ext4".as_ref(), self.device.as_ref(), self.path.as_os_str()]).map(|_| ())
     }
 }
 

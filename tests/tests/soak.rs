@@ -11,10 +11,16 @@
 //! The faults, one at a time, each followed by a wait until the cluster is
 //! healthy again, so at most one chunkserver is damaged at any moment and
 //! replication 3 keeps a good copy of everything: kill -9 of a chunkserver,
-//! SIGSTOP, lost writes (SIGSTOP, copy the data directory, SIGCONT, let
-//! writes be acknowledged, kill -9, restore the copy, restart: a disk that
-//! lost its last writes), flipped bytes in replicas, a full disk (a tmpfs
-//! filled up; needs root), and kill -9 + restart of the master.
+//! SIGSTOP, lost writes (a power cut of one node: its filesystem shut down
+//! without flushing, the process killed, the filesystem mounted again, so
+//! exactly what was not yet on disk is gone), flipped bytes in replicas, a
+//! full disk (a ballast file fills it), and kill -9 + restart of the master.
+//!
+//! As root (CI), each chunkserver's data directory is an ext4 of its own
+//! on a loop device ([`LoopExt4`]), the one that gets full a small one.
+//! Otherwise the data directories are plain directories and the faults
+//! that need a filesystem of their own (lost writes, full disk) are drawn
+//! but skipped, and counted as skipped.
 //!
 //! `DFS_FAULT_SEED=N` replays the schedule (printed at the start and on
 //! failure): the same faults, in the same order, on the same nodes, with
@@ -56,8 +62,11 @@ const MASTER: &[&str] = &[
 /// Chunkserver flags: a scrubber fast enough to find a flip in seconds.
 const CHUNKSERVER: &[&str] = &["--scrub-period-ms", "3000", "--scrub-mib-per-sec", "256"];
 const NODES: usize = 4;
-/// The node whose data directory lives on a tmpfs, to be filled up.
+/// The node whose disk is small, to be filled up.
 const SMALL_NODE: usize = 3;
+/// The size of each node's ext4 (a sparse image), and of the small one.
+const DISK_MIB: u64 = 1024;
+const SMALL_DISK_MIB: u64 = 512;
 /// How long the cluster may take to be healthy again after a fault.
 const HEAL: Duration = Duration::from_secs(180);
 /// Longer than a chunkserver's full-report interval (2 s in tests): after
@@ -72,7 +81,7 @@ const MOUNT_OP_DEADLINE: Duration = Duration::from_secs(180);
 enum Fault {
     Kill9 { node: usize, down: Duration },
     Stop { node: usize, pause: Duration },
-    LostWrites { node: usize, window: Duration },
+    PowerCut { node: usize, down: Duration },
     Flip { count: usize, seed: u64 },
     FullDisk { hold: Duration },
     MasterRestart { down: Duration },
@@ -83,7 +92,7 @@ impl Fault {
         match self {
             Fault::Kill9 { .. } => "kill -9 chunkserver",
             Fault::Stop { .. } => "SIGSTOP chunkserver",
-            Fault::LostWrites { .. } => "lost writes",
+            Fault::PowerCut { .. } => "lost writes (power cut)",
             Fault::Flip { .. } => "bit flips",
             Fault::FullDisk { .. } => "full disk",
             Fault::MasterRestart { .. } => "master restart",
@@ -103,7 +112,7 @@ fn next_step(rng: &mut StdRng) -> (Duration, Fault) {
     let fault = match kind {
         0..20 => Fault::Kill9 { node, down: Duration::from_millis(300 + 3 * ms) },
         20..40 => Fault::Stop { node, pause: Duration::from_millis(500 + 3 * ms) },
-        40..60 => Fault::LostWrites { node, window: Duration::from_millis(1000 + 4 * ms) },
+        40..60 => Fault::PowerCut { node, down: Duration::from_millis(1000 + 4 * ms) },
         60..75 => Fault::Flip { count: 1 + (ms % 2) as usize, seed },
         75..85 => Fault::FullDisk { hold: Duration::from_millis(2000 + 5 * ms) },
         _ => Fault::MasterRestart { down: Duration::from_millis(ms * 3 / 2) },
@@ -131,8 +140,9 @@ async fn soak_mixed_workload_under_seeded_faults() {
     let _replay = SeedOnFailure { seed, var: "DFS_FAULT_SEED" };
     let run_for = Duration::from_secs(std::env::var("DFS_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(1800));
     say!(TAG, "seed {seed} (replay with DFS_FAULT_SEED={seed}), running for {run_for:?}");
-    let tmpfs = small_disk();
-    let mut c = start_cluster(tmpfs.as_ref());
+    // Declared before the cluster: the processes die before the disks are unmounted.
+    let mut disks = node_disks();
+    let mut c = start_cluster(disks.as_deref());
     c.wait_live(NODES, Duration::from_secs(20)).await.expect("chunkservers live");
     let inv = Invariants::new();
     let cfg = WorkloadConfig {
@@ -150,7 +160,7 @@ async fn soak_mixed_workload_under_seeded_faults() {
     let mount = Mount::start(&c.master.url, &[]).unwrap_or_else(|e| panic!("mount: {e:#}"));
     let mount_io = MountIo::start(mount.path(), seed);
 
-    let mut schedule = Schedule { rng: StdRng::seed_from_u64(seed), injected: BTreeMap::new(), skipped: 0, tmpfs: tmpfs.as_ref() };
+    let mut schedule = Schedule { rng: StdRng::seed_from_u64(seed), injected: BTreeMap::new(), skipped: BTreeMap::new(), disks: disks.as_deref_mut() };
     let started = Instant::now();
     let mut healed = Ok(());
     while started.elapsed() < run_for && healed.is_ok() && !wl.a_worker_ended() {
@@ -177,7 +187,7 @@ async fn soak_mixed_workload_under_seeded_faults() {
     let acked = |s: &AtomicU64| s.load(Ordering::Relaxed);
     say!(TAG, "ops acknowledged: {} by the client workers ({}), {} through the mount ({})", acked(&wl_stats.acked), wl_stats.line(), acked(&mount_stats.acked), mount_stats.line());
     say!(TAG, "bytes verified at the end: {} in {} files", report.bytes_verified, files.len());
-    say!(TAG, "faults injected: {:?} ({} full-disk faults skipped: no tmpfs)", schedule.injected, schedule.skipped);
+    say!(TAG, "faults injected: {:?} (skipped, not root: {:?})", schedule.injected, schedule.skipped);
     print_lost(&lost);
     assert!(lost.is_empty(), "the soak lost acknowledged data (seed {seed}): {lost:#?}");
     // The strict end of every fault test: replicas byte for byte, exact counts, namespace check.
@@ -185,7 +195,7 @@ async fn soak_mixed_workload_under_seeded_faults() {
     inv.print_notes(TAG);
     drop(mount);
     drop(c);
-    drop(tmpfs);
+    drop(disks);
 }
 
 fn print_lost(lost: &[String]) {
@@ -212,22 +222,33 @@ async fn worker_failure(e: tokio::task::JoinError, c: &Cluster, files: &Files, i
     format!("a client worker failed: {message}\n  replicas now:{replicas}\n  history of {path}:\n  {}", inv.history(path))
 }
 
-/// A tmpfs for the node that gets a full disk, when this runs as root.
-fn small_disk() -> Option<Tmpfs> {
+/// An ext4 of its own for each chunkserver, when this runs as root: a
+/// power cut of one node, or a full disk, then touches that node alone.
+fn node_disks() -> Option<Vec<LoopExt4>> {
     if unsafe { libc::geteuid() } != 0 {
-        say!(TAG, "not root: no tmpfs, so full-disk faults are skipped");
+        say!(TAG, "not root: no loop-mounted disks, so lost-writes (power cut) and full-disk faults are skipped");
         return None;
     }
-    Some(Tmpfs::mount("512m").unwrap_or_else(|e| panic!("as root, a tmpfs should mount: {e}")))
+    let disks = (0..NODES)
+        .map(|i| {
+            let disk = LoopExt4::mount(if i == SMALL_NODE { SMALL_DISK_MIB } else { DISK_MIB })
+                .unwrap_or_else(|e| panic!("as root, a loop-mounted ext4 should mount: {e}"));
+            // The data directory is on disk before the node starts: a power
+            // cut in the first seconds must not take the directory itself.
+            let made = std::fs::create_dir(disk.path.join("cs")).and_then(|_| File::open(&disk.path)?.sync_all());
+            made.unwrap_or_else(|e| panic!("data directory on {}: {e}", disk.path.display()));
+            disk
+        })
+        .collect();
+    Some(disks)
 }
 
-fn start_cluster(tmpfs: Option<&Tmpfs>) -> Cluster {
+fn start_cluster(disks: Option<&[LoopExt4]>) -> Cluster {
     let extra: Vec<String> = CHUNKSERVER.iter().map(|s| s.to_string()).collect();
-    let small = tmpfs.map(|t| t.path.join("cs"));
     Cluster::start_custom(NODES, MASTER, |i, dir| {
-        let data = match (&small, i) {
-            (Some(s), SMALL_NODE) => s.clone(),
-            _ => dir.join(format!("cs{i}")),
+        let data = match disks {
+            Some(d) => d[i].path.join("cs"),
+            None => dir.join(format!("cs{i}")),
         };
         (data, extra.clone())
     })
@@ -238,8 +259,9 @@ fn start_cluster(tmpfs: Option<&Tmpfs>) -> Cluster {
 struct Schedule<'a> {
     rng: StdRng,
     injected: BTreeMap<&'static str, u32>,
-    skipped: u32,
-    tmpfs: Option<&'a Tmpfs>,
+    skipped: BTreeMap<&'static str, u32>,
+    /// Each node's own disk (as root).
+    disks: Option<&'a mut [LoopExt4]>,
 }
 
 impl Schedule<'_> {
@@ -248,6 +270,14 @@ impl Schedule<'_> {
     async fn step(&mut self, c: &mut Cluster, wl: &Workload) -> Result<(), String> {
         let (before, fault) = next_step(&mut self.rng);
         tokio::time::sleep(before).await;
+        let disks = match (&fault, self.disks.as_deref_mut()) {
+            (Fault::PowerCut { .. } | Fault::FullDisk { .. }, None) => {
+                say!(TAG, "fault: {fault:?} skipped: not root, the node has no disk of its own");
+                *self.skipped.entry(fault.kind()).or_default() += 1;
+                return Ok(());
+            }
+            (_, disks) => disks.unwrap_or_default(),
+        };
         say!(TAG, "fault: {fault:?}");
         let flipped = match &fault {
             Fault::Kill9 { node, down } => {
@@ -262,21 +292,15 @@ impl Schedule<'_> {
                 c.chunkservers[*node].sigcont();
                 Vec::new()
             }
-            Fault::LostWrites { node, window } => {
-                lose_writes(c, *node, *window).await?;
+            Fault::PowerCut { node, down } => {
+                power_cut(c, &mut disks[*node], *node, *down).await?;
                 Vec::new()
             }
             Fault::Flip { count, seed } => flip(c, &wl.snapshot(), *count, *seed).await,
-            Fault::FullDisk { hold } => match self.tmpfs {
-                Some(t) => {
-                    fill_up(t, *hold).await?;
-                    Vec::new()
-                }
-                None => {
-                    self.skipped += 1;
-                    return Ok(());
-                }
-            },
+            Fault::FullDisk { hold } => {
+                fill_up(&disks[SMALL_NODE].path, *hold).await?;
+                Vec::new()
+            }
             Fault::MasterRestart { down } => {
                 c.master.kill9();
                 tokio::time::sleep(*down).await;
@@ -285,7 +309,7 @@ impl Schedule<'_> {
             }
         };
         *self.injected.entry(fault.kind()).or_default() += 1;
-        if matches!(fault, Fault::Kill9 { .. } | Fault::Stop { .. } | Fault::LostWrites { .. }) {
+        if matches!(fault, Fault::Kill9 { .. } | Fault::Stop { .. } | Fault::PowerCut { .. }) {
             tokio::time::sleep(REPORT_SETTLE).await;
         }
         wait_found(c, &flipped).await?;
@@ -293,65 +317,78 @@ impl Schedule<'_> {
     }
 }
 
-/// A disk that loses its last writes: the node is frozen and its data
-/// directory copied, then it runs on and acknowledges writes for `window`,
-/// then dies, and comes back on the copy.
-async fn lose_writes(c: &mut Cluster, node: usize, window: Duration) -> Result<(), String> {
-    let dir = c.cs_dir(node);
-    let backup = c.dir.path().join(format!("lost-writes-cs{node}"));
-    let _ = std::fs::remove_dir_all(&backup);
+/// A power cut of one node: the chunkserver is frozen (it takes no step
+/// past the cut), its filesystem shut down without flushing the journal
+/// (nothing more reaches the disk), the process killed; after `down` the
+/// filesystem is mounted again (the journal replayed: what was synced is
+/// there, what was only in the page cache is gone) and the chunkserver
+/// restarts on it. Unlike restoring a copy taken at some earlier moment,
+/// this never takes back a write the node had already fsynced: it is a
+/// disk that honours flushes, losing exactly what it was not asked to keep.
+async fn power_cut(c: &mut Cluster, disk: &mut LoopExt4, node: usize, down: Duration) -> Result<(), String> {
     c.chunkservers[node].sigstop();
-    let copied = copy_dir(&dir, &backup);
-    c.chunkservers[node].sigcont();
-    copied?;
-    tokio::time::sleep(window).await;
+    let dir = c.cs_dir(node);
+    let before = files_state(&dir);
+    let cut = disk.shut_down();
     c.chunkservers[node].kill9();
-    empty_dir(&dir)?;
-    copy_dir(&backup, &dir)?;
-    let _ = std::fs::remove_dir_all(&backup);
+    cut?;
+    tokio::time::sleep(down).await;
+    disk.remount()?;
+    say!(TAG, "power cut of cs{node}: {}", compare_states(&before, &files_state(&dir)));
     c.chunkservers[node].restart(true).map_err(|e| format!("restart cs{node}: {e}"))
 }
 
-/// `cp -a SRC/. DST` (DST is made if missing).
-fn copy_dir(src: &Path, dst: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dst).map_err(|e| format!("mkdir {}: {e}", dst.display()))?;
-    let out = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", src.display()))
-        .arg(dst)
-        .output()
-        .map_err(|e| format!("running cp: {e}"))?;
-    match out.status.success() {
-        true => Ok(()),
-        false => Err(format!("cp -a {} {}: {}", src.display(), dst.display(), String::from_utf8_lossy(&out.stderr))),
+/// Relative path → a hash of the contents, of every regular file under
+/// `dir` (what the node's processes saw, or what its disk holds).
+fn files_state(dir: &Path) -> BTreeMap<PathBuf, u64> {
+    use std::hash::{Hash, Hasher};
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let (path, kind) = (entry.path(), entry.file_type());
+            match kind {
+                Ok(k) if k.is_dir() => todo.push(path),
+                Ok(k) if k.is_file() => {
+                    let mut h = std::hash::DefaultHasher::new();
+                    std::fs::read(&path).map_err(|e| e.kind()).hash(&mut h);
+                    out.insert(path.strip_prefix(dir).unwrap_or(&path).to_path_buf(), h.finish());
+                }
+                _ => {}
+            }
+        }
     }
+    out
 }
 
-/// Removes everything inside `dir`, keeping `dir` (it may be a mountpoint).
-fn empty_dir(dir: &Path) -> Result<(), String> {
-    for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-        let path = entry.map_err(|e| e.to_string())?.path();
-        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-        removed.map_err(|e| format!("remove {}: {e}", path.display()))?;
-    }
-    Ok(())
+/// What a power cut changed, for the log: evidence that the fault loses
+/// writes (files that came back older, or went) and how many.
+fn compare_states(before: &BTreeMap<PathBuf, u64>, after: &BTreeMap<PathBuf, u64>) -> String {
+    let changed = before.iter().filter(|(p, h)| after.get(*p).is_some_and(|a| a != *h)).count();
+    let gone = before.keys().filter(|p| !after.contains_key(*p)).count();
+    let new = after.keys().filter(|p| !before.contains_key(*p)).count();
+    format!("of {} files, {changed} came back with other contents, {gone} gone, {new} reappeared (unsynced deletes)", before.len())
 }
 
-/// Fills the small node's tmpfs with a ballast file for `hold`, then
-/// frees it.
-async fn fill_up(t: &Tmpfs, hold: Duration) -> Result<(), String> {
-    let ballast = t.path.join("ballast");
-    let free = free_bytes(&t.path);
+/// Fills the small node's disk (mounted at `root`) with a ballast file
+/// for `hold`, then frees it, durably: a power cut of that node later must
+/// not bring the ballast back.
+async fn fill_up(root: &Path, hold: Duration) -> Result<(), String> {
+    let ballast = root.join("ballast");
+    let free = free_bytes(root);
     let f = File::create(&ballast).map_err(|e| format!("ballast: {e}"))?;
     let fd = f.into_raw_fd();
     // Allocates without writing: the disk is full at once.
     let r = unsafe { libc::posix_fallocate(fd, 0, free as libc::off_t) };
     unsafe { libc::close(fd) };
-    say!(TAG, "full disk: {free} bytes of ballast ({}), {} bytes left", if r == 0 { "allocated" } else { "partly" }, free_bytes(&t.path));
+    say!(TAG, "full disk: {free} bytes of ballast ({}), {} bytes left", if r == 0 { "allocated" } else { "partly" }, free_bytes(root));
     tokio::time::sleep(hold).await;
-    std::fs::remove_file(&ballast).map_err(|e| format!("remove ballast: {e}"))
+    std::fs::remove_file(&ballast).map_err(|e| format!("remove ballast: {e}"))?;
+    File::open(root).and_then(|d| d.sync_all()).map_err(|e| format!("sync {}: {e}", root.display()))
 }
 
+/// Free bytes as root sees them (ext4 keeps blocks for root, and the
+/// chunkserver runs as root here: the ballast takes those too).
 fn free_bytes(dir: &Path) -> u64 {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return 0 };
@@ -359,7 +396,7 @@ fn free_bytes(dir: &Path) -> u64 {
     if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
         return 0;
     }
-    s.f_bavail as u64 * s.f_frsize as u64
+    s.f_bfree as u64 * s.f_frsize as u64
 }
 
 /// Flips a byte in up to `count` replicas, each of a chunk with 3 current
