@@ -30,7 +30,7 @@ fn build(node: &Node, with_report: bool) -> Heartbeat {
     let replicas = node.store.list();
     let chunk_count = replicas.len() as u64;
     let report = with_report.then(|| {
-        replicas.into_iter().map(|c| ReplicaReport { handle: c.handle, version: c.version, length: c.length }).collect()
+        replicas.into_iter().map(|c| ReplicaReport { handle: c.handle, version: c.version, length: c.length, dirty: c.dirty }).collect()
     });
     Heartbeat {
         node_id: node.id,

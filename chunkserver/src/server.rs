@@ -47,13 +47,17 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     ));
     println!("dfs-chunkserver listening on {address}");
     tracing::info!(%address, node = %id, master = %node.master, "chunkserver started");
-    let local = node.local.clone();
+    let (local, store) = (node.local.clone(), node.store.clone());
     axum::serve(listener, router(node)).with_graceful_shutdown(shutdown_signal()).await?;
     if let Some(endpoint) = local {
         local_reads::remove_socket(&endpoint);
     }
     beats.abort();
     scrub.abort();
+    // A clean stop loses nothing: sync the replicas written since their
+    // last sync, so the next start does not report them dirty.
+    let synced = tokio::task::spawn_blocking(move || store.sync_dirty()).await.unwrap_or(0);
+    tracing::info!(replicas = synced, "synced replicas written since their last sync");
     tracing::info!("chunkserver stopped");
     Ok(())
 }

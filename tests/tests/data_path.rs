@@ -180,6 +180,9 @@ async fn a_chunkserver_restarted_on_another_port_is_recognised() {
     let client = Client::new(&c.master.url);
     let attr = create(&client, "/r", 3, MIB).await;
     client.write_at(&attr, 0, Bytes::from(vec![7u8; 5000])).await.unwrap();
+    // Synced: a replica that crashed with unsynced writes is not served
+    // when copies that never crashed exist (tests/data_safety.rs).
+    client.fsync(&client.master().stat("/r").await.unwrap()).await.unwrap();
     let old_url = c.chunkservers[0].url.clone();
     let id_before: Vec<_> = c.chunkservers().await.unwrap().iter().map(|n| n["node_id"].clone()).collect();
     c.chunkservers[0].restart(false).unwrap();

@@ -146,6 +146,53 @@ async fn a_replica_that_lost_its_last_writes_is_never_served_and_is_replaced() {
     heals_with_every_replica_whole(&c, "/d/f", &want, 3).await;
 }
 
+/// A power cut drops an overwrite a replica acknowledged but had not
+/// synced: its data and CRC slots go back to what they were, at the same
+/// version and length, and only the dirty flag its chunkserver made durable
+/// before taking the write survives. The master must not serve it (before
+/// the flag: listed current with the old bytes, every CRC matching).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_that_lost_an_unsynced_overwrite_in_a_power_cut_is_not_served() {
+    let tag = "lost-overwrite";
+    let seed = dfs_tests::seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut c = cluster(3, MASTER).await;
+    let client = faults::client(&c.master.url);
+    let (old, new) = (random_bytes(&mut rng, 256 * KIB), random_bytes(&mut rng, 64 * KIB));
+    let mut w = create(&client, "/d/o", 3, 1 << 20).await;
+    w.write(&old).await.expect("write");
+    let attr = w.close().await.expect("close"); // synced: clean
+    let before = locate(&client, "/d/o").await;
+    let victim = c.index_of(&before.replicas[0].address).expect("ours");
+    let (victim_url, dir) = (c.chunkservers[victim].url.clone(), c.cs_dir(victim));
+    let backup = c.dir.path().join("lost-overwrite-backup");
+    c.chunkservers[victim].sigstop();
+    copy_dir(&dir, &backup);
+    c.chunkservers[victim].sigcont();
+    client.write_at(&attr, 64 * KIB as u64, Bytes::from(new.clone())).await.expect("overwrite"); // acknowledged, not synced
+    let after = locate(&client, "/d/o").await;
+    assert_eq!(after.version, before.version, "the overwrite took a new lease: the replica would be stale by version");
+    let mut want = old.clone();
+    want[64 * KIB..128 * KIB].copy_from_slice(&new);
+    // The power cut: data and slots as before the overwrite, the header's
+    // dirty flag as made durable (format 2, byte 5; header CRC at 52..56).
+    c.chunkservers[victim].kill9();
+    let h = after.handle.0;
+    let mut meta = std::fs::read(meta_path(&backup, h)).expect("old metadata");
+    let now_meta = std::fs::read(meta_path(&dir, h)).expect("metadata");
+    assert_eq!(now_meta[5], 1, "the chunkserver recorded the replica dirty before taking the overwrite");
+    meta[5] = 1;
+    let crc = crc32fast::hash(&meta[..52]);
+    meta[52..56].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(meta_path(&dir, h), &meta).expect("write metadata");
+    std::fs::copy(data_path(&backup, h), data_path(&dir, h)).expect("restore data");
+    c.chunkservers[victim].restart(true).expect("restart");
+    say!(tag, "{victim_url} lost the overwrite of chunk {h} v{} (same length, old bytes)", after.version.0);
+    let named = never_served_wrong(&c, "/d/o", &want, &victim_url, Duration::from_secs(5)).await;
+    say!(tag, "{named} listings named {victim_url} (only ever with the new bytes)");
+    heals_with_every_replica_whole(&c, "/d/o", &want, 3).await;
+}
+
 /// A version bump that times out on a frozen replica, then completes when
 /// it resumes, must not make that replica current: it missed the writes of
 /// the lease it was left out of (before: listed at the new version with the

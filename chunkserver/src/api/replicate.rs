@@ -189,7 +189,7 @@ async fn commit(n: &Node, handle: ChunkHandle, version: ChunkVersion, source: &s
     })
     .await
     .map_err(|e| write_error(e, source))?;
-    Ok(ReplicaReport { handle, version: info.version, length: info.length })
+    Ok(ReplicaReport { handle, version: info.version, length: info.length, dirty: info.dirty })
 }
 
 /// Removes a failed copy (best effort: one left behind is version-0

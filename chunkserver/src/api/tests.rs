@@ -69,7 +69,7 @@ async fn a_copy_moves_every_byte_verified_and_replaces_an_older_replica() {
 
     let report = replicate(&target.node, &source.node.address, V3).await.unwrap();
 
-    assert_eq!(report, ReplicaReport { handle: H, version: V3, length: data.len() as u64 });
+    assert_eq!(report, ReplicaReport { handle: H, version: V3, length: data.len() as u64, dirty: false });
     let t = &target.node;
     assert_eq!(t.store.read(H, V3, 0, SIZE).unwrap(), data);
     t.store.verify(H).unwrap();

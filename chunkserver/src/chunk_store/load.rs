@@ -88,7 +88,7 @@ fn recover_torn(layout: &DiskLayout, handle: ChunkHandle, meta: &mut ChunkMeta, 
     match recover::scan(data, meta).map_err(|e| format!("cannot read data file: {e}"))? {
         Verdict::Sound => {
             data.sync_data().map_err(|e| format!("cannot sync data file: {e}"))?;
-            meta.mark_synced();
+            meta.mark_synced_keeping_dirty();
             layout.replace_meta(handle, &meta.encode(handle)).map_err(|e| format!("cannot rewrite metadata: {e}"))
         }
         Verdict::Corrupt { block } => Err(format!("block {block} fails its checksum though it was synced, and a later block does not")),

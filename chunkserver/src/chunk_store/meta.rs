@@ -7,7 +7,8 @@
 //! | --- | --- |
 //! | 0..4 | magic `DFSM` |
 //! | 4 | format version, 2 |
-//! | 5..8 | zero |
+//! | 5 | flags: bit 0 "dirty", written since the last completed sync |
+//! | 6..8 | zero |
 //! | 8..16 | chunk handle (must match the file name) |
 //! | 16..24 | chunk version |
 //! | 24..32 | chunk size in bytes (a multiple of 64 KiB, at most 1 GiB) |
@@ -27,6 +28,12 @@
 //! filled block rewrites that block's CRC slot in place, so after a power
 //! cut that kept the new slot but lost the new bytes, the synced bytes of
 //! the block are checked against the CRC saved at the sync instead.
+//!
+//! The dirty flag is set, and made durable, before the first write after a
+//! sync is taken, and cleared by the next sync: after a crash it says that
+//! writes acknowledged since the last sync may be gone (a power cut drops
+//! them from the page cache), even where the length did not change (an
+//! overwrite). The master then prefers a copy that never crashed.
 //!
 //! Format 1 (a 48-byte header without the synced fields, header CRC at
 //! 40..44) is still read, as synced length 0; `load` rewrites it as format 2.
@@ -89,6 +96,8 @@ pub(crate) struct ChunkMeta {
     /// The CRC of the block holding the synced length's last byte, as it
     /// was at that sync (0 when the synced length is 0).
     pub synced_tail_crc: u32,
+    /// Written since the last completed sync (see the module doc).
+    pub dirty: bool,
 }
 
 /// Checks a chunk size given to `create` or read from disk.
@@ -111,13 +120,23 @@ impl ChunkMeta {
     /// An empty replica. The chunk size must have passed `check_chunk_size`.
     pub fn new(version: ChunkVersion, chunk_size_bytes: u64) -> ChunkMeta {
         let blocks = (chunk_size_bytes / BLOCK_BYTES) as usize;
-        ChunkMeta { version, chunk_size_bytes, length_bytes: 0, crcs: vec![0; blocks], synced_length_bytes: 0, synced_tail_crc: 0 }
+        ChunkMeta { version, chunk_size_bytes, length_bytes: 0, crcs: vec![0; blocks], synced_length_bytes: 0, synced_tail_crc: 0, dirty: false }
     }
 
     /// Records that every byte below the length, and its CRC, is durable.
     pub fn mark_synced(&mut self) {
         self.synced_length_bytes = self.length_bytes;
         self.synced_tail_crc = self.tail_crc();
+        self.dirty = false;
+    }
+
+    /// `mark_synced` at start-up: the bytes on disk now are durable, but a
+    /// dirty replica may have lost writes it acknowledged before the crash,
+    /// so it stays dirty until a sync asked for by a writer.
+    pub fn mark_synced_keeping_dirty(&mut self) {
+        let dirty = self.dirty;
+        self.mark_synced();
+        self.dirty = dirty;
     }
 
     /// The CRC of the block holding the last byte below the length.
@@ -141,6 +160,7 @@ impl ChunkMeta {
         let mut h = [0u8; HEADER_BYTES];
         h[0..4].copy_from_slice(&MAGIC);
         h[4] = FORMAT_V2;
+        h[5] = self.dirty as u8;
         h[8..16].copy_from_slice(&handle.0.to_le_bytes());
         h[16..24].copy_from_slice(&self.version.0.to_le_bytes());
         h[24..32].copy_from_slice(&self.chunk_size_bytes.to_le_bytes());
@@ -175,7 +195,8 @@ impl ChunkMeta {
         if u32_at(header, crc_at) != crc32fast::hash(&header[..crc_at]) {
             return Err(MetaDecodeError::HeaderChecksum);
         }
-        if header[5..8] != [0; 3] || header[crc_at + 4..].iter().any(|&b| b != 0) {
+        let flags = if format == FORMAT_V2 { header[5] } else { 0 };
+        if flags > 1 || header[6..8] != [0; 2] || (format != FORMAT_V2 && header[5] != 0) || header[crc_at + 4..].iter().any(|&b| b != 0) {
             return Err(MetaDecodeError::Reserved);
         }
         let stored_handle = u64_at(header, 8);
@@ -204,7 +225,7 @@ impl ChunkMeta {
         let valid_blocks = length_bytes.div_ceil(BLOCK_BYTES) as usize;
         let crcs =
             (0..blocks).map(|b| if b < valid_blocks { u32_at(bytes, header_bytes + 4 * b) } else { 0 }).collect();
-        let meta = ChunkMeta { version, chunk_size_bytes, length_bytes, crcs, synced_length_bytes, synced_tail_crc };
+        let meta = ChunkMeta { version, chunk_size_bytes, length_bytes, crcs, synced_length_bytes, synced_tail_crc, dirty: flags == 1 };
         Ok((meta, format))
     }
 }

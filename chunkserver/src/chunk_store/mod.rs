@@ -80,6 +80,9 @@ pub struct ChunkInfo {
     /// Bytes written so far (the highest written offset + 1).
     pub length: u64,
     pub chunk_size: u64,
+    /// Written since its last sync: after a crash, writes acknowledged
+    /// since may be gone.
+    pub dirty: bool,
 }
 
 /// Tuning of a store; `Default` is what a server should use.
@@ -279,6 +282,15 @@ impl ChunkStore {
             return Ok(());
         }
         let files = self.files.get(&replica, &self.layout)?;
+        if !st.meta.dirty {
+            let mut meta = st.meta.clone();
+            meta.dirty = true;
+            if let Err(e) = files.record_header(&meta.encode_header(handle)) {
+                drop(st);
+                return Err(self.set_aside(&replica, e));
+            }
+            st.meta.dirty = true;
+        }
         files.will_write();
         let old_len = st.meta.length_bytes;
         let req = write::WriteRequest { offset, data, body_crcs };
@@ -371,7 +383,7 @@ impl ChunkStore {
         let files = self.files.get(&replica, &self.layout)?;
         let mut meta = st.meta.clone();
         meta.mark_synced();
-        let news = meta.synced_length_bytes != st.meta.synced_length_bytes || meta.synced_tail_crc != st.meta.synced_tail_crc;
+        let news = meta.synced_length_bytes != st.meta.synced_length_bytes || meta.synced_tail_crc != st.meta.synced_tail_crc || st.meta.dirty;
         // The header goes out after the data is durable and with the slots'
         // sync. (A power cut inside this call may keep the new header
         // without some slots of a long chunk; such a replica reads as
@@ -384,6 +396,13 @@ impl ChunkStore {
         }
         st.meta = meta;
         Ok(())
+    }
+
+    /// Syncs every replica written since its last sync (a clean stop);
+    /// how many. One that fails is set aside, as any failed sync.
+    pub fn sync_dirty(&self) -> usize {
+        let dirty: Vec<ChunkHandle> = self.list().into_iter().filter(|i| i.dirty).map(|i| i.handle).collect();
+        dirty.into_iter().filter(|h| self.sync(*h).is_ok()).count()
     }
 
     /// Removes the replica, durably.
@@ -543,5 +562,5 @@ fn out_of_range(handle: ChunkHandle, meta: &ChunkMeta, offset: u64, len: u64) ->
 }
 
 fn chunk_info(handle: ChunkHandle, meta: &ChunkMeta) -> ChunkInfo {
-    ChunkInfo { handle, version: meta.version, length: meta.length_bytes, chunk_size: meta.chunk_size_bytes }
+    ChunkInfo { handle, version: meta.version, length: meta.length_bytes, chunk_size: meta.chunk_size_bytes, dirty: meta.dirty }
 }

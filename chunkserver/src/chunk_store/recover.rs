@@ -130,8 +130,9 @@ pub(crate) fn truncate(layout: &DiskLayout, handle: ChunkHandle, meta: &mut Chun
     meta.crcs[kept_blocks..].fill(0);
     meta.length_bytes = keep_bytes;
     // Every kept byte is on disk now (synced above), and so is what
-    // describes it once the metadata is replaced.
-    meta.mark_synced();
+    // describes it once the metadata is replaced. A dirty replica stays
+    // dirty: writes it acknowledged may be gone, and the master must hear so.
+    meta.mark_synced_keeping_dirty();
     layout.replace_meta(handle, &meta.encode(handle))
 }
 

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
@@ -70,6 +71,14 @@ impl ReplicaFiles {
     /// To be called before a write through these files.
     pub fn will_write(&self) {
         self.unsynced.store(true, Ordering::Release);
+    }
+
+    /// Writes the metadata file's header in place and makes it durable:
+    /// the dirty flag, before the first write after a sync is taken.
+    pub fn record_header(&self, header: &[u8]) -> io::Result<()> {
+        self.check_fault()?;
+        self.meta.write_all_at(header, 0)?;
+        self.meta.sync_data()
     }
 
     /// fdatasync of the data file alone (its metadata file is replaced

@@ -45,6 +45,11 @@ pub struct ReplicaReport {
     pub handle: ChunkHandle,
     pub version: ChunkVersion,
     pub length: u64,
+    /// Written since its last sync. In a process's first report: it
+    /// crashed with writes not yet on disk, which a power cut may have
+    /// dropped even where the length did not change.
+    #[serde(default)]
+    pub dirty: bool,
 }
 
 /// `POST /v1/heartbeat` (chunkserver → master), every few seconds.

@@ -280,7 +280,7 @@ impl ChunkMap {
                 newer.push(NewerVersion { handle: r.handle, meta, reported: r.version });
             }
             let version = before.get(&r.handle).map_or(r.version, |v| r.version.max(*v));
-            if version == meta.version && self.judge_report(r.handle, hb.node_id, r.length, hb.registering) {
+            if version == meta.version && self.judge_report(r, hb.node_id, hb.registering) {
                 continue; // held back: short or not a member of the version
             }
             self.add_replica(r.handle, hb.node_id, version);
@@ -506,7 +506,7 @@ impl ChunkMap {
         let reported = self
             .chunks
             .iter()
-            .filter(|(h, m)| self.replicas.get(h).is_some_and(|r| r.values().any(|v| *v >= m.version)))
+            .filter(|(h, m)| self.replicas.get(h).is_some_and(|r| r.values().any(|v| *v >= m.version)) || self.damaged.contains_key(h) || self.suspects.contains_key(h))
             .count();
         (reported as u64, self.chunks.len() as u64)
     }
@@ -585,7 +585,7 @@ mod tests {
     }
 
     fn rep(h: u64, v: u64) -> ReplicaReport {
-        ReplicaReport { handle: ChunkHandle(h), version: ChunkVersion(v), length: 0 }
+        ReplicaReport { handle: ChunkHandle(h), version: ChunkVersion(v), length: 0, dirty: false }
     }
 
     #[test]

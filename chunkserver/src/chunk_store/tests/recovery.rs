@@ -196,3 +196,50 @@ fn unsynced_files_are_synced_before_they_close() {
     assert!(store.info(c).is_none());
     assert_eq!(store.list().len(), 2);
 }
+
+#[test]
+fn a_write_after_a_sync_marks_the_replica_dirty_on_disk_until_the_next_sync() {
+    both_modes(|direct| {
+        let (dir, store) = new_store(direct);
+        store.create(H, V1, SIZE).unwrap();
+        store.write(H, V1, 0, &pattern(1, BLOCK), None).unwrap();
+        store.sync(H).unwrap();
+        assert!(!store.info(H).unwrap().dirty);
+        // An overwrite inside the length: the length cannot tell it was lost.
+        store.write(H, V1, 0, &pattern(2, 100), None).unwrap();
+        assert!(store.info(H).unwrap().dirty);
+        let header = fs::read(meta_path(dir.path(), H)).unwrap();
+        assert_eq!(header[5], 1, "the flag is in the file before the write is taken");
+        // A sync that changes no length clears it on disk too.
+        store.sync(H).unwrap();
+        drop(store);
+        assert!(!reopen(dir.path(), direct).info(H).unwrap().dirty);
+        let store = reopen(dir.path(), direct);
+        store.write(H, V1, 0, &pattern(3, 100), None).unwrap();
+        drop(store);
+        // A start after a crash reports it, through the start-up scan too.
+        let store = reopen(dir.path(), direct);
+        assert!(store.info(H).unwrap().dirty, "writes since the last sync may be gone");
+        assert!(store.list().iter().all(|i| i.dirty));
+        store.sync(H).unwrap();
+        assert!(!store.info(H).unwrap().dirty);
+        drop(store);
+        assert!(!reopen(dir.path(), direct).info(H).unwrap().dirty);
+    });
+}
+
+#[test]
+fn a_torn_dirty_replica_cut_back_at_start_up_stays_dirty() {
+    let (dir, store) = new_store(true);
+    store.create(H, V1, SIZE).unwrap();
+    store.write(H, V1, 0, &pattern(1, BLOCK), None).unwrap();
+    store.sync(H).unwrap();
+    store.write(H, V1, BLOCK_BYTES, &pattern(2, BLOCK), None).unwrap();
+    drop(store);
+    garble(&data_path(dir.path(), H), BLOCK_BYTES, 100);
+    let store = reopen(dir.path(), true);
+    assert_eq!(store.info(H).unwrap().length, BLOCK_BYTES);
+    assert!(store.info(H).unwrap().dirty);
+    drop(store);
+    assert!(reopen(dir.path(), true).info(H).unwrap().dirty, "the cut-back metadata keeps the flag");
+}

@@ -10,10 +10,16 @@
 //! replica's node for its length now (`ChunkManager::check_suspects`); since
 //! every member acknowledged the committed bytes before the commit, an
 //! answer below the length read before asking is proof.
+//!
+//! A replica its node reports *dirty* in the first report of a new process
+//! crashed with writes not yet synced: a power cut may have dropped some
+//! (an overwrite leaves the length as it was). It is held back as well when
+//! a copy that never crashed exists; when none does, one of the longest is
+//! kept and the others are copied from it, so the replicas agree.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use dfs_common::wire::chunks::ReplicaReport;
 use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
 
 use super::ChunkMap;
@@ -25,12 +31,14 @@ pub enum Damage {
     Short { version: ChunkVersion, length: u64 },
     /// It was not among the nodes that took this version.
     NotMember { version: ChunkVersion },
+    /// Its node's process crashed with writes to it not yet synced.
+    Unsynced { version: ChunkVersion, length: u64 },
 }
 
 impl Damage {
     fn version(&self) -> ChunkVersion {
         match self {
-            Damage::Short { version, .. } | Damage::NotMember { version } => *version,
+            Damage::Short { version, .. } | Damage::NotMember { version } | Damage::Unsynced { version, .. } => *version,
         }
     }
 }
@@ -58,18 +66,28 @@ impl ChunkMap {
     /// Lengths are judged from a process's first report only (`fresh`):
     /// a replica loses writes only with its node's process (a power cut, a
     /// crash), and a later report may lag a write that landed meanwhile.
-    pub(super) fn judge_report(&mut self, handle: ChunkHandle, node: NodeId, length: u64, fresh: bool) -> bool {
+    pub(super) fn judge_report(&mut self, r: &ReplicaReport, node: NodeId, fresh: bool) -> bool {
+        let (handle, length) = (r.handle, r.length);
         let Some(meta) = self.chunks.get(&handle).copied() else { return false };
         if self.members.get(&handle).is_some_and(|(v, m)| *v == meta.version && !m.contains(&node)) {
             tracing::warn!(chunk = %handle, %node, version = %meta.version, "a replica took the current version without being among its members: stale");
             self.damaged.entry(handle).or_default().insert(node, Damage::NotMember { version: meta.version });
             return true;
         }
+        if fresh && r.dirty {
+            tracing::warn!(chunk = %handle, %node, length, "a replica comes back from a crash with writes it had not synced: held back");
+            self.damaged.entry(handle).or_default().insert(node, Damage::Unsynced { version: meta.version, length });
+            return true;
+        }
         if length >= meta.length {
             self.whole_again(handle, meta.version);
             return false;
         }
-        if !fresh || length >= self.required_length(handle) {
+        if !fresh {
+            return false;
+        }
+        if length >= self.required_length(handle) {
+            self.served_short(handle, node); // the best left after a loss
             return false;
         }
         self.suspects.entry(handle).or_default().insert(node, length);
@@ -83,6 +101,16 @@ impl ChunkMap {
         for node in promoted {
             self.drop_replica(handle, node);
             self.damaged.entry(handle).or_default().insert(node, Damage::Short { version, length: kept });
+        }
+    }
+
+    /// Notes a replica served though short, while every copy is: demoted
+    /// when a whole one comes back.
+    fn served_short(&mut self, handle: ChunkHandle, node: NodeId) {
+        if let Some((_, served)) = self.lost_tail.get_mut(&handle) {
+            if !served.contains(&node) {
+                served.push(node);
+            }
         }
     }
 
@@ -108,7 +136,8 @@ impl ChunkMap {
     /// Live replicas held back as not members of the current version.
     pub(super) fn not_members(&self, handle: ChunkHandle, now: Instant, dead_after: Duration) -> u32 {
         let held = self.damaged.get(&handle).into_iter().flatten();
-        held.filter(|(n, d)| matches!(d, Damage::NotMember { .. }) && self.is_live(**n, now, dead_after)).count() as u32
+        let stale = |d: &Damage| matches!(d, Damage::NotMember { .. } | Damage::Unsynced { .. });
+        held.filter(|(n, d)| stale(d) && self.is_live(**n, now, dead_after)).count() as u32
     }
 
     /// Nodes holding a damaged replica of `handle`, with its version.
@@ -121,14 +150,12 @@ impl ChunkMap {
         self.members.insert(handle, (version, nodes.into_iter().collect()));
     }
 
-    /// A finished copy joined `version`'s members.
+    /// A finished copy joined `version`'s members (when they are known: a
+    /// set made of the copy alone would disown every other replica).
     pub fn add_member(&mut self, handle: ChunkHandle, version: ChunkVersion, node: NodeId) {
-        match self.members.get_mut(&handle) {
-            Some((v, m)) if *v == version => {
+        if let Some((v, m)) = self.members.get_mut(&handle) {
+            if *v == version {
                 m.insert(node);
-            }
-            _ => {
-                self.members.insert(handle, (version, HashSet::from([node])));
             }
         }
     }
@@ -137,11 +164,15 @@ impl ChunkMap {
     /// the version's members, and is current unless short.
     pub fn copy_done(&mut self, handle: ChunkHandle, node: NodeId, version: ChunkVersion, length: u64) {
         self.add_member(handle, version, node);
-        let current = self.chunks.get(&handle).is_some_and(|m| m.version == version);
+        let meta = self.chunks.get(&handle).copied();
+        let current = meta.is_some_and(|m| m.version == version);
         if current && length < self.required_length(handle) {
             tracing::warn!(chunk = %handle, %node, length, "a finished copy is shorter than the committed length");
             self.damaged.entry(handle).or_default().insert(node, Damage::Short { version, length });
             return;
+        }
+        if meta.is_some_and(|m| length < m.length) {
+            self.served_short(handle, node);
         }
         self.add_replica(handle, node, version);
     }
@@ -178,10 +209,12 @@ impl ChunkMap {
         Some(damage)
     }
 
-    /// Chunks whose every live replica at the current version is confirmed
-    /// short: the longest are served from now on (reads past their length
-    /// fail, never read as zeros) and the chunk stays corrupt in fsck.
-    /// Returns (chunk, bytes kept, bytes committed).
+    /// Chunks with no live replica but damaged ones at the current version,
+    /// confirmed short or back from a crash unsynced: one of the longest is
+    /// served from now on, and the others are copied from it. If even it
+    /// lacks committed bytes, reads past its length fail (never read as
+    /// zeros) and the chunk stays corrupt in fsck. Returns (chunk, bytes
+    /// kept, bytes committed).
     pub fn accept_lost_tails(&mut self, now: Instant, dead_after: Duration) -> Vec<(ChunkHandle, u64, u64)> {
         let mut out = Vec::new();
         let handles: Vec<ChunkHandle> = self.damaged.keys().copied().collect();
@@ -195,17 +228,16 @@ impl ChunkMap {
                 .iter()
                 .filter(|(n, _)| self.is_live(**n, now, dead_after))
                 .filter_map(|(n, d)| match d {
-                    Damage::Short { version, length } if *version == meta.version => Some((*n, *length)),
+                    Damage::Short { version, length } | Damage::Unsynced { version, length } if *version == meta.version => Some((*n, *length)),
                     _ => None,
                 })
                 .collect();
-            let Some(best) = longest(&short) else { continue };
-            let promoted: Vec<NodeId> = short.iter().filter(|(_, l)| *l == best).map(|(n, _)| *n).collect();
-            for node in &promoted {
-                self.damaged.get_mut(&handle).map(|d| d.remove(node));
-                self.add_replica(handle, *node, meta.version);
+            let Some((node, best)) = longest(&short) else { continue };
+            self.damaged.get_mut(&handle).map(|d| d.remove(&node));
+            self.add_replica(handle, node, meta.version);
+            if best < meta.length {
+                self.lost_tail.insert(handle, (best, vec![node]));
             }
-            self.lost_tail.insert(handle, (best, promoted));
             out.push((handle, best, meta.length));
         }
         out
@@ -217,16 +249,18 @@ impl ChunkMap {
     }
 }
 
-/// The longest length among short replicas.
-fn longest(short: &[(NodeId, u64)]) -> Option<u64> {
-    short.iter().map(|(_, l)| *l).max()
+/// One of the longest replicas (the lowest node id among them): a single
+/// one, since replicas of equal length may still differ where writes were
+/// lost.
+fn longest(short: &[(NodeId, u64)]) -> Option<(NodeId, u64)> {
+    short.iter().copied().max_by(|(na, la), (nb, lb)| la.cmp(lb).then(nb.cmp(na)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::ChunkMeta;
     use super::*;
-    use dfs_common::wire::chunks::{Heartbeat, ReplicaReport};
+    use dfs_common::wire::chunks::Heartbeat;
     use dfs_common::InodeId;
 
     const H: ChunkHandle = ChunkHandle(7);
@@ -237,10 +271,10 @@ mod tests {
     }
 
     fn report(m: &mut ChunkMap, n: u128, version: u64, length: u64, now: Instant) {
-        report_as(m, n, version, length, now, true);
+        report_as(m, n, version, length, now, true, false);
     }
 
-    fn report_as(m: &mut ChunkMap, n: u128, version: u64, length: u64, now: Instant, registering: bool) {
+    fn report_as(m: &mut ChunkMap, n: u128, version: u64, length: u64, now: Instant, registering: bool, dirty: bool) {
         let hb = Heartbeat {
             node_id: node(n),
             address: format!("http://127.0.0.1:{n}"),
@@ -248,7 +282,7 @@ mod tests {
             used_bytes: 0,
             chunk_count: 1,
             load: 0,
-            report: Some(vec![ReplicaReport { handle: H, version: ChunkVersion(version), length }]),
+            report: Some(vec![ReplicaReport { handle: H, version: ChunkVersion(version), length, dirty }]),
             bytes_read: 0,
             bytes_written: 0,
             scrub: None,
@@ -290,9 +324,9 @@ mod tests {
         let mut m = map(1000);
         // A running process's report may lag a write that landed as it was
         // built; its replica cannot have lost writes without a restart.
-        report_as(&mut m, 1, 3, 600, now, false);
+        report_as(&mut m, 1, 3, 600, now, false, false);
         assert_eq!(current(&m, now), ["http://127.0.0.1:1"]);
-        report_as(&mut m, 1, 3, 600, now, true);
+        report_as(&mut m, 1, 3, 600, now, true, false);
         assert!(current(&m, now).is_empty());
     }
 
@@ -317,7 +351,7 @@ mod tests {
         }
         let first = m.take_suspects(now, DEAD_AFTER, 2);
         assert_eq!(first.len(), 2, "at most the limit; the third waits");
-        let mut settle = |m: &mut ChunkMap, suspects: Vec<Suspect>| {
+        let settle = |m: &mut ChunkMap, suspects: Vec<Suspect>| {
             for s in suspects {
                 let len = [0, 300, 700, 700][s.node.0.as_u128() as usize];
                 m.settle_suspect(&s, Some((ChunkVersion(3), len)));
@@ -329,21 +363,46 @@ mod tests {
         settle(&mut m, rest);
         assert!(current(&m, now).is_empty());
         assert_eq!(m.accept_lost_tails(now, DEAD_AFTER), vec![(H, 700, 1000)]);
-        let mut served = current(&m, now);
-        served.sort();
-        assert_eq!(served, ["http://127.0.0.1:2", "http://127.0.0.1:3"]);
+        // One of the longest (equal lengths may still differ in content).
+        assert_eq!(current(&m, now), ["http://127.0.0.1:2"]);
         assert!(!m.tail_intact(H));
         assert!(m.health(H, now, DEAD_AFTER).corrupt > 0);
-        // A copy of the longest is as good as it gets now.
-        report(&mut m, 4, 3, 700, now);
-        assert_eq!(current(&m, now).len(), 3);
-        // A whole replica coming back ends it, and the short ones are
-        // damaged again at once.
+        // A copy of it (onto a node with a stale replica) is as good as it
+        // gets now.
+        report(&mut m, 4, 2, 0, now);
+        m.copy_done(H, node(4), ChunkVersion(3), 700);
+        assert_eq!(current(&m, now).len(), 2);
+        // A whole replica coming back ends it, and every short one served
+        // meanwhile is damaged again at once.
         report(&mut m, 5, 3, 1000, now);
         assert!(m.tail_intact(H));
-        let mut served = current(&m, now);
-        served.sort();
-        assert_eq!(served, ["http://127.0.0.1:4", "http://127.0.0.1:5"]);
+        assert_eq!(current(&m, now), ["http://127.0.0.1:5"]);
+    }
+
+    #[test]
+    fn a_replica_back_from_a_crash_with_unsynced_writes_gives_way_to_one_that_never_crashed() {
+        let now = Instant::now();
+        let mut m = map(1000);
+        report_as(&mut m, 1, 3, 1000, now, false, true); // running: its cache has everything
+        report_as(&mut m, 2, 3, 1000, now, true, true); // restarted: may have lost an overwrite
+        assert_eq!(current(&m, now), ["http://127.0.0.1:1"]);
+        assert_eq!(m.health(H, now, DEAD_AFTER).stale, 1);
+        assert_eq!(m.damaged_nodes(H), vec![(node(2), ChunkVersion(3))]);
+        assert!(m.accept_lost_tails(now, DEAD_AFTER).is_empty(), "a good copy exists");
+    }
+
+    #[test]
+    fn when_every_replica_crashed_unsynced_one_is_kept_and_the_rest_copied_from_it() {
+        let now = Instant::now();
+        let mut m = map(1000);
+        for n in [3, 1, 2] {
+            report_as(&mut m, n, 3, 1000, now, true, true);
+        }
+        assert!(current(&m, now).is_empty());
+        assert_eq!(m.accept_lost_tails(now, DEAD_AFTER), vec![(H, 1000, 1000)]);
+        assert_eq!(current(&m, now), ["http://127.0.0.1:1"]);
+        assert!(m.tail_intact(H), "nothing committed is missing");
+        assert_eq!(m.damaged_nodes(H).len(), 2, "the others go once copies of the kept one exist");
     }
 
     #[test]
