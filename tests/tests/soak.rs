@@ -17,7 +17,7 @@
 //! full disk (a ballast file fills it), and kill -9 + restart of the master.
 //!
 //! As root (CI), each chunkserver's data directory is an ext4 of its own
-//! on a loop device ([`LoopExt4`]), the one that gets full a small one.
+//! on a loop device ([`LoopExt4`]).
 //! Otherwise the data directories are plain directories and the faults
 //! that need a filesystem of their own (lost writes, full disk) are drawn
 //! but skipped, and counted as skipped.
@@ -62,11 +62,12 @@ const MASTER: &[&str] = &[
 /// Chunkserver flags: a scrubber fast enough to find a flip in seconds.
 const CHUNKSERVER: &[&str] = &["--scrub-period-ms", "3000", "--scrub-mib-per-sec", "256"];
 const NODES: usize = 4;
-/// The node whose disk is small, to be filled up.
-const SMALL_NODE: usize = 3;
-/// The size of each node's ext4 (a sparse image), and of the small one.
+/// The node whose disk gets full.
+const FULL_NODE: usize = 3;
+/// The size of each node's ext4 (a sparse image). All the same: placement
+/// prefers the most free space, and a smaller disk would get no replicas
+/// (nor lose any to a full disk) while the others are up.
 const DISK_MIB: u64 = 1024;
-const SMALL_DISK_MIB: u64 = 512;
 /// How long the cluster may take to be healthy again after a fault.
 const HEAL: Duration = Duration::from_secs(180);
 /// Longer than a chunkserver's full-report interval (2 s in tests): after
@@ -230,9 +231,8 @@ fn node_disks() -> Option<Vec<LoopExt4>> {
         return None;
     }
     let disks = (0..NODES)
-        .map(|i| {
-            let disk = LoopExt4::mount(if i == SMALL_NODE { SMALL_DISK_MIB } else { DISK_MIB })
-                .unwrap_or_else(|e| panic!("as root, a loop-mounted ext4 should mount: {e}"));
+        .map(|_| {
+            let disk = LoopExt4::mount(DISK_MIB).unwrap_or_else(|e| panic!("as root, a loop-mounted ext4 should mount: {e}"));
             // The data directory is on disk before the node starts: a power
             // cut in the first seconds must not take the directory itself.
             let made = std::fs::create_dir(disk.path.join("cs")).and_then(|_| File::open(&disk.path)?.sync_all());
@@ -298,7 +298,7 @@ impl Schedule<'_> {
             }
             Fault::Flip { count, seed } => flip(c, &wl.snapshot(), *count, *seed).await,
             Fault::FullDisk { hold } => {
-                fill_up(&disks[SMALL_NODE].path, *hold).await?;
+                fill_up(&disks[FULL_NODE].path, *hold).await?;
                 Vec::new()
             }
             Fault::MasterRestart { down } => {
@@ -370,7 +370,7 @@ fn compare_states(before: &BTreeMap<PathBuf, u64>, after: &BTreeMap<PathBuf, u64
     format!("of {} files, {changed} came back with other contents, {gone} gone, {new} reappeared (unsynced deletes)", before.len())
 }
 
-/// Fills the small node's disk (mounted at `root`) with a ballast file
+/// Fills the node's disk (mounted at `root`) with a ballast file
 /// for `hold`, then frees it, durably: a power cut of that node later must
 /// not bring the ballast back.
 async fn fill_up(root: &Path, hold: Duration) -> Result<(), String> {
