@@ -8,9 +8,11 @@
 #          (/dev/fuse helpers: fusermount3), git, sqlite3, rsync, tar,
 #          diffutils (cmp, diff) and util-linux (setpriv, umount); chromium
 #          (headless, for the dashboard's browser test)
+#          e2fsprogs (mkfs.ext4: the disk-error, power-cut and soak tests put
+#          chunkservers on ext4 filesystems of their own, on loop devices)
 set -euo pipefail
 
-PACKAGES=(libclang-dev librocksdb-dev pkg-config g++ curl fuse3 git sqlite3 rsync tar diffutils util-linux chromium)
+PACKAGES=(libclang-dev librocksdb-dev pkg-config g++ curl fuse3 git sqlite3 rsync tar diffutils util-linux chromium e2fsprogs)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
