@@ -380,16 +380,20 @@ impl ChunkStore {
     pub fn sync(&self, handle: ChunkHandle) -> Result<(), ChunkError> {
         let replica = self.replica(handle)?;
         let mut st = alive(handle, write(&replica.state))?;
+        if !st.meta.dirty {
+            // Every write marks the replica dirty first, and every completed
+            // sync clears it: nothing was written since the last one.
+            return Ok(());
+        }
         let files = self.files.get(&replica, &self.layout)?;
         let mut meta = st.meta.clone();
         meta.mark_synced();
-        let news = meta.synced_length_bytes != st.meta.synced_length_bytes || meta.synced_tail_crc != st.meta.synced_tail_crc || st.meta.dirty;
         // The header goes out after the data is durable and with the slots'
         // sync. (A power cut inside this call may keep the new header
         // without some slots of a long chunk; such a replica reads as
         // damaged, as before, and this sync never returned.)
         let header = meta.encode_header(handle);
-        let synced = files.sync(|meta_file| if news { meta_file.write_all_at(&header, 0) } else { Ok(()) });
+        let synced = files.sync(|meta_file| meta_file.write_all_at(&header, 0));
         if let Err(e) = synced {
             drop(st);
             return Err(self.set_aside(&replica, e));
