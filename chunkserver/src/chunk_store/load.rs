@@ -70,9 +70,10 @@ fn load_one(layout: &DiskLayout, handle: ChunkHandle, files: &Found) -> Result<C
     let bytes = fs::read(&meta_path).map_err(|e| format!("cannot read metadata: {e}"))?;
     let (mut meta, format) = ChunkMeta::decode(handle, &bytes).map_err(|e| format!("damaged metadata: {e}"))?;
     let data_path = layout.data_path(handle);
-    let data = fs::File::open(&data_path).map_err(|e| format!("cannot open data file: {e}"))?;
-    let data_bytes = data.metadata().map_err(|e| format!("cannot stat data file: {e}"))?.len();
+    let data_bytes = fs::metadata(&data_path).map_err(|e| format!("cannot stat data file: {e}"))?.len();
     if recover::needs_scan(&meta, data_bytes) {
+        // Opened only here: most replicas were synced since their last write.
+        let data = fs::File::open(&data_path).map_err(|e| format!("cannot open data file: {e}"))?;
         recover_torn(layout, handle, &mut meta, &data)?;
     } else if format != FORMAT_V2 {
         // An older format: in-place updates assume the current layout.
