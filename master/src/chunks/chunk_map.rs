@@ -19,7 +19,7 @@ use super::replication::{ChunkView, NodeView};
 mod census;
 mod damage;
 pub use census::{Census, ReplicaState};
-pub use damage::{Damage, Suspect};
+pub use damage::Damage;
 
 /// Most deletions one heartbeat reply carries.
 const DELETES_PER_HEARTBEAT: usize = 256;
@@ -86,13 +86,8 @@ pub struct ChunkMap {
     /// handle → nodes whose replica failed checksum verification, until the
     /// chunk is whole again (re-replicated) or forgotten.
     corrupt: HashMap<ChunkHandle, HashSet<NodeId>>,
-    /// Replicas reported at the current version but shorter than the
-    /// committed length: not current until their node confirms (a report
-    /// built just before a write landed is merely late). handle → node →
-    /// reported length.
-    suspects: HashMap<ChunkHandle, HashMap<NodeId, u64>>,
-    /// Replicas at the current version that must not be served: confirmed
-    /// short, or not among the nodes that took that version. Deleted once
+    /// Replicas at the current version that must not be served: short or
+    /// dirty after a crash, or not among the nodes that took that version. Deleted once
     /// the chunk has a good copy elsewhere.
     damaged: HashMap<ChunkHandle, HashMap<NodeId, Damage>>,
     /// The nodes that took each chunk's current version (placement, a
@@ -370,7 +365,7 @@ impl ChunkMap {
             .filter(|(node, v)| **v == meta.version && self.is_live(**node, now, dead_after))
             .filter_map(|(node, _)| self.addr(*node))
             .collect();
-        out.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        out.sort_by_key(|a| a.node_id);
         out
     }
 
@@ -506,7 +501,7 @@ impl ChunkMap {
         let reported = self
             .chunks
             .iter()
-            .filter(|(h, m)| self.replicas.get(h).is_some_and(|r| r.values().any(|v| *v >= m.version)) || self.damaged.contains_key(h) || self.suspects.contains_key(h))
+            .filter(|(h, m)| self.replicas.get(h).is_some_and(|r| r.values().any(|v| *v >= m.version)) || self.damaged.contains_key(h))
             .count();
         (reported as u64, self.chunks.len() as u64)
     }

@@ -33,21 +33,6 @@ impl CsClient {
         self.post(url, &CreateReplica { version, chunk_size_bytes }).await
     }
 
-    /// The version and length of `address`'s replica of `handle` now.
-    pub async fn info(&self, address: &str, handle: ChunkHandle) -> Result<(ChunkVersion, u64), String> {
-        #[derive(serde::Deserialize)]
-        struct Info {
-            version: ChunkVersion,
-            length: u64,
-        }
-        let url = format!("{address}/v1/chunks/{handle}");
-        match self.http.get(&url).send().await {
-            Ok(r) if r.status().is_success() => r.json::<Info>().await.map(|i| (i.version, i.length)).map_err(|e| format!("{url}: {e}")),
-            Ok(r) => Err(format!("{url}: {}", r.status())),
-            Err(e) => Err(format!("{url}: {e}")),
-        }
-    }
-
     pub async fn set_version(&self, address: &str, handle: ChunkHandle, version: ChunkVersion) -> Result<(), String> {
         let url = format!("{address}/v1/chunks/{handle}/version");
         self.post(url, &SetReplicaVersion { version }).await

@@ -414,14 +414,12 @@ impl ChunkManager {
                 Err(e) => tracing::warn!(chunk = %record.handle, error = %e, "creating a replica failed"),
             }
         }
-        let placed = placed.len();
-        let members = map.current_replicas(record.handle, now, self.config.dead_after).into_iter().map(|r| r.node_id);
-        let members: Vec<NodeId> = members.collect();
-        map.set_members(record.handle, record.version, members);
-        if placed == 0 {
+        let placed_all = placed.len() == targets.len();
+        map.set_members(record.handle, record.version, placed.iter().copied());
+        if placed.is_empty() {
             return Err(err(ErrorKind::EIO, format!("no chunkserver could create chunk {}", record.handle)));
         }
-        Ok(placed == targets.len())
+        Ok(placed_all)
     }
 
     /// A new lease. The current replicas move to the next version (those
@@ -453,8 +451,8 @@ impl ChunkManager {
     /// out (a slow client, a frozen primary, a lease granted before this
     /// master started) is refused by every replica, instead of landing on
     /// the source after the copy has read past it and leaving the copy
-    /// different at the same version. Refused while a lease runs or once
-    /// the version has moved past `planned`; the new version otherwise.
+    /// different at the same version. Refused once the version has moved
+    /// past `planned`; the new version otherwise.
     ///
     /// A running lease is revoked by the same fence (a writer may keep a
     /// chunk leased for hours; its chunk must not stay under-replicated

@@ -19,10 +19,6 @@ use crate::store::Mutation;
 /// Removed chunks looked at per pass.
 const GC_BATCH: usize = 100_000;
 
-/// Short replicas checked with their nodes per pass (the rest wait for the
-/// next report).
-const SUSPECTS_PER_PASS: usize = 64;
-
 /// Runs the passes until the process ends.
 pub async fn run(manager: Arc<ChunkManager>) {
     let mut ticker = tokio::time::interval(manager.config.monitor_interval);
@@ -46,7 +42,6 @@ impl ChunkManager {
     pub async fn pass(self: &Arc<Self>) {
         let now = Instant::now();
         // Counted in safe mode too: the dashboard shows the reports arriving.
-        self.check_suspects(now).await;
         let census = self.map().census(now, self.config.dead_after);
         self.summary.lock().unwrap_or_else(|p| p.into_inner()).census = census;
         if self.update_safe_mode(now) {
@@ -140,26 +135,9 @@ impl ChunkManager {
         }
     }
 
-    /// Asks the nodes of replicas reported shorter than their chunk's
-    /// committed length for their length now (see `chunk_map::damage`):
-    /// those still short are damaged, the others current again. A chunk
-    /// whose every replica is short keeps its longest ones, loudly.
-    async fn check_suspects(&self, now: Instant) {
-        let suspects = self.map().take_suspects(now, self.config.dead_after, SUSPECTS_PER_PASS);
-        let asks = suspects.iter().map(|s| self.cs.info(&s.address, s.handle));
-        let answers = futures::future::join_all(asks).await;
-        let mut map = self.map();
-        for (s, found) in suspects.iter().zip(answers) {
-            if let Some(damage) = map.settle_suspect(s, found.ok()) {
-                tracing::warn!(chunk = %s.handle, node = %s.node, ?damage, required = s.required, "replica is shorter than its committed length: damaged");
-                self.events.push("corrupt", format!("chunk {} on {} lost committed bytes ({damage:?}, {} committed)", s.handle, s.address, s.required));
-            }
-        }
-    }
-
-    /// Chunks whose every live replica is confirmed short keep their
-    /// longest ones (not in safe mode: whole replicas may not have
-    /// reported yet).
+    /// Chunks whose every live replica is damaged (short, or dirty after a
+    /// crash) keep one of the longest (not in safe mode: whole replicas may
+    /// not have reported yet).
     fn accept_lost_tails(&self, now: Instant) {
         for (handle, kept, committed) in self.map().accept_lost_tails(now, self.config.dead_after) {
             tracing::error!(chunk = %handle, kept, committed, "every replica lost committed bytes: serving the longest; reads past it fail");

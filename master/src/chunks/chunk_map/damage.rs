@@ -5,11 +5,10 @@
 //! late, without being among the nodes that took it (a version bump that
 //! timed out, then completed, after writes the replica missed).
 //!
-//! A short report is first only a suspicion: a report built just before a
-//! write landed and was committed is late, not short. The monitor asks the
-//! replica's node for its length now (`ChunkManager::check_suspects`); since
-//! every member acknowledged the committed bytes before the commit, an
-//! answer below the length read before asking is proof.
+//! Lengths are judged from the first report of a chunkserver process only:
+//! it served no write before the master took that report (see
+//! `Node::serving`), so its lengths are what its disk kept, while a later
+//! report may lag a write that landed as it was built.
 //!
 //! A replica its node reports *dirty* in the first report of a new process
 //! crashed with writes not yet synced: a power cut may have dropped some
@@ -27,7 +26,7 @@ use super::ChunkMap;
 /// Why a replica at the current version is not served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Damage {
-    /// Its node confirmed it holds fewer bytes than were committed.
+    /// It holds fewer bytes than were committed.
     Short { version: ChunkVersion, length: u64 },
     /// It was not among the nodes that took this version.
     NotMember { version: ChunkVersion },
@@ -43,16 +42,6 @@ impl Damage {
     }
 }
 
-/// A replica reported short, to be checked with its node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Suspect {
-    pub handle: ChunkHandle,
-    pub node: NodeId,
-    pub address: String,
-    /// The length its node must show: read before asking.
-    pub required: u64,
-}
-
 impl ChunkMap {
     /// The length a current replica of `handle` must have: the committed
     /// length, or what is left after every replica lost the tail.
@@ -62,10 +51,9 @@ impl ChunkMap {
     }
 
     /// Judges a replica reported at the chunk's current version; true when
-    /// it is held back (not a member of the version, or short: a suspect).
-    /// Lengths are judged from a process's first report only (`fresh`):
-    /// a replica loses writes only with its node's process (a power cut, a
-    /// crash), and a later report may lag a write that landed meanwhile.
+    /// it is held back (not a member of the version, dirty or short after a
+    /// crash). Dirt and length count in a process's first report only
+    /// (`fresh`, see the module doc).
     pub(super) fn judge_report(&mut self, r: &ReplicaReport, node: NodeId, fresh: bool) -> bool {
         let (handle, length) = (r.handle, r.length);
         let Some(meta) = self.chunks.get(&handle).copied() else { return false };
@@ -90,7 +78,9 @@ impl ChunkMap {
             self.served_short(handle, node); // the best left after a loss
             return false;
         }
-        self.suspects.entry(handle).or_default().insert(node, length);
+        tracing::warn!(chunk = %handle, %node, length, committed = meta.length, "a replica comes back shorter than its committed length: damaged");
+        self.damaged.entry(handle).or_default().insert(node, Damage::Short { version: meta.version, length });
+        self.mark_corrupt(handle, node);
         true
     }
 
@@ -116,10 +106,6 @@ impl ChunkMap {
 
     /// A full report from `node` replaces what was judged of its replicas.
     pub(super) fn forget_damage_of(&mut self, node: NodeId) {
-        self.suspects.values_mut().for_each(|m| {
-            m.remove(&node);
-        });
-        self.suspects.retain(|_, m| !m.is_empty());
         self.damaged.values_mut().for_each(|m| {
             m.remove(&node);
         });
@@ -127,7 +113,6 @@ impl ChunkMap {
     }
 
     pub(super) fn forget_damage(&mut self, handle: ChunkHandle) {
-        self.suspects.remove(&handle);
         self.damaged.remove(&handle);
         self.members.remove(&handle);
         self.lost_tail.remove(&handle);
@@ -177,40 +162,8 @@ impl ChunkMap {
         self.add_replica(handle, node, version);
     }
 
-    /// Takes up to `limit` suspects on live nodes, to be checked with their
-    /// nodes; the rest wait for the next pass.
-    pub fn take_suspects(&mut self, now: Instant, dead_after: Duration, limit: usize) -> Vec<Suspect> {
-        let mut out = Vec::new();
-        let pending: Vec<(ChunkHandle, NodeId)> = self.suspects.iter().flat_map(|(h, n)| n.keys().map(|n| (*h, *n))).collect();
-        for (handle, node) in pending {
-            let Some(addr) = self.addr(node).filter(|_| self.is_live(node, now, dead_after)) else { continue };
-            if out.len() == limit {
-                break;
-            }
-            self.suspects.get_mut(&handle).map(|n| n.remove(&node));
-            out.push(Suspect { handle, node, address: addr.address, required: self.required_length(handle) });
-        }
-        self.suspects.retain(|_, n| !n.is_empty());
-        out
-    }
-
-    /// What `node` answered for a suspect: its replica's version and length
-    /// now (`None`: no answer; the next report will tell).
-    pub fn settle_suspect(&mut self, s: &Suspect, found: Option<(ChunkVersion, u64)>) -> Option<Damage> {
-        let meta = self.chunks.get(&s.handle).copied()?;
-        let (version, length) = found.filter(|(v, _)| *v == meta.version)?;
-        if length >= s.required.min(self.required_length(s.handle)) {
-            self.add_replica(s.handle, s.node, version);
-            return None;
-        }
-        let damage = Damage::Short { version, length };
-        self.damaged.entry(s.handle).or_default().insert(s.node, damage);
-        self.mark_corrupt(s.handle, s.node);
-        Some(damage)
-    }
-
     /// Chunks with no live replica but damaged ones at the current version,
-    /// confirmed short or back from a crash unsynced: one of the longest is
+    /// short or back from a crash unsynced: one of the longest is
     /// served from now on, and the others are copied from it. If even it
     /// lacks committed bytes, reads past its length fail (never read as
     /// zeros) and the chunk stays corrupt in fsck. Returns (chunk, bytes
@@ -220,8 +173,7 @@ impl ChunkMap {
         let handles: Vec<ChunkHandle> = self.damaged.keys().copied().collect();
         for handle in handles {
             let Some(meta) = self.chunks.get(&handle).copied() else { continue };
-            // Not while a replica of it waits to be checked: it may be whole.
-            if self.suspects.contains_key(&handle) || !self.current_replicas(handle, now, dead_after).is_empty() {
+            if !self.current_replicas(handle, now, dead_after).is_empty() {
                 continue;
             }
             let short: Vec<(NodeId, u64)> = self.damaged[&handle]
@@ -302,20 +254,15 @@ mod tests {
     }
 
     #[test]
-    fn a_short_replica_is_not_current_until_its_node_shows_the_committed_length() {
+    fn a_short_replica_back_from_a_crash_is_damaged() {
         let now = Instant::now();
         let mut m = map(1000);
         report(&mut m, 1, 3, 1000, now);
         report(&mut m, 2, 3, 400, now); // lost its last writes
         assert_eq!(current(&m, now), ["http://127.0.0.1:1"]);
-        let suspects = m.take_suspects(now, DEAD_AFTER, 64);
-        assert_eq!(suspects.len(), 1);
-        assert_eq!(suspects[0].required, 1000);
-        // Still short when asked: damaged, corrupt in fsck, to be deleted.
-        assert_eq!(m.settle_suspect(&suspects[0], Some((ChunkVersion(3), 400))), Some(Damage::Short { version: ChunkVersion(3), length: 400 }));
+        // Damaged, corrupt in fsck, to be deleted.
         assert_eq!(m.health(H, now, DEAD_AFTER).corrupt, 1);
         assert_eq!(m.damaged_nodes(H), vec![(node(2), ChunkVersion(3))]);
-        assert!(m.take_suspects(now, DEAD_AFTER, 64).is_empty());
     }
 
     #[test]
@@ -331,36 +278,12 @@ mod tests {
     }
 
     #[test]
-    fn a_late_report_of_a_whole_replica_is_taken_back_once_its_node_answers() {
-        let now = Instant::now();
-        let mut m = map(1000);
-        report(&mut m, 1, 3, 600, now); // built before the last write landed
-        assert!(current(&m, now).is_empty());
-        let s = m.take_suspects(now, DEAD_AFTER, 64).remove(0);
-        assert_eq!(m.settle_suspect(&s, Some((ChunkVersion(3), 1000))), None);
-        assert_eq!(current(&m, now), ["http://127.0.0.1:1"]);
-        assert_eq!(m.health(H, now, DEAD_AFTER).corrupt, 0);
-    }
-
-    #[test]
     fn when_every_replica_lost_the_tail_the_longest_are_served_and_the_chunk_stays_corrupt() {
         let now = Instant::now();
         let mut m = map(1000);
         for (n, len) in [(1, 300), (2, 700), (3, 700)] {
             report(&mut m, n, 3, len, now);
         }
-        let first = m.take_suspects(now, DEAD_AFTER, 2);
-        assert_eq!(first.len(), 2, "at most the limit; the third waits");
-        let settle = |m: &mut ChunkMap, suspects: Vec<Suspect>| {
-            for s in suspects {
-                let len = [0, 300, 700, 700][s.node.0.as_u128() as usize];
-                m.settle_suspect(&s, Some((ChunkVersion(3), len)));
-            }
-        };
-        settle(&mut m, first);
-        assert!(m.accept_lost_tails(now, DEAD_AFTER).is_empty(), "not while a replica waits to be checked");
-        let rest = m.take_suspects(now, DEAD_AFTER, 2);
-        settle(&mut m, rest);
         assert!(current(&m, now).is_empty());
         assert_eq!(m.accept_lost_tails(now, DEAD_AFTER), vec![(H, 700, 1000)]);
         // One of the longest (equal lengths may still differ in content).
