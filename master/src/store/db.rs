@@ -2,6 +2,7 @@
 //! metadata log's replay, syncs and checkpoints.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dfs_common::wire::namespace::{Attr, FileKind};
@@ -44,10 +45,18 @@ pub struct Store {
 struct CheckpointOnClose {
     db: Arc<DB>,
     log: Arc<Mutex<MetaLog>>,
+    /// Set once `open` has replayed the log and checkpointed: a store whose
+    /// open failed before that (a replay cut short, a format this build
+    /// does not read) is left as it was, its log to be replayed again,
+    /// instead of a new epoch abandoning the records not yet replayed.
+    armed: AtomicBool,
 }
 
 impl Drop for CheckpointOnClose {
     fn drop(&mut self) {
+        if !self.armed.load(Ordering::Acquire) {
+            return;
+        }
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         match start_new_epoch(&self.db, &mut log, &mut |_| {}) {
             Ok(epoch) => tracing::info!(epoch, "metadata log checkpointed at close"),
@@ -123,7 +132,7 @@ impl Store {
         check_damage(dir, epoch, scan.damage, options.recovery)?;
         let (db, log) = (Arc::new(db), Arc::new(Mutex::new(log)));
         let store = Store {
-            _close: Arc::new(CheckpointOnClose { db: db.clone(), log: log.clone() }),
+            _close: Arc::new(CheckpointOnClose { db: db.clone(), log: log.clone(), armed: AtomicBool::new(false) }),
             db,
             log,
             #[cfg(test)]
@@ -141,6 +150,7 @@ impl Store {
         // Everything replayed goes to RocksDB's tables, and the log starts
         // over: what a crash left half written can never be read as new.
         store.checkpoint(&mut store.log())?;
+        store._close.armed.store(true, Ordering::Release);
         Ok(store)
     }
 
