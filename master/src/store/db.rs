@@ -491,4 +491,27 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert!(store.resolve_path(&path_of(9)).is_ok());
     }
+
+    /// The log's epoch as recorded in RocksDB, read with the store closed.
+    fn epoch_on_disk(dir: &Path) -> u64 {
+        let db = DB::open_cf_for_read_only(&Options::default(), dir, ALL_CFS, false).unwrap();
+        log_epoch(&db).unwrap()
+    }
+
+    /// An open that fails (here: a format this build does not read) leaves
+    /// the store as it found it: no checkpoint at close records a new epoch.
+    #[test]
+    fn a_failed_open_does_not_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        {
+            let db = DB::open_cf(&Options::default(), dir.path(), ALL_CFS).unwrap();
+            let mut sync = WriteOptions::default();
+            sync.set_sync(true);
+            db.put_cf_opt(cf(&db, CF_META).unwrap(), META_FORMAT_VERSION, (FORMAT_VERSION + 1).to_be_bytes(), &sync).unwrap();
+        }
+        let before = epoch_on_disk(dir.path());
+        assert!(Store::open(dir.path()).is_err(), "a format this build does not read");
+        assert_eq!(epoch_on_disk(dir.path()), before, "the failed open recorded a new epoch");
+    }
 }
