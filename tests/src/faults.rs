@@ -25,6 +25,36 @@ use crate::shell::dfs;
 
 pub const MIB: u64 = 1 << 20;
 
+/// Master flags of the fault tests (on top of the harness's fast
+/// heartbeats, 1 s failure detection and 2 s leases): background passes
+/// every 250 ms, a short garbage grace, a short safe mode, 1 MiB chunks by
+/// default.
+pub const FAULT_MASTER: &[&str] = &[
+    "--replication-interval-ms",
+    "250",
+    "--gc-grace-ms",
+    "2000",
+    "--safe-mode-extension-ms",
+    "500",
+    "--safe-mode-timeout-ms",
+    "20000",
+    "--default-chunk-size-bytes",
+    "1048576",
+];
+
+/// [`FAULT_MASTER`] with `extra` (pairs of flag and value) in place of the
+/// same flags' values (a flag may be given only once).
+pub fn master_args(extra: &[&str]) -> Vec<String> {
+    let mut pairs: Vec<(String, String)> = FAULT_MASTER.chunks(2).map(|p| (p[0].to_string(), p[1].to_string())).collect();
+    for p in extra.chunks(2) {
+        match pairs.iter_mut().find(|(f, _)| f == p[0]) {
+            Some(existing) => existing.1 = p[1].to_string(),
+            None => pairs.push((p[0].to_string(), p[1].to_string())),
+        }
+    }
+    pairs.into_iter().flat_map(|(f, v)| [f, v]).collect()
+}
+
 /// The seed of a fault schedule: `DFS_FAULT_SEED` when set (to replay a
 /// failure), else `DFS_TEST_SEED`, else a fresh one. Always printed.
 pub fn fault_seed() -> u64 {

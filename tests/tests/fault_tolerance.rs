@@ -41,35 +41,6 @@ const LIVE_WAIT: Duration = Duration::from_secs(20);
 /// How long a cluster may take to heal after the faults stop.
 const HEAL: Duration = Duration::from_secs(60);
 
-/// Master flags of this suite (on top of the harness's fast heartbeats,
-/// 1 s failure detection and 2 s leases): background passes every 250 ms,
-/// a short garbage grace, a short safe mode, 1 MiB chunks by default.
-const MASTER: &[&str] = &[
-    "--replication-interval-ms",
-    "250",
-    "--gc-grace-ms",
-    "2000",
-    "--safe-mode-extension-ms",
-    "500",
-    "--safe-mode-timeout-ms",
-    "20000",
-    "--default-chunk-size-bytes",
-    "1048576",
-];
-
-/// The suite's master flags with `extra` (pairs of flag and value) in place
-/// of the same flags' defaults (a flag may be given only once).
-fn master_args(extra: &[&str]) -> Vec<String> {
-    let mut pairs: Vec<(String, String)> = MASTER.chunks(2).map(|p| (p[0].to_string(), p[1].to_string())).collect();
-    for p in extra.chunks(2) {
-        match pairs.iter_mut().find(|(f, _)| f == p[0]) {
-            Some(existing) => existing.1 = p[1].to_string(),
-            None => pairs.push((p[0].to_string(), p[1].to_string())),
-        }
-    }
-    pairs.into_iter().flat_map(|(f, v)| [f, v]).collect()
-}
-
 /// A cluster of `n` chunkservers with the suite's master flags plus
 /// `master_extra` (later flags win) and `cs_extra` for every chunkserver.
 async fn cluster(n: usize, master_extra: &[&str], cs_extra: &[&str]) -> Cluster {
@@ -540,7 +511,7 @@ async fn a_full_disk_sends_chunks_elsewhere_or_fails_clearly_and_corrupts_nothin
     let seed = dfs_tests::seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let small = tmpfs.path.clone();
-    let args: Vec<&str> = MASTER.to_vec();
+    let args: Vec<&str> = FAULT_MASTER.to_vec();
     let c = Cluster::start_custom(4, &args, |i, dir| (if i == 3 { small.clone() } else { dir.join(format!("cs{i}")) }, vec![])).expect("start cluster");
     c.wait_live(4, LIVE_WAIT).await.unwrap();
     let full_url = c.chunkservers[3].url.clone();

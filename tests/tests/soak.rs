@@ -46,19 +46,6 @@ use rand::seq::SliceRandom;
 use rand::{Rng, RngCore, SeedableRng};
 
 const TAG: &str = "soak";
-/// Master flags: the fault suite's fast background passes and short grace.
-const MASTER: &[&str] = &[
-    "--replication-interval-ms",
-    "250",
-    "--gc-grace-ms",
-    "2000",
-    "--safe-mode-extension-ms",
-    "500",
-    "--safe-mode-timeout-ms",
-    "20000",
-    "--default-chunk-size-bytes",
-    "1048576",
-];
 /// Chunkserver flags: a scrubber fast enough to find a flip in seconds.
 const CHUNKSERVER: &[&str] = &["--scrub-period-ms", "3000", "--scrub-mib-per-sec", "256"];
 const NODES: usize = 4;
@@ -245,7 +232,7 @@ fn node_disks() -> Option<Vec<LoopExt4>> {
 
 fn start_cluster(disks: Option<&[LoopExt4]>) -> Cluster {
     let extra: Vec<String> = CHUNKSERVER.iter().map(|s| s.to_string()).collect();
-    Cluster::start_custom(NODES, MASTER, |i, dir| {
+    Cluster::start_custom(NODES, FAULT_MASTER, |i, dir| {
         let data = match disks {
             Some(d) => d[i].path.join("cs"),
             None => dir.join(format!("cs{i}")),
