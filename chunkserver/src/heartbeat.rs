@@ -44,6 +44,8 @@ fn build(node: &Node, with_report: bool) -> Heartbeat {
         bytes_written: node.bytes_written.load(Ordering::Relaxed),
         scrub: Some(node.scrub.progress()),
         registering: !node.registered.load(Ordering::Acquire),
+        cluster_id: None,
+        peers_epoch: 0,
     }
 }
 

@@ -70,7 +70,7 @@ mod tests {
     use dfs_common::{ChunkHandle, ChunkVersion};
 
     fn loc(index: u64) -> Known {
-        Known::At(ChunkLocation { index, handle: ChunkHandle(index), version: ChunkVersion(1), replicas: vec![], length: 0 })
+        Known::At(ChunkLocation { index, handle: ChunkHandle(index), version: ChunkVersion(1), replicas: vec![], length: 0, token: String::new() })
     }
 
     #[test]

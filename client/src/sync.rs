@@ -178,6 +178,7 @@ mod tests {
             primary: addr("p"),
             secondaries: vec![addr("s1"), addr("s2")],
             lease_remaining_ms: 0,
+            token: String::new(),
         };
         let chain = Chain::leased(3, lease);
         assert_eq!((chain.index, chain.handle, chain.version), (3, ChunkHandle(9), ChunkVersion(4)));

@@ -39,6 +39,14 @@ pub enum ErrorKind {
     /// A version conflict: the request names a version the replica does not
     /// hold (stale replica, or a write from an old lease).
     ESTALE,
+    /// Authenticated, but not allowed: a chunk token for another chunk,
+    /// version or operation; a node of another cluster.
+    EACCES,
+    /// Not authenticated: no signature or chunk token, or a forged one.
+    EKEYREJECTED,
+    /// A signature or chunk token that was valid once: expired, or signed
+    /// with a key since retired. A new token from the master helps.
+    EKEYEXPIRED,
 }
 
 impl ErrorKind {
@@ -59,6 +67,9 @@ impl ErrorKind {
             ErrorKind::EFBIG => 27,
             ErrorKind::EAGAIN => 11,
             ErrorKind::ESTALE => 116,
+            ErrorKind::EACCES => 13,
+            ErrorKind::EKEYEXPIRED => 127,
+            ErrorKind::EKEYREJECTED => 129,
         }
     }
 
@@ -71,6 +82,8 @@ impl ErrorKind {
             ErrorKind::EMSGSIZE => 413,
             ErrorKind::EAGAIN => 503,
             ErrorKind::ESTALE => 409,
+            ErrorKind::EACCES => 403,
+            ErrorKind::EKEYREJECTED | ErrorKind::EKEYEXPIRED => 401,
             ErrorKind::ENOSPC => 507,
             ErrorKind::EIO => 500,
             ErrorKind::ENOTDIR | ErrorKind::EISDIR | ErrorKind::EINVAL | ErrorKind::ENAMETOOLONG | ErrorKind::EFBIG => 400,
@@ -94,6 +107,9 @@ impl ErrorKind {
             ErrorKind::EIO => "Input/output error",
             ErrorKind::EAGAIN => "Resource temporarily unavailable",
             ErrorKind::ESTALE => "Stale file handle",
+            ErrorKind::EACCES => "Permission denied",
+            ErrorKind::EKEYEXPIRED => "Key has expired",
+            ErrorKind::EKEYREJECTED => "Key was rejected by service",
         }
     }
 

@@ -6,9 +6,11 @@
 //! - [`wire`]: request and response types of the master's HTTP/JSON API.
 //! - [`http`] (feature `http`): API errors and extractors for axum servers.
 //! - [`local_reads`]: the Unix-socket protocol of short-circuit reads.
+//! - [`auth`]: the cluster key, signatures of internal requests, chunk tokens.
 //! - [`config`]: layering of defaults, a TOML file, `DFS_*` variables and flags.
 //! - [`dir_lock`]: one daemon per data directory (an exclusive `flock`).
 
+pub mod auth;
 pub mod config;
 pub mod dir_lock;
 pub mod error;

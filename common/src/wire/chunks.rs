@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::TokenKeyInfo;
 use crate::ids::{ChunkHandle, ChunkVersion, InodeId, NodeId};
 
 /// Size of a checksum block: every replica keeps a CRC32 per 64 KiB.
@@ -82,6 +83,24 @@ pub struct Heartbeat {
     /// reports may lag a write that landed as they were built.
     #[serde(default)]
     pub registering: bool,
+    /// The cluster this chunkserver belongs to, recorded at its first
+    /// registration (`None`: never registered). A master of another
+    /// cluster refuses it.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    /// The [`Peers::epoch`] of the peer list this node holds (0: none).
+    #[serde(default)]
+    pub peers_epoch: u64,
+}
+
+/// The chunkservers registered with the master: the only nodes a
+/// chunkserver forwards writes to or copies replicas from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peers {
+    /// Changes whenever the list does.
+    pub epoch: u64,
+    /// Base URLs.
+    pub addresses: Vec<String>,
 }
 
 /// A chunkserver's background verification, as its heartbeat carries it.
@@ -106,6 +125,18 @@ pub struct HeartbeatResponse {
     /// chunks the master does not know), stale replicas and surplus copies.
     #[serde(default)]
     pub delete: Vec<DeleteReplica>,
+    /// The master's cluster: a chunkserver records it at its first
+    /// registration and refuses masters of any other.
+    #[serde(default)]
+    pub cluster_id: String,
+    /// The token keys chunk tokens may be signed with now: chunkservers
+    /// accept exactly these (a key left out is retired).
+    #[serde(default)]
+    pub token_keys: Vec<TokenKeyInfo>,
+    /// The registered chunkservers, when the list changed since the epoch
+    /// the heartbeat named.
+    #[serde(default)]
+    pub peers: Option<Peers>,
 }
 
 /// Remove the replica of `handle` if its version is at most `max_version`:
@@ -176,6 +207,10 @@ pub struct ChunkLocation {
     /// past it, inside the file, are holes.
     #[serde(default)]
     pub length: u64,
+    /// Lets the holder read this chunk at this version from its
+    /// replicas (sent as `x-dfs-token`) until it expires.
+    #[serde(default)]
+    pub token: String,
 }
 
 /// `GET /v1/chunks?inode=N&first=I&count=K` → [`ChunkLocations`]
@@ -212,6 +247,10 @@ pub struct WriteLease {
     pub secondaries: Vec<ReplicaAddr>,
     /// How long the lease still runs, in ms.
     pub lease_remaining_ms: u64,
+    /// Lets the holder write, sync and read this chunk at this version
+    /// (sent as `x-dfs-token`) until it expires.
+    #[serde(default)]
+    pub token: String,
 }
 
 /// `POST /v1/chunks/bad`: a replica failed verification (reported by its
