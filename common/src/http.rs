@@ -1,12 +1,17 @@
 //! The HTTP edge shared by the daemons (feature `http`): an error type that
 //! answers with a status and `{"error", "message"}`, JSON/query extractors
-//! whose rejections are such errors, and the daemons' common `main`.
+//! whose rejections are such errors, the daemons' common `main`, the server
+//! loop with its limits against hostile clients ([`serve`]), and the
+//! signing and checking of internal requests ([`internal`]).
 
 pub mod daemon;
 pub mod error;
 pub mod extract;
 pub mod html;
+pub mod idle;
+pub mod internal;
 pub mod metrics;
+pub mod serve;
 
 pub use error::ApiError;
-pub use extract::{ApiJson, ApiQuery};
+pub use extract::{ApiJson, ApiPath, ApiQuery};
