@@ -3,7 +3,9 @@
 //! [`track`] is an axum middleware: it counts every request by route (the
 //! matched route pattern, so ids in paths do not explode the label set),
 //! method and status, and observes its latency in a histogram per route and
-//! method. Daemons add their point-in-time figures with [`Snapshot`] at
+//! method. Labels come from a fixed set whatever a client sends: a route
+//! the router does not know is `unmatched`, a method outside the standard
+//! ones is `other` ([`route_label`], [`method_label`]). Daemons add their point-in-time figures with [`Snapshot`] at
 //! scrape time and answer with [`respond`] (OpenMetrics text, which
 //! Prometheus scrapes natively).
 
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
@@ -66,13 +68,26 @@ impl HttpMetrics {
     }
 }
 
+/// The route label: the route pattern the router matched (one of the
+/// routes it was built with), or `unmatched`.
+pub fn route_label(matched: Option<&MatchedPath>) -> String {
+    matched.map_or("unmatched", |p| p.as_str()).to_string()
+}
+
+/// The method label: a standard method's name, or `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] =
+        [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE, Method::CONNECT, Method::OPTIONS, Method::TRACE, Method::PATCH];
+    STANDARD.iter().find(|m| *m == method).map_or("other", |m| m.as_str())
+}
+
 /// The middleware: `Router::layer(axum::middleware::from_fn_with_state(metrics, track))`.
 pub async fn track(State(m): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
-    let method = req.method().as_str().to_string();
+    let route = route_label(req.extensions().get::<MatchedPath>());
+    let method = method_label(req.method());
     let start = Instant::now();
     let response = next.run(req).await;
-    m.observe(&route, &method, response.status().as_u16(), start.elapsed().as_secs_f64());
+    m.observe(&route, method, response.status().as_u16(), start.elapsed().as_secs_f64());
     response
 }
 
@@ -154,5 +169,55 @@ mod tests {
         assert!(text.contains(r#"dfs_chunks{state="missing"} 2.0"#), "{text}");
         assert!(text.contains("dfs_lease_grants_total 7"), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn methods_outside_the_standard_ones_are_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for odd in ["FOO", "get", "PROPFIND", "X-123"] {
+            assert_eq!(method_label(&Method::from_bytes(odd.as_bytes()).unwrap()), "other", "{odd}");
+        }
+    }
+
+    /// Every series of the request counter, as its label text.
+    fn series(text: &str) -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| l.starts_with("t_http_requests_total{"))
+            .filter_map(|l| l.rsplit_once(' ').map(|(labels, _)| labels.to_string()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn what_a_client_sends_creates_no_new_series() {
+        use axum::body::Body;
+        use axum::routing::get;
+
+        let m = HttpMetrics::new("t");
+        let app = axum::Router::new()
+            .route("/v1/chunks/{handle}", get(|| async { "ok" }))
+            .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "no") })
+            .layer(axum::middleware::from_fn_with_state(m.clone(), track));
+        let app = hyper_util::service::TowerToHyperService::new(app);
+        let send = |method: &str, uri: &str| {
+            let req = axum::http::Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+            hyper::service::Service::call(&app, req)
+        };
+        // One of each kind: a route, its wrong method, an odd method, no route.
+        for (method, uri) in [("GET", "/v1/chunks/1"), ("POST", "/v1/chunks/1"), ("FOO", "/v1/chunks/1"), ("GET", "/x"), ("FOO", "/x")] {
+            send(method, uri).await.unwrap();
+        }
+        let before = series(&render(&m, &Snapshot::default()));
+        for i in 0..200 {
+            let method = format!("M{i}");
+            send(&method, &format!("/v1/chunks/{i}")).await.unwrap();
+            send(&method, &format!("/garbage/{i}/%00?x={i}")).await.unwrap();
+            send("GET", &format!("/v1/chunks/{i}")).await.unwrap();
+            send("GET", &format!("/nothing-{i}")).await.unwrap();
+        }
+        let after = series(&render(&m, &Snapshot::default()));
+        assert_eq!(before, after);
+        assert!(after.iter().all(|s| !s.contains("M1") && !s.contains("garbage")), "{after:?}");
+        assert!(after.iter().any(|s| s.contains(r#"route="unmatched",method="other""#)), "{after:?}");
     }
 }
