@@ -175,6 +175,22 @@ pub struct SetReplicaVersion {
     pub version: ChunkVersion,
 }
 
+/// `POST {chunkserver}/v1/chunks/{handle}/verify` (master → chunkserver,
+/// signed): check every block of the replica at `version` against its
+/// CRCs. A corrupt replica is quarantined and reported by the chunkserver
+/// itself; the answer is a [`VerifyAnswer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReplica {
+    pub version: ChunkVersion,
+}
+
+/// The answer to [`VerifyReplica`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyAnswer {
+    /// The replica failed verification (it is quarantined and reported now).
+    pub corrupt: bool,
+}
+
 /// Query of the chunkserver's data endpoints:
 /// `PUT|GET {chunkserver}/v1/chunks/{handle}/data?version=V&offset=O[&length=L]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
