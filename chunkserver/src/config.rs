@@ -46,6 +46,21 @@ pub struct ChunkserverConfig {
     #[arg(long, env = "DFS_MAX_WRITE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_write_bytes: u64,
 
+    /// Longest time a client may take to send a request's head, in ms; also
+    /// how long an idle kept-alive connection stays open (slowloris).
+    #[arg(long, env = "DFS_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+
+    /// Longest wait, in ms, on a client that moves less than 16 KiB of a
+    /// request body (or of a response it reads): its request fails.
+    #[arg(long, env = "DFS_BODY_IDLE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_idle_timeout_ms: u64,
+
+    /// Most HTTP connections open at once; past it new ones wait in the
+    /// listen backlog until one closes.
+    #[arg(long, env = "DFS_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// Bandwidth of each chunk copy made on the master's order
     /// (re-replication), in MiB/s: read from the source, written here.
     #[arg(long, env = "DFS_REPLICATION_MIB_PER_SEC", default_value_t = 128)]
@@ -95,6 +110,9 @@ impl DaemonConfig for ChunkserverConfig {
         }
         if self.max_write_bytes < 64 * 1024 {
             return invalid("max_write_bytes must be at least one 64 KiB block".into());
+        }
+        if let Err(e) = dfs_common::http::serve::Limits::check(self.header_read_timeout_ms, self.body_idle_timeout_ms, self.max_connections) {
+            return invalid(e);
         }
         if self.replication_mib_per_sec == 0 {
             return invalid("replication_mib_per_sec must be at least 1".into());

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use dfs_common::http::daemon::shutdown_signal;
+use dfs_common::http::serve::{serve, Limits};
 use dfs_common::NodeId;
 use tokio::net::TcpListener;
 
@@ -48,7 +49,8 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     println!("dfs-chunkserver listening on {address}");
     tracing::info!(%address, node = %id, master = %node.master, "chunkserver started");
     let (local, store) = (node.local.clone(), node.store.clone());
-    axum::serve(listener, router(node)).with_graceful_shutdown(shutdown_signal()).await?;
+    let limits = Limits::from_config(config.header_read_timeout_ms, config.body_idle_timeout_ms, config.max_connections);
+    serve(listener, router(node), limits, shutdown_signal()).await?;
     if let Some(endpoint) = local {
         local_reads::remove_socket(&endpoint);
     }
@@ -87,6 +89,8 @@ pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, addre
         max_write_bytes: config.max_write_bytes,
         // Room for four of the largest writes at once.
         write_budget: tokio::sync::Semaphore::new((4 * config.max_write_bytes).div_ceil(1 << 20) as usize),
+        // The same for reads: four of the largest answers, or many small ones.
+        read_budget: Arc::new(tokio::sync::Semaphore::new((4 * config.max_write_bytes).div_ceil(1 << 20) as usize)),
         // Bounded waits on peers: a hung downstream must not pin buffers forever.
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(32)

@@ -39,6 +39,21 @@ pub struct MasterConfig {
     #[arg(long, env = "DFS_MAX_REQUEST_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_request_body_bytes: usize,
 
+    /// Longest time a client may take to send a request's head, in ms; also
+    /// how long an idle kept-alive connection stays open (slowloris).
+    #[arg(long, env = "DFS_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+
+    /// Longest wait, in ms, on a client that moves less than 16 KiB of a
+    /// request body (or of a response it reads): its request fails.
+    #[arg(long, env = "DFS_BODY_IDLE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_idle_timeout_ms: u64,
+
+    /// Most HTTP connections open at once; past it new ones wait in the
+    /// listen backlog until one closes.
+    #[arg(long, env = "DFS_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// Most namespace mutations that share one metadata log sync (group commit).
     #[arg(long, env = "DFS_GROUP_COMMIT_MAX_OPS", default_value_t = 1024)]
     pub group_commit_max_ops: usize,
@@ -119,6 +134,9 @@ impl DaemonConfig for MasterConfig {
         }
         if self.max_request_body_bytes < 64 * 1024 {
             return invalid("max_request_body_bytes must be at least 65536 to carry a long path and a name".into());
+        }
+        if let Err(e) = dfs_common::http::serve::Limits::check(self.header_read_timeout_ms, self.body_idle_timeout_ms, self.max_connections) {
+            return invalid(e);
         }
         if self.heartbeat_interval_ms == 0 || self.dead_after_ms < 3 * self.heartbeat_interval_ms {
             return invalid(format!(

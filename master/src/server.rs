@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use dfs_common::http::daemon::shutdown_signal;
+use dfs_common::http::serve::{serve, Limits};
 use tokio::net::TcpListener;
 
 use crate::api::{router, AppState};
@@ -60,7 +61,8 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     // Scripts and tests read this line to learn the port when it was 0.
     println!("dfs-master listening on http://{addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "master started");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let limits = Limits::from_config(config.header_read_timeout_ms, config.body_idle_timeout_ms, config.max_connections);
+    serve(listener, app, limits, shutdown_signal()).await?;
     // The monitor holds the chunk manager, and with it a Writer handle.
     monitor.abort();
     monitor.await.ok();

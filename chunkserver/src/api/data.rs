@@ -9,12 +9,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use dfs_common::http::{ApiError, ApiQuery};
+use dfs_common::http::{ApiError, ApiPath, ApiQuery};
 use dfs_common::wire::chunks::{checksum_header, parse_checksum_header, BadReplica, DataQuery, HEADER_CHECKSUMS, HEADER_FORWARD};
 use dfs_common::wire::namespace::Done;
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind};
@@ -189,7 +189,7 @@ async fn receive(body: Body, len: u64, mut downstream: Option<Frames>) -> Result
 /// `PUT /v1/chunks/{handle}/data?version=V&offset=O`
 pub async fn write(
     State(n): State<Arc<Node>>,
-    Path(h): Path<u64>,
+    ApiPath(h): ApiPath<u64>,
     ApiQuery(q): ApiQuery<DataQuery>,
     headers: HeaderMap,
     body: Body,
@@ -271,7 +271,7 @@ pub async fn write(
 
 /// `GET /v1/chunks/{handle}/data?version=V&offset=O&length=L`: the bytes,
 /// with their checksums in a header for the client to check on arrival.
-pub async fn read(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): ApiQuery<DataQuery>) -> Result<Response, ApiError> {
+pub async fn read(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiQuery(q): ApiQuery<DataQuery>) -> Result<Response, ApiError> {
     n.serving()?;
     let _load = InFlight::new(&n.in_flight);
     let handle = ChunkHandle(h);
@@ -279,6 +279,7 @@ pub async fn read(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): A
     if length > n.max_write_bytes {
         return Err(invalid(format!("a read of {length} bytes is over the limit of {}", n.max_write_bytes)));
     }
+    let permit = super::read_budget::reserve(&n.read_budget, length).await?;
     let store = n.store.clone();
     let read = match store.read_cached(handle, q.version, q.offset, length) {
         Some(done) => done,
@@ -292,7 +293,7 @@ pub async fn read(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): A
                 (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
                 (header::HeaderName::from_static(HEADER_CHECKSUMS), crcs),
             ];
-            Ok((headers, data).into_response())
+            Ok((headers, super::read_budget::hold(data, permit)).into_response())
         }
         Err(e @ ChunkError::Corrupt { .. }) => {
             quarantine_and_report(&n, handle).await;

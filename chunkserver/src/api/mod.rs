@@ -7,15 +7,19 @@
 //! - [`replicate`]: copying a chunk from another chunkserver
 //!   (re-replication, on the master's order).
 //! - [`status_page`]: the HTML status page at `/`, `/metrics`, HTML 404s.
+//! - [`read_budget`]: the memory budget of read answers.
 //! - [`download`]: `GET /files?path=`: a whole file, read through the client
 //!   library (the dashboard's download links land here).
 
 pub mod data;
 pub mod download;
+pub mod read_budget;
 pub mod replicas;
 pub mod replicate;
 pub mod status_page;
 
+#[cfg(test)]
+mod edge_tests;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use dfs_common::http::ApiError;
@@ -65,6 +70,9 @@ pub struct Node {
     /// Bytes of write bodies held in memory at once, in MiB permits: writes
     /// past it wait instead of growing memory without bound.
     pub write_budget: tokio::sync::Semaphore,
+    /// Bytes of read answers held in memory at once, in MiB permits, each
+    /// held until its answer is sent (or dropped): reads past it wait.
+    pub read_budget: Arc<tokio::sync::Semaphore>,
     pub http: reqwest::Client,
     pub started: Instant,
     /// Where clients on this host get short-circuit reads, if served.
@@ -103,6 +111,11 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Largest JSON body of a control request (create, version, replicate):
+/// a few hundred bytes in practice. The data PUT streams its body, which
+/// this limit does not touch; it is bounded by `max_write_bytes` instead.
+pub const CONTROL_BODY_MAX_BYTES: usize = 64 * 1024;
+
 pub fn router(node: Arc<Node>) -> Router {
     let metrics = dfs_common::http::metrics::HttpMetrics::new("dfs_chunkserver");
     Router::new()
@@ -118,6 +131,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/status", get(replicas::status))
         .route("/v1/local", get(replicas::local))
         .fallback(status_page::fallback)
+        // Every body read whole (JSON) on any route; the streamed data PUT is not affected.
+        .layer(DefaultBodyLimit::max(CONTROL_BODY_MAX_BYTES))
         .layer(axum::middleware::from_fn_with_state(metrics, dfs_common::http::metrics::track))
         .with_state(node)
 }

@@ -3,9 +3,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
-use dfs_common::http::{ApiError, ApiJson, ApiQuery};
+use dfs_common::http::{ApiError, ApiJson, ApiPath, ApiQuery};
 use dfs_common::local_reads::LocalEndpoint;
 use dfs_common::wire::chunks::{BadReplica, CreateReplica, DataQuery, SetReplicaVersion};
 use dfs_common::wire::namespace::Done;
@@ -16,7 +16,7 @@ use super::{blocking, chunk_error, Node};
 use crate::chunk_store::ChunkError;
 
 /// `POST /v1/chunks/{handle}/create`: a new empty replica.
-pub async fn create(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiJson(r): ApiJson<CreateReplica>) -> Result<Json<Done>, ApiError> {
+pub async fn create(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiJson(r): ApiJson<CreateReplica>) -> Result<Json<Done>, ApiError> {
     let store = n.store.clone();
     blocking(move || store.create(ChunkHandle(h), r.version, r.chunk_size_bytes)).await.map_err(chunk_error)?;
     Ok(Json(Done {}))
@@ -25,7 +25,7 @@ pub async fn create(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiJson(r): 
 /// `POST /v1/chunks/{handle}/version`: the replica joins a new lease's version.
 pub async fn set_version(
     State(n): State<Arc<Node>>,
-    Path(h): Path<u64>,
+    ApiPath(h): ApiPath<u64>,
     ApiJson(r): ApiJson<SetReplicaVersion>,
 ) -> Result<Json<Done>, ApiError> {
     n.serving()?;
@@ -35,7 +35,7 @@ pub async fn set_version(
 }
 
 /// `POST /v1/chunks/{handle}/fsync?version=V`: makes the replica durable.
-pub async fn fsync(State(n): State<Arc<Node>>, Path(h): Path<u64>, ApiQuery(q): ApiQuery<DataQuery>) -> Result<Json<Done>, ApiError> {
+pub async fn fsync(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiQuery(q): ApiQuery<DataQuery>) -> Result<Json<Done>, ApiError> {
     n.serving()?;
     let store = n.store.clone();
     let handle = ChunkHandle(h);
@@ -67,7 +67,7 @@ async fn report_damaged(n: &Arc<Node>, handle: ChunkHandle) {
 }
 
 /// `GET /v1/chunks/{handle}`: the replica's version and length.
-pub async fn info(State(n): State<Arc<Node>>, Path(h): Path<u64>) -> Result<Json<Value>, ApiError> {
+pub async fn info(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>) -> Result<Json<Value>, ApiError> {
     match n.store.info(ChunkHandle(h)) {
         Some(i) => Ok(Json(json!({"handle": i.handle, "version": i.version, "length": i.length, "chunk_size_bytes": i.chunk_size}))),
         None => Err(ApiError::new(ErrorKind::ENOENT, format!("no replica of chunk {h}"))),

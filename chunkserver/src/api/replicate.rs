@@ -14,9 +14,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
-use dfs_common::http::{ApiError, ApiJson};
+use dfs_common::http::{ApiError, ApiJson, ApiPath};
 use dfs_common::wire::chunks::{parse_checksum_header, ReplicaReport, ReplicateChunk, HEADER_CHECKSUMS};
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
 
@@ -33,7 +33,7 @@ const COPY_VERSION: ChunkVersion = ChunkVersion(0);
 /// the new replica once it is durable at the requested version.
 pub async fn replicate(
     State(n): State<Arc<Node>>,
-    Path(h): Path<u64>,
+    ApiPath(h): ApiPath<u64>,
     ApiJson(r): ApiJson<ReplicateChunk>,
 ) -> Result<Json<ReplicaReport>, ApiError> {
     n.serving()?;

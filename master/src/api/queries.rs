@@ -1,12 +1,12 @@
 //! Read-only namespace queries, run on the blocking pool.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use dfs_common::wire::namespace::*;
 use dfs_common::InodeId;
 
 use dfs_common::http::ApiError;
-use dfs_common::http::ApiQuery;
+use dfs_common::http::{ApiPath, ApiQuery};
 use super::{blocking, AppState};
 
 /// `GET /v1/stat?path=/a/b` or `?inode=N` → [`Attr`]
@@ -15,7 +15,7 @@ pub async fn stat(State(s): State<AppState>, ApiQuery(q): ApiQuery<StatQuery>) -
 }
 
 /// `GET /v1/inodes/{id}` → [`Attr`]
-pub async fn stat_inode(State(s): State<AppState>, Path(id): Path<u64>) -> Result<Json<Attr>, ApiError> {
+pub async fn stat_inode(State(s): State<AppState>, ApiPath(id): ApiPath<u64>) -> Result<Json<Attr>, ApiError> {
     blocking(move || s.store.inode(InodeId(id)).map(|r| Json(r.attr))).await
 }
 
