@@ -81,11 +81,16 @@ impl ClusterAuth {
     /// Signs a request about to be sent (its body, when it has bytes; a
     /// streamed body goes unsigned and only routes that allow it take it).
     pub fn sign(&self, req: &mut reqwest::Request) {
-        let body = match req.body().and_then(|b| b.as_bytes()) {
-            Some(bytes) => BodyDigest::of(bytes),
-            None if req.body().is_none() => BodyDigest::of(b""),
-            None => BodyDigest::Unsigned,
+        let (body, length) = match req.body().and_then(|b| b.as_bytes()) {
+            Some(bytes) => (BodyDigest::of(bytes), Some(bytes.len())),
+            None if req.body().is_none() => (BodyDigest::of(b""), None),
+            None => (BodyDigest::Unsigned, None),
         };
+        // The length is a covered header, but reqwest adds it only as it
+        // sends: set it now, as the receiver will see it.
+        if let Some(length) = length {
+            req.headers_mut().entry(reqwest::header::CONTENT_LENGTH).or_insert_with(|| HeaderValue::from(length));
+        }
         let pq = match req.url().query() {
             Some(q) => format!("{}?{q}", req.url().path()),
             None => req.url().path().to_string(),
@@ -213,5 +218,20 @@ mod tests {
         assert_eq!(status(app.clone(), plain).await, 401);
         let stranger = ClusterAuth::fixed(KeyRing::single(ClusterKey::generate()));
         assert_eq!(status(app, signed(&stranger, "hello", None)).await, 401);
+    }
+
+    #[tokio::test]
+    async fn a_request_signed_and_sent_over_loopback_passes() {
+        // Over a real connection the receiver sees headers the sender's
+        // reqwest adds as it sends (content-length, a covered header).
+        let auth = ClusterAuth::fixed(KeyRing::single(ClusterKey::generate()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/x?a=1", listener.local_addr().unwrap());
+        let app = app(auth.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::new();
+        let r = auth.send(&http, http.post(&url).body("hello")).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.text().await.unwrap(), "hello");
     }
 }
