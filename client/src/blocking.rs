@@ -9,12 +9,14 @@
 //! checksums. A replica on this host is read directly, through a descriptor
 //! its chunkserver passed (`local.rs`). Anything else returns `None`, and
 //! the caller goes the async way, which fails over, asks the master and
-//! retries.
+//! retries. A refused token also drops the cached location, so that the
+//! async way starts with a new one.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use dfs_common::auth::token::HEADER_TOKEN;
 use dfs_common::wire::chunks::{checksum_header, HEADER_CHECKSUMS};
 use dfs_common::wire::namespace::Attr;
 
@@ -56,7 +58,14 @@ impl Client {
         }
         let replica = loc.replicas.get(preferred)?;
         let url = format!("{}/v1/chunks/{}/data?version={}&offset={at}&length={n}", replica.address, loc.handle, loc.version);
-        let resp = self.blocking_http().get(&url).call().ok()?;
+        let resp = match self.blocking_http().get(&url).set(HEADER_TOKEN, &loc.token).call() {
+            Ok(resp) => resp,
+            Err(ureq::Error::Status(401, _)) => {
+                self.locations().forget(attr.inode, index);
+                return None;
+            }
+            Err(_) => return None,
+        };
         let sent = resp.header(HEADER_CHECKSUMS).unwrap_or("").to_string();
         let mut data = Vec::with_capacity(n as usize);
         resp.into_reader().read_to_end(&mut data).ok()?;

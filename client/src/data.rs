@@ -3,13 +3,17 @@
 //! checksums and the chain of secondaries, several pieces in flight. Reads
 //! take each piece from a current replica, check the checksums that come
 //! with it, and fail over to the next replica on any error; locations come
-//! from a cache that is dropped on errors.
+//! from a cache that is dropped on errors. Every request to a chunkserver
+//! carries the chunk token of its location or lease (`x-dfs-token`); one
+//! refused is renewed through the master (`tokens.rs`, `retry.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use dfs_common::auth::token::HEADER_TOKEN;
+use dfs_common::auth::unix_ms;
 use dfs_common::wire::chunks::{checksum_header, ChunkLocation, ReplicaAddr, WriteLease, WrittenChunk, HEADER_CHECKSUMS, HEADER_FORWARD};
 use dfs_common::wire::namespace::{Attr, NodeRef, SetattrRequest};
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
@@ -18,6 +22,8 @@ use futures::{stream, StreamExt, TryStreamExt};
 use crate::error::{from_response, ClientError};
 use crate::locations::{Known, LocationCache};
 use crate::master::MasterClient;
+use crate::retry::{combine, Retry};
+use crate::tokens::{still_usable, usable_until};
 
 /// Tuning of the client.
 #[derive(Clone, Copy, Debug)]
@@ -70,18 +76,33 @@ impl Default for DataConfig {
 
 /// Most chunk locations the cache holds.
 const LOCATION_CACHE_ENTRIES: usize = 1 << 16;
+/// Leases kept past their time before only fresh ones are kept.
+const LEASE_CACHE_ENTRIES: usize = 1 << 14;
 
 /// A lease as cached by the client, with when it was obtained.
 #[derive(Clone)]
 struct CachedLease {
     lease: WriteLease,
     obtained: Instant,
+    /// Until when its token is sent (`tokens.rs`).
+    token_until: Option<Instant>,
 }
 
 impl CachedLease {
-    /// Leases are renewed at half their remaining time, well before expiry.
+    fn new(lease: WriteLease) -> CachedLease {
+        let obtained = Instant::now();
+        let token_until = usable_until(&lease.token, obtained, unix_ms());
+        CachedLease { lease, obtained, token_until }
+    }
+
+    /// Leases are renewed at half their remaining time, well before
+    /// expiry, or when their token is about to expire.
     fn fresh(&self) -> bool {
-        self.obtained.elapsed() < Duration::from_millis(self.lease.lease_remaining_ms / 2)
+        self.obtained.elapsed() < Duration::from_millis(self.lease.lease_remaining_ms / 2) && self.token_usable()
+    }
+
+    fn token_usable(&self) -> bool {
+        still_usable(self.token_until, Instant::now())
     }
 }
 
@@ -205,15 +226,22 @@ impl Client {
         self.leases().get(&key).filter(|c| c.fresh()).map(|c| c.lease.clone())
     }
 
-    async fn lease(&self, inode: InodeId, index: u64) -> Result<WriteLease, ClientError> {
+    /// A lease on chunk `index` of the file: the one cached while fresh,
+    /// else a new one from the master.
+    pub(crate) async fn lease(&self, inode: InodeId, index: u64) -> Result<WriteLease, ClientError> {
         if let Some(l) = self.cached_lease((inode, index)) {
             return Ok(l);
         }
         let lease = self.master().lease(inode, index).await?;
         let mut leases = self.leases();
-        // Expired leases are dropped as new ones come in: the map stays small.
-        leases.retain(|_, c| c.fresh());
-        leases.insert((inode, index), CachedLease { lease: lease.clone(), obtained: Instant::now() });
+        // Leases are dropped as new ones come in once their tokens may no
+        // longer be sent (until then a sync at close still uses them), or
+        // once expired when many are held: the map stays small.
+        leases.retain(|_, c| c.token_usable());
+        if leases.len() >= LEASE_CACHE_ENTRIES {
+            leases.retain(|_, c| c.fresh());
+        }
+        leases.insert((inode, index), CachedLease::new(lease.clone()));
         Ok(lease)
     }
 
@@ -297,8 +325,7 @@ impl Client {
     /// version on the others; a primary died: its lease must run out).
     pub(crate) async fn write_piece(&self, inode: InodeId, p: Piece) -> Result<WrittenChunk, ClientError> {
         let crcs = checksum_header(&p.data);
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(100);
+        let mut retry = Retry::new(Instant::now() + self.config().retry_for, Duration::from_millis(100), Duration::from_secs(2));
         loop {
             let attempt = match self.lease(inode, p.index).await {
                 Ok(lease) => match self.put_piece(&lease, &p, &crcs).await {
@@ -315,12 +342,12 @@ impl Client {
                     self.inner.locations.forget(inode, p.index);
                     return Ok(WrittenChunk { index: p.index, handle, end: p.offset + p.data.len() as u64 });
                 }
-                Err(e) if (e.is_temporary() || e.kind == ErrorKind::ESTALE) && start.elapsed() + pause < self.config().retry_for => {
-                    tracing::debug!(inode = %inode, index = p.index, error = %e, "write piece failed; retrying");
+                Err(e) => {
+                    let retryable = e.is_temporary() || e.kind == ErrorKind::ESTALE;
+                    let Some(pause) = retry.after(&e, retryable, Instant::now()) else { return Err(e) };
+                    tracing::debug!(inode = %inode, index = p.index, error = %e, "write piece failed; retrying with a new lease");
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
                 }
-                Err(e) => return Err(e),
             }
         }
     }
@@ -334,6 +361,7 @@ impl Client {
             .put(url)
             .header(HEADER_FORWARD, chain.join(","))
             .header(HEADER_CHECKSUMS, crcs)
+            .header(HEADER_TOKEN, &lease.token)
             .body(p.data.clone())
             .send()
             .await?;
@@ -401,7 +429,7 @@ impl Client {
             next = page.chunks.iter().map(|c| c.index + 1).max().unwrap_or(last + 1);
             found.extend(page.chunks.into_iter().filter(|c| c.index <= last).map(|c| (c.index, Known::At(c))));
         }
-        self.inner.locations.put(inode, &found, Instant::now());
+        self.inner.locations.put(inode, &found, Instant::now(), unix_ms());
         Ok(found)
     }
 
@@ -410,9 +438,9 @@ impl Client {
     /// for up to `retry_for`: the chunk may have moved to a new version or
     /// new replicas, its chunkservers may be restarting, or the master may
     /// have just restarted and not yet heard from them (no replica listed).
+    /// A refused token is renewed the same way, a few times (`retry.rs`).
     async fn read_piece(&self, inode: InodeId, index: u64, offset: u64, len: u64) -> Result<Bytes, ClientError> {
-        let mut until = None;
-        let mut pause = Duration::from_millis(20);
+        let mut retry = None;
         loop {
             let known = self.locate(inode, index, index).await?.remove(&index).unwrap_or(Known::Hole);
             let Known::At(loc) = known else {
@@ -422,13 +450,10 @@ impl Client {
                 Ok(data) => return Ok(data),
                 Err(e) => {
                     self.inner.locations.forget(inode, index);
-                    let until = *until.get_or_insert_with(|| Instant::now() + self.config().retry_for);
-                    if Instant::now() + pause > until {
-                        return Err(e);
-                    }
+                    let retry = retry.get_or_insert_with(|| Retry::new(Instant::now() + self.config().retry_for, Duration::from_millis(20), Duration::from_secs(1)));
+                    let Some(pause) = retry.after(&e, true, Instant::now()) else { return Err(e) };
                     tracing::debug!(chunk = %loc.handle, error = %e, "no replica served a read; asking the master again");
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
                 }
             }
         }
@@ -442,19 +467,20 @@ impl Client {
                 return Ok(data);
             }
         }
-        let mut last = ClientError::new(ErrorKind::EIO, format!("chunk {} has no current replica", loc.handle));
+        let mut last = None;
         let start = self.replica_for(offset, loc.replicas.len());
         for i in 0..loc.replicas.len() {
             let replica = &loc.replicas[(start + i) % loc.replicas.len()];
-            match self.read_replica(replica, loc.handle, loc.version, offset, len).await {
+            let failure = match self.read_replica(replica, loc, offset, len).await {
                 Ok(data) => match complete(data, loc.length, offset, len) {
                     Some(whole) => return Ok(whole),
-                    None => last = short_replica(loc, replica, offset, len),
+                    None => short_replica(loc, replica, offset, len),
                 },
-                Err(e) => last = e,
-            }
+                Err(e) => e,
+            };
+            last = Some(combine(last, failure));
         }
-        Err(last)
+        Err(last.unwrap_or_else(|| ClientError::new(ErrorKind::EIO, format!("chunk {} has no current replica", loc.handle))))
     }
 
 }
@@ -477,19 +503,14 @@ impl Client {
         tokio::task::spawn_blocking(read).await.ok().flatten()
     }
 
-    /// Reads from one given replica and checks the bytes against the
-    /// checksums sent with them (end to end: the chunkserver verified its
-    /// disk, this verifies the transfer).
-    pub async fn read_replica(
-        &self,
-        replica: &ReplicaAddr,
-        handle: ChunkHandle,
-        version: ChunkVersion,
-        offset: u64,
-        len: u64,
-    ) -> Result<Bytes, ClientError> {
+    /// Reads from one given replica of the chunk at `loc` (its handle,
+    /// version and token) and checks the bytes against the checksums sent
+    /// with them (end to end: the chunkserver verified its disk, this
+    /// verifies the transfer).
+    pub async fn read_replica(&self, replica: &ReplicaAddr, loc: &ChunkLocation, offset: u64, len: u64) -> Result<Bytes, ClientError> {
+        let (handle, version) = (loc.handle, loc.version);
         let url = format!("{}/v1/chunks/{handle}/data?version={version}&offset={offset}&length={len}", replica.address);
-        let resp = self.inner.http.get(url).send().await?;
+        let resp = self.inner.http.get(url).header(HEADER_TOKEN, &loc.token).send().await?;
         if !resp.status().is_success() {
             return Err(from_response(&format!("read of chunk {handle} from {}", replica.address), resp).await);
         }
@@ -501,32 +522,9 @@ impl Client {
         Ok(data)
     }
 
-    /// Makes every replica of every chunk of the file sync to disk.
-    pub async fn fsync(&self, attr: &Attr) -> Result<(), ClientError> {
-        let chunks = attr.size.div_ceil(attr.chunk_size_bytes.max(1));
-        let mut first = 0;
-        while first < chunks {
-            let page = self.master().locate(attr.inode, first, chunks - first).await?;
-            if page.chunks.is_empty() {
-                break;
-            }
-            first = page.chunks.iter().map(|c| c.index + 1).max().unwrap_or(chunks);
-            let replicas: Vec<(ReplicaAddr, ChunkHandle, ChunkVersion)> =
-                page.chunks.iter().flat_map(|c| c.replicas.iter().map(|r| (r.clone(), c.handle, c.version))).collect();
-            // Owned futures: a borrowing closure here would not be `Send` for
-            // callers that spawn this call.
-            let calls = replicas.into_iter().map(|(r, handle, version)| {
-                let client = self.clone();
-                async move { client.fsync_replica(&r, handle, version).await }
-            });
-            stream::iter(calls).buffer_unordered(8).try_collect::<Vec<()>>().await?;
-        }
-        Ok(())
-    }
-
-    async fn fsync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion) -> Result<(), ClientError> {
+    async fn fsync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion, token: &str) -> Result<(), ClientError> {
         let url = format!("{}/v1/chunks/{handle}/fsync?version={version}", r.address);
-        let resp = self.inner.http.post(url).send().await?;
+        let resp = self.inner.http.post(url).header(HEADER_TOKEN, token).send().await?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -582,17 +580,22 @@ fn split_read(chunk_size: u64, piece: u64, offset: u64, end: u64) -> Vec<(u64, u
 }
 
 impl Client {
-    /// Makes one replica of a chunk sync to disk (`sync.rs` uses it for
-    /// durable closes).
-    pub(crate) async fn sync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion) -> Result<(), ClientError> {
-        self.fsync_replica(r, handle, version).await
+    /// Makes one replica of a chunk sync to disk, with a write token
+    /// (`sync.rs` uses it for durable closes and fsyncs).
+    pub(crate) async fn sync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion, token: &str) -> Result<(), ClientError> {
+        self.fsync_replica(r, handle, version, token).await
     }
 
-    /// The lease cached for chunk `index` of the file, fresh or not: the
-    /// chain this client's last write of the chunk went through (`sync.rs`
-    /// syncs it without asking the master).
+    /// The lease cached for chunk `index` of the file, fresh or not, while
+    /// its token may be sent: the chain this client's last write of the
+    /// chunk went through (`sync.rs` syncs it without asking the master).
     pub(crate) fn last_lease(&self, inode: InodeId, index: u64) -> Option<WriteLease> {
-        self.leases().get(&(inode, index)).map(|c| c.lease.clone())
+        self.leases().get(&(inode, index)).filter(|c| c.token_usable()).map(|c| c.lease.clone())
+    }
+
+    /// Drops the lease cached for chunk `index` of the file.
+    pub(crate) fn forget_lease(&self, inode: InodeId, index: u64) {
+        self.leases().remove(&(inode, index));
     }
 }
 

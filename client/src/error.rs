@@ -29,6 +29,15 @@ impl ClientError {
     pub fn is_temporary(&self) -> bool {
         self.kind.is_temporary()
     }
+
+    /// A chunkserver refused the chunk token sent: expired or signed with a
+    /// retired key (EKEYEXPIRED), or one it cannot verify (EKEYREJECTED: a
+    /// key it has not heard of yet, or none at all). The location or lease
+    /// it came with is dropped and a new one asked of the master
+    /// (`retry.rs` bounds how often).
+    pub fn token_refused(&self) -> bool {
+        matches!(self.kind, ErrorKind::EKEYEXPIRED | ErrorKind::EKEYREJECTED)
+    }
 }
 
 impl From<reqwest::Error> for ClientError {

@@ -9,6 +9,8 @@
 //! - `blocking`: small reads served on the caller's own thread.
 //! - `local`: short-circuit reads of replicas on this host.
 //! - [`locations`]: the cache of chunk locations.
+//! - `tokens`: when a chunk token from the master is renewed.
+//! - `retry`: what a call does after a failure (a refused token is renewed).
 //! - `sync`: durable close: the chunks a writer wrote, synced on every replica.
 //! - [`master`]: the master's API, call by call.
 //! - [`error`]: `ClientError`, which says whether a retry can help.
@@ -23,7 +25,9 @@ pub mod fs;
 mod local;
 pub mod locations;
 pub mod master;
+mod retry;
 mod sync;
+mod tokens;
 
 pub use data::{Client, DataConfig};
 pub use error::ClientError;

@@ -1,7 +1,8 @@
 //! The client's cache of chunk locations. An entry lives `ttl` at most, and
-//! is dropped as soon as a read through it fails (a replica died, the
-//! version moved on): the next read asks the master again. Opening a file
-//! drops its entries, which gives close-to-open consistency.
+//! no longer than its chunk token may be used (`tokens.rs`), and is dropped
+//! as soon as a read through it fails (a replica died, the version moved
+//! on, the token was refused): the next read asks the master again.
+//! Opening a file drops its entries, which gives close-to-open consistency.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use dfs_common::wire::chunks::ChunkLocation;
 use dfs_common::InodeId;
+
+use crate::tokens::usable_until;
 
 /// What the cache knows about chunk `index` of a file: where it is, or that
 /// the file had no chunk there (a hole) when asked.
@@ -21,6 +24,7 @@ pub enum Known {
 pub struct LocationCache {
     ttl: Duration,
     max_entries: usize,
+    /// Each entry with the instant it stops being used.
     entries: Mutex<HashMap<(InodeId, u64), (Known, Instant)>>,
 }
 
@@ -41,18 +45,24 @@ impl LocationCache {
     /// Chunk `index` of a file when cached and fresh.
     pub fn get(&self, inode: InodeId, index: u64, now: Instant) -> Option<Known> {
         match self.entries().get(&(inode, index)) {
-            Some((k, at)) if now.saturating_duration_since(*at) < self.ttl => Some(k.clone()),
+            Some((k, until)) if now < *until => Some(k.clone()),
             _ => None,
         }
     }
 
-    pub fn put(&self, inode: InodeId, found: &HashMap<u64, Known>, now: Instant) {
+    /// Caches what the master answered at `now` (`now_unix_ms` on the
+    /// wall clock, to judge the tokens' expiry).
+    pub fn put(&self, inode: InodeId, found: &HashMap<u64, Known>, now: Instant, now_unix_ms: u64) {
         let mut entries = self.entries();
         if entries.len() + found.len() > self.max_entries {
             // Bounded memory: starting over costs one locate per open file.
             entries.clear();
         }
-        entries.extend(found.iter().map(|(i, k)| ((inode, *i), (k.clone(), now))));
+        let until = |k: &Known| match k {
+            Known::At(loc) => usable_until(&loc.token, now, now_unix_ms).map_or(now + self.ttl, |t| t.min(now + self.ttl)),
+            Known::Hole => now + self.ttl,
+        };
+        entries.extend(found.iter().map(|(i, k)| ((inode, *i), (k.clone(), until(k)))));
     }
 
     pub fn forget(&self, inode: InodeId, index: u64) {
@@ -67,7 +77,11 @@ impl LocationCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dfs_common::auth::{ChunkToken, ClusterKey, KeyRing, Ops, TokenKey};
     use dfs_common::{ChunkHandle, ChunkVersion};
+
+    /// A wall-clock time for the tests (ms since the Unix epoch).
+    const WALL: u64 = 1_700_000_000_000;
 
     fn loc(index: u64) -> Known {
         Known::At(ChunkLocation { index, handle: ChunkHandle(index), version: ChunkVersion(1), replicas: vec![], length: 0, token: String::new() })
@@ -78,7 +92,7 @@ mod tests {
         let t0 = Instant::now();
         let cache = LocationCache::new(Duration::from_secs(10), 100);
         let f = InodeId(5);
-        cache.put(f, &HashMap::from([(0, loc(0)), (1, Known::Hole)]), t0);
+        cache.put(f, &HashMap::from([(0, loc(0)), (1, Known::Hole)]), t0, WALL);
         assert_eq!(cache.get_range(f, 0, 1, t0).map(|m| m.len()), Some(2));
         assert!(cache.get_range(f, 0, 2, t0).is_none(), "chunk 2 was never asked for");
         assert!(cache.get_range(f, 0, 1, t0 + Duration::from_secs(11)).is_none(), "expired");
@@ -90,11 +104,26 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_is_not_used_past_its_token() {
+        let t0 = Instant::now();
+        let cache = LocationCache::new(Duration::from_secs(60), 100);
+        let ring = KeyRing::single(ClusterKey::generate());
+        let key = TokenKey::generate(&ring, 1, u64::MAX);
+        let token = ChunkToken { key_id: 1, expires_unix_ms: WALL + 4_000, handle: ChunkHandle(1), version: ChunkVersion(1), ops: Ops::READ, identity: "anonymous".into() };
+        let Known::At(mut at) = loc(0) else { unreachable!() };
+        at.token = key.sign(&token);
+        cache.put(InodeId(1), &HashMap::from([(0, Known::At(at)), (1, Known::Hole)]), t0, WALL);
+        assert!(cache.get(InodeId(1), 0, t0 + Duration::from_millis(2_900)).is_some());
+        assert!(cache.get(InodeId(1), 0, t0 + Duration::from_millis(3_000)).is_none(), "a quarter of the token's life is kept in reserve");
+        assert!(cache.get(InodeId(1), 1, t0 + Duration::from_secs(59)).is_some(), "a hole has no token: the ttl holds");
+    }
+
+    #[test]
     fn the_cache_stays_bounded() {
         let t0 = Instant::now();
         let cache = LocationCache::new(Duration::from_secs(10), 3);
-        cache.put(InodeId(1), &HashMap::from([(0, loc(0)), (1, loc(1))]), t0);
-        cache.put(InodeId(2), &HashMap::from([(0, loc(0)), (1, loc(1))]), t0);
+        cache.put(InodeId(1), &HashMap::from([(0, loc(0)), (1, loc(1))]), t0, WALL);
+        cache.put(InodeId(2), &HashMap::from([(0, loc(0)), (1, loc(1))]), t0, WALL);
         assert!(cache.entries().len() <= 3);
         assert!(cache.get_range(InodeId(2), 0, 1, t0).is_some());
     }

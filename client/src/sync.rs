@@ -1,48 +1,76 @@
-//! Durable close: the chunks a writer wrote since its last sync are synced
-//! on every replica, before the writer commits the file's new length
-//! (NFS's COMMIT at close, HDFS's hsync). The replicas are first those of
-//! the lease each chunk was last written under (the chain that took the
-//! bytes: no master call); after any failure, those the master lists now.
+//! Syncs: at a durable close, the chunks a writer wrote since its last sync
+//! are synced on every replica, before the writer commits the file's new
+//! length (NFS's COMMIT at close, HDFS's hsync); an fsync syncs every chunk
+//! of the file. The replicas are first those of the lease each chunk was
+//! last written under (the chain that took the bytes: no master call);
+//! after any failure, those the master lists now.
+//!
+//! A sync needs a write token: the one of the lease this client holds for
+//! the chunk at the version the master lists, else one of a new lease
+//! (which moves the chunk to a new version when no lease is running). A
+//! refused token drops the lease, and the next round leases anew.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use dfs_common::wire::chunks::{ChunkLocation, ReplicaAddr, WriteLease};
+use dfs_common::wire::namespace::Attr;
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
-use futures::{stream, StreamExt};
+use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::data::Client;
 use crate::error::ClientError;
+use crate::retry::{combine, Retry};
 
 /// Replica syncs in flight at once.
 const SYNCS_IN_FLIGHT: usize = 8;
+/// Leases asked of the master at once for a sync.
+const LEASES_IN_FLIGHT: usize = 8;
 
-/// A chunk's replicas at a version, from a lease or from the master.
+/// What a sync does after a replica failed it (other than refusing the
+/// token, which is always renewed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnFailure {
+    /// Ask the master again while that may help (a durable close: the
+    /// replicas it lists then are those that count).
+    Retry,
+    /// Fail with it (`fsync`: the bytes are not durable everywhere asked).
+    Fail,
+}
+
+/// A chunk's replicas at a version, from a lease or from the master, with
+/// the write token to sync them with.
 #[derive(Clone, Debug)]
 struct Chain {
     index: u64,
     handle: ChunkHandle,
     version: ChunkVersion,
     replicas: Vec<ReplicaAddr>,
+    token: String,
 }
 
 impl Chain {
-    fn located(c: ChunkLocation) -> Chain {
-        Chain { index: c.index, handle: c.handle, version: c.version, replicas: c.replicas }
+    /// The replicas the master lists, with the token of a lease of the
+    /// same chunk at the same version.
+    fn located(c: ChunkLocation, lease_token: String) -> Chain {
+        Chain { index: c.index, handle: c.handle, version: c.version, replicas: c.replicas, token: lease_token }
     }
 
     fn leased(index: u64, l: WriteLease) -> Chain {
         let replicas = std::iter::once(l.primary).chain(l.secondaries).collect();
-        Chain { index, handle: l.handle, version: l.version, replicas }
+        Chain { index, handle: l.handle, version: l.version, replicas, token: l.token }
     }
 }
 
-/// One replica to sync: where, which chunk, at which version.
+/// One replica to sync: where, which chunk (and its index in the file), at
+/// which version, with which token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Target {
     replica: ReplicaAddr,
+    index: u64,
     handle: ChunkHandle,
     version: ChunkVersion,
+    token: String,
 }
 
 /// Runs of consecutive indices (first, count): one master call each.
@@ -68,7 +96,7 @@ fn to_sync(indices: &BTreeSet<u64>, found: &[Chain], done: &HashSet<(ChunkHandle
             return Err(ClientError::new(ErrorKind::EIO, format!("chunk {} has no live replica to sync", c.handle)));
         }
         let left = c.replicas.iter().filter(|r| !done.contains(&(c.handle, r.address.clone())));
-        out.extend(left.map(|r| Target { replica: r.clone(), handle: c.handle, version: c.version }));
+        out.extend(left.map(|r| Target { replica: r.clone(), index: c.index, handle: c.handle, version: c.version, token: c.token.clone() }));
     }
     Ok(out)
 }
@@ -88,27 +116,42 @@ impl Client {
     /// a dead node is dropped from the list, and a replica synced once
     /// stays synced (a later version bump does not touch its bytes).
     pub async fn sync_chunks(&self, inode: InodeId, indices: &BTreeSet<u64>) -> Result<(), ClientError> {
+        self.sync_chunks_then(inode, indices, OnFailure::Retry).await
+    }
+
+    /// `sync_chunks`, with what a replica's failure does chosen.
+    pub(crate) async fn sync_chunks_then(&self, inode: InodeId, indices: &BTreeSet<u64>, on_failure: OnFailure) -> Result<(), ClientError> {
         let mut done: HashSet<(ChunkHandle, String)> = HashSet::new();
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(50);
-        let mut leased = self.leased_chains(inode, indices);
+        let mut retry = Retry::new(Instant::now() + self.config().retry_for, Duration::from_millis(50), Duration::from_secs(1));
+        // An fsync syncs the replicas the master lists now, as it always
+        // did; a close first those that took the bytes.
+        let mut leased = match on_failure {
+            OnFailure::Retry => self.leased_chains(inode, indices),
+            OnFailure::Fail => None,
+        };
         loop {
             let found = match leased.take() {
                 Some(chains) => Ok(chains),
-                None => self.locate_for_sync(inode, indices).await,
+                None => self.chains_from_master(inode, indices).await,
             };
             let failure = match found.and_then(|found| to_sync(indices, &found, &done)) {
-                Ok(targets) => self.sync_targets(targets, &mut done).await,
+                Ok(targets) => self.sync_targets(inode, targets, &mut done).await,
                 Err(e) => Some(e),
             };
             let Some(e) = failure else { return Ok(()) };
-            if !worth_retrying(&e) || start.elapsed() + pause > self.config().retry_for {
-                return Err(e);
-            }
+            let retryable = on_failure == OnFailure::Retry && worth_retrying(&e);
+            let Some(pause) = retry.after(&e, retryable, Instant::now()) else { return Err(e) };
             tracing::debug!(inode = %inode, error = %e, "a replica sync failed; asking the master again");
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
         }
+    }
+
+    /// Makes every replica the master lists of every chunk of the file sync
+    /// to disk. Fails with a replica's failure (only a refused token is
+    /// renewed): the bytes are then not durable on every replica.
+    pub async fn fsync(&self, attr: &Attr) -> Result<(), ClientError> {
+        let chunks: BTreeSet<u64> = (0..attr.size.div_ceil(attr.chunk_size_bytes.max(1))).collect();
+        self.sync_chunks_then(attr.inode, &chunks, OnFailure::Fail).await
     }
 
     /// The chains of the leases the chunks were last written under, when
@@ -118,12 +161,13 @@ impl Client {
     }
 
     /// Syncs the targets, several at once; records those done and returns
-    /// the last failure, if any.
-    async fn sync_targets(&self, targets: Vec<Target>, done: &mut HashSet<(ChunkHandle, String)>) -> Option<ClientError> {
+    /// a failure, if any (a refused token only when nothing else failed).
+    /// A chunk whose token was refused loses its cached lease.
+    async fn sync_targets(&self, inode: InodeId, targets: Vec<Target>, done: &mut HashSet<(ChunkHandle, String)>) -> Option<ClientError> {
         let calls = targets.into_iter().map(|t| {
             let client = self.clone();
             async move {
-                let r = client.sync_replica(&t.replica, t.handle, t.version).await;
+                let r = client.sync_replica(&t.replica, t.handle, t.version, &t.token).await;
                 (t, r)
             }
         });
@@ -134,15 +178,21 @@ impl Client {
                 Ok(()) => {
                     done.insert((t.handle, t.replica.address));
                 }
-                Err(e) => failure = Some(e),
+                Err(e) => {
+                    if e.token_refused() {
+                        self.forget_lease(inode, t.index);
+                    }
+                    failure = Some(combine(failure, e));
+                }
             }
         }
         failure
     }
 
-    /// The master's current locations of chunks `indices` (not the cache:
-    /// a sync must reach the replicas as they are now).
-    async fn locate_for_sync(&self, inode: InodeId, indices: &BTreeSet<u64>) -> Result<Vec<Chain>, ClientError> {
+    /// The master's current replicas of chunks `indices` (not the cache:
+    /// a sync must reach the replicas as they are now), each with a write
+    /// token. Chunks the master no longer has are left out.
+    async fn chains_from_master(&self, inode: InodeId, indices: &BTreeSet<u64>) -> Result<Vec<Chain>, ClientError> {
         let mut found = Vec::new();
         for (first, count) in runs(indices) {
             let mut next = first;
@@ -150,10 +200,28 @@ impl Client {
                 let page = self.master().locate(inode, next, first + count - next).await?;
                 let Some(last) = page.chunks.iter().map(|c| c.index).max() else { break };
                 next = last + 1;
-                found.extend(page.chunks.into_iter().map(Chain::located));
+                found.extend(page.chunks.into_iter().filter(|c| indices.contains(&c.index)));
             }
         }
-        Ok(found)
+        // Owned futures: a borrowing closure here would not be `Send` for
+        // callers that spawn this call.
+        let chains = found.into_iter().map(|c| {
+            let client = self.clone();
+            async move { client.with_write_token(inode, c).await }
+        });
+        stream::iter(chains).buffered(LEASES_IN_FLIGHT).try_collect().await
+    }
+
+    /// The chunk at `c` with a write token: that of the lease this client
+    /// holds on it at the version listed, else the replicas and token of a
+    /// lease from the master (at the version it grants).
+    async fn with_write_token(&self, inode: InodeId, c: ChunkLocation) -> Result<Chain, ClientError> {
+        match self.last_lease(inode, c.index) {
+            Some(l) if l.handle == c.handle && l.version == c.version => return Ok(Chain::located(c, l.token)),
+            Some(_) => self.forget_lease(inode, c.index),
+            None => {}
+        }
+        Ok(Chain::leased(c.index, self.lease(inode, c.index).await?))
     }
 }
 
@@ -166,7 +234,8 @@ mod tests {
     }
 
     fn loc(index: u64, handle: u64, replicas: &[&str]) -> Chain {
-        Chain { index, handle: ChunkHandle(handle), version: ChunkVersion(1), replicas: replicas.iter().map(|a| addr(a)).collect() }
+        let replicas = replicas.iter().map(|a| addr(a)).collect();
+        Chain { index, handle: ChunkHandle(handle), version: ChunkVersion(1), replicas, token: format!("t{handle}") }
     }
 
     #[test]
@@ -178,10 +247,10 @@ mod tests {
             primary: addr("p"),
             secondaries: vec![addr("s1"), addr("s2")],
             lease_remaining_ms: 0,
-            token: String::new(),
+            token: "write token".into(),
         };
         let chain = Chain::leased(3, lease);
-        assert_eq!((chain.index, chain.handle, chain.version), (3, ChunkHandle(9), ChunkVersion(4)));
+        assert_eq!((chain.index, chain.handle, chain.version, chain.token.as_str()), (3, ChunkHandle(9), ChunkVersion(4), "write token"));
         assert_eq!(chain.replicas.iter().map(|r| r.address.as_str()).collect::<Vec<_>>(), ["p", "s1", "s2"]);
     }
 
@@ -197,8 +266,9 @@ mod tests {
         let dirty: BTreeSet<u64> = [1, 2].into_iter().collect();
         let found = [loc(0, 10, &["a"]), loc(1, 11, &["a", "b"]), loc(2, 12, &["b", "c"])];
         let done: HashSet<(ChunkHandle, String)> = [(ChunkHandle(11), "a".to_string())].into_iter().collect();
-        let left: Vec<(u64, String)> = to_sync(&dirty, &found, &done).unwrap().into_iter().map(|t| (t.handle.0, t.replica.address)).collect();
-        assert_eq!(left, [(11, "b".to_string()), (12, "b".to_string()), (12, "c".to_string())]);
+        let left: Vec<(u64, String, String)> = to_sync(&dirty, &found, &done).unwrap().into_iter().map(|t| (t.handle.0, t.replica.address, t.token)).collect();
+        let want = [(11, "b", "t11"), (12, "b", "t12"), (12, "c", "t12")].map(|(h, a, t)| (h, a.to_string(), t.to_string()));
+        assert_eq!(left, want, "each replica with its chunk's write token");
     }
 
     #[test]

@@ -64,7 +64,7 @@ async fn two_hundred_mib_with_three_replicas_reads_back_from_each_replica() {
         let end = (start + 64 * MIB as usize).min(data.len());
         for replica in &chunk.replicas {
             nodes_used.insert(replica.node_id);
-            let got = client.read_replica(replica, chunk.handle, chunk.version, 0, (end - start) as u64).await.expect("replica read");
+            let got = client.read_replica(replica, chunk, 0, (end - start) as u64).await.expect("replica read");
             assert!(got[..] == data[start..end], "chunk {} differs on {}", chunk.index, replica.address);
         }
     }
@@ -133,7 +133,7 @@ async fn a_flipped_byte_is_detected_and_the_read_fails_over() {
     let got = client.read_at(&attr, 0, attr.size).await.expect("read with fail-over");
     assert!(got[..] == data[..]);
     // The bad replica was moved aside and reported: never served again...
-    let err = client.read_replica(&victim, chunk.handle, chunk.version, 0, MIB).await.unwrap_err();
+    let err = client.read_replica(&victim, &chunk, 0, MIB).await.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::EIO | ErrorKind::ENOENT), "{err}");
     // ...and the master no longer hands it out (re-replication may have
     // added a copy on the fourth node meanwhile).
@@ -168,7 +168,7 @@ async fn a_replica_with_an_old_version_is_never_used() {
     // Asked directly at the current version, it refuses with a version
     // conflict, or it is gone already (the master has it deleted as stale).
     let stale_now = ReplicaAddr { node_id: stale.node_id, address: c.chunkservers[idx].url.clone() };
-    let err = client.read_replica(&stale_now, after.handle, after.version, 0, 1000).await.unwrap_err();
+    let err = client.read_replica(&stale_now, &after, 0, 1000).await.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::ESTALE | ErrorKind::ENOENT), "{err}");
     let attr = client.master().stat("/v").await.unwrap();
     assert_eq!(&client.read_at(&attr, 0, 1000).await.unwrap()[..], &[2u8; 1000][..]);
@@ -264,7 +264,7 @@ async fn bad_writes_get_4xx_and_leave_the_replica_unchanged() {
     assert!(!answer.starts_with("HTTP/1.1 200"), "a short body must not succeed: {answer}");
 
     // Nothing above changed the stored bytes.
-    let got = client.read_replica(&replica, chunk.handle, chunk.version, 0, 200_000).await.unwrap();
+    let got = client.read_replica(&replica, &chunk, 0, 200_000).await.unwrap();
     assert_eq!(got.len(), 100_000);
     assert!(got.iter().all(|b| *b == 5));
 }
