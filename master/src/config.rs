@@ -83,6 +83,13 @@ pub struct MasterConfig {
     #[arg(long, env = "DFS_GC_GRACE_MS", default_value_t = 60_000)]
     pub gc_grace_ms: u64,
 
+    /// Replicas of chunks the master does not know are not deleted until
+    /// this long (ms) after the master started, on top of gc_grace_ms (as
+    /// HDFS's startup.delay.block.deletion): a master started on an empty
+    /// or wrong data directory must not delete the replicas it hears about.
+    #[arg(long, env = "DFS_STARTUP_DELETE_DELAY_MS", default_value_t = 3_600_000)]
+    pub startup_delete_delay_ms: u64,
+
     /// Safe mode ends once this share (0..=1) of chunks has a replica reported...
     #[arg(long, env = "DFS_SAFE_MODE_THRESHOLD", default_value_t = 0.999)]
     pub safe_mode_threshold: f64,

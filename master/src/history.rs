@@ -102,8 +102,9 @@ impl History {
         let mut inner = self.inner();
         let mut s = Sample { unix_ms: unix_ms(), ..Default::default() };
         for n in nodes.iter().filter(|n| n.state != "dead") {
-            s.used_bytes += n.used_bytes;
-            s.capacity_bytes += n.capacity_bytes;
+            // Reported numbers: many nodes' worth must not overflow.
+            s.used_bytes = s.used_bytes.saturating_add(n.used_bytes);
+            s.capacity_bytes = s.capacity_bytes.saturating_add(n.capacity_bytes);
             if let Some(t) = inner.traffic.get(&n.node_id) {
                 s.read_bytes_per_sec += t.read_bytes_per_sec;
                 s.write_bytes_per_sec += t.write_bytes_per_sec;

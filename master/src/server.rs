@@ -42,6 +42,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
         monitor_interval: ms(config.replication_interval_ms),
         copies_per_node: config.max_copies_per_node,
         gc_grace: ms(config.gc_grace_ms),
+        startup_delete_delay: ms(config.startup_delete_delay_ms),
         safe_mode: safe_mode::Rule {
             threshold: config.safe_mode_threshold,
             extension: ms(config.safe_mode_extension_ms),

@@ -27,13 +27,16 @@ pub const MIB: u64 = 1 << 20;
 
 /// Master flags of the fault tests (on top of the harness's fast
 /// heartbeats, 1 s failure detection and 2 s leases): background passes
-/// every 250 ms, a short garbage grace, a short safe mode, 1 MiB chunks by
-/// default.
+/// every 250 ms, a short garbage grace and no start-up deletion delay
+/// (replicas of unknown chunks go after the grace alone), a short safe
+/// mode, 1 MiB chunks by default.
 pub const FAULT_MASTER: &[&str] = &[
     "--replication-interval-ms",
     "250",
     "--gc-grace-ms",
     "2000",
+    "--startup-delete-delay-ms",
+    "0",
     "--safe-mode-extension-ms",
     "500",
     "--safe-mode-timeout-ms",

@@ -21,8 +21,10 @@ pub async fn heartbeat(State(s): State<AppState>, ApiJson(hb): ApiJson<Heartbeat
     if !hb.address.starts_with("http://") {
         return Err(ApiError::new(ErrorKind::EINVAL, "address must be an http:// URL"));
     }
+    let answer = s.chunks.heartbeat(&hb).await?;
+    // Only a heartbeat taken in counts toward the node's traffic history.
     s.history.note_heartbeat(&hb);
-    Ok(Json(s.chunks.heartbeat(hb).await))
+    Ok(Json(answer))
 }
 
 /// `GET /v1/chunks?inode=N&first=I&count=K` → [`ChunkLocations`]

@@ -16,10 +16,14 @@ use super::liveness::{liveness, Liveness};
 use super::placement::Candidate;
 use super::replication::{ChunkView, NodeView};
 
+mod admission;
 mod census;
 mod damage;
+mod versions;
+pub use admission::{check_ranges, Refusal};
 pub use census::{Census, ReplicaState};
 pub use damage::Damage;
+pub use versions::{judge_version, ReportedVersion};
 
 /// Most deletions one heartbeat reply carries.
 const DELETES_PER_HEARTBEAT: usize = 256;
@@ -99,6 +103,9 @@ pub struct ChunkMap {
     /// nodes promoted so), reads past it fail, and fsck shows the chunk
     /// corrupt.
     lost_tail: HashMap<ChunkHandle, (u64, Vec<NodeId>)>,
+    /// Version bumps of this process under way: handle → (the version
+    /// being handed out, the nodes it is handed to). See `versions`.
+    bumping: HashMap<ChunkHandle, (ChunkVersion, Vec<NodeId>)>,
 }
 
 /// How many replicas of a chunk are in each state.
@@ -131,9 +138,11 @@ impl ReplicaCounts {
     }
 }
 
-/// A reported replica newer than the namespace's version: the master died
-/// between telling replicas a new version and recording it. The newer
-/// version wins and must be recorded.
+/// A reported replica one version past the namespace's, from a node that
+/// held the recorded one: the master died between telling replicas a new
+/// version and recording it. The newer version wins and must be recorded.
+/// (Any other version above the recorded one was never issued and is not
+/// believed: see `versions`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NewerVersion {
     pub handle: ChunkHandle,
@@ -202,13 +211,14 @@ impl ChunkMap {
         out
     }
 
-    /// Replicas of unknown chunks first reported at least `grace` ago: they
-    /// are dropped from the list and returned, to be deleted.
-    pub fn take_orphans(&mut self, now: Instant, grace: std::time::Duration) -> Vec<(NodeId, ChunkHandle)> {
+    /// Replicas of unknown chunks due for deletion under `rule` (reported
+    /// for the grace, past the start-up delay): they are dropped from the
+    /// list and returned, to be deleted.
+    pub fn take_orphans(&mut self, now: Instant, rule: &super::gc::OrphanRule) -> Vec<(NodeId, ChunkHandle)> {
         let mut due = Vec::new();
         for (handle, nodes) in self.unknown.iter_mut() {
             nodes.retain(|node, (_, first)| {
-                let ripe = super::gc::orphan_due(*first, now, grace);
+                let ripe = super::gc::orphan_due(*first, now, rule);
                 if ripe {
                     due.push((*node, *handle));
                 }
@@ -240,7 +250,7 @@ impl ChunkMap {
         );
         let delete = self.take_deletes(hb.node_id);
         let Some(report) = &hb.report else {
-            return (HeartbeatResponse { send_report: !known, delete }, Vec::new());
+            return (HeartbeatResponse { send_report: !known, delete, ..Default::default() }, Vec::new());
         };
         // The report replaces what the node held, unknown chunks included;
         // those still reported keep their first sighting (the grace runs on).
@@ -262,6 +272,7 @@ impl ChunkMap {
             }
         }
         let mut newer = Vec::new();
+        let mut unissued: Vec<(ChunkHandle, ChunkVersion, ChunkVersion)> = Vec::new();
         for r in report {
             if delete.iter().any(|d| d.handle == r.handle) {
                 continue; // being deleted by this very reply
@@ -271,16 +282,28 @@ impl ChunkMap {
                 self.unknown.entry(r.handle).or_default().insert(hb.node_id, (r.version, first));
                 continue;
             };
-            if r.version > meta.version {
-                newer.push(NewerVersion { handle: r.handle, meta, reported: r.version });
-            }
             let version = before.get(&r.handle).map_or(r.version, |v| r.version.max(*v));
+            match judge_version(self.issued(r.handle, meta.version, hb.node_id), hb.node_id, version) {
+                ReportedVersion::Unissued => {
+                    // Never adopted, never served: held until enough good copies exist.
+                    unissued.push((r.handle, version, meta.version));
+                    self.hold_unissued(r.handle, hb.node_id, version);
+                    continue;
+                }
+                ReportedVersion::Unrecorded => newer.push(NewerVersion { handle: r.handle, meta, reported: version }),
+                ReportedVersion::Stale | ReportedVersion::Current | ReportedVersion::InFlight => {}
+            }
             if version == meta.version && self.judge_report(r, hb.node_id, hb.registering) {
                 continue; // held back: short or not a member of the version
             }
             self.add_replica(r.handle, hb.node_id, version);
         }
-        (HeartbeatResponse { send_report: false, delete }, newer)
+        if let Some((handle, reported, recorded)) = unissued.first() {
+            // One line per report: a forged report may name every chunk.
+            let (node, address, count) = (hb.node_id, &hb.address, unissued.len());
+            tracing::warn!(%node, address, count, chunk = %handle, %reported, %recorded, "replicas reported at versions never issued: not believed, not served");
+        }
+        (HeartbeatResponse { send_report: false, delete, ..Default::default() }, newer)
     }
 
     /// Forgets a chunk whose placement failed, unless a replica exists.
@@ -329,7 +352,7 @@ impl ChunkMap {
             }
         }
         counts.corrupt = self.corrupt.get(&handle).map_or(0, |c| c.len() as u32);
-        counts.stale += self.not_members(handle, now, dead_after);
+        counts.stale += self.not_members(handle, now, dead_after) + self.unissued(handle, now, dead_after);
         counts.corrupt = counts.corrupt.max(self.lost_tail.contains_key(&handle) as u32);
         counts
     }
@@ -377,7 +400,7 @@ impl ChunkMap {
             .map(|(id, n)| Candidate {
                 node: *id,
                 capacity_bytes: n.capacity_bytes,
-                used_bytes: n.used_bytes + n.reserved_bytes,
+                used_bytes: n.used_bytes.saturating_add(n.reserved_bytes),
                 load: n.load,
             })
             .collect()
@@ -385,7 +408,7 @@ impl ChunkMap {
 
     pub fn reserve(&mut self, node: NodeId, bytes: u64) {
         if let Some(n) = self.nodes.get_mut(&node) {
-            n.reserved_bytes += bytes;
+            n.reserved_bytes = n.reserved_bytes.saturating_add(bytes);
         }
     }
 
@@ -468,7 +491,7 @@ impl ChunkMap {
                 node: *id,
                 live: liveness(n.last_heartbeat, now, dead_after) == Liveness::Live,
                 draining: self.draining.contains(id),
-                free_bytes: n.capacity_bytes.saturating_sub(n.used_bytes + n.reserved_bytes),
+                free_bytes: n.capacity_bytes.saturating_sub(n.used_bytes.saturating_add(n.reserved_bytes)),
                 copies: copies.get(id).copied().unwrap_or(0),
             })
             .collect()
@@ -495,13 +518,15 @@ impl ChunkMap {
             .collect()
     }
 
-    /// How many chunks have a replica at (or above) their version reported,
-    /// of how many: what safe mode waits for.
+    /// How many chunks have a replica at (or just above, a bump in flight)
+    /// their version reported, of how many: what safe mode waits for. A
+    /// replica at a version never issued does not count.
     pub fn reported(&self) -> (u64, u64) {
+        let judged = |h: &ChunkHandle| self.damaged.get(h).is_some_and(|d| d.values().any(|d| !matches!(d, Damage::Unissued { .. })));
         let reported = self
             .chunks
             .iter()
-            .filter(|(h, m)| self.replicas.get(h).is_some_and(|r| r.values().any(|v| *v >= m.version)) || self.damaged.contains_key(h))
+            .filter(|(h, m)| self.replicas.get(h).is_some_and(|r| r.values().any(|v| *v >= m.version)) || judged(h))
             .count();
         (reported as u64, self.chunks.len() as u64)
     }
@@ -576,6 +601,8 @@ mod tests {
             bytes_written: 0,
             scrub: None,
             registering: true,
+            cluster_id: None,
+            peers_epoch: 0,
         }
     }
 
@@ -632,14 +659,17 @@ mod tests {
     fn unknown_replicas_become_orphans_after_the_grace_unless_the_chunk_appears() {
         let grace = Duration::from_secs(10);
         let t0 = Instant::now();
+        let rule = crate::chunks::gc::OrphanRule { grace, started: t0, startup_delay: Duration::ZERO };
         let mut m = ChunkMap::default();
         m.heartbeat(&hb(1, Some(vec![rep(40, 1), rep(41, 1)])), t0);
         // A later report keeps the first sighting: the grace runs on.
         m.heartbeat(&hb(1, Some(vec![rep(40, 1), rep(41, 1)])), t0 + Duration::from_secs(5));
-        assert!(m.take_orphans(t0 + Duration::from_secs(9), grace).is_empty());
+        assert!(m.take_orphans(t0 + Duration::from_secs(9), &rule).is_empty());
         m.record_chunk(ChunkHandle(41), ChunkMeta { inode: InodeId(2), index: 0, version: ChunkVersion(1), length: 0 });
-        let due = m.take_orphans(t0 + grace, grace);
+        let late = crate::chunks::gc::OrphanRule { startup_delay: Duration::from_secs(20), ..rule };
+        assert!(m.take_orphans(t0 + grace, &late).is_empty(), "not before the start-up delay");
+        let due = m.take_orphans(t0 + grace, &rule);
         assert_eq!(due, vec![(NodeId(uuid::Uuid::from_u128(1)), ChunkHandle(40))]);
-        assert!(m.take_orphans(t0 + grace, grace).is_empty(), "handed out once");
+        assert!(m.take_orphans(t0 + grace, &rule).is_empty(), "handed out once");
     }
 }

@@ -47,6 +47,9 @@ pub struct ChunkConfig {
     pub copies_per_node: usize,
     /// How long removed chunks and unknown replicas wait before deletion.
     pub gc_grace: Duration,
+    /// How long after the start replicas of unknown chunks are kept at
+    /// least (on top of `gc_grace`): see `gc`.
+    pub startup_delete_delay: Duration,
     pub safe_mode: safe_mode::Rule,
 }
 
@@ -72,6 +75,8 @@ pub struct ChunkManager {
     cs: CsClient,
     config: ChunkConfig,
     safe_mode: Mutex<SafeMode>,
+    /// When this master started (the start-up deletion delay runs from it).
+    started: Instant,
     summary: Mutex<monitor::PassSummary>,
     stats: Stats,
     /// Recent events (nodes lost and back, corruption, repairs) for the dashboard.
@@ -80,6 +85,15 @@ pub struct ChunkManager {
 
 fn err(kind: ErrorKind, message: impl Into<String>) -> NsError {
     NsError::new(kind, message)
+}
+
+/// The version after `version`; none after u64::MAX (a version that high
+/// cannot have been issued one step at a time: refuse, never wrap or panic).
+fn next_version(handle: ChunkHandle, version: ChunkVersion) -> Result<ChunkVersion, NsError> {
+    match version.0.checked_add(1) {
+        Some(v) => Ok(ChunkVersion(v)),
+        None => Err(err(ErrorKind::EIO, format!("chunk {handle} is at the last version ({version}); it cannot take another"))),
+    }
 }
 
 impl ChunkManager {
@@ -105,6 +119,7 @@ impl ChunkManager {
             cs: CsClient::new(),
             config,
             safe_mode: Mutex::new(SafeMode::start(Instant::now())),
+            started: Instant::now(),
             summary: Mutex::new(monitor::PassSummary::default()),
             stats: Stats::default(),
             events: crate::events::Events::default(),
@@ -173,8 +188,20 @@ impl ChunkManager {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub async fn heartbeat(&self, hb: Heartbeat) -> HeartbeatResponse {
-        let (response, newer) = self.map().heartbeat(&hb, Instant::now());
+    /// Takes in a heartbeat, unless its numbers are out of range (EINVAL),
+    /// or it would move a live node's id to another address or take a live
+    /// node's address (EEXIST); refused, it changes nothing (see
+    /// `chunk_map::admission`).
+    pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatResponse, NsError> {
+        let (response, newer) = {
+            chunk_map::check_ranges(hb).map_err(|m| err(ErrorKind::EINVAL, m))?;
+            let (now, mut map) = (Instant::now(), self.map());
+            if let Err(refusal) = map.admit(hb, now, self.config.dead_after) {
+                tracing::warn!(node = %hb.node_id, address = %hb.address, %refusal, "heartbeat refused");
+                return Err(err(ErrorKind::EEXIST, refusal.to_string()));
+            }
+            map.heartbeat(hb, now)
+        };
         self.stats.deletes_sent.fetch_add(response.delete.len() as u64, Ordering::Relaxed);
         for n in newer {
             // The version was handed out but not recorded before a crash: record it.
@@ -185,7 +212,7 @@ impl ChunkManager {
                 Err(e) => tracing::warn!(chunk = %n.handle, error = %e, "recording a reported newer version failed"),
             }
         }
-        response
+        Ok(response)
     }
 
     pub fn chunkservers(&self) -> Vec<ChunkserverInfo> {
@@ -216,11 +243,11 @@ impl ChunkManager {
     /// The health of every chunk of a file (blocking: reads the store).
     pub fn file_health(&self, path: String, attr: &dfs_common::wire::namespace::Attr) -> Result<FileHealth, NsError> {
         let mut h = FileHealth { path, inode: attr.inode, size: attr.size, replication: attr.replication, ..Default::default() };
-        let mut next = 0;
-        loop {
-            let records = self.store.chunks_of(attr.inode, next, 1024)?;
+        let mut next = Some(0);
+        while let Some(first) = next {
+            let records = self.store.chunks_of(attr.inode, first, 1024)?;
             let Some((last, _)) = records.last() else { break };
-            next = last + 1;
+            next = last.checked_add(1);
             let (now, map) = (Instant::now(), self.map());
             for (index, r) in records {
                 let (c, want) = (map.health(r.handle, now, self.config.dead_after), attr.replication);
@@ -287,13 +314,14 @@ impl ChunkManager {
     /// lease, if its primary is among them, goes on at the new version.
     async fn leave_behind(&self, handle: ChunkHandle, survivors: Vec<ReplicaAddr>) -> Result<(), NsError> {
         let Some(meta) = self.map().chunk(handle) else { return Ok(()) };
+        let version = next_version(handle, meta.version)?;
         let holders = self.bump(handle, meta, survivors).await?;
         let mut map = self.map();
         let Some(mut lease) = map.lease(handle) else { return Ok(()) };
         let members: Vec<NodeId> = holders.iter().map(|h| h.node_id).collect();
         match members.contains(&lease.primary) {
             true => {
-                lease.version = ChunkVersion(meta.version.0 + 1);
+                lease.version = version;
                 lease.members = members;
                 map.set_lease(handle, lease);
             }
@@ -433,7 +461,7 @@ impl ChunkManager {
         let (version, holders) = match bump {
             true => {
                 let replicas = self.map().current_replicas(record.handle, now, self.config.dead_after);
-                (ChunkVersion(meta.version.0 + 1), self.bump(record.handle, meta, replicas).await?)
+                (next_version(record.handle, meta.version)?, self.bump(record.handle, meta, replicas).await?)
             }
             false => (meta.version, self.map().current_replicas(record.handle, now, self.config.dead_after)),
         };
@@ -471,7 +499,7 @@ impl ChunkManager {
         }
         let replicas = self.map().current_replicas(handle, now, self.config.dead_after);
         self.bump(handle, meta, replicas).await?;
-        Ok(ChunkVersion(meta.version.0 + 1))
+        next_version(handle, meta.version)
     }
 
     /// Moves these replicas of a chunk to the next version and records it
@@ -480,7 +508,17 @@ impl ChunkManager {
         if replicas.is_empty() {
             return Err(err(ErrorKind::EIO, format!("chunk {handle} has no live current replica")));
         }
-        let version = ChunkVersion(meta.version.0 + 1);
+        let version = next_version(handle, meta.version)?;
+        // Reports of the new version from these nodes are expected until it
+        // is recorded; from any other node it was never issued.
+        self.map().start_bump(handle, version, replicas.iter().map(|r| r.node_id).collect());
+        let bumped = self.hand_out(handle, meta, version, replicas).await;
+        self.map().end_bump(handle);
+        bumped
+    }
+
+    /// The body of `bump`: the calls, then the record.
+    async fn hand_out(&self, handle: ChunkHandle, meta: ChunkMeta, version: ChunkVersion, replicas: Vec<ReplicaAddr>) -> Result<Vec<ReplicaAddr>, NsError> {
         let results = join_all(replicas.iter().map(|r| self.cs.set_version(&r.address, handle, version))).await;
         let mut holders = Vec::new();
         for (r, result) in replicas.into_iter().zip(results) {
@@ -498,6 +536,7 @@ impl ChunkManager {
         map.set_version(handle, version);
         holders.iter().for_each(|h| map.add_replica(handle, h.node_id, version));
         map.set_members(handle, version, holders.iter().map(|h| h.node_id));
+        map.drop_non_members(handle, version);
         Ok(holders)
     }
 

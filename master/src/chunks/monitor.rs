@@ -52,7 +52,8 @@ impl ChunkManager {
         self.summary.lock().unwrap_or_else(|p| p.into_inner()).garbage_chunks = garbage;
         let actions = {
             let mut map = self.map();
-            for (node, handle) in map.take_orphans(now, self.config.gc_grace) {
+            let rule = gc::OrphanRule { grace: self.config.gc_grace, started: self.started, startup_delay: self.config.startup_delete_delay };
+            for (node, handle) in map.take_orphans(now, &rule) {
                 tracing::info!(chunk = %handle, %node, "deleting a replica of an unknown chunk");
                 map.queue_delete(node, handle, ChunkVersion(u64::MAX));
             }
@@ -202,5 +203,5 @@ impl ChunkManager {
 /// How long the master waits for one copy: a chunk at a slow 4 MiB/s, plus
 /// a margin.
 pub fn copy_timeout(chunk_size: u64) -> Duration {
-    Duration::from_secs(30 + chunk_size / (4 << 20))
+    Duration::from_secs(30u64.saturating_add(chunk_size / (4 << 20)))
 }

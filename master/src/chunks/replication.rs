@@ -4,7 +4,15 @@
 //! ones). The monitor in `ChunkManager` performs the plan.
 //!
 //! A replica *counts* toward a chunk's replication when its node is live,
-//! not being decommissioned, and holds the chunk's current version. Replicas
+//! not being decommissioned, and holds the chunk's current version.
+//!
+//! **Invariant:** the last copies are never deleted. A stale or damaged
+//! replica is deleted only once the chunk has at least its wanted number of
+//! counted replicas (as HDFS never invalidates the last replica, and removes
+//! corrupt ones only once replication is restored): until then it stays on
+//! its disk, never served, in case the counted ones are lost too. A copy
+//! may be made onto a node holding such a replica: the chunkserver replaces
+//! it only once the copy is complete, verified and durable. Replicas
 //! on decommissioning nodes still serve reads and copies but do not count,
 //! so their chunks are copied elsewhere. Replicas on dead nodes are left
 //! alone: the node may come back, and then they count (or are stale) again.
@@ -38,9 +46,12 @@ pub struct ChunkView {
     pub leased: bool,
     /// Nodes a copy of this chunk is being made to right now.
     pub copying_to: Vec<NodeId>,
-    /// Replicas at the current version that must not be served (short, or
-    /// not members of the version): deleted once a good copy exists, and
-    /// never chosen as a copy's target until then.
+    /// Replicas that must not be served (at the current version but short,
+    /// dirty after a crash or not members of it; or at a version never
+    /// issued, above the current one): deleted once the chunk has enough
+    /// counted replicas. A node holding one at the current version may
+    /// receive a copy (it replaces the replica once durable); one above the
+    /// current version would refuse a copy, so it is never a target.
     pub damaged: Vec<(NodeId, ChunkVersion)>,
 }
 
@@ -101,14 +112,9 @@ pub fn plan(chunks: &[ChunkView], nodes: &[NodeView], limits: Limits) -> Vec<Act
     let mut needy: Vec<(usize, &ChunkView, Standing)> = Vec::new();
     for chunk in chunks {
         let s = standing(chunk, |id| view(&nodes, id));
-        for (node, version) in &s.stale {
-            actions.push(Action::Delete { node: *node, handle: chunk.handle, max_version: *version });
-        }
-        if !s.sources.is_empty() {
-            // A good copy exists: damaged replicas go (never the last copy).
-            for (node, version) in &chunk.damaged {
-                actions.push(Action::Delete { node: *node, handle: chunk.handle, max_version: *version });
-            }
+        if may_delete_bad(chunk, &s) {
+            let bad = s.stale.iter().chain(&chunk.damaged);
+            actions.extend(bad.map(|(node, version)| Action::Delete { node: *node, handle: chunk.handle, max_version: *version }));
         }
         let have = s.counted.len() + chunk.copying_to.len();
         if have < chunk.want && !s.sources.is_empty() {
@@ -123,7 +129,7 @@ pub fn plan(chunks: &[ChunkView], nodes: &[NodeView], limits: Limits) -> Vec<Act
         let missing = chunk.want - s.counted.len() - chunk.copying_to.len();
         let mut taken: Vec<NodeId> = s.sources.clone();
         taken.extend(&chunk.copying_to);
-        taken.extend(chunk.damaged.iter().map(|(n, _)| *n));
+        taken.extend(chunk.damaged.iter().filter(|(_, v)| *v > chunk.version).map(|(n, _)| *n));
         taken.extend(chunk.replicas.iter().filter(|(n, _)| view(&nodes, *n).is_some_and(|v| !v.live)).map(|(n, _)| *n));
         for _ in 0..missing {
             let Some(source) = pick_source(&s.sources, &nodes, limits) else { break };
@@ -142,6 +148,12 @@ pub fn plan(chunks: &[ChunkView], nodes: &[NodeView], limits: Limits) -> Vec<Act
         }
     }
     actions
+}
+
+/// Whether the chunk's stale and damaged replicas may be deleted: only once
+/// it has its wanted number of counted replicas (never the last copies).
+pub fn may_delete_bad(chunk: &ChunkView, s: &Standing) -> bool {
+    s.counted.len() >= chunk.want
 }
 
 /// Deletes replicas beyond the wanted number, from the fullest nodes.
@@ -234,16 +246,19 @@ mod tests {
     }
 
     #[test]
-    fn dead_nodes_neither_count_nor_receive_and_stale_replicas_are_deleted() {
+    fn dead_nodes_neither_count_nor_receive_and_stale_replicas_are_kept_until_enough_are_current() {
         let mut nodes = [node(1, 10), node(2, 10), node(3, 50), node(4, 60)];
         nodes[3].live = false;
         let actions = plan(&[chunk(7, 3, &[(1, 5), (2, 4), (4, 5)])], &nodes, LIMITS);
-        assert!(actions.contains(&Action::Delete { node: n(2), handle: ChunkHandle(7), max_version: ChunkVersion(4) }));
+        assert!(!actions.iter().any(|a| matches!(a, Action::Delete { .. })), "one counted replica of three: nothing goes: {actions:?}");
         // Node 2 holds only a stale copy: it may receive a fresh one.
         let c = copies(&actions);
         assert_eq!(c.len(), 2, "{c:?}");
         assert!(c.iter().all(|(_, _, t)| *t == n(2) || *t == n(3)), "{c:?}");
         assert!(!actions.iter().any(|a| matches!(a, Action::Delete { node, .. } if *node == n(4))), "dead nodes are left alone");
+        // Once three are current, the stale one goes.
+        let actions = plan(&[chunk(7, 3, &[(1, 5), (2, 4), (3, 5), (5, 5)])], &[nodes[0], nodes[1], nodes[2], node(5, 10)], LIMITS);
+        assert_eq!(actions, vec![Action::Delete { node: n(2), handle: ChunkHandle(7), max_version: ChunkVersion(4) }]);
     }
 
     #[test]
@@ -283,16 +298,43 @@ mod tests {
     }
 
     #[test]
-    fn damaged_replicas_go_once_a_good_copy_exists_and_their_nodes_get_no_copy() {
+    fn damaged_replicas_go_only_once_enough_good_copies_exist() {
         let nodes = [node(1, 10), node(2, 50), node(3, 10)];
         let mut c = chunk(7, 2, &[(1, 5)]);
         c.damaged = vec![(n(2), ChunkVersion(5))];
         let actions = plan(std::slice::from_ref(&c), &nodes, LIMITS);
-        assert!(actions.contains(&Action::Delete { node: n(2), handle: ChunkHandle(7), max_version: ChunkVersion(5) }));
-        assert_eq!(copies(&actions), vec![(7, n(1), n(3))], "not onto the node still holding the damaged replica");
+        assert!(!actions.iter().any(|a| matches!(a, Action::Delete { .. })), "one good copy of two: the damaged one stays: {actions:?}");
+        // The copy may replace it in place (the chunkserver swaps it in once durable).
+        assert_eq!(copies(&actions), vec![(7, n(1), n(2))]);
+        let mut enough = chunk(7, 2, &[(1, 5), (3, 5)]);
+        enough.damaged = vec![(n(2), ChunkVersion(5))];
+        let actions = plan(&[enough], &nodes, LIMITS);
+        assert_eq!(actions, vec![Action::Delete { node: n(2), handle: ChunkHandle(7), max_version: ChunkVersion(5) }]);
         let mut only = chunk(8, 2, &[]);
         only.damaged = vec![(n(2), ChunkVersion(5))];
         assert!(plan(&[only], &nodes, LIMITS).is_empty(), "the last copy, damaged or not, is kept");
+    }
+
+    #[test]
+    fn a_replica_at_a_version_never_issued_is_kept_until_enough_and_never_a_target() {
+        let nodes = [node(1, 10), node(2, 50), node(3, 10)];
+        let forged = ChunkVersion(u64::MAX);
+        let mut c = chunk(7, 2, &[(1, 5)]);
+        c.damaged = vec![(n(2), forged)];
+        let actions = plan(std::slice::from_ref(&c), &nodes, LIMITS);
+        assert_eq!(actions, vec![Action::Copy { handle: ChunkHandle(7), version: ChunkVersion(5), chunk_size: 64 << 20, source: n(1), target: n(3) }]);
+        c.replicas.push((n(3), ChunkVersion(5)));
+        assert_eq!(plan(&[c], &nodes, LIMITS), vec![Action::Delete { node: n(2), handle: ChunkHandle(7), max_version: forged }]);
+    }
+
+    #[test]
+    fn bad_reports_twice_leave_the_stale_copies_on_disk_until_replication_is_restored() {
+        // Two replicas made stale one after the other (a bump each): one current left.
+        let nodes = [node(1, 10), node(2, 10), node(3, 10)];
+        let c = chunk(7, 3, &[(1, 3), (2, 4), (3, 5)]);
+        let actions = plan(std::slice::from_ref(&c), &nodes, LIMITS);
+        assert!(!actions.iter().any(|a| matches!(a, Action::Delete { .. })), "{actions:?}");
+        assert_eq!(copies(&actions).len(), 2, "copies replace the stale ones in place: {actions:?}");
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub async fn overview(s: &AppState) -> Result<Overview, ApiError> {
     let (cluster_id, fs) = blocking(move || Ok((store.cluster_id()?, store.counters()?.stats()))).await?;
     let nodes = s.chunks.chunkservers();
     let mut counts = NodeCounts { total: nodes.len(), ..Default::default() };
-    let (mut capacity, mut used) = (0, 0);
+    let (mut capacity, mut used) = (0u64, 0u64);
     for n in &nodes {
         match n.state.as_str() {
             "live" => counts.live += 1,
@@ -108,8 +108,9 @@ pub async fn overview(s: &AppState) -> Result<Overview, ApiError> {
             _ => counts.decommissioned += 1,
         }
         if n.state != "dead" {
-            capacity += n.capacity_bytes;
-            used += n.used_bytes;
+            // Reported numbers: many nodes' worth must not overflow.
+            capacity = capacity.saturating_add(n.capacity_bytes);
+            used = used.saturating_add(n.used_bytes);
         }
     }
     Ok(Overview {

@@ -32,12 +32,14 @@ pub enum Damage {
     NotMember { version: ChunkVersion },
     /// Its node's process crashed with writes to it not yet synced.
     Unsynced { version: ChunkVersion, length: u64 },
+    /// It was reported at a version the master never issued (see `versions`).
+    Unissued { version: ChunkVersion },
 }
 
 impl Damage {
     fn version(&self) -> ChunkVersion {
         match self {
-            Damage::Short { version, .. } | Damage::NotMember { version } | Damage::Unsynced { version, .. } => *version,
+            Damage::Short { version, .. } | Damage::NotMember { version } | Damage::Unsynced { version, .. } | Damage::Unissued { version } => *version,
         }
     }
 }
@@ -148,6 +150,10 @@ impl ChunkMap {
     /// A copy to `node` finished at `version` with `length` bytes: it joins
     /// the version's members, and is current unless short.
     pub fn copy_done(&mut self, handle: ChunkHandle, node: NodeId, version: ChunkVersion, length: u64) {
+        // The copy replaced whatever the node held (a stale or damaged replica).
+        if let Some(d) = self.damaged.get_mut(&handle) {
+            d.remove(&node);
+        }
         self.add_member(handle, version, node);
         let meta = self.chunks.get(&handle).copied();
         let current = meta.is_some_and(|m| m.version == version);
@@ -239,6 +245,8 @@ mod tests {
             bytes_written: 0,
             scrub: None,
             registering,
+            cluster_id: None,
+            peers_epoch: 0,
         };
         m.heartbeat(&hb, now);
     }

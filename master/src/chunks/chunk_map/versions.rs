@@ -1,0 +1,273 @@
+//! Which reported versions the master believes. Versions are handed out by
+//! the master alone (placement, lease grants, fences, bad-replica bumps),
+//! one step at a time, and each is recorded once the replicas took it. So a
+//! chunkserver's report can be ahead of the recorded version by one step
+//! only, and only in two ways: a bump of this master is under way (the
+//! replica took it before the master recorded it), or the previous master
+//! process died between handing a bump out and recording it (then the
+//! reporting node held the recorded version, so it was among that version's
+//! members when they are known). Anything else was never issued: a forged
+//! or broken report. It is not adopted (the recorded version never moves
+//! for it), never served and never a copy source; it is held as damaged,
+//! and deleted only once the chunk has enough good replicas.
+
+use std::time::{Duration, Instant};
+
+use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
+
+use super::{ChunkMap, Damage};
+
+/// How a reported version of a known chunk stands against what was issued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportedVersion {
+    /// Below the recorded version.
+    Stale,
+    /// The recorded version.
+    Current,
+    /// The version a bump of this process is handing this node right now:
+    /// held at it, counted once the bump records it.
+    InFlight,
+    /// One past the recorded version, from a node that held the recorded
+    /// one, with no bump under way here: the previous master process handed
+    /// it out and died before recording it. Adopted (recorded).
+    Unrecorded,
+    /// Never issued: not adopted, not served, not a copy source.
+    Unissued,
+}
+
+/// What the master knows when it judges one reported version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Issued<'a> {
+    /// The recorded (durable) version of the chunk.
+    pub recorded: ChunkVersion,
+    /// A bump of this process under way: the version, and the nodes it is
+    /// being handed to.
+    pub in_flight: Option<(ChunkVersion, &'a [NodeId])>,
+    /// Whether the reporting node is among the recorded version's members,
+    /// when they are known.
+    pub member: Option<bool>,
+}
+
+/// Judges `reported` from `node` (pure: see the module doc).
+pub fn judge_version(issued: Issued<'_>, node: NodeId, reported: ChunkVersion) -> ReportedVersion {
+    use std::cmp::Ordering::*;
+    match reported.cmp(&issued.recorded) {
+        Less => return ReportedVersion::Stale,
+        Equal => return ReportedVersion::Current,
+        Greater => {}
+    }
+    // u64::MAX has no next version: anything above it was never issued.
+    let next = issued.recorded.0.checked_add(1).map(ChunkVersion);
+    if next != Some(reported) {
+        return ReportedVersion::Unissued;
+    }
+    match issued.in_flight {
+        Some((v, targets)) if v == reported && targets.contains(&node) => ReportedVersion::InFlight,
+        // A bump is under way here: this process issues the next version,
+        // to its targets only.
+        Some(_) => ReportedVersion::Unissued,
+        None if issued.member == Some(false) => ReportedVersion::Unissued,
+        None => ReportedVersion::Unrecorded,
+    }
+}
+
+impl ChunkMap {
+    /// What is known of the versions of `handle` issued, for `node`.
+    pub(super) fn issued(&self, handle: ChunkHandle, recorded: ChunkVersion, node: NodeId) -> Issued<'_> {
+        let in_flight = self.bumping.get(&handle).map(|(v, targets)| (*v, targets.as_slice()));
+        let member = self.members.get(&handle).filter(|(v, _)| *v == recorded).map(|(_, m)| m.contains(&node));
+        Issued { recorded, in_flight, member }
+    }
+
+    /// Holds back a replica reported at a version never issued.
+    pub(super) fn hold_unissued(&mut self, handle: ChunkHandle, node: NodeId, version: ChunkVersion) {
+        self.damaged.entry(handle).or_default().insert(node, Damage::Unissued { version });
+    }
+
+    /// A bump of `handle` to `version` is being handed to `targets`.
+    pub fn start_bump(&mut self, handle: ChunkHandle, version: ChunkVersion, targets: Vec<NodeId>) {
+        self.bumping.insert(handle, (version, targets));
+    }
+
+    /// The bump of `handle` is over (recorded, or failed).
+    pub fn end_bump(&mut self, handle: ChunkHandle) {
+        self.bumping.remove(&handle);
+    }
+
+    /// After a bump recorded `version` with its members: a target that took
+    /// it without answering in time (and reported it meanwhile) is not a
+    /// member, so it is held back like any replica that took a version late.
+    pub fn drop_non_members(&mut self, handle: ChunkHandle, version: ChunkVersion) {
+        let Some((v, members)) = self.members.get(&handle) else { return };
+        if *v != version {
+            return;
+        }
+        let late: Vec<NodeId> = self
+            .replicas
+            .get(&handle)
+            .into_iter()
+            .flatten()
+            .filter(|(n, rv)| **rv == version && !members.contains(n))
+            .map(|(n, _)| *n)
+            .collect();
+        for node in late {
+            self.drop_replica(handle, node);
+            self.damaged.entry(handle).or_default().insert(node, Damage::NotMember { version });
+        }
+    }
+
+    /// Live replicas of `handle` held back as reported at a version never issued.
+    pub(super) fn unissued(&self, handle: ChunkHandle, now: Instant, dead_after: Duration) -> u32 {
+        let held = self.damaged.get(&handle).into_iter().flatten();
+        held.filter(|(n, d)| matches!(d, Damage::Unissued { .. }) && self.is_live(**n, now, dead_after)).count() as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ChunkMeta;
+    use super::*;
+    use dfs_common::wire::chunks::{Heartbeat, ReplicaReport};
+    use dfs_common::InodeId;
+
+    const DEAD_AFTER: Duration = Duration::from_secs(30);
+
+    fn report(m: &mut ChunkMap, node: u128, replicas: &[(u64, u64)], now: Instant) -> Vec<super::super::NewerVersion> {
+        let hb = Heartbeat {
+            node_id: n(node),
+            address: format!("http://127.0.0.1:{node}"),
+            capacity_bytes: 1 << 40,
+            used_bytes: 0,
+            chunk_count: replicas.len() as u64,
+            load: 0,
+            report: Some(replicas.iter().map(|(h, v)| ReplicaReport { handle: ChunkHandle(*h), version: ChunkVersion(*v), length: 0, dirty: false }).collect()),
+            bytes_read: 0,
+            bytes_written: 0,
+            scrub: None,
+            registering: true,
+            cluster_id: None,
+            peers_epoch: 0,
+        };
+        m.heartbeat(&hb, now).1
+    }
+
+    /// Chunks 1..=`count` at version 5, held by nodes 1, 2 and 3 (members known or not).
+    fn cluster(count: u64, members_known: bool, now: Instant) -> ChunkMap {
+        let mut m = ChunkMap::default();
+        m.set_file(InodeId(2), super::super::FileMeta { replication: 3, chunk_size: 1 << 20 });
+        for h in 1..=count {
+            m.record_chunk(ChunkHandle(h), ChunkMeta { inode: InodeId(2), index: h, version: V5, length: 0 });
+            if members_known {
+                m.set_members(ChunkHandle(h), V5, [n(1), n(2), n(3)]);
+            }
+        }
+        let all: Vec<(u64, u64)> = (1..=count).map(|h| (h, 5)).collect();
+        for node in 1..=3 {
+            report(&mut m, node, &all, now);
+        }
+        m
+    }
+
+    #[test]
+    fn a_forged_report_of_every_chunk_at_a_high_version_changes_nothing_served() {
+        let now = Instant::now();
+        for members_known in [true, false] {
+            let mut m = cluster(50, members_known, now);
+            let forged: Vec<(u64, u64)> = (1..=50).map(|h| (h, 1_000 + h)).chain([(51, u64::MAX)]).collect();
+            let newer = report(&mut m, 66, &forged, now);
+            assert!(newer.is_empty(), "nothing adopted");
+            for h in 1..=50 {
+                let handle = ChunkHandle(h);
+                assert_eq!(m.chunk(handle).map(|c| c.version), Some(V5), "the recorded version never moves");
+                let current: Vec<NodeId> = m.current_replicas(handle, now, DEAD_AFTER).into_iter().map(|r| r.node_id).collect();
+                assert_eq!(current, [n(1), n(2), n(3)], "the real replicas stay current, the forged one is not served");
+                assert_eq!(m.health(handle, now, DEAD_AFTER).live, 3);
+            }
+            // The forged replicas are held as damaged: deleted only under the
+            // replication plan's rule (enough good copies), never a source.
+            let views = m.chunk_views(now);
+            let view = views.iter().find(|c| c.handle == ChunkHandle(7)).unwrap();
+            assert_eq!(view.damaged, vec![(n(66), ChunkVersion(1_007))]);
+            assert!(!view.replicas.iter().any(|(node, _)| *node == n(66)));
+            assert_eq!(m.reported(), (50, 50));
+        }
+    }
+
+    #[test]
+    fn one_step_ahead_from_a_stranger_is_refused_where_the_members_are_known() {
+        let now = Instant::now();
+        let mut m = cluster(3, true, now);
+        assert!(report(&mut m, 66, &[(1, 6), (2, 6)], now).is_empty());
+        assert_eq!(m.chunk(ChunkHandle(1)).map(|c| c.version), Some(V5));
+        // A member one step ahead, with no bump here: the previous process
+        // handed the version out and died before recording it.
+        let newer = report(&mut m, 1, &[(1, 6), (2, 5), (3, 5)], now);
+        assert_eq!(newer.iter().map(|v| (v.handle, v.reported)).collect::<Vec<_>>(), [(ChunkHandle(1), V6)]);
+    }
+
+    #[test]
+    fn a_bump_in_flight_is_expected_from_its_targets_only_and_late_takers_are_not_members() {
+        let now = Instant::now();
+        let mut m = cluster(1, true, now);
+        let h = ChunkHandle(1);
+        m.start_bump(h, V6, vec![n(1), n(2), n(3)]);
+        assert!(report(&mut m, 1, &[(1, 6)], now).is_empty(), "not adopted from a report: the bump records it");
+        assert!(report(&mut m, 3, &[(1, 6)], now).is_empty());
+        assert!(report(&mut m, 66, &[(1, 6)], now).is_empty());
+        assert_eq!(m.damaged_nodes(h), vec![(n(66), V6)], "a stranger's report of the bump's version was never issued");
+        // The bump records V6 with the nodes that answered in time (1 and 2):
+        // node 3 took it without answering, so it is held back.
+        m.set_version(h, V6);
+        m.add_replica(h, n(1), V6);
+        m.add_replica(h, n(2), V6);
+        m.set_members(h, V6, [n(1), n(2)]);
+        m.drop_non_members(h, V6);
+        m.end_bump(h);
+        let current: Vec<NodeId> = m.current_replicas(h, now, DEAD_AFTER).into_iter().map(|r| r.node_id).collect();
+        assert_eq!(current, [n(1), n(2)]);
+        assert!(m.damaged_nodes(h).contains(&(n(3), V6)));
+    }
+
+    fn n(i: u128) -> NodeId {
+        NodeId(uuid::Uuid::from_u128(i))
+    }
+
+    const V5: ChunkVersion = ChunkVersion(5);
+    const V6: ChunkVersion = ChunkVersion(6);
+
+    fn issued(in_flight: Option<(ChunkVersion, &[NodeId])>, member: Option<bool>) -> Issued<'_> {
+        Issued { recorded: V5, in_flight, member }
+    }
+
+    #[test]
+    fn at_or_below_the_recorded_version_is_current_or_stale() {
+        assert_eq!(judge_version(issued(None, None), n(1), V5), ReportedVersion::Current);
+        assert_eq!(judge_version(issued(None, Some(false)), n(1), ChunkVersion(4)), ReportedVersion::Stale);
+        assert_eq!(judge_version(issued(None, None), n(1), ChunkVersion(0)), ReportedVersion::Stale);
+    }
+
+    #[test]
+    fn more_than_one_step_ahead_was_never_issued() {
+        for far in [7, 1000, u64::MAX - 1, u64::MAX] {
+            assert_eq!(judge_version(issued(None, None), n(1), ChunkVersion(far)), ReportedVersion::Unissued, "{far}");
+            assert_eq!(judge_version(issued(Some((V6, &[n(1)])), Some(true)), n(1), ChunkVersion(far)), ReportedVersion::Unissued);
+        }
+        // The recorded version at the top of the range has no next one.
+        let top = Issued { recorded: ChunkVersion(u64::MAX), in_flight: None, member: None };
+        assert_eq!(judge_version(top, n(1), ChunkVersion(u64::MAX)), ReportedVersion::Current);
+    }
+
+    #[test]
+    fn one_step_ahead_is_a_bump_in_flight_to_its_targets_only() {
+        let targets = [n(1), n(2)];
+        assert_eq!(judge_version(issued(Some((V6, &targets)), Some(true)), n(1), V6), ReportedVersion::InFlight);
+        assert_eq!(judge_version(issued(Some((V6, &targets)), None), n(3), V6), ReportedVersion::Unissued);
+    }
+
+    #[test]
+    fn one_step_ahead_without_a_bump_here_is_adopted_only_from_a_holder_of_the_recorded_version() {
+        assert_eq!(judge_version(issued(None, Some(true)), n(1), V6), ReportedVersion::Unrecorded);
+        assert_eq!(judge_version(issued(None, None), n(1), V6), ReportedVersion::Unrecorded, "members unknown");
+        assert_eq!(judge_version(issued(None, Some(false)), n(9), V6), ReportedVersion::Unissued);
+    }
+}
