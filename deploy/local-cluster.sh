@@ -3,13 +3,17 @@
 # directory (default .dfs-local/ in the checkout): one master on
 # 127.0.0.1:9870 and three chunkservers on 127.0.0.1:9866-9868, and, when
 # /dev/fuse is there, a FUSE mount of it at $ROOT/mnt (DFS_MOUNT=0: none).
-# Ctrl-C stops everything cleanly. Expects the binaries in $BIN_DIR.
+# The master makes the cluster key ($ROOT/master/cluster.key, or the file
+# DFS_CLUSTER_KEY_FILE names) on its first start; the chunkservers are
+# given the same file. Ctrl-C stops everything cleanly. Expects the
+# binaries in $BIN_DIR.
 set -euo pipefail
 
 ROOT=${DFS_LOCAL_DIR:-.dfs-local}
 BIN_DIR=${BIN_DIR:-target/debug}
 MASTER=${DFS_LISTEN:-127.0.0.1:9870}
 CS_PORTS=(9866 9867 9868)
+KEY=${DFS_CLUSTER_KEY_FILE:-$ROOT/master/cluster.key}
 mkdir -p "$ROOT"
 
 pids=()
@@ -25,14 +29,14 @@ stop() {
 trap stop INT TERM
 
 url="http://$MASTER"
-"$BIN_DIR/dfs-master" --listen "$MASTER" --data-dir "$ROOT/master" &
+"$BIN_DIR/dfs-master" --listen "$MASTER" --data-dir "$ROOT/master" --cluster-key-file "$KEY" &
 pids+=($!)
 for _ in $(seq 100); do
   curl -fs "$url/v1/cluster" >/dev/null 2>&1 && break
   sleep 0.1
 done
 for i in 0 1 2; do
-  "$BIN_DIR/dfs-chunkserver" --listen "127.0.0.1:${CS_PORTS[$i]}" --master "$url" --data-dir "$ROOT/cs$i" &
+  "$BIN_DIR/dfs-chunkserver" --listen "127.0.0.1:${CS_PORTS[$i]}" --master "$url" --data-dir "$ROOT/cs$i" --cluster-key-file "$KEY" &
   pids+=($!)
 done
 for _ in $(seq 100); do

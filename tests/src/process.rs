@@ -3,13 +3,41 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
 /// How long a daemon may take to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The cluster key file of each master this process started, by URL:
+/// chunkservers started for a master get it (`--cluster-key-file`).
+static KEY_FILES: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+
+/// The key file the master at `url` was started with, if this process
+/// started it: its `--cluster-key-file`, else DATA_DIR/cluster.key.
+pub fn key_file_of(url: &str) -> Option<PathBuf> {
+    let files = KEY_FILES.lock().unwrap_or_else(|p| p.into_inner());
+    files.iter().rev().find(|(u, _)| u == url).map(|(_, f)| f.clone())
+}
+
+fn note_key_file(url: &str, data_dir: &Path, extra: &[String]) {
+    let given = flag_value(extra, "--cluster-key-file").map(PathBuf::from);
+    let file = given.unwrap_or_else(|| data_dir.join("cluster.key"));
+    let mut files = KEY_FILES.lock().unwrap_or_else(|p| p.into_inner());
+    files.retain(|(u, _)| u != url);
+    files.push((url.to_string(), file));
+}
+
+/// The value of `--name VALUE` or `--name=VALUE` among `args`.
+fn flag_value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix(name) {
+        Some("") => args.get(i + 1).map(String::as_str),
+        Some(rest) => rest.strip_prefix('='),
+        None => None,
+    })
+}
 
 /// The directory holding the workspace's binaries (the test's own profile).
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
@@ -85,7 +113,10 @@ fn signal(pid: u32, sig: libc::c_int) {
 fn spawn_master(data_dir: &Path, listen: &str, extra: &[String]) -> anyhow::Result<(Child, String)> {
     let mut args = vec!["--listen".to_string(), listen.to_string(), "--data-dir".to_string(), data_dir.display().to_string()];
     args.extend_from_slice(extra);
-    spawn("dfs-master", &args, "dfs-master listening on ")
+    let (child, url) = spawn("dfs-master", &args, "dfs-master listening on ")?;
+    // The key file exists by now: the master makes it before it listens.
+    note_key_file(&url, data_dir, extra);
+    Ok((child, url))
 }
 
 /// Starts `binary` with `args` and waits for the line announcing its URL.
@@ -174,6 +205,12 @@ fn spawn_chunkserver(master: &str, data_dir: &Path, listen: &str, extra: &[Strin
         "--data-dir".to_string(),
         data_dir.display().to_string(),
     ];
+    // The master's key, unless the test gives one (or none is known).
+    if flag_value(extra, "--cluster-key-file").is_none() {
+        if let Some(file) = key_file_of(master) {
+            args.extend(["--cluster-key-file".to_string(), file.display().to_string()]);
+        }
+    }
     args.extend_from_slice(extra);
     spawn("dfs-chunkserver", &args, "dfs-chunkserver listening on ")
 }
@@ -196,4 +233,23 @@ fn read_url(stdout: std::process::ChildStdout, marker: &'static str) -> anyhow::
     });
     rx.recv_timeout(START_TIMEOUT)
         .map_err(|_| anyhow!("daemon did not announce its address within {START_TIMEOUT:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_flags_are_found_in_both_spellings() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(flag_value(&args(&["--x", "1", "--cluster-key-file", "/k"]), "--cluster-key-file"), Some("/k"));
+        assert_eq!(flag_value(&args(&["--cluster-key-file=/k"]), "--cluster-key-file"), Some("/k"));
+        assert_eq!(flag_value(&args(&["--cluster-key-files", "/k"]), "--cluster-key-file"), None);
+        assert_eq!(flag_value(&args(&["--cluster-key-file"]), "--cluster-key-file"), None);
+        note_key_file("http://m:1", Path::new("/d"), &[]);
+        assert_eq!(key_file_of("http://m:1"), Some(PathBuf::from("/d/cluster.key")));
+        note_key_file("http://m:1", Path::new("/d"), &args(&["--cluster-key-file", "/e/k"]));
+        assert_eq!(key_file_of("http://m:1"), Some(PathBuf::from("/e/k")));
+        assert_eq!(key_file_of("http://m:2"), None);
+    }
 }
