@@ -12,15 +12,19 @@
 //! - [`metrics`]: the figures `/metrics` shows.
 //! - [`pacing`]: the bandwidth limit of copies and scrubbing.
 //! - [`node_id`]: the node's lasting identity.
+//! - [`cluster_id`]: the cluster it belongs to, recorded at registration.
+//! - [`peers`]: the registered chunkservers, the only ones it sends data to.
 //! - [`config`] and [`server`]: settings and start-up.
 
 pub mod api;
 pub mod chunk_store;
+pub mod cluster_id;
 pub mod config;
 pub mod heartbeat;
 pub mod local_reads;
 pub mod metrics;
 pub mod node_id;
 pub mod pacing;
+pub mod peers;
 pub mod scrubber;
 pub mod server;
