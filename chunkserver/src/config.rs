@@ -29,6 +29,13 @@ pub struct ChunkserverConfig {
     #[arg(long, env = "DFS_DATA_DIR", default_value = "dfs-data/chunkserver")]
     pub data_dir: PathBuf,
 
+    /// The cluster key file (mode 0600), the master's DATA_DIR/cluster.key
+    /// copied here: internal requests are signed with it and chunk tokens
+    /// checked with keys derived from it. Required. Reloaded when it changes.
+    #[arg(long, env = "DFS_CLUSTER_KEY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_key_file: Option<PathBuf>,
+
     /// URL clients and peers should use for this node; default: http:// + the bound address.
     #[arg(long, env = "DFS_ADVERTISE_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,6 +95,9 @@ pub struct ChunkserverConfig {
     pub log: String,
 }
 
+/// Why a chunkserver without a key file does not start (one line).
+pub const NO_CLUSTER_KEY: &str = "no cluster key: pass --cluster-key-file (the master created MASTER_DATA_DIR/cluster.key)";
+
 impl DaemonConfig for ChunkserverConfig {
     fn log_filter(&self) -> &str {
         &self.log
@@ -96,6 +106,9 @@ impl DaemonConfig for ChunkserverConfig {
     /// Names the first broken relation between settings.
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.cluster_key_file.is_none() {
+            return invalid(NO_CLUSTER_KEY.into());
+        }
         if !self.master.starts_with("http://") {
             return invalid(format!("master must be an http:// URL, not {:?}", self.master));
         }

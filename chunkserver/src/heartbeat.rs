@@ -1,17 +1,26 @@
 //! The heartbeat loop: capacity, use and load every interval, with a full
 //! chunk report at registration, periodically, and whenever the master asks;
 //! and the replica deletes the master answers with.
+//!
+//! Heartbeats are signed with the cluster key, and nothing in an answer is
+//! applied (deletes, token keys, peers, registration) unless the answer is
+//! signed for that very heartbeat and names this node's cluster ([`decide`]).
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dfs_common::auth::signature::HEADER_AUTH;
+use dfs_common::auth::AuthError;
+use dfs_common::http::internal::ClusterAuth;
 use dfs_common::wire::chunks::{DeleteReplica, Heartbeat, HeartbeatResponse, ReplicaReport};
+use dfs_common::ErrorBody;
 
 use crate::api::replicate::copy_in_progress;
 use crate::api::Node;
 use crate::chunk_store::ChunkError;
+use crate::cluster_id;
 
 /// Bytes available to unprivileged writers on the file system holding `dir`.
 pub fn available_bytes(dir: &Path) -> u64 {
@@ -44,48 +53,206 @@ fn build(node: &Node, with_report: bool) -> Heartbeat {
         bytes_written: node.bytes_written.load(Ordering::Relaxed),
         scrub: Some(node.scrub.progress()),
         registering: !node.registered.load(Ordering::Acquire),
-        cluster_id: None,
-        peers_epoch: 0,
+        cluster_id: node.cluster_id.get().cloned(),
+        peers_epoch: node.peers.epoch(),
     }
 }
 
-/// Runs until the process ends. Failures are logged and retried next tick.
+/// What to do with the master's answer to a heartbeat.
+#[derive(Debug, PartialEq)]
+pub enum Decision {
+    /// Apply it; `record` is the cluster id to record first (this node's
+    /// first registration).
+    Apply { answer: HeartbeatResponse, record: Option<String> },
+    /// A master this node must not obey (another cluster, not holding the
+    /// cluster key, or refusing this node): apply nothing, stay
+    /// unregistered, say why once per attempt, retry with backoff.
+    Refuse(String),
+    /// No usable answer this time (a busy or failing master): retry at
+    /// the next tick.
+    Failed(String),
+}
+
+/// Judges an answer: its signature (bound to the heartbeat whose
+/// `x-dfs-auth` was `request_auth`) checked with the node's keys, then
+/// [`decide`]. No I/O.
+pub fn judge(auth: &ClusterAuth, request_auth: &str, recorded: Option<&str>, status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Decision {
+    decide(recorded, status, auth.verify_answer(request_auth, status, headers, body), body)
+}
+
+/// Decides on an answer with `status` and `body` whose signature check
+/// gave `signature`, for a node that recorded the cluster id `recorded`.
+pub fn decide(recorded: Option<&str>, status: u16, signature: Result<(), AuthError>, body: &[u8]) -> Decision {
+    if status == 401 || status == 403 {
+        let why = serde_json::from_slice::<ErrorBody>(body).map_or_else(|_| format!("status {status}"), |b| format!("{}: {}", b.error, b.message));
+        return Decision::Refuse(format!("the master refused this chunkserver ({why})"));
+    }
+    if !(200..300).contains(&status) {
+        return Decision::Failed(format!("the master answered status {status}"));
+    }
+    if let Err(e) = signature {
+        let hint = "is --cluster-key-file this cluster's key, and --master its master?";
+        return Decision::Refuse(format!("the master's answer is not signed with this node's cluster key ({e}); {hint}"));
+    }
+    let answer: HeartbeatResponse = match serde_json::from_slice(body) {
+        Ok(a) => a,
+        Err(e) => return Decision::Failed(format!("unreadable heartbeat answer: {e}")),
+    };
+    if !cluster_id::valid(&answer.cluster_id) {
+        let shown: String = answer.cluster_id.chars().take(40).collect();
+        return Decision::Refuse(format!("the master's answer names no valid cluster id ({shown:?})"));
+    }
+    match recorded {
+        Some(mine) if mine != answer.cluster_id => Decision::Refuse(format!(
+            "the master is of cluster {}, this chunkserver of cluster {mine} (DATA_DIR/cluster_id): not serving it",
+            answer.cluster_id
+        )),
+        Some(_) => Decision::Apply { answer, record: None },
+        None => {
+            let record = Some(answer.cluster_id.clone());
+            Decision::Apply { answer, record }
+        }
+    }
+}
+
+/// The wait before the next attempt after a refusal: doubling from the
+/// heartbeat interval up to [`BACKOFF_MAX`].
+pub fn backoff_after(previous: Option<Duration>, interval: Duration) -> Duration {
+    previous.map_or(interval, |p| p.saturating_mul(2)).max(interval).min(BACKOFF_MAX.max(interval))
+}
+
+/// Longest wait between attempts on a master that was refused.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Shortest gap before an early heartbeat (one a request asked for, to
+/// learn a peer that registered a moment ago).
+const EARLY_BEAT_GAP: Duration = Duration::from_millis(200);
+/// Largest heartbeat answer read (a long delete list).
+const ANSWER_MAX_BYTES: usize = dfs_common::http::internal::SIGNED_BODY_MAX_BYTES;
+
+/// Runs until the process ends. Failures are logged and retried next tick;
+/// refusals (see [`Decision::Refuse`]) after a growing wait.
 pub async fn run(node: Arc<Node>, interval: Duration, report_interval: Duration) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
     let url = format!("{}/v1/heartbeat", node.master);
     let mut last_report: Option<Instant> = None;
+    let mut backoff: Option<Duration> = None;
+    let mut missing_keys: Vec<u32> = Vec::new();
+    let mut last_beat: Option<Instant> = None;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
-        let with_report = last_report.is_none_or(|t| t.elapsed() >= report_interval);
-        let n = node.clone();
-        let Ok(hb) = tokio::task::spawn_blocking(move || build(&n, with_report)).await else { continue };
-        match http.post(&url).json(&hb).send().await {
-            Ok(r) if r.status().is_success() => {
-                if with_report {
-                    last_report = Some(Instant::now());
-                    node.registered.store(true, std::sync::atomic::Ordering::Release);
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = node.peers.refresh_wanted() => {
+                if let Some(gap) = last_beat.and_then(|t| EARLY_BEAT_GAP.checked_sub(t.elapsed())) {
+                    tokio::time::sleep(gap).await;
                 }
-                match r.json::<HeartbeatResponse>().await {
-                    Ok(answer) => {
-                        if answer.send_report {
-                            last_report = None;
-                            ticker.reset_immediately();
-                        }
-                        apply_deletes(&node, answer.delete).await;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "unreadable heartbeat answer"),
-                }
-            }
-            Ok(r) => tracing::warn!(status = %r.status(), "master refused a heartbeat"),
-            Err(e) => {
-                tracing::warn!(error = %e, "heartbeat failed");
-                // The master may have restarted: report everything once it is back.
-                last_report = None;
             }
         }
+        last_beat = Some(Instant::now());
+        let with_report = last_report.is_none_or(|t| t.elapsed() >= report_interval);
+        let decision = beat(&node, &http, &url, with_report).await;
+        let refused = match decision {
+            Decision::Apply { answer, record } => match apply(&node, answer, record, with_report, &mut missing_keys).await {
+                Ok(send_report) => {
+                    backoff = None;
+                    if with_report {
+                        last_report = Some(Instant::now());
+                    }
+                    if send_report {
+                        last_report = None;
+                        ticker.reset_immediately();
+                    }
+                    None
+                }
+                Err(why) => Some(why),
+            },
+            Decision::Refuse(why) => Some(why),
+            Decision::Failed(why) => {
+                tracing::warn!(error = %why, "heartbeat failed");
+                // The master may have restarted: report everything once it is back.
+                last_report = None;
+                None
+            }
+        };
+        node.peers.beat_finished();
+        if let Some(why) = refused {
+            // Serve nothing for a master this node cannot trust; the next
+            // accepted answer takes a full report again.
+            node.registered.store(false, Ordering::Release);
+            last_report = None;
+            let wait = backoff_after(backoff, interval);
+            backoff = Some(wait);
+            tracing::error!(master = %node.master, retry_in_ms = wait.as_millis() as u64, "{why}");
+            tokio::time::sleep(wait).await;
+            ticker.reset();
+        }
     }
+}
+
+/// Sends one signed heartbeat and judges the answer.
+async fn beat(node: &Arc<Node>, http: &reqwest::Client, url: &str, with_report: bool) -> Decision {
+    let n = node.clone();
+    let hb = match tokio::task::spawn_blocking(move || build(&n, with_report)).await {
+        Ok(hb) => hb,
+        Err(e) => return Decision::Failed(format!("building the heartbeat: {e}")),
+    };
+    let mut request = match http.post(url).json(&hb).build() {
+        Ok(r) => r,
+        Err(e) => return Decision::Failed(format!("building the heartbeat: {e}")),
+    };
+    node.auth.sign(&mut request);
+    let request_auth = request.headers().get(HEADER_AUTH).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let resp = match http.execute(request).await {
+        Ok(r) => r,
+        Err(e) => return Decision::Failed(e.to_string()),
+    };
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    let body = match body_up_to(resp, ANSWER_MAX_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return Decision::Failed(e),
+    };
+    judge(&node.auth, &request_auth, node.cluster_id.get().map(String::as_str), status, &headers, &body)
+}
+
+/// Applies a verified answer; answers whether the master wants a full
+/// report. Fails (nothing applied) if a first cluster id cannot be recorded.
+async fn apply(node: &Arc<Node>, answer: HeartbeatResponse, record: Option<String>, with_report: bool, missing_keys: &mut Vec<u32>) -> Result<bool, String> {
+    if let Some(id) = record {
+        let (dir, text) = (node.data_dir.clone(), id.clone());
+        match tokio::task::spawn_blocking(move || cluster_id::store(&dir, &text)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("recording the cluster id {id}: {e}")),
+            Err(e) => return Err(format!("recording the cluster id {id}: {e}")),
+        }
+        let _ = node.cluster_id.set(id.clone()); // only this loop sets it, once
+        tracing::info!(cluster = %id, "registered with the master: this node now belongs to its cluster");
+    }
+    let missing = node.tokens.install(&node.auth.ring(), &answer.token_keys);
+    if missing != *missing_keys && !missing.is_empty() {
+        tracing::error!(token_keys = ?missing, "the master's token keys are derived from a cluster key this node does not hold: tokens signed with them are refused");
+    }
+    *missing_keys = missing;
+    if let Some(peers) = answer.peers {
+        node.peers.set(peers);
+    }
+    if with_report {
+        node.registered.store(true, Ordering::Release);
+    }
+    apply_deletes(node, answer.delete).await;
+    Ok(answer.send_report)
+}
+
+/// The body, refused past `limit` bytes.
+async fn body_up_to(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(frame) = resp.chunk().await.map_err(|e| format!("reading the heartbeat answer: {e}"))? {
+        if body.len() + frame.len() > limit {
+            return Err(format!("heartbeat answer over {limit} bytes"));
+        }
+        body.extend_from_slice(&frame);
+    }
+    Ok(body)
 }
 
 /// Carries out the master's deletes, in one trip to the blocking pool.
@@ -117,5 +284,97 @@ pub(crate) fn delete_one(node: &Node, d: DeleteReplica) {
             tracing::info!(chunk = %d.handle, version = %have, max_version = %d.max_version, "kept a replica newer than the delete order");
         }
         Err(e) => tracing::warn!(chunk = %d.handle, error = %e, "deleting a replica failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dfs_common::auth::signature::{sign_reply, HEADER_REPLY_AUTH};
+    use dfs_common::auth::{ClusterKey, KeyRing};
+
+    fn answer(cluster: &str) -> Vec<u8> {
+        serde_json::to_vec(&HeartbeatResponse { cluster_id: cluster.into(), delete: vec![DeleteReplica { handle: dfs_common::ChunkHandle(1), max_version: dfs_common::ChunkVersion(9) }], ..Default::default() }).unwrap()
+    }
+
+    fn applied(d: &Decision) -> Option<Option<&str>> {
+        match d {
+            Decision::Apply { record, .. } => Some(record.as_deref()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn only_a_signed_answer_of_this_nodes_cluster_is_applied() {
+        let ok = || Ok(());
+        // First registration: applied, and the id is recorded.
+        assert_eq!(applied(&decide(None, 200, ok(), &answer("c1"))), Some(Some("c1")));
+        // The recorded cluster: applied, nothing to record.
+        assert_eq!(applied(&decide(Some("c1"), 200, ok(), &answer("c1"))), Some(None));
+        // Another cluster: refused, its deletes not applied.
+        let other = decide(Some("c1"), 200, ok(), &answer("c2"));
+        assert!(matches!(&other, Decision::Refuse(m) if m.contains("c1") && m.contains("c2")), "{other:?}");
+        // Not signed by this cluster's key, whatever it says.
+        let bad = || [AuthError::Missing, AuthError::BadSignature, AuthError::UnknownKey("k".into())];
+        for (first, later) in bad().into_iter().zip(bad()) {
+            assert!(matches!(decide(None, 200, Err(first), &answer("c1")), Decision::Refuse(_)));
+            assert!(matches!(decide(Some("c1"), 200, Err(later), &answer("c1")), Decision::Refuse(_)));
+        }
+        // The master refused us: 401 or 403, signed or not.
+        let refusal = br#"{"error":"EACCES","message":"chunkserver of cluster c9"}"#;
+        for status in [401, 403] {
+            assert!(matches!(decide(Some("c1"), status, Err(AuthError::Missing), refusal), Decision::Refuse(m) if m.contains("c9")));
+        }
+        // No (valid) cluster id in a signed answer: refused, nothing recorded.
+        assert!(matches!(decide(None, 200, ok(), &answer("")), Decision::Refuse(_)));
+        assert!(matches!(decide(None, 200, ok(), &answer("../x")), Decision::Refuse(_)));
+        // A failing master is retried, not refused.
+        assert!(matches!(decide(Some("c1"), 503, Err(AuthError::Missing), b"busy"), Decision::Failed(_)));
+        assert!(matches!(decide(Some("c1"), 200, ok(), b"{not json"), Decision::Failed(_)));
+    }
+
+    /// The signature check itself: bound to the cluster key, the heartbeat
+    /// it answers, and the status and body.
+    #[test]
+    fn an_answer_is_judged_by_its_signature_for_this_very_heartbeat() {
+        let ring = KeyRing::single(ClusterKey::generate());
+        let auth = ClusterAuth::fixed(ring.clone());
+        let mut req = reqwest::Client::new().post("http://master/v1/heartbeat").body("{}").build().unwrap();
+        auth.sign(&mut req);
+        let request_auth = req.headers().get(HEADER_AUTH).unwrap().to_str().unwrap().to_string();
+        let nonce = dfs_common::auth::signature::nonce_of(&request_auth).unwrap();
+        let body = answer("c1");
+        let signed_by = |ring: &KeyRing, nonce: &[u8; 16], body: &[u8]| {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(HEADER_REPLY_AUTH, sign_reply(ring, nonce, 200, body).parse().unwrap());
+            h
+        };
+        let good = signed_by(&ring, &nonce, &body);
+        assert_eq!(applied(&judge(&auth, &request_auth, Some("c1"), 200, &good, &body)), Some(None));
+        let stranger = KeyRing::single(ClusterKey::generate());
+        let cases = [
+            ("another cluster's key", signed_by(&stranger, &nonce, &body), body.clone()),
+            ("another heartbeat's answer", signed_by(&ring, &[7; 16], &body), body.clone()),
+            ("a changed body", good.clone(), answer("c1").into_iter().chain(*b" ").collect()),
+            ("no signature", reqwest::header::HeaderMap::new(), body.clone()),
+        ];
+        for (what, headers, body) in cases {
+            assert!(matches!(judge(&auth, &request_auth, Some("c1"), 200, &headers, &body), Decision::Refuse(_)), "{what}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_interval_up_to_thirty_seconds() {
+        let interval = Duration::from_millis(500);
+        let mut wait = None;
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            let w = backoff_after(wait, interval);
+            seen.push(w.as_millis() as u64);
+            wait = Some(w);
+        }
+        assert_eq!(seen, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000]);
+        // An interval longer than the cap is kept as it is.
+        assert_eq!(backoff_after(None, Duration::from_secs(60)), Duration::from_secs(60));
     }
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use dfs_common::http::daemon::shutdown_signal;
 use dfs_common::http::serve::{serve, Limits};
+use dfs_common::auth::{KeySource, TokenVerifier};
+use dfs_common::http::internal::ClusterAuth;
 use dfs_common::NodeId;
 use tokio::net::TcpListener;
 
@@ -16,26 +18,38 @@ use crate::chunk_store::ChunkStore;
 use crate::config::ChunkserverConfig;
 use crate::pacing::mib_per_sec;
 use crate::scrubber::ScrubStats;
-use crate::{heartbeat, local_reads, node_id, scrubber};
+use crate::{cluster_id, heartbeat, local_reads, node_id, scrubber};
+
+/// What a node trusts: the cluster key, and the cluster it belongs to
+/// (`None` until its first registration).
+pub struct Trust {
+    pub auth: Arc<ClusterAuth>,
+    pub cluster_id: Option<String>,
+}
 
 pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     // One chunkserver per data directory, held until this returns (or the
     // process dies): two stores writing one replica would corrupt it.
     let _dir_lock = dfs_common::dir_lock::lock_dir(&config.data_dir)?;
     let dir = config.data_dir.clone();
-    let (id, store) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+    let key_file = config.cluster_key_file.clone().ok_or_else(|| anyhow::anyhow!(crate::config::NO_CLUSTER_KEY))?;
+    let (id, store, trust) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let keys = KeySource::open(&key_file)?;
+        let cluster_id = cluster_id::load(&dir).context("cluster id")?;
         let id = node_id::load_or_create(&dir).context("node id")?;
         let store = ChunkStore::open(&dir).context("chunk store")?;
-        Ok((id, store))
+        Ok((id, store, Trust { auth: ClusterAuth::new(Arc::new(keys)), cluster_id }))
     })
     .await??;
+    // Rotation without a restart: the file is re-read when it changes.
+    let _key_watch = trust.auth.watch();
     for q in store.quarantined() {
         tracing::warn!(file = %q, "moved a damaged file aside at start-up");
     }
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let address = config.advertise_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-    let node = Arc::new(new_node(&config, id, store, address.clone())?);
+    let node = Arc::new(new_node(&config, id, store, address.clone(), trust)?);
     let beats = tokio::spawn(heartbeat::run(
         node.clone(),
         Duration::from_millis(config.heartbeat_interval_ms),
@@ -66,9 +80,11 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
 
 /// The state shared by the handlers and background loops of a node serving
 /// `store` at `address`.
-pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, address: String) -> anyhow::Result<Node> {
+pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, address: String, trust: Trust) -> anyhow::Result<Node> {
     let store = Arc::new(store);
-    let local = if config.local_reads { local_reads::start(&config.data_dir, Arc::clone(&store)) } else { None };
+    let tokens = Arc::new(TokenVerifier::default());
+    let local = if config.local_reads { local_reads::start(&config.data_dir, Arc::clone(&store), Arc::clone(&tokens)) } else { None };
+    let cluster_id = trust.cluster_id.map(std::sync::OnceLock::from).unwrap_or_default();
     Ok(Node {
         id,
         address,
@@ -100,5 +116,9 @@ pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, addre
         started: Instant::now(),
         local,
         registered: Default::default(),
+        auth: trust.auth,
+        tokens,
+        peers: Default::default(),
+        cluster_id,
     })
 }

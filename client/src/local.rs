@@ -71,7 +71,7 @@ impl LocalReads {
             let address = &loc.replicas.get(i)?.address;
             let Some((socket, token)) = self.endpoint(http, address) else { continue };
             let key = (loc.handle, loc.version, address.clone());
-            let Some(replica) = self.replica(&key, &socket, token) else { continue };
+            let Some(replica) = self.replica(&key, &socket, token, &loc.token) else { continue };
             let read = replica.read(at, n);
             if read.is_none() {
                 lock(&self.replicas).remove(&key);
@@ -98,11 +98,13 @@ impl LocalReads {
         found
     }
 
-    fn replica(&self, key: &ReplicaKey, socket: &str, token: u128) -> Option<Arc<LocalReplica>> {
+    /// The replica's descriptor, asked for with the location's read token
+    /// (`chunk_token`) when not held already.
+    fn replica(&self, key: &ReplicaKey, socket: &str, token: u128, chunk_token: &str) -> Option<Arc<LocalReplica>> {
         if let Some(r) = lock(&self.replicas).get(key) {
             return Some(Arc::clone(r));
         }
-        match fetch(socket, token, key.0, key.1) {
+        match fetch(socket, token, chunk_token, key.0, key.1) {
             Ok(replica) => {
                 let replica = Arc::new(replica);
                 let mut replicas = lock(&self.replicas);
@@ -136,11 +138,11 @@ fn discover(http: &ureq::Agent, address: &str) -> Option<(String, u128)> {
     std::path::Path::new(&endpoint.socket).exists().then_some((endpoint.socket, token))
 }
 
-fn fetch(socket: &str, token: u128, handle: ChunkHandle, version: ChunkVersion) -> Result<LocalReplica, LocalError> {
+fn fetch(socket: &str, token: u128, chunk_token: &str, handle: ChunkHandle, version: ChunkVersion) -> Result<LocalReplica, LocalError> {
     let stream = UnixStream::connect(socket)?;
     stream.set_read_timeout(Some(SOCKET_TIMEOUT))?;
     stream.set_write_timeout(Some(SOCKET_TIMEOUT))?;
-    (&stream).write_all(&LocalRequest { token, handle, version }.encode())?;
+    (&stream).write_all(&LocalRequest { token, handle, version, chunk_token: chunk_token.to_string() }.encode())?;
     let (fd, snapshot) = recv_replica(&stream)?;
     Ok(LocalReplica { file: File::from(fd), snapshot })
 }

@@ -7,15 +7,20 @@
 //!
 //! The client finds the socket with `GET /v1/local` on the chunkserver's
 //! HTTP address ([`LocalEndpoint`]). Every request carries that answer's
-//! token, so a socket at the path that belongs to another process (a
-//! restarted or different chunkserver) refuses instead of serving the
-//! wrong replicas.
+//! process token, so a socket at the path that belongs to another process
+//! (a restarted or different chunkserver) refuses instead of serving the
+//! wrong replicas. That token is no secret: what lets a request through is
+//! its chunk token, the one the master granted with the chunk's location
+//! (as `x-dfs-token` over HTTP), checked for a read of that chunk at that
+//! version, like any read.
 //!
-//! Request (32 bytes): token (u128), handle (u64), version (u64), little
-//! endian. Reply: status byte; on 0 the length (u64), the CRC count (u32)
-//! and the CRCs (u32 each), with the descriptor attached to the first
-//! bytes; on 1 (this replica is refused) a message (u32 length, UTF-8); on
-//! 2 nothing more: the token is not this process's.
+//! Request: a 34-byte head, process token (u128), handle (u64), version
+//! (u64), chunk token length (u16), little endian, then the chunk token
+//! (ASCII, at most [`TOKEN_MAX_CHARS`]). Reply: status byte; on 0 the
+//! length (u64), the CRC count (u32) and the CRCs (u32 each), with the
+//! descriptor attached to the first bytes; on 1 (this replica is refused,
+//! the chunk token too) a message (u32 length, UTF-8); on 2 nothing more:
+//! the process token is not this process's.
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -24,6 +29,7 @@ use std::os::unix::net::UnixStream;
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::token::TOKEN_MAX_CHARS;
 use crate::ids::{ChunkHandle, ChunkVersion};
 
 /// `GET /v1/local` on a chunkserver that serves short-circuit reads.
@@ -31,36 +37,54 @@ use crate::ids::{ChunkHandle, ChunkVersion};
 pub struct LocalEndpoint {
     /// Absolute path of the Unix socket.
     pub socket: String,
-    /// This chunkserver process's token, as 32 hex digits.
+    /// This chunkserver process's token, as 32 hex digits: it tells one
+    /// process from another, and is not a secret.
     pub token: String,
 }
 
-pub const REQUEST_BYTES: usize = 32;
+/// Bytes of a request before its chunk token.
+pub const REQUEST_HEAD_BYTES: usize = 34;
 
 /// One replica asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalRequest {
+    /// The process token of [`LocalEndpoint::token`].
     pub token: u128,
     pub handle: ChunkHandle,
     pub version: ChunkVersion,
+    /// The chunk's read token from the master (`ChunkLocation::token`).
+    pub chunk_token: String,
 }
 
 impl LocalRequest {
-    pub fn encode(&self) -> [u8; REQUEST_BYTES] {
-        let mut b = [0u8; REQUEST_BYTES];
-        b[..16].copy_from_slice(&self.token.to_le_bytes());
-        b[16..24].copy_from_slice(&self.handle.0.to_le_bytes());
-        b[24..].copy_from_slice(&self.version.0.to_le_bytes());
+    pub fn encode(&self) -> Vec<u8> {
+        let chunk_token = &self.chunk_token.as_bytes()[..self.chunk_token.len().min(TOKEN_MAX_CHARS)];
+        let mut b = Vec::with_capacity(REQUEST_HEAD_BYTES + chunk_token.len());
+        b.extend_from_slice(&self.token.to_le_bytes());
+        b.extend_from_slice(&self.handle.0.to_le_bytes());
+        b.extend_from_slice(&self.version.0.to_le_bytes());
+        b.extend_from_slice(&(chunk_token.len() as u16).to_le_bytes());
+        b.extend_from_slice(chunk_token);
         b
     }
 
-    pub fn decode(b: &[u8; REQUEST_BYTES]) -> LocalRequest {
-        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
-        LocalRequest {
-            token: u128::from_le_bytes(b[..16].try_into().unwrap_or_default()),
-            handle: ChunkHandle(u64_at(16)),
-            version: ChunkVersion(u64_at(24)),
+    /// Reads one request; a chunk token longer than [`TOKEN_MAX_CHARS`] or
+    /// not ASCII is refused unread (InvalidData).
+    pub fn read_from(r: &mut impl Read) -> io::Result<LocalRequest> {
+        let mut b = [0u8; REQUEST_HEAD_BYTES];
+        r.read_exact(&mut b)?;
+        let u64_at = |i: usize| u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]]);
+        let mut token = [0u8; 16];
+        token.copy_from_slice(&b[..16]);
+        let len = u16::from_le_bytes([b[32], b[33]]) as usize;
+        if len > TOKEN_MAX_CHARS {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a chunk token of {len} bytes")));
         }
+        let mut text = vec![0u8; len];
+        r.read_exact(&mut text)?;
+        let chunk_token = String::from_utf8(text).ok().filter(|t| t.is_ascii());
+        let chunk_token = chunk_token.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a chunk token that is not ASCII"))?;
+        Ok(LocalRequest { token: u128::from_le_bytes(token), handle: ChunkHandle(u64_at(16)), version: ChunkVersion(u64_at(24)), chunk_token })
     }
 }
 
@@ -188,9 +212,18 @@ mod tests {
     use std::os::unix::fs::FileExt;
 
     #[test]
-    fn requests_round_trip() {
-        let r = LocalRequest { token: u128::MAX - 7, handle: ChunkHandle(0x1234_5678_9abc), version: ChunkVersion(42) };
-        assert_eq!(LocalRequest::decode(&r.encode()), r);
+    fn requests_round_trip_and_oversized_tokens_are_refused() {
+        let r = LocalRequest { token: u128::MAX - 7, handle: ChunkHandle(0x1234_5678_9abc), version: ChunkVersion(42), chunk_token: "AbC-_9".into() };
+        assert_eq!(LocalRequest::read_from(&mut &r.encode()[..]).unwrap(), r);
+        let empty = LocalRequest { chunk_token: String::new(), ..r.clone() };
+        assert_eq!(LocalRequest::read_from(&mut &empty.encode()[..]).unwrap(), empty);
+        let mut long = r.encode();
+        long[32..34].copy_from_slice(&((TOKEN_MAX_CHARS + 1) as u16).to_le_bytes());
+        assert_eq!(LocalRequest::read_from(&mut &long[..]).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let mut binary = r.encode();
+        binary[34] = 0xff;
+        assert_eq!(LocalRequest::read_from(&mut &binary[..]).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert!(LocalRequest::read_from(&mut &r.encode()[..30]).is_err(), "a short head");
     }
 
     #[test]

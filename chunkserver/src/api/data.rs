@@ -16,12 +16,15 @@ use axum::Json;
 use bytes::Bytes;
 use dfs_common::http::{ApiError, ApiPath, ApiQuery};
 use dfs_common::wire::chunks::{checksum_header, parse_checksum_header, BadReplica, DataQuery, HEADER_CHECKSUMS, HEADER_FORWARD};
+use dfs_common::auth::token::HEADER_TOKEN;
 use dfs_common::wire::namespace::Done;
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::caller::Caller;
 use super::{blocking, chunk_error, InFlight, Node};
+use crate::peers::REFRESH_WAIT;
 use crate::chunk_store::{self, ChunkError};
 
 type Frames = mpsc::Sender<Result<Bytes, std::io::Error>>;
@@ -60,7 +63,9 @@ fn content_length(headers: &HeaderMap) -> Result<u64, ApiError> {
 }
 
 /// Starts the write on the next replica; its body is fed frame by frame.
-fn forward(n: &Node, chain: &[String], handle: ChunkHandle, q: DataQuery, len: u64, crcs: &str) -> (Frames, tokio::task::JoinHandle<Result<(), Downstream>>) {
+/// The request carries the client's token and is signed by this node (the
+/// streamed body as UNSIGNED: its length and CRCs are covered headers).
+fn forward(n: &Node, chain: &[String], handle: ChunkHandle, q: DataQuery, len: u64, crcs: &str, token: &str) -> (Frames, tokio::task::JoinHandle<Result<(), Downstream>>) {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let next = chain[0].clone();
     let url = format!("{next}/v1/chunks/{handle}/data?version={}&offset={}", q.version, q.offset);
@@ -71,10 +76,12 @@ fn forward(n: &Node, chain: &[String], handle: ChunkHandle, q: DataQuery, len: u
         .header(HEADER_FORWARD, chain[1..].join(","))
         .header(HEADER_CHECKSUMS, crcs)
         .header(header::CONTENT_LENGTH, len)
+        .header(HEADER_TOKEN, token)
         .body(reqwest::Body::wrap_stream(stream));
+    let (auth, http) = (n.auth.clone(), n.http.clone());
     let task = tokio::spawn(async move {
         let failed = |m: String| ApiError::new(ErrorKind::EIO, format!("replica {next}: {m}"));
-        let resp = request.send().await.map_err(|e| Downstream { error: failed(e.to_string()), blame: Blame::Next })?;
+        let resp = auth.send(&http, request).await.map_err(|e| Downstream { error: failed(e.to_string()), blame: Blame::Next })?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -191,12 +198,17 @@ pub async fn write(
     State(n): State<Arc<Node>>,
     ApiPath(h): ApiPath<u64>,
     ApiQuery(q): ApiQuery<DataQuery>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     n.serving()?;
     let _load = InFlight::new(&n.in_flight);
     let handle = ChunkHandle(h);
+    // Who may write, and where to: before the body is read or the disk touched.
+    caller.may_write(&n, handle, q.version)?;
+    let chain = parse_forward(&headers)?;
+    n.peers.require(&chain, REFRESH_WAIT).await?;
     let len = content_length(&headers)?;
     if len > n.max_write_bytes {
         return Err(ApiError::new(ErrorKind::EMSGSIZE, format!("a write of {len} bytes is over the limit of {}", n.max_write_bytes)));
@@ -212,7 +224,6 @@ pub async fn write(
         return Err(invalid(format!("{len} bytes at offset {} do not fit a chunk of {}", q.offset, info.chunk_size)));
     }
     let crcs = parse_checksums(&headers, len)?;
-    let chain = parse_forward(&headers)?;
     let _budget = n
         .write_budget
         .acquire_many(len.div_ceil(1 << 20).max(1) as u32)
@@ -222,7 +233,7 @@ pub async fn write(
     let (tx, remote) = match chain.is_empty() {
         true => (None, None),
         false => {
-            let (tx, task) = forward(&n, &chain, handle, q, len, &crc_text);
+            let (tx, task) = forward(&n, &chain, handle, q, len, &crc_text, caller.token.as_deref().unwrap_or(""));
             (Some(tx), Some(task))
         }
     };
@@ -271,10 +282,11 @@ pub async fn write(
 
 /// `GET /v1/chunks/{handle}/data?version=V&offset=O&length=L`: the bytes,
 /// with their checksums in a header for the client to check on arrival.
-pub async fn read(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiQuery(q): ApiQuery<DataQuery>) -> Result<Response, ApiError> {
+pub async fn read(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiQuery(q): ApiQuery<DataQuery>, caller: Caller) -> Result<Response, ApiError> {
     n.serving()?;
     let _load = InFlight::new(&n.in_flight);
     let handle = ChunkHandle(h);
+    caller.may_read(&n, handle, q.version)?;
     let length = q.length.unwrap_or(n.max_write_bytes);
     if length > n.max_write_bytes {
         return Err(invalid(format!("a read of {length} bytes is over the limit of {}", n.max_write_bytes)));
@@ -308,7 +320,7 @@ async fn report_downstream(n: &Arc<Node>, handle: ChunkHandle, version: ChunkVer
     tracing::warn!(chunk = %handle, replica = address, "forwarding a write failed; reporting the replica");
     let address = Some(address.to_string());
     let bad = BadReplica { handle, node_id: None, address, corrupt: false, reporter_version: Some(version) };
-    if let Err(e) = n.http.post(format!("{}/v1/chunks/bad", n.master)).json(&bad).send().await {
+    if let Err(e) = report_bad(n, &bad).await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a failed replica");
     }
 }
@@ -322,9 +334,19 @@ pub async fn quarantine_and_report(n: &Arc<Node>, handle: ChunkHandle) {
         tracing::error!(chunk = %handle, error = %e, "quarantine failed");
     }
     let bad = BadReplica { handle, node_id: Some(n.id), address: None, corrupt: true, reporter_version: None };
-    let url = format!("{}/v1/chunks/bad", n.master);
-    if let Err(e) = n.http.post(url).json(&bad).send().await {
+    if let Err(e) = report_bad(n, &bad).await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a bad replica");
+    }
+}
+
+/// `POST /v1/chunks/bad` to the master, signed: a chunkserver's report is
+/// acted on (a client's only has the replica verified).
+pub async fn report_bad(n: &Node, bad: &BadReplica) -> Result<(), String> {
+    let request = n.http.post(format!("{}/v1/chunks/bad", n.master)).json(bad);
+    match n.auth.send(&n.http, request).await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("the master answered {}", r.status())),
+        Err(e) => Err(e.to_string()),
     }
 }
 

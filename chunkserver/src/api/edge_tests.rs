@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use dfs_common::http::serve::{serve, Limits};
 use dfs_common::wire::chunks::{checksum_header, HEADER_CHECKSUMS};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind, NodeId};
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,7 +15,8 @@ use tokio::net::TcpStream;
 use super::{router, Node, CONTROL_BODY_MAX_BYTES};
 use crate::chunk_store::ChunkStore;
 use crate::config::ChunkserverConfig;
-use crate::server::new_node;
+use super::test_cluster::{grant, sign_by_hand};
+use dfs_common::auth::Ops;
 
 const H: ChunkHandle = ChunkHandle(7);
 const V1: ChunkVersion = ChunkVersion(1);
@@ -33,8 +34,7 @@ async fn start() -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let store = ChunkStore::open(dir.path()).expect("store");
-    let node = Arc::new(new_node(&config, NodeId(uuid::Uuid::new_v4()), store, format!("http://{addr}")).expect("node"));
-    node.registered.store(true, std::sync::atomic::Ordering::Release); // no master here
+    let node = super::test_cluster::node(&config, store, format!("http://{addr}"));
     let limits = Limits { header_read_timeout: Duration::from_secs(5), body_idle_timeout: BODY_IDLE, max_connections: 64, drain: Duration::from_secs(1) };
     tokio::spawn(serve(listener, router(node.clone()), limits, std::future::pending()));
     Served { node, addr, _dir: dir }
@@ -61,14 +61,19 @@ async fn control_bodies_over_the_small_limit_are_refused_before_anything_changes
     let small = br#"{"version":1,"chunk_size_bytes":1048576}"#.to_vec();
     let mut padded = small.clone();
     padded.splice(1..1, std::iter::repeat_n(b' ', CONTROL_BODY_MAX_BYTES + 1));
-    let head = |len: usize| format!("POST /v1/chunks/{H}/create HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n");
+    // Signed, as the master sends it (create is an internal route).
+    let head = |body: &[u8]| {
+        let auth = sign_by_hand("POST", &format!("http://{}/v1/chunks/{H}/create", s.addr), &[("content-length", body.len().to_string())], body);
+        let len = body.len();
+        format!("POST /v1/chunks/{H}/create HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\nx-dfs-auth: {auth}\r\ncontent-length: {len}\r\n\r\n")
+    };
 
-    let answer = exchange(s.addr, &head(padded.len()), &padded).await;
+    let answer = exchange(s.addr, &head(&padded), &padded).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert_eq!(error_of(&answer).error, ErrorKind::EMSGSIZE);
     assert!(s.node.store.info(H).is_none());
 
-    let answer = exchange(s.addr, &head(small.len()), &small).await;
+    let answer = exchange(s.addr, &head(&small), &small).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(s.node.store.info(H).is_some());
 }
@@ -79,8 +84,9 @@ async fn a_data_put_larger_than_the_control_limit_still_passes() {
     s.node.store.create(H, V1, 1 << 20).unwrap();
     let data = vec![5u8; 256 * 1024];
     let head = format!(
-        "PUT /v1/chunks/{H}/data?version=1&offset=0 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{HEADER_CHECKSUMS}: {}\r\ncontent-length: {}\r\n\r\n",
+        "PUT /v1/chunks/{H}/data?version=1&offset=0 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{HEADER_CHECKSUMS}: {}\r\nx-dfs-token: {}\r\ncontent-length: {}\r\n\r\n",
         checksum_header(&data),
+        grant(H, V1, Ops::WRITE),
         data.len()
     );
     let answer = exchange(s.addr, &head, &data).await;
@@ -95,8 +101,9 @@ async fn a_put_whose_body_stops_fails_and_gives_back_its_write_budget() {
     let full = s.node.write_budget.available_permits();
     let data = vec![3u8; 2 << 20];
     let head = format!(
-        "PUT /v1/chunks/{H}/data?version=1&offset=0 HTTP/1.1\r\nhost: x\r\n{HEADER_CHECKSUMS}: {}\r\ncontent-length: {}\r\n\r\n",
+        "PUT /v1/chunks/{H}/data?version=1&offset=0 HTTP/1.1\r\nhost: x\r\n{HEADER_CHECKSUMS}: {}\r\nx-dfs-token: {}\r\ncontent-length: {}\r\n\r\n",
         checksum_header(&data),
+        grant(H, V1, Ops::WRITE),
         data.len()
     );
     let mut c = TcpStream::connect(s.addr).await.unwrap();
@@ -120,7 +127,10 @@ async fn a_bad_chunk_handle_in_the_path_is_a_json_einval() {
     let s = start().await;
     for path in ["/v1/chunks/notanumber/data?version=1", "/v1/chunks/-3", "/v1/chunks/99999999999999999999/fsync?version=1"] {
         let method = if path.ends_with("fsync?version=1") { "POST" } else { "GET" };
-        let answer = exchange(s.addr, &format!("{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"), b"").await;
+        // Signed: `/v1/chunks/{h}` is internal, and its signature is checked first.
+        let auth = sign_by_hand(method, &format!("http://{}{path}", s.addr), &[("content-length", "0".into())], b"");
+        let head = format!("{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-dfs-auth: {auth}\r\ncontent-length: 0\r\n\r\n");
+        let answer = exchange(s.addr, &head, b"").await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
         assert_eq!(error_of(&answer).error, ErrorKind::EINVAL, "{path}");
     }
@@ -132,7 +142,8 @@ async fn reads_hold_their_budget_until_the_answer_is_gone() {
     s.node.store.create(H, V1, 4 << 20).unwrap();
     s.node.store.write(H, V1, 0, &vec![1u8; 3 << 20], None).unwrap();
     let full = s.node.read_budget.available_permits();
-    let answer = reqwest::get(format!("http://{}/v1/chunks/{H}/data?version=1&offset=0&length={}", s.addr, 3 << 20)).await.unwrap();
+    let url = format!("http://{}/v1/chunks/{H}/data?version=1&offset=0&length={}", s.addr, 3 << 20);
+    let answer = reqwest::Client::new().get(url).header("x-dfs-token", grant(H, V1, Ops::READ)).send().await.unwrap();
     assert!(answer.status().is_success());
     assert_eq!(answer.bytes().await.unwrap().len(), 3 << 20);
     // Given back once sent (the server drops the bytes just after the last write).

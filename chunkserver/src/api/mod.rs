@@ -11,32 +11,41 @@
 //! - [`download`]: `GET /files?path=`: a whole file, read through the client
 //!   library (the dashboard's download links land here).
 
+pub mod caller;
 pub mod data;
 pub mod download;
 pub mod read_budget;
 pub mod replicas;
 pub mod replicate;
 pub mod status_page;
+pub mod verify;
 
 #[cfg(test)]
 mod edge_tests;
+#[cfg(test)]
+mod auth_tests;
+#[cfg(test)]
+mod test_cluster;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use dfs_common::auth::TokenVerifier;
+use dfs_common::http::internal::{require_signed, ClusterAuth};
 use dfs_common::http::ApiError;
 use dfs_common::local_reads::LocalEndpoint;
 use dfs_common::{ChunkHandle, ErrorKind, NodeId};
 
 use crate::chunk_store::{ChunkError, ChunkStore};
+use crate::peers::PeerList;
 use crate::scrubber::ScrubStats;
 
 /// Everything the handlers and the heartbeat loop share.
@@ -77,6 +86,15 @@ pub struct Node {
     pub started: Instant,
     /// Where clients on this host get short-circuit reads, if served.
     pub local: Option<LocalEndpoint>,
+    /// Signs this node's internal requests (heartbeats, reports, forwarded
+    /// writes, copies) and checks those it receives.
+    pub auth: Arc<ClusterAuth>,
+    /// The chunk-token keys of the master's last verified announcement.
+    pub tokens: Arc<TokenVerifier>,
+    /// The registered chunkservers: the only forward targets and copy sources.
+    pub peers: PeerList,
+    /// The cluster this node belongs to, recorded at its first registration.
+    pub cluster_id: OnceLock<String>,
     /// The master has taken this process's first full chunk report. Until
     /// then data is neither read, written nor versioned here: the master
     /// may still list replicas as the previous process left them, and the
@@ -116,20 +134,28 @@ impl Drop for InFlight<'_> {
 /// this limit does not touch; it is bounded by `max_write_bytes` instead.
 pub const CONTROL_BODY_MAX_BYTES: usize = 64 * 1024;
 
+/// The routes. Public: the status page, metrics, downloads, status, the
+/// short-circuit socket's path, and the data routes (each checks a chunk
+/// token or a peer's signature itself, see `caller`). Internal (the master
+/// and peers only): replica commands and info, behind `require_signed`.
 pub fn router(node: Arc<Node>) -> Router {
     let metrics = dfs_common::http::metrics::HttpMetrics::new("dfs_chunkserver");
+    let internal = Router::new()
+        .route("/v1/chunks/{handle}/create", post(replicas::create))
+        .route("/v1/chunks/{handle}/version", post(replicas::set_version))
+        .route("/v1/chunks/{handle}/replicate", post(replicate::replicate))
+        .route("/v1/chunks/{handle}/verify", post(verify::verify))
+        .route("/v1/chunks/{handle}", get(replicas::info))
+        .route_layer(axum::middleware::from_fn_with_state(node.auth.clone(), require_signed));
     Router::new()
         .route("/", get(status_page::page))
         .route("/metrics", status_page::metrics_route(metrics.clone()))
         .route("/files", get(download::file))
         .route("/v1/chunks/{handle}/data", get(data::read).put(data::write))
-        .route("/v1/chunks/{handle}/create", post(replicas::create))
-        .route("/v1/chunks/{handle}/version", post(replicas::set_version))
         .route("/v1/chunks/{handle}/fsync", post(replicas::fsync))
-        .route("/v1/chunks/{handle}/replicate", post(replicate::replicate))
-        .route("/v1/chunks/{handle}", get(replicas::info))
         .route("/v1/status", get(replicas::status))
         .route("/v1/local", get(replicas::local))
+        .merge(internal)
         .fallback(status_page::fallback)
         // Every body read whole (JSON) on any route; the streamed data PUT is not affected.
         .layer(DefaultBodyLimit::max(CONTROL_BODY_MAX_BYTES))

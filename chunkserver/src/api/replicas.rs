@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
+use dfs_common::auth::Ops;
 use dfs_common::http::{ApiError, ApiJson, ApiPath, ApiQuery};
 use dfs_common::local_reads::LocalEndpoint;
 use dfs_common::wire::chunks::{BadReplica, CreateReplica, DataQuery, SetReplicaVersion};
@@ -12,6 +13,7 @@ use dfs_common::wire::namespace::Done;
 use dfs_common::{ChunkHandle, ErrorKind};
 use serde_json::{json, Value};
 
+use super::caller::Caller;
 use super::{blocking, chunk_error, Node};
 use crate::chunk_store::ChunkError;
 
@@ -34,11 +36,13 @@ pub async fn set_version(
     Ok(Json(Done {}))
 }
 
-/// `POST /v1/chunks/{handle}/fsync?version=V`: makes the replica durable.
-pub async fn fsync(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiQuery(q): ApiQuery<DataQuery>) -> Result<Json<Done>, ApiError> {
+/// `POST /v1/chunks/{handle}/fsync?version=V`: makes the replica durable
+/// (a writer's call: it needs a WRITE token for the chunk at `V`).
+pub async fn fsync(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiQuery(q): ApiQuery<DataQuery>, caller: Caller) -> Result<Json<Done>, ApiError> {
     n.serving()?;
     let store = n.store.clone();
     let handle = ChunkHandle(h);
+    caller.token_for(&n, handle, q.version, Ops::WRITE)?;
     let length = match store.info(handle) {
         None => return Err(ApiError::new(ErrorKind::ENOENT, format!("no replica of chunk {handle}"))),
         Some(i) if i.version != q.version => {
@@ -61,7 +65,7 @@ pub async fn fsync(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiQuer
 /// has set it aside), so it stops counting it and re-replicates the chunk.
 async fn report_damaged(n: &Arc<Node>, handle: ChunkHandle) {
     let bad = BadReplica { handle, node_id: Some(n.id), address: None, corrupt: false, reporter_version: None };
-    if let Err(e) = n.http.post(format!("{}/v1/chunks/bad", n.master)).json(&bad).send().await {
+    if let Err(e) = super::data::report_bad(n, &bad).await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a damaged replica");
     }
 }
@@ -74,8 +78,9 @@ pub async fn info(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>) -> Resul
     }
 }
 
-/// `GET /v1/local`: the socket and token of short-circuit reads, for a
-/// client on this host; 404 where they are not served.
+/// `GET /v1/local`: the socket and process token of short-circuit reads,
+/// for a client on this host; 404 where they are not served. Neither is a
+/// secret: each read on the socket needs its chunk's token.
 pub async fn local(State(n): State<Arc<Node>>) -> Result<Json<LocalEndpoint>, ApiError> {
     n.serving()?;
     let endpoint = n.local.clone().ok_or_else(|| ApiError::new(ErrorKind::ENOENT, "short-circuit reads are off on this chunkserver"))?;
@@ -88,6 +93,10 @@ pub async fn status(State(n): State<Arc<Node>>) -> Json<Value> {
         "node_id": n.id,
         "address": n.address,
         "master": n.master,
+        // Trust, without secrets: the cluster, the peers, how many token keys.
+        "cluster_id": n.cluster_id.get(),
+        "peers": n.peers.addresses(),
+        "token_keys": n.tokens.key_count(),
         "chunks": n.store.list().len(),
         "used_bytes": n.store.used_bytes(),
         "in_flight": n.in_flight.load(Ordering::Relaxed),

@@ -39,6 +39,9 @@ pub async fn replicate(
     n.serving()?;
     let handle = ChunkHandle(h);
     check_request(&n, &r)?;
+    // Only from a chunkserver of this cluster: an order naming any other URL
+    // must not make this node send requests there (nor take its bytes).
+    n.peers.require(std::slice::from_ref(&r.source), crate::peers::REFRESH_WAIT).await?;
     let Some(claim) = CopyClaim::take(&n, handle) else {
         return Err(ApiError::new(ErrorKind::EAGAIN, format!("chunk {handle} is already being copied here")));
     };
@@ -132,7 +135,8 @@ async fn fetch(n: &Node, handle: ChunkHandle, r: &ReplicateChunk, offset: u64, w
     let source = r.source.trim_end_matches('/');
     let url = format!("{source}/v1/chunks/{handle}/data?version={}&offset={offset}&length={want}", r.version);
     let failed = |m: String| ApiError::new(ErrorKind::EIO, format!("copying chunk {handle} from {source}: {m}"));
-    let resp = n.http.get(url).send().await.map_err(|e| failed(e.to_string()))?;
+    // Signed: the source serves a peer's copy without a chunk token.
+    let resp = n.auth.send(&n.http, n.http.get(url)).await.map_err(|e| failed(e.to_string()))?;
     let status = resp.status();
     if status == reqwest::StatusCode::CONFLICT {
         let why = refusal(resp).await;

@@ -1,18 +1,19 @@
-//! The API served over real sockets by in-process nodes, each on a temp dir:
-//! chunk copies between two chunkservers, and the heartbeat's deletes.
+//! The API served over real sockets by in-process nodes, each on a temp dir,
+//! all of one test cluster (`test_cluster`): chunk copies between two
+//! chunkservers, and the heartbeat's deletes.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use clap::Parser;
 use dfs_common::wire::chunks::{DeleteReplica, ReplicaReport, ReplicateChunk};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind, NodeId};
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
 use tempfile::TempDir;
 
+use super::test_cluster::{insider, introduce};
 use super::{router, Node};
 use crate::chunk_store::{ChunkStore, BLOCK_BYTES};
 use crate::config::ChunkserverConfig;
-use crate::server::new_node;
 
 const H: ChunkHandle = ChunkHandle(7);
 const V1: ChunkVersion = ChunkVersion(1);
@@ -32,8 +33,7 @@ pub(crate) async fn start_node() -> TestNode {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("local addr"));
     let store = ChunkStore::open(dir.path()).expect("store");
-    let node = Arc::new(new_node(&config, NodeId(uuid::Uuid::new_v4()), store, address).expect("node"));
-    node.registered.store(true, std::sync::atomic::Ordering::Release); // no master here
+    let node = super::test_cluster::node(&config, store, address);
     let app = router(node.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     TestNode { node, _dir: dir }
@@ -49,11 +49,19 @@ fn put_replica(n: &Node, version: ChunkVersion, data: &[u8]) {
     n.store.write(H, version, 0, data, None).unwrap();
 }
 
-/// Asks `target` to copy `H` at `version` from `source`.
-async fn replicate(target: &Node, source: &str, version: ChunkVersion) -> Result<ReplicaReport, ErrorBody> {
+/// Lists `url` as a registered chunkserver on `n` (a source outside the
+/// test cluster's nodes).
+fn be_peer(n: &Node, url: &str) {
+    n.peers.set(dfs_common::wire::chunks::Peers { epoch: 1, addresses: vec![url.to_string()] });
+}
+
+/// Asks `target` to copy `H` at `version` from `source`, as the master does
+/// (signed).
+pub(crate) async fn replicate(target: &Node, source: &str, version: ChunkVersion) -> Result<ReplicaReport, ErrorBody> {
     let order = ReplicateChunk { source: source.to_string(), version, chunk_size_bytes: SIZE };
     let url = format!("{}/v1/chunks/{H}/replicate", target.address);
-    let resp = reqwest::Client::new().post(url).json(&order).send().await.unwrap();
+    let http = reqwest::Client::new();
+    let resp = insider().send(&http, http.post(url).json(&order)).await.unwrap();
     match resp.status().is_success() {
         true => Ok(resp.json().await.unwrap()),
         false => Err(resp.json().await.unwrap()),
@@ -63,6 +71,7 @@ async fn replicate(target: &Node, source: &str, version: ChunkVersion) -> Result
 #[tokio::test]
 async fn a_copy_moves_every_byte_verified_and_replaces_an_older_replica() {
     let (source, target) = (start_node().await, start_node().await);
+    introduce(&[&source.node, &target.node]);
     let data = pattern(1, (8 << 20) + 3 * BLOCK_BYTES + 17);
     put_replica(&source.node, V3, &data);
     put_replica(&target.node, V1, b"stale");
@@ -81,6 +90,7 @@ async fn a_copy_moves_every_byte_verified_and_replaces_an_older_replica() {
 #[tokio::test]
 async fn a_newer_replica_here_is_kept_and_the_order_is_stale() {
     let (source, target) = (start_node().await, start_node().await);
+    introduce(&[&source.node, &target.node]);
     put_replica(&source.node, V1, b"old");
     put_replica(&target.node, V3, b"newer");
     let err = replicate(&target.node, &source.node.address, V1).await.unwrap_err();
@@ -91,6 +101,7 @@ async fn a_newer_replica_here_is_kept_and_the_order_is_stale() {
 #[tokio::test]
 async fn a_source_that_moved_on_is_stale_and_leaves_nothing_behind() {
     let (source, target) = (start_node().await, start_node().await);
+    introduce(&[&source.node, &target.node]);
     put_replica(&source.node, V3, b"moved on");
     let err = replicate(&target.node, &source.node.address, V1).await.unwrap_err();
     assert_eq!(err.error, ErrorKind::ESTALE, "{err:?}");
@@ -104,6 +115,7 @@ async fn an_unreachable_source_is_named_in_an_eio() {
     // A port that was free a moment ago: nothing listens there.
     let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
     let source = format!("http://{gone}");
+    be_peer(&target.node, &source);
     let err = replicate(&target.node, &source, V1).await.unwrap_err();
     assert_eq!(err.error, ErrorKind::EIO, "{err:?}");
     assert!(err.message.contains(&source), "{err:?}");
@@ -113,6 +125,7 @@ async fn an_unreachable_source_is_named_in_an_eio() {
 #[tokio::test]
 async fn a_second_copy_of_the_same_chunk_must_wait() {
     let (source, target) = (start_node().await, start_node().await);
+    introduce(&[&source.node, &target.node]);
     put_replica(&source.node, V1, b"x");
     target.node.copying.lock().unwrap().insert(H);
     let err = replicate(&target.node, &source.node.address, V1).await.unwrap_err();
@@ -124,6 +137,7 @@ async fn a_second_copy_of_the_same_chunk_must_wait() {
 #[tokio::test]
 async fn bad_orders_are_refused_before_anything_changes() {
     let (source, target) = (start_node().await, start_node().await);
+    introduce(&[&source.node, &target.node]);
     put_replica(&target.node, V1, b"kept");
     let own = target.node.address.clone();
     for (src, version) in [("ftp://x", V3), (own.as_str(), V3), (source.node.address.as_str(), ChunkVersion(0))] {
@@ -157,6 +171,9 @@ async fn status_shows_copies_deletes_and_scrub_progress() {
     for key in ["replicas_deleted", "replicas_copied", "bytes_replicated"] {
         assert_eq!(v[key], 0, "{key}: {v}");
     }
+    assert!(v["cluster_id"].is_null(), "not registered: {v}");
+    assert_eq!(v["token_keys"], 1, "{v}");
+    assert!(!v.to_string().contains("salt"), "no secrets: {v}");
     let scrub = &v["scrub"];
     assert_eq!(scrub["passes_completed"], 0, "{v}");
     assert_eq!(scrub["pass_replicas_total"], 0, "{v}");
