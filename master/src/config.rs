@@ -27,6 +27,22 @@ pub struct MasterConfig {
     #[arg(long, env = "DFS_DATA_DIR", default_value = "dfs-data/master")]
     pub data_dir: PathBuf,
 
+    /// The cluster key file (`key ID HEX` lines, mode 0600): every
+    /// chunkserver of the cluster needs a copy. Default DATA_DIR/cluster.key,
+    /// created with a new key on the first start.
+    #[arg(long, env = "DFS_CLUSTER_KEY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_key_file: Option<PathBuf>,
+
+    /// How long a chunk token (a client's right to read or write one chunk)
+    /// stays valid, in ms; clients renew theirs transparently.
+    #[arg(long, env = "DFS_TOKEN_LIFETIME_MS", default_value_t = 600_000)]
+    pub token_lifetime_ms: u64,
+
+    /// How long one token key signs before the next takes over, in ms.
+    #[arg(long, env = "DFS_TOKEN_KEY_ROLL_MS", default_value_t = 1_800_000)]
+    pub token_key_roll_ms: u64,
+
     /// Replicas per chunk for files that do not ask for another number.
     #[arg(long, env = "DFS_DEFAULT_REPLICATION", default_value_t = 3)]
     pub default_replication: u16,
@@ -123,6 +139,9 @@ pub enum MasterCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Prints a new cluster key line (`key ID HEX`) for a rotation: see
+    /// "Rotating the cluster key" in the README.
+    Keygen,
 }
 
 impl DaemonConfig for MasterConfig {
@@ -155,6 +174,15 @@ impl DaemonConfig for MasterConfig {
             return invalid(format!(
                 "lease_ms ({}) must outlast three heartbeats of heartbeat_interval_ms ({})",
                 self.lease_ms, self.heartbeat_interval_ms
+            ));
+        }
+        // A token key is announced two heartbeats before it signs, and a
+        // token must outlive the heartbeat that tells chunkservers its key.
+        let three = self.heartbeat_interval_ms.saturating_mul(3);
+        if self.token_lifetime_ms < three || self.token_key_roll_ms < three {
+            return invalid(format!(
+                "token_lifetime_ms ({}) and token_key_roll_ms ({}) must cover at least three heartbeats of heartbeat_interval_ms ({})",
+                self.token_lifetime_ms, self.token_key_roll_ms, self.heartbeat_interval_ms
             ));
         }
         if self.replication_interval_ms == 0 || self.max_copies_per_node == 0 {

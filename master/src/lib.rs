@@ -2,6 +2,8 @@
 //! and leases. It never carries file data.
 //!
 //! - [`config`]: the daemon's settings (flags, `DFS_*` variables, TOML).
+//! - [`cluster_key`], [`tokens`]: the cluster key file; chunk tokens and
+//!   the keys that sign them.
 //! - [`store`]: the namespace in RocksDB and its group-commit writer.
 //! - [`chunks`]: chunkservers, placement, leases and versions (soft state).
 //! - [`api`]: the HTTP/JSON API under `/v1/`, and the dashboard.
@@ -11,9 +13,11 @@
 
 pub mod api;
 pub mod chunks;
+pub mod cluster_key;
 pub mod config;
 pub mod events;
 pub mod history;
 pub mod metrics;
 pub mod server;
 pub mod store;
+pub mod tokens;

@@ -1,6 +1,7 @@
 //! `dfs-master --listen HOST:PORT --data-dir DIR [--config FILE]`, or
 //! `dfs-master --data-dir DIR recover-log [--yes]` (README: "Recovering a
-//! damaged metadata log").
+//! damaged metadata log"), or `dfs-master keygen` (a new cluster key line,
+//! README: "Rotating the cluster key").
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,6 +20,11 @@ async fn main() -> ExitCode {
             Some(MasterCommand::RecoverLog { yes }) => {
                 let dir = config.data_dir.clone();
                 tokio::task::spawn_blocking(move || recover_log(&dir, yes)).await?
+            }
+            Some(MasterCommand::Keygen) => {
+                // The secret goes to stdout only, for the operator to put in the key files.
+                println!("{}", dfs_common::auth::ClusterKey::generate().to_line());
+                Ok(())
             }
             None => dfs_master::server::run(config).await,
         }
