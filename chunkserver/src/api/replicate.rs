@@ -1,13 +1,15 @@
 //! `POST /v1/chunks/{handle}/replicate`: copy a chunk from another
 //! chunkserver, on the master's order (re-replication).
 //!
-//! The copy is a replica at version 0, which is never current: it is filled
-//! with pieces read from the source, each checked against the checksums the
-//! source sent with it, then synced, and only then moved to the requested
-//! version. A copy that fails is deleted here; one cut short by a crash is
-//! version-0 garbage that the master deletes. One copy per chunk at a time,
-//! each paced to `replication_mib_per_sec`, each holding at most one piece in
-//! memory.
+//! The copy is built beside any replica of the chunk here (the chunk store's
+//! `copies/`, never reported or served): it is filled with pieces read from
+//! the source, each checked against the checksums the source sent with it,
+//! then synced and read back whole against its checksums, and only then
+//! swapped in for the replica here, atomically. An unreachable, failing or
+//! hostile source therefore never deletes or damages the replica here: a
+//! copy that fails is dropped, one cut short by a crash is dropped at the
+//! next start. One copy per chunk at a time, each paced to
+//! `replication_mib_per_sec`, each holding at most one piece in memory.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -26,8 +28,8 @@ use crate::pacing::Pacer;
 
 /// Bytes read from the source per request (and so held in memory per copy).
 const PIECE_BYTES: u64 = 8 << 20;
-/// The version of a copy in progress: never current, so never served.
-const COPY_VERSION: ChunkVersion = ChunkVersion(0);
+/// A version the master never hands out (chunks start at 1).
+const NEVER_ISSUED: ChunkVersion = ChunkVersion(0);
 
 /// `POST /v1/chunks/{handle}/replicate` with a [`ReplicateChunk`]; answers
 /// the new replica once it is durable at the requested version.
@@ -59,7 +61,7 @@ fn check_request(n: &Node, r: &ReplicateChunk) -> Result<(), ApiError> {
     if r.source.trim_end_matches('/') == n.address {
         return invalid("a chunkserver cannot copy a chunk from itself".into());
     }
-    if r.version == COPY_VERSION {
+    if r.version == NEVER_ISSUED {
         return invalid("version 0 is never current; a copy needs a real version".into());
     }
     // Before anything is deleted: a request that cannot succeed changes nothing.
@@ -72,9 +74,9 @@ async fn copy(n: Arc<Node>, claim: CopyClaim, r: ReplicateChunk) -> Result<Repli
     let _load = InFlight::new(&n.in_flight);
     let started = Instant::now();
     tracing::info!(chunk = %handle, version = %r.version, source = %r.source, "copying a replica");
-    replace_older(&n, handle, r.version).await?;
-    let (store, size) = (n.store.clone(), r.chunk_size_bytes);
-    blocking(move || store.create(handle, COPY_VERSION, size)).await.map_err(chunk_error)?;
+    refuse_if_newer_here(&n, handle, r.version)?;
+    let (store, version, size) = (n.store.clone(), r.version, r.chunk_size_bytes);
+    blocking(move || store.begin_copy(handle, version, size)).await.map_err(chunk_error)?;
     let done = match fill(&n, handle, &r).await {
         Ok(()) => commit(&n, handle, r.version, &r.source).await,
         Err(e) => Err(e),
@@ -93,23 +95,19 @@ async fn copy(n: Arc<Node>, claim: CopyClaim, r: ReplicateChunk) -> Result<Repli
     }
 }
 
-/// Removes any replica of the chunk here at `version` or older (stale, or
-/// left over); a newer one means the order is out of date: ESTALE, since
-/// versions never go down.
-async fn replace_older(n: &Node, handle: ChunkHandle, version: ChunkVersion) -> Result<(), ApiError> {
-    let store = n.store.clone();
-    match blocking(move || store.delete_up_to(handle, version)).await {
-        Ok(old) => {
-            tracing::info!(chunk = %handle, old_version = %old, "replacing an older replica with the copy");
-            Ok(())
-        }
-        Err(ChunkError::UnknownChunk(_)) => Ok(()),
-        Err(e) => Err(chunk_error(e)),
+/// A replica here newer than the order means the order is out of date:
+/// ESTALE, since versions never go down (checked again at the swap, under
+/// the replica's lock). One at `version` or older is replaced by the copy
+/// once the copy is durable.
+fn refuse_if_newer_here(n: &Node, handle: ChunkHandle, version: ChunkVersion) -> Result<(), ApiError> {
+    match n.store.info(handle) {
+        Some(i) if i.version > version => Err(chunk_error(ChunkError::VersionConflict { handle, have: i.version, want: version })),
+        _ => Ok(()),
     }
 }
 
-/// Fills the version-0 replica from the source, piece by piece, until the
-/// chunk size or a short piece (the end of the source's replica).
+/// Fills the copy from the source, piece by piece, until the chunk size or
+/// a short piece (the end of the source's replica).
 async fn fill(n: &Node, handle: ChunkHandle, r: &ReplicateChunk) -> Result<(), ApiError> {
     let mut pacer = Pacer::new(n.replication_bytes_per_sec);
     let mut offset = 0;
@@ -118,7 +116,8 @@ async fn fill(n: &Node, handle: ChunkHandle, r: &ReplicateChunk) -> Result<(), A
         let (data, crcs) = fetch(n, handle, r, offset, want).await?;
         let got = data.len() as u64;
         let store = n.store.clone();
-        let written = blocking(move || store.write(handle, COPY_VERSION, offset, &data, Some(&crcs))).await;
+        let version = r.version;
+        let written = blocking(move || store.write_copy(handle, version, offset, &data, &crcs)).await;
         written.map_err(|e| write_error(e, &r.source))?;
         n.bytes_replicated.fetch_add(got, Ordering::Relaxed);
         offset += got;
@@ -183,27 +182,21 @@ fn write_error(e: ChunkError, source: &str) -> ApiError {
     }
 }
 
-/// Makes the copy durable, then current; answers what is now stored.
+/// Makes the copy durable, checks it whole, and swaps it in for the
+/// replica here; answers what is now stored.
 async fn commit(n: &Node, handle: ChunkHandle, version: ChunkVersion, source: &str) -> Result<ReplicaReport, ApiError> {
     let store = n.store.clone();
-    let info = blocking(move || {
-        store.sync(handle)?;
-        store.set_version(handle, version)?;
-        store.info(handle).ok_or(ChunkError::UnknownChunk(handle))
-    })
-    .await
-    .map_err(|e| write_error(e, source))?;
+    let info = blocking(move || store.finish_copy(handle, version)).await.map_err(|e| write_error(e, source))?;
     Ok(ReplicaReport { handle, version: info.version, length: info.length, dirty: info.dirty })
 }
 
-/// Removes a failed copy (best effort: one left behind is version-0
-/// garbage the master deletes). Only a version-0 replica is touched.
+/// Drops a failed copy (best effort: one left behind is dropped at the
+/// next start). The replica here, if any, is never touched.
 async fn discard(n: &Node, handle: ChunkHandle) {
     let store = n.store.clone();
-    match blocking(move || store.delete_up_to(handle, COPY_VERSION)).await {
-        Ok(_) => tracing::info!(chunk = %handle, "removed a failed copy"),
-        Err(ChunkError::UnknownChunk(_)) => {}
-        Err(e) => tracing::warn!(chunk = %handle, error = %e, "could not remove a failed copy"),
+    match blocking(move || store.abort_copy(handle)).await {
+        Ok(()) => tracing::info!(chunk = %handle, "dropped a failed copy"),
+        Err(e) => tracing::warn!(chunk = %handle, error = %e, "could not drop a failed copy"),
     }
 }
 

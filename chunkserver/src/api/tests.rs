@@ -179,3 +179,137 @@ async fn status_shows_copies_deletes_and_scrub_progress() {
     assert_eq!(scrub["pass_replicas_total"], 0, "{v}");
     assert!(scrub["last_pass_completed_unix_ms"].is_null(), "{v}");
 }
+
+/// How a hostile (or broken) copy source answers a read of `H`.
+#[derive(Clone, Copy, Debug)]
+enum Hostile {
+    /// Bytes whose checksums header does not match them.
+    WrongChecksums,
+    /// More bytes than were asked for.
+    TooLong,
+    /// A checksums header that is not one.
+    GarbledChecksums,
+    /// A good first piece, then a server error.
+    FailsAfterOnePiece,
+}
+
+/// A source that answers reads of `H` as `mode` says; its base URL.
+async fn hostile_source(mode: Hostile) -> String {
+    use axum::extract::Query;
+    use axum::response::IntoResponse;
+    use dfs_common::wire::chunks::{checksum_header, DataQuery, HEADER_CHECKSUMS};
+    let served = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let handler = move |Query(q): Query<DataQuery>| {
+        let served = served.clone();
+        async move {
+            let want = q.length.unwrap_or(0).min(8 << 20);
+            let data = pattern(9, want);
+            let n = served.fetch_add(1, Ordering::Relaxed);
+            let (crcs, body) = match mode {
+                Hostile::WrongChecksums => (checksum_header(&pattern(10, want)), data),
+                Hostile::TooLong => (checksum_header(&data), [data.clone(), data].concat()),
+                Hostile::GarbledChecksums => ("not,checksums".to_string(), data),
+                Hostile::FailsAfterOnePiece if n > 0 => return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                Hostile::FailsAfterOnePiece => (checksum_header(&data), data),
+            };
+            ([(HEADER_CHECKSUMS, crcs)], body).into_response()
+        }
+    };
+    let app = axum::Router::new().route("/v1/chunks/{handle}/data", axum::routing::get(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// The replica of `H` here is exactly `data` at `version`, whole and verified.
+fn assert_untouched(n: &Node, version: ChunkVersion, data: &[u8]) {
+    assert_eq!(n.store.read(H, version, 0, SIZE).unwrap(), data);
+    n.store.verify(H).unwrap();
+    assert!(n.store.copy_info(H).is_none(), "the failed copy is dropped");
+    assert!(n.copying.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_source_never_touches_an_older_replica_here() {
+    let target = start_node().await;
+    let old = pattern(3, 3 * BLOCK_BYTES + 11);
+    put_replica(&target.node, V1, &old);
+    let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    be_peer(&target.node, &format!("http://{gone}"));
+    let err = replicate(&target.node, &format!("http://{gone}"), V3).await.unwrap_err();
+    assert_eq!(err.error, ErrorKind::EIO, "{err:?}");
+    assert_untouched(&target.node, V1, &old);
+}
+
+#[tokio::test]
+async fn a_hostile_source_never_damages_the_replica_here() {
+    for mode in [Hostile::WrongChecksums, Hostile::TooLong, Hostile::GarbledChecksums, Hostile::FailsAfterOnePiece] {
+        let target = start_node().await;
+        let old = pattern(4, 2 * BLOCK_BYTES + 5);
+        put_replica(&target.node, V1, &old);
+        let source = hostile_source(mode).await;
+        be_peer(&target.node, &source);
+        let err = replicate(&target.node, &source, V3).await.unwrap_err();
+        assert_eq!(err.error, ErrorKind::EIO, "{mode:?}: {err:?}");
+        assert_untouched(&target.node, V1, &old);
+    }
+}
+
+#[tokio::test]
+async fn a_replica_moved_on_during_the_copy_is_kept_and_the_copy_dropped() {
+    let (source, target) = (start_node().await, start_node().await);
+    introduce(&[&source.node, &target.node]);
+    put_replica(&source.node, V1, &pattern(5, 1000));
+    let newer = pattern(6, 700);
+    put_replica(&target.node, ChunkVersion(2), &newer);
+    let err = replicate(&target.node, &source.node.address, V1).await.unwrap_err();
+    assert_eq!(err.error, ErrorKind::ESTALE, "{err:?}");
+    assert_untouched(&target.node, ChunkVersion(2), &newer);
+}
+
+/// Versions, offsets, lengths and sizes at the top of their range are
+/// refused with a 4xx (or, where a value is legal, taken), never a panic:
+/// the node answers afterwards.
+#[tokio::test]
+async fn values_at_the_top_of_their_range_get_a_4xx_not_a_panic() {
+    let (source, target) = (start_node().await, start_node().await);
+    introduce(&[&source.node, &target.node]);
+    put_replica(&source.node, V3, &pattern(7, 100));
+    put_replica(&target.node, V1, b"kept");
+    let max = ChunkVersion(u64::MAX);
+    // A copy at a version the source does not hold: refused by the source.
+    let err = replicate(&target.node, &source.node.address, max).await.unwrap_err();
+    assert_eq!(err.error, ErrorKind::ESTALE, "{err:?}");
+    let order = ReplicateChunk { source: source.node.address.clone(), version: V3, chunk_size_bytes: u64::MAX };
+    let url = format!("{}/v1/chunks/{H}/replicate", target.node.address);
+    let http = reqwest::Client::new();
+    let resp = insider().send(&http, http.post(url).json(&order)).await.unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    let t = &target.node.address;
+    let m = u64::MAX;
+    // Signed (create), or with tokens for what they name: the range checks answer, not the auth checks.
+    let (read_token, write_token) = (grant(H, V1, Ops::READ), grant(H, V1, Ops::WRITE));
+    let create = http.post(format!("{t}/v1/chunks/9/create")).json(&serde_json::json!({"version": m, "chunk_size_bytes": m}));
+    let fsync = http.post(format!("{t}/v1/chunks/{H}/fsync?version={m}")).header(HEADER_TOKEN, grant(H, ChunkVersion(m), Ops::WRITE));
+    let read = http.get(format!("{t}/v1/chunks/{H}/data?version=1&offset={m}&length={m}")).header(HEADER_TOKEN, &read_token);
+    let read_at_end = http.get(format!("{t}/v1/chunks/{H}/data?version=1&offset={m}&length=10")).header(HEADER_TOKEN, &read_token);
+    let write = http.put(format!("{t}/v1/chunks/{H}/data?version=1&offset={m}")).header(HEADER_TOKEN, &write_token).body(vec![1u8; 10]);
+    let past_u64 = http.get(format!("{t}/v1/chunks/{H}/data?version=18446744073709551616&offset=0"));
+    let create = insider().send(&http, create).await;
+    let others = [("fsync", fsync), ("read", read), ("read at the end", read_at_end), ("write", write), ("past u64", past_u64)];
+    let mut sent = vec![("create", create)];
+    for (what, request) in others {
+        sent.push((what, request.send().await));
+    }
+    for (what, resp) in sent {
+        let resp = resp.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(resp.status().is_client_error(), "{what}: {}", resp.status());
+        assert!(!matches!(resp.status().as_u16(), 401 | 403), "{what}: refused by an auth check: {}", resp.status());
+        let body: ErrorBody = resp.json().await.unwrap_or_else(|e| panic!("{what}: not a JSON error: {e}"));
+        assert!(!body.message.is_empty(), "{what}");
+    }
+    assert_eq!(target.node.store.read(H, V1, 0, 10).unwrap(), b"kept");
+    let status = reqwest::get(format!("{t}/v1/status")).await.unwrap();
+    assert!(status.status().is_success(), "the node still answers");
+}

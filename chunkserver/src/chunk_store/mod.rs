@@ -18,7 +18,8 @@
 //! Module map: `replica` (in-memory state, locks, open-file cache), `write`
 //! and `read` (the byte paths), `aligned` (O_DIRECT buffers and file),
 //! `checksum` (CRC arithmetic), `load` (startup scan), `recover` (torn
-//! tails at startup), `error`.
+//! tails at startup), `staging` (copies built beside a replica and swapped
+//! in once durable), `error`.
 
 mod aligned;
 mod body;
@@ -30,6 +31,7 @@ mod meta;
 mod read;
 mod recover;
 mod replica;
+mod staging;
 mod write;
 
 #[cfg(test)]
@@ -111,6 +113,9 @@ pub struct ChunkStore {
     used_bytes: AtomicU64,
     /// One line per file set moved to quarantine since open.
     quarantined: Mutex<Vec<String>>,
+    /// Where copies from other chunkservers are built before they replace
+    /// a replica here (`staging`); none in that store itself.
+    copies: Option<Box<ChunkStore>>,
 }
 
 impl ChunkStore {
@@ -122,6 +127,17 @@ impl ChunkStore {
     /// Opens the store, loading every replica's metadata; damaged or stray
     /// files are moved to `dir/quarantine/` and listed by `quarantined()`.
     pub fn open_with(dir: &Path, options: ChunkStoreOptions) -> Result<ChunkStore, ChunkError> {
+        let copies_dir = dir.join(staging::COPIES_DIR);
+        let layout = DiskLayout::create(dir)?;
+        // Before the replicas are loaded: a swap cut short is finished first.
+        for line in staging::finish_swaps(&layout.chunks, &copies_dir)? {
+            tracing::warn!("{line}");
+        }
+        let copies = Self::open_in(&copies_dir, options.clone(), None)?;
+        Self::open_in(dir, options, Some(Box::new(copies)))
+    }
+
+    fn open_in(dir: &Path, options: ChunkStoreOptions, copies: Option<Box<ChunkStore>>) -> Result<ChunkStore, ChunkError> {
         if options.max_open_replicas == 0 {
             return Err(ChunkError::BadArgument("max_open_replicas must be at least 1".into()));
         }
@@ -136,6 +152,7 @@ impl ChunkStore {
             buffers: BufferPool::new(SEGMENT_BYTES, MAX_IDLE_BUFFERS),
             used_bytes: AtomicU64::new(used),
             quarantined: Mutex::new(loaded.quarantined),
+            copies,
         })
     }
 

@@ -2,6 +2,7 @@
 //! with O_DIRECT (where the temp dir's file system allows it) and buffered.
 
 mod concurrency;
+mod copies;
 mod durability;
 mod integrity;
 mod random_model;
