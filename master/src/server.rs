@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use dfs_common::http::daemon::shutdown_signal;
+use dfs_common::http::internal::ClusterAuth;
 use dfs_common::http::serve::{serve, Limits};
 use tokio::net::TcpListener;
 
 use crate::api::{router, AppState};
+use crate::chunks::trust::Trust;
 use crate::chunks::{monitor, safe_mode, ChunkConfig, ChunkManager};
+use crate::cluster_key;
+use crate::tokens::{Schedule, Tokens};
 use crate::config::MasterConfig;
 use crate::store::mutations::Defaults;
 use crate::store::{Store, Writer, WriterConfig};
@@ -22,6 +26,12 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     // Bound first: a taken port fails before the store is open (a process
     // ending with RocksDB open and its threads running may crash on exit).
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    // RocksDB's CURRENT file: the directory held a namespace before.
+    let had_namespace = config.data_dir.join("CURRENT").exists();
+    let key_file = cluster_key::path(config.cluster_key_file.as_deref(), &config.data_dir);
+    let (keys, _) = cluster_key::open(&key_file, had_namespace).with_context(|| format!("the cluster key file {}", key_file.display()))?;
+    let auth = ClusterAuth::new(Arc::new(keys));
+    let _key_watch = auth.watch();
     let dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&dir))
         .await?
@@ -49,13 +59,17 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
             timeout: ms(config.safe_mode_timeout_ms),
         },
     };
+    let schedule = Schedule::new(config.token_lifetime_ms, config.token_key_roll_ms, config.heartbeat_interval_ms);
+    let s = store.clone();
+    let cluster_id = tokio::task::spawn_blocking(move || s.cluster_id()).await??;
+    let trust = Trust::new(auth.clone(), Tokens::new(auth.clone(), schedule), cluster_id);
     let (s, w) = (store.clone(), writer.clone());
-    let chunks = Arc::new(tokio::task::spawn_blocking(move || ChunkManager::load(s, w, chunk_config)).await??);
+    let chunks = Arc::new(tokio::task::spawn_blocking(move || ChunkManager::load(s, w, chunk_config, trust)).await??);
     let monitor = tokio::spawn(monitor::run(chunks.clone()));
     let history = Arc::new(crate::history::History::default());
     let sampler = tokio::spawn(crate::history::run(Arc::downgrade(&chunks), history.clone()));
     let http_metrics = dfs_common::http::metrics::HttpMetrics::new("dfs_master");
-    let state = AppState { store, writer: writer.clone(), chunks, started: std::time::Instant::now(), history, http_metrics };
+    let state = AppState { store, writer: writer.clone(), chunks, started: std::time::Instant::now(), history, http_metrics, auth };
     let app = router(state, config.max_request_body_bytes);
 
     let addr = listener.local_addr()?;

@@ -290,6 +290,11 @@ pub struct BadReplica {
     /// current replica.
     #[serde(default)]
     pub reporter_version: Option<ChunkVersion>,
+    /// A client's report (unsigned) carries its read token for the chunk:
+    /// the master then only asks the replica's chunkserver to verify it. A
+    /// chunkserver's report is signed instead and needs none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// `POST /v1/commit_length`: after writing, the file is at least `length`

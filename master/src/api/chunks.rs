@@ -2,7 +2,10 @@
 //! chunks (locations for reads, leases for writes, committing lengths).
 
 use axum::extract::State;
-use axum::Json;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use dfs_common::auth::Verified;
 use dfs_common::wire::chunks::*;
 use dfs_common::wire::namespace::{AppendRequest, AppendReservation, Attr, Done};
 use dfs_common::ErrorKind;
@@ -16,15 +19,30 @@ use crate::store::{Mutation, Outcome};
 /// Most chunk locations one call returns.
 const LOCATE_MAX: u64 = 1024;
 
-/// `POST /v1/heartbeat` (from chunkservers)
-pub async fn heartbeat(State(s): State<AppState>, ApiJson(hb): ApiJson<Heartbeat>) -> Result<Json<HeartbeatResponse>, ApiError> {
+/// `POST /v1/heartbeat` (from chunkservers, signed): the answer is signed
+/// too, bound to the request, so the chunkserver knows its orders and
+/// token keys come from this cluster's master.
+pub async fn heartbeat(State(s): State<AppState>, Extension(signed): Extension<Verified>, ApiJson(hb): ApiJson<Heartbeat>) -> Result<Response, ApiError> {
     if !hb.address.starts_with("http://") {
         return Err(ApiError::new(ErrorKind::EINVAL, "address must be an http:// URL"));
     }
-    let answer = s.chunks.heartbeat(&hb).await?;
+    s.chunks.check_cluster(&hb)?;
+    let mut answer = s.chunks.heartbeat(&hb).await?;
     // Only a heartbeat taken in counts toward the node's traffic history.
     s.history.note_heartbeat(&hb);
-    Ok(Json(answer))
+    s.chunks.complete_answer(&hb, &mut answer);
+    Ok(signed_json(&s, &signed, &answer))
+}
+
+/// `value` as a JSON answer signed for the request `signed`.
+fn signed_json<T: serde::Serialize>(s: &AppState, signed: &Verified, value: &T) -> Response {
+    let body = match serde_json::to_vec(value) {
+        Ok(b) => b,
+        Err(e) => return ApiError::new(ErrorKind::EIO, format!("encoding the answer: {e}")).into_response(),
+    };
+    let (name, auth) = s.auth.reply_header(signed, StatusCode::OK.as_u16(), &body);
+    let json = HeaderValue::from_static("application/json");
+    ([(header::CONTENT_TYPE, json), (HeaderName::from_static(name), auth)], body).into_response()
 }
 
 /// `GET /v1/chunks?inode=N&first=I&count=K` → [`ChunkLocations`]
@@ -38,9 +56,14 @@ pub async fn lease(State(s): State<AppState>, ApiJson(r): ApiJson<LeaseRequest>)
     Ok(Json(s.chunks.lease_for_write(r).await?))
 }
 
-/// `POST /v1/chunks/bad`
-pub async fn bad_replica(State(s): State<AppState>, ApiJson(r): ApiJson<BadReplica>) -> Result<Json<Done>, ApiError> {
-    s.chunks.report_bad(r).await?;
+/// `POST /v1/chunks/bad`: from a chunkserver (signed), acted on; from a
+/// client (unsigned, with its read token), only a reason to have the
+/// replica verified by its chunkserver.
+pub async fn bad_replica(State(s): State<AppState>, signed: Option<Extension<Verified>>, ApiJson(r): ApiJson<BadReplica>) -> Result<Json<Done>, ApiError> {
+    match signed {
+        Some(_) => s.chunks.report_bad(r).await?,
+        None => s.chunks.suspect(&r)?,
+    }
     Ok(Json(Done {}))
 }
 

@@ -19,16 +19,22 @@ pub mod chunks;
 pub mod mutations;
 pub mod queries;
 pub mod dashboard;
+#[cfg(test)]
+mod trust_tests;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use dfs_common::ErrorKind;
 
 use crate::chunks::ChunkManager;
 use crate::store::{NsError, Store, Writer};
+use dfs_common::auth::signature::HEADER_AUTH;
+use dfs_common::http::internal::{require_signed, ClusterAuth};
 use dfs_common::http::ApiError;
 
 impl From<NsError> for ApiError {
@@ -49,6 +55,8 @@ pub struct AppState {
     pub history: Arc<crate::history::History>,
     /// Request counts and latencies, for `/metrics`.
     pub http_metrics: Arc<dfs_common::http::metrics::HttpMetrics>,
+    /// The cluster key: checks chunkservers' requests, signs answers.
+    pub auth: Arc<ClusterAuth>,
 }
 
 /// Largest heartbeat body: a full report of about four million replicas.
@@ -56,8 +64,16 @@ pub const HEARTBEAT_MAX_BYTES: usize = 256 << 20;
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let http_metrics = state.http_metrics.clone();
+    // Only the cluster's chunkservers may call these (signed requests).
+    let internal = Router::new()
+        // Full chunk reports outgrow the API's body limit: ~64 bytes a replica.
+        .route("/v1/heartbeat", post(chunks::heartbeat).layer(DefaultBodyLimit::max(HEARTBEAT_MAX_BYTES)))
+        .route_layer(from_fn_with_state(state.auth.clone(), require_signed));
+    // Chunkservers sign their reports; clients send theirs with a token.
+    let bad = post(chunks::bad_replica).layer(from_fn_with_state(state.auth.clone(), signed_if_present));
     Router::new()
         .merge(dashboard::routes())
+        .merge(internal)
         .route("/v1/mkdir", post(mutations::mkdir))
         .route("/v1/create", post(mutations::create))
         .route("/v1/symlink", post(mutations::symlink))
@@ -72,11 +88,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/list", get(queries::list))
         .route("/v1/readlink", get(queries::readlink))
         .route("/v1/fs", get(queries::fs_stats))
-        // Full chunk reports outgrow the API's body limit: ~64 bytes a replica.
-        .route("/v1/heartbeat", post(chunks::heartbeat).layer(DefaultBodyLimit::max(HEARTBEAT_MAX_BYTES)))
         .route("/v1/chunks", get(chunks::locate))
         .route("/v1/chunks/lease", post(chunks::lease))
-        .route("/v1/chunks/bad", post(chunks::bad_replica))
+        .route("/v1/chunks/bad", bad)
         .route("/v1/commit_length", post(chunks::commit_length))
         .route("/v1/append", post(chunks::append))
         .route("/v1/chunkservers", get(chunks::chunkservers))
@@ -91,6 +105,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(http_metrics, dfs_common::http::metrics::track))
         .with_state(state)
+}
+
+/// A signed request is checked as [`require_signed`] does (and refused if
+/// the signature fails); an unsigned one passes on without [`Verified`]
+/// (`dfs_common::auth::Verified`) in its extensions, for the handler to
+/// hold to a lower standard.
+async fn signed_if_present(state: State<Arc<ClusterAuth>>, req: Request, next: Next) -> Response {
+    match req.headers().contains_key(HEADER_AUTH) {
+        true => require_signed(state, req, next).await,
+        false => next.run(req).await,
+    }
 }
 
 /// Runs a blocking store call on the blocking pool.

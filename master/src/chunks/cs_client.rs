@@ -1,9 +1,13 @@
 //! Calls from the master to chunkservers: create a replica, move a replica
-//! to a new lease's version, copy a replica from another chunkserver.
+//! to a new lease's version, copy a replica from another chunkserver,
+//! verify a replica. All are internal requests, signed with the cluster key
+//! (a chunkserver refuses them otherwise; its 401 is a failure like any).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use dfs_common::wire::chunks::{CreateReplica, ReplicaReport, ReplicateChunk, SetReplicaVersion};
+use dfs_common::http::internal::ClusterAuth;
+use dfs_common::wire::chunks::{CreateReplica, ReplicaReport, ReplicateChunk, SetReplicaVersion, VerifyAnswer, VerifyReplica};
 use dfs_common::{ChunkHandle, ChunkVersion};
 
 /// How long the master waits on a chunkserver before counting it as failed.
@@ -12,16 +16,17 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct CsClient {
     http: reqwest::Client,
+    auth: Arc<ClusterAuth>,
 }
 
 impl CsClient {
-    pub fn new() -> Self {
+    pub fn new(auth: Arc<ClusterAuth>) -> Self {
         let http = reqwest::Client::builder().timeout(CALL_TIMEOUT).build().unwrap_or_default();
-        CsClient { http }
+        CsClient { http, auth }
     }
 
     async fn post<T: serde::Serialize>(&self, url: String, body: &T) -> Result<(), String> {
-        match self.http.post(&url).json(body).send().await {
+        match self.auth.send(&self.http, self.http.post(&url).json(body)).await {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => Err(format!("{url}: {} {}", r.status(), r.text().await.unwrap_or_default())),
             Err(e) => Err(format!("{url}: {e}")),
@@ -52,16 +57,23 @@ impl CsClient {
         let url = format!("{target}/v1/chunks/{handle}/replicate");
         let body = ReplicateChunk { source: source.to_string(), version, chunk_size_bytes };
         let timeout = super::monitor::copy_timeout(chunk_size_bytes);
-        match self.http.post(&url).json(&body).timeout(timeout).send().await {
+        match self.auth.send(&self.http, self.http.post(&url).json(&body).timeout(timeout)).await {
             Ok(r) if r.status().is_success() => r.json().await.map_err(|e| format!("{url}: {e}")),
             Ok(r) => Err(format!("{url}: {} {}", r.status(), r.text().await.unwrap_or_default())),
             Err(e) => Err(format!("{url}: {e}")),
         }
     }
-}
 
-impl Default for CsClient {
-    fn default() -> Self {
-        Self::new()
+    /// Has `target` read its whole replica at `version` against its
+    /// checksums; whether it is corrupt (it then quarantines and reports
+    /// the replica itself).
+    pub async fn verify(&self, target: &str, handle: ChunkHandle, version: ChunkVersion, chunk_size_bytes: u64) -> Result<bool, String> {
+        let url = format!("{target}/v1/chunks/{handle}/verify");
+        let timeout = super::monitor::copy_timeout(chunk_size_bytes);
+        match self.auth.send(&self.http, self.http.post(&url).json(&VerifyReplica { version }).timeout(timeout)).await {
+            Ok(r) if r.status().is_success() => r.json::<VerifyAnswer>().await.map(|v| v.corrupt).map_err(|e| format!("{url}: {e}")),
+            Ok(r) => Err(format!("{url}: {} {}", r.status(), r.text().await.unwrap_or_default())),
+            Err(e) => Err(format!("{url}: {e}")),
+        }
     }
 }

@@ -7,6 +7,8 @@
 //! - [`chunk_map`]: the soft state (nodes, replicas, leases, copies).
 //! - [`monitor`]: the background pass (copies, deletions, garbage).
 //! - [`cs_client`]: master → chunkserver calls.
+//! - [`trust`]: cluster ids, heartbeat answers' keys and peers, chunk
+//!   tokens, clients' bad-replica reports.
 //! - [`views`]: read-only snapshots for the dashboard and `/metrics`.
 
 pub mod chunk_map;
@@ -18,12 +20,14 @@ pub mod placement;
 pub mod gc;
 pub mod replication;
 pub mod safe_mode;
+pub mod trust;
 pub mod views;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use dfs_common::auth::Ops;
 use dfs_common::wire::chunks::*;
 use dfs_common::wire::namespace::{ChunkHealth, FileHealth};
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
@@ -81,6 +85,8 @@ pub struct ChunkManager {
     stats: Stats,
     /// Recent events (nodes lost and back, corruption, repairs) for the dashboard.
     pub events: crate::events::Events,
+    /// The cluster key, id and token keys.
+    trust: trust::Trust,
 }
 
 fn err(kind: ErrorKind, message: impl Into<String>) -> NsError {
@@ -98,7 +104,7 @@ fn next_version(handle: ChunkHandle, version: ChunkVersion) -> Result<ChunkVersi
 
 impl ChunkManager {
     /// Builds the chunk map from the namespace (blocking: call at start-up).
-    pub fn load(store: Store, writer: Writer, config: ChunkConfig) -> Result<Self, NsError> {
+    pub fn load(store: Store, writer: Writer, config: ChunkConfig, trust: trust::Trust) -> Result<Self, NsError> {
         let mut map = ChunkMap::default();
         for (inode, index, record) in store.all_chunks()? {
             if map.file(inode).is_none() {
@@ -116,13 +122,14 @@ impl ChunkManager {
             grant: tokio::sync::Mutex::new(()),
             store,
             writer,
-            cs: CsClient::new(),
+            cs: CsClient::new(trust.auth.clone()),
             config,
             safe_mode: Mutex::new(SafeMode::start(Instant::now())),
             started: Instant::now(),
             summary: Mutex::new(monitor::PassSummary::default()),
             stats: Stats::default(),
             events: crate::events::Events::default(),
+            trust,
         })
     }
 
@@ -226,6 +233,7 @@ impl ChunkManager {
             return Err(err(ErrorKind::EISDIR, format!("inode {inode} is a directory")));
         }
         let records = self.store.chunks_of(inode, first, count)?;
+        let signer = self.token_signer();
         let (now, map) = (Instant::now(), self.map());
         let chunks = records
             .into_iter()
@@ -235,6 +243,7 @@ impl ChunkManager {
                 version: r.version,
                 replicas: map.current_replicas(r.handle, now, self.config.dead_after),
                 length: r.length,
+                token: signer.sign(r.handle, r.version, Ops::READ),
             })
             .collect();
         Ok(ChunkLocations { chunk_size_bytes: file.attr.chunk_size_bytes, chunks })
@@ -556,6 +565,7 @@ impl ChunkManager {
             primary,
             secondaries,
             lease_remaining_ms: lease.expires.saturating_duration_since(now).as_millis() as u64,
+            token: self.token_signer().sign(handle, lease.version, Ops::READ_WRITE),
         })
     }
 }
