@@ -34,6 +34,9 @@ use tokio::task::JoinSet;
 
 use super::idle::{IdleBody, StallGuard};
 
+/// Least time between two warnings that the connection cap is reached.
+const CAP_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Limits of one listener.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -80,13 +83,14 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut at_cap = false;
+    let mut warned: Option<tokio::time::Instant> = None;
     loop {
         while connections.try_join_next().is_some() {}
-        if slots.available_permits() == 0 && !at_cap {
+        // Once a minute at most: under a flood the cap is reached over and over.
+        if slots.available_permits() == 0 && warned.is_none_or(|w| w.elapsed() >= CAP_WARNING_INTERVAL) {
             tracing::warn!(max_connections = limits.max_connections, "connection cap reached; new connections wait in the backlog");
+            warned = Some(tokio::time::Instant::now());
         }
-        at_cap = slots.available_permits() == 0;
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
             _ = &mut shutdown => break,

@@ -43,7 +43,7 @@ fn app() -> Router {
             tokio::time::sleep(Duration::from_millis(300)).await;
             "slept"
         }))
-        .route("/forever", get(|| std::future::pending::<&'static str>()))
+        .route("/forever", get(std::future::pending::<&'static str>))
         .route("/big", get(|| async { vec![7u8; 32 << 20] }))
 }
 
