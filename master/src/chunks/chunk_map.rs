@@ -103,9 +103,13 @@ pub struct ChunkMap {
     /// nodes promoted so), reads past it fail, and fsck shows the chunk
     /// corrupt.
     lost_tail: HashMap<ChunkHandle, (u64, Vec<NodeId>)>,
-    /// Version bumps of this process under way: handle → (the version
-    /// being handed out, the nodes it is handed to). See `versions`.
-    bumping: HashMap<ChunkHandle, (ChunkVersion, Vec<NodeId>)>,
+    /// Version bumps of this process not recorded yet (under way, or
+    /// failed): handle → the version handed out and its targets. See
+    /// `versions`.
+    bumping: HashMap<ChunkHandle, versions::Bump>,
+    /// Chunks whose version this process adopted from a report (the
+    /// previous process's last bump, left unrecorded). See `versions`.
+    adopted: HashSet<ChunkHandle>,
 }
 
 /// How many replicas of a chunk are in each state.
@@ -183,6 +187,8 @@ impl ChunkMap {
         self.replicas.remove(&handle);
         self.leases.remove(&handle);
         self.corrupt.remove(&handle);
+        self.bumping.remove(&handle);
+        self.adopted.remove(&handle);
         self.forget_damage(handle);
         if !self.chunks.values().any(|m| m.inode == meta.inode) {
             self.files.remove(&meta.inode);
@@ -360,6 +366,10 @@ impl ChunkMap {
     pub fn set_version(&mut self, handle: ChunkHandle, version: ChunkVersion) {
         if let Some(meta) = self.chunks.get_mut(&handle) {
             meta.version = meta.version.max(version);
+        }
+        // A bump left unrecorded is moot once its version is recorded.
+        if self.bumping.get(&handle).is_some_and(|b| !b.running && b.version <= version) {
+            self.bumping.remove(&handle);
         }
     }
 

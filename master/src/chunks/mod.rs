@@ -215,7 +215,7 @@ impl ChunkManager {
             // Who took it is not known: members stay unknown for this version.
             let m = Mutation::SetChunkVersion { inode: n.meta.inode, index: n.meta.index, version: n.reported, members: Vec::new() };
             match self.writer.submit(m).await {
-                Ok(_) => self.map().set_version(n.handle, n.reported),
+                Ok(_) => self.map().adopt_version(n.handle, n.reported),
                 Err(e) => tracing::warn!(chunk = %n.handle, error = %e, "recording a reported newer version failed"),
             }
         }
@@ -522,7 +522,7 @@ impl ChunkManager {
         // is recorded; from any other node it was never issued.
         self.map().start_bump(handle, version, replicas.iter().map(|r| r.node_id).collect());
         let bumped = self.hand_out(handle, meta, version, replicas).await;
-        self.map().end_bump(handle);
+        self.map().end_bump(handle, bumped.is_ok());
         bumped
     }
 

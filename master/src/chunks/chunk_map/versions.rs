@@ -2,12 +2,15 @@
 //! the master alone (placement, lease grants, fences, bad-replica bumps),
 //! one step at a time, and each is recorded once the replicas took it. So a
 //! chunkserver's report can be ahead of the recorded version by one step
-//! only, and only in two ways: a bump of this master is under way (the
-//! replica took it before the master recorded it), or the previous master
-//! process died between handing a bump out and recording it (then the
-//! reporting node held the recorded version, so it was among that version's
-//! members when they are known). Anything else was never issued: a forged
-//! or broken report. It is not adopted (the recorded version never moves
+//! only, and only in three ways: a bump of this process is under way (the
+//! replica took it before the master recorded it: counted once recorded);
+//! a bump of this process failed (no target answered in time, or recording
+//! failed) and a target took it late (adopted); or the previous master
+//! process died between handing a bump out and recording it (adopted, at
+//! most once per chunk per process: after that, every next version is this
+//! process's own; and only from a node that held the recorded version, a
+//! member of it when members are known). Anything else was never issued: a
+//! forged or broken report. It is not adopted (the recorded version never moves
 //! for it), never served and never a copy source; it is held as damaged,
 //! and deleted only once the chunk has enough good replicas.
 
@@ -35,17 +38,30 @@ pub enum ReportedVersion {
     Unissued,
 }
 
+/// The last version bump this process handed out for a chunk and has not
+/// recorded yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bump {
+    pub version: ChunkVersion,
+    /// The nodes it was handed to.
+    pub targets: Vec<NodeId>,
+    /// Still under way (else it failed, and a target may take it late).
+    pub running: bool,
+}
+
 /// What the master knows when it judges one reported version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Issued<'a> {
     /// The recorded (durable) version of the chunk.
     pub recorded: ChunkVersion,
-    /// A bump of this process under way: the version, and the nodes it is
-    /// being handed to.
-    pub in_flight: Option<(ChunkVersion, &'a [NodeId])>,
+    /// This process's last bump of the chunk not recorded yet.
+    pub bump: Option<&'a Bump>,
     /// Whether the reporting node is among the recorded version's members,
     /// when they are known.
     pub member: Option<bool>,
+    /// This process already adopted a version of the chunk from a report
+    /// (the previous process's last bump: there was at most one).
+    pub adopted_here: bool,
 }
 
 /// Judges `reported` from `node` (pure: see the module doc).
@@ -61,22 +77,24 @@ pub fn judge_version(issued: Issued<'_>, node: NodeId, reported: ChunkVersion) -
     if next != Some(reported) {
         return ReportedVersion::Unissued;
     }
-    match issued.in_flight {
-        Some((v, targets)) if v == reported && targets.contains(&node) => ReportedVersion::InFlight,
-        // A bump is under way here: this process issues the next version,
-        // to its targets only.
-        Some(_) => ReportedVersion::Unissued,
-        None if issued.member == Some(false) => ReportedVersion::Unissued,
-        None => ReportedVersion::Unrecorded,
+    match issued.bump {
+        // This process handed the next version to its targets only.
+        Some(b) if b.version == reported && !b.targets.contains(&node) => ReportedVersion::Unissued,
+        Some(b) if b.version == reported && b.running => ReportedVersion::InFlight,
+        Some(b) if b.version == reported => ReportedVersion::Unrecorded,
+        Some(b) if b.running => ReportedVersion::Unissued,
+        // Not this process's: the previous one's last bump, from a holder.
+        _ if issued.adopted_here || issued.member == Some(false) => ReportedVersion::Unissued,
+        _ => ReportedVersion::Unrecorded,
     }
 }
 
 impl ChunkMap {
     /// What is known of the versions of `handle` issued, for `node`.
     pub(super) fn issued(&self, handle: ChunkHandle, recorded: ChunkVersion, node: NodeId) -> Issued<'_> {
-        let in_flight = self.bumping.get(&handle).map(|(v, targets)| (*v, targets.as_slice()));
+        let bump = self.bumping.get(&handle);
         let member = self.members.get(&handle).filter(|(v, _)| *v == recorded).map(|(_, m)| m.contains(&node));
-        Issued { recorded, in_flight, member }
+        Issued { recorded, bump, member, adopted_here: self.adopted.contains(&handle) }
     }
 
     /// Holds back a replica reported at a version never issued.
@@ -86,12 +104,28 @@ impl ChunkMap {
 
     /// A bump of `handle` to `version` is being handed to `targets`.
     pub fn start_bump(&mut self, handle: ChunkHandle, version: ChunkVersion, targets: Vec<NodeId>) {
-        self.bumping.insert(handle, (version, targets));
+        self.bumping.insert(handle, Bump { version, targets, running: true });
     }
 
-    /// The bump of `handle` is over (recorded, or failed).
-    pub fn end_bump(&mut self, handle: ChunkHandle) {
-        self.bumping.remove(&handle);
+    /// The bump of `handle` is over: recorded (forgotten), or failed (kept:
+    /// a target may still take it late, and its report is then believed).
+    pub fn end_bump(&mut self, handle: ChunkHandle, recorded: bool) {
+        match recorded {
+            true => {
+                self.bumping.remove(&handle);
+            }
+            false => {
+                if let Some(b) = self.bumping.get_mut(&handle) {
+                    b.running = false;
+                }
+            }
+        }
+    }
+
+    /// Records a version adopted from a report (see the module doc).
+    pub fn adopt_version(&mut self, handle: ChunkHandle, version: ChunkVersion) {
+        self.set_version(handle, version);
+        self.adopted.insert(handle);
     }
 
     /// After a bump recorded `version` with its members: a target that took
@@ -203,6 +237,25 @@ mod tests {
         // handed the version out and died before recording it.
         let newer = report(&mut m, 1, &[(1, 6), (2, 5), (3, 5)], now);
         assert_eq!(newer.iter().map(|v| (v.handle, v.reported)).collect::<Vec<_>>(), [(ChunkHandle(1), V6)]);
+        m.adopt_version(ChunkHandle(1), V6);
+        // Members of the adopted version are not known: a report climbing on
+        // from there, even from a holder, was never issued.
+        assert!(report(&mut m, 1, &[(1, 7), (2, 5), (3, 5)], now).is_empty());
+        assert_eq!(m.chunk(ChunkHandle(1)).map(|c| c.version), Some(V6));
+        assert!(m.damaged_nodes(ChunkHandle(1)).contains(&(n(1), ChunkVersion(7))));
+        assert_eq!(m.current_replicas(ChunkHandle(1), now, DEAD_AFTER).len(), 0, "node 1's replica is held back");
+    }
+
+    #[test]
+    fn a_target_that_takes_a_failed_bump_late_is_believed() {
+        let now = Instant::now();
+        let mut m = cluster(1, true, now);
+        let h = ChunkHandle(1);
+        m.start_bump(h, V6, vec![n(1), n(2)]);
+        m.end_bump(h, false); // no target answered in time
+        assert!(report(&mut m, 3, &[(1, 6)], now).is_empty(), "not a target");
+        let newer = report(&mut m, 2, &[(1, 6)], now);
+        assert_eq!(newer.iter().map(|v| v.reported).collect::<Vec<_>>(), [V6]);
     }
 
     #[test]
@@ -222,7 +275,7 @@ mod tests {
         m.add_replica(h, n(2), V6);
         m.set_members(h, V6, [n(1), n(2)]);
         m.drop_non_members(h, V6);
-        m.end_bump(h);
+        m.end_bump(h, true);
         let current: Vec<NodeId> = m.current_replicas(h, now, DEAD_AFTER).into_iter().map(|r| r.node_id).collect();
         assert_eq!(current, [n(1), n(2)]);
         assert!(m.damaged_nodes(h).contains(&(n(3), V6)));
@@ -235,8 +288,12 @@ mod tests {
     const V5: ChunkVersion = ChunkVersion(5);
     const V6: ChunkVersion = ChunkVersion(6);
 
-    fn issued(in_flight: Option<(ChunkVersion, &[NodeId])>, member: Option<bool>) -> Issued<'_> {
-        Issued { recorded: V5, in_flight, member }
+    fn issued(bump: Option<&Bump>, member: Option<bool>) -> Issued<'_> {
+        Issued { recorded: V5, bump, member, adopted_here: false }
+    }
+
+    fn bump(targets: &[NodeId], running: bool) -> Bump {
+        Bump { version: V6, targets: targets.to_vec(), running }
     }
 
     #[test]
@@ -250,24 +307,32 @@ mod tests {
     fn more_than_one_step_ahead_was_never_issued() {
         for far in [7, 1000, u64::MAX - 1, u64::MAX] {
             assert_eq!(judge_version(issued(None, None), n(1), ChunkVersion(far)), ReportedVersion::Unissued, "{far}");
-            assert_eq!(judge_version(issued(Some((V6, &[n(1)])), Some(true)), n(1), ChunkVersion(far)), ReportedVersion::Unissued);
+            assert_eq!(judge_version(issued(Some(&bump(&[n(1)], true)), Some(true)), n(1), ChunkVersion(far)), ReportedVersion::Unissued);
         }
         // The recorded version at the top of the range has no next one.
-        let top = Issued { recorded: ChunkVersion(u64::MAX), in_flight: None, member: None };
+        let top = Issued { recorded: ChunkVersion(u64::MAX), bump: None, member: None, adopted_here: false };
         assert_eq!(judge_version(top, n(1), ChunkVersion(u64::MAX)), ReportedVersion::Current);
     }
 
     #[test]
-    fn one_step_ahead_is_a_bump_in_flight_to_its_targets_only() {
-        let targets = [n(1), n(2)];
-        assert_eq!(judge_version(issued(Some((V6, &targets)), Some(true)), n(1), V6), ReportedVersion::InFlight);
-        assert_eq!(judge_version(issued(Some((V6, &targets)), None), n(3), V6), ReportedVersion::Unissued);
+    fn one_step_ahead_is_a_bump_of_this_process_to_its_targets_only() {
+        let running = bump(&[n(1), n(2)], true);
+        assert_eq!(judge_version(issued(Some(&running), Some(true)), n(1), V6), ReportedVersion::InFlight);
+        assert_eq!(judge_version(issued(Some(&running), None), n(3), V6), ReportedVersion::Unissued);
+        // A bump that failed here: a target that took it late is believed.
+        let failed = bump(&[n(1), n(2)], false);
+        assert_eq!(judge_version(issued(Some(&failed), Some(true)), n(2), V6), ReportedVersion::Unrecorded);
+        assert_eq!(judge_version(issued(Some(&failed), None), n(3), V6), ReportedVersion::Unissued);
     }
 
     #[test]
-    fn one_step_ahead_without_a_bump_here_is_adopted_only_from_a_holder_of_the_recorded_version() {
+    fn one_step_ahead_without_a_bump_here_is_adopted_once_and_only_from_a_holder_of_the_recorded_version() {
         assert_eq!(judge_version(issued(None, Some(true)), n(1), V6), ReportedVersion::Unrecorded);
         assert_eq!(judge_version(issued(None, None), n(1), V6), ReportedVersion::Unrecorded, "members unknown");
         assert_eq!(judge_version(issued(None, Some(false)), n(9), V6), ReportedVersion::Unissued);
+        // The previous process left at most one bump unrecorded: once one was
+        // adopted, a report climbing further was never issued.
+        let adopted = Issued { adopted_here: true, ..issued(None, None) };
+        assert_eq!(judge_version(adopted, n(1), V6), ReportedVersion::Unissued);
     }
 }
