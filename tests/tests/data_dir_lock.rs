@@ -58,10 +58,12 @@ async fn a_second_daemon_on_a_data_directory_in_use_refuses_to_start() {
     // Port 0: only the directory is shared, so only the lock can stop them.
     let second_master = run_second("dfs-master", &args(&[("--listen", "127.0.0.1:0"), ("--data-dir", &master_dir.display().to_string())]));
     assert_refused("dfs-master", &master_dir, second_master);
+    let key = dfs_tests::process::key_file_of(&c.master.url).expect("the master's key file");
     let cs_args = args(&[
         ("--listen", "127.0.0.1:0"),
         ("--master", &c.master.url),
         ("--data-dir", &cs_dir.display().to_string()),
+        ("--cluster-key-file", &key.display().to_string()),
     ]);
     assert_refused("dfs-chunkserver", &cs_dir, run_second("dfs-chunkserver", &cs_args));
 

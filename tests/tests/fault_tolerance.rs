@@ -1096,7 +1096,10 @@ async fn a_replica_reported_after_a_failed_write_stays_stale_when_its_node_repor
     let failed = lease.secondaries.last().expect("a secondary").address.clone();
     say!(tag, "chunk {:#x} v{}: reporting {failed} as the primary would after it failed a write", lease.handle.0, lease.version.0);
     let report = json!({"handle": lease.handle.0, "address": failed, "corrupt": false, "reporter_version": lease.version.0});
-    let r = Api::new(&c.master.url).post("/v1/chunks/bad", &report).await.expect("report");
+    // Signed with the cluster key, as a chunkserver's report is: an unsigned
+    // one (a client's) only has the replica verified.
+    let insider = dfs_tests::insider::Insider::from_key_file(&dfs_tests::insider::master_key_file(&c.master.data_dir)).expect("the key");
+    let r = insider.post_json(&format!("{}/v1/chunks/bad", c.master.url), &report).await.expect("report");
     assert_eq!(r.status, 200, "{}", r.body);
     // Its node keeps reporting the replica at the old version: across
     // several full reports, it is never listed as current.
