@@ -141,7 +141,14 @@ impl ChunkManager {
     /// verifications at once is dropped: outsiders can never bring a
     /// chunk's copies down, nor keep chunkservers busy reading.
     pub fn suspect(self: &Arc<Self>, bad: &BadReplica) -> Result<(), NsError> {
-        let token = self.trust.tokens.verify(bad.token.as_deref(), bad.handle, Ops::READ).map_err(token_refusal)?;
+        let token = match self.trust.tokens.verify(bad.token.as_deref(), bad.handle, Ops::READ) {
+            Ok(t) => t,
+            Err(TokenError::Missing) => {
+                let m = "an unsigned report of a bad replica must carry the reporter's read token for the chunk (\"token\")";
+                return Err(err(ErrorKind::EKEYREJECTED, m));
+            }
+            Err(e) => return Err(token_refusal(e)),
+        };
         let (node, address, version, chunk_size) = {
             let map = self.map();
             let node = match (bad.node_id, &bad.address) {
