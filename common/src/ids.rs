@@ -23,6 +23,18 @@ pub struct ChunkHandle(pub u64);
 #[serde(transparent)]
 pub struct ChunkVersion(pub u64);
 
+impl ChunkVersion {
+    /// The highest version the master hands out (2^63 - 1: at one bump a
+    /// millisecond, 292 million years away). A version above it in a
+    /// request or a report was never issued: out of range (EINVAL).
+    pub const MAX_ISSUED: ChunkVersion = ChunkVersion(i64::MAX as u64);
+
+    /// Whether the master can have issued this version.
+    pub fn in_range(self) -> bool {
+        self <= Self::MAX_ISSUED
+    }
+}
+
 macro_rules! display_as_number {
     ($($t:ty),*) => {$(
         impl fmt::Display for $t {

@@ -10,7 +10,7 @@ use dfs_common::http::{ApiError, ApiJson, ApiPath, ApiQuery};
 use dfs_common::local_reads::LocalEndpoint;
 use dfs_common::wire::chunks::{BadReplica, CreateReplica, DataQuery, SetReplicaVersion};
 use dfs_common::wire::namespace::Done;
-use dfs_common::{ChunkHandle, ErrorKind};
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind};
 use serde_json::{json, Value};
 
 use super::caller::Caller;
@@ -19,6 +19,7 @@ use crate::chunk_store::ChunkError;
 
 /// `POST /v1/chunks/{handle}/create`: a new empty replica.
 pub async fn create(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiJson(r): ApiJson<CreateReplica>) -> Result<Json<Done>, ApiError> {
+    issuable(r.version)?;
     let store = n.store.clone();
     blocking(move || store.create(ChunkHandle(h), r.version, r.chunk_size_bytes)).await.map_err(chunk_error)?;
     Ok(Json(Done {}))
@@ -31,9 +32,19 @@ pub async fn set_version(
     ApiJson(r): ApiJson<SetReplicaVersion>,
 ) -> Result<Json<Done>, ApiError> {
     n.serving()?;
+    issuable(r.version)?;
     let store = n.store.clone();
     blocking(move || store.set_version(ChunkHandle(h), r.version)).await.map_err(chunk_error)?;
     Ok(Json(Done {}))
+}
+
+/// Refuses a version the master never hands out (EINVAL): a replica at it
+/// could never be moved on, nor reported.
+pub(super) fn issuable(version: ChunkVersion) -> Result<(), ApiError> {
+    match version.in_range() {
+        true => Ok(()),
+        false => Err(ApiError::new(ErrorKind::EINVAL, format!("version {version} is above the highest version ever issued ({})", ChunkVersion::MAX_ISSUED))),
+    }
 }
 
 /// `POST /v1/chunks/{handle}/fsync?version=V`: makes the replica durable
@@ -64,7 +75,7 @@ pub async fn fsync(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiQuer
 /// Tells the master that a replica could not be made durable (the store
 /// has set it aside), so it stops counting it and re-replicates the chunk.
 async fn report_damaged(n: &Arc<Node>, handle: ChunkHandle) {
-    let bad = BadReplica { handle, node_id: Some(n.id), address: None, corrupt: false, reporter_version: None };
+    let bad = BadReplica { handle, node_id: Some(n.id), address: None, corrupt: false, reporter_version: None, token: None };
     if let Err(e) = super::data::report_bad(n, &bad).await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a damaged replica");
     }

@@ -64,6 +64,7 @@ fn check_request(n: &Node, r: &ReplicateChunk) -> Result<(), ApiError> {
     if r.version == NEVER_ISSUED {
         return invalid("version 0 is never current; a copy needs a real version".into());
     }
+    super::replicas::issuable(r.version)?;
     // Before anything is deleted: a request that cannot succeed changes nothing.
     check_chunk_size(r.chunk_size_bytes).or_else(invalid)
 }

@@ -10,7 +10,9 @@ use dfs_common::wire::chunks::{DeleteReplica, ReplicaReport, ReplicateChunk};
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
 use tempfile::TempDir;
 
-use super::test_cluster::{insider, introduce};
+use super::test_cluster::{grant, insider, introduce};
+use dfs_common::auth::token::HEADER_TOKEN;
+use dfs_common::auth::Ops;
 use super::{router, Node};
 use crate::chunk_store::{ChunkStore, BLOCK_BYTES};
 use crate::config::ChunkserverConfig;
@@ -278,15 +280,24 @@ async fn values_at_the_top_of_their_range_get_a_4xx_not_a_panic() {
     put_replica(&source.node, V3, &pattern(7, 100));
     put_replica(&target.node, V1, b"kept");
     let max = ChunkVersion(u64::MAX);
-    // A copy at a version the source does not hold: refused by the source.
+    // A copy at a version never issued: refused before anything is asked.
     let err = replicate(&target.node, &source.node.address, max).await.unwrap_err();
-    assert_eq!(err.error, ErrorKind::ESTALE, "{err:?}");
+    assert_eq!(err.error, ErrorKind::EINVAL, "{err:?}");
+    // Orders to create or move a replica to a version never issued.
+    let http = reqwest::Client::new();
+    let t = &target.node.address;
+    let create_max = http.post(format!("{t}/v1/chunks/9/create")).json(&serde_json::json!({"version": max, "chunk_size_bytes": SIZE}));
+    let version_max = http.post(format!("{t}/v1/chunks/{H}/version")).json(&serde_json::json!({"version": ChunkVersion(i64::MAX as u64 + 1)}));
+    for (what, request) in [("create at u64::MAX", create_max), ("version 2^63", version_max)] {
+        let err: ErrorBody = insider().send(&http, request).await.unwrap().json().await.unwrap();
+        assert_eq!(err.error, ErrorKind::EINVAL, "{what}: {err:?}");
+    }
+    assert!(target.node.store.info(ChunkHandle(9)).is_none());
+    assert_eq!(target.node.store.info(H).map(|i| i.version), Some(V1));
     let order = ReplicateChunk { source: source.node.address.clone(), version: V3, chunk_size_bytes: u64::MAX };
     let url = format!("{}/v1/chunks/{H}/replicate", target.node.address);
-    let http = reqwest::Client::new();
     let resp = insider().send(&http, http.post(url).json(&order)).await.unwrap();
     assert!(resp.status().is_client_error(), "{}", resp.status());
-    let t = &target.node.address;
     let m = u64::MAX;
     // Signed (create), or with tokens for what they name: the range checks answer, not the auth checks.
     let (read_token, write_token) = (grant(H, V1, Ops::READ), grant(H, V1, Ops::WRITE));

@@ -93,11 +93,12 @@ fn err(kind: ErrorKind, message: impl Into<String>) -> NsError {
     NsError::new(kind, message)
 }
 
-/// The version after `version`; none after u64::MAX (a version that high
-/// cannot have been issued one step at a time: refuse, never wrap or panic).
+/// The version after `version`; none past `ChunkVersion::MAX_ISSUED` (a
+/// version that high cannot have been reached one step at a time: refuse,
+/// never wrap or panic).
 fn next_version(handle: ChunkHandle, version: ChunkVersion) -> Result<ChunkVersion, NsError> {
-    match version.0.checked_add(1) {
-        Some(v) => Ok(ChunkVersion(v)),
+    match version.0.checked_add(1).map(ChunkVersion).filter(|v| v.in_range()) {
+        Some(v) => Ok(v),
         None => Err(err(ErrorKind::EIO, format!("chunk {handle} is at the last version ({version}); it cannot take another"))),
     }
 }

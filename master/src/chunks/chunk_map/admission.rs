@@ -44,15 +44,20 @@ impl std::fmt::Display for Refusal {
 pub const MAX_CAPACITY_BYTES: u64 = 1 << 56;
 
 /// Range checks of a heartbeat's numbers, before anything is taken in
-/// (pure): the capacity is at most `MAX_CAPACITY_BYTES` and the space used
-/// at most the capacity (a chunkserver counts its capacity as used plus
-/// free).
+/// (pure): the capacity is at most `MAX_CAPACITY_BYTES`, the space used at
+/// most the capacity (a chunkserver counts its capacity as used plus free),
+/// and every reported version at most `ChunkVersion::MAX_ISSUED` (a
+/// chunkserver refuses to take one above it). A version in range but never
+/// issued is judged replica by replica (`versions`).
 pub fn check_ranges(hb: &Heartbeat) -> Result<(), String> {
     if hb.capacity_bytes > MAX_CAPACITY_BYTES {
         return Err(format!("capacity_bytes {} is over the limit of {MAX_CAPACITY_BYTES}", hb.capacity_bytes));
     }
     if hb.used_bytes > hb.capacity_bytes {
         return Err(format!("used_bytes {} is over capacity_bytes {}", hb.used_bytes, hb.capacity_bytes));
+    }
+    if let Some(r) = hb.report.iter().flatten().find(|r| !r.version.in_range()) {
+        return Err(format!("chunk {} reported at version {}, above the highest version ever issued", r.handle, r.version));
     }
     Ok(())
 }
@@ -97,6 +102,8 @@ impl ChunkMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dfs_common::wire::chunks::ReplicaReport;
+    use dfs_common::{ChunkHandle, ChunkVersion};
 
     const DEAD_AFTER: Duration = Duration::from_secs(30);
 
@@ -154,6 +161,10 @@ mod tests {
         assert!(check_ranges(&hb(u64::MAX, 0)).is_err());
         assert!(check_ranges(&hb(MAX_CAPACITY_BYTES + 1, 0)).is_err());
         assert!(check_ranges(&hb(1 << 40, u64::MAX)).is_err());
+        let reporting = |v: ChunkVersion| Heartbeat { report: Some(vec![ReplicaReport { handle: ChunkHandle(1), version: v, length: 0, dirty: false }]), ..hb(1 << 40, 0) };
+        assert_eq!(check_ranges(&reporting(ChunkVersion::MAX_ISSUED)), Ok(()), "judged replica by replica");
+        assert_eq!(check_ranges(&reporting(ChunkVersion(0))), Ok(()), "a left-over copy of an old build");
+        assert!(check_ranges(&reporting(ChunkVersion(u64::MAX))).is_err());
     }
 
     #[test]
