@@ -13,6 +13,10 @@
 //! version the location cache lists, so a location refreshed at open (or
 //! after an error) never reads through a descriptor taken for another
 //! version.
+//!
+//! A descriptor is passed for the chunk token of the location held, and is
+//! read through only as long as that token would be sent (`tokens.rs`):
+//! then the next read asks again with the token of the location held then.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -25,7 +29,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dfs_common::local_reads::{recv_replica, LocalEndpoint, LocalError, LocalRequest, ReplicaSnapshot};
 use dfs_common::wire::chunks::{ChunkLocation, BLOCK_BYTES};
+use dfs_common::auth::unix_ms;
 use dfs_common::{ChunkHandle, ChunkVersion};
+
+use crate::tokens::{still_usable, usable_until};
 
 /// How long a chunkserver found not to be on this host (or not serving
 /// short-circuit reads) is read over HTTP before it is asked again.
@@ -47,6 +54,8 @@ enum Endpoint {
 struct LocalReplica {
     file: File,
     snapshot: ReplicaSnapshot,
+    /// Until when the chunk token it was passed for may be sent.
+    token_until: Option<Instant>,
 }
 
 type ReplicaKey = (ChunkHandle, ChunkVersion, String);
@@ -101,7 +110,7 @@ impl LocalReads {
     /// The replica's descriptor, asked for with the location's read token
     /// (`chunk_token`) when not held already.
     fn replica(&self, key: &ReplicaKey, socket: &str, token: u128, chunk_token: &str) -> Option<Arc<LocalReplica>> {
-        if let Some(r) = lock(&self.replicas).get(key) {
+        if let Some(r) = lock(&self.replicas).get(key).filter(|r| still_usable(r.token_until, Instant::now())) {
             return Some(Arc::clone(r));
         }
         match fetch(socket, token, chunk_token, key.0, key.1) {
@@ -115,8 +124,10 @@ impl LocalReads {
                 Some(replica)
             }
             Err(LocalError::Refused(reason)) => {
-                // This replica only (moved on to another version, removed).
+                // This replica only (moved on to another version, removed,
+                // the token refused: the read over HTTP renews it).
                 tracing::debug!(%reason, chunk = %key.0, "no short-circuit read of this replica");
+                lock(&self.replicas).remove(key);
                 None
             }
             Err(e) => {
@@ -143,8 +154,9 @@ fn fetch(socket: &str, token: u128, chunk_token: &str, handle: ChunkHandle, vers
     stream.set_read_timeout(Some(SOCKET_TIMEOUT))?;
     stream.set_write_timeout(Some(SOCKET_TIMEOUT))?;
     (&stream).write_all(&LocalRequest { token, handle, version, chunk_token: chunk_token.to_string() }.encode())?;
+    let asked = (Instant::now(), unix_ms());
     let (fd, snapshot) = recv_replica(&stream)?;
-    Ok(LocalReplica { file: File::from(fd), snapshot })
+    Ok(LocalReplica { file: File::from(fd), snapshot, token_until: usable_until(chunk_token, asked.0, asked.1) })
 }
 
 impl LocalReplica {
@@ -182,7 +194,55 @@ mod tests {
         let file = File::open(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         let crcs = data.chunks(BLOCK_BYTES as usize).map(crc32fast::hash).collect();
-        LocalReplica { file, snapshot: ReplicaSnapshot { length_bytes: data.len() as u64, crcs } }
+        LocalReplica { file, snapshot: ReplicaSnapshot { length_bytes: data.len() as u64, crcs }, token_until: None }
+    }
+
+    /// A chunkserver's socket that passes `file` for every request, and
+    /// counts the requests and the chunk tokens they carried.
+    fn serve_socket(file: File) -> (String, Arc<Mutex<Vec<String>>>) {
+        use dfs_common::local_reads::send_replica;
+        use std::os::fd::AsRawFd;
+        let path = std::env::temp_dir().join(format!("dfs-local-test-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&asked);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let Ok(req) = LocalRequest::read_from(&mut stream) else { continue };
+                lock(&seen).push(req.chunk_token);
+                let snap = ReplicaSnapshot { length_bytes: 4, crcs: vec![crc32fast::hash(b"data")] };
+                let _ = send_replica(&stream, file.as_raw_fd(), &snap);
+            }
+        });
+        (path.display().to_string(), asked)
+    }
+
+    #[test]
+    fn a_descriptor_is_read_through_only_while_its_token_may_be_sent() {
+        use dfs_common::auth::{ChunkToken, ClusterKey, KeyRing, Ops, TokenKey};
+        let path = std::env::temp_dir().join(format!("dfs-local-token-{}", std::process::id()));
+        std::fs::write(&path, b"data").unwrap();
+        let (socket, asked) = serve_socket(File::open(&path).unwrap());
+        std::fs::remove_file(&path).unwrap();
+        let key = TokenKey::generate(&KeyRing::single(ClusterKey::generate()), 1, u64::MAX);
+        let token = |life_ms: u64| {
+            let t = ChunkToken { key_id: 1, expires_unix_ms: unix_ms() + life_ms, handle: ChunkHandle(5), version: ChunkVersion(2), ops: Ops::READ, identity: "anonymous".into() };
+            key.sign(&t)
+        };
+        let reads = LocalReads::default();
+        let k: ReplicaKey = (ChunkHandle(5), ChunkVersion(2), "http://cs".into());
+        // Used for three quarters of its 400 ms.
+        let short = token(400);
+        assert_eq!(reads.replica(&k, &socket, 0, &short).unwrap().read(0, 4).unwrap(), &b"data"[..]);
+        assert!(reads.replica(&k, &socket, 0, &token(400)).is_some());
+        assert_eq!(lock(&asked).as_slice(), std::slice::from_ref(&short), "the descriptor held is used");
+        std::thread::sleep(Duration::from_millis(350));
+        let fresh = token(60_000);
+        assert_eq!(reads.replica(&k, &socket, 0, &fresh).unwrap().read(0, 4).unwrap(), &b"data"[..]);
+        assert_eq!(*lock(&asked), [short, fresh], "asked again, with the token of the location held now");
+        let _ = std::fs::remove_file(&socket);
     }
 
     #[test]
