@@ -84,14 +84,14 @@ impl Fake {
         ReplicaAddr { node_id: NodeId(Default::default()), address: self.cs_url.lock().unwrap().clone() }
     }
 
-    /// Checks the request's token as a chunkserver does.
-    fn check(&self, headers: &HeaderMap, op: Ops) -> Result<(), Response> {
+    /// Checks the request's token as a chunkserver does: the refusal, if any.
+    fn refusal(&self, headers: &HeaderMap, op: Ops) -> Option<Response> {
         let text = headers.get(HEADER_TOKEN).and_then(|v| v.to_str().ok());
         let verified = match self.refuse_all.load(Ordering::SeqCst) {
             true => Err(TokenError::UnknownKey(0)),
             false => self.verifier.verify(text, unix_ms(), HANDLE, VERSION, op).map(|_| ()),
         };
-        verified.map_err(|e| {
+        verified.err().map(|e| {
             self.refused.fetch_add(1, Ordering::SeqCst);
             let kind = match e {
                 TokenError::UnknownKey(_) | TokenError::Expired => ErrorKind::EKEYEXPIRED,
@@ -146,7 +146,7 @@ async fn commit(State(f): State<Arc<Fake>>, Json(c): Json<CommitLength>) -> Json
 }
 
 async fn read(State(f): State<Arc<Fake>>, Path(_h): Path<u64>, Query(q): Query<DataQuery>, headers: HeaderMap) -> Response {
-    if let Err(refusal) = f.check(&headers, Ops::READ) {
+    if let Some(refusal) = f.refusal(&headers, Ops::READ) {
         return refusal;
     }
     f.served.fetch_add(1, Ordering::SeqCst);
@@ -158,7 +158,7 @@ async fn read(State(f): State<Arc<Fake>>, Path(_h): Path<u64>, Query(q): Query<D
 }
 
 async fn write(State(f): State<Arc<Fake>>, Path(_h): Path<u64>, Query(q): Query<DataQuery>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refusal) = f.check(&headers, Ops::WRITE) {
+    if let Some(refusal) = f.refusal(&headers, Ops::WRITE) {
         return refusal;
     }
     f.served.fetch_add(1, Ordering::SeqCst);
@@ -172,7 +172,7 @@ async fn write(State(f): State<Arc<Fake>>, Path(_h): Path<u64>, Query(q): Query<
 }
 
 async fn fsync(State(f): State<Arc<Fake>>, Path(_h): Path<u64>, headers: HeaderMap) -> Response {
-    if let Err(refusal) = f.check(&headers, Ops::WRITE) {
+    if let Some(refusal) = f.refusal(&headers, Ops::WRITE) {
         return refusal;
     }
     f.served.fetch_add(1, Ordering::SeqCst);
