@@ -253,3 +253,29 @@ async fn verify_answers_whether_the_replica_is_sound_and_sets_a_corrupt_one_asid
     assert!(n.store.info(H).is_none(), "quarantined");
     assert_eq!(outcome(verify(1).await.unwrap()).await, (404, Some(ErrorKind::ENOENT)));
 }
+
+#[tokio::test]
+async fn a_forward_to_a_peer_gone_since_fails_as_unreachable_without_contacting_it() {
+    let t = start_node().await;
+    let n = &t.node;
+    // A peer that died: in the list before, not in the current one.
+    let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone_url = format!("http://{}", gone.local_addr().unwrap());
+    n.peers.set(dfs_common::wire::chunks::Peers { epoch: 1, addresses: vec![n.address.clone(), gone_url.clone()] });
+    n.peers.set(dfs_common::wire::chunks::Peers { epoch: 2, addresses: vec![n.address.clone()] });
+    put_replica(n, H, b"kept");
+    let data = b"new bytes";
+    let req = reqwest::Client::new()
+        .put(data_url(n, H))
+        .header(HEADER_CHECKSUMS, checksum_header(data))
+        .header(HEADER_FORWARD, gone_url.clone())
+        .header(HEADER_TOKEN, grant(H, V1, Ops::WRITE))
+        .body(data.to_vec());
+    let resp = req.send().await.unwrap();
+    assert!(resp.headers().contains_key("x-dfs-replica-reported"), "the writer's retry gets a lease without it");
+    assert_eq!(outcome(resp).await.1, Some(ErrorKind::EIO), "a failed replica (the writer retries), not a 403");
+    assert_eq!(n.store.read(H, V1, 0, 10).unwrap(), b"kept");
+    // Nothing was sent to it: its listener never saw a connection.
+    let accepted = tokio::time::timeout(Duration::from_millis(100), gone.accept()).await;
+    assert!(accepted.is_err(), "the gone peer was contacted");
+}

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 use super::caller::Caller;
 use super::{blocking, chunk_error, InFlight, Node};
-use crate::peers::REFRESH_WAIT;
+use crate::peers::{NotPeer, REFRESH_WAIT};
 use crate::chunk_store::{self, ChunkError};
 
 type Frames = mpsc::Sender<Result<Bytes, std::io::Error>>;
@@ -208,7 +208,9 @@ pub async fn write(
     // Who may write, and where to: before the body is read or the disk touched.
     caller.may_write(&n, handle, q.version)?;
     let chain = parse_forward(&headers)?;
-    n.peers.require(&chain, REFRESH_WAIT).await?;
+    if let Err(refused) = n.peers.check(&chain, REFRESH_WAIT).await {
+        return refused_chain(&n, handle, q.version, refused).await;
+    }
     let len = content_length(&headers)?;
     if len > n.max_write_bytes {
         return Err(ApiError::new(ErrorKind::EMSGSIZE, format!("a write of {len} bytes is over the limit of {}", n.max_write_bytes)));
@@ -315,11 +317,23 @@ pub async fn read(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiQuery
     }
 }
 
+/// A chain naming a node that is not a registered chunkserver: a stranger
+/// is refused (403); a node gone since the writer's lease was granted has
+/// failed, as if unreachable: it is reported, so the retry gets a lease
+/// without it. Nothing is sent to either.
+async fn refused_chain(n: &Arc<Node>, handle: ChunkHandle, version: ChunkVersion, refused: NotPeer) -> Result<Response, ApiError> {
+    let NotPeer::Gone(address) = refused else { return Err(refused.into_error()) };
+    report_downstream(n, handle, version, &address).await;
+    let mut answer = NotPeer::Gone(address).into_error().into_response();
+    answer.headers_mut().insert(HEADER_REPLICA_REPORTED, HeaderValue::from_static("1"));
+    Ok(answer)
+}
+
 /// Tells the master that the next replica of a write failed.
 async fn report_downstream(n: &Arc<Node>, handle: ChunkHandle, version: ChunkVersion, address: &str) {
     tracing::warn!(chunk = %handle, replica = address, "forwarding a write failed; reporting the replica");
     let address = Some(address.to_string());
-    let bad = BadReplica { handle, node_id: None, address, corrupt: false, reporter_version: Some(version) };
+    let bad = BadReplica { handle, node_id: None, address, corrupt: false, reporter_version: Some(version), token: None };
     if let Err(e) = report_bad(n, &bad).await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a failed replica");
     }
@@ -333,7 +347,7 @@ pub async fn quarantine_and_report(n: &Arc<Node>, handle: ChunkHandle) {
     if let Err(e) = blocking(move || store.quarantine(handle)).await {
         tracing::error!(chunk = %handle, error = %e, "quarantine failed");
     }
-    let bad = BadReplica { handle, node_id: Some(n.id), address: None, corrupt: true, reporter_version: None };
+    let bad = BadReplica { handle, node_id: Some(n.id), address: None, corrupt: true, reporter_version: None, token: None };
     if let Err(e) = report_bad(n, &bad).await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a bad replica");
     }
