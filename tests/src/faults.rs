@@ -338,18 +338,31 @@ pub async fn diagnose(client: &Client, path: &str, want: &[u8]) -> String {
     out
 }
 
+/// Sends a request to the chunkserver at `address` signed with its
+/// cluster key, as a peer (or the master) would: the harness reads
+/// replicas without chunk tokens and asks for replica info, an internal
+/// route. Unsigned if this process did not start that chunkserver.
+pub async fn send_as_peer(http: &reqwest::Client, address: &str, builder: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+    let mut req = builder.build().map_err(|e| format!("{address}: {e}"))?;
+    if let Some(file) = crate::process::key_file_of(address) {
+        let keys = dfs_common::auth::KeySource::open(&file).map_err(|e| e.to_string())?;
+        dfs_common::http::internal::ClusterAuth::new(std::sync::Arc::new(keys)).sign(&mut req);
+    }
+    http.execute(req).await.map_err(|e| format!("{address}: {e}"))
+}
+
 /// Reads `len` bytes at `offset` of one replica straight from its
 /// chunkserver, at `version`: (status, body).
 pub async fn read_replica(http: &reqwest::Client, address: &str, handle: u64, version: u64, offset: u64, len: u64) -> Result<(u16, Bytes), String> {
     let url = format!("{address}/v1/chunks/{handle}/data?version={version}&offset={offset}&length={len}");
-    let r = http.get(url).send().await.map_err(|e| format!("{address}: {e}"))?;
+    let r = send_as_peer(http, address, http.get(url)).await?;
     let status = r.status().as_u16();
     Ok((status, r.bytes().await.map_err(|e| format!("{address}: {e}"))?))
 }
 
 /// `GET {cs}/v1/chunks/{handle}`: Some((version, length)), or None (404).
 pub async fn replica_info(http: &reqwest::Client, address: &str, handle: u64) -> Result<Option<(u64, u64)>, String> {
-    let r = http.get(format!("{address}/v1/chunks/{handle}")).send().await.map_err(|e| format!("{address}: {e}"))?;
+    let r = send_as_peer(http, address, http.get(format!("{address}/v1/chunks/{handle}"))).await?;
     if r.status().as_u16() == 404 {
         return Ok(None);
     }

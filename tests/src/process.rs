@@ -16,7 +16,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 static KEY_FILES: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
 
 /// The key file the master at `url` was started with, if this process
-/// started it: its `--cluster-key-file`, else DATA_DIR/cluster.key.
+/// started it: its `--cluster-key-file`, else DATA_DIR/cluster.key; or
+/// the one a chunkserver at `url` was given.
 pub fn key_file_of(url: &str) -> Option<PathBuf> {
     let files = KEY_FILES.lock().unwrap_or_else(|p| p.into_inner());
     files.iter().rev().find(|(u, _)| u == url).map(|(_, f)| f.clone())
@@ -212,7 +213,14 @@ fn spawn_chunkserver(master: &str, data_dir: &Path, listen: &str, extra: &[Strin
         }
     }
     args.extend_from_slice(extra);
-    spawn("dfs-chunkserver", &args, "dfs-chunkserver listening on ")
+    let (child, url) = spawn("dfs-chunkserver", &args, "dfs-chunkserver listening on ")?;
+    // Its key by its own URL too: harness checks read its replicas as a peer (signed).
+    if let Some(file) = flag_value(&args, "--cluster-key-file") {
+        let mut files = KEY_FILES.lock().unwrap_or_else(|p| p.into_inner());
+        files.retain(|(u, _)| *u != url);
+        files.push((url.clone(), PathBuf::from(file)));
+    }
+    Ok((child, url))
 }
 
 /// Waits (bounded) for the line announcing the daemon's URL; keeps draining

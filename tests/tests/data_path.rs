@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dfs_client::Client;
+use dfs_common::auth::token::HEADER_TOKEN;
 use dfs_common::wire::chunks::{checksum_header, ChunkLocation, ReplicaAddr, HEADER_CHECKSUMS, HEADER_FORWARD};
 use dfs_common::wire::namespace::{Attr, CreateRequest, EntryRef};
 use dfs_common::ErrorKind;
@@ -219,28 +220,38 @@ async fn bad_writes_get_4xx_and_leave_the_replica_unchanged() {
     let replica = chunk.replicas[0].clone();
     let http = reqwest::Client::new();
     let url = |h: u64, v: u64, off: u64| format!("{}/v1/chunks/{h}/data?version={v}&offset={off}", replica.address);
-    let (h, v) = (chunk.handle.0, chunk.version.0);
+    // The writer's token (the lease it holds is renewed, same version).
+    let lease = client.master().lease(attr.inode, 0).await.unwrap();
+    let token = lease.token.clone();
+    let (h, v) = (lease.handle.0, lease.version.0);
+    assert_eq!(v, chunk.version.0);
     let body = vec![9u8; 1000];
     let good_crc = checksum_header(&body);
+    // Another chunk or version than the token's is refused before it is looked up.
     let cases: Vec<(String, String, Vec<u8>, u16, &str)> = vec![
-        (url(h + 1000, v, 0), good_crc.clone(), body.clone(), 404, "ENOENT"),
-        (url(h, v + 1, 0), good_crc.clone(), body.clone(), 409, "ESTALE"),
-        (url(h, v.saturating_sub(1), 0), good_crc.clone(), body.clone(), 409, "ESTALE"),
+        (url(h + 1000, v, 0), good_crc.clone(), body.clone(), 403, "EACCES"),
+        (url(h, v + 1, 0), good_crc.clone(), body.clone(), 403, "EACCES"),
+        (url(h, v.saturating_sub(1), 0), good_crc.clone(), body.clone(), 403, "EACCES"),
         (url(h, v, MIB - 10), good_crc.clone(), body.clone(), 400, "EINVAL"),
         (url(h, v, 0), "deadbeef".into(), body.clone(), 400, "EINVAL"),
         (url(h, v, 0), String::new(), body.clone(), 400, "EINVAL"),
         (url(h, v, 0), "zz".into(), body.clone(), 400, "EINVAL"),
     ];
     for (u, crc, b, status, kind) in cases {
-        let r = http.put(&u).header(HEADER_CHECKSUMS, crc.clone()).body(b).send().await.unwrap();
+        let r = http.put(&u).header(HEADER_CHECKSUMS, crc.clone()).header(HEADER_TOKEN, &token).body(b).send().await.unwrap();
         assert_eq!(r.status().as_u16(), status, "{u} crc {crc:?}");
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["error"], kind, "{u}: {body}");
     }
-    let r = http.put(url(h, v, 0)).header(HEADER_CHECKSUMS, &good_crc).header(HEADER_FORWARD, "ftp://x").body(body.clone()).send().await.unwrap();
+    // No token, or a read-only one: refused.
+    let r = http.put(url(h, v, 0)).header(HEADER_CHECKSUMS, &good_crc).body(body.clone()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = http.put(url(h, v, 0)).header(HEADER_CHECKSUMS, &good_crc).header(HEADER_TOKEN, &chunk.token).body(body.clone()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = http.put(url(h, v, 0)).header(HEADER_CHECKSUMS, &good_crc).header(HEADER_TOKEN, &token).header(HEADER_FORWARD, "ftp://x").body(body.clone()).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
     // Reads past the chunk size, and a bad query.
-    let r = http.get(format!("{}/v1/chunks/{h}/data?version={v}&offset={}&length=10", replica.address, 2 * MIB)).send().await.unwrap();
+    let r = http.get(format!("{}/v1/chunks/{h}/data?version={v}&offset={}&length=10", replica.address, 2 * MIB)).header(HEADER_TOKEN, &token).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let r = http.get(format!("{}/v1/chunks/{h}/data?version=x", replica.address)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
@@ -248,7 +259,7 @@ async fn bad_writes_get_4xx_and_leave_the_replica_unchanged() {
     // A body shorter than announced, over a raw connection.
     let addr = replica.address.trim_start_matches("http://").to_string();
     let crc = checksum_header(&[1u8; 50]);
-    let raw = format!("PUT /v1/chunks/{h}/data?version={v}&offset=0 HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n{HEADER_CHECKSUMS}: {crc}\r\n\r\n");
+    let raw = format!("PUT /v1/chunks/{h}/data?version={v}&offset=0 HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n{HEADER_CHECKSUMS}: {crc}\r\n{HEADER_TOKEN}: {token}\r\n\r\n");
     let answer = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(addr).unwrap();

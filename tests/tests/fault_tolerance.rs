@@ -824,20 +824,14 @@ async fn garbage_is_collected_after_the_grace_and_df_drops_accordingly() {
             doomed.push((ch.handle.0, ch.replicas.iter().map(|r| c.index_of(&r.address).unwrap()).collect()));
         }
     }
-    // A replica of a chunk the master never allocated.
+    // A replica of a chunk the master never allocated (created by an
+    // insider holding the key file; no token exists to fill it).
     let planted = 1u64 << 40;
     let h = http();
-    let r = h.post(format!("{}/v1/chunks/{planted}/create", c.chunkservers[0].url)).json(&json!({"version": 1, "chunk_size_bytes": MIB})).send().await.unwrap();
+    let cs0 = &c.chunkservers[0].url;
+    let create = h.post(format!("{cs0}/v1/chunks/{planted}/create")).json(&json!({"version": 1, "chunk_size_bytes": MIB}));
+    let r = dfs_tests::faults::send_as_peer(&h, cs0, create).await.unwrap();
     assert!(r.status().is_success(), "plant: {}", r.text().await.unwrap_or_default());
-    let body = vec![7u8; 100_000];
-    let r = h
-        .put(format!("{}/v1/chunks/{planted}/data?version=1&offset=0", c.chunkservers[0].url))
-        .header(HEADER_CHECKSUMS, checksum_header(&body))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "plant data: {}", r.text().await.unwrap_or_default());
     assert!(data_path(&c.cs_dir(0), planted).exists());
 
     let deleted_at = Instant::now();
