@@ -93,6 +93,22 @@ fn err(kind: ErrorKind, message: impl Into<String>) -> NsError {
     NsError::new(kind, message)
 }
 
+/// Ends a bump in the chunk map when dropped: recorded, or failed, also
+/// when the future running it is dropped half way (a client that hangs up
+/// during a lease grant cancels it): then the targets that took the version
+/// are believed when they report it, and it is adopted from them.
+struct BumpOver<'a> {
+    manager: &'a ChunkManager,
+    handle: ChunkHandle,
+    recorded: bool,
+}
+
+impl Drop for BumpOver<'_> {
+    fn drop(&mut self) {
+        self.manager.map().end_bump(self.handle, self.recorded);
+    }
+}
+
 /// The version after `version`; none past `ChunkVersion::MAX_ISSUED` (a
 /// version that high cannot have been reached one step at a time: refuse,
 /// never wrap or panic).
@@ -522,8 +538,9 @@ impl ChunkManager {
         // Reports of the new version from these nodes are expected until it
         // is recorded; from any other node it was never issued.
         self.map().start_bump(handle, version, replicas.iter().map(|r| r.node_id).collect());
+        let mut over = BumpOver { manager: self, handle, recorded: false };
         let bumped = self.hand_out(handle, meta, version, replicas).await;
-        self.map().end_bump(handle, bumped.is_ok());
+        over.recorded = bumped.is_ok();
         bumped
     }
 
