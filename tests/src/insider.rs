@@ -49,6 +49,43 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(20)).pool_max_idle_per_host(8).build().expect("http client")
 }
 
+/// Requests whose answer was lost and that were sent again (see [`execute`]).
+pub static LOST_ANSWERS: AtomicU64 = AtomicU64::new(0);
+
+/// Sends `req`; a transport failure (no answer at all) is retried twice,
+/// counted in [`LOST_ANSWERS`] and logged. A server that refuses a request
+/// before reading its body and closes the connection at once makes the
+/// client's body write fail (EPIPE) or resets the connection, and the
+/// refusal it sent is lost on the way; the same request again gets it.
+pub async fn execute(http: &reqwest::Client, mut req: reqwest::Request) -> reqwest::Result<reqwest::Response> {
+    let mut attempt = 0;
+    loop {
+        let again = req.try_clone();
+        let (method, url) = (req.method().clone(), req.url().clone());
+        match http.execute(req).await {
+            Err(e) if attempt < 2 && !e.is_timeout() && again.is_some() => {
+                LOST_ANSWERS.fetch_add(1, Ordering::Relaxed);
+                eprintln!("insider: no answer to {method} {url} ({e:?}); sending it again");
+                req = again.expect("checked");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Builds and sends with [`execute`].
+pub async fn send(builder: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+    let (client, req) = builder.build_split();
+    execute(&client, req?).await
+}
+
+/// Sends with [`execute`]; the answer as a [`Reply`].
+pub async fn send_reply(builder: reqwest::RequestBuilder) -> reqwest::Result<Reply> {
+    reply(send(builder).await?).await
+}
+
 /// An answer as a [`Reply`] (JSON body, or Null).
 pub async fn reply(resp: reqwest::Response) -> reqwest::Result<Reply> {
     let status = resp.status().as_u16();
@@ -84,7 +121,7 @@ impl Insider {
     }
 
     pub async fn execute(&self, req: reqwest::Request) -> reqwest::Result<Reply> {
-        reply(self.http.execute(req).await?).await
+        reply(execute(&self.http, req).await?).await
     }
 
     /// Signs and sends.
@@ -133,7 +170,7 @@ pub async fn closed_port_url() -> String {
 /// `GET /v1/chunks?inode=N`: every chunk's locations, each with a READ
 /// token, as any client gets them.
 pub async fn locations(http: &reqwest::Client, master: &str, inode: InodeId) -> anyhow::Result<ChunkLocations> {
-    let resp = http.get(format!("{master}/v1/chunks?inode={}&first=0&count=1024", inode.0)).send().await?;
+    let resp = send(http.get(format!("{master}/v1/chunks?inode={}&first=0&count=1024", inode.0))).await?;
     let status = resp.status();
     let body = resp.bytes().await?;
     if !status.is_success() {
@@ -145,7 +182,7 @@ pub async fn locations(http: &reqwest::Client, master: &str, inode: InodeId) -> 
 /// `POST /v1/chunks/lease`: a write lease (with its READ_WRITE token) on
 /// chunk `index` of `inode`, as a writer gets it.
 pub async fn lease(http: &reqwest::Client, master: &str, inode: InodeId, index: u64) -> anyhow::Result<WriteLease> {
-    let resp = http.post(format!("{master}/v1/chunks/lease")).json(&serde_json::json!({"inode": inode.0, "index": index})).send().await?;
+    let resp = send(http.post(format!("{master}/v1/chunks/lease")).json(&serde_json::json!({"inode": inode.0, "index": index}))).await?;
     let status = resp.status();
     let body = resp.bytes().await?;
     if !status.is_success() {
@@ -172,7 +209,7 @@ pub async fn put_data(
     if let Some(t) = token {
         req = req.header(HEADER_TOKEN, t);
     }
-    reply(req.body(body.to_vec()).send().await?).await
+    send_reply(req.body(body.to_vec())).await
 }
 
 /// `GET {address}/v1/chunks/{handle}/data?version=V&offset=O&length=L`
@@ -183,7 +220,7 @@ pub async fn get_data(http: &reqwest::Client, address: &str, handle: u64, versio
     if let Some(t) = token {
         req = req.header(HEADER_TOKEN, t);
     }
-    let resp = req.send().await?;
+    let resp = send(req).await?;
     let status = resp.status().as_u16();
     Ok((status, resp.bytes().await?))
 }
@@ -204,38 +241,31 @@ pub struct RawAnswer {
 }
 
 /// Sends `head` (request line and headers, without the blank line) and
-/// then body bytes in 64 KiB pieces, up to `body_limit`, while watching for
-/// an answer; returns as soon as an answer's head has arrived. A server
-/// that wants the whole body (say 256 MiB) before answering gets only
-/// `body_limit` bytes, and the call fails after `timeout`.
-pub async fn raw_request(addr: &str, head: &str, body_limit: u64, timeout: Duration) -> anyhow::Result<RawAnswer> {
+/// `body_prefix` bytes of the body it announces, then waits for an
+/// answer: a server that wants the whole body (say 256 MiB) before
+/// answering never answers, and the call fails after `timeout`. Send no
+/// body (0) to see the answer for sure: a server that refuses and closes
+/// with body bytes unread resets the connection, which may discard its
+/// answer on the way.
+pub async fn raw_request(addr: &str, head: &str, body_prefix: u64, timeout: Duration) -> anyhow::Result<RawAnswer> {
     let started = Instant::now();
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr)).await.context("connect timed out")??;
-    let (mut rd, mut wr) = stream.into_split();
+    let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr)).await.context("connect timed out")??;
     let head = format!("{}\r\nHost: {addr}\r\n\r\n", head.trim_end());
-    wr.write_all(head.as_bytes()).await?;
-    let sent = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let sent = sent.clone();
-        tokio::spawn(async move {
-            let piece = vec![b' '; 64 * 1024];
-            while sent.load(Ordering::Relaxed) < body_limit {
-                let n = (body_limit - sent.load(Ordering::Relaxed)).min(piece.len() as u64) as usize;
-                if wr.write_all(&piece[..n]).await.is_err() {
-                    return;
-                }
-                sent.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            // Keep the write half open: the server must answer without the rest.
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            drop(wr);
-        })
-    };
+    stream.write_all(head.as_bytes()).await?;
+    let piece = vec![b' '; 64 * 1024];
+    let mut sent = 0u64;
+    while sent < body_prefix {
+        let n = (body_prefix - sent).min(piece.len() as u64) as usize;
+        if stream.write_all(&piece[..n]).await.is_err() {
+            break;
+        }
+        sent += n as u64;
+    }
     let mut got = Vec::new();
     let read = tokio::time::timeout(timeout, async {
         let mut buf = [0u8; 4096];
         loop {
-            let n = rd.read(&mut buf).await?;
+            let n = stream.read(&mut buf).await?;
             if n == 0 {
                 return Ok::<_, std::io::Error>(());
             }
@@ -244,7 +274,7 @@ pub async fn raw_request(addr: &str, head: &str, body_limit: u64, timeout: Durat
                 // The head is in; take what of the body is there a moment later.
                 let _ = tokio::time::timeout(Duration::from_millis(200), async {
                     while got.len() < end + 4 + 64 {
-                        let n = rd.read(&mut buf).await?;
+                        let n = stream.read(&mut buf).await?;
                         if n == 0 {
                             break;
                         }
@@ -258,17 +288,15 @@ pub async fn raw_request(addr: &str, head: &str, body_limit: u64, timeout: Durat
         }
     })
     .await;
-    writer.abort();
     let elapsed = started.elapsed();
-    let body_bytes_sent = sent.load(Ordering::Relaxed);
     let text = String::from_utf8_lossy(&got).into_owned();
     match read {
-        Err(_) => bail!("no answer within {timeout:?} ({body_bytes_sent} body bytes sent); got {text:?}"),
+        Err(_) => bail!("no answer within {timeout:?} ({sent} body bytes sent); got {text:?}"),
         Ok(Err(e)) if got.is_empty() => bail!("reading the answer: {e}"),
         _ => {}
     }
     let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("no status line in {text:?}"))?;
-    Ok(RawAnswer { status, text, elapsed, body_bytes_sent })
+    Ok(RawAnswer { status, text, elapsed, body_bytes_sent: sent })
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dfs_client::{Client, CreateOptions};
-use dfs_common::wire::chunks::{ChunkLocations, Heartbeat, ReplicaReport, ScrubProgress, WriteLease};
+use dfs_common::wire::chunks::{ChunkLocation, ChunkLocations, Heartbeat, ReplicaReport, ScrubProgress, WriteLease};
 use dfs_common::{ChunkVersion, InodeId, NodeId};
 use dfs_tests::api::Reply;
 use dfs_tests::cluster::{FAST_CHUNKSERVER, FAST_MASTER};
@@ -177,8 +177,19 @@ struct World {
     /// A lease on the scratch file taken at the start: its token expires.
     early: (WriteLease, Instant),
     /// The first chunk of a file the attacker does not write: (location, its read token).
-    victim: dfs_common::wire::chunks::ChunkLocation,
+    victim: ChunkLocation,
     before: Vec<(String, u64, u64, Vec<String>)>,
+}
+
+impl World {
+    /// The victim chunk's location again, with a fresh read token (they
+    /// live 2 s here); its chunk, version and replicas must not change.
+    async fn victim(&self) -> ChunkLocation {
+        let inode = self.client.stat("/h/two-chunks").await.expect("stat").inode;
+        let now = locations(&self.http, &self.c.master.url, inode).await.expect("locate").chunks.remove(0);
+        assert_eq!((now.handle, now.version, &now.replicas), (self.victim.handle, self.victim.version, &self.victim.replicas), "the victim chunk changed");
+        now
+    }
 }
 
 async fn world() -> World {
@@ -264,7 +275,7 @@ async fn internal_routes_refuse_outsiders_and_replays(w: &World) {
                 None => b,
             }
         };
-        let plain = insider::reply(build(&w.http).send().await.expect("send")).await.expect("answer");
+        let plain = insider::send_reply(build(&w.http)).await.expect("send");
         refused(&plain, 401, "EKEYREJECTED", &format!("unsigned {method} {url}"));
         let forged = w.stranger.send(build(&w.stranger.http)).await.expect("send");
         refused(&forged, 401, "EKEYREJECTED", &format!("{method} {url} signed with a stranger's key"));
@@ -291,7 +302,7 @@ async fn internal_routes_refuse_outsiders_and_replays(w: &World) {
 /// write of the attacker's own file as the control.
 async fn data_requests_need_the_right_token(w: &mut World) {
     let (m, http) = (w.c.master.url.clone(), w.http.clone());
-    let victim = w.victim.clone();
+    let victim = w.victim().await;
     let (h, v, r0) = (victim.handle.0, victim.version.0, victim.replicas[0].address.clone());
     let garbage = vec![0xa5u8; 4096];
     // The control: the attacker's own file, with its own lease, through the chain.
@@ -328,7 +339,7 @@ async fn data_requests_need_the_right_token(w: &mut World) {
     assert_eq!(status, 401, "a read without a token: {}", String::from_utf8_lossy(&body));
     let (status, body) = get_data(&http, &r0, h, v, 0, 100, Some(&own.token)).await.expect("get");
     assert_eq!(status, 403, "a read with a token for another chunk: {}", String::from_utf8_lossy(&body));
-    let r = insider::reply(http.post(format!("{r0}/v1/chunks/{h}/fsync?version={v}")).send().await.expect("fsync")).await.expect("answer");
+    let r = insider::send_reply(http.post(format!("{r0}/v1/chunks/{h}/fsync?version={v}"))).await.expect("fsync");
     refused(&r, 401, "EKEYREJECTED", "an fsync without a token");
     // An expired token (the lease taken at the start).
     let (early, at) = w.early.clone();
@@ -342,11 +353,12 @@ async fn data_requests_need_the_right_token(w: &mut World) {
 /// `replicate` from such a source: refused before anything is sent there.
 async fn forwards_and_copies_go_only_to_peers(w: &World) {
     let (m, http, trap) = (&w.c.master.url, &w.http, w.trap.url.as_str());
-    let own = lease(http, m, w.scratch.1, 0).await.expect("lease");
     let data = vec![0x77u8; 1024];
-    let p = own.primary.address.as_str();
-    let second = own.secondaries[0].address.as_str();
-    for chain in [vec![trap], vec![second, trap]] {
+    for second in [false, true] {
+        // A fresh lease each time: a refusal may wait 2 s for a fresher peer list, the token lives 2 s.
+        let own = lease(http, m, w.scratch.1, 0).await.expect("lease");
+        let p = own.primary.address.as_str();
+        let chain: Vec<&str> = if second { vec![own.secondaries[0].address.as_str(), trap] } else { vec![trap] };
         let r = put_data(http, p, own.handle.0, own.version.0, 0, &data, Some(&own.token), &chain).await.expect("put");
         refused(&r, 403, "EACCES", &format!("a write forwarded to {chain:?}"));
         let r = put_data(http, p, own.handle.0, own.version.0, 0, &data, None, &chain).await.expect("put");
@@ -355,7 +367,7 @@ async fn forwards_and_copies_go_only_to_peers(w: &World) {
     let (h, v, cs) = (w.victim.handle.0, w.victim.version.0, &w.victim.replicas[0].address);
     let order = |source: &str| json!({"source": source, "version": v, "chunk_size_bytes": MIB});
     let url = format!("{cs}/v1/chunks/{h}/replicate");
-    let r = insider::reply(http.post(&url).json(&order(trap)).send().await.expect("send")).await.expect("answer");
+    let r = insider::send_reply(http.post(&url).json(&order(trap))).await.expect("send");
     refused(&r, 401, "EKEYREJECTED", "an unsigned replicate order");
     let r = w.stranger.post_json(&url, &order(trap)).await.expect("send");
     refused(&r, 401, "EKEYREJECTED", "a replicate order signed by a stranger");
@@ -375,7 +387,8 @@ async fn forwards_and_copies_go_only_to_peers(w: &World) {
 async fn version_max_and_out_of_range_numbers_are_refused(w: &World) {
     let (m, http) = (&w.c.master.url, &w.http);
     let max = u64::MAX;
-    let (h, v, cs, token) = (w.victim.handle.0, w.victim.version.0, w.victim.replicas[0].address.as_str(), w.victim.token.as_str());
+    let victim = w.victim().await;
+    let (h, v, cs, token) = (victim.handle.0, victim.version.0, victim.replicas[0].address.as_str(), victim.token.as_str());
     for (version, offset, length) in [(max, 0, 100), (v, max, 10), (v, max - 5, 100), (v, 0, max)] {
         let (status, body) = get_data(http, cs, h, version, offset, length, Some(token)).await.expect("get");
         assert!((400..500).contains(&status), "a read at version {version} offset {offset} length {length}: {status} {}", String::from_utf8_lossy(&body));
@@ -407,10 +420,10 @@ async fn version_max_and_out_of_range_numbers_are_refused(w: &World) {
         ("/v1/commit_length", json!({"inode": inode, "length": max})),
         ("/v1/append", json!({"inode": inode, "length": max})),
     ] {
-        let r = insider::reply(http.post(format!("{m}{path}")).json(&body).send().await.expect("send")).await.expect("answer");
+        let r = insider::send_reply(http.post(format!("{m}{path}")).json(&body)).await.expect("send");
         client_error(&r, &format!("POST {path} {body}"));
     }
-    let r = insider::reply(http.get(format!("{m}/v1/chunks?inode={inode}&first={max}&count={max}")).send().await.expect("send")).await.expect("answer");
+    let r = insider::send_reply(http.get(format!("{m}/v1/chunks?inode={inode}&first={max}&count={max}"))).await.expect("send");
     no_server_error(&r, "locations from chunk u64::MAX");
     alive(w).await;
     say!(TAG, "u64::MAX versions, offsets and lengths refused with 4xx; every daemon answers");
@@ -436,13 +449,13 @@ async fn outsiders_bad_replica_reports_keep_every_copy(w: &World) {
     for _ in 0..20 {
         for r in &w.victim.replicas {
             let plain = json!({"handle": h, "node_id": r.node_id, "corrupt": true});
-            let reply = insider::reply(http.post(format!("{m}/v1/chunks/bad")).json(&plain).send().await.expect("send")).await.expect("answer");
+            let reply = insider::send_reply(http.post(format!("{m}/v1/chunks/bad")).json(&plain)).await.expect("send");
             client_error(&reply, "a bad-replica report without a token");
             let by_address = json!({"handle": h, "address": r.address, "corrupt": false, "reporter_version": v});
-            let reply = insider::reply(http.post(format!("{m}/v1/chunks/bad")).json(&by_address).send().await.expect("send")).await.expect("answer");
+            let reply = insider::send_reply(http.post(format!("{m}/v1/chunks/bad")).json(&by_address)).await.expect("send");
             client_error(&reply, "a bad-replica report by address without a token");
-            let with_token = json!({"handle": h, "node_id": r.node_id, "corrupt": true, "token": w.victim.token});
-            let reply = insider::reply(http.post(format!("{m}/v1/chunks/bad")).json(&with_token).send().await.expect("send")).await.expect("answer");
+            let with_token = json!({"handle": h, "node_id": r.node_id, "corrupt": true, "token": w.victim().await.token});
+            let reply = insider::send_reply(http.post(format!("{m}/v1/chunks/bad")).json(&with_token)).await.expect("send");
             no_server_error(&reply, "a bad-replica report with a read token");
             accepted += reply.ok() as usize;
         }
@@ -460,30 +473,34 @@ async fn outsiders_bad_replica_reports_keep_every_copy(w: &World) {
 }
 
 /// Bodies far over any limit, announced by Content-Length: refused at
-/// once, after a few KiB at most were sent.
+/// once, before any of the body is sent (a stranger's signature is
+/// checked first), or, on the master's client routes, after at most
+/// their 1 MiB limit is read (one byte more is sent).
 async fn oversized_bodies_are_refused_without_being_read(w: &World) {
     let m = host_port(&w.c.master.url);
     let cs = host_port(&w.victim.replicas[0].address);
     let (h, v) = (w.victim.handle.0, w.victim.version.0);
     let json_head = |line: &str, len: u64| format!("{line}\r\nContent-Type: application/json\r\nContent-Length: {len}");
+    let limit = (1u64 << 20) + 1; // the master's --max-request-body-bytes, and one byte
     let cases = [
-        (m.as_str(), json_head("POST /v1/heartbeat HTTP/1.1", 256 << 20), "a 256 MiB heartbeat from a stranger"),
-        (m.as_str(), json_head("POST /v1/heartbeat HTTP/1.1", (256 << 20) + 1), "a heartbeat over 256 MiB from a stranger"),
-        (m.as_str(), json_head("POST /v1/create HTTP/1.1", 64 << 20), "a 64 MiB create"),
-        (cs.as_str(), json_head(&format!("POST /v1/chunks/{h}/create HTTP/1.1"), 64 << 20), "a 64 MiB create order from a stranger"),
-        (cs.as_str(), format!("PUT /v1/chunks/{h}/data?version={v}&offset=0 HTTP/1.1\r\nContent-Length: {}", 1u64 << 30), "a 1 GiB write without a token"),
+        (m.as_str(), json_head("POST /v1/heartbeat HTTP/1.1", 256 << 20), 0, "a 256 MiB heartbeat from a stranger"),
+        (m.as_str(), json_head("POST /v1/heartbeat HTTP/1.1", (256 << 20) + 1), 0, "a heartbeat over 256 MiB from a stranger"),
+        (m.as_str(), json_head("POST /v1/create HTTP/1.1", 64 << 20), limit, "a 64 MiB create"),
+        (cs.as_str(), json_head(&format!("POST /v1/chunks/{h}/create HTTP/1.1"), 64 << 20), 0, "a 64 MiB create order from a stranger"),
+        (cs.as_str(), format!("PUT /v1/chunks/{h}/data?version={v}&offset=0 HTTP/1.1\r\nContent-Length: {}", 1u64 << 30), 0, "a 1 GiB write without a token"),
         (
             cs.as_str(),
-            format!("PUT /v1/chunks/{h}/data?version={v}&offset=0 HTTP/1.1\r\nx-dfs-token: {}\r\nContent-Length: {}", w.victim.token, 1u64 << 30),
+            format!("PUT /v1/chunks/{h}/data?version={v}&offset=0 HTTP/1.1\r\nx-dfs-token: {}\r\nContent-Length: {}", w.victim().await.token, 1u64 << 30),
+            0,
             "a 1 GiB write with a read token",
         ),
     ];
-    for (addr, head, what) in cases {
-        let a = raw_request(addr, &head, 256 * 1024, Duration::from_secs(5)).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+    for (addr, head, sent, what) in cases {
+        let a = raw_request(addr, &head, sent, Duration::from_secs(5)).await.unwrap_or_else(|e| panic!("{what}: {e}"));
         assert!((400..500).contains(&a.status), "{what}: {}", a.text);
         assert!(a.text.contains("\"error\""), "{what}: no JSON error: {}", a.text);
         assert!(a.elapsed < Duration::from_secs(3), "{what}: answered after {:?}", a.elapsed);
-        say!(TAG, "{what}: {} after {:?}, {} KiB sent", a.status, a.elapsed, a.body_bytes_sent / 1024);
+        say!(TAG, "{what}: {} after {:?}, {} body bytes sent", a.status, a.elapsed, a.body_bytes_sent);
     }
     alive(w).await;
 }
@@ -503,6 +520,7 @@ fn reporting(node: NodeId, address: &str, report: Vec<ReplicaReport>) -> Heartbe
 /// and a signed heartbeat sent twice (the second is a replay).
 async fn forged_heartbeats_change_nothing(w: &World) {
     let (m, http) = (&w.c.master.url, &w.http);
+    // Each fake node has an address of its own (an address is one node's).
     let sink = closed_port_url().await;
     let locs = all_locations(http, &w.c, &w.client, &w.files).await;
     let ahead: Vec<ReplicaReport> = locs
@@ -512,7 +530,7 @@ async fn forged_heartbeats_change_nothing(w: &World) {
         .collect();
     let ahead_node = NodeId(uuid::Uuid::new_v4());
     let hb = reporting(ahead_node, &sink, ahead.clone());
-    let r = insider::reply(http.post(format!("{m}/v1/heartbeat")).json(&hb).send().await.expect("send")).await.expect("answer");
+    let r = insider::send_reply(http.post(format!("{m}/v1/heartbeat")).json(&hb)).await.expect("send");
     refused(&r, 401, "EKEYREJECTED", "an unsigned heartbeat reporting every chunk ahead");
     // Signed: the master may take the node, never the versions.
     for i in 0..5 {
@@ -535,33 +553,43 @@ async fn forged_heartbeats_change_nothing(w: &World) {
     let nodes = w.c.chunkservers().await.expect("chunkservers");
     let real = nodes.iter().find(|n| n["state"] == "live").expect("a live node").clone();
     let id: NodeId = serde_json::from_value(real["node_id"].clone()).expect("node id");
-    let r = w.insider.heartbeat(m, &fake_heartbeat(id, &sink)).await.expect("heartbeat");
+    let r = w.insider.heartbeat(m, &fake_heartbeat(id, &closed_port_url().await)).await.expect("heartbeat");
     client_error(&r, "a signed heartbeat with a live node's id from another address");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let nodes = w.c.chunkservers().await.expect("chunkservers");
     let same = nodes.iter().find(|n| n["node_id"] == real["node_id"]).expect("the node is still known");
     assert_eq!((&same["address"], &same["state"]), (&real["address"], &json!("live")), "the node's address was hijacked: {nodes:?}");
-    // Absurd capacities and counters, then counters going backwards.
-    let huge_node = NodeId(uuid::Uuid::new_v4());
+    // Absurd capacities and counters (refused or taken, never a panic),
+    // then the largest taken on several nodes, counters going backwards.
     let max = u64::MAX;
-    let mut huge = fake_heartbeat(huge_node, &sink);
-    (huge.capacity_bytes, huge.used_bytes, huge.chunk_count, huge.load, huge.bytes_read, huge.bytes_written) = (max, max, max, u32::MAX, max, max);
-    huge.scrub = Some(ScrubProgress { passes_completed: max, pass_done: max, pass_total: max, corrupt_found: max, last_pass_completed_unix_ms: max });
-    let r = w.insider.heartbeat(m, &huge).await.expect("heartbeat");
-    no_server_error(&r, "a heartbeat with u64::MAX capacity and counters");
-    (huge.registering, huge.capacity_bytes, huge.bytes_read, huge.bytes_written) = (false, 1, 0, 0);
-    let r = w.insider.heartbeat(m, &huge).await.expect("heartbeat");
-    no_server_error(&r, "a heartbeat using more than its capacity, counters gone back");
+    let mut absurd = fake_heartbeat(NodeId(uuid::Uuid::new_v4()), &closed_port_url().await);
+    (absurd.capacity_bytes, absurd.used_bytes) = (max, max);
+    let r = w.insider.heartbeat(m, &absurd).await.expect("heartbeat");
+    no_server_error(&r, "a heartbeat with u64::MAX capacity");
+    (absurd.capacity_bytes, absurd.used_bytes) = (1, max);
+    let r = w.insider.heartbeat(m, &absurd).await.expect("heartbeat");
+    no_server_error(&r, "a heartbeat using more than its capacity");
+    const LARGEST: u64 = 64 << 50; // 64 PiB
+    for _ in 0..4 {
+        let mut huge = fake_heartbeat(NodeId(uuid::Uuid::new_v4()), &closed_port_url().await);
+        (huge.capacity_bytes, huge.used_bytes, huge.chunk_count, huge.load, huge.bytes_read, huge.bytes_written) = (LARGEST, LARGEST, max, u32::MAX, max, max);
+        huge.scrub = Some(ScrubProgress { passes_completed: max, pass_done: max, pass_total: max, corrupt_found: max, last_pass_completed_unix_ms: max });
+        let r = w.insider.heartbeat(m, &huge).await.expect("heartbeat");
+        assert!(r.ok(), "a heartbeat of a full 64 PiB node with u64::MAX counters: {r:?}");
+        (huge.registering, huge.bytes_read, huge.bytes_written, huge.used_bytes) = (false, 0, 0, 0);
+        let r = w.insider.heartbeat(m, &huge).await.expect("heartbeat");
+        assert!(r.ok(), "the same node with its counters gone back to 0: {r:?}");
+    }
     for path in ["/v1/chunkservers", "/v1/fs", "/v1/cluster", "/v1/admin/replication", "/metrics", "/", "/chunkservers"] {
         let r = http.get(format!("{m}{path}")).send().await.unwrap_or_else(|e| panic!("{path} after absurd heartbeats: {e}"));
         assert_eq!(r.status().as_u16(), 200, "{path} after absurd heartbeats");
     }
     // A version of u64::MAX in a report.
     let top = vec![ReplicaReport { handle: w.victim.handle, version: ChunkVersion(max), length: 10, dirty: false }];
-    let r = w.insider.heartbeat(m, &reporting(NodeId(uuid::Uuid::new_v4()), &sink, top)).await.expect("heartbeat");
+    let r = w.insider.heartbeat(m, &reporting(NodeId(uuid::Uuid::new_v4()), &closed_port_url().await, top)).await.expect("heartbeat");
     client_error(&r, "a signed heartbeat reporting version u64::MAX");
     // The same signed heartbeat twice.
-    let req = w.insider.signed(http.post(format!("{m}/v1/heartbeat")).header("content-type", "application/json").body(serde_json::to_vec(&fake_heartbeat(NodeId(uuid::Uuid::new_v4()), &sink)).expect("json")));
+    let req = w.insider.signed(http.post(format!("{m}/v1/heartbeat")).header("content-type", "application/json").body(serde_json::to_vec(&fake_heartbeat(NodeId(uuid::Uuid::new_v4()), &closed_port_url().await)).expect("json")));
     let again = req.try_clone().expect("clonable");
     let r = w.insider.execute(req).await.expect("heartbeat");
     assert!(r.ok(), "a signed heartbeat of a new node: {r:?}");
@@ -578,10 +606,11 @@ async fn forged_heartbeats_change_nothing(w: &World) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slowloris_on_a_chunkserver_does_not_stop_writes() {
     const CAP: usize = 32;
+    const FILES: usize = 5;
     let seed = dfs_tests::seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let cap = CAP.to_string();
-    let limits = ["--header-read-timeout-ms", "1000", "--body-idle-timeout-ms", "1000", "--max-connections", cap.as_str()];
+    let limits = ["--header-read-timeout-ms", "500", "--body-idle-timeout-ms", "500", "--max-connections", cap.as_str()];
     let c = cluster(&[], &limits).await;
     let client = faults::client(&c.master.url);
     let http = insider::http();
@@ -602,7 +631,7 @@ async fn slowloris_on_a_chunkserver_does_not_stop_writes() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut files = Files::new();
     let started = Instant::now();
-    for i in 0..8 {
+    for i in 0..FILES {
         let path = format!("/slow/f{i}");
         let data = faults::random_bytes(&mut rng, 256 * KIB);
         let t = Instant::now();
@@ -613,7 +642,7 @@ async fn slowloris_on_a_chunkserver_does_not_stop_writes() {
     let writing = started.elapsed();
     let stats = attack.stop().await;
     let (opened, cut) = (stats.connections.load(std::sync::atomic::Ordering::Relaxed), stats.cut_off.load(std::sync::atomic::Ordering::Relaxed));
-    say!(TAG, "slowloris: 8 files written in {:.1}s while {} attackers opened {opened} connections, {cut} cut off by the server", writing.as_secs_f64(), 2 * CAP + CAP / 2);
+    say!(TAG, "slowloris: {FILES} files written in {:.1}s while {} attackers opened {opened} connections, {cut} cut off by the server", writing.as_secs_f64(), 2 * CAP + CAP / 2);
     assert!(cut >= (2 * CAP) as u64, "the chunkserver did not cut the slow connections off ({cut} of {opened})");
     all_there(&http, &c, &files).await;
 }
@@ -625,7 +654,7 @@ async fn slowloris_on_a_chunkserver_does_not_stop_writes() {
 /// start-up delay, a short safe mode.
 fn eager_master(extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = FAST_MASTER.iter().map(|s| s.to_string()).collect();
-    v.extend(master_flags(&["--gc-grace-ms", "500"]));
+    v.extend(master_flags(&["--gc-grace-ms", "1000"]));
     v.extend(extra.iter().map(|s| s.to_string()));
     v
 }
@@ -653,7 +682,7 @@ async fn visit(c: &mut Cluster, i: usize, master: &str, key: &Path, what: &str) 
     let stray = Daemon::chunkserver(&listen, master, &c.cs_dir(i), &args);
     // Refusing may also mean exiting; either way nothing is deleted.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let listed = insider::reply(insider::http().get(format!("{master}/v1/chunkservers")).send().await.expect("list")).await.expect("answer");
+    let listed = insider::send_reply(insider::http().get(format!("{master}/v1/chunkservers"))).await.expect("list");
     assert_eq!(listed.body, json!([]), "{what}: the master took the chunkserver");
     drop(stray);
     assert_eq!(replica_files(&c.cs_dir(i)), before, "{what}: the chunkserver's replicas changed");
@@ -694,7 +723,7 @@ async fn a_master_with_the_same_key_but_another_cluster_id_gets_no_chunkserver()
     let key = master_key_file(&c.master.data_dir);
     copy_key(&key, &master_key_file(&twin_dir));
     let twin = Daemon::master("127.0.0.1:0", &twin_dir, &strs(&eager_master(&[]))).expect("twin master");
-    let ids = |url: String| async move { insider::reply(insider::http().get(format!("{url}/v1/cluster")).send().await.expect("cluster")).await.expect("answer").body["cluster_id"].clone() };
+    let ids = |url: String| async move { insider::send_reply(insider::http().get(format!("{url}/v1/cluster"))).await.expect("cluster").body["cluster_id"].clone() };
     let (ours, theirs) = (ids(c.master.url.clone()).await, ids(twin.url.clone()).await);
     assert!(ours.is_string() && theirs.is_string() && ours != theirs, "cluster ids {ours} and {theirs}");
     visit(&mut c, 2, &twin.url, &key, "a chunkserver at a master with the same key and another cluster id").await;
@@ -739,7 +768,7 @@ async fn masters_on_an_empty_or_old_directory_delete_nothing() {
     // safe mode ends, and only the start-up deletion delay (an hour, the
     // default) keeps the newest file's replicas past the GC grace.
     let mut flags: Vec<String> = FAST_MASTER.iter().map(|s| s.to_string()).collect();
-    flags.extend(master_flags(&["--gc-grace-ms", "500", "--startup-delete-delay-ms", "3600000"]));
+    flags.extend(master_flags(&["--gc-grace-ms", "1000", "--startup-delete-delay-ms", "3600000"]));
     let m = Daemon::master(&listen, &old, &strs(&flags)).expect("a master on an old copy");
     let registered = || async {
         let r = insider::reply(insider::http().get(format!("{}/v1/admin/replication", m.url)).send().await.map_err(|e| e.to_string())?).await.map_err(|e| e.to_string())?;
@@ -763,7 +792,7 @@ async fn masters_on_an_empty_or_old_directory_delete_nothing() {
     for (what, dir, flags) in episodes {
         let m = Daemon::master(&listen, &dir, &strs(&flags)).unwrap_or_else(|e| panic!("a master on {what}: {e}"));
         tokio::time::sleep(Duration::from_secs(4)).await;
-        let listed = insider::reply(insider::http().get(format!("{}/v1/chunkservers", m.url)).send().await.expect("list")).await.expect("answer");
+        let listed = insider::send_reply(insider::http().get(format!("{}/v1/chunkservers", m.url))).await.expect("list");
         assert_eq!(listed.body, json!([]), "a master on {what} took chunkservers of another cluster");
         drop(m);
         assert_eq!(holdings(&c), before, "a master on {what} had replicas deleted or changed");
