@@ -3,13 +3,16 @@
 #   make test   build everything and run the whole test suite (and a 2-minute soak)
 #   make soak   a mixed workload under seeded faults (DFS_SOAK_SECS, default 1800;
 #               DFS_FAULT_SEED=N replays a schedule); see docs/RELIABILITY.md
+#   make fuzz   every request decoder fuzzed for longer than the suite does
+#               (DFS_FUZZ_CASES per target, default 200000; DFS_FUZZ_SEED=N
+#               replays a run); see tests/tests/fuzz.rs
 SHELL := /bin/bash
 CARGO ?= cargo
 # Link Debian's RocksDB instead of compiling it (see docs/ARCHITECTURE.md).
 export ROCKSDB_LIB_DIR ?= /usr/lib/$(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test deps build bench soak
+.PHONY: run test deps build bench soak fuzz
 
 deps:
 	@bash deploy/install-deps.sh
@@ -30,6 +33,10 @@ test: deps
 # The long soak: 30 minutes unless DFS_SOAK_SECS says otherwise.
 soak: build
 	DFS_SOAK_SECS=$${DFS_SOAK_SECS:-1800} $(CARGO) test -p dfs-tests --test soak -- --ignored --nocapture
+
+# The fuzz target with many more cases than `make test` runs (a few minutes).
+fuzz: build
+	DFS_FUZZ_CASES=$${DFS_FUZZ_CASES:-200000} $(CARGO) test -p dfs-tests --test fuzz -- --nocapture
 
 bench: build
 	$(TARGET_DIR)/debug/dfs-meta-bench --runs 3
