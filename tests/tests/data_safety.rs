@@ -256,7 +256,11 @@ async fn late_bump(tag: &str, restart_master: bool) {
     let http = reqwest::Client::new();
     let url = format!("{victim_url}/v1/chunks/{}/version", after.handle.0);
     let body = serde_json::json!({ "version": after.version.0 });
-    let late_bump = tokio::spawn(http.post(url).json(&body).timeout(Duration::from_secs(30)).send());
+    // Signed with the cluster key, as the master's own would be.
+    let late_bump = {
+        let (http, victim_url) = (http.clone(), victim_url.clone());
+        tokio::spawn(async move { faults::send_as_peer(&http, &victim_url, http.post(url).json(&body).timeout(Duration::from_secs(30))).await })
+    };
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.chunkservers[victim].sigcont();
     let answered = late_bump.await.expect("join").expect("late bump");
