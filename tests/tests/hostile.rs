@@ -663,6 +663,27 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// Heartbeats `master` refused (401 or 403), from its `/metrics`.
+async fn refused_heartbeats(master: &str) -> u64 {
+    let Ok(r) = insider::send(insider::http().get(format!("{master}/metrics"))).await else { return 0 };
+    let text = r.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("dfs_master_http_requests_total{") && l.contains(r#"route="/v1/heartbeat""#))
+        .filter(|l| l.contains(r#"status="401""#) || l.contains(r#"status="403""#))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, n)| n.parse::<f64>().ok()))
+        .sum::<f64>() as u64
+}
+
+/// Waits until `master` has refused `n` more heartbeats than `from`: the
+/// chunkservers did reach it (so nothing was kept safe by silence).
+async fn wait_refusals(master: &str, from: u64, n: u64, what: &str) -> u64 {
+    faults::wait_for(&format!("{what}: {n} heartbeats refused"), Duration::from_secs(30), || async {
+        let now = refused_heartbeats(master).await;
+        if now >= from + n { Ok(now) } else { Err(format!("{} refused", now - from.min(now))) }
+    })
+    .await
+}
+
 /// Every chunkserver's replica files.
 fn holdings(c: &Cluster) -> Vec<BTreeMap<String, String>> {
     (0..c.chunkservers.len()).map(|i| replica_files(&c.cs_dir(i))).collect()
@@ -679,12 +700,16 @@ async fn visit(c: &mut Cluster, i: usize, master: &str, key: &Path, what: &str) 
     let mut args: Vec<&str> = FAST_CHUNKSERVER.to_vec();
     let key = key.display().to_string();
     args.extend(["--cluster-key-file", key.as_str()]);
-    let stray = Daemon::chunkserver(&listen, master, &c.cs_dir(i), &args);
-    // Refusing may also mean exiting; either way nothing is deleted.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let from = refused_heartbeats(master).await;
+    let mut stray = Daemon::chunkserver(&listen, master, &c.cs_dir(i), &args).unwrap_or_else(|e| panic!("{what}: {e}"));
+    // Refused once, then past the master's GC grace (1 s), refused again.
+    let seen = wait_refusals(master, from, 1, what).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_refusals(master, seen, 1, what).await;
+    assert!(stray.is_running(), "{what}: the chunkserver exited");
     let listed = insider::send_reply(insider::http().get(format!("{master}/v1/chunkservers"))).await.expect("list");
     assert_eq!(listed.body, json!([]), "{what}: the master took the chunkserver");
-    drop(stray);
+    stray.kill();
     assert_eq!(replica_files(&c.cs_dir(i)), before, "{what}: the chunkserver's replicas changed");
     c.chunkservers[i].restart(true).expect("restart in its own cluster");
     say!(TAG, "{what}: refused, nothing deleted");
@@ -780,7 +805,7 @@ async fn masters_on_an_empty_or_old_directory_delete_nothing() {
         }
     };
     faults::wait_for("the old copy's master takes the chunkservers and leaves safe mode", Duration::from_secs(30), registered).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     drop(m);
     assert_eq!(holdings(&c), before, "a master on an old copy of its directory had replicas deleted or changed");
     say!(TAG, "a master on an old copy of its directory: nothing deleted");
@@ -791,7 +816,10 @@ async fn masters_on_an_empty_or_old_directory_delete_nothing() {
     ];
     for (what, dir, flags) in episodes {
         let m = Daemon::master(&listen, &dir, &strs(&flags)).unwrap_or_else(|e| panic!("a master on {what}: {e}"));
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        // Every chunkserver refused (retrying with backoff), then past the GC grace (1 s), refused again.
+        let seen = wait_refusals(&m.url, 0, 3, &format!("a master on {what}")).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        wait_refusals(&m.url, seen, 1, &format!("a master on {what}")).await;
         let listed = insider::send_reply(insider::http().get(format!("{}/v1/chunkservers", m.url))).await.expect("list");
         assert_eq!(listed.body, json!([]), "a master on {what} took chunkservers of another cluster");
         drop(m);
