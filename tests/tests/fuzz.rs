@@ -84,11 +84,10 @@ where
     let config = Config { cases, failure_persistence: None, max_shrink_iters: 400, ..Config::default() };
     let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
     let started = Instant::now();
-    let result = runner.run(&strategy, test);
-    eprintln!("fuzz {name}: {cases} cases in {:.2}s (seed {seed})", started.elapsed().as_secs_f64());
-    if let Err(e) = result {
-        panic!("fuzz {name} failed; replay with DFS_FUZZ_SEED={seed}: {e}");
+    if let Err(e) = runner.run(&strategy, test) {
+        panic!("fuzz {name} failed after {:.2}s; replay with DFS_FUZZ_SEED={seed}: {e}", started.elapsed().as_secs_f64());
     }
+    eprintln!("fuzz {name}: {cases} cases passed in {:.2}s (seed {seed})", started.elapsed().as_secs_f64());
 }
 
 /// Statuses answered, for the run's summary (how deep the cases got).
