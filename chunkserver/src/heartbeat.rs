@@ -132,7 +132,7 @@ const ANSWER_MAX_BYTES: usize = dfs_common::http::internal::SIGNED_BODY_MAX_BYTE
 /// Runs until the process ends. Failures are logged and retried next tick;
 /// refusals (see [`Decision::Refuse`]) after a growing wait.
 pub async fn run(node: Arc<Node>, interval: Duration, report_interval: Duration) {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_idle_timeout(Duration::from_secs(5)).build().unwrap_or_default();
     let url = format!("{}/v1/heartbeat", node.master);
     let mut last_report: Option<Instant> = None;
     let mut backoff: Option<Duration> = None;

@@ -110,6 +110,8 @@ pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, addre
         // Bounded waits on peers: a hung downstream must not pin buffers forever.
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(32)
+            // Below the peers' keep-alive limit (10 s by default).
+            .pool_idle_timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(Duration::from_secs(60))
             .build()?,

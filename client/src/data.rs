@@ -127,6 +127,9 @@ struct Inner {
 fn http_client(config: &DataConfig) -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(32)
+        // Below the servers' keep-alive limit (their header read timeout,
+        // 10 s by default): a connection is never reused as a server closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
         .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
         .timeout(config.request_timeout)
         .build()

@@ -21,7 +21,11 @@ pub struct CsClient {
 
 impl CsClient {
     pub fn new(auth: Arc<ClusterAuth>) -> Self {
-        let http = reqwest::Client::builder().timeout(CALL_TIMEOUT).build().unwrap_or_default();
+        let http = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            // Below the chunkservers' keep-alive limit (10 s by default).
+            .pool_idle_timeout(std::time::Duration::from_secs(5))
+            .build().unwrap_or_default();
         CsClient { http, auth }
     }
 
