@@ -193,6 +193,30 @@ async fn receive(body: Body, len: u64, mut downstream: Option<Frames>) -> Result
     Ok(data.finish())
 }
 
+/// Slowest average pace a write body may arrive at, after [`BODY_GRACE`].
+const BODY_MIN_BYTES_PER_SEC: u64 = 2 << 20;
+/// Time every write body gets on top of its length at the slowest pace.
+const BODY_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a write body of `len` bytes may take to arrive: 42 s for 64 MiB.
+fn body_deadline(len: u64) -> std::time::Duration {
+    BODY_GRACE + std::time::Duration::from_millis(len.saturating_mul(1000) / BODY_MIN_BYTES_PER_SEC)
+}
+
+/// [`receive`], failed (temporarily: the client may retry) if the body
+/// takes longer than `deadline`; dropping the downstream feed aborts the
+/// forwarded copy too.
+async fn receive_within(deadline: std::time::Duration, body: Body, len: u64, downstream: Option<Frames>) -> Result<Vec<Bytes>, ApiError> {
+    match tokio::time::timeout(deadline, receive(body, len, downstream)).await {
+        Ok(received) => received,
+        Err(_) => {
+            let min_kib = BODY_MIN_BYTES_PER_SEC >> 10;
+            let why = format!("a body of {len} bytes did not arrive within {} ms (the slowest pace taken is {min_kib} KiB/s)", deadline.as_millis());
+            Err(ApiError::new(ErrorKind::EAGAIN, why))
+        }
+    }
+}
+
 /// `PUT /v1/chunks/{handle}/data?version=V&offset=O`
 pub async fn write(
     State(n): State<Arc<Node>>,
@@ -239,7 +263,10 @@ pub async fn write(
             (Some(tx), Some(task))
         }
     };
-    let data = receive(body, len, tx).await?;
+    // Whoever holds the write budget must send at a useful pace: a client
+    // trickling a large body would otherwise keep others' writes waiting
+    // for as long as it likes (the idle timeout only catches near-silence).
+    let data = receive_within(body_deadline(len), body, len, tx).await?;
     let store = n.store.clone();
     let local = blocking(move || {
         let parts: Vec<&[u8]> = data.iter().map(|f| &f[..]).collect();
@@ -367,6 +394,35 @@ pub async fn report_bad(n: &Node, bad: &BadReplica) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_body_gets_its_grace_plus_its_length_at_the_slowest_pace() {
+        assert_eq!(body_deadline(0), BODY_GRACE);
+        assert_eq!(body_deadline(64 << 20), std::time::Duration::from_secs(42));
+        assert!(body_deadline(u64::MAX) > body_deadline(64 << 20), "no overflow");
+    }
+
+    #[tokio::test]
+    async fn a_body_trickled_past_its_deadline_fails_and_stops_the_forwarded_copy() {
+        // 64 KiB in 1 KiB frames every 20 ms: steady (never idle), but slow.
+        let frames = futures::stream::unfold(0, |i| async move {
+            (i < 64).then_some(())?;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            Some((Ok::<_, std::io::Error>(Bytes::from(vec![1u8; 1024])), i + 1))
+        });
+        let (tx, mut rx) = mpsc::channel(256);
+        let deadline = std::time::Duration::from_millis(200);
+        let e = receive_within(deadline, Body::from_stream(frames), 64 << 10, Some(tx)).await.unwrap_err();
+        assert_eq!(e.0.error, ErrorKind::EAGAIN, "{}", e.0.message);
+        let mut forwarded = 0;
+        while let Some(frame) = rx.recv().await {
+            forwarded += frame.map(|f| f.len()).unwrap_or(0);
+        }
+        assert!(forwarded < 64 << 10, "the downstream feed ended early ({forwarded} bytes)");
+        // The same body at full speed passes.
+        let whole = futures::stream::iter((0..64).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![1u8; 1024]))));
+        assert_eq!(receive_within(deadline, Body::from_stream(whole), 64 << 10, None).await.unwrap().concat().len(), 64 << 10);
+    }
 
     #[test]
     fn small_frames_are_gathered_and_order_is_kept() {
