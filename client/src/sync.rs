@@ -5,10 +5,11 @@
 //! last written under (the chain that took the bytes: no master call);
 //! after any failure, those the master lists now.
 //!
-//! A sync needs a write token: the one of the lease this client holds for
-//! the chunk at the version the master lists, else one of a new lease
-//! (which moves the chunk to a new version when no lease is running). A
-//! refused token drops the lease, and the next round leases anew.
+//! A sync takes any token for the chunk at its version: the one of the
+//! lease this client holds at the version the master lists, else the read
+//! token of the master's location (never a new lease: that would move the
+//! chunk to a new version for nothing). A refused token drops the lease,
+//! and the next round asks the master anew.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use dfs_common::wire::chunks::{ChunkLocation, ReplicaAddr, WriteLease};
 use dfs_common::wire::namespace::Attr;
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
-use futures::{stream, StreamExt, TryStreamExt};
+use futures::{stream, StreamExt};
 
 use crate::data::Client;
 use crate::error::ClientError;
@@ -24,8 +25,6 @@ use crate::retry::{combine, Retry};
 
 /// Replica syncs in flight at once.
 const SYNCS_IN_FLIGHT: usize = 8;
-/// Leases asked of the master at once for a sync.
-const LEASES_IN_FLIGHT: usize = 8;
 
 /// What a sync does after a replica failed it (other than refusing the
 /// token, which is always renewed).
@@ -203,25 +202,19 @@ impl Client {
                 found.extend(page.chunks.into_iter().filter(|c| indices.contains(&c.index)));
             }
         }
-        // Owned futures: a borrowing closure here would not be `Send` for
-        // callers that spawn this call.
-        let chains = found.into_iter().map(|c| {
-            let client = self.clone();
-            async move { client.with_write_token(inode, c).await }
-        });
-        stream::iter(chains).buffered(LEASES_IN_FLIGHT).try_collect().await
+        Ok(found.into_iter().map(|c| self.with_sync_token(inode, c)).collect())
     }
 
-    /// The chunk at `c` with a write token: that of the lease this client
-    /// holds on it at the version listed, else the replicas and token of a
-    /// lease from the master (at the version it grants).
-    async fn with_write_token(&self, inode: InodeId, c: ChunkLocation) -> Result<Chain, ClientError> {
+    /// The chunk at `c` with a token to sync it: that of the lease this
+    /// client holds on it at the version listed, else the location's own.
+    fn with_sync_token(&self, inode: InodeId, c: ChunkLocation) -> Chain {
         match self.last_lease(inode, c.index) {
-            Some(l) if l.handle == c.handle && l.version == c.version => return Ok(Chain::located(c, l.token)),
+            Some(l) if l.handle == c.handle && l.version == c.version => return Chain::located(c, l.token),
             Some(_) => self.forget_lease(inode, c.index),
             None => {}
         }
-        Ok(Chain::leased(c.index, self.lease(inode, c.index).await?))
+        let token = c.token.clone();
+        Chain::located(c, token)
     }
 }
 

@@ -107,8 +107,12 @@ async fn data_writes_and_syncs_need_a_write_token_and_a_refused_one_changes_noth
         outcome(req.send().await.unwrap()).await
     };
     assert_eq!(fsync(None).await, UNAUTHORIZED);
-    assert_eq!(fsync(Some(grant(H, V1, Ops::READ))).await, FORBIDDEN);
+    assert_eq!(fsync(Some(grant(ChunkHandle(H.0 + 1), V1, Ops::READ_WRITE))).await, FORBIDDEN);
+    assert_eq!(fsync(Some(grant(H, ChunkVersion(V1.0 + 1), Ops::READ_WRITE))).await, FORBIDDEN);
     assert_eq!(n.syncs.replica_fsyncs.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // Any token for this chunk and version: a sync changes no byte.
+    assert_eq!(fsync(Some(grant(H, V1, Ops::READ))).await, OK);
+    assert_eq!(fsync(Some(grant(H, V1, Ops::WRITE))).await, OK);
     assert_eq!(fsync(Some(grant(H, V1, Ops::READ_WRITE))).await, OK);
 }
 
