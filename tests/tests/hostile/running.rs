@@ -259,13 +259,17 @@ async fn version_max_and_out_of_range_numbers_are_refused(w: &World) {
     }
     // Signed orders (an insider's: only the range checks stand in the way).
     let fresh = 0x7fff_0000_0000_0000u64 + rand::random::<u32>() as u64;
-    for body in [json!({"version": max, "chunk_size_bytes": MIB}), json!({"version": 1, "chunk_size_bytes": max})] {
+    // Versions above 2^63 - 1 are refused (docs/SECURITY.md).
+    let top = 1u64 << 63;
+    for body in [json!({"version": max, "chunk_size_bytes": MIB}), json!({"version": top, "chunk_size_bytes": MIB}), json!({"version": 1, "chunk_size_bytes": max})] {
         let r = w.insider.post_json(&format!("{cs}/v1/chunks/{fresh}/create"), &body).await.expect("create");
         client_error(&r, &format!("a signed create of {body}"));
     }
     assert_eq!(replica_info(&w.insider, cs, fresh).await, None, "a refused create left a replica");
-    let r = w.insider.post_json(&format!("{cs}/v1/chunks/{h}/version"), &json!({"version": max})).await.expect("version");
-    client_error(&r, "a signed version order of u64::MAX");
+    for version in [max, top] {
+        let r = w.insider.post_json(&format!("{cs}/v1/chunks/{h}/version"), &json!({"version": version})).await.expect("version");
+        client_error(&r, &format!("a signed version order of {version}"));
+    }
     assert_eq!(replica_info(&w.insider, cs, h).await.map(|i| i.0), Some(v), "the replica kept its version");
     // The master's client routes.
     let inode = w.scratch.1 .0;
