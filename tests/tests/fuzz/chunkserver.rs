@@ -299,7 +299,8 @@ fn malformed(c: &CsCase, f: &Facts<'_>) -> bool {
     match c.route {
         CsRoute::Data if f.method == "GET" => !handle_ok || !query_ok || bad_auth || (!signed && !(f.token_allows)(1)),
         CsRoute::Data => !handle_ok || !query_ok || bad_auth || digest || !(f.token_allows)(2) || !f.crcs_ok || !f.length_ok || f.forward_bad,
-        CsRoute::Fsync => !handle_ok || !query_ok || bad_auth || !(f.token_allows)(2),
+        // A sync changes no byte: any token for the chunk at its version.
+        CsRoute::Fsync => !handle_ok || !query_ok || bad_auth || !((f.token_allows)(1) || (f.token_allows)(2)),
         CsRoute::Create => internal(decodes::<CreateReplica>(f.body)),
         CsRoute::Version => internal(decodes::<SetReplicaVersion>(f.body)),
         CsRoute::Replicate => internal(decodes::<ReplicateChunk>(f.body)),
