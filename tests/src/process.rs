@@ -88,6 +88,18 @@ impl MasterProcess {
     }
 
 
+    /// SIGSTOP: the master freezes (answers nothing, orders nothing) until
+    /// [`MasterProcess::sigcont`]; a test holds it still while it checks
+    /// a fault it set up before the master may act on it.
+    pub fn sigstop(&self) {
+        signal(self.child.id(), libc::SIGSTOP);
+    }
+
+    /// SIGCONT: a stopped master goes on where it was.
+    pub fn sigcont(&self) {
+        signal(self.child.id(), libc::SIGCONT);
+    }
+
     /// Starts the master again on the same data directory and port.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill9();

@@ -262,17 +262,29 @@ async fn late_bump(tag: &str, restart_master: bool) {
         tokio::spawn(async move { faults::send_as_peer(&http, &victim_url, http.post(url).json(&body).timeout(Duration::from_secs(30))).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // The master is held still (SIGSTOP) while the replica takes the bump
+    // and is looked at: once it hears of the replica at the new version it
+    // repairs it at once, as it should (a copy made in place, fenced at the
+    // next version), and a look after that would find the copy, not the
+    // late bump. Frozen, it cannot hear the resumed node or order anything;
+    // the replica is then on disk as the restarted node will report it.
+    c.master.sigstop();
     c.chunkservers[victim].sigcont();
     let answered = late_bump.await.expect("join").expect("late bump");
+    let taken = replica_info(&http, &victim_url, after.handle.0).await;
     c.chunkservers[victim].kill9();
+    c.master.sigcont();
     assert!(answered.status().is_success(), "the late bump: {}", answered.status());
-    c.chunkservers[victim].restart(true).expect("restart");
-    registered(&c.chunkservers[victim].url).await;
-    let late = match replica_info(&http, &victim_url, after.handle.0).await {
+    let late = match taken {
         Ok(Some((v, len))) if v == after.version.0 => len,
         other => panic!("the resumed replica did not take the late bump: {other:?}"),
     };
     say!(tag, "{victim_url} took v{} late ({late} bytes, the old ones)", after.version.0);
+    // Its first report names it at that version. Listed current, it would be
+    // counted, nothing copied, and the window below would catch its old
+    // bytes; refused, it is replaced by a copy (which may be done already).
+    c.chunkservers[victim].restart(true).expect("restart");
+    registered(&c.chunkservers[victim].url).await;
     let named = never_served_wrong(&c, "/d/g", &new, &victim_url, Duration::from_secs(5)).await;
     say!(tag, "{named} listings named {victim_url} (only ever with the new bytes)");
     heals_with_every_replica_whole(&c, "/d/g", &new, 3).await;
