@@ -275,6 +275,8 @@ fn auth_header(w: &CsWorld, c: &CsCase, view: &RequestView<'_>, body: &[u8]) -> 
 
 /// What decides whether a request is malformed.
 struct Facts<'a> {
+    /// The route takes this method (the data route GET and PUT).
+    right_method: bool,
     method: &'a str,
     query: &'a str,
     body: &'a [u8],
@@ -288,7 +290,7 @@ struct Facts<'a> {
 
 /// Whether the route must refuse the request with a 4xx.
 fn malformed(c: &CsCase, f: &Facts<'_>) -> bool {
-    if c.other_method.is_some() {
+    if !f.right_method {
         return true;
     }
     let handle_ok = part_is_u64(&c.handle);
@@ -314,8 +316,9 @@ fn malformed(c: &CsCase, f: &Facts<'_>) -> bool {
 
 fn cs_request(w: &CsWorld, c: &CsCase) -> Option<CsRequest> {
     let h = part_text(&c.handle, H0);
-    let (method, path, keys, valid_query, valid_body) = route_shape(w, c, &h);
-    let method = c.other_method.unwrap_or(method);
+    let (route_method, path, keys, valid_query, valid_body) = route_shape(w, c, &h);
+    let method = c.other_method.unwrap_or(route_method);
+    let right_method = method == route_method || (c.route == CsRoute::Data && matches!(method, "GET" | "PUT"));
     let query = query_text(&c.query, keys, &valid_query);
     let path_and_query = if query.is_empty() { path.clone() } else { format!("{path}?{query}") };
     let body = match (c.route, &c.body) {
@@ -354,6 +357,7 @@ fn cs_request(w: &CsWorld, c: &CsCase) -> Option<CsRequest> {
         _ => false,
     };
     let facts = Facts {
+        right_method,
         method,
         query: &query,
         body: &body,
