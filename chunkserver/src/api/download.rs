@@ -7,12 +7,12 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use dfs_client::{Client, ClientError, FileReader};
 use dfs_common::http::html::url_encode;
-use dfs_common::http::ApiError;
+use dfs_common::http::{ApiError, ApiQuery};
 use dfs_common::ErrorKind;
 use serde::Deserialize;
 
@@ -32,7 +32,7 @@ fn api_error(e: ClientError) -> ApiError {
 
 /// Streams the file at `path`; errors before the first byte are JSON API
 /// errors, a failure mid-stream ends the body early (the length is short).
-pub async fn file(State(n): State<Arc<Node>>, Query(q): Query<FileQuery>) -> Result<Response, ApiError> {
+pub async fn file(State(n): State<Arc<Node>>, ApiQuery(q): ApiQuery<FileQuery>) -> Result<Response, ApiError> {
     let client = Client::new(&n.master);
     let attr = client.stat(&q.path).await.map_err(api_error)?;
     if attr.kind != dfs_common::wire::namespace::FileKind::File {

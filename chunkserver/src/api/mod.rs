@@ -157,6 +157,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/local", get(replicas::local))
         .merge(internal)
         .fallback(status_page::fallback)
+        .method_not_allowed_fallback(dfs_common::http::error::method_not_allowed)
         // Every body read whole (JSON) on any route; the streamed data PUT is not affected.
         .layer(DefaultBodyLimit::max(CONTROL_BODY_MAX_BYTES))
         .layer(axum::middleware::from_fn_with_state(metrics, dfs_common::http::metrics::track))

@@ -226,7 +226,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    // Digits only: `from_str_radix` alone would also take a sign ("+f").
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
@@ -278,5 +279,13 @@ mod tests {
         assert_eq!(source.current().signing().id, new.id);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(KeyRing::load(&path), Err(KeyError::Exposed { .. })));
+    }
+
+    #[test]
+    fn hex_is_digits_only() {
+        assert_eq!(unhex("0aFf"), Some(vec![0x0a, 0xff]));
+        for bad in ["+f", "-1", " a", "0", "zz"] {
+            assert_eq!(unhex(bad), None, "{bad:?}");
+        }
     }
 }

@@ -26,3 +26,11 @@ impl IntoResponse for ApiError {
         (status, Json(self.0)).into_response()
     }
 }
+
+/// The answer to a known path asked with a method it does not take: 405,
+/// with a JSON body like every other error (axum's own has none).
+/// `Router::method_not_allowed_fallback(method_not_allowed)`.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let body = ErrorBody { error: ErrorKind::EINVAL, message: format!("{} does not take {method}", uri.path()) };
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}

@@ -102,6 +102,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/admin/decommission", post(admin::decommission))
         .route("/v1/admin/recommission", post(admin::recommission))
         .fallback(dashboard::fallback)
+        .method_not_allowed_fallback(dfs_common::http::error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(http_metrics, dfs_common::http::metrics::track))
         .with_state(state)
