@@ -5,7 +5,7 @@
 #               DFS_FAULT_SEED=N replays a schedule); see docs/RELIABILITY.md
 #   make fuzz   every request decoder fuzzed for longer than the suite does
 #               (DFS_FUZZ_CASES per target, default 200000; DFS_FUZZ_SEED=N
-#               replays a run); see tests/tests/fuzz.rs
+#               replays a run); see tests/tests/fuzz/main.rs
 SHELL := /bin/bash
 CARGO ?= cargo
 # Link Debian's RocksDB instead of compiling it (see docs/ARCHITECTURE.md).
