@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use dfs_common::NodeId;
+use dfs_tests::insider::{fake_heartbeat, master_key_file, Insider};
 use web::*;
 
 /// Longest a Chromium run may take.
@@ -68,8 +69,9 @@ async fn dump(profile: &Path, url: String) -> String {
     tokio::task::spawn_blocking(move || run_chromium(&profile, "--dump-dom", &url)).await.expect("chromium task")
 }
 
-/// A chunkserver address shaped like markup, sent in one forged heartbeat:
-/// it reaches the overview through the script's table rebuild.
+/// A chunkserver address shaped like markup, sent in one forged heartbeat
+/// (signed: only a holder of the cluster key can register a node): it
+/// reaches the overview through the script's table rebuild.
 const HOSTILE_ADDRESS: &str = "http://<img src=x onerror=alert(1)>";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -77,11 +79,10 @@ async fn the_dashboard_in_headless_chromium() {
     let (c, _client) = cluster_with_files().await;
     let m = c.master.url.clone();
     let profile = c.dir.path().join("chromium-profile");
-    let forged = json!({
-        "node_id": "00000000-0000-0000-0000-00000000beef", "address": HOSTILE_ADDRESS,
-        "capacity_bytes": 1, "used_bytes": 0, "chunk_count": 0, "load": 0
-    });
-    assert!(c.api.post("/v1/heartbeat", &forged).await.expect("heartbeat").ok());
+    let forged = fake_heartbeat(NodeId(uuid::Uuid::from_u128(0xbeef)), HOSTILE_ADDRESS);
+    let insider = Insider::from_key_file(&master_key_file(&c.master.data_dir)).expect("the cluster key");
+    let answer = insider.heartbeat(&m, &forged).await.expect("heartbeat");
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
 
     // The overview after its scripts ran: 3 live chunkservers (the forged one dies).
     let home = wait_for("the forged node to be dead", Duration::from_secs(15), || {

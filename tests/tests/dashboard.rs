@@ -7,6 +7,7 @@ mod web;
 
 use std::time::Duration;
 
+use dfs_tests::insider::{master_key_file, Insider};
 use serde_json::{json, Value};
 use web::*;
 
@@ -170,8 +171,11 @@ async fn events_of_repair_and_loss(c: &mut dfs_tests::Cluster, m: &str) {
     let mut bytes = std::fs::read(&data).expect("replica file");
     bytes[100] ^= 0x40;
     std::fs::write(&data, bytes).expect("rot");
-    let read = fetch(&format!("{victim}/v1/chunks/{handle}/data?version={version}&offset=0&length=65536")).await;
-    assert_eq!(read.status, 500, "{}", read.text);
+    // Read as a peer copying it would (signed with the cluster key, no token).
+    let insider = Insider::from_key_file(&master_key_file(&c.master.data_dir)).expect("the cluster key");
+    let url = format!("{victim}/v1/chunks/{handle}/data?version={version}&offset=0&length=65536");
+    let read = insider.send(insider.http.get(url)).await.expect("read");
+    assert_eq!(read.status, 500, "{:?}", read.body);
     let has = |kind: &'static str| async move {
         let e = get_json(m, "/v1/dashboard/events").await;
         e["events"].as_array().is_some_and(|a| a.iter().any(|e| e["kind"] == kind)).then_some(())
