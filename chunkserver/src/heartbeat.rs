@@ -38,9 +38,8 @@ fn build(node: &Node, with_report: bool) -> Heartbeat {
     let used = node.store.used_bytes();
     let replicas = node.store.list();
     let chunk_count = replicas.len() as u64;
-    let report = with_report.then(|| {
-        replicas.into_iter().map(|c| ReplicaReport { handle: c.handle, version: c.version, length: c.length, dirty: c.dirty }).collect()
-    });
+    let report =
+        with_report.then(|| replicas.into_iter().map(|c| ReplicaReport { handle: c.handle, version: c.version, length: c.length, dirty: c.dirty }).collect());
     Heartbeat {
         node_id: node.id,
         address: node.address.clone(),
@@ -294,7 +293,12 @@ mod tests {
     use dfs_common::auth::{ClusterKey, KeyRing};
 
     fn answer(cluster: &str) -> Vec<u8> {
-        serde_json::to_vec(&HeartbeatResponse { cluster_id: cluster.into(), delete: vec![DeleteReplica { handle: dfs_common::ChunkHandle(1), max_version: dfs_common::ChunkVersion(9) }], ..Default::default() }).unwrap()
+        serde_json::to_vec(&HeartbeatResponse {
+            cluster_id: cluster.into(),
+            delete: vec![DeleteReplica { handle: dfs_common::ChunkHandle(1), max_version: dfs_common::ChunkVersion(9) }],
+            ..Default::default()
+        })
+        .unwrap()
     }
 
     fn applied(d: &Decision) -> Option<Option<&str>> {

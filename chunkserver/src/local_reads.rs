@@ -38,9 +38,7 @@ pub fn start(data_dir: &Path, store: Arc<ChunkStore>, tokens: Arc<TokenVerifier>
         Ok((listener, path)) => {
             let token = uuid::Uuid::new_v4().as_u128();
             let endpoint = LocalEndpoint { socket: path.to_string_lossy().into_owned(), token: format!("{token:032x}") };
-            let spawned = std::thread::Builder::new()
-                .name("local-reads".into())
-                .spawn(move || accept_loop(listener, token, Served { store, tokens }));
+            let spawned = std::thread::Builder::new().name("local-reads".into()).spawn(move || accept_loop(listener, token, Served { store, tokens }));
             match spawned {
                 Ok(_) => Some(endpoint),
                 Err(e) => {
@@ -206,7 +204,14 @@ mod tests {
         assert!(refused(&grant(7, 3, Ops::READ, 1)).contains("expired"));
         assert!(refused(&grant(7, 3, Ops::WRITE, u64::MAX)).contains("operation"), "a write-only token");
         let forged = TokenKey::generate(&KeyRing::single(ClusterKey::generate()), 1, u64::MAX);
-        let forged = forged.sign(&ChunkToken { key_id: 1, expires_unix_ms: u64::MAX, handle: ChunkHandle(7), version: ChunkVersion(3), ops: Ops::READ, identity: "x".into() });
+        let forged = forged.sign(&ChunkToken {
+            key_id: 1,
+            expires_unix_ms: u64::MAX,
+            handle: ChunkHandle(7),
+            version: ChunkVersion(3),
+            ops: Ops::READ,
+            identity: "x".into(),
+        });
         assert!(refused(&forged).contains("signature"));
         request(&endpoint, token, &grant(7, 3, Ops::READ_WRITE, u64::MAX), 7, 3).expect("a read-write token reads");
     }

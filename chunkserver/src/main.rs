@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use dfs_common::http::daemon::daemon_main;
 use dfs_chunkserver::config::ChunkserverConfig;
+use dfs_common::http::daemon::daemon_main;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -13,9 +13,9 @@ const FILE: &str = "node_id";
 pub fn load_or_create(dir: &Path) -> std::io::Result<NodeId> {
     let path = dir.join(FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => uuid::Uuid::parse_str(text.trim())
-            .map(NodeId)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
+        Ok(text) => {
+            uuid::Uuid::parse_str(text.trim()).map(NodeId).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(dir)?;
             let id = uuid::Uuid::new_v4();

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use dfs_common::http::daemon::shutdown_signal;
-use dfs_common::http::serve::{serve, Limits};
 use dfs_common::auth::{KeySource, TokenVerifier};
+use dfs_common::http::daemon::shutdown_signal;
 use dfs_common::http::internal::ClusterAuth;
+use dfs_common::http::serve::{serve, Limits};
 use dfs_common::NodeId;
 use tokio::net::TcpListener;
 
@@ -50,16 +50,9 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let address = config.advertise_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let node = Arc::new(new_node(&config, id, store, address.clone(), trust)?);
-    let beats = tokio::spawn(heartbeat::run(
-        node.clone(),
-        Duration::from_millis(config.heartbeat_interval_ms),
-        Duration::from_millis(config.report_interval_ms),
-    ));
-    let scrub = tokio::spawn(scrubber::run(
-        node.clone(),
-        Duration::from_millis(config.scrub_period_ms),
-        mib_per_sec(config.scrub_mib_per_sec),
-    ));
+    let beats =
+        tokio::spawn(heartbeat::run(node.clone(), Duration::from_millis(config.heartbeat_interval_ms), Duration::from_millis(config.report_interval_ms)));
+    let scrub = tokio::spawn(scrubber::run(node.clone(), Duration::from_millis(config.scrub_period_ms), mib_per_sec(config.scrub_mib_per_sec)));
     println!("dfs-chunkserver listening on {address}");
     tracing::info!(%address, node = %id, master = %node.master, "chunkserver started");
     let (local, store) = (node.local.clone(), node.store.clone());

@@ -258,9 +258,7 @@ impl Client {
     /// Writes `data` at `offset` of the file, then commits the new length.
     /// Returns once every replica has the bytes in its OS.
     pub async fn write_at(&self, attr: &Attr, offset: u64, data: Bytes) -> Result<(), ClientError> {
-        let end = offset
-            .checked_add(data.len() as u64)
-            .ok_or_else(|| ClientError::new(ErrorKind::EFBIG, "write past the largest offset"))?;
+        let end = offset.checked_add(data.len() as u64).ok_or_else(|| ClientError::new(ErrorKind::EFBIG, "write past the largest offset"))?;
         if data.is_empty() {
             return Ok(());
         }
@@ -298,10 +296,8 @@ impl Client {
 
     /// Writes pieces, several at once; returns the chunks written, in order.
     async fn write_pieces(&self, inode: InodeId, pieces: impl Iterator<Item = Piece>) -> Result<Vec<WrittenChunk>, ClientError> {
-        let mut chunks: Vec<WrittenChunk> = stream::iter(pieces.map(|p| self.write_piece(inode, p)))
-            .buffer_unordered(self.config().pieces_in_flight)
-            .try_collect()
-            .await?;
+        let mut chunks: Vec<WrittenChunk> =
+            stream::iter(pieces.map(|p| self.write_piece(inode, p))).buffer_unordered(self.config().pieces_in_flight).try_collect().await?;
         chunks.sort_by_key(|c| (c.index, std::cmp::Reverse(c.end)));
         chunks.dedup_by_key(|c| (c.index, c.handle));
         Ok(chunks)
@@ -453,7 +449,8 @@ impl Client {
                 Ok(data) => return Ok(data),
                 Err(e) => {
                     self.inner.locations.forget(inode, index);
-                    let retry = retry.get_or_insert_with(|| Retry::new(Instant::now() + self.config().retry_for, Duration::from_millis(20), Duration::from_secs(1)));
+                    let retry =
+                        retry.get_or_insert_with(|| Retry::new(Instant::now() + self.config().retry_for, Duration::from_millis(20), Duration::from_secs(1)));
                     let Some(pause) = retry.after(&e, true, Instant::now()) else { return Err(e) };
                     tracing::debug!(chunk = %loc.handle, error = %e, "no replica served a read; asking the master again");
                     tokio::time::sleep(pause).await;
@@ -485,7 +482,6 @@ impl Client {
         }
         Err(last.unwrap_or_else(|| ClientError::new(ErrorKind::EIO, format!("chunk {} has no current replica", loc.handle))))
     }
-
 }
 
 /// The error of a replica that answered fewer committed bytes than asked.

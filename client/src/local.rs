@@ -27,9 +27,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use dfs_common::auth::unix_ms;
 use dfs_common::local_reads::{recv_replica, LocalEndpoint, LocalError, LocalRequest, ReplicaSnapshot};
 use dfs_common::wire::chunks::{ChunkLocation, BLOCK_BYTES};
-use dfs_common::auth::unix_ms;
 use dfs_common::{ChunkHandle, ChunkVersion};
 
 use crate::tokens::{still_usable, usable_until};
@@ -45,7 +45,10 @@ const SOCKET_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 enum Endpoint {
-    Local { socket: String, token: u128 },
+    Local {
+        socket: String,
+        token: u128,
+    },
     /// Not on this host, or not serving short-circuit reads, as of then.
     Remote(Instant),
 }
@@ -228,7 +231,14 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let key = TokenKey::generate(&KeyRing::single(ClusterKey::generate()), 1, u64::MAX);
         let token = |life_ms: u64| {
-            let t = ChunkToken { key_id: 1, expires_unix_ms: unix_ms() + life_ms, handle: ChunkHandle(5), version: ChunkVersion(2), ops: Ops::READ, identity: "anonymous".into() };
+            let t = ChunkToken {
+                key_id: 1,
+                expires_unix_ms: unix_ms() + life_ms,
+                handle: ChunkHandle(5),
+                version: ChunkVersion(2),
+                ops: Ops::READ,
+                identity: "anonymous".into(),
+            };
             key.sign(&t)
         };
         let reads = LocalReads::default();

@@ -109,7 +109,14 @@ mod tests {
         let cache = LocationCache::new(Duration::from_secs(60), 100);
         let ring = KeyRing::single(ClusterKey::generate());
         let key = TokenKey::generate(&ring, 1, u64::MAX);
-        let token = ChunkToken { key_id: 1, expires_unix_ms: WALL + 4_000, handle: ChunkHandle(1), version: ChunkVersion(1), ops: Ops::READ, identity: "anonymous".into() };
+        let token = ChunkToken {
+            key_id: 1,
+            expires_unix_ms: WALL + 4_000,
+            handle: ChunkHandle(1),
+            version: ChunkVersion(1),
+            ops: Ops::READ,
+            identity: "anonymous".into(),
+        };
         let Known::At(mut at) = loc(0) else { unreachable!() };
         at.token = key.sign(&token);
         cache.put(InodeId(1), &HashMap::from([(0, Known::At(at)), (1, Known::Hole)]), t0, WALL);

@@ -9,8 +9,8 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use dfs_common::wire::chunks::{
-    BadReplica, ChunkLocations, ChunkserverInfo, CommitLength, LeaseRequest, LocateQuery, NodeRequest, ReplicationStatus, SafeModeRequest,
-    WriteLease, WrittenChunk,
+    BadReplica, ChunkLocations, ChunkserverInfo, CommitLength, LeaseRequest, LocateQuery, NodeRequest, ReplicationStatus, SafeModeRequest, WriteLease,
+    WrittenChunk,
 };
 use dfs_common::wire::namespace::*;
 use dfs_common::{ErrorBody, ErrorKind, InodeId};
@@ -233,13 +233,9 @@ fn attempt_blocking<T: DeserializeOwned>(agent: &ureq::Agent, call: &Call) -> Re
         let mut body = Vec::new();
         resp.into_reader().read_to_end(&mut body).map(|_| body)
     };
-    let decode = |body: Vec<u8>| {
-        serde_json::from_slice(&body).map_err(|e| ClientError::new(ErrorKind::EIO, format!("decoding the master's answer: {e}")))
-    };
+    let decode = |body: Vec<u8>| serde_json::from_slice(&body).map_err(|e| ClientError::new(ErrorKind::EIO, format!("decoding the master's answer: {e}")));
     match sent {
-        Ok(resp) => Ok(body(resp)
-            .map_err(|e| ClientError::new(ErrorKind::EIO, format!("reading the master's answer: {e}")))
-            .and_then(decode)),
+        Ok(resp) => Ok(body(resp).map_err(|e| ClientError::new(ErrorKind::EIO, format!("reading the master's answer: {e}"))).and_then(decode)),
         Err(ureq::Error::Status(code, resp)) => {
             let error = body(resp).ok().and_then(|b| serde_json::from_slice::<ErrorBody>(&b).ok());
             Ok(Err(error.map_or_else(|| ClientError::new(ErrorKind::EIO, format!("HTTP {code}")), ClientError::from)))

@@ -19,14 +19,8 @@ use crate::error::ClientError;
 /// Pauses before each new token for one call: about two heartbeats of the
 /// default 3 s in all, after which a chunkserver has heard of any key the
 /// master signs with.
-const RENEWAL_PAUSES: [Duration; 6] = [
-    Duration::ZERO,
-    Duration::from_millis(250),
-    Duration::from_millis(500),
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(3),
-];
+const RENEWAL_PAUSES: [Duration; 6] =
+    [Duration::ZERO, Duration::from_millis(250), Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(3)];
 
 /// The retry state of one call.
 #[derive(Debug)]

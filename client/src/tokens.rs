@@ -48,7 +48,8 @@ mod tests {
     fn token_expiring_at(unix_ms: u64) -> String {
         let ring = KeyRing::single(ClusterKey::generate());
         let key = TokenKey::generate(&ring, 1, u64::MAX);
-        let t = ChunkToken { key_id: 1, expires_unix_ms: unix_ms, handle: ChunkHandle(1), version: ChunkVersion(1), ops: Ops::READ, identity: "anonymous".into() };
+        let t =
+            ChunkToken { key_id: 1, expires_unix_ms: unix_ms, handle: ChunkHandle(1), version: ChunkVersion(1), ops: Ops::READ, identity: "anonymous".into() };
         key.sign(&t)
     }
 

@@ -51,10 +51,7 @@ where
         if !known {
             return Err(file_err(format!("unknown setting {key:?}")));
         }
-        let set_elsewhere = matches!(
-            matches.value_source(&key),
-            Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable)
-        );
+        let set_elsewhere = matches!(matches.value_source(&key), Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable));
         if !set_elsewhere {
             let json = serde_json::to_value(&value).map_err(|e| file_err(format!("{key}: {e}")))?;
             object.insert(key, json);

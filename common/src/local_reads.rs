@@ -111,8 +111,8 @@ pub fn send_replica(stream: &UnixStream, fd: RawFd, snap: &ReplicaSnapshot) -> i
     }
     // The descriptor rides on the first byte; the rest follows as a stream.
     let fds = [fd];
-    let sent = sendmsg::<()>(stream.as_raw_fd(), &[IoSlice::new(&body[..1])], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-        .map_err(io::Error::from)?;
+    let sent =
+        sendmsg::<()>(stream.as_raw_fd(), &[IoSlice::new(&body[..1])], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None).map_err(io::Error::from)?;
     if sent != 1 {
         return Err(io::Error::new(io::ErrorKind::WriteZero, "the descriptor was not sent"));
     }
@@ -155,8 +155,7 @@ pub fn recv_replica(stream: &UnixStream) -> Result<(OwnedFd, ReplicaSnapshot), L
     let mut fd = None;
     {
         let mut iov = [IoSliceMut::new(&mut status)];
-        let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-            .map_err(io::Error::from)?;
+        let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).map_err(io::Error::from)?;
         if msg.bytes != 1 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the chunkserver closed the socket").into());
         }

@@ -35,10 +35,7 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
         return Err(refuse(ErrorKind::EINVAL, "name contains a NUL byte".into()));
     }
     if name.len() > NAME_MAX_BYTES {
-        return Err(refuse(
-            ErrorKind::ENAMETOOLONG,
-            format!("name of {} bytes is over the limit of {NAME_MAX_BYTES}", name.len()),
-        ));
+        return Err(refuse(ErrorKind::ENAMETOOLONG, format!("name of {} bytes is over the limit of {NAME_MAX_BYTES}", name.len())));
     }
     Ok(())
 }
@@ -51,10 +48,7 @@ pub fn split_path(path: &str) -> Result<Vec<&str>, NameError> {
         return Err(refuse(ErrorKind::EINVAL, format!("path {path:?} is not absolute")));
     }
     if path.len() > PATH_MAX_BYTES {
-        return Err(refuse(
-            ErrorKind::ENAMETOOLONG,
-            format!("path of {} bytes is over the limit of {PATH_MAX_BYTES}", path.len()),
-        ));
+        return Err(refuse(ErrorKind::ENAMETOOLONG, format!("path of {} bytes is over the limit of {PATH_MAX_BYTES}", path.len())));
     }
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     for part in &parts {
@@ -76,13 +70,7 @@ mod tests {
 
     #[test]
     fn bad_names_get_their_errno() {
-        let cases = [
-            ("", ErrorKind::EINVAL),
-            (".", ErrorKind::EINVAL),
-            ("..", ErrorKind::EINVAL),
-            ("a/b", ErrorKind::EINVAL),
-            ("a\0b", ErrorKind::EINVAL),
-        ];
+        let cases = [("", ErrorKind::EINVAL), (".", ErrorKind::EINVAL), ("..", ErrorKind::EINVAL), ("a/b", ErrorKind::EINVAL), ("a\0b", ErrorKind::EINVAL)];
         for (n, kind) in cases {
             assert_eq!(validate_name(n).unwrap_err().kind, kind, "{n:?}");
         }

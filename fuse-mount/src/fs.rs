@@ -443,10 +443,13 @@ impl Filesystem for DfsFs {
             });
         }
         let target = at.clone();
-        self.master_call(move |m| async move { m.unlink(target).await }, move |s, r| {
-            s.removed(&at, &r);
-            done(reply, r)
-        });
+        self.master_call(
+            move |m| async move { m.unlink(target).await },
+            move |s, r| {
+                s.removed(&at, &r);
+                done(reply, r)
+            },
+        );
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
@@ -455,10 +458,13 @@ impl Filesystem for DfsFs {
             Err(e) => return reply.error(e),
         };
         let target = at.clone();
-        self.master_call(move |m| async move { m.rmdir(target).await }, move |s, r| {
-            s.removed(&at, &r);
-            done(reply, r)
-        });
+        self.master_call(
+            move |m| async move { m.rmdir(target).await },
+            move |s, r| {
+                s.removed(&at, &r);
+                done(reply, r)
+            },
+        );
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link: &OsStr, target: &Path, reply: ReplyEntry) {
@@ -470,16 +476,7 @@ impl Filesystem for DfsFs {
         });
     }
 
-    fn rename(
-        &self,
-        _req: &Request,
-        parent: INodeNo,
-        n: &OsStr,
-        newparent: INodeNo,
-        newname: &OsStr,
-        flags: RenameFlags,
-        reply: ReplyEmpty,
-    ) {
+    fn rename(&self, _req: &Request, parent: INodeNo, n: &OsStr, newparent: INodeNo, newname: &OsStr, flags: RenameFlags, reply: ReplyEmpty) {
         if !(flags - RenameFlags::RENAME_NOREPLACE).is_empty() {
             return reply.error(Errno::EINVAL); // exchange and whiteout are not supported
         }
@@ -489,15 +486,18 @@ impl Filesystem for DfsFs {
         };
         let req = RenameRequest { src, dst, noreplace: flags.contains(RenameFlags::RENAME_NOREPLACE) };
         let (src, dst) = (req.src.clone(), req.dst.clone());
-        self.master_call(move |m| async move { m.rename(&req).await }, move |s, r| {
-            s.removed(&src, &r);
-            let (dir, name) = parts(&dst);
-            s.changed(dir, r.as_ref().map(|c| c.dirs.as_slice()));
-            if r.is_ok() {
-                s.known.added(dir, name);
-            }
-            done(reply, r)
-        });
+        self.master_call(
+            move |m| async move { m.rename(&req).await },
+            move |s, r| {
+                s.removed(&src, &r);
+                let (dir, name) = parts(&dst);
+                s.changed(dir, r.as_ref().map(|c| c.dirs.as_slice()));
+                if r.is_ok() {
+                    s.known.added(dir, name);
+                }
+                done(reply, r)
+            },
+        );
     }
 
     fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
@@ -515,17 +515,7 @@ impl Filesystem for DfsFs {
         });
     }
 
-    fn read(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        size: u32,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyData,
-    ) {
+    fn read(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, size: u32, _flags: OpenFlags, _lock_owner: Option<LockOwner>, reply: ReplyData) {
         let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
         // A small random read is answered from this FUSE thread: handing it
         // to the runtime would cost as much as the chunkserver's work.
@@ -570,21 +560,10 @@ impl Filesystem for DfsFs {
         if !self.inner.files.close_needs_commit(&file) {
             return reply.ok();
         }
-        self.spawn(move |s| async move {
-            done(reply, s.files.close_flush(&file).await)
-        });
+        self.spawn(move |s| async move { done(reply, s.files.close_flush(&file).await) });
     }
 
-    fn release(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        _flush: bool,
-        reply: ReplyEmpty,
-    ) {
+    fn release(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, _lock_owner: Option<LockOwner>, _flush: bool, reply: ReplyEmpty) {
         // The usual close of a file only read, or made and left empty:
         // nothing to commit, and no reason to wait.
         let file = self.inner.files.get(fh.0);
@@ -607,9 +586,7 @@ impl Filesystem for DfsFs {
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
-        self.spawn(move |s| async move {
-            done(reply, s.files.fsync(&file).await)
-        });
+        self.spawn(move |s| async move { done(reply, s.files.fsync(&file).await) });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -714,15 +691,16 @@ impl Filesystem for DfsFs {
             Err(e) => return reply.error(e),
         };
         let req = create_request(at.clone(), owner);
-        self.master_call(move |m| async move { m.create(&req).await }, move |s, r| {
-            match s.note_made(&at, r) {
+        self.master_call(
+            move |m| async move { m.create(&req).await },
+            move |s, r| match s.note_made(&at, r) {
                 Err(e) if opens_existing(&e, flags) => {
                     let (s, name) = (s.clone(), parts(&at).1.to_string());
                     s.rt.clone().spawn(async move { s.open_found(reply, parent, &name, flags).await });
                 }
                 r => s.opened_new(reply, r),
-            }
-        });
+            },
+        );
     }
 }
 

@@ -48,7 +48,9 @@ pub fn open(path: &Path, had_namespace: bool) -> Result<(KeySource, Opened), Key
     let ids = source.current().ids().iter().map(|s| s.to_string()).collect::<Vec<_>>();
     match opened {
         Opened::Found => tracing::info!(file = %path.display(), keys = ?ids, "cluster key loaded"),
-        Opened::Created => tracing::info!(file = %path.display(), "new cluster: cluster key created; give a copy (mode 0600) to every chunkserver (--cluster-key-file)"),
+        Opened::Created => {
+            tracing::info!(file = %path.display(), "new cluster: cluster key created; give a copy (mode 0600) to every chunkserver (--cluster-key-file)")
+        }
         Opened::CreatedForExisting => tracing::warn!(
             file = %path.display(),
             "this data directory had no cluster key: one was created; chunkservers cannot register until each is given a copy (--cluster-key-file)"

@@ -171,10 +171,7 @@ impl DaemonConfig for MasterConfig {
             ));
         }
         if self.lease_ms < 3 * self.heartbeat_interval_ms {
-            return invalid(format!(
-                "lease_ms ({}) must outlast three heartbeats of heartbeat_interval_ms ({})",
-                self.lease_ms, self.heartbeat_interval_ms
-            ));
+            return invalid(format!("lease_ms ({}) must outlast three heartbeats of heartbeat_interval_ms ({})", self.lease_ms, self.heartbeat_interval_ms));
         }
         // A token key is announced two heartbeats before it signs, and a
         // token must outlive the heartbeat that tells chunkservers its key.

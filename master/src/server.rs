@@ -14,10 +14,10 @@ use crate::api::{router, AppState};
 use crate::chunks::trust::Trust;
 use crate::chunks::{monitor, safe_mode, ChunkConfig, ChunkManager};
 use crate::cluster_key;
-use crate::tokens::{Schedule, Tokens};
 use crate::config::MasterConfig;
 use crate::store::mutations::Defaults;
 use crate::store::{Store, Writer, WriterConfig};
+use crate::tokens::{Schedule, Tokens};
 
 pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     // One master per data directory, held until this returns (or the
@@ -37,10 +37,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("opening the metadata store in {}", config.data_dir.display()))?;
     let writer_config = WriterConfig {
-        defaults: Defaults {
-            replication: config.default_replication,
-            chunk_size_bytes: config.default_chunk_size_bytes,
-        },
+        defaults: Defaults { replication: config.default_replication, chunk_size_bytes: config.default_chunk_size_bytes },
         group_max: config.group_commit_max_ops,
         reap_batch: 1000,
     };

@@ -247,7 +247,13 @@ async fn report(ctx: &Ctx, json: bool) -> Result<u8, Failure> {
     let capacity: u64 = live.iter().map(|n| n.capacity_bytes).sum();
     let used: u64 = live.iter().map(|n| n.used_bytes).sum();
     println!("Cluster {} (dfs {}, format {})", cluster.cluster_id, cluster.version, cluster.format_version);
-    println!("Capacity: {}  Used: {} ({:.1}%)  Free: {}", size(capacity, true), size(used, true), percent(used, capacity), size(capacity.saturating_sub(used), true));
+    println!(
+        "Capacity: {}  Used: {} ({:.1}%)  Free: {}",
+        size(capacity, true),
+        size(used, true),
+        percent(used, capacity),
+        size(capacity.saturating_sub(used), true)
+    );
     println!("Namespace: {} files, {} directories, {} symlinks, {} bytes", fs.files, fs.directories, fs.symlinks, fs.bytes);
     let count = |state: &str| nodes.iter().filter(|n| n.state == state).count();
     println!(

@@ -41,13 +41,7 @@ impl Api {
 
     /// POST of raw bytes, with the JSON content type (for malformed-input tests).
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> reqwest::Result<Reply> {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await?;
+        let resp = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body).send().await?;
         Self::reply(resp).await
     }
 

@@ -480,10 +480,7 @@ pub async fn settle_and_verify(c: &Cluster, files: &Files, root: &str, inv: &Inv
     let want: BTreeMap<String, u64> = files.iter().map(|(p, d)| (p.clone(), d.len() as u64)).collect();
     assert_eq!(listed, want, "the files under {root} are not exactly the acknowledged ones");
     // Replica counts may still move (a surplus being trimmed): retry a while.
-    let checked = wait_for("every current replica holds the acknowledged bytes", Duration::from_secs(30), || {
-        check_replicas(&client, files, inv, exact)
-    })
-    .await;
+    let checked = wait_for("every current replica holds the acknowledged bytes", Duration::from_secs(30), || check_replicas(&client, files, inv, exact)).await;
     // A fresh connection pool: the master may have restarted since `c.api` was made.
     let check = crate::Api::new(&c.master.url).get("/v1/admin/check").await.expect("admin check");
     assert_eq!(check.body["ok"], Value::Bool(true), "namespace check: {}", check.body);
@@ -1002,7 +999,13 @@ impl Worker {
                 let end = (offset + len).min(want.len() as u64) as usize;
                 let expect = &want[offset as usize..end];
                 if let Some(i) = first_diff(&got, expect) {
-                    panic!("worker {}: read of {path} at {offset}+{len} returned WRONG BYTES at {} (got {} bytes, want {})", self.id, offset as usize + i, got.len(), expect.len());
+                    panic!(
+                        "worker {}: read of {path} at {offset}+{len} returned WRONG BYTES at {} (got {} bytes, want {})",
+                        self.id,
+                        offset as usize + i,
+                        got.len(),
+                        expect.len()
+                    );
                 }
                 self.stats.reads_checked.fetch_add(1, Ordering::Relaxed);
             }

@@ -214,7 +214,15 @@ pub async fn put_data(
 
 /// `GET {address}/v1/chunks/{handle}/data?version=V&offset=O&length=L`
 /// with the token given: (status, body).
-pub async fn get_data(http: &reqwest::Client, address: &str, handle: u64, version: u64, offset: u64, length: u64, token: Option<&str>) -> reqwest::Result<(u16, Bytes)> {
+pub async fn get_data(
+    http: &reqwest::Client,
+    address: &str,
+    handle: u64,
+    version: u64,
+    offset: u64,
+    length: u64,
+    token: Option<&str>,
+) -> reqwest::Result<(u16, Bytes)> {
     let url = format!("{address}/v1/chunks/{handle}/data?version={version}&offset={offset}&length={length}");
     let mut req = http.get(url);
     if let Some(t) = token {

@@ -21,10 +21,7 @@ pub use process::{ChunkserverProcess, MasterProcess};
 /// A seed for randomised tests: `DFS_TEST_SEED` when set (to replay a
 /// failure), else a fresh one. Always printed, so a failing run can be replayed.
 pub fn seed() -> u64 {
-    let seed = std::env::var("DFS_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
+    let seed = std::env::var("DFS_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u64>);
     eprintln!("test seed: {seed} (replay with DFS_TEST_SEED={seed})");
     seed
 }

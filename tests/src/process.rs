@@ -87,7 +87,6 @@ impl MasterProcess {
         bail!("master did not stop within 10 s of SIGTERM")
     }
 
-
     /// SIGSTOP: the master freezes (answers nothing, orders nothing) until
     /// [`MasterProcess::sigcont`]; a test holds it still while it checks
     /// a fault it set up before the master may act on it.
@@ -210,14 +209,8 @@ impl Drop for ChunkserverProcess {
 }
 
 fn spawn_chunkserver(master: &str, data_dir: &Path, listen: &str, extra: &[String]) -> anyhow::Result<(Child, String)> {
-    let mut args = vec![
-        "--listen".to_string(),
-        listen.to_string(),
-        "--master".to_string(),
-        master.to_string(),
-        "--data-dir".to_string(),
-        data_dir.display().to_string(),
-    ];
+    let mut args =
+        vec!["--listen".to_string(), listen.to_string(), "--master".to_string(), master.to_string(), "--data-dir".to_string(), data_dir.display().to_string()];
     // The master's key, unless the test gives one (or none is known).
     if flag_value(extra, "--cluster-key-file").is_none() {
         if let Some(file) = key_file_of(master) {
@@ -251,8 +244,7 @@ fn read_url(stdout: std::process::ChildStdout, marker: &'static str) -> anyhow::
             }
         }
     });
-    rx.recv_timeout(START_TIMEOUT)
-        .map_err(|_| anyhow!("daemon did not announce its address within {START_TIMEOUT:?}"))
+    rx.recv_timeout(START_TIMEOUT).map_err(|_| anyhow!("daemon did not announce its address within {START_TIMEOUT:?}"))
 }
 
 #[cfg(test)]

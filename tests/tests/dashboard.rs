@@ -211,11 +211,7 @@ async fn master_metrics(m: &str) {
     ] {
         assert!(t.contains(needle), "master metrics lack {needle}:\n{t}");
     }
-    let grants: u64 = t
-        .lines()
-        .find_map(|l| l.strip_prefix("dfs_master_lease_grants_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("lease grants");
+    let grants: u64 = t.lines().find_map(|l| l.strip_prefix("dfs_master_lease_grants_total ")).and_then(|v| v.trim().parse().ok()).expect("lease grants");
     assert!(grants >= 5, "{grants}");
     assert!(t.ends_with("# EOF\n"));
 }

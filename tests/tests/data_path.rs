@@ -29,13 +29,8 @@ fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 }
 
 async fn create(client: &Client, path: &str, replication: u16, chunk_size: u64) -> Attr {
-    let req = CreateRequest {
-        at: EntryRef::path(path),
-        replication: Some(replication),
-        chunk_size_bytes: Some(chunk_size),
-        exclusive: true,
-        ..Default::default()
-    };
+    let req =
+        CreateRequest { at: EntryRef::path(path), replication: Some(replication), chunk_size_bytes: Some(chunk_size), exclusive: true, ..Default::default() };
     client.master().create(&req).await.expect("create").attr
 }
 
@@ -248,10 +243,19 @@ async fn bad_writes_get_4xx_and_leave_the_replica_unchanged() {
     assert_eq!(r.status().as_u16(), 401);
     let r = http.put(url(h, v, 0)).header(HEADER_CHECKSUMS, &good_crc).header(HEADER_TOKEN, &chunk.token).body(body.clone()).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 403);
-    let r = http.put(url(h, v, 0)).header(HEADER_CHECKSUMS, &good_crc).header(HEADER_TOKEN, &token).header(HEADER_FORWARD, "ftp://x").body(body.clone()).send().await.unwrap();
+    let r = http
+        .put(url(h, v, 0))
+        .header(HEADER_CHECKSUMS, &good_crc)
+        .header(HEADER_TOKEN, &token)
+        .header(HEADER_FORWARD, "ftp://x")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     // Reads past the chunk size, and a bad query.
-    let r = http.get(format!("{}/v1/chunks/{h}/data?version={v}&offset={}&length=10", replica.address, 2 * MIB)).header(HEADER_TOKEN, &token).send().await.unwrap();
+    let r =
+        http.get(format!("{}/v1/chunks/{h}/data?version={v}&offset={}&length=10", replica.address, 2 * MIB)).header(HEADER_TOKEN, &token).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let r = http.get(format!("{}/v1/chunks/{h}/data?version=x", replica.address)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);

@@ -28,7 +28,6 @@ const LIVE_WAIT: Duration = Duration::from_secs(20);
 const HEAL: Duration = Duration::from_secs(60);
 const KIB: usize = 1024;
 
-
 async fn cluster(n: usize, master: &[&str]) -> Cluster {
     let c = Cluster::start_custom(n, master, |i, dir| (dir.join(format!("cs{i}")), Vec::new())).expect("start cluster");
     c.wait_live(n, LIVE_WAIT).await.expect("chunkservers live");
@@ -99,7 +98,13 @@ async fn never_served_wrong(c: &Cluster, path: &str, want: &[u8], watched: &str,
             }
             named += (r.address == watched) as usize;
             let at = first_diff(&got, want);
-            assert!(status == 200 && at.is_none(), "the master lists {} at v{} holding other bytes (status {status}, {} bytes, first difference at {at:?})", r.address, loc.version.0, got.len());
+            assert!(
+                status == 200 && at.is_none(),
+                "the master lists {} at v{} holding other bytes (status {status}, {} bytes, first difference at {at:?})",
+                r.address,
+                loc.version.0,
+                got.len()
+            );
         }
         let got = read_fresh(&c.master.url, path).await;
         assert!(first_diff(&got, want).is_none(), "a client read other bytes than acknowledged (first difference at {:?})", first_diff(&got, want));
@@ -146,7 +151,15 @@ async fn a_replica_that_lost_its_last_writes_is_never_served_and_is_replaced() {
     let want: Vec<u8> = [first, second].concat();
     let after = locate(&client, "/d/f").await;
     assert_eq!(after.version, before.version, "the second write took a new lease: the restored replica would be stale by version, not by length");
-    say!(tag, "chunk {} v{} written to {} bytes (committed {}); {victim_url} loses the last {} bytes", after.handle, after.version.0, want.len(), after.length, 512 * KIB);
+    say!(
+        tag,
+        "chunk {} v{} written to {} bytes (committed {}); {victim_url} loses the last {} bytes",
+        after.handle,
+        after.version.0,
+        want.len(),
+        after.length,
+        512 * KIB
+    );
     c.chunkservers[victim].kill9();
     restore_dir(&backup, &dir);
     c.chunkservers[victim].restart(true).expect("restart");

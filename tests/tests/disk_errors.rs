@@ -113,8 +113,8 @@ async fn an_fsync_error_sets_the_replica_aside_and_the_chunk_is_copied_elsewhere
     let failing_dir = disk.path.join("cs0");
     let seed = dfs_tests::seed();
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut c = Cluster::start_custom(3, MASTER, |i, dir| (if i == 0 { failing_dir.clone() } else { dir.join(format!("cs{i}")) }, vec![]))
-        .expect("start cluster");
+    let mut c =
+        Cluster::start_custom(3, MASTER, |i, dir| (if i == 0 { failing_dir.clone() } else { dir.join(format!("cs{i}")) }, vec![])).expect("start cluster");
     c.wait_live(3, LIVE_WAIT).await.expect("chunkservers live");
     let failing = c.chunkservers[0].url.clone();
     let client = client(&c.master.url);

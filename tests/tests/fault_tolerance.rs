@@ -85,12 +85,7 @@ async fn locate(client: &Client, path: &str) -> Vec<ChunkLocation> {
 
 async fn node_states(c: &Cluster) -> BTreeMap<String, String> {
     let nodes = Api::new(&c.master.url).get("/v1/chunkservers").await.map(|r| r.body).unwrap_or(Value::Null);
-    nodes
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|n| (n["address"].as_str().unwrap_or("").to_string(), n["state"].as_str().unwrap_or("").to_string()))
-        .collect()
+    nodes.as_array().into_iter().flatten().map(|n| (n["address"].as_str().unwrap_or("").to_string(), n["state"].as_str().unwrap_or("").to_string())).collect()
 }
 
 async fn wait_state(c: &Cluster, address: &str, state: &str, timeout: Duration) {

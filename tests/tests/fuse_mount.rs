@@ -343,7 +343,14 @@ fn system_calls_give_posix_results_and_errnos() {
     let d2 = block_on(client.stat("/d2")).expect("stat /d2 at the master");
     assert_eq!(
         changed,
-        (0o40000 | d2.mode, d2.nlink as u64, d2.mtime_ns.div_euclid(1_000_000_000), d2.mtime_ns.rem_euclid(1_000_000_000), d2.ctime_ns.div_euclid(1_000_000_000), d2.ctime_ns.rem_euclid(1_000_000_000)),
+        (
+            0o40000 | d2.mode,
+            d2.nlink as u64,
+            d2.mtime_ns.div_euclid(1_000_000_000),
+            d2.mtime_ns.rem_euclid(1_000_000_000),
+            d2.ctime_ns.div_euclid(1_000_000_000),
+            d2.ctime_ns.rem_euclid(1_000_000_000)
+        ),
         "a changed directory's attributes through the mount (mode, nlink, mtime, ctime) against the master's"
     );
     // A fresh mount has no cached attributes: it shows what the cluster kept.
@@ -671,7 +678,7 @@ fn a_down_master_does_not_hold_up_reads_of_an_open_file() {
     let f = OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(mnt.join("f")).unwrap();
     let mut buf = vec![0u8; 4 * KIB];
     f.read_exact_at(&mut buf, 0).unwrap(); // the chunk's location is now known
-    // One parent each: the kernel runs one mkdir at a time per directory.
+                                           // One parent each: the kernel runs one mkdir at a time per directory.
     for i in 0..8 {
         fs::create_dir(mnt.join(format!("p{i}"))).unwrap();
     }
@@ -889,7 +896,11 @@ fn xattr(path: &Path, call: XattrCall) -> Result<isize, i32> {
             XattrCall::List => libc::listxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()),
         }
     };
-    if r >= 0 { Ok(r) } else { Err(io::Error::last_os_error().raw_os_error().unwrap_or(0)) }
+    if r >= 0 {
+        Ok(r)
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
 }
 
 fn statvfs(path: &Path) -> libc::statvfs {

@@ -89,10 +89,8 @@ async fn slowloris(addr: String) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slowloris_heads_are_cut_off_while_writes_and_reads_go_on() {
     let flags = edge_flags(HEADER_MS, 64);
-    let c = Cluster::start_custom(1, &flags.iter().map(String::as_str).collect::<Vec<_>>(), |i, dir| {
-        (dir.join(format!("cs{i}")), edge_flags(HEADER_MS, 64))
-    })
-    .expect("start cluster");
+    let c = Cluster::start_custom(1, &flags.iter().map(String::as_str).collect::<Vec<_>>(), |i, dir| (dir.join(format!("cs{i}")), edge_flags(HEADER_MS, 64)))
+        .expect("start cluster");
     c.wait_live(1, SOON).await.expect("chunkserver live");
     let targets = [addr_of(&c.master.url), addr_of(&c.chunkservers[0].url)];
     let slow: Vec<_> = (0..16).map(|i| tokio::spawn(slowloris(targets[i % 2].clone()))).collect();

@@ -173,7 +173,14 @@ async fn soak_mixed_workload_under_seeded_faults() {
     lost.extend(report.lost);
     say!(TAG, "=== soak report (seed {seed}, {:.0} s of faults) ===", started.elapsed().as_secs_f64());
     let acked = |s: &AtomicU64| s.load(Ordering::Relaxed);
-    say!(TAG, "ops acknowledged: {} by the client workers ({}), {} through the mount ({})", acked(&wl_stats.acked), wl_stats.line(), acked(&mount_stats.acked), mount_stats.line());
+    say!(
+        TAG,
+        "ops acknowledged: {} by the client workers ({}), {} through the mount ({})",
+        acked(&wl_stats.acked),
+        wl_stats.line(),
+        acked(&mount_stats.acked),
+        mount_stats.line()
+    );
     say!(TAG, "bytes verified at the end: {} in {} files", report.bytes_verified, files.len());
     say!(TAG, "faults injected: {:?} (skipped, not root: {:?})", schedule.injected, schedule.skipped);
     print_lost(&lost);
@@ -423,10 +430,7 @@ async fn flip(c: &Cluster, files: &Files, count: usize, seed: u64) -> Vec<(u64, 
 async fn wait_found(c: &Cluster, flipped: &[(u64, usize)]) -> Result<(), String> {
     let started = Instant::now();
     loop {
-        let left: Vec<_> = flipped
-            .iter()
-            .filter(|(h, n)| quarantined(&c.cs_dir(*n), *h).is_empty() && data_path(&c.cs_dir(*n), *h).exists())
-            .collect();
+        let left: Vec<_> = flipped.iter().filter(|(h, n)| quarantined(&c.cs_dir(*n), *h).is_empty() && data_path(&c.cs_dir(*n), *h).exists()).collect();
         if left.is_empty() {
             return Ok(());
         }
@@ -700,7 +704,11 @@ impl MountWorker {
                 None => {
                     self.stats.reads_checked.fetch_add(1, Ordering::Relaxed);
                 }
-                Some(i) => self.problems.push(format!("/soak/mnt/{name}: a read through the mount returned WRONG BYTES at {i} ({} bytes, {} acknowledged)", got.len(), want.len())),
+                Some(i) => self.problems.push(format!(
+                    "/soak/mnt/{name}: a read through the mount returned WRONG BYTES at {i} ({} bytes, {} acknowledged)",
+                    got.len(),
+                    want.len()
+                )),
             },
         }
     }

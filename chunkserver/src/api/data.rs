@@ -14,9 +14,9 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
+use dfs_common::auth::token::HEADER_TOKEN;
 use dfs_common::http::{ApiError, ApiPath, ApiQuery};
 use dfs_common::wire::chunks::{checksum_header, parse_checksum_header, BadReplica, DataQuery, HEADER_CHECKSUMS, HEADER_FORWARD};
-use dfs_common::auth::token::HEADER_TOKEN;
 use dfs_common::wire::namespace::Done;
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind};
 use futures::StreamExt;
@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 
 use super::caller::Caller;
 use super::{blocking, chunk_error, InFlight, Node};
-use crate::peers::{NotPeer, REFRESH_WAIT};
 use crate::chunk_store::{self, ChunkError};
+use crate::peers::{NotPeer, REFRESH_WAIT};
 
 type Frames = mpsc::Sender<Result<Bytes, std::io::Error>>;
 
@@ -65,7 +65,15 @@ fn content_length(headers: &HeaderMap) -> Result<u64, ApiError> {
 /// Starts the write on the next replica; its body is fed frame by frame.
 /// The request carries the client's token and is signed by this node (the
 /// streamed body as UNSIGNED: its length and CRCs are covered headers).
-fn forward(n: &Node, chain: &[String], handle: ChunkHandle, q: DataQuery, len: u64, crcs: &str, token: &str) -> (Frames, tokio::task::JoinHandle<Result<(), Downstream>>) {
+fn forward(
+    n: &Node,
+    chain: &[String],
+    handle: ChunkHandle,
+    q: DataQuery,
+    len: u64,
+    crcs: &str,
+    token: &str,
+) -> (Frames, tokio::task::JoinHandle<Result<(), Downstream>>) {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let next = chain[0].clone();
     let url = format!("{next}/v1/chunks/{handle}/data?version={}&offset={}", q.version, q.offset);
@@ -94,7 +102,9 @@ fn forward(n: &Node, chain: &[String], handle: ChunkHandle, q: DataQuery, len: u
             _ if reported => Blame::Further,
             // The next replica is at another version: if it is ahead, this
             // write is late (our lease is gone) and nobody is at fault.
-            Some(ErrorKind::ESTALE) => return Err(Downstream { error: ApiError::new(ErrorKind::ESTALE, format!("replica {next}: {why}")), blame: Blame::Nobody }),
+            Some(ErrorKind::ESTALE) => {
+                return Err(Downstream { error: ApiError::new(ErrorKind::ESTALE, format!("replica {next}: {why}")), blame: Blame::Nobody })
+            }
             // The body passed our own checks, so any other refusal is that
             // replica's failure (quarantined, disk full...), not the client's.
             _ => Blame::Next,
@@ -250,11 +260,7 @@ pub async fn write(
         return Err(invalid(format!("{len} bytes at offset {} do not fit a chunk of {}", q.offset, info.chunk_size)));
     }
     let crcs = parse_checksums(&headers, len)?;
-    let _budget = n
-        .write_budget
-        .acquire_many(len.div_ceil(1 << 20).max(1) as u32)
-        .await
-        .map_err(|_| ApiError::new(ErrorKind::EIO, "shutting down"))?;
+    let _budget = n.write_budget.acquire_many(len.div_ceil(1 << 20).max(1) as u32).await.map_err(|_| ApiError::new(ErrorKind::EIO, "shutting down"))?;
     let crc_text = headers.get(HEADER_CHECKSUMS).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let (tx, remote) = match chain.is_empty() {
         true => (None, None),
@@ -330,10 +336,8 @@ pub async fn read(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiQuery
         Ok(data) => {
             n.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
             let crcs = HeaderValue::from_str(&checksum_header(&data)).unwrap_or(HeaderValue::from_static(""));
-            let headers = [
-                (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
-                (header::HeaderName::from_static(HEADER_CHECKSUMS), crcs),
-            ];
+            let headers =
+                [(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")), (header::HeaderName::from_static(HEADER_CHECKSUMS), crcs)];
             Ok((headers, super::read_budget::hold(data, permit)).into_response())
         }
         Err(e @ ChunkError::Corrupt { .. }) => {

@@ -21,9 +21,9 @@ pub mod status_page;
 pub mod verify;
 
 #[cfg(test)]
-mod edge_tests;
-#[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod edge_tests;
 #[cfg(test)]
 mod test_cluster;
 #[cfg(test)]

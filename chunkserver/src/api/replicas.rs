@@ -26,11 +26,7 @@ pub async fn create(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiJso
 }
 
 /// `POST /v1/chunks/{handle}/version`: the replica joins a new lease's version.
-pub async fn set_version(
-    State(n): State<Arc<Node>>,
-    ApiPath(h): ApiPath<u64>,
-    ApiJson(r): ApiJson<SetReplicaVersion>,
-) -> Result<Json<Done>, ApiError> {
+pub async fn set_version(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiJson(r): ApiJson<SetReplicaVersion>) -> Result<Json<Done>, ApiError> {
     n.serving()?;
     issuable(r.version)?;
     let store = n.store.clone();
@@ -59,9 +55,7 @@ pub async fn fsync(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiQuer
     caller.token_for(&n, handle, q.version, Ops::READ).or_else(|_| caller.token_for(&n, handle, q.version, Ops::WRITE))?;
     let length = match store.info(handle) {
         None => return Err(ApiError::new(ErrorKind::ENOENT, format!("no replica of chunk {handle}"))),
-        Some(i) if i.version != q.version => {
-            return Err(ApiError::new(ErrorKind::ESTALE, format!("replica is at version {}, not {}", i.version, q.version)))
-        }
+        Some(i) if i.version != q.version => return Err(ApiError::new(ErrorKind::ESTALE, format!("replica is at version {}, not {}", i.version, q.version))),
         Some(i) => i.length,
     };
     if let Err(e) = blocking(move || store.sync(handle)).await {

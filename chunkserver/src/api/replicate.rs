@@ -33,11 +33,7 @@ const NEVER_ISSUED: ChunkVersion = ChunkVersion(0);
 
 /// `POST /v1/chunks/{handle}/replicate` with a [`ReplicateChunk`]; answers
 /// the new replica once it is durable at the requested version.
-pub async fn replicate(
-    State(n): State<Arc<Node>>,
-    ApiPath(h): ApiPath<u64>,
-    ApiJson(r): ApiJson<ReplicateChunk>,
-) -> Result<Json<ReplicaReport>, ApiError> {
+pub async fn replicate(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiJson(r): ApiJson<ReplicateChunk>) -> Result<Json<ReplicaReport>, ApiError> {
     n.serving()?;
     let handle = ChunkHandle(h);
     check_request(&n, &r)?;

@@ -11,11 +11,11 @@ use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
 use tempfile::TempDir;
 
 use super::test_cluster::{grant, insider, introduce};
-use dfs_common::auth::token::HEADER_TOKEN;
-use dfs_common::auth::Ops;
 use super::{router, Node};
 use crate::chunk_store::{ChunkStore, BLOCK_BYTES};
 use crate::config::ChunkserverConfig;
+use dfs_common::auth::token::HEADER_TOKEN;
+use dfs_common::auth::Ops;
 
 const H: ChunkHandle = ChunkHandle(7);
 const V1: ChunkVersion = ChunkVersion(1);

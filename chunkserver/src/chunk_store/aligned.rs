@@ -256,9 +256,7 @@ impl DataFile {
 }
 
 fn is_aligned(buf: &[u8], pos: u64) -> bool {
-    is_multiple(buf.as_ptr() as u64, PAGE_BYTES)
-        && is_multiple(buf.len() as u64, PAGE_BYTES)
-        && is_multiple(pos, PAGE_BYTES)
+    is_multiple(buf.as_ptr() as u64, PAGE_BYTES) && is_multiple(buf.len() as u64, PAGE_BYTES) && is_multiple(pos, PAGE_BYTES)
 }
 
 #[cfg(test)]

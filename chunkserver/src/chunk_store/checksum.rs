@@ -31,11 +31,7 @@ pub(crate) fn check_body(data: Body<'_>, body_crcs: &[u32]) -> Result<(), ChunkE
     let block = BLOCK_BYTES as usize;
     let pieces = data.len().div_ceil(block);
     if body_crcs.len() != pieces {
-        return Err(ChunkError::BadArgument(format!(
-            "{} body CRCs for a body of {} bytes ({pieces} pieces of {BLOCK_BYTES})",
-            body_crcs.len(),
-            data.len()
-        )));
+        return Err(ChunkError::BadArgument(format!("{} body CRCs for a body of {} bytes ({pieces} pieces of {BLOCK_BYTES})", body_crcs.len(), data.len())));
     }
     for (piece, &expected) in body_crcs.iter().enumerate() {
         let mut h = crc32fast::Hasher::new();

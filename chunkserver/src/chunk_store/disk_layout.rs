@@ -85,12 +85,7 @@ impl DiskLayout {
         let path = self.meta_path(handle);
         let temp = self.chunks.join(format!("{}{TEMP_SUFFIX}", meta_name(handle)));
         let sync_failed = |source| ChunkError::SyncFailed { handle, source };
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
-            .map_err(|e| ChunkError::io("create", &temp, e))?;
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&temp).map_err(|e| ChunkError::io("create", &temp, e))?;
         f.write_all(bytes).map_err(|e| ChunkError::io("write", &temp, e))?;
         f.sync_all().map_err(|e| sync_failed(io_context("fsync", &temp, e)))?;
         fs::rename(&temp, &path).map_err(|e| ChunkError::io("rename into place", &path, e))?;

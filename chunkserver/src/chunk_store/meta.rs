@@ -206,8 +206,7 @@ impl ChunkMeta {
         let version = ChunkVersion(u64_at(header, 16));
         let chunk_size_bytes = u64_at(header, 24);
         let length_bytes = u64_at(header, 32);
-        let (synced_length_bytes, synced_tail_crc) =
-            if format == FORMAT_V2 { (u64_at(header, 40), u32_at(header, 48)) } else { (0, 0) };
+        let (synced_length_bytes, synced_tail_crc) = if format == FORMAT_V2 { (u64_at(header, 40), u32_at(header, 48)) } else { (0, 0) };
         check_chunk_size(chunk_size_bytes).map_err(MetaDecodeError::BadChunkSize)?;
         if length_bytes > chunk_size_bytes {
             return Err(MetaDecodeError::LengthPastSize { length: length_bytes, chunk_size: chunk_size_bytes });
@@ -223,8 +222,7 @@ impl ChunkMeta {
         // A slot past the length can hold a CRC written in place just before a
         // crash that lost the new length; the length is what counts.
         let valid_blocks = length_bytes.div_ceil(BLOCK_BYTES) as usize;
-        let crcs =
-            (0..blocks).map(|b| if b < valid_blocks { u32_at(bytes, header_bytes + 4 * b) } else { 0 }).collect();
+        let crcs = (0..blocks).map(|b| if b < valid_blocks { u32_at(bytes, header_bytes + 4 * b) } else { 0 }).collect();
         let meta = ChunkMeta { version, chunk_size_bytes, length_bytes, crcs, synced_length_bytes, synced_tail_crc, dirty: flags == 1 };
         Ok((meta, format))
     }

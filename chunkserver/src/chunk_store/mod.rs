@@ -265,26 +265,12 @@ impl ChunkStore {
     /// `body_crcs` (CRC32 of each 64 KiB piece of `data`), the body is
     /// checked before anything is written. Returns once the bytes are with
     /// the OS; see `sync`.
-    pub fn write(
-        &self,
-        handle: ChunkHandle,
-        version: ChunkVersion,
-        offset: u64,
-        data: &[u8],
-        body_crcs: Option<&[u32]>,
-    ) -> Result<(), ChunkError> {
+    pub fn write(&self, handle: ChunkHandle, version: ChunkVersion, offset: u64, data: &[u8], body_crcs: Option<&[u32]>) -> Result<(), ChunkError> {
         self.write_body(handle, version, offset, Body::new(&[data]), body_crcs)
     }
 
     /// As `write`, with the bytes in several pieces (a body's frames).
-    pub fn write_body(
-        &self,
-        handle: ChunkHandle,
-        version: ChunkVersion,
-        offset: u64,
-        data: Body<'_>,
-        body_crcs: Option<&[u32]>,
-    ) -> Result<(), ChunkError> {
+    pub fn write_body(&self, handle: ChunkHandle, version: ChunkVersion, offset: u64, data: Body<'_>, body_crcs: Option<&[u32]>) -> Result<(), ChunkError> {
         if let Some(crcs) = body_crcs {
             checksum::check_body(data, crcs)?;
         }
@@ -319,13 +305,7 @@ impl ChunkStore {
     /// Reads up to `len` bytes at `offset`, clipped at the replica's length
     /// (empty at or past it). Every block touched is checked against its CRC;
     /// a mismatch is `Corrupt` and no bytes are returned.
-    pub fn read(
-        &self,
-        handle: ChunkHandle,
-        version: ChunkVersion,
-        offset: u64,
-        len: u64,
-    ) -> Result<Vec<u8>, ChunkError> {
+    pub fn read(&self, handle: ChunkHandle, version: ChunkVersion, offset: u64, len: u64) -> Result<Vec<u8>, ChunkError> {
         let replica = self.replica(handle)?;
         let st = alive(handle, read(&replica.state))?;
         let Some(range) = read_span(handle, &st.meta, version, offset, len)? else { return Ok(Vec::new()) };
@@ -341,13 +321,7 @@ impl ChunkStore {
     /// (for a lock held by a write, or to open files): then it may run on
     /// the async runtime, saving a trip through the blocking pool. `None`
     /// means: call `read` from the blocking pool instead.
-    pub fn read_cached(
-        &self,
-        handle: ChunkHandle,
-        version: ChunkVersion,
-        offset: u64,
-        len: u64,
-    ) -> Option<Result<Vec<u8>, ChunkError>> {
+    pub fn read_cached(&self, handle: ChunkHandle, version: ChunkVersion, offset: u64, len: u64) -> Option<Result<Vec<u8>, ChunkError>> {
         let attempt = || -> Result<Option<Vec<u8>>, ChunkError> {
             let replica = self.replica(handle)?;
             let Ok(st) = replica.state.try_read() else { return Ok(None) };
@@ -363,11 +337,7 @@ impl ChunkStore {
     /// CRCs, taken together under the replica's lock, for a short-circuit
     /// reader on this host (`local_reads`). The reader checks every block it
     /// reads against these CRCs, so later writes are caught, not served.
-    pub fn open_for_local_read(
-        &self,
-        handle: ChunkHandle,
-        version: ChunkVersion,
-    ) -> Result<(std::fs::File, ReplicaSnapshot), ChunkError> {
+    pub fn open_for_local_read(&self, handle: ChunkHandle, version: ChunkVersion) -> Result<(std::fs::File, ReplicaSnapshot), ChunkError> {
         let replica = self.replica(handle)?;
         let st = alive(handle, read(&replica.state))?;
         check_version(handle, &st.meta, version)?;

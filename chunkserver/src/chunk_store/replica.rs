@@ -94,11 +94,7 @@ impl ReplicaFiles {
     pub fn sync(&self, before_meta: impl FnOnce(&File) -> io::Result<()>) -> io::Result<()> {
         // Cleared first: a write racing the sync sets it again.
         self.unsynced.store(false, Ordering::Release);
-        let synced = self
-            .check_fault()
-            .and_then(|()| self.data.sync_data())
-            .and_then(|()| before_meta(&self.meta))
-            .and_then(|()| self.meta.sync_data());
+        let synced = self.check_fault().and_then(|()| self.data.sync_data()).and_then(|()| before_meta(&self.meta)).and_then(|()| self.meta.sync_data());
         if synced.is_err() {
             self.unsynced.store(true, Ordering::Release);
         }
@@ -133,12 +129,7 @@ impl Drop for ReplicaFiles {
 
 impl Replica {
     pub fn new(handle: ChunkHandle, meta: ChunkMeta) -> Replica {
-        Replica {
-            handle,
-            damaged: Arc::new(AtomicBool::new(false)),
-            state: RwLock::new(ReplicaState { meta, gone: false }),
-            files: Mutex::new(None),
-        }
+        Replica { handle, damaged: Arc::new(AtomicBool::new(false)), state: RwLock::new(ReplicaState { meta, gone: false }), files: Mutex::new(None) }
     }
 }
 
@@ -159,12 +150,7 @@ pub(crate) struct OpenFiles {
 impl OpenFiles {
     /// `max_open` must be at least 1.
     pub fn new(max_open: usize, direct_io: bool) -> OpenFiles {
-        OpenFiles {
-            max_open,
-            try_direct: AtomicBool::new(direct_io),
-            fail_syncs: Arc::new(AtomicBool::new(false)),
-            order: Mutex::new(VecDeque::new()),
-        }
+        OpenFiles { max_open, try_direct: AtomicBool::new(direct_io), fail_syncs: Arc::new(AtomicBool::new(false)), order: Mutex::new(VecDeque::new()) }
     }
 
     /// Whether data files are opened with O_DIRECT (false once a file
@@ -203,8 +189,7 @@ impl OpenFiles {
     fn open(&self, replica: &Replica, layout: &DiskLayout) -> Result<ReplicaFiles, ChunkError> {
         let handle = replica.handle;
         let data_path = layout.data_path(handle);
-        let data =
-            DataFile::open(&data_path, false, self.direct_io()).map_err(|e| ChunkError::io("open", &data_path, e))?;
+        let data = DataFile::open(&data_path, false, self.direct_io()).map_err(|e| ChunkError::io("open", &data_path, e))?;
         if !data.is_direct() {
             self.try_direct.store(false, Ordering::Relaxed);
         }

@@ -80,13 +80,7 @@ impl Span {
 /// Writes `req` into the replica and updates `meta` (in memory and on disk).
 /// An I/O error part-way leaves the touched blocks unspecified; their CRCs
 /// then fail, so a later read reports `Corrupt` instead of wrong bytes.
-pub(crate) fn write_range(
-    handle: ChunkHandle,
-    files: &ReplicaFiles,
-    meta: &mut ChunkMeta,
-    req: &WriteRequest<'_>,
-    buf: &mut [u8],
-) -> Result<(), ChunkError> {
+pub(crate) fn write_range(handle: ChunkHandle, files: &ReplicaFiles, meta: &mut ChunkMeta, req: &WriteRequest<'_>, buf: &mut [u8]) -> Result<(), ChunkError> {
     let end = req.offset + req.data.len() as u64;
     let old_len = meta.length_bytes;
     let span = Span { offset: req.offset, end, old_len, new_len: old_len.max(end) };
@@ -192,8 +186,7 @@ impl Segment<'_> {
         let block_old = |b: u64| (Span::block_start(b), (Span::block_start(b) + BLOCK_BYTES).min(old_len));
         let head = if first_case == BlockCase::Merge { block_old(b0) } else { (r0, so.min(old_len)) };
         let tail = if last_case == BlockCase::Merge { block_old(b1) } else { (sd, r1.min(old_len)) };
-        let mut reads: Vec<(u64, u64)> =
-            [head, tail].into_iter().filter(|(a, b)| a < b).map(|(a, b)| (align_down(a), align_up(b))).collect();
+        let mut reads: Vec<(u64, u64)> = [head, tail].into_iter().filter(|(a, b)| a < b).map(|(a, b)| (align_down(a), align_up(b))).collect();
         if let [(x0, x1), (y0, y1)] = reads[..] {
             if y0 <= x1 {
                 reads = vec![(x0, x1.max(y1))];
@@ -218,10 +211,7 @@ impl Segment<'_> {
         let start = Span::block_start(b);
         let end = align_up((start + BLOCK_BYTES).min(self.span.old_len));
         let window = &mut buf[..(end - start) as usize];
-        self.files
-            .data
-            .read_at(window, start)
-            .map_err(|e| ChunkError::io_context(format_args!("read chunk {}", self.handle), e))?;
+        self.files.data.read_at(window, start).map_err(|e| ChunkError::io_context(format_args!("read chunk {}", self.handle), e))?;
         self.check_stored_block(window, start, b)
     }
 
@@ -245,9 +235,7 @@ impl Segment<'_> {
             BlockCase::Covered => match self.req.body_crcs {
                 // The body's pieces line up with blocks: piece i is exactly
                 // this block's valid bytes (see `Covered`), already checked.
-                Some(body) if is_multiple(span.offset, BLOCK_BYTES) => {
-                    body[((start - span.offset) / BLOCK_BYTES) as usize]
-                }
+                Some(body) if is_multiple(span.offset, BLOCK_BYTES) => body[((start - span.offset) / BLOCK_BYTES) as usize],
                 _ => crc32fast::hash(new_bytes(start)),
             },
             BlockCase::Append => {

@@ -100,7 +100,8 @@ fn mac_over(secret: &[u8], parts: &[&str]) -> HmacSha256 {
 }
 
 fn request_parts(r: &RequestView<'_>, ts_ms: u64, nonce: &str, body: &str) -> Vec<String> {
-    let mut parts = vec!["dfs-request-v1".to_string(), r.method.to_string(), r.path_and_query.to_string(), ts_ms.to_string(), nonce.to_string(), body.to_string()];
+    let mut parts =
+        vec!["dfs-request-v1".to_string(), r.method.to_string(), r.path_and_query.to_string(), ts_ms.to_string(), nonce.to_string(), body.to_string()];
     parts.extend(COVERED_HEADERS.iter().map(|h| (r.header)(h).unwrap_or_default()));
     parts
 }

@@ -329,7 +329,14 @@ mod tests {
     fn decoding_random_bytes_never_panics() {
         let mut seed = 0x9e3779b97f4a7c15u64;
         for len in 0..200 {
-            let bytes: Vec<u8> = (0..len).map(|_| { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17; seed as u8 }).collect();
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
             let _ = ChunkToken::decode(&URL_SAFE_NO_PAD.encode(&bytes));
         }
     }

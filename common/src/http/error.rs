@@ -1,9 +1,9 @@
 //! Mapping of every failure to an HTTP status and a JSON [`ErrorBody`].
 
+use crate::{ErrorBody, ErrorKind};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use crate::{ErrorBody, ErrorKind};
 
 #[derive(Debug)]
 pub struct ApiError(pub ErrorBody);

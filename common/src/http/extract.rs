@@ -2,12 +2,12 @@
 //! that malformed input gets the same `{"error", "message"}` body as
 //! everything else.
 
+use crate::ErrorKind;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
-use crate::ErrorKind;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;

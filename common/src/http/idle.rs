@@ -105,11 +105,7 @@ pub struct BodyStalled {
 
 impl std::fmt::Display for BodyStalled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the client sent less than {MIN_PROGRESS_BYTES} bytes of the request body in {} ms of waiting",
-            self.timeout.as_millis()
-        )
+        write!(f, "the client sent less than {MIN_PROGRESS_BYTES} bytes of the request body in {} ms of waiting", self.timeout.as_millis())
     }
 }
 
@@ -278,7 +274,7 @@ mod tests {
         let mut p = Progress::new(T, MIN);
         p.wait(t0);
         p.moved(at(t0, 10), 1); // waited 10 s
-        // The handler is busy for an hour (not polling): no blame.
+                                // The handler is busy for an hour (not polling): no blame.
         assert!(!p.stalled(at(t0, 3600)));
         assert_eq!(p.wait(at(t0, 3600)), at(t0, 3620));
     }

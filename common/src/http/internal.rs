@@ -179,9 +179,7 @@ mod tests {
     use tower::ServiceExt;
 
     fn app(auth: Arc<ClusterAuth>) -> Router {
-        Router::new()
-            .route("/v1/x", post(|body: String| async move { body }))
-            .route_layer(axum::middleware::from_fn_with_state(auth, require_signed))
+        Router::new().route("/v1/x", post(|body: String| async move { body })).route_layer(axum::middleware::from_fn_with_state(auth, require_signed))
     }
 
     /// A reqwest request, signed, turned into an axum one.

@@ -61,9 +61,7 @@ impl HttpMetrics {
     /// Counts one answered request.
     pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
         let (route, method) = (route.to_string(), method.to_string());
-        self.requests
-            .get_or_create(&vec![("route".into(), route.clone()), ("method".into(), method.clone()), ("status".into(), status.to_string())])
-            .inc();
+        self.requests.get_or_create(&vec![("route".into(), route.clone()), ("method".into(), method.clone()), ("status".into(), status.to_string())]).inc();
         self.latency.get_or_create(&vec![("route".into(), route), ("method".into(), method)]).observe(seconds);
     }
 }
@@ -182,10 +180,7 @@ mod tests {
 
     /// Every series of the request counter, as its label text.
     fn series(text: &str) -> std::collections::BTreeSet<String> {
-        text.lines()
-            .filter(|l| l.starts_with("t_http_requests_total{"))
-            .filter_map(|l| l.rsplit_once(' ').map(|(labels, _)| labels.to_string()))
-            .collect()
+        text.lines().filter(|l| l.starts_with("t_http_requests_total{")).filter_map(|l| l.rsplit_once(' ').map(|(labels, _)| labels.to_string())).collect()
     }
 
     #[tokio::test]

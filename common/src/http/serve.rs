@@ -112,7 +112,12 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
     let open = connections.len();
     let drained = tokio::time::timeout(limits.drain, async { while connections.join_next().await.is_some() {} }).await;
     if drained.is_err() {
-        tracing::warn!(open, left = connections.len(), drain_ms = limits.drain.as_millis() as u64, "requests still in flight after the drain time; dropping them");
+        tracing::warn!(
+            open,
+            left = connections.len(),
+            drain_ms = limits.drain.as_millis() as u64,
+            "requests still in flight after the drain time; dropping them"
+        );
         connections.shutdown().await;
     }
     Ok(())
@@ -136,9 +141,8 @@ async fn connection(stream: TcpStream, router: Router, limits: Limits, slot: Own
     let io = TokioIo::new(StallGuard::new(stream, limits.body_idle_timeout));
     let service = TowerToHyperService::new(router);
     let body_idle = limits.body_idle_timeout;
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        hyper::service::Service::call(&service, req.map(|b| Body::new(IdleBody::new(b, body_idle))))
-    });
+    let service =
+        hyper::service::service_fn(move |req: Request<Incoming>| hyper::service::Service::call(&service, req.map(|b| Body::new(IdleBody::new(b, body_idle)))));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
     let conn = builder.serve_connection(io, service);

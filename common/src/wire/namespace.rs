@@ -73,10 +73,7 @@ impl EntryRef {
         match (&self.path, self.parent, &self.name) {
             (Some(p), None, None) => Ok(Entry::Path(p)),
             (None, Some(parent), Some(name)) => Ok(Entry::Child(parent, name)),
-            _ => Err(NameError {
-                kind: ErrorKind::EINVAL,
-                message: "give either \"path\", or \"parent\" and \"name\"".into(),
-            }),
+            _ => Err(NameError { kind: ErrorKind::EINVAL, message: "give either \"path\", or \"parent\" and \"name\"".into() }),
         }
     }
 }

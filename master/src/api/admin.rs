@@ -4,11 +4,11 @@ use axum::extract::State;
 use axum::Json;
 use dfs_common::wire::namespace::{CheckReport, ClusterInfo, FileKind, FsckPage, FsckQuery, NodeRef};
 
+use super::{blocking, AppState};
+use crate::store::records::FORMAT_VERSION;
 use dfs_common::http::{ApiError, ApiJson, ApiQuery};
 use dfs_common::wire::chunks::{NodeRequest, ReplicationStatus, SafeModeRequest};
 use dfs_common::wire::namespace::Done;
-use super::{blocking, AppState};
-use crate::store::records::FORMAT_VERSION;
 
 /// `GET /v1/cluster` → [`ClusterInfo`]
 pub async fn cluster(State(s): State<AppState>) -> Result<Json<ClusterInfo>, ApiError> {

@@ -10,11 +10,11 @@ use dfs_common::wire::chunks::*;
 use dfs_common::wire::namespace::{AppendRequest, AppendReservation, Attr, Done};
 use dfs_common::ErrorKind;
 
-use dfs_common::http::ApiError;
-use dfs_common::http::{ApiJson, ApiQuery};
 use super::{blocking, AppState};
 use crate::store::mutations::{furthest_per_chunk, WrittenRange};
 use crate::store::{Mutation, Outcome};
+use dfs_common::http::ApiError;
+use dfs_common::http::{ApiJson, ApiQuery};
 
 /// Most chunk locations one call returns.
 const LOCATE_MAX: u64 = 1024;

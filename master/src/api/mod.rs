@@ -16,9 +16,9 @@
 
 pub mod admin;
 pub mod chunks;
+pub mod dashboard;
 pub mod mutations;
 pub mod queries;
-pub mod dashboard;
 #[cfg(test)]
 mod trust_tests;
 

@@ -6,10 +6,10 @@ use axum::Json;
 use dfs_common::wire::namespace::*;
 use dfs_common::ErrorKind;
 
-use dfs_common::http::ApiError;
-use dfs_common::http::ApiJson;
 use super::AppState;
 use crate::store::{Mutation, Outcome};
+use dfs_common::http::ApiError;
+use dfs_common::http::ApiJson;
 
 async fn submit_for_attr(s: &AppState, m: Mutation) -> Result<Json<Attr>, ApiError> {
     match s.writer.submit(m).await? {

@@ -5,9 +5,9 @@ use axum::Json;
 use dfs_common::wire::namespace::*;
 use dfs_common::InodeId;
 
+use super::{blocking, AppState};
 use dfs_common::http::ApiError;
 use dfs_common::http::{ApiPath, ApiQuery};
-use super::{blocking, AppState};
 
 /// `GET /v1/stat?path=/a/b` or `?inode=N` → [`Attr`]
 pub async fn stat(State(s): State<AppState>, ApiQuery(q): ApiQuery<StatQuery>) -> Result<Json<Attr>, ApiError> {

@@ -80,9 +80,8 @@ async fn fake_chunkserver(ring: KeyRing) -> (String, Arc<Mutex<Vec<String>>>) {
             }
         }
     };
-    let app = Router::new()
-        .route("/v1/chunks/{h}/{op}", post(note))
-        .route_layer(axum::middleware::from_fn_with_state(ClusterAuth::fixed(ring), require_signed));
+    let app =
+        Router::new().route("/v1/chunks/{h}/{op}", post(note)).route_layer(axum::middleware::from_fn_with_state(ClusterAuth::fixed(ring), require_signed));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });

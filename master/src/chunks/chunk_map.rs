@@ -393,11 +393,8 @@ impl ChunkMap {
         let (Some(meta), Some(replicas)) = (self.chunks.get(&handle), self.replicas.get(&handle)) else {
             return Vec::new();
         };
-        let mut out: Vec<ReplicaAddr> = replicas
-            .iter()
-            .filter(|(node, v)| **v == meta.version && self.is_live(**node, now, dead_after))
-            .filter_map(|(node, _)| self.addr(*node))
-            .collect();
+        let mut out: Vec<ReplicaAddr> =
+            replicas.iter().filter(|(node, v)| **v == meta.version && self.is_live(**node, now, dead_after)).filter_map(|(node, _)| self.addr(*node)).collect();
         out.sort_by_key(|a| a.node_id);
         out
     }
@@ -407,12 +404,7 @@ impl ChunkMap {
         self.nodes
             .iter()
             .filter(|(id, n)| liveness(n.last_heartbeat, now, dead_after) == Liveness::Live && !self.draining.contains(id))
-            .map(|(id, n)| Candidate {
-                node: *id,
-                capacity_bytes: n.capacity_bytes,
-                used_bytes: n.used_bytes.saturating_add(n.reserved_bytes),
-                load: n.load,
-            })
+            .map(|(id, n)| Candidate { node: *id, capacity_bytes: n.capacity_bytes, used_bytes: n.used_bytes.saturating_add(n.reserved_bytes), load: n.load })
             .collect()
     }
 
@@ -450,8 +442,7 @@ impl ChunkMap {
 
     /// True when `node` is live and holds `handle` at `version`.
     pub fn holds(&self, handle: ChunkHandle, node: NodeId, version: ChunkVersion, now: Instant, dead_after: Duration) -> bool {
-        self.is_live(node, now, dead_after)
-            && self.replicas.get(&handle).and_then(|r| r.get(&node)) == Some(&version)
+        self.is_live(node, now, dead_after) && self.replicas.get(&handle).and_then(|r| r.get(&node)) == Some(&version)
     }
 
     fn state(&self, node: NodeId, live: Liveness) -> &'static str {
@@ -533,11 +524,7 @@ impl ChunkMap {
     /// replica at a version never issued does not count.
     pub fn reported(&self) -> (u64, u64) {
         let judged = |h: &ChunkHandle| self.damaged.get(h).is_some_and(|d| d.values().any(|d| !matches!(d, Damage::Unissued { .. })));
-        let reported = self
-            .chunks
-            .iter()
-            .filter(|(h, m)| self.replicas.get(h).is_some_and(|r| r.values().any(|v| *v >= m.version)) || judged(h))
-            .count();
+        let reported = self.chunks.iter().filter(|(h, m)| self.replicas.get(h).is_some_and(|r| r.values().any(|v| *v >= m.version)) || judged(h)).count();
         (reported as u64, self.chunks.len() as u64)
     }
 

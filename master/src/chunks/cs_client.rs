@@ -25,7 +25,8 @@ impl CsClient {
             .timeout(CALL_TIMEOUT)
             // Below the chunkservers' keep-alive limit (10 s by default).
             .pool_idle_timeout(std::time::Duration::from_secs(5))
-            .build().unwrap_or_default();
+            .build()
+            .unwrap_or_default();
         CsClient { http, auth }
     }
 

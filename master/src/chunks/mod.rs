@@ -13,11 +13,11 @@
 
 pub mod chunk_map;
 pub mod cs_client;
+pub mod gc;
 pub mod lease;
 pub mod liveness;
 pub mod monitor;
 pub mod placement;
-pub mod gc;
 pub mod replication;
 pub mod safe_mode;
 pub mod trust;
@@ -174,12 +174,7 @@ impl ChunkManager {
         let map = self.map();
         let (reported, total) = map.reported();
         ReplicationStatus {
-            safe_mode: SafeModeStatus {
-                on: self.safe_mode_on(),
-                reported_chunks: reported,
-                total_chunks: total,
-                threshold: self.config.safe_mode.threshold,
-            },
+            safe_mode: SafeModeStatus { on: self.safe_mode_on(), reported_chunks: reported, total_chunks: total, threshold: self.config.safe_mode.threshold },
             under_replicated: summary.census.under_replicated,
             missing: summary.census.missing,
             over_replicated: summary.census.over_replicated,
@@ -570,11 +565,7 @@ impl ChunkManager {
     fn lease_answer(&self, handle: ChunkHandle, lease: Lease, chunk_size: u64, now: Instant) -> Result<WriteLease, NsError> {
         let map = self.map();
         let replicas = map.current_replicas(handle, now, self.config.dead_after);
-        let primary = replicas
-            .iter()
-            .find(|r| r.node_id == lease.primary)
-            .cloned()
-            .ok_or_else(|| err(ErrorKind::EIO, "the lease's primary is gone"))?;
+        let primary = replicas.iter().find(|r| r.node_id == lease.primary).cloned().ok_or_else(|| err(ErrorKind::EIO, "the lease's primary is gone"))?;
         let secondaries = replicas.into_iter().filter(|r| r.node_id != lease.primary).collect();
         Ok(WriteLease {
             handle,

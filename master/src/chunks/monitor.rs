@@ -67,9 +67,7 @@ impl ChunkManager {
                     tracing::info!(chunk = %handle, %node, "deleting a stale or surplus replica");
                     self.map().queue_delete(node, handle, max_version);
                 }
-                Action::Copy { handle, version, chunk_size, source, target } => {
-                    self.spawn_copy(handle, version, chunk_size, Copy { source, target })
-                }
+                Action::Copy { handle, version, chunk_size, source, target } => self.spawn_copy(handle, version, chunk_size, Copy { source, target }),
             }
         }
     }

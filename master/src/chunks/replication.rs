@@ -57,9 +57,19 @@ pub struct ChunkView {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    Copy { handle: ChunkHandle, version: ChunkVersion, chunk_size: u64, source: NodeId, target: NodeId },
+    Copy {
+        handle: ChunkHandle,
+        version: ChunkVersion,
+        chunk_size: u64,
+        source: NodeId,
+        target: NodeId,
+    },
     /// Delete `node`'s replica if its version is at most `max_version`.
-    Delete { node: NodeId, handle: ChunkHandle, max_version: ChunkVersion },
+    Delete {
+        node: NodeId,
+        handle: ChunkHandle,
+        max_version: ChunkVersion,
+    },
 }
 
 /// Bounds on the work one plan starts.
@@ -167,11 +177,7 @@ fn surplus(chunk: &ChunkView, s: &Standing, nodes: &[NodeView]) -> Vec<Action> {
 /// The source with the fewest copies in flight, if any is under the limit;
 /// on a tie a draining node, whose disk is otherwise idle (as HDFS does).
 fn pick_source(sources: &[NodeId], nodes: &[NodeView], limits: Limits) -> Option<NodeId> {
-    nodes
-        .iter()
-        .filter(|n| sources.contains(&n.node) && n.copies < limits.copies_per_node)
-        .min_by_key(|n| (n.copies, !n.draining, n.node))
-        .map(|n| n.node)
+    nodes.iter().filter(|n| sources.contains(&n.node) && n.copies < limits.copies_per_node).min_by_key(|n| (n.copies, !n.draining, n.node)).map(|n| n.node)
 }
 
 /// A live, not draining node without the chunk, with room and under the

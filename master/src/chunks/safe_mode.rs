@@ -22,7 +22,10 @@ pub struct Rule {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SafeMode {
     /// `reached`: when the threshold was met (and has stayed met).
-    On { since: Instant, reached: Option<Instant> },
+    On {
+        since: Instant,
+        reached: Option<Instant>,
+    },
     Off,
 }
 

@@ -41,9 +41,7 @@ impl Trust {
 /// cluster is refused (a chunkserver that never registered names none).
 pub fn check_cluster_id(ours: &str, theirs: Option<&str>) -> Result<(), String> {
     match theirs {
-        Some(theirs) if theirs != ours => {
-            Err(format!("this chunkserver belongs to cluster {theirs}; this master is of cluster {ours}"))
-        }
+        Some(theirs) if theirs != ours => Err(format!("this chunkserver belongs to cluster {theirs}; this master is of cluster {ours}")),
         _ => Ok(()),
     }
 }

@@ -99,10 +99,7 @@ impl Default for StoreOptions {
 
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 impl Store {
@@ -119,8 +116,7 @@ impl Store {
     }
 
     pub(crate) fn open_probed(dir: &Path, options: StoreOptions, #[allow(unused)] probe: Option<ProbeArg>) -> Result<Store, NsError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| NsError::new(ErrorKind::EIO, format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| NsError::new(ErrorKind::EIO, format!("cannot create {}: {e}", dir.display())))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);

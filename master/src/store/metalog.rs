@@ -86,18 +86,7 @@ impl MetaLog {
         // A partly written segment (a crash while growing) is grown again.
         let filled = file.metadata()?.len() / SEGMENT * SEGMENT;
         let scan = scan_file(&path, epoch, filled)?;
-        let log = MetaLog {
-            file,
-            epoch,
-            next_seq: 1,
-            group: 1,
-            at: 0,
-            pending: Vec::new(),
-            on_disk: 0,
-            filled,
-            capacity,
-            scratch: Vec::new(),
-        };
+        let log = MetaLog { file, epoch, next_seq: 1, group: 1, at: 0, pending: Vec::new(), on_disk: 0, filled, capacity, scratch: Vec::new() };
         Ok((log, scan))
     }
 
@@ -327,9 +316,7 @@ fn scan(data: Vec<u8>, epoch: u64) -> LogScan {
         at = r.end;
     }
     let expected_seq = records.len() as u64 + 1;
-    let torn_end = header_at(&data, at)
-        .filter(|h| h.epoch == epoch && h.seq == expected_seq)
-        .map(|h| (at + h.size + h.len).min(data.len()) as u64);
+    let torn_end = header_at(&data, at).filter(|h| h.epoch == epoch && h.seq == expected_seq).map(|h| (at + h.size + h.len).min(data.len()) as u64);
     let stop = Stop { offset: at as u64, expected_seq, torn_end };
     let damage = classify(stop, &records_past(&data, at, epoch));
     LogScan { data, records, damage }

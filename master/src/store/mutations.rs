@@ -28,22 +28,42 @@ pub enum Mutation {
     Delete(DeleteRequest),
     Setattr(SetattrRequest),
     /// The chunk at (inode, index), allocated if missing.
-    AddChunk { inode: InodeId, index: u64 },
+    AddChunk {
+        inode: InodeId,
+        index: u64,
+    },
     /// A new lease's version for a chunk and the nodes that took it (empty:
     /// not known); versions never go down.
-    SetChunkVersion { inode: InodeId, index: u64, version: ChunkVersion, members: Vec<NodeId> },
+    SetChunkVersion {
+        inode: InodeId,
+        index: u64,
+        version: ChunkVersion,
+        members: Vec<NodeId>,
+    },
     /// A finished copy holds the chunk at `version`: `node` joins its members.
-    AddChunkMember { inode: InodeId, index: u64, version: ChunkVersion, node: NodeId },
+    AddChunkMember {
+        inode: InodeId,
+        index: u64,
+        version: ChunkVersion,
+        node: NodeId,
+    },
     /// The file is at least `length` bytes long (written data was committed);
     /// `chunks` are the (index, handle) pairs written, which must still be
     /// the file's chunks (a truncate may have dropped them meanwhile).
-    CommitLength { inode: InodeId, length: u64, chunks: Vec<WrittenRange> },
+    CommitLength {
+        inode: InodeId,
+        length: u64,
+        chunks: Vec<WrittenRange>,
+    },
     /// Reserves room for one appended record at the end of the file.
     ReserveAppend(AppendRequest),
     /// Garbage collection has taken these removed chunks in hand.
     ForgetDeletedChunks(Vec<ChunkHandle>),
     /// Starts (`on`) or ends draining a chunkserver.
-    SetDecommissioned { node: NodeId, on: bool },
+    SetDecommissioned {
+        node: NodeId,
+        on: bool,
+    },
 }
 
 /// What a successful mutation answers.
@@ -73,15 +93,11 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults) -> Result<Outcome, NsError
         Mutation::Delete(r) => delete(t, r).map(|_| Outcome::Done),
         Mutation::Setattr(r) => setattr(t, r).map(Outcome::Attr),
         Mutation::AddChunk { inode, index } => add_chunk(t, *inode, *index).map(Outcome::Chunk),
-        Mutation::SetChunkVersion { inode, index, version, members } => {
-            set_chunk_version(t, *inode, *index, *version, members).map(Outcome::Chunk)
-        }
+        Mutation::SetChunkVersion { inode, index, version, members } => set_chunk_version(t, *inode, *index, *version, members).map(Outcome::Chunk),
         Mutation::AddChunkMember { inode, index, version, node } => add_chunk_member(t, *inode, *index, *version, *node).map(|_| Outcome::Done),
         Mutation::CommitLength { inode, length, chunks } => commit_length(t, *inode, *length, chunks).map(Outcome::Attr),
         Mutation::ReserveAppend(r) => reserve_append(t, r).map(Outcome::Reserved),
-        Mutation::ForgetDeletedChunks(handles) => {
-            handles.iter().try_for_each(|h| t.forget_deleted_chunk(*h)).map(|_| Outcome::Done)
-        }
+        Mutation::ForgetDeletedChunks(handles) => handles.iter().try_for_each(|h| t.forget_deleted_chunk(*h)).map(|_| Outcome::Done),
         Mutation::SetDecommissioned { node, on } => set_decommissioned(t, *node, *on).map(|_| Outcome::Done),
     }
 }
@@ -378,9 +394,7 @@ fn rename(t: &mut Txn, r: &RenameRequest) -> Result<(), NsError> {
         match (moving.is_dir(), victim.is_dir()) {
             (true, false) => return fail(ErrorKind::ENOTDIR, format!("{dst_name:?} is not a directory")),
             (false, true) => return fail(ErrorKind::EISDIR, format!("{dst_name:?} is a directory")),
-            (true, true) if !t.store.is_empty_dir(victim.attr.inode)? => {
-                return fail(ErrorKind::ENOTEMPTY, format!("{dst_name:?} is not empty"))
-            }
+            (true, true) if !t.store.is_empty_dir(victim.attr.inode)? => return fail(ErrorKind::ENOTEMPTY, format!("{dst_name:?} is not empty")),
             _ => remove_child(t, dp, dst_name, &victim)?,
         }
     }

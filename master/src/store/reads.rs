@@ -114,12 +114,7 @@ impl Store {
 
     /// Up to `limit` entries of directory `dir` with names after `start_after`,
     /// in byte order of names: (name, entry) pairs.
-    pub fn entries_after(
-        &self,
-        dir: InodeId,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, EntryRecord)>, NsError> {
+    pub fn entries_after(&self, dir: InodeId, start_after: Option<&str>, limit: usize) -> Result<Vec<(String, EntryRecord)>, NsError> {
         let prefix = entry_prefix(dir);
         let start = entry_key(dir, start_after.unwrap_or(""));
         let mut read = ReadOptions::default();
@@ -136,8 +131,7 @@ impl Store {
             if start_after.is_some() && *key == *start {
                 continue;
             }
-            let name = String::from_utf8(key[8..].to_vec())
-                .map_err(|_| NsError::new(ErrorKind::EIO, "corrupt entry name"))?;
+            let name = String::from_utf8(key[8..].to_vec()).map_err(|_| NsError::new(ErrorKind::EIO, "corrupt entry name"))?;
             out.push((name, EntryRecord::decode(&value)?));
         }
         Ok(out)

@@ -248,13 +248,7 @@ impl Counters {
     }
 
     pub fn stats(&self) -> FsStats {
-        FsStats {
-            files: self.files,
-            directories: self.directories,
-            symlinks: self.symlinks,
-            bytes: self.bytes,
-            pending_delete: self.pending_delete,
-        }
+        FsStats { files: self.files, directories: self.directories, symlinks: self.symlinks, bytes: self.bytes, pending_delete: self.pending_delete }
     }
 
     /// Counts an inode coming (`sign` = 1) or going (`sign` = -1).

@@ -24,11 +24,7 @@ impl Drop for Ns {
 fn open() -> Ns {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("open store");
-    let config = WriterConfig {
-        defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 },
-        group_max: 64,
-        reap_batch: 7,
-    };
+    let config = WriterConfig { defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 }, group_max: 64, reap_batch: 7 };
     let writer = Writer::start(store.clone(), config).expect("writer");
     Ns { _dir: dir, store, writer }
 }
@@ -293,7 +289,9 @@ async fn appends_reserve_disjoint_ranges_and_setrep_changes_files_only() {
     }
     assert_eq!(ends, [(0, 10 << 20), (10 << 20, 20 << 20), (20 << 20, 30 << 20)]);
     assert_eq!(ns.stat("/log").unwrap().size, 30 << 20);
-    let setrep = |path: &str, r: u16| Mutation::Setattr(SetattrRequest { node: NodeRef { path: Some(path.into()), inode: None }, replication: Some(r), ..Default::default() });
+    let setrep = |path: &str, r: u16| {
+        Mutation::Setattr(SetattrRequest { node: NodeRef { path: Some(path.into()), inode: None }, replication: Some(r), ..Default::default() })
+    };
     ns.run(setrep("/log", 2)).await.unwrap();
     assert_eq!(ns.stat("/log").unwrap().replication, 2);
     assert_eq!(err_kind(ns.run(setrep("/log", 0)).await), ErrorKind::EINVAL);

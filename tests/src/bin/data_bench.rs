@@ -51,12 +51,7 @@ async fn main() -> anyhow::Result<()> {
     let (mut writes, mut synced, mut reads, mut file_reads) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut cold = true;
     for run in 0..args.runs {
-        let req = CreateRequest {
-            at: EntryRef::path(format!("/bench-{run}")),
-            replication: Some(args.replication),
-            exclusive: true,
-            ..Default::default()
-        };
+        let req = CreateRequest { at: EntryRef::path(format!("/bench-{run}")), replication: Some(args.replication), exclusive: true, ..Default::default() };
         let attr = client.master().create(&req).await?.attr;
         let t = Instant::now();
         client.write_at(&attr, 0, data.clone()).await?;

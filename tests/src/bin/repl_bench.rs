@@ -96,9 +96,8 @@ async fn one_run(args: &Args, data: &Bytes) -> anyhow::Result<Run> {
     // The node holding the most of /big goes.
     let attr = client.master().stat("/big").await?;
     let chunks = client.master().locate(attr.inode, 0, 1024).await?;
-    let victim = (0..4)
-        .max_by_key(|i| chunks.chunks.iter().filter(|c| c.replicas.iter().any(|r| r.address == cluster.chunkservers[*i].url)).count())
-        .unwrap_or(0);
+    let victim =
+        (0..4).max_by_key(|i| chunks.chunks.iter().filter(|c| c.replicas.iter().any(|r| r.address == cluster.chunkservers[*i].url)).count()).unwrap_or(0);
     let lost = chunks.chunks.iter().filter(|c| c.replicas.iter().any(|r| r.address == cluster.chunkservers[victim].url)).count();
     let restored_mib = (lost as u64 * chunks.chunk_size_bytes) as f64 / (1 << 20) as f64;
     cluster.chunkservers[victim].kill9();

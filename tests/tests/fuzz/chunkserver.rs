@@ -51,7 +51,17 @@ async fn cs_world() -> CsWorld {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("data dir");
     let (master, peer) = (stub(404, "ENOENT").await, stub(409, "ESTALE").await);
-    let args = ["dfs-chunkserver", "--data-dir", data.to_str().expect("utf-8"), "--master", &master, "--cluster-key-file", key_file.to_str().expect("utf-8"), "--local-reads", "false"];
+    let args = [
+        "dfs-chunkserver",
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+        "--master",
+        &master,
+        "--cluster-key-file",
+        key_file.to_str().expect("utf-8"),
+        "--local-reads",
+        "false",
+    ];
     let config = dfs_chunkserver::config::ChunkserverConfig::parse_from(args);
     let store = dfs_chunkserver::chunk_store::ChunkStore::open(&data).expect("store");
     let trust = dfs_chunkserver::server::Trust { auth: ClusterAuth::fixed(ring.clone()), cluster_id: Some("fuzz".into()) };
@@ -104,7 +114,10 @@ const CS_ROUTES: &[CsRoute] = &[
 enum TokenCase {
     None,
     /// A token for `H0` at `V0` + delta, with these ops (1..=3).
-    Issued { version_delta: i8, ops: u8 },
+    Issued {
+        version_delta: i8,
+        ops: u8,
+    },
     Edited(TokenInput),
 }
 
@@ -198,7 +211,9 @@ fn route_shape(w: &CsWorld, c: &CsCase, h: &str) -> RouteShape {
         }
         CsRoute::Create => ("POST", format!("/v1/chunks/{h}/create"), &[], vec![], json!({"version": V0, "chunk_size_bytes": CS_CHUNK})),
         CsRoute::Version => ("POST", format!("/v1/chunks/{h}/version"), &[], vec![], json!({"version": V0})),
-        CsRoute::Replicate => ("POST", format!("/v1/chunks/{h}/replicate"), &[], vec![], json!({"source": w.peer, "version": V0, "chunk_size_bytes": CS_CHUNK})),
+        CsRoute::Replicate => {
+            ("POST", format!("/v1/chunks/{h}/replicate"), &[], vec![], json!({"source": w.peer, "version": V0, "chunk_size_bytes": CS_CHUNK}))
+        }
         CsRoute::Verify => ("POST", format!("/v1/chunks/{h}/verify"), &[], vec![], json!({"version": V0})),
         CsRoute::Info => ("GET", format!("/v1/chunks/{h}"), &[], vec![], json!({})),
         CsRoute::Status => ("GET", "/v1/status".into(), &[], vec![], json!({})),
@@ -393,12 +408,14 @@ fn chunkserver_routes_refuse_malformed_input_with_json_4xx() {
     fuzz("chunkserver routes", 4000, cs_case(), |c| {
         let Some(r) = cs_request(&w, &c) else { return Ok(()) };
         let app = w.app.clone();
-        let (status, body) = rt.block_on(async move {
-            let Ok(resp) = tokio::time::timeout(Duration::from_secs(20), app.oneshot(r.req)).await.map_err(|_| "no answer within 20 s".to_string())?;
-            let status = resp.status().as_u16();
-            let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.map_err(|e| format!("reading the answer: {e}"))?;
-            Ok::<_, String>((status, body))
-        }).map_err(|e| TestCaseError::fail(format!("{}: {e}", r.what)))?;
+        let (status, body) = rt
+            .block_on(async move {
+                let Ok(resp) = tokio::time::timeout(Duration::from_secs(20), app.oneshot(r.req)).await.map_err(|_| "no answer within 20 s".to_string())?;
+                let status = resp.status().as_u16();
+                let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.map_err(|e| format!("reading the answer: {e}"))?;
+                Ok::<_, String>((status, body))
+            })
+            .map_err(|e| TestCaseError::fail(format!("{}: {e}", r.what)))?;
         tally.note(status);
         judge(&r.what, &r.path, status, &body, r.malformed, false)
     });

@@ -70,7 +70,14 @@ fn chunk_tokens_never_panic_and_only_the_issued_token_verifies() {
     let key = TokenKey::generate(&ring, 7, u64::MAX);
     let verifier = TokenVerifier::default();
     verifier.install(&ring, std::slice::from_ref(&key.info));
-    let token = ChunkToken { key_id: 7, expires_unix_ms: unix_ms() + 3_600_000, handle: ChunkHandle(5), version: ChunkVersion(2), ops: Ops::READ, identity: "anonymous".into() };
+    let token = ChunkToken {
+        key_id: 7,
+        expires_unix_ms: unix_ms() + 3_600_000,
+        handle: ChunkHandle(5),
+        version: ChunkVersion(2),
+        ops: Ops::READ,
+        identity: "anonymous".into(),
+    };
     let valid = key.sign(&token);
     fuzz("x-dfs-token", 5000, token_input(), |input| {
         let text = token_text(&input, &valid);
@@ -88,7 +95,8 @@ fn chunk_tokens_never_panic_and_only_the_issued_token_verifies() {
 fn checksum_headers_never_panic_and_count_the_body() {
     let body = vec![3u8; 200_000];
     let valid = checksum_header(&body);
-    let input = (prop_oneof![header_input(), "[0-9a-fA-F,x -]{0,60}".prop_map(HeaderInput::Random)], prop_oneof![Just(body.len() as u64), any::<u64>(), 0u64..300_000]);
+    let input =
+        (prop_oneof![header_input(), "[0-9a-fA-F,x -]{0,60}".prop_map(HeaderInput::Random)], prop_oneof![Just(body.len() as u64), any::<u64>(), 0u64..300_000]);
     fuzz("x-dfs-checksums", 4000, input, |(input, len)| {
         let text = header_value(&input, &valid);
         match parse_checksum_header(&text, len) {

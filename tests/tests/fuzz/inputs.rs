@@ -106,9 +106,47 @@ pub fn weird_json() -> BoxedStrategy<Value> {
 
 /// Keys the wire types use, so random objects sometimes hit real fields.
 pub const KEYS: &[&str] = &[
-    "version", "chunk_size_bytes", "handle", "node_id", "address", "inode", "index", "length", "path", "at", "src", "dst", "source", "report", "capacity_bytes",
-    "used_bytes", "chunk_count", "load", "registering", "cluster_id", "peers_epoch", "corrupt", "token", "leave", "node", "parents", "recursive", "size", "mode",
-    "replication", "target", "chunks", "end", "offset", "parent", "name", "overwrite", "exclusive", "dirty", "scrub", "reporter_version",
+    "version",
+    "chunk_size_bytes",
+    "handle",
+    "node_id",
+    "address",
+    "inode",
+    "index",
+    "length",
+    "path",
+    "at",
+    "src",
+    "dst",
+    "source",
+    "report",
+    "capacity_bytes",
+    "used_bytes",
+    "chunk_count",
+    "load",
+    "registering",
+    "cluster_id",
+    "peers_epoch",
+    "corrupt",
+    "token",
+    "leave",
+    "node",
+    "parents",
+    "recursive",
+    "size",
+    "mode",
+    "replication",
+    "target",
+    "chunks",
+    "end",
+    "offset",
+    "parent",
+    "name",
+    "overwrite",
+    "exclusive",
+    "dirty",
+    "scrub",
+    "reporter_version",
 ];
 
 pub fn json_key() -> BoxedStrategy<String> {
@@ -129,9 +167,18 @@ pub fn random_json() -> BoxedStrategy<Value> {
 /// A change to a valid JSON value (by pre-order node number), or to its text.
 #[derive(Clone, Debug)]
 pub enum Mutation {
-    Set { at: usize, to: Value },
-    Remove { at: usize },
-    Add { at: usize, key: String, value: Value },
+    Set {
+        at: usize,
+        to: Value,
+    },
+    Remove {
+        at: usize,
+    },
+    Add {
+        at: usize,
+        key: String,
+        value: Value,
+    },
     /// Wrapped in this many arrays (deep nesting).
     Nest(usize),
     Text(Vec<Edit>),
@@ -266,7 +313,8 @@ pub fn query_text(q: &QueryCase, keys: &[&str], valid: &[(String, String)]) -> S
     match q {
         QueryCase::Pairs(pairs) if pairs.is_empty() => serde_urlencoded::to_string(valid).unwrap_or_default(),
         QueryCase::Pairs(pairs) => {
-            let named: Vec<(String, String)> = pairs.iter().map(|(k, v)| (keys.get(k % (keys.len() + 1)).map_or("x".to_string(), |k| k.to_string()), v.clone())).collect();
+            let named: Vec<(String, String)> =
+                pairs.iter().map(|(k, v)| (keys.get(k % (keys.len() + 1)).map_or("x".to_string(), |k| k.to_string()), v.clone())).collect();
             serde_urlencoded::to_string(named).unwrap_or_default()
         }
         QueryCase::Raw(raw) => raw.replace([' ', '#'], "+"),
@@ -379,7 +427,9 @@ pub fn token_text(input: &TokenInput, valid: &str) -> String {
 pub enum AuthCase {
     None,
     /// Signed correctly (the body digested, or UNSIGNED as a forwarding peer).
-    Signed { unsigned_body: bool },
+    Signed {
+        unsigned_body: bool,
+    },
     /// Signed correctly, then the value edited.
     Edited(HeaderInput),
     /// Signed with another cluster's key.

@@ -48,7 +48,16 @@ fn local_read_requests_never_panic_and_pass_nothing_without_the_token() {
     tokens.install(&ring, std::slice::from_ref(&key.info));
     let endpoint = dfs_chunkserver::local_reads::start(dir.path(), store, tokens).expect("the socket");
     let process = u128::from_str_radix(&endpoint.token, 16).expect("hex");
-    let grant = |ops| key.sign(&ChunkToken { key_id: 3, expires_unix_ms: unix_ms() + 3_600_000, handle: ChunkHandle(H0), version: ChunkVersion(V0), ops, identity: "fuzz".into() });
+    let grant = |ops| {
+        key.sign(&ChunkToken {
+            key_id: 3,
+            expires_unix_ms: unix_ms() + 3_600_000,
+            handle: ChunkHandle(H0),
+            version: ChunkVersion(V0),
+            ops,
+            identity: "fuzz".into(),
+        })
+    };
     let read = grant(Ops::READ);
     let valid = LocalRequest { token: process, handle: ChunkHandle(H0), version: ChunkVersion(V0), chunk_token: read.clone() };
     let tally = Tally::default();

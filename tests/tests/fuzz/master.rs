@@ -5,7 +5,8 @@ use std::time::Duration;
 use dfs_common::auth::signature::HEADER_AUTH;
 use dfs_common::wire::chunks::{BadReplica, CommitLength, Heartbeat, LeaseRequest, LocateQuery, NodeRequest, ReplicaReport, SafeModeRequest};
 use dfs_common::wire::namespace::{
-    AppendRequest, CreateRequest, DeleteRequest, FsckQuery, ListQuery, LookupQuery, MkdirRequest, NodeRef, RemoveRequest, RenameRequest, SetattrRequest, SymlinkRequest,
+    AppendRequest, CreateRequest, DeleteRequest, FsckQuery, ListQuery, LookupQuery, MkdirRequest, NodeRef, RemoveRequest, RenameRequest, SetattrRequest,
+    SymlinkRequest,
 };
 use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
 use dfs_tests::insider::{self, closed_port_url, fake_heartbeat, master_key_file, Insider};
@@ -53,17 +54,27 @@ fn at(v: &Vals) -> String {
 }
 
 const MASTER_ROUTES: &[MRoute] = &[
-    MRoute { method: "POST", path: "/v1/mkdir", takes: Takes::Json(|v| json!({"path": at(v), "parents": v.flag, "mode": v.n % 0o10000}), decodes::<MkdirRequest>) },
+    MRoute {
+        method: "POST",
+        path: "/v1/mkdir",
+        takes: Takes::Json(|v| json!({"path": at(v), "parents": v.flag, "mode": v.n % 0o10000}), decodes::<MkdirRequest>),
+    },
     MRoute {
         method: "POST",
         path: "/v1/create",
-        takes: Takes::Json(|v| json!({"path": at(v), "replication": v.n % 4, "chunk_size_bytes": 1 << 20, "overwrite": v.flag, "exclusive": v.m % 2 == 0}), decodes::<CreateRequest>),
+        takes: Takes::Json(
+            |v| json!({"path": at(v), "replication": v.n % 4, "chunk_size_bytes": 1 << 20, "overwrite": v.flag, "exclusive": v.m % 2 == 0}),
+            decodes::<CreateRequest>,
+        ),
     },
     MRoute { method: "POST", path: "/v1/symlink", takes: Takes::Json(|v| json!({"path": at(v), "target": v.other}), decodes::<SymlinkRequest>) },
     MRoute {
         method: "POST",
         path: "/v1/rename",
-        takes: Takes::Json(|v| json!({"src": {"path": at(v)}, "dst": {"parent": v.file_inode, "name": v.other}, "noreplace": v.flag}), decodes::<RenameRequest>),
+        takes: Takes::Json(
+            |v| json!({"src": {"path": at(v)}, "dst": {"parent": v.file_inode, "name": v.other}, "noreplace": v.flag}),
+            decodes::<RenameRequest>,
+        ),
     },
     MRoute { method: "POST", path: "/v1/unlink", takes: Takes::Json(|v| json!({"path": at(v)}), decodes::<RemoveRequest>) },
     MRoute { method: "POST", path: "/v1/rmdir", takes: Takes::Json(|v| json!({"path": at(v)}), decodes::<RemoveRequest>) },
@@ -71,15 +82,25 @@ const MASTER_ROUTES: &[MRoute] = &[
     MRoute {
         method: "POST",
         path: "/v1/setattr",
-        takes: Takes::Json(|v| json!({"inode": v.file_inode, "mode": v.n % 0o7777, "size": v.m % (1 << 24), "mtime_ns": v.n as i64}), decodes::<SetattrRequest>),
+        takes: Takes::Json(
+            |v| json!({"inode": v.file_inode, "mode": v.n % 0o7777, "size": v.m % (1 << 24), "mtime_ns": v.n as i64}),
+            decodes::<SetattrRequest>,
+        ),
     },
     MRoute { method: "POST", path: "/v1/chunks/lease", takes: Takes::Json(|v| json!({"inode": v.file_inode, "index": v.n % 4}), decodes::<LeaseRequest>) },
     MRoute {
         method: "POST",
         path: "/v1/chunks/bad",
-        takes: Takes::Json(|v| json!({"handle": v.n, "node_id": "00000000-0000-0000-0000-000000000001", "corrupt": v.flag, "token": v.other}), decodes::<BadReplica>),
+        takes: Takes::Json(
+            |v| json!({"handle": v.n, "node_id": "00000000-0000-0000-0000-000000000001", "corrupt": v.flag, "token": v.other}),
+            decodes::<BadReplica>,
+        ),
     },
-    MRoute { method: "POST", path: "/v1/commit_length", takes: Takes::Json(|v| json!({"inode": v.file_inode, "length": v.n % (1 << 20), "chunks": []}), decodes::<CommitLength>) },
+    MRoute {
+        method: "POST",
+        path: "/v1/commit_length",
+        takes: Takes::Json(|v| json!({"inode": v.file_inode, "length": v.n % (1 << 20), "chunks": []}), decodes::<CommitLength>),
+    },
     MRoute { method: "POST", path: "/v1/append", takes: Takes::Json(|v| json!({"inode": v.file_inode, "length": v.n % 1000}), decodes::<AppendRequest>) },
     MRoute { method: "POST", path: "/v1/admin/safemode", takes: Takes::Json(|_| json!({"leave": true}), decodes::<SafeModeRequest>) },
     MRoute { method: "POST", path: "/v1/admin/decommission", takes: Takes::Json(|v| json!({"node": v.name}), decodes::<NodeRequest>) },
@@ -183,7 +204,13 @@ async fn master_world() -> MasterWorld {
 }
 
 /// Sends a request; (status, body) or why there was no answer.
-async fn exchange(http: &reqwest::Client, method: &str, url: &str, body: Vec<u8>, json_type: bool) -> Result<(u16, Vec<u8>, reqwest::header::HeaderMap), String> {
+async fn exchange(
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    body: Vec<u8>,
+    json_type: bool,
+) -> Result<(u16, Vec<u8>, reqwest::header::HeaderMap), String> {
     let mut b = http.request(method.parse().map_err(|e| format!("{e}"))?, url);
     if json_type {
         b = b.header("content-type", "application/json");
@@ -207,7 +234,8 @@ fn master_client_routes_refuse_malformed_input_with_json_4xx() {
         let url = if query.is_empty() { format!("{}{path}", w.master.url) } else { format!("{}{path}?{query}", w.master.url) };
         let Ok(parsed) = reqwest::Url::parse(&url) else { return Ok(()) };
         let what = format!("{method} {} ({c:?})", &parsed.as_str()[w.master.url.len()..]);
-        let (status, answer, _) = rt.block_on(exchange(&w.http, &method, parsed.as_str(), body, json_type)).map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
+        let (status, answer, _) =
+            rt.block_on(exchange(&w.http, &method, parsed.as_str(), body, json_type)).map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
         tally.note(status);
         judge(&what, &path, status, &answer, malformed, true)
     });
@@ -237,7 +265,9 @@ fn signed_case() -> BoxedStrategy<SignedCase> {
         1 => Just(AuthCase::Stranger),
     ];
     let report = prop::collection::vec((1u64..64, 0u64..8, 0u64..(2 << 20)), 0..6);
-    (prop::bool::weighted(0.25), vals(), report, body_case(), auth).prop_map(|(bad_report, vals, report, body, auth)| SignedCase { bad_report, vals, report, body, auth }).boxed()
+    (prop::bool::weighted(0.25), vals(), report, body_case(), auth)
+        .prop_map(|(bad_report, vals, report, body, auth)| SignedCase { bad_report, vals, report, body, auth })
+        .boxed()
 }
 
 /// The route, valid body and decoder of a signed case (`sink`: a closed

@@ -134,7 +134,8 @@ pub async fn every_replica_holds(http: &reqwest::Client, c: &Cluster, client: &C
             }
             assert_eq!(chunk.replicas.len(), replication, "{path} chunk {}: {:?}", chunk.index, chunk.replicas);
             for r in &chunk.replicas {
-                let (status, body) = get_data(http, &r.address, chunk.handle.0, chunk.version.0, 0, (end - start) as u64, Some(&chunk.token)).await.expect("read a replica");
+                let (status, body) =
+                    get_data(http, &r.address, chunk.handle.0, chunk.version.0, 0, (end - start) as u64, Some(&chunk.token)).await.expect("read a replica");
                 assert_eq!(status, 200, "{path} chunk {} on {}: {}", chunk.index, r.address, String::from_utf8_lossy(&body));
                 assert_eq!(first_diff(&body, &want[start..end]), None, "{path} chunk {} on {}: other bytes than acknowledged", chunk.index, r.address);
             }
@@ -161,4 +162,3 @@ pub async fn replica_info(insider: &Insider, cs: &str, handle: u64) -> Option<(u
         _ => panic!("info of {handle} on {cs}: {r:?}"),
     }
 }
-

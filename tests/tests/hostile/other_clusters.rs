@@ -45,7 +45,11 @@ async fn refused_heartbeats(master: &str) -> u64 {
 async fn wait_refusals(master: &str, from: u64, n: u64, what: &str) -> u64 {
     faults::wait_for(&format!("{what}: {n} heartbeats refused"), Duration::from_secs(30), || async {
         let now = refused_heartbeats(master).await;
-        if now >= from + n { Ok(now) } else { Err(format!("{} refused", now - from.min(now))) }
+        if now >= from + n {
+            Ok(now)
+        } else {
+            Err(format!("{} refused", now - from.min(now)))
+        }
     })
     .await
 }
@@ -114,7 +118,8 @@ async fn a_master_with_the_same_key_but_another_cluster_id_gets_no_chunkserver()
     let key = master_key_file(&c.master.data_dir);
     copy_key(&key, &master_key_file(&twin_dir));
     let twin = Daemon::master("127.0.0.1:0", &twin_dir, &strs(&eager_master(&[]))).expect("twin master");
-    let ids = |url: String| async move { insider::send_reply(insider::http().get(format!("{url}/v1/cluster"))).await.expect("cluster").body["cluster_id"].clone() };
+    let ids =
+        |url: String| async move { insider::send_reply(insider::http().get(format!("{url}/v1/cluster"))).await.expect("cluster").body["cluster_id"].clone() };
     let (ours, theirs) = (ids(c.master.url.clone()).await, ids(twin.url.clone()).await);
     assert!(ours.is_string() && theirs.is_string() && ours != theirs, "cluster ids {ours} and {theirs}");
     visit(&mut c, 2, &twin.url, &key, "a chunkserver at a master with the same key and another cluster id").await;
@@ -162,8 +167,12 @@ async fn masters_on_an_empty_or_old_directory_delete_nothing() {
     flags.extend(master_flags(&["--gc-grace-ms", "1000", "--startup-delete-delay-ms", "3600000"]));
     let m = Daemon::master(&listen, &old, &strs(&flags)).expect("a master on an old copy");
     let registered = || async {
-        let r = insider::reply(insider::http().get(format!("{}/v1/admin/replication", m.url)).send().await.map_err(|e| e.to_string())?).await.map_err(|e| e.to_string())?;
-        let nodes = insider::reply(insider::http().get(format!("{}/v1/chunkservers", m.url)).send().await.map_err(|e| e.to_string())?).await.map_err(|e| e.to_string())?;
+        let r = insider::reply(insider::http().get(format!("{}/v1/admin/replication", m.url)).send().await.map_err(|e| e.to_string())?)
+            .await
+            .map_err(|e| e.to_string())?;
+        let nodes = insider::reply(insider::http().get(format!("{}/v1/chunkservers", m.url)).send().await.map_err(|e| e.to_string())?)
+            .await
+            .map_err(|e| e.to_string())?;
         let live = nodes.body.as_array().map_or(0, |n| n.iter().filter(|n| n["state"] == "live").count());
         match (live, &r.body["safe_mode"]["on"]) {
             (3, Value::Bool(false)) => Ok(()),

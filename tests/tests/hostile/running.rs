@@ -135,7 +135,8 @@ async fn internal_routes_refuse_outsiders_and_replays(w: &World) {
         refused(&forged, 401, "EKEYREJECTED", &format!("{method} {url} signed with a stranger's key"));
     }
     // A signature over one body does not carry another.
-    let mut swapped = w.insider.signed(w.http.post(format!("{cs}/v1/chunks/{h}/version")).header("content-type", "application/json").body(json!({"version": v}).to_string()));
+    let mut swapped =
+        w.insider.signed(w.http.post(format!("{cs}/v1/chunks/{h}/version")).header("content-type", "application/json").body(json!({"version": v}).to_string()));
     *swapped.body_mut() = Some(json!({"version": v + 7}).to_string().into());
     let r = w.insider.execute(swapped).await.expect("send");
     refused(&r, 401, "EKEYREJECTED", "a signed version order with its body swapped");
@@ -261,7 +262,9 @@ async fn version_max_and_out_of_range_numbers_are_refused(w: &World) {
     let fresh = 0x7fff_0000_0000_0000u64 + rand::random::<u32>() as u64;
     // Versions above 2^63 - 1 are refused (docs/SECURITY.md).
     let top = 1u64 << 63;
-    for body in [json!({"version": max, "chunk_size_bytes": MIB}), json!({"version": top, "chunk_size_bytes": MIB}), json!({"version": 1, "chunk_size_bytes": max})] {
+    for body in
+        [json!({"version": max, "chunk_size_bytes": MIB}), json!({"version": top, "chunk_size_bytes": MIB}), json!({"version": 1, "chunk_size_bytes": max})]
+    {
         let r = w.insider.post_json(&format!("{cs}/v1/chunks/{fresh}/create"), &body).await.expect("create");
         client_error(&r, &format!("a signed create of {body}"));
     }
@@ -362,4 +365,3 @@ async fn oversized_bodies_are_refused_without_being_read(w: &World) {
     }
     alive(w).await;
 }
-

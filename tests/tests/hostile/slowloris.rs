@@ -45,15 +45,21 @@ async fn slowloris_on_a_chunkserver_does_not_stop_writes() {
         let path = format!("/slow/f{i}");
         let data = faults::random_bytes(&mut rng, 256 * KIB);
         let t = Instant::now();
-        tokio::time::timeout(Duration::from_secs(45), write_file(&client, &path, &data)).await.unwrap_or_else(|_| panic!("writing {path} under slowloris took over 45 s"));
+        tokio::time::timeout(Duration::from_secs(45), write_file(&client, &path, &data))
+            .await
+            .unwrap_or_else(|_| panic!("writing {path} under slowloris took over 45 s"));
         say!(TAG, "slowloris: {path} written in {:.2}s", t.elapsed().as_secs_f64());
         files.insert(path, data);
     }
     let writing = started.elapsed();
     let stats = attack.stop().await;
     let (opened, cut) = (stats.connections.load(std::sync::atomic::Ordering::Relaxed), stats.cut_off.load(std::sync::atomic::Ordering::Relaxed));
-    say!(TAG, "slowloris: {FILES} files written in {:.1}s while {} attackers opened {opened} connections, {cut} cut off by the server", writing.as_secs_f64(), 2 * CAP + CAP / 2);
+    say!(
+        TAG,
+        "slowloris: {FILES} files written in {:.1}s while {} attackers opened {opened} connections, {cut} cut off by the server",
+        writing.as_secs_f64(),
+        2 * CAP + CAP / 2
+    );
     assert!(cut >= (2 * CAP) as u64, "the chunkserver did not cut the slow connections off ({cut} of {opened})");
     all_there(&http, &c, &files).await;
 }
-

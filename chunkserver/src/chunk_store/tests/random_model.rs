@@ -112,12 +112,7 @@ fn run(seed: u64, steps: usize, direct: bool) {
     let mut chunks: Vec<ModelChunk> = [1u64, 4, 6]
         .iter()
         .enumerate()
-        .map(|(i, &blocks)| ModelChunk {
-            handle: ChunkHandle(i as u64 + 1),
-            version: V1,
-            size: blocks * BLOCK_BYTES,
-            bytes: Vec::new(),
-        })
+        .map(|(i, &blocks)| ModelChunk { handle: ChunkHandle(i as u64 + 1), version: V1, size: blocks * BLOCK_BYTES, bytes: Vec::new() })
         .collect();
     for c in &chunks {
         store.create(c.handle, c.version, c.size).unwrap();

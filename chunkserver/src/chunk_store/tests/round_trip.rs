@@ -163,10 +163,7 @@ fn list_info_and_used_bytes() {
     store.write(ChunkHandle(3), V1, 10, &[7; 100], None).unwrap();
     store.write(ChunkHandle(1), V2, 0, &[7; 5], None).unwrap();
     let list = store.list();
-    assert_eq!(
-        list.iter().map(|i| (i.handle.0, i.version.0, i.length, i.chunk_size)).collect::<Vec<_>>(),
-        [(1, 2, 5, 2 * BLOCK_BYTES), (3, 1, 110, SIZE)]
-    );
+    assert_eq!(list.iter().map(|i| (i.handle.0, i.version.0, i.length, i.chunk_size)).collect::<Vec<_>>(), [(1, 2, 5, 2 * BLOCK_BYTES), (3, 1, 110, SIZE)]);
     assert_eq!(store.used_bytes(), 115);
     store.write(ChunkHandle(3), V1, 0, &[1; 50], None).unwrap();
     assert_eq!(store.used_bytes(), 115, "an overwrite adds nothing");

@@ -39,10 +39,13 @@ fn app() -> Router {
     Router::new()
         .route("/", get(|| async { "hello" }))
         .route("/count", post(count))
-        .route("/sleep", get(|| async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            "slept"
-        }))
+        .route(
+            "/sleep",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "slept"
+            }),
+        )
         .route("/forever", get(std::future::pending::<&'static str>))
         .route("/big", get(|| async { vec![7u8; 32 << 20] }))
 }
@@ -164,9 +167,7 @@ async fn a_trickled_body_fails_and_a_steady_one_passes() {
     // 64 KiB every 100 ms passes however long it takes.
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     let len = 10 * 65536;
-    s.write_all(format!("POST /count HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {len}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    s.write_all(format!("POST /count HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {len}\r\n\r\n").as_bytes()).await.unwrap();
     for _ in 0..10 {
         s.write_all(&[2u8; 65536]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -75,14 +75,10 @@ pub fn chart(id: &str, title: &str, format: &str, samples: &[Sample], now_ms: u6
 
 /// The throughput and capacity charts.
 pub fn both(samples: &[Sample], now_ms: u64) -> String {
-    let throughput = [
-        Line { name: "read", color: "#2a7", value: |s| s.read_bytes_per_sec },
-        Line { name: "write", color: "#c52", value: |s| s.write_bytes_per_sec },
-    ];
-    let capacity = [
-        Line { name: "used", color: "#c52", value: |s| s.used_bytes as f64 },
-        Line { name: "capacity", color: "#48a", value: |s| s.capacity_bytes as f64 },
-    ];
+    let throughput =
+        [Line { name: "read", color: "#2a7", value: |s| s.read_bytes_per_sec }, Line { name: "write", color: "#c52", value: |s| s.write_bytes_per_sec }];
+    let capacity =
+        [Line { name: "used", color: "#c52", value: |s| s.used_bytes as f64 }, Line { name: "capacity", color: "#48a", value: |s| s.capacity_bytes as f64 }];
     format!(
         r#"<div class="cards">{}{}</div>"#,
         chart("chart-throughput", "Cluster throughput, last hour", "rate", samples, now_ms, &throughput),

@@ -152,12 +152,7 @@ pub fn chunkservers(s: &AppState) -> Vec<NodeRow> {
 pub fn work(s: &AppState) -> Work {
     let replication = s.chunks.replication_status();
     let scrub = chunkservers(s).into_iter().filter_map(|n| Some(ScrubRow { address: n.info.address, progress: n.scrub? })).collect();
-    Work {
-        replication_queue: replication.under_replicated,
-        gc_backlog: replication.garbage_chunks + replication.deletes_waiting,
-        replication,
-        scrub,
-    }
+    Work { replication_queue: replication.under_replicated, gc_backlog: replication.garbage_chunks + replication.deletes_waiting, replication, scrub }
 }
 
 /// Events shown when no limit is asked.

@@ -12,7 +12,7 @@ use dfs_common::http::{ApiError, ApiQuery};
 use dfs_common::wire::namespace::{Attr, FileKind, NodeRef};
 use serde::{Deserialize, Serialize};
 
-use super::{frame, time_text, TITLE, NAV};
+use super::{frame, time_text, NAV, TITLE};
 use crate::api::{blocking, AppState};
 use crate::chunks::views::ChunkReplicas;
 

@@ -161,7 +161,8 @@ mod tests {
         assert!(check_ranges(&hb(u64::MAX, 0)).is_err());
         assert!(check_ranges(&hb(MAX_CAPACITY_BYTES + 1, 0)).is_err());
         assert!(check_ranges(&hb(1 << 40, u64::MAX)).is_err());
-        let reporting = |v: ChunkVersion| Heartbeat { report: Some(vec![ReplicaReport { handle: ChunkHandle(1), version: v, length: 0, dirty: false }]), ..hb(1 << 40, 0) };
+        let reporting =
+            |v: ChunkVersion| Heartbeat { report: Some(vec![ReplicaReport { handle: ChunkHandle(1), version: v, length: 0, dirty: false }]), ..hb(1 << 40, 0) };
         assert_eq!(check_ranges(&reporting(ChunkVersion::MAX_ISSUED)), Ok(()), "judged replica by replica");
         assert_eq!(check_ranges(&reporting(ChunkVersion(0))), Ok(()), "a left-over copy of an old build");
         assert!(check_ranges(&reporting(ChunkVersion(u64::MAX))).is_err());

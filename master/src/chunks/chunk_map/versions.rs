@@ -136,14 +136,8 @@ impl ChunkMap {
         if *v != version {
             return;
         }
-        let late: Vec<NodeId> = self
-            .replicas
-            .get(&handle)
-            .into_iter()
-            .flatten()
-            .filter(|(n, rv)| **rv == version && !members.contains(n))
-            .map(|(n, _)| *n)
-            .collect();
+        let late: Vec<NodeId> =
+            self.replicas.get(&handle).into_iter().flatten().filter(|(n, rv)| **rv == version && !members.contains(n)).map(|(n, _)| *n).collect();
         for node in late {
             self.drop_replica(handle, node);
             self.damaged.entry(handle).or_default().insert(node, Damage::NotMember { version });
