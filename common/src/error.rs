@@ -7,6 +7,7 @@ use std::fmt;
 
 /// What went wrong, named after the errno a POSIX file system would return.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[allow(clippy::upper_case_acronyms, reason = "errno names as POSIX spells them, which is also their JSON form")]
 pub enum ErrorKind {
     /// No such file or directory.
     ENOENT,

@@ -313,7 +313,7 @@ mod tests {
         // Retired: the next announcement leaves key 7 out.
         let text = key.sign(&token(5, 2, Ops::READ));
         let newer = TokenKey::generate(&ring, 8, 30_000);
-        v.install(&ring, &[newer.info.clone()]);
+        v.install(&ring, std::slice::from_ref(&newer.info));
         assert_eq!(v.verify(Some(&text), 0, ChunkHandle(5), ChunkVersion(2), Ops::READ), Err(TokenError::UnknownKey(7)));
         assert!(TokenError::UnknownKey(7).renewable() && !TokenError::BadSignature.renewable());
     }
