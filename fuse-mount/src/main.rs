@@ -203,16 +203,21 @@ async fn wait_for_end(session: &fuser::BackgroundSession) -> Option<&'static str
 /// Unmounts; a mount still in use is detached (it goes once unused).
 fn unmount(mountpoint: &Path) {
     let Ok(path) = std::ffi::CString::new(mountpoint.as_os_str().as_encoded_bytes()) else { return };
-    // SAFETY: `path` is a valid NUL-terminated string that outlives the calls.
-    let done = unsafe { libc::umount2(path.as_ptr(), 0) } == 0 || {
+    let done = umount2(&path, 0) || {
         let busy = std::io::Error::last_os_error();
         tracing::warn!(error = %busy, "mount busy; detaching it");
-        unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) == 0 }
+        umount2(&path, libc::MNT_DETACH)
     };
     if !done {
         // Not root: the setuid helper can unmount.
         let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(mountpoint).status();
     }
+}
+
+/// umount2(2); whether it unmounted.
+fn umount2(path: &std::ffi::CStr, flags: libc::c_int) -> bool {
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
+    unsafe { libc::umount2(path.as_ptr(), flags) == 0 }
 }
 
 /// Starts `dfs-mount --foreground` detached and waits until it has mounted.
