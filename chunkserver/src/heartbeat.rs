@@ -6,7 +6,6 @@
 //! applied (deletes, token keys, peers, registration) unless the answer is
 //! signed for that very heartbeat and names this node's cluster ([`decide`]).
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,22 +16,9 @@ use dfs_common::http::internal::ClusterAuth;
 use dfs_common::wire::chunks::{DeleteReplica, Heartbeat, HeartbeatResponse, ReplicaReport};
 use dfs_common::ErrorBody;
 
-use crate::api::replicate::copy_in_progress;
-use crate::api::Node;
 use crate::chunk_store::ChunkError;
 use crate::cluster_id;
-
-/// Bytes available to unprivileged writers on the file system holding `dir`.
-pub fn available_bytes(dir: &Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return 0 };
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid NUL-terminated path and s a writable statvfs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return 0;
-    }
-    s.f_bavail as u64 * s.f_frsize as u64
-}
+use crate::node::{available_bytes, copy_in_progress, Node};
 
 fn build(node: &Node, with_report: bool) -> Heartbeat {
     let used = node.store.used_bytes();

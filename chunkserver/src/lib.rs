@@ -2,8 +2,11 @@
 //!
 //! - [`chunk_store`]: one data file and one metadata file per replica, a
 //!   CRC32 per 64 KiB block, O_DIRECT I/O, every read verified.
+//! - [`node`]: the node apart from HTTP: the state that the API, the
+//!   workers and the figures share, copies under way, damage reports.
 //! - [`api`]: the HTTP API: pipelined replicated writes, verified reads,
-//!   replica commands from the master, status.
+//!   replica commands from the master, status. Handlers call the node,
+//!   never the reverse.
 //! - [`heartbeat`]: heartbeats and chunk reports to the master, and the
 //!   deletes it answers with.
 //! - [`scrubber`]: background verification of every replica.
@@ -23,6 +26,7 @@ pub mod config;
 pub mod heartbeat;
 pub mod local_reads;
 pub mod metrics;
+pub mod node;
 pub mod node_id;
 pub mod pacing;
 pub mod peers;

@@ -6,17 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use dfs_common::http::metrics::Snapshot;
 
-use crate::api::Node;
-use crate::heartbeat::available_bytes;
-
-/// Replica syncs done for writers (`fsync`, a durable close): the proof
-/// that a close asked this node to put a file's bytes on disk.
-#[derive(Default)]
-pub struct SyncCounters {
-    pub replica_fsyncs: AtomicU64,
-    /// The replicas' lengths when synced (what each sync covered).
-    pub synced_bytes: AtomicU64,
-}
+use crate::node::{available_bytes, Node};
 
 /// Gathers the figures (blocking: lists the store and asks the file system).
 pub fn snapshot(n: &Node) -> Snapshot {

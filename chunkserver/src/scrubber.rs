@@ -9,67 +9,19 @@
 //! perhaps after a crash, is checked soon rather than a whole period later.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dfs_common::ChunkHandle;
-use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::api::data::quarantine_and_report;
-use crate::api::{blocking, Node};
 use crate::chunk_store::{ChunkError, ChunkStore};
+use crate::node::{blocking, quarantine_and_report, Node, ScrubStats};
 use crate::pacing::Pacer;
 
 /// Longest wait before the first pass.
 const FIRST_PASS_DELAY: Duration = Duration::from_secs(10);
-
-/// The scrubber's progress since start-up, shown by `GET /v1/status`.
-#[derive(Debug, Default)]
-pub struct ScrubStats {
-    pub passes_completed: AtomicU64,
-    /// Replicas checked to a verdict, sound or corrupt.
-    pub replicas_verified: AtomicU64,
-    /// The bytes of those replicas.
-    pub bytes_verified: AtomicU64,
-    /// Replicas that failed their check (each quarantined and reported).
-    pub corrupt_found: AtomicU64,
-    /// Replicas done in the current pass (or the last one, when idle).
-    pub pass_done: AtomicU64,
-    /// Replicas listed at the start of the current (or last) pass.
-    pub pass_total: AtomicU64,
-    /// When the last pass ended, in ms since the Unix epoch; 0: none yet.
-    pub last_pass_completed_unix_ms: AtomicU64,
-}
-
-impl ScrubStats {
-    /// The progress as heartbeats carry it.
-    pub fn progress(&self) -> dfs_common::wire::chunks::ScrubProgress {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        dfs_common::wire::chunks::ScrubProgress {
-            passes_completed: get(&self.passes_completed),
-            pass_done: get(&self.pass_done),
-            pass_total: get(&self.pass_total),
-            corrupt_found: get(&self.corrupt_found),
-            last_pass_completed_unix_ms: get(&self.last_pass_completed_unix_ms),
-        }
-    }
-
-    pub fn to_json(&self) -> Value {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let last = get(&self.last_pass_completed_unix_ms);
-        json!({
-            "passes_completed": get(&self.passes_completed),
-            "replicas_verified": get(&self.replicas_verified),
-            "bytes_verified": get(&self.bytes_verified),
-            "corrupt_found": get(&self.corrupt_found),
-            "pass_replicas_done": get(&self.pass_done),
-            "pass_replicas_total": get(&self.pass_total),
-            "last_pass_completed_unix_ms": (last > 0).then_some(last),
-        })
-    }
-}
 
 /// What one pass found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -150,6 +102,8 @@ fn unix_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU64;
+
     use dfs_common::ChunkVersion;
 
     use super::*;
@@ -216,7 +170,7 @@ mod tests {
         add_replica(&store, doomed);
         flip_byte(dir.path(), rotten, 5);
         let stats = ScrubStats::default();
-        assert_eq!(stats.to_json()["last_pass_completed_unix_ms"], Value::Null);
+        assert_eq!(stats.to_json()["last_pass_completed_unix_ms"], serde_json::Value::Null);
         // Replicas are scrubbed by handle: `doomed` goes while `rotten` is reported.
         let found = scrub_pass(&store, &stats, 0, |_| {
             store.delete(doomed).unwrap();

@@ -1,31 +1,22 @@
 //! Starting a chunkserver: node id, chunk store, HTTP server, heartbeats,
 //! scrubber; serving until SIGINT or SIGTERM.
 
-use std::sync::atomic::{AtomicU32, AtomicU64};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use dfs_common::auth::{KeySource, TokenVerifier};
+use dfs_common::auth::KeySource;
 use dfs_common::http::daemon::shutdown_signal;
 use dfs_common::http::internal::ClusterAuth;
 use dfs_common::http::serve::{serve, Limits};
-use dfs_common::NodeId;
 use tokio::net::TcpListener;
 
-use crate::api::{router, Node};
+use crate::api::router;
 use crate::chunk_store::ChunkStore;
 use crate::config::ChunkserverConfig;
+use crate::node::{new_node, Trust};
 use crate::pacing::mib_per_sec;
-use crate::scrubber::ScrubStats;
 use crate::{cluster_id, heartbeat, local_reads, node_id, scrubber};
-
-/// What a node trusts: the cluster key, and the cluster it belongs to
-/// (`None` until its first registration).
-pub struct Trust {
-    pub auth: Arc<ClusterAuth>,
-    pub cluster_id: Option<String>,
-}
 
 pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     // One chunkserver per data directory, held until this returns (or the
@@ -69,51 +60,4 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     tracing::info!(replicas = synced, "synced replicas written since their last sync");
     tracing::info!("chunkserver stopped");
     Ok(())
-}
-
-/// The state shared by the handlers and background loops of a node serving
-/// `store` at `address`.
-pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, address: String, trust: Trust) -> anyhow::Result<Node> {
-    let store = Arc::new(store);
-    let tokens = Arc::new(TokenVerifier::default());
-    let local = if config.local_reads { local_reads::start(&config.data_dir, Arc::clone(&store), Arc::clone(&tokens)) } else { None };
-    let cluster_id = trust.cluster_id.map(std::sync::OnceLock::from).unwrap_or_default();
-    Ok(Node {
-        id,
-        address,
-        master: config.master.trim_end_matches('/').to_string(),
-        data_dir: config.data_dir.clone(),
-        store,
-        in_flight: AtomicU32::new(0),
-        bytes_written: AtomicU64::new(0),
-        bytes_read: AtomicU64::new(0),
-        replicas_deleted: AtomicU64::new(0),
-        replicas_copied: AtomicU64::new(0),
-        bytes_replicated: AtomicU64::new(0),
-        copying: Mutex::new(Default::default()),
-        replication_bytes_per_sec: mib_per_sec(config.replication_mib_per_sec),
-        scrub: ScrubStats::default(),
-        checksum_failures: AtomicU64::new(0),
-        syncs: Default::default(),
-        max_write_bytes: config.max_write_bytes,
-        // Room for four of the largest writes at once.
-        write_budget: tokio::sync::Semaphore::new((4 * config.max_write_bytes).div_ceil(1 << 20) as usize),
-        // The same for reads: four of the largest answers, or many small ones.
-        read_budget: Arc::new(tokio::sync::Semaphore::new((4 * config.max_write_bytes).div_ceil(1 << 20) as usize)),
-        // Bounded waits on peers: a hung downstream must not pin buffers forever.
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(32)
-            // Below the peers' keep-alive limit (10 s by default).
-            .pool_idle_timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(60))
-            .build()?,
-        started: Instant::now(),
-        local,
-        registered: Default::default(),
-        auth: trust.auth,
-        tokens,
-        peers: Default::default(),
-        cluster_id,
-    })
 }

@@ -14,8 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::test_cluster::{grant, grant_until, insider, introduce};
 use super::tests::{replicate, start_node};
-use super::Node;
 use crate::chunk_store::BLOCK_BYTES;
+use crate::node::Node;
 
 const H: ChunkHandle = ChunkHandle(7);
 const OTHER: ChunkHandle = ChunkHandle(8);

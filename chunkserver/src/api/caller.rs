@@ -17,7 +17,7 @@ use dfs_common::auth::{unix_ms, BodyDigest, ChunkToken, Ops, TokenError, Verifie
 use dfs_common::http::ApiError;
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind};
 
-use super::Node;
+use crate::node::Node;
 
 /// The credentials a data request came with.
 pub struct Caller {

@@ -23,8 +23,9 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::caller::Caller;
-use super::{blocking, chunk_error, InFlight, Node};
+use super::error::chunk_error;
 use crate::chunk_store::{self, ChunkError};
+use crate::node::{blocking, quarantine_and_report, report_bad, InFlight, Node};
 use crate::peers::{NotPeer, REFRESH_WAIT};
 
 type Frames = mpsc::Sender<Result<Bytes, std::io::Error>>;
@@ -367,31 +368,6 @@ async fn report_downstream(n: &Arc<Node>, handle: ChunkHandle, version: ChunkVer
     let bad = BadReplica { handle, node_id: None, address, corrupt: false, reporter_version: Some(version), token: None };
     if let Err(e) = report_bad(n, &bad).await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a failed replica");
-    }
-}
-
-/// Moves a corrupt replica aside (never served again) and tells the master.
-pub async fn quarantine_and_report(n: &Arc<Node>, handle: ChunkHandle) {
-    tracing::error!(chunk = %handle, "replica failed verification; quarantined");
-    n.checksum_failures.fetch_add(1, Ordering::Relaxed);
-    let store = n.store.clone();
-    if let Err(e) = blocking(move || store.quarantine(handle)).await {
-        tracing::error!(chunk = %handle, error = %e, "quarantine failed");
-    }
-    let bad = BadReplica { handle, node_id: Some(n.id), address: None, corrupt: true, reporter_version: None, token: None };
-    if let Err(e) = report_bad(n, &bad).await {
-        tracing::warn!(chunk = %handle, error = %e, "could not report a bad replica");
-    }
-}
-
-/// `POST /v1/chunks/bad` to the master, signed: a chunkserver's report is
-/// acted on (a client's only has the replica verified).
-pub async fn report_bad(n: &Node, bad: &BadReplica) -> Result<(), String> {
-    let request = n.http.post(format!("{}/v1/chunks/bad", n.master)).json(bad);
-    match n.auth.send(&n.http, request).await {
-        Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("the master answered {}", r.status())),
-        Err(e) => Err(e.to_string()),
     }
 }
 

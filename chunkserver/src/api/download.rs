@@ -16,7 +16,7 @@ use dfs_common::http::{ApiError, ApiQuery};
 use dfs_common::ErrorKind;
 use serde::Deserialize;
 
-use super::Node;
+use crate::node::Node;
 
 /// Bytes fetched per step of the stream.
 const PIECE: u64 = 8 << 20;

@@ -13,9 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::test_cluster::{grant, sign_by_hand};
-use super::{router, Node, CONTROL_BODY_MAX_BYTES};
+use super::{router, CONTROL_BODY_MAX_BYTES};
 use crate::chunk_store::ChunkStore;
 use crate::config::ChunkserverConfig;
+use crate::node::Node;
 use dfs_common::auth::Ops;
 
 const H: ChunkHandle = ChunkHandle(7);

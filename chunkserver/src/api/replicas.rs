@@ -14,8 +14,9 @@ use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind};
 use serde_json::{json, Value};
 
 use super::caller::Caller;
-use super::{blocking, chunk_error, Node};
+use super::error::chunk_error;
 use crate::chunk_store::ChunkError;
+use crate::node::{available_bytes, blocking, report_bad, Node};
 
 /// `POST /v1/chunks/{handle}/create`: a new empty replica.
 pub async fn create(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiJson(r): ApiJson<CreateReplica>) -> Result<Json<Done>, ApiError> {
@@ -73,7 +74,7 @@ pub async fn fsync(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiQuer
 /// has set it aside), so it stops counting it and re-replicates the chunk.
 async fn report_damaged(n: &Arc<Node>, handle: ChunkHandle) {
     let bad = BadReplica { handle, node_id: Some(n.id), address: None, corrupt: false, reporter_version: None, token: None };
-    if let Err(e) = super::data::report_bad(n, &bad).await {
+    if let Err(e) = report_bad(n, &bad).await {
         tracing::warn!(chunk = %handle, error = %e, "could not report a damaged replica");
     }
 }
@@ -115,7 +116,7 @@ pub async fn status(State(n): State<Arc<Node>>) -> Json<Value> {
         "bytes_replicated": n.bytes_replicated.load(Ordering::Relaxed),
         "scrub": n.scrub.to_json(),
         "checksum_failures": n.checksum_failures.load(Ordering::Relaxed),
-        "capacity_bytes": n.store.used_bytes() + crate::heartbeat::available_bytes(&n.data_dir),
+        "capacity_bytes": n.store.used_bytes() + available_bytes(&n.data_dir),
         "uptime_s": n.started.elapsed().as_secs(),
     }))
 }

@@ -11,9 +11,8 @@
 //! next start. One copy per chunk at a time, each paced to
 //! `replication_mib_per_sec`, each holding at most one piece in memory.
 
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
@@ -22,8 +21,9 @@ use dfs_common::http::{ApiError, ApiJson, ApiPath};
 use dfs_common::wire::chunks::{parse_checksum_header, ReplicaReport, ReplicateChunk, HEADER_CHECKSUMS};
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
 
-use super::{blocking, chunk_error, InFlight, Node};
+use super::error::chunk_error;
 use crate::chunk_store::{check_chunk_size, ChunkError};
+use crate::node::{blocking, CopyClaim, InFlight, Node};
 use crate::pacing::Pacer;
 
 /// Bytes read from the source per request (and so held in memory per copy).
@@ -195,33 +195,4 @@ async fn discard(n: &Node, handle: ChunkHandle) {
         Ok(()) => tracing::info!(chunk = %handle, "dropped a failed copy"),
         Err(e) => tracing::warn!(chunk = %handle, error = %e, "could not drop a failed copy"),
     }
-}
-
-/// The right to copy one chunk here; released when dropped, on every path.
-struct CopyClaim {
-    node: Arc<Node>,
-    handle: ChunkHandle,
-}
-
-impl CopyClaim {
-    /// `None` when a copy of the chunk is already under way.
-    fn take(node: &Arc<Node>, handle: ChunkHandle) -> Option<CopyClaim> {
-        copies(node).insert(handle).then(|| CopyClaim { node: node.clone(), handle })
-    }
-}
-
-impl Drop for CopyClaim {
-    fn drop(&mut self) {
-        copies(&self.node).remove(&self.handle);
-    }
-}
-
-fn copies(node: &Node) -> MutexGuard<'_, HashSet<ChunkHandle>> {
-    // The set stays consistent even if a holder panicked: inserts and removes are single calls.
-    node.copying.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Whether a copy of the chunk is being made here right now.
-pub fn copy_in_progress(node: &Node, handle: ChunkHandle) -> bool {
-    copies(node).contains(&handle)
 }

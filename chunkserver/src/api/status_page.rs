@@ -14,8 +14,7 @@ use dfs_common::http::metrics::{respond, HttpMetrics};
 use dfs_common::http::ApiError;
 use dfs_common::ErrorKind;
 
-use super::Node;
-use crate::heartbeat::available_bytes;
+use crate::node::{available_bytes, Node};
 
 const NAV: &[(&str, &str)] = &[("/", "Status"), ("/v1/status", "JSON"), ("/metrics", "Metrics")];
 

@@ -9,10 +9,9 @@ use dfs_common::http::internal::ClusterAuth;
 use dfs_common::wire::chunks::Peers;
 use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
 
-use super::Node;
 use crate::chunk_store::ChunkStore;
 use crate::config::ChunkserverConfig;
-use crate::server::{new_node, Trust};
+use crate::node::{new_node, Node, Trust};
 
 /// The token key's id in every test node.
 const KEY_ID: u32 = 41;

@@ -10,10 +10,11 @@ use dfs_common::wire::chunks::{DeleteReplica, ReplicaReport, ReplicateChunk};
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
 use tempfile::TempDir;
 
+use super::router;
 use super::test_cluster::{grant, insider, introduce};
-use super::{router, Node};
 use crate::chunk_store::{ChunkStore, BLOCK_BYTES};
 use crate::config::ChunkserverConfig;
+use crate::node::Node;
 use dfs_common::auth::token::HEADER_TOKEN;
 use dfs_common::auth::Ops;
 

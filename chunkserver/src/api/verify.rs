@@ -12,9 +12,9 @@ use dfs_common::http::{ApiError, ApiJson, ApiPath};
 use dfs_common::wire::chunks::{VerifyAnswer, VerifyReplica};
 use dfs_common::{ChunkHandle, ErrorKind};
 
-use super::data::quarantine_and_report;
-use super::{blocking, chunk_error, Node};
+use super::error::chunk_error;
 use crate::chunk_store::ChunkError;
+use crate::node::{blocking, quarantine_and_report, Node};
 
 /// `POST /v1/chunks/{handle}/verify` with a [`VerifyReplica`].
 pub async fn verify(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiJson(r): ApiJson<VerifyReplica>) -> Result<Json<VerifyAnswer>, ApiError> {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use dfs_chunkserver::api::Node;
+use dfs_chunkserver::node::Node;
 use dfs_common::auth::signature::{self, RequestView, HEADER_AUTH};
 use dfs_common::auth::token::HEADER_TOKEN;
 use dfs_common::auth::{unix_ms, BodyDigest, ChunkToken, ClusterKey, KeyRing, Ops, TokenKey};
@@ -64,8 +64,8 @@ async fn cs_world() -> CsWorld {
     ];
     let config = dfs_chunkserver::config::ChunkserverConfig::parse_from(args);
     let store = dfs_chunkserver::chunk_store::ChunkStore::open(&data).expect("store");
-    let trust = dfs_chunkserver::server::Trust { auth: ClusterAuth::fixed(ring.clone()), cluster_id: Some("fuzz".into()) };
-    let node = Arc::new(dfs_chunkserver::server::new_node(&config, NodeId(uuid::Uuid::new_v4()), store, "http://127.0.0.1:9".into(), trust).expect("node"));
+    let trust = dfs_chunkserver::node::Trust { auth: ClusterAuth::fixed(ring.clone()), cluster_id: Some("fuzz".into()) };
+    let node = Arc::new(dfs_chunkserver::node::new_node(&config, NodeId(uuid::Uuid::new_v4()), store, "http://127.0.0.1:9".into(), trust).expect("node"));
     node.registered.store(true, std::sync::atomic::Ordering::Release);
     let key = TokenKey::generate(&ring, 7, unix_ms() + 3_600_000);
     node.tokens.install(&ring, std::slice::from_ref(&key.info));

@@ -1,0 +1,28 @@
+//! The node's errors as API answers: the status and `{"error", "message"}`
+//! a handler sends when the chunk store or the node refuses.
+
+use dfs_common::http::ApiError;
+use dfs_common::ErrorKind;
+
+use crate::chunk_store::ChunkError;
+use crate::node::NotServing;
+
+/// Maps a chunk-store error to its API answer.
+pub fn chunk_error(e: ChunkError) -> ApiError {
+    let kind = match &e {
+        ChunkError::UnknownChunk(_) => ErrorKind::ENOENT,
+        ChunkError::Exists => ErrorKind::EEXIST,
+        ChunkError::VersionConflict { .. } => ErrorKind::ESTALE,
+        ChunkError::OutOfRange { .. } | ChunkError::BodyChecksum { .. } | ChunkError::BadArgument(_) => ErrorKind::EINVAL,
+        ChunkError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => ErrorKind::ENOSPC,
+        ChunkError::Corrupt { .. } | ChunkError::SyncFailed { .. } | ChunkError::Io(..) => ErrorKind::EIO,
+    };
+    ApiError::new(kind, e.to_string())
+}
+
+/// Not registered yet: EAGAIN, a retry (after the next report) helps.
+impl From<NotServing> for ApiError {
+    fn from(e: NotServing) -> Self {
+        ApiError::new(ErrorKind::EAGAIN, e.to_string())
+    }
+}
