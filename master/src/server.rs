@@ -61,7 +61,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let cluster_id = tokio::task::spawn_blocking(move || s.cluster_id()).await??;
     let trust = Trust::new(auth.clone(), Tokens::new(auth.clone(), schedule), cluster_id);
     let (s, w) = (store.clone(), writer.clone());
-    let chunks = Arc::new(tokio::task::spawn_blocking(move || ChunkManager::load(s, w, chunk_config, trust)).await??);
+    let chunks = tokio::task::spawn_blocking(move || ChunkManager::load(s, w, chunk_config, trust)).await??;
     let monitor = tokio::spawn(monitor::run(chunks.clone()));
     let history = Arc::new(crate::history::History::default());
     let sampler = tokio::spawn(crate::history::run(Arc::downgrade(&chunks), history.clone()));

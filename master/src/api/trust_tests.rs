@@ -52,7 +52,7 @@ fn master() -> Master {
     };
     let cluster_id = store.cluster_id().unwrap();
     let trust = Trust::new(auth.clone(), Tokens::new(auth.clone(), Schedule::new(60_000, 120_000, 1_000)), cluster_id.clone());
-    let chunks = Arc::new(ChunkManager::load(store.clone(), writer.clone(), config, trust).unwrap());
+    let chunks = ChunkManager::load(store.clone(), writer.clone(), config, trust).unwrap();
     let state = AppState {
         store,
         writer,

@@ -5,7 +5,15 @@
 //! Nothing here is persisted except what `ChunkManager` loads at start
 //! (chunks, their files' replication, decommissioned nodes).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::BuildHasherDefault;
+
+/// Maps and sets with a fixed hasher: iteration order depends only on what
+/// was inserted, so the engine decides the same way on every run of the
+/// same events (the simulator replays a seed exactly). Keys are handles the
+/// master chose and ids of authenticated chunkservers.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
+pub type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<DefaultHasher>>;
 use std::time::{Duration, Instant};
 
 use dfs_common::wire::chunks::{ChunkserverInfo, DeleteReplica, Heartbeat, HeartbeatResponse, ReplicaAddr};
@@ -69,6 +77,9 @@ pub struct Copy {
 #[derive(Default)]
 pub struct ChunkMap {
     files: HashMap<InodeId, FileMeta>,
+    /// How many chunks of each file the map holds (a file is forgotten with
+    /// its last chunk, without a scan of every chunk).
+    file_chunks: HashMap<InodeId, u64>,
     /// Chunkservers being decommissioned, and those of them now drained.
     draining: HashSet<NodeId>,
     /// Chunks of removed data waiting out the garbage-collection grace.
@@ -156,8 +167,21 @@ pub struct NewerVersion {
 
 impl ChunkMap {
     pub fn record_chunk(&mut self, handle: ChunkHandle, meta: ChunkMeta) {
-        self.chunks.insert(handle, meta);
+        if let Some(before) = self.chunks.insert(handle, meta) {
+            self.uncount(before.inode);
+        }
+        *self.file_chunks.entry(meta.inode).or_default() += 1;
         self.unknown.remove(&handle);
+    }
+
+    /// One chunk of `inode` less in the map; its file is forgotten with its last.
+    fn uncount(&mut self, inode: InodeId) {
+        let Some(n) = self.file_chunks.get_mut(&inode) else { return };
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.file_chunks.remove(&inode);
+            self.files.remove(&inode);
+        }
     }
 
     /// Records (or updates) a file's replication and chunk size.
@@ -190,9 +214,7 @@ impl ChunkMap {
         self.bumping.remove(&handle);
         self.adopted.remove(&handle);
         self.forget_damage(handle);
-        if !self.chunks.values().any(|m| m.inode == meta.inode) {
-            self.files.remove(&meta.inode);
-        }
+        self.uncount(meta.inode);
     }
 
     /// Queues the deletion of `node`'s replica (if at most `max_version`)
@@ -260,7 +282,7 @@ impl ChunkMap {
         };
         // The report replaces what the node held, unknown chunks included;
         // those still reported keep their first sighting (the grace runs on).
-        let mut seen_before = HashMap::new();
+        let mut seen_before = HashMap::default();
         for (handle, nodes) in self.unknown.iter_mut() {
             if let Some((_, first)) = nodes.remove(&hb.node_id) {
                 seen_before.insert(*handle, first);
@@ -270,7 +292,7 @@ impl ChunkMap {
         // What the node held before, to replace it; a report built before a
         // version bump the node took part in must not lower its version
         // (replicas never go down, so the higher one is the truth).
-        let mut before = HashMap::new();
+        let mut before = HashMap::default();
         self.forget_damage_of(hb.node_id);
         for handle in self.held.remove(&hb.node_id).unwrap_or_default() {
             if let Some(v) = self.replicas.get_mut(&handle).and_then(|r| r.remove(&hb.node_id)) {
@@ -315,7 +337,9 @@ impl ChunkMap {
     /// Forgets a chunk whose placement failed, unless a replica exists.
     pub fn unrecord_unplaced(&mut self, handle: ChunkHandle) {
         if self.replicas.get(&handle).is_none_or(|r| r.is_empty()) {
-            self.chunks.remove(&handle);
+            if let Some(meta) = self.chunks.remove(&handle) {
+                self.uncount(meta.inode);
+            }
         }
     }
 
@@ -481,7 +505,7 @@ impl ChunkMap {
 
     /// Every node as the replication plan sees it.
     pub fn node_views(&self, now: Instant, dead_after: Duration) -> Vec<NodeView> {
-        let mut copies: HashMap<NodeId, usize> = HashMap::new();
+        let mut copies: HashMap<NodeId, usize> = HashMap::default();
         for c in self.copies.values().flatten() {
             *copies.entry(c.source).or_default() += 1;
             *copies.entry(c.target).or_default() += 1;

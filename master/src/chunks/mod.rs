@@ -2,10 +2,12 @@
 //! detection, placement, leases and versions, re-replication, garbage
 //! collection, safe mode and decommissioning. Decisions are pure functions
 //! ([`liveness`], [`placement`], [`lease`], [`replication`], [`safe_mode`],
-//! [`gc`]); [`ChunkManager`] performs them.
+//! [`gc`]); the [`engine`] sequences them as a state machine without I/O;
+//! [`ChunkManager`] drives it: it feeds it events and executes its commands.
 //!
 //! - [`chunk_map`]: the soft state (nodes, replicas, leases, copies).
-//! - [`monitor`]: the background pass (copies, deletions, garbage).
+//! - [`engine`]: events in, commands out; per-chunk operations.
+//! - [`monitor`]: the timer that ticks the engine.
 //! - [`cs_client`]: master → chunkserver calls.
 //! - [`trust`]: cluster ids, heartbeat answers' keys and peers, chunk
 //!   tokens, clients' bad-replica reports.
@@ -13,6 +15,7 @@
 
 pub mod chunk_map;
 pub mod cs_client;
+pub mod engine;
 pub mod gc;
 pub mod lease;
 pub mod liveness;
@@ -23,22 +26,22 @@ pub mod safe_mode;
 pub mod trust;
 pub mod views;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use dfs_common::auth::Ops;
 use dfs_common::wire::chunks::*;
 use dfs_common::wire::namespace::{ChunkHealth, FileHealth};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
-use futures::future::join_all;
+use dfs_common::{ErrorKind, InodeId, NodeId};
+use tokio::sync::oneshot;
 
-use crate::store::records::ChunkRecord;
+use crate::store::db::now_ns;
 use crate::store::{Mutation, NsError, Outcome, Store, Writer};
 use chunk_map::{ChunkMap, ChunkMeta, FileMeta};
 use cs_client::CsClient;
-use lease::{decide, Lease, LeaseDecision};
-use safe_mode::SafeMode;
+use engine::{Answer, Command, Engine, Event, Granted, LeaseAsk, ReqId};
 
 /// Timing and bounds of chunk management.
 #[derive(Clone, Copy, Debug)]
@@ -69,59 +72,52 @@ pub struct Stats {
     pub corrupt_reports: AtomicU64,
 }
 
+/// Drives the [`engine`]: feeds it requests, call answers, store results
+/// and ticks, and executes its commands (chunkserver calls and store writes
+/// on their own tasks, answers to the requests waiting). The engine's lock
+/// is held only while it takes one event, never across I/O.
 pub struct ChunkManager {
-    map: Mutex<ChunkMap>,
-    /// Serialises allocation and lease grants (rare: once per lease period
-    /// per chunk), so two writers never both bump a version.
-    grant: tokio::sync::Mutex<()>,
+    engine: Mutex<Engine>,
+    /// Requests waiting for the engine's answer.
+    waiting: Mutex<HashMap<ReqId, oneshot::Sender<Answer>>>,
+    next_req: AtomicU64,
     store: Store,
     writer: Writer,
     cs: CsClient,
     config: ChunkConfig,
-    safe_mode: Mutex<SafeMode>,
-    /// When this master started (the start-up deletion delay runs from it).
-    started: Instant,
-    summary: Mutex<monitor::PassSummary>,
-    stats: Stats,
+    stats: Arc<Stats>,
     /// Recent events (nodes lost and back, corruption, repairs) for the dashboard.
     pub events: crate::events::Events,
     /// The cluster key, id and token keys.
     trust: trust::Trust,
+    /// This manager, for the tasks it starts: they must not keep it (and
+    /// its Writer handle) alive past shutdown.
+    me: Weak<ChunkManager>,
 }
 
 fn err(kind: ErrorKind, message: impl Into<String>) -> NsError {
     NsError::new(kind, message)
 }
 
-/// Ends a bump in the chunk map when dropped: recorded, or failed, also
-/// when the future running it is dropped half way (a client that hangs up
-/// during a lease grant cancels it): then the targets that took the version
-/// are believed when they report it, and it is adopted from them.
-struct BumpOver<'a> {
-    manager: &'a ChunkManager,
-    handle: ChunkHandle,
-    recorded: bool,
-}
+/// The chunk map under the engine's lock, for reading.
+pub struct MapRef<'a>(MutexGuard<'a, Engine>);
 
-impl Drop for BumpOver<'_> {
-    fn drop(&mut self) {
-        self.manager.map().end_bump(self.handle, self.recorded);
+impl std::ops::Deref for MapRef<'_> {
+    type Target = ChunkMap;
+    fn deref(&self) -> &ChunkMap {
+        self.0.map()
     }
 }
 
-/// The version after `version`; none past `ChunkVersion::MAX_ISSUED` (a
-/// version that high cannot have been reached one step at a time: refuse,
-/// never wrap or panic).
-fn next_version(handle: ChunkHandle, version: ChunkVersion) -> Result<ChunkVersion, NsError> {
-    match version.0.checked_add(1).map(ChunkVersion).filter(|v| v.in_range()) {
-        Some(v) => Ok(v),
-        None => Err(err(ErrorKind::EIO, format!("chunk {handle} is at the last version ({version}); it cannot take another"))),
-    }
+fn stopped() -> NsError {
+    err(ErrorKind::EIO, "chunk management stopped")
 }
 
 impl ChunkManager {
-    /// Builds the chunk map from the namespace (blocking: call at start-up).
-    pub fn load(store: Store, writer: Writer, config: ChunkConfig, trust: trust::Trust) -> Result<Self, NsError> {
+    /// Builds the chunk map from the namespace, with the garbage it holds
+    /// (blocking: call at start-up); later garbage comes from the writer as
+    /// it commits.
+    pub fn load(store: Store, writer: Writer, config: ChunkConfig, trust: trust::Trust) -> Result<Arc<Self>, NsError> {
         let mut map = ChunkMap::default();
         for (inode, index, record) in store.all_chunks()? {
             if map.file(inode).is_none() {
@@ -134,47 +130,129 @@ impl ChunkManager {
             }
         }
         store.decommissioned()?.into_iter().for_each(|n| map.set_draining(n, true));
-        Ok(ChunkManager {
-            map: Mutex::new(map),
-            grant: tokio::sync::Mutex::new(()),
+        let now = Instant::now();
+        let mut engine = Engine::new(map, config, now);
+        let now_ns = now_ns();
+        let age = |at: i64| Duration::from_nanos(now_ns.saturating_sub(at).max(0) as u64);
+        let garbage = store.deleted_chunks(usize::MAX)?.into_iter().map(|(h, at)| (h, age(at))).collect();
+        engine.step(now, Event::ChunksRemoved { chunks: garbage });
+        let stats = engine.stats_handle();
+        let manager = Arc::new_cyclic(|me| ChunkManager {
+            engine: Mutex::new(engine),
+            waiting: Mutex::default(),
+            next_req: AtomicU64::new(1),
             store,
-            writer,
+            writer: writer.clone(),
             cs: CsClient::new(trust.auth.clone()),
             config,
-            safe_mode: Mutex::new(SafeMode::start(Instant::now())),
-            started: Instant::now(),
-            summary: Mutex::new(monitor::PassSummary::default()),
-            stats: Stats::default(),
+            stats,
             events: crate::events::Events::default(),
             trust,
-        })
+            me: me.clone(),
+        });
+        let me = Arc::downgrade(&manager);
+        writer.on_chunks_dropped(Box::new(move |handles| {
+            if let Some(m) = me.upgrade() {
+                m.run(Event::ChunksRemoved { chunks: handles.into_iter().map(|h| (h, Duration::ZERO)).collect() });
+            }
+        }));
+        Ok(manager)
+    }
+
+    fn engine(&self) -> MutexGuard<'_, Engine> {
+        // A panic while holding the lock leaves plain data behind; keep serving.
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn map(&self) -> MapRef<'_> {
+        MapRef(self.engine())
+    }
+
+    /// Has the engine take `event` now, and executes its commands.
+    fn run(&self, event: Event) {
+        let commands = self.engine().step(Instant::now(), event);
+        commands.into_iter().for_each(|c| self.execute(c));
+    }
+
+    /// Asks the engine and waits for its answer.
+    async fn ask(&self, event: impl FnOnce(ReqId) -> Event) -> Answer {
+        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(req, tx);
+        self.run(event(req));
+        rx.await.unwrap_or(Answer::Done(Err(stopped())))
+    }
+
+    fn execute(&self, command: Command) {
+        let me = self.me.clone();
+        let back = move |event: Event| {
+            if let Some(m) = me.upgrade() {
+                m.run(event);
+            }
+        };
+        let cs = self.cs.clone();
+        match command {
+            Command::Reply { req, answer } => {
+                if let Some(tx) = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&req) {
+                    let _ = tx.send(answer); // the caller may have gone
+                }
+            }
+            Command::Note { kind, message } => self.events.push(kind, message),
+            Command::Create { op, node, address, handle, version, chunk_size } => {
+                tokio::spawn(async move {
+                    let result = cs.create(&address, handle, version, chunk_size).await;
+                    if let Err(e) = &result {
+                        tracing::warn!(chunk = %handle, error = %e, "creating a replica failed");
+                    }
+                    back(Event::Created { op, node, ok: result.is_ok() });
+                });
+            }
+            Command::SetVersion { op, node, address, handle, version } => {
+                tokio::spawn(async move {
+                    let result = cs.set_version(&address, handle, version).await;
+                    if let Err(e) = &result {
+                        tracing::warn!(chunk = %handle, error = %e, "replica missed a version bump");
+                    }
+                    back(Event::VersionSet { op, node, ok: result.is_ok() });
+                });
+            }
+            Command::Replicate { op, target, source, handle, version, chunk_size } => {
+                tokio::spawn(async move {
+                    let result = cs.replicate(&target, handle, &source, version, chunk_size).await;
+                    back(Event::Copied { op, result });
+                });
+            }
+            Command::Store { op, mutation } => {
+                let writer = self.writer.clone();
+                tokio::spawn(async move {
+                    let result = writer.submit(mutation).await.map(|_| ());
+                    back(Event::Stored { op, result });
+                });
+            }
+        }
     }
 
     /// A file's replication changed (setattr): its chunks follow.
     pub fn file_changed(&self, attr: &dfs_common::wire::namespace::Attr) {
-        let mut map = self.map();
-        if map.file(attr.inode).is_some() {
-            map.set_file(attr.inode, FileMeta { replication: attr.replication, chunk_size: attr.chunk_size_bytes });
-        }
+        let file = FileMeta { replication: attr.replication, chunk_size: attr.chunk_size_bytes };
+        self.run(Event::FileChanged { inode: attr.inode, file });
     }
 
     pub fn safe_mode_on(&self) -> bool {
-        self.safe_mode.lock().unwrap_or_else(|p| p.into_inner()).is_on()
+        self.engine().safe_mode_on()
     }
 
     /// Ends safe mode now (an operator's call).
     pub fn leave_safe_mode(&self) {
-        *self.safe_mode.lock().unwrap_or_else(|p| p.into_inner()) = SafeMode::Off;
-        tracing::info!("safe mode ended by request");
-        self.events.push("safe_mode_left", "safe mode ended by an operator");
+        self.run(Event::LeaveSafeMode);
     }
 
     pub fn replication_status(&self) -> ReplicationStatus {
-        let summary = *self.summary.lock().unwrap_or_else(|p| p.into_inner());
-        let map = self.map();
+        let engine = self.engine();
+        let (summary, map) = (engine.summary(), engine.map());
         let (reported, total) = map.reported();
         ReplicationStatus {
-            safe_mode: SafeModeStatus { on: self.safe_mode_on(), reported_chunks: reported, total_chunks: total, threshold: self.config.safe_mode.threshold },
+            safe_mode: SafeModeStatus { on: engine.safe_mode_on(), reported_chunks: reported, total_chunks: total, threshold: self.config.safe_mode.threshold },
             under_replicated: summary.census.under_replicated,
             missing: summary.census.missing,
             over_replicated: summary.census.over_replicated,
@@ -183,7 +261,7 @@ impl ChunkManager {
             copies_failed: self.stats.copies_failed.load(Ordering::Relaxed),
             deletes_waiting: map.deletes_waiting() as u64,
             deletes_sent: self.stats.deletes_sent.load(Ordering::Relaxed),
-            garbage_chunks: summary.garbage_chunks,
+            garbage_chunks: engine.garbage_waiting() as u64,
         }
     }
 
@@ -195,16 +273,11 @@ impl ChunkManager {
             by_id.or_else(|| map.node_at(node)).ok_or_else(|| err(ErrorKind::ENOENT, format!("no chunkserver {node:?}")))?
         };
         self.writer.submit(Mutation::SetDecommissioned { node: id, on }).await?;
-        self.map().set_draining(id, on);
+        self.run(Event::Decommission { node: id, on });
         tracing::info!(node = %id, on, "decommission changed");
         let what = if on { "decommission started" } else { "recommissioned" };
         self.events.push(if on { "decommission" } else { "recommission" }, format!("{what}: {node}"));
         Ok(id)
-    }
-
-    fn map(&self) -> std::sync::MutexGuard<'_, ChunkMap> {
-        // A panic while holding the lock leaves plain data behind; keep serving.
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Takes in a heartbeat, unless its numbers are out of range (EINVAL),
@@ -212,26 +285,11 @@ impl ChunkManager {
     /// node's address (EEXIST); refused, it changes nothing (see
     /// `chunk_map::admission`).
     pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatResponse, NsError> {
-        let (response, newer) = {
-            chunk_map::check_ranges(hb).map_err(|m| err(ErrorKind::EINVAL, m))?;
-            let (now, mut map) = (Instant::now(), self.map());
-            if let Err(refusal) = map.admit(hb, now, self.config.dead_after) {
-                tracing::warn!(node = %hb.node_id, address = %hb.address, %refusal, "heartbeat refused");
-                return Err(err(ErrorKind::EEXIST, refusal.to_string()));
-            }
-            map.heartbeat(hb, now)
-        };
-        self.stats.deletes_sent.fetch_add(response.delete.len() as u64, Ordering::Relaxed);
-        for n in newer {
-            // The version was handed out but not recorded before a crash: record it.
-            // Who took it is not known: members stay unknown for this version.
-            let m = Mutation::SetChunkVersion { inode: n.meta.inode, index: n.meta.index, version: n.reported, members: Vec::new() };
-            match self.writer.submit(m).await {
-                Ok(_) => self.map().adopt_version(n.handle, n.reported),
-                Err(e) => tracing::warn!(chunk = %n.handle, error = %e, "recording a reported newer version failed"),
-            }
+        match self.ask(|req| Event::Heartbeat { req, hb: Box::new(hb.clone()) }).await {
+            Answer::Heartbeat(r) => r,
+            Answer::Done(Err(e)) => Err(e),
+            _ => Err(err(ErrorKind::EIO, "a heartbeat got another answer")),
         }
-        Ok(response)
     }
 
     pub fn chunkservers(&self) -> Vec<ChunkserverInfo> {
@@ -287,74 +345,17 @@ impl ChunkManager {
         Ok(h)
     }
 
-    /// A replica failed (verification, or a write forwarded to it): it is
-    /// no longer handed out. A replica that failed a write keeps its version
-    /// but missed bytes, so the others move to the next version at once:
-    /// it is stale from then on, even when its node reports it again.
+    /// A chunkserver reports a replica bad (see `engine::requests`).
     pub async fn report_bad(&self, bad: BadReplica) -> Result<(), NsError> {
-        let _one_at_a_time = self.grant.lock().await;
-        let survivors = {
-            let mut map = self.map();
-            let node = match (bad.node_id, &bad.address) {
-                (Some(n), None) => n,
-                (None, Some(a)) => map.node_at(a).ok_or_else(|| err(ErrorKind::ENOENT, format!("no chunkserver at {a}")))?,
-                _ => return Err(err(ErrorKind::EINVAL, "name the replica by \"node_id\" or by \"address\"")),
-            };
-            let current = map.chunk(bad.handle).map(|m| m.version);
-            if let (Some(reporter), Some(current)) = (bad.reporter_version, current) {
-                if reporter < current {
-                    tracing::info!(chunk = %bad.handle, %node, %reporter, %current, "ignoring a failed-replica report from a late write");
-                    return Ok(());
-                }
-            }
-            tracing::warn!(chunk = %bad.handle, %node, corrupt = bad.corrupt, "replica reported bad");
-            let held_current = current.is_some_and(|v| map.replica_version(bad.handle, node) == Some(v));
-            map.drop_replica(bad.handle, node);
-            if bad.corrupt {
-                map.mark_corrupt(bad.handle, node);
-                self.stats.corrupt_reports.fetch_add(1, Ordering::Relaxed);
-                let address = map.address(node).map_or_else(|| node.to_string(), |a| a.address);
-                self.events.push("corrupt", format!("chunk {} on {address} failed verification", bad.handle));
-            }
-            // A corrupt replica is already moved aside by its node. The
-            // others are taken under the same lock as the drop: a report
-            // from `node` after it must not put it back among those bumped.
-            match held_current && !bad.corrupt {
-                true => map.current_replicas(bad.handle, Instant::now(), self.config.dead_after),
-                false => Vec::new(),
-            }
-        };
-        match survivors.is_empty() {
-            true => Ok(()),
-            false => self.leave_behind(bad.handle, survivors).await,
+        match self.ask(|req| Event::BadReplica { req, bad }).await {
+            Answer::Done(r) => r,
+            _ => Err(err(ErrorKind::EIO, "a bad-replica report got another answer")),
         }
-    }
-
-    /// Moves the other current replicas of a chunk to the next version, so
-    /// that the one left behind (it missed a write) is stale; the running
-    /// lease, if its primary is among them, goes on at the new version.
-    async fn leave_behind(&self, handle: ChunkHandle, survivors: Vec<ReplicaAddr>) -> Result<(), NsError> {
-        let Some(meta) = self.map().chunk(handle) else { return Ok(()) };
-        let version = next_version(handle, meta.version)?;
-        let holders = self.bump(handle, meta, survivors).await?;
-        let mut map = self.map();
-        let Some(mut lease) = map.lease(handle) else { return Ok(()) };
-        let members: Vec<NodeId> = holders.iter().map(|h| h.node_id).collect();
-        match members.contains(&lease.primary) {
-            true => {
-                lease.version = version;
-                lease.members = members;
-                map.set_lease(handle, lease);
-            }
-            false => map.end_lease(handle),
-        }
-        Ok(())
     }
 
     /// The chunk at (inode, index) for writing, allocated if missing, with a
     /// running lease.
     pub async fn lease_for_write(&self, req: LeaseRequest) -> Result<WriteLease, NsError> {
-        let _one_at_a_time = self.grant.lock().await;
         let store = self.store.clone();
         let (file, existing) = tokio::task::spawn_blocking(move || Ok::<_, NsError>((store.inode(req.inode)?, store.chunk(req.inode, req.index)?)))
             .await
@@ -366,215 +367,34 @@ impl ChunkManager {
                 _ => return Err(err(ErrorKind::EIO, "allocation returned no chunk")),
             },
         };
-        let chunk_size = file.attr.chunk_size_bytes;
-        self.map().set_file(req.inode, FileMeta { replication: file.attr.replication, chunk_size });
-        // A chunk enters the map once placed: a failed placement is retried
-        // by the next lease request instead of leaving it without replicas.
-        let known = self.map().chunk(record.handle).is_some();
-        let mut complete = true;
-        if !known {
-            // Recorded first, so that its new replicas, reported before the
-            // last create call returns, are never taken for garbage; taken
-            // back if no replica could be made, for the next request to retry.
-            self.map().record_chunk(record.handle, ChunkMeta { inode: req.inode, index: req.index, version: record.version, length: record.length });
-            match self.place_new(record.clone(), file.attr.replication as usize, chunk_size).await {
-                Ok(all) => complete = all,
-                Err(e) => {
-                    self.map().unrecord_unplaced(record.handle);
-                    return Err(e);
-                }
-            }
+        let file = FileMeta { replication: file.attr.replication, chunk_size: file.attr.chunk_size_bytes };
+        let ask = LeaseAsk { inode: req.inode, index: req.index, handle: record.handle, version: record.version, length: record.length, file };
+        match self.ask(|req| Event::Lease { req, ask }).await {
+            Answer::Lease(r) => r.map(|g| self.write_lease(g)),
+            Answer::Done(Err(e)) => Err(e),
+            _ => Err(err(ErrorKind::EIO, "a lease request got another answer")),
         }
-        let now = Instant::now();
-        let current = self.map().lease(record.handle);
-        if known && current.as_ref().is_none_or(|l| l.expires <= now) {
-            self.may_grant(record.handle, file.attr.replication, now)?;
-        }
-        let decision = {
-            let map = self.map();
-            let version = current.as_ref().map(|l| l.version).unwrap_or(record.version);
-            let usable = |n| map.holds(record.handle, n, version, now, self.config.dead_after);
-            decide(current.as_ref(), usable, |n| map.is_live(n, now, self.config.dead_after), now)
-        };
-        let lease = match decision {
-            LeaseDecision::Keep(l) => Lease { expires: now + self.config.lease, ..l },
-            LeaseDecision::WaitUntil(t) => {
-                let ms = t.saturating_duration_since(now).as_millis();
-                return Err(err(ErrorKind::EAGAIN, format!("the chunk's primary is unreachable; its lease ends in {ms} ms")));
-            }
-            LeaseDecision::Grant { primary } => self.grant(record.clone(), primary, known || !complete).await?,
-        };
-        self.map().set_lease(record.handle, lease.clone());
-        self.lease_answer(record.handle, lease, chunk_size, now)
     }
 
-    /// Whether a new lease may be granted on a chunk that has history: not
-    /// while a copy of it is being made (the lease would bump the version
-    /// under the copy, as a writer that keeps a chunk leased would forever),
-    /// nor in safe mode before all its replicas have reported (the first to
-    /// report may be one that lost its last writes, and a lease would make
-    /// the others stale). Both are temporary: the client retries.
-    fn may_grant(&self, handle: ChunkHandle, replication: u16, now: Instant) -> Result<(), NsError> {
-        let map = self.map();
-        if map.is_copying(handle) {
-            return Err(err(ErrorKind::EAGAIN, format!("chunk {handle} is being re-replicated")));
+    fn write_lease(&self, g: Granted) -> WriteLease {
+        WriteLease {
+            handle: g.handle,
+            version: g.version,
+            chunk_size_bytes: g.chunk_size,
+            primary: g.primary,
+            secondaries: g.secondaries,
+            lease_remaining_ms: g.remaining.as_millis() as u64,
+            token: self.token_signer().sign(g.handle, g.version, Ops::READ_WRITE),
         }
-        let reported = map.current_replicas(handle, now, self.config.dead_after).len();
-        if self.safe_mode_on() && reported < replication as usize {
-            return Err(err(ErrorKind::EAGAIN, format!("safe mode: {reported} of {replication} replicas of chunk {handle} reported")));
-        }
-        Ok(())
     }
 
     /// A commit raised chunks' committed lengths.
     pub fn lengths_committed(&self, ranges: &[crate::store::mutations::WrittenRange]) {
-        let mut map = self.map();
-        ranges.iter().for_each(|r| map.raise_length(r.handle, r.end));
+        self.run(Event::LengthsCommitted { ends: ranges.iter().map(|r| (r.handle, r.end)).collect() });
     }
 
-    /// Creates the replicas of a newly allocated chunk; whether every
-    /// target created its replica.
-    async fn place_new(&self, record: ChunkRecord, replication: usize, chunk_size: u64) -> Result<bool, NsError> {
-        let now = Instant::now();
-        let (live, targets): (usize, Vec<ReplicaAddr>) = {
-            let mut map = self.map();
-            let candidates = map.candidates(now, self.config.dead_after);
-            let chosen = placement::choose(&candidates, replication, chunk_size);
-            chosen.iter().for_each(|n| map.reserve(*n, chunk_size));
-            (candidates.len(), chosen.into_iter().filter_map(|n| map.address(n)).collect())
-        };
-        if live == 0 {
-            // Temporary: chunkservers may be restarting; clients retry.
-            return Err(err(ErrorKind::EAGAIN, "no chunkserver is live"));
-        }
-        if targets.is_empty() {
-            return Err(err(ErrorKind::ENOSPC, "no live chunkserver has room for a new chunk"));
-        }
-        let calls = targets.iter().map(|t| self.cs.create(&t.address, record.handle, record.version, chunk_size));
-        let results = join_all(calls).await;
-        let mut map = self.map();
-        let mut placed = Vec::new();
-        for (t, result) in targets.iter().zip(results) {
-            match result {
-                Ok(()) => {
-                    map.add_replica(record.handle, t.node_id, record.version);
-                    placed.push(t.node_id);
-                }
-                Err(e) => tracing::warn!(chunk = %record.handle, error = %e, "creating a replica failed"),
-            }
-        }
-        let placed_all = placed.len() == targets.len();
-        map.set_members(record.handle, record.version, placed.iter().copied());
-        if placed.is_empty() {
-            return Err(err(ErrorKind::EIO, format!("no chunkserver could create chunk {}", record.handle)));
-        }
-        Ok(placed_all)
-    }
-
-    /// A new lease. The current replicas move to the next version (those
-    /// that fail to are stale from then on), then the version is recorded.
-    /// A chunk just placed on every target keeps its first version, as it
-    /// has no history; one whose placement missed a target is bumped too,
-    /// since that target may still create its replica late, empty.
-    async fn grant(&self, record: ChunkRecord, primary: Option<NodeId>, bump: bool) -> Result<Lease, NsError> {
-        let now = Instant::now();
-        let meta = self.map().chunk(record.handle).ok_or_else(|| err(ErrorKind::EIO, format!("chunk {} is not in the map", record.handle)))?;
-        let (version, holders) = match bump {
-            true => {
-                let replicas = self.map().current_replicas(record.handle, now, self.config.dead_after);
-                (next_version(record.handle, meta.version)?, self.bump(record.handle, meta, replicas).await?)
-            }
-            false => (meta.version, self.map().current_replicas(record.handle, now, self.config.dead_after)),
-        };
-        if holders.is_empty() {
-            return Err(err(ErrorKind::EIO, format!("chunk {} has no live current replica", record.handle)));
-        }
-        let primary = primary.filter(|p| holders.iter().any(|h| h.node_id == *p)).unwrap_or(holders[0].node_id);
-        let members = holders.iter().map(|h| h.node_id).collect();
-        self.stats.leases_granted.fetch_add(1, Ordering::Relaxed);
-        Ok(Lease { primary, version, expires: now + self.config.lease, members })
-    }
-
-    /// Fences a chunk before a copy: its current replicas move to the next
-    /// version, so that a write still in flight under a lease that has run
-    /// out (a slow client, a frozen primary, a lease granted before this
-    /// master started) is refused by every replica, instead of landing on
-    /// the source after the copy has read past it and leaving the copy
-    /// different at the same version. Refused once the version has moved
-    /// past `planned`; the new version otherwise.
-    ///
-    /// A running lease is revoked by the same fence (a writer may keep a
-    /// chunk leased for hours; its chunk must not stay under-replicated
-    /// meanwhile): its next write names the old version, is refused, and its
-    /// next lease waits for the copy (`may_grant`), then includes the copy.
-    pub(super) async fn fence_for_copy(&self, handle: ChunkHandle, planned: ChunkVersion) -> Result<ChunkVersion, NsError> {
-        let _one_at_a_time = self.grant.lock().await;
-        let now = Instant::now();
-        if self.map().lease(handle).is_some_and(|l| l.expires > now) {
-            tracing::info!(chunk = %handle, "revoking a lease to re-replicate the chunk");
-            self.map().end_lease(handle);
-        }
-        let meta = self.map().chunk(handle).ok_or_else(|| err(ErrorKind::ENOENT, format!("chunk {handle} is gone")))?;
-        if meta.version != planned {
-            return Err(err(ErrorKind::EAGAIN, format!("chunk {handle} moved past version {planned}")));
-        }
-        let replicas = self.map().current_replicas(handle, now, self.config.dead_after);
-        self.bump(handle, meta, replicas).await?;
-        next_version(handle, meta.version)
-    }
-
-    /// Moves these replicas of a chunk to the next version and records it
-    /// (durably); the replicas that took it. Those that fail are stale.
-    async fn bump(&self, handle: ChunkHandle, meta: ChunkMeta, replicas: Vec<ReplicaAddr>) -> Result<Vec<ReplicaAddr>, NsError> {
-        if replicas.is_empty() {
-            return Err(err(ErrorKind::EIO, format!("chunk {handle} has no live current replica")));
-        }
-        let version = next_version(handle, meta.version)?;
-        // Reports of the new version from these nodes are expected until it
-        // is recorded; from any other node it was never issued.
-        self.map().start_bump(handle, version, replicas.iter().map(|r| r.node_id).collect());
-        let mut over = BumpOver { manager: self, handle, recorded: false };
-        let bumped = self.hand_out(handle, meta, version, replicas).await;
-        over.recorded = bumped.is_ok();
-        bumped
-    }
-
-    /// The body of `bump`: the calls, then the record.
-    async fn hand_out(&self, handle: ChunkHandle, meta: ChunkMeta, version: ChunkVersion, replicas: Vec<ReplicaAddr>) -> Result<Vec<ReplicaAddr>, NsError> {
-        let results = join_all(replicas.iter().map(|r| self.cs.set_version(&r.address, handle, version))).await;
-        let mut holders = Vec::new();
-        for (r, result) in replicas.into_iter().zip(results) {
-            match result {
-                Ok(()) => holders.push(r),
-                Err(e) => tracing::warn!(chunk = %handle, error = %e, "replica missed a version bump"),
-            }
-        }
-        if holders.is_empty() {
-            return Err(err(ErrorKind::EIO, format!("no replica of chunk {handle} took version {version}")));
-        }
-        let members = holders.iter().map(|h| h.node_id).collect();
-        self.writer.submit(Mutation::SetChunkVersion { inode: meta.inode, index: meta.index, version, members }).await?;
-        let mut map = self.map();
-        map.set_version(handle, version);
-        holders.iter().for_each(|h| map.add_replica(handle, h.node_id, version));
-        map.set_members(handle, version, holders.iter().map(|h| h.node_id));
-        map.drop_non_members(handle, version);
-        Ok(holders)
-    }
-
-    fn lease_answer(&self, handle: ChunkHandle, lease: Lease, chunk_size: u64, now: Instant) -> Result<WriteLease, NsError> {
-        let map = self.map();
-        let replicas = map.current_replicas(handle, now, self.config.dead_after);
-        let primary = replicas.iter().find(|r| r.node_id == lease.primary).cloned().ok_or_else(|| err(ErrorKind::EIO, "the lease's primary is gone"))?;
-        let secondaries = replicas.into_iter().filter(|r| r.node_id != lease.primary).collect();
-        Ok(WriteLease {
-            handle,
-            version: lease.version,
-            chunk_size_bytes: chunk_size,
-            primary,
-            secondaries,
-            lease_remaining_ms: lease.expires.saturating_duration_since(now).as_millis() as u64,
-            token: self.token_signer().sign(handle, lease.version, Ops::READ_WRITE),
-        })
+    /// One pass of the background work (see `engine::tick`).
+    pub fn tick(&self) {
+        self.run(Event::Tick);
     }
 }

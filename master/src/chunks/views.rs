@@ -25,7 +25,7 @@ pub struct ChunkReplicas {
 impl ChunkManager {
     /// Chunks counted by health, as of the last monitor pass.
     pub fn census(&self) -> Census {
-        self.summary.lock().unwrap_or_else(|p| p.into_inner()).census
+        self.engine().summary().census
     }
 
     /// Counters of the chunk work since the start.

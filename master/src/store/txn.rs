@@ -21,11 +21,14 @@ pub struct Txn<'s> {
     pub counters: Counters,
     /// The mutation's timestamp, in ns since the epoch.
     pub now_ns: i64,
+    /// Chunks this mutation made garbage (handed to chunk management once
+    /// the mutation is durable).
+    dropped: Vec<ChunkHandle>,
 }
 
 impl<'s> Txn<'s> {
     pub fn new(store: &'s Store, counters: Counters, now_ns: i64) -> Self {
-        Txn { store, batch: WriteBatch::default(), inodes: HashMap::new(), counters, now_ns }
+        Txn { store, batch: WriteBatch::default(), inodes: HashMap::new(), counters, now_ns, dropped: Vec::new() }
     }
 
     /// The inode as this mutation sees it, or ENOENT.
@@ -105,8 +108,14 @@ impl<'s> Txn<'s> {
         for (key, handle) in doomed {
             self.batch.delete_cf(chunks, key);
             self.batch.put_cf(deleted, handle.0.to_be_bytes(), self.now_ns.to_be_bytes());
+            self.dropped.push(handle);
         }
         Ok(())
+    }
+
+    /// The chunks this mutation made garbage so far.
+    pub fn take_dropped(&mut self) -> Vec<ChunkHandle> {
+        std::mem::take(&mut self.dropped)
     }
 
     /// Forgets a garbage-collected chunk (its replicas are being deleted).

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use dfs_common::wire::namespace::Attr;
-use dfs_common::ErrorKind;
+use dfs_common::{ChunkHandle, ErrorKind};
 use tokio::sync::oneshot;
 
 use super::db::{now_ns, Store};
@@ -58,7 +58,12 @@ struct Shared {
     idle: Condvar,
     /// Touched by the leader only.
     counters: Mutex<Counters>,
+    /// Told of the chunks each group made garbage, once it is durable.
+    on_dropped: Mutex<Option<DroppedHook>>,
 }
+
+/// Receives the chunks a durable group of mutations made garbage.
+pub type DroppedHook = Box<dyn Fn(Vec<ChunkHandle>) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -82,7 +87,7 @@ impl Writer {
     pub fn start(store: Store, config: WriterConfig) -> Result<Writer, NsError> {
         let counters = store.counters()?;
         let reaping = counters.pending_delete > 0;
-        let shared = Shared { store, config, state: Mutex::default(), idle: Condvar::new(), counters: Mutex::new(counters) };
+        let shared = Shared { store, config, state: Mutex::default(), idle: Condvar::new(), counters: Mutex::new(counters), on_dropped: Mutex::new(None) };
         let writer = Writer { shared: Arc::new(shared) };
         if reaping {
             writer.shared.lock().leading = true;
@@ -111,6 +116,13 @@ impl Writer {
             self.lead_here().await;
         }
         answer.await.map_err(|_| gone())?
+    }
+
+    /// Has `hook` told of the chunks every later durable group (or reaper
+    /// step) made garbage: chunk management learns of garbage when it is
+    /// committed, instead of polling the store for it.
+    pub fn on_chunks_dropped(&self, hook: DroppedHook) {
+        *self.shared.on_dropped.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
     /// Stops taking mutations and waits until the one leading is done.
@@ -208,11 +220,15 @@ impl Shared {
     }
 
     fn apply_group(&self, group: Vec<(Mutation, Reply)>) {
+        let mut dropped = Vec::new();
         let results: Vec<_> = {
             let mut counters = self.counters();
-            group.iter().map(|(m, _)| apply_one(&self.store, &mut counters, m, &self.config)).collect()
+            group.iter().map(|(m, _)| apply_one(&self.store, &mut counters, m, &self.config, &mut dropped)).collect()
         };
         let synced = self.store.sync();
+        if synced.is_ok() {
+            self.tell_dropped(dropped);
+        }
         // New removals may be what a halted reaper was missing: try again.
         self.lock().reaper_halted = false;
         for ((_, reply), result) in group.into_iter().zip(results) {
@@ -224,14 +240,25 @@ impl Shared {
         }
     }
 
+    /// Hands garbage made durable to the hook, if one is set.
+    fn tell_dropped(&self, dropped: Vec<ChunkHandle>) {
+        if dropped.is_empty() {
+            return;
+        }
+        if let Some(hook) = self.on_dropped.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            hook(dropped);
+        }
+    }
+
     /// One reaper step, made durable.
     fn reap(&self) {
         let mut counters = self.counters();
         let mut txn = Txn::new(&self.store, *counters, now_ns());
-        let step = reap_step(&mut txn, self.config.reap_batch).and_then(|more| Ok((more, txn.commit()?)));
-        let halt = match step.and_then(|(more, c)| self.store.sync().map(|_| (more, c))) {
-            Ok((more, c)) => {
+        let step = reap_step(&mut txn, self.config.reap_batch).and_then(|more| Ok((more, txn.take_dropped(), txn.commit()?)));
+        let halt = match step.and_then(|(more, d, c)| self.store.sync().map(|_| (more, d, c))) {
+            Ok((more, dropped, c)) => {
                 *counters = c;
+                self.tell_dropped(dropped);
                 !more
             }
             Err(e) => {
@@ -262,10 +289,12 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
-fn apply_one(store: &Store, counters: &mut Counters, m: &Mutation, config: &WriterConfig) -> Result<Applied, NsError> {
+fn apply_one(store: &Store, counters: &mut Counters, m: &Mutation, config: &WriterConfig, dropped: &mut Vec<ChunkHandle>) -> Result<Applied, NsError> {
     let mut txn = Txn::new(store, *counters, now_ns());
     let outcome = apply(&mut txn, m, &config.defaults)?;
     let dirs = txn.changed_dirs();
+    let garbage = txn.take_dropped();
     *counters = txn.commit()?;
+    dropped.extend(garbage);
     Ok((outcome, dirs))
 }

@@ -1,0 +1,322 @@
+//! The engine's sequencing on a fake clock: events in, commands out, no
+//! I/O. Each test plays the driver by hand.
+
+use std::time::{Duration, Instant};
+
+use dfs_common::wire::chunks::{BadReplica, Heartbeat, ReplicaReport};
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
+
+use super::*;
+use crate::chunks::chunk_map::{ChunkMap, FileMeta};
+use crate::chunks::safe_mode;
+
+const LEASE: Duration = Duration::from_secs(60);
+const DEAD_AFTER: Duration = Duration::from_secs(30);
+const GRACE: Duration = Duration::from_secs(100);
+
+fn n(i: u128) -> NodeId {
+    NodeId(uuid::Uuid::from_u128(i))
+}
+
+fn config(safe: bool) -> ChunkConfig {
+    let timeout = if safe { Duration::from_secs(3600) } else { Duration::ZERO };
+    ChunkConfig {
+        lease: LEASE,
+        dead_after: DEAD_AFTER,
+        monitor_interval: Duration::from_secs(1),
+        copies_per_node: 2,
+        gc_grace: GRACE,
+        startup_delete_delay: Duration::ZERO,
+        safe_mode: safe_mode::Rule { threshold: 1.0, extension: Duration::ZERO, timeout },
+    }
+}
+
+struct Harness {
+    e: Engine,
+    now: Instant,
+    next_req: ReqId,
+}
+
+impl Harness {
+    fn new(nodes: u128) -> Harness {
+        let t0 = Instant::now();
+        let mut h = Harness { e: Engine::new(ChunkMap::default(), config(false), t0), now: t0, next_req: 1 };
+        for i in 1..=nodes {
+            h.heartbeat(i, Some(vec![]));
+        }
+        h.step(Event::Tick); // leaves safe mode (no chunks)
+        h
+    }
+
+    fn step(&mut self, event: Event) -> Vec<Command> {
+        self.e.step(self.now, event)
+    }
+
+    fn later(&mut self, d: Duration) {
+        self.now += d;
+    }
+
+    fn heartbeat(&mut self, i: u128, report: Option<Vec<ReplicaReport>>) -> Vec<Command> {
+        let hb = Heartbeat {
+            node_id: n(i),
+            address: format!("http://127.0.0.1:{i}"),
+            capacity_bytes: 1 << 40,
+            used_bytes: 0,
+            chunk_count: 0,
+            load: 0,
+            report,
+            bytes_read: 0,
+            bytes_written: 0,
+            scrub: None,
+            registering: false,
+            cluster_id: None,
+            peers_epoch: 0,
+        };
+        let req = self.req();
+        self.step(Event::Heartbeat { req, hb: Box::new(hb) })
+    }
+
+    fn req(&mut self) -> ReqId {
+        self.next_req += 1;
+        self.next_req
+    }
+
+    fn lease(&mut self, handle: u64) -> (ReqId, Vec<Command>) {
+        let req = self.req();
+        let file = FileMeta { replication: 3, chunk_size: 64 << 20 };
+        let ask = LeaseAsk { inode: InodeId(2), index: handle, handle: ChunkHandle(handle), version: ChunkVersion(1), length: 0, file };
+        (req, self.step(Event::Lease { req, ask }))
+    }
+
+    /// Answers every call and store write in `commands` (ok unless `fails`
+    /// names the node), and what they lead to, until only replies are left.
+    fn settle(&mut self, mut commands: Vec<Command>, fails: &[u128]) -> Vec<Command> {
+        let mut replies = Vec::new();
+        while let Some(c) = commands.pop() {
+            let ok = |node: NodeId| !fails.iter().any(|f| n(*f) == node);
+            let next = match c {
+                Command::Create { op, node, .. } => self.step(Event::Created { op, node, ok: ok(node) }),
+                Command::SetVersion { op, node, .. } => self.step(Event::VersionSet { op, node, ok: ok(node) }),
+                Command::Store { op, .. } => self.step(Event::Stored { op, result: Ok(()) }),
+                Command::Replicate { op, handle, version, .. } => {
+                    let report = ReplicaReport { handle, version, length: 0, dirty: false };
+                    self.step(Event::Copied { op, result: Ok(report) })
+                }
+                other => {
+                    replies.push(other);
+                    Vec::new()
+                }
+            };
+            commands.extend(next);
+        }
+        replies
+    }
+}
+
+fn lease_reply(commands: &[Command], want: ReqId) -> Option<&Result<Granted, NsError>> {
+    commands.iter().find_map(|c| match c {
+        Command::Reply { req, answer: Answer::Lease(r) } if *req == want => Some(r),
+        _ => None,
+    })
+}
+
+fn calls(commands: &[Command]) -> Vec<String> {
+    let mut out: Vec<String> = commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Create { node, .. } => Some(format!("create {node}")),
+            Command::SetVersion { node, version, .. } => Some(format!("version {version} {node}")),
+            Command::Replicate { target, .. } => Some(format!("replicate to {target}")),
+            Command::Store { mutation, .. } => Some(format!("store {}", mutation_name(mutation))),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn mutation_name(m: &Mutation) -> &'static str {
+    match m {
+        Mutation::SetChunkVersion { .. } => "version",
+        Mutation::AddChunkMember { .. } => "member",
+        Mutation::ForgetDeletedChunks(_) => "forget",
+        _ => "other",
+    }
+}
+
+#[test]
+fn a_new_chunk_is_placed_and_leased_at_its_first_version() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    assert_eq!(calls(&out).len(), 3, "one create per target: {:?}", calls(&out));
+    assert!(lease_reply(&out, req).is_none(), "no answer before the replicas exist");
+    let replies = h.settle(out, &[]);
+    let g = lease_reply(&replies, req).unwrap().as_ref().unwrap();
+    assert_eq!((g.version, g.secondaries.len(), g.remaining), (ChunkVersion(1), 2, LEASE));
+}
+
+#[test]
+fn a_placement_that_missed_a_target_is_bumped_before_the_lease() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    let replies = h.settle(out, &[3]);
+    let g = lease_reply(&replies, req).unwrap().as_ref().unwrap();
+    assert_eq!(g.version, ChunkVersion(2), "the missed target may create its replica late, empty");
+    assert_eq!(1 + g.secondaries.len(), 2);
+    assert_eq!(h.e.map().chunk(ChunkHandle(7)).unwrap().version, ChunkVersion(2));
+}
+
+#[test]
+fn a_running_lease_is_kept_and_an_expired_one_bumps_the_version() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    let first = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
+    h.later(Duration::from_secs(10));
+    let (req, out) = h.lease(7);
+    assert!(calls(&out).is_empty(), "kept: no call");
+    assert_eq!(lease_reply(&out, req).unwrap().as_ref().unwrap().primary, first.primary);
+    h.later(LEASE + Duration::from_secs(1));
+    for i in 1..=3 {
+        h.heartbeat(i, None);
+    }
+    let (req, out) = h.lease(7);
+    assert_eq!(calls(&out).iter().filter(|c| c.starts_with("version 2")).count(), 3);
+    let g = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
+    assert_eq!(g.version, ChunkVersion(2));
+}
+
+#[test]
+fn no_second_primary_while_the_first_ones_lease_runs() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    let first = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
+    // The primary goes silent; the others keep heartbeating.
+    h.later(DEAD_AFTER + Duration::from_secs(1));
+    let primary = (1..=3u128).find(|i| n(*i) == first.primary.node_id).unwrap();
+    (1..=3).filter(|i| *i != primary).for_each(|i| drop(h.heartbeat(i, None)));
+    let (req, out) = h.lease(7);
+    let e = lease_reply(&out, req).unwrap().as_ref().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::EAGAIN, "{e}");
+    h.later(LEASE);
+    (1..=3).filter(|i| *i != primary).for_each(|i| drop(h.heartbeat(i, None)));
+    let (req, out) = h.lease(7);
+    let g = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
+    assert_ne!(g.primary.node_id, first.primary.node_id);
+    assert_eq!(g.version, ChunkVersion(2));
+}
+
+/// The old master held one lock across every grant's calls: one hung
+/// chunkserver stalled every lease. Now a chunk waits only for its own.
+#[test]
+fn a_hung_chunkserver_delays_only_the_chunks_it_holds() {
+    let mut h = Harness::new(4);
+    // Chunk 7 on nodes 1-3 (equal free space: ties break by id).
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    h.later(LEASE + Duration::from_secs(1));
+    (1..=4).for_each(|i| drop(h.heartbeat(i, None)));
+    // Chunk 7's bump waits on its three nodes; say node 3 hangs.
+    let (req7, out7) = h.lease(7);
+    let hung: Vec<Command> = out7.into_iter().collect();
+    assert_eq!(calls(&hung).len(), 3);
+    // A second writer of chunk 7 queues behind the bump...
+    let (req7b, out) = h.lease(7);
+    assert!(out.is_empty(), "queued: {:?}", calls(&out));
+    // ...while a new chunk is placed and leased at once.
+    let (req9, out) = h.lease(9);
+    let replies = h.settle(out, &[]);
+    assert!(lease_reply(&replies, req9).unwrap().is_ok());
+    // Node 3's call fails at last: chunk 7 goes on without it, and the
+    // queued request gets the same lease.
+    let replies = h.settle(hung, &[3]);
+    let a = lease_reply(&replies, req7).unwrap().clone().unwrap();
+    let b = lease_reply(&replies, req7b).unwrap().clone().unwrap();
+    assert_eq!((a.version, a.primary.node_id), (b.version, b.primary.node_id));
+    assert_eq!(a.secondaries.len(), 1, "node 3 missed the bump: stale");
+}
+
+#[test]
+fn a_replica_that_missed_a_write_is_left_behind_and_the_lease_goes_on() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    let g = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
+    let victim = g.secondaries[0].node_id;
+    let bad = BadReplica { handle: ChunkHandle(7), node_id: Some(victim), address: None, corrupt: false, reporter_version: Some(g.version), token: None };
+    let req = h.req();
+    let out = h.step(Event::BadReplica { req, bad });
+    assert_eq!(calls(&out).len(), 2, "the two others move to version 2: {:?}", calls(&out));
+    let replies = h.settle(out, &[]);
+    assert!(matches!(replies.as_slice(), [Command::Reply { answer: Answer::Done(Ok(())), .. }]));
+    let lease = h.e.lease_of(ChunkHandle(7)).unwrap();
+    assert_eq!((lease.version, lease.primary), (ChunkVersion(2), g.primary.node_id));
+    assert!(!lease.members.contains(&victim));
+    // Reported again at version 1, the victim is stale.
+    h.heartbeat(victim.0.as_u128(), Some(vec![ReplicaReport { handle: ChunkHandle(7), version: ChunkVersion(1), length: 0, dirty: false }]));
+    let counts = h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER);
+    assert_eq!((counts.live, counts.stale), (2, 1));
+}
+
+#[test]
+fn a_lost_node_is_replaced_by_a_fenced_copy_that_counts_once_recorded() {
+    let mut h = Harness::new(4);
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    let holders: Vec<u128> = (1..=4).filter(|i| h.e.map().replica_version(ChunkHandle(7), n(*i)).is_some()).collect();
+    let spare = (1..=4).find(|i| !holders.contains(i)).unwrap();
+    h.later(DEAD_AFTER + Duration::from_secs(1));
+    // The first holder dies: the others and the spare heartbeat on.
+    holders[1..].iter().chain([&spare]).for_each(|i| drop(h.heartbeat(*i, None)));
+    let out = h.step(Event::Tick);
+    assert_eq!(calls(&out), vec!["version 2 ".to_string() + &n(holders[1]).to_string(), "version 2 ".to_string() + &n(holders[2]).to_string()]);
+    assert!(h.e.lease_of(ChunkHandle(7)).is_none(), "the fence revokes the lease");
+    let (req, queued) = h.lease(7);
+    assert!(queued.is_empty(), "the writer waits for the fence");
+    let replies = h.settle(out, &[]);
+    let e = lease_reply(&replies, req).unwrap().as_ref().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::EAGAIN, "no lease while the copy runs: {e}");
+    assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 3, "the copy counts");
+    assert_eq!(h.e.stats().copies_done.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[test]
+fn removed_chunks_are_deleted_after_the_grace_and_their_records_dropped() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    h.step(Event::ChunksRemoved { chunks: vec![(ChunkHandle(7), Duration::ZERO)] });
+    assert!(calls(&h.step(Event::Tick)).is_empty());
+    assert_eq!(h.e.summary().garbage_chunks, 1);
+    h.later(GRACE);
+    (1..=3).for_each(|i| drop(h.heartbeat(i, None)));
+    assert_eq!(calls(&h.step(Event::Tick)), vec!["store forget"]);
+    let deletes: usize = (1..=3)
+        .flat_map(|i| h.heartbeat(i, None))
+        .map(|c| match c {
+            Command::Reply { answer: Answer::Heartbeat(Ok(r)), .. } => r.delete.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(deletes, 3);
+}
+
+#[test]
+fn safe_mode_holds_copies_and_leases_until_the_replicas_report() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::default();
+    map.set_file(InodeId(2), FileMeta { replication: 3, chunk_size: 64 << 20 });
+    map.record_chunk(ChunkHandle(7), crate::chunks::chunk_map::ChunkMeta { inode: InodeId(2), index: 0, version: ChunkVersion(4), length: 0 });
+    let mut h = Harness { e: Engine::new(map, config(true), t0), now: t0, next_req: 1 };
+    let rep = |v| Some(vec![ReplicaReport { handle: ChunkHandle(7), version: ChunkVersion(v), length: 0, dirty: false }]);
+    (1..=3).for_each(|i| drop(h.heartbeat(i, Some(vec![]))));
+    assert!(calls(&h.step(Event::Tick)).is_empty(), "nothing copied in safe mode");
+    assert!(h.e.safe_mode_on());
+    let (req, out) = h.lease(7);
+    assert_eq!(lease_reply(&out, req).unwrap().as_ref().unwrap_err().kind, ErrorKind::EAGAIN, "no replica reported yet");
+    h.heartbeat(1, rep(4));
+    let out = h.step(Event::Tick);
+    assert!(!h.e.safe_mode_on(), "every chunk reported");
+    assert_eq!(calls(&out), vec![format!("version 5 {}", n(1))], "then the copies start, behind one fence");
+    h.settle(out, &[]);
+    assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 3, "both copies made in one pass");
+    assert!(!h.e.safe_mode_on());
+}
