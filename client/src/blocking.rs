@@ -1,4 +1,5 @@
-//! Small reads served on the caller's own thread. A FUSE request handed to
+//! The blocking driver over the client's I/O core (`client.rs`): small
+//! reads served on the caller's own thread. A FUSE request handed to
 //! the async runtime crosses threads twice more before its reply (FUSE
 //! thread → runtime worker → I/O driver → back), which costs about as much
 //! as the chunkserver's work on a 4 KiB read. A thread that is not a
@@ -13,26 +14,15 @@
 //! async way starts with a new one.
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use dfs_common::auth::token::HEADER_TOKEN;
 use dfs_common::wire::chunks::{checksum_header, HEADER_CHECKSUMS};
 use dfs_common::wire::namespace::Attr;
 
-use crate::data::{complete, Client};
+use crate::client::{complete, Client};
 use crate::locations::Known;
-
-/// How long the fast path waits for a replica before it gives the read to
-/// the async path: it blocks a FUSE thread, so it must be short.
-const FAST_READ_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// Idle connections kept per chunkserver (one per thread that reads).
-const IDLE_PER_HOST: usize = 8;
-
-pub(crate) fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(FAST_READ_TIMEOUT).max_idle_connections_per_host(IDLE_PER_HOST).build()
-}
 
 impl Client {
     /// Reads `len` bytes at `offset` (clipped at the end of the file) on

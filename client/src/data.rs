@@ -8,7 +8,6 @@
 //! refused is renewed through the master (`tokens.rs`, `retry.rs`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,146 +18,11 @@ use dfs_common::wire::namespace::{Attr, NodeRef, SetattrRequest};
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
 use futures::{stream, StreamExt, TryStreamExt};
 
+use crate::client::complete;
+pub use crate::client::{Client, DataConfig};
 use crate::error::{from_response, ClientError};
-use crate::locations::{Known, LocationCache};
-use crate::master::MasterClient;
+use crate::locations::Known;
 use crate::retry::{combine, Retry};
-use crate::tokens::{still_usable, usable_until};
-
-/// Tuning of the client.
-#[derive(Clone, Copy, Debug)]
-pub struct DataConfig {
-    /// Largest piece of one write request (bytes).
-    pub write_piece_bytes: u64,
-    /// Largest piece of one read request (bytes).
-    pub read_piece_bytes: u64,
-    /// Pieces in flight at once, for writes and for reads.
-    pub pieces_in_flight: usize,
-    /// Pieces a sequential reader fetches ahead of the reads.
-    pub readahead_pieces: usize,
-    /// How long a write keeps retrying through the master: long enough for
-    /// a lost primary's lease to run out and a new one to be granted. A read
-    /// that no replica serves asks the master again for as long.
-    pub retry_for: Duration,
-    /// How long an unreachable master (restarting) is waited for.
-    pub master_wait: Duration,
-    /// How long a chunk location is trusted without asking the master.
-    pub location_ttl: Duration,
-    /// Longest wait for one request (to the master or a chunkserver), so
-    /// that a stalled server fails the call instead of hanging it.
-    pub request_timeout: Duration,
-    /// Read replicas on this host through descriptors their chunkservers
-    /// pass (`local.rs`) rather than over HTTP.
-    pub local_reads: bool,
-    /// `FileWriter::close` makes the chunks it wrote durable on every
-    /// replica before it commits the length (as NFS's COMMIT at close and
-    /// HDFS's hsync); off, a close returns once every replica has the
-    /// bytes in its OS (a power cut may then lose them).
-    pub sync_on_close: bool,
-}
-
-impl Default for DataConfig {
-    fn default() -> Self {
-        DataConfig {
-            write_piece_bytes: 8 << 20,
-            read_piece_bytes: 8 << 20,
-            pieces_in_flight: 8,
-            readahead_pieces: 8,
-            retry_for: Duration::from_secs(90),
-            master_wait: Duration::from_secs(30),
-            location_ttl: Duration::from_secs(60),
-            request_timeout: Duration::from_secs(60),
-            local_reads: true,
-            sync_on_close: true,
-        }
-    }
-}
-
-/// Most chunk locations the cache holds.
-const LOCATION_CACHE_ENTRIES: usize = 1 << 16;
-/// Leases kept past their time before only fresh ones are kept.
-const LEASE_CACHE_ENTRIES: usize = 1 << 14;
-
-/// A lease as cached by the client, with when it was obtained.
-#[derive(Clone)]
-struct CachedLease {
-    lease: WriteLease,
-    obtained: Instant,
-    /// Until when its token is sent (`tokens.rs`).
-    token_until: Option<Instant>,
-}
-
-impl CachedLease {
-    fn new(lease: WriteLease) -> CachedLease {
-        let obtained = Instant::now();
-        let token_until = usable_until(&lease.token, obtained, unix_ms());
-        CachedLease { lease, obtained, token_until }
-    }
-
-    /// Leases are renewed at half their remaining time, well before
-    /// expiry, or when their token is about to expire.
-    fn fresh(&self) -> bool {
-        self.obtained.elapsed() < Duration::from_millis(self.lease.lease_remaining_ms / 2) && self.token_usable()
-    }
-
-    fn token_usable(&self) -> bool {
-        still_usable(self.token_until, Instant::now())
-    }
-}
-
-/// A handle on a dfs cluster; cheap to clone, shared by open files.
-#[derive(Clone)]
-pub struct Client {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    master: MasterClient,
-    http: reqwest::Client,
-    /// For reads served on the caller's thread (`blocking.rs`).
-    blocking: ureq::Agent,
-    /// Replicas on this host read through descriptors (`local.rs`).
-    local: crate::local::LocalReads,
-    config: DataConfig,
-    leases: Mutex<HashMap<(InodeId, u64), CachedLease>>,
-    locations: LocationCache,
-}
-
-fn http_client(config: &DataConfig) -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(32)
-        // Below the servers' keep-alive limit (their header read timeout,
-        // 10 s by default): a connection is never reused as a server closes it.
-        .pool_idle_timeout(Duration::from_secs(5))
-        .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
-        .timeout(config.request_timeout)
-        .build()
-        .unwrap_or_default()
-}
-
-/// A replica's answer for `len` bytes at `offset` of a chunk whose first
-/// `committed` bytes were written: what it sent, followed by zeros up to
-/// `len` for the part past `committed` (a hole: never written). `None` when
-/// it sent fewer of the committed bytes than asked: it lost writes (a power
-/// cut), and another replica must answer; those bytes never read as zeros.
-pub(crate) fn complete(data: Bytes, committed: u64, offset: u64, len: u64) -> Option<Bytes> {
-    let required = committed.saturating_sub(offset).min(len);
-    if (data.len() as u64) < required {
-        return None;
-    }
-    Some(pad_to(data, len))
-}
-
-/// `data` followed by zeros up to `len` bytes.
-fn pad_to(data: Bytes, len: u64) -> Bytes {
-    if data.len() as u64 >= len {
-        return data;
-    }
-    let mut padded = Vec::with_capacity(len as usize);
-    padded.extend_from_slice(&data);
-    padded.resize(len as usize, 0);
-    Bytes::from(padded)
-}
 
 /// A write piece: chunk index, offset inside the chunk, bytes (cheap to clone).
 #[derive(Clone)]
@@ -169,92 +33,6 @@ pub(crate) struct Piece {
 }
 
 impl Client {
-    pub fn new(master_url: &str) -> Self {
-        Self::with_config(master_url, DataConfig::default())
-    }
-
-    pub fn with_config(master_url: &str, config: DataConfig) -> Self {
-        let http = http_client(&config);
-        let inner = Inner {
-            master: MasterClient::new(master_url, http.clone(), config.master_wait),
-            http,
-            blocking: crate::blocking::agent(),
-            local: Default::default(),
-            config,
-            leases: Mutex::new(HashMap::new()),
-            locations: LocationCache::new(config.location_ttl, LOCATION_CACHE_ENTRIES),
-        };
-        Client { inner: Arc::new(inner) }
-    }
-
-    /// The master's API, call by call.
-    pub fn master(&self) -> &MasterClient {
-        &self.inner.master
-    }
-
-    /// A master client whose calls block the calling thread, over
-    /// connections of its own (see `MasterClient::blocking`). Never to be
-    /// used on a runtime thread.
-    pub fn blocking_master(&self) -> MasterClient {
-        MasterClient::blocking(self.master().url(), self.inner.config.request_timeout, self.inner.config.master_wait)
-    }
-
-    pub fn config(&self) -> &DataConfig {
-        &self.inner.config
-    }
-
-    pub(crate) fn locations(&self) -> &LocationCache {
-        &self.inner.locations
-    }
-
-    pub(crate) fn blocking_http(&self) -> &ureq::Agent {
-        &self.inner.blocking
-    }
-
-    pub(crate) fn local_reads(&self) -> &crate::local::LocalReads {
-        &self.inner.local
-    }
-
-    /// Which of a chunk's replicas serves a read at `offset` in it: pieces
-    /// of one chunk are spread over its replicas.
-    pub(crate) fn replica_for(&self, offset: u64, replicas: usize) -> usize {
-        (offset / self.config().read_piece_bytes.max(1)) as usize % replicas.max(1)
-    }
-
-    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<(InodeId, u64), CachedLease>> {
-        self.inner.leases.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn cached_lease(&self, key: (InodeId, u64)) -> Option<WriteLease> {
-        self.leases().get(&key).filter(|c| c.fresh()).map(|c| c.lease.clone())
-    }
-
-    /// A lease on chunk `index` of the file: the one cached while fresh,
-    /// else a new one from the master.
-    pub(crate) async fn lease(&self, inode: InodeId, index: u64) -> Result<WriteLease, ClientError> {
-        if let Some(l) = self.cached_lease((inode, index)) {
-            return Ok(l);
-        }
-        let lease = self.master().lease(inode, index).await?;
-        let mut leases = self.leases();
-        // Leases are dropped as new ones come in once their tokens may no
-        // longer be sent (until then a sync at close still uses them), or
-        // once expired when many are held: the map stays small.
-        leases.retain(|_, c| c.token_usable());
-        if leases.len() >= LEASE_CACHE_ENTRIES {
-            leases.retain(|_, c| c.fresh());
-        }
-        leases.insert((inode, index), CachedLease::new(lease.clone()));
-        Ok(lease)
-    }
-
-    /// Forgets what is cached about a file (leases and chunk locations), so
-    /// the next call sees the master's current state: done at open.
-    pub fn forget_file(&self, inode: InodeId) {
-        self.leases().retain(|(i, _), _| *i != inode);
-        self.inner.locations.forget_file(inode);
-    }
-
     /// Writes `data` at `offset` of the file, then commits the new length.
     /// Returns once every replica has the bytes in its OS.
     pub async fn write_at(&self, attr: &Attr, offset: u64, data: Bytes) -> Result<(), ClientError> {
@@ -330,7 +108,7 @@ impl Client {
                 Ok(lease) => match self.put_piece(&lease, &p, &crcs).await {
                     Ok(()) => Ok(lease.handle),
                     Err(e) => {
-                        self.leases().remove(&(inode, p.index));
+                        self.forget_lease(inode, p.index);
                         Err(e)
                     }
                 },
@@ -338,7 +116,7 @@ impl Client {
             };
             match attempt {
                 Ok(handle) => {
-                    self.inner.locations.forget(inode, p.index);
+                    self.locations().forget(inode, p.index);
                     return Ok(WrittenChunk { index: p.index, handle, end: p.offset + p.data.len() as u64 });
                 }
                 Err(e) => {
@@ -355,8 +133,7 @@ impl Client {
         let chain: Vec<&str> = lease.secondaries.iter().map(|r| r.address.as_str()).collect();
         let url = format!("{}/v1/chunks/{}/data?version={}&offset={}", lease.primary.address, lease.handle, lease.version, p.offset);
         let resp = self
-            .inner
-            .http
+            .http()
             .put(url)
             .header(HEADER_FORWARD, chain.join(","))
             .header(HEADER_CHECKSUMS, crcs)
@@ -415,7 +192,7 @@ impl Client {
     /// What is known of chunks `first..=last`: from the cache when all are
     /// there, else from the master (absent chunks are holes).
     async fn locate(&self, inode: InodeId, first: u64, last: u64) -> Result<HashMap<u64, Known>, ClientError> {
-        if let Some(known) = self.inner.locations.get_range(inode, first, last, Instant::now()) {
+        if let Some(known) = self.locations().get_range(inode, first, last, Instant::now()) {
             return Ok(known);
         }
         let mut found: HashMap<u64, Known> = (first..=last).map(|i| (i, Known::Hole)).collect();
@@ -428,7 +205,7 @@ impl Client {
             next = page.chunks.iter().map(|c| c.index + 1).max().unwrap_or(last + 1);
             found.extend(page.chunks.into_iter().filter(|c| c.index <= last).map(|c| (c.index, Known::At(c))));
         }
-        self.inner.locations.put(inode, &found, Instant::now(), unix_ms());
+        self.locations().put(inode, &found, Instant::now(), unix_ms());
         Ok(found)
     }
 
@@ -448,7 +225,7 @@ impl Client {
             match self.read_from_replicas(&loc, offset, len).await {
                 Ok(data) => return Ok(data),
                 Err(e) => {
-                    self.inner.locations.forget(inode, index);
+                    self.locations().forget(inode, index);
                     let retry =
                         retry.get_or_insert_with(|| Retry::new(Instant::now() + self.config().retry_for, Duration::from_millis(20), Duration::from_secs(1)));
                     let Some(pause) = retry.after(&e, true, Instant::now()) else { return Err(e) };
@@ -509,7 +286,7 @@ impl Client {
     pub async fn read_replica(&self, replica: &ReplicaAddr, loc: &ChunkLocation, offset: u64, len: u64) -> Result<Bytes, ClientError> {
         let (handle, version) = (loc.handle, loc.version);
         let url = format!("{}/v1/chunks/{handle}/data?version={version}&offset={offset}&length={len}", replica.address);
-        let resp = self.inner.http.get(url).header(HEADER_TOKEN, &loc.token).send().await?;
+        let resp = self.http().get(url).header(HEADER_TOKEN, &loc.token).send().await?;
         if !resp.status().is_success() {
             return Err(from_response(&format!("read of chunk {handle} from {}", replica.address), resp).await);
         }
@@ -523,7 +300,7 @@ impl Client {
 
     async fn fsync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion, token: &str) -> Result<(), ClientError> {
         let url = format!("{}/v1/chunks/{handle}/fsync?version={version}", r.address);
-        let resp = self.inner.http.post(url).header(HEADER_TOKEN, token).send().await?;
+        let resp = self.http().post(url).header(HEADER_TOKEN, token).send().await?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -583,18 +360,6 @@ impl Client {
     /// (`sync.rs` uses it for durable closes and fsyncs).
     pub(crate) async fn sync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion, token: &str) -> Result<(), ClientError> {
         self.fsync_replica(r, handle, version, token).await
-    }
-
-    /// The lease cached for chunk `index` of the file, fresh or not, while
-    /// its token may be sent: the chain this client's last write of the
-    /// chunk went through (`sync.rs` syncs it without asking the master).
-    pub(crate) fn last_lease(&self, inode: InodeId, index: u64) -> Option<WriteLease> {
-        self.leases().get(&(inode, index)).filter(|c| c.token_usable()).map(|c| c.lease.clone())
-    }
-
-    /// Drops the lease cached for chunk `index` of the file.
-    pub(crate) fn forget_lease(&self, inode: InodeId, index: u64) {
-        self.leases().remove(&(inode, index));
     }
 }
 

@@ -10,7 +10,8 @@ use dfs_common::wire::namespace::Attr;
 use dfs_common::ErrorKind;
 use tokio::task::JoinSet;
 
-use crate::data::{split_write, Client};
+use crate::client::Client;
+use crate::data::split_write;
 use crate::error::ClientError;
 
 /// Writes to one file. Bytes are buffered up to a piece, then sent while

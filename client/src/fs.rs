@@ -6,7 +6,7 @@ use dfs_common::wire::namespace::*;
 use dfs_common::ErrorKind;
 use futures::{stream, Stream};
 
-use crate::data::Client;
+use crate::client::Client;
 use crate::error::ClientError;
 use crate::file::{FileReader, FileWriter};
 

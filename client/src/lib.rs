@@ -4,9 +4,12 @@
 //! - [`fs`]: the file-system calls by path (stat, list, mkdir, create,
 //!   open, rename, delete, set replication, chmod, chown, times, symlinks).
 //! - [`file`]: open files: a streaming writer and a reader with read-ahead.
-//! - [`data`]: `Client`, and the data path under both: writes through a
-//!   chunk's replica chain, verified reads with fail-over, record append.
-//! - `blocking`: small reads served on the caller's own thread.
+//! - `client`: [`Client`], the I/O core both drivers below share: tuning,
+//!   connections, the caches of leases and locations, local reads.
+//! - [`data`]: the async driver, the data path under both: writes through
+//!   a chunk's replica chain, verified reads with fail-over, record append.
+//! - `blocking`: the blocking driver: small reads served on the caller's
+//!   own thread. It and `data` build on `client`; neither imports the other.
 //! - `local`: short-circuit reads of replicas on this host.
 //! - [`locations`]: the cache of chunk locations.
 //! - `tokens`: when a chunk token from the master is renewed.
@@ -18,6 +21,7 @@
 //! The `dfs` shell and the FUSE mount are built on this crate.
 
 mod blocking;
+mod client;
 pub mod data;
 pub mod error;
 pub mod file;
@@ -29,7 +33,7 @@ mod retry;
 mod sync;
 mod tokens;
 
-pub use data::{Client, DataConfig};
+pub use client::{Client, DataConfig};
 pub use error::ClientError;
 pub use file::{FileReader, FileWriter};
 pub use fs::CreateOptions;

@@ -19,7 +19,7 @@ use dfs_common::wire::namespace::Attr;
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
 use futures::{stream, StreamExt};
 
-use crate::data::Client;
+use crate::client::Client;
 use crate::error::ClientError;
 use crate::retry::{combine, Retry};
 
