@@ -6,9 +6,11 @@
 //!   the keys that sign them.
 //! - [`store`]: the namespace in RocksDB and its group-commit writer.
 //! - [`chunks`]: chunkservers, placement, leases and versions (soft state).
+//! - [`state`]: [`state::Master`], what the running parts share (store,
+//!   writer, chunk management, history, cluster key).
 //! - [`api`]: the HTTP/JSON API under `/v1/`, and the dashboard.
 //! - [`events`], [`history`]: recent events and an hour of samples for the dashboard.
-//! - [`metrics`]: the master's `/metrics`.
+//! - [`metrics`]: the master's figures for `/metrics` (no HTTP in it).
 //! - [`server`]: wiring them together and serving until a signal.
 
 pub mod api;
@@ -19,5 +21,6 @@ pub mod events;
 pub mod history;
 pub mod metrics;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod tokens;

@@ -1,5 +1,5 @@
-//! The master's `/metrics`: request counts and latencies per API (the
-//! shared middleware), and at scrape time chunks by state, chunkservers by
+//! The master's figures for `/metrics` (the API adds the request counts and
+//! latencies of the shared middleware): at scrape time chunks by state, chunkservers by
 //! state and their heartbeat ages and traffic, the replication queue and
 //! background work, lease grants, checksum failures, namespace counts.
 //! Everything is read from counters, the monitor's census and short
@@ -7,20 +7,19 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::extract::State;
-use axum::response::Response;
-use dfs_common::http::metrics::{label, respond, Labels, Snapshot};
+use dfs_common::http::metrics::{label, Labels, Snapshot};
 
-use crate::api::{blocking, AppState};
+use crate::state::Master;
 
 fn node_labels(address: &str) -> Labels {
     label("address", address)
 }
 
-/// `GET /metrics`
-pub async fn metrics(State(s): State<AppState>) -> Response {
+/// The figures at this moment (the namespace counts read on the blocking
+/// pool); `GET /metrics` answers them with the request counts.
+pub async fn snapshot(s: &Master) -> Snapshot {
     let store = s.store.clone();
-    let fs = blocking(move || store.counters().map(|c| c.stats())).await.ok();
+    let fs = tokio::task::spawn_blocking(move || store.counters().map(|c| c.stats())).await.ok().and_then(Result::ok);
     let mut m = Snapshot::default();
     let census = s.chunks.census();
     let chunk_states = [
@@ -73,5 +72,5 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
         m.gauge("dfs_master_file_bytes", "Bytes of all files (before replication)", fs.bytes as f64);
     }
     m.gauge("dfs_master_uptime_seconds", "Seconds since the start", s.started.elapsed().as_secs_f64());
-    respond(&s.http_metrics, &m)
+    m
 }

@@ -10,11 +10,12 @@ use dfs_common::http::internal::ClusterAuth;
 use dfs_common::http::serve::{serve, Limits};
 use tokio::net::TcpListener;
 
-use crate::api::{router, AppState};
+use crate::api::router;
 use crate::chunks::trust::Trust;
 use crate::chunks::{monitor, safe_mode, ChunkConfig, ChunkManager};
 use crate::cluster_key;
 use crate::config::MasterConfig;
+use crate::state::Master;
 use crate::store::mutations::Defaults;
 use crate::store::{Store, Writer, WriterConfig};
 use crate::tokens::{Schedule, Tokens};
@@ -66,7 +67,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let history = Arc::new(crate::history::History::default());
     let sampler = tokio::spawn(crate::history::run(Arc::downgrade(&chunks), history.clone()));
     let http_metrics = dfs_common::http::metrics::HttpMetrics::new("dfs_master");
-    let state = AppState { store, writer: writer.clone(), chunks, started: std::time::Instant::now(), history, http_metrics, auth };
+    let state = Master { store, writer: writer.clone(), chunks, started: std::time::Instant::now(), history, http_metrics, auth };
     let app = router(state, config.max_request_body_bytes);
 
     let addr = listener.local_addr()?;

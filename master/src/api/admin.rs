@@ -4,20 +4,21 @@ use axum::extract::State;
 use axum::Json;
 use dfs_common::wire::namespace::{CheckReport, ClusterInfo, FileKind, FsckPage, FsckQuery, NodeRef};
 
-use super::{blocking, AppState};
+use super::store_call::blocking;
+use crate::state::Master;
 use crate::store::records::FORMAT_VERSION;
 use dfs_common::http::{ApiError, ApiJson, ApiQuery};
 use dfs_common::wire::chunks::{NodeRequest, ReplicationStatus, SafeModeRequest};
 use dfs_common::wire::namespace::Done;
 
 /// `GET /v1/cluster` → [`ClusterInfo`]
-pub async fn cluster(State(s): State<AppState>) -> Result<Json<ClusterInfo>, ApiError> {
+pub async fn cluster(State(s): State<Master>) -> Result<Json<ClusterInfo>, ApiError> {
     let cluster_id = blocking(move || s.store.cluster_id()).await?;
     Ok(Json(ClusterInfo { cluster_id, format_version: FORMAT_VERSION, version: env!("CARGO_PKG_VERSION").into() }))
 }
 
 /// `GET /v1/admin/check` → [`CheckReport`] of a full namespace scan.
-pub async fn check(State(s): State<AppState>) -> Result<Json<CheckReport>, ApiError> {
+pub async fn check(State(s): State<Master>) -> Result<Json<CheckReport>, ApiError> {
     blocking(move || s.store.check().map(Json)).await
 }
 
@@ -27,7 +28,7 @@ const FSCK_PAGE_DEFAULT: u32 = 256;
 /// `GET /v1/admin/fsck?path=P[&start_after=NAME&limit=N]` → [`FsckPage`]:
 /// the health of file P, or of the files on one page of directory P (with
 /// its subdirectories, for the caller to walk into).
-pub async fn fsck(State(s): State<AppState>, ApiQuery(q): ApiQuery<FsckQuery>) -> Result<Json<FsckPage>, ApiError> {
+pub async fn fsck(State(s): State<Master>, ApiQuery(q): ApiQuery<FsckQuery>) -> Result<Json<FsckPage>, ApiError> {
     blocking(move || {
         let node = s.store.resolve_node(&NodeRef { path: Some(q.path.clone()), inode: None })?;
         let mut page = FsckPage::default();
@@ -56,12 +57,12 @@ pub async fn fsck(State(s): State<AppState>, ApiQuery(q): ApiQuery<FsckQuery>) -
 
 /// `GET /v1/admin/replication` → [`ReplicationStatus`]: safe mode and the
 /// background work (copies, deletions, garbage).
-pub async fn replication(State(s): State<AppState>) -> Json<ReplicationStatus> {
+pub async fn replication(State(s): State<Master>) -> Json<ReplicationStatus> {
     Json(s.chunks.replication_status())
 }
 
 /// `POST /v1/admin/safemode` `{"leave": true}`: ends safe mode now.
-pub async fn safe_mode(State(s): State<AppState>, ApiJson(r): ApiJson<SafeModeRequest>) -> Result<Json<ReplicationStatus>, ApiError> {
+pub async fn safe_mode(State(s): State<Master>, ApiJson(r): ApiJson<SafeModeRequest>) -> Result<Json<ReplicationStatus>, ApiError> {
     if !r.leave {
         return Err(ApiError::new(dfs_common::ErrorKind::EINVAL, "safe mode can only be left: send {\"leave\": true}"));
     }
@@ -70,13 +71,13 @@ pub async fn safe_mode(State(s): State<AppState>, ApiJson(r): ApiJson<SafeModeRe
 }
 
 /// `POST /v1/admin/decommission` `{"node": ID or address}`: drain a chunkserver.
-pub async fn decommission(State(s): State<AppState>, ApiJson(r): ApiJson<NodeRequest>) -> Result<Json<Done>, ApiError> {
+pub async fn decommission(State(s): State<Master>, ApiJson(r): ApiJson<NodeRequest>) -> Result<Json<Done>, ApiError> {
     s.chunks.decommission(&r.node, true).await?;
     Ok(Json(Done {}))
 }
 
 /// `POST /v1/admin/recommission` `{"node": ID or address}`: undo a decommission.
-pub async fn recommission(State(s): State<AppState>, ApiJson(r): ApiJson<NodeRequest>) -> Result<Json<Done>, ApiError> {
+pub async fn recommission(State(s): State<Master>, ApiJson(r): ApiJson<NodeRequest>) -> Result<Json<Done>, ApiError> {
     s.chunks.decommission(&r.node, false).await?;
     Ok(Json(Done {}))
 }

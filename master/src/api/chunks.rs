@@ -10,7 +10,8 @@ use dfs_common::wire::chunks::*;
 use dfs_common::wire::namespace::{AppendRequest, AppendReservation, Attr, Done};
 use dfs_common::ErrorKind;
 
-use super::{blocking, AppState};
+use super::store_call::blocking;
+use crate::state::Master;
 use crate::store::mutations::{furthest_per_chunk, WrittenRange};
 use crate::store::{Mutation, Outcome};
 use dfs_common::http::ApiError;
@@ -22,7 +23,7 @@ const LOCATE_MAX: u64 = 1024;
 /// `POST /v1/heartbeat` (from chunkservers, signed): the answer is signed
 /// too, bound to the request, so the chunkserver knows its orders and
 /// token keys come from this cluster's master.
-pub async fn heartbeat(State(s): State<AppState>, Extension(signed): Extension<Verified>, ApiJson(hb): ApiJson<Heartbeat>) -> Result<Response, ApiError> {
+pub async fn heartbeat(State(s): State<Master>, Extension(signed): Extension<Verified>, ApiJson(hb): ApiJson<Heartbeat>) -> Result<Response, ApiError> {
     if !hb.address.starts_with("http://") {
         return Err(ApiError::new(ErrorKind::EINVAL, "address must be an http:// URL"));
     }
@@ -35,7 +36,7 @@ pub async fn heartbeat(State(s): State<AppState>, Extension(signed): Extension<V
 }
 
 /// `value` as a JSON answer signed for the request `signed`.
-fn signed_json<T: serde::Serialize>(s: &AppState, signed: &Verified, value: &T) -> Response {
+fn signed_json<T: serde::Serialize>(s: &Master, signed: &Verified, value: &T) -> Response {
     let body = match serde_json::to_vec(value) {
         Ok(b) => b,
         Err(e) => return ApiError::new(ErrorKind::EIO, format!("encoding the answer: {e}")).into_response(),
@@ -46,20 +47,20 @@ fn signed_json<T: serde::Serialize>(s: &AppState, signed: &Verified, value: &T) 
 }
 
 /// `GET /v1/chunks?inode=N&first=I&count=K` → [`ChunkLocations`]
-pub async fn locate(State(s): State<AppState>, ApiQuery(q): ApiQuery<LocateQuery>) -> Result<Json<ChunkLocations>, ApiError> {
+pub async fn locate(State(s): State<Master>, ApiQuery(q): ApiQuery<LocateQuery>) -> Result<Json<ChunkLocations>, ApiError> {
     let count = q.count.unwrap_or(LOCATE_MAX).clamp(1, LOCATE_MAX) as usize;
     blocking(move || s.chunks.locate(q.inode, q.first, count).map(Json)).await
 }
 
 /// `POST /v1/chunks/lease` → [`WriteLease`]
-pub async fn lease(State(s): State<AppState>, ApiJson(r): ApiJson<LeaseRequest>) -> Result<Json<WriteLease>, ApiError> {
+pub async fn lease(State(s): State<Master>, ApiJson(r): ApiJson<LeaseRequest>) -> Result<Json<WriteLease>, ApiError> {
     Ok(Json(s.chunks.lease_for_write(r).await?))
 }
 
 /// `POST /v1/chunks/bad`: from a chunkserver (signed), acted on; from a
 /// client (unsigned, with its read token), only a reason to have the
 /// replica verified by its chunkserver.
-pub async fn bad_replica(State(s): State<AppState>, signed: Option<Extension<Verified>>, ApiJson(r): ApiJson<BadReplica>) -> Result<Json<Done>, ApiError> {
+pub async fn bad_replica(State(s): State<Master>, signed: Option<Extension<Verified>>, ApiJson(r): ApiJson<BadReplica>) -> Result<Json<Done>, ApiError> {
     match signed {
         Some(_) => s.chunks.report_bad(r).await?,
         None => s.chunks.suspect(&r)?,
@@ -68,7 +69,7 @@ pub async fn bad_replica(State(s): State<AppState>, signed: Option<Extension<Ver
 }
 
 /// `POST /v1/commit_length` → the file's [`Attr`]
-pub async fn commit_length(State(s): State<AppState>, ApiJson(r): ApiJson<CommitLength>) -> Result<Json<Attr>, ApiError> {
+pub async fn commit_length(State(s): State<Master>, ApiJson(r): ApiJson<CommitLength>) -> Result<Json<Attr>, ApiError> {
     let ranges = r.chunks.iter().map(|c| WrittenRange { index: c.index, handle: c.handle, end: c.end }).collect();
     let chunks = furthest_per_chunk(ranges);
     match s.writer.submit(Mutation::CommitLength { inode: r.inode, length: r.length, chunks: chunks.clone() }).await? {
@@ -81,7 +82,7 @@ pub async fn commit_length(State(s): State<AppState>, ApiJson(r): ApiJson<Commit
 }
 
 /// `POST /v1/append` → where to write one record ([`AppendReservation`]).
-pub async fn append(State(s): State<AppState>, ApiJson(r): ApiJson<AppendRequest>) -> Result<Json<AppendReservation>, ApiError> {
+pub async fn append(State(s): State<Master>, ApiJson(r): ApiJson<AppendRequest>) -> Result<Json<AppendReservation>, ApiError> {
     match s.writer.submit(Mutation::ReserveAppend(r)).await? {
         Outcome::Reserved(r) => Ok(Json(r)),
         _ => Err(ApiError::new(ErrorKind::EIO, "append returned no reservation")),
@@ -89,6 +90,6 @@ pub async fn append(State(s): State<AppState>, ApiJson(r): ApiJson<AppendRequest
 }
 
 /// `GET /v1/chunkservers` → every known chunkserver with its state.
-pub async fn chunkservers(State(s): State<AppState>) -> Json<Vec<ChunkserverInfo>> {
+pub async fn chunkservers(State(s): State<Master>) -> Json<Vec<ChunkserverInfo>> {
     Json(s.chunks.chunkservers())
 }

@@ -11,6 +11,9 @@
 //!   `/file`, `/work`, `/events`, `/download`), its JSON under
 //!   `/v1/dashboard/`, `/metrics`, and HTML 404s outside `/v1/`.
 //!
+//! - [`store_call`]: store calls on the blocking pool, store errors as answers.
+//!
+//! The handlers read the master's shared state (`crate::state::Master`).
 //! Errors and extractors come from `dfs_common::http`: every failure is
 //! `{"error": KIND, "message": ...}`.
 
@@ -19,6 +22,7 @@ pub mod chunks;
 pub mod dashboard;
 pub mod mutations;
 pub mod queries;
+pub mod store_call;
 #[cfg(test)]
 mod trust_tests;
 
@@ -29,40 +33,15 @@ use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use dfs_common::ErrorKind;
-
-use crate::chunks::ChunkManager;
-use crate::store::{NsError, Store, Writer};
 use dfs_common::auth::signature::HEADER_AUTH;
 use dfs_common::http::internal::{require_signed, ClusterAuth};
-use dfs_common::http::ApiError;
 
-impl From<NsError> for ApiError {
-    fn from(e: NsError) -> Self {
-        ApiError::new(e.kind, e.message)
-    }
-}
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub writer: Writer,
-    pub chunks: Arc<ChunkManager>,
-    /// When the master started, for its uptime.
-    pub started: std::time::Instant,
-    /// Traffic, samples and the chunk census for the dashboard.
-    pub history: Arc<crate::history::History>,
-    /// Request counts and latencies, for `/metrics`.
-    pub http_metrics: Arc<dfs_common::http::metrics::HttpMetrics>,
-    /// The cluster key: checks chunkservers' requests, signs answers.
-    pub auth: Arc<ClusterAuth>,
-}
+use crate::state::Master;
 
 /// Largest heartbeat body: a full report of about four million replicas.
 pub const HEARTBEAT_MAX_BYTES: usize = 256 << 20;
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: Master, max_body_bytes: usize) -> Router {
     let http_metrics = state.http_metrics.clone();
     // Only the cluster's chunkservers may call these (signed requests).
     let internal = Router::new()
@@ -116,17 +95,5 @@ async fn signed_if_present(state: State<Arc<ClusterAuth>>, req: Request, next: N
     match req.headers().contains_key(HEADER_AUTH) {
         true => require_signed(state, req, next).await,
         false => next.run(req).await,
-    }
-}
-
-/// Runs a blocking store call on the blocking pool.
-pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
-where
-    F: FnOnce() -> Result<T, NsError> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(ApiError::from),
-        Err(e) => Err(ApiError::new(ErrorKind::EIO, format!("store task failed: {e}"))),
     }
 }

@@ -6,12 +6,12 @@ use axum::Json;
 use dfs_common::wire::namespace::*;
 use dfs_common::ErrorKind;
 
-use super::AppState;
+use crate::state::Master;
 use crate::store::{Mutation, Outcome};
 use dfs_common::http::ApiError;
 use dfs_common::http::ApiJson;
 
-async fn submit_for_attr(s: &AppState, m: Mutation) -> Result<Json<Attr>, ApiError> {
+async fn submit_for_attr(s: &Master, m: Mutation) -> Result<Json<Attr>, ApiError> {
     match s.writer.submit(m).await? {
         Outcome::Attr(a) => Ok(Json(a)),
         _ => Err(ApiError::new(ErrorKind::EIO, "mutation returned no attributes")),
@@ -19,35 +19,35 @@ async fn submit_for_attr(s: &AppState, m: Mutation) -> Result<Json<Attr>, ApiErr
 }
 
 /// A new entry, with the directories its making changed.
-async fn submit_for_made(s: &AppState, m: Mutation) -> Result<Json<Made>, ApiError> {
+async fn submit_for_made(s: &Master, m: Mutation) -> Result<Json<Made>, ApiError> {
     match s.writer.submit_changed(m).await? {
         (Outcome::Attr(attr), dirs) => Ok(Json(Made { attr, dirs })),
         _ => Err(ApiError::new(ErrorKind::EIO, "mutation returned no attributes")),
     }
 }
 
-async fn submit_for_changed(s: &AppState, m: Mutation) -> Result<Json<Changed>, ApiError> {
+async fn submit_for_changed(s: &Master, m: Mutation) -> Result<Json<Changed>, ApiError> {
     let (_, dirs) = s.writer.submit_changed(m).await?;
     Ok(Json(Changed { dirs }))
 }
 
 /// `POST /v1/mkdir` → [`Made`]: the directory.
-pub async fn mkdir(State(s): State<AppState>, ApiJson(r): ApiJson<MkdirRequest>) -> Result<Json<Made>, ApiError> {
+pub async fn mkdir(State(s): State<Master>, ApiJson(r): ApiJson<MkdirRequest>) -> Result<Json<Made>, ApiError> {
     submit_for_made(&s, Mutation::Mkdir(r)).await
 }
 
 /// `POST /v1/create` → [`Made`]: the new (or, non-exclusive, existing) file.
-pub async fn create(State(s): State<AppState>, ApiJson(r): ApiJson<CreateRequest>) -> Result<Json<Made>, ApiError> {
+pub async fn create(State(s): State<Master>, ApiJson(r): ApiJson<CreateRequest>) -> Result<Json<Made>, ApiError> {
     submit_for_made(&s, Mutation::Create(r)).await
 }
 
 /// `POST /v1/symlink` → [`Made`]: the link.
-pub async fn symlink(State(s): State<AppState>, ApiJson(r): ApiJson<SymlinkRequest>) -> Result<Json<Made>, ApiError> {
+pub async fn symlink(State(s): State<Master>, ApiJson(r): ApiJson<SymlinkRequest>) -> Result<Json<Made>, ApiError> {
     submit_for_made(&s, Mutation::Symlink(r)).await
 }
 
 /// `POST /v1/setattr` → the new [`Attr`].
-pub async fn setattr(State(s): State<AppState>, ApiJson(r): ApiJson<SetattrRequest>) -> Result<Json<Attr>, ApiError> {
+pub async fn setattr(State(s): State<Master>, ApiJson(r): ApiJson<SetattrRequest>) -> Result<Json<Attr>, ApiError> {
     let replication_changed = r.replication.is_some();
     let attr = submit_for_attr(&s, Mutation::Setattr(r)).await?;
     if replication_changed {
@@ -57,21 +57,21 @@ pub async fn setattr(State(s): State<AppState>, ApiJson(r): ApiJson<SetattrReque
 }
 
 /// `POST /v1/rename` → [`Changed`]
-pub async fn rename(State(s): State<AppState>, ApiJson(r): ApiJson<RenameRequest>) -> Result<Json<Changed>, ApiError> {
+pub async fn rename(State(s): State<Master>, ApiJson(r): ApiJson<RenameRequest>) -> Result<Json<Changed>, ApiError> {
     submit_for_changed(&s, Mutation::Rename(r)).await
 }
 
 /// `POST /v1/unlink`: a file or symlink.
-pub async fn unlink(State(s): State<AppState>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Changed>, ApiError> {
+pub async fn unlink(State(s): State<Master>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Changed>, ApiError> {
     submit_for_changed(&s, Mutation::Unlink(r)).await
 }
 
 /// `POST /v1/rmdir`: an empty directory.
-pub async fn rmdir(State(s): State<AppState>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Changed>, ApiError> {
+pub async fn rmdir(State(s): State<Master>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Changed>, ApiError> {
     submit_for_changed(&s, Mutation::Rmdir(r)).await
 }
 
 /// `POST /v1/delete`: anything; a non-empty directory with `recursive`.
-pub async fn delete(State(s): State<AppState>, ApiJson(r): ApiJson<DeleteRequest>) -> Result<Json<Changed>, ApiError> {
+pub async fn delete(State(s): State<Master>, ApiJson(r): ApiJson<DeleteRequest>) -> Result<Json<Changed>, ApiError> {
     submit_for_changed(&s, Mutation::Delete(r)).await
 }

@@ -5,36 +5,37 @@ use axum::Json;
 use dfs_common::wire::namespace::*;
 use dfs_common::InodeId;
 
-use super::{blocking, AppState};
+use super::store_call::blocking;
+use crate::state::Master;
 use dfs_common::http::ApiError;
 use dfs_common::http::{ApiPath, ApiQuery};
 
 /// `GET /v1/stat?path=/a/b` or `?inode=N` → [`Attr`]
-pub async fn stat(State(s): State<AppState>, ApiQuery(q): ApiQuery<StatQuery>) -> Result<Json<Attr>, ApiError> {
+pub async fn stat(State(s): State<Master>, ApiQuery(q): ApiQuery<StatQuery>) -> Result<Json<Attr>, ApiError> {
     blocking(move || s.store.resolve_node(&q).map(|r| Json(r.attr))).await
 }
 
 /// `GET /v1/inodes/{id}` → [`Attr`]
-pub async fn stat_inode(State(s): State<AppState>, ApiPath(id): ApiPath<u64>) -> Result<Json<Attr>, ApiError> {
+pub async fn stat_inode(State(s): State<Master>, ApiPath(id): ApiPath<u64>) -> Result<Json<Attr>, ApiError> {
     blocking(move || s.store.inode(InodeId(id)).map(|r| Json(r.attr))).await
 }
 
 /// `GET /v1/lookup?parent=N&name=x` → [`Attr`]
-pub async fn lookup(State(s): State<AppState>, ApiQuery(q): ApiQuery<LookupQuery>) -> Result<Json<Attr>, ApiError> {
+pub async fn lookup(State(s): State<Master>, ApiQuery(q): ApiQuery<LookupQuery>) -> Result<Json<Attr>, ApiError> {
     blocking(move || s.store.lookup(q.parent, &q.name).map(Json)).await
 }
 
 /// `GET /v1/list?path=/a&start_after=x&limit=N` → one [`ListResponse`] page
-pub async fn list(State(s): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<ListResponse>, ApiError> {
+pub async fn list(State(s): State<Master>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<ListResponse>, ApiError> {
     blocking(move || s.store.list(&q.dir(), q.start_after.as_deref(), q.limit).map(Json)).await
 }
 
 /// `GET /v1/readlink?path=/a/link` → [`ReadlinkResponse`]
-pub async fn readlink(State(s): State<AppState>, ApiQuery(q): ApiQuery<StatQuery>) -> Result<Json<ReadlinkResponse>, ApiError> {
+pub async fn readlink(State(s): State<Master>, ApiQuery(q): ApiQuery<StatQuery>) -> Result<Json<ReadlinkResponse>, ApiError> {
     blocking(move || s.store.readlink(&q).map(|target| Json(ReadlinkResponse { target }))).await
 }
 
 /// `GET /v1/fs` → [`FsStats`]
-pub async fn fs_stats(State(s): State<AppState>) -> Result<Json<FsStats>, ApiError> {
+pub async fn fs_stats(State(s): State<Master>) -> Result<Json<FsStats>, ApiError> {
     blocking(move || s.store.counters().map(|c| Json(c.stats()))).await
 }

@@ -18,9 +18,10 @@ use dfs_common::{ChunkHandle, NodeId};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use super::{router, AppState};
+use super::router;
 use crate::chunks::trust::Trust;
 use crate::chunks::{safe_mode, ChunkConfig, ChunkManager};
+use crate::state;
 use crate::store::mutations::Defaults;
 use crate::store::{Store, Writer, WriterConfig};
 use crate::tokens::{Schedule, Tokens};
@@ -53,7 +54,7 @@ fn master() -> Master {
     let cluster_id = store.cluster_id().unwrap();
     let trust = Trust::new(auth.clone(), Tokens::new(auth.clone(), Schedule::new(60_000, 120_000, 1_000)), cluster_id.clone());
     let chunks = ChunkManager::load(store.clone(), writer.clone(), config, trust).unwrap();
-    let state = AppState {
+    let state = state::Master {
         store,
         writer,
         chunks,

@@ -8,10 +8,11 @@ use dfs_common::http::{ApiError, ApiQuery};
 use dfs_common::wire::chunks::{ChunkserverInfo, ReplicationStatus, ScrubProgress};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{blocking, AppState};
+use crate::api::store_call::blocking;
 use crate::chunks::chunk_map::Census;
 use crate::events::Event;
 use crate::history::{Sample, SAMPLE_EVERY};
+use crate::state::Master;
 
 /// `GET /v1/dashboard/overview`
 #[derive(Clone, Debug, Serialize)]
@@ -94,7 +95,7 @@ pub struct HistoryPage {
     pub samples: Vec<Sample>,
 }
 
-pub async fn overview(s: &AppState) -> Result<Overview, ApiError> {
+pub async fn overview(s: &Master) -> Result<Overview, ApiError> {
     let store = s.store.clone();
     let (cluster_id, fs) = blocking(move || Ok((store.cluster_id()?, store.counters()?.stats()))).await?;
     let nodes = s.chunks.chunkservers();
@@ -130,7 +131,7 @@ pub async fn overview(s: &AppState) -> Result<Overview, ApiError> {
     })
 }
 
-pub fn chunkservers(s: &AppState) -> Vec<NodeRow> {
+pub fn chunkservers(s: &Master) -> Vec<NodeRow> {
     let traffic = s.history.traffic();
     s.chunks
         .chunkservers()
@@ -149,7 +150,7 @@ pub fn chunkservers(s: &AppState) -> Vec<NodeRow> {
         .collect()
 }
 
-pub fn work(s: &AppState) -> Work {
+pub fn work(s: &Master) -> Work {
     let replication = s.chunks.replication_status();
     let scrub = chunkservers(s).into_iter().filter_map(|n| Some(ScrubRow { address: n.info.address, progress: n.scrub? })).collect();
     Work { replication_queue: replication.under_replicated, gc_backlog: replication.garbage_chunks + replication.deletes_waiting, replication, scrub }
@@ -158,30 +159,30 @@ pub fn work(s: &AppState) -> Work {
 /// Events shown when no limit is asked.
 pub const EVENTS_DEFAULT: usize = 50;
 
-pub fn events(s: &AppState, q: EventsQuery) -> EventsPage {
+pub fn events(s: &Master, q: EventsQuery) -> EventsPage {
     EventsPage { events: s.chunks.events.since(q.after, q.limit.unwrap_or(EVENTS_DEFAULT).min(crate::events::CAPACITY)) }
 }
 
-pub fn history(s: &AppState) -> HistoryPage {
+pub fn history(s: &Master) -> HistoryPage {
     HistoryPage { interval_s: SAMPLE_EVERY.as_secs(), samples: s.history.samples() }
 }
 
-pub async fn overview_json(State(s): State<AppState>) -> Result<Json<Overview>, ApiError> {
+pub async fn overview_json(State(s): State<Master>) -> Result<Json<Overview>, ApiError> {
     Ok(Json(overview(&s).await?))
 }
 
-pub async fn chunkservers_json(State(s): State<AppState>) -> Json<Vec<NodeRow>> {
+pub async fn chunkservers_json(State(s): State<Master>) -> Json<Vec<NodeRow>> {
     Json(chunkservers(&s))
 }
 
-pub async fn work_json(State(s): State<AppState>) -> Json<Work> {
+pub async fn work_json(State(s): State<Master>) -> Json<Work> {
     Json(work(&s))
 }
 
-pub async fn events_json(State(s): State<AppState>, ApiQuery(q): ApiQuery<EventsQuery>) -> Json<EventsPage> {
+pub async fn events_json(State(s): State<Master>, ApiQuery(q): ApiQuery<EventsQuery>) -> Json<EventsPage> {
     Json(events(&s, q))
 }
 
-pub async fn history_json(State(s): State<AppState>) -> Json<HistoryPage> {
+pub async fn history_json(State(s): State<Master>) -> Json<HistoryPage> {
     Json(history(&s))
 }

@@ -14,15 +14,17 @@ pub mod data;
 pub mod namespace;
 pub mod pages;
 
+use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use dfs_common::http::html::{not_found, page, LIVE_JS};
+use dfs_common::http::metrics::respond;
 use dfs_common::http::ApiError;
 use dfs_common::ErrorKind;
 
-use super::AppState;
+use crate::state::Master;
 
 pub const TITLE: &str = "dfs master";
 pub const NAV: &[(&str, &str)] = &[
@@ -43,7 +45,13 @@ pub fn frame(body: &str, live: &str) -> String {
     page(TITLE, NAV, body, &script)
 }
 
-pub fn routes() -> Router<AppState> {
+/// `GET /metrics`: the master's figures and the API's request counts.
+async fn metrics(State(s): State<Master>) -> Response {
+    let figures = crate::metrics::snapshot(&s).await;
+    respond(&s.http_metrics, &figures)
+}
+
+pub fn routes() -> Router<Master> {
     Router::new()
         .route("/", get(pages::overview))
         .route("/chunkservers", get(pages::chunkservers))
@@ -52,7 +60,7 @@ pub fn routes() -> Router<AppState> {
         .route("/browse", get(namespace::browse_page))
         .route("/file", get(namespace::file_page))
         .route("/download", get(namespace::download))
-        .route("/metrics", get(crate::metrics::metrics))
+        .route("/metrics", get(metrics))
         .route("/v1/dashboard/overview", get(data::overview_json))
         .route("/v1/dashboard/chunkservers", get(data::chunkservers_json))
         .route("/v1/dashboard/work", get(data::work_json))

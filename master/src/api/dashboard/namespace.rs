@@ -13,8 +13,9 @@ use dfs_common::wire::namespace::{Attr, FileKind, NodeRef};
 use serde::{Deserialize, Serialize};
 
 use super::{frame, time_text, NAV, TITLE};
-use crate::api::{blocking, AppState};
+use crate::api::store_call::blocking;
 use crate::chunks::views::ChunkReplicas;
+use crate::state::Master;
 
 /// Entries per browser page.
 const ENTRIES_PER_PAGE: u32 = 200;
@@ -69,7 +70,7 @@ fn child(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
 }
 
-pub async fn listing(s: &AppState, q: BrowseQuery) -> Result<Listing, ApiError> {
+pub async fn listing(s: &Master, q: BrowseQuery) -> Result<Listing, ApiError> {
     let store = s.store.clone();
     blocking(move || {
         let dir = NodeRef { path: Some(q.path.clone()), inode: None };
@@ -80,7 +81,7 @@ pub async fn listing(s: &AppState, q: BrowseQuery) -> Result<Listing, ApiError> 
     .await
 }
 
-pub async fn file_view(s: &AppState, q: FileQuery) -> Result<FileView, ApiError> {
+pub async fn file_view(s: &Master, q: FileQuery) -> Result<FileView, ApiError> {
     let (store, chunks) = (s.store.clone(), s.chunks.clone());
     blocking(move || {
         let attr = store.resolve_node(&NodeRef { path: Some(q.path.clone()), inode: None })?.attr;
@@ -95,11 +96,11 @@ pub async fn file_view(s: &AppState, q: FileQuery) -> Result<FileView, ApiError>
     .await
 }
 
-pub async fn browse_json(State(s): State<AppState>, ApiQuery(q): ApiQuery<BrowseQuery>) -> Result<Json<Listing>, ApiError> {
+pub async fn browse_json(State(s): State<Master>, ApiQuery(q): ApiQuery<BrowseQuery>) -> Result<Json<Listing>, ApiError> {
     Ok(Json(listing(&s, q).await?))
 }
 
-pub async fn file_json(State(s): State<AppState>, ApiQuery(q): ApiQuery<FileQuery>) -> Result<Json<FileView>, ApiError> {
+pub async fn file_json(State(s): State<Master>, ApiQuery(q): ApiQuery<FileQuery>) -> Result<Json<FileView>, ApiError> {
     Ok(Json(file_view(&s, q).await?))
 }
 
@@ -147,7 +148,7 @@ fn link_for(e: &Entry) -> String {
 }
 
 /// `GET /browse?path=/a&start_after=x`
-pub async fn browse_page(State(s): State<AppState>, ApiQuery(q): ApiQuery<BrowseQuery>) -> Response {
+pub async fn browse_page(State(s): State<Master>, ApiQuery(q): ApiQuery<BrowseQuery>) -> Response {
     let list = match listing(&s, q).await {
         Ok(l) => l,
         Err(e) => return html_error(e),
@@ -202,7 +203,7 @@ fn replica_lines(c: &ChunkReplicas) -> String {
 }
 
 /// `GET /file?path=/a/f&first=N`
-pub async fn file_page(State(s): State<AppState>, ApiQuery(q): ApiQuery<FileQuery>) -> Response {
+pub async fn file_page(State(s): State<Master>, ApiQuery(q): ApiQuery<FileQuery>) -> Response {
     let f = match file_view(&s, q).await {
         Ok(f) => f,
         Err(e) => return html_error(e),
@@ -249,7 +250,7 @@ pub async fn file_page(State(s): State<AppState>, ApiQuery(q): ApiQuery<FileQuer
 /// `GET /download?path=/a/f`: redirects to a chunkserver's `/files`, which
 /// streams the file (the master never carries file data). A chunkserver
 /// holding the first chunk is preferred, else any live one.
-pub async fn download(State(s): State<AppState>, ApiQuery(q): ApiQuery<FileQuery>) -> Response {
+pub async fn download(State(s): State<Master>, ApiQuery(q): ApiQuery<FileQuery>) -> Response {
     let (store, chunks, path) = (s.store.clone(), s.chunks.clone(), q.path.clone());
     let found = blocking(move || {
         let attr = store.resolve_node(&NodeRef { path: Some(path), inode: None })?.attr;

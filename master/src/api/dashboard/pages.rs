@@ -11,8 +11,8 @@ use dfs_common::http::html::{bar, bytes, escape};
 
 use super::data::{self, EventsQuery, NodeRow, Overview, Work};
 use super::{charts, frame};
-use crate::api::AppState;
 use crate::events::Event;
+use crate::state::Master;
 
 /// The page script: poll what the page shows.
 const LIVE: &str = "dashStart();";
@@ -156,7 +156,7 @@ fn page(body: String) -> Response {
 }
 
 /// `GET /`
-pub async fn overview(State(s): State<AppState>) -> Response {
+pub async fn overview(State(s): State<Master>) -> Response {
     let o = match data::overview(&s).await {
         Ok(o) => o,
         Err(e) => return e.into_response(),
@@ -174,17 +174,17 @@ pub async fn overview(State(s): State<AppState>) -> Response {
 }
 
 /// `GET /chunkservers`
-pub async fn chunkservers(State(s): State<AppState>) -> Response {
+pub async fn chunkservers(State(s): State<Master>) -> Response {
     page(nodes_section(&data::chunkservers(&s)) + &json_links(&["/v1/dashboard/chunkservers", "/v1/chunkservers"]))
 }
 
 /// `GET /work`
-pub async fn work(State(s): State<AppState>) -> Response {
+pub async fn work(State(s): State<Master>) -> Response {
     page(work_section(&data::work(&s)) + &json_links(&["/v1/dashboard/work", "/v1/admin/replication"]))
 }
 
 /// `GET /events`
-pub async fn events(State(s): State<AppState>) -> Response {
+pub async fn events(State(s): State<Master>) -> Response {
     let limit = data::EVENTS_DEFAULT;
     let events = data::events(&s, EventsQuery { after: 0, limit: Some(limit) });
     page(events_section(&events.events, limit) + &json_links(&["/v1/dashboard/events"]))

@@ -1,0 +1,30 @@
+//! [`Master`]: what the running master's parts share: the namespace store
+//! and its writer, chunk management, the dashboard's history, the cluster
+//! key. The HTTP API (`api`) and the figures (`metrics`) both read it; it
+//! knows neither.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use dfs_common::http::internal::ClusterAuth;
+use dfs_common::http::metrics::HttpMetrics;
+
+use crate::chunks::ChunkManager;
+use crate::history::History;
+use crate::store::{Store, Writer};
+
+/// The master's shared state; cheap to clone (handles and `Arc`s).
+#[derive(Clone)]
+pub struct Master {
+    pub store: Store,
+    pub writer: Writer,
+    pub chunks: Arc<ChunkManager>,
+    /// When the master started, for its uptime.
+    pub started: Instant,
+    /// Traffic, samples and the chunk census for the dashboard.
+    pub history: Arc<History>,
+    /// Request counts and latencies, for `/metrics`.
+    pub http_metrics: Arc<HttpMetrics>,
+    /// The cluster key: checks chunkservers' requests, signs answers.
+    pub auth: Arc<ClusterAuth>,
+}
