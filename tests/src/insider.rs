@@ -193,7 +193,7 @@ pub async fn lease(http: &reqwest::Client, master: &str, inode: InodeId, index: 
 
 /// `PUT {address}/v1/chunks/{handle}/data?version=V&offset=O` of `body`
 /// with correct checksums, the token given (if any) and the forward list.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "one argument per part of the request, which each test sets its own way")]
 pub async fn put_data(
     http: &reqwest::Client,
     address: &str,

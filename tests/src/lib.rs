@@ -12,6 +12,7 @@ pub mod mount;
 pub mod process;
 pub mod shell;
 pub mod syncs;
+pub mod sys;
 
 pub use api::Api;
 pub use cluster::Cluster;
@@ -35,6 +36,6 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 /// Writes dirty pages back and drops the page cache, so a benchmark reads
 /// from disk; false when not permitted (not root).
 pub fn drop_caches() -> bool {
-    unsafe { libc::sync() };
+    sys::sync();
     std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
 }

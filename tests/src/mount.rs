@@ -104,7 +104,7 @@ impl Mount {
         if let Some(status) = self.exited {
             return Ok(status);
         }
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        crate::sys::signal(self.child.id(), libc::SIGTERM);
         self.wait_exit(STOP_TIMEOUT).context("after SIGTERM")
     }
 

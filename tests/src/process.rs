@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::sys::signal;
+
 /// How long a daemon may take to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -76,7 +78,7 @@ impl MasterProcess {
 
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns its status code.
     pub fn terminate(&mut self) -> anyhow::Result<Option<i32>> {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        signal(self.child.id(), libc::SIGTERM);
         for _ in 0..200 {
             if let Some(status) = self.child.try_wait()? {
                 return Ok(status.code());
@@ -114,12 +116,6 @@ impl Drop for MasterProcess {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-/// Sends `sig` to process `pid` (ignoring a process that is gone).
-fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) with a pid of our own child and a valid signal number.
-    unsafe { libc::kill(pid as i32, sig) };
 }
 
 fn spawn_master(data_dir: &Path, listen: &str, extra: &[String]) -> anyhow::Result<(Child, String)> {

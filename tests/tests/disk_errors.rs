@@ -104,7 +104,7 @@ async fn serves_none(http: &reqwest::Client, address: &str, chunks: &[(u64, u64)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_fsync_error_sets_the_replica_aside_and_the_chunk_is_copied_elsewhere() {
-    if unsafe { libc::geteuid() } != 0 {
+    if !dfs_tests::sys::is_root() {
         eprintln!("SKIPPED {TAG}: a loop-mounted ext4 needs root");
         return;
     }

@@ -498,7 +498,7 @@ async fn a_copy_fences_off_late_writes_of_a_lease_that_ran_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_disk_sends_chunks_elsewhere_or_fails_clearly_and_corrupts_nothing() {
     let tag = "disk-full";
-    if unsafe { libc::geteuid() } != 0 {
+    if !dfs_tests::sys::is_root() {
         eprintln!("SKIPPED {tag}: mounting a tmpfs needs root");
         return;
     }
@@ -575,13 +575,7 @@ async fn a_full_disk_sends_chunks_elsewhere_or_fails_clearly_and_corrupts_nothin
 }
 
 fn faults_free_bytes(dir: &std::path::Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return 0;
-    }
-    s.f_bavail as u64 * s.f_frsize as u64
+    dfs_tests::sys::space(dir).map_or(0, |s| s.available_bytes)
 }
 
 // ---------------------------------------------------------------------------

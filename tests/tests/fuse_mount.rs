@@ -620,16 +620,22 @@ fn creating_in_a_directory_removed_by_another_client_is_enoent() {
         block_on(dfs_tests::shell::dfs(&master, &["rm", "-r", "/gone"])).unwrap().ok();
         let name = |n: &str| CString::new(n).unwrap();
         let last = || io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        let created = unsafe { libc::openat(fd, name("new").as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY, 0o644) };
-        let create_errno = if created < 0 { last() } else { 0 };
-        let made = unsafe { libc::mkdirat(fd, name("sub").as_ptr(), 0o755) };
-        let mkdir_errno = if made < 0 { last() } else { 0 };
-        let linked = unsafe { libc::symlinkat(name("x").as_ptr(), fd, name("link").as_ptr()) };
-        let symlink_errno = if linked < 0 { last() } else { 0 };
-        if created >= 0 {
-            unsafe { libc::close(created) };
-        }
-        unsafe { libc::close(fd) };
+        // SAFETY: `fd` is the directory taken from `dir`, closed once, last;
+        // each name is NUL-terminated and lives for its call; `created` is
+        // closed once, if it was opened.
+        let (create_errno, mkdir_errno, symlink_errno) = unsafe {
+            let created = libc::openat(fd, name("new").as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY, 0o644);
+            let create_errno = if created < 0 { last() } else { 0 };
+            let made = libc::mkdirat(fd, name("sub").as_ptr(), 0o755);
+            let mkdir_errno = if made < 0 { last() } else { 0 };
+            let linked = libc::symlinkat(name("x").as_ptr(), fd, name("link").as_ptr());
+            let symlink_errno = if linked < 0 { last() } else { 0 };
+            if created >= 0 {
+                libc::close(created);
+            }
+            libc::close(fd);
+            (create_errno, mkdir_errno, symlink_errno)
+        };
         assert_eq!(create_errno, libc::ENOENT, "openat(O_CREAT) in the removed directory (0: it was acknowledged)");
         assert_eq!(mkdir_errno, libc::ENOENT, "mkdirat in the removed directory (0: it was acknowledged)");
         assert_eq!(symlink_errno, libc::ENOENT, "symlinkat in the removed directory (0: it was acknowledged)");
@@ -758,7 +764,7 @@ const COMMAND_LIMIT: Duration = Duration::from_secs(240);
 fn run(cmd: &mut Command) -> Output {
     let what = format!("{cmd:?}");
     let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
-    let pid = child.id() as i32;
+    let pid = child.id();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
@@ -766,7 +772,7 @@ fn run(cmd: &mut Command) -> Output {
     match rx.recv_timeout(COMMAND_LIMIT) {
         Ok(out) => out.unwrap_or_else(|e| panic!("{what}: {e}")),
         Err(_) => {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            dfs_tests::sys::signal(pid, libc::SIGKILL);
             panic!("{what} took over {COMMAND_LIMIT:?}")
         }
     }
@@ -843,6 +849,8 @@ fn set_mtime(path: &Path, t: SystemTime) {
     let ts = (d.as_secs() as i64, d.subsec_nanos() as i64);
     let c = cstr(path);
     let times = [libc::timespec { tv_sec: ts.0, tv_nsec: ts.1 }, libc::timespec { tv_sec: ts.0, tv_nsec: ts.1 }];
+    // SAFETY: a NUL-terminated path and an array of the two timespecs
+    // utimensat reads, both live for the call.
     let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
     assert_eq!(r, 0, "utimensat {}: {}", path.display(), io::Error::last_os_error());
 }
@@ -851,6 +859,8 @@ fn set_mtime(path: &Path, t: SystemTime) {
 fn utimensat(path: &Path, atime: (i64, i64), mtime: (i64, i64)) {
     let c = cstr(path);
     let times = [libc::timespec { tv_sec: atime.0, tv_nsec: atime.1 }, libc::timespec { tv_sec: mtime.0, tv_nsec: mtime.1 }];
+    // SAFETY: a NUL-terminated path and an array of the two timespecs
+    // utimensat reads, both live for the call.
     let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) };
     assert_eq!(r, 0, "utimensat {}: {}", path.display(), io::Error::last_os_error());
 }
@@ -868,6 +878,7 @@ fn cstr(path: &Path) -> CString {
 /// renameat2(2); the errno when refused.
 fn rename2(from: &Path, to: &Path, flags: u32) -> Result<(), i32> {
     let (f, t) = (cstr(from), cstr(to));
+    // SAFETY: two NUL-terminated paths, live for the call.
     let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), flags) };
     if r == 0 {
         Ok(())
@@ -888,6 +899,8 @@ fn xattr(path: &Path, call: XattrCall) -> Result<isize, i32> {
     let (c, name) = (cstr(path), CString::new("user.test").unwrap());
     let mut buf = [0u8; 64];
     let value = b"v";
+    // SAFETY: NUL-terminated path and name, and buffers passed with their
+    // true lengths, all live for the call.
     let r = unsafe {
         match call {
             XattrCall::Get => libc::getxattr(c.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()),
@@ -904,11 +917,7 @@ fn xattr(path: &Path, call: XattrCall) -> Result<isize, i32> {
 }
 
 fn statvfs(path: &Path) -> libc::statvfs {
-    let c = cstr(path);
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    assert_eq!(r, 0, "statvfs: {}", io::Error::last_os_error());
-    st
+    dfs_tests::sys::statvfs(path).unwrap_or_else(|e| panic!("statvfs: {e}"))
 }
 
 /// Creates `path`, writes `data`, fsyncs and closes it; the first error,
@@ -918,11 +927,7 @@ fn write_fsync_close(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut f = File::create(path).map_err(|e| step("create", e))?;
     f.write_all(data).map_err(|e| step("write", e))?;
     f.sync_all().map_err(|e| step("fsync", e))?;
-    let fd = f.into_raw_fd();
-    if unsafe { libc::close(fd) } != 0 {
-        return Err(step("close", io::Error::last_os_error()));
-    }
-    Ok(())
+    dfs_tests::sys::close(f).map_err(|e| step("close", e))
 }
 
 /// Asserts equal bytes, reporting the sizes and the first difference.

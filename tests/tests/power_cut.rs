@@ -26,7 +26,7 @@ fn write_synced(path: &Path, data: &[u8]) {
 
 #[test]
 fn a_power_cut_keeps_what_was_synced_and_loses_the_rest() {
-    if unsafe { libc::geteuid() } != 0 {
+    if !dfs_tests::sys::is_root() {
         eprintln!("SKIPPED power-cut: a loop-mounted ext4 needs root");
         return;
     }

@@ -32,7 +32,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::io::IntoRawFd;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -220,7 +220,7 @@ async fn worker_failure(e: tokio::task::JoinError, c: &Cluster, files: &Files, i
 /// An ext4 of its own for each chunkserver, when this runs as root: a
 /// power cut of one node, or a full disk, then touches that node alone.
 fn node_disks() -> Option<Vec<LoopExt4>> {
-    if unsafe { libc::geteuid() } != 0 {
+    if !dfs_tests::sys::is_root() {
         say!(TAG, "not root: no loop-mounted disks, so lost-writes (power cut) and full-disk faults are skipped");
         return None;
     }
@@ -371,10 +371,10 @@ async fn fill_up(root: &Path, hold: Duration) -> Result<(), String> {
     let ballast = root.join("ballast");
     let free = free_bytes(root);
     let f = File::create(&ballast).map_err(|e| format!("ballast: {e}"))?;
-    let fd = f.into_raw_fd();
     // Allocates without writing: the disk is full at once.
-    let r = unsafe { libc::posix_fallocate(fd, 0, free as libc::off_t) };
-    unsafe { libc::close(fd) };
+    // SAFETY: `f` owns the descriptor and is open for the call.
+    let r = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, free as libc::off_t) };
+    drop(f);
     say!(TAG, "full disk: {free} bytes of ballast ({}), {} bytes left", if r == 0 { "allocated" } else { "partly" }, free_bytes(root));
     tokio::time::sleep(hold).await;
     std::fs::remove_file(&ballast).map_err(|e| format!("remove ballast: {e}"))?;
@@ -384,13 +384,7 @@ async fn fill_up(root: &Path, hold: Duration) -> Result<(), String> {
 /// Free bytes as root sees them (ext4 keeps blocks for root, and the
 /// chunkserver runs as root here: the ballast takes those too).
 fn free_bytes(dir: &Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return 0 };
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return 0;
-    }
-    s.f_bfree as u64 * s.f_frsize as u64
+    dfs_tests::sys::space(dir).map_or(0, |s| s.free_bytes)
 }
 
 /// Flips a byte in up to `count` replicas, each of a chunk with 3 current
@@ -722,9 +716,5 @@ fn write_file(path: &Path, data: &[u8], append: bool) -> io::Result<()> {
         false => OpenOptions::new().write(true).create(true).truncate(true).open(path)?,
     };
     f.write_all(data)?;
-    let fd = f.into_raw_fd();
-    match unsafe { libc::close(fd) } {
-        0 => Ok(()),
-        _ => Err(io::Error::last_os_error()),
-    }
+    dfs_tests::sys::close(f)
 }

@@ -389,7 +389,7 @@ fn cs_request(w: &CsWorld, c: &CsCase) -> Option<CsRequest> {
 
 /// `GET /files?path=` (the chunkserver's private query type, mirrored).
 #[derive(serde::Deserialize)]
-#[allow(dead_code)]
+#[allow(dead_code, reason = "decoded only to see whether the query is well-formed")]
 struct FilesQuery {
     path: String,
 }

@@ -2,7 +2,7 @@
 //! a few files (one with a name shaped like an injection), plain HTTP
 //! fetches, and bounded waits.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "shared by two test binaries, each of which uses only some of it")]
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,0 +1,69 @@
+//! Safe wrappers of the few system calls the tests make on their own
+//! (each unsafe call once, with why it holds), shared by the test files.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::IntoRawFd;
+use std::path::Path;
+
+/// Whether this runs as root (the loop-device and tmpfs tests need it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// statvfs(2) of the file system holding `path`.
+pub fn statvfs(path: &Path) -> io::Result<libc::statvfs> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: statvfs is plain old data, for which all zero bytes is a value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a writable statvfs, both
+    // live for the call.
+    match unsafe { libc::statvfs(c.as_ptr(), &mut st) } {
+        0 => Ok(st),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Space on the file system holding `path`, in bytes.
+pub struct Space {
+    /// Free blocks, with those ext4 keeps for root.
+    pub free_bytes: u64,
+    /// What an unprivileged writer can still take.
+    pub available_bytes: u64,
+}
+
+/// [`Space`] on the file system holding `path`.
+pub fn space(path: &Path) -> io::Result<Space> {
+    let st = statvfs(path)?;
+    // The field types differ between platforms (u32 on some 32-bit ones).
+    let (frsize, bfree, bavail) = (st.f_frsize as u64, st.f_bfree as u64, st.f_bavail as u64);
+    Ok(Space { free_bytes: bfree * frsize, available_bytes: bavail * frsize })
+}
+
+/// Closes `file` and returns close(2)'s error, which dropping a `File`
+/// ignores: on a FUSE mount the close is a write's acknowledgement.
+pub fn close(file: File) -> io::Result<()> {
+    let fd = file.into_raw_fd();
+    // SAFETY: `into_raw_fd` gave up ownership of `fd`, so it is closed once,
+    // here, and used by nothing after.
+    match unsafe { libc::close(fd) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// sync(2): writes every dirty page back.
+pub fn sync() {
+    // SAFETY: sync(2) takes nothing and cannot fail.
+    unsafe { libc::sync() }
+}
+
+/// Sends `sig` to process `pid` (ignoring a process that is gone).
+pub fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) takes plain integers; the worst a wrong pid can do is
+    // signal another process, and the callers pass their own children.
+    unsafe { libc::kill(pid as i32, sig) };
+}
