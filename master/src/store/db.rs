@@ -115,7 +115,7 @@ impl Store {
         Store::open_probed(dir, options, None)
     }
 
-    pub(crate) fn open_probed(dir: &Path, options: StoreOptions, #[allow(unused)] probe: Option<ProbeArg>) -> Result<Store, NsError> {
+    pub(crate) fn open_probed(dir: &Path, options: StoreOptions, probe: Option<ProbeArg>) -> Result<Store, NsError> {
         std::fs::create_dir_all(dir).map_err(|e| NsError::new(ErrorKind::EIO, format!("cannot create {}: {e}", dir.display())))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -202,7 +202,7 @@ impl Store {
     }
 
     /// Tells a test's probe which step of a checkpoint was just done.
-    fn probe(&self, #[allow(unused)] step: &'static str) {
+    fn probe(&self, #[cfg_attr(not(test), expect(unused_variables, reason = "only tests have a probe to tell"))] step: &'static str) {
         #[cfg(test)]
         if let Some(p) = &self.probe {
             (p.lock().unwrap_or_else(|e| e.into_inner()))(step);
@@ -322,7 +322,7 @@ fn log_epoch(db: &DB) -> Result<u64, NsError> {
 /// Options of each column family (`tests` stops compactions, so that a
 /// copy of the directory taken while the store is open is one RocksDB can
 /// open, as after a SIGKILL).
-fn cf_options(#[allow(unused)] for_crash_images: bool) -> Options {
+fn cf_options(#[cfg_attr(not(test), expect(unused_variables, reason = "only tests take crash images"))] for_crash_images: bool) -> Options {
     let mut o = Options::default();
     o.set_write_buffer_size(MEMTABLE_BYTES);
     #[cfg(test)]
