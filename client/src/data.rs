@@ -63,7 +63,7 @@ impl Client {
         let new = self.master().setattr(&req).await?;
         let cs = attr.chunk_size_bytes.max(1);
         let tail_end = attr.size.min(size.div_ceil(cs) * cs);
-        if size < tail_end && !size.is_multiple_of(cs) {
+        if size < tail_end && size % cs != 0 {
             let zeros = Bytes::from(vec![0u8; (tail_end - size) as usize]);
             let pieces = split_write(cs, self.config().write_piece_bytes, size, zeros)?;
             self.write_pieces(attr.inode, pieces.into_iter()).await?;
