@@ -1,6 +1,8 @@
 # The two commands of the README:
 #   make run    build and run a local dfs (installs missing Debian packages first)
-#   make test   build everything and run the whole test suite (and a 2-minute soak)
+#   make test   build everything and run the whole test suite (and a 2-minute soak),
+#               after make lint
+#   make lint   cargo fmt --check, and clippy with every warning an error
 #   make soak   a mixed workload under seeded faults (DFS_SOAK_SECS, default 1800;
 #               DFS_FAULT_SEED=N replays a schedule); see docs/RELIABILITY.md
 #   make fuzz   every request decoder fuzzed for longer than the suite does
@@ -12,7 +14,7 @@ CARGO ?= cargo
 export ROCKSDB_LIB_DIR ?= /usr/lib/$(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test deps build bench soak fuzz
+.PHONY: run test lint deps build bench soak fuzz
 
 deps:
 	@bash deploy/install-deps.sh
@@ -23,9 +25,16 @@ build: deps
 run: build
 	BIN_DIR=$(TARGET_DIR)/debug bash deploy/local-cluster.sh
 
+# Style as the tools check it, before any test: rustfmt (rustfmt.toml; `cargo
+# fmt` fixes what it reports) and clippy on every crate and target (which lints
+# in Cargo.toml's [workspace.lints], settings in clippy.toml).
+lint: deps
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
 # Binaries first: the end-to-end tests start them as real processes.
 # Then the soak for 2 minutes (it is #[ignore]d, so plain `cargo test` skips it).
-test: deps
+test: deps lint
 	$(CARGO) build --workspace --bins --tests
 	$(CARGO) test --workspace --no-fail-fast
 	DFS_SOAK_SECS=120 $(CARGO) test -p dfs-tests --test soak -- --ignored --nocapture

@@ -10,7 +10,21 @@
 #          (headless, for the dashboard's browser test)
 #          e2fsprogs (mkfs.ext4: the disk-error, power-cut and soak tests put
 #          chunkservers on ext4 filesystems of their own, on loop devices)
+#   lint:  the rustfmt and clippy components of the Rust toolchain, added
+#          with rustup when they are missing
 set -euo pipefail
+
+# Before the Debian packages, which return early when all are present. The
+# Debian toolchain is too old for this workspace (see rust-version in
+# Cargo.toml), so without rustup the toolchain's owner must add them.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  if ! command -v rustup >/dev/null; then
+    echo "install-deps: cargo fmt and cargo clippy are missing, and there is no rustup to add them" >&2
+    exit 1
+  fi
+  echo "install-deps: adding the Rust components rustfmt and clippy" >&2
+  rustup component add rustfmt clippy
+fi
 
 PACKAGES=(libclang-dev librocksdb-dev pkg-config g++ curl fuse3 git sqlite3 rsync tar diffutils util-linux chromium e2fsprogs)
 missing=()
