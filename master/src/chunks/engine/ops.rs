@@ -105,12 +105,11 @@ impl Engine {
     }
 
     pub(super) fn version_set(&mut self, op: OpId, node: NodeId, ok: bool) {
-        let Some(Op::Bump { handle, targets, waiting, holders, version, .. }) = self.ops.get_mut(&op) else { return };
+        let Some(Op::Bump { targets, waiting, holders, .. }) = self.ops.get_mut(&op) else { return };
         *waiting = waiting.saturating_sub(1);
-        match (ok, targets.iter().find(|t| t.node_id == node)) {
-            (true, Some(t)) => holders.push(t.clone()),
-            (false, _) => tracing::warn!(chunk = %handle, %node, %version, "replica missed a version bump"),
-            (true, None) => {}
+        // A failed call is logged by the driver, with its error.
+        if let (true, Some(t)) = (ok, targets.iter().find(|t| t.node_id == node)) {
+            holders.push(t.clone());
         }
         if *waiting > 0 {
             return;
