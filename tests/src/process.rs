@@ -128,8 +128,13 @@ fn spawn_master(data_dir: &Path, listen: &str, extra: &[String]) -> anyhow::Resu
 }
 
 /// Starts `binary` with `args` and waits for the line announcing its URL.
+/// `DFS_MASTER_BIN` names another master binary (benchmarks compare an
+/// older build against this one with the same harness).
 fn spawn(binary: &str, args: &[String], marker: &'static str) -> anyhow::Result<(Child, String)> {
-    let bin = bin_dir()?.join(binary);
+    let bin = match std::env::var_os("DFS_MASTER_BIN") {
+        Some(path) if binary == "dfs-master" => PathBuf::from(path),
+        _ => bin_dir()?.join(binary),
+    };
     let mut child = Command::new(&bin)
         .args(args)
         .env("DFS_LOG", std::env::var("DFS_LOG").unwrap_or_else(|_| "warn".into()))
