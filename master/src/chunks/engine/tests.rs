@@ -320,3 +320,78 @@ fn safe_mode_holds_copies_and_leases_until_the_replicas_report() {
     assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 3, "both copies made in one pass");
     assert!(!h.e.safe_mode_on());
 }
+
+fn replica(handle: u64, version: u64) -> ReplicaReport {
+    ReplicaReport { handle: ChunkHandle(handle), version: ChunkVersion(version), length: 0, dirty: false }
+}
+
+/// The heartbeat answers' deletions for `nodes`, as (node, handle).
+fn deletions(h: &mut Harness, nodes: impl IntoIterator<Item = u128>) -> Vec<(u128, u64)> {
+    let mut out = Vec::new();
+    for i in nodes {
+        for c in h.heartbeat(i, None) {
+            if let Command::Reply { answer: Answer::Heartbeat(Ok(r)), .. } = c {
+                out.extend(r.delete.iter().map(|d| (i, d.handle.0)));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_draining_node_is_copied_off_then_drained_and_a_surplus_replica_is_trimmed() {
+    let mut h = Harness::new(4);
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    h.later(LEASE + Duration::from_secs(1));
+    deletions(&mut h, 1..=4);
+    // Node 1 holds a replica and is decommissioned: the chunk is copied to node 4.
+    h.step(Event::Decommission { node: n(1), on: true });
+    let out = h.step(Event::Tick);
+    assert!(calls(&out).iter().all(|c| c.starts_with("version 2")), "{:?}", calls(&out));
+    h.settle(out, &[]);
+    assert_eq!(h.e.map().replica_version(ChunkHandle(7), n(4)), Some(ChunkVersion(2)));
+    h.step(Event::Tick);
+    let state = |h: &Harness| h.e.map().chunkservers(h.now, DEAD_AFTER).into_iter().find(|c| c.node_id == n(1)).unwrap().state;
+    assert_eq!(state(&h), "decommissioned", "drained: safe to remove");
+    // Recommissioned, node 1 counts again: four replicas of three wanted.
+    h.step(Event::Decommission { node: n(1), on: false });
+    h.heartbeat(1, Some(vec![replica(7, 2)]));
+    h.step(Event::Tick);
+    assert_eq!(deletions(&mut h, 1..=4).len(), 1, "one surplus replica trimmed");
+    assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 3);
+}
+
+#[test]
+fn a_report_at_a_version_never_issued_is_held_and_never_served() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    // A forged (or broken) report of node 3 at version 9.
+    let out = h.heartbeat(3, Some(vec![replica(7, 9)]));
+    assert!(calls(&out).is_empty(), "never adopted (no store write)");
+    assert_eq!(h.e.map().chunk(ChunkHandle(7)).unwrap().version, ChunkVersion(1));
+    let current: Vec<NodeId> = h.e.map().current_replicas(ChunkHandle(7), h.now, DEAD_AFTER).iter().map(|r| r.node_id).collect();
+    assert_eq!(current, vec![n(1), n(2)], "node 3 is not served");
+    // One step ahead from a holder, with no bump here: the previous
+    // master's last bump, adopted once and recorded.
+    let out = h.heartbeat(1, Some(vec![replica(7, 2)]));
+    assert_eq!(calls(&out), vec!["store version"]);
+    h.settle(out, &[]);
+    assert_eq!(h.e.map().chunk(ChunkHandle(7)).unwrap().version, ChunkVersion(2));
+}
+
+#[test]
+fn replicas_of_unknown_chunks_wait_for_the_grace_and_the_startup_delay() {
+    let t0 = Instant::now();
+    let delay = Duration::from_secs(3600);
+    let mut h = Harness { e: Engine::new(ChunkMap::default(), ChunkConfig { startup_delete_delay: delay, ..config(false) }, t0), now: t0, next_req: 1 };
+    h.heartbeat(1, Some(vec![replica(40, 3)]));
+    h.step(Event::Tick);
+    h.later(GRACE);
+    h.step(Event::Tick);
+    assert!(deletions(&mut h, [1]).is_empty(), "not before the start-up delay");
+    h.later(delay);
+    h.step(Event::Tick);
+    assert_eq!(deletions(&mut h, [1]), vec![(1, 40)]);
+}
