@@ -8,7 +8,7 @@ use dfs_tests::insider::{self, closed_port_url, fake_heartbeat};
 use dfs_tests::say;
 use serde_json::json;
 
-use crate::running::{alive, World};
+use crate::world::{alive, World};
 use crate::*;
 
 /// A heartbeat as a chunkserver reporting `report`.

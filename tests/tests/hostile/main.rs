@@ -12,7 +12,8 @@
 //!   with a hostile source; forwards to a foreign URL; u64::MAX versions,
 //!   offsets and lengths; bad-replica reports from outsiders; oversized
 //!   bodies; forged heartbeats (unsigned; signed by an insider: high
-//!   versions, a stolen node id, huge capacity, version u64::MAX).
+//!   versions, a stolen node id, huge capacity, version u64::MAX). The
+//!   cluster they share is `world`.
 //! - `slowloris_on_a_chunkserver_does_not_stop_writes`.
 //! - `a_chunkserver_refuses_a_master_of_another_cluster_and_deletes_nothing`
 //!   (another key; that cluster's key but this cluster's id recorded) and
@@ -23,6 +24,7 @@ mod heartbeats;
 mod other_clusters;
 mod running;
 mod slowloris;
+mod world;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
