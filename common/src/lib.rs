@@ -9,6 +9,8 @@
 //! - [`auth`]: the cluster key, signatures of internal requests, chunk tokens.
 //! - [`config`]: layering of defaults, a TOML file, `DFS_*` variables and flags.
 //! - [`dir_lock`]: one daemon per data directory (an exclusive `flock`).
+//! - [`worker`] (feature `http`): the one shape of the daemons' background
+//!   workers (a tick, a stop signal, figures).
 
 pub mod auth;
 pub mod config;
@@ -20,6 +22,8 @@ pub mod ids;
 pub mod local_reads;
 pub mod names;
 pub mod wire;
+#[cfg(feature = "http")]
+pub mod worker;
 
 pub use error::{ErrorBody, ErrorKind};
 pub use ids::{ChunkHandle, ChunkVersion, InodeId, NodeId};
