@@ -1,4 +1,4 @@
-//! The heartbeat loop: capacity, use and load every interval, with a full
+//! The heartbeat worker: capacity, use and load every interval, with a full
 //! chunk report at registration, periodically, and whenever the master asks;
 //! and the replica deletes the master answers with.
 //!
@@ -14,6 +14,7 @@ use dfs_common::auth::signature::HEADER_AUTH;
 use dfs_common::auth::AuthError;
 use dfs_common::http::internal::ClusterAuth;
 use dfs_common::wire::chunks::{DeleteReplica, Heartbeat, HeartbeatResponse, ReplicaReport};
+use dfs_common::worker::{Next, Worker};
 use dfs_common::ErrorBody;
 
 use crate::chunk_store::ChunkError;
@@ -114,39 +115,69 @@ const EARLY_BEAT_GAP: Duration = Duration::from_millis(200);
 /// Largest heartbeat answer read (a long delete list).
 const ANSWER_MAX_BYTES: usize = dfs_common::http::internal::SIGNED_BODY_MAX_BYTES;
 
-/// Runs until the process ends. Failures are logged and retried next tick;
-/// refusals (see [`Decision::Refuse`]) after a growing wait.
-pub async fn run(node: Arc<Node>, interval: Duration, report_interval: Duration) {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_idle_timeout(Duration::from_secs(5)).build().unwrap_or_default();
-    let url = format!("{}/v1/heartbeat", node.master);
-    let mut last_report: Option<Instant> = None;
-    let mut backoff: Option<Duration> = None;
-    let mut missing_keys: Vec<u32> = Vec::new();
-    let mut last_beat: Option<Instant> = None;
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = node.peers.refresh_wanted() => {
-                if let Some(gap) = last_beat.and_then(|t| EARLY_BEAT_GAP.checked_sub(t.elapsed())) {
-                    tokio::time::sleep(gap).await;
-                }
-            }
+/// The heartbeat worker: a beat every interval, an early one when a
+/// request waits for a fresher peer list, at once when the master asks for
+/// a report. Failures are logged and retried next tick; refusals (see
+/// [`Decision::Refuse`]) after a growing wait.
+pub struct Heartbeats {
+    node: Arc<Node>,
+    http: reqwest::Client,
+    url: String,
+    interval: Duration,
+    report_interval: Duration,
+    /// When the last full report was taken (`None`: one is due).
+    last_report: Option<Instant>,
+    /// The wait after the last refusal (`None`: not refused).
+    backoff: Option<Duration>,
+    /// Token key ids of the master's that this node cannot derive (logged once).
+    missing_keys: Vec<u32>,
+    last_beat: Option<Instant>,
+}
+
+impl Heartbeats {
+    pub fn new(node: Arc<Node>, interval: Duration, report_interval: Duration) -> Self {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_idle_timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        let url = format!("{}/v1/heartbeat", node.master);
+        Heartbeats { node, http, url, interval, report_interval, last_report: None, backoff: None, missing_keys: Vec::new(), last_beat: None }
+    }
+}
+
+impl Worker for Heartbeats {
+    fn name(&self) -> &'static str {
+        "heartbeat"
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// A request waits for a fresher peer list: beat early, but not within
+    /// [`EARLY_BEAT_GAP`] of the last beat.
+    async fn woken(&self) {
+        self.node.peers.refresh_wanted().await;
+        if let Some(gap) = self.last_beat.and_then(|t| EARLY_BEAT_GAP.checked_sub(t.elapsed())) {
+            tokio::time::sleep(gap).await;
         }
-        last_beat = Some(Instant::now());
-        let with_report = last_report.is_none_or(|t| t.elapsed() >= report_interval);
-        let decision = beat(&node, &http, &url, with_report).await;
+    }
+
+    /// One beat. A refusal waits out its backoff inside the pass (no early
+    /// beat cuts it short), then the next beat is an interval later.
+    async fn pass(&mut self) -> Next {
+        let node = self.node.clone();
+        self.last_beat = Some(Instant::now());
+        let with_report = self.last_report.is_none_or(|t| t.elapsed() >= self.report_interval);
+        let decision = beat(&node, &self.http, &self.url, with_report).await;
+        let mut next = Next::Tick;
         let refused = match decision {
-            Decision::Apply { answer, record } => match apply(&node, answer, record, with_report, &mut missing_keys).await {
+            Decision::Apply { answer, record } => match apply(&node, answer, record, with_report, &mut self.missing_keys).await {
                 Ok(send_report) => {
-                    backoff = None;
+                    self.backoff = None;
                     if with_report {
-                        last_report = Some(Instant::now());
+                        self.last_report = Some(Instant::now());
                     }
                     if send_report {
-                        last_report = None;
-                        ticker.reset_immediately();
+                        self.last_report = None;
+                        next = Next::Now;
                     }
                     None
                 }
@@ -156,22 +187,21 @@ pub async fn run(node: Arc<Node>, interval: Duration, report_interval: Duration)
             Decision::Failed(why) => {
                 tracing::warn!(error = %why, "heartbeat failed");
                 // The master may have restarted: report everything once it is back.
-                last_report = None;
+                self.last_report = None;
                 None
             }
         };
         node.peers.beat_finished();
-        if let Some(why) = refused {
-            // Serve nothing for a master this node cannot trust; the next
-            // accepted answer takes a full report again.
-            node.registered.store(false, Ordering::Release);
-            last_report = None;
-            let wait = backoff_after(backoff, interval);
-            backoff = Some(wait);
-            tracing::error!(master = %node.master, retry_in_ms = wait.as_millis() as u64, "{why}");
-            tokio::time::sleep(wait).await;
-            ticker.reset();
-        }
+        let Some(why) = refused else { return next };
+        // Serve nothing for a master this node cannot trust; the next
+        // accepted answer takes a full report again.
+        node.registered.store(false, Ordering::Release);
+        self.last_report = None;
+        let wait = backoff_after(self.backoff, self.interval);
+        self.backoff = Some(wait);
+        tracing::error!(master = %node.master, retry_in_ms = wait.as_millis() as u64, "{why}");
+        tokio::time::sleep(wait).await;
+        Next::After(self.interval)
     }
 }
 

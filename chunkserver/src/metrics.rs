@@ -1,6 +1,7 @@
 //! The chunkserver's point-in-time figures for `/metrics` (request counts
 //! and latencies come from the shared middleware): bytes read, written and
-//! copied, replicas held, replica syncs, checksum failures, the scrubber's progress.
+//! copied, replicas held, replica syncs, checksum failures, the scrubber's
+//! progress, the background workers' passes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,6 +32,7 @@ pub fn snapshot(n: &Node) -> Snapshot {
     s.counter("dfs_chunkserver_scrub_corrupt_replicas", "Corrupt replicas found by the scrubber", scrub.corrupt_found);
     s.gauge("dfs_chunkserver_scrub_pass_done", "Replicas done in the current scrub pass", scrub.pass_done as f64);
     s.gauge("dfs_chunkserver_scrub_pass_total", "Replicas in the current scrub pass", scrub.pass_total as f64);
+    n.workers.add_to(&mut s, "dfs_chunkserver");
     s.gauge("dfs_chunkserver_uptime_seconds", "Seconds since the start", n.started.elapsed().as_secs_f64());
     s
 }

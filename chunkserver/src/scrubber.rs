@@ -7,12 +7,14 @@
 //! `scrub_period_ms` (one that overruns is followed at once by the next).
 //! The first starts min(period, 10 s) after start-up: a node that restarted,
 //! perhaps after a crash, is checked soon rather than a whole period later.
+//! The tick, the stop signal and the figures are `dfs_common::worker`'s.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use dfs_common::worker::{Next, Worker};
 use dfs_common::ChunkHandle;
 use tokio::time::Instant;
 
@@ -31,21 +33,43 @@ pub struct PassOutcome {
     pub bytes: u64,
 }
 
-/// Runs passes until the process ends.
-pub async fn run(node: Arc<Node>, period: Duration, bytes_per_sec: u64) {
-    let mut next = Instant::now() + period.min(FIRST_PASS_DELAY);
-    loop {
-        tokio::time::sleep_until(next).await;
+/// The scrubber worker: a pass over every replica each period.
+pub struct Scrubber {
+    node: Arc<Node>,
+    period: Duration,
+    bytes_per_sec: u64,
+}
+
+impl Scrubber {
+    pub fn new(node: Arc<Node>, period: Duration, bytes_per_sec: u64) -> Self {
+        Scrubber { node, period, bytes_per_sec }
+    }
+}
+
+impl Worker for Scrubber {
+    fn name(&self) -> &'static str {
+        "scrubber"
+    }
+
+    fn interval(&self) -> Duration {
+        self.period
+    }
+
+    fn first_pass_after(&self) -> Duration {
+        self.period.min(FIRST_PASS_DELAY)
+    }
+
+    async fn pass(&mut self) -> Next {
         let started = Instant::now();
+        let node = &self.node;
         let on_corrupt = |handle| {
             let n = node.clone();
             async move { quarantine_and_report(&n, handle).await }
         };
-        let found = scrub_pass(&node.store, &node.scrub, bytes_per_sec, on_corrupt).await;
+        let found = scrub_pass(&node.store, &node.scrub, self.bytes_per_sec, on_corrupt).await;
         let secs = started.elapsed().as_secs();
         tracing::info!(replicas = found.verified, bytes = found.bytes, corrupt = found.corrupt, secs, "scrub pass done");
-        let Some(at) = started.checked_add(period) else { return };
-        next = at;
+        Next::Tick
     }
 }
 

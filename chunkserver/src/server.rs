@@ -9,14 +9,17 @@ use dfs_common::auth::KeySource;
 use dfs_common::http::daemon::shutdown_signal;
 use dfs_common::http::internal::ClusterAuth;
 use dfs_common::http::serve::{serve, Limits};
+use dfs_common::worker::Shutdown;
 use tokio::net::TcpListener;
 
 use crate::api::router;
 use crate::chunk_store::ChunkStore;
 use crate::config::ChunkserverConfig;
+use crate::heartbeat::Heartbeats;
 use crate::node::{new_node, Trust};
 use crate::pacing::mib_per_sec;
-use crate::{cluster_id, heartbeat, local_reads, node_id, scrubber};
+use crate::scrubber::Scrubber;
+use crate::{cluster_id, local_reads, node_id};
 
 pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     // One chunkserver per data directory, held until this returns (or the
@@ -41,9 +44,13 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let address = config.advertise_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let node = Arc::new(new_node(&config, id, store, address.clone(), trust)?);
-    let beats =
-        tokio::spawn(heartbeat::run(node.clone(), Duration::from_millis(config.heartbeat_interval_ms), Duration::from_millis(config.report_interval_ms)));
-    let scrub = tokio::spawn(scrubber::run(node.clone(), Duration::from_millis(config.scrub_period_ms), mib_per_sec(config.scrub_mib_per_sec)));
+    // Dropped on an early return: the workers stop with it.
+    let shutdown = Shutdown::default();
+    let ms = Duration::from_millis;
+    let beats = Heartbeats::new(node.clone(), ms(config.heartbeat_interval_ms), ms(config.report_interval_ms));
+    let beats = node.workers.spawn(beats, shutdown.signal());
+    let scrub = Scrubber::new(node.clone(), ms(config.scrub_period_ms), mib_per_sec(config.scrub_mib_per_sec));
+    let scrub = node.workers.spawn(scrub, shutdown.signal());
     println!("dfs-chunkserver listening on {address}");
     tracing::info!(%address, node = %id, master = %node.master, "chunkserver started");
     let (local, store) = (node.local.clone(), node.store.clone());
@@ -52,8 +59,8 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     if let Some(endpoint) = local {
         local_reads::remove_socket(&endpoint);
     }
-    beats.abort();
-    scrub.abort();
+    shutdown.stop();
+    let _ = tokio::join!(beats, scrub);
     // A clean stop loses nothing: sync the replicas written since their
     // last sync, so the next start does not report them dirty.
     let synced = tokio::task::spawn_blocking(move || store.sync_dirty()).await.unwrap_or(0);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use dfs_common::auth::TokenVerifier;
 use dfs_common::http::internal::ClusterAuth;
 use dfs_common::local_reads::LocalEndpoint;
+use dfs_common::worker::Workers;
 use dfs_common::{ChunkHandle, NodeId};
 
 use super::counters::{ScrubStats, SyncCounters};
@@ -42,6 +43,8 @@ pub struct Node {
     /// Bandwidth limit of each copy, in bytes/s.
     pub replication_bytes_per_sec: u64,
     pub scrub: ScrubStats,
+    /// The background workers' figures (heartbeat, scrubber), by name.
+    pub workers: Workers,
     /// Replicas that failed checksum verification (reads and scrubs).
     pub checksum_failures: AtomicU64,
     /// Replica syncs asked for by writers (`POST .../fsync`).
@@ -136,6 +139,7 @@ pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, addre
         copying: Mutex::new(Default::default()),
         replication_bytes_per_sec: mib_per_sec(config.replication_mib_per_sec),
         scrub: ScrubStats::default(),
+        workers: Workers::default(),
         checksum_failures: AtomicU64::new(0),
         syncs: Default::default(),
         max_write_bytes: config.max_write_bytes,
