@@ -1,7 +1,7 @@
 //! What the dashboard shows over time, kept in memory: each chunkserver's
 //! traffic (byte totals from its heartbeats, turned into rates here) and
 //! scrub progress; one sample of cluster throughput and capacity every
-//! [`SAMPLE_EVERY`], an hour of them. [`run`] is the sampler: every second
+//! [`SAMPLE_EVERY`], an hour of them. [`Sampler`] is the worker: every second
 //! it turns chunkserver state changes into events, and every
 //! [`SAMPLE_EVERY`] it takes a sample. (The chunk census is the monitor
 //! pass's: `ChunkManager::census`.)
@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dfs_common::wire::chunks::{ChunkserverInfo, Heartbeat, ScrubProgress};
+use dfs_common::worker::{Next, Worker};
 use dfs_common::NodeId;
 use serde::Serialize;
 
@@ -144,25 +145,44 @@ pub fn state_event(node: &ChunkserverInfo, old: Option<&str>) -> Option<(&'stati
     })
 }
 
-/// The sampler, until the manager is gone (it holds only a weak reference:
-/// the manager's Writer handle must not outlive the server).
-pub async fn run(manager: Weak<ChunkManager>, history: Arc<History>) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_sample: Option<Instant> = None;
-    loop {
-        ticker.tick().await;
-        let Some(m) = manager.upgrade() else { return };
+/// The dashboard's sampler, a worker: every second it turns chunkserver
+/// state changes into events, every [`SAMPLE_EVERY`] it takes a sample;
+/// until the manager is gone (it holds only a weak reference: the
+/// manager's Writer handle must not outlive the server) or it is stopped.
+pub struct Sampler {
+    manager: Weak<ChunkManager>,
+    history: Arc<History>,
+    last_sample: Option<Instant>,
+}
+
+impl Sampler {
+    pub fn new(manager: Weak<ChunkManager>, history: Arc<History>) -> Self {
+        Sampler { manager, history, last_sample: None }
+    }
+}
+
+impl Worker for Sampler {
+    fn name(&self) -> &'static str {
+        "dashboard_sampler"
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    async fn pass(&mut self) -> Next {
+        let Some(m) = self.manager.upgrade() else { return Next::Stop };
         let nodes = m.chunkservers();
-        for (node, old) in history.state_changes(&nodes) {
+        for (node, old) in self.history.state_changes(&nodes) {
             if let Some((kind, message)) = state_event(&node, old.as_deref()) {
                 m.events.push(kind, message);
             }
         }
-        if last_sample.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY) {
-            last_sample = Some(Instant::now());
-            history.sample(&nodes);
+        if self.last_sample.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY) {
+            self.last_sample = Some(Instant::now());
+            self.history.sample(&nodes);
         }
+        Next::Tick
     }
 }
 
@@ -193,6 +213,12 @@ mod tests {
         assert_eq!(state_event(&lost[0].0, lost[0].1.as_deref()).unwrap().0, "node_lost");
         let back = h.state_changes(&[info("live")]);
         assert_eq!(state_event(&back[0].0, back[0].1.as_deref()).unwrap().0, "node_back");
+    }
+
+    #[tokio::test]
+    async fn the_sampler_ends_when_the_manager_is_gone() {
+        let mut sampler = Sampler::new(Weak::new(), Arc::default());
+        assert_eq!(sampler.pass().await, Next::Stop);
     }
 
     #[test]

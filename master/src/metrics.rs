@@ -71,6 +71,7 @@ pub async fn snapshot(s: &Master) -> Snapshot {
         m.gauge("dfs_master_directories", "Directories in the namespace", fs.directories as f64);
         m.gauge("dfs_master_file_bytes", "Bytes of all files (before replication)", fs.bytes as f64);
     }
+    s.workers.add_to(&mut m, "dfs_master");
     m.gauge("dfs_master_uptime_seconds", "Seconds since the start", s.started.elapsed().as_secs_f64());
     m
 }

@@ -8,6 +8,7 @@ use anyhow::Context;
 use dfs_common::http::daemon::shutdown_signal;
 use dfs_common::http::internal::ClusterAuth;
 use dfs_common::http::serve::{serve, Limits};
+use dfs_common::worker::{Shutdown, Workers};
 use tokio::net::TcpListener;
 
 use crate::api::router;
@@ -15,6 +16,7 @@ use crate::chunks::trust::Trust;
 use crate::chunks::{monitor, safe_mode, ChunkConfig, ChunkManager};
 use crate::cluster_key;
 use crate::config::MasterConfig;
+use crate::history::Sampler;
 use crate::state::Master;
 use crate::store::mutations::Defaults;
 use crate::store::{Store, Writer, WriterConfig};
@@ -65,9 +67,12 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let chunks = tokio::task::spawn_blocking(move || ChunkManager::load(s, w, chunk_config, trust)).await??;
     let monitor = tokio::spawn(monitor::run(chunks.clone()));
     let history = Arc::new(crate::history::History::default());
-    let sampler = tokio::spawn(crate::history::run(Arc::downgrade(&chunks), history.clone()));
+    // Dropped on an early return: the workers stop with it.
+    let shutdown = Shutdown::default();
+    let workers = Arc::new(Workers::default());
+    let sampler = workers.spawn(Sampler::new(Arc::downgrade(&chunks), history.clone()), shutdown.signal());
     let http_metrics = dfs_common::http::metrics::HttpMetrics::new("dfs_master");
-    let state = Master { store, writer: writer.clone(), chunks, started: std::time::Instant::now(), history, http_metrics, auth };
+    let state = Master { store, writer: writer.clone(), chunks, started: std::time::Instant::now(), history, http_metrics, auth, workers };
     let app = router(state, config.max_request_body_bytes);
 
     let addr = listener.local_addr()?;
@@ -79,7 +84,8 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     // The monitor holds the chunk manager, and with it a Writer handle.
     monitor.abort();
     monitor.await.ok();
-    sampler.abort();
+    shutdown.stop();
+    sampler.await.ok();
     // Every answered mutation is durable; wait out a group or reaper step under way.
     tokio::task::spawn_blocking(move || writer.close()).await?;
     tracing::info!("master stopped");

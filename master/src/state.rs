@@ -1,6 +1,6 @@
 //! [`Master`]: what the running master's parts share: the namespace store
 //! and its writer, chunk management, the dashboard's history, the cluster
-//! key. The HTTP API (`api`) and the figures (`metrics`) both read it; it
+//! key, the workers' figures. The HTTP API (`api`) and the figures (`metrics`) both read it; it
 //! knows neither.
 
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use dfs_common::http::internal::ClusterAuth;
 use dfs_common::http::metrics::HttpMetrics;
+use dfs_common::worker::Workers;
 
 use crate::chunks::ChunkManager;
 use crate::history::History;
@@ -27,4 +28,6 @@ pub struct Master {
     pub http_metrics: Arc<HttpMetrics>,
     /// The cluster key: checks chunkservers' requests, signs answers.
     pub auth: Arc<ClusterAuth>,
+    /// The background workers' figures (the dashboard's sampler...), for `/metrics`.
+    pub workers: Arc<Workers>,
 }

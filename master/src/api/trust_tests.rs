@@ -62,6 +62,7 @@ fn master() -> Master {
         history: Default::default(),
         http_metrics: dfs_common::http::metrics::HttpMetrics::new("test"),
         auth: auth.clone(),
+        workers: Default::default(),
     };
     Master { app: router(state, 1 << 20), auth, ring, cluster_id, _dir: dir }
 }
