@@ -109,6 +109,29 @@ impl std::ops::Deref for MapRef<'_> {
     }
 }
 
+/// An answer owed to the engine (see `ChunkManager::pending`).
+struct Pending {
+    me: Weak<ChunkManager>,
+    failed: Option<Event>,
+}
+
+impl Pending {
+    fn answer(mut self, event: Event) {
+        self.failed = None;
+        if let Some(m) = self.me.upgrade() {
+            m.run(event);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let (Some(event), Some(m)) = (self.failed.take(), self.me.upgrade()) {
+            m.run(event);
+        }
+    }
+}
+
 fn stopped() -> NsError {
     err(ErrorKind::EIO, "chunk management stopped")
 }
@@ -184,12 +207,6 @@ impl ChunkManager {
     }
 
     fn execute(&self, command: Command) {
-        let me = self.me.clone();
-        let back = move |event: Event| {
-            if let Some(m) = me.upgrade() {
-                m.run(event);
-            }
-        };
         let cs = self.cs.clone();
         match command {
             Command::Reply { req, answer } => {
@@ -199,37 +216,48 @@ impl ChunkManager {
             }
             Command::Note { kind, message } => self.events.push(kind, message),
             Command::Create { op, node, address, handle, version, chunk_size } => {
+                let pending = self.pending(Event::Created { op, node, ok: false });
                 tokio::spawn(async move {
                     let result = cs.create(&address, handle, version, chunk_size).await;
                     if let Err(e) = &result {
                         tracing::warn!(chunk = %handle, error = %e, "creating a replica failed");
                     }
-                    back(Event::Created { op, node, ok: result.is_ok() });
+                    pending.answer(Event::Created { op, node, ok: result.is_ok() });
                 });
             }
             Command::SetVersion { op, node, address, handle, version } => {
+                let pending = self.pending(Event::VersionSet { op, node, ok: false });
                 tokio::spawn(async move {
                     let result = cs.set_version(&address, handle, version).await;
                     if let Err(e) = &result {
                         tracing::warn!(chunk = %handle, error = %e, "replica missed a version bump");
                     }
-                    back(Event::VersionSet { op, node, ok: result.is_ok() });
+                    pending.answer(Event::VersionSet { op, node, ok: result.is_ok() });
                 });
             }
             Command::Replicate { op, target, source, handle, version, chunk_size } => {
+                let pending = self.pending(Event::Copied { op, result: Err("the copy's task ended without an answer".into()) });
                 tokio::spawn(async move {
                     let result = cs.replicate(&target, handle, &source, version, chunk_size).await;
-                    back(Event::Copied { op, result });
+                    pending.answer(Event::Copied { op, result });
                 });
             }
             Command::Store { op, mutation } => {
+                let pending = self.pending(Event::Stored { op, result: Err(stopped()) });
                 let writer = self.writer.clone();
                 tokio::spawn(async move {
                     let result = writer.submit(mutation).await.map(|_| ());
-                    back(Event::Stored { op, result });
+                    pending.answer(Event::Stored { op, result });
                 });
             }
         }
+    }
+
+    /// The answer owed to the engine by a task about to start: `failed`
+    /// unless the task answers (a task that panics or is dropped must not
+    /// leave its chunk busy for ever).
+    fn pending(&self, failed: Event) -> Pending {
+        Pending { me: self.me.clone(), failed: Some(failed) }
     }
 
     /// A file's replication changed (setattr): its chunks follow.
