@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::api::router;
 use crate::chunks::trust::Trust;
-use crate::chunks::{monitor, safe_mode, ChunkConfig, ChunkManager};
+use crate::chunks::{monitor::Monitor, safe_mode, ChunkConfig, ChunkManager};
 use crate::cluster_key;
 use crate::config::MasterConfig;
 use crate::history::Sampler;
@@ -65,12 +65,12 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let trust = Trust::new(auth.clone(), Tokens::new(auth.clone(), schedule), cluster_id);
     let (s, w) = (store.clone(), writer.clone());
     let chunks = tokio::task::spawn_blocking(move || ChunkManager::load(s, w, chunk_config, trust)).await??;
-    let monitor = tokio::spawn(monitor::run(chunks.clone()));
     let history = Arc::new(crate::history::History::default());
     // Dropped on an early return: the workers stop with it.
     let shutdown = Shutdown::default();
     let workers = Arc::new(Workers::default());
     let sampler = workers.spawn(Sampler::new(Arc::downgrade(&chunks), history.clone()), shutdown.signal());
+    let monitor = workers.spawn(Monitor::new(Arc::downgrade(&chunks), chunk_config.monitor_interval), shutdown.signal());
     let http_metrics = dfs_common::http::metrics::HttpMetrics::new("dfs_master");
     let state = Master { store, writer: writer.clone(), chunks, started: std::time::Instant::now(), history, http_metrics, auth, workers };
     let app = router(state, config.max_request_body_bytes);
@@ -81,11 +81,9 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "master started");
     let limits = Limits::from_config(config.header_read_timeout_ms, config.body_idle_timeout_ms, config.max_connections);
     serve(listener, app, limits, shutdown_signal()).await?;
-    // The monitor holds the chunk manager, and with it a Writer handle.
-    monitor.abort();
-    monitor.await.ok();
     shutdown.stop();
     sampler.await.ok();
+    monitor.await.ok();
     // Every answered mutation is durable; wait out a group or reaper step under way.
     tokio::task::spawn_blocking(move || writer.close()).await?;
     tracing::info!("master stopped");

@@ -2,19 +2,44 @@
 //! (safe mode, garbage collection, the replication plan, drained nodes;
 //! see `engine::tick`).
 
-use std::sync::Arc;
+use std::sync::Weak;
 use std::time::Duration;
+
+use dfs_common::worker::{Next, Worker};
 
 use super::chunk_map::Census;
 use super::ChunkManager;
 
-/// Runs the passes until the process ends.
-pub async fn run(manager: Arc<ChunkManager>) {
-    let mut ticker = tokio::time::interval(manager.config.monitor_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        manager.tick();
+/// The worker that ticks the engine. It holds the manager weakly: the
+/// manager (and its Writer handle) must not outlive the server for it.
+pub struct Monitor {
+    manager: Weak<ChunkManager>,
+    interval: Duration,
+}
+
+impl Monitor {
+    pub fn new(manager: Weak<ChunkManager>, interval: Duration) -> Self {
+        Monitor { manager, interval }
+    }
+}
+
+impl Worker for Monitor {
+    fn name(&self) -> &'static str {
+        "chunk_monitor"
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    async fn pass(&mut self) -> Next {
+        match self.manager.upgrade() {
+            Some(m) => {
+                m.tick();
+                Next::Tick
+            }
+            None => Next::Stop,
+        }
     }
 }
 
