@@ -8,10 +8,46 @@ use std::time::Duration;
 
 use dfs_common::http::internal::ClusterAuth;
 use dfs_common::wire::chunks::{CreateReplica, ReplicaReport, ReplicateChunk, SetReplicaVersion, VerifyAnswer, VerifyReplica};
-use dfs_common::{ChunkHandle, ChunkVersion};
+use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
 
 /// How long the master waits on a chunkserver before counting it as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a call to a chunkserver failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CsError {
+    /// No answer: refused connection, reset, or the call's timeout.
+    #[error("{url}: no answer: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// The chunkserver answered with an error (its JSON error's kind, when
+    /// it sent one).
+    #[error("{url}: {status} {kind:?}: {message}")]
+    Refused { url: String, status: u16, kind: Option<ErrorKind>, message: String },
+    /// A success whose body is not the expected answer.
+    #[error("{url}: bad answer: {reason}")]
+    BadAnswer { url: String, reason: String },
+}
+
+impl CsError {
+    /// A call whose answer was lost on the master's side.
+    pub fn lost(reason: &str) -> CsError {
+        CsError::Unreachable { url: String::new(), reason: reason.to_string() }
+    }
+
+    fn unreachable(url: &str, e: reqwest::Error) -> CsError {
+        CsError::Unreachable { url: url.to_string(), reason: e.to_string() }
+    }
+
+    async fn refused(url: &str, r: reqwest::Response) -> CsError {
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        let (kind, message) = match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => (Some(body.error), body.message),
+            Err(_) => (None, text),
+        };
+        CsError::Refused { url: url.to_string(), status, kind, message }
+    }
+}
 
 #[derive(Clone)]
 pub struct CsClient {
@@ -30,26 +66,33 @@ impl CsClient {
         CsClient { http, auth }
     }
 
-    async fn post<T: serde::Serialize>(&self, url: String, body: &T) -> Result<(), String> {
-        match self.auth.send(&self.http, self.http.post(&url).json(body)).await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("{url}: {} {}", r.status(), r.text().await.unwrap_or_default())),
-            Err(e) => Err(format!("{url}: {e}")),
+    /// Sends a signed call; the answer if it is a success.
+    async fn call<T: serde::Serialize>(&self, url: &str, body: &T, timeout: Option<Duration>) -> Result<reqwest::Response, CsError> {
+        let mut builder = self.http.post(url).json(body);
+        if let Some(t) = timeout {
+            builder = builder.timeout(t);
+        }
+        match self.auth.send(&self.http, builder).await {
+            Ok(r) if r.status().is_success() => Ok(r),
+            Ok(r) => Err(CsError::refused(url, r).await),
+            Err(e) => Err(CsError::unreachable(url, e)),
         }
     }
 
-    pub async fn create(&self, address: &str, handle: ChunkHandle, version: ChunkVersion, chunk_size_bytes: u64) -> Result<(), String> {
+    async fn answer<A: serde::de::DeserializeOwned>(url: &str, r: reqwest::Response) -> Result<A, CsError> {
+        r.json().await.map_err(|e| CsError::BadAnswer { url: url.to_string(), reason: e.to_string() })
+    }
+
+    pub async fn create(&self, address: &str, handle: ChunkHandle, version: ChunkVersion, chunk_size_bytes: u64) -> Result<(), CsError> {
         let url = format!("{address}/v1/chunks/{handle}/create");
-        self.post(url, &CreateReplica { version, chunk_size_bytes }).await
+        self.call(&url, &CreateReplica { version, chunk_size_bytes }, None).await.map(drop)
     }
 
-    pub async fn set_version(&self, address: &str, handle: ChunkHandle, version: ChunkVersion) -> Result<(), String> {
+    pub async fn set_version(&self, address: &str, handle: ChunkHandle, version: ChunkVersion) -> Result<(), CsError> {
         let url = format!("{address}/v1/chunks/{handle}/version");
-        self.post(url, &SetReplicaVersion { version }).await
+        self.call(&url, &SetReplicaVersion { version }, None).await.map(drop)
     }
-}
 
-impl CsClient {
     /// Has `target` copy the chunk from `source`; answers once it is durable.
     pub async fn replicate(
         &self,
@@ -58,27 +101,19 @@ impl CsClient {
         source: &str,
         version: ChunkVersion,
         chunk_size_bytes: u64,
-    ) -> Result<ReplicaReport, String> {
+    ) -> Result<ReplicaReport, CsError> {
         let url = format!("{target}/v1/chunks/{handle}/replicate");
         let body = ReplicateChunk { source: source.to_string(), version, chunk_size_bytes };
-        let timeout = super::monitor::copy_timeout(chunk_size_bytes);
-        match self.auth.send(&self.http, self.http.post(&url).json(&body).timeout(timeout)).await {
-            Ok(r) if r.status().is_success() => r.json().await.map_err(|e| format!("{url}: {e}")),
-            Ok(r) => Err(format!("{url}: {} {}", r.status(), r.text().await.unwrap_or_default())),
-            Err(e) => Err(format!("{url}: {e}")),
-        }
+        let r = self.call(&url, &body, Some(super::monitor::copy_timeout(chunk_size_bytes))).await?;
+        Self::answer(&url, r).await
     }
 
     /// Has `target` read its whole replica at `version` against its
     /// checksums; whether it is corrupt (it then quarantines and reports
     /// the replica itself).
-    pub async fn verify(&self, target: &str, handle: ChunkHandle, version: ChunkVersion, chunk_size_bytes: u64) -> Result<bool, String> {
+    pub async fn verify(&self, target: &str, handle: ChunkHandle, version: ChunkVersion, chunk_size_bytes: u64) -> Result<bool, CsError> {
         let url = format!("{target}/v1/chunks/{handle}/verify");
-        let timeout = super::monitor::copy_timeout(chunk_size_bytes);
-        match self.auth.send(&self.http, self.http.post(&url).json(&VerifyReplica { version }).timeout(timeout)).await {
-            Ok(r) if r.status().is_success() => r.json::<VerifyAnswer>().await.map(|v| v.corrupt).map_err(|e| format!("{url}: {e}")),
-            Ok(r) => Err(format!("{url}: {} {}", r.status(), r.text().await.unwrap_or_default())),
-            Err(e) => Err(format!("{url}: {e}")),
-        }
+        let r = self.call(&url, &VerifyReplica { version }, Some(super::monitor::copy_timeout(chunk_size_bytes))).await?;
+        Self::answer::<VerifyAnswer>(&url, r).await.map(|v| v.corrupt)
     }
 }

@@ -236,7 +236,7 @@ impl ChunkManager {
                 });
             }
             Command::Replicate { op, target, source, handle, version, chunk_size } => {
-                let pending = self.pending(Event::Copied { op, result: Err("the copy's task ended without an answer".into()) });
+                let pending = self.pending(Event::Copied { op, result: Err(cs_client::CsError::lost("the copy's task ended without an answer")) });
                 tokio::spawn(async move {
                     let result = cs.replicate(&target, handle, &source, version, chunk_size).await;
                     pending.answer(Event::Copied { op, result });

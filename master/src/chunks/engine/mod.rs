@@ -32,6 +32,7 @@ use dfs_common::wire::chunks::{BadReplica, Heartbeat, HeartbeatResponse, Replica
 use dfs_common::{ChunkHandle, ChunkVersion, InodeId, NodeId};
 
 use super::chunk_map::{ChunkMap, FileMeta, HashMap};
+use super::cs_client::CsError;
 use super::lease::Lease;
 use super::monitor::PassSummary;
 use super::safe_mode::SafeMode;
@@ -77,7 +78,7 @@ pub enum Event {
     /// A `Command::Replicate` ended.
     Copied {
         op: OpId,
-        result: Result<ReplicaReport, String>,
+        result: Result<ReplicaReport, CsError>,
     },
     /// A `Command::Store` ended (durable, or failed).
     Stored {

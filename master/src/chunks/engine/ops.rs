@@ -8,6 +8,7 @@ use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, NodeId};
 use super::requests::next_version;
 use super::{err, Answer, Command, Engine, OpId, ReqId};
 use crate::chunks::chunk_map::{ChunkMeta, Copy};
+use crate::chunks::cs_client::CsError;
 use crate::store::{Mutation, NsError};
 
 /// What a version bump is for, and what follows once it is recorded.
@@ -215,7 +216,7 @@ impl Engine {
 
     /// A copy ended: a durable copy is recorded among the version's members
     /// first (so that a restarted master still counts it), then counted.
-    pub(super) fn copied(&mut self, op: OpId, result: Result<ReplicaReport, String>) {
+    pub(super) fn copied(&mut self, op: OpId, result: Result<ReplicaReport, CsError>) {
         let Some(Op::Copy { handle, copy, source, target }) = self.ops.remove(&op) else { return };
         match (result, self.map.chunk(handle)) {
             (Ok(report), Some(meta)) => {
@@ -227,7 +228,7 @@ impl Engine {
         }
     }
 
-    fn copy_over(&mut self, handle: ChunkHandle, copy: Copy, result: Result<ReplicaReport, String>, source: &str, target: &str) {
+    fn copy_over(&mut self, handle: ChunkHandle, copy: Copy, result: Result<ReplicaReport, CsError>, source: &str, target: &str) {
         self.map.end_copy(handle, copy);
         match result {
             Ok(report) if self.map.chunk(handle).is_some() => {
