@@ -1,8 +1,9 @@
 //! The HTTP edge shared by the daemons (feature `http`): an error type that
 //! answers with a status and `{"error", "message"}`, JSON/query extractors
 //! whose rejections are such errors, the daemons' common `main`, the server
-//! loop with its limits against hostile clients ([`serve`]), and the
-//! signing and checking of internal requests ([`internal`]).
+//! loop with its limits against hostile clients ([`serve`]), the span and
+//! id each request is served under ([`request_id`]), and the signing and
+//! checking of internal requests ([`internal`]).
 
 pub mod daemon;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod html;
 pub mod idle;
 pub mod internal;
 pub mod metrics;
+pub mod request_id;
 pub mod serve;
 
 pub use error::ApiError;

@@ -1,5 +1,10 @@
 //! Request and response types of the HTTP/JSON APIs. Only this module defines
 //! wire types; servers and clients both use these.
+//!
+//! - `chunks`, `namespace`: the bodies, queries and headers of each API.
+//! - `request_id`: the id that follows one client operation through every
+//!   daemon's log (`x-dfs-request-id`).
 
 pub mod chunks;
 pub mod namespace;
+pub mod request_id;

@@ -22,7 +22,9 @@ type HmacSha256 = Hmac<Sha256>;
 pub const HEADER_AUTH: &str = "x-dfs-auth";
 /// The answer header that signs an answer to a signed request.
 pub const HEADER_REPLY_AUTH: &str = "x-dfs-reply-auth";
-/// Headers whose values (empty when absent) every signature covers.
+/// Headers whose values (empty when absent) every signature covers. The
+/// request id (`x-dfs-request-id`) is left out on purpose: it only labels
+/// log lines and steers nothing, and the receiver replaces a malformed one.
 pub const COVERED_HEADERS: [&str; 5] = ["content-length", "x-dfs-checksums", "x-dfs-forward", "x-dfs-token", "x-dfs-cluster"];
 /// Largest difference between the sender's and the receiver's clocks, in
 /// ms: run NTP on every node.

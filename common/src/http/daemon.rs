@@ -37,9 +37,13 @@ where
         eprintln!("{name}: {e}");
         return ExitCode::from(2);
     }
+    // Colours only on a terminal: a log file or journald gets plain lines,
+    // which `grep request_id=ID` finds (escapes would split the fields).
+    // Each line shows the spans it was logged in, with their fields.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(config.log_filter()).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,

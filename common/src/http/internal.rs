@@ -106,9 +106,14 @@ impl ClusterAuth {
         }
     }
 
-    /// Builds, signs and sends a request.
+    /// Builds, signs and sends a request, with the id of the request this
+    /// task serves (if any and if not set already), so the peer's log lines
+    /// for it name the same operation.
     pub async fn send(&self, http: &reqwest::Client, builder: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
         let mut req = builder.build()?;
+        if let Some(id) = super::request_id::current().and_then(|id| HeaderValue::from_str(id.as_str()).ok()) {
+            req.headers_mut().entry(super::request_id::HEADER_REQUEST_ID).or_insert(id);
+        }
         self.sign(&mut req);
         http.execute(req).await
     }

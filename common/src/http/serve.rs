@@ -17,6 +17,9 @@
 //!   the backlog is full the kernel drops new SYNs and clients retry.
 //! - **Graceful shutdown**: on the signal, stop accepting, close idle
 //!   connections, let requests in flight finish, for at most `drain`.
+//!
+//! Every request is served in a span carrying its request id
+//! ([`request_id::Traced`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,6 +36,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::idle::{IdleBody, StallGuard};
+use super::request_id;
 
 /// Least time between two warnings that the connection cap is reached.
 const CAP_WARNING_INTERVAL: Duration = Duration::from_secs(60);
@@ -141,8 +145,10 @@ async fn connection(stream: TcpStream, router: Router, limits: Limits, slot: Own
     let io = TokioIo::new(StallGuard::new(stream, limits.body_idle_timeout));
     let service = TowerToHyperService::new(router);
     let body_idle = limits.body_idle_timeout;
-    let service =
-        hyper::service::service_fn(move |req: Request<Incoming>| hyper::service::Service::call(&service, req.map(|b| Body::new(IdleBody::new(b, body_idle)))));
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let req = req.map(|b| Body::new(IdleBody::new(b, body_idle)));
+        request_id::Traced::of(&req).serve(hyper::service::Service::call(&service, req))
+    });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
     let conn = builder.serve_connection(io, service);
