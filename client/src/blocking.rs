@@ -23,6 +23,7 @@ use dfs_common::wire::namespace::Attr;
 
 use crate::client::{complete, Client};
 use crate::locations::Known;
+use crate::request_id::{self, HEADER_REQUEST_ID};
 
 impl Client {
     /// Reads `len` bytes at `offset` (clipped at the end of the file) on
@@ -48,7 +49,8 @@ impl Client {
         }
         let replica = loc.replicas.get(preferred)?;
         let url = format!("{}/v1/chunks/{}/data?version={}&offset={at}&length={n}", replica.address, loc.handle, loc.version);
-        let resp = match self.blocking_http().get(&url).set(HEADER_TOKEN, &loc.token).call() {
+        let request = self.blocking_http().get(&url).set(HEADER_TOKEN, &loc.token).set(HEADER_REQUEST_ID, request_id::for_operation().as_str());
+        let resp = match request.call() {
             Ok(resp) => resp,
             Err(ureq::Error::Status(401, _)) => {
                 self.locations().forget(attr.inode, index);

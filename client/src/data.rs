@@ -5,7 +5,8 @@
 //! with it, and fail over to the next replica on any error; locations come
 //! from a cache that is dropped on errors. Every request to a chunkserver
 //! carries the chunk token of its location or lease (`x-dfs-token`); one
-//! refused is renewed through the master (`tokens.rs`, `retry.rs`).
+//! refused is renewed through the master (`tokens.rs`, `retry.rs`), and
+//! the id of the operation it is part of (`x-dfs-request-id`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use crate::client::complete;
 pub use crate::client::{Client, DataConfig};
 use crate::error::{from_response, ClientError};
 use crate::locations::Known;
+use crate::request_id::{self, with_request_id, HEADER_REQUEST_ID};
 use crate::retry::{combine, Retry};
 
 /// A write piece: chunk index, offset inside the chunk, bytes (cheap to clone).
@@ -36,6 +38,10 @@ impl Client {
     /// Writes `data` at `offset` of the file, then commits the new length.
     /// Returns once every replica has the bytes in its OS.
     pub async fn write_at(&self, attr: &Attr, offset: u64, data: Bytes) -> Result<(), ClientError> {
+        request_id::operation(self.write_then_commit(attr, offset, data)).await
+    }
+
+    async fn write_then_commit(&self, attr: &Attr, offset: u64, data: Bytes) -> Result<(), ClientError> {
         let end = offset.checked_add(data.len() as u64).ok_or_else(|| ClientError::new(ErrorKind::EFBIG, "write past the largest offset"))?;
         if data.is_empty() {
             return Ok(());
@@ -59,6 +65,10 @@ impl Client {
     /// crash in between can leave old bytes past the end, never lose data
     /// the caller kept.
     pub async fn truncate(&self, attr: &Attr, size: u64) -> Result<Attr, ClientError> {
+        request_id::operation(self.truncate_and_zero(attr, size)).await
+    }
+
+    async fn truncate_and_zero(&self, attr: &Attr, size: u64) -> Result<Attr, ClientError> {
         let req = SetattrRequest { node: NodeRef { path: None, inode: Some(attr.inode) }, size: Some(size), ..Default::default() };
         let new = self.master().setattr(&req).await?;
         let cs = attr.chunk_size_bytes.max(1);
@@ -87,6 +97,10 @@ impl Client {
     /// replica has it. Returns the record's offset. If this fails, the range
     /// stays padding (zeros) and the caller may append again.
     pub async fn append(&self, inode: InodeId, record: Bytes) -> Result<u64, ClientError> {
+        request_id::operation(self.reserve_and_write(inode, record)).await
+    }
+
+    async fn reserve_and_write(&self, inode: InodeId, record: Bytes) -> Result<u64, ClientError> {
         let len = record.len() as u64;
         let reserved = self.master().append(inode, len).await?;
         let pieces = split_write(reserved.attr.chunk_size_bytes, self.config().write_piece_bytes, reserved.offset, record)?;
@@ -138,6 +152,7 @@ impl Client {
             .header(HEADER_FORWARD, chain.join(","))
             .header(HEADER_CHECKSUMS, crcs)
             .header(HEADER_TOKEN, &lease.token)
+            .header(HEADER_REQUEST_ID, request_id::for_operation().as_str())
             .body(p.data.clone())
             .send()
             .await?;
@@ -149,6 +164,10 @@ impl Client {
 
     /// Reads up to `len` bytes at `offset` (fewer at the end of the file).
     pub async fn read_at(&self, attr: &Attr, offset: u64, len: u64) -> Result<Bytes, ClientError> {
+        request_id::operation(self.read_range(attr, offset, len)).await
+    }
+
+    async fn read_range(&self, attr: &Attr, offset: u64, len: u64) -> Result<Bytes, ClientError> {
         let (cs, end) = (attr.chunk_size_bytes.max(1), offset.saturating_add(len).min(attr.size));
         if offset < end && offset / cs == (end - 1) / cs && end - offset <= self.config().read_piece_bytes {
             // One piece (a small random read): no task of its own, less latency.
@@ -175,16 +194,18 @@ impl Client {
         let end = offset.saturating_add(len).min(attr.size);
         let cs = attr.chunk_size_bytes.max(1);
         let inode = attr.inode;
+        // The stream is read later, maybe outside the operation under way.
+        let id = request_id::for_operation();
         let pieces = if offset < end {
             // One call to the master for the whole range fills the cache.
-            self.locate(inode, offset / cs, (end - 1) / cs).await?;
+            with_request_id(id.clone(), self.locate(inode, offset / cs, (end - 1) / cs)).await?;
             split_read(cs, self.config().read_piece_bytes, offset, end)
         } else {
             Vec::new()
         };
         let reads = pieces.into_iter().map(move |(index, off, n)| {
             let client = self.clone();
-            on_own_task(async move { client.read_piece(inode, index, off, n).await })
+            on_own_task(with_request_id(id.clone(), async move { client.read_piece(inode, index, off, n).await }))
         });
         Ok(stream::iter(reads).buffered(self.config().pieces_in_flight))
     }
@@ -286,7 +307,7 @@ impl Client {
     pub async fn read_replica(&self, replica: &ReplicaAddr, loc: &ChunkLocation, offset: u64, len: u64) -> Result<Bytes, ClientError> {
         let (handle, version) = (loc.handle, loc.version);
         let url = format!("{}/v1/chunks/{handle}/data?version={version}&offset={offset}&length={len}", replica.address);
-        let resp = self.http().get(url).header(HEADER_TOKEN, &loc.token).send().await?;
+        let resp = self.http().get(url).header(HEADER_TOKEN, &loc.token).header(HEADER_REQUEST_ID, request_id::for_operation().as_str()).send().await?;
         if !resp.status().is_success() {
             return Err(from_response(&format!("read of chunk {handle} from {}", replica.address), resp).await);
         }
@@ -300,7 +321,7 @@ impl Client {
 
     async fn fsync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion, token: &str) -> Result<(), ClientError> {
         let url = format!("{}/v1/chunks/{handle}/fsync?version={version}", r.address);
-        let resp = self.http().post(url).header(HEADER_TOKEN, token).send().await?;
+        let resp = self.http().post(url).header(HEADER_TOKEN, token).header(HEADER_REQUEST_ID, request_id::for_operation().as_str()).send().await?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -308,8 +329,9 @@ impl Client {
     }
 }
 
-/// Runs a piece's transfer as its own task, so that pieces in flight check
-/// their CRCs on every core; the task is aborted if the caller stops waiting.
+/// Runs a piece's transfer as its own task (under the caller's request
+/// id), so that pieces in flight check their CRCs on every core; the task
+/// is aborted if the caller stops waiting.
 async fn on_own_task<T, F>(f: F) -> Result<T, ClientError>
 where
     T: Send + 'static,
@@ -321,7 +343,7 @@ where
             self.0.abort();
         }
     }
-    let mut task = AbortOnDrop(tokio::spawn(f));
+    let mut task = AbortOnDrop(tokio::spawn(request_id::carry(f)));
     (&mut task.0).await.map_err(|e| ClientError::new(ErrorKind::EIO, format!("transfer task failed: {e}")))?
 }
 

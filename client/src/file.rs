@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use crate::client::Client;
 use crate::data::split_write;
 use crate::error::ClientError;
+use crate::request_id::{self, with_request_id, RequestId};
 
 /// Writes to one file. Bytes are buffered up to a piece, then sent while
 /// the caller goes on; `flush` waits for all of them and commits the new
@@ -39,6 +40,8 @@ pub struct FileWriter {
     /// synced at close (a file appended to syncs just its tail).
     unsynced: BTreeSet<u64>,
     sync_on_close: bool,
+    /// The id on every request of this writer: its writes are one operation.
+    request_id: RequestId,
 }
 
 impl FileWriter {
@@ -56,6 +59,7 @@ impl FileWriter {
             unsynced: BTreeSet::new(),
             sync_on_close: client.config().sync_on_close,
             client,
+            request_id: request_id::for_operation(),
         }
     }
 
@@ -163,7 +167,7 @@ impl FileWriter {
             }
             self.inflight_ranges.push(range);
             let (client, inode) = (self.client.clone(), self.attr.inode);
-            self.inflight.spawn(async move { client.write_piece(inode, p).await });
+            self.inflight.spawn(with_request_id(self.request_id.clone(), async move { client.write_piece(inode, p).await }));
         }
         Ok(())
     }
@@ -231,7 +235,7 @@ impl FileWriter {
         if self.unsynced.is_empty() {
             return Ok(());
         }
-        self.client.sync_chunks(self.attr.inode, &self.unsynced).await?;
+        with_request_id(self.request_id.clone(), self.client.sync_chunks(self.attr.inode, &self.unsynced)).await?;
         self.unsynced.clear();
         Ok(())
     }
@@ -244,7 +248,7 @@ impl FileWriter {
         let mut chunks = std::mem::take(&mut self.written);
         chunks.sort_by_key(|c| c.index);
         chunks.dedup();
-        self.attr = self.client.master().commit_length(self.attr.inode, self.end, chunks).await?;
+        self.attr = with_request_id(self.request_id.clone(), self.client.master().commit_length(self.attr.inode, self.end, chunks)).await?;
         // The next commit covers only what is written after this one (a
         // truncate in between must not be undone by an old end).
         self.end = 0;
@@ -254,7 +258,7 @@ impl FileWriter {
     /// `flush`, then every replica of the file syncs to disk.
     pub async fn fsync(&mut self) -> Result<(), ClientError> {
         self.flush().await?;
-        self.client.fsync(&self.attr).await?;
+        with_request_id(self.request_id.clone(), self.client.fsync(&self.attr)).await?;
         self.unsynced.clear();
         Ok(())
     }
@@ -296,11 +300,13 @@ pub struct FileReader {
     seq_next: u64,
     /// Read-ahead pieces by their start offset in the file.
     tiles: BTreeMap<u64, Tile>,
+    /// The id on every request of this reader: its reads are one operation.
+    request_id: RequestId,
 }
 
 impl FileReader {
     pub(crate) fn new(client: Client, attr: Attr) -> Self {
-        FileReader { client, attr, pos: 0, seq_next: 0, tiles: BTreeMap::new() }
+        FileReader { client, attr, pos: 0, seq_next: 0, tiles: BTreeMap::new(), request_id: request_id::for_operation() }
     }
 
     pub fn attr(&self) -> &Attr {
@@ -339,7 +345,7 @@ impl FileReader {
         if offset != self.seq_next && !self.in_window(offset) {
             self.drop_tiles();
             self.seq_next = end;
-            return self.client.read_at(&self.attr, offset, end - offset).await;
+            return with_request_id(self.request_id.clone(), self.client.read_at(&self.attr, offset, end - offset)).await;
         }
         self.seq_next = end;
         let result = self.read_tiles(offset, end).await;
@@ -360,7 +366,7 @@ impl FileReader {
         if offset == self.seq_next || self.in_window(offset) {
             return None;
         }
-        let data = self.client.read_now(&self.attr, offset, end - offset)?;
+        let data = request_id::sync_scope(self.request_id.clone(), || self.client.read_now(&self.attr, offset, end - offset))?;
         self.drop_tiles();
         self.seq_next = end;
         Some(data)
@@ -380,7 +386,7 @@ impl FileReader {
             let (start, len) = self.tile_at(at);
             if !self.tiles.contains_key(&start) {
                 let (client, attr) = (self.client.clone(), self.attr.clone());
-                let task = tokio::spawn(async move { client.read_at(&attr, start, len).await });
+                let task = tokio::spawn(with_request_id(self.request_id.clone(), async move { client.read_at(&attr, start, len).await }));
                 self.tiles.insert(start, Tile::Pending(task));
             }
             ahead += (start >= end) as usize;

@@ -9,6 +9,7 @@ use futures::{stream, Stream};
 use crate::client::Client;
 use crate::error::ClientError;
 use crate::file::{FileReader, FileWriter};
+use crate::request_id;
 
 /// How to create a file; absent fields take the master's defaults.
 #[derive(Clone, Debug, Default)]
@@ -47,6 +48,7 @@ impl Client {
     }
 
     /// Creates a file and opens it for writing from its start.
+    /// The create and the writer's requests are one operation (one id).
     pub async fn create(&self, path: &str, o: &CreateOptions) -> Result<FileWriter, ClientError> {
         let req = CreateRequest {
             at: EntryRef::path(path),
@@ -56,8 +58,11 @@ impl Client {
             exclusive: true,
             overwrite: o.overwrite,
         };
-        let attr = self.master().create(&req).await?.attr;
-        Ok(FileWriter::new(self.clone(), attr, 0))
+        request_id::operation(async {
+            let attr = self.master().create(&req).await?.attr;
+            Ok(FileWriter::new(self.clone(), attr, 0))
+        })
+        .await
     }
 
     /// A writer for a file whose attributes the caller has (the FUSE mount
@@ -75,17 +80,23 @@ impl Client {
 
     /// Opens an existing file for writing at `pos` (its end with `append`).
     pub async fn open_write(&self, path: &str, append: bool) -> Result<FileWriter, ClientError> {
-        let attr = self.regular_file(path).await?;
-        let pos = if append { attr.size } else { 0 };
-        Ok(FileWriter::new(self.clone(), attr, pos))
+        request_id::operation(async {
+            let attr = self.regular_file(path).await?;
+            let pos = if append { attr.size } else { 0 };
+            Ok(FileWriter::new(self.clone(), attr, pos))
+        })
+        .await
     }
 
     /// Opens a file for reading. What was cached about it is dropped first,
     /// so every write closed before this open is seen (close-to-open).
     pub async fn open(&self, path: &str) -> Result<FileReader, ClientError> {
-        let attr = self.regular_file(path).await?;
-        self.forget_file(attr.inode);
-        Ok(FileReader::new(self.clone(), attr))
+        request_id::operation(async {
+            let attr = self.regular_file(path).await?;
+            self.forget_file(attr.inode);
+            Ok(FileReader::new(self.clone(), attr))
+        })
+        .await
     }
 
     async fn regular_file(&self, path: &str) -> Result<Attr, ClientError> {

@@ -17,6 +17,8 @@
 //! - `sync`: durable close: the chunks a writer wrote, synced on every replica.
 //! - [`master`]: the master's API, call by call.
 //! - [`error`]: `ClientError`, which says whether a retry can help.
+//! - [`request_id`]: the id every request of one operation carries, so it
+//!   can be followed through the daemons' logs.
 //!
 //! The `dfs` shell and the FUSE mount are built on this crate.
 
@@ -29,6 +31,7 @@ pub mod fs;
 mod local;
 pub mod locations;
 pub mod master;
+pub mod request_id;
 mod retry;
 mod sync;
 mod tokens;
@@ -37,3 +40,4 @@ pub use client::{Client, DataConfig};
 pub use error::ClientError;
 pub use file::{FileReader, FileWriter};
 pub use fs::CreateOptions;
+pub use request_id::{with_request_id, RequestId};

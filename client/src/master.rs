@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{from_response, ClientError};
+use crate::request_id::{self, RequestId, HEADER_REQUEST_ID};
 
 #[derive(Clone)]
 pub struct MasterClient {
@@ -73,10 +74,12 @@ impl MasterClient {
     async fn send<T: DeserializeOwned>(&self, idempotent: bool, call: Call) -> Result<T, ClientError> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(50);
+        // Attempts of one call are one operation (unless it is part of one).
+        let id = request_id::for_operation();
         loop {
             let attempt = match &self.transport {
-                Transport::Async(http) => attempt_async(http, &call).await,
-                Transport::Blocking(agent) => attempt_blocking(agent, &call),
+                Transport::Async(http) => attempt_async(http, &call, &id).await,
+                Transport::Blocking(agent) => attempt_blocking(agent, &call, &id),
             };
             let err = match attempt {
                 Ok(answer) => return answer,
@@ -211,12 +214,12 @@ impl MasterClient {
     }
 }
 
-async fn attempt_async<T: DeserializeOwned>(http: &reqwest::Client, call: &Call) -> Result<Result<T, ClientError>, Unanswered> {
+async fn attempt_async<T: DeserializeOwned>(http: &reqwest::Client, call: &Call, id: &RequestId) -> Result<Result<T, ClientError>, Unanswered> {
     let request = match &call.json {
         Some(json) => http.post(&call.url).header(reqwest::header::CONTENT_TYPE, "application/json").body(json.clone()),
         None => http.get(&call.url),
     };
-    match request.send().await {
+    match request.header(HEADER_REQUEST_ID, id.as_str()).send().await {
         Ok(resp) if resp.status().is_success() => Ok(resp.json().await.map_err(ClientError::from)),
         // The master's messages name what they are about.
         Ok(resp) => Ok(Err(from_response("", resp).await)),
@@ -224,10 +227,10 @@ async fn attempt_async<T: DeserializeOwned>(http: &reqwest::Client, call: &Call)
     }
 }
 
-fn attempt_blocking<T: DeserializeOwned>(agent: &ureq::Agent, call: &Call) -> Result<Result<T, ClientError>, Unanswered> {
+fn attempt_blocking<T: DeserializeOwned>(agent: &ureq::Agent, call: &Call, id: &RequestId) -> Result<Result<T, ClientError>, Unanswered> {
     let sent = match &call.json {
-        Some(json) => agent.post(&call.url).set("content-type", "application/json").send_bytes(json),
-        None => agent.get(&call.url).call(),
+        Some(json) => agent.post(&call.url).set(HEADER_REQUEST_ID, id.as_str()).set("content-type", "application/json").send_bytes(json),
+        None => agent.get(&call.url).set(HEADER_REQUEST_ID, id.as_str()).call(),
     };
     let body = |resp: ureq::Response| {
         let mut body = Vec::new();
