@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use dfs_common::auth::token::HEADER_TOKEN;
-use dfs_common::http::{ApiError, ApiPath, ApiQuery};
+use dfs_common::http::{request_id, ApiError, ApiPath, ApiQuery};
 use dfs_common::wire::chunks::{checksum_header, parse_checksum_header, BadReplica, DataQuery, HEADER_CHECKSUMS, HEADER_FORWARD};
 use dfs_common::wire::namespace::Done;
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind};
@@ -88,7 +88,9 @@ fn forward(
         .header(HEADER_TOKEN, token)
         .body(reqwest::Body::wrap_stream(stream));
     let (auth, http) = (n.auth.clone(), n.http.clone());
-    let task = tokio::spawn(async move {
+    // Under the client's request id and span: the next replica logs the
+    // write under the same id, and so do failures logged here.
+    let task = request_id::spawn(async move {
         let failed = |m: String| ApiError::new(ErrorKind::EIO, format!("replica {next}: {m}"));
         let resp = auth.send(&http, request).await.map_err(|e| Downstream { error: failed(e.to_string()), blame: Blame::Next })?;
         if resp.status().is_success() {

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::Json;
-use dfs_common::http::{ApiError, ApiJson, ApiPath};
+use dfs_common::http::{request_id, ApiError, ApiJson, ApiPath};
 use dfs_common::wire::chunks::{parse_checksum_header, ReplicaReport, ReplicateChunk, HEADER_CHECKSUMS};
 use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
 
@@ -45,7 +45,8 @@ pub async fn replicate(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, Api
     };
     // A task of its own: the copy runs on if the master stops waiting, so it
     // always ends durable or removed, never half-written and still claimed.
-    let copied = tokio::spawn(copy(n, claim, r)).await;
+    // It reads the source under the master's request id (`request_id::spawn`).
+    let copied = request_id::spawn(copy(n, claim, r)).await;
     copied.unwrap_or_else(|e| Err(ApiError::new(ErrorKind::EIO, format!("copy of chunk {handle}: {e}")))).map(Json)
 }
 
