@@ -518,6 +518,7 @@ impl ChunkMap {
                 draining: self.draining.contains(id),
                 free_bytes: n.capacity_bytes.saturating_sub(n.used_bytes.saturating_add(n.reserved_bytes)),
                 copies: copies.get(id).copied().unwrap_or(0),
+                silent: now.saturating_duration_since(n.last_heartbeat) > dead_after / 3,
             })
             .collect()
     }

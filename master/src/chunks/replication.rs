@@ -16,6 +16,9 @@
 //! on decommissioning nodes still serve reads and copies but do not count,
 //! so their chunks are copied elsewhere. Replicas on dead nodes are left
 //! alone: the node may come back, and then they count (or are stale) again.
+//! Deletions (of stale, damaged or surplus replicas) rely only on replicas
+//! of nodes heard from lately: a node silent for a while may have lost its
+//! disk, and a deletion made for its replica could remove the last copy.
 
 use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
 
@@ -28,6 +31,10 @@ pub struct NodeView {
     pub free_bytes: u64,
     /// Copies in flight through this node, as source or target.
     pub copies: usize,
+    /// Live, but not heard from lately (a third of the dead interval): it
+    /// may be gone already. Its replicas still count (no copy is made for
+    /// them yet), but no deletion relies on them.
+    pub silent: bool,
 }
 
 /// One chunk as the plan sees it.
@@ -84,6 +91,9 @@ pub struct Limits {
 pub struct Standing {
     /// Replicas that count (live, not draining, current version).
     pub counted: Vec<NodeId>,
+    /// Counted replicas on nodes heard from lately: what a deletion may
+    /// rely on.
+    pub confirmed: Vec<NodeId>,
     /// Replicas a copy may be read from (live, current version; draining ok).
     pub sources: Vec<NodeId>,
     /// Replicas on live nodes below the current version.
@@ -98,6 +108,9 @@ pub fn standing(chunk: &ChunkView, node: impl Fn(NodeId) -> Option<NodeView>) ->
             s.sources.push(*id);
             if !n.draining {
                 s.counted.push(*id);
+                if !n.silent {
+                    s.confirmed.push(*id);
+                }
             }
         } else if *version < chunk.version && !chunk.copying_to.contains(id) {
             s.stale.push((*id, *version));
@@ -129,7 +142,7 @@ pub fn plan(chunks: &[ChunkView], nodes: &[NodeView], limits: Limits) -> Vec<Act
         let have = s.counted.len() + chunk.copying_to.len();
         if have < chunk.want && !s.sources.is_empty() {
             needy.push((s.counted.len(), chunk, s));
-        } else if !chunk.leased && chunk.copying_to.is_empty() && s.counted.len() > chunk.want {
+        } else if !chunk.leased && chunk.copying_to.is_empty() && s.confirmed.len() > chunk.want {
             actions.extend(surplus(chunk, &s, &nodes));
         }
     }
@@ -161,16 +174,19 @@ pub fn plan(chunks: &[ChunkView], nodes: &[NodeView], limits: Limits) -> Vec<Act
 }
 
 /// Whether the chunk's stale and damaged replicas may be deleted: only once
-/// it has its wanted number of counted replicas (never the last copies).
+/// it has its wanted number of counted replicas on nodes heard from lately
+/// (never the last copies, even when a silent node's disk is gone).
 pub fn may_delete_bad(chunk: &ChunkView, s: &Standing) -> bool {
-    s.counted.len() >= chunk.want
+    s.confirmed.len() >= chunk.want
 }
 
-/// Deletes replicas beyond the wanted number, from the fullest nodes.
+/// Deletes replicas beyond the wanted number, from the fullest nodes among
+/// those heard from lately: a silent node's replica may be gone, so it is
+/// neither deleted for nor relied on.
 fn surplus(chunk: &ChunkView, s: &Standing, nodes: &[NodeView]) -> Vec<Action> {
-    let mut counted: Vec<NodeView> = s.counted.iter().filter_map(|id| nodes.iter().find(|n| n.node == *id).copied()).collect();
+    let mut counted: Vec<NodeView> = s.confirmed.iter().filter_map(|id| nodes.iter().find(|n| n.node == *id).copied()).collect();
     counted.sort_by_key(|n| (n.free_bytes, n.node));
-    let extra = s.counted.len() - chunk.want;
+    let extra = s.confirmed.len() - chunk.want;
     counted.into_iter().take(extra).map(|n| Action::Delete { node: n.node, handle: chunk.handle, max_version: chunk.version }).collect()
 }
 
@@ -203,7 +219,7 @@ mod tests {
     }
 
     fn node(i: u128, free_gib: u64) -> NodeView {
-        NodeView { node: n(i), live: true, draining: false, free_bytes: free_gib * GIB, copies: 0 }
+        NodeView { node: n(i), live: true, draining: false, free_bytes: free_gib * GIB, copies: 0, silent: false }
     }
 
     fn chunk(h: u64, want: usize, replicas: &[(u128, u64)]) -> ChunkView {

@@ -395,3 +395,26 @@ fn replicas_of_unknown_chunks_wait_for_the_grace_and_the_startup_delay() {
     h.step(Event::Tick);
     assert_eq!(deletions(&mut h, [1]), vec![(1, 40)]);
 }
+
+/// Simulator seed 1 (and 132): a replica on a node gone silent (its disk
+/// replaced, not yet dead to the master) counted toward trimming, and the
+/// replica on a node still heartbeating was deleted: the last real copy.
+#[test]
+fn no_replica_is_trimmed_for_one_on_a_node_gone_silent() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    h.step(Event::FileChanged { inode: InodeId(2), file: FileMeta { replication: 1, chunk_size: 64 << 20 } });
+    h.later(LEASE + Duration::from_secs(1));
+    (1..=3).for_each(|i| drop(h.heartbeat(i, None)));
+    // Nodes 2 and 3 go silent (still live for DEAD_AFTER); node 1 beats on.
+    h.later(DEAD_AFTER / 2);
+    h.heartbeat(1, None);
+    h.step(Event::Tick);
+    assert!(deletions(&mut h, [1]).is_empty(), "node 1 holds the only replica known to exist");
+    // Heard from again, the surplus is trimmed down to one.
+    (2..=3).for_each(|i| drop(h.heartbeat(i, None)));
+    h.step(Event::Tick);
+    assert_eq!(deletions(&mut h, 1..=3).len(), 2);
+    assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 1);
+}
