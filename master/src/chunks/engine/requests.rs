@@ -30,7 +30,12 @@ impl Engine {
             queue.push_back(Queued::Lease { req, ask });
             return;
         }
-        self.map.set_file(ask.inode, ask.file);
+        // The map's file, once known, is the newest: a replication change may
+        // have reached the engine while this request was read or queued.
+        if self.map.file(ask.inode).is_none() {
+            self.map.set_file(ask.inode, ask.file);
+        }
+        let ask = LeaseAsk { file: self.map.file(ask.inode).unwrap_or(ask.file), ..ask };
         if self.map.chunk(ask.handle).is_none() {
             return self.place(req, ask);
         }

@@ -418,3 +418,22 @@ fn no_replica_is_trimmed_for_one_on_a_node_gone_silent() {
     assert_eq!(deletions(&mut h, 1..=3).len(), 2);
     assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 1);
 }
+
+/// Simulator seed 80: a lease request queued behind a version bump carried
+/// the file as it was read before a replication change; when it ran, it
+/// put the old replication back, and the chunk kept a surplus replica.
+#[test]
+fn a_queued_lease_request_does_not_undo_a_replication_change() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    h.later(LEASE + Duration::from_secs(1));
+    (1..=3).for_each(|i| drop(h.heartbeat(i, None)));
+    let (_, bump) = h.lease(7);
+    let (queued, out) = h.lease(7);
+    assert!(out.is_empty(), "queued behind the bump");
+    h.step(Event::FileChanged { inode: InodeId(2), file: FileMeta { replication: 1, chunk_size: 64 << 20 } });
+    let replies = h.settle(bump, &[]);
+    assert!(lease_reply(&replies, queued).unwrap().is_ok());
+    assert_eq!(h.e.map().file(InodeId(2)).map(|f| f.replication), Some(1), "the change stands");
+}
