@@ -86,13 +86,17 @@ impl Engine {
         self.ops.remove(&op);
         let Some(meta) = self.map.chunk(handle) else { return self.release(handle) };
         placed.iter().for_each(|n| self.map.add_replica(handle, *n, meta.version));
-        self.map.set_members(handle, meta.version, placed.iter().copied());
         if placed.is_empty() {
+            // A create whose answer was lost may have made a replica (it has
+            // reported already, or will): no lease was granted at this
+            // version, so any such replica is as empty as a member's would
+            // be. Members stay unknown; an empty set would disown it for good.
             self.map.unrecord_unplaced(handle);
             let e = err(ErrorKind::EIO, format!("no chunkserver could create chunk {handle}"));
             self.reply(req, Answer::Lease(Err(e)));
             return self.release(handle);
         }
+        self.map.set_members(handle, meta.version, placed.iter().copied());
         // Still busy: the grant (and a bump, if a target missed) follows.
         self.grant(req, handle, None, !all, chunk_size);
         if !self.op_holds(handle) {

@@ -437,3 +437,20 @@ fn a_queued_lease_request_does_not_undo_a_replication_change() {
     assert!(lease_reply(&replies, queued).unwrap().is_ok());
     assert_eq!(h.e.map().file(InodeId(2)).map(|f| f.replication), Some(1), "the change stands");
 }
+
+/// Simulator seed 137: every create of a new chunk answered too late, but
+/// one had made its replica, which reported. The placement recorded no
+/// member for the version, so that replica was disowned at its next report
+/// and the chunk could never be leased again.
+#[test]
+fn a_replica_whose_create_answer_was_lost_is_not_disowned() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    h.heartbeat(1, Some(vec![replica(7, 1)])); // made, before its answer was lost
+    let replies = h.settle(out, &[1, 2, 3]);
+    assert_eq!(lease_reply(&replies, req).unwrap().as_ref().unwrap_err().kind, ErrorKind::EIO);
+    h.heartbeat(1, Some(vec![replica(7, 1)]));
+    let (req, out) = h.lease(7);
+    let g = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
+    assert_eq!((g.primary.node_id, g.version), (n(1), ChunkVersion(2)));
+}
