@@ -42,6 +42,23 @@ fn flag_value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     })
 }
 
+/// A daemon's log kept in a file for the test to read: the daemon's log
+/// filter (`DFS_LOG`) and the file its stderr goes to (appended to, so a
+/// restart keeps the lines before it). Without one, a daemon logs
+/// warnings (or the test's own `DFS_LOG`) to the test's stderr.
+#[derive(Clone, Debug)]
+pub struct LogCapture {
+    pub filter: String,
+    pub file: PathBuf,
+}
+
+impl LogCapture {
+    /// What the daemon has logged so far.
+    pub fn read(&self) -> String {
+        std::fs::read_to_string(&self.file).unwrap_or_default()
+    }
+}
+
 /// The directory holding the workspace's binaries (the test's own profile).
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
@@ -60,14 +77,20 @@ pub struct MasterProcess {
     pub url: String,
     pub data_dir: PathBuf,
     extra_args: Vec<String>,
+    log: Option<LogCapture>,
 }
 
 impl MasterProcess {
     /// Starts a master on a free loopback port with its data in `data_dir`.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_log(data_dir, extra_args, None)
+    }
+
+    /// Like [`MasterProcess::start`], with its log captured by `log`.
+    pub fn start_with_log(data_dir: &Path, extra_args: &[&str], log: Option<LogCapture>) -> anyhow::Result<Self> {
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn_master(data_dir, "127.0.0.1:0", &extra_args)?;
-        Ok(MasterProcess { child, url, data_dir: data_dir.to_path_buf(), extra_args })
+        let (child, url) = spawn_master(data_dir, "127.0.0.1:0", &extra_args, log.as_ref())?;
+        Ok(MasterProcess { child, url, data_dir: data_dir.to_path_buf(), extra_args, log })
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -105,7 +128,7 @@ impl MasterProcess {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill9();
         let listen = self.url.trim_start_matches("http://").to_string();
-        let (child, url) = spawn_master(&self.data_dir, &listen, &self.extra_args)?;
+        let (child, url) = spawn_master(&self.data_dir, &listen, &self.extra_args, self.log.as_ref())?;
         self.child = child;
         self.url = url;
         Ok(())
@@ -118,10 +141,10 @@ impl Drop for MasterProcess {
     }
 }
 
-fn spawn_master(data_dir: &Path, listen: &str, extra: &[String]) -> anyhow::Result<(Child, String)> {
+fn spawn_master(data_dir: &Path, listen: &str, extra: &[String], log: Option<&LogCapture>) -> anyhow::Result<(Child, String)> {
     let mut args = vec!["--listen".to_string(), listen.to_string(), "--data-dir".to_string(), data_dir.display().to_string()];
     args.extend_from_slice(extra);
-    let (child, url) = spawn("dfs-master", &args, "dfs-master listening on ")?;
+    let (child, url) = spawn("dfs-master", &args, "dfs-master listening on ", log)?;
     // The key file exists by now: the master makes it before it listens.
     note_key_file(&url, data_dir, extra);
     Ok((child, url))
@@ -130,16 +153,23 @@ fn spawn_master(data_dir: &Path, listen: &str, extra: &[String]) -> anyhow::Resu
 /// Starts `binary` with `args` and waits for the line announcing its URL.
 /// `DFS_MASTER_BIN` names another master binary (benchmarks compare an
 /// older build against this one with the same harness).
-fn spawn(binary: &str, args: &[String], marker: &'static str) -> anyhow::Result<(Child, String)> {
+fn spawn(binary: &str, args: &[String], marker: &'static str, log: Option<&LogCapture>) -> anyhow::Result<(Child, String)> {
     let bin = match std::env::var_os("DFS_MASTER_BIN") {
         Some(path) if binary == "dfs-master" => PathBuf::from(path),
         _ => bin_dir()?.join(binary),
     };
+    let (filter, stderr) = match log {
+        Some(log) => {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(&log.file).with_context(|| format!("opening {}", log.file.display()))?;
+            (log.filter.clone(), Stdio::from(file))
+        }
+        None => (std::env::var("DFS_LOG").unwrap_or_else(|_| "warn".into()), Stdio::inherit()),
+    };
     let mut child = Command::new(&bin)
         .args(args)
-        .env("DFS_LOG", std::env::var("DFS_LOG").unwrap_or_else(|_| "warn".into()))
+        .env("DFS_LOG", filter)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
@@ -160,14 +190,20 @@ pub struct ChunkserverProcess {
     pub data_dir: PathBuf,
     master: String,
     extra_args: Vec<String>,
+    log: Option<LogCapture>,
 }
 
 impl ChunkserverProcess {
     /// Starts a chunkserver on a free loopback port, reporting to `master`.
     pub fn start(master: &str, data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_log(master, data_dir, extra_args, None)
+    }
+
+    /// Like [`ChunkserverProcess::start`], with its log captured by `log`.
+    pub fn start_with_log(master: &str, data_dir: &Path, extra_args: &[&str], log: Option<LogCapture>) -> anyhow::Result<Self> {
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let child = spawn_chunkserver(master, data_dir, "127.0.0.1:0", &extra_args)?;
-        Ok(ChunkserverProcess { child: child.0, url: child.1, data_dir: data_dir.to_path_buf(), master: master.into(), extra_args })
+        let (child, url) = spawn_chunkserver(master, data_dir, "127.0.0.1:0", &extra_args, log.as_ref())?;
+        Ok(ChunkserverProcess { child, url, data_dir: data_dir.to_path_buf(), master: master.into(), extra_args, log })
     }
 
     pub fn kill9(&mut self) {
@@ -196,7 +232,7 @@ impl ChunkserverProcess {
     pub fn restart(&mut self, same_port: bool) -> anyhow::Result<()> {
         self.kill9();
         let listen = if same_port { self.url.trim_start_matches("http://").to_string() } else { "127.0.0.1:0".into() };
-        let (child, url) = spawn_chunkserver(&self.master, &self.data_dir, &listen, &self.extra_args)?;
+        let (child, url) = spawn_chunkserver(&self.master, &self.data_dir, &listen, &self.extra_args, self.log.as_ref())?;
         self.child = child;
         self.url = url;
         Ok(())
@@ -209,7 +245,7 @@ impl Drop for ChunkserverProcess {
     }
 }
 
-fn spawn_chunkserver(master: &str, data_dir: &Path, listen: &str, extra: &[String]) -> anyhow::Result<(Child, String)> {
+fn spawn_chunkserver(master: &str, data_dir: &Path, listen: &str, extra: &[String], log: Option<&LogCapture>) -> anyhow::Result<(Child, String)> {
     let mut args =
         vec!["--listen".to_string(), listen.to_string(), "--master".to_string(), master.to_string(), "--data-dir".to_string(), data_dir.display().to_string()];
     // The master's key, unless the test gives one (or none is known).
@@ -219,7 +255,7 @@ fn spawn_chunkserver(master: &str, data_dir: &Path, listen: &str, extra: &[Strin
         }
     }
     args.extend_from_slice(extra);
-    let (child, url) = spawn("dfs-chunkserver", &args, "dfs-chunkserver listening on ")?;
+    let (child, url) = spawn("dfs-chunkserver", &args, "dfs-chunkserver listening on ", log)?;
     // Its key by its own URL too: harness checks read its replicas as a peer (signed).
     if let Some(file) = flag_value(&args, "--cluster-key-file") {
         let mut files = KEY_FILES.lock().unwrap_or_else(|p| p.into_inner());
