@@ -32,6 +32,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use dfs_common::auth::Ops;
+// Tasks started for a request keep its span and id (chunkservers log the same id).
+use dfs_common::http::request_id;
 use dfs_common::wire::chunks::*;
 use dfs_common::wire::namespace::{ChunkHealth, FileHealth};
 use dfs_common::{ErrorKind, InodeId, NodeId};
@@ -217,7 +219,7 @@ impl ChunkManager {
             Command::Note { kind, message } => self.events.push(kind, message),
             Command::Create { op, node, address, handle, version, chunk_size } => {
                 let pending = self.pending(Event::Created { op, node, ok: false });
-                tokio::spawn(async move {
+                request_id::spawn(async move {
                     let result = cs.create(&address, handle, version, chunk_size).await;
                     if let Err(e) = &result {
                         tracing::warn!(chunk = %handle, error = %e, "creating a replica failed");
@@ -227,7 +229,7 @@ impl ChunkManager {
             }
             Command::SetVersion { op, node, address, handle, version } => {
                 let pending = self.pending(Event::VersionSet { op, node, ok: false });
-                tokio::spawn(async move {
+                request_id::spawn(async move {
                     let result = cs.set_version(&address, handle, version).await;
                     if let Err(e) = &result {
                         tracing::warn!(chunk = %handle, error = %e, "replica missed a version bump");
@@ -237,7 +239,7 @@ impl ChunkManager {
             }
             Command::Replicate { op, target, source, handle, version, chunk_size } => {
                 let pending = self.pending(Event::Copied { op, result: Err(cs_client::CsError::lost("the copy's task ended without an answer")) });
-                tokio::spawn(async move {
+                request_id::spawn(async move {
                     let result = cs.replicate(&target, handle, &source, version, chunk_size).await;
                     pending.answer(Event::Copied { op, result });
                 });
@@ -245,7 +247,7 @@ impl ChunkManager {
             Command::Store { op, mutation } => {
                 let pending = self.pending(Event::Stored { op, result: Err(stopped()) });
                 let writer = self.writer.clone();
-                tokio::spawn(async move {
+                request_id::spawn(async move {
                     let result = writer.submit(mutation).await.map(|_| ());
                     pending.answer(Event::Stored { op, result });
                 });
