@@ -87,16 +87,21 @@ impl Engine {
         let Some(meta) = self.map.chunk(handle) else { return self.release(handle) };
         placed.iter().for_each(|n| self.map.add_replica(handle, *n, meta.version));
         if placed.is_empty() {
-            // A create whose answer was lost may have made a replica (it has
-            // reported already, or will): no lease was granted at this
-            // version, so any such replica is as empty as a member's would
-            // be. Members stay unknown; an empty set would disown it for good.
             self.map.unrecord_unplaced(handle);
             let e = err(ErrorKind::EIO, format!("no chunkserver could create chunk {handle}"));
             self.reply(req, Answer::Lease(Err(e)));
             return self.release(handle);
         }
-        self.map.set_members(handle, meta.version, placed.iter().copied());
+        // Members are recorded only when every target created its replica
+        // (the lease is then granted at this version). Otherwise a create
+        // whose answer was lost may still have made one; no lease is ever
+        // granted at this version (the grant bumps first), so such a replica
+        // is as empty as a member's: recording members would disown it for
+        // good, and strand the chunk if the members' disks fail before a
+        // bump succeeds.
+        if all {
+            self.map.set_members(handle, meta.version, placed.iter().copied());
+        }
         // Still busy: the grant (and a bump, if a target missed) follows.
         self.grant(req, handle, None, !all, chunk_size);
         if !self.op_holds(handle) {

@@ -454,3 +454,29 @@ fn a_replica_whose_create_answer_was_lost_is_not_disowned() {
     let g = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
     assert_eq!((g.primary.node_id, g.version), (n(1), ChunkVersion(2)));
 }
+
+/// Simulator seed 264: a placement missed one target (its create's answer
+/// was lost, but it made the replica) and the bump before the lease failed.
+/// The placed replicas were then lost; the one left was disowned as not a
+/// member of the first version, though no lease was ever granted at it.
+#[test]
+fn a_late_created_replica_of_a_placement_that_missed_it_is_not_disowned() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    h.heartbeat(3, Some(vec![replica(7, 1)]));
+    let mut next = Vec::new();
+    for c in out {
+        if let Command::Create { op, node, .. } = c {
+            next.extend(h.step(Event::Created { op, node, ok: node != n(3) }));
+        }
+    }
+    let replies = h.settle(next, &[1, 2, 3]); // the bump to version 2 fails
+    assert_eq!(lease_reply(&replies, req).unwrap().as_ref().unwrap_err().kind, ErrorKind::EIO);
+    // Nodes 1 and 2 lose their disks; node 3 reports its replica again.
+    h.heartbeat(1, Some(vec![]));
+    h.heartbeat(2, Some(vec![]));
+    h.heartbeat(3, Some(vec![replica(7, 1)]));
+    let (req, out) = h.lease(7);
+    let g = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
+    assert_eq!((g.primary.node_id, g.version), (n(3), ChunkVersion(2)));
+}
