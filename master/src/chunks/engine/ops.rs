@@ -92,18 +92,22 @@ impl Engine {
             self.reply(req, Answer::Lease(Err(e)));
             return self.release(handle);
         }
-        // Members are recorded only when every target created its replica
-        // (the lease is then granted at this version). Otherwise a create
-        // whose answer was lost may still have made one; no lease is ever
-        // granted at this version (the grant bumps first), so such a replica
-        // is as empty as a member's: recording members would disown it for
-        // good, and strand the chunk if the members' disks fail before a
-        // bump succeeds.
-        if all {
+        // The lease is granted at this version only when every target created
+        // its replica and is live now (the lease names live replicas only: a
+        // target silent meanwhile would miss the writes, then come back
+        // current). Then its members are recorded. Otherwise the grant bumps
+        // first, and members stay unknown at this version: a create whose
+        // answer was lost may still have made a replica, as empty as a
+        // member's since no lease is granted at this version; recording
+        // members would disown it for good, and strand the chunk if the
+        // members' disks fail before a bump succeeds.
+        let (now, dead_after) = (self.now, self.config.dead_after);
+        let whole = all && placed.iter().all(|n| self.map.is_live(*n, now, dead_after));
+        if whole {
             self.map.set_members(handle, meta.version, placed.iter().copied());
         }
         // Still busy: the grant (and a bump, if a target missed) follows.
-        self.grant(req, handle, None, !all, chunk_size);
+        self.grant(req, handle, None, !whole, chunk_size);
         if !self.op_holds(handle) {
             self.release(handle);
         }

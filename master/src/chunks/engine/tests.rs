@@ -480,3 +480,21 @@ fn a_late_created_replica_of_a_placement_that_missed_it_is_not_disowned() {
     let g = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
     assert_eq!((g.primary.node_id, g.version), (n(3), ChunkVersion(2)));
 }
+
+/// Simulator seed 285: every target of a new chunk created its replica, but
+/// one went silent past the dead interval before the last create answered.
+/// The lease (at the first version, no bump) named only the live ones, the
+/// writes went to them, and the silent one, back, was current at the same
+/// version without any of them.
+#[test]
+fn a_target_silent_when_its_placement_ends_does_not_stay_at_the_leased_version() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    h.later(DEAD_AFTER + Duration::from_secs(1));
+    (1..=2).for_each(|i| drop(h.heartbeat(i, None)));
+    let g = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
+    assert_eq!(g.version, ChunkVersion(2), "bumped past the silent target");
+    h.heartbeat(3, Some(vec![replica(7, 1)]));
+    let current: Vec<NodeId> = h.e.map().current_replicas(ChunkHandle(7), h.now, DEAD_AFTER).into_iter().map(|r| r.node_id).collect();
+    assert_eq!(current, vec![n(1), n(2)], "node 3 missed the lease's writes: stale");
+}
