@@ -224,6 +224,19 @@ impl ChunkMap {
         self.deletes.entry(node).or_default().insert(handle, max_version);
     }
 
+    /// Takes back the deletions queued for `handle` at `version` or above
+    /// (surplus or damaged copies of the current version, ordered when
+    /// enough others existed): one of those others was just lost. The nodes
+    /// keep their replicas, counted again from their next full report.
+    pub fn cancel_deletes(&mut self, handle: ChunkHandle, version: ChunkVersion) {
+        for queue in self.deletes.values_mut() {
+            if queue.get(&handle).is_some_and(|v| *v >= version) {
+                queue.remove(&handle);
+            }
+        }
+        self.deletes.retain(|_, q| !q.is_empty());
+    }
+
     /// Deletions waiting, over all nodes (garbage-collection backlog).
     pub fn deletes_waiting(&self) -> usize {
         self.deletes.values().map(|d| d.len()).sum()

@@ -498,3 +498,24 @@ fn a_target_silent_when_its_placement_ends_does_not_stay_at_the_leased_version()
     let current: Vec<NodeId> = h.e.map().current_replicas(ChunkHandle(7), h.now, DEAD_AFTER).into_iter().map(|r| r.node_id).collect();
     assert_eq!(current, vec![n(1), n(2)], "node 3 missed the lease's writes: stale");
 }
+
+/// Simulator seed 37: a surplus replica was queued for deletion while the
+/// other one was believed good; that one was then reported corrupt, and the
+/// queued deletion still went out with the next heartbeat: the last copy.
+#[test]
+fn a_queued_surplus_deletion_is_taken_back_when_the_copy_kept_turns_out_corrupt() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    h.step(Event::FileChanged { inode: InodeId(2), file: FileMeta { replication: 1, chunk_size: 64 << 20 } });
+    h.later(LEASE + Duration::from_secs(1));
+    (1..=3).for_each(|i| drop(h.heartbeat(i, None)));
+    h.step(Event::Tick); // two of three queued for deletion: nodes 1 and 2
+    let bad = BadReplica { handle: ChunkHandle(7), node_id: Some(n(3)), address: None, corrupt: true, reporter_version: None, token: None };
+    let req = h.req();
+    let out = h.step(Event::BadReplica { req, bad });
+    h.settle(out, &[]);
+    assert!(deletions(&mut h, 1..=2).is_empty(), "the copies left are kept");
+    (1..=2).for_each(|i| drop(h.heartbeat(i, Some(vec![replica(7, 1)]))));
+    assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 2);
+}
