@@ -38,6 +38,7 @@ use super::monitor::PassSummary;
 use super::safe_mode::SafeMode;
 use super::{ChunkConfig, Stats};
 use crate::store::{Mutation, NsError};
+use ops::AfterBump;
 pub use ops::Op;
 
 /// Names an operation in flight, so that its answers find it.
@@ -324,7 +325,33 @@ impl Engine {
             let op = self.new_op(Op::Adopt { handle: n.handle, version: n.reported });
             self.out.push(Command::Store { op, mutation: m });
         }
+        if hb.registering {
+            self.leave_crashed_behind(hb);
+        }
         Ok(response)
+    }
+
+    /// A member of a running lease came back from a crash and its replica
+    /// is held back (it lost writes, or may have: see `chunk_map::damage`).
+    /// The writer may still send it the lease's next writes, which it would
+    /// take at the same version over the gap, and a later report would no
+    /// longer hold it back. So the others move to the next version at once,
+    /// as when a replica misses a write; a chunk busy with a bump is fenced
+    /// by that bump already (it goes to the current replicas only).
+    fn leave_crashed_behind(&mut self, hb: &Heartbeat) {
+        for r in hb.report.iter().flatten() {
+            let Some(meta) = self.map.chunk(r.handle) else { continue };
+            let held = r.version == meta.version && self.map.replica_version(r.handle, hb.node_id) != Some(meta.version);
+            let leased = self.map.lease(r.handle).is_some_and(|l| l.expires > self.now && l.members.contains(&hb.node_id));
+            if !held || !leased || self.busy.contains_key(&r.handle) {
+                continue;
+            }
+            let survivors = self.map.current_replicas(r.handle, self.now, self.config.dead_after);
+            if !survivors.is_empty() {
+                tracing::warn!(chunk = %r.handle, node = %hb.node_id, "a lease member lost writes in a crash: the others move on without it");
+                self.bump(r.handle, meta, survivors, AfterBump::LeftBehind);
+            }
+        }
     }
 
     /// The removed chunks: no longer planned for or counted; their

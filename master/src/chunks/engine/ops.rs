@@ -18,6 +18,9 @@ pub enum AfterBump {
     Lease { req: ReqId, primary: Option<NodeId>, chunk_size: u64 },
     /// A replica missed a write: the others moved on without it.
     LeaveBehind { req: ReqId },
+    /// A member of the running lease came back from a crash having lost
+    /// writes: the others moved on without it (nobody to answer).
+    LeftBehind,
     /// A fence before copies: then the copies.
     Fence { copies: Vec<Copy>, chunk_size: u64 },
 }
@@ -157,6 +160,7 @@ impl Engine {
                 self.lease_moves_on(handle, version, &holders);
                 self.reply(req, Answer::Done(Ok(())));
             }
+            AfterBump::LeftBehind => self.lease_moves_on(handle, version, &holders),
             AfterBump::Fence { copies, chunk_size } => copies.into_iter().for_each(|c| self.start_copy(handle, version, c, chunk_size)),
         }
         self.release(handle);
@@ -182,6 +186,7 @@ impl Engine {
         match then {
             AfterBump::Lease { req, .. } => self.reply(req, Answer::Lease(Err(e))),
             AfterBump::LeaveBehind { req } => self.reply(req, Answer::Done(Err(e))),
+            AfterBump::LeftBehind => tracing::warn!(chunk = %handle, error = %e, "leaving a crashed replica behind failed"),
             AfterBump::Fence { copies, .. } => {
                 copies.into_iter().for_each(|c| self.map.end_copy(handle, c));
                 Self::count(&self.stats.copies_failed, 1);

@@ -519,3 +519,40 @@ fn a_queued_surplus_deletion_is_taken_back_when_the_copy_kept_turns_out_corrupt(
     (1..=2).for_each(|i| drop(h.heartbeat(i, Some(vec![replica(7, 1)]))));
     assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 2);
 }
+
+/// Simulator seed 633: a member of a running lease crashed with a write not
+/// synced, came back and was held back (dirty), then took the lease's next
+/// writes at the same version over the gap; its next, ordinary report no
+/// longer held it back, and it was served without the lost write.
+#[test]
+fn a_lease_member_back_from_a_crash_with_lost_writes_is_left_behind() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    let g = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
+    let crashed = g.secondaries[0].node_id;
+    let hb = Heartbeat {
+        node_id: crashed,
+        address: g.secondaries[0].address.clone(),
+        capacity_bytes: 1 << 40,
+        used_bytes: 0,
+        chunk_count: 1,
+        load: 0,
+        report: Some(vec![ReplicaReport { handle: ChunkHandle(7), version: ChunkVersion(1), length: 0, dirty: true }]),
+        bytes_read: 0,
+        bytes_written: 0,
+        scrub: None,
+        registering: true,
+        cluster_id: None,
+        peers_epoch: 0,
+    };
+    let req = h.req();
+    let out = h.step(Event::Heartbeat { req, hb: Box::new(hb) });
+    assert_eq!(calls(&out).iter().filter(|c| c.starts_with("version 2")).count(), 2, "the two others move on: {:?}", calls(&out));
+    h.settle(out, &[]);
+    let lease = h.e.lease_of(ChunkHandle(7)).unwrap();
+    assert_eq!(lease.version, ChunkVersion(2), "the writer's next write at version 1 is refused by all");
+    assert!(!lease.members.contains(&crashed));
+    // Its next ordinary report finds it stale.
+    h.heartbeat(crashed.0.as_u128(), Some(vec![replica(7, 1)]));
+    assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).stale, 1);
+}
