@@ -224,15 +224,13 @@ impl ChunkMap {
         self.deletes.entry(node).or_default().insert(handle, max_version);
     }
 
-    /// Takes back the deletions queued for `handle` at `version` or above
-    /// (surplus or damaged copies of the current version, ordered when
-    /// enough others existed): one of those others was just lost. The nodes
-    /// keep their replicas, counted again from their next full report.
-    pub fn cancel_deletes(&mut self, handle: ChunkHandle, version: ChunkVersion) {
+    /// Takes back the deletions queued for a live chunk (surplus, stale or
+    /// damaged copies, ordered while enough current ones existed): one of
+    /// those was just lost, and they may be all that is left. The nodes keep
+    /// their replicas, judged again from their next full report.
+    pub fn cancel_deletes(&mut self, handle: ChunkHandle) {
         for queue in self.deletes.values_mut() {
-            if queue.get(&handle).is_some_and(|v| *v >= version) {
-                queue.remove(&handle);
-            }
+            queue.remove(&handle);
         }
         self.deletes.retain(|_, q| !q.is_empty());
     }

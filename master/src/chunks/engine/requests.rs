@@ -199,9 +199,9 @@ impl Engine {
         tracing::warn!(chunk = %bad.handle, %node, corrupt = bad.corrupt, "replica reported bad");
         let held_current = current.is_some_and(|v| self.map.replica_version(bad.handle, node) == Some(v));
         self.map.drop_replica(bad.handle, node);
-        if let (true, Some(v)) = (held_current, current) {
-            // Surplus copies queued for deletion may be the ones left now.
-            self.map.cancel_deletes(bad.handle, v);
+        if held_current {
+            // Copies queued for deletion may be the ones left now.
+            self.map.cancel_deletes(bad.handle);
         }
         if bad.corrupt {
             self.map.mark_corrupt(bad.handle, node);

@@ -556,3 +556,30 @@ fn a_lease_member_back_from_a_crash_with_lost_writes_is_left_behind() {
     h.heartbeat(crashed.0.as_u128(), Some(vec![replica(7, 1)]));
     assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).stale, 1);
 }
+
+/// Simulator seeds 350 and 1462: a stale replica was queued for deletion
+/// while enough current ones existed; one of those was then reported
+/// corrupt, and the stale one (holding every acknowledged write, as no write
+/// came after the bump) was still deleted.
+#[test]
+fn a_queued_stale_deletion_is_taken_back_when_a_current_replica_is_lost() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    let g = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
+    let behind = g.secondaries[1].node_id;
+    let bad = BadReplica { handle: ChunkHandle(7), node_id: Some(behind), address: None, corrupt: false, reporter_version: Some(g.version), token: None };
+    let req = h.req();
+    let out = h.step(Event::BadReplica { req, bad });
+    h.settle(out, &[]); // the two others move to version 2
+    h.step(Event::FileChanged { inode: InodeId(2), file: FileMeta { replication: 2, chunk_size: 64 << 20 } });
+    h.later(LEASE + Duration::from_secs(1));
+    (1..=3).filter(|i| n(*i) != behind).for_each(|i| drop(h.heartbeat(i, None)));
+    h.heartbeat(behind.0.as_u128(), Some(vec![replica(7, 1)]));
+    h.step(Event::Tick); // the stale replica is queued for deletion
+    let kept = g.primary.node_id;
+    let bad = BadReplica { handle: ChunkHandle(7), node_id: Some(kept), address: None, corrupt: true, reporter_version: None, token: None };
+    let req = h.req();
+    let out = h.step(Event::BadReplica { req, bad });
+    h.settle(out, &[]);
+    assert!(deletions(&mut h, [behind.0.as_u128()]).is_empty(), "one current replica left: the stale one stays");
+}
