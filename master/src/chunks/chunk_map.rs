@@ -235,6 +235,19 @@ impl ChunkMap {
         self.deletes.retain(|_, q| !q.is_empty());
     }
 
+    /// Takes back the deletions queued for `node` of chunks still live
+    /// (surplus, stale or damaged copies): they were decided before it went
+    /// silent, on copies elsewhere that may be gone since. Garbage stays
+    /// queued. The node's replicas are judged again from its next report.
+    pub fn cancel_deletes_of(&mut self, node: NodeId) {
+        let Some(queue) = self.deletes.get_mut(&node) else { return };
+        let chunks = &self.chunks;
+        queue.retain(|handle, _| !chunks.contains_key(handle));
+        if queue.is_empty() {
+            self.deletes.remove(&node);
+        }
+    }
+
     /// Deletions waiting, over all nodes (garbage-collection backlog).
     pub fn deletes_waiting(&self) -> usize {
         self.deletes.values().map(|d| d.len()).sum()

@@ -317,6 +317,12 @@ impl Engine {
             tracing::warn!(node = %hb.node_id, address = %hb.address, %refusal, "heartbeat refused");
             return Err(err(dfs_common::ErrorKind::EEXIST, refusal.to_string()));
         }
+        // A node silent for a while gets none of the deletions decided
+        // before: the copies elsewhere they relied on may be gone since.
+        let (now, dead_after) = (self.now, self.config.dead_after);
+        if self.map.is_known(hb.node_id) && !self.map.is_live(hb.node_id, now, dead_after / 3) {
+            self.map.cancel_deletes_of(hb.node_id);
+        }
         let (response, newer) = self.map.heartbeat(hb, self.now);
         Self::count(&self.stats.deletes_sent, response.delete.len() as u64);
         for n in newer {

@@ -557,7 +557,7 @@ fn a_lease_member_back_from_a_crash_with_lost_writes_is_left_behind() {
     assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).stale, 1);
 }
 
-/// Simulator seeds 350 and 1462: a stale replica was queued for deletion
+/// Simulator seed 1462: a stale replica was queued for deletion
 /// while enough current ones existed; one of those was then reported
 /// corrupt, and the stale one (holding every acknowledged write, as no write
 /// came after the bump) was still deleted.
@@ -582,4 +582,24 @@ fn a_queued_stale_deletion_is_taken_back_when_a_current_replica_is_lost() {
     let out = h.step(Event::BadReplica { req, bad });
     h.settle(out, &[]);
     assert!(deletions(&mut h, [behind.0.as_u128()]).is_empty(), "one current replica left: the stale one stays");
+}
+
+/// Simulator seed 1316: a surplus replica was queued for deletion
+/// while another node held the copy to keep; the node to delete from went
+/// silent, the other lost its disk meanwhile (not yet dead to the master),
+/// and the stale order went out when the silent node came back.
+#[test]
+fn a_node_back_from_silence_gets_no_deletion_decided_before() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    h.step(Event::FileChanged { inode: InodeId(2), file: FileMeta { replication: 1, chunk_size: 64 << 20 } });
+    h.later(LEASE + Duration::from_secs(1));
+    (1..=3).for_each(|i| drop(h.heartbeat(i, None)));
+    h.step(Event::Tick); // nodes 1 and 2 are to delete theirs, node 3 keeps it
+    h.later(DEAD_AFTER / 2);
+    h.heartbeat(3, None);
+    assert!(deletions(&mut h, [1, 2]).is_empty(), "silent meanwhile: the orders are taken back");
+    (1..=2).for_each(|i| drop(h.heartbeat(i, Some(vec![replica(7, 1)]))));
+    assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 3, "judged again from their reports");
 }
