@@ -603,3 +603,22 @@ fn a_node_back_from_silence_gets_no_deletion_decided_before() {
     (1..=2).for_each(|i| drop(h.heartbeat(i, Some(vec![replica(7, 1)]))));
     assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 3, "judged again from their reports");
 }
+
+/// Simulator seed 350: a version bump was under way on one replica (the
+/// other's node had been silent when it started) and the pass trimmed the
+/// other one as surplus; the bumped one turned out corrupt (its report
+/// queued behind the bump), and no copy was left.
+#[test]
+fn no_replica_is_deleted_while_an_operation_on_its_chunk_is_under_way() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    h.step(Event::FileChanged { inode: InodeId(2), file: FileMeta { replication: 1, chunk_size: 64 << 20 } });
+    h.later(LEASE + Duration::from_secs(1));
+    (1..=3).for_each(|i| drop(h.heartbeat(i, None)));
+    let (req, bump) = h.lease(7); // its calls are under way
+    h.step(Event::Tick);
+    assert!(deletions(&mut h, 1..=3).is_empty(), "nothing trimmed under the bump");
+    let g = lease_reply(&h.settle(bump, &[]), req).unwrap().clone().unwrap();
+    assert_eq!(g.version, ChunkVersion(2));
+}

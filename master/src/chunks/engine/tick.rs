@@ -37,6 +37,10 @@ impl Engine {
         let mut copies: Vec<(ChunkHandle, ChunkVersion, u64, Vec<Copy>)> = Vec::new();
         for action in replication::plan(&chunks, &nodes, Limits { copies_per_node: self.config.copies_per_node }) {
             match action {
+                // Not while an operation on the chunk is under way: which of
+                // its replicas end up current is not settled yet (a bump may
+                // leave behind the very copies the plan keeps).
+                Action::Delete { handle, .. } if self.busy.contains_key(&handle) => {}
                 Action::Delete { node, handle, max_version } => {
                     tracing::info!(chunk = %handle, %node, "deleting a stale or surplus replica");
                     self.map.queue_delete(node, handle, max_version);
