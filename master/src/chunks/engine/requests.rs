@@ -146,7 +146,10 @@ impl Engine {
     /// Records the lease and answers with it.
     fn lease_ready(&mut self, req: ReqId, handle: ChunkHandle, lease: Lease, chunk_size: u64) {
         self.map.set_lease(handle, lease.clone());
-        let replicas = self.map.current_replicas(handle, self.now, self.config.dead_after);
+        // Exactly the lease's members, the replicas that took its version:
+        // each is a member of that version, so each must get the writes (or
+        // fail one and be left behind), one gone silent since included.
+        let replicas: Vec<ReplicaAddr> = lease.members.iter().filter_map(|n| self.map.address(*n)).collect();
         let answer = match replicas.iter().find(|r| r.node_id == lease.primary).cloned() {
             None => Err(err(ErrorKind::EIO, "the lease's primary is gone")),
             Some(primary) => Ok(Granted {

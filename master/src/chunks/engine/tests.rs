@@ -622,3 +622,25 @@ fn no_replica_is_deleted_while_an_operation_on_its_chunk_is_under_way() {
     let g = lease_reply(&h.settle(bump, &[]), req).unwrap().clone().unwrap();
     assert_eq!(g.version, ChunkVersion(2));
 }
+
+/// Simulator seed 2795: a target of a lease's version bump answered it,
+/// then went silent past the dead interval before the lease was answered.
+/// The lease named only the live replicas, the writes went to them, and the
+/// silent one, a member of the new version, was current when it came back.
+#[test]
+fn a_lease_names_every_replica_that_took_its_version() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    h.later(LEASE + Duration::from_secs(1));
+    (1..=3).for_each(|i| drop(h.heartbeat(i, None)));
+    h.later(DEAD_AFTER - Duration::from_secs(1));
+    (1..=2).for_each(|i| drop(h.heartbeat(i, None)));
+    let (req, bump) = h.lease(7); // node 3 still live: a target
+    assert_eq!(calls(&bump).len(), 3);
+    h.later(Duration::from_secs(2)); // node 3 is dead by the time the lease is answered
+    let g = lease_reply(&h.settle(bump, &[]), req).unwrap().clone().unwrap();
+    assert_eq!(g.version, ChunkVersion(2));
+    let named: Vec<NodeId> = std::iter::once(&g.primary).chain(&g.secondaries).map(|r| r.node_id).collect();
+    assert!(named.contains(&n(3)), "node 3 took version 2: the writes must reach it: {named:?}");
+}
