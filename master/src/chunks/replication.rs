@@ -136,7 +136,11 @@ pub fn plan(chunks: &[ChunkView], nodes: &[NodeView], limits: Limits) -> Vec<Act
     for chunk in chunks {
         let s = standing(chunk, |id| view(&nodes, id));
         if may_delete_bad(chunk, &s) {
-            let bad = s.stale.iter().chain(&chunk.damaged);
+            // Not a copy's target: the copy replaces what it held (and a
+            // target that reported the copy before its call answered holds
+            // it as damaged: deleting it would delete the copy).
+            let damaged = chunk.damaged.iter().filter(|(n, _)| !chunk.copying_to.contains(n));
+            let bad = s.stale.iter().chain(damaged);
             actions.extend(bad.map(|(node, version)| Action::Delete { node: *node, handle: chunk.handle, max_version: *version }));
         }
         let have = s.counted.len() + chunk.copying_to.len();

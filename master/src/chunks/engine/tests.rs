@@ -644,3 +644,40 @@ fn a_lease_names_every_replica_that_took_its_version() {
     let named: Vec<NodeId> = std::iter::once(&g.primary).chain(&g.secondaries).map(|r| r.node_id).collect();
     assert!(named.contains(&n(3)), "node 3 took version 2: the writes must reach it: {named:?}");
 }
+
+/// Simulator seed 4795: a copy's target reported the copy (at the fenced
+/// version, not yet among its members) before the copy's call answered; the
+/// pass deleted it as damaged, the copy then counted, and trimming to the
+/// file's one replica deleted the other two: no copy was left.
+#[test]
+fn a_copy_target_reporting_the_copy_early_is_not_deleted_as_damaged() {
+    let mut h = Harness::new(4);
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    h.later(DEAD_AFTER + Duration::from_secs(1));
+    (2..=4).for_each(|i| drop(h.heartbeat(i, None))); // node 1 is lost
+    let mut pending = h.step(Event::Tick);
+    let mut copy = None;
+    while let Some(c) = pending.pop() {
+        let next = match c {
+            Command::SetVersion { op, node, .. } => h.step(Event::VersionSet { op, node, ok: true }),
+            Command::Store { op, .. } => h.step(Event::Stored { op, result: Ok(()) }),
+            Command::Replicate { op, handle, version, .. } => {
+                copy = Some((op, handle, version));
+                Vec::new()
+            }
+            _ => Vec::new(),
+        };
+        pending.extend(next);
+    }
+    let (op, handle, version) = copy.expect("a copy to node 4");
+    // The copy is whole and reported before its call answers; the file
+    // now wants two replicas, which the chunk has without it.
+    h.heartbeat(4, Some(vec![replica(7, version.0)]));
+    h.step(Event::FileChanged { inode: InodeId(2), file: FileMeta { replication: 2, chunk_size: 64 << 20 } });
+    h.step(Event::Tick);
+    assert!(deletions(&mut h, [4]).is_empty(), "the copy is not deleted");
+    let out = h.step(Event::Copied { op, result: Ok(ReplicaReport { handle, version, length: 0, dirty: false }) });
+    h.settle(out, &[]);
+    assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 3, "the copy counts");
+}
