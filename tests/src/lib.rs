@@ -11,6 +11,7 @@ pub mod insider;
 pub mod mount;
 pub mod process;
 pub mod shell;
+pub mod sim;
 pub mod syncs;
 pub mod sys;
 

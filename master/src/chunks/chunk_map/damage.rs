@@ -128,7 +128,7 @@ impl ChunkMap {
     }
 
     /// Nodes holding a damaged replica of `handle`, with its version.
-    pub(super) fn damaged_nodes(&self, handle: ChunkHandle) -> Vec<(NodeId, ChunkVersion)> {
+    pub fn damaged_nodes(&self, handle: ChunkHandle) -> Vec<(NodeId, ChunkVersion)> {
         self.damaged.get(&handle).into_iter().flatten().map(|(n, d)| (*n, d.version())).collect()
     }
 
