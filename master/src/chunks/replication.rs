@@ -130,7 +130,10 @@ pub fn is_drained<'a>(node: NodeId, chunks: impl IntoIterator<Item = &'a ChunkVi
 
 pub fn plan(chunks: &[ChunkView], nodes: &[NodeView], limits: Limits) -> Vec<Action> {
     let mut nodes: Vec<NodeView> = nodes.to_vec();
-    let view = |nodes: &[NodeView], id: NodeId| nodes.iter().find(|n| n.node == id).copied();
+    // By id: a pass looks up every replica's node, over millions of chunks
+    // and a thousand nodes (a scan each made a pass take half a minute).
+    let index: std::collections::HashMap<NodeId, usize> = nodes.iter().enumerate().map(|(i, n)| (n.node, i)).collect();
+    let view = |nodes: &[NodeView], id: NodeId| index.get(&id).map(|i| nodes[*i]);
     let mut actions = Vec::new();
     let mut needy: Vec<(usize, &ChunkView, Standing)> = Vec::new();
     for chunk in chunks {
