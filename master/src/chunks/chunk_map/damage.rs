@@ -70,7 +70,7 @@ impl ChunkMap {
             return true;
         }
         if length >= meta.length {
-            self.whole_again(handle, meta.version);
+            self.whole_again(handle, meta.version, node);
             return false;
         }
         if !fresh {
@@ -86,11 +86,12 @@ impl ChunkMap {
         true
     }
 
-    /// A replica holding every committed byte is back: the short ones
-    /// served meanwhile are damaged again (a lease must never take them).
-    fn whole_again(&mut self, handle: ChunkHandle, version: ChunkVersion) {
+    /// A replica holding every committed byte is back (`whole`'s): the
+    /// short ones served meanwhile are damaged again (a lease must never take
+    /// them), unless it is one of them, grown whole since.
+    fn whole_again(&mut self, handle: ChunkHandle, version: ChunkVersion, whole: NodeId) {
         let Some((kept, promoted)) = self.lost_tail.remove(&handle) else { return };
-        for node in promoted {
+        for node in promoted.into_iter().filter(|n| *n != whole) {
             self.drop_replica(handle, node);
             self.damaged.entry(handle).or_default().insert(node, Damage::Short { version, length: kept });
         }

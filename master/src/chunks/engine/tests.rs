@@ -681,3 +681,49 @@ fn a_copy_target_reporting_the_copy_early_is_not_deleted_as_damaged() {
     h.settle(out, &[]);
     assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 3, "the copy counts");
 }
+
+/// A heartbeat of node `i` with a full report, as a process's first.
+fn registering(h: &mut Harness, i: u128, report: Vec<ReplicaReport>) -> Vec<Command> {
+    let hb = Heartbeat {
+        node_id: n(i),
+        address: format!("http://127.0.0.1:{i}"),
+        capacity_bytes: 1 << 40,
+        used_bytes: 0,
+        chunk_count: report.len() as u64,
+        load: 0,
+        report: Some(report),
+        bytes_read: 0,
+        bytes_written: 0,
+        scrub: None,
+        registering: true,
+        cluster_id: None,
+        peers_epoch: 0,
+    };
+    let req = h.req();
+    h.step(Event::Heartbeat { req, hb: Box::new(hb) })
+}
+
+/// Simulator seed 25372: every replica came back from a crash short, the
+/// longest was served; it then took the writes that made it whole again,
+/// and its next report demoted it as one of the short ones served
+/// meanwhile, while it stayed counted: the pass deleted it as damaged, the
+/// chunk's only copy.
+#[test]
+fn a_short_replica_served_meanwhile_that_grew_whole_is_not_demoted() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    h.step(Event::LengthsCommitted { ends: vec![(ChunkHandle(7), 1000)] });
+    h.later(LEASE + Duration::from_secs(1)); // no lease runs when they come back
+    let short = |len| vec![ReplicaReport { handle: ChunkHandle(7), version: ChunkVersion(1), length: len, dirty: false }];
+    for (i, len) in [(1, 300), (2, 700), (3, 700)] {
+        registering(&mut h, i, short(len));
+    }
+    h.step(Event::FileChanged { inode: InodeId(2), file: FileMeta { replication: 1, chunk_size: 64 << 20 } });
+    h.step(Event::Tick); // node 2's is served, short
+    h.heartbeat(2, Some(short(1000))); // grown whole since
+    h.step(Event::Tick);
+    assert!(deletions(&mut h, [2]).is_empty(), "the whole replica is kept");
+    let current: Vec<NodeId> = h.e.map().current_replicas(ChunkHandle(7), h.now, DEAD_AFTER).into_iter().map(|r| r.node_id).collect();
+    assert_eq!(current, vec![n(2)]);
+}
