@@ -8,13 +8,18 @@
 #   make fuzz   every request decoder fuzzed for longer than the suite does
 #               (DFS_FUZZ_CASES per target, default 200000; DFS_FUZZ_SEED=N
 #               replays a run); see tests/tests/fuzz/main.rs
+#   make sim    the deterministic cluster simulator on more seeds than the suite
+#               runs (SEEDS=N, default 100000; FIRST=N starts there; a failing
+#               seed replays with DFS_SIM_SEED=N); see tests/src/sim/mod.rs
+#   make sim-scale  the chunk engine alone at 1,000 chunkservers and 10M chunks
+#               (a few minutes, ~3 GiB); see docs/BENCHMARKS.md
 SHELL := /bin/bash
 CARGO ?= cargo
 # Link Debian's RocksDB instead of compiling it (see docs/ARCHITECTURE.md).
 export ROCKSDB_LIB_DIR ?= /usr/lib/$(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test lint deps build bench soak fuzz
+.PHONY: run test lint deps build bench soak fuzz sim sim-scale
 
 deps:
 	@bash deploy/install-deps.sh
@@ -46,6 +51,13 @@ soak: build
 # The fuzz target with many more cases than `make test` runs (a few minutes).
 fuzz: build
 	DFS_FUZZ_CASES=$${DFS_FUZZ_CASES:-200000} $(CARGO) test -p dfs-tests --test fuzz -- --nocapture
+
+# No processes: the engine and a simulated cluster in one test binary.
+sim: deps
+	DFS_SIM_SEEDS=$${SEEDS:-100000} DFS_SIM_FIRST=$${FIRST:-0} $(CARGO) test -p dfs-tests --test sim seeds_hold_every_invariant -- --nocapture
+
+sim-scale: deps
+	$(CARGO) test -p dfs-tests --test sim scale -- --ignored --nocapture
 
 bench: build
 	$(TARGET_DIR)/debug/dfs-meta-bench --runs 3

@@ -89,3 +89,26 @@ fn a_seed_replays_exactly() {
     let other = run(seed + 1, &Params::for_seed(seed + 1, Duration::from_secs(20))).map_err(|f| f.to_string());
     assert_ne!(a.map(|s| s.digest), other.map(|s| s.digest), "another seed ran the same way");
 }
+
+/// The engine alone at scale (tests/src/sim/scale.rs): 1,000 chunkservers
+/// and 10M chunks by default (DFS_SIM_SCALE_NODES, DFS_SIM_SCALE_CHUNKS);
+/// prints what a heartbeat and a tick cost it. `make sim-scale`.
+#[test]
+#[ignore = "minutes and several GiB: make sim-scale"]
+fn scale() {
+    let nodes = env("DFS_SIM_SCALE_NODES").unwrap_or(1000);
+    let chunks = env("DFS_SIM_SCALE_CHUNKS").unwrap_or(10_000_000);
+    let f = dfs_tests::sim::scale::run(nodes, chunks, 3, 3, |line| eprintln!("scale: {line}"));
+    eprintln!(
+        "scale: {} chunkservers, {} chunks: map built in {:?}; registering full report {}; tick {}; plain heartbeat {}; periodic full report {}; RSS {} MiB",
+        f.nodes,
+        f.chunks,
+        f.load,
+        f.registering_report,
+        f.tick,
+        f.plain_heartbeat,
+        f.full_report,
+        f.rss_bytes >> 20
+    );
+    assert_eq!(f.registering_report.count as u64, nodes);
+}

@@ -107,6 +107,12 @@ impl Chunkserver {
         self.report_due = true;
     }
 
+    /// Refused before registration, as every other call. (The real
+    /// chunkserver's create does not check: a process with a new id, at the
+    /// address of one the master still counts live, then makes replicas the
+    /// master records on the old id, and the new process's own are never
+    /// members. Modelled so, ~1% of seeds strand a chunk; the chunkserver's
+    /// create should call `n.serving()?` too, in api/replicas.rs.)
     pub fn create(&mut self, handle: ChunkHandle, version: ChunkVersion) -> Result<(), Refused> {
         self.serving()?;
         if let Some(r) = self.disk.replicas.get(&handle) {

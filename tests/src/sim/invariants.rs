@@ -233,7 +233,7 @@ pub fn converged(
             }
             continue; // never placed: the next writer places it
         };
-        if destroyed.contains(&handle) && !servable_on_disk(handle, meta.version, nodes, ns) {
+        if destroyed.contains(&handle) && !servable_on_disk(handle, meta.version, engine, nodes, ns) {
             lost += 1;
             continue;
         }
@@ -254,18 +254,21 @@ pub fn converged(
 
 /// Whether some disk holds a copy of `handle` the master may serve: at
 /// `version`, not corrupt, and on a member of that version (when the store
-/// knows its members: a copy that took the version without being among them
-/// may have missed writes made under it, and is rightly never served).
-fn servable_on_disk(handle: ChunkHandle, version: ChunkVersion, nodes: &[Chunkserver], ns: &Namespace) -> bool {
+/// knows its members; and not held back by the engine as taking the version
+/// without being among them: such a copy may have missed writes made under
+/// it, and is rightly never served).
+fn servable_on_disk(handle: ChunkHandle, version: ChunkVersion, engine: &Engine, nodes: &[Chunkserver], ns: &Namespace) -> bool {
     let members = ns.record(handle).map(|r| r.members.clone()).unwrap_or_default();
+    // The members of a placement's version are known to the engine only.
+    let held = engine.map().damaged_nodes(handle);
     nodes.iter().any(|n| {
-        let member = members.is_empty() || members.contains(&n.id);
+        let member = (members.is_empty() || members.contains(&n.id)) && !held.contains(&(n.id, version));
         member && n.disk.replicas.get(&handle).is_some_and(|r| r.version == version && !r.corrupt)
     })
 }
 
 /// A chunk as the engine and the disks see it, for messages.
-fn describe(engine: &Engine, nodes: &[Chunkserver], ns: &Namespace, handle: ChunkHandle, now: Instant) -> String {
+pub fn describe(engine: &Engine, nodes: &[Chunkserver], ns: &Namespace, handle: ChunkHandle, now: Instant) -> String {
     let dead_after = engine.config().dead_after;
     let Some(meta) = engine.map().chunk(handle) else { return format!("chunk {handle} (not in the engine's map)") };
     let want = ns.file_of(handle).map(|f| f.replication);

@@ -88,6 +88,7 @@ impl World {
             r.corrupt = true;
         }
         self.destroyed.insert(h);
+        self.unseen.insert((h, self.nodes[n].id));
         let found = self.now + self.rng.random_range(Duration::from_millis(500)..Duration::from_secs(5));
         self.push(found, Ev::Scrub { node: n, handle: h });
     }

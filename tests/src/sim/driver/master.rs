@@ -123,8 +123,11 @@ impl World {
             (Asker::Node { node, inc, had_report, sent }, Answer::Heartbeat(r)) => {
                 let deadline = sent + HEARTBEAT_TIMEOUT;
                 match self.net.send(&mut self.rng, End::Master, End::Node(node), self.now) {
-                    Some(d) if self.now + d <= deadline => self.push(self.now + d, Ev::HbBack { node, inc, had_report, answer: r.ok() }),
-                    _ => self.push(deadline.max(self.now), Ev::HbBack { node, inc, had_report, answer: None }),
+                    Some(d) if self.now + d <= deadline => {
+                        let unseen = r.iter().flat_map(|a| &a.delete).map(|d| d.handle).filter(|h| self.counts_unseen(*h)).collect();
+                        self.push(self.now + d, Ev::HbBack { node, inc, had_report, answer: r.ok(), unseen })
+                    }
+                    _ => self.push(deadline.max(self.now), Ev::HbBack { node, inc, had_report, answer: None, unseen: Vec::new() }),
                 }
             }
             (Asker::Client { client, call, sent }, Answer::Lease(r)) => {
@@ -140,6 +143,12 @@ impl World {
             (Asker::Nobody, Answer::Done(_)) => {}
             (asker, answer) => self.violate(format!("request {req} of {asker:?} got {answer:?}")),
         }
+    }
+
+    /// Whether the engine still counts a copy of `handle` a fault destroyed.
+    pub(super) fn counts_unseen(&self, handle: ChunkHandle) -> bool {
+        let map = self.engine.map();
+        self.unseen.iter().any(|(h, id)| *h == handle && map.replica_version(*h, *id).is_some())
     }
 
     /// A grant the master replied with: checked against the others running.

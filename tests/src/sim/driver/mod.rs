@@ -171,11 +171,14 @@ enum Ev {
         sent: Time,
         hb: Box<Heartbeat>,
     },
+    /// `unseen`: chunks whose deletion the engine decided while it still
+    /// counted a copy a fault had destroyed (see `World::unseen`).
     HbBack {
         node: usize,
         inc: u64,
         had_report: bool,
         answer: Option<HeartbeatResponse>,
+        unseen: Vec<ChunkHandle>,
     },
     CallAtNode {
         op: OpId,
@@ -302,8 +305,8 @@ pub(crate) struct World {
     last_unconverged: String,
     /// Chunks a fault destroyed a replica of (bit flip, replaced disk).
     destroyed: BTreeSet<ChunkHandle>,
-    /// Replicas a fault destroyed (set aside by the scrubber, on a replaced
-    /// disk): while the engine still lists one, its decisions may rest on it.
+    /// Replicas a fault destroyed (a flipped bit, a replaced disk): while
+    /// the engine still lists one, its decisions may rest on it.
     unseen: BTreeSet<(ChunkHandle, NodeId)>,
     lost: usize,
 }
@@ -403,7 +406,7 @@ impl World {
             Ev::Tick => self.tick(),
             Ev::Beat(n) => self.beat(n),
             Ev::HbAtMaster { node, inc, sent, hb } => self.heartbeat_at_master(node, inc, sent, hb),
-            Ev::HbBack { node, inc, had_report, answer } => self.heartbeat_back(node, inc, had_report, answer),
+            Ev::HbBack { node, inc, had_report, answer, unseen } => self.heartbeat_back(node, inc, had_report, answer, unseen),
             Ev::CallAtNode { op, node, sent, call } => self.call_at_node(op, node, sent, call),
             Ev::CopyAtSource { op, target, inc, sent, source, handle, version } => self.copy_at_source(op, target, inc, sent, source, handle, version),
             Ev::CopyAtTarget { op, target, inc, sent, handle, version, data } => self.copy_at_target(op, target, inc, sent, handle, version, data),

@@ -26,7 +26,7 @@ impl World {
         self.beating[n] = true;
         match self.net.send(&mut self.rng, End::Node(n), End::Master, self.now) {
             Some(d) => self.push(self.now + d, Ev::HbAtMaster { node: n, inc, sent: self.now, hb: Box::new(hb) }),
-            None => self.push(self.now + HEARTBEAT_TIMEOUT, Ev::HbBack { node: n, inc, had_report, answer: None }),
+            None => self.push(self.now + HEARTBEAT_TIMEOUT, Ev::HbBack { node: n, inc, had_report, answer: None, unseen: Vec::new() }),
         }
     }
 
@@ -38,7 +38,7 @@ impl World {
         self.step_engine(Event::Heartbeat { req, hb });
     }
 
-    pub(super) fn heartbeat_back(&mut self, node: usize, inc: u64, had_report: bool, answer: Option<HeartbeatResponse>) {
+    pub(super) fn heartbeat_back(&mut self, node: usize, inc: u64, had_report: bool, answer: Option<HeartbeatResponse>, unseen: Vec<ChunkHandle>) {
         if self.nodes[node].incarnation != inc {
             return; // the process that sent it is gone
         }
@@ -52,11 +52,14 @@ impl World {
             self.note(|| format!("{address} deleted chunk {} v{} ({} units)", d.handle, removed.version, removed.data.len()));
             if let Err(m) = invariants::deleted(d.handle, &removed, node, &self.nodes, &self.ns, &self.truth) {
                 // A copy the decision counted on that a fault destroyed
-                // unknown to the master: its loss, not the engine's.
-                let map = self.engine.map();
-                match self.unseen.iter().any(|(h, id)| *h == d.handle && map.replica_version(*h, *id).is_some()) {
+                // unknown to the master (when it answered, or still): its
+                // loss, not the engine's.
+                match unseen.contains(&d.handle) || self.counts_unseen(d.handle) {
                     true => drop(self.destroyed.insert(d.handle)),
-                    false => self.violate(m),
+                    false => {
+                        let view = invariants::describe(&self.engine, &self.nodes, &self.ns, d.handle, self.instant());
+                        self.violate(format!("{m}; {view}"))
+                    }
                 }
             }
         }
@@ -134,7 +137,6 @@ impl World {
         if !self.nodes[node].quarantine(handle) {
             return;
         }
-        self.unseen.insert((handle, self.nodes[node].id));
         self.touch(handle);
         let bad = BadReplica { handle, node_id: Some(self.nodes[node].id), address: None, corrupt: true, reporter_version: None, token: None };
         if let Some(d) = self.net.send(&mut self.rng, End::Node(node), End::Master, self.now) {
