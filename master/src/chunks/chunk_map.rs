@@ -350,6 +350,15 @@ impl ChunkMap {
             }
             self.add_replica(r.handle, hb.node_id, version);
         }
+        // A current replica the node no longer holds (set aside by its
+        // scrubber, its report of it lost): deletions decided while it
+        // counted may now remove the last copies.
+        for (handle, v) in before {
+            let current = self.chunks.get(&handle).is_some_and(|m| m.version == v);
+            if current && self.replicas.get(&handle).is_none_or(|r| !r.contains_key(&hb.node_id)) && !delete.iter().any(|d| d.handle == handle) {
+                self.cancel_deletes(handle);
+            }
+        }
         if let Some((handle, reported, recorded)) = unissued.first() {
             // One line per report: a forged report may name every chunk.
             let (node, address, count) = (hb.node_id, &hb.address, unissued.len());

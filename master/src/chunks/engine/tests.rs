@@ -727,3 +727,20 @@ fn a_short_replica_served_meanwhile_that_grew_whole_is_not_demoted() {
     let current: Vec<NodeId> = h.e.map().current_replicas(ChunkHandle(7), h.now, DEAD_AFTER).into_iter().map(|r| r.node_id).collect();
     assert_eq!(current, vec![n(2)]);
 }
+
+/// Simulator seed 3657 (under 120 s of faults): surplus replicas were
+/// queued for deletion while the one kept had a flipped bit; its node set it
+/// aside, its report of that was lost, and its next full report no longer
+/// listed it; the queued deletions still went out: no copy was left.
+#[test]
+fn a_current_replica_missing_from_a_full_report_takes_back_the_chunks_deletions() {
+    let mut h = Harness::new(3);
+    let (req, out) = h.lease(7);
+    lease_reply(&h.settle(out, &[]), req).unwrap().as_ref().unwrap();
+    h.step(Event::FileChanged { inode: InodeId(2), file: FileMeta { replication: 1, chunk_size: 64 << 20 } });
+    h.later(LEASE + Duration::from_secs(1));
+    (1..=3).for_each(|i| drop(h.heartbeat(i, None)));
+    h.step(Event::Tick); // nodes 1 and 2 are to delete theirs, node 3 keeps it
+    h.heartbeat(3, Some(vec![])); // it is gone
+    assert!(deletions(&mut h, [1, 2]).is_empty(), "the copies left are kept");
+}
