@@ -47,10 +47,10 @@ pub struct Params {
 }
 
 impl Params {
-    /// A run's shape drawn from its seed: 4 to 7 chunkservers, 2 to 4 writers.
+    /// A run's shape drawn from its seed: 4 to 8 chunkservers, 2 to 5 writers.
     pub fn for_seed(seed: u64, fault_time: Duration) -> Params {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_5eed);
-        Params { nodes: rng.random_range(4..=7), writers: rng.random_range(2..=4), fault_time, converge_within: Duration::from_secs(120), trace_last: 0 }
+        Params { nodes: rng.random_range(4..=8), writers: rng.random_range(2..=5), fault_time, converge_within: Duration::from_secs(120), trace_last: 0 }
     }
 }
 
