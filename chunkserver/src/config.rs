@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use dfs_common::config::ConfigError;
-use dfs_common::http::daemon::DaemonConfig;
+use dfs_server_kit::config::ConfigError;
+use dfs_server_kit::http::daemon::DaemonConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser, Serialize, Deserialize, Debug, Clone)]
@@ -124,7 +124,7 @@ impl DaemonConfig for ChunkserverConfig {
         if self.max_write_bytes < 64 * 1024 {
             return invalid("max_write_bytes must be at least one 64 KiB block".into());
         }
-        if let Err(e) = dfs_common::http::serve::Limits::check(self.header_read_timeout_ms, self.body_idle_timeout_ms, self.max_connections) {
+        if let Err(e) = dfs_server_kit::http::serve::Limits::check(self.header_read_timeout_ms, self.body_idle_timeout_ms, self.max_connections) {
             return invalid(e);
         }
         if self.replication_mib_per_sec == 0 {

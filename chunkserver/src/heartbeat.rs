@@ -10,12 +10,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dfs_common::auth::signature::HEADER_AUTH;
-use dfs_common::auth::AuthError;
-use dfs_common::http::internal::ClusterAuth;
-use dfs_common::wire::chunks::{DeleteReplica, Heartbeat, HeartbeatResponse, ReplicaReport};
-use dfs_common::worker::{Next, Worker};
-use dfs_common::ErrorBody;
+use dfs_proto::auth::signature::HEADER_AUTH;
+use dfs_proto::auth::AuthError;
+use dfs_proto::endpoint::master as ep;
+use dfs_proto::endpoint::url_no_query;
+use dfs_proto::wire::chunks::{DeleteReplica, Heartbeat, HeartbeatResponse, ReplicaReport};
+use dfs_proto::{ErrorBody, ErrorKind};
+use dfs_server_kit::http::call::{body_up_to, CallError};
+use dfs_server_kit::http::internal::ClusterAuth;
+use dfs_server_kit::worker::{Next, Worker};
 
 use crate::chunk_store::ChunkError;
 use crate::cluster_id;
@@ -53,46 +56,66 @@ pub enum Decision {
     /// A master this node must not obey (another cluster, not holding the
     /// cluster key, or refusing this node): apply nothing, stay
     /// unregistered, say why once per attempt, retry with backoff.
-    Refuse(String),
+    Refuse(Refusal),
     /// No usable answer this time (a busy or failing master): retry at
     /// the next tick.
-    Failed(String),
+    Failed(CallError),
+}
+
+/// Why this node will not obey an answer (or a master).
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the master refused this chunkserver ({status} {kind:?}: {message})")]
+    Refused { status: u16, kind: Option<ErrorKind>, message: String },
+    #[error("the master's answer is not signed with this node's cluster key ({0}); is --cluster-key-file this cluster's key, and --master its master?")]
+    Unsigned(AuthError),
+    #[error("the master's answer names no valid cluster id ({0:?})")]
+    NoClusterId(String),
+    #[error("the master is of cluster {theirs}, this chunkserver of cluster {mine} (DATA_DIR/cluster_id): not serving it")]
+    OtherCluster { theirs: String, mine: String },
+    #[error("recording the cluster id {id}: {reason}")]
+    Unrecorded { id: String, reason: String },
 }
 
 /// Judges an answer: its signature (bound to the heartbeat whose
 /// `x-dfs-auth` was `request_auth`) checked with the node's keys, then
 /// [`decide`]. No I/O.
-pub fn judge(auth: &ClusterAuth, request_auth: &str, recorded: Option<&str>, status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Decision {
-    decide(recorded, status, auth.verify_answer(request_auth, status, headers, body), body)
+pub fn judge(
+    auth: &ClusterAuth,
+    url: &str,
+    request_auth: &str,
+    recorded: Option<&str>,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Decision {
+    decide(url, recorded, status, auth.verify_answer(request_auth, status, headers, body), body)
 }
 
-/// Decides on an answer with `status` and `body` whose signature check
-/// gave `signature`, for a node that recorded the cluster id `recorded`.
-pub fn decide(recorded: Option<&str>, status: u16, signature: Result<(), AuthError>, body: &[u8]) -> Decision {
+/// Decides on an answer from `url` with `status` and `body` whose
+/// signature check gave `signature`, for a node that recorded the cluster
+/// id `recorded`.
+pub fn decide(url: &str, recorded: Option<&str>, status: u16, signature: Result<(), AuthError>, body: &[u8]) -> Decision {
+    let error = serde_json::from_slice::<ErrorBody>(body).ok();
+    let (kind, message) = (error.as_ref().map(|b| b.error), error.map(|b| b.message).unwrap_or_default());
     if status == 401 || status == 403 {
-        let why = serde_json::from_slice::<ErrorBody>(body).map_or_else(|_| format!("status {status}"), |b| format!("{}: {}", b.error, b.message));
-        return Decision::Refuse(format!("the master refused this chunkserver ({why})"));
+        return Decision::Refuse(Refusal::Refused { status, kind, message });
     }
     if !(200..300).contains(&status) {
-        return Decision::Failed(format!("the master answered status {status}"));
+        return Decision::Failed(CallError::Refused { url: url.to_string(), status, kind, message });
     }
     if let Err(e) = signature {
-        let hint = "is --cluster-key-file this cluster's key, and --master its master?";
-        return Decision::Refuse(format!("the master's answer is not signed with this node's cluster key ({e}); {hint}"));
+        return Decision::Refuse(Refusal::Unsigned(e));
     }
     let answer: HeartbeatResponse = match serde_json::from_slice(body) {
         Ok(a) => a,
-        Err(e) => return Decision::Failed(format!("unreadable heartbeat answer: {e}")),
+        Err(e) => return Decision::Failed(CallError::BadAnswer { url: url.to_string(), reason: e.to_string() }),
     };
     if !cluster_id::valid(&answer.cluster_id) {
-        let shown: String = answer.cluster_id.chars().take(40).collect();
-        return Decision::Refuse(format!("the master's answer names no valid cluster id ({shown:?})"));
+        return Decision::Refuse(Refusal::NoClusterId(answer.cluster_id.chars().take(40).collect()));
     }
     match recorded {
-        Some(mine) if mine != answer.cluster_id => Decision::Refuse(format!(
-            "the master is of cluster {}, this chunkserver of cluster {mine} (DATA_DIR/cluster_id): not serving it",
-            answer.cluster_id
-        )),
+        Some(mine) if mine != answer.cluster_id => Decision::Refuse(Refusal::OtherCluster { theirs: answer.cluster_id, mine: mine.to_string() }),
         Some(_) => Decision::Apply { answer, record: None },
         None => {
             let record = Some(answer.cluster_id.clone());
@@ -113,7 +136,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// learn a peer that registered a moment ago).
 const EARLY_BEAT_GAP: Duration = Duration::from_millis(200);
 /// Largest heartbeat answer read (a long delete list).
-const ANSWER_MAX_BYTES: usize = dfs_common::http::internal::SIGNED_BODY_MAX_BYTES;
+const ANSWER_MAX_BYTES: u64 = dfs_server_kit::http::internal::SIGNED_BODY_MAX_BYTES as u64;
 
 /// The heartbeat worker: a beat every interval, an early one when a
 /// request waits for a fresher peer list, at once when the master asks for
@@ -137,7 +160,7 @@ pub struct Heartbeats {
 impl Heartbeats {
     pub fn new(node: Arc<Node>, interval: Duration, report_interval: Duration) -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_idle_timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        let url = format!("{}/v1/heartbeat", node.master);
+        let url = url_no_query::<ep::Heartbeat>(&node.master, &());
         Heartbeats { node, http, url, interval, report_interval, last_report: None, backoff: None, missing_keys: Vec::new(), last_beat: None }
     }
 }
@@ -210,35 +233,35 @@ async fn beat(node: &Arc<Node>, http: &reqwest::Client, url: &str, with_report: 
     let n = node.clone();
     let hb = match tokio::task::spawn_blocking(move || build(&n, with_report)).await {
         Ok(hb) => hb,
-        Err(e) => return Decision::Failed(format!("building the heartbeat: {e}")),
+        Err(e) => return Decision::Failed(CallError::Unsent { url: url.to_string(), reason: format!("building the heartbeat: {e}") }),
     };
     let mut request = match http.post(url).json(&hb).build() {
         Ok(r) => r,
-        Err(e) => return Decision::Failed(format!("building the heartbeat: {e}")),
+        Err(e) => return Decision::Failed(CallError::Unsent { url: url.to_string(), reason: e.to_string() }),
     };
     node.auth.sign(&mut request);
     let request_auth = request.headers().get(HEADER_AUTH).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let resp = match http.execute(request).await {
         Ok(r) => r,
-        Err(e) => return Decision::Failed(e.to_string()),
+        Err(e) => return Decision::Failed(CallError::unreachable(url, e)),
     };
     let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
-    let body = match body_up_to(resp, ANSWER_MAX_BYTES).await {
+    let body = match body_up_to(url, resp, ANSWER_MAX_BYTES).await {
         Ok(b) => b,
         Err(e) => return Decision::Failed(e),
     };
-    judge(&node.auth, &request_auth, node.cluster_id.get().map(String::as_str), status, &headers, &body)
+    judge(&node.auth, url, &request_auth, node.cluster_id.get().map(String::as_str), status, &headers, &body)
 }
 
 /// Applies a verified answer; answers whether the master wants a full
 /// report. Fails (nothing applied) if a first cluster id cannot be recorded.
-async fn apply(node: &Arc<Node>, answer: HeartbeatResponse, record: Option<String>, with_report: bool, missing_keys: &mut Vec<u32>) -> Result<bool, String> {
+async fn apply(node: &Arc<Node>, answer: HeartbeatResponse, record: Option<String>, with_report: bool, missing_keys: &mut Vec<u32>) -> Result<bool, Refusal> {
     if let Some(id) = record {
         let (dir, text) = (node.data_dir.clone(), id.clone());
         match tokio::task::spawn_blocking(move || cluster_id::store(&dir, &text)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("recording the cluster id {id}: {e}")),
-            Err(e) => return Err(format!("recording the cluster id {id}: {e}")),
+            Ok(Err(e)) => return Err(Refusal::Unrecorded { id, reason: e.to_string() }),
+            Err(e) => return Err(Refusal::Unrecorded { id, reason: e.to_string() }),
         }
         let _ = node.cluster_id.set(id.clone()); // only this loop sets it, once
         tracing::info!(cluster = %id, "registered with the master: this node now belongs to its cluster");
@@ -256,18 +279,6 @@ async fn apply(node: &Arc<Node>, answer: HeartbeatResponse, record: Option<Strin
     }
     apply_deletes(node, answer.delete).await;
     Ok(answer.send_report)
-}
-
-/// The body, refused past `limit` bytes.
-async fn body_up_to(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(frame) = resp.chunk().await.map_err(|e| format!("reading the heartbeat answer: {e}"))? {
-        if body.len() + frame.len() > limit {
-            return Err(format!("heartbeat answer over {limit} bytes"));
-        }
-        body.extend_from_slice(&frame);
-    }
-    Ok(body)
 }
 
 /// Carries out the master's deletes, in one trip to the blocking pool.
@@ -305,17 +316,19 @@ pub(crate) fn delete_one(node: &Node, d: DeleteReplica) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dfs_common::auth::signature::{sign_reply, HEADER_REPLY_AUTH};
-    use dfs_common::auth::{ClusterKey, KeyRing};
+    use dfs_proto::auth::signature::{sign_reply, HEADER_REPLY_AUTH};
+    use dfs_proto::auth::{ClusterKey, KeyRing};
 
     fn answer(cluster: &str) -> Vec<u8> {
         serde_json::to_vec(&HeartbeatResponse {
             cluster_id: cluster.into(),
-            delete: vec![DeleteReplica { handle: dfs_common::ChunkHandle(1), max_version: dfs_common::ChunkVersion(9) }],
+            delete: vec![DeleteReplica { handle: dfs_proto::ChunkHandle(1), max_version: dfs_proto::ChunkVersion(9) }],
             ..Default::default()
         })
         .unwrap()
     }
+
+    const URL: &str = "http://master/v1/heartbeat";
 
     fn applied(d: &Decision) -> Option<Option<&str>> {
         match d {
@@ -328,29 +341,29 @@ mod tests {
     fn only_a_signed_answer_of_this_nodes_cluster_is_applied() {
         let ok = || Ok(());
         // First registration: applied, and the id is recorded.
-        assert_eq!(applied(&decide(None, 200, ok(), &answer("c1"))), Some(Some("c1")));
+        assert_eq!(applied(&decide(URL, None, 200, ok(), &answer("c1"))), Some(Some("c1")));
         // The recorded cluster: applied, nothing to record.
-        assert_eq!(applied(&decide(Some("c1"), 200, ok(), &answer("c1"))), Some(None));
+        assert_eq!(applied(&decide(URL, Some("c1"), 200, ok(), &answer("c1"))), Some(None));
         // Another cluster: refused, its deletes not applied.
-        let other = decide(Some("c1"), 200, ok(), &answer("c2"));
-        assert!(matches!(&other, Decision::Refuse(m) if m.contains("c1") && m.contains("c2")), "{other:?}");
+        let other = decide(URL, Some("c1"), 200, ok(), &answer("c2"));
+        assert!(matches!(&other, Decision::Refuse(m) if m.to_string().contains("c1") && m.to_string().contains("c2")), "{other:?}");
         // Not signed by this cluster's key, whatever it says.
         let bad = || [AuthError::Missing, AuthError::BadSignature, AuthError::UnknownKey("k".into())];
         for (first, later) in bad().into_iter().zip(bad()) {
-            assert!(matches!(decide(None, 200, Err(first), &answer("c1")), Decision::Refuse(_)));
-            assert!(matches!(decide(Some("c1"), 200, Err(later), &answer("c1")), Decision::Refuse(_)));
+            assert!(matches!(decide(URL, None, 200, Err(first), &answer("c1")), Decision::Refuse(_)));
+            assert!(matches!(decide(URL, Some("c1"), 200, Err(later), &answer("c1")), Decision::Refuse(_)));
         }
         // The master refused us: 401 or 403, signed or not.
         let refusal = br#"{"error":"EACCES","message":"chunkserver of cluster c9"}"#;
         for status in [401, 403] {
-            assert!(matches!(decide(Some("c1"), status, Err(AuthError::Missing), refusal), Decision::Refuse(m) if m.contains("c9")));
+            assert!(matches!(decide(URL, Some("c1"), status, Err(AuthError::Missing), refusal), Decision::Refuse(m) if m.to_string().contains("c9")));
         }
         // No (valid) cluster id in a signed answer: refused, nothing recorded.
-        assert!(matches!(decide(None, 200, ok(), &answer("")), Decision::Refuse(_)));
-        assert!(matches!(decide(None, 200, ok(), &answer("../x")), Decision::Refuse(_)));
+        assert!(matches!(decide(URL, None, 200, ok(), &answer("")), Decision::Refuse(_)));
+        assert!(matches!(decide(URL, None, 200, ok(), &answer("../x")), Decision::Refuse(_)));
         // A failing master is retried, not refused.
-        assert!(matches!(decide(Some("c1"), 503, Err(AuthError::Missing), b"busy"), Decision::Failed(_)));
-        assert!(matches!(decide(Some("c1"), 200, ok(), b"{not json"), Decision::Failed(_)));
+        assert!(matches!(decide(URL, Some("c1"), 503, Err(AuthError::Missing), b"busy"), Decision::Failed(_)));
+        assert!(matches!(decide(URL, Some("c1"), 200, ok(), b"{not json"), Decision::Failed(_)));
     }
 
     /// The signature check itself: bound to the cluster key, the heartbeat
@@ -362,7 +375,7 @@ mod tests {
         let mut req = reqwest::Client::new().post("http://master/v1/heartbeat").body("{}").build().unwrap();
         auth.sign(&mut req);
         let request_auth = req.headers().get(HEADER_AUTH).unwrap().to_str().unwrap().to_string();
-        let nonce = dfs_common::auth::signature::nonce_of(&request_auth).unwrap();
+        let nonce = dfs_proto::auth::signature::nonce_of(&request_auth).unwrap();
         let body = answer("c1");
         let signed_by = |ring: &KeyRing, nonce: &[u8; 16], body: &[u8]| {
             let mut h = reqwest::header::HeaderMap::new();
@@ -370,7 +383,7 @@ mod tests {
             h
         };
         let good = signed_by(&ring, &nonce, &body);
-        assert_eq!(applied(&judge(&auth, &request_auth, Some("c1"), 200, &good, &body)), Some(None));
+        assert_eq!(applied(&judge(&auth, URL, &request_auth, Some("c1"), 200, &good, &body)), Some(None));
         let stranger = KeyRing::single(ClusterKey::generate());
         let cases = [
             ("another cluster's key", signed_by(&stranger, &nonce, &body), body.clone()),
@@ -379,7 +392,7 @@ mod tests {
             ("no signature", reqwest::header::HeaderMap::new(), body.clone()),
         ];
         for (what, headers, body) in cases {
-            assert!(matches!(judge(&auth, &request_auth, Some("c1"), 200, &headers, &body), Decision::Refuse(_)), "{what}");
+            assert!(matches!(judge(&auth, URL, &request_auth, Some("c1"), 200, &headers, &body), Decision::Refuse(_)), "{what}");
         }
     }
 

@@ -1,5 +1,5 @@
 //! The chunkserver's end of short-circuit reads (protocol in
-//! `dfs_common::local_reads`): a Unix socket in the data directory where a
+//! `dfs_proto::local_reads`): a Unix socket in the data directory where a
 //! client on this host gets a read-only descriptor of a replica and the
 //! CRCs to check it with, if the request's chunk token allows reading that
 //! replica at that version (nothing is passed without one). Requests are
@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dfs_common::auth::{unix_ms, Ops, TokenVerifier};
-use dfs_common::local_reads::{send_refusal, send_replica, send_wrong_token, LocalEndpoint, LocalRequest};
+use dfs_proto::auth::{unix_ms, Ops, TokenVerifier};
+use dfs_proto::local_reads::{send_refusal, send_replica, send_wrong_token, LocalEndpoint, LocalRequest};
 
 use crate::chunk_store::ChunkStore;
 
@@ -130,9 +130,9 @@ fn serve(stream: &UnixStream, token: u128, served: &Served) -> std::io::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dfs_common::auth::{ChunkToken, ClusterKey, KeyRing, TokenKey};
-    use dfs_common::local_reads::{recv_replica, LocalError};
-    use dfs_common::{ChunkHandle, ChunkVersion};
+    use dfs_proto::auth::{ChunkToken, ClusterKey, KeyRing, TokenKey};
+    use dfs_proto::local_reads::{recv_replica, LocalError};
+    use dfs_proto::{ChunkHandle, ChunkVersion};
     use std::io::Write;
     use std::os::unix::fs::FileExt;
 

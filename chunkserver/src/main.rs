@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use dfs_chunkserver::config::ChunkserverConfig;
-use dfs_common::http::daemon::daemon_main;
+use dfs_server_kit::http::daemon::daemon_main;
 
 #[tokio::main]
 async fn main() -> ExitCode {

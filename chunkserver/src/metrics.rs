@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dfs_common::http::metrics::Snapshot;
+use dfs_server_kit::http::metrics::Snapshot;
 
 use crate::node::{available_bytes, Node};
 

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use dfs_common::NodeId;
+use dfs_proto::NodeId;
 
 const FILE: &str = "node_id";
 

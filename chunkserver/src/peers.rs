@@ -15,9 +15,9 @@ use std::collections::HashSet;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use dfs_common::http::ApiError;
-use dfs_common::wire::chunks::Peers;
-use dfs_common::ErrorKind;
+use dfs_proto::wire::chunks::Peers;
+use dfs_proto::ErrorKind;
+use dfs_server_kit::http::ApiError;
 use tokio::sync::Notify;
 
 /// Longest wait for a fresher peer list before a stranger is refused.

@@ -7,15 +7,15 @@
 //! `scrub_period_ms` (one that overruns is followed at once by the next).
 //! The first starts min(period, 10 s) after start-up: a node that restarted,
 //! perhaps after a crash, is checked soon rather than a whole period later.
-//! The tick, the stop signal and the figures are `dfs_common::worker`'s.
+//! The tick, the stop signal and the figures are `dfs_server_kit::worker`'s.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dfs_common::worker::{Next, Worker};
-use dfs_common::ChunkHandle;
+use dfs_proto::ChunkHandle;
+use dfs_server_kit::worker::{Next, Worker};
 use tokio::time::Instant;
 
 use crate::chunk_store::{ChunkError, ChunkStore};
@@ -128,7 +128,7 @@ fn unix_ms() -> u64 {
 mod tests {
     use std::sync::atomic::AtomicU64;
 
-    use dfs_common::ChunkVersion;
+    use dfs_proto::ChunkVersion;
 
     use super::*;
     use crate::chunk_store::BLOCK_BYTES;
@@ -180,7 +180,7 @@ mod tests {
         assert_eq!((get(&stats.pass_done), get(&stats.pass_total)), (2, 2));
         assert_eq!(get(&stats.passes_completed), 1);
         assert!(get(&stats.last_pass_completed_unix_ms) > 0);
-        assert_eq!(stats.to_json()["corrupt_found"], 1);
+        assert_eq!(stats.counters().corrupt_found, 1);
         // The sound replica is untouched and still served.
         assert_eq!(store.read(sound, V1, 0, 10).unwrap().len(), 10);
     }
@@ -194,7 +194,7 @@ mod tests {
         add_replica(&store, doomed);
         flip_byte(dir.path(), rotten, 5);
         let stats = ScrubStats::default();
-        assert_eq!(stats.to_json()["last_pass_completed_unix_ms"], serde_json::Value::Null);
+        assert_eq!(stats.counters().last_pass_completed_unix_ms, None);
         // Replicas are scrubbed by handle: `doomed` goes while `rotten` is reported.
         let found = scrub_pass(&store, &stats, 0, |_| {
             store.delete(doomed).unwrap();
@@ -204,6 +204,6 @@ mod tests {
         assert_eq!(found, PassOutcome { verified: 1, corrupt: 1, bytes: found.bytes });
         assert_eq!(stats.pass_done.load(Ordering::Relaxed), 2);
         assert_eq!(stats.replicas_verified.load(Ordering::Relaxed), 1);
-        assert!(stats.to_json()["last_pass_completed_unix_ms"].is_u64());
+        assert!(stats.counters().last_pass_completed_unix_ms.is_some());
     }
 }

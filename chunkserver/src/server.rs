@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use dfs_common::auth::KeySource;
-use dfs_common::http::daemon::shutdown_signal;
-use dfs_common::http::internal::ClusterAuth;
-use dfs_common::http::serve::{serve, Limits};
-use dfs_common::worker::Shutdown;
+use dfs_proto::auth::KeySource;
+use dfs_server_kit::http::daemon::shutdown_signal;
+use dfs_server_kit::http::internal::ClusterAuth;
+use dfs_server_kit::http::serve::{serve, Limits};
+use dfs_server_kit::worker::Shutdown;
 use tokio::net::TcpListener;
 
 use crate::api::router;
@@ -24,7 +24,7 @@ use crate::{cluster_id, local_reads, node_id};
 pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     // One chunkserver per data directory, held until this returns (or the
     // process dies): two stores writing one replica would corrupt it.
-    let _dir_lock = dfs_common::dir_lock::lock_dir(&config.data_dir)?;
+    let _dir_lock = dfs_server_kit::dir_lock::lock_dir(&config.data_dir)?;
     let dir = config.data_dir.clone();
     let key_file = config.cluster_key_file.clone().ok_or_else(|| anyhow::anyhow!(crate::config::NO_CLUSTER_KEY))?;
     let (id, store, trust) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {

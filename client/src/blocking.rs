@@ -17,9 +17,10 @@ use std::io::Read;
 use std::time::Instant;
 
 use bytes::Bytes;
-use dfs_common::auth::token::HEADER_TOKEN;
-use dfs_common::wire::chunks::{checksum_header, HEADER_CHECKSUMS};
-use dfs_common::wire::namespace::Attr;
+use dfs_proto::auth::token::HEADER_TOKEN;
+use dfs_proto::endpoint::chunkserver::ReadData;
+use dfs_proto::wire::chunks::{checksum_header, DataQuery, HEADER_CHECKSUMS};
+use dfs_proto::wire::namespace::Attr;
 
 use crate::client::{complete, Client};
 use crate::locations::Known;
@@ -48,7 +49,8 @@ impl Client {
             }
         }
         let replica = loc.replicas.get(preferred)?;
-        let url = format!("{}/v1/chunks/{}/data?version={}&offset={at}&length={n}", replica.address, loc.handle, loc.version);
+        let query = DataQuery { version: loc.version, offset: at, length: Some(n) };
+        let url = crate::data::chunk_url::<ReadData>(&replica.address, loc.handle, &query).ok()?;
         let request = self.blocking_http().get(&url).set(HEADER_TOKEN, &loc.token).set(HEADER_REQUEST_ID, request_id::for_operation().as_str());
         let resp = match request.call() {
             Ok(resp) => resp,

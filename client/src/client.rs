@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dfs_common::auth::unix_ms;
-use dfs_common::wire::chunks::WriteLease;
-use dfs_common::InodeId;
+use dfs_proto::auth::unix_ms;
+use dfs_proto::wire::chunks::WriteLease;
+use dfs_proto::InodeId;
 
 use crate::error::ClientError;
 use crate::local::LocalReads;

@@ -12,11 +12,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dfs_common::auth::token::HEADER_TOKEN;
-use dfs_common::auth::unix_ms;
-use dfs_common::wire::chunks::{checksum_header, ChunkLocation, ReplicaAddr, WriteLease, WrittenChunk, HEADER_CHECKSUMS, HEADER_FORWARD};
-use dfs_common::wire::namespace::{Attr, NodeRef, SetattrRequest};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
+use dfs_proto::auth::token::HEADER_TOKEN;
+use dfs_proto::auth::unix_ms;
+use dfs_proto::endpoint::chunkserver::{Fsync, ReadData, WriteData};
+use dfs_proto::endpoint::{self, Endpoint};
+use dfs_proto::wire::chunks::{checksum_header, ChunkLocation, DataQuery, ReplicaAddr, WriteLease, WrittenChunk, HEADER_CHECKSUMS, HEADER_FORWARD};
+use dfs_proto::wire::namespace::{Attr, NodeRef, SetattrRequest};
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::client::complete;
@@ -145,7 +147,8 @@ impl Client {
 
     async fn put_piece(&self, lease: &WriteLease, p: &Piece, crcs: &str) -> Result<(), ClientError> {
         let chain: Vec<&str> = lease.secondaries.iter().map(|r| r.address.as_str()).collect();
-        let url = format!("{}/v1/chunks/{}/data?version={}&offset={}", lease.primary.address, lease.handle, lease.version, p.offset);
+        let query = DataQuery { version: lease.version, offset: p.offset, length: None };
+        let url = chunk_url::<WriteData>(&lease.primary.address, lease.handle, &query)?;
         let resp = self
             .http()
             .put(url)
@@ -306,7 +309,7 @@ impl Client {
     /// verifies the transfer).
     pub async fn read_replica(&self, replica: &ReplicaAddr, loc: &ChunkLocation, offset: u64, len: u64) -> Result<Bytes, ClientError> {
         let (handle, version) = (loc.handle, loc.version);
-        let url = format!("{}/v1/chunks/{handle}/data?version={version}&offset={offset}&length={len}", replica.address);
+        let url = chunk_url::<ReadData>(&replica.address, handle, &DataQuery { version, offset, length: Some(len) })?;
         let resp = self.http().get(url).header(HEADER_TOKEN, &loc.token).header(HEADER_REQUEST_ID, request_id::for_operation().as_str()).send().await?;
         if !resp.status().is_success() {
             return Err(from_response(&format!("read of chunk {handle} from {}", replica.address), resp).await);
@@ -320,7 +323,7 @@ impl Client {
     }
 
     async fn fsync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion, token: &str) -> Result<(), ClientError> {
-        let url = format!("{}/v1/chunks/{handle}/fsync?version={version}", r.address);
+        let url = chunk_url::<Fsync>(&r.address, handle, &DataQuery { version, offset: 0, length: None })?;
         let resp = self.http().post(url).header(HEADER_TOKEN, token).header(HEADER_REQUEST_ID, request_id::for_operation().as_str()).send().await?;
         if resp.status().is_success() {
             return Ok(());
@@ -383,6 +386,11 @@ impl Client {
     pub(crate) async fn sync_replica(&self, r: &ReplicaAddr, handle: ChunkHandle, version: ChunkVersion, token: &str) -> Result<(), ClientError> {
         self.fsync_replica(r, handle, version, token).await
     }
+}
+
+/// The URL of a chunk endpoint on the chunkserver at `base`.
+pub(crate) fn chunk_url<E: Endpoint<Path = ChunkHandle, Query = DataQuery>>(base: &str, handle: ChunkHandle, query: &DataQuery) -> Result<String, ClientError> {
+    endpoint::url::<E>(base, &handle, query).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))
 }
 
 #[cfg(test)]

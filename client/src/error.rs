@@ -1,6 +1,6 @@
 //! The client's error: an errno kind, a message, and whether to retry.
 
-use dfs_common::{ErrorBody, ErrorKind};
+use dfs_proto::{ErrorBody, ErrorKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {message}")]

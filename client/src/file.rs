@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Bytes, BytesMut};
-use dfs_common::wire::chunks::WrittenChunk;
-use dfs_common::wire::namespace::Attr;
-use dfs_common::ErrorKind;
+use dfs_proto::wire::chunks::WrittenChunk;
+use dfs_proto::wire::namespace::Attr;
+use dfs_proto::ErrorKind;
 use tokio::task::JoinSet;
 
 use crate::client::Client;
@@ -113,7 +113,7 @@ impl FileWriter {
     fn check_end(&self, offset: u64, len: usize) -> Result<u64, ClientError> {
         offset
             .checked_add(len as u64)
-            .filter(|e| *e <= dfs_common::wire::namespace::FILE_SIZE_MAX_BYTES)
+            .filter(|e| *e <= dfs_proto::wire::namespace::FILE_SIZE_MAX_BYTES)
             .ok_or_else(|| ClientError::new(ErrorKind::EFBIG, "write past the largest file size"))
     }
 

@@ -2,8 +2,8 @@
 //! out. Each call is one request to the master unless it says otherwise.
 
 use bytes::Bytes;
-use dfs_common::wire::namespace::*;
-use dfs_common::ErrorKind;
+use dfs_proto::wire::namespace::*;
+use dfs_proto::ErrorKind;
 use futures::{stream, Stream};
 
 use crate::client::Client;

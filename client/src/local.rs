@@ -1,4 +1,4 @@
-//! Short-circuit reads (protocol in `dfs_common::local_reads`): when a
+//! Short-circuit reads (protocol in `dfs_proto::local_reads`): when a
 //! replica lives on a chunkserver of this host, the client asks it once for
 //! a read-only descriptor of the replica's file and the block CRCs of that
 //! moment, then serves reads with `pread` (on the caller's thread for
@@ -27,10 +27,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dfs_common::auth::unix_ms;
-use dfs_common::local_reads::{recv_replica, LocalEndpoint, LocalError, LocalRequest, ReplicaSnapshot};
-use dfs_common::wire::chunks::{ChunkLocation, BLOCK_BYTES};
-use dfs_common::{ChunkHandle, ChunkVersion};
+use dfs_proto::auth::unix_ms;
+use dfs_proto::local_reads::{recv_replica, LocalEndpoint, LocalError, LocalRequest, ReplicaSnapshot};
+use dfs_proto::wire::chunks::{ChunkLocation, BLOCK_BYTES};
+use dfs_proto::{ChunkHandle, ChunkVersion};
 
 use crate::tokens::{still_usable, usable_until};
 
@@ -145,7 +145,8 @@ impl LocalReads {
 }
 
 fn discover(http: &ureq::Agent, address: &str) -> Option<(String, u128)> {
-    let body = http.get(&format!("{address}/v1/local")).call().ok()?.into_string().ok()?;
+    let url = dfs_proto::endpoint::url_no_query::<dfs_proto::endpoint::chunkserver::Local>(address, &());
+    let body = http.get(&url).call().ok()?.into_string().ok()?;
     let endpoint: LocalEndpoint = serde_json::from_str(&body).ok()?;
     let token = u128::from_str_radix(&endpoint.token, 16).ok()?;
     // A socket path that does not exist here means another host.
@@ -203,7 +204,7 @@ mod tests {
     /// A chunkserver's socket that passes `file` for every request, and
     /// counts the requests and the chunk tokens they carried.
     fn serve_socket(file: File) -> (String, Arc<Mutex<Vec<String>>>) {
-        use dfs_common::local_reads::send_replica;
+        use dfs_proto::local_reads::send_replica;
         use std::os::fd::AsRawFd;
         let path = std::env::temp_dir().join(format!("dfs-local-test-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&path);
@@ -224,7 +225,7 @@ mod tests {
 
     #[test]
     fn a_descriptor_is_read_through_only_while_its_token_may_be_sent() {
-        use dfs_common::auth::{ChunkToken, ClusterKey, KeyRing, Ops, TokenKey};
+        use dfs_proto::auth::{ChunkToken, ClusterKey, KeyRing, Ops, TokenKey};
         let path = std::env::temp_dir().join(format!("dfs-local-token-{}", std::process::id()));
         std::fs::write(&path, b"data").unwrap();
         let (socket, asked) = serve_socket(File::open(&path).unwrap());

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::ChunkLocation;
-use dfs_common::InodeId;
+use dfs_proto::wire::chunks::ChunkLocation;
+use dfs_proto::InodeId;
 
 use crate::tokens::usable_until;
 
@@ -77,8 +77,8 @@ impl LocationCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dfs_common::auth::{ChunkToken, ClusterKey, KeyRing, Ops, TokenKey};
-    use dfs_common::{ChunkHandle, ChunkVersion};
+    use dfs_proto::auth::{ChunkToken, ClusterKey, KeyRing, Ops, TokenKey};
+    use dfs_proto::{ChunkHandle, ChunkVersion};
 
     /// A wall-clock time for the tests (ms since the Unix epoch).
     const WALL: u64 = 1_700_000_000_000;

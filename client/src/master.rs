@@ -8,12 +8,13 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::{
+use dfs_proto::endpoint::{self, master as ep, Endpoint, Method};
+use dfs_proto::wire::chunks::{
     BadReplica, ChunkLocations, ChunkserverInfo, CommitLength, LeaseRequest, LocateQuery, NodeRequest, ReplicationStatus, SafeModeRequest, WriteLease,
     WrittenChunk,
 };
-use dfs_common::wire::namespace::*;
-use dfs_common::{ErrorBody, ErrorKind, InodeId};
+use dfs_proto::wire::namespace::*;
+use dfs_proto::{ErrorBody, ErrorKind, InodeId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -35,8 +36,9 @@ enum Transport {
     Blocking(ureq::Agent),
 }
 
-/// One request: its URL, and the JSON body of a POST (a GET has none).
+/// One request: its method and URL, and its JSON body (a GET has none).
 struct Call {
+    method: Method,
     url: String,
     json: Option<bytes::Bytes>,
 }
@@ -97,127 +99,152 @@ impl MasterClient {
         }
     }
 
-    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
-        let json = serde_json::to_vec(body).map_err(|e| ClientError::new(ErrorKind::EINVAL, format!("encoding a request: {e}")))?;
-        self.send(false, Call { url: format!("{}{path}", self.base), json: Some(json.into()) }).await
+    /// One call of endpoint `E`: the URL from its declaration, a JSON body
+    /// unless it is a GET, sent again after a lost answer only if its
+    /// method is idempotent.
+    async fn call<E>(&self, param: &E::Path, query: &E::Query, body: &E::Request) -> Result<E::Response, ClientError>
+    where
+        E: Endpoint,
+        E::Request: Serialize,
+        E::Response: DeserializeOwned,
+    {
+        let url = endpoint::url::<E>(&self.base, param, query).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
+        let json = match E::METHOD {
+            Method::Get => None,
+            Method::Post | Method::Put => {
+                Some(serde_json::to_vec(body).map_err(|e| ClientError::new(ErrorKind::EINVAL, format!("encoding a request: {e}")))?.into())
+            }
+        };
+        self.send(E::METHOD.idempotent(), Call { method: E::METHOD, url, json }).await
     }
 
-    async fn get<Q: Serialize, T: DeserializeOwned>(&self, path: &str, query: &Q) -> Result<T, ClientError> {
-        let query = serde_urlencoded::to_string(query).map_err(|e| ClientError::new(ErrorKind::EINVAL, format!("encoding a query: {e}")))?;
-        let url = match query.is_empty() {
-            true => format!("{}{path}", self.base),
-            false => format!("{}{path}?{query}", self.base),
-        };
-        self.send(true, Call { url, json: None }).await
+    /// A POST of `body` to `E`.
+    async fn post<E: Endpoint<Path = (), Query = ()>>(&self, body: &E::Request) -> Result<E::Response, ClientError>
+    where
+        E::Request: Serialize,
+        E::Response: DeserializeOwned,
+    {
+        self.call::<E>(&(), &(), body).await
+    }
+
+    /// A GET of `E` with `query`.
+    async fn get<E: Endpoint<Path = (), Request = ()>>(&self, query: &E::Query) -> Result<E::Response, ClientError>
+    where
+        E::Response: DeserializeOwned,
+    {
+        self.call::<E>(&(), query, &()).await
     }
 
     pub async fn create(&self, req: &CreateRequest) -> Result<Made, ClientError> {
-        self.post("/v1/create", req).await
+        self.post::<ep::Create>(req).await
     }
 
     pub async fn mkdir(&self, req: &MkdirRequest) -> Result<Made, ClientError> {
-        self.post("/v1/mkdir", req).await
+        self.post::<ep::Mkdir>(req).await
     }
 
     pub async fn symlink(&self, req: &SymlinkRequest) -> Result<Made, ClientError> {
-        self.post("/v1/symlink", req).await
+        self.post::<ep::Symlink>(req).await
     }
 
     pub async fn rename(&self, req: &RenameRequest) -> Result<Changed, ClientError> {
-        self.post("/v1/rename", req).await
+        self.post::<ep::Rename>(req).await
     }
 
     pub async fn unlink(&self, at: EntryRef) -> Result<Changed, ClientError> {
-        self.post("/v1/unlink", &RemoveRequest { at }).await
+        self.post::<ep::Unlink>(&RemoveRequest { at }).await
     }
 
     pub async fn rmdir(&self, at: EntryRef) -> Result<Changed, ClientError> {
-        self.post("/v1/rmdir", &RemoveRequest { at }).await
+        self.post::<ep::Rmdir>(&RemoveRequest { at }).await
     }
 
     pub async fn delete(&self, at: EntryRef, recursive: bool) -> Result<Changed, ClientError> {
-        self.post("/v1/delete", &DeleteRequest { at, recursive }).await
+        self.post::<ep::Delete>(&DeleteRequest { at, recursive }).await
     }
 
     pub async fn setattr(&self, req: &SetattrRequest) -> Result<Attr, ClientError> {
-        self.post("/v1/setattr", req).await
+        self.post::<ep::Setattr>(req).await
     }
 
     pub async fn stat(&self, path: &str) -> Result<Attr, ClientError> {
-        self.get("/v1/stat", &NodeRef { path: Some(path.into()), inode: None }).await
+        self.get::<ep::Stat>(&NodeRef { path: Some(path.into()), inode: None }).await
     }
 
     pub async fn stat_inode(&self, inode: InodeId) -> Result<Attr, ClientError> {
-        self.get("/v1/stat", &NodeRef { path: None, inode: Some(inode) }).await
+        self.get::<ep::Stat>(&NodeRef { path: None, inode: Some(inode) }).await
     }
 
     pub async fn lookup(&self, parent: InodeId, name: &str) -> Result<Attr, ClientError> {
-        self.get("/v1/lookup", &LookupQuery { parent, name: name.into() }).await
+        self.get::<ep::Lookup>(&LookupQuery { parent, name: name.into() }).await
     }
 
     pub async fn list(&self, query: &ListQuery) -> Result<ListResponse, ClientError> {
-        self.get("/v1/list", query).await
+        self.get::<ep::List>(query).await
     }
 
     pub async fn readlink(&self, node: &NodeRef) -> Result<String, ClientError> {
-        self.get::<_, ReadlinkResponse>("/v1/readlink", node).await.map(|r| r.target)
+        self.get::<ep::Readlink>(node).await.map(|r| r.target)
     }
 
     pub async fn fs_stats(&self) -> Result<FsStats, ClientError> {
-        self.get("/v1/fs", &()).await
+        self.get::<ep::Fs>(&()).await
     }
 
     pub async fn cluster(&self) -> Result<ClusterInfo, ClientError> {
-        self.get("/v1/cluster", &()).await
+        self.get::<ep::Cluster>(&()).await
     }
 
     pub async fn chunkservers(&self) -> Result<Vec<ChunkserverInfo>, ClientError> {
-        self.get("/v1/chunkservers", &()).await
+        self.get::<ep::Chunkservers>(&()).await
     }
 
     pub async fn fsck(&self, query: &FsckQuery) -> Result<FsckPage, ClientError> {
-        self.get("/v1/admin/fsck", query).await
+        self.get::<ep::Fsck>(query).await
     }
 
     pub async fn append(&self, inode: InodeId, length: u64) -> Result<AppendReservation, ClientError> {
-        self.post("/v1/append", &AppendRequest { inode, length }).await
+        self.post::<ep::Append>(&AppendRequest { inode, length }).await
     }
 
     pub async fn lease(&self, inode: InodeId, index: u64) -> Result<WriteLease, ClientError> {
-        self.post("/v1/chunks/lease", &LeaseRequest { inode, index }).await
+        self.post::<ep::Lease>(&LeaseRequest { inode, index }).await
     }
 
     pub async fn locate(&self, inode: InodeId, first: u64, count: u64) -> Result<ChunkLocations, ClientError> {
-        self.get("/v1/chunks", &LocateQuery { inode, first, count: Some(count) }).await
+        self.get::<ep::Locate>(&LocateQuery { inode, first, count: Some(count) }).await
     }
 
     pub async fn commit_length(&self, inode: InodeId, length: u64, chunks: Vec<WrittenChunk>) -> Result<Attr, ClientError> {
-        self.post("/v1/commit_length", &CommitLength { inode, length, chunks }).await
+        self.post::<ep::CommitLength>(&CommitLength { inode, length, chunks }).await
     }
 
     pub async fn report_bad(&self, bad: &BadReplica) -> Result<Done, ClientError> {
-        self.post("/v1/chunks/bad", bad).await
+        self.post::<ep::ReportBad>(bad).await
     }
 
     pub async fn replication(&self) -> Result<ReplicationStatus, ClientError> {
-        self.get("/v1/admin/replication", &()).await
+        self.get::<ep::Replication>(&()).await
     }
 
     pub async fn leave_safe_mode(&self) -> Result<ReplicationStatus, ClientError> {
-        self.post("/v1/admin/safemode", &SafeModeRequest { leave: true }).await
+        self.post::<ep::SafeMode>(&SafeModeRequest { leave: true }).await
     }
 
     /// Starts (`on`) or ends draining the chunkserver named by id or address.
     pub async fn decommission(&self, node: &str, on: bool) -> Result<Done, ClientError> {
-        let path = if on { "/v1/admin/decommission" } else { "/v1/admin/recommission" };
-        self.post(path, &NodeRequest { node: node.to_string() }).await
+        let req = NodeRequest { node: node.to_string() };
+        match on {
+            true => self.post::<ep::Decommission>(&req).await,
+            false => self.post::<ep::Recommission>(&req).await,
+        }
     }
 }
 
 async fn attempt_async<T: DeserializeOwned>(http: &reqwest::Client, call: &Call, id: &RequestId) -> Result<Result<T, ClientError>, Unanswered> {
     let request = match &call.json {
-        Some(json) => http.post(&call.url).header(reqwest::header::CONTENT_TYPE, "application/json").body(json.clone()),
-        None => http.get(&call.url),
+        Some(json) => http.request(reqwest_method(call.method), &call.url).header(reqwest::header::CONTENT_TYPE, "application/json").body(json.clone()),
+        None => http.request(reqwest_method(call.method), &call.url),
     };
     match request.header(HEADER_REQUEST_ID, id.as_str()).send().await {
         Ok(resp) if resp.status().is_success() => Ok(resp.json().await.map_err(ClientError::from)),
@@ -227,10 +254,19 @@ async fn attempt_async<T: DeserializeOwned>(http: &reqwest::Client, call: &Call,
     }
 }
 
+fn reqwest_method(m: Method) -> reqwest::Method {
+    match m {
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+    }
+}
+
 fn attempt_blocking<T: DeserializeOwned>(agent: &ureq::Agent, call: &Call, id: &RequestId) -> Result<Result<T, ClientError>, Unanswered> {
+    let request = agent.request(call.method.as_str(), &call.url).set(HEADER_REQUEST_ID, id.as_str());
     let sent = match &call.json {
-        Some(json) => agent.post(&call.url).set(HEADER_REQUEST_ID, id.as_str()).set("content-type", "application/json").send_bytes(json),
-        None => agent.get(&call.url).set(HEADER_REQUEST_ID, id.as_str()).call(),
+        Some(json) => request.set("content-type", "application/json").send_bytes(json),
+        None => request.call(),
     };
     let body = |resp: ureq::Response| {
         let mut body = Vec::new();

@@ -10,7 +10,7 @@
 
 use std::future::Future;
 
-pub use dfs_common::wire::request_id::{RequestId, HEADER_REQUEST_ID};
+pub use dfs_proto::wire::request_id::{RequestId, HEADER_REQUEST_ID};
 
 tokio::task_local! {
     /// The id of the operation the calling task works for.

@@ -70,7 +70,7 @@ pub(crate) fn combine(earlier: Option<ClientError>, next: ClientError) -> Client
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dfs_common::ErrorKind;
+    use dfs_proto::ErrorKind;
 
     fn err(kind: ErrorKind) -> ClientError {
         ClientError::new(kind, "test")

@@ -14,9 +14,9 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::{ChunkLocation, ReplicaAddr, WriteLease};
-use dfs_common::wire::namespace::Attr;
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
+use dfs_proto::wire::chunks::{ChunkLocation, ReplicaAddr, WriteLease};
+use dfs_proto::wire::namespace::Attr;
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind, InodeId};
 use futures::{stream, StreamExt};
 
 use crate::client::Client;
@@ -223,7 +223,7 @@ mod tests {
     use super::*;
 
     fn addr(a: &str) -> ReplicaAddr {
-        ReplicaAddr { node_id: dfs_common::NodeId(Default::default()), address: a.to_string() }
+        ReplicaAddr { node_id: dfs_proto::NodeId(Default::default()), address: a.to_string() }
     }
 
     fn loc(index: u64, handle: u64, replicas: &[&str]) -> Chain {

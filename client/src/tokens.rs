@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use dfs_common::auth::ChunkToken;
+use dfs_proto::auth::ChunkToken;
 
 /// Most of a token's remaining life kept in reserve: a request that starts
 /// just before the expiry may reach the chunkserver after it.
@@ -42,8 +42,8 @@ pub(crate) fn still_usable(until: Option<Instant>, now: Instant) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dfs_common::auth::{ClusterKey, KeyRing, Ops, TokenKey};
-    use dfs_common::{ChunkHandle, ChunkVersion};
+    use dfs_proto::auth::{ClusterKey, KeyRing, Ops, TokenKey};
+    use dfs_proto::{ChunkHandle, ChunkVersion};
 
     fn token_expiring_at(unix_ms: u64) -> String {
         let ring = KeyRing::single(ClusterKey::generate());

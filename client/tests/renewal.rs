@@ -16,11 +16,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use dfs_client::{Client, DataConfig};
-use dfs_common::auth::token::HEADER_TOKEN;
-use dfs_common::auth::{unix_ms, ChunkToken, ClusterKey, KeyRing, Ops, TokenError, TokenKey, TokenVerifier};
-use dfs_common::wire::chunks::{checksum_header, ChunkLocation, ChunkLocations, CommitLength, DataQuery, ReplicaAddr, WriteLease, HEADER_CHECKSUMS};
-use dfs_common::wire::namespace::{Attr, FileKind};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind, InodeId, NodeId};
+use dfs_proto::auth::token::HEADER_TOKEN;
+use dfs_proto::auth::{unix_ms, ChunkToken, ClusterKey, KeyRing, Ops, TokenError, TokenKey, TokenVerifier};
+use dfs_proto::wire::chunks::{checksum_header, ChunkLocation, ChunkLocations, CommitLength, DataQuery, ReplicaAddr, WriteLease, HEADER_CHECKSUMS};
+use dfs_proto::wire::namespace::{Attr, FileKind};
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind, InodeId, NodeId};
 
 const CHUNK: u64 = 1 << 20;
 const HANDLE: ChunkHandle = ChunkHandle(7);

@@ -5,8 +5,8 @@ use std::ffi::OsStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dfs_client::ClientError;
-use dfs_common::wire::namespace::{Attr, FileKind};
-use dfs_common::ErrorKind;
+use dfs_proto::wire::namespace::{Attr, FileKind};
+use dfs_proto::ErrorKind;
 use fuser::{Errno, FileAttr, FileType, INodeNo, TimeOrNow};
 
 /// What `stat` reports as the preferred I/O size: one FUSE request.
@@ -79,7 +79,7 @@ pub fn errno(e: &ClientError) -> Errno {
 #[cfg(test)]
 pub fn test_attr(kind: FileKind, mode: u32) -> Attr {
     Attr {
-        inode: dfs_common::InodeId(2),
+        inode: dfs_proto::InodeId(2),
         kind,
         mode,
         uid: 1000,
@@ -91,7 +91,7 @@ pub fn test_attr(kind: FileKind, mode: u32) -> Attr {
         nlink: 1,
         replication: 3,
         chunk_size_bytes: 1 << 26,
-        parent: dfs_common::InodeId::ROOT,
+        parent: dfs_proto::InodeId::ROOT,
     }
 }
 

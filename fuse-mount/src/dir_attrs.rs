@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::namespace::Attr;
-use dfs_common::InodeId;
+use dfs_proto::wire::namespace::Attr;
+use dfs_proto::InodeId;
 
 /// Most directories remembered at once.
 const MAX_DIRS: usize = 4096;
@@ -73,7 +73,7 @@ impl DirAttrs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dfs_common::wire::namespace::FileKind;
+    use dfs_proto::wire::namespace::FileKind;
 
     fn dir(inode: u64, ctime_ns: i64) -> Attr {
         let a = crate::attr::test_attr(FileKind::Dir, 0o755);

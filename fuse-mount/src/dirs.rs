@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use dfs_client::{Client, ClientError};
-use dfs_common::wire::namespace::{Attr, DirEntry, ListQuery};
+use dfs_proto::wire::namespace::{Attr, DirEntry, ListQuery};
 use tokio::sync::Mutex as AsyncMutex;
 
 /// Entries asked of the master per page.

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use dfs_client::{Client, ClientError, FileReader, FileWriter};
-use dfs_common::wire::namespace::{Attr, Changed, EntryRef, RenameRequest};
-use dfs_common::InodeId;
+use dfs_proto::wire::namespace::{Attr, Changed, EntryRef, RenameRequest};
+use dfs_proto::InodeId;
 use tokio::sync::Mutex as AsyncMutex;
 
 /// Largest read served on a FUSE thread: random reads of pages and

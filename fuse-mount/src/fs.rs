@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use dfs_client::master::MasterClient;
 use dfs_client::{Client, ClientError};
-use dfs_common::wire::namespace::*;
-use dfs_common::InodeId;
+use dfs_proto::wire::namespace::*;
+use dfs_proto::InodeId;
 use fuser::*;
 
 use crate::attr::{errno, file_attr, name, time_or_now};
@@ -234,7 +234,7 @@ impl Inner {
     /// dropped too.
     fn open(&self, ino: INodeNo, attr: Attr) -> Result<(u64, FopenFlags), ClientError> {
         if attr.kind != FileKind::File {
-            return Err(ClientError::new(dfs_common::ErrorKind::EISDIR, "not a regular file"));
+            return Err(ClientError::new(dfs_proto::ErrorKind::EISDIR, "not a regular file"));
         }
         let unchanged = self.told().get(&attr.inode) == Some(&(attr.size, attr.mtime_ns));
         let mut flags = FopenFlags::empty();
@@ -257,7 +257,7 @@ impl Inner {
         match a.kind {
             FileKind::File if flags & libc::O_TRUNC != 0 => self.files.truncate(a.inode, 0).await,
             FileKind::File => Ok(a),
-            _ => Err(ClientError::new(dfs_common::ErrorKind::EISDIR, format!("{name} is not a regular file"))),
+            _ => Err(ClientError::new(dfs_proto::ErrorKind::EISDIR, format!("{name} is not a regular file"))),
         }
     }
 
@@ -297,7 +297,7 @@ impl Inner {
     }
 
     async fn readdir(&self, fh: FileHandle, offset: u64, mut add: impl FnMut(u64, &str, &Attr) -> bool) -> Result<(), ClientError> {
-        let listing = self.dirs.get(fh.0).ok_or_else(|| ClientError::new(dfs_common::ErrorKind::EINVAL, "unknown directory handle"))?;
+        let listing = self.dirs.get(fh.0).ok_or_else(|| ClientError::new(dfs_proto::ErrorKind::EINVAL, "unknown directory handle"))?;
         let mut listing = listing.lock().await;
         let mut i = offset as usize;
         loop {
@@ -713,7 +713,7 @@ fn create_request(at: EntryRef, owner: NewOwner) -> CreateRequest {
 /// Whether a create that found the name taken opens what is there
 /// (without O_EXCL, as open(O_CREAT) does).
 fn opens_existing(e: &ClientError, flags: i32) -> bool {
-    e.kind == dfs_common::ErrorKind::EEXIST && flags & libc::O_EXCL == 0
+    e.kind == dfs_proto::ErrorKind::EEXIST && flags & libc::O_EXCL == 0
 }
 
 #[cfg(test)]

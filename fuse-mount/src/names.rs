@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use dfs_common::InodeId;
+use dfs_proto::InodeId;
 
 /// Most directories known at once, most names in one, and most names
 /// learnt from listings in all (names added here grow them only at the

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dfs_common::auth::{ClusterKey, KeyError, KeyRing, KeySource};
+use dfs_proto::auth::{ClusterKey, KeyError, KeyRing, KeySource};
 
 /// The key file's name in the data directory, unless configured.
 pub const DEFAULT_FILE: &str = "cluster.key";

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use dfs_common::config::ConfigError;
-use dfs_common::http::daemon::DaemonConfig;
+use dfs_server_kit::config::ConfigError;
+use dfs_server_kit::http::daemon::DaemonConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::store::mutations::{check_chunk_size, check_replication};
@@ -161,7 +161,7 @@ impl DaemonConfig for MasterConfig {
         if self.max_request_body_bytes < 64 * 1024 {
             return invalid("max_request_body_bytes must be at least 65536 to carry a long path and a name".into());
         }
-        if let Err(e) = dfs_common::http::serve::Limits::check(self.header_read_timeout_ms, self.body_idle_timeout_ms, self.max_connections) {
+        if let Err(e) = dfs_server_kit::http::serve::Limits::check(self.header_read_timeout_ms, self.body_idle_timeout_ms, self.max_connections) {
             return invalid(e);
         }
         if self.heartbeat_interval_ms == 0 || self.dead_after_ms < 3 * self.heartbeat_interval_ms {

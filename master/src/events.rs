@@ -7,21 +7,10 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+pub use dfs_proto::wire::dashboard::Event;
 
 /// Events kept.
 pub const CAPACITY: usize = 500;
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Event {
-    /// Increasing from 1: clients ask for events after the last id they saw.
-    pub id: u64,
-    pub unix_ms: u64,
-    /// "node_joined", "node_lost", "node_back", "decommission",
-    /// "decommissioned", "recommission", "corrupt", "repaired", "safe_mode_left".
-    pub kind: &'static str,
-    pub message: String,
-}
 
 #[derive(Default)]
 pub struct Events {
@@ -46,7 +35,7 @@ impl Events {
     pub fn push(&self, kind: &'static str, message: impl Into<String>) {
         let mut ring = self.ring();
         ring.last_id += 1;
-        let event = Event { id: ring.last_id, unix_ms: unix_ms(), kind, message: message.into() };
+        let event = Event { id: ring.last_id, unix_ms: unix_ms(), kind: kind.into(), message: message.into() };
         if ring.events.len() == CAPACITY {
             ring.events.pop_front();
         }

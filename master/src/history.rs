@@ -10,10 +10,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dfs_common::wire::chunks::{ChunkserverInfo, Heartbeat, ScrubProgress};
-use dfs_common::worker::{Next, Worker};
-use dfs_common::NodeId;
-use serde::Serialize;
+use dfs_proto::wire::chunks::{ChunkserverInfo, Heartbeat, ScrubProgress};
+pub use dfs_proto::wire::dashboard::Sample;
+use dfs_proto::NodeId;
+use dfs_server_kit::worker::{Next, Worker};
 
 use crate::chunks::ChunkManager;
 
@@ -23,16 +23,6 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 pub const KEEP: usize = 720;
 /// Shortest interval a rate is measured over.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
-
-/// Cluster throughput and capacity at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct Sample {
-    pub unix_ms: u64,
-    pub read_bytes_per_sec: f64,
-    pub write_bytes_per_sec: f64,
-    pub used_bytes: u64,
-    pub capacity_bytes: u64,
-}
 
 /// One chunkserver's traffic as its heartbeats tell it.
 #[derive(Clone, Copy, Debug, Default)]

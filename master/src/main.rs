@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use dfs_common::http::daemon::daemon_main;
 use dfs_master::config::{MasterCommand, MasterConfig};
 use dfs_master::store::db::{inspect_log, LogRecovery, StoreOptions};
 use dfs_master::store::metalog::{Damage, LOG_FILE};
 use dfs_master::store::Store;
+use dfs_server_kit::http::daemon::daemon_main;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
             }
             Some(MasterCommand::Keygen) => {
                 // The secret goes to stdout only, for the operator to put in the key files.
-                println!("{}", dfs_common::auth::ClusterKey::generate().to_line());
+                println!("{}", dfs_proto::auth::ClusterKey::generate().to_line());
                 Ok(())
             }
             None => dfs_master::server::run(config).await,
@@ -42,7 +42,7 @@ async fn main() -> ExitCode {
 fn recover_log(dir: &Path, yes: bool) -> anyhow::Result<()> {
     anyhow::ensure!(dir.is_dir(), "no data directory at {}", dir.display());
     // Not while a master runs there: it would be appending to the log.
-    let _lock = dfs_common::dir_lock::lock_dir(dir)?;
+    let _lock = dfs_server_kit::dir_lock::lock_dir(dir)?;
     let (epoch, kept, damage) = inspect_log(dir).with_context(|| format!("reading the metadata store in {}", dir.display()))?;
     let file = dir.join(LOG_FILE);
     let l = match damage {

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::Ordering;
 
-use dfs_common::http::metrics::{label, Labels, Snapshot};
+use dfs_server_kit::http::metrics::{label, Labels, Snapshot};
 
 use crate::state::Master;
 

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use dfs_common::http::daemon::shutdown_signal;
-use dfs_common::http::internal::ClusterAuth;
-use dfs_common::http::serve::{serve, Limits};
-use dfs_common::worker::{Shutdown, Workers};
+use dfs_server_kit::http::daemon::shutdown_signal;
+use dfs_server_kit::http::internal::ClusterAuth;
+use dfs_server_kit::http::serve::{serve, Limits};
+use dfs_server_kit::worker::{Shutdown, Workers};
 use tokio::net::TcpListener;
 
 use crate::api::router;
@@ -25,7 +25,7 @@ use crate::tokens::{Schedule, Tokens};
 pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     // One master per data directory, held until this returns (or the
     // process dies): a second one would replay and append the same log.
-    let _dir_lock = dfs_common::dir_lock::lock_dir(&config.data_dir)?;
+    let _dir_lock = dfs_server_kit::dir_lock::lock_dir(&config.data_dir)?;
     // Bound first: a taken port fails before the store is open (a process
     // ending with RocksDB open and its threads running may crash on exit).
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -71,7 +71,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let workers = Arc::new(Workers::default());
     let sampler = workers.spawn(Sampler::new(Arc::downgrade(&chunks), history.clone()), shutdown.signal());
     let monitor = workers.spawn(Monitor::new(Arc::downgrade(&chunks), chunk_config.monitor_interval), shutdown.signal());
-    let http_metrics = dfs_common::http::metrics::HttpMetrics::new("dfs_master");
+    let http_metrics = dfs_server_kit::http::metrics::HttpMetrics::new("dfs_master");
     let state = Master { store, writer: writer.clone(), chunks, started: std::time::Instant::now(), history, http_metrics, auth, workers };
     let app = router(state, config.max_request_body_bytes);
 

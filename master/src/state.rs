@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use dfs_common::http::internal::ClusterAuth;
-use dfs_common::http::metrics::HttpMetrics;
-use dfs_common::worker::Workers;
+use dfs_server_kit::http::internal::ClusterAuth;
+use dfs_server_kit::http::metrics::HttpMetrics;
+use dfs_server_kit::worker::Workers;
 
 use crate::chunks::ChunkManager;
 use crate::history::History;

@@ -16,9 +16,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use dfs_common::auth::{unix_ms, ChunkToken, KeyRing, Ops, TokenError, TokenKey, TokenKeyInfo, TokenVerifier};
-use dfs_common::http::internal::ClusterAuth;
-use dfs_common::{ChunkHandle, ChunkVersion};
+use dfs_proto::auth::{unix_ms, ChunkToken, KeyRing, Ops, TokenError, TokenKey, TokenKeyInfo, TokenVerifier};
+use dfs_proto::{ChunkHandle, ChunkVersion};
+use dfs_server_kit::http::internal::ClusterAuth;
 use rand::RngCore;
 
 /// Whom tokens name until callers are authenticated (issue #20).
@@ -203,7 +203,7 @@ impl Tokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dfs_common::auth::ClusterKey;
+    use dfs_proto::auth::ClusterKey;
 
     const LIFETIME: u64 = 600;
     const ROLL: u64 = 1_000;

@@ -1,8 +1,8 @@
 //! Verbs about the cluster: df, fsck, admin report.
 
 use clap::Subcommand;
-use dfs_common::wire::chunks::ChunkserverInfo;
-use dfs_common::wire::namespace::{FileHealth, FsckQuery};
+use dfs_proto::wire::chunks::ChunkserverInfo;
+use dfs_proto::wire::namespace::{FileHealth, FsckQuery};
 use serde_json::json;
 
 use crate::fmt::size;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use dfs_common::wire::namespace::{Attr, FileKind};
+use dfs_proto::wire::namespace::{Attr, FileKind};
 
 /// `1.5 G` style with `human`, plain bytes otherwise (as `hdfs dfs -h`).
 pub fn size(bytes: u64, human: bool) -> String {
@@ -167,7 +167,7 @@ pub fn apply_mode(spec: &str, attr: &Attr) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dfs_common::InodeId;
+    use dfs_proto::InodeId;
 
     fn attr(kind: FileKind, mode: u32) -> Attr {
         Attr {

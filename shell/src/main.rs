@@ -100,7 +100,7 @@ pub fn into_dir(ctx: &mut Ctx, dst: &str, sources: usize, dst_is_dir: bool) -> O
 /// [`into_dir`] for a dfs destination.
 pub async fn into_dfs_dir(ctx: &mut Ctx, dst: &str, sources: usize) -> Option<bool> {
     match ctx.client.try_stat(dst).await {
-        Ok(a) => into_dir(ctx, dst, sources, a.is_some_and(|a| a.kind == dfs_common::wire::namespace::FileKind::Dir)),
+        Ok(a) => into_dir(ctx, dst, sources, a.is_some_and(|a| a.kind == dfs_proto::wire::namespace::FileKind::Dir)),
         Err(e) => {
             ctx.fail(Failure::dfs(dst, e));
             None

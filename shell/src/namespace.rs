@@ -5,8 +5,8 @@ use std::io::Write;
 
 use clap::{Args, Subcommand};
 use dfs_client::CreateOptions;
-use dfs_common::wire::namespace::{Attr, FileKind};
-use dfs_common::ErrorKind;
+use dfs_proto::wire::namespace::{Attr, FileKind};
+use dfs_proto::ErrorKind;
 use serde_json::{json, Value};
 
 use crate::fmt::{self, Names};
@@ -169,7 +169,7 @@ pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
         Verb::Rmdir { paths } => {
             ctx.verb = "rmdir";
             for p in paths.iter().map(|p| absolute(p)) {
-                let r = ctx.client.master().rmdir(dfs_common::wire::namespace::EntryRef::path(&p)).await;
+                let r = ctx.client.master().rmdir(dfs_proto::wire::namespace::EntryRef::path(&p)).await;
                 ctx.check(r.map_err(|e| Failure::dfs(&p, e)));
             }
         }

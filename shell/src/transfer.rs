@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Subcommand;
 use dfs_client::{Client, ClientError, CreateOptions, FileWriter};
-use dfs_common::wire::namespace::{Attr, FileKind};
+use dfs_proto::wire::namespace::{Attr, FileKind};
 use futures::{stream, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
@@ -219,7 +219,7 @@ async fn copy_in(client: &Client, source: Source, local: &str, dst: &str, opts: 
 fn copying_name(dst: &str) -> String {
     const SUFFIX: &str = "._COPYING_";
     let (dir, name) = dst.rsplit_once('/').unwrap_or(("", dst));
-    let mut keep = name.len().min(dfs_common::names::NAME_MAX_BYTES - SUFFIX.len());
+    let mut keep = name.len().min(dfs_proto::names::NAME_MAX_BYTES - SUFFIX.len());
     while !name.is_char_boundary(keep) {
         keep -= 1;
     }
@@ -240,8 +240,8 @@ impl Staged {
     async fn create(client: &Client, dst: &str, opts: &CreateOptions, sync: bool) -> Result<(FileWriter, Staged), Failure> {
         let fail = |e: ClientError| Failure::dfs(dst, e);
         match client.try_stat(dst).await.map_err(fail)? {
-            Some(a) if a.kind == FileKind::Dir => return Err(fail(ClientError::new(dfs_common::ErrorKind::EISDIR, format!("{dst} is a directory")))),
-            Some(_) if !opts.overwrite => return Err(fail(ClientError::new(dfs_common::ErrorKind::EEXIST, format!("{dst} exists")))),
+            Some(a) if a.kind == FileKind::Dir => return Err(fail(ClientError::new(dfs_proto::ErrorKind::EISDIR, format!("{dst} is a directory")))),
+            Some(_) if !opts.overwrite => return Err(fail(ClientError::new(dfs_proto::ErrorKind::EEXIST, format!("{dst} exists")))),
             _ => {}
         }
         let tmp = copying_name(dst);
@@ -260,7 +260,7 @@ impl Staged {
         };
         if result.is_err() {
             match client.delete(&self.tmp, false).await {
-                Err(e) if e.kind != dfs_common::ErrorKind::ENOENT => {
+                Err(e) if e.kind != dfs_proto::ErrorKind::ENOENT => {
                     eprintln!("dfs: {}: could not remove the partial copy: {}", self.tmp, e.describe())
                 }
                 _ => {}
@@ -322,7 +322,7 @@ async fn put(ctx: &mut Ctx, paths: &[String], opts: &CreateOptions, sync: bool) 
         // With -f, merging into an existing directory is fine.
         let r = ctx.client.mkdir(d, false, None).await;
         match r {
-            Err(e) if opts.overwrite && e.kind == dfs_common::ErrorKind::EEXIST => {}
+            Err(e) if opts.overwrite && e.kind == dfs_proto::ErrorKind::EEXIST => {}
             other => {
                 ctx.check(other.map_err(|e| Failure::dfs(d, e)));
             }
@@ -544,7 +544,7 @@ async fn append_to_file(client: &Client, paths: &[String], sync: bool) -> Result
     let dst = absolute(dst);
     let mut writer = match client.open_write(&dst, true).await {
         Ok(w) => w,
-        Err(e) if e.kind == dfs_common::ErrorKind::ENOENT => client.create(&dst, &CreateOptions::default()).await.map_err(|e| Failure::dfs(&dst, e))?,
+        Err(e) if e.kind == dfs_proto::ErrorKind::ENOENT => client.create(&dst, &CreateOptions::default()).await.map_err(|e| Failure::dfs(&dst, e))?,
         Err(e) => return Err(Failure::dfs(&dst, e)),
     };
     writer.set_sync_on_close(sync);
@@ -570,7 +570,7 @@ mod tests {
         let long = format!("/d/{}", "é".repeat(127)); // 254 bytes
         let tmp = copying_name(&long);
         let name = tmp.rsplit('/').next().unwrap();
-        assert!(name.len() <= dfs_common::names::NAME_MAX_BYTES && name.ends_with("._COPYING_"), "{name}");
-        assert!(dfs_common::names::validate_name(name).is_ok());
+        assert!(name.len() <= dfs_proto::names::NAME_MAX_BYTES && name.ends_with("._COPYING_"), "{name}");
+        assert!(dfs_proto::names::validate_name(name).is_ok());
     }
 }

@@ -3,7 +3,7 @@
 //! the directories on the current branch are held in memory.
 
 use dfs_client::Client;
-use dfs_common::wire::namespace::{Attr, DirEntry, FileKind};
+use dfs_proto::wire::namespace::{Attr, DirEntry, FileKind};
 use futures::TryStreamExt;
 
 use crate::{join, Failure};

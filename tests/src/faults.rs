@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dfs_client::{Client, ClientError, CreateOptions, DataConfig};
-use dfs_common::wire::chunks::{ChunkLocations, WriteLease};
-use dfs_common::{ErrorKind, InodeId, NodeId};
+use dfs_proto::wire::chunks::{ChunkLocations, WriteLease};
+use dfs_proto::{ErrorKind, InodeId, NodeId};
 use futures::TryStreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
@@ -345,8 +345,8 @@ pub async fn diagnose(client: &Client, path: &str, want: &[u8]) -> String {
 pub async fn send_as_peer(http: &reqwest::Client, address: &str, builder: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
     let mut req = builder.build().map_err(|e| format!("{address}: {e}"))?;
     if let Some(file) = crate::process::key_file_of(address) {
-        let keys = dfs_common::auth::KeySource::open(&file).map_err(|e| e.to_string())?;
-        dfs_common::http::internal::ClusterAuth::new(std::sync::Arc::new(keys)).sign(&mut req);
+        let keys = dfs_proto::auth::KeySource::open(&file).map_err(|e| e.to_string())?;
+        dfs_server_kit::http::internal::ClusterAuth::new(std::sync::Arc::new(keys)).sign(&mut req);
     }
     http.execute(req).await.map_err(|e| format!("{address}: {e}"))
 }
@@ -457,7 +457,7 @@ pub async fn walk(client: &Client, dir: &str) -> Result<BTreeMap<String, u64>, S
         for e in entries {
             let path = format!("{}/{}", d.trim_end_matches('/'), e.name);
             match e.attr.kind {
-                dfs_common::wire::namespace::FileKind::Dir => todo.push(path),
+                dfs_proto::wire::namespace::FileKind::Dir => todo.push(path),
                 _ => {
                     out.insert(path, e.attr.size);
                 }

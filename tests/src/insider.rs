@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
-use dfs_common::auth::token::HEADER_TOKEN;
-use dfs_common::auth::{ClusterKey, KeyRing, KeySource};
-use dfs_common::http::internal::ClusterAuth;
-use dfs_common::wire::chunks::{checksum_header, ChunkLocations, Heartbeat, WriteLease, HEADER_CHECKSUMS, HEADER_FORWARD};
-use dfs_common::{InodeId, NodeId};
+use dfs_proto::auth::token::HEADER_TOKEN;
+use dfs_proto::auth::{ClusterKey, KeyRing, KeySource};
+use dfs_proto::wire::chunks::{checksum_header, ChunkLocations, Heartbeat, WriteLease, HEADER_CHECKSUMS, HEADER_FORWARD};
+use dfs_proto::{InodeId, NodeId};
+use dfs_server_kit::http::internal::ClusterAuth;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dfs_common::NodeId;
+use dfs_proto::NodeId;
 use dfs_tests::insider::{fake_heartbeat, master_key_file, Insider};
 use web::*;
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dfs_client::{Client, CreateOptions, DataConfig};
-use dfs_common::wire::namespace::FileKind;
-use dfs_common::ErrorKind;
+use dfs_proto::wire::namespace::FileKind;
+use dfs_proto::ErrorKind;
 use dfs_tests::{seed, Cluster};
 use futures::{StreamExt, TryStreamExt};
 use rand::{Rng, RngCore, SeedableRng};
@@ -388,7 +388,7 @@ async fn reads_of_replicas_on_this_host_go_through_passed_descriptors_and_check_
 /// waiting on the runtime; its answers and errors must be the async one's.
 #[tokio::test]
 async fn a_blocking_master_client_answers_as_the_async_one() {
-    use dfs_common::wire::namespace::{CreateRequest, EntryRef, MkdirRequest};
+    use dfs_proto::wire::namespace::{CreateRequest, EntryRef, MkdirRequest};
     let c = cluster(1);
     c.wait_live(1, Duration::from_secs(15)).await.unwrap();
     let client = Client::with_config(&c.master.url, DataConfig { master_wait: Duration::from_millis(300), ..DataConfig::default() });

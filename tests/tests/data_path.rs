@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dfs_client::Client;
-use dfs_common::auth::token::HEADER_TOKEN;
-use dfs_common::wire::chunks::{checksum_header, ChunkLocation, ReplicaAddr, HEADER_CHECKSUMS, HEADER_FORWARD};
-use dfs_common::wire::namespace::{Attr, CreateRequest, EntryRef};
-use dfs_common::ErrorKind;
+use dfs_proto::auth::token::HEADER_TOKEN;
+use dfs_proto::wire::chunks::{checksum_header, ChunkLocation, ReplicaAddr, HEADER_CHECKSUMS, HEADER_FORWARD};
+use dfs_proto::wire::namespace::{Attr, CreateRequest, EntryRef};
+use dfs_proto::ErrorKind;
 use dfs_tests::Cluster;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dfs_client::{Client, CreateOptions};
-use dfs_common::wire::chunks::{ChunkLocation, LeaseRequest};
+use dfs_proto::wire::chunks::{ChunkLocation, LeaseRequest};
 use dfs_tests::faults::{self, *};
 use dfs_tests::{say, Api, Cluster};
 use rand::rngs::StdRng;

@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dfs_client::{Client, CreateOptions, DataConfig, FileWriter};
-use dfs_common::wire::chunks::ChunkLocation;
-use dfs_common::{ErrorKind, NodeId};
+use dfs_proto::wire::chunks::ChunkLocation;
+use dfs_proto::{ErrorKind, NodeId};
 use dfs_tests::faults::{self, *};
 use dfs_tests::{say, ChunkserverProcess, Cluster};
 use rand::rngs::StdRng;

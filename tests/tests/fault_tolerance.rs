@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dfs_client::{Client, CreateOptions, DataConfig};
-use dfs_common::wire::chunks::{checksum_header, ChunkLocation, HEADER_CHECKSUMS, HEADER_FORWARD};
-use dfs_common::wire::namespace::Attr;
-use dfs_common::ErrorKind;
+use dfs_proto::wire::chunks::{checksum_header, ChunkLocation, HEADER_CHECKSUMS, HEADER_FORWARD};
+use dfs_proto::wire::namespace::Attr;
+use dfs_proto::ErrorKind;
 use dfs_tests::faults::{self, *};
 use dfs_tests::shell::dfs;
 use dfs_tests::{say, Api, Cluster};
@@ -378,7 +378,7 @@ async fn a_frozen_primary_is_replaced_without_split_brain_and_its_late_write_is_
     writer.await.unwrap().expect("the write completes without the frozen primary");
     say!(tag, "write done after {:.1}s", started.elapsed().as_secs_f64());
     let now = locate(&client, "/t4/f").await.remove(0);
-    inv.locations(&dfs_common::wire::chunks::ChunkLocations { chunk_size_bytes: 4 * MIB, chunks: vec![now.clone()] }, "/v1/chunks");
+    inv.locations(&dfs_proto::wire::chunks::ChunkLocations { chunk_size_bytes: 4 * MIB, chunks: vec![now.clone()] }, "/v1/chunks");
     assert!(now.version > old.version, "the new lease must bump the version: {now:?}");
     assert!(now.replicas.iter().all(|r| r.address != old.primary.address), "the frozen primary is still listed: {now:?}");
     let new = inv.probe_lease(&client, attr.inode, 0).await.expect("lease after the write");
@@ -1090,7 +1090,7 @@ async fn a_replica_reported_after_a_failed_write_stays_stale_when_its_node_repor
     let until = Instant::now() + Duration::from_secs(1);
     while Instant::now() < until {
         let loc = locate(&client, "/t12/f").await.remove(0);
-        inv.locations(&dfs_common::wire::chunks::ChunkLocations { chunk_size_bytes: MIB, chunks: vec![loc.clone()] }, "/v1/chunks");
+        inv.locations(&dfs_proto::wire::chunks::ChunkLocations { chunk_size_bytes: MIB, chunks: vec![loc.clone()] }, "/v1/chunks");
         assert!(loc.version > lease.version, "the report did not move the other replicas to a new version: {loc:?}");
         let held = replica_info(&h, &failed, lease.handle.0).await.unwrap_or(None);
         assert!(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dfs_client::Client;
-use dfs_common::wire::namespace::{CreateRequest, EntryRef};
+use dfs_proto::wire::namespace::{CreateRequest, EntryRef};
 use dfs_tests::{Cluster, MasterProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -36,7 +36,7 @@ async fn a_lease_next_to_a_hung_chunkserver_is_not_delayed_by_it() {
 
     // The frozen node: the one holding the fewest chunks, so that chunks
     // without it exist (3 of 4 nodes hold each chunk).
-    let holds = |i: usize, l: &dfs_common::wire::chunks::ChunkLocation| l.replicas.iter().any(|r| c.index_of(&r.address) == Some(i));
+    let holds = |i: usize, l: &dfs_proto::wire::chunks::ChunkLocation| l.replicas.iter().any(|r| c.index_of(&r.address) == Some(i));
     let hung = (0..4).min_by_key(|i| locs.chunks.iter().filter(|l| holds(*i, l)).count()).unwrap();
     let (held, free): (Vec<_>, Vec<_>) = locs.chunks.iter().partition(|l| holds(hung, l));
     assert!(!held.is_empty() && !free.is_empty(), "chunks with and without cs{hung}: {} and {}", held.len(), free.len());

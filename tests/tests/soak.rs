@@ -496,7 +496,7 @@ async fn read_back(client: &Client, path: &str, want: &[u8]) -> Result<(), Strin
     let started = Instant::now();
     loop {
         let last = match client.stat(path).await {
-            Err(e) if e.kind == dfs_common::ErrorKind::ENOENT => return Err(format!("{path}: missing (ENOENT), {} bytes acknowledged", want.len())),
+            Err(e) if e.kind == dfs_proto::ErrorKind::ENOENT => return Err(format!("{path}: missing (ENOENT), {} bytes acknowledged", want.len())),
             Err(e) => format!("stat: {e}"),
             Ok(attr) if attr.size != want.len() as u64 => return Err(format!("{path}: size {} but {} bytes acknowledged", attr.size, want.len())),
             Ok(attr) => match client.read_at(&attr, 0, attr.size).await {

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use dfs_common::auth::token::HEADER_TOKEN;
-use dfs_common::auth::{ClusterKey, KeyRing, Ops};
-use dfs_common::http::internal::ClusterAuth;
-use dfs_common::wire::chunks::{checksum_header, VerifyAnswer, HEADER_CHECKSUMS, HEADER_FORWARD};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
+use dfs_proto::auth::token::HEADER_TOKEN;
+use dfs_proto::auth::{ClusterKey, KeyRing, Ops};
+use dfs_proto::wire::chunks::{checksum_header, VerifyAnswer, HEADER_CHECKSUMS, HEADER_FORWARD};
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
+use dfs_server_kit::http::internal::ClusterAuth;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::test_cluster::{grant, grant_until, insider, introduce};
@@ -265,8 +265,8 @@ async fn a_forward_to_a_peer_gone_since_fails_as_unreachable_without_contacting_
     // A peer that died: in the list before, not in the current one.
     let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gone_url = format!("http://{}", gone.local_addr().unwrap());
-    n.peers.set(dfs_common::wire::chunks::Peers { epoch: 1, addresses: vec![n.address.clone(), gone_url.clone()] });
-    n.peers.set(dfs_common::wire::chunks::Peers { epoch: 2, addresses: vec![n.address.clone()] });
+    n.peers.set(dfs_proto::wire::chunks::Peers { epoch: 1, addresses: vec![n.address.clone(), gone_url.clone()] });
+    n.peers.set(dfs_proto::wire::chunks::Peers { epoch: 2, addresses: vec![n.address.clone()] });
     put_replica(n, H, b"kept");
     let data = b"new bytes";
     let req = reqwest::Client::new()
@@ -282,4 +282,12 @@ async fn a_forward_to_a_peer_gone_since_fails_as_unreachable_without_contacting_
     // Nothing was sent to it: its listener never saw a connection.
     let accepted = tokio::time::timeout(Duration::from_millis(100), gone.accept()).await;
     assert!(accepted.is_err(), "the gone peer was contacted");
+}
+
+#[tokio::test]
+async fn every_declared_endpoint_is_routed_and_internal_ones_need_a_signature() {
+    let t = start_node().await;
+    let app = super::router(t.node.clone());
+    let wrong = dfs_server_kit::http::route::undeclared_behaviour(app, dfs_proto::endpoint::chunkserver::ALL).await;
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }

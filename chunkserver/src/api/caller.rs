@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use dfs_common::auth::signature::HEADER_AUTH;
-use dfs_common::auth::token::HEADER_TOKEN;
-use dfs_common::auth::{unix_ms, BodyDigest, ChunkToken, Ops, TokenError, Verified};
-use dfs_common::http::ApiError;
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind};
+use dfs_proto::auth::signature::HEADER_AUTH;
+use dfs_proto::auth::token::HEADER_TOKEN;
+use dfs_proto::auth::{unix_ms, BodyDigest, ChunkToken, Ops, TokenError, Verified};
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind};
+use dfs_server_kit::http::ApiError;
 
 use crate::node::Node;
 

@@ -14,11 +14,13 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use dfs_common::auth::token::HEADER_TOKEN;
-use dfs_common::http::{request_id, ApiError, ApiPath, ApiQuery};
-use dfs_common::wire::chunks::{checksum_header, parse_checksum_header, BadReplica, DataQuery, HEADER_CHECKSUMS, HEADER_FORWARD};
-use dfs_common::wire::namespace::Done;
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind};
+use dfs_proto::auth::token::HEADER_TOKEN;
+use dfs_proto::endpoint::chunkserver::WriteData;
+use dfs_proto::endpoint::url;
+use dfs_proto::wire::chunks::{checksum_header, parse_checksum_header, BadReplica, DataQuery, HEADER_CHECKSUMS, HEADER_FORWARD};
+use dfs_proto::wire::namespace::Done;
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind};
+use dfs_server_kit::http::{request_id, ApiError, ApiPath, ApiQuery};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -77,11 +79,14 @@ fn forward(
 ) -> (Frames, tokio::task::JoinHandle<Result<(), Downstream>>) {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let next = chain[0].clone();
-    let url = format!("{next}/v1/chunks/{handle}/data?version={}&offset={}", q.version, q.offset);
+    // The same write at the same offset; `length` is for reads. A flat
+    // query always encodes (were it not to, the empty URL fails the send
+    // like an unreachable replica).
+    let query = DataQuery { length: None, ..q };
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     let request = n
         .http
-        .put(url)
+        .put(url::<WriteData>(&next, &handle, &query).unwrap_or_default())
         .header(HEADER_FORWARD, chain[1..].join(","))
         .header(HEADER_CHECKSUMS, crcs)
         .header(header::CONTENT_LENGTH, len)
@@ -98,7 +103,7 @@ fn forward(
         }
         let status = resp.status();
         let reported = resp.headers().contains_key(HEADER_REPLICA_REPORTED);
-        let body = resp.json::<dfs_common::ErrorBody>().await.ok();
+        let body = resp.json::<dfs_proto::ErrorBody>().await.ok();
         let why = body.as_ref().map_or(status.to_string(), |b| format!("{}: {}", b.error, b.message));
         let blame = match body.map(|b| b.error) {
             // A failure further down, already reported by the node above it.

@@ -11,20 +11,15 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use dfs_client::{Client, ClientError, FileReader};
-use dfs_common::http::html::url_encode;
-use dfs_common::http::{ApiError, ApiQuery};
-use dfs_common::ErrorKind;
-use serde::Deserialize;
+use dfs_proto::wire::chunks::DownloadQuery;
+use dfs_proto::ErrorKind;
+use dfs_server_kit::http::html::url_encode;
+use dfs_server_kit::http::{ApiError, ApiQuery};
 
 use crate::node::Node;
 
 /// Bytes fetched per step of the stream.
 const PIECE: u64 = 8 << 20;
-
-#[derive(Deserialize)]
-pub struct FileQuery {
-    pub path: String,
-}
 
 fn api_error(e: ClientError) -> ApiError {
     ApiError::new(e.kind, e.message)
@@ -32,10 +27,10 @@ fn api_error(e: ClientError) -> ApiError {
 
 /// Streams the file at `path`; errors before the first byte are JSON API
 /// errors, a failure mid-stream ends the body early (the length is short).
-pub async fn file(State(n): State<Arc<Node>>, ApiQuery(q): ApiQuery<FileQuery>) -> Result<Response, ApiError> {
+pub async fn file(State(n): State<Arc<Node>>, ApiQuery(q): ApiQuery<DownloadQuery>) -> Result<Response, ApiError> {
     let client = Client::new(&n.master);
     let attr = client.stat(&q.path).await.map_err(api_error)?;
-    if attr.kind != dfs_common::wire::namespace::FileKind::File {
+    if attr.kind != dfs_proto::wire::namespace::FileKind::File {
         return Err(ApiError::new(ErrorKind::EISDIR, format!("{} is not a file", q.path)));
     }
     let reader = client.reader(attr.clone());

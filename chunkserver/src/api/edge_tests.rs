@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use dfs_common::http::serve::{serve, Limits};
-use dfs_common::wire::chunks::{checksum_header, HEADER_CHECKSUMS};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
+use dfs_proto::wire::chunks::{checksum_header, HEADER_CHECKSUMS};
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
+use dfs_server_kit::http::serve::{serve, Limits};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -17,7 +17,7 @@ use super::{router, CONTROL_BODY_MAX_BYTES};
 use crate::chunk_store::ChunkStore;
 use crate::config::ChunkserverConfig;
 use crate::node::Node;
-use dfs_common::auth::Ops;
+use dfs_proto::auth::Ops;
 
 const H: ChunkHandle = ChunkHandle(7);
 const V1: ChunkVersion = ChunkVersion(1);

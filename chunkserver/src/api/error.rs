@@ -1,8 +1,8 @@
 //! The node's errors as API answers: the status and `{"error", "message"}`
 //! a handler sends when the chunk store or the node refuses.
 
-use dfs_common::http::ApiError;
-use dfs_common::ErrorKind;
+use dfs_proto::ErrorKind;
+use dfs_server_kit::http::ApiError;
 
 use crate::chunk_store::ChunkError;
 use crate::node::NotServing;

@@ -35,9 +35,10 @@ mod tests;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
-use dfs_common::http::internal::require_signed;
+use dfs_proto::endpoint::chunkserver as ep;
+use dfs_server_kit::http::route::Routes;
 
 use crate::node::Node;
 
@@ -46,32 +47,34 @@ use crate::node::Node;
 /// this limit does not touch; it is bounded by `max_write_bytes` instead.
 pub const CONTROL_BODY_MAX_BYTES: usize = 64 * 1024;
 
-/// The routes. Public: the status page, metrics, downloads, status, the
+/// The routes, from the endpoint declarations (`dfs_proto::endpoint::
+/// chunkserver`). Public: the status page, metrics, downloads, status, the
 /// short-circuit socket's path, and the data routes (each checks a chunk
 /// token or a peer's signature itself, see `caller`). Internal (the master
-/// and peers only): replica commands and info, behind `require_signed`.
+/// and peers only): replica commands and info, whose signatures the router
+/// checks before the handler runs.
 pub fn router(node: Arc<Node>) -> Router {
-    let metrics = dfs_common::http::metrics::HttpMetrics::new("dfs_chunkserver");
-    let internal = Router::new()
-        .route("/v1/chunks/{handle}/create", post(replicas::create))
-        .route("/v1/chunks/{handle}/version", post(replicas::set_version))
-        .route("/v1/chunks/{handle}/replicate", post(replicate::replicate))
-        .route("/v1/chunks/{handle}/verify", post(verify::verify))
-        .route("/v1/chunks/{handle}", get(replicas::info))
-        .route_layer(axum::middleware::from_fn_with_state(node.auth.clone(), require_signed));
-    Router::new()
-        .route("/", get(status_page::page))
-        .route("/metrics", status_page::metrics_route(metrics.clone()))
-        .route("/files", get(download::file))
-        .route("/v1/chunks/{handle}/data", get(data::read).put(data::write))
-        .route("/v1/chunks/{handle}/fsync", post(replicas::fsync))
-        .route("/v1/status", get(replicas::status))
-        .route("/v1/local", get(replicas::local))
-        .merge(internal)
+    let metrics = dfs_server_kit::http::metrics::HttpMetrics::new("dfs_chunkserver");
+    Routes::new(node.auth.clone())
+        .serve::<ep::StatusPage, _, _>(status_page::page)
+        .serve::<ep::Metrics, _, _>(status_page::metrics)
+        .serve::<ep::Files, _, _>(download::file)
+        .serve::<ep::ReadData, _, _>(data::read)
+        .serve::<ep::WriteData, _, _>(data::write)
+        .serve::<ep::Fsync, _, _>(replicas::fsync)
+        .serve::<ep::Status, _, _>(replicas::status)
+        .serve::<ep::Local, _, _>(replicas::local)
+        .serve::<ep::CreateReplica, _, _>(replicas::create)
+        .serve::<ep::SetVersion, _, _>(replicas::set_version)
+        .serve::<ep::Replicate, _, _>(replicate::replicate)
+        .serve::<ep::Verify, _, _>(verify::verify)
+        .serve::<ep::ReplicaInfo, _, _>(replicas::info)
+        .into_router()
         .fallback(status_page::fallback)
-        .method_not_allowed_fallback(dfs_common::http::error::method_not_allowed)
+        .method_not_allowed_fallback(dfs_server_kit::http::error::method_not_allowed)
         // Every body read whole (JSON) on any route; the streamed data PUT is not affected.
         .layer(DefaultBodyLimit::max(CONTROL_BODY_MAX_BYTES))
-        .layer(axum::middleware::from_fn_with_state(metrics, dfs_common::http::metrics::track))
+        .layer(Extension(metrics.clone()))
+        .layer(axum::middleware::from_fn_with_state(metrics, dfs_server_kit::http::metrics::track))
         .with_state(node)
 }

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dfs_common::http::ApiError;
-use dfs_common::ErrorKind;
+use dfs_proto::ErrorKind;
+use dfs_server_kit::http::ApiError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// MiB permits for `bytes` (at least one: every answer holds some memory).

@@ -1,17 +1,16 @@
 //! Replica commands (from the master), fsync (from writers), and status.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use dfs_common::auth::Ops;
-use dfs_common::http::{ApiError, ApiJson, ApiPath, ApiQuery};
-use dfs_common::local_reads::LocalEndpoint;
-use dfs_common::wire::chunks::{BadReplica, CreateReplica, DataQuery, SetReplicaVersion};
-use dfs_common::wire::namespace::Done;
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind};
-use serde_json::{json, Value};
+use dfs_proto::auth::Ops;
+use dfs_proto::local_reads::LocalEndpoint;
+use dfs_proto::wire::chunks::{BadReplica, ChunkserverStatus, CreateReplica, DataQuery, ReplicaInfo, SetReplicaVersion};
+use dfs_proto::wire::namespace::Done;
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind};
+use dfs_server_kit::http::{ApiError, ApiJson, ApiPath, ApiQuery};
 
 use super::caller::Caller;
 use super::error::chunk_error;
@@ -80,9 +79,9 @@ async fn report_damaged(n: &Arc<Node>, handle: ChunkHandle) {
 }
 
 /// `GET /v1/chunks/{handle}`: the replica's version and length.
-pub async fn info(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>) -> Result<Json<Value>, ApiError> {
+pub async fn info(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>) -> Result<Json<ReplicaInfo>, ApiError> {
     match n.store.info(ChunkHandle(h)) {
-        Some(i) => Ok(Json(json!({"handle": i.handle, "version": i.version, "length": i.length, "chunk_size_bytes": i.chunk_size}))),
+        Some(i) => Ok(Json(ReplicaInfo { handle: i.handle, version: i.version, length: i.length, chunk_size_bytes: i.chunk_size })),
         None => Err(ApiError::new(ErrorKind::ENOENT, format!("no replica of chunk {h}"))),
     }
 }
@@ -97,26 +96,27 @@ pub async fn local(State(n): State<Arc<Node>>) -> Result<Json<LocalEndpoint>, Ap
 }
 
 /// `GET /v1/status`: this node at a glance.
-pub async fn status(State(n): State<Arc<Node>>) -> Json<Value> {
-    Json(json!({
-        "node_id": n.id,
-        "address": n.address,
-        "master": n.master,
+pub async fn status(State(n): State<Arc<Node>>) -> Json<ChunkserverStatus> {
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    Json(ChunkserverStatus {
+        node_id: n.id,
+        address: n.address.clone(),
+        master: n.master.clone(),
         // Trust, without secrets: the cluster, the peers, how many token keys.
-        "cluster_id": n.cluster_id.get(),
-        "peers": n.peers.addresses(),
-        "token_keys": n.tokens.key_count(),
-        "chunks": n.store.list().len(),
-        "used_bytes": n.store.used_bytes(),
-        "in_flight": n.in_flight.load(Ordering::Relaxed),
-        "bytes_written": n.bytes_written.load(Ordering::Relaxed),
-        "bytes_read": n.bytes_read.load(Ordering::Relaxed),
-        "replicas_deleted": n.replicas_deleted.load(Ordering::Relaxed),
-        "replicas_copied": n.replicas_copied.load(Ordering::Relaxed),
-        "bytes_replicated": n.bytes_replicated.load(Ordering::Relaxed),
-        "scrub": n.scrub.to_json(),
-        "checksum_failures": n.checksum_failures.load(Ordering::Relaxed),
-        "capacity_bytes": n.store.used_bytes() + available_bytes(&n.data_dir),
-        "uptime_s": n.started.elapsed().as_secs(),
-    }))
+        cluster_id: n.cluster_id.get().cloned(),
+        peers: n.peers.addresses(),
+        token_keys: n.tokens.key_count(),
+        chunks: n.store.list().len(),
+        used_bytes: n.store.used_bytes(),
+        in_flight: u64::from(n.in_flight.load(Ordering::Relaxed)),
+        bytes_written: get(&n.bytes_written),
+        bytes_read: get(&n.bytes_read),
+        replicas_deleted: get(&n.replicas_deleted),
+        replicas_copied: get(&n.replicas_copied),
+        bytes_replicated: get(&n.bytes_replicated),
+        scrub: n.scrub.counters(),
+        checksum_failures: get(&n.checksum_failures),
+        capacity_bytes: n.store.used_bytes() + available_bytes(&n.data_dir),
+        uptime_s: n.started.elapsed().as_secs(),
+    })
 }

@@ -17,9 +17,12 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::Json;
-use dfs_common::http::{request_id, ApiError, ApiJson, ApiPath};
-use dfs_common::wire::chunks::{parse_checksum_header, ReplicaReport, ReplicateChunk, HEADER_CHECKSUMS};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
+use dfs_proto::endpoint::chunkserver::ReadData;
+use dfs_proto::endpoint::url;
+use dfs_proto::wire::chunks::{parse_checksum_header, DataQuery, ReplicaReport, ReplicateChunk, HEADER_CHECKSUMS};
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind};
+use dfs_server_kit::http::call::{body_up_to, CallError};
+use dfs_server_kit::http::{request_id, ApiError, ApiJson, ApiPath};
 
 use super::error::chunk_error;
 use crate::chunk_store::{check_chunk_size, ChunkError};
@@ -130,44 +133,24 @@ async fn fill(n: &Node, handle: ChunkHandle, r: &ReplicateChunk) -> Result<(), A
 /// One piece of the source's replica, with the CRC32s it was sent with.
 async fn fetch(n: &Node, handle: ChunkHandle, r: &ReplicateChunk, offset: u64, want: u64) -> Result<(Vec<u8>, Vec<u32>), ApiError> {
     let source = r.source.trim_end_matches('/');
-    let url = format!("{source}/v1/chunks/{handle}/data?version={}&offset={offset}&length={want}", r.version);
     let failed = |m: String| ApiError::new(ErrorKind::EIO, format!("copying chunk {handle} from {source}: {m}"));
+    let query = DataQuery { version: r.version, offset, length: Some(want) };
+    let url = url::<ReadData>(source, &handle, &query).map_err(|e| failed(e.to_string()))?;
     // Signed: the source serves a peer's copy without a chunk token.
-    let resp = n.auth.send(&n.http, n.http.get(url)).await.map_err(|e| failed(e.to_string()))?;
-    let status = resp.status();
-    if status == reqwest::StatusCode::CONFLICT {
-        let why = refusal(resp).await;
-        return Err(ApiError::new(ErrorKind::ESTALE, format!("{source} no longer holds chunk {handle} at version {}: {why}", r.version)));
-    }
-    if !status.is_success() {
-        return Err(failed(refusal(resp).await));
+    let resp = n.auth.send(&n.http, n.http.get(&url)).await.map_err(|e| failed(CallError::unreachable(&url, e).to_string()))?;
+    if !resp.status().is_success() {
+        return Err(match CallError::refused(&url, resp).await {
+            CallError::Refused { status: 409, message, .. } => {
+                ApiError::new(ErrorKind::ESTALE, format!("{source} no longer holds chunk {handle} at version {}: {message}", r.version))
+            }
+            e => failed(e.to_string()),
+        });
     }
     let crc_text = resp.headers().get(HEADER_CHECKSUMS).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let data = body_up_to(resp, want).await.map_err(failed)?;
+    // Memory stays bounded whatever the source sends.
+    let data = body_up_to(&url, resp, want).await.map_err(|e| failed(e.to_string()))?;
     let crcs = parse_checksum_header(&crc_text, data.len() as u64).map_err(failed)?;
     Ok((data, crcs))
-}
-
-/// The body, refused if longer than `limit`: memory stays bounded whatever
-/// the source sends.
-async fn body_up_to(mut resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, String> {
-    let mut data = Vec::with_capacity(resp.content_length().unwrap_or(limit).min(limit) as usize);
-    while let Some(frame) = resp.chunk().await.map_err(|e| format!("reading the data: {e}"))? {
-        if data.len() as u64 + frame.len() as u64 > limit {
-            return Err(format!("sent more than the {limit} bytes asked for"));
-        }
-        data.extend_from_slice(&frame);
-    }
-    Ok(data)
-}
-
-/// What a refusing source said, for the error message.
-async fn refusal(resp: reqwest::Response) -> String {
-    let status = resp.status();
-    match resp.json::<ErrorBody>().await {
-        Ok(b) => format!("{}: {}", b.error, b.message),
-        Err(_) => status.to_string(),
-    }
 }
 
 fn write_error(e: ChunkError, source: &str) -> ApiError {

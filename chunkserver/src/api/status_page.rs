@@ -7,16 +7,17 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::Uri;
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
-use dfs_common::http::html::{bar, bytes, escape, not_found, page as frame, LIVE_JS};
-use dfs_common::http::metrics::{respond, HttpMetrics};
-use dfs_common::http::ApiError;
-use dfs_common::ErrorKind;
+use axum::response::{Html, Response};
+use axum::Extension;
+use dfs_proto::endpoint::chunkserver as ep;
+use dfs_proto::endpoint::Endpoint;
+use dfs_server_kit::http::error::unknown_api_path;
+use dfs_server_kit::http::html::{bar, bytes, escape, not_found, page as frame, LIVE_JS};
+use dfs_server_kit::http::metrics::{respond, HttpMetrics};
 
 use crate::node::{available_bytes, Node};
 
-const NAV: &[(&str, &str)] = &[("/", "Status"), ("/v1/status", "JSON"), ("/metrics", "Metrics")];
+const NAV: &[(&str, &str)] = &[(ep::StatusPage::ROUTE, "Status"), (ep::Status::ROUTE, "JSON"), (ep::Metrics::ROUTE, "Metrics")];
 
 /// One labelled figure kept current by the page's script.
 fn figure(label: &str, key: &str, format: &str, value: String) -> String {
@@ -62,25 +63,21 @@ pub async fn page(State(n): State<Arc<Node>>) -> Html<String> {
         deleted = figure("Replicas deleted", "replicas_deleted", "", get(&n.replicas_deleted).to_string()),
         failures = figure("Checksum failures", "checksum_failures", "", get(&n.checksum_failures).to_string()),
     );
-    let script = format!("{LIVE_JS}\ndfsPoll('/v1/status', d => dfsFill(document, d));");
+    let script = format!("{LIVE_JS}\ndfsPoll('{}', d => dfsFill(document, d));", ep::Status::ROUTE);
     Html(frame("dfs chunkserver", NAV, &body, &script))
 }
 
-/// `GET /metrics`, counting requests through `http`.
-pub fn metrics_route(http: Arc<HttpMetrics>) -> MethodRouter<Arc<Node>> {
-    get(move |State(n): State<Arc<Node>>| {
-        let http = http.clone();
-        async move {
-            let snapshot = tokio::task::spawn_blocking(move || crate::metrics::snapshot(&n)).await.unwrap_or_default();
-            respond(&http, &snapshot)
-        }
-    })
+/// `GET /metrics`, with the HTTP figures the router counts (an extension
+/// the router adds).
+pub async fn metrics(State(n): State<Arc<Node>>, Extension(http): Extension<Arc<HttpMetrics>>) -> Response {
+    let snapshot = tokio::task::spawn_blocking(move || crate::metrics::snapshot(&n)).await.unwrap_or_default();
+    respond(&http, &snapshot)
 }
 
 /// Unknown paths: the API's JSON error under `/v1/`, a page elsewhere.
 pub async fn fallback(uri: Uri) -> Response {
-    if uri.path().starts_with("/v1/") {
-        return ApiError::new(ErrorKind::ENOENT, "no such endpoint").into_response();
+    if let Some(answer) = unknown_api_path(uri.path()) {
+        return answer;
     }
     not_found("dfs chunkserver", NAV, uri.path())
 }

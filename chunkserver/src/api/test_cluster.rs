@@ -4,10 +4,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use dfs_common::auth::{ChunkToken, ClusterKey, KeyRing, Ops, TokenKey};
-use dfs_common::http::internal::ClusterAuth;
-use dfs_common::wire::chunks::Peers;
-use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
+use dfs_proto::auth::{ChunkToken, ClusterKey, KeyRing, Ops, TokenKey};
+use dfs_proto::wire::chunks::Peers;
+use dfs_proto::{ChunkHandle, ChunkVersion, NodeId};
+use dfs_server_kit::http::internal::ClusterAuth;
 
 use crate::chunk_store::ChunkStore;
 use crate::config::ChunkserverConfig;
@@ -56,7 +56,7 @@ pub(crate) fn grant_until(handle: ChunkHandle, version: ChunkVersion, ops: Ops, 
 
 /// A token valid for an hour.
 pub(crate) fn grant(handle: ChunkHandle, version: ChunkVersion, ops: Ops) -> String {
-    grant_until(handle, version, ops, dfs_common::auth::unix_ms() + 3_600_000)
+    grant_until(handle, version, ops, dfs_proto::auth::unix_ms() + 3_600_000)
 }
 
 /// Signs as a node of the cluster (the master or a peer) does.
@@ -74,6 +74,6 @@ pub(crate) fn sign_by_hand(method: &str, url: &str, headers: &[(&str, String)], 
     }
     let mut request = builder.build().expect("request");
     insider().sign(&mut request);
-    let value = request.headers().get(dfs_common::auth::signature::HEADER_AUTH).expect("signed");
+    let value = request.headers().get(dfs_proto::auth::signature::HEADER_AUTH).expect("signed");
     value.to_str().expect("ascii").to_string()
 }

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use clap::Parser;
-use dfs_common::wire::chunks::{DeleteReplica, ReplicaReport, ReplicateChunk};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
+use dfs_proto::wire::chunks::{DeleteReplica, ReplicaReport, ReplicateChunk};
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
 use tempfile::TempDir;
 
 use super::router;
@@ -15,8 +15,8 @@ use super::test_cluster::{grant, insider, introduce};
 use crate::chunk_store::{ChunkStore, BLOCK_BYTES};
 use crate::config::ChunkserverConfig;
 use crate::node::Node;
-use dfs_common::auth::token::HEADER_TOKEN;
-use dfs_common::auth::Ops;
+use dfs_proto::auth::token::HEADER_TOKEN;
+use dfs_proto::auth::Ops;
 
 const H: ChunkHandle = ChunkHandle(7);
 const V1: ChunkVersion = ChunkVersion(1);
@@ -55,7 +55,7 @@ fn put_replica(n: &Node, version: ChunkVersion, data: &[u8]) {
 /// Lists `url` as a registered chunkserver on `n` (a source outside the
 /// test cluster's nodes).
 fn be_peer(n: &Node, url: &str) {
-    n.peers.set(dfs_common::wire::chunks::Peers { epoch: 1, addresses: vec![url.to_string()] });
+    n.peers.set(dfs_proto::wire::chunks::Peers { epoch: 1, addresses: vec![url.to_string()] });
 }
 
 /// Asks `target` to copy `H` at `version` from `source`, as the master does
@@ -200,7 +200,7 @@ enum Hostile {
 async fn hostile_source(mode: Hostile) -> String {
     use axum::extract::Query;
     use axum::response::IntoResponse;
-    use dfs_common::wire::chunks::{checksum_header, DataQuery, HEADER_CHECKSUMS};
+    use dfs_proto::wire::chunks::{checksum_header, DataQuery, HEADER_CHECKSUMS};
     let served = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let handler = move |Query(q): Query<DataQuery>| {
         let served = served.clone();

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use dfs_common::http::{ApiError, ApiJson, ApiPath};
-use dfs_common::wire::chunks::{VerifyAnswer, VerifyReplica};
-use dfs_common::{ChunkHandle, ErrorKind};
+use dfs_proto::wire::chunks::{VerifyAnswer, VerifyReplica};
+use dfs_proto::{ChunkHandle, ErrorKind};
+use dfs_server_kit::http::{ApiError, ApiJson, ApiPath};
 
 use super::error::chunk_error;
 use crate::chunk_store::ChunkError;

@@ -13,7 +13,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use dfs_common::ChunkHandle;
+use dfs_proto::ChunkHandle;
 
 use super::error::ChunkError;
 

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::Path;
 
-use dfs_common::{ChunkHandle, ChunkVersion};
+use dfs_proto::{ChunkHandle, ChunkVersion};
 
 /// Everything a chunk store call can refuse or fail with.
 #[derive(Debug, thiserror::Error)]

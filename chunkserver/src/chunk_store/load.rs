@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 
-use dfs_common::ChunkHandle;
+use dfs_proto::ChunkHandle;
 
 use super::disk_layout::{data_name, file_role, meta_name, DiskLayout, FileRole};
 use super::error::ChunkError;

@@ -38,7 +38,7 @@
 //! Format 1 (a 48-byte header without the synced fields, header CRC at
 //! 40..44) is still read, as synced length 0; `load` rewrites it as format 2.
 
-use dfs_common::{ChunkHandle, ChunkVersion};
+use dfs_proto::{ChunkHandle, ChunkVersion};
 
 use super::aligned::is_multiple;
 use super::BLOCK_BYTES;

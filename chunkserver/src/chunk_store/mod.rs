@@ -44,8 +44,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use dfs_common::local_reads::ReplicaSnapshot;
-use dfs_common::{ChunkHandle, ChunkVersion};
+use dfs_proto::local_reads::ReplicaSnapshot;
+use dfs_proto::{ChunkHandle, ChunkVersion};
 
 use aligned::{BufferPool, DataFile};
 use disk_layout::{sync_dir, DiskLayout};
@@ -67,7 +67,7 @@ const MAX_IDLE_BUFFERS: usize = 8;
 const _: () = assert!(aligned::PAGE_BYTES.is_power_of_two() && BLOCK_BYTES.is_power_of_two());
 const _: () = assert!(aligned::is_multiple(BLOCK_BYTES, aligned::PAGE_BYTES), "blocks must be whole pages");
 const _: () = assert!(aligned::is_multiple(MAX_CHUNK_BYTES, BLOCK_BYTES));
-const _: () = assert!(BLOCK_BYTES == dfs_common::wire::chunks::BLOCK_BYTES, "the wire's CRC pieces are our blocks");
+const _: () = assert!(BLOCK_BYTES == dfs_proto::wire::chunks::BLOCK_BYTES, "the wire's CRC pieces are our blocks");
 
 const _: () = {
     const fn shared_across_threads<T: Send + Sync>() {}

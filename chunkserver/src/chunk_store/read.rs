@@ -1,7 +1,7 @@
 //! Reading a replica's blocks, each checked against its CRC before any of
 //! its bytes leave this module.
 
-use dfs_common::ChunkHandle;
+use dfs_proto::ChunkHandle;
 
 use super::aligned::{align_up, DataFile};
 use super::error::ChunkError;

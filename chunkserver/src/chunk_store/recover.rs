@@ -25,7 +25,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 
-use dfs_common::ChunkHandle;
+use dfs_proto::ChunkHandle;
 
 use super::aligned::{align_up, is_multiple};
 use super::disk_layout::DiskLayout;
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn only_replicas_written_since_their_sync_or_short_are_scanned() {
-        let mut m = ChunkMeta::new(dfs_common::ChunkVersion(1), 4 * B);
+        let mut m = ChunkMeta::new(dfs_proto::ChunkVersion(1), 4 * B);
         m.length_bytes = B + 5;
         assert!(needs_scan(&m, align_up(B + 5)));
         m.mark_synced();

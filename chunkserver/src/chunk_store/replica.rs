@@ -13,7 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
-use dfs_common::ChunkHandle;
+use dfs_proto::ChunkHandle;
 
 use super::aligned::DataFile;
 use super::disk_layout::DiskLayout;

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use dfs_common::{ChunkHandle, ChunkVersion};
+use dfs_proto::{ChunkHandle, ChunkVersion};
 
 use super::disk_layout::{data_name, file_role, meta_name, sync_dir, FileRole};
 use super::replica::{write, Replica};

@@ -20,7 +20,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use dfs_common::ChunkHandle;
+use dfs_proto::ChunkHandle;
 
 use super::aligned::{align_down, align_up, is_multiple};
 use super::body::Body;

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, MutexGuard, PoisonError};
 
-use dfs_common::ChunkHandle;
+use dfs_proto::ChunkHandle;
 
 use super::state::Node;
 

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::{json, Value};
+use dfs_proto::wire::chunks::ScrubCounters;
 
 /// The scrubber's progress since start-up, shown by `GET /v1/status`.
 #[derive(Debug, Default)]
@@ -26,9 +26,9 @@ pub struct ScrubStats {
 
 impl ScrubStats {
     /// The progress as heartbeats carry it.
-    pub fn progress(&self) -> dfs_common::wire::chunks::ScrubProgress {
+    pub fn progress(&self) -> dfs_proto::wire::chunks::ScrubProgress {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        dfs_common::wire::chunks::ScrubProgress {
+        dfs_proto::wire::chunks::ScrubProgress {
             passes_completed: get(&self.passes_completed),
             pass_done: get(&self.pass_done),
             pass_total: get(&self.pass_total),
@@ -37,18 +37,19 @@ impl ScrubStats {
         }
     }
 
-    pub fn to_json(&self) -> Value {
+    /// Since the process started, as `/v1/status` shows them.
+    pub fn counters(&self) -> ScrubCounters {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let last = get(&self.last_pass_completed_unix_ms);
-        json!({
-            "passes_completed": get(&self.passes_completed),
-            "replicas_verified": get(&self.replicas_verified),
-            "bytes_verified": get(&self.bytes_verified),
-            "corrupt_found": get(&self.corrupt_found),
-            "pass_replicas_done": get(&self.pass_done),
-            "pass_replicas_total": get(&self.pass_total),
-            "last_pass_completed_unix_ms": (last > 0).then_some(last),
-        })
+        ScrubCounters {
+            passes_completed: get(&self.passes_completed),
+            replicas_verified: get(&self.replicas_verified),
+            bytes_verified: get(&self.bytes_verified),
+            corrupt_found: get(&self.corrupt_found),
+            pass_replicas_done: get(&self.pass_done),
+            pass_replicas_total: get(&self.pass_total),
+            last_pass_completed_unix_ms: (last > 0).then_some(last),
+        }
     }
 }
 

@@ -5,8 +5,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use dfs_common::wire::chunks::BadReplica;
-use dfs_common::ChunkHandle;
+use dfs_proto::endpoint::master::ReportBad;
+use dfs_proto::wire::chunks::BadReplica;
+use dfs_proto::ChunkHandle;
+use dfs_server_kit::http::call::{signed_json, CallError};
 
 use super::disk::blocking;
 use super::state::Node;
@@ -27,11 +29,6 @@ pub async fn quarantine_and_report(n: &Arc<Node>, handle: ChunkHandle) {
 
 /// `POST /v1/chunks/bad` to the master, signed: a chunkserver's report is
 /// acted on (a client's only has the replica verified).
-pub async fn report_bad(n: &Node, bad: &BadReplica) -> Result<(), String> {
-    let request = n.http.post(format!("{}/v1/chunks/bad", n.master)).json(bad);
-    match n.auth.send(&n.http, request).await {
-        Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("the master answered {}", r.status())),
-        Err(e) => Err(e.to_string()),
-    }
+pub async fn report_bad(n: &Node, bad: &BadReplica) -> Result<(), CallError> {
+    signed_json::<ReportBad>(&n.auth, &n.http, &n.master, &(), bad, None).await.map(drop)
 }

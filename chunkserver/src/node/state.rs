@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use dfs_common::auth::TokenVerifier;
-use dfs_common::http::internal::ClusterAuth;
-use dfs_common::local_reads::LocalEndpoint;
-use dfs_common::worker::Workers;
-use dfs_common::{ChunkHandle, NodeId};
+use dfs_proto::auth::TokenVerifier;
+use dfs_proto::local_reads::LocalEndpoint;
+use dfs_proto::{ChunkHandle, NodeId};
+use dfs_server_kit::http::internal::ClusterAuth;
+use dfs_server_kit::worker::Workers;
 
 use super::counters::{ScrubStats, SyncCounters};
 use crate::chunk_store::ChunkStore;

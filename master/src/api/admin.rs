@@ -2,14 +2,14 @@
 
 use axum::extract::State;
 use axum::Json;
-use dfs_common::wire::namespace::{CheckReport, ClusterInfo, FileKind, FsckPage, FsckQuery, NodeRef};
+use dfs_proto::wire::namespace::{CheckReport, ClusterInfo, FileKind, FsckPage, FsckQuery, NodeRef};
 
 use super::store_call::blocking;
 use crate::state::Master;
 use crate::store::records::FORMAT_VERSION;
-use dfs_common::http::{ApiError, ApiJson, ApiQuery};
-use dfs_common::wire::chunks::{NodeRequest, ReplicationStatus, SafeModeRequest};
-use dfs_common::wire::namespace::Done;
+use dfs_proto::wire::chunks::{NodeRequest, ReplicationStatus, SafeModeRequest};
+use dfs_proto::wire::namespace::Done;
+use dfs_server_kit::http::{ApiError, ApiJson, ApiQuery};
 
 /// `GET /v1/cluster` → [`ClusterInfo`]
 pub async fn cluster(State(s): State<Master>) -> Result<Json<ClusterInfo>, ApiError> {
@@ -64,7 +64,7 @@ pub async fn replication(State(s): State<Master>) -> Json<ReplicationStatus> {
 /// `POST /v1/admin/safemode` `{"leave": true}`: ends safe mode now.
 pub async fn safe_mode(State(s): State<Master>, ApiJson(r): ApiJson<SafeModeRequest>) -> Result<Json<ReplicationStatus>, ApiError> {
     if !r.leave {
-        return Err(ApiError::new(dfs_common::ErrorKind::EINVAL, "safe mode can only be left: send {\"leave\": true}"));
+        return Err(ApiError::new(dfs_proto::ErrorKind::EINVAL, "safe mode can only be left: send {\"leave\": true}"));
     }
     s.chunks.leave_safe_mode();
     Ok(Json(s.chunks.replication_status()))

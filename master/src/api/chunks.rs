@@ -5,17 +5,17 @@ use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use dfs_common::auth::Verified;
-use dfs_common::wire::chunks::*;
-use dfs_common::wire::namespace::{AppendRequest, AppendReservation, Attr, Done};
-use dfs_common::ErrorKind;
+use dfs_proto::auth::Verified;
+use dfs_proto::wire::chunks::*;
+use dfs_proto::wire::namespace::{AppendRequest, AppendReservation, Attr, Done};
+use dfs_proto::ErrorKind;
 
 use super::store_call::blocking;
 use crate::state::Master;
 use crate::store::mutations::{furthest_per_chunk, WrittenRange};
 use crate::store::{Mutation, Outcome};
-use dfs_common::http::ApiError;
-use dfs_common::http::{ApiJson, ApiQuery};
+use dfs_server_kit::http::ApiError;
+use dfs_server_kit::http::{ApiJson, ApiQuery};
 
 /// Most chunk locations one call returns.
 const LOCATE_MAX: u64 = 1024;

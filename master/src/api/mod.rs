@@ -14,7 +14,7 @@
 //! - [`store_call`]: store calls on the blocking pool, store errors as answers.
 //!
 //! The handlers read the master's shared state (`crate::state::Master`).
-//! Errors and extractors come from `dfs_common::http`: every failure is
+//! Errors and extractors come from `dfs_server_kit::http`: every failure is
 //! `{"error": KIND, "message": ...}`.
 
 pub mod admin;
@@ -31,10 +31,11 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
 use axum::Router;
-use dfs_common::auth::signature::HEADER_AUTH;
-use dfs_common::http::internal::{require_signed, ClusterAuth};
+use dfs_proto::auth::signature::HEADER_AUTH;
+use dfs_proto::endpoint::master as ep;
+use dfs_server_kit::http::internal::{require_signed, ClusterAuth};
+use dfs_server_kit::http::route::Routes;
 
 use crate::state::Master;
 
@@ -43,53 +44,50 @@ pub const HEARTBEAT_MAX_BYTES: usize = 256 << 20;
 
 pub fn router(state: Master, max_body_bytes: usize) -> Router {
     let http_metrics = state.http_metrics.clone();
-    // Only the cluster's chunkservers may call these (signed requests).
-    let internal = Router::new()
+    let auth = state.auth.clone();
+    let routes = Routes::new(auth.clone())
         // Full chunk reports outgrow the API's body limit: ~64 bytes a replica.
-        .route("/v1/heartbeat", post(chunks::heartbeat).layer(DefaultBodyLimit::max(HEARTBEAT_MAX_BYTES)))
-        .route_layer(from_fn_with_state(state.auth.clone(), require_signed));
-    // Chunkservers sign their reports; clients send theirs with a token.
-    let bad = post(chunks::bad_replica).layer(from_fn_with_state(state.auth.clone(), signed_if_present));
-    Router::new()
-        .merge(dashboard::routes())
-        .merge(internal)
-        .route("/v1/mkdir", post(mutations::mkdir))
-        .route("/v1/create", post(mutations::create))
-        .route("/v1/symlink", post(mutations::symlink))
-        .route("/v1/rename", post(mutations::rename))
-        .route("/v1/unlink", post(mutations::unlink))
-        .route("/v1/rmdir", post(mutations::rmdir))
-        .route("/v1/delete", post(mutations::delete))
-        .route("/v1/setattr", post(mutations::setattr))
-        .route("/v1/stat", get(queries::stat))
-        .route("/v1/inodes/{id}", get(queries::stat_inode))
-        .route("/v1/lookup", get(queries::lookup))
-        .route("/v1/list", get(queries::list))
-        .route("/v1/readlink", get(queries::readlink))
-        .route("/v1/fs", get(queries::fs_stats))
-        .route("/v1/chunks", get(chunks::locate))
-        .route("/v1/chunks/lease", post(chunks::lease))
-        .route("/v1/chunks/bad", bad)
-        .route("/v1/commit_length", post(chunks::commit_length))
-        .route("/v1/append", post(chunks::append))
-        .route("/v1/chunkservers", get(chunks::chunkservers))
-        .route("/v1/cluster", get(admin::cluster))
-        .route("/v1/admin/check", get(admin::check))
-        .route("/v1/admin/fsck", get(admin::fsck))
-        .route("/v1/admin/replication", get(admin::replication))
-        .route("/v1/admin/safemode", post(admin::safe_mode))
-        .route("/v1/admin/decommission", post(admin::decommission))
-        .route("/v1/admin/recommission", post(admin::recommission))
+        .serve_with::<ep::Heartbeat, _, _>(chunks::heartbeat, |m| m.layer(DefaultBodyLimit::max(HEARTBEAT_MAX_BYTES)))
+        .serve::<ep::Mkdir, _, _>(mutations::mkdir)
+        .serve::<ep::Create, _, _>(mutations::create)
+        .serve::<ep::Symlink, _, _>(mutations::symlink)
+        .serve::<ep::Rename, _, _>(mutations::rename)
+        .serve::<ep::Unlink, _, _>(mutations::unlink)
+        .serve::<ep::Rmdir, _, _>(mutations::rmdir)
+        .serve::<ep::Delete, _, _>(mutations::delete)
+        .serve::<ep::Setattr, _, _>(mutations::setattr)
+        .serve::<ep::Stat, _, _>(queries::stat)
+        .serve::<ep::StatInode, _, _>(queries::stat_inode)
+        .serve::<ep::Lookup, _, _>(queries::lookup)
+        .serve::<ep::List, _, _>(queries::list)
+        .serve::<ep::Readlink, _, _>(queries::readlink)
+        .serve::<ep::Fs, _, _>(queries::fs_stats)
+        .serve::<ep::Locate, _, _>(chunks::locate)
+        .serve::<ep::Lease, _, _>(chunks::lease)
+        // Chunkservers sign their reports; clients send theirs with a token.
+        .serve_with::<ep::ReportBad, _, _>(chunks::bad_replica, |m| m.layer(from_fn_with_state(auth, signed_if_present)))
+        .serve::<ep::CommitLength, _, _>(chunks::commit_length)
+        .serve::<ep::Append, _, _>(chunks::append)
+        .serve::<ep::Chunkservers, _, _>(chunks::chunkservers)
+        .serve::<ep::Cluster, _, _>(admin::cluster)
+        .serve::<ep::Check, _, _>(admin::check)
+        .serve::<ep::Fsck, _, _>(admin::fsck)
+        .serve::<ep::Replication, _, _>(admin::replication)
+        .serve::<ep::SafeMode, _, _>(admin::safe_mode)
+        .serve::<ep::Decommission, _, _>(admin::decommission)
+        .serve::<ep::Recommission, _, _>(admin::recommission);
+    dashboard::routes(routes)
+        .into_router()
         .fallback(dashboard::fallback)
-        .method_not_allowed_fallback(dfs_common::http::error::method_not_allowed)
+        .method_not_allowed_fallback(dfs_server_kit::http::error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(http_metrics, dfs_common::http::metrics::track))
+        .layer(axum::middleware::from_fn_with_state(http_metrics, dfs_server_kit::http::metrics::track))
         .with_state(state)
 }
 
 /// A signed request is checked as [`require_signed`] does (and refused if
 /// the signature fails); an unsigned one passes on without [`Verified`]
-/// (`dfs_common::auth::Verified`) in its extensions, for the handler to
+/// (`dfs_proto::auth::Verified`) in its extensions, for the handler to
 /// hold to a lower standard.
 async fn signed_if_present(state: State<Arc<ClusterAuth>>, req: Request, next: Next) -> Response {
     match req.headers().contains_key(HEADER_AUTH) {

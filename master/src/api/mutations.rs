@@ -3,13 +3,13 @@
 
 use axum::extract::State;
 use axum::Json;
-use dfs_common::wire::namespace::*;
-use dfs_common::ErrorKind;
+use dfs_proto::wire::namespace::*;
+use dfs_proto::ErrorKind;
 
 use crate::state::Master;
 use crate::store::{Mutation, Outcome};
-use dfs_common::http::ApiError;
-use dfs_common::http::ApiJson;
+use dfs_server_kit::http::ApiError;
+use dfs_server_kit::http::ApiJson;
 
 async fn submit_for_attr(s: &Master, m: Mutation) -> Result<Json<Attr>, ApiError> {
     match s.writer.submit(m).await? {

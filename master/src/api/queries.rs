@@ -2,13 +2,13 @@
 
 use axum::extract::State;
 use axum::Json;
-use dfs_common::wire::namespace::*;
-use dfs_common::InodeId;
+use dfs_proto::wire::namespace::*;
+use dfs_proto::InodeId;
 
 use super::store_call::blocking;
 use crate::state::Master;
-use dfs_common::http::ApiError;
-use dfs_common::http::{ApiPath, ApiQuery};
+use dfs_server_kit::http::ApiError;
+use dfs_server_kit::http::{ApiPath, ApiQuery};
 
 /// `GET /v1/stat?path=/a/b` or `?inode=N` → [`Attr`]
 pub async fn stat(State(s): State<Master>, ApiQuery(q): ApiQuery<StatQuery>) -> Result<Json<Attr>, ApiError> {

@@ -1,8 +1,8 @@
 //! A store call from a handler: run on the blocking pool, its error
 //! (`NsError`) answered as the API's `{"error", "message"}`.
 
-use dfs_common::http::ApiError;
-use dfs_common::ErrorKind;
+use dfs_proto::ErrorKind;
+use dfs_server_kit::http::ApiError;
 
 use crate::store::NsError;
 

@@ -11,10 +11,10 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::routing::post;
 use axum::Router;
-use dfs_common::auth::{unix_ms, ClusterKey, KeyRing, Ops, TokenKey, TokenVerifier};
-use dfs_common::http::internal::{require_signed, ClusterAuth};
-use dfs_common::wire::chunks::*;
-use dfs_common::{ChunkHandle, NodeId};
+use dfs_proto::auth::{unix_ms, ClusterKey, KeyRing, Ops, TokenKey, TokenVerifier};
+use dfs_proto::wire::chunks::*;
+use dfs_proto::{ChunkHandle, NodeId};
+use dfs_server_kit::http::internal::{require_signed, ClusterAuth};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -60,7 +60,7 @@ fn master() -> Master {
         chunks,
         started: Instant::now(),
         history: Default::default(),
-        http_metrics: dfs_common::http::metrics::HttpMetrics::new("test"),
+        http_metrics: dfs_server_kit::http::metrics::HttpMetrics::new("test"),
         auth: auth.clone(),
         workers: Default::default(),
     };
@@ -286,4 +286,11 @@ async fn tokens_are_handed_out_and_a_client_report_only_asks_for_a_verification(
     let (req, _) = post_json(Some(&stranger), "/v1/chunks/bad", &other_report);
     assert_eq!(call(&m.app, req).await.status, 401);
     assert_eq!(listed(&m, "/b", other.handle).await, 1);
+}
+
+#[tokio::test]
+async fn every_declared_endpoint_is_routed_and_internal_ones_need_a_signature() {
+    let m = master();
+    let wrong = dfs_server_kit::http::route::undeclared_behaviour(m.app.clone(), dfs_proto::endpoint::master::ALL).await;
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }

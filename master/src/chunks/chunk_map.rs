@@ -16,8 +16,8 @@ pub type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<Defa
 pub type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<DefaultHasher>>;
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::{ChunkserverInfo, DeleteReplica, Heartbeat, HeartbeatResponse, ReplicaAddr};
-use dfs_common::{ChunkHandle, ChunkVersion, InodeId, NodeId};
+use dfs_proto::wire::chunks::{ChunkserverInfo, DeleteReplica, Heartbeat, HeartbeatResponse, ReplicaAddr};
+use dfs_proto::{ChunkHandle, ChunkVersion, InodeId, NodeId};
 
 use super::lease::Lease;
 use super::liveness::{liveness, Liveness};
@@ -641,7 +641,7 @@ impl ChunkMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dfs_common::wire::chunks::ReplicaReport;
+    use dfs_proto::wire::chunks::ReplicaReport;
 
     fn hb(n: u128, report: Option<Vec<ReplicaReport>>) -> Heartbeat {
         Heartbeat {

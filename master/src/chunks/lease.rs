@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use dfs_common::{ChunkVersion, NodeId};
+use dfs_proto::{ChunkVersion, NodeId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {

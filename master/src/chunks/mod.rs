@@ -31,12 +31,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use dfs_common::auth::Ops;
+use dfs_proto::auth::Ops;
 // Tasks started for a request keep its span and id (chunkservers log the same id).
-use dfs_common::http::request_id;
-use dfs_common::wire::chunks::*;
-use dfs_common::wire::namespace::{ChunkHealth, FileHealth};
-use dfs_common::{ErrorKind, InodeId, NodeId};
+use dfs_proto::wire::chunks::*;
+use dfs_proto::wire::namespace::{ChunkHealth, FileHealth};
+use dfs_proto::{ErrorKind, InodeId, NodeId};
+use dfs_server_kit::http::request_id;
 use tokio::sync::oneshot;
 
 use crate::store::db::now_ns;
@@ -238,7 +238,7 @@ impl ChunkManager {
                 });
             }
             Command::Replicate { op, target, source, handle, version, chunk_size } => {
-                let pending = self.pending(Event::Copied { op, result: Err(cs_client::CsError::lost("the copy's task ended without an answer")) });
+                let pending = self.pending(Event::Copied { op, result: Err(cs_client::CallError::lost("the copy's task ended without an answer")) });
                 request_id::spawn(async move {
                     let result = cs.replicate(&target, handle, &source, version, chunk_size).await;
                     pending.answer(Event::Copied { op, result });
@@ -263,7 +263,7 @@ impl ChunkManager {
     }
 
     /// A file's replication changed (setattr): its chunks follow.
-    pub fn file_changed(&self, attr: &dfs_common::wire::namespace::Attr) {
+    pub fn file_changed(&self, attr: &dfs_proto::wire::namespace::Attr) {
         let file = FileMeta { replication: attr.replication, chunk_size: attr.chunk_size_bytes };
         self.run(Event::FileChanged { inode: attr.inode, file });
     }
@@ -350,7 +350,7 @@ impl ChunkManager {
     }
 
     /// The health of every chunk of a file (blocking: reads the store).
-    pub fn file_health(&self, path: String, attr: &dfs_common::wire::namespace::Attr) -> Result<FileHealth, NsError> {
+    pub fn file_health(&self, path: String, attr: &dfs_proto::wire::namespace::Attr) -> Result<FileHealth, NsError> {
         let mut h = FileHealth { path, inode: attr.inode, size: attr.size, replication: attr.replication, ..Default::default() };
         let mut next = Some(0);
         while let Some(first) = next {

@@ -5,7 +5,7 @@
 use std::sync::Weak;
 use std::time::Duration;
 
-use dfs_common::worker::{Next, Worker};
+use dfs_server_kit::worker::{Next, Worker};
 
 use super::chunk_map::Census;
 use super::ChunkManager;

@@ -3,7 +3,7 @@
 //! node's last heartbeat counts as used, so a burst of allocations spreads
 //! instead of piling onto the emptiest node.
 
-use dfs_common::NodeId;
+use dfs_proto::NodeId;
 
 /// What placement knows of a live chunkserver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,7 +20,7 @@
 //! of nodes heard from lately: a node silent for a while may have lost its
 //! disk, and a deletion made for its replica could remove the last copy.
 
-use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
+use dfs_proto::{ChunkHandle, ChunkVersion, NodeId};
 
 /// A chunkserver as the plan sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

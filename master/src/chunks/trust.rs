@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use dfs_common::auth::{Ops, TokenError};
-use dfs_common::http::internal::ClusterAuth;
-use dfs_common::wire::chunks::{BadReplica, Heartbeat, HeartbeatResponse, Peers};
-use dfs_common::{ChunkHandle, ErrorKind, NodeId};
+use dfs_proto::auth::{Ops, TokenError};
+use dfs_proto::wire::chunks::{BadReplica, Heartbeat, HeartbeatResponse, Peers};
+use dfs_proto::{ChunkHandle, ErrorKind, NodeId};
+use dfs_server_kit::http::internal::ClusterAuth;
 
 use super::{err, ChunkManager};
 use crate::store::NsError;

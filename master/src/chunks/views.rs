@@ -3,24 +3,13 @@
 
 use std::time::Instant;
 
-use dfs_common::{ChunkHandle, ChunkVersion, InodeId};
-use serde::Serialize;
+use dfs_proto::InodeId;
 
-use super::chunk_map::{Census, ReplicaState};
+use super::chunk_map::Census;
 use super::{ChunkManager, Stats};
 use crate::store::NsError;
 
-/// One chunk of a file with every replica's state.
-#[derive(Clone, Debug, Serialize)]
-pub struct ChunkReplicas {
-    pub index: u64,
-    pub handle: ChunkHandle,
-    pub version: ChunkVersion,
-    pub length: u64,
-    /// "healthy", "missing", "under-replicated", "over-replicated", "stale" or "corrupt".
-    pub health: &'static str,
-    pub replicas: Vec<ReplicaState>,
-}
+pub use dfs_proto::wire::dashboard::ChunkReplicas;
 
 impl ChunkManager {
     /// Chunks counted by health, as of the last monitor pass.
@@ -52,7 +41,7 @@ impl ChunkManager {
                     _ => "healthy",
                 };
                 let replicas = map.replica_states(r.handle, now, dead_after);
-                ChunkReplicas { index, handle: r.handle, version: r.version, length: r.length, health, replicas }
+                ChunkReplicas { index, handle: r.handle, version: r.version, length: r.length, health: health.into(), replicas }
             })
             .collect())
     }

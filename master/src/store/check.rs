@@ -5,8 +5,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use dfs_common::wire::namespace::{CheckReport, FileKind, FsStats};
-use dfs_common::InodeId;
+use dfs_proto::wire::namespace::{CheckReport, FileKind, FsStats};
+use dfs_proto::InodeId;
 use rocksdb::IteratorMode;
 
 use super::db::Store;
@@ -89,7 +89,7 @@ impl Store {
         }
         let stored = match snap.get_cf(self.cf(CF_META)?, META_COUNTERS)? {
             Some(v) => Counters::decode(&v)?,
-            None => return Err(NsError::new(dfs_common::ErrorKind::EIO, "counters missing")),
+            None => return Err(NsError::new(dfs_proto::ErrorKind::EIO, "counters missing")),
         };
         if let Some(max) = inodes.keys().max().filter(|m| m.0 >= stored.next_inode) {
             problems.push(format!("inode {max} is not below the next id {}", stored.next_inode));

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use dfs_common::wire::namespace::{Attr, FileKind};
-use dfs_common::{ErrorKind, InodeId};
+use dfs_proto::wire::namespace::{Attr, FileKind};
+use dfs_proto::{ErrorKind, InodeId};
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 
 use super::error::{fail, NsError};
@@ -378,7 +378,7 @@ mod tests {
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use dfs_common::wire::namespace::{CreateRequest, EntryRef, MkdirRequest};
+    use dfs_proto::wire::namespace::{CreateRequest, EntryRef, MkdirRequest};
 
     use super::*;
     use crate::store::mutations::Defaults;

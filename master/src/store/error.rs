@@ -1,7 +1,7 @@
 //! The namespace layer's error: an errno kind and a message for people.
 
-use dfs_common::names::NameError;
-use dfs_common::ErrorKind;
+use dfs_proto::names::NameError;
+use dfs_proto::ErrorKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {message}")]

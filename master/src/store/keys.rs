@@ -2,7 +2,7 @@
 //! order is numeric order: a directory listing is one prefix scan, and a
 //! file's chunks come out by index.
 
-use dfs_common::InodeId;
+use dfs_proto::InodeId;
 
 /// inode id (8 bytes) → [`super::records::InodeRecord`]
 pub const CF_INODES: &str = "inodes";

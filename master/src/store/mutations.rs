@@ -1,9 +1,9 @@
 //! The namespace rules: what each mutation checks and changes. Each runs on a
 //! [`Txn`], so a refused request changes nothing.
 
-use dfs_common::names::{split_path, PATH_MAX_BYTES};
-use dfs_common::wire::namespace::*;
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
+use dfs_proto::names::{split_path, PATH_MAX_BYTES};
+use dfs_proto::wire::namespace::*;
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
 
 use super::error::{fail, NsError};
 use super::keys::{CF_PENDING_DELETE, META_DECOMMISSIONED};
@@ -547,7 +547,7 @@ fn file_inode(t: &Txn, inode: InodeId) -> Result<InodeRecord, NsError> {
 }
 
 /// Largest file: indexes stay far from u64 overflow for every chunk size.
-pub use dfs_common::wire::namespace::FILE_SIZE_MAX_BYTES;
+pub use dfs_proto::wire::namespace::FILE_SIZE_MAX_BYTES;
 
 fn add_chunk(t: &mut Txn, inode: InodeId, index: u64) -> Result<ChunkRecord, NsError> {
     let file = file_inode(t, inode)?;

@@ -1,9 +1,9 @@
 //! Read-only namespace queries. They read RocksDB directly from any thread;
 //! callers on the async runtime run them in `spawn_blocking`.
 
-use dfs_common::names::{split_path, validate_name};
-use dfs_common::wire::namespace::{Attr, DirEntry, Entry, EntryRef, FileKind, ListResponse, NodeRef};
-use dfs_common::{ChunkHandle, ErrorKind, InodeId, NodeId};
+use dfs_proto::names::{split_path, validate_name};
+use dfs_proto::wire::namespace::{Attr, DirEntry, Entry, EntryRef, FileKind, ListResponse, NodeRef};
+use dfs_proto::{ChunkHandle, ErrorKind, InodeId, NodeId};
 use rocksdb::{Direction, IteratorMode, ReadOptions};
 
 use super::db::Store;

@@ -2,8 +2,8 @@
 //! format can read (and migrate) this one; decoding checks lengths and never
 //! panics on a damaged value.
 
-use dfs_common::wire::namespace::{Attr, FileKind, FsStats};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
+use dfs_proto::wire::namespace::{Attr, FileKind, FsStats};
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
 
 use super::error::NsError;
 

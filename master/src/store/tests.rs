@@ -1,7 +1,7 @@
 //! The namespace rules, exercised on a real RocksDB in a temp directory.
 
-use dfs_common::wire::namespace::*;
-use dfs_common::{ErrorKind, InodeId};
+use dfs_proto::wire::namespace::*;
+use dfs_proto::{ErrorKind, InodeId};
 
 use super::mutations::Defaults;
 use super::*;

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use dfs_common::wire::namespace::{Attr, FileKind};
-use dfs_common::{ChunkHandle, ErrorKind, InodeId};
+use dfs_proto::wire::namespace::{Attr, FileKind};
+use dfs_proto::{ChunkHandle, ErrorKind, InodeId};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::db::Store;

@@ -19,8 +19,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use dfs_common::wire::namespace::Attr;
-use dfs_common::{ChunkHandle, ErrorKind};
+use dfs_proto::wire::namespace::Attr;
+use dfs_proto::{ChunkHandle, ErrorKind};
 use tokio::sync::oneshot;
 
 use super::db::{now_ns, Store};

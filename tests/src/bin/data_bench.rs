@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use clap::Parser;
 use dfs_client::{Client, DataConfig};
-use dfs_common::wire::namespace::{CreateRequest, EntryRef};
+use dfs_proto::wire::namespace::{CreateRequest, EntryRef};
 use dfs_tests::{drop_caches, median, Cluster};
 use futures::StreamExt;
 use rand::{RngCore, SeedableRng};

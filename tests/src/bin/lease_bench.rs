@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use dfs_client::Client;
-use dfs_common::wire::namespace::{CreateRequest, EntryRef};
-use dfs_common::InodeId;
+use dfs_proto::wire::namespace::{CreateRequest, EntryRef};
+use dfs_proto::InodeId;
 use dfs_tests::{median, Cluster};
 
 #[derive(Parser)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Parser;
 use dfs_client::Client;
-use dfs_common::wire::namespace::{Attr, CreateRequest, EntryRef};
+use dfs_proto::wire::namespace::{Attr, CreateRequest, EntryRef};
 use dfs_tests::{median, Cluster};
 use rand::{RngCore, SeedableRng};
 

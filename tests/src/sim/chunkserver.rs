@@ -9,8 +9,8 @@
 
 use std::collections::BTreeSet;
 
-use dfs_common::wire::chunks::{Heartbeat, ReplicaReport};
-use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
+use dfs_proto::wire::chunks::{Heartbeat, ReplicaReport};
+use dfs_proto::{ChunkHandle, ChunkVersion, NodeId};
 use rand::rngs::StdRng;
 
 use super::disk::{Disk, Replica, WriteId, CHUNK_BYTES};

@@ -13,8 +13,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use dfs_common::wire::chunks::ReplicaAddr;
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
+use dfs_proto::wire::chunks::ReplicaAddr;
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
 use rand::rngs::StdRng;
 use rand::Rng;
 

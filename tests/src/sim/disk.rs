@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use dfs_common::{ChunkHandle, ChunkVersion};
+use dfs_proto::{ChunkHandle, ChunkVersion};
 use rand::rngs::StdRng;
 use rand::Rng;
 

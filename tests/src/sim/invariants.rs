@@ -23,8 +23,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
 use dfs_master::chunks::engine::{Engine, Granted};
+use dfs_proto::{ChunkHandle, ChunkVersion, NodeId};
 
 use super::chunkserver::Chunkserver;
 use super::disk::{Replica, WriteId};

@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
 use dfs_master::chunks::chunk_map::FileMeta;
 use dfs_master::store::{Mutation, NsError};
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {

@@ -8,11 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::{Heartbeat, ReplicaReport};
-use dfs_common::{ChunkHandle, ChunkVersion, InodeId, NodeId};
 use dfs_master::chunks::chunk_map::{ChunkMap, ChunkMeta, FileMeta};
 use dfs_master::chunks::engine::{Engine, Event};
 use dfs_master::chunks::{safe_mode, ChunkConfig};
+use dfs_proto::wire::chunks::{Heartbeat, ReplicaReport};
+use dfs_proto::{ChunkHandle, ChunkVersion, InodeId, NodeId};
 
 /// Chunks per file of the namespace model.
 const CHUNKS_PER_FILE: u64 = 1000;

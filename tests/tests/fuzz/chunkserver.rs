@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use dfs_chunkserver::node::Node;
-use dfs_common::auth::signature::{self, RequestView, HEADER_AUTH};
-use dfs_common::auth::token::HEADER_TOKEN;
-use dfs_common::auth::{unix_ms, BodyDigest, ChunkToken, ClusterKey, KeyRing, Ops, TokenKey};
-use dfs_common::http::internal::ClusterAuth;
-use dfs_common::wire::chunks::{checksum_header, CreateReplica, DataQuery, ReplicateChunk, SetReplicaVersion, VerifyReplica, HEADER_CHECKSUMS, HEADER_FORWARD};
-use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
+use dfs_proto::auth::signature::{self, RequestView, HEADER_AUTH};
+use dfs_proto::auth::token::HEADER_TOKEN;
+use dfs_proto::auth::{unix_ms, BodyDigest, ChunkToken, ClusterKey, KeyRing, Ops, TokenKey};
+use dfs_proto::wire::chunks::{checksum_header, CreateReplica, DataQuery, ReplicateChunk, SetReplicaVersion, VerifyReplica, HEADER_CHECKSUMS, HEADER_FORWARD};
+use dfs_proto::{ChunkHandle, ChunkVersion, NodeId};
+use dfs_server_kit::http::internal::ClusterAuth;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{json, Value};
@@ -69,7 +69,7 @@ async fn cs_world() -> CsWorld {
     node.registered.store(true, std::sync::atomic::Ordering::Release);
     let key = TokenKey::generate(&ring, 7, unix_ms() + 3_600_000);
     node.tokens.install(&ring, std::slice::from_ref(&key.info));
-    node.peers.set(dfs_common::wire::chunks::Peers { epoch: 1, addresses: vec![peer.clone()] });
+    node.peers.set(dfs_proto::wire::chunks::Peers { epoch: 1, addresses: vec![peer.clone()] });
     node.store.create(ChunkHandle(H0), ChunkVersion(V0), CS_CHUNK).expect("create");
     node.store.write(ChunkHandle(H0), ChunkVersion(V0), 0, &vec![7u8; 100_000], None).expect("write");
     CsWorld { app: dfs_chunkserver::api::router(node.clone()), ring, key, peer, _node: node, _dir: dir }

@@ -1,10 +1,10 @@
 //! Decoders, in process: the signature headers, chunk tokens, the
 //! checksum header and the key file.
 
-use dfs_common::auth::signature::{self, RequestView};
-use dfs_common::auth::{unix_ms, BodyDigest, ChunkToken, ClusterKey, KeyRing, Ops, TokenKey, TokenVerifier};
-use dfs_common::wire::chunks::{checksum_header, parse_checksum_header};
-use dfs_common::{ChunkHandle, ChunkVersion};
+use dfs_proto::auth::signature::{self, RequestView};
+use dfs_proto::auth::{unix_ms, BodyDigest, ChunkToken, ClusterKey, KeyRing, Ops, TokenKey, TokenVerifier};
+use dfs_proto::wire::chunks::{checksum_header, parse_checksum_header};
+use dfs_proto::{ChunkHandle, ChunkVersion};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dfs_common::auth::{unix_ms, ChunkToken, ClusterKey, KeyRing, Ops, TokenKey, TokenVerifier};
-use dfs_common::{ChunkHandle, ChunkVersion};
+use dfs_proto::auth::{unix_ms, ChunkToken, ClusterKey, KeyRing, Ops, TokenKey, TokenVerifier};
+use dfs_proto::{ChunkHandle, ChunkVersion};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -36,7 +36,7 @@ fn local_input() -> BoxedStrategy<LocalInput> {
 /// that very replica.
 #[test]
 fn local_read_requests_never_panic_and_pass_nothing_without_the_token() {
-    use dfs_common::local_reads::{recv_replica, LocalRequest, REQUEST_HEAD_BYTES};
+    use dfs_proto::local_reads::{recv_replica, LocalRequest, REQUEST_HEAD_BYTES};
     use std::io::Write;
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(dfs_chunkserver::chunk_store::ChunkStore::open(dir.path()).expect("store"));
@@ -91,8 +91,8 @@ fn local_read_requests_never_panic_and_pass_nothing_without_the_token() {
         }
         tally.note(match &answer {
             Ok(_) => 200,
-            Err(dfs_common::local_reads::LocalError::Refused(_)) => 403,
-            Err(dfs_common::local_reads::LocalError::WrongToken) => 409,
+            Err(dfs_proto::local_reads::LocalError::Refused(_)) => 403,
+            Err(dfs_proto::local_reads::LocalError::WrongToken) => 409,
             Err(_) => 400,
         });
         match answer {

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use dfs_common::auth::signature::HEADER_AUTH;
-use dfs_common::wire::chunks::{BadReplica, CommitLength, Heartbeat, LeaseRequest, LocateQuery, NodeRequest, ReplicaReport, SafeModeRequest};
-use dfs_common::wire::namespace::{
+use dfs_proto::auth::signature::HEADER_AUTH;
+use dfs_proto::wire::chunks::{BadReplica, CommitLength, Heartbeat, LeaseRequest, LocateQuery, NodeRequest, ReplicaReport, SafeModeRequest};
+use dfs_proto::wire::namespace::{
     AppendRequest, CreateRequest, DeleteRequest, FsckQuery, ListQuery, LookupQuery, MkdirRequest, NodeRef, RemoveRequest, RenameRequest, SetattrRequest,
     SymlinkRequest,
 };
-use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
+use dfs_proto::{ChunkHandle, ChunkVersion, NodeId};
 use dfs_tests::insider::{self, closed_port_url, fake_heartbeat, master_key_file, Insider};
 use dfs_tests::MasterProcess;
 use proptest::prelude::*;

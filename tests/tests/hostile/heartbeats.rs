@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use dfs_common::wire::chunks::{Heartbeat, ReplicaReport, ScrubProgress};
-use dfs_common::{ChunkVersion, NodeId};
+use dfs_proto::wire::chunks::{Heartbeat, ReplicaReport, ScrubProgress};
+use dfs_proto::{ChunkVersion, NodeId};
 use dfs_tests::insider::{self, closed_port_url, fake_heartbeat};
 use dfs_tests::say;
 use serde_json::json;

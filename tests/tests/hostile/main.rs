@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dfs_client::{Client, CreateOptions};
-use dfs_common::wire::chunks::ChunkLocations;
+use dfs_proto::wire::chunks::ChunkLocations;
 use dfs_tests::api::Reply;
 use dfs_tests::faults::{self, check_files, first_diff, wait_healthy, Files};
 use dfs_tests::insider::{get_data, locations, Insider};

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use dfs_common::NodeId;
+use dfs_proto::NodeId;
 use dfs_tests::faults;
 use dfs_tests::insider::{self, closed_port_url, fake_heartbeat, get_data, host_port, lease, locations, put_data, raw_request};
 use dfs_tests::say;
@@ -116,8 +116,8 @@ async fn data_requests_need_the_right_token(w: &mut World) {
     // A token is bound to its signature: a stranger's signature on top is refused.
     let signed_forward = w.stranger.send(
         http.put(format!("{p}/v1/chunks/{}/data?version={}&offset=0", own.handle.0, own.version.0))
-            .header(dfs_common::auth::token::HEADER_TOKEN, own.token.as_str())
-            .header(dfs_common::wire::chunks::HEADER_CHECKSUMS, dfs_common::wire::chunks::checksum_header(&garbage))
+            .header(dfs_proto::auth::token::HEADER_TOKEN, own.token.as_str())
+            .header(dfs_proto::wire::chunks::HEADER_CHECKSUMS, dfs_proto::wire::chunks::checksum_header(&garbage))
             .body(garbage.clone()),
     );
     refused(&signed_forward.await.expect("put"), 401, "EKEYREJECTED", "a write with a valid token and a stranger's signature");

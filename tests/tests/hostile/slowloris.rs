@@ -32,7 +32,7 @@ async fn slowloris_on_a_chunkserver_does_not_stop_writes() {
     let victim = &c.chunkservers[0];
     assert!(own.primary.address == victim.url || own.secondaries.iter().any(|r| r.address == victim.url), "all three nodes hold the attacker's chunk");
     let body_len = MIB as usize;
-    let crcs = dfs_common::wire::chunks::checksum_header(&vec![b'0'; body_len]);
+    let crcs = dfs_proto::wire::chunks::checksum_header(&vec![b'0'; body_len]);
     let trickle_head = format!(
         "PUT /v1/chunks/{}/data?version={}&offset=0 HTTP/1.1\r\nx-dfs-token: {}\r\nx-dfs-checksums: {crcs}\r\nContent-Length: {body_len}",
         own.handle.0, own.version.0, own.token

@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use dfs_client::Client;
-use dfs_common::wire::chunks::{ChunkLocation, WriteLease};
-use dfs_common::InodeId;
+use dfs_proto::wire::chunks::{ChunkLocation, WriteLease};
+use dfs_proto::InodeId;
 use dfs_tests::faults::{self, Files};
 use dfs_tests::insider::{self, lease, locations, master_key_file, Insider, Trap};
 use dfs_tests::Cluster;

@@ -11,7 +11,7 @@ mod round_trip;
 
 use std::path::Path;
 
-use dfs_common::{ChunkHandle, ChunkVersion};
+use dfs_proto::{ChunkHandle, ChunkVersion};
 use tempfile::TempDir;
 
 use super::{ChunkStore, ChunkStoreOptions, BLOCK_BYTES};

@@ -152,7 +152,7 @@ fn a_failed_sync_sets_the_replica_aside_and_answers_eio() {
     let err = store.sync(H).unwrap_err();
     assert!(matches!(err, ChunkError::SyncFailed { handle: H, .. }), "{err:?}");
     assert!(!err.is_client_error());
-    assert_eq!(crate::api::error::chunk_error(err).0.error, dfs_common::ErrorKind::EIO);
+    assert_eq!(crate::api::error::chunk_error(err).0.error, dfs_proto::ErrorKind::EIO);
     // Damaged: neither served nor written any more, and moved aside.
     assert!(store.info(H).is_none());
     assert!(matches!(store.read(H, V1, 0, 10), Err(ChunkError::UnknownChunk(_))));

@@ -2,7 +2,7 @@
 //! script redraws them from `/v1/dashboard/history` with the same geometry
 //! (`dashChart` in dashboard.js).
 
-use dfs_common::http::html::{bytes, escape};
+use dfs_server_kit::http::html::{bytes, escape};
 
 use crate::history::Sample;
 

@@ -71,12 +71,13 @@ function dashCharts(h) {
   dashChart('chart-throughput', h.samples, ['read_bytes_per_sec', 'write_bytes_per_sec']);
   dashChart('chart-capacity', h.samples, ['used_bytes', 'capacity_bytes']);
 }
-// Polls only what the page shows.
+// Polls only what the page shows, each at the URL its element names
+// (data-src, written by the server from the endpoint declarations).
 function dashStart() {
-  const has = id => document.getElementById(id) != null;
-  if (has('overview')) dfsPoll('/v1/dashboard/overview', d => dfsFill(document.getElementById('overview'), d));
-  if (has('cs-rows')) dfsPoll('/v1/dashboard/chunkservers', dashNodes);
-  if (has('work')) dfsPoll('/v1/dashboard/work', dashWork);
-  if (has('event-rows')) dfsPoll('/v1/dashboard/events?limit=' + document.getElementById('event-rows').dataset.limit, dashEvents);
-  if (has('chart-throughput')) dfsPoll('/v1/dashboard/history', dashCharts);
+  const poll = (id, f) => { const e = document.getElementById(id); if (e != null) dfsPoll(e.dataset.src, f); };
+  poll('overview', d => dfsFill(document.getElementById('overview'), d));
+  poll('cs-rows', dashNodes);
+  poll('work', dashWork);
+  poll('event-rows', dashEvents);
+  poll('history', dashCharts);
 }

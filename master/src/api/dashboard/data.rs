@@ -4,96 +4,12 @@
 
 use axum::extract::State;
 use axum::Json;
-use dfs_common::http::{ApiError, ApiQuery};
-use dfs_common::wire::chunks::{ChunkserverInfo, ReplicationStatus, ScrubProgress};
-use serde::{Deserialize, Serialize};
+use dfs_proto::wire::dashboard::{EventsPage, EventsQuery, HistoryPage, NodeCounts, NodeRow, Overview, ScrubRow, Work};
+use dfs_server_kit::http::{ApiError, ApiQuery};
 
 use crate::api::store_call::blocking;
-use crate::chunks::chunk_map::Census;
-use crate::events::Event;
-use crate::history::{Sample, SAMPLE_EVERY};
+use crate::history::SAMPLE_EVERY;
 use crate::state::Master;
-
-/// `GET /v1/dashboard/overview`
-#[derive(Clone, Debug, Serialize)]
-pub struct Overview {
-    pub cluster_id: String,
-    pub version: String,
-    pub uptime_s: u64,
-    pub safe_mode: bool,
-    /// Of chunkservers that are not dead.
-    pub capacity_bytes: u64,
-    pub used_bytes: u64,
-    pub free_bytes: u64,
-    pub files: u64,
-    pub directories: u64,
-    pub symlinks: u64,
-    /// Bytes of all files (before replication).
-    pub bytes: u64,
-    /// Chunks by health at the last sample (every few seconds).
-    pub chunks: Census,
-    pub chunkservers: NodeCounts,
-}
-
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct NodeCounts {
-    pub live: usize,
-    pub dead: usize,
-    pub decommissioning: usize,
-    pub decommissioned: usize,
-    pub total: usize,
-}
-
-/// `GET /v1/dashboard/chunkservers`: one row per known chunkserver: the
-/// master's view (`/v1/chunkservers`) with its traffic and scrub progress.
-#[derive(Clone, Debug, Serialize)]
-pub struct NodeRow {
-    #[serde(flatten)]
-    pub info: ChunkserverInfo,
-    pub read_bytes_per_sec: f64,
-    pub write_bytes_per_sec: f64,
-    pub scrub: Option<ScrubProgress>,
-}
-
-/// `GET /v1/dashboard/work`: background work.
-#[derive(Clone, Debug, Serialize)]
-pub struct Work {
-    pub replication: ReplicationStatus,
-    /// Chunks waiting for copies (under-replicated at the last pass).
-    pub replication_queue: u64,
-    /// Garbage-collection backlog: removed chunks in their grace period
-    /// plus replica deletions waiting for a heartbeat.
-    pub gc_backlog: u64,
-    pub scrub: Vec<ScrubRow>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct ScrubRow {
-    pub address: String,
-    #[serde(flatten)]
-    pub progress: ScrubProgress,
-}
-
-/// `GET /v1/dashboard/events?after=ID&limit=N`: newest first.
-#[derive(Clone, Debug, Serialize)]
-pub struct EventsPage {
-    pub events: Vec<Event>,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize)]
-pub struct EventsQuery {
-    #[serde(default)]
-    pub after: u64,
-    #[serde(default)]
-    pub limit: Option<usize>,
-}
-
-/// `GET /v1/dashboard/history`: an hour of samples, oldest first.
-#[derive(Clone, Debug, Serialize)]
-pub struct HistoryPage {
-    pub interval_s: u64,
-    pub samples: Vec<Sample>,
-}
 
 pub async fn overview(s: &Master) -> Result<Overview, ApiError> {
     let store = s.store.clone();

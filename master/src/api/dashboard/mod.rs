@@ -1,5 +1,5 @@
 //! The master's dashboard: server-rendered pages (every outside string
-//! escaped with `dfs_common::http::html::escape`) kept current by a small
+//! escaped with `dfs_server_kit::http::html::escape`) kept current by a small
 //! inline script that polls the JSON endpoints every 2 s and writes with
 //! textContent only. No external assets: it works offline.
 //!
@@ -16,25 +16,32 @@ pub mod pages;
 
 use axum::extract::State;
 use axum::http::Uri;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
-use dfs_common::http::html::{not_found, page, LIVE_JS};
-use dfs_common::http::metrics::respond;
-use dfs_common::http::ApiError;
-use dfs_common::ErrorKind;
+use axum::response::Response;
+use dfs_proto::endpoint::master as ep;
+use dfs_proto::endpoint::{path_and_query, Endpoint};
+use dfs_server_kit::http::error::unknown_api_path;
+use dfs_server_kit::http::html::{escape, not_found, page, LIVE_JS};
+use dfs_server_kit::http::metrics::respond;
+use dfs_server_kit::http::route::Routes;
 
 use crate::state::Master;
 
 pub const TITLE: &str = "dfs master";
 pub const NAV: &[(&str, &str)] = &[
-    ("/", "Overview"),
-    ("/chunkservers", "Chunkservers"),
-    ("/browse?path=/", "Browse"),
-    ("/work", "Background work"),
-    ("/events", "Events"),
-    ("/metrics", "Metrics"),
+    (ep::OverviewPage::ROUTE, "Overview"),
+    (ep::ChunkserversPage::ROUTE, "Chunkservers"),
+    // The root without a path.
+    (ep::BrowsePage::ROUTE, "Browse"),
+    (ep::WorkPage::ROUTE, "Background work"),
+    (ep::EventsHtml::ROUTE, "Events"),
+    (ep::Metrics::ROUTE, "Metrics"),
 ];
+
+/// The path and query of a dashboard endpoint, escaped for an HTML
+/// attribute (its bare route should the query not encode).
+pub fn link<E: Endpoint<Path = ()>>(query: &E::Query) -> String {
+    escape(&path_and_query::<E>(&(), query).unwrap_or_else(|_| E::ROUTE.to_string()))
+}
 
 /// The dashboard's own script (after the shared one).
 const DASHBOARD_JS: &str = include_str!("dashboard.js");
@@ -51,29 +58,29 @@ async fn metrics(State(s): State<Master>) -> Response {
     respond(&s.http_metrics, &figures)
 }
 
-pub fn routes() -> Router<Master> {
-    Router::new()
-        .route("/", get(pages::overview))
-        .route("/chunkservers", get(pages::chunkservers))
-        .route("/work", get(pages::work))
-        .route("/events", get(pages::events))
-        .route("/browse", get(namespace::browse_page))
-        .route("/file", get(namespace::file_page))
-        .route("/download", get(namespace::download))
-        .route("/metrics", get(metrics))
-        .route("/v1/dashboard/overview", get(data::overview_json))
-        .route("/v1/dashboard/chunkservers", get(data::chunkservers_json))
-        .route("/v1/dashboard/work", get(data::work_json))
-        .route("/v1/dashboard/events", get(data::events_json))
-        .route("/v1/dashboard/history", get(data::history_json))
-        .route("/v1/dashboard/browse", get(namespace::browse_json))
-        .route("/v1/dashboard/file", get(namespace::file_json))
+/// The dashboard's endpoints on `r`.
+pub fn routes(r: Routes<Master>) -> Routes<Master> {
+    r.serve::<ep::OverviewPage, _, _>(pages::overview)
+        .serve::<ep::ChunkserversPage, _, _>(pages::chunkservers)
+        .serve::<ep::WorkPage, _, _>(pages::work)
+        .serve::<ep::EventsHtml, _, _>(pages::events)
+        .serve::<ep::BrowsePage, _, _>(namespace::browse_page)
+        .serve::<ep::FilePage, _, _>(namespace::file_page)
+        .serve::<ep::Download, _, _>(namespace::download)
+        .serve::<ep::Metrics, _, _>(metrics)
+        .serve::<ep::DashOverview, _, _>(data::overview_json)
+        .serve::<ep::DashChunkservers, _, _>(data::chunkservers_json)
+        .serve::<ep::DashWork, _, _>(data::work_json)
+        .serve::<ep::DashEvents, _, _>(data::events_json)
+        .serve::<ep::DashHistory, _, _>(data::history_json)
+        .serve::<ep::DashBrowse, _, _>(namespace::browse_json)
+        .serve::<ep::DashFile, _, _>(namespace::file_json)
 }
 
 /// Unknown paths: the API's JSON error under `/v1/`, an HTML page elsewhere.
 pub async fn fallback(uri: Uri) -> Response {
-    if uri.path().starts_with("/v1/") {
-        return ApiError::new(ErrorKind::ENOENT, "no such endpoint").into_response();
+    if let Some(answer) = unknown_api_path(uri.path()) {
+        return answer;
     }
     not_found(TITLE, NAV, uri.path())
 }

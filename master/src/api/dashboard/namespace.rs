@@ -7,64 +7,23 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use dfs_common::http::html::{bytes, error_page, escape, url_encode};
-use dfs_common::http::{ApiError, ApiQuery};
-use dfs_common::wire::namespace::{Attr, FileKind, NodeRef};
-use serde::{Deserialize, Serialize};
+use dfs_proto::endpoint::chunkserver as cs;
+use dfs_proto::endpoint::master as ep;
+use dfs_proto::endpoint::{url, Endpoint};
+use dfs_proto::wire::chunks::DownloadQuery;
+use dfs_proto::wire::dashboard::{BrowseQuery, ChunkReplicas, FileQuery, FileView, Listing, ListingEntry};
+use dfs_proto::wire::namespace::{Attr, FileKind, NodeRef};
+use dfs_server_kit::http::html::{bytes, error_page, escape};
+use dfs_server_kit::http::{ApiError, ApiQuery};
 
-use super::{frame, time_text, NAV, TITLE};
+use super::{frame, link, time_text, NAV, TITLE};
 use crate::api::store_call::blocking;
-use crate::chunks::views::ChunkReplicas;
 use crate::state::Master;
 
 /// Entries per browser page.
 const ENTRIES_PER_PAGE: u32 = 200;
 /// Chunks per file page.
 const CHUNKS_PER_PAGE: u64 = 256;
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct BrowseQuery {
-    #[serde(default = "root")]
-    pub path: String,
-    #[serde(default)]
-    pub start_after: Option<String>,
-}
-
-fn root() -> String {
-    "/".into()
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct FileQuery {
-    pub path: String,
-    #[serde(default)]
-    pub first: u64,
-}
-
-/// `GET /v1/dashboard/browse?path=&start_after=`: one page of a directory.
-#[derive(Clone, Debug, Serialize)]
-pub struct Listing {
-    pub path: String,
-    pub entries: Vec<Entry>,
-    pub next_start_after: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Entry {
-    pub name: String,
-    pub path: String,
-    pub attr: Attr,
-}
-
-/// `GET /v1/dashboard/file?path=&first=`: a file and one page of its chunks.
-#[derive(Clone, Debug, Serialize)]
-pub struct FileView {
-    pub path: String,
-    pub attr: Attr,
-    pub chunks: Vec<ChunkReplicas>,
-    /// Where the next page of chunks starts, if there is one.
-    pub next_first: Option<u64>,
-}
 
 fn child(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
@@ -75,7 +34,7 @@ pub async fn listing(s: &Master, q: BrowseQuery) -> Result<Listing, ApiError> {
     blocking(move || {
         let dir = NodeRef { path: Some(q.path.clone()), inode: None };
         let page = store.list(&dir, q.start_after.as_deref(), Some(ENTRIES_PER_PAGE))?;
-        let entries = page.entries.into_iter().map(|e| Entry { path: child(&q.path, &e.name), name: e.name, attr: e.attr }).collect();
+        let entries = page.entries.into_iter().map(|e| ListingEntry { path: child(&q.path, &e.name), name: e.name, attr: e.attr }).collect();
         Ok(Listing { path: q.path, entries, next_start_after: page.next_start_after })
     })
     .await
@@ -112,11 +71,11 @@ fn html_error(e: ApiError) -> Response {
 
 /// Breadcrumb links for a path: each ancestor is a link to its listing.
 fn breadcrumbs(path: &str) -> String {
-    let mut out = String::from(r#"<a href="/browse?path=/">/</a>"#);
+    let mut out = format!(r#"<a href="{}">/</a>"#, browse_link("/", None));
     let mut so_far = String::new();
     for part in path.split('/').filter(|p| !p.is_empty()) {
         so_far = format!("{so_far}/{part}");
-        out += &format!(r#" <a href="/browse?path={}">{}</a> /"#, escape(&url_encode(&so_far)), escape(part));
+        out += &format!(r#" <a href="{}">{}</a> /"#, browse_link(&so_far, None), escape(part));
     }
     out
 }
@@ -139,12 +98,22 @@ fn kind_name(kind: FileKind) -> &'static str {
     }
 }
 
-fn link_for(e: &Entry) -> String {
-    let target = match e.attr.kind {
-        FileKind::Dir => "browse",
-        _ => "file",
+fn link_for(e: &ListingEntry) -> String {
+    let href = match e.attr.kind {
+        FileKind::Dir => browse_link(&e.path, None),
+        _ => file_link::<ep::FilePage>(&e.path, 0),
     };
-    format!(r#"<a href="/{target}?path={}">{}</a>"#, escape(&url_encode(&e.path)), escape(&e.name))
+    format!(r#"<a href="{href}">{}</a>"#, escape(&e.name))
+}
+
+/// A directory's page (or its JSON), escaped for an attribute.
+fn browse_link(path: &str, start_after: Option<&str>) -> String {
+    link::<ep::BrowsePage>(&BrowseQuery { path: path.into(), start_after: start_after.map(str::to_string) })
+}
+
+/// A file's page, its JSON or its download, escaped for an attribute.
+fn file_link<E: Endpoint<Path = (), Query = FileQuery>>(path: &str, first: u64) -> String {
+    link::<E>(&FileQuery { path: path.into(), first })
 }
 
 /// `GET /browse?path=/a&start_after=x`
@@ -170,15 +139,13 @@ pub async fn browse_page(State(s): State<Master>, ApiQuery(q): ApiQuery<BrowseQu
             time_text(a.mtime_ns)
         );
     }
-    let more = list.next_start_after.as_ref().map_or(String::new(), |after| {
-        format!(r#"<p><a href="/browse?path={}&amp;start_after={}">Next page</a></p>"#, escape(&url_encode(&list.path)), escape(&url_encode(after)))
-    });
+    let more =
+        list.next_start_after.as_ref().map_or(String::new(), |after| format!(r#"<p><a href="{}">Next page</a></p>"#, browse_link(&list.path, Some(after))));
     let body = format!(
         r#"<h2>Browse {crumbs}</h2><table id="listing"><tr><th>Name</th><th>Kind</th><th>Size</th><th>Mode</th><th>Owner</th><th>Replication</th><th>Modified</th></tr>{rows}</table>{more}
-<p class="muted">JSON: <a href="/v1/dashboard/browse?path={p}">/v1/dashboard/browse?path={t}</a></p>"#,
+<p class="muted">JSON: <a href="{json}">{json}</a></p>"#,
         crumbs = breadcrumbs(&list.path),
-        p = escape(&url_encode(&list.path)),
-        t = escape(&list.path),
+        json = link::<ep::DashBrowse>(&BrowseQuery { path: list.path.clone(), start_after: None }),
     );
     Html(frame(&body, "")).into_response()
 }
@@ -209,7 +176,6 @@ pub async fn file_page(State(s): State<Master>, ApiQuery(q): ApiQuery<FileQuery>
         Err(e) => return html_error(e),
     };
     let a = &f.attr;
-    let p = escape(&url_encode(&f.path));
     let mut rows = String::new();
     for c in &f.chunks {
         rows += &format!(
@@ -222,14 +188,14 @@ pub async fn file_page(State(s): State<Master>, ApiQuery(q): ApiQuery<FileQuery>
             h = c.health
         );
     }
-    let more = f.next_first.map_or(String::new(), |n| format!(r#"<p><a href="/file?path={p}&amp;first={n}">Next chunks</a></p>"#));
+    let more = f.next_first.map_or(String::new(), |n| format!(r#"<p><a href="{}">Next chunks</a></p>"#, file_link::<ep::FilePage>(&f.path, n)));
     let body = format!(
         r#"<h2>File {crumbs}</h2>
 <div class="card"><p>Name <b id="file-name">{name}</b></p><p>Size {size} ({bytes_exact} bytes) · replication {repl} · chunk size {chunk}</p>
 <p>Mode <code>{mode}</code> · owner {uid}:{gid} · inode {inode}</p><p>Modified {mtime} · changed {ctime}</p>
-<p><a id="download" href="/download?path={p}">Download</a></p></div>
+<p><a id="download" href="{download}">Download</a></p></div>
 <h2>Chunks</h2><table id="chunks"><tr><th>Index</th><th>Handle</th><th>Version</th><th>Length</th><th>Health</th><th>Replicas (node · version · state)</th></tr>{rows}</table>{more}
-<p class="muted">JSON: <a href="/v1/dashboard/file?path={p}">/v1/dashboard/file?path={t}</a></p>"#,
+<p class="muted">JSON: <a href="{json}">{json}</a></p>"#,
         crumbs = breadcrumbs(&f.path),
         name = escape(f.path.rsplit('/').next().unwrap_or("")),
         size = bytes(a.size),
@@ -242,7 +208,8 @@ pub async fn file_page(State(s): State<Master>, ApiQuery(q): ApiQuery<FileQuery>
         inode = a.inode,
         mtime = time_text(a.mtime_ns),
         ctime = time_text(a.ctime_ns),
-        t = escape(&f.path),
+        download = file_link::<ep::Download>(&f.path, 0),
+        json = file_link::<ep::DashFile>(&f.path, 0),
     );
     Html(frame(&body, "")).into_response()
 }
@@ -272,6 +239,9 @@ pub async fn download(State(s): State<Master>, ApiQuery(q): ApiQuery<FileQuery>)
     let Some(address) = address else {
         return error_page(StatusCode::SERVICE_UNAVAILABLE, TITLE, NAV, "no chunkserver is live to serve the download");
     };
-    let location = format!("{address}/files?path={}", url_encode(&q.path));
+    let location = match url::<cs::Files>(&address, &(), &DownloadQuery { path: q.path }) {
+        Ok(l) => l,
+        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, TITLE, NAV, &e.to_string()),
+    };
     (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response()
 }

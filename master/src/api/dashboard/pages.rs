@@ -7,12 +7,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
-use dfs_common::http::html::{bar, bytes, escape};
+use dfs_server_kit::http::html::{bar, bytes, escape};
 
-use super::data::{self, EventsQuery, NodeRow, Overview, Work};
-use super::{charts, frame};
+use super::data;
+use super::{charts, frame, link};
 use crate::events::Event;
 use crate::state::Master;
+use dfs_proto::endpoint::master as ep;
+use dfs_proto::endpoint::Endpoint;
+use dfs_proto::wire::dashboard::{EventsQuery, NodeRow, Overview, Work};
 
 /// The page script: poll what the page shows.
 const LIVE: &str = "dashStart();";
@@ -30,7 +33,7 @@ fn overview_section(o: &Overview) -> String {
     let c = &o.chunks;
     let n = &o.chunkservers;
     format!(
-        r#"<section id="overview" data-src="/v1/dashboard/overview"><div class="cards">
+        r#"<section id="overview" data-src="{src}"><div class="cards">
 <div class="card"><h2>Cluster</h2><p>Cluster <code>{id}</code></p><p>dfs {version} · up {uptime} s</p><p>Safe mode {safe}</p></div>
 <div class="card"><h2>Capacity</h2><p>{bar}{used} used</p><p>{free} free of {total}</p></div>
 <div class="card"><h2>Namespace</h2><p>{files} files · {dirs} directories · {links} symlinks</p><p>{fbytes} in files</p></div>
@@ -38,6 +41,7 @@ fn overview_section(o: &Overview) -> String {
 <p><span class="corrupt">{corrupt} corrupt</span> · <span class="missing">{missing} missing</span> · {over} over-replicated</p></div>
 <div class="card"><h2>Chunkservers</h2><p>{summary}</p><p><span class="live">{live} live</span> · <span class="dead">{dead} dead</span> · <span class="decommissioning">{decom} decommissioning</span> · {decomd} decommissioned</p></div>
 </div></section>"#,
+        src = link::<ep::DashOverview>(&()),
         id = escape(&o.cluster_id),
         version = escape(&o.version),
         uptime = k("uptime_s", "", o.uptime_s),
@@ -86,7 +90,8 @@ fn nodes_section(rows: &[NodeRow]) -> String {
     let body: String = rows.iter().map(node_row).collect();
     format!(
         r#"<section><h2>Chunkservers</h2><table><thead><tr><th>Node</th><th>Address</th><th>State</th><th>Capacity</th><th>Chunks</th><th>Last heartbeat</th><th>Read</th><th>Write</th></tr></thead>
-<tbody id="cs-rows">{body}</tbody></table></section>"#
+<tbody id="cs-rows" data-src="{src}">{body}</tbody></table></section>"#,
+        src = link::<ep::DashChunkservers>(&())
     )
 }
 
@@ -112,11 +117,12 @@ fn scrub_rows(w: &Work) -> String {
 fn work_section(w: &Work) -> String {
     let r = &w.replication;
     format!(
-        r#"<section id="work" data-src="/v1/dashboard/work"><h2>Background work</h2><div class="cards">
+        r#"<section id="work" data-src="{src}"><h2>Background work</h2><div class="cards">
 <div class="card"><h3>Replication</h3><p>Queue: {queue} chunks under-replicated · {missing} missing</p><p>Copies running {running} · done {done} · failed {failed}</p></div>
 <div class="card"><h3>Garbage collection</h3><p>Backlog {backlog}: {garbage} removed chunks in grace · {waiting} deletions waiting</p><p>Deletions sent {sent}</p></div>
 <div class="card"><h3>Safe mode</h3><p>{safe} · {reported} of {total_chunks} chunks reported</p></div>
 </div><h3>Scrubbing</h3><table><thead><tr><th>Chunkserver</th><th>Current pass</th><th>Passes</th><th>Corrupt found</th><th>Last pass ended (UTC)</th></tr></thead><tbody id="scrub-rows">{rows}</tbody></table></section>"#,
+        src = link::<ep::DashWork>(&()),
         queue = k("replication_queue", "", w.replication_queue),
         missing = k("replication.missing", "", r.missing),
         running = k("replication.copies_running", "", r.copies_running),
@@ -142,7 +148,8 @@ fn events_section(events: &[Event], limit: usize) -> String {
         })
         .collect();
     format!(
-        r#"<section><h2>Recent events</h2><table><thead><tr><th>Time (UTC)</th><th>Kind</th><th>What</th></tr></thead><tbody id="event-rows" data-limit="{limit}">{rows}</tbody></table></section>"#
+        r#"<section><h2>Recent events</h2><table><thead><tr><th>Time (UTC)</th><th>Kind</th><th>What</th></tr></thead><tbody id="event-rows" data-limit="{limit}" data-src="{src}">{rows}</tbody></table></section>"#,
+        src = link::<ep::DashEvents>(&EventsQuery { after: 0, limit: Some(limit) })
     )
 }
 
@@ -164,28 +171,32 @@ pub async fn overview(State(s): State<Master>) -> Response {
     let events = data::events(&s, EventsQuery { after: 0, limit: Some(10) });
     let body = [
         overview_section(&o),
-        format!("<h2>Last hour</h2>{}", charts::both(&data::history(&s).samples, unix_ms())),
+        format!(
+            r#"<h2>Last hour</h2><div id="history" data-src="{}">{}</div>"#,
+            link::<ep::DashHistory>(&()),
+            charts::both(&data::history(&s).samples, unix_ms())
+        ),
         nodes_section(&data::chunkservers(&s)),
         work_section(&data::work(&s)),
         events_section(&events.events, 10),
-        json_links(&["/v1/dashboard/overview", "/v1/dashboard/history", "/v1/cluster", "/v1/fs"]),
+        json_links(&[ep::DashOverview::ROUTE, ep::DashHistory::ROUTE, ep::Cluster::ROUTE, ep::Fs::ROUTE]),
     ];
     page(body.concat())
 }
 
 /// `GET /chunkservers`
 pub async fn chunkservers(State(s): State<Master>) -> Response {
-    page(nodes_section(&data::chunkservers(&s)) + &json_links(&["/v1/dashboard/chunkservers", "/v1/chunkservers"]))
+    page(nodes_section(&data::chunkservers(&s)) + &json_links(&[ep::DashChunkservers::ROUTE, ep::Chunkservers::ROUTE]))
 }
 
 /// `GET /work`
 pub async fn work(State(s): State<Master>) -> Response {
-    page(work_section(&data::work(&s)) + &json_links(&["/v1/dashboard/work", "/v1/admin/replication"]))
+    page(work_section(&data::work(&s)) + &json_links(&[ep::DashWork::ROUTE, ep::Replication::ROUTE]))
 }
 
 /// `GET /events`
 pub async fn events(State(s): State<Master>) -> Response {
     let limit = data::EVENTS_DEFAULT;
     let events = data::events(&s, EventsQuery { after: 0, limit: Some(limit) });
-    page(events_section(&events.events, limit) + &json_links(&["/v1/dashboard/events"]))
+    page(events_section(&events.events, limit) + &json_links(&[ep::DashEvents::ROUTE]))
 }

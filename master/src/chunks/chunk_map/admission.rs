@@ -12,8 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::Heartbeat;
-use dfs_common::NodeId;
+use dfs_proto::wire::chunks::Heartbeat;
+use dfs_proto::NodeId;
 
 use super::super::liveness::{liveness, Liveness};
 use super::ChunkMap;
@@ -102,8 +102,8 @@ impl ChunkMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dfs_common::wire::chunks::ReplicaReport;
-    use dfs_common::{ChunkHandle, ChunkVersion};
+    use dfs_proto::wire::chunks::ReplicaReport;
+    use dfs_proto::{ChunkHandle, ChunkVersion};
 
     const DEAD_AFTER: Duration = Duration::from_secs(30);
 

@@ -3,37 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
-use serde::Serialize;
+pub use dfs_proto::wire::dashboard::{Census, ReplicaState};
+use dfs_proto::{ChunkHandle, NodeId};
 
 use super::ChunkMap;
-
-/// Chunks of live files by health. A chunk may be in several classes
-/// (under-replicated and stale); `healthy` ones are in none.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Census {
-    pub total: u64,
-    pub healthy: u64,
-    pub under_replicated: u64,
-    pub over_replicated: u64,
-    /// No live current replica.
-    pub missing: u64,
-    /// A live node holds an old version.
-    pub stale: u64,
-    /// A replica failed verification (until the chunk is whole again).
-    pub corrupt: u64,
-}
-
-/// One replica of a chunk as the dashboard shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ReplicaState {
-    pub node_id: NodeId,
-    pub address: String,
-    /// None for a corrupt replica, which is no longer held.
-    pub version: Option<ChunkVersion>,
-    /// "current", "stale", "dead" (its node), "draining", "copying" or "corrupt".
-    pub state: &'static str,
-}
 
 impl ChunkMap {
     /// Every chunk of a known file classified: one scan of the map, taken
@@ -75,13 +48,13 @@ impl ChunkMap {
                     _ if self.draining.contains(node) => "draining",
                     _ => "current",
                 };
-                ReplicaState { node_id: *node, address: address(*node), version: Some(*v), state }
+                ReplicaState { node_id: *node, address: address(*node), version: Some(*v), state: state.into() }
             })
             .collect();
         for node in self.corrupt.get(&handle).into_iter().flatten() {
-            out.push(ReplicaState { node_id: *node, address: address(*node), version: None, state: "corrupt" });
+            out.push(ReplicaState { node_id: *node, address: address(*node), version: None, state: "corrupt".into() });
         }
-        out.sort_by(|a, b| (&a.address, a.state).cmp(&(&b.address, b.state)));
+        out.sort_by(|a, b| (&a.address, &a.state).cmp(&(&b.address, &b.state)));
         out
     }
 }

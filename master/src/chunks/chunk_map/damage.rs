@@ -18,8 +18,8 @@
 
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::ReplicaReport;
-use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
+use dfs_proto::wire::chunks::ReplicaReport;
+use dfs_proto::{ChunkHandle, ChunkVersion, NodeId};
 
 use super::ChunkMap;
 
@@ -219,8 +219,8 @@ fn longest(short: &[(NodeId, u64)]) -> Option<(NodeId, u64)> {
 mod tests {
     use super::super::ChunkMeta;
     use super::*;
-    use dfs_common::wire::chunks::Heartbeat;
-    use dfs_common::InodeId;
+    use dfs_proto::wire::chunks::Heartbeat;
+    use dfs_proto::InodeId;
 
     const H: ChunkHandle = ChunkHandle(7);
     const DEAD_AFTER: Duration = Duration::from_secs(30);

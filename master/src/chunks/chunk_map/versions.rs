@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
+use dfs_proto::{ChunkHandle, ChunkVersion, NodeId};
 
 use super::{ChunkMap, Damage};
 
@@ -155,8 +155,8 @@ impl ChunkMap {
 mod tests {
     use super::super::ChunkMeta;
     use super::*;
-    use dfs_common::wire::chunks::{Heartbeat, ReplicaReport};
-    use dfs_common::InodeId;
+    use dfs_proto::wire::chunks::{Heartbeat, ReplicaReport};
+    use dfs_proto::InodeId;
 
     const DEAD_AFTER: Duration = Duration::from_secs(30);
 

@@ -28,16 +28,16 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::{BadReplica, Heartbeat, HeartbeatResponse, ReplicaAddr, ReplicaReport};
-use dfs_common::{ChunkHandle, ChunkVersion, InodeId, NodeId};
+use dfs_proto::wire::chunks::{BadReplica, Heartbeat, HeartbeatResponse, ReplicaAddr, ReplicaReport};
+use dfs_proto::{ChunkHandle, ChunkVersion, InodeId, NodeId};
 
 use super::chunk_map::{ChunkMap, FileMeta, HashMap};
-use super::cs_client::CsError;
 use super::lease::Lease;
 use super::monitor::PassSummary;
 use super::safe_mode::SafeMode;
 use super::{ChunkConfig, Stats};
 use crate::store::{Mutation, NsError};
+use dfs_server_kit::http::call::CallError;
 use ops::AfterBump;
 pub use ops::Op;
 
@@ -79,7 +79,7 @@ pub enum Event {
     /// A `Command::Replicate` ended.
     Copied {
         op: OpId,
-        result: Result<ReplicaReport, CsError>,
+        result: Result<ReplicaReport, CallError>,
     },
     /// A `Command::Store` ended (durable, or failed).
     Stored {
@@ -189,7 +189,7 @@ pub struct Engine {
     out: Vec<Command>,
 }
 
-fn err(kind: dfs_common::ErrorKind, message: impl Into<String>) -> NsError {
+fn err(kind: dfs_proto::ErrorKind, message: impl Into<String>) -> NsError {
     NsError::new(kind, message)
 }
 
@@ -312,10 +312,10 @@ impl Engine {
     /// ahead that the previous master process handed out are recorded.
     fn heartbeat(&mut self, hb: &Heartbeat) -> Result<HeartbeatResponse, NsError> {
         use super::chunk_map::check_ranges;
-        check_ranges(hb).map_err(|m| err(dfs_common::ErrorKind::EINVAL, m))?;
+        check_ranges(hb).map_err(|m| err(dfs_proto::ErrorKind::EINVAL, m))?;
         if let Err(refusal) = self.map.admit(hb, self.now, self.config.dead_after) {
             tracing::warn!(node = %hb.node_id, address = %hb.address, %refusal, "heartbeat refused");
-            return Err(err(dfs_common::ErrorKind::EEXIST, refusal.to_string()));
+            return Err(err(dfs_proto::ErrorKind::EEXIST, refusal.to_string()));
         }
         // A node silent for a while gets none of the deletions decided
         // before: the copies elsewhere they relied on may be gone since.

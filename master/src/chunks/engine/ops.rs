@@ -2,14 +2,14 @@
 //! Placement and version bumps hold their chunk busy (requests of that
 //! chunk queue behind them); the others only wait for their answer.
 
-use dfs_common::wire::chunks::{ReplicaAddr, ReplicaReport};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, NodeId};
+use dfs_proto::wire::chunks::{ReplicaAddr, ReplicaReport};
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind, NodeId};
 
 use super::requests::next_version;
 use super::{err, Answer, Command, Engine, OpId, ReqId};
 use crate::chunks::chunk_map::{ChunkMeta, Copy};
-use crate::chunks::cs_client::CsError;
 use crate::store::{Mutation, NsError};
+use dfs_server_kit::http::call::CallError;
 
 /// What a version bump is for, and what follows once it is recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -234,7 +234,7 @@ impl Engine {
 
     /// A copy ended: a durable copy is recorded among the version's members
     /// first (so that a restarted master still counts it), then counted.
-    pub(super) fn copied(&mut self, op: OpId, result: Result<ReplicaReport, CsError>) {
+    pub(super) fn copied(&mut self, op: OpId, result: Result<ReplicaReport, CallError>) {
         let Some(Op::Copy { handle, copy, source, target }) = self.ops.remove(&op) else { return };
         match (result, self.map.chunk(handle)) {
             (Ok(report), Some(meta)) => {
@@ -246,7 +246,7 @@ impl Engine {
         }
     }
 
-    fn copy_over(&mut self, handle: ChunkHandle, copy: Copy, result: Result<ReplicaReport, CsError>, source: &str, target: &str) {
+    fn copy_over(&mut self, handle: ChunkHandle, copy: Copy, result: Result<ReplicaReport, CallError>, source: &str, target: &str) {
         self.map.end_copy(handle, copy);
         match result {
             Ok(report) if self.map.chunk(handle).is_some() => {

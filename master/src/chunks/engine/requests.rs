@@ -3,8 +3,8 @@
 //! chunk (placement, a version bump) and answers when it ends; while the
 //! chunk is busy, it waits in the chunk's queue.
 
-use dfs_common::wire::chunks::{BadReplica, ReplicaAddr};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, NodeId};
+use dfs_proto::wire::chunks::{BadReplica, ReplicaAddr};
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind, NodeId};
 
 use super::ops::{AfterBump, Op};
 use super::{err, Answer, Command, Engine, Granted, LeaseAsk, Queued, ReqId};

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::{BadReplica, Heartbeat, ReplicaReport};
-use dfs_common::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
+use dfs_proto::wire::chunks::{BadReplica, Heartbeat, ReplicaReport};
+use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
 
 use super::*;
 use crate::chunks::chunk_map::{ChunkMap, FileMeta};

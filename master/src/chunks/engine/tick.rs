@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use dfs_common::{ChunkHandle, ChunkVersion, NodeId};
+use dfs_proto::{ChunkHandle, ChunkVersion, NodeId};
 
 use super::ops::AfterBump;
 use super::{Command, Engine};

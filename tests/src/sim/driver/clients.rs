@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use dfs_common::wire::chunks::BadReplica;
-use dfs_common::{ChunkHandle, ChunkVersion, InodeId, NodeId};
 use dfs_master::chunks::chunk_map::FileMeta;
 use dfs_master::chunks::engine::Granted;
 use dfs_master::store::NsError;
+use dfs_proto::wire::chunks::BadReplica;
+use dfs_proto::{ChunkHandle, ChunkVersion, InodeId, NodeId};
 use rand::Rng;
 
 use super::{Ev, World, CLIENT_TIMEOUT, WRITE_TIMEOUT};

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use dfs_common::ChunkHandle;
 use dfs_master::chunks::engine::Event;
+use dfs_proto::ChunkHandle;
 use rand::Rng;
 
 use super::{node_id, Ev, World, DEAD_AFTER};

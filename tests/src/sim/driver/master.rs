@@ -7,10 +7,10 @@
 use std::hash::Hash;
 use std::time::Duration;
 
-use dfs_common::wire::chunks::BadReplica;
-use dfs_common::{ChunkHandle, ErrorKind, InodeId};
 use dfs_master::chunks::engine::{Answer, Command, Event, LeaseAsk, OpId, ReqId};
 use dfs_master::store::{Mutation, NsError};
+use dfs_proto::wire::chunks::BadReplica;
+use dfs_proto::{ChunkHandle, ErrorKind, InodeId};
 use rand::Rng;
 
 use super::{Asker, Call, Ev, World, CLIENT_TIMEOUT, HEARTBEAT_TIMEOUT};
@@ -93,7 +93,7 @@ impl World {
         node: usize,
         sent: Time,
         call: &Call,
-        result: Result<dfs_common::wire::chunks::ReplicaReport, dfs_master::chunks::cs_client::CsError>,
+        result: Result<dfs_proto::wire::chunks::ReplicaReport, dfs_server_kit::http::call::CallError>,
     ) {
         let deadline = sent + call.timeout();
         match self.net.send(&mut self.rng, End::Node(node), End::Master, self.now) {

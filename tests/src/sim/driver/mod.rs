@@ -15,13 +15,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
-use dfs_common::wire::chunks::{BadReplica, Heartbeat, HeartbeatResponse};
-use dfs_common::{ChunkHandle, ChunkVersion, InodeId, NodeId};
 use dfs_master::chunks::chunk_map::ChunkMap;
-use dfs_master::chunks::cs_client::CsError;
 use dfs_master::chunks::engine::{Engine, Event, Granted, OpId, ReqId};
 use dfs_master::chunks::{safe_mode, ChunkConfig};
 use dfs_master::store::{Mutation, NsError};
+use dfs_proto::wire::chunks::{BadReplica, Heartbeat, HeartbeatResponse};
+use dfs_proto::{ChunkHandle, ChunkVersion, InodeId, NodeId};
+use dfs_server_kit::http::call::CallError;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -144,7 +144,7 @@ impl Call {
     }
 
     /// The engine's event for this call's answer.
-    fn answer(&self, op: OpId, result: Result<dfs_common::wire::chunks::ReplicaReport, CsError>) -> Event {
+    fn answer(&self, op: OpId, result: Result<dfs_proto::wire::chunks::ReplicaReport, CallError>) -> Event {
         match self {
             Call::Create { node, .. } => Event::Created { op, node: *node, ok: result.is_ok() },
             Call::SetVersion { node, .. } => Event::VersionSet { op, node: *node, ok: result.is_ok() },
@@ -537,13 +537,13 @@ impl World {
 }
 
 /// A call that got no answer in time.
-fn lost() -> CsError {
-    CsError::lost("no answer in time")
+fn lost() -> CallError {
+    CallError::lost("no answer in time")
 }
 
 /// A call the chunkserver refused.
-fn refused(why: &str) -> CsError {
-    CsError::Refused { url: String::new(), status: 409, kind: None, message: why.to_string() }
+fn refused(why: &str) -> CallError {
+    CallError::Refused { url: String::new(), status: 409, kind: None, message: why.to_string() }
 }
 
 fn node_id(n: u128) -> NodeId {

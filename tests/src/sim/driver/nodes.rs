@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use dfs_common::wire::chunks::{BadReplica, Heartbeat, HeartbeatResponse};
-use dfs_common::{ChunkHandle, ChunkVersion};
 use dfs_master::chunks::engine::{Event, OpId};
+use dfs_proto::wire::chunks::{BadReplica, Heartbeat, HeartbeatResponse};
+use dfs_proto::{ChunkHandle, ChunkVersion};
 
 use super::{invariants, Asker, Call, Ev, World, FETCH_TIMEOUT, HEARTBEAT, HEARTBEAT_TIMEOUT, REPORT_EVERY};
 use crate::sim::disk::WriteId;
@@ -87,7 +87,7 @@ impl World {
                 }
             }
             (Ok(_), _) => {
-                let report = dfs_common::wire::chunks::ReplicaReport { handle: call.handle(), version: ChunkVersion(0), length: 0, dirty: false };
+                let report = dfs_proto::wire::chunks::ReplicaReport { handle: call.handle(), version: ChunkVersion(0), length: 0, dirty: false };
                 self.answer_call(op, node, sent, &call, Ok(report));
             }
             (Err(why), _) => self.answer_call(op, node, sent, &call, Err(super::refused(why))),

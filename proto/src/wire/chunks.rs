@@ -396,3 +396,54 @@ mod tests {
         assert!(parse_checksum_header(&text, 1).is_err());
     }
 }
+
+/// `GET {chunkserver}/v1/chunks/{handle}` (internal): one replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaInfo {
+    pub handle: ChunkHandle,
+    pub version: ChunkVersion,
+    pub length: u64,
+    pub chunk_size_bytes: u64,
+}
+
+/// `GET {chunkserver}/files?path=/a/b`: a whole file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadQuery {
+    pub path: String,
+}
+
+/// A chunkserver's scrubber since the process started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubCounters {
+    pub passes_completed: u64,
+    pub replicas_verified: u64,
+    pub bytes_verified: u64,
+    pub corrupt_found: u64,
+    pub pass_replicas_done: u64,
+    pub pass_replicas_total: u64,
+    pub last_pass_completed_unix_ms: Option<u64>,
+}
+
+/// `GET {chunkserver}/v1/status`: the node at a glance (no secrets: the
+/// number of token keys, not the keys).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkserverStatus {
+    pub node_id: NodeId,
+    pub address: String,
+    pub master: String,
+    pub cluster_id: Option<String>,
+    pub peers: Vec<String>,
+    pub token_keys: usize,
+    pub chunks: usize,
+    pub used_bytes: u64,
+    pub in_flight: u64,
+    pub bytes_written: u64,
+    pub bytes_read: u64,
+    pub replicas_deleted: u64,
+    pub replicas_copied: u64,
+    pub bytes_replicated: u64,
+    pub scrub: ScrubCounters,
+    pub checksum_failures: u64,
+    pub capacity_bytes: u64,
+    pub uptime_s: u64,
+}

@@ -2,9 +2,11 @@
 //! wire types; servers and clients both use these.
 //!
 //! - `chunks`, `namespace`: the bodies, queries and headers of each API.
+//! - `dashboard`: the master dashboard's JSON and the queries of its pages.
 //! - `request_id`: the id that follows one client operation through every
 //!   daemon's log (`x-dfs-request-id`).
 
 pub mod chunks;
+pub mod dashboard;
 pub mod namespace;
 pub mod request_id;

@@ -17,9 +17,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
-use crate::auth::signature::{self, RequestView, HEADER_AUTH, HEADER_REPLY_AUTH};
-use crate::auth::{unix_ms, AuthError, BodyDigest, KeyRing, KeySource, Verified};
-use crate::ErrorKind;
+use dfs_proto::auth::signature::{self, RequestView, HEADER_AUTH, HEADER_REPLY_AUTH};
+use dfs_proto::auth::{unix_ms, AuthError, BodyDigest, KeyRing, KeySource, Verified};
+use dfs_proto::ErrorKind;
 
 /// Largest body of a signed request read by [`require_signed`] (a full
 /// chunk report of about four million replicas); only nodes holding the
@@ -31,7 +31,7 @@ const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 /// A daemon's cluster key and the nonces it has accepted.
 pub struct ClusterAuth {
     keys: Arc<KeySource>,
-    replay: crate::auth::replay::ReplayCache,
+    replay: dfs_proto::auth::replay::ReplayCache,
 }
 
 impl From<AuthError> for ApiError {
@@ -178,9 +178,9 @@ pub async fn require_signed(State(auth): State<Arc<ClusterAuth>>, req: Request, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::ClusterKey;
     use axum::routing::post;
     use axum::Router;
+    use dfs_proto::auth::ClusterKey;
     use tower::ServiceExt;
 
     fn app(auth: Arc<ClusterAuth>) -> Router {

@@ -2,12 +2,12 @@
 //! that malformed input gets the same `{"error", "message"}` body as
 //! everything else.
 
-use crate::ErrorKind;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
+use dfs_proto::ErrorKind;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -81,7 +81,7 @@ mod tests {
     use axum::Router;
 
     use super::*;
-    use crate::ErrorBody;
+    use dfs_proto::ErrorBody;
 
     async fn answer(path: &str) -> (u16, String) {
         async fn handle(ApiPath(h): ApiPath<u64>) -> String {

@@ -1,9 +1,10 @@
 //! Mapping of every failure to an HTTP status and a JSON [`ErrorBody`].
 
-use crate::{ErrorBody, ErrorKind};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use dfs_proto::endpoint::API_PREFIX;
+use dfs_proto::{ErrorBody, ErrorKind};
 
 #[derive(Debug)]
 pub struct ApiError(pub ErrorBody);
@@ -25,6 +26,15 @@ impl IntoResponse for ApiError {
         }
         (status, Json(self.0)).into_response()
     }
+}
+
+/// The message of the 404 for an unknown path under the API.
+pub const NO_SUCH_ENDPOINT: &str = "no such endpoint";
+
+/// The answer to an unknown path under the API ([`API_PREFIX`]): a JSON
+/// `ENOENT`; `None` outside it, where a server answers with a page.
+pub fn unknown_api_path(path: &str) -> Option<Response> {
+    path.starts_with(API_PREFIX).then(|| ApiError::new(ErrorKind::ENOENT, NO_SUCH_ENDPOINT).into_response())
 }
 
 /// The answer to a known path asked with a method it does not take: 405,

@@ -11,9 +11,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use super::*;
-use crate::auth::{ClusterKey, KeyRing};
 use crate::http::internal::ClusterAuth;
 use crate::http::serve::{serve, Limits};
+use dfs_proto::auth::{ClusterKey, KeyRing};
 
 fn limits() -> Limits {
     Limits { header_read_timeout: Duration::from_secs(5), body_idle_timeout: Duration::from_secs(5), max_connections: 16, drain: Duration::from_millis(100) }

@@ -17,7 +17,7 @@ use std::time::Instant;
 use axum::http::{HeaderValue, Request, Response};
 use tracing::Instrument;
 
-pub use crate::wire::request_id::{RequestId, HEADER_REQUEST_ID};
+pub use dfs_proto::wire::request_id::{RequestId, HEADER_REQUEST_ID};
 
 /// The log target of the one line per answered request.
 pub const REQUEST_LOG_TARGET: &str = "dfs_request";
