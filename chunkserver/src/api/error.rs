@@ -12,7 +12,8 @@ pub fn chunk_error(e: ChunkError) -> ApiError {
     let kind = match &e {
         ChunkError::UnknownChunk(_) => ErrorKind::ENOENT,
         ChunkError::Exists => ErrorKind::EEXIST,
-        ChunkError::VersionConflict { .. } => ErrorKind::ESTALE,
+        // The writer's lease is over: it asks the master for a new one.
+        ChunkError::VersionConflict { .. } | ChunkError::LostWrites { .. } => ErrorKind::ESTALE,
         ChunkError::OutOfRange { .. } | ChunkError::BodyChecksum { .. } | ChunkError::BadArgument(_) => ErrorKind::EINVAL,
         ChunkError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => ErrorKind::ENOSPC,
         ChunkError::Corrupt { .. } | ChunkError::SyncFailed { .. } | ChunkError::Io(..) => ErrorKind::EIO,

@@ -17,8 +17,13 @@ use super::error::chunk_error;
 use crate::chunk_store::ChunkError;
 use crate::node::{available_bytes, blocking, report_bad, Node};
 
-/// `POST /v1/chunks/{handle}/create`: a new empty replica.
+/// `POST /v1/chunks/{handle}/create`: a new empty replica. Refused before
+/// the master took this process's first report, like every order: a new
+/// process at the address of one the master still counts live would
+/// otherwise make replicas recorded under the old node's id (simulator
+/// seeds 308 and 322).
 pub async fn create(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, ApiJson(r): ApiJson<CreateReplica>) -> Result<Json<Done>, ApiError> {
+    n.serving()?;
     issuable(r.version)?;
     let store = n.store.clone();
     blocking(move || store.create(ChunkHandle(h), r.version, r.chunk_size_bytes)).await.map_err(chunk_error)?;

@@ -6,6 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use clap::Parser;
+use dfs_proto::endpoint::chunkserver as ep;
+use dfs_proto::endpoint::url_no_query;
 use dfs_proto::wire::chunks::{DeleteReplica, ReplicaReport, ReplicateChunk};
 use dfs_proto::{ChunkHandle, ChunkVersion, ErrorBody, ErrorKind};
 use tempfile::TempDir;
@@ -324,4 +326,31 @@ async fn values_at_the_top_of_their_range_get_a_4xx_not_a_panic() {
     assert_eq!(target.node.store.read(H, V1, 0, 10).unwrap(), b"kept");
     let status = reqwest::get(format!("{t}/v1/status")).await.unwrap();
     assert!(status.status().is_success(), "the node still answers");
+}
+
+/// Before the master took this process's first full report, no order is
+/// carried out: not a create, a version change or a copy.
+#[tokio::test]
+async fn an_unregistered_node_carries_out_no_order() {
+    let t = start_node().await;
+    let n = &t.node;
+    put_replica(n, V1, &pattern(1, 100));
+    n.registered.store(false, Ordering::Release);
+    let http = reqwest::Client::new();
+    let create = url_no_query::<ep::CreateReplica>(&n.address, &ChunkHandle(9));
+    let orders = [
+        (create.clone(), serde_json::json!({"version": 1, "chunk_size_bytes": SIZE})),
+        (url_no_query::<ep::SetVersion>(&n.address, &H), serde_json::json!({"version": 3})),
+        (url_no_query::<ep::Replicate>(&n.address, &ChunkHandle(9)), serde_json::json!({"source": n.address, "version": 1, "chunk_size_bytes": SIZE})),
+    ];
+    for (url, body) in orders {
+        let resp = insider().send(&http, http.post(&url).json(&body)).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 503, "{url}");
+        assert_eq!(resp.json::<ErrorBody>().await.unwrap().error, ErrorKind::EAGAIN, "{url}");
+    }
+    assert!(n.store.info(ChunkHandle(9)).is_none(), "no replica was created");
+    assert_eq!(n.store.info(H).unwrap().version, V1, "the version did not move");
+    n.registered.store(true, Ordering::Release);
+    let created = insider().send(&http, http.post(&create).json(&serde_json::json!({"version": 1, "chunk_size_bytes": SIZE}))).await.unwrap();
+    assert!(created.status().is_success(), "registered: the create is carried out");
 }

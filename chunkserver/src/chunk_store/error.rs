@@ -19,6 +19,10 @@ pub enum ChunkError {
     /// below it): a stale replica is never read or written.
     #[error("chunk {handle}: replica has version {have}, request wants {want}")]
     VersionConflict { handle: ChunkHandle, have: ChunkVersion, want: ChunkVersion },
+    /// The replica came back from a crash with writes it had not synced
+    /// (see `ReplicaState::lost_writes`): no write or sync at this version.
+    #[error("chunk {handle}: the replica came back from a crash with unsynced writes, some may be lost; it takes no write at version {version}")]
+    LostWrites { handle: ChunkHandle, version: ChunkVersion },
     /// The byte range does not fit in the chunk.
     #[error("chunk {handle}: range at {offset_bytes} of {len_bytes} bytes is outside its {chunk_size_bytes} bytes")]
     OutOfRange { handle: ChunkHandle, offset_bytes: u64, len_bytes: u64, chunk_size_bytes: u64 },

@@ -132,7 +132,8 @@ impl ChunkMeta {
 
     /// `mark_synced` at start-up: the bytes on disk now are durable, but a
     /// dirty replica may have lost writes it acknowledged before the crash,
-    /// so it stays dirty until a sync asked for by a writer.
+    /// so it stays dirty until the master moves it to a new version (see
+    /// `ReplicaState::lost_writes`).
     pub fn mark_synced_keeping_dirty(&mut self) {
         let dirty = self.dirty;
         self.mark_synced();

@@ -258,6 +258,7 @@ impl ChunkStore {
         // unsynced slot writes the new file supersedes.
         self.files.close_discarding(&replica);
         st.meta = meta;
+        st.lost_writes = false;
         Ok(())
     }
 
@@ -277,6 +278,9 @@ impl ChunkStore {
         let replica = self.replica(handle)?;
         let mut st = alive(handle, write(&replica.state))?;
         check_version(handle, &st.meta, version)?;
+        if st.lost_writes {
+            return Err(ChunkError::LostWrites { handle, version });
+        }
         let len = data.len() as u64;
         if offset.checked_add(len).is_none_or(|end| end > st.meta.chunk_size_bytes) {
             return Err(out_of_range(handle, &st.meta, offset, len));
@@ -367,6 +371,9 @@ impl ChunkStore {
     pub fn sync(&self, handle: ChunkHandle) -> Result<(), ChunkError> {
         let replica = self.replica(handle)?;
         let mut st = alive(handle, write(&replica.state))?;
+        if st.lost_writes {
+            return Err(ChunkError::LostWrites { handle, version: st.meta.version });
+        }
         if !st.meta.dirty {
             // Every write marks the replica dirty first, and every completed
             // sync clears it: nothing was written since the last one.

@@ -41,6 +41,12 @@ pub(crate) struct ReplicaState {
     /// (or its creation failed): a caller that found it in the map just
     /// before then must treat it as unknown.
     pub gone: bool,
+    /// Loaded dirty: the process before crashed with writes to it not yet
+    /// synced, which a power cut may have dropped though they were
+    /// acknowledged. It takes no write and no sync at this version (a sync
+    /// would hide the loss from a writer that goes on); a version change,
+    /// which the master makes only once it judged the replica, clears it.
+    pub lost_writes: bool,
 }
 
 /// A replica's open data and metadata files.
@@ -129,7 +135,12 @@ impl Drop for ReplicaFiles {
 
 impl Replica {
     pub fn new(handle: ChunkHandle, meta: ChunkMeta) -> Replica {
-        Replica { handle, damaged: Arc::new(AtomicBool::new(false)), state: RwLock::new(ReplicaState { meta, gone: false }), files: Mutex::new(None) }
+        Replica {
+            handle,
+            damaged: Arc::new(AtomicBool::new(false)),
+            state: RwLock::new(ReplicaState { lost_writes: meta.dirty, meta, gone: false }),
+            files: Mutex::new(None),
+        }
     }
 }
 

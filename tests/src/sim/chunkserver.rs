@@ -107,12 +107,9 @@ impl Chunkserver {
         self.report_due = true;
     }
 
-    /// Refused before registration, as every other call. (The real
-    /// chunkserver's create does not check: a process with a new id, at the
-    /// address of one the master still counts live, then makes replicas the
-    /// master records on the old id, and the new process's own are never
-    /// members. Modelled so, ~1% of seeds strand a chunk; the chunkserver's
-    /// create should call `n.serving()?` too, in api/replicas.rs.)
+    /// Refused before registration, as every other call (else a process
+    /// with a new id, at the address of one the master still counts live,
+    /// makes replicas the master records on the old id: seeds 308, 322).
     pub fn create(&mut self, handle: ChunkHandle, version: ChunkVersion) -> Result<(), Refused> {
         self.serving()?;
         if let Some(r) = self.disk.replicas.get(&handle) {
@@ -134,6 +131,7 @@ impl Chunkserver {
         if version > r.version {
             r.sync();
             r.version = version;
+            r.lost_writes = false;
         }
         Ok(())
     }
@@ -188,6 +186,9 @@ impl Chunkserver {
         let r = self.disk.replicas.get_mut(&handle).ok_or("no such replica")?;
         if r.version != version {
             return Err("another version");
+        }
+        if r.lost_writes {
+            return Err("came back dirty: no write at this version");
         }
         if full && offset as usize >= r.data.len() {
             return Err("disk full");

@@ -33,18 +33,21 @@ pub struct Replica {
     pub dirty: bool,
     /// A bit flipped in it: reads and copies of it fail their checksums.
     pub corrupt: bool,
+    /// Came back from a crash dirty: takes no write (or sync) at this
+    /// version, as the real store (`ReplicaState::lost_writes`).
+    pub lost_writes: bool,
 }
 
 impl Replica {
     /// An empty replica, durable (creates, copies and version changes are
     /// synced before they answer).
     pub fn new(version: ChunkVersion) -> Replica {
-        Replica { version, data: Vec::new(), durable: Vec::new(), dirty: false, corrupt: false }
+        Replica { version, data: Vec::new(), durable: Vec::new(), dirty: false, corrupt: false, lost_writes: false }
     }
 
     /// A finished copy: durable, at `version`.
     pub fn copied(version: ChunkVersion, data: Vec<WriteId>) -> Replica {
-        Replica { version, durable: data.clone(), data, dirty: false, corrupt: false }
+        Replica { version, durable: data.clone(), data, dirty: false, corrupt: false, lost_writes: false }
     }
 
     pub fn length_bytes(&self) -> u64 {
@@ -70,6 +73,7 @@ impl Replica {
     /// up to some point (the last one kept may be torn, and recovery cuts a
     /// torn unit off), unsynced overwrites are lost. It stays dirty if it was.
     pub fn crash(&mut self, rng: &mut StdRng) {
+        self.lost_writes = self.dirty;
         if !self.dirty {
             self.data = self.durable.clone();
             return;

@@ -26,6 +26,11 @@ struct ModelChunk {
     version: ChunkVersion,
     size: u64,
     bytes: Vec<u8>,
+    /// Written since its last sync or version change.
+    dirty: bool,
+    /// Loaded dirty by the last reopen: refuses writes and syncs until its
+    /// version changes.
+    lost_writes: bool,
 }
 
 /// An offset inside `size`, often on a block or page boundary.
@@ -82,8 +87,14 @@ fn random_write(store: &ChunkStore, rng: &mut Rng, c: &mut ModelChunk, ctx: &str
         return;
     }
     let body = (roll < 50).then_some(&crcs[..]);
+    if c.lost_writes {
+        let r = write(body);
+        assert!(matches!(r, Err(ChunkError::LostWrites { .. })), "{ctx}: {r:?}");
+        return;
+    }
     write(body).unwrap_or_else(|e| panic!("{ctx}: write {offset}+{len}: {e}"));
     model_write(&mut c.bytes, offset as usize, &data);
+    c.dirty = true;
 }
 
 fn random_read(store: &ChunkStore, rng: &mut Rng, c: &ModelChunk, ctx: &str) {
@@ -100,6 +111,7 @@ fn check_all(store: &ChunkStore, chunks: &[ModelChunk], ctx: &str) {
     assert_eq!(infos.len(), chunks.len(), "{ctx}");
     for (info, c) in infos.iter().zip(chunks) {
         assert_eq!((info.handle, info.version, info.length), (c.handle, c.version, c.bytes.len() as u64), "{ctx}");
+        assert_eq!(info.dirty, c.dirty, "{ctx}: chunk {}", c.handle);
         store.verify(c.handle).unwrap_or_else(|e| panic!("{ctx}: verify: {e}"));
         assert!(store.read(c.handle, c.version, 0, c.size).unwrap() == c.bytes, "{ctx}: chunk {}", c.handle);
     }
@@ -112,7 +124,14 @@ fn run(seed: u64, steps: usize, direct: bool) {
     let mut chunks: Vec<ModelChunk> = [1u64, 4, 6]
         .iter()
         .enumerate()
-        .map(|(i, &blocks)| ModelChunk { handle: ChunkHandle(i as u64 + 1), version: V1, size: blocks * BLOCK_BYTES, bytes: Vec::new() })
+        .map(|(i, &blocks)| ModelChunk {
+            handle: ChunkHandle(i as u64 + 1),
+            version: V1,
+            size: blocks * BLOCK_BYTES,
+            bytes: Vec::new(),
+            dirty: false,
+            lost_writes: false,
+        })
         .collect();
     for c in &chunks {
         store.create(c.handle, c.version, c.size).unwrap();
@@ -132,14 +151,22 @@ fn run(seed: u64, steps: usize, direct: bool) {
             85..=88 => {
                 c.version = ChunkVersion(c.version.0 + 1 + rng.below(2));
                 store.set_version(c.handle, c.version).unwrap();
+                (c.dirty, c.lost_writes) = (false, false);
             }
             89..=92 => store.verify(c.handle).unwrap_or_else(|e| panic!("{ctx}: verify: {e}")),
-            93..=96 => store.sync(c.handle).unwrap(),
+            93..=96 => match c.lost_writes {
+                true => assert!(matches!(store.sync(c.handle), Err(ChunkError::LostWrites { .. })), "{ctx}"),
+                false => {
+                    store.sync(c.handle).unwrap();
+                    c.dirty = false;
+                }
+            },
             _ => {
                 drop(store);
                 store = reopen(dir.path(), direct);
                 assert!(store.quarantined().is_empty(), "{ctx}");
                 check_all(&store, &chunks, &ctx);
+                chunks.iter_mut().for_each(|c| c.lost_writes = c.dirty);
             }
         }
     }

@@ -41,13 +41,16 @@ fn a_torn_tail_is_cut_back_to_the_synced_bytes_and_kept() {
         assert_eq!(store.info(H).unwrap().length, synced.len() as u64);
         assert_eq!(store.read(H, V1, 0, SIZE).unwrap(), synced);
         store.verify(H).unwrap();
-        // It goes on as a normal replica, and the cut is durable.
-        store.write(H, V1, synced.len() as u64, b"more", None).unwrap();
+        // It crashed dirty: it takes writes again once the master moved it
+        // to a new version; the cut is durable.
+        assert!(matches!(store.write(H, V1, synced.len() as u64, b"more", None), Err(ChunkError::LostWrites { .. })));
+        store.set_version(H, V2).unwrap();
+        store.write(H, V2, synced.len() as u64, b"more", None).unwrap();
         store.sync(H).unwrap();
         drop(store);
         let store = reopen(dir.path(), direct);
-        assert_eq!(store.read(H, V1, 2 * BLOCK_BYTES + 1000, 10).unwrap(), b"more");
-        assert_eq!(store.read(H, V1, 0, 2 * BLOCK_BYTES + 1000).unwrap(), synced);
+        assert_eq!(store.read(H, V2, 2 * BLOCK_BYTES + 1000, 10).unwrap(), b"more");
+        assert_eq!(store.read(H, V2, 0, 2 * BLOCK_BYTES + 1000).unwrap(), synced);
     });
 }
 
@@ -221,8 +224,17 @@ fn a_write_after_a_sync_marks_the_replica_dirty_on_disk_until_the_next_sync() {
         let store = reopen(dir.path(), direct);
         assert!(store.info(H).unwrap().dirty, "writes since the last sync may be gone");
         assert!(store.list().iter().all(|i| i.dirty));
-        store.sync(H).unwrap();
+        // No write or sync at this version: a writer going on would have
+        // its sync claim bytes the crash dropped.
+        assert!(matches!(store.write(H, V1, 0, &pattern(4, 100), None), Err(ChunkError::LostWrites { .. })));
+        assert!(matches!(store.sync(H), Err(ChunkError::LostWrites { .. })));
+        assert_eq!(store.sync_dirty(), 0, "a clean stop leaves it dirty too");
+        assert!(store.info(H).unwrap().dirty);
+        // The master's next version (once it judged the replica) lifts it.
+        store.set_version(H, V2).unwrap();
         assert!(!store.info(H).unwrap().dirty);
+        store.write(H, V2, 0, &pattern(5, 100), None).unwrap();
+        store.sync(H).unwrap();
         drop(store);
         assert!(!reopen(dir.path(), direct).info(H).unwrap().dirty);
     });

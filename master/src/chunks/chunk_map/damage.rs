@@ -194,6 +194,11 @@ impl ChunkMap {
             let Some((node, best)) = longest(&short) else { continue };
             self.damaged.get_mut(&handle).map(|d| d.remove(&node));
             self.add_replica(handle, node, meta.version);
+            // A lease from before the loss would let its writers go on at
+            // this version, and the replica refuses them (its node lost
+            // writes it had acknowledged) until a bump: the next writer is
+            // granted anew, at the next version.
+            self.leases.remove(&handle);
             if best < meta.length {
                 self.lost_tail.insert(handle, (best, vec![node]));
             }
