@@ -140,12 +140,21 @@ pub fn path<E: Endpoint>(param: &E::Path) -> String {
 
 /// The path and query of `E` (what goes after the host).
 pub fn path_and_query<E: Endpoint>(param: &E::Path, query: &E::Query) -> Result<String, QueryError> {
-    let q = serde_urlencoded::to_string(query).map_err(|e| QueryError { route: E::ROUTE, reason: e.to_string() })?;
+    let form = serde_urlencoded::to_string(query).map_err(|e| QueryError { route: E::ROUTE, reason: e.to_string() })?;
+    let q = readable(&form);
     let p = path::<E>(param);
     Ok(match q.is_empty() {
         true => p,
         false => format!("{p}?{q}"),
     })
+}
+
+/// A form-encoded query in the RFC 3986 style people read in links: `%20`
+/// for a space, `/` and `~` as they are, `*` escaped. Each decodes to the
+/// same text (a `+`, `/` or `~` of the text itself was escaped by the form
+/// encoding, so none is mistaken).
+fn readable(form: &str) -> String {
+    form.replace('+', "%20").replace("%2F", "/").replace("%7E", "~").replace('*', "%2A")
 }
 
 /// The full URL of `E` at `base` (`http://host:port`, a trailing `/` is

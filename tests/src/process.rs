@@ -116,7 +116,7 @@ impl MasterProcess {
     /// [`MasterProcess::sigcont`]; a test holds it still while it checks
     /// a fault it set up before the master may act on it.
     pub fn sigstop(&self) {
-        signal(self.child.id(), libc::SIGSTOP);
+        crate::sys::stop(self.child.id());
     }
 
     /// SIGCONT: a stopped master goes on where it was.
@@ -214,7 +214,7 @@ impl ChunkserverProcess {
     /// SIGSTOP: the chunkserver freezes (a partition: no heartbeats, no
     /// answers, connections stay open) until [`ChunkserverProcess::sigcont`].
     pub fn sigstop(&self) {
-        signal(self.child.id(), libc::SIGSTOP);
+        crate::sys::stop(self.child.id());
     }
 
     /// SIGCONT: a stopped chunkserver goes on where it was.

@@ -67,3 +67,25 @@ pub fn signal(pid: u32, sig: libc::c_int) {
     // signal another process, and the callers pass their own children.
     unsafe { libc::kill(pid as i32, sig) };
 }
+
+/// SIGSTOP, returning once every thread of the process is stopped (at most
+/// 2 s): kill(2) returns before that, and a thread running on another core
+/// may still serve a request meanwhile (seen on a loaded 2-core machine).
+pub fn stop(pid: u32) {
+    signal(pid, libc::SIGSTOP);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !all_threads_stopped(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Whether every thread of `pid` is stopped (`T` in its `/proc` stat);
+/// false when that cannot be read.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks.flatten().all(|t| {
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // The state follows the command name, which is in parentheses.
+        stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['T', 't']))
+    })
+}

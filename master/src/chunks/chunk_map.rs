@@ -643,26 +643,10 @@ mod tests {
     use super::*;
     use dfs_proto::wire::chunks::ReplicaReport;
 
-    fn hb(n: u128, report: Option<Vec<ReplicaReport>>) -> Heartbeat {
-        Heartbeat {
-            node_id: NodeId(uuid::Uuid::from_u128(n)),
-            address: format!("http://127.0.0.1:{n}"),
-            capacity_bytes: 1 << 40,
-            used_bytes: 0,
-            chunk_count: 0,
-            load: 0,
-            report,
-            bytes_read: 0,
-            bytes_written: 0,
-            scrub: None,
-            registering: true,
-            cluster_id: None,
-            peers_epoch: 0,
-        }
-    }
+    use crate::chunks::fixtures::{self, replica as rep};
 
-    fn rep(h: u64, v: u64) -> ReplicaReport {
-        ReplicaReport { handle: ChunkHandle(h), version: ChunkVersion(v), length: 0, dirty: false }
+    fn hb(n: u128, report: Option<Vec<ReplicaReport>>) -> Heartbeat {
+        Heartbeat { report, ..fixtures::heartbeat(n) }
     }
 
     #[test]

@@ -16,6 +16,8 @@
 pub mod chunk_map;
 pub mod cs_client;
 pub mod engine;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod gc;
 pub mod lease;
 pub mod liveness;

@@ -49,7 +49,13 @@ fn urls_fill_the_parameter_and_encode_the_query() {
 fn query_strings_escape_what_they_carry() {
     let q = crate::wire::namespace::NodeRef { path: Some("/a b/&c=d".into()), inode: None };
     let u = url::<master::Stat>("http://m", &(), &q).unwrap();
-    assert_eq!(u, "http://m/v1/stat?path=%2Fa+b%2F%26c%3Dd");
+    assert_eq!(u, "http://m/v1/stat?path=/a%20b/%26c%3Dd");
+    // Every byte decodes back, whatever it is.
+    let text: String = (1u8..=127).map(char::from).chain("ü+%2F*~".chars()).collect();
+    let q = crate::wire::namespace::NodeRef { path: Some(text.clone()), inode: None };
+    let pq = path_and_query::<master::Stat>(&(), &q).unwrap();
+    let back: crate::wire::namespace::NodeRef = serde_urlencoded::from_str(pq.split_once('?').unwrap().1).unwrap();
+    assert_eq!(back.path.as_deref(), Some(text.as_str()), "{pq}");
 }
 
 #[test]

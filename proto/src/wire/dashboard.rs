@@ -144,8 +144,12 @@ fn root() -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileQuery {
     pub path: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub first: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `GET /v1/dashboard/browse?path=&start_after=`: one page of a directory.

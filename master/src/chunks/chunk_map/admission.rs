@@ -107,9 +107,7 @@ mod tests {
 
     const DEAD_AFTER: Duration = Duration::from_secs(30);
 
-    fn n(i: u128) -> NodeId {
-        NodeId(uuid::Uuid::from_u128(i))
-    }
+    use crate::chunks::fixtures::node as n;
 
     #[test]
     fn a_new_node_at_a_free_address_and_a_known_one_at_its_own_are_admitted() {

@@ -230,30 +230,15 @@ mod tests {
     const H: ChunkHandle = ChunkHandle(7);
     const DEAD_AFTER: Duration = Duration::from_secs(30);
 
-    fn node(n: u128) -> NodeId {
-        NodeId(uuid::Uuid::from_u128(n))
-    }
+    use crate::chunks::fixtures::{self, node};
 
     fn report(m: &mut ChunkMap, n: u128, version: u64, length: u64, now: Instant) {
         report_as(m, n, version, length, now, true, false);
     }
 
     fn report_as(m: &mut ChunkMap, n: u128, version: u64, length: u64, now: Instant, registering: bool, dirty: bool) {
-        let hb = Heartbeat {
-            node_id: node(n),
-            address: format!("http://127.0.0.1:{n}"),
-            capacity_bytes: 1 << 40,
-            used_bytes: 0,
-            chunk_count: 1,
-            load: 0,
-            report: Some(vec![ReplicaReport { handle: H, version: ChunkVersion(version), length, dirty }]),
-            bytes_read: 0,
-            bytes_written: 0,
-            scrub: None,
-            registering,
-            cluster_id: None,
-            peers_epoch: 0,
-        };
+        let report = vec![ReplicaReport { handle: H, version: ChunkVersion(version), length, dirty }];
+        let hb = Heartbeat { chunk_count: 1, report: Some(report), registering, ..fixtures::heartbeat(n) };
         m.heartbeat(&hb, now);
     }
 

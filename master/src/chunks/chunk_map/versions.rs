@@ -163,27 +163,14 @@ impl ChunkMap {
 mod tests {
     use super::super::ChunkMeta;
     use super::*;
-    use dfs_proto::wire::chunks::{Heartbeat, ReplicaReport};
+    use dfs_proto::wire::chunks::Heartbeat;
     use dfs_proto::InodeId;
 
     const DEAD_AFTER: Duration = Duration::from_secs(30);
 
     fn report(m: &mut ChunkMap, node: u128, replicas: &[(u64, u64)], now: Instant) -> Vec<super::super::NewerVersion> {
-        let hb = Heartbeat {
-            node_id: n(node),
-            address: format!("http://127.0.0.1:{node}"),
-            capacity_bytes: 1 << 40,
-            used_bytes: 0,
-            chunk_count: replicas.len() as u64,
-            load: 0,
-            report: Some(replicas.iter().map(|(h, v)| ReplicaReport { handle: ChunkHandle(*h), version: ChunkVersion(*v), length: 0, dirty: false }).collect()),
-            bytes_read: 0,
-            bytes_written: 0,
-            scrub: None,
-            registering: true,
-            cluster_id: None,
-            peers_epoch: 0,
-        };
+        let report = replicas.iter().map(|(h, v)| fixtures::replica(*h, *v)).collect();
+        let hb = Heartbeat { chunk_count: replicas.len() as u64, report: Some(report), ..fixtures::heartbeat(node) };
         m.heartbeat(&hb, now).1
     }
 
@@ -300,9 +287,7 @@ mod tests {
         assert!(m.damaged_nodes(h).contains(&(n(3), V6)));
     }
 
-    fn n(i: u128) -> NodeId {
-        NodeId(uuid::Uuid::from_u128(i))
-    }
+    use crate::chunks::fixtures::{self, node as n};
 
     const V5: ChunkVersion = ChunkVersion(5);
     const V6: ChunkVersion = ChunkVersion(6);

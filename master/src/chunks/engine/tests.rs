@@ -14,9 +14,7 @@ const LEASE: Duration = Duration::from_secs(60);
 const DEAD_AFTER: Duration = Duration::from_secs(30);
 const GRACE: Duration = Duration::from_secs(100);
 
-fn n(i: u128) -> NodeId {
-    NodeId(uuid::Uuid::from_u128(i))
-}
+use crate::chunks::fixtures::{heartbeat, node as n, replica};
 
 fn config(safe: bool) -> ChunkConfig {
     let timeout = if safe { Duration::from_secs(3600) } else { Duration::ZERO };
@@ -57,21 +55,7 @@ impl Harness {
     }
 
     fn heartbeat(&mut self, i: u128, report: Option<Vec<ReplicaReport>>) -> Vec<Command> {
-        let hb = Heartbeat {
-            node_id: n(i),
-            address: format!("http://127.0.0.1:{i}"),
-            capacity_bytes: 1 << 40,
-            used_bytes: 0,
-            chunk_count: 0,
-            load: 0,
-            report,
-            bytes_read: 0,
-            bytes_written: 0,
-            scrub: None,
-            registering: false,
-            cluster_id: None,
-            peers_epoch: 0,
-        };
+        let hb = Heartbeat { report, registering: false, ..heartbeat(i) };
         let req = self.req();
         self.step(Event::Heartbeat { req, hb: Box::new(hb) })
     }
@@ -321,10 +305,6 @@ fn safe_mode_holds_copies_and_leases_until_the_replicas_report() {
     assert!(!h.e.safe_mode_on());
 }
 
-fn replica(handle: u64, version: u64) -> ReplicaReport {
-    ReplicaReport { handle: ChunkHandle(handle), version: ChunkVersion(version), length: 0, dirty: false }
-}
-
 /// The heartbeat answers' deletions for `nodes`, as (node, handle).
 fn deletions(h: &mut Harness, nodes: impl IntoIterator<Item = u128>) -> Vec<(u128, u64)> {
     let mut out = Vec::new();
@@ -530,21 +510,8 @@ fn a_lease_member_back_from_a_crash_with_lost_writes_is_left_behind() {
     let (req, out) = h.lease(7);
     let g = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
     let crashed = g.secondaries[0].node_id;
-    let hb = Heartbeat {
-        node_id: crashed,
-        address: g.secondaries[0].address.clone(),
-        capacity_bytes: 1 << 40,
-        used_bytes: 0,
-        chunk_count: 1,
-        load: 0,
-        report: Some(vec![ReplicaReport { handle: ChunkHandle(7), version: ChunkVersion(1), length: 0, dirty: true }]),
-        bytes_read: 0,
-        bytes_written: 0,
-        scrub: None,
-        registering: true,
-        cluster_id: None,
-        peers_epoch: 0,
-    };
+    let report = vec![ReplicaReport { dirty: true, ..replica(7, 1) }];
+    let hb = Heartbeat { chunk_count: 1, report: Some(report), address: g.secondaries[0].address.clone(), ..heartbeat(crashed.0.as_u128()) };
     let req = h.req();
     let out = h.step(Event::Heartbeat { req, hb: Box::new(hb) });
     assert_eq!(calls(&out).iter().filter(|c| c.starts_with("version 2")).count(), 2, "the two others move on: {:?}", calls(&out));
