@@ -21,7 +21,7 @@ use dfs_proto::{ChunkHandle, ChunkVersion, InodeId, NodeId};
 
 use super::lease::Lease;
 use super::liveness::{liveness, Liveness};
-use super::placement::Candidate;
+use super::placement::{self, Candidate};
 use super::replication::{ChunkView, NodeView};
 
 mod admission;
@@ -461,7 +461,13 @@ impl ChunkMap {
         self.nodes
             .iter()
             .filter(|(id, n)| liveness(n.last_heartbeat, now, dead_after) == Liveness::Live && !self.draining.contains(id))
-            .map(|(id, n)| Candidate { node: *id, capacity_bytes: n.capacity_bytes, used_bytes: n.used_bytes.saturating_add(n.reserved_bytes), load: n.load })
+            .map(|(id, n)| Candidate {
+                node: *id,
+                capacity_bytes: n.capacity_bytes,
+                used_bytes: n.used_bytes.saturating_add(n.reserved_bytes),
+                load: n.load,
+                quiet: now.saturating_duration_since(n.last_heartbeat) > placement::quiet_after(dead_after),
+            })
             .collect()
     }
 

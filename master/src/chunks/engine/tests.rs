@@ -220,6 +220,26 @@ fn a_hung_chunkserver_delays_only_the_chunks_it_holds() {
 }
 
 #[test]
+fn a_new_chunk_is_not_placed_on_a_node_that_missed_heartbeats_while_others_can_take_it() {
+    let mut h = Harness::new(4);
+    // Node 1 (first by id among equals) goes quiet: more than a third of
+    // the dead interval without a heartbeat, not yet dead.
+    h.later(DEAD_AFTER / 2);
+    (2..=4).for_each(|i| drop(h.heartbeat(i, None)));
+    let (_, out) = h.lease(7);
+    let targets: Vec<String> = calls(&out);
+    assert_eq!(targets.len(), 3);
+    assert!(out.iter().all(|c| !matches!(c, Command::Create { node, .. } if *node == n(1))), "{targets:?}");
+    // Node 4 goes quiet too: three targets need one of the quiet nodes.
+    h.later(DEAD_AFTER / 3 + Duration::from_millis(1));
+    (2..=3).for_each(|i| drop(h.heartbeat(i, None)));
+    let (_, out) = h.lease(8);
+    let nodes: Vec<NodeId> = out.iter().filter_map(|c| if let Command::Create { node, .. } = c { Some(*node) } else { None }).collect();
+    assert_eq!(nodes.len(), 3, "{:?}", calls(&out));
+    assert!(nodes.contains(&n(2)) && nodes.contains(&n(3)), "the fresh nodes first: {:?}", calls(&out));
+}
+
+#[test]
 fn a_replica_that_missed_a_write_is_left_behind_and_the_lease_goes_on() {
     let mut h = Harness::new(3);
     let (req, out) = h.lease(7);
