@@ -201,12 +201,14 @@ pub async fn run<W: Worker>(mut worker: W, stats: Arc<WorkerStats>, mut stop: St
         }
         let started = Instant::now();
         stats.started();
+        let name = worker.name();
         let answer = tokio::select! {
             _ = stop.stopped() => {
                 stats.running.store(false, Ordering::Relaxed);
                 return;
             }
-            answer = worker.pass() => answer,
+            // One operation: its calls to other daemons carry one id.
+            answer = crate::http::request_id::background(name, worker.pass()) => answer,
         };
         let ended = Instant::now();
         stats.ended(ended - started);

@@ -92,6 +92,16 @@ pub fn carry<F: Future>(future: F) -> impl Future<Output = F::Output> {
     }
 }
 
+/// `future` as one operation of the background worker `worker` (a pass):
+/// under a fresh id, in a span naming the worker, so its log lines, the
+/// tasks it spawns and its calls to other daemons name one id, as a
+/// client's operation does.
+pub fn background<F: Future>(worker: &'static str, future: F) -> impl Future<Output = F::Output> {
+    let id = RequestId::fresh();
+    let span = tracing::error_span!("background", request_id = %id, worker = worker);
+    CURRENT.scope(id, future.instrument(span))
+}
+
 /// `tokio::spawn` of [`carry`]`(future)`.
 pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
 where

@@ -136,3 +136,16 @@ async fn a_handlers_log_lines_name_the_request_and_the_answer_is_logged() {
     }
     assert!(line("answered").contains("status=200"));
 }
+
+/// A background worker's pass is one operation: one fresh id for the pass
+/// and what it spawns, another for the next pass.
+#[tokio::test]
+async fn each_background_pass_runs_under_a_fresh_id_its_tasks_share() {
+    let pass = || background("test", async { (current_text(), spawn(async { current_text() }).await.unwrap()) });
+    let (first, spawned) = pass().await;
+    let (second, _) = pass().await;
+    assert_ne!(first, "none");
+    assert_eq!(first, spawned);
+    assert_ne!(first, second);
+    assert_eq!(current_text(), "none", "nothing outside a pass");
+}
