@@ -170,21 +170,7 @@ mod tests {
     fn the_map_refuses_a_hijack_and_keeps_the_node_as_it_was() {
         let t0 = Instant::now();
         let mut m = ChunkMap::default();
-        let hb = |id: u128, address: &str| Heartbeat {
-            node_id: n(id),
-            address: address.into(),
-            capacity_bytes: 1 << 40,
-            used_bytes: 0,
-            chunk_count: 0,
-            load: 0,
-            report: None,
-            bytes_read: 0,
-            bytes_written: 0,
-            scrub: None,
-            registering: false,
-            cluster_id: None,
-            peers_epoch: 0,
-        };
+        let hb = |id: u128, address: &str| Heartbeat { address: address.into(), registering: false, ..crate::chunks::fixtures::heartbeat(id) };
         m.heartbeat(&hb(1, "http://a:1"), t0);
         assert!(m.admit(&hb(1, "http://evil:6"), t0, DEAD_AFTER).is_err());
         assert!(m.admit(&hb(2, "http://a:1"), t0, DEAD_AFTER).is_err());

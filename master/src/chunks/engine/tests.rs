@@ -671,21 +671,7 @@ fn a_copy_target_reporting_the_copy_early_is_not_deleted_as_damaged() {
 
 /// A heartbeat of node `i` with a full report, as a process's first.
 fn registering(h: &mut Harness, i: u128, report: Vec<ReplicaReport>) -> Vec<Command> {
-    let hb = Heartbeat {
-        node_id: n(i),
-        address: format!("http://127.0.0.1:{i}"),
-        capacity_bytes: 1 << 40,
-        used_bytes: 0,
-        chunk_count: report.len() as u64,
-        load: 0,
-        report: Some(report),
-        bytes_read: 0,
-        bytes_written: 0,
-        scrub: None,
-        registering: true,
-        cluster_id: None,
-        peers_epoch: 0,
-    };
+    let hb = Heartbeat { chunk_count: report.len() as u64, report: Some(report), ..heartbeat(i) };
     let req = h.req();
     h.step(Event::Heartbeat { req, hb: Box::new(hb) })
 }
