@@ -15,8 +15,8 @@ use dfs_proto::auth::AuthError;
 use dfs_proto::endpoint::master as ep;
 use dfs_proto::endpoint::url_no_query;
 use dfs_proto::wire::chunks::{DeleteReplica, Heartbeat, HeartbeatResponse, ReplicaReport};
-use dfs_proto::{ErrorBody, ErrorKind};
-use dfs_server_kit::http::call::{body_up_to, CallError};
+use dfs_proto::ErrorKind;
+use dfs_server_kit::http::call::{body_up_to, refusal, CallError};
 use dfs_server_kit::http::internal::ClusterAuth;
 use dfs_server_kit::worker::{Next, Worker};
 
@@ -96,8 +96,7 @@ pub fn judge(
 /// signature check gave `signature`, for a node that recorded the cluster
 /// id `recorded`.
 pub fn decide(url: &str, recorded: Option<&str>, status: u16, signature: Result<(), AuthError>, body: &[u8]) -> Decision {
-    let error = serde_json::from_slice::<ErrorBody>(body).ok();
-    let (kind, message) = (error.as_ref().map(|b| b.error), error.map(|b| b.message).unwrap_or_default());
+    let (kind, message) = refusal(body);
     if status == 401 || status == 403 {
         return Decision::Refuse(Refusal::Refused { status, kind, message });
     }

@@ -79,24 +79,25 @@ fn forward(
 ) -> (Frames, tokio::task::JoinHandle<Result<(), Downstream>>) {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let next = chain[0].clone();
-    // The same write at the same offset; `length` is for reads. A flat
-    // query always encodes (were it not to, the empty URL fails the send
-    // like an unreachable replica).
+    // The same write at the same offset; `length` is for reads.
     let query = DataQuery { length: None, ..q };
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    let request = n
-        .http
-        .put(url::<WriteData>(&next, &handle, &query).unwrap_or_default())
-        .header(HEADER_FORWARD, chain[1..].join(","))
-        .header(HEADER_CHECKSUMS, crcs)
-        .header(header::CONTENT_LENGTH, len)
-        .header(HEADER_TOKEN, token)
-        .body(reqwest::Body::wrap_stream(stream));
+    let request = url::<WriteData>(&next, &handle, &query).map(|url| {
+        n.http
+            .put(url)
+            .header(HEADER_FORWARD, chain[1..].join(","))
+            .header(HEADER_CHECKSUMS, crcs)
+            .header(header::CONTENT_LENGTH, len)
+            .header(HEADER_TOKEN, token)
+            .body(reqwest::Body::wrap_stream(stream))
+    });
     let (auth, http) = (n.auth.clone(), n.http.clone());
     // Under the client's request id and span: the next replica logs the
     // write under the same id, and so do failures logged here.
     let task = request_id::spawn(async move {
         let failed = |m: String| ApiError::new(ErrorKind::EIO, format!("replica {next}: {m}"));
+        // A query that does not encode is this node's bug, not the next replica's fault.
+        let request = request.map_err(|e| Downstream { error: failed(e.to_string()), blame: Blame::Nobody })?;
         let resp = auth.send(&http, request).await.map_err(|e| Downstream { error: failed(e.to_string()), blame: Blame::Next })?;
         if resp.status().is_success() {
             return Ok(());

@@ -49,26 +49,27 @@ impl CallError {
     /// The refusal in a non-success answer, its JSON error decoded if any.
     pub async fn refused(url: &str, r: reqwest::Response) -> CallError {
         let status = r.status().as_u16();
-        let text = r.text().await.unwrap_or_default();
-        let (kind, message) = match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => (Some(body.error), body.message),
-            Err(_) => (None, text),
-        };
+        let (kind, message) = refusal(&r.bytes().await.unwrap_or_default());
         CallError::Refused { url: url.to_string(), status, kind, message }
-    }
-
-    /// The kind of the peer's refusal, if it was one and sent its kind.
-    pub fn kind(&self) -> Option<ErrorKind> {
-        match self {
-            CallError::Refused { kind, .. } => *kind,
-            _ => None,
-        }
     }
 }
 
+/// What a refusing answer's body says: the kind and message of its JSON
+/// error, or its text as the message.
+pub fn refusal(body: &[u8]) -> (Option<ErrorKind>, String) {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => (Some(b.error), b.message),
+        Err(_) => (None, String::from_utf8_lossy(body).into_owned()),
+    }
+}
+
+/// Most bytes reserved up front for an answer: its length header comes
+/// before anything is verified, so it may not size a large allocation.
+const RESERVE_MAX_BYTES: u64 = 8 << 20;
+
 /// The body of `resp`, refused past `limit` bytes.
 pub async fn body_up_to(url: &str, mut resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, CallError> {
-    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(limit) as usize);
+    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(limit).min(RESERVE_MAX_BYTES) as usize);
     loop {
         match resp.chunk().await {
             Ok(Some(frame)) if body.len() as u64 + frame.len() as u64 > limit => return Err(CallError::TooLarge { url: url.to_string(), limit }),
@@ -153,7 +154,7 @@ mod tests {
         assert!(matches!(&refused, CallError::Refused { status: 400, kind: Some(ErrorKind::EINVAL), .. }), "{refused:?}");
         let stranger = ClusterAuth::fixed(KeyRing::single(ClusterKey::generate()));
         let unsigned = signed_json::<CreateReplica>(&stranger, &http, &base, &ChunkHandle(1), &create(1), None).await.unwrap_err();
-        assert_eq!(unsigned.kind(), Some(ErrorKind::EKEYREJECTED), "{unsigned:?}");
+        assert!(matches!(unsigned, CallError::Refused { status: 401, kind: Some(ErrorKind::EKEYREJECTED), .. }), "{unsigned:?}");
         let bad = signed_json::<Verify>(&auth, &http, &base, &ChunkHandle(1), &chunks::VerifyReplica { version: ChunkVersion(1) }, None).await;
         assert!(matches!(bad, Err(CallError::BadAnswer { .. })), "{bad:?}");
         let gone = signed_json::<CreateReplica>(&auth, &http, "http://127.0.0.1:9", &ChunkHandle(1), &create(1), None).await.unwrap_err();
