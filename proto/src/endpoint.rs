@@ -56,6 +56,12 @@ pub enum Access {
     /// Only the cluster's own daemons: the request must carry a signature
     /// by the cluster key, which the server checks before the handler runs.
     Internal,
+    /// A logged-in user: the request must be signed under a session
+    /// (`auth::user`), checked before the handler runs, which then acts
+    /// with that user's permissions.
+    User,
+    /// A logged-in user with the admin role.
+    Admin,
 }
 
 /// A body that is not JSON: the bytes of a chunk or a file, streamed.

@@ -3,6 +3,7 @@
 //!
 //! - `chunks`, `namespace`: the bodies, queries and headers of each API.
 //! - `dashboard`: the master dashboard's JSON and the queries of its pages.
+//! - `users`: user management and the caller's identity.
 //! - `request_id`: the id that follows one client operation through every
 //!   daemon's log (`x-dfs-request-id`).
 
@@ -10,3 +11,4 @@ pub mod chunks;
 pub mod dashboard;
 pub mod namespace;
 pub mod request_id;
+pub mod users;

@@ -4,11 +4,13 @@
 //! - [`signature`]: HMAC signatures of internal requests and of their answers.
 //! - [`replay`]: the nonces of recent signed requests, so none is accepted twice.
 //! - [`token`]: chunk tokens the master grants clients, checked by chunkservers.
+//! - [`user`]: users' credentials, sessions and request signatures.
 
 pub mod keys;
 pub mod replay;
 pub mod signature;
 pub mod token;
+pub mod user;
 
 pub use keys::{ClusterKey, KeyError, KeyRing, KeySource};
 pub use signature::{AuthError, BodyDigest, Verified};

@@ -71,6 +71,12 @@ pub enum AuthError {
     BodyMismatch,
     #[error("too many recent signed requests to remember; retry")]
     Busy,
+    #[error("this endpoint needs a logged-in user: give credentials (--credentials FILE, DFS_CREDENTIALS or ~/.config/dfs/credentials)")]
+    NoSession,
+    #[error("the session has expired or this master does not know it; log in again")]
+    SessionExpired,
+    #[error("unknown user or wrong credentials")]
+    BadCredentials,
 }
 
 /// A signature that checked out.
@@ -91,7 +97,7 @@ pub struct RequestView<'a> {
     pub header: &'a dyn Fn(&str) -> Option<String>,
 }
 
-fn mac_over(secret: &[u8], parts: &[&str]) -> HmacSha256 {
+pub(crate) fn mac_over(secret: &[u8], parts: &[&str]) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
     for p in parts {
         // Length-prefixed: no two different part lists give the same input.
@@ -101,23 +107,38 @@ fn mac_over(secret: &[u8], parts: &[&str]) -> HmacSha256 {
     mac
 }
 
-fn request_parts(r: &RequestView<'_>, ts_ms: u64, nonce: &str, body: &str) -> Vec<String> {
-    let mut parts =
-        vec!["dfs-request-v1".to_string(), r.method.to_string(), r.path_and_query.to_string(), ts_ms.to_string(), nonce.to_string(), body.to_string()];
-    parts.extend(COVERED_HEADERS.iter().map(|h| (r.header)(h).unwrap_or_default()));
+/// What a kind of signature covers besides the request line: a label
+/// (so no signature of one kind passes as another) and its headers.
+#[derive(Clone, Copy, Debug)]
+pub struct Scheme {
+    pub label: &'static str,
+    pub covered: &'static [&'static str],
+}
+
+/// Signatures of internal requests, with the cluster key.
+pub const INTERNAL: Scheme = Scheme { label: "dfs-request-v1", covered: &COVERED_HEADERS };
+
+fn request_parts(scheme: Scheme, r: &RequestView<'_>, ts_ms: u64, nonce: &str, body: &str) -> Vec<String> {
+    let mut parts = vec![scheme.label.to_string(), r.method.to_string(), r.path_and_query.to_string(), ts_ms.to_string(), nonce.to_string(), body.to_string()];
+    parts.extend(scheme.covered.iter().map(|h| (r.header)(h).unwrap_or_default()));
     parts
 }
 
 /// The [`HEADER_AUTH`] value for a request.
 pub fn sign_request(ring: &KeyRing, now_ms: u64, r: &RequestView<'_>, body: BodyDigest) -> String {
+    let key = ring.signing();
+    sign_with(INTERNAL, &key.id, key.secret(), now_ms, r, body)
+}
+
+/// A signature of `scheme` with `secret`, named `key_id`.
+pub fn sign_with(scheme: Scheme, key_id: &str, secret: &[u8], now_ms: u64, r: &RequestView<'_>, body: BodyDigest) -> String {
     let mut nonce = [0u8; 16];
     rand::rng().fill_bytes(&mut nonce);
     let (nonce, body) = (hex(&nonce), body.text());
-    let key = ring.signing();
-    let parts = request_parts(r, now_ms, &nonce, &body);
+    let parts = request_parts(scheme, r, now_ms, &nonce, &body);
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-    let sig = hex(&mac_over(key.secret(), &refs).finalize().into_bytes());
-    format!("v1 key={} ts={now_ms} nonce={nonce} body={body} sig={sig}", key.id)
+    let sig = hex(&mac_over(secret, &refs).finalize().into_bytes());
+    format!("v1 key={key_id} ts={now_ms} nonce={nonce} body={body} sig={sig}")
 }
 
 struct Fields<'a> {
@@ -158,6 +179,17 @@ fn fields(value: &str) -> Result<Fields<'_>, AuthError> {
 /// caller checks the nonce against its replay cache and the body against
 /// [`Verified::body`]).
 pub fn verify_request(ring: &KeyRing, now_ms: u64, value: Option<&str>, r: &RequestView<'_>) -> Result<Verified, AuthError> {
+    verify_with(INTERNAL, |id| ring.get(id).map(|k| k.secret().to_vec()), now_ms, value, r)
+}
+
+/// Checks a signature of `scheme`; `secret_of` gives the secret a key id names.
+pub fn verify_with(
+    scheme: Scheme,
+    secret_of: impl Fn(&str) -> Option<Vec<u8>>,
+    now_ms: u64,
+    value: Option<&str>,
+    r: &RequestView<'_>,
+) -> Result<Verified, AuthError> {
     let f = fields(value.ok_or(AuthError::Missing)?)?;
     let ts_ms: u64 = f.ts.parse().map_err(|_| AuthError::Malformed("ts is not a number".into()))?;
     let nonce: [u8; 16] = unhex(f.nonce).and_then(|n| n.try_into().ok()).ok_or_else(|| AuthError::Malformed("nonce is not 16 hex bytes".into()))?;
@@ -166,16 +198,16 @@ pub fn verify_request(ring: &KeyRing, now_ms: u64, value: Option<&str>, r: &Requ
         d => BodyDigest::Sha256(unhex(d).and_then(|d| d.try_into().ok()).ok_or_else(|| AuthError::Malformed("body is not a SHA-256".into()))?),
     };
     let sig = unhex(f.sig).ok_or_else(|| AuthError::Malformed("sig is not hex".into()))?;
-    let key = ring.get(f.key).ok_or_else(|| AuthError::UnknownKey(f.key.chars().take(40).collect()))?;
-    let parts = request_parts(r, ts_ms, f.nonce, f.body);
+    let secret = secret_of(f.key).ok_or_else(|| AuthError::UnknownKey(f.key.chars().take(40).collect()))?;
+    let parts = request_parts(scheme, r, ts_ms, f.nonce, f.body);
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-    mac_over(key.secret(), &refs).verify_slice(&sig).map_err(|_| AuthError::BadSignature)?;
+    mac_over(&secret, &refs).verify_slice(&sig).map_err(|_| AuthError::BadSignature)?;
     // After the MAC: an outsider learns nothing from the clock check.
     let skew_ms = now_ms.abs_diff(ts_ms);
     if skew_ms > MAX_SKEW_MS {
         return Err(AuthError::Skew { ts_ms, skew_ms });
     }
-    Ok(Verified { key_id: key.id.clone(), ts_ms, nonce, body })
+    Ok(Verified { key_id: f.key.to_string(), ts_ms, nonce, body })
 }
 
 fn reply_parts(nonce: &[u8; 16], status: u16, body: &[u8]) -> [String; 4] {

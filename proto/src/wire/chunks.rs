@@ -410,6 +410,9 @@ pub struct ReplicaInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DownloadQuery {
     pub path: String,
+    /// The master's read grant for the downloading user (`auth::user::Grant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
 }
 
 /// A chunkserver's scrubber since the process started.

@@ -199,3 +199,20 @@ pub struct ReplicaState {
     /// "current", "stale", "dead" (its node), "draining", "copying" or "corrupt".
     pub state: String,
 }
+
+/// Query of `GET /login`: where to go once logged in (a path of this site).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// The form of `POST /login`: a user and their credential's secret (the
+/// `secret` line of their credentials file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginForm {
+    pub user: String,
+    pub secret: String,
+    #[serde(default)]
+    pub next: Option<String>,
+}

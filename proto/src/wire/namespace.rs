@@ -192,6 +192,11 @@ pub struct SetattrRequest {
     pub atime_ns: Option<i64>,
     #[serde(default)]
     pub mtime_ns: Option<i64>,
+    /// The times given are set to the master's clock instead (`touch`,
+    /// `UTIME_NOW`): allowed to whoever may write the file, where other
+    /// times are the owner's to set.
+    #[serde(default)]
+    pub times_now: bool,
     /// Replicas per chunk of a file (`setrep`); re-replication or trimming follows.
     #[serde(default)]
     pub replication: Option<u16>,
