@@ -34,6 +34,38 @@ pub struct MasterConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_key_file: Option<PathBuf>,
 
+    /// Who may use the API: `users` (every request signed by a user's
+    /// session; see `dfs admin user`) or `none` (anyone who reaches the
+    /// port is the superuser: only for throwaway clusters, and logged loudly).
+    #[arg(long, env = "DFS_AUTH", default_value = "users", value_parser = ["users", "none"])]
+    pub auth: String,
+
+    /// The first admin's name, made with DATA_DIR/admin.credentials (mode
+    /// 0600) on the first start: uid 0, in the supergroup, admin, and allowed
+    /// to act for local users (a mount).
+    #[arg(long, env = "DFS_ADMIN_USER", default_value = "admin")]
+    pub admin_user: String,
+
+    /// Members of this group pass every permission check, as uid 0 does
+    /// (HDFS's dfs.permissions.superusergroup).
+    #[arg(long, env = "DFS_SUPERUSER_GROUP", default_value = "supergroup")]
+    pub superuser_group: String,
+
+    /// The dashboard: `login` (users log in at /login) or `public` (anyone
+    /// may look, read-only, with the rights of "other"; no downloads).
+    #[arg(long, env = "DFS_DASHBOARD", default_value = "login", value_parser = ["login", "public"])]
+    pub dashboard: String,
+
+    /// Host names the dashboard answers to besides IP addresses and
+    /// `localhost`, comma-separated (requests naming others are refused:
+    /// DNS rebinding).
+    #[arg(long, env = "DFS_DASHBOARD_HOSTS", default_value = "")]
+    pub dashboard_hosts: String,
+
+    /// How long a login session lasts, in ms; clients log in again by themselves.
+    #[arg(long, env = "DFS_SESSION_MS", default_value_t = 3_600_000)]
+    pub session_ms: u64,
+
     /// How long a chunk token (a client's right to read or write one chunk)
     /// stays valid, in ms; clients renew theirs transparently.
     #[arg(long, env = "DFS_TOKEN_LIFETIME_MS", default_value_t = 600_000)]
@@ -157,6 +189,12 @@ impl DaemonConfig for MasterConfig {
         }
         if let Err(e) = check_chunk_size(self.default_chunk_size_bytes) {
             return invalid(format!("default_chunk_size_bytes: {}", e.message));
+        }
+        if let Err(e) = dfs_proto::auth::user::check_name(&self.admin_user).and(dfs_proto::auth::user::check_name(&self.superuser_group)) {
+            return invalid(format!("admin_user / superuser_group: {e}"));
+        }
+        if !(60_000..=7 * 86_400_000).contains(&self.session_ms) {
+            return invalid(format!("session_ms ({}) must be from one minute to a week", self.session_ms));
         }
         if self.max_request_body_bytes < 64 * 1024 {
             return invalid("max_request_body_bytes must be at least 65536 to carry a long path and a name".into());

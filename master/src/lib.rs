@@ -4,6 +4,7 @@
 //! - [`config`]: the daemon's settings (flags, `DFS_*` variables, TOML).
 //! - [`cluster_key`], [`tokens`]: the cluster key file; chunk tokens and
 //!   the keys that sign them.
+//! - [`users`]: who is calling: users, logins, sessions.
 //! - [`store`]: the namespace in RocksDB and its group-commit writer.
 //! - [`chunks`]: chunkservers, placement, leases and versions (soft state).
 //! - [`state`]: [`state::Master`], what the running parts share (store,
@@ -24,3 +25,4 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod tokens;
+pub mod users;

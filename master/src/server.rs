@@ -17,10 +17,29 @@ use crate::chunks::{monitor::Monitor, safe_mode, ChunkConfig, ChunkManager};
 use crate::cluster_key;
 use crate::config::MasterConfig;
 use crate::history::Sampler;
-use crate::state::Master;
+use crate::state::{DashboardAccess, Master};
 use crate::store::mutations::Defaults;
 use crate::store::{Store, Writer, WriterConfig};
 use crate::tokens::{Schedule, Tokens};
+use crate::users::{AuthMode, Users};
+
+/// The users, and the first admin on a new store.
+async fn open_users(config: &MasterConfig, store: &Store, writer: &Writer) -> anyhow::Result<Users> {
+    let mode = if config.auth == "none" { AuthMode::None } else { AuthMode::Users };
+    let (s, group, session_ms) = (store.clone(), config.superuser_group.clone(), config.session_ms);
+    let users = tokio::task::spawn_blocking(move || {
+        let users = Users::new(mode, &group, session_ms);
+        users.reload(&s).map(|_| users)
+    })
+    .await??;
+    crate::users::bootstrap(&users, store, writer, &config.data_dir, &config.admin_user, &config.superuser_group).await?;
+    if mode == AuthMode::None {
+        for _ in 0..3 {
+            tracing::warn!("auth = none: ANYONE WHO REACHES THIS MASTER IS THE SUPERUSER. Only for throwaway clusters; never expose it.");
+        }
+    }
+    Ok(users)
+}
 
 pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     // One master per data directory, held until this returns (or the
@@ -72,7 +91,12 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let sampler = workers.spawn(Sampler::new(Arc::downgrade(&chunks), history.clone()), shutdown.signal());
     let monitor = workers.spawn(Monitor::new(Arc::downgrade(&chunks), chunk_config.monitor_interval), shutdown.signal());
     let http_metrics = dfs_server_kit::http::metrics::HttpMetrics::new("dfs_master");
-    let state = Master { store, writer: writer.clone(), chunks, started: std::time::Instant::now(), history, http_metrics, auth, workers };
+    let users = Arc::new(open_users(&config, &store, &writer).await?);
+    let dashboard = Arc::new(DashboardAccess {
+        public: config.dashboard == "public",
+        hosts: config.dashboard_hosts.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_string).collect(),
+    });
+    let state = Master { store, writer: writer.clone(), chunks, started: std::time::Instant::now(), history, http_metrics, auth, users, dashboard, workers };
     let app = router(state, config.max_request_body_bytes);
 
     let addr = listener.local_addr()?;

@@ -13,6 +13,16 @@ use dfs_server_kit::worker::Workers;
 use crate::chunks::ChunkManager;
 use crate::history::History;
 use crate::store::{Store, Writer};
+use crate::users::Users;
+
+/// Who may look at the dashboard.
+#[derive(Clone, Debug, Default)]
+pub struct DashboardAccess {
+    /// Anyone, with the rights of "other"; else logged-in users only.
+    pub public: bool,
+    /// Host names the dashboard answers to besides IP addresses and `localhost`.
+    pub hosts: Vec<String>,
+}
 
 /// The master's shared state; cheap to clone (handles and `Arc`s).
 #[derive(Clone)]
@@ -28,6 +38,10 @@ pub struct Master {
     pub http_metrics: Arc<HttpMetrics>,
     /// The cluster key: checks chunkservers' requests, signs answers.
     pub auth: Arc<ClusterAuth>,
+    /// Users and their sessions: who is calling.
+    pub users: Arc<Users>,
+    /// Who may look at the dashboard, and under which host names.
+    pub dashboard: Arc<DashboardAccess>,
     /// The background workers' figures (the dashboard's sampler...), for `/metrics`.
     pub workers: Arc<Workers>,
 }

@@ -6,6 +6,7 @@ use dfs_proto::wire::namespace::{CheckReport, ClusterInfo, FileKind, FsckPage, F
 
 use super::store_call::blocking;
 use crate::state::Master;
+use crate::store::perms::Who;
 use crate::store::records::FORMAT_VERSION;
 use dfs_proto::wire::chunks::{NodeRequest, ReplicationStatus, SafeModeRequest};
 use dfs_proto::wire::namespace::Done;
@@ -30,14 +31,14 @@ const FSCK_PAGE_DEFAULT: u32 = 256;
 /// its subdirectories, for the caller to walk into).
 pub async fn fsck(State(s): State<Master>, ApiQuery(q): ApiQuery<FsckQuery>) -> Result<Json<FsckPage>, ApiError> {
     blocking(move || {
-        let node = s.store.resolve_node(&NodeRef { path: Some(q.path.clone()), inode: None })?;
+        let node = s.store.resolve_node(&NodeRef { path: Some(q.path.clone()), inode: None }, &Who::root())?;
         let mut page = FsckPage::default();
         match node.attr.kind {
             FileKind::File => page.files.push(s.chunks.file_health(q.path.clone(), &node.attr)?),
             FileKind::Symlink => {}
             FileKind::Dir => {
                 let dir = NodeRef { path: None, inode: Some(node.attr.inode) };
-                let list = s.store.list(&dir, q.start_after.as_deref(), Some(q.limit.unwrap_or(FSCK_PAGE_DEFAULT)))?;
+                let list = s.store.list(&dir, q.start_after.as_deref(), Some(q.limit.unwrap_or(FSCK_PAGE_DEFAULT)), &Who::root())?;
                 let base = q.path.trim_end_matches('/');
                 for e in list.entries {
                     let path = format!("{base}/{}", e.name);

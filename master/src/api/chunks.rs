@@ -13,7 +13,10 @@ use dfs_proto::ErrorKind;
 use super::store_call::blocking;
 use crate::state::Master;
 use crate::store::mutations::{furthest_per_chunk, WrittenRange};
-use crate::store::{Mutation, Outcome};
+use crate::store::perms::{self, READ, WRITE};
+use crate::store::{Mutation, NsError, Outcome};
+use crate::users::Caller;
+use dfs_proto::InodeId;
 use dfs_server_kit::http::ApiError;
 use dfs_server_kit::http::{ApiJson, ApiQuery};
 
@@ -47,14 +50,33 @@ fn signed_json<T: serde::Serialize>(s: &Master, signed: &Verified, value: &T) ->
 }
 
 /// `GET /v1/chunks?inode=N&first=I&count=K` → [`ChunkLocations`]
-pub async fn locate(State(s): State<Master>, ApiQuery(q): ApiQuery<LocateQuery>) -> Result<Json<ChunkLocations>, ApiError> {
+/// Read tokens only to whoever may read the file.
+pub async fn locate(
+    State(s): State<Master>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<LocateQuery>,
+) -> Result<Json<ChunkLocations>, ApiError> {
     let count = q.count.unwrap_or(LOCATE_MAX).clamp(1, LOCATE_MAX) as usize;
-    blocking(move || s.chunks.locate(q.inode, q.first, count).map(Json)).await
+    blocking(move || {
+        may_io(&s, &caller, q.inode, READ)?;
+        s.chunks.locate(q.inode, q.first, count).map(Json)
+    })
+    .await
 }
 
-/// `POST /v1/chunks/lease` → [`WriteLease`]
-pub async fn lease(State(s): State<Master>, ApiJson(r): ApiJson<LeaseRequest>) -> Result<Json<WriteLease>, ApiError> {
+/// `POST /v1/chunks/lease` → [`WriteLease`]: only to whoever may write the file.
+pub async fn lease(State(s): State<Master>, Extension(caller): Extension<Caller>, ApiJson(r): ApiJson<LeaseRequest>) -> Result<Json<WriteLease>, ApiError> {
+    let (s2, inode) = (s.clone(), r.inode);
+    blocking(move || may_io(&s2, &caller, inode, WRITE)).await?;
     Ok(Json(s.chunks.lease_for_write(r).await?))
+}
+
+/// The caller may read or write the data of file `inode` ([`perms::check_io`]).
+fn may_io(s: &Master, caller: &Caller, inode: InodeId, want: u32) -> Result<(), NsError> {
+    let Some(file) = s.store.get_inode(inode)? else {
+        return Ok(()); // chunk management answers ENOENT as it always has
+    };
+    perms::check_io(&caller.who, &file.attr, want, &format!("inode {inode}"))
 }
 
 /// `POST /v1/chunks/bad`: from a chunkserver (signed), acted on; from a
@@ -69,10 +91,10 @@ pub async fn bad_replica(State(s): State<Master>, signed: Option<Extension<Verif
 }
 
 /// `POST /v1/commit_length` → the file's [`Attr`]
-pub async fn commit_length(State(s): State<Master>, ApiJson(r): ApiJson<CommitLength>) -> Result<Json<Attr>, ApiError> {
+pub async fn commit_length(State(s): State<Master>, Extension(caller): Extension<Caller>, ApiJson(r): ApiJson<CommitLength>) -> Result<Json<Attr>, ApiError> {
     let ranges = r.chunks.iter().map(|c| WrittenRange { index: c.index, handle: c.handle, end: c.end }).collect();
     let chunks = furthest_per_chunk(ranges);
-    match s.writer.submit(Mutation::CommitLength { inode: r.inode, length: r.length, chunks: chunks.clone() }).await? {
+    match s.writer.submit_as(caller.who, Mutation::CommitLength { inode: r.inode, length: r.length, chunks: chunks.clone() }).await?.0 {
         Outcome::Attr(a) => {
             s.chunks.lengths_committed(&chunks);
             Ok(Json(a))
@@ -82,8 +104,12 @@ pub async fn commit_length(State(s): State<Master>, ApiJson(r): ApiJson<CommitLe
 }
 
 /// `POST /v1/append` → where to write one record ([`AppendReservation`]).
-pub async fn append(State(s): State<Master>, ApiJson(r): ApiJson<AppendRequest>) -> Result<Json<AppendReservation>, ApiError> {
-    match s.writer.submit(Mutation::ReserveAppend(r)).await? {
+pub async fn append(
+    State(s): State<Master>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(r): ApiJson<AppendRequest>,
+) -> Result<Json<AppendReservation>, ApiError> {
+    match s.writer.submit_as(caller.who, Mutation::ReserveAppend(r)).await?.0 {
         Outcome::Reserved(r) => Ok(Json(r)),
         _ => Err(ApiError::new(ErrorKind::EIO, "append returned no reservation")),
     }

@@ -11,6 +11,8 @@
 //!   `/file`, `/work`, `/events`, `/download`), its JSON under
 //!   `/v1/dashboard/`, `/metrics`, and HTML 404s outside `/v1/`.
 //!
+//! - [`users`]: logging in, whoami, user management; [`caller`]: the
+//!   session and signature check before every endpoint for users.
 //! - [`store_call`]: store calls on the blocking pool, store errors as answers.
 //!
 //! The handlers read the master's shared state (`crate::state::Master`).
@@ -18,6 +20,7 @@
 //! `{"error": KIND, "message": ...}`.
 
 pub mod admin;
+pub mod caller;
 pub mod chunks;
 pub mod dashboard;
 pub mod mutations;
@@ -25,6 +28,7 @@ pub mod queries;
 pub mod store_call;
 #[cfg(test)]
 mod trust_tests;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -46,6 +50,13 @@ pub fn router(state: Master, max_body_bytes: usize) -> Router {
     let http_metrics = state.http_metrics.clone();
     let auth = state.auth.clone();
     let routes = Routes::new(auth.clone())
+        .with_users(caller::guard(state.users.clone(), max_body_bytes))
+        .serve::<ep::Login, _, _>(users::login)
+        .serve::<ep::WhoAmI, _, _>(users::whoami)
+        .serve::<ep::Users, _, _>(users::list)
+        .serve::<ep::AddUser, _, _>(users::add)
+        .serve::<ep::RemoveUser, _, _>(users::remove)
+        .serve::<ep::RotateUser, _, _>(users::rotate)
         // Full chunk reports outgrow the API's body limit: ~64 bytes a replica.
         .serve_with::<ep::Heartbeat, _, _>(chunks::heartbeat, |m| m.layer(DefaultBodyLimit::max(HEARTBEAT_MAX_BYTES)))
         .serve::<ep::Mkdir, _, _>(mutations::mkdir)
@@ -76,7 +87,8 @@ pub fn router(state: Master, max_body_bytes: usize) -> Router {
         .serve::<ep::SafeMode, _, _>(admin::safe_mode)
         .serve::<ep::Decommission, _, _>(admin::decommission)
         .serve::<ep::Recommission, _, _>(admin::recommission);
-    dashboard::routes(routes)
+    let gate = dashboard::viewer::ViewerGate { users: state.users.clone(), access: state.dashboard.clone() };
+    dashboard::routes(routes, gate)
         .into_router()
         .fallback(dashboard::fallback)
         .method_not_allowed_fallback(dfs_server_kit::http::error::method_not_allowed)

@@ -2,54 +2,55 @@
 //! answered once it is durable.
 
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
 use dfs_proto::wire::namespace::*;
 use dfs_proto::ErrorKind;
 
 use crate::state::Master;
 use crate::store::{Mutation, Outcome};
+use crate::users::Caller;
 use dfs_server_kit::http::ApiError;
 use dfs_server_kit::http::ApiJson;
 
-async fn submit_for_attr(s: &Master, m: Mutation) -> Result<Json<Attr>, ApiError> {
-    match s.writer.submit(m).await? {
+async fn submit_for_attr(s: &Master, c: Caller, m: Mutation) -> Result<Json<Attr>, ApiError> {
+    match s.writer.submit_as(c.who, m).await?.0 {
         Outcome::Attr(a) => Ok(Json(a)),
         _ => Err(ApiError::new(ErrorKind::EIO, "mutation returned no attributes")),
     }
 }
 
 /// A new entry, with the directories its making changed.
-async fn submit_for_made(s: &Master, m: Mutation) -> Result<Json<Made>, ApiError> {
-    match s.writer.submit_changed(m).await? {
+async fn submit_for_made(s: &Master, c: Caller, m: Mutation) -> Result<Json<Made>, ApiError> {
+    match s.writer.submit_as(c.who, m).await? {
         (Outcome::Attr(attr), dirs) => Ok(Json(Made { attr, dirs })),
         _ => Err(ApiError::new(ErrorKind::EIO, "mutation returned no attributes")),
     }
 }
 
-async fn submit_for_changed(s: &Master, m: Mutation) -> Result<Json<Changed>, ApiError> {
-    let (_, dirs) = s.writer.submit_changed(m).await?;
+async fn submit_for_changed(s: &Master, c: Caller, m: Mutation) -> Result<Json<Changed>, ApiError> {
+    let (_, dirs) = s.writer.submit_as(c.who, m).await?;
     Ok(Json(Changed { dirs }))
 }
 
 /// `POST /v1/mkdir` → [`Made`]: the directory.
-pub async fn mkdir(State(s): State<Master>, ApiJson(r): ApiJson<MkdirRequest>) -> Result<Json<Made>, ApiError> {
-    submit_for_made(&s, Mutation::Mkdir(r)).await
+pub async fn mkdir(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<MkdirRequest>) -> Result<Json<Made>, ApiError> {
+    submit_for_made(&s, c, Mutation::Mkdir(r)).await
 }
 
 /// `POST /v1/create` → [`Made`]: the new (or, non-exclusive, existing) file.
-pub async fn create(State(s): State<Master>, ApiJson(r): ApiJson<CreateRequest>) -> Result<Json<Made>, ApiError> {
-    submit_for_made(&s, Mutation::Create(r)).await
+pub async fn create(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<CreateRequest>) -> Result<Json<Made>, ApiError> {
+    submit_for_made(&s, c, Mutation::Create(r)).await
 }
 
 /// `POST /v1/symlink` → [`Made`]: the link.
-pub async fn symlink(State(s): State<Master>, ApiJson(r): ApiJson<SymlinkRequest>) -> Result<Json<Made>, ApiError> {
-    submit_for_made(&s, Mutation::Symlink(r)).await
+pub async fn symlink(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<SymlinkRequest>) -> Result<Json<Made>, ApiError> {
+    submit_for_made(&s, c, Mutation::Symlink(r)).await
 }
 
 /// `POST /v1/setattr` → the new [`Attr`].
-pub async fn setattr(State(s): State<Master>, ApiJson(r): ApiJson<SetattrRequest>) -> Result<Json<Attr>, ApiError> {
+pub async fn setattr(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<SetattrRequest>) -> Result<Json<Attr>, ApiError> {
     let replication_changed = r.replication.is_some();
-    let attr = submit_for_attr(&s, Mutation::Setattr(r)).await?;
+    let attr = submit_for_attr(&s, c, Mutation::Setattr(r)).await?;
     if replication_changed {
         s.chunks.file_changed(&attr);
     }
@@ -57,21 +58,21 @@ pub async fn setattr(State(s): State<Master>, ApiJson(r): ApiJson<SetattrRequest
 }
 
 /// `POST /v1/rename` → [`Changed`]
-pub async fn rename(State(s): State<Master>, ApiJson(r): ApiJson<RenameRequest>) -> Result<Json<Changed>, ApiError> {
-    submit_for_changed(&s, Mutation::Rename(r)).await
+pub async fn rename(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<RenameRequest>) -> Result<Json<Changed>, ApiError> {
+    submit_for_changed(&s, c, Mutation::Rename(r)).await
 }
 
 /// `POST /v1/unlink`: a file or symlink.
-pub async fn unlink(State(s): State<Master>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Changed>, ApiError> {
-    submit_for_changed(&s, Mutation::Unlink(r)).await
+pub async fn unlink(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Changed>, ApiError> {
+    submit_for_changed(&s, c, Mutation::Unlink(r)).await
 }
 
 /// `POST /v1/rmdir`: an empty directory.
-pub async fn rmdir(State(s): State<Master>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Changed>, ApiError> {
-    submit_for_changed(&s, Mutation::Rmdir(r)).await
+pub async fn rmdir(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<RemoveRequest>) -> Result<Json<Changed>, ApiError> {
+    submit_for_changed(&s, c, Mutation::Rmdir(r)).await
 }
 
 /// `POST /v1/delete`: anything; a non-empty directory with `recursive`.
-pub async fn delete(State(s): State<Master>, ApiJson(r): ApiJson<DeleteRequest>) -> Result<Json<Changed>, ApiError> {
-    submit_for_changed(&s, Mutation::Delete(r)).await
+pub async fn delete(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<DeleteRequest>) -> Result<Json<Changed>, ApiError> {
+    submit_for_changed(&s, c, Mutation::Delete(r)).await
 }

@@ -1,18 +1,19 @@
 //! Read-only namespace queries, run on the blocking pool.
 
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
 use dfs_proto::wire::namespace::*;
 use dfs_proto::InodeId;
 
 use super::store_call::blocking;
 use crate::state::Master;
+use crate::users::Caller;
 use dfs_server_kit::http::ApiError;
 use dfs_server_kit::http::{ApiPath, ApiQuery};
 
 /// `GET /v1/stat?path=/a/b` or `?inode=N` → [`Attr`]
-pub async fn stat(State(s): State<Master>, ApiQuery(q): ApiQuery<StatQuery>) -> Result<Json<Attr>, ApiError> {
-    blocking(move || s.store.resolve_node(&q).map(|r| Json(r.attr))).await
+pub async fn stat(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<StatQuery>) -> Result<Json<Attr>, ApiError> {
+    blocking(move || s.store.resolve_node(&q, &c.who).map(|r| Json(r.attr))).await
 }
 
 /// `GET /v1/inodes/{id}` → [`Attr`]
@@ -21,18 +22,18 @@ pub async fn stat_inode(State(s): State<Master>, ApiPath(id): ApiPath<u64>) -> R
 }
 
 /// `GET /v1/lookup?parent=N&name=x` → [`Attr`]
-pub async fn lookup(State(s): State<Master>, ApiQuery(q): ApiQuery<LookupQuery>) -> Result<Json<Attr>, ApiError> {
-    blocking(move || s.store.lookup(q.parent, &q.name).map(Json)).await
+pub async fn lookup(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<LookupQuery>) -> Result<Json<Attr>, ApiError> {
+    blocking(move || s.store.lookup(q.parent, &q.name, &c.who).map(Json)).await
 }
 
 /// `GET /v1/list?path=/a&start_after=x&limit=N` → one [`ListResponse`] page
-pub async fn list(State(s): State<Master>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<ListResponse>, ApiError> {
-    blocking(move || s.store.list(&q.dir(), q.start_after.as_deref(), q.limit).map(Json)).await
+pub async fn list(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<ListResponse>, ApiError> {
+    blocking(move || s.store.list(&q.dir(), q.start_after.as_deref(), q.limit, &c.who).map(Json)).await
 }
 
 /// `GET /v1/readlink?path=/a/link` → [`ReadlinkResponse`]
-pub async fn readlink(State(s): State<Master>, ApiQuery(q): ApiQuery<StatQuery>) -> Result<Json<ReadlinkResponse>, ApiError> {
-    blocking(move || s.store.readlink(&q).map(|target| Json(ReadlinkResponse { target }))).await
+pub async fn readlink(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<StatQuery>) -> Result<Json<ReadlinkResponse>, ApiError> {
+    blocking(move || s.store.readlink(&q, &c.who).map(|target| Json(ReadlinkResponse { target }))).await
 }
 
 /// `GET /v1/fs` → [`FsStats`]

@@ -34,7 +34,12 @@ struct Master {
     _dir: tempfile::TempDir,
 }
 
+/// A master whose client calls need no login (these tests are about the cluster's trust).
 fn master() -> Master {
+    master_with(crate::users::AuthMode::None)
+}
+
+fn master_with(mode: crate::users::AuthMode) -> Master {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let defaults = Defaults { replication: 1, chunk_size_bytes: 1 << 20 };
@@ -62,6 +67,8 @@ fn master() -> Master {
         history: Default::default(),
         http_metrics: dfs_server_kit::http::metrics::HttpMetrics::new("test"),
         auth: auth.clone(),
+        users: std::sync::Arc::new(crate::users::Users::new(mode, "supergroup", 3_600_000)),
+        dashboard: Default::default(),
         workers: Default::default(),
     };
     Master { app: router(state, 1 << 20), auth, ring, cluster_id, _dir: dir }
@@ -290,7 +297,7 @@ async fn tokens_are_handed_out_and_a_client_report_only_asks_for_a_verification(
 
 #[tokio::test]
 async fn every_declared_endpoint_is_routed_and_internal_ones_need_a_signature() {
-    let m = master();
+    let m = master_with(crate::users::AuthMode::Users);
     let wrong = dfs_server_kit::http::route::undeclared_behaviour(m.app.clone(), dfs_proto::endpoint::master::ALL).await;
     assert!(wrong.is_empty(), "{wrong:#?}");
 }

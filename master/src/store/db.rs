@@ -382,6 +382,7 @@ mod tests {
 
     use super::*;
     use crate::store::mutations::Defaults;
+    use crate::store::perms::Who;
     use crate::store::{Mutation, Writer, WriterConfig};
 
     /// A copy of the data directory as a SIGKILL at this moment would leave
@@ -464,7 +465,7 @@ mod tests {
             let report = store.check().unwrap();
             assert!(report.ok, "image after {step} with {acked} acknowledged: {:?}", report.problems);
             for i in 0..acked {
-                assert!(store.resolve_path(&path_of(i)).is_ok(), "image after {step}: {} acknowledged, missing", path_of(i));
+                assert!(store.resolve_path(&path_of(i), &Who::root()).is_ok(), "image after {step}: {} acknowledged, missing", path_of(i));
             }
         }
     }
@@ -485,7 +486,7 @@ mod tests {
         let (_, records, damage) = inspect_log(dir.path()).unwrap();
         assert_eq!((records, damage), (0, Damage::None));
         let store = Store::open(dir.path()).unwrap();
-        assert!(store.resolve_path(&path_of(9)).is_ok());
+        assert!(store.resolve_path(&path_of(9), &Who::root()).is_ok());
     }
 
     /// The log's epoch as recorded in RocksDB, read with the store closed.

@@ -18,7 +18,10 @@ pub const CF_DELETED_CHUNKS: &str = "deleted_chunks";
 /// fixed names → cluster id, format version, counters.
 pub const CF_META: &str = "meta";
 
-pub const ALL_CFS: [&str; 6] = [CF_INODES, CF_ENTRIES, CF_CHUNKS, CF_PENDING_DELETE, CF_DELETED_CHUNKS, CF_META];
+/// `u/NAME` → a user's record, `g/NAME` → a group's gid (`users.rs`).
+pub const CF_USERS: &str = "users";
+
+pub const ALL_CFS: [&str; 7] = [CF_INODES, CF_ENTRIES, CF_CHUNKS, CF_PENDING_DELETE, CF_DELETED_CHUNKS, CF_META, CF_USERS];
 
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 pub const META_CLUSTER_ID: &[u8] = b"cluster_id";

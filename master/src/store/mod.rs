@@ -13,6 +13,8 @@
 //! - [`mutations`]: the namespace rules of mkdir, create, rename, delete...
 //! - [`writer`]: applying mutations with group commit, and the subtree reaper.
 //! - [`check`]: a full consistency scan.
+//! - [`users`]: users and groups.
+//! - [`perms`]: the POSIX permission rules, as pure functions.
 
 pub mod check;
 pub mod db;
@@ -20,9 +22,11 @@ pub mod error;
 pub mod keys;
 pub mod metalog;
 pub mod mutations;
+pub mod perms;
 pub mod reads;
 pub mod records;
 pub mod txn;
+pub mod users;
 pub mod writer;
 
 pub use db::Store;

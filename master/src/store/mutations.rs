@@ -7,8 +7,11 @@ use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
 
 use super::error::{fail, NsError};
 use super::keys::{CF_PENDING_DELETE, META_DECOMMISSIONED};
+use super::perms::{self, Who, EXEC, READ, WRITE};
 use super::records::{ChunkRecord, InodeRecord};
 use super::txn::Txn;
+use super::users::{self, UserRecord};
+use dfs_proto::wire::users::AddUserRequest;
 
 /// Most replicas a file may ask for.
 pub const MAX_REPLICATION: u16 = 16;
@@ -64,6 +67,13 @@ pub enum Mutation {
         node: NodeId,
         on: bool,
     },
+    AddUser(AddUserRequest),
+    /// A new stored key for the user named.
+    RotateUser {
+        name: String,
+        stored_key: String,
+    },
+    RemoveUser(String),
 }
 
 /// What a successful mutation answers.
@@ -72,6 +82,7 @@ pub enum Outcome {
     Attr(Attr),
     Chunk(ChunkRecord),
     Reserved(AppendReservation),
+    User(UserRecord),
     Done,
 }
 
@@ -82,23 +93,28 @@ pub struct Defaults {
     pub chunk_size_bytes: u64,
 }
 
-pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults) -> Result<Outcome, NsError> {
+/// Applies `m` to `t` with the permissions of `who` (the API's caller;
+/// chunk management's own mutations run as [`Who::root`]).
+pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults, who: &Who) -> Result<Outcome, NsError> {
     match m {
-        Mutation::Mkdir(r) => mkdir(t, r).map(Outcome::Attr),
-        Mutation::Create(r) => create(t, r, d).map(Outcome::Attr),
-        Mutation::Symlink(r) => symlink(t, r).map(Outcome::Attr),
-        Mutation::Rename(r) => rename(t, r).map(|_| Outcome::Done),
-        Mutation::Unlink(r) => unlink(t, &r.at).map(|_| Outcome::Done),
-        Mutation::Rmdir(r) => rmdir(t, &r.at).map(|_| Outcome::Done),
-        Mutation::Delete(r) => delete(t, r).map(|_| Outcome::Done),
-        Mutation::Setattr(r) => setattr(t, r).map(Outcome::Attr),
+        Mutation::Mkdir(r) => mkdir(t, r, who).map(Outcome::Attr),
+        Mutation::Create(r) => create(t, r, d, who).map(Outcome::Attr),
+        Mutation::Symlink(r) => symlink(t, r, who).map(Outcome::Attr),
+        Mutation::Rename(r) => rename(t, r, who).map(|_| Outcome::Done),
+        Mutation::Unlink(r) => unlink(t, &r.at, who).map(|_| Outcome::Done),
+        Mutation::Rmdir(r) => rmdir(t, &r.at, who).map(|_| Outcome::Done),
+        Mutation::Delete(r) => delete(t, r, who).map(|_| Outcome::Done),
+        Mutation::Setattr(r) => setattr(t, r, who).map(Outcome::Attr),
         Mutation::AddChunk { inode, index } => add_chunk(t, *inode, *index).map(Outcome::Chunk),
         Mutation::SetChunkVersion { inode, index, version, members } => set_chunk_version(t, *inode, *index, *version, members).map(Outcome::Chunk),
         Mutation::AddChunkMember { inode, index, version, node } => add_chunk_member(t, *inode, *index, *version, *node).map(|_| Outcome::Done),
-        Mutation::CommitLength { inode, length, chunks } => commit_length(t, *inode, *length, chunks).map(Outcome::Attr),
-        Mutation::ReserveAppend(r) => reserve_append(t, r).map(Outcome::Reserved),
+        Mutation::CommitLength { inode, length, chunks } => commit_length(t, *inode, *length, chunks, who).map(Outcome::Attr),
+        Mutation::ReserveAppend(r) => reserve_append(t, r, who).map(Outcome::Reserved),
         Mutation::ForgetDeletedChunks(handles) => handles.iter().try_for_each(|h| t.forget_deleted_chunk(*h)).map(|_| Outcome::Done),
         Mutation::SetDecommissioned { node, on } => set_decommissioned(t, *node, *on).map(|_| Outcome::Done),
+        Mutation::AddUser(r) => users::add_user(t, r).map(Outcome::User),
+        Mutation::RotateUser { name, stored_key } => users::rotate_user(t, name, stored_key).map(Outcome::User),
+        Mutation::RemoveUser(name) => users::remove_user(t, name).map(|_| Outcome::Done),
     }
 }
 
@@ -133,13 +149,16 @@ fn check_mode(mode: u32) -> Result<u32, NsError> {
     Ok(mode)
 }
 
-fn new_record(t: &Txn, kind: FileKind, owner: &NewOwner, default_mode: u32, parent: InodeId) -> Result<InodeRecord, NsError> {
+/// A new inode made by `who` in `parent` (owner and group by [`perms::new_owner`]).
+fn new_record(t: &Txn, kind: FileKind, owner: &NewOwner, default_mode: u32, parent: &Attr, who: &Who) -> Result<InodeRecord, NsError> {
+    let mode = check_mode(owner.mode.unwrap_or(default_mode))?;
+    let (uid, gid, mode) = perms::new_owner(who, parent, kind, mode, owner.uid, owner.gid);
     let attr = Attr {
         inode: InodeId(0),
         kind,
-        mode: check_mode(owner.mode.unwrap_or(default_mode))?,
-        uid: owner.uid.unwrap_or(0),
-        gid: owner.gid.unwrap_or(0),
+        mode,
+        uid,
+        gid,
         size: 0,
         atime_ns: t.now_ns,
         mtime_ns: t.now_ns,
@@ -147,7 +166,7 @@ fn new_record(t: &Txn, kind: FileKind, owner: &NewOwner, default_mode: u32, pare
         nlink: if kind == FileKind::Dir { 2 } else { 1 },
         replication: 0,
         chunk_size_bytes: 0,
-        parent,
+        parent: parent.inode,
     };
     Ok(InodeRecord { attr, symlink_target: String::new() })
 }
@@ -181,8 +200,8 @@ fn existing(t: &Txn, parent: InodeId, name: &str) -> Result<InodeRecord, NsError
 /// detached (a path is walked from the root through live entries), and
 /// only while a removed subtree waits (`pending_delete`), so a create pays
 /// no extra read otherwise.
-fn live_parent<'a>(t: &Txn, at: &'a EntryRef) -> Result<(InodeRecord, &'a str), NsError> {
-    let (parent, name) = t.store.resolve_parent(at)?;
+fn live_parent<'a>(t: &Txn, at: &'a EntryRef, who: &Who) -> Result<(InodeRecord, &'a str), NsError> {
+    let (parent, name) = t.store.resolve_parent(at, who)?;
     if matches!(at.form()?, Entry::Child(..)) && t.counters.pending_delete > 0 && is_detached(t, &parent)? {
         return fail(ErrorKind::ENOENT, format!("parent of {name:?} was removed"));
     }
@@ -220,11 +239,11 @@ fn mark_detached(t: &mut Txn, mut dir: InodeRecord) {
     t.put_inode(dir);
 }
 
-fn mkdir(t: &mut Txn, r: &MkdirRequest) -> Result<Attr, NsError> {
+fn mkdir(t: &mut Txn, r: &MkdirRequest, who: &Who) -> Result<Attr, NsError> {
     if let (true, Entry::Path(path)) = (r.parents, r.at.form()?) {
-        return mkdir_parents(t, path, &r.owner);
+        return mkdir_parents(t, path, &r.owner, who);
     }
-    let (parent, name) = live_parent(t, &r.at)?;
+    let (parent, name) = live_parent(t, &r.at, who)?;
     if let Some(e) = t.store.get_entry(parent.attr.inode, name)? {
         let found = t.inode(e.child)?;
         if r.parents && found.is_dir() {
@@ -232,16 +251,18 @@ fn mkdir(t: &mut Txn, r: &MkdirRequest) -> Result<Attr, NsError> {
         }
         return fail(ErrorKind::EEXIST, format!("{name:?} exists"));
     }
-    let record = new_record(t, FileKind::Dir, &r.owner, 0o755, parent.attr.inode)?;
+    perms::check(who, &parent.attr, WRITE | EXEC, name)?;
+    let record = new_record(t, FileKind::Dir, &r.owner, 0o755, &parent.attr, who)?;
     add_child(t, parent.attr.inode, name, record)
 }
 
 /// `mkdir -p`: creates each missing directory of `path`; an existing
 /// directory at the end is success.
-fn mkdir_parents(t: &mut Txn, path: &str, owner: &NewOwner) -> Result<Attr, NsError> {
+fn mkdir_parents(t: &mut Txn, path: &str, owner: &NewOwner, who: &Who) -> Result<Attr, NsError> {
     let parts = split_path(path)?;
     let mut current = t.inode(InodeId::ROOT)?;
     for (i, part) in parts.iter().enumerate() {
+        perms::check(who, &current.attr, EXEC, part)?;
         current = match t.store.get_entry(current.attr.inode, part)? {
             Some(e) => {
                 let found = t.inode(e.child)?;
@@ -252,7 +273,8 @@ fn mkdir_parents(t: &mut Txn, path: &str, owner: &NewOwner) -> Result<Attr, NsEr
                 found
             }
             None => {
-                let record = new_record(t, FileKind::Dir, owner, 0o755, current.attr.inode)?;
+                perms::check(who, &current.attr, WRITE | EXEC, part)?;
+                let record = new_record(t, FileKind::Dir, owner, 0o755, &current.attr, who)?;
                 let attr = add_child(t, current.attr.inode, part, record)?;
                 t.inode(attr.inode)?
             }
@@ -261,12 +283,14 @@ fn mkdir_parents(t: &mut Txn, path: &str, owner: &NewOwner) -> Result<Attr, NsEr
     Ok(current.attr)
 }
 
-fn create(t: &mut Txn, r: &CreateRequest, d: &Defaults) -> Result<Attr, NsError> {
+/// Makes a file; an existing one is opened for writing (non-exclusive:
+/// write permission on it) or replaced (overwrite: as removing it).
+fn create(t: &mut Txn, r: &CreateRequest, d: &Defaults, who: &Who) -> Result<Attr, NsError> {
     let replication = r.replication.unwrap_or(d.replication);
     check_replication(replication)?;
     let chunk_size = r.chunk_size_bytes.unwrap_or(d.chunk_size_bytes);
     check_chunk_size(chunk_size)?;
-    let (parent, name) = live_parent(t, &r.at)?;
+    let (parent, name) = live_parent(t, &r.at, who)?;
     if let Some(e) = t.store.get_entry(parent.attr.inode, name)? {
         let found = t.inode(e.child)?;
         match (r.overwrite, r.exclusive, found.attr.kind) {
@@ -275,27 +299,36 @@ fn create(t: &mut Txn, r: &CreateRequest, d: &Defaults) -> Result<Attr, NsError>
             }
             // The old file goes (its chunks to garbage collection) in the
             // same batch that creates the new one: no moment without a file.
-            (true, _, _) => remove_child(t, parent.attr.inode, name, &found)?,
-            (false, false, FileKind::File) => return Ok(found.attr),
+            (true, _, _) => {
+                perms::check_remove(who, &parent.attr, &found.attr, name)?;
+                remove_child(t, parent.attr.inode, name, &found)?
+            }
+            (false, false, FileKind::File) => {
+                perms::check(who, &found.attr, WRITE, name)?;
+                return Ok(found.attr);
+            }
             _ => return fail(ErrorKind::EEXIST, format!("{name:?} exists")),
         }
+    } else {
+        perms::check(who, &parent.attr, WRITE | EXEC, name)?;
     }
-    let mut record = new_record(t, FileKind::File, &r.owner, 0o644, parent.attr.inode)?;
+    let mut record = new_record(t, FileKind::File, &r.owner, 0o644, &parent.attr, who)?;
     record.attr.replication = replication;
     record.attr.chunk_size_bytes = chunk_size;
     add_child(t, parent.attr.inode, name, record)
 }
 
-fn symlink(t: &mut Txn, r: &SymlinkRequest) -> Result<Attr, NsError> {
+fn symlink(t: &mut Txn, r: &SymlinkRequest, who: &Who) -> Result<Attr, NsError> {
     if r.target.is_empty() || r.target.contains('\0') || r.target.len() > PATH_MAX_BYTES {
         return fail(ErrorKind::EINVAL, "symlink target must be 1 to 4096 bytes without NUL");
     }
-    let (parent, name) = live_parent(t, &r.at)?;
+    let (parent, name) = live_parent(t, &r.at, who)?;
     if t.store.get_entry(parent.attr.inode, name)?.is_some() {
         return fail(ErrorKind::EEXIST, format!("{name:?} exists"));
     }
+    perms::check(who, &parent.attr, WRITE | EXEC, name)?;
     let owner = NewOwner { mode: Some(0o777), uid: r.uid, gid: r.gid };
-    let mut record = new_record(t, FileKind::Symlink, &owner, 0o777, parent.attr.inode)?;
+    let mut record = new_record(t, FileKind::Symlink, &owner, 0o777, &parent.attr, who)?;
     record.attr.size = r.target.len() as u64;
     record.symlink_target = r.target.clone();
     add_child(t, parent.attr.inode, name, record)
@@ -314,21 +347,23 @@ fn remove_child(t: &mut Txn, parent: InodeId, name: &str, child: &InodeRecord) -
     Ok(())
 }
 
-fn unlink(t: &mut Txn, at: &EntryRef) -> Result<(), NsError> {
-    let (parent, name) = t.store.resolve_parent(at)?;
+fn unlink(t: &mut Txn, at: &EntryRef, who: &Who) -> Result<(), NsError> {
+    let (parent, name) = t.store.resolve_parent(at, who)?;
     let child = existing(t, parent.attr.inode, name)?;
     if child.is_dir() {
         return fail(ErrorKind::EISDIR, format!("{name:?} is a directory"));
     }
+    perms::check_remove(who, &parent.attr, &child.attr, name)?;
     remove_child(t, parent.attr.inode, name, &child)
 }
 
-fn rmdir(t: &mut Txn, at: &EntryRef) -> Result<(), NsError> {
-    let (parent, name) = t.store.resolve_parent(at)?;
+fn rmdir(t: &mut Txn, at: &EntryRef, who: &Who) -> Result<(), NsError> {
+    let (parent, name) = t.store.resolve_parent(at, who)?;
     let child = existing(t, parent.attr.inode, name)?;
     if !child.is_dir() {
         return fail(ErrorKind::ENOTDIR, format!("{name:?} is not a directory"));
     }
+    perms::check_remove(who, &parent.attr, &child.attr, name)?;
     if !t.store.is_empty_dir(child.attr.inode)? {
         return fail(ErrorKind::ENOTEMPTY, format!("{name:?} is not empty"));
     }
@@ -338,14 +373,18 @@ fn rmdir(t: &mut Txn, at: &EntryRef) -> Result<(), NsError> {
 /// Removes a file, or a directory with everything under it. A non-empty
 /// directory is detached in this one batch and freed later by the reaper,
 /// so the reply does not wait on the size of the subtree.
-fn delete(t: &mut Txn, r: &DeleteRequest) -> Result<(), NsError> {
-    let (parent, name) = t.store.resolve_parent(&r.at)?;
+fn delete(t: &mut Txn, r: &DeleteRequest, who: &Who) -> Result<(), NsError> {
+    let (parent, name) = t.store.resolve_parent(&r.at, who)?;
     let child = existing(t, parent.attr.inode, name)?;
+    perms::check_remove(who, &parent.attr, &child.attr, name)?;
     if !child.is_dir() || t.store.is_empty_dir(child.attr.inode)? {
         return remove_child(t, parent.attr.inode, name, &child);
     }
     if !r.recursive {
         return fail(ErrorKind::ENOTEMPTY, format!("{name:?} is not empty"));
+    }
+    if !who.superuser {
+        may_remove_subtree(t, &child, who)?;
     }
     t.delete_entry(parent.attr.inode, name)?;
     t.add_pending_delete(child.attr.inode)?;
@@ -354,6 +393,31 @@ fn delete(t: &mut Txn, r: &DeleteRequest) -> Result<(), NsError> {
     t.touch_dir(&mut dir);
     dir.attr.nlink = dir.attr.nlink.saturating_sub(1);
     t.put_inode(dir);
+    Ok(())
+}
+
+/// `rm -r` as `who` would succeed: read, write and search on every
+/// directory of the subtree, and the sticky rule for every entry in them.
+/// It reads the whole subtree (in the writer: a user's large recursive
+/// delete delays other mutations by its size; the superuser's skips it).
+fn may_remove_subtree(t: &Txn, top: &InodeRecord, who: &Who) -> Result<(), NsError> {
+    let mut dirs = vec![top.clone()];
+    while let Some(dir) = dirs.pop() {
+        perms::check(who, &dir.attr, READ | WRITE | EXEC, &format!("directory {}", dir.attr.inode))?;
+        let mut after: Option<String> = None;
+        loop {
+            let page = t.store.entries_after(dir.attr.inode, after.as_deref(), 1024)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (name, entry) in &page {
+                let child = t.inode(entry.child)?;
+                perms::check_sticky(who, &dir.attr, &child.attr, name)?;
+                if child.is_dir() {
+                    dirs.push(child);
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -373,13 +437,21 @@ fn is_within(t: &Txn, dir: InodeId, ancestor: InodeId) -> Result<bool, NsError> 
     fail(ErrorKind::EIO, "parent chain does not reach the root")
 }
 
-fn rename(t: &mut Txn, r: &RenameRequest) -> Result<(), NsError> {
+/// POSIX rename, as `who`: write and search on both directories, the
+/// sticky rule for the entry moved and the one replaced, and write on a
+/// directory moved to another parent (its `..` changes).
+fn rename(t: &mut Txn, r: &RenameRequest, who: &Who) -> Result<(), NsError> {
     // Both ends must be live: a name moved out of a detached subtree would
     // be freed under its new entry by the reaper, one moved in lost.
-    let (src_parent, src_name) = live_parent(t, &r.src)?;
-    let (dst_parent, dst_name) = live_parent(t, &r.dst)?;
+    let (src_parent, src_name) = live_parent(t, &r.src, who)?;
+    let (dst_parent, dst_name) = live_parent(t, &r.dst, who)?;
     let (sp, dp) = (src_parent.attr.inode, dst_parent.attr.inode);
     let mut moving = existing(t, sp, src_name)?;
+    perms::check_remove(who, &src_parent.attr, &moving.attr, src_name)?;
+    perms::check(who, &dst_parent.attr, WRITE | EXEC, dst_name)?;
+    if moving.is_dir() && sp != dp {
+        perms::check(who, &moving.attr, WRITE, src_name)?;
+    }
     if moving.is_dir() && is_within(t, dp, moving.attr.inode)? {
         return fail(ErrorKind::EINVAL, "cannot move a directory into itself");
     }
@@ -391,6 +463,7 @@ fn rename(t: &mut Txn, r: &RenameRequest) -> Result<(), NsError> {
             return fail(ErrorKind::EEXIST, format!("{dst_name:?} exists"));
         }
         let victim = t.inode(e.child)?;
+        perms::check_sticky(who, &dst_parent.attr, &victim.attr, dst_name)?;
         match (moving.is_dir(), victim.is_dir()) {
             (true, false) => return fail(ErrorKind::ENOTDIR, format!("{dst_name:?} is not a directory")),
             (false, true) => return fail(ErrorKind::EISDIR, format!("{dst_name:?} is a directory")),
@@ -415,18 +488,28 @@ fn rename(t: &mut Txn, r: &RenameRequest) -> Result<(), NsError> {
     Ok(())
 }
 
-fn setattr(t: &mut Txn, r: &SetattrRequest) -> Result<Attr, NsError> {
-    let id = t.store.resolve_node(&r.node)?.attr.inode;
+/// Sets what `r` names, each change under its rule ([`perms`]): all or nothing.
+fn setattr(t: &mut Txn, r: &SetattrRequest, who: &Who) -> Result<Attr, NsError> {
+    let id = t.store.resolve_node(&r.node, who)?.attr.inode;
     let mut record = t.inode(id)?;
+    let name = r.node.path.clone().unwrap_or_else(|| format!("inode {id}"));
     let a = &mut record.attr;
     if let Some(mode) = r.mode {
-        a.mode = check_mode(mode)?;
+        a.mode = perms::chmod(who, a, check_mode(mode)?, &name)?;
     }
-    if let Some(uid) = r.uid {
-        a.uid = uid;
+    if r.uid.is_some() || r.gid.is_some() {
+        a.mode = perms::chown(who, a, r.uid, r.gid, &name)?;
+        a.uid = r.uid.unwrap_or(a.uid);
+        a.gid = r.gid.unwrap_or(a.gid);
     }
-    if let Some(gid) = r.gid {
-        a.gid = gid;
+    if r.size.is_some() {
+        perms::check_io(who, a, WRITE, &name)?;
+    }
+    if r.replication.is_some() {
+        perms::check(who, a, WRITE, &name)?;
+    }
+    if r.atime_ns.is_some() || r.mtime_ns.is_some() {
+        perms::set_times(who, a, r.times_now, &name)?;
     }
     if let Some(size) = r.size {
         match a.kind {
@@ -456,11 +539,12 @@ fn setattr(t: &mut Txn, r: &SetattrRequest) -> Result<Attr, NsError> {
         check_replication(replication)?;
         a.replication = replication;
     }
+    let now = t.now_ns;
     if let Some(atime) = r.atime_ns {
-        a.atime_ns = atime;
+        a.atime_ns = if r.times_now { now } else { atime };
     }
     if let Some(mtime) = r.mtime_ns {
-        a.mtime_ns = mtime;
+        a.mtime_ns = if r.times_now { now } else { mtime };
     }
     a.ctime_ns = t.now_ns;
     let attr = a.clone();
@@ -471,8 +555,9 @@ fn setattr(t: &mut Txn, r: &SetattrRequest) -> Result<Attr, NsError> {
 /// Where the next record of `r.length` bytes goes: at the end of the file,
 /// or at the start of the next chunk when it would cross a chunk boundary
 /// (so each record lives whole in one chunk). The file grows to cover it.
-fn reserve_append(t: &mut Txn, r: &AppendRequest) -> Result<AppendReservation, NsError> {
+fn reserve_append(t: &mut Txn, r: &AppendRequest, who: &Who) -> Result<AppendReservation, NsError> {
     let file = file_inode(t, r.inode)?;
+    perms::check_io(who, &file.attr, WRITE, &format!("inode {}", r.inode))?;
     let chunk = file.attr.chunk_size_bytes.max(1);
     let offset = append_offset(file.attr.size, r.length, chunk)?;
     let end = offset + r.length;
@@ -588,8 +673,9 @@ fn add_chunk_member(t: &mut Txn, inode: InodeId, index: u64, version: ChunkVersi
     t.put_chunk(inode, index, &record)
 }
 
-fn commit_length(t: &mut Txn, inode: InodeId, length: u64, chunks: &[WrittenRange]) -> Result<Attr, NsError> {
+fn commit_length(t: &mut Txn, inode: InodeId, length: u64, chunks: &[WrittenRange], who: &Who) -> Result<Attr, NsError> {
     let file = file_inode(t, inode)?;
+    perms::check_io(who, &file.attr, WRITE, &format!("inode {inode}"))?;
     if length > FILE_SIZE_MAX_BYTES {
         return fail(ErrorKind::EINVAL, format!("length {length} is past the largest file size"));
     }

@@ -9,6 +9,7 @@ use rocksdb::{Direction, IteratorMode, ReadOptions};
 use super::db::Store;
 use super::error::{fail, NsError};
 use super::keys::*;
+use super::perms::{self, Who, EXEC, READ};
 use super::records::{ChunkRecord, EntryRecord, InodeRecord};
 
 /// Longest page a listing returns, whatever the caller asks.
@@ -39,19 +40,21 @@ impl Store {
         }
     }
 
-    /// Walks `path` from the root. Symlinks are not followed: the API works on
+    /// Walks `path` from the root, as `who`: search permission on every
+    /// directory passed through. Symlinks are not followed: the API works on
     /// canonical paths, and a symlink in the middle of one is ENOTDIR.
-    pub fn resolve_path(&self, path: &str) -> Result<InodeRecord, NsError> {
-        self.walk(path, &split_path(path)?)
+    pub fn resolve_path(&self, path: &str, who: &Who) -> Result<InodeRecord, NsError> {
+        self.walk(path, &split_path(path)?, who)
     }
 
     /// Walks the components `parts` of `path` from the root.
-    fn walk(&self, path: &str, parts: &[&str]) -> Result<InodeRecord, NsError> {
+    fn walk(&self, path: &str, parts: &[&str], who: &Who) -> Result<InodeRecord, NsError> {
         let mut current = self.inode(InodeId::ROOT)?;
         for (depth, part) in parts.iter().enumerate() {
             if !current.is_dir() {
                 return fail(ErrorKind::ENOTDIR, format!("{}: a parent is not a directory", prefix(path, depth)));
             }
+            perms::check(who, &current.attr, EXEC, &prefix(path, depth))?;
             let Some(entry) = self.get_entry(current.attr.inode, part)? else {
                 return fail(ErrorKind::ENOENT, format!("{}: no such file or directory", prefix(path, depth + 1)));
             };
@@ -60,24 +63,27 @@ impl Store {
         Ok(current)
     }
 
-    /// The inode a [`NodeRef`] names.
-    pub fn resolve_node(&self, node: &NodeRef) -> Result<InodeRecord, NsError> {
+    /// The inode a [`NodeRef`] names. One named by number is reached with
+    /// no check on its ancestors (as an NFS file handle): the check is on
+    /// the inode itself.
+    pub fn resolve_node(&self, node: &NodeRef, who: &Who) -> Result<InodeRecord, NsError> {
         match (&node.path, node.inode) {
-            (Some(path), None) => self.resolve_path(path),
+            (Some(path), None) => self.resolve_path(path, who),
             (None, Some(id)) => self.inode(id),
             _ => fail(ErrorKind::EINVAL, "give either \"path\" or \"inode\""),
         }
     }
 
-    /// The directory an [`EntryRef`] lives in, and its validated name.
-    pub fn resolve_parent<'a>(&self, at: &'a EntryRef) -> Result<(InodeRecord, &'a str), NsError> {
+    /// The directory an [`EntryRef`] lives in, and its validated name; `who`
+    /// may search it and every directory on the way.
+    pub fn resolve_parent<'a>(&self, at: &'a EntryRef, who: &Who) -> Result<(InodeRecord, &'a str), NsError> {
         let (parent, name) = match at.form()? {
             Entry::Path(path) => {
                 let parts = split_path(path)?;
                 let Some((name, dirs)) = parts.split_last() else {
                     return fail(ErrorKind::EPERM, "the root directory has no name in a parent");
                 };
-                (self.walk(path, dirs)?, *name)
+                (self.walk(path, dirs, who)?, *name)
             }
             Entry::Child(parent, name) => {
                 validate_name(name)?;
@@ -87,15 +93,17 @@ impl Store {
         if !parent.is_dir() {
             return fail(ErrorKind::ENOTDIR, format!("parent of {name:?} is not a directory"));
         }
+        perms::check(who, &parent.attr, EXEC, name)?;
         Ok((parent, name))
     }
 
-    pub fn lookup(&self, parent: InodeId, name: &str) -> Result<Attr, NsError> {
+    pub fn lookup(&self, parent: InodeId, name: &str, who: &Who) -> Result<Attr, NsError> {
         validate_name(name)?;
         let dir = self.inode(parent)?;
         if !dir.is_dir() {
             return fail(ErrorKind::ENOTDIR, format!("inode {parent} is not a directory"));
         }
+        perms::check(who, &dir.attr, EXEC, name)?;
         match self.get_entry(parent, name)? {
             Some(e) => Ok(self.inode(e.child)?.attr),
             None => fail(ErrorKind::ENOENT, format!("{name:?}: no such file or directory")),
@@ -137,12 +145,14 @@ impl Store {
         Ok(out)
     }
 
-    /// One page of a directory listing, with each entry's attributes.
-    pub fn list(&self, dir: &NodeRef, start_after: Option<&str>, limit: Option<u32>) -> Result<ListResponse, NsError> {
-        let dir = self.resolve_node(dir)?;
+    /// One page of a directory listing, with each entry's attributes; `who`
+    /// needs read permission on the directory (as `readdir` on Linux).
+    pub fn list(&self, dir: &NodeRef, start_after: Option<&str>, limit: Option<u32>, who: &Who) -> Result<ListResponse, NsError> {
+        let dir = self.resolve_node(dir, who)?;
         if !dir.is_dir() {
             return fail(ErrorKind::ENOTDIR, format!("inode {} is not a directory", dir.attr.inode));
         }
+        perms::check(who, &dir.attr, READ, &format!("directory {}", dir.attr.inode))?;
         let limit = limit.unwrap_or(LIST_LIMIT_DEFAULT).clamp(1, LIST_LIMIT_MAX) as usize;
         // One extra entry tells whether another page follows.
         let mut found = self.entries_after(dir.attr.inode, start_after, limit + 1)?;
@@ -222,8 +232,8 @@ impl Store {
         Ok(v.chunks(16).map(|b| NodeId(uuid::Uuid::from_bytes(b.try_into().unwrap_or([0; 16])))).collect())
     }
 
-    pub fn readlink(&self, node: &NodeRef) -> Result<String, NsError> {
-        let r = self.resolve_node(node)?;
+    pub fn readlink(&self, node: &NodeRef, who: &Who) -> Result<String, NsError> {
+        let r = self.resolve_node(node, who)?;
         if r.attr.kind != FileKind::Symlink {
             return fail(ErrorKind::EINVAL, format!("inode {} is not a symlink", r.attr.inode));
         }

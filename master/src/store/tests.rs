@@ -4,6 +4,7 @@ use dfs_proto::wire::namespace::*;
 use dfs_proto::{ErrorKind, InodeId};
 
 use super::mutations::Defaults;
+use super::perms::Who;
 use super::*;
 
 struct Ns {
@@ -47,7 +48,7 @@ impl Ns {
         self.run(Mutation::Rename(RenameRequest { src: at(src), dst: at(dst), noreplace: false })).await
     }
     fn stat(&self, path: &str) -> Result<Attr, NsError> {
-        self.store.resolve_path(path).map(|r| r.attr)
+        self.store.resolve_path(path, &Who::root()).map(|r| r.attr)
     }
     fn kind_of(&self, path: &str) -> Option<FileKind> {
         self.stat(path).ok().map(|a| a.kind)
@@ -72,10 +73,10 @@ async fn create_stat_and_list() {
     assert_eq!(f.parent, ns.stat("/a").unwrap().inode);
     assert_eq!(ns.stat("/a").unwrap().nlink, 2);
     assert_eq!(ns.stat("/").unwrap().nlink, 3);
-    let page = ns.store.list(&NodeRef { path: Some("/a".into()), inode: None }, None, None).unwrap();
+    let page = ns.store.list(&NodeRef { path: Some("/a".into()), inode: None }, None, None, &Who::root()).unwrap();
     assert_eq!(page.entries.len(), 1);
     assert_eq!(page.entries[0].name, "f");
-    assert_eq!(ns.store.lookup(ns.stat("/a").unwrap().inode, "f").unwrap(), f);
+    assert_eq!(ns.store.lookup(ns.stat("/a").unwrap().inode, "f", &Who::root()).unwrap(), f);
     let c = ns.store.counters().unwrap();
     assert_eq!((c.files, c.directories), (1, 2));
     ns.assert_consistent();
@@ -201,6 +202,7 @@ async fn setattr_sets_fields_and_counts_bytes() {
         size: Some(1000),
         atime_ns: Some(5),
         mtime_ns: Some(6),
+        times_now: false,
         replication: None,
     };
     ns.run(Mutation::Setattr(set.clone())).await.unwrap();
@@ -225,12 +227,12 @@ async fn symlinks_keep_their_target() {
     let link = SymlinkRequest { at: at("/l"), target: "../some/where".into(), uid: None, gid: None };
     ns.run(Mutation::Symlink(link.clone())).await.unwrap();
     let node = NodeRef { path: Some("/l".into()), inode: None };
-    assert_eq!(ns.store.readlink(&node).unwrap(), "../some/where");
+    assert_eq!(ns.store.readlink(&node, &Who::root()).unwrap(), "../some/where");
     assert_eq!(ns.stat("/l").unwrap().size, 13);
     assert_eq!(err_kind(ns.run(Mutation::Symlink(link)).await), ErrorKind::EEXIST);
     let empty = SymlinkRequest { at: at("/m"), target: String::new(), uid: None, gid: None };
     assert_eq!(err_kind(ns.run(Mutation::Symlink(empty)).await), ErrorKind::EINVAL);
-    assert_eq!(ns.store.readlink(&NodeRef { path: Some("/".into()), inode: None }).unwrap_err().kind, ErrorKind::EINVAL);
+    assert_eq!(ns.store.readlink(&NodeRef { path: Some("/".into()), inode: None }, &Who::root()).unwrap_err().kind, ErrorKind::EINVAL);
     ns.assert_consistent();
 }
 
@@ -251,7 +253,7 @@ async fn listing_pages_cover_every_entry_once() {
     let dir = NodeRef { path: Some("/big".into()), inode: None };
     let (mut names, mut after) = (Vec::new(), None::<String>);
     loop {
-        let page = ns.store.list(&dir, after.as_deref(), Some(1000)).unwrap();
+        let page = ns.store.list(&dir, after.as_deref(), Some(1000), &Who::root()).unwrap();
         assert!(page.entries.len() <= 1000);
         names.extend(page.entries.into_iter().map(|e| e.name));
         match page.next_start_after {
@@ -323,7 +325,7 @@ async fn overwrite_replaces_a_file_in_one_step() {
 fn apply_now(store: &Store, m: Mutation) -> Result<Outcome, NsError> {
     let defaults = Defaults { replication: 3, chunk_size_bytes: 64 << 20 };
     let mut txn = super::txn::Txn::new(store, store.counters()?, 1);
-    let outcome = super::mutations::apply(&mut txn, &m, &defaults)?;
+    let outcome = super::mutations::apply(&mut txn, &m, &defaults, &Who::root())?;
     txn.commit()?;
     Ok(outcome)
 }
@@ -342,7 +344,7 @@ fn nothing_is_added_under_a_directory_being_deleted() {
     for f in ["/t/a", "/t/u/b", "/t/u/v/c", "/live/f"] {
         apply_now(&store, Mutation::Create(CreateRequest { at: at(f), exclusive: true, ..Default::default() })).unwrap();
     }
-    let id = |path: &str| store.resolve_path(path).unwrap().attr.inode;
+    let id = |path: &str| store.resolve_path(path, &Who::root()).unwrap().attr.inode;
     let (t, u, v, live) = (id("/t"), id("/t/u"), id("/t/u/v"), id("/live"));
     apply_now(&store, Mutation::Delete(DeleteRequest { at: at("/t"), recursive: true })).unwrap();
     assert_eq!(store.inode(t).unwrap().attr.nlink, 0, "a detached directory shows nlink 0");

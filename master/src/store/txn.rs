@@ -129,6 +129,16 @@ impl<'s> Txn<'s> {
         Ok(())
     }
 
+    pub fn put_user_value(&mut self, key: &[u8], value: &[u8]) -> Result<(), NsError> {
+        self.batch.put_cf(self.store.cf(CF_USERS)?, key, value);
+        Ok(())
+    }
+
+    pub fn delete_user_value(&mut self, key: &[u8]) -> Result<(), NsError> {
+        self.batch.delete_cf(self.store.cf(CF_USERS)?, key);
+        Ok(())
+    }
+
     pub fn put_chunk(&mut self, inode: InodeId, index: u64, record: &ChunkRecord) -> Result<(), NsError> {
         self.batch.put_cf(self.store.cf(CF_CHUNKS)?, chunk_key(inode, index), record.encode());
         Ok(())

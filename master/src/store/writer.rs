@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 use super::db::{now_ns, Store};
 use super::error::NsError;
 use super::mutations::{apply, reap_step, Defaults, Mutation, Outcome};
+use super::perms::Who;
 use super::records::Counters;
 use super::txn::Txn;
 
@@ -67,7 +68,7 @@ pub type DroppedHook = Box<dyn Fn(Vec<ChunkHandle>) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<(Mutation, Reply)>,
+    queue: VecDeque<(Mutation, Who, Reply)>,
     /// Someone is applying mutations (or freeing a removed subtree).
     leading: bool,
     /// No more mutations are taken.
@@ -96,20 +97,26 @@ impl Writer {
         Ok(writer)
     }
 
-    /// Applies `m` and returns once it is durable.
+    /// Applies `m` as the master itself and returns once it is durable.
     pub async fn submit(&self, m: Mutation) -> Result<Outcome, NsError> {
         self.submit_changed(m).await.map(|(outcome, _)| outcome)
     }
 
     /// As `submit`, with the directories the mutation changed.
     pub async fn submit_changed(&self, m: Mutation) -> Result<Applied, NsError> {
+        self.submit_as(Who::root(), m).await
+    }
+
+    /// Applies `m` with the permissions of `who`; answers once durable,
+    /// with the directories the mutation changed.
+    pub async fn submit_as(&self, who: Who, m: Mutation) -> Result<Applied, NsError> {
         let (reply, answer) = oneshot::channel();
         let lead = {
             let mut state = self.shared.lock();
             if state.closed {
                 return Err(gone());
             }
-            state.queue.push_back((m, reply));
+            state.queue.push_back((m, who, reply));
             !std::mem::replace(&mut state.leading, true)
         };
         if lead {
@@ -189,7 +196,7 @@ impl Shared {
     }
 
     /// The queued mutations of the next group (at most `group_max`).
-    fn next_group(&self) -> Vec<(Mutation, Reply)> {
+    fn next_group(&self) -> Vec<(Mutation, Who, Reply)> {
         let mut state = self.lock();
         let n = state.queue.len().min(self.config.group_max);
         state.queue.drain(..n).collect()
@@ -219,11 +226,11 @@ impl Shared {
         false
     }
 
-    fn apply_group(&self, group: Vec<(Mutation, Reply)>) {
+    fn apply_group(&self, group: Vec<(Mutation, Who, Reply)>) {
         let mut dropped = Vec::new();
         let results: Vec<_> = {
             let mut counters = self.counters();
-            group.iter().map(|(m, _)| apply_one(&self.store, &mut counters, m, &self.config, &mut dropped)).collect()
+            group.iter().map(|(m, who, _)| apply_one(&self.store, &mut counters, m, who, &self.config, &mut dropped)).collect()
         };
         let synced = self.store.sync();
         if synced.is_ok() {
@@ -231,7 +238,7 @@ impl Shared {
         }
         // New removals may be what a halted reaper was missing: try again.
         self.lock().reaper_halted = false;
-        for ((_, reply), result) in group.into_iter().zip(results) {
+        for ((_, _, reply), result) in group.into_iter().zip(results) {
             let answer = match (&synced, result) {
                 (Err(e), Ok(_)) => Err(e.clone()),
                 (_, r) => r,
@@ -289,9 +296,16 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
-fn apply_one(store: &Store, counters: &mut Counters, m: &Mutation, config: &WriterConfig, dropped: &mut Vec<ChunkHandle>) -> Result<Applied, NsError> {
+fn apply_one(
+    store: &Store,
+    counters: &mut Counters,
+    m: &Mutation,
+    who: &Who,
+    config: &WriterConfig,
+    dropped: &mut Vec<ChunkHandle>,
+) -> Result<Applied, NsError> {
     let mut txn = Txn::new(store, *counters, now_ns());
-    let outcome = apply(&mut txn, m, &config.defaults)?;
+    let outcome = apply(&mut txn, m, &config.defaults, who)?;
     let dirs = txn.changed_dirs();
     let garbage = txn.take_dropped();
     *counters = txn.commit()?;

@@ -26,16 +26,27 @@ pub fn filter(m: Method) -> MethodFilter {
     }
 }
 
+/// Puts a server's user check on a method router of an endpoint for
+/// users ([`Access::User`] or [`Access::Admin`], given).
+pub type UserGuard<S> = Arc<dyn Fn(MethodRouter<S>, Access) -> MethodRouter<S> + Send + Sync>;
+
 /// A router being built from endpoint declarations.
 pub struct Routes<S> {
     router: Router<S>,
     auth: Arc<ClusterAuth>,
+    users: Option<UserGuard<S>>,
 }
 
 impl<S: Clone + Send + Sync + 'static> Routes<S> {
     /// `auth` checks the signatures of internal endpoints.
     pub fn new(auth: Arc<ClusterAuth>) -> Self {
-        Routes { router: Router::new(), auth }
+        Routes { router: Router::new(), auth, users: None }
+    }
+
+    /// `guard` checks the callers of endpoints for users.
+    pub fn with_users(mut self, guard: UserGuard<S>) -> Self {
+        self.users = Some(guard);
+        self
     }
 
     /// Serves `E` with `handler`.
@@ -47,8 +58,14 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
     /// first (a layer of its own: a body limit, a different check).
     pub fn serve_with<E: Endpoint, H: Handler<T, S>, T: 'static>(mut self, handler: H, wrap: impl FnOnce(MethodRouter<S>) -> MethodRouter<S>) -> Self {
         let mut method = wrap(on(filter(E::METHOD), handler));
-        if E::ACCESS == Access::Internal {
-            method = method.route_layer(from_fn_with_state(self.auth.clone(), require_signed));
+        match E::ACCESS {
+            Access::Public => {}
+            Access::Internal => method = method.route_layer(from_fn_with_state(self.auth.clone(), require_signed)),
+            Access::User | Access::Admin => {
+                // A router built without one is a bug found by the first test.
+                let guard = self.users.as_ref().unwrap_or_else(|| panic!("{} is for users, and this router has no user check", E::ROUTE));
+                method = guard(method, E::ACCESS);
+            }
         }
         // Two endpoints on one route (GET and PUT of chunk data) merge.
         self.router = self.router.route(E::ROUTE, method);
@@ -62,8 +79,8 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
 }
 
 /// The endpoints of `api` that `app` does not serve as declared: a route
-/// or method the router lacks (the fallback answers), or an internal one
-/// that runs without a signature. Each is sent once, unsigned and with an
+/// or method the router lacks (the fallback answers), or one for the
+/// cluster or for users that runs without a signature. Each is sent once, unsigned and with an
 /// empty body, its path parameter `1`: a refusal by the handler is fine,
 /// an answer from the fallback or a success of an internal one is not.
 pub async fn undeclared_behaviour(app: Router, api: &[Declared]) -> Vec<String> {
@@ -86,7 +103,7 @@ pub async fn undeclared_behaviour(app: Router, api: &[Declared]) -> Vec<String> 
         let fell_through = status == 405 || (status == 404 && !handlers_404);
         if fell_through {
             wrong.push(format!("{e}: not routed ({status})"));
-        } else if e.access == Access::Internal && status != 401 {
+        } else if e.access != Access::Public && status != 401 {
             wrong.push(format!("{e}: answered {status} to an unsigned call"));
         }
     }

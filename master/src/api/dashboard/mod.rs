@@ -8,15 +8,20 @@
 //! - [`pages`]: `/`, `/chunkservers`, `/work`, `/events`.
 //! - [`namespace`]: `/browse`, `/file`, `/download` and their JSON.
 //! - [`charts`]: inline SVG charts of throughput and capacity.
+//! - [`viewer`]: who looks (a login, or a public read-only dashboard), the
+//!   host check against DNS rebinding, `/login` and `/logout`.
 
 pub mod charts;
 pub mod data;
 pub mod namespace;
 pub mod pages;
+pub mod viewer;
 
 use axum::extract::State;
 use axum::http::Uri;
+use axum::middleware::from_fn_with_state;
 use axum::response::Response;
+use axum::routing::MethodRouter;
 use dfs_proto::endpoint::master as ep;
 use dfs_proto::endpoint::{path_and_query, Endpoint};
 use dfs_server_kit::http::error::unknown_api_path;
@@ -58,23 +63,28 @@ async fn metrics(State(s): State<Master>) -> Response {
     respond(&s.http_metrics, &figures)
 }
 
-/// The dashboard's endpoints on `r`.
-pub fn routes(r: Routes<Master>) -> Routes<Master> {
-    r.serve::<ep::OverviewPage, _, _>(pages::overview)
-        .serve::<ep::ChunkserversPage, _, _>(pages::chunkservers)
-        .serve::<ep::WorkPage, _, _>(pages::work)
-        .serve::<ep::EventsHtml, _, _>(pages::events)
-        .serve::<ep::BrowsePage, _, _>(namespace::browse_page)
-        .serve::<ep::FilePage, _, _>(namespace::file_page)
-        .serve::<ep::Download, _, _>(namespace::download)
+/// The dashboard's endpoints on `r`, each behind the viewer check (but
+/// the login form and `/metrics`, which scrapers read).
+pub fn routes(r: Routes<Master>, gate: viewer::ViewerGate) -> Routes<Master> {
+    let v = move |m: MethodRouter<Master>| m.route_layer(from_fn_with_state(gate.clone(), viewer::require_viewer));
+    r.serve_with::<ep::OverviewPage, _, _>(pages::overview, v.clone())
+        .serve_with::<ep::ChunkserversPage, _, _>(pages::chunkservers, v.clone())
+        .serve_with::<ep::WorkPage, _, _>(pages::work, v.clone())
+        .serve_with::<ep::EventsHtml, _, _>(pages::events, v.clone())
+        .serve_with::<ep::BrowsePage, _, _>(namespace::browse_page, v.clone())
+        .serve_with::<ep::FilePage, _, _>(namespace::file_page, v.clone())
+        .serve_with::<ep::Download, _, _>(namespace::download, v.clone())
+        .serve_with::<ep::DashOverview, _, _>(data::overview_json, v.clone())
+        .serve_with::<ep::DashChunkservers, _, _>(data::chunkservers_json, v.clone())
+        .serve_with::<ep::DashWork, _, _>(data::work_json, v.clone())
+        .serve_with::<ep::DashEvents, _, _>(data::events_json, v.clone())
+        .serve_with::<ep::DashHistory, _, _>(data::history_json, v.clone())
+        .serve_with::<ep::DashBrowse, _, _>(namespace::browse_json, v.clone())
+        .serve_with::<ep::DashFile, _, _>(namespace::file_json, v)
         .serve::<ep::Metrics, _, _>(metrics)
-        .serve::<ep::DashOverview, _, _>(data::overview_json)
-        .serve::<ep::DashChunkservers, _, _>(data::chunkservers_json)
-        .serve::<ep::DashWork, _, _>(data::work_json)
-        .serve::<ep::DashEvents, _, _>(data::events_json)
-        .serve::<ep::DashHistory, _, _>(data::history_json)
-        .serve::<ep::DashBrowse, _, _>(namespace::browse_json)
-        .serve::<ep::DashFile, _, _>(namespace::file_json)
+        .serve::<ep::LoginPage, _, _>(viewer::login_form)
+        .serve::<ep::LoginForm, _, _>(viewer::login)
+        .serve::<ep::Logout, _, _>(viewer::logout)
 }
 
 /// Unknown paths: the API's JSON error under `/v1/`, an HTML page elsewhere.

@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use dfs_proto::endpoint::chunkserver as cs;
 use dfs_proto::endpoint::master as ep;
 use dfs_proto::endpoint::{url, Endpoint};
@@ -19,6 +19,8 @@ use dfs_server_kit::http::{ApiError, ApiQuery};
 use super::{frame, link, time_text, NAV, TITLE};
 use crate::api::store_call::blocking;
 use crate::state::Master;
+use crate::store::perms;
+use crate::users::Caller;
 
 /// Entries per browser page.
 const ENTRIES_PER_PAGE: u32 = 200;
@@ -29,21 +31,21 @@ fn child(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
 }
 
-pub async fn listing(s: &Master, q: BrowseQuery) -> Result<Listing, ApiError> {
+pub async fn listing(s: &Master, c: Caller, q: BrowseQuery) -> Result<Listing, ApiError> {
     let store = s.store.clone();
     blocking(move || {
         let dir = NodeRef { path: Some(q.path.clone()), inode: None };
-        let page = store.list(&dir, q.start_after.as_deref(), Some(ENTRIES_PER_PAGE))?;
+        let page = store.list(&dir, q.start_after.as_deref(), Some(ENTRIES_PER_PAGE), &c.who)?;
         let entries = page.entries.into_iter().map(|e| ListingEntry { path: child(&q.path, &e.name), name: e.name, attr: e.attr }).collect();
         Ok(Listing { path: q.path, entries, next_start_after: page.next_start_after })
     })
     .await
 }
 
-pub async fn file_view(s: &Master, q: FileQuery) -> Result<FileView, ApiError> {
+pub async fn file_view(s: &Master, c: Caller, q: FileQuery) -> Result<FileView, ApiError> {
     let (store, chunks) = (s.store.clone(), s.chunks.clone());
     blocking(move || {
-        let attr = store.resolve_node(&NodeRef { path: Some(q.path.clone()), inode: None })?.attr;
+        let attr = store.resolve_node(&NodeRef { path: Some(q.path.clone()), inode: None }, &c.who)?.attr;
         if attr.kind != FileKind::File {
             return Ok(FileView { path: q.path, attr, chunks: Vec::new(), next_first: None });
         }
@@ -55,12 +57,12 @@ pub async fn file_view(s: &Master, q: FileQuery) -> Result<FileView, ApiError> {
     .await
 }
 
-pub async fn browse_json(State(s): State<Master>, ApiQuery(q): ApiQuery<BrowseQuery>) -> Result<Json<Listing>, ApiError> {
-    Ok(Json(listing(&s, q).await?))
+pub async fn browse_json(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<BrowseQuery>) -> Result<Json<Listing>, ApiError> {
+    Ok(Json(listing(&s, c, q).await?))
 }
 
-pub async fn file_json(State(s): State<Master>, ApiQuery(q): ApiQuery<FileQuery>) -> Result<Json<FileView>, ApiError> {
-    Ok(Json(file_view(&s, q).await?))
+pub async fn file_json(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<FileQuery>) -> Result<Json<FileView>, ApiError> {
+    Ok(Json(file_view(&s, c, q).await?))
 }
 
 /// An API error as an HTML page.
@@ -117,8 +119,8 @@ fn file_link<E: Endpoint<Path = (), Query = FileQuery>>(path: &str, first: u64) 
 }
 
 /// `GET /browse?path=/a&start_after=x`
-pub async fn browse_page(State(s): State<Master>, ApiQuery(q): ApiQuery<BrowseQuery>) -> Response {
-    let list = match listing(&s, q).await {
+pub async fn browse_page(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<BrowseQuery>) -> Response {
+    let list = match listing(&s, c, q).await {
         Ok(l) => l,
         Err(e) => return html_error(e),
     };
@@ -170,8 +172,8 @@ fn replica_lines(c: &ChunkReplicas) -> String {
 }
 
 /// `GET /file?path=/a/f&first=N`
-pub async fn file_page(State(s): State<Master>, ApiQuery(q): ApiQuery<FileQuery>) -> Response {
-    let f = match file_view(&s, q).await {
+pub async fn file_page(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<FileQuery>) -> Response {
+    let f = match file_view(&s, c, q).await {
         Ok(f) => f,
         Err(e) => return html_error(e),
     };
@@ -217,10 +219,11 @@ pub async fn file_page(State(s): State<Master>, ApiQuery(q): ApiQuery<FileQuery>
 /// `GET /download?path=/a/f`: redirects to a chunkserver's `/files`, which
 /// streams the file (the master never carries file data). A chunkserver
 /// holding the first chunk is preferred, else any live one.
-pub async fn download(State(s): State<Master>, ApiQuery(q): ApiQuery<FileQuery>) -> Response {
-    let (store, chunks, path) = (s.store.clone(), s.chunks.clone(), q.path.clone());
+pub async fn download(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<FileQuery>) -> Response {
+    let (store, chunks, path, who) = (s.store.clone(), s.chunks.clone(), q.path.clone(), c.who.clone());
     let found = blocking(move || {
-        let attr = store.resolve_node(&NodeRef { path: Some(path), inode: None })?.attr;
+        let attr = store.resolve_node(&NodeRef { path: Some(path), inode: None }, &who)?.attr;
+        perms::check_io(&who, &attr, perms::READ, &attr.inode.to_string())?;
         let first = match attr.kind {
             FileKind::File => chunks.locate(attr.inode, 0, 1)?.chunks.into_iter().next(),
             _ => None,
@@ -239,7 +242,8 @@ pub async fn download(State(s): State<Master>, ApiQuery(q): ApiQuery<FileQuery>)
     let Some(address) = address else {
         return error_page(StatusCode::SERVICE_UNAVAILABLE, TITLE, NAV, "no chunkserver is live to serve the download");
     };
-    let location = match url::<cs::Files>(&address, &(), &DownloadQuery { path: q.path }) {
+    // The chunkserver reads the file with this viewer's rights, for a minute.
+    let location = match url::<cs::Files>(&address, &(), &DownloadQuery { path: q.path, grant: s.users.grant(&c) }) {
         Ok(l) => l,
         Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, TITLE, NAV, &e.to_string()),
     };

@@ -1,0 +1,77 @@
+//! Logging in, the caller's identity, and user management.
+
+use axum::extract::State;
+use axum::{Extension, Json};
+use dfs_proto::auth::user::{LoginAnswer, LoginRequest};
+use dfs_proto::wire::namespace::Done;
+use dfs_proto::wire::users::{AddUserRequest, CallerInfo, RotateRequest, UserInfo, UserName};
+use dfs_proto::ErrorKind;
+use dfs_server_kit::http::{ApiError, ApiJson};
+
+use crate::state::Master;
+use crate::store::{Mutation, Outcome};
+use crate::users::Caller;
+
+/// `POST /v1/auth/login` → a session.
+pub async fn login(State(s): State<Master>, ApiJson(r): ApiJson<LoginRequest>) -> Result<Json<LoginAnswer>, ApiError> {
+    match s.users.login(&r) {
+        Ok(answer) => Ok(Json(answer)),
+        Err(e) => {
+            tracing::warn!(user = %r.user.chars().take(64).collect::<String>(), error = %e, "login refused");
+            Err(e.into())
+        }
+    }
+}
+
+/// `GET /v1/auth/whoami`
+pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<CallerInfo> {
+    Json(caller.info())
+}
+
+/// `GET /v1/admin/users`
+pub async fn list(State(s): State<Master>) -> Json<Vec<UserInfo>> {
+    Json(s.users.list())
+}
+
+async fn change(s: &Master, m: Mutation) -> Result<Outcome, ApiError> {
+    let outcome = s.writer.submit(m).await?;
+    let store = s.store.clone();
+    let users = s.users.clone();
+    tokio::task::spawn_blocking(move || users.reload(&store))
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::EIO, e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorKind::EIO, format!("reloading users: {e}")))?;
+    Ok(outcome)
+}
+
+fn user_of(s: &Master, outcome: Outcome) -> Result<Json<UserInfo>, ApiError> {
+    match outcome {
+        Outcome::User(u) => Ok(Json(s.users.info(&u))),
+        other => Err(ApiError::new(ErrorKind::EIO, format!("a user change answered {other:?}"))),
+    }
+}
+
+/// `POST /v1/admin/users/add`
+pub async fn add(State(s): State<Master>, Extension(caller): Extension<Caller>, ApiJson(r): ApiJson<AddUserRequest>) -> Result<Json<UserInfo>, ApiError> {
+    let outcome = change(&s, Mutation::AddUser(r)).await?;
+    let user = user_of(&s, outcome)?;
+    tracing::info!(by = %caller.user, user = %user.name, uid = user.uid, admin = user.admin, proxy = user.proxy, "user added");
+    Ok(user)
+}
+
+/// `POST /v1/admin/users/remove`
+pub async fn remove(State(s): State<Master>, Extension(caller): Extension<Caller>, ApiJson(r): ApiJson<UserName>) -> Result<Json<Done>, ApiError> {
+    change(&s, Mutation::RemoveUser(r.name.clone())).await?;
+    tracing::info!(by = %caller.user, user = %r.name, "user removed");
+    Ok(Json(Done {}))
+}
+
+/// `POST /v1/admin/users/rotate`: an admin for anyone, a user for themselves.
+pub async fn rotate(State(s): State<Master>, Extension(caller): Extension<Caller>, ApiJson(r): ApiJson<RotateRequest>) -> Result<Json<UserInfo>, ApiError> {
+    if !caller.admin && caller.user != r.name {
+        return Err(ApiError::new(ErrorKind::EACCES, format!("only an admin may rotate another user's credential ({} is not one)", caller.user)));
+    }
+    let outcome = change(&s, Mutation::RotateUser { name: r.name.clone(), stored_key: r.stored_key }).await?;
+    tracing::info!(by = %caller.user, user = %r.name, "credential rotated");
+    user_of(&s, outcome)
+}

@@ -1,0 +1,339 @@
+//! Who is calling: the users the master knows (a copy of the store's, in
+//! memory), logins, and the check of every user request's session and
+//! signature (`dfs_proto::auth::user`). What a caller may then do is the
+//! store's permission rules (`store::perms`) and the admin role.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use anyhow::Context;
+use dfs_proto::auth::replay::ReplayCache;
+use dfs_proto::auth::signature::RequestView;
+use dfs_proto::auth::user::{
+    self, ActAs, Credentials, Grant, LoginAnswer, LoginRequest, Ticket, HEADER_ACT_AS, HEADER_GRANT, HEADER_SESSION, HEADER_USER_AUTH,
+};
+use dfs_proto::auth::{unix_ms, AuthError, Verified};
+use dfs_proto::wire::users::{AddUserRequest, CallerInfo, UserInfo};
+use rand::RngCore;
+
+use crate::store::perms::Who;
+use crate::store::users::{self as stored, UserRecord, NOBODY};
+use crate::store::{Mutation, Outcome, Store, Writer};
+
+/// Who may use the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Every request signed under a user's session.
+    Users,
+    /// Anyone is the superuser (throwaway clusters only).
+    None,
+}
+
+/// The authenticated caller of a request, as handlers see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The user who signed (a mount's principal when it acts for someone).
+    pub user: String,
+    /// Whose permissions apply.
+    pub who: Who,
+    pub admin: bool,
+}
+
+impl Caller {
+    pub fn info(&self) -> CallerInfo {
+        CallerInfo { user: self.user.clone(), uid: self.who.uid, gids: self.who.gids.clone(), admin: self.admin, superuser: self.who.superuser }
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    users: HashMap<String, UserRecord>,
+    groups: Vec<(String, u32)>,
+    supergroup: Option<u32>,
+}
+
+/// How long a dashboard download's read grant lasts.
+const GRANT_MS: u64 = 60_000;
+
+/// The master's users and sessions.
+pub struct Users {
+    mode: AuthMode,
+    table: RwLock<Table>,
+    /// Seals session tickets; new at each start (sessions end with the
+    /// process: clients log in again by themselves).
+    session_key: [u8; 32],
+    session_ms: u64,
+    supergroup_name: String,
+    replay: ReplayCache,
+}
+
+impl Users {
+    pub fn new(mode: AuthMode, supergroup_name: &str, session_ms: u64) -> Self {
+        let mut session_key = [0u8; 32];
+        rand::rng().fill_bytes(&mut session_key);
+        Users { mode, table: RwLock::default(), session_key, session_ms, supergroup_name: supergroup_name.to_string(), replay: ReplayCache::default() }
+    }
+
+    pub fn mode(&self) -> AuthMode {
+        self.mode
+    }
+
+    /// Reads the users and groups from the store again (after a change).
+    pub fn reload(&self, store: &Store) -> anyhow::Result<()> {
+        let (users, groups) = store.users_and_groups()?;
+        let supergroup = groups.iter().find(|(n, _)| *n == self.supergroup_name).map(|(_, g)| *g);
+        let table = Table { users: users.into_iter().map(|u| (u.name.clone(), u)).collect(), groups, supergroup };
+        *self.table.write().unwrap_or_else(|p| p.into_inner()) = table;
+        Ok(())
+    }
+
+    fn table(&self) -> std::sync::RwLockReadGuard<'_, Table> {
+        self.table.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn list(&self) -> Vec<UserInfo> {
+        let t = self.table();
+        let mut all: Vec<UserInfo> = t.users.values().map(|u| stored::info(u, &t.groups)).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    pub fn info(&self, record: &UserRecord) -> UserInfo {
+        stored::info(record, &self.table().groups)
+    }
+
+    /// Checks a login and opens a session.
+    pub fn login(&self, r: &LoginRequest) -> Result<LoginAnswer, AuthError> {
+        let now = unix_ms();
+        let record = self.table().users.get(&r.user).cloned();
+        // An unknown user costs the same work as a wrong proof.
+        let stored_key = record.as_ref().map_or([0u8; 32], |u| u.stored_key);
+        let client_key = r.check(&stored_key, now)?;
+        let record = record.ok_or(AuthError::BadCredentials)?;
+        self.replay.check(r.nonce_bytes().ok_or(AuthError::BadCredentials)?, r.ts_ms, now)?;
+        let ticket = Ticket { user: record.name.clone(), generation: record.generation, expires_ms: now.saturating_add(self.session_ms) };
+        let (session, secret) = ticket.seal(&self.session_key);
+        let wrapped = user::wrap_secret(&client_key, &session, &secret);
+        Ok(LoginAnswer {
+            wrapped_secret: wrapped.iter().map(|b| format!("{b:02x}")).collect(),
+            session,
+            expires_ms: ticket.expires_ms,
+            uid: record.uid,
+            gids: record.gids.clone(),
+            admin: record.admin,
+        })
+    }
+
+    /// A user of the store, if their record is still of `generation`.
+    fn current(&self, name: &str, generation: u64) -> Result<UserRecord, AuthError> {
+        self.table().users.get(name).filter(|u| u.generation == generation).cloned().ok_or(AuthError::SessionExpired)
+    }
+
+    fn caller_of(&self, record: &UserRecord) -> Caller {
+        Caller { user: record.name.clone(), who: self.who(record.uid, record.gids.clone()), admin: record.admin }
+    }
+
+    /// The dashboard's login form: the user's name and their credential's
+    /// secret. Answers the session ticket the browser keeps as a cookie.
+    pub fn dashboard_login(&self, name: &str, secret_hex: &str) -> Result<(String, Caller), AuthError> {
+        let credentials = Credentials::from_secret_hex(name, secret_hex).ok_or(AuthError::BadCredentials)?;
+        let record = self.table().users.get(name).cloned().ok_or(AuthError::BadCredentials)?;
+        let ok = credentials.stored_key().iter().zip(record.stored_key).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if !ok {
+            return Err(AuthError::BadCredentials);
+        }
+        let ticket = Ticket { user: record.name.clone(), generation: record.generation, expires_ms: unix_ms().saturating_add(self.session_ms) };
+        Ok((ticket.seal(&self.session_key).0, self.caller_of(&record)))
+    }
+
+    /// The dashboard's viewer: the user whose session ticket the cookie
+    /// holds (a cookie is a bearer ticket: only the dashboard takes one,
+    /// never the API, so no page of another site can use it there).
+    pub fn viewer(&self, cookie: &str) -> Result<Caller, AuthError> {
+        let (ticket, _) = Ticket::open(&self.session_key, cookie)?;
+        if ticket.expires_ms <= unix_ms() {
+            return Err(AuthError::SessionExpired);
+        }
+        Ok(self.caller_of(&self.current(&ticket.user, ticket.generation)?))
+    }
+
+    /// Who an anonymous viewer of a public dashboard is: nobody, with the
+    /// rights of "other".
+    pub fn nobody(&self) -> Caller {
+        Caller { user: "nobody".into(), who: Who { uid: NOBODY, gids: vec![NOBODY], superuser: false }, admin: false }
+    }
+
+    /// A read grant of `caller`'s rights for a minute (see [`Grant`]).
+    pub fn grant(&self, caller: &Caller) -> Option<String> {
+        let record = self.table().users.get(&caller.user).cloned()?;
+        Some(Grant { user: record.name, generation: record.generation, expires_ms: unix_ms().saturating_add(GRANT_MS) }.seal(&self.session_key))
+    }
+
+    /// The caller of a request whose head is `method`, `path_and_query` and
+    /// `header`: its session and signature checked (not yet its body, which
+    /// the caller checks against [`Verified::body`]).
+    pub fn authenticate(&self, method: &str, path_and_query: &str, header: &dyn Fn(&str) -> Option<String>) -> Result<(Caller, Option<Verified>), AuthError> {
+        let act_as = match header(HEADER_ACT_AS) {
+            Some(v) => Some(ActAs::parse(&v).map_err(AuthError::Malformed)?),
+            None => None,
+        };
+        if self.mode == AuthMode::None {
+            let who = match &act_as {
+                Some(a) => self.who(a.uid, a.gids.clone()),
+                None => Who::root(),
+            };
+            return Ok((Caller { user: "none".into(), who, admin: true }, None));
+        }
+        if let Some(grant) = header(HEADER_GRANT) {
+            return self.granted(method, &grant).map(|c| (c, None));
+        }
+        let session = header(HEADER_SESSION).ok_or(AuthError::NoSession)?;
+        let (ticket, secret) = Ticket::open(&self.session_key, &session)?;
+        let now = unix_ms();
+        if ticket.expires_ms <= now {
+            return Err(AuthError::SessionExpired);
+        }
+        let record = self.current(&ticket.user, ticket.generation)?;
+        let view = RequestView { method, path_and_query, header };
+        let verified = user::verify_request(&secret, now, header(HEADER_USER_AUTH).as_deref(), &view)?;
+        self.replay.check(verified.nonce, verified.ts_ms, now)?;
+        let caller = match act_as {
+            None => self.caller_of(&record),
+            Some(_) if !record.proxy => return Err(AuthError::Malformed(format!("{} may not act for other users", record.name))),
+            Some(a) if a.uid == 0 && record.squash_root => Caller { user: record.name.clone(), who: self.who(NOBODY, vec![NOBODY]), admin: false },
+            Some(a) => Caller { user: record.name.clone(), who: self.who(a.uid, a.gids), admin: false },
+        };
+        Ok((caller, Some(verified)))
+    }
+
+    /// A request shown a read grant: only reads, as its user.
+    fn granted(&self, method: &str, text: &str) -> Result<Caller, AuthError> {
+        if method != "GET" {
+            return Err(AuthError::Malformed(format!("{HEADER_GRANT} allows reads only")));
+        }
+        let grant = Grant::open(&self.session_key, text)?;
+        if grant.expires_ms <= unix_ms() {
+            return Err(AuthError::SessionExpired);
+        }
+        let caller = self.caller_of(&self.current(&grant.user, grant.generation)?);
+        Ok(Caller { admin: false, ..caller })
+    }
+
+    fn who(&self, uid: u32, gids: Vec<u32>) -> Who {
+        let supergroup = self.table().supergroup;
+        let superuser = uid == 0 || supergroup.is_some_and(|g| gids.contains(&g));
+        Who { uid, gids, superuser }
+    }
+}
+
+/// Where the first admin's credentials go.
+pub fn admin_credentials_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin.credentials")
+}
+
+/// On a store without users, makes the first admin (uid 0, the supergroup,
+/// admin and proxy) and its credentials file, which is written (synced)
+/// before the user is stored: a crash between leaves the file, used at the
+/// next start.
+pub async fn bootstrap(users: &Users, store: &Store, writer: &Writer, data_dir: &Path, admin: &str, supergroup: &str) -> anyhow::Result<()> {
+    if !users.table().users.is_empty() {
+        return Ok(());
+    }
+    let path = admin_credentials_path(data_dir);
+    let credentials = match Credentials::load(&path) {
+        Ok(c) => c,
+        Err(_) if !path.exists() => {
+            let c = Credentials::generate(admin);
+            c.create_file(&path)?;
+            c
+        }
+        Err(e) => return Err(e).context("the admin credentials file"),
+    };
+    let stored_key: String = credentials.stored_key().iter().map(|b| format!("{b:02x}")).collect();
+    let request = AddUserRequest {
+        name: credentials.user.clone(),
+        uid: Some(0),
+        groups: vec![supergroup.to_string()],
+        admin: true,
+        proxy: true,
+        squash_root: false,
+        stored_key,
+    };
+    match writer.submit(Mutation::AddUser(request)).await? {
+        Outcome::User(u) => tracing::info!(user = %u.name, file = %path.display(), "made the first admin and its credentials file"),
+        other => anyhow::bail!("adding the first admin answered {other:?}"),
+    }
+    users.reload(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dfs_proto::auth::user::sign_request;
+    use dfs_proto::auth::BodyDigest;
+
+    fn users_with(name: &str, session_ms: u64) -> (Users, Credentials) {
+        let users = Users::new(AuthMode::Users, "supergroup", session_ms);
+        let c = Credentials::generate(name);
+        let record = UserRecord {
+            format: 1,
+            name: name.into(),
+            uid: 10,
+            gids: vec![20],
+            admin: false,
+            proxy: false,
+            squash_root: false,
+            stored_key: c.stored_key(),
+            generation: 1,
+        };
+        users.table.write().unwrap().users.insert(name.into(), record);
+        (users, c)
+    }
+
+    /// Logs in and signs one GET of `/v1/x`: its headers.
+    fn signed_get(users: &Users, c: &Credentials) -> Vec<(String, String)> {
+        let answer = users.login(&c.login(unix_ms())).unwrap();
+        let wrapped: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&answer.wrapped_secret[2 * i..2 * i + 2], 16).unwrap()).collect();
+        let secret = user::wrap_secret(&c.client_key(), &answer.session, &wrapped.try_into().unwrap());
+        let session = answer.session.clone();
+        let header = |n: &str| (n == HEADER_SESSION).then(|| session.clone());
+        let view = RequestView { method: "GET", path_and_query: "/v1/x", header: &header };
+        let sig = sign_request(&secret, unix_ms(), &view, BodyDigest::of(b""));
+        vec![(HEADER_SESSION.into(), session), (HEADER_USER_AUTH.into(), sig)]
+    }
+
+    fn check(users: &Users, headers: &[(String, String)]) -> Result<Caller, AuthError> {
+        let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        users.authenticate("GET", "/v1/x", &header).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn a_signed_request_passes_once_and_an_expired_session_not_at_all() {
+        let (users, c) = users_with("alice", 3_600_000);
+        let headers = signed_get(&users, &c);
+        let caller = check(&users, &headers).unwrap();
+        assert_eq!((caller.user.as_str(), caller.who.uid, caller.who.superuser, caller.admin), ("alice", 10, false, false));
+        assert_eq!(check(&users, &headers), Err(AuthError::Replayed));
+        // A session that lasts no time is expired at its first use.
+        let (brief, c) = users_with("bob", 0);
+        assert_eq!(check(&brief, &signed_get(&brief, &c)), Err(AuthError::SessionExpired));
+        // A login replayed, or with another secret, is refused.
+        let login = c.login(unix_ms());
+        assert!(brief.login(&login).is_ok());
+        assert_eq!(brief.login(&login), Err(AuthError::Replayed));
+        assert_eq!(brief.login(&Credentials::generate("bob").login(unix_ms())), Err(AuthError::BadCredentials));
+        assert_eq!(brief.login(&Credentials::generate("nobody").login(unix_ms())), Err(AuthError::BadCredentials));
+    }
+
+    #[test]
+    fn a_session_of_another_master_or_an_older_credential_is_refused() {
+        let (users, c) = users_with("alice", 3_600_000);
+        let headers = signed_get(&users, &c);
+        let (restarted, _) = users_with("alice", 3_600_000);
+        assert_eq!(check(&restarted, &headers), Err(AuthError::SessionExpired));
+        users.table.write().unwrap().users.get_mut("alice").unwrap().generation = 2;
+        assert_eq!(check(&users, &headers), Err(AuthError::SessionExpired), "rotated or removed");
+        assert_eq!(check(&users, &[]), Err(AuthError::NoSession));
+    }
+}
