@@ -13,6 +13,7 @@ use dfs_proto::auth::unix_ms;
 use dfs_proto::wire::chunks::WriteLease;
 use dfs_proto::InodeId;
 
+use crate::auth::Login;
 use crate::error::ClientError;
 use crate::local::LocalReads;
 use crate::locations::LocationCache;
@@ -108,6 +109,8 @@ pub struct Client {
 
 struct Inner {
     master: MasterClient,
+    /// Credentials and session, shared with every master client made from this one.
+    login: Arc<Login>,
     http: reqwest::Client,
     /// For reads served on the caller's thread (`blocking.rs`).
     blocking: ureq::Agent,
@@ -155,14 +158,26 @@ fn pad_to(data: Bytes, len: u64) -> Bytes {
 }
 
 impl Client {
+    /// A client with the default credentials (`auth::load_credentials`);
+    /// a default file that cannot be used is logged and left out.
     pub fn new(master_url: &str) -> Self {
         Self::with_config(master_url, DataConfig::default())
     }
 
     pub fn with_config(master_url: &str, config: DataConfig) -> Self {
+        let credentials = crate::auth::load_credentials(None).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the default credentials cannot be used; calling without");
+            None
+        });
+        Self::with_login(master_url, config, Login::new(credentials))
+    }
+
+    /// A client that logs in with `login`'s credentials.
+    pub fn with_login(master_url: &str, config: DataConfig, login: Arc<Login>) -> Self {
         let http = http_client(&config);
         let inner = Inner {
-            master: MasterClient::new(master_url, http.clone(), config.master_wait),
+            master: MasterClient::new(master_url, http.clone(), config.master_wait, login.clone()),
+            login,
             http,
             blocking: blocking_agent(),
             local: Default::default(),
@@ -182,7 +197,7 @@ impl Client {
     /// connections of its own (see `MasterClient::blocking`). Never to be
     /// used on a runtime thread.
     pub fn blocking_master(&self) -> MasterClient {
-        MasterClient::blocking(self.master().url(), self.inner.config.request_timeout, self.inner.config.master_wait)
+        MasterClient::blocking(self.master().url(), self.inner.config.request_timeout, self.inner.config.master_wait, self.inner.login.clone())
     }
 
     pub fn config(&self) -> &DataConfig {

@@ -16,12 +16,15 @@
 //! - `retry`: what a call does after a failure (a refused token is renewed).
 //! - `sync`: durable close: the chunks a writer wrote, synced on every replica.
 //! - [`master`]: the master's API, call by call.
+//! - [`auth`]: credentials, the session every request is signed under,
+//!   and the local user a mount acts for.
 //! - [`error`]: `ClientError`, which says whether a retry can help.
 //! - [`request_id`]: the id every request of one operation carries, so it
 //!   can be followed through the daemons' logs.
 //!
 //! The `dfs` shell and the FUSE mount are built on this crate.
 
+pub mod auth;
 mod blocking;
 mod client;
 pub mod data;

@@ -14,18 +14,24 @@ use dfs_proto::wire::chunks::{
     WrittenChunk,
 };
 use dfs_proto::wire::namespace::*;
+use dfs_proto::wire::users::{AddUserRequest, CallerInfo, RotateRequest, UserInfo, UserName};
 use dfs_proto::{ErrorBody, ErrorKind, InodeId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::auth::{self, Login};
 use crate::error::{from_response, ClientError};
 use crate::request_id::{self, RequestId, HEADER_REQUEST_ID};
+use dfs_proto::auth::user::LoginAnswer;
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct MasterClient {
     base: String,
     transport: Transport,
     wait: Duration,
+    /// Credentials and the session requests are signed under.
+    login: Arc<Login>,
 }
 
 #[derive(Clone)]
@@ -41,6 +47,8 @@ struct Call {
     method: Method,
     url: String,
     json: Option<bytes::Bytes>,
+    /// Headers that say who sends it (a session's signature).
+    headers: Vec<(&'static str, String)>,
 }
 
 /// An attempt that got no answer from the master.
@@ -53,8 +61,8 @@ struct Unanswered {
 }
 
 impl MasterClient {
-    pub fn new(base: &str, http: reqwest::Client, wait: Duration) -> Self {
-        MasterClient { base: base.trim_end_matches('/').to_string(), transport: Transport::Async(http), wait }
+    pub fn new(base: &str, http: reqwest::Client, wait: Duration, login: Arc<Login>) -> Self {
+        MasterClient { base: base.trim_end_matches('/').to_string(), transport: Transport::Async(http), wait, login }
     }
 
     /// A client whose calls block the calling thread, over connections of
@@ -63,9 +71,52 @@ impl MasterClient {
     /// spare a call the hand-offs between runtime threads and the work of
     /// driving a runtime; a pooled connection the master has closed is
     /// noticed before a request is written into it.
-    pub fn blocking(base: &str, timeout: Duration, wait: Duration) -> Self {
+    pub fn blocking(base: &str, timeout: Duration, wait: Duration, login: Arc<Login>) -> Self {
         let agent = ureq::AgentBuilder::new().timeout(timeout).timeout_connect(timeout.min(Duration::from_secs(5))).max_idle_connections_per_host(1).build();
-        MasterClient { base: base.trim_end_matches('/').to_string(), transport: Transport::Blocking(agent), wait }
+        MasterClient { base: base.trim_end_matches('/').to_string(), transport: Transport::Blocking(agent), wait, login }
+    }
+
+    /// The user this client logs in as, if it has credentials.
+    pub fn user(&self) -> Option<&str> {
+        self.login.user()
+    }
+
+    /// Sends `call` signed under this client's session (logging in first
+    /// when there is none); a session the master no longer knows (it
+    /// restarted, the user's credential was rotated) is replaced once.
+    async fn send_signed<T: DeserializeOwned>(&self, idempotent: bool, mut call: Call) -> Result<T, ClientError> {
+        let mut fresh = false;
+        loop {
+            let session = match self.login.credentials() {
+                None => None,
+                Some(_) => match self.login.session() {
+                    Some(s) => Some(s),
+                    None => {
+                        fresh = true;
+                        Some(self.log_in().await?)
+                    }
+                },
+            };
+            let pq = call.url.strip_prefix(&self.base).unwrap_or(&call.url).to_string();
+            call.headers = self.login.headers(session.as_deref(), call.method.as_str(), &pq, call.json.as_deref());
+            match self.send(idempotent, &call).await {
+                Err(e) if session.is_some() && !fresh && is_session_refusal(&e) => {
+                    self.login.end();
+                    fresh = true;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    /// Logs in with the client's credentials.
+    async fn log_in(&self) -> Result<Arc<auth::Session>, ClientError> {
+        let credentials = self.login.credentials().ok_or_else(|| ClientError::new(ErrorKind::EINVAL, "no credentials"))?;
+        let request = credentials.login(dfs_proto::auth::unix_ms());
+        let url = endpoint::url::<ep::Login>(&self.base, &(), &()).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
+        let json = serde_json::to_vec(&request).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
+        let answer: LoginAnswer = self.send(false, &Call { method: Method::Post, url, json: Some(json.into()), headers: Vec::new() }).await?;
+        self.login.start(&answer).map_err(|e| ClientError::new(ErrorKind::EIO, format!("logging in as {}: {e}", credentials.user)))
     }
 
     /// The master's base URL.
@@ -73,15 +124,15 @@ impl MasterClient {
         &self.base
     }
 
-    async fn send<T: DeserializeOwned>(&self, idempotent: bool, call: Call) -> Result<T, ClientError> {
+    async fn send<T: DeserializeOwned>(&self, idempotent: bool, call: &Call) -> Result<T, ClientError> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(50);
         // Attempts of one call are one operation (unless it is part of one).
         let id = request_id::for_operation();
         loop {
             let attempt = match &self.transport {
-                Transport::Async(http) => attempt_async(http, &call, &id).await,
-                Transport::Blocking(agent) => attempt_blocking(agent, &call, &id),
+                Transport::Async(http) => attempt_async(http, call, &id).await,
+                Transport::Blocking(agent) => attempt_blocking(agent, call, &id),
             };
             let err = match attempt {
                 Ok(answer) => return answer,
@@ -115,7 +166,7 @@ impl MasterClient {
                 Some(serde_json::to_vec(body).map_err(|e| ClientError::new(ErrorKind::EINVAL, format!("encoding a request: {e}")))?.into())
             }
         };
-        self.send(E::METHOD.idempotent(), Call { method: E::METHOD, url, json }).await
+        self.send_signed(E::METHOD.idempotent(), Call { method: E::METHOD, url, json, headers: Vec::new() }).await
     }
 
     /// A POST of `body` to `E`.
@@ -231,6 +282,26 @@ impl MasterClient {
         self.post::<ep::SafeMode>(&SafeModeRequest { leave: true }).await
     }
 
+    pub async fn whoami(&self) -> Result<CallerInfo, ClientError> {
+        self.get::<ep::WhoAmI>(&()).await
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserInfo>, ClientError> {
+        self.get::<ep::Users>(&()).await
+    }
+
+    pub async fn add_user(&self, req: &AddUserRequest) -> Result<UserInfo, ClientError> {
+        self.post::<ep::AddUser>(req).await
+    }
+
+    pub async fn remove_user(&self, name: &str) -> Result<Done, ClientError> {
+        self.post::<ep::RemoveUser>(&UserName { name: name.to_string() }).await
+    }
+
+    pub async fn rotate_user(&self, req: &RotateRequest) -> Result<UserInfo, ClientError> {
+        self.post::<ep::RotateUser>(req).await
+    }
+
     /// Starts (`on`) or ends draining the chunkserver named by id or address.
     pub async fn decommission(&self, node: &str, on: bool) -> Result<Done, ClientError> {
         let req = NodeRequest { node: node.to_string() };
@@ -241,11 +312,17 @@ impl MasterClient {
     }
 }
 
+/// The master refused the session (not the request): log in again.
+fn is_session_refusal(e: &ClientError) -> bool {
+    matches!(e.kind, ErrorKind::EKEYEXPIRED | ErrorKind::EKEYREJECTED) && (e.message.contains("session") || e.message.contains("x-dfs-session"))
+}
+
 async fn attempt_async<T: DeserializeOwned>(http: &reqwest::Client, call: &Call, id: &RequestId) -> Result<Result<T, ClientError>, Unanswered> {
     let request = match &call.json {
         Some(json) => http.request(reqwest_method(call.method), &call.url).header(reqwest::header::CONTENT_TYPE, "application/json").body(json.clone()),
         None => http.request(reqwest_method(call.method), &call.url),
     };
+    let request = call.headers.iter().fold(request, |r, (name, value)| r.header(*name, value));
     match request.header(HEADER_REQUEST_ID, id.as_str()).send().await {
         Ok(resp) if resp.status().is_success() => Ok(resp.json().await.map_err(ClientError::from)),
         // The master's messages name what they are about.
@@ -264,6 +341,7 @@ fn reqwest_method(m: Method) -> reqwest::Method {
 
 fn attempt_blocking<T: DeserializeOwned>(agent: &ureq::Agent, call: &Call, id: &RequestId) -> Result<Result<T, ClientError>, Unanswered> {
     let request = agent.request(call.method.as_str(), &call.url).set(HEADER_REQUEST_ID, id.as_str());
+    let request = call.headers.iter().fold(request, |r, (name, value)| r.set(name, value));
     let sent = match &call.json {
         Some(json) => request.set("content-type", "application/json").send_bytes(json),
         None => request.call(),

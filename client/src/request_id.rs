@@ -44,9 +44,11 @@ pub(crate) async fn operation<F: Future>(f: F) -> F::Output {
     with_request_id(for_operation(), f).await
 }
 
-/// `future` with the id under way, for a task started on its behalf.
+/// `future` with the id under way (and the user acted for), for a task
+/// started on its behalf.
 pub(crate) fn carry<F: Future>(future: F) -> impl Future<Output = F::Output> {
     let id = current();
+    let future = crate::auth::carry(future);
     async move {
         match id {
             Some(id) => with_request_id(id, future).await,

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use dfs_client::auth::{acting_as, acting_as_async};
 use dfs_client::master::MasterClient;
 use dfs_client::{Client, ClientError};
 use dfs_proto::wire::namespace::*;
@@ -17,6 +18,7 @@ use dfs_proto::InodeId;
 use fuser::*;
 
 use crate::attr::{errno, file_attr, name, time_or_now};
+use crate::callers::Callers;
 use crate::dir_attrs::DirAttrs;
 use crate::dirs::OpenDirs;
 use crate::files::OpenFiles;
@@ -43,6 +45,8 @@ pub struct Inner {
     told: Mutex<HashMap<InodeId, (u64, i64)>>,
     /// Set once the session is up: how to tell the kernel to drop caches.
     pub notifier: OnceLock<Notifier>,
+    /// Whom each request acts for.
+    callers: Callers,
     /// The shared runtime, where requests that need more than one master
     /// call (or any chunkserver) are served.
     rt: tokio::runtime::Handle,
@@ -91,6 +95,7 @@ impl DfsFs {
             dir_attrs: DirAttrs::new(ttl.attr),
             told: Mutex::default(),
             notifier: OnceLock::new(),
+            callers: Callers::default(),
             rt,
         };
         DfsFs { inner: Arc::new(inner) }
@@ -100,27 +105,29 @@ impl DfsFs {
         self.inner.clone()
     }
 
-    /// Serves a request on the runtime.
-    fn spawn<F, Fut>(&self, f: F)
+    /// Serves a request on the runtime, acting for its caller.
+    fn spawn<F, Fut>(&self, fr: &Request, f: F)
     where
         F: FnOnce(Arc<Inner>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.inner.rt.spawn(f(self.inner.clone()));
+        let who = self.inner.callers.of(fr);
+        self.inner.rt.spawn(acting_as_async(who, f(self.inner.clone())));
     }
 
     /// Serves a request that is one call to the master: made from this
     /// FUSE thread (see `here.rs`), or on the runtime when the other FUSE
     /// threads must stay free; `then` replies with its result.
-    fn master_call<T, F, Fut>(&self, call: F, then: impl FnOnce(&Arc<Inner>, Result<T, ClientError>) + Send + 'static)
+    fn master_call<T, F, Fut>(&self, fr: &Request, call: F, then: impl FnOnce(&Arc<Inner>, Result<T, ClientError>) + Send + 'static)
     where
         F: FnOnce(MasterClient) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, ClientError>> + Send,
         T: Send + 'static,
     {
-        match here::on_this_thread(&self.inner.client, call) {
+        let who = self.inner.callers.of(fr);
+        match acting_as(who, || here::on_this_thread(&self.inner.client, call)) {
             Ok(r) => then(&self.inner, r),
-            Err(call) => self.spawn(move |s| async move {
+            Err(call) => self.spawn(fr, move |s| async move {
                 let r = call(s.client.master().clone()).await;
                 then(&s, r)
             }),
@@ -333,7 +340,7 @@ pub fn permitted(attr: &Attr, uid: u32, gid: u32, mask: i32) -> bool {
 }
 
 impl Filesystem for DfsFs {
-    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+    fn init(&mut self, _fr: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // 1 MiB requests each way; the kernel's own read-ahead as large.
         let _ = config.set_max_write(crate::attr::BLOCK_SIZE);
         let _ = config.set_max_readahead(crate::attr::BLOCK_SIZE);
@@ -343,29 +350,29 @@ impl Filesystem for DfsFs {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, fr: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
         let Ok(n) = name(n).map(str::to_string) else { return reply.error(Errno::ENOENT) };
         if self.inner.known.absent(InodeId(parent.0), &n, std::time::Instant::now()) {
             return reply.error(Errno::ENOENT);
         }
-        self.master_call(move |m| async move { m.lookup(InodeId(parent.0), &n).await }, move |s, r| s.entry(reply, r));
+        self.master_call(fr, move |m| async move { m.lookup(InodeId(parent.0), &n).await }, move |s, r| s.entry(reply, r));
     }
 
-    fn forget(&self, _req: &Request, ino: INodeNo, _nlookup: u64) {
+    fn forget(&self, _fr: &Request, ino: INodeNo, _nlookup: u64) {
         // Forgetting early only costs the kernel's page cache at next open.
         self.inner.told().remove(&InodeId(ino.0));
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, fr: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         if let Some((a, left)) = self.inner.dir_attrs.fresh(InodeId(ino.0), std::time::Instant::now()) {
             return reply.attr(&left, &file_attr(&a));
         }
-        self.master_call(move |m| async move { m.stat_inode(InodeId(ino.0)).await }, move |s, r| s.attr(reply, r));
+        self.master_call(fr, move |m| async move { m.stat_inode(InodeId(ino.0)).await }, move |s, r| s.attr(reply, r));
     }
 
     fn setattr(
         &self,
-        _req: &Request,
+        fr: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -387,18 +394,20 @@ impl Filesystem for DfsFs {
             uid,
             gid,
             size,
+            // `touch` (UTIME_NOW) is allowed to whoever may write; other times to the owner.
+            times_now: [atime, mtime].iter().flatten().all(|t| matches!(t, TimeOrNow::Now)) && (atime.is_some() || mtime.is_some()),
             atime_ns: atime.map(time_or_now),
             mtime_ns: mtime.map(time_or_now),
             ..Default::default()
         };
-        self.spawn(move |s| async move {
+        self.spawn(fr, move |s| async move {
             let r = s.setattr(InodeId(ino.0), change).await;
             s.attr(reply, r)
         });
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        self.spawn(move |s| async move {
+    fn readlink(&self, fr: &Request, ino: INodeNo, reply: ReplyData) {
+        self.spawn(fr, move |s| async move {
             match s.client.master().readlink(&node(ino)).await {
                 Ok(target) => reply.data(target.as_bytes()),
                 Err(e) => reply.error(fail(e)),
@@ -406,36 +415,36 @@ impl Filesystem for DfsFs {
         });
     }
 
-    fn mknod(&self, req: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, _rdev: u32, reply: ReplyEntry) {
+    fn mknod(&self, fr: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, _rdev: u32, reply: ReplyEntry) {
         // Only regular files: dfs has no devices, pipes or sockets.
         if mode & libc::S_IFMT != libc::S_IFREG {
             return reply.error(Errno::EPERM);
         }
         let (at, owner) = match at(parent, n) {
-            Ok(at) => (at, Inner::owner(req, mode, umask)),
+            Ok(at) => (at, Inner::owner(fr, mode, umask)),
             Err(e) => return reply.error(e),
         };
         let req = create_request(at.clone(), owner);
-        self.master_call(move |m| async move { m.create(&req).await }, move |s, r| s.made(reply, &at, r));
+        self.master_call(fr, move |m| async move { m.create(&req).await }, move |s, r| s.made(reply, &at, r));
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(&self, fr: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let (at, owner) = match at(parent, n) {
-            Ok(at) => (at, Inner::owner(req, mode, umask)),
+            Ok(at) => (at, Inner::owner(fr, mode, umask)),
             Err(e) => return reply.error(e),
         };
         let req = MkdirRequest { at: at.clone(), owner, parents: false };
-        self.master_call(move |m| async move { m.mkdir(&req).await }, move |s, r| s.made(reply, &at, r));
+        self.master_call(fr, move |m| async move { m.mkdir(&req).await }, move |s, r| s.made(reply, &at, r));
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, fr: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
         let at = match at(parent, n) {
             Ok(at) => at,
             Err(e) => return reply.error(e),
         };
         if self.inner.files.any_open() {
             // It may be open here: the open files decide (see `unlink`).
-            return self.spawn(move |s| async move {
+            return self.spawn(fr, move |s| async move {
                 let (dir, name) = parts(&at);
                 let r = s.files.unlink(dir, name).await;
                 s.removed(&at, &r);
@@ -444,6 +453,7 @@ impl Filesystem for DfsFs {
         }
         let target = at.clone();
         self.master_call(
+            fr,
             move |m| async move { m.unlink(target).await },
             move |s, r| {
                 s.removed(&at, &r);
@@ -452,13 +462,14 @@ impl Filesystem for DfsFs {
         );
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, fr: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
         let at = match at(parent, n) {
             Ok(at) => at,
             Err(e) => return reply.error(e),
         };
         let target = at.clone();
         self.master_call(
+            fr,
             move |m| async move { m.rmdir(target).await },
             move |s, r| {
                 s.removed(&at, &r);
@@ -467,16 +478,16 @@ impl Filesystem for DfsFs {
         );
     }
 
-    fn symlink(&self, req: &Request, parent: INodeNo, link: &OsStr, target: &Path, reply: ReplyEntry) {
+    fn symlink(&self, fr: &Request, parent: INodeNo, link: &OsStr, target: &Path, reply: ReplyEntry) {
         let (Ok(at), Some(target)) = (at(parent, link), target.to_str()) else { return reply.error(Errno::EINVAL) };
-        let req = SymlinkRequest { at, target: target.to_string(), uid: Some(req.uid()), gid: Some(req.gid()) };
-        self.spawn(move |s| async move {
+        let req = SymlinkRequest { at, target: target.to_string(), uid: Some(fr.uid()), gid: Some(fr.gid()) };
+        self.spawn(fr, move |s| async move {
             let r = s.client.master().symlink(&req).await;
             s.made(reply, &req.at, r)
         });
     }
 
-    fn rename(&self, _req: &Request, parent: INodeNo, n: &OsStr, newparent: INodeNo, newname: &OsStr, flags: RenameFlags, reply: ReplyEmpty) {
+    fn rename(&self, fr: &Request, parent: INodeNo, n: &OsStr, newparent: INodeNo, newname: &OsStr, flags: RenameFlags, reply: ReplyEmpty) {
         if !(flags - RenameFlags::RENAME_NOREPLACE).is_empty() {
             return reply.error(Errno::EINVAL); // exchange and whiteout are not supported
         }
@@ -487,6 +498,7 @@ impl Filesystem for DfsFs {
         let req = RenameRequest { src, dst, noreplace: flags.contains(RenameFlags::RENAME_NOREPLACE) };
         let (src, dst) = (req.src.clone(), req.dst.clone());
         self.master_call(
+            fr,
             move |m| async move { m.rename(&req).await },
             move |s, r| {
                 s.removed(&src, &r);
@@ -500,29 +512,29 @@ impl Filesystem for DfsFs {
         );
     }
 
-    fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
+    fn link(&self, _fr: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
         // dfs names each inode once: what link(2) says for file systems
         // without hard links.
         reply.error(Errno::EPERM);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, fr: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         // Fresh attributes at every open: close-to-open consistency.
         let stat = move |m: MasterClient| async move { m.stat_inode(InodeId(ino.0)).await };
-        self.master_call(stat, move |s, r| match r.and_then(|attr| s.open(ino, attr)) {
+        self.master_call(fr, stat, move |s, r| match r.and_then(|attr| s.open(ino, attr)) {
             Ok((fh, flags)) => reply.opened(FileHandle(fh), flags),
             Err(e) => reply.error(fail(e)),
         });
     }
 
-    fn read(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, size: u32, _flags: OpenFlags, _lock_owner: Option<LockOwner>, reply: ReplyData) {
+    fn read(&self, fr: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, size: u32, _flags: OpenFlags, _lock_owner: Option<LockOwner>, reply: ReplyData) {
         let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
         // A small random read is answered from this FUSE thread: handing it
         // to the runtime would cost as much as the chunkserver's work.
         if let Some(data) = self.inner.files.read_now(&file, offset, size as u64) {
             return reply.data(&data);
         }
-        self.spawn(move |s| async move {
+        self.spawn(fr, move |s| async move {
             match s.files.read(&file, offset, size as u64).await {
                 Ok(data) => reply.data(&data),
                 Err(e) => reply.error(fail(e)),
@@ -532,7 +544,7 @@ impl Filesystem for DfsFs {
 
     fn write(
         &self,
-        _req: &Request,
+        fr: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -544,7 +556,7 @@ impl Filesystem for DfsFs {
     ) {
         let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
         let data = data.to_vec();
-        self.spawn(move |s| async move {
+        self.spawn(fr, move |s| async move {
             match s.files.write(&file, offset, &data).await {
                 Ok(()) => reply.written(data.len() as u32),
                 Err(e) => reply.error(fail(e)),
@@ -552,7 +564,7 @@ impl Filesystem for DfsFs {
         });
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(&self, fr: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
         // The kernel sends a close's flush after the writes' replies: with
         // none pending (nor, for a handle that wrote, unsynced) there is
@@ -560,20 +572,20 @@ impl Filesystem for DfsFs {
         if !self.inner.files.close_needs_commit(&file) {
             return reply.ok();
         }
-        self.spawn(move |s| async move { done(reply, s.files.close_flush(&file).await) });
+        self.spawn(fr, move |s| async move { done(reply, s.files.close_flush(&file).await) });
     }
 
-    fn release(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, _lock_owner: Option<LockOwner>, _flush: bool, reply: ReplyEmpty) {
+    fn release(&self, fr: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, _lock_owner: Option<LockOwner>, _flush: bool, reply: ReplyEmpty) {
         // The usual close of a file only read, or made and left empty:
         // nothing to commit, and no reason to wait.
         let file = self.inner.files.get(fh.0);
         if file.is_none_or(|f| !self.inner.files.release_needs_commit(f.inode)) {
             return match self.inner.files.close(fh.0) {
                 None => reply.ok(),
-                Some(hidden) => self.spawn(move |s| async move { done(reply, s.client.master().unlink(hidden).await) }),
+                Some(hidden) => self.spawn(fr, move |s| async move { done(reply, s.client.master().unlink(hidden).await) }),
             };
         }
-        self.spawn(move |s| async move {
+        self.spawn(fr, move |s| async move {
             match s.files.release(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(e) => {
@@ -584,13 +596,13 @@ impl Filesystem for DfsFs {
         });
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(&self, fr: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
-        self.spawn(move |s| async move { done(reply, s.files.fsync(&file).await) });
+        self.spawn(fr, move |s| async move { done(reply, s.files.fsync(&file).await) });
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.spawn(move |s| async move {
+    fn opendir(&self, fr: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.spawn(fr, move |s| async move {
             let opened = async {
                 let dir = s.client.master().stat_inode(InodeId(ino.0)).await?;
                 let parent = if dir.parent == dir.inode { dir.clone() } else { s.client.master().stat_inode(dir.parent).await? };
@@ -603,8 +615,8 @@ impl Filesystem for DfsFs {
         });
     }
 
-    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        self.spawn(move |s| async move {
+    fn readdir(&self, fr: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        self.spawn(fr, move |s| async move {
             let r = s.readdir(fh, offset, |next, name, a| reply.add(INodeNo(a.inode.0), next, file_attr(a).kind, name)).await;
             match r {
                 Ok(()) => reply.ok(),
@@ -613,8 +625,8 @@ impl Filesystem for DfsFs {
         });
     }
 
-    fn readdirplus(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        self.spawn(move |s| async move {
+    fn readdirplus(&self, fr: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        self.spawn(fr, move |s| async move {
             let ttl = s.ttl.attr.min(s.ttl.entry);
             let r = s
                 .readdir(fh, offset, |next, name, a| {
@@ -629,18 +641,18 @@ impl Filesystem for DfsFs {
         });
     }
 
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+    fn releasedir(&self, _fr: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
         self.inner.dirs.release(fh.0);
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(&self, _fr: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         // Every namespace change is on the master's disk before it replies.
         reply.ok();
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        self.spawn(move |s| async move {
+    fn statfs(&self, fr: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.spawn(fr, move |s| async move {
             const B: u64 = 4096;
             match s.statfs().await {
                 Ok((total, free, inodes)) => reply.statfs(total / B, free / B, free / B, inodes + (1 << 32), 1 << 32, B as u32, 255, B as u32),
@@ -654,11 +666,11 @@ impl Filesystem for DfsFs {
     // with EOPNOTSUPP (the same errno to the caller). It asks for
     // `security.capability` before each write(2), so ENOTSUP would cost
     // every write a round trip to this process.
-    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
+    fn getxattr(&self, _fr: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
         reply.error(Errno::ENOSYS);
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
+    fn listxattr(&self, _fr: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
         if size == 0 {
             reply.size(0)
         } else {
@@ -666,17 +678,17 @@ impl Filesystem for DfsFs {
         }
     }
 
-    fn setxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _value: &[u8], _flags: i32, _position: u32, reply: ReplyEmpty) {
+    fn setxattr(&self, _fr: &Request, _ino: INodeNo, _name: &OsStr, _value: &[u8], _flags: i32, _position: u32, reply: ReplyEmpty) {
         reply.error(Errno::ENOSYS);
     }
 
-    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, _fr: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
         reply.error(Errno::ENOSYS);
     }
 
-    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        let (uid, gid) = (req.uid(), req.gid());
-        self.spawn(move |s| async move {
+    fn access(&self, fr: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let (uid, gid) = (fr.uid(), fr.gid());
+        self.spawn(fr, move |s| async move {
             match s.client.master().stat_inode(InodeId(ino.0)).await {
                 Ok(a) if permitted(&a, uid, gid, mask.bits()) => reply.ok(),
                 Ok(_) => reply.error(Errno::EACCES),
@@ -685,13 +697,14 @@ impl Filesystem for DfsFs {
         });
     }
 
-    fn create(&self, req: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
+    fn create(&self, fr: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
         let (at, owner) = match at(parent, n) {
-            Ok(at) => (at, Inner::owner(req, mode, umask)),
+            Ok(at) => (at, Inner::owner(fr, mode, umask)),
             Err(e) => return reply.error(e),
         };
         let req = create_request(at.clone(), owner);
         self.master_call(
+            fr,
             move |m| async move { m.create(&req).await },
             move |s, r| match s.note_made(&at, r) {
                 Err(e) if opens_existing(&e, flags) => {

@@ -6,6 +6,7 @@
 //! writes and unmount; `umount MOUNTPOINT` ends the process too.
 
 mod attr;
+mod callers;
 mod dir_attrs;
 mod dirs;
 mod files;
@@ -34,7 +35,8 @@ struct Args {
     /// Stay in the foreground and log to stderr.
     #[arg(short, long)]
     foreground: bool,
-    /// Mount options, comma-separated: allow_other, allow_root, ro,
+    /// Mount options, comma-separated: allow_other (the default when
+    /// mounted by root; noallow_other turns it off), allow_root, ro,
     /// auto_unmount, noatime, fsname=NAME, ... (default_permissions is always on).
     /// nosync_close: a close(2) of a file written through it returns once
     /// every replica has the bytes in memory, without syncing them to disk
@@ -69,6 +71,11 @@ struct Args {
     /// chunkservers pass, instead of over HTTP.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     local_reads: bool,
+    /// The credentials file of the mount's principal (a user with the
+    /// proxy role, see `dfs admin user add --proxy`); default
+    /// ~/.config/dfs/credentials when it exists.
+    #[arg(long, env = "DFS_CREDENTIALS")]
+    credentials: Option<PathBuf>,
     /// In the background, log here instead of nowhere.
     #[arg(long)]
     log_file: Option<PathBuf>,
@@ -95,7 +102,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         bail!("mount point {} is not a directory", mountpoint.display());
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let client = Client::with_config(&args.master, data_config(&args));
+    let credentials = dfs_client::auth::load_credentials(args.credentials.as_deref()).context("credentials")?;
+    let client = Client::with_login(&args.master, data_config(&args), dfs_client::auth::Login::new(credentials));
     rt.block_on(client.master().cluster()).map_err(|e| anyhow::anyhow!("master {}: {}", args.master, e.describe()))?;
     if !args.foreground {
         return start_in_background(&args, &mountpoint);
@@ -131,9 +139,14 @@ fn sync_on_close(options: &[String]) -> bool {
 fn mount_config(args: &Args) -> Config {
     let mut config = Config::default();
     config.mount_options = vec![MountOption::FSName(format!("dfs:{}", args.master)), MountOption::Subtype("dfs".into()), MountOption::DefaultPermissions];
+    // Mounted by root, every local user may use it (as mfsmount): the
+    // kernel and the master check each one's permissions.
+    let by_root = std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    config.acl = if by_root { SessionACL::All } else { SessionACL::Owner };
     for o in args.options.iter().map(String::as_str) {
         match o {
             "allow_other" => config.acl = SessionACL::All,
+            "noallow_other" => config.acl = SessionACL::Owner,
             "allow_root" => config.acl = SessionACL::RootAndOwner,
             "default_permissions" | "" | NOSYNC_CLOSE => {}
             "ro" => config.mount_options.push(MountOption::RO),

@@ -27,6 +27,8 @@ pub enum Verb {
         #[arg(long)]
         json: bool,
     },
+    /// Whom the master takes you for: user, uid, groups, roles.
+    Whoami,
     /// Cluster administration.
     Admin {
         #[command(subcommand)]
@@ -45,6 +47,11 @@ pub enum AdminCmd {
     /// Drain a chunkserver (by node id or address): its chunks are copied
     /// elsewhere, then `admin report` shows it as decommissioned (safe to remove).
     Decommission { node: String },
+    /// Users and their credentials.
+    User {
+        #[command(subcommand)]
+        cmd: crate::users::UserCmd,
+    },
     /// Undo a decommission: the chunkserver takes new chunks again.
     Recommission { node: String },
     /// Show safe mode, or end it now with `leave`.
@@ -64,6 +71,8 @@ pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
             ctx.verb = "fsck";
             fsck(ctx, &absolute(&path), files, json).await
         }
+        Verb::Whoami => crate::users::whoami(ctx).await,
+        Verb::Admin { cmd: AdminCmd::User { cmd } } => crate::users::run(ctx, cmd).await,
         Verb::Admin { cmd: AdminCmd::Report { json } } => {
             ctx.verb = "admin report";
             report(ctx, json).await

@@ -14,6 +14,7 @@ mod admin;
 mod fmt;
 mod namespace;
 mod transfer;
+mod users;
 mod walk;
 
 use std::process::ExitCode;
@@ -31,6 +32,10 @@ struct Cli {
     /// before giving up, in seconds.
     #[arg(long, env = "DFS_MASTER_WAIT_SECS", default_value_t = 10, global = true)]
     master_wait_secs: u64,
+    /// The credentials file to log in with (mode 0600); default
+    /// ~/.config/dfs/credentials when it exists.
+    #[arg(long, env = "DFS_CREDENTIALS", global = true)]
+    credentials: Option<std::path::PathBuf>,
     #[command(subcommand)]
     verb: Verb,
 }
@@ -152,7 +157,14 @@ fn main() -> ExitCode {
         }
     };
     let config = DataConfig { master_wait: std::time::Duration::from_secs(cli.master_wait_secs), ..DataConfig::default() };
-    let client = Client::with_config(&cli.master, config);
+    let credentials = match dfs_client::auth::load_credentials(cli.credentials.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dfs: credentials: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let client = Client::with_login(&cli.master, config, dfs_client::auth::Login::new(credentials));
     runtime.block_on(async move {
         let mut ctx = Ctx { client, verb: "", failed: false };
         let status = match cli.verb {

@@ -10,7 +10,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use dfs_client::{Client, ClientError, FileReader};
+use dfs_client::auth::Login;
+use dfs_client::{Client, ClientError, DataConfig, FileReader};
 use dfs_proto::wire::chunks::DownloadQuery;
 use dfs_proto::ErrorKind;
 use dfs_server_kit::http::html::url_encode;
@@ -28,7 +29,11 @@ fn api_error(e: ClientError) -> ApiError {
 /// Streams the file at `path`; errors before the first byte are JSON API
 /// errors, a failure mid-stream ends the body early (the length is short).
 pub async fn file(State(n): State<Arc<Node>>, ApiQuery(q): ApiQuery<DownloadQuery>) -> Result<Response, ApiError> {
-    let client = Client::new(&n.master);
+    // Read with the rights of the dashboard's user, by the master's grant.
+    let Some(grant) = q.grant else {
+        return Err(ApiError::new(ErrorKind::EKEYREJECTED, "a download needs the master's grant: start it from the dashboard"));
+    };
+    let client = Client::with_login(&n.master, DataConfig::default(), Login::granted(grant));
     let attr = client.stat(&q.path).await.map_err(api_error)?;
     if attr.kind != dfs_proto::wire::namespace::FileKind::File {
         return Err(ApiError::new(ErrorKind::EISDIR, format!("{} is not a file", q.path)));
