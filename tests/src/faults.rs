@@ -94,7 +94,7 @@ pub fn client(master: &str) -> Client {
         location_ttl: Duration::from_secs(2),
         ..DataConfig::default()
     };
-    Client::with_config(master, config)
+    crate::client_with(master, config)
 }
 
 pub fn random_bytes(rng: &mut StdRng, len: usize) -> Vec<u8> {

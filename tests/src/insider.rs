@@ -57,10 +57,17 @@ pub static LOST_ANSWERS: AtomicU64 = AtomicU64::new(0);
 /// before reading its body and closes the connection at once makes the
 /// client's body write fail (EPIPE) or resets the connection, and the
 /// refusal it sent is lost on the way; the same request again gets it.
+///
+/// A request to a master this process started is signed as its first
+/// admin (afresh for each attempt: a signature is accepted once), so an
+/// attack reaches the handlers, as a user's would.
 pub async fn execute(http: &reqwest::Client, mut req: reqwest::Request) -> reqwest::Result<reqwest::Response> {
     let mut attempt = 0;
     loop {
         let again = req.try_clone();
+        if !req.headers().contains_key(dfs_proto::auth::user::HEADER_SESSION) {
+            sign_as_admin(&mut req).await;
+        }
         let (method, url) = (req.method().clone(), req.url().clone());
         match http.execute(req).await {
             Err(e) if attempt < 2 && !e.is_timeout() && again.is_some() => {
@@ -73,6 +80,29 @@ pub async fn execute(http: &reqwest::Client, mut req: reqwest::Request) -> reqwe
             other => return other,
         }
     }
+}
+
+/// The first admin's login at each master this process started, by URL.
+/// (A URL is reused by masters on other directories: keyed by both.)
+static LOGINS: std::sync::Mutex<Vec<(String, Arc<dfs_client::auth::Login>, dfs_client::Client)>> = std::sync::Mutex::new(Vec::new());
+
+/// Adds the user headers of the first admin of the master `req` goes to
+/// (nothing for other servers).
+async fn sign_as_admin(req: &mut reqwest::Request) {
+    let base = req.url().origin().ascii_serialization();
+    let Some(file) = crate::process::credentials_of(&base) else { return };
+    let key = format!("{base} {} {:?}", file.display(), crate::process::master_start_of(&base));
+    let found = LOGINS.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(k, ..)| *k == key).map(|(_, l, c)| (l.clone(), c.clone()));
+    let (login, client) = match found {
+        Some(x) => x,
+        None => {
+            let login = crate::login(&base);
+            let client = dfs_client::Client::with_login(&base, dfs_client::DataConfig::default(), login.clone());
+            LOGINS.lock().unwrap_or_else(|p| p.into_inner()).push((key, login.clone(), client.clone()));
+            (login, client)
+        }
+    };
+    crate::api::sign_as(&login, &client, req).await;
 }
 
 /// Builds and sends with [`execute`].
@@ -483,7 +513,9 @@ impl Daemon {
     pub fn master(listen: &str, data_dir: &Path, extra: &[&str]) -> anyhow::Result<Daemon> {
         let mut args = vec!["--listen".to_string(), listen.to_string(), "--data-dir".to_string(), data_dir.display().to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Daemon::spawn("dfs-master", &args)
+        let daemon = Daemon::spawn("dfs-master", &args)?;
+        crate::process::note_credentials(&daemon.url, data_dir);
+        Ok(daemon)
     }
 
     /// A chunkserver on `listen` reporting to `master`, plus `extra` flags

@@ -20,6 +20,23 @@ pub use cluster::Cluster;
 pub use mount::Mount;
 pub use process::{ChunkserverProcess, MasterProcess};
 
+/// A client of the master at `url` that logs in as its first admin (when
+/// this process started that master).
+pub fn client(url: &str) -> dfs_client::Client {
+    client_with(url, dfs_client::DataConfig::default())
+}
+
+/// [`client`] with tuning.
+pub fn client_with(url: &str, config: dfs_client::DataConfig) -> dfs_client::Client {
+    dfs_client::Client::with_login(url, config, login(url))
+}
+
+/// The login of the first admin of the master at `url`, if known.
+pub fn login(url: &str) -> std::sync::Arc<dfs_client::auth::Login> {
+    let credentials = process::credentials_of(url).and_then(|p| dfs_client::auth::Credentials::load(&p).ok());
+    dfs_client::auth::Login::new(credentials)
+}
+
 /// A seed for randomised tests: `DFS_TEST_SEED` when set (to replay a
 /// failure), else a fresh one. Always printed, so a failing run can be replayed.
 pub fn seed() -> u64 {

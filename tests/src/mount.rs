@@ -57,6 +57,12 @@ impl Mount {
             .arg("--master")
             .arg(master_url)
             .arg(&mountpoint)
+            // As the cluster's first admin (a proxy), unless the test names a principal.
+            .args(
+                crate::process::credentials_of(master_url)
+                    .filter(|_| !extra_args.iter().any(|a| a.starts_with("--credentials")))
+                    .map(|f| format!("--credentials={}", f.display())),
+            )
             .args(extra_args)
             .env("DFS_LOG", std::env::var("DFS_LOG").unwrap_or_else(|_| "info".into()))
             .env("NO_COLOR", "1")

@@ -25,6 +25,34 @@ pub fn key_file_of(url: &str) -> Option<PathBuf> {
     files.iter().rev().find(|(u, _)| u == url).map(|(_, f)| f.clone())
 }
 
+/// The admin credentials of each master this process started, by URL:
+/// clients, shells and mounts of the tests log in with them.
+/// With each, the number of the master start that recorded it (a restart
+/// forgets sessions: callers keyed on it log in again).
+static CREDENTIALS: Mutex<Vec<(String, PathBuf, u64)>> = Mutex::new(Vec::new());
+static MASTER_STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The credentials file of the first admin of the master at `url`
+/// (DATA_DIR/admin.credentials), if this process started it.
+pub fn credentials_of(url: &str) -> Option<PathBuf> {
+    let files = CREDENTIALS.lock().unwrap_or_else(|p| p.into_inner());
+    files.iter().rev().find(|(u, ..)| u == url.trim_end_matches('/')).map(|(_, f, _)| f.clone())
+}
+
+/// Which start of the master at `url` this is (see [`credentials_of`]).
+pub fn master_start_of(url: &str) -> Option<u64> {
+    let files = CREDENTIALS.lock().unwrap_or_else(|p| p.into_inner());
+    files.iter().rev().find(|(u, ..)| u == url.trim_end_matches('/')).map(|(.., n)| *n)
+}
+
+/// Records that the master at `url` keeps its data in `data_dir`.
+pub fn note_credentials(url: &str, data_dir: &Path) {
+    let mut files = CREDENTIALS.lock().unwrap_or_else(|p| p.into_inner());
+    files.retain(|(u, ..)| u != url);
+    let start = MASTER_STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    files.push((url.to_string(), data_dir.join("admin.credentials"), start));
+}
+
 fn note_key_file(url: &str, data_dir: &Path, extra: &[String]) {
     let given = flag_value(extra, "--cluster-key-file").map(PathBuf::from);
     let file = given.unwrap_or_else(|| data_dir.join("cluster.key"));
@@ -147,6 +175,7 @@ fn spawn_master(data_dir: &Path, listen: &str, extra: &[String], log: Option<&Lo
     let (child, url) = spawn("dfs-master", &args, "dfs-master listening on ", log)?;
     // The key file exists by now: the master makes it before it listens.
     note_key_file(&url, data_dir, extra);
+    note_credentials(&url, data_dir);
     Ok((child, url))
 }
 

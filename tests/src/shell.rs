@@ -23,11 +23,26 @@ impl Run {
     }
 }
 
+/// `dfs --master URL`, logged in as the cluster's first admin.
+pub fn command(master: &str) -> anyhow::Result<std::process::Command> {
+    let mut cmd = std::process::Command::new(bin_dir()?.join("dfs"));
+    cmd.arg("--master").arg(master);
+    if let Some(file) = crate::process::credentials_of(master) {
+        cmd.env("DFS_CREDENTIALS", file);
+    }
+    Ok(cmd)
+}
+
+/// [`command`] for tokio.
+pub fn tokio_command(master: &str) -> anyhow::Result<tokio::process::Command> {
+    Ok(tokio::process::Command::from(command(master)?))
+}
+
 /// Runs `dfs --master URL ARGS...` (killed if it outlives `timeout`), with
 /// `stdin` as its input.
 pub async fn dfs_with(master: &str, args: &[&str], stdin: Option<Vec<u8>>, timeout: Duration) -> anyhow::Result<Run> {
-    let mut cmd = tokio::process::Command::new(bin_dir()?.join("dfs"));
-    cmd.arg("--master").arg(master).args(args).kill_on_drop(true);
+    let mut cmd = tokio_command(master)?;
+    cmd.args(args).kill_on_drop(true);
     cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().context("starting dfs")?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {

@@ -4,7 +4,6 @@
 //! which replica, so a test can check that every replica was synced.
 
 use anyhow::{bail, Context};
-use dfs_client::Client;
 
 use crate::Cluster;
 
@@ -42,7 +41,7 @@ fn metric(text: &str, name: &str) -> anyhow::Result<u64> {
 /// How many replicas of the file's chunks each chunkserver holds (those of
 /// chunks `first..`), in the cluster's order.
 pub async fn replicas_held(c: &Cluster, path: &str, first: u64) -> anyhow::Result<Vec<u64>> {
-    let client = Client::new(&c.master.url);
+    let client = crate::client(&c.master.url);
     let attr = client.stat(path).await?;
     let chunks = attr.size.div_ceil(attr.chunk_size_bytes.max(1));
     let mut held = vec![0; c.chunkservers.len()];

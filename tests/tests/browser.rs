@@ -76,7 +76,8 @@ const HOSTILE_ADDRESS: &str = "http://<img src=x onerror=alert(1)>";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dashboard_in_headless_chromium() {
-    let (c, _client) = cluster_with_files().await;
+    // The explicit read-only public dashboard: a browser without a login.
+    let (c, _client) = cluster_with_files_and(&["--dashboard", "public"]).await;
     let m = c.master.url.clone();
     let profile = c.dir.path().join("chromium-profile");
     let forged = fake_heartbeat(NodeId(uuid::Uuid::from_u128(0xbeef)), HOSTILE_ADDRESS);

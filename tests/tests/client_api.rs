@@ -39,7 +39,7 @@ async fn concurrent_record_appends_never_interleave() {
     let c = cluster(3);
     c.wait_live(3, Duration::from_secs(15)).await.unwrap();
     let url = c.master.url.clone();
-    let setup = Client::new(&url);
+    let setup = dfs_tests::client(&url);
     setup.create("/log", &CreateOptions::default()).await.unwrap().close().await.unwrap();
     let seed = seed();
 
@@ -47,7 +47,7 @@ async fn concurrent_record_appends_never_interleave() {
     for w in 0..4u32 {
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
-            let client = Client::new(&url); // one client per appender
+            let client = dfs_tests::client(&url); // one client per appender
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ w as u64);
             let mut placed = Vec::new();
             for seq in 0..40u32 {
@@ -113,7 +113,7 @@ async fn write_through_a_death(c: &mut Cluster, client: &Client, path: &str, kil
 async fn a_streamed_write_survives_its_primary_or_a_secondary_dying() {
     let mut c = cluster(5);
     c.wait_live(5, Duration::from_secs(15)).await.unwrap();
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     write_through_a_death(&mut c, &client, "/secondary", false, &mut rng).await;
     // The next file's replicas must all be placed on live nodes.
@@ -125,7 +125,7 @@ async fn a_streamed_write_survives_its_primary_or_a_secondary_dying() {
 async fn the_reader_serves_sequential_and_random_reads_exactly() {
     let c = cluster(3);
     c.wait_live(3, Duration::from_secs(15)).await.unwrap();
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     let mut data = vec![0u8; (10 * MIB + 777) as usize];
     rng.fill_bytes(&mut data);
@@ -167,7 +167,7 @@ async fn the_reader_serves_sequential_and_random_reads_exactly() {
 async fn listings_stream_every_page_and_calls_map_to_errnos() {
     let c = cluster(3);
     c.wait_live(3, Duration::from_secs(15)).await.unwrap();
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     client.mkdir("/a/b", true, None).await.unwrap();
     let names: Vec<String> = (0..2500).map(|i| format!("f{i:05}")).collect();
     let creates = names.iter().map(|n| {
@@ -200,7 +200,7 @@ async fn listings_stream_every_page_and_calls_map_to_errnos() {
 async fn reads_fail_over_and_relocate_when_the_cached_replica_dies() {
     let mut c = cluster(3);
     c.wait_live(3, Duration::from_secs(15)).await.unwrap();
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let data: Vec<u8> = (0..3 * MIB).map(|i| (i % 251) as u8).collect();
     let mut w = client.create("/x", &CreateOptions::default()).await.unwrap();
     w.write(&data).await.unwrap();
@@ -231,7 +231,7 @@ async fn small_reads_on_the_callers_thread_match_and_give_way_when_they_cannot()
     let c = cluster(3);
     c.wait_live(3, Duration::from_secs(15)).await.unwrap();
     // Over HTTP: short-circuit reads are tested below.
-    let client = Client::with_config(&c.master.url, DataConfig { local_reads: false, ..DataConfig::default() });
+    let client = dfs_tests::client_with(&c.master.url, DataConfig { local_reads: false, ..DataConfig::default() });
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     let data = put_random(&client, "/small", 3 * MIB + 5000, &mut rng).await;
     let data = std::sync::Arc::new(data);
@@ -292,7 +292,7 @@ async fn small_reads_on_the_callers_thread_match_and_give_way_when_they_cannot()
 async fn reads_of_replicas_on_this_host_go_through_passed_descriptors_and_check_every_block() {
     let c = cluster(3);
     c.wait_live(3, Duration::from_secs(15)).await.unwrap();
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     let data = put_random(&client, "/local", 3 * MIB + 5000, &mut rng).await;
     let mut r = client.open("/local").await.unwrap();
@@ -354,7 +354,7 @@ async fn reads_of_replicas_on_this_host_go_through_passed_descriptors_and_check_
     // Another client overwrites bytes in place; the reader's snapshot no
     // longer matches them, so it must not serve the old ones.
     let fresh = vec![0xa5u8; 3000];
-    let other = Client::new(&c.master.url);
+    let other = dfs_tests::client(&c.master.url);
     let mut w = other.open_write("/local", false).await.unwrap();
     w.write_at(MIB + 70_000, &fresh).await.unwrap();
     w.close().await.unwrap();
@@ -391,7 +391,7 @@ async fn a_blocking_master_client_answers_as_the_async_one() {
     use dfs_proto::wire::namespace::{CreateRequest, EntryRef, MkdirRequest};
     let c = cluster(1);
     c.wait_live(1, Duration::from_secs(15)).await.unwrap();
-    let client = Client::with_config(&c.master.url, DataConfig { master_wait: Duration::from_millis(300), ..DataConfig::default() });
+    let client = dfs_tests::client_with(&c.master.url, DataConfig { master_wait: Duration::from_millis(300), ..DataConfig::default() });
     let blocking = client.blocking_master();
     let checked = std::thread::spawn(move || {
         let m = blocking;
@@ -427,7 +427,7 @@ async fn close_syncs_every_replica_of_the_chunks_written_and_only_those() {
     use dfs_tests::syncs::{deltas, replica_fsyncs, replicas_held};
     let c = cluster(3);
     c.wait_live(3, Duration::from_secs(15)).await.unwrap();
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
     let mut data = vec![0u8; 3 * MIB as usize + 1000]; // four 1 MiB chunks
     rng.fill_bytes(&mut data);
@@ -450,7 +450,7 @@ async fn close_syncs_every_replica_of_the_chunks_written_and_only_those() {
     assert_eq!(synced, replicas_held(&c, "/durable", 3).await.unwrap(), "only the last chunk's replicas");
     assert_eq!(synced.iter().sum::<u64>(), 3);
 
-    let lazy = Client::with_config(&c.master.url, DataConfig { sync_on_close: false, ..DataConfig::default() });
+    let lazy = dfs_tests::client_with(&c.master.url, DataConfig { sync_on_close: false, ..DataConfig::default() });
     let before = replica_fsyncs(&c).await.unwrap();
     let mut w = lazy.create("/lazy", &three).await.unwrap();
     w.write(&data).await.unwrap();
@@ -470,7 +470,7 @@ async fn close_syncs_the_live_replicas_when_one_node_died_after_the_writes() {
     use dfs_tests::syncs::{deltas, node_fsyncs, replica_fsyncs, replicas_held};
     let mut c = cluster(3);
     c.wait_live(3, Duration::from_secs(15)).await.unwrap();
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let data = vec![5u8; 2 * MIB as usize];
     let mut w = client.create("/f", &CreateOptions { replication: Some(3), ..Default::default() }).await.unwrap();
     w.write(&data).await.unwrap();

@@ -20,6 +20,47 @@ async fn get_json(base: &str, path: &str) -> Value {
     serde_json::from_str(&page.text).unwrap_or_else(|e| panic!("{path}: {e}: {}", page.text))
 }
 
+/// Without a login every page leads to /login and every JSON call is a
+/// 401; a wrong secret is refused; another site's form or a host name the
+/// master does not answer to is refused; a user sees with their own rights.
+async fn login_and_hosts(m: &str) {
+    let page = fetch_anonymous(&format!("{m}/browse?path=/data")).await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    assert_eq!(fetch_anonymous(&format!("{m}/v1/dashboard/overview")).await.status, 401);
+    assert_eq!(fetch_anonymous(&format!("{m}/download?path=/data")).await.status, 303);
+    let form = fetch_anonymous(&format!("{m}/login?next=%2Fwork")).await;
+    assert!(form.status == 200 && form.text.contains(r#"name="secret""#) && form.text.contains(r#"value="/work""#), "{}", form.text);
+    assert_eq!(dashboard_login(m, "admin", &"00".repeat(32)).await, Err(401));
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let cross = http
+        .post(format!("{m}/login"))
+        .header("origin", "http://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=admin&secret=00")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(cross.status().as_u16(), 403, "login CSRF");
+    let cookie = admin_cookie(m).await.expect("cookie");
+    let rebound = http.get(format!("{m}/v1/dashboard/overview")).header("host", "evil.example").header("cookie", &cookie).send().await.expect("get");
+    assert_eq!(rebound.status().as_u16(), 403, "DNS rebinding");
+    // A user without rights on a directory sees a 403 there, not its entries.
+    let c = dfs_client::auth::Credentials::generate("eve");
+    let text = c.to_file_text();
+    let secret = text.lines().find_map(|l| l.strip_prefix("secret ")).expect("secret").to_string();
+    let stored: String = c.stored_key().iter().map(|b| format!("{b:02x}")).collect();
+    let admin = dfs_tests::Api::new(m);
+    assert!(admin.post("/v1/admin/users/add", &json!({"name": "eve", "stored_key": stored})).await.unwrap().ok());
+    assert!(admin.post("/v1/setattr", &json!({"path": "/data", "mode": 0o700})).await.unwrap().ok());
+    let eve = dashboard_login(m, "eve", &secret).await.expect("eve logs in");
+    let denied = http.get(format!("{m}/v1/dashboard/browse?path=/data")).header("cookie", &eve).send().await.expect("get");
+    assert_eq!(denied.status().as_u16(), 403);
+    assert!(http.get(format!("{m}/download?path={}", enc(FILE))).header("cookie", &eve).send().await.expect("get").status().as_u16() >= 400);
+    assert!(admin.post("/v1/setattr", &json!({"path": "/data", "mode": 0o755})).await.unwrap().ok());
+    let out = http.get(format!("{m}/logout")).header("cookie", &eve).send().await.expect("logout");
+    assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+}
+
 async fn get_html(url: &str) -> String {
     let page = fetch(url).await;
     assert_eq!(page.status, 200, "{url}: {}", page.text);
@@ -115,19 +156,24 @@ async fn dashboard_pages_json_metrics_and_events() {
     let gone = fetch(&format!("{m}/browse?path=/nope")).await;
     assert!(gone.status == 404 && gone.content_type.starts_with("text/html"), "{}", gone.text);
 
-    // Downloads go through a chunkserver.
+    // Downloads go through a chunkserver, with a grant of the viewer's rights.
+    let cookie = admin_cookie(&m).await.expect("logged in");
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let r = http.get(format!("{m}/download?path={}", enc(FILE))).send().await.expect("download");
+    let r = http.get(format!("{m}/download?path={}", enc(FILE))).header("cookie", &cookie).send().await.expect("download");
     assert_eq!(r.status().as_u16(), 307);
     let location = r.headers()["location"].to_str().expect("location").to_string();
-    assert!(cs_urls.iter().any(|u| location.starts_with(&format!("{u}/files?path="))), "{location}");
-    let body = reqwest::get(format!("{m}/download?path={}", enc(FILE))).await.expect("get").bytes().await.expect("bytes");
+    assert!(cs_urls.iter().any(|u| location.starts_with(&format!("{u}/files?path="))) && location.contains("grant=g1."), "{location}");
+    let follow = reqwest::Client::new();
+    let body = follow.get(format!("{m}/download?path={}", enc(FILE))).header("cookie", &cookie).send().await.expect("get").bytes().await.expect("bytes");
     assert_eq!(body.as_ref(), file_bytes().as_slice());
-    let r = reqwest::get(format!("{m}/download?path={}", enc(&xss_path()))).await.expect("get");
+    let without_grant = location.split("&grant=").next().unwrap_or_default().to_string();
+    assert_eq!(fetch_anonymous(&without_grant).await.status, 401, "a chunkserver reads nothing without the master's grant");
+    let r = follow.get(format!("{m}/download?path={}", enc(&xss_path()))).header("cookie", &cookie).send().await.expect("get");
     assert!(r.headers()["content-disposition"].to_str().expect("ascii").contains("%3Cscript%3Ealert%281%29%3Cimg"));
     assert_eq!(r.bytes().await.expect("bytes").as_ref(), b"not a script");
 
     chunkserver_pages(&cs_urls[0]).await;
+    login_and_hosts(&m).await;
     events_of_repair_and_loss(&mut c, &m).await;
     master_metrics(&m).await;
     drop(client);

@@ -41,7 +41,7 @@ async fn locations(client: &Client, attr: &Attr) -> Vec<ChunkLocation> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_mib_with_three_replicas_reads_back_from_each_replica() {
     let c = cluster(4).await;
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let seed = dfs_tests::seed();
     let data = random_bytes(seed, 200 * MIB as usize);
     let attr = create(&client, "/big", 3, 64 * MIB).await;
@@ -77,7 +77,7 @@ async fn two_hundred_mib_with_three_replicas_reads_back_from_each_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_at_offsets_and_concurrent_writers_on_different_chunks() {
     let c = cluster(3).await;
-    let client = std::sync::Arc::new(Client::new(&c.master.url));
+    let client = std::sync::Arc::new(dfs_tests::client(&c.master.url));
     let seed = dfs_tests::seed();
     let attr = create(&client, "/multi", 3, MIB).await;
     let mut expected = vec![0u8; 8 * MIB as usize];
@@ -111,7 +111,7 @@ fn data_file(dir: &std::path::Path, handle: u64) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flipped_byte_is_detected_and_the_read_fails_over() {
     let c = cluster(3).await;
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let data = random_bytes(dfs_tests::seed(), 3 * MIB as usize);
     let attr = create(&client, "/f", 3, MIB).await;
     client.write_at(&attr, 0, Bytes::from(data.clone())).await.unwrap();
@@ -141,7 +141,7 @@ async fn a_flipped_byte_is_detected_and_the_read_fails_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_with_an_old_version_is_never_used() {
     let mut c = cluster(4).await;
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let attr = create(&client, "/v", 3, MIB).await;
     client.write_at(&attr, 0, Bytes::from(vec![1u8; 1000])).await.unwrap();
     let before = locations(&client, &attr).await.remove(0);
@@ -173,7 +173,7 @@ async fn a_replica_with_an_old_version_is_never_used() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_chunkserver_restarted_on_another_port_is_recognised() {
     let mut c = cluster(3).await;
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let attr = create(&client, "/r", 3, MIB).await;
     client.write_at(&attr, 0, Bytes::from(vec![7u8; 5000])).await.unwrap();
     // Synced: a replica that crashed with unsynced writes is not served
@@ -208,7 +208,7 @@ async fn a_chunkserver_restarted_on_another_port_is_recognised() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_writes_get_4xx_and_leave_the_replica_unchanged() {
     let c = cluster(3).await;
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let attr = create(&client, "/bad", 1, MIB).await;
     client.write_at(&attr, 0, Bytes::from(vec![5u8; 100_000])).await.unwrap();
     let chunk = locations(&client, &attr).await.remove(0);
@@ -287,7 +287,7 @@ async fn bad_writes_get_4xx_and_leave_the_replica_unchanged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_write_after_a_truncate_is_not_lost() {
     let c = cluster(3).await;
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let attr = create(&client, "/t", 3, MIB).await;
     client.write_at(&attr, 0, Bytes::from(vec![1u8; 3000])).await.unwrap();
     // Truncate to 0 (the chunk is dropped) while the client still caches its lease.
@@ -303,7 +303,7 @@ async fn a_write_after_a_truncate_is_not_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_chunk_whose_placement_failed_is_placed_on_the_next_try() {
     let mut c = cluster(0).await;
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let attr = create(&client, "/p", 1, MIB).await;
     // No chunkserver at all is temporary (they may be restarting), not ENOSPC.
     let err = client.master().lease(attr.inode, 0).await.unwrap_err();

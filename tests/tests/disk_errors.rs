@@ -52,7 +52,7 @@ fn client(master: &str) -> Client {
         location_ttl: Duration::from_secs(2),
         ..DataConfig::default()
     };
-    Client::with_config(master, config)
+    dfs_tests::client_with(master, config)
 }
 
 async fn locate_all(client: &Client, path: &str) -> Vec<ChunkLocation> {

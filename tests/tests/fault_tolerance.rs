@@ -953,7 +953,7 @@ async fn a_chunk_placed_while_a_target_hangs_is_not_collected_as_garbage() {
     let seed = dfs_tests::seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let c = cluster(3, &["--gc-grace-ms", "1000"], &["--report-interval-ms", "500"]).await;
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let inv = Invariants::new();
     let data = random_bytes(&mut rng, 300_000);
     parents(&client, "/t10/f").await;
@@ -977,7 +977,7 @@ async fn a_chunk_placed_while_a_target_hangs_is_not_collected_as_garbage() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let lease = client.master().lease(attr.inode, 0).await;
         say!(tag, "a lease 3 s later: {:?}", lease.as_ref().map(|l| l.version).map_err(|e| e.to_string()));
-        let patient = Client::with_config(&c.master.url, DataConfig { retry_for: Duration::from_secs(10), ..DataConfig::default() });
+        let patient = dfs_tests::client_with(&c.master.url, DataConfig { retry_for: Duration::from_secs(10), ..DataConfig::default() });
         let third = patient.write_at(&attr, 0, Bytes::from(data.clone())).await;
         say!(tag, "a third write then: {:?}", third.as_ref().map_err(|e| e.to_string()));
         Some(lease.map(|_| ()).and(third).map_err(|e| e.to_string()))
@@ -1021,7 +1021,7 @@ async fn a_write_into_a_corrupt_block_of_the_primary_still_completes() {
     let seed = dfs_tests::seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let c = cluster(3, &[], &[]).await;
-    let client = Client::with_config(&c.master.url, DataConfig { retry_for: Duration::from_secs(15), ..DataConfig::default() });
+    let client = dfs_tests::client_with(&c.master.url, DataConfig { retry_for: Duration::from_secs(15), ..DataConfig::default() });
     let inv = Invariants::new();
     let mut data = random_bytes(&mut rng, 200_000);
     let attr = create(&client, "/t11/f", 3, MIB).await;

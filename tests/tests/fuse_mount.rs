@@ -339,7 +339,7 @@ fn system_calls_give_posix_results_and_errnos() {
         let d = fs::metadata(p("d2")).unwrap();
         (d.mode(), d.nlink(), d.mtime(), d.mtime_nsec(), d.ctime(), d.ctime_nsec())
     });
-    let client = dfs_client::Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let d2 = block_on(client.stat("/d2")).expect("stat /d2 at the master");
     assert_eq!(
         changed,
@@ -408,6 +408,58 @@ fn permissions_are_enforced_for_other_users() {
         assert!(out.status.success(), "nobody could not create in a 0777 dir: {}", text(&out.stderr));
         let md = fs::metadata(p("shared/mine")).unwrap();
         assert_eq!((md.uid(), md.gid()), (65534, 65534), "owner of a file nobody created");
+    });
+}
+
+/// The master checks each local user's permissions through a mount whose
+/// principal acts for them: two uids (and a supplementary group) see their
+/// own rights, and with root squashed, root is `nobody` to the master even
+/// where the kernel would let root through.
+#[test]
+fn the_master_checks_each_local_user_and_squashes_root() {
+    let c = cluster(&[]);
+    let principal = dfs_client::auth::Credentials::generate("mnt");
+    let stored: String = principal.stored_key().iter().map(|b| format!("{b:02x}")).collect();
+    let team = block_on(async {
+        let r = c.api.post("/v1/admin/users/add", &serde_json::json!({"name": "mnt", "proxy": true, "squash_root": true, "stored_key": stored})).await.unwrap();
+        assert!(r.ok(), "{r:?}");
+        let r = c.api.post("/v1/admin/users/add", &serde_json::json!({"name": "teamer", "groups": ["team"], "stored_key": stored})).await.unwrap();
+        let team = r.body["gids"][0].as_u64().unwrap();
+        for (path, mode, uid, gid) in [("/u1", 0o755, 2001, 2001), ("/u2", 0o700, 2002, 2002), ("/shared", 0o1777, 0, 0), ("/team", 0o770, 0, team)] {
+            let r = c.api.post("/v1/mkdir", &serde_json::json!({"path": path, "mode": mode, "uid": uid, "gid": gid})).await.unwrap();
+            assert!(r.ok(), "{r:?}");
+        }
+        team
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mnt.credentials");
+    principal.create_file(&file).unwrap();
+    let m = mount(&c, &[&format!("--credentials={}", file.display()), "--attr-ttl-ms", "100", "--entry-ttl-ms", "100"]);
+    let mnt = m.path().to_path_buf();
+    within(Duration::from_secs(120), move || {
+        let p = |name: &str| mnt.join(name).to_str().unwrap().to_string();
+        let ok = |out: Output, what: &str| assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+        let refused = |out: Output, what: &str| assert!(!out.status.success() && text(&out.stderr).contains("ermi"), "{what} was allowed: {out:?}");
+        ok(as_uid(2001, &[], &["touch", &p("u1/a")]), "2001 creates in its directory");
+        refused(as_uid(2001, &[], &["touch", &p("u2/b")]), "2001 creates in 2002's 0700 directory");
+        refused(as_uid(2001, &[], &["ls", &p("u2")]), "2001 lists 2002's 0700 directory");
+        ok(as_uid(2002, &[], &["touch", &p("u2/b")]), "2002 creates in its directory");
+        ok(as_uid(2002, &[], &["cat", &p("u1/a")]), "2002 reads a 0644 file of 2001");
+        refused(as_uid(2002, &[], &["rm", "-f", &p("u1/a")]), "2002 removes 2001's file");
+        // The sticky bit.
+        ok(as_uid(2001, &[], &["touch", &p("shared/s1")]), "2001 creates in /shared");
+        refused(as_uid(2002, &[], &["rm", "-f", &p("shared/s1")]), "2002 removes 2001's file in a sticky directory");
+        // Supplementary groups reach the master.
+        ok(as_uid(2003, &[team as u32], &["touch", &p("team/t")]), "a member of team creates in /team");
+        refused(as_uid(2003, &[], &["touch", &p("team/u")]), "a non-member creates in /team");
+        assert_eq!(fs::metadata(p("team/t")).unwrap().gid(), 2003, "a new file takes its maker's gid");
+        // Root is squashed: the kernel lets root through, the master does
+        // not (once the kernel's cached names and attributes have expired).
+        std::thread::sleep(Duration::from_millis(300));
+        refused(run(Command::new("touch").arg(p("u1/rootfile"))), "squashed root creates in 2001's 0755 directory");
+        refused(run(Command::new("cat").arg(p("u2/b"))), "squashed root reads inside 2002's 0700 directory");
+        assert!(fs::symlink_metadata(p("u1/rootfile")).is_err(), "a refused create left a file");
+        assert_eq!(fs::metadata(p("u1/a")).unwrap().uid(), 2001, "files belong to their makers");
     });
 }
 
@@ -806,6 +858,18 @@ fn git_cmd(home: &Path, repo: &Path) -> Command {
     cmd.arg("-C").arg(repo).args(["-c", "user.name=Dfs Test", "-c", "user.email=test@dfs.invalid", "-c", "init.defaultBranch=main"]);
     cmd.env("HOME", home).env("GIT_CONFIG_NOSYSTEM", "1").env("GIT_CONFIG_GLOBAL", "/dev/null").env("LC_ALL", "C");
     cmd
+}
+
+/// Runs a command as `uid` (its own gid) with the supplementary `groups`.
+fn as_uid(uid: u32, groups: &[u32], args: &[&str]) -> Output {
+    let groups: Vec<String> = groups.iter().map(u32::to_string).collect();
+    let mut cmd = Command::new("setpriv");
+    cmd.args([format!("--reuid={uid}"), format!("--regid={uid}")]);
+    match groups.is_empty() {
+        true => cmd.arg("--clear-groups"),
+        false => cmd.arg(format!("--groups={}", groups.join(","))),
+    };
+    run(cmd.args(args).env("LC_ALL", "C"))
 }
 
 /// Runs a command as uid/gid 65534 with no supplementary groups.

@@ -8,7 +8,6 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dfs_client::Client;
 use dfs_proto::wire::namespace::{CreateRequest, EntryRef};
 use dfs_tests::{Cluster, MasterProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,8 +31,11 @@ fn edge_flags(header_ms: u64, max_connections: usize) -> Vec<String> {
     .to_vec()
 }
 
+/// A master whose API takes unsigned requests (`--auth none`): these
+/// tests are about the HTTP edge, which raw requests reach only so.
 fn master(dir: &tempfile::TempDir, header_ms: u64, max_connections: usize) -> MasterProcess {
-    let flags = edge_flags(header_ms, max_connections);
+    let mut flags = edge_flags(header_ms, max_connections);
+    flags.extend(["--auth".to_string(), "none".to_string()]);
     let args: Vec<&str> = flags.iter().map(String::as_str).collect();
     MasterProcess::start(&dir.path().join("master"), &args).expect("start master")
 }
@@ -96,7 +98,7 @@ async fn slowloris_heads_are_cut_off_while_writes_and_reads_go_on() {
     let slow: Vec<_> = (0..16).map(|i| tokio::spawn(slowloris(targets[i % 2].clone()))).collect();
 
     // Meanwhile a client writes and reads back through both daemons.
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let data: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
     for n in 0..3 {
         let path = format!("/during-slowloris-{n}");

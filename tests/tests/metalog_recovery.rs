@@ -143,6 +143,7 @@ impl LoggedMaster {
         });
         let started = rx.recv_timeout(Duration::from_secs(30));
         let url = started.unwrap_or_else(|_| panic!("master did not start: {}", std::fs::read_to_string(&stderr).unwrap_or_default()));
+        dfs_tests::process::note_credentials(&url, data_dir);
         LoggedMaster { child, url, stderr }
     }
 
@@ -179,9 +180,9 @@ async fn a_damaged_old_record_stops_the_master_until_the_log_is_recovered() {
     drop(master);
 
     let log = records(&dir);
-    assert_eq!(log.len(), 10, "one record per mutation since the start: {log:?}");
-    // Record 3 (the create of /a/f2): acknowledged, and 7 more after it.
-    let bad = log[2];
+    assert_eq!(log.len(), 11, "one record per mutation since the start (the first is the first admin's): {log:?}");
+    // Record 4 (the create of /a/f2): acknowledged, and 7 more after it.
+    let bad = log[3];
     flip_byte(&dir.join(LOG_FILE), bad.payload(bad.len / 2), 0x08).unwrap();
     let damaged = std::fs::read(dir.join(LOG_FILE)).unwrap();
 
@@ -201,7 +202,7 @@ async fn a_damaged_old_record_stops_the_master_until_the_log_is_recovered() {
     let stdout = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.status.success(), "{stdout}{}", String::from_utf8_lossy(&shown.stderr));
     eprintln!("recover-log:\n{stdout}");
-    for part in [format!("offset {}", bad.offset), "records 3..=10".into(), "8 records".into(), "nothing changed".into()] {
+    for part in [format!("offset {}", bad.offset), "records 4..=11".into(), "8 records".into(), "nothing changed".into()] {
         assert!(stdout.contains(&part), "{part:?} missing from: {stdout}");
     }
     assert!(std::fs::read(&file).unwrap() == damaged, "recover-log without --yes changed the log");
@@ -239,8 +240,8 @@ async fn a_torn_last_record_is_dropped_with_a_warning() {
     drop(master);
 
     let log = records(&dir);
-    assert_eq!(log.len(), 6, "{log:?}");
-    let last = log[5];
+    assert_eq!(log.len(), 7, "the first admin and 6 mutations: {log:?}");
+    let last = log[6];
     // Garble the second half of the last record, as a write cut short.
     for at in last.payload(last.len / 2)..last.payload(last.len) {
         flip_byte(&dir.join(LOG_FILE), at, 0xff).unwrap();

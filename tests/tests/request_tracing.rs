@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use dfs_client::{with_request_id, Client, CreateOptions, RequestId};
+use dfs_client::{with_request_id, CreateOptions, RequestId};
 use dfs_tests::cluster::{FAST_CHUNKSERVER, FAST_MASTER};
 use dfs_tests::process::LogCapture;
 use dfs_tests::{Api, ChunkserverProcess, Cluster, MasterProcess};
@@ -52,7 +52,7 @@ async fn one_write_is_followed_by_its_request_id_through_master_and_every_replic
 
     let id = RequestId::fresh();
     eprintln!("request id of the write: {id}");
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let data = vec![7u8; 300 << 10];
     let options = CreateOptions { replication: Some(3), ..Default::default() };
     let written = with_request_id(id.clone(), async {

@@ -53,11 +53,7 @@ async fn put_get_cat_and_tail_of_100_mib_round_trip() {
     assert_eq!(cat.code, 0, "{}", cat.stderr);
     // stdout is lossy text; compare the bytes through a file instead.
     let dst = local.path().join("cat");
-    let status = std::process::Command::new(dfs_tests::process::bin_dir().unwrap().join("dfs"))
-        .args(["--master", &m, "cat", "/in/here/big"])
-        .stdout(std::fs::File::create(&dst).unwrap())
-        .status()
-        .unwrap();
+    let status = dfs_tests::shell::command(&m).unwrap().args(["cat", "/in/here/big"]).stdout(std::fs::File::create(&dst).unwrap()).status().unwrap();
     assert!(status.success());
     assert!(std::fs::read(&dst).unwrap() == data, "cat returned different bytes");
 
@@ -257,7 +253,8 @@ async fn fsck_reports_lost_replicas_and_fails() {
     assert!(text.stdout.contains("3 under-replicated") && text.stdout.contains("is CORRUPT"), "{}", text.stdout);
     let report = dfs(&m, &["admin", "report"]).await.unwrap().ok();
     assert!(report.stdout.contains("2 live, 1 dead"), "{}", report.stdout);
-    let page = reqwest::get(format!("{m}/")).await.unwrap();
+    let cookie = dfs_tests::api::dashboard_cookie(&m).await.expect("a dashboard login");
+    let page = reqwest::Client::new().get(format!("{m}/")).header("cookie", cookie).send().await.unwrap();
     assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let page = page.text().await.unwrap();
     assert!(page.contains("2 live / 3 chunkservers") && page.contains("class=\"dead\""), "{page}");
@@ -298,9 +295,8 @@ async fn put_cp_and_append_sync_every_replica_unless_no_sync() {
 
 /// Starts `dfs --master M ARGS...` with a pipe as its stdin, killed on drop.
 fn dfs_fed(m: &str, args: &[&str]) -> tokio::process::Child {
-    tokio::process::Command::new(dfs_tests::process::bin_dir().unwrap().join("dfs"))
-        .arg("--master")
-        .arg(m)
+    dfs_tests::shell::tokio_command(m)
+        .unwrap()
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())

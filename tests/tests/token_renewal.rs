@@ -20,7 +20,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use dfs_client::{Client, CreateOptions, DataConfig};
-use dfs_tests::process::bin_dir;
 use dfs_tests::{seed, Cluster, Mount};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
@@ -90,12 +89,12 @@ async fn a_slow_reader_outlasts_several_key_rolls() {
     let c = cluster().await;
     let mut rng = StdRng::seed_from_u64(seed());
     let data = random_bytes(&mut rng, 8 * MIB);
-    put(&Client::new(&c.master.url), "/slow", &data, 3, Some(8)).await;
+    put(&dfs_tests::client(&c.master.url), "/slow", &data, 3, Some(8)).await;
 
     // Over HTTP, where every piece is a request with a token (the mount's
     // test below reads replicas on this host too).
     let config = DataConfig { read_piece_bytes: 256 * KIB as u64, readahead_pieces: 2, local_reads: false, ..Default::default() };
-    let client = Client::with_config(&c.master.url, config);
+    let client = dfs_tests::client_with(&c.master.url, config);
     let mut reader = client.open("/slow").await.expect("open");
     let (start, mut got) = (Instant::now(), Vec::with_capacity(data.len()));
     loop {
@@ -120,10 +119,11 @@ async fn dfs_cat_into_a_paused_pipe_completes() {
     let c = cluster().await;
     let mut rng = StdRng::seed_from_u64(seed());
     let data = random_bytes(&mut rng, 80 * MIB + 4321);
-    put(&Client::new(&c.master.url), "/big", &data, 2, Some(128)).await;
+    put(&dfs_tests::client(&c.master.url), "/big", &data, 2, Some(128)).await;
 
-    let mut child = tokio::process::Command::new(bin_dir().unwrap().join("dfs"))
-        .args(["--master", &c.master.url, "cat", "/big"])
+    let mut child = dfs_tests::shell::tokio_command(&c.master.url)
+        .unwrap()
+        .args(["cat", "/big"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -156,7 +156,7 @@ async fn a_writer_across_key_rolls_closes_with_every_byte() {
     let data = random_bytes(&mut rng, 3 * MIB);
     let (first, second) = data.split_at(3 * MIB / 2);
     let config = DataConfig { write_piece_bytes: 256 * KIB as u64, ..Default::default() };
-    let client = Client::with_config(&c.master.url, config);
+    let client = dfs_tests::client_with(&c.master.url, config);
     let mut w = client.create("/w", &CreateOptions { replication: Some(3), ..Default::default() }).await.expect("create");
     w.write(first).await.expect("first write");
     w.flush().await.expect("flush");
@@ -164,7 +164,7 @@ async fn a_writer_across_key_rolls_closes_with_every_byte() {
     w.write(second).await.expect("write after the tokens expired");
     let attr = w.close().await.expect("durable close after the tokens expired");
     assert_eq!(attr.size, data.len() as u64);
-    assert_eq!(first_diff(&read_all(&Client::new(&c.master.url), "/w").await, &data), None, "read back differs");
+    assert_eq!(first_diff(&read_all(&dfs_tests::client(&c.master.url), "/w").await, &data), None, "read back differs");
 
     // The same client appends after another wait (its cached leases and
     // locations all expired), and fsyncs.
@@ -192,7 +192,7 @@ fn files_held_open_in_the_mount_outlast_their_tokens() {
     let c = rt.block_on(cluster());
     let mut rng = StdRng::seed_from_u64(seed());
     let data = random_bytes(&mut rng, 24 * MIB + 99);
-    rt.block_on(put(&Client::new(&c.master.url), "/held", &data, 3, None));
+    rt.block_on(put(&dfs_tests::client(&c.master.url), "/held", &data, 3, None));
     let mount = |extra: &[&str]| {
         let args: Vec<&str> = ["--readahead-mib", "1"].iter().chain(extra).copied().collect();
         Mount::start(&c.master.url, &args).unwrap_or_else(|e| panic!("mount: {e:#}"))
@@ -233,7 +233,7 @@ fn files_held_open_in_the_mount_outlast_their_tokens() {
     drop(writer);
     let back = std::fs::read(remote.path().join("new")).expect("read the written file back");
     assert_eq!(first_diff(&back, &written), None, "the file written across the sleep differs");
-    assert_eq!(first_diff(&rt.block_on(read_all(&Client::new(&c.master.url), "/new")), &written), None, "the cluster holds other bytes");
+    assert_eq!(first_diff(&rt.block_on(read_all(&dfs_tests::client(&c.master.url), "/new")), &written), None, "the cluster holds other bytes");
     eprintln!("tokens refused: {}", rt.block_on(tokens_refused(&c)));
 }
 
@@ -252,7 +252,7 @@ async fn tokens_from_before_a_master_restart_are_renewed() {
     let data = random_bytes(&mut rng, 4 * MIB);
     // Over HTTP: a descriptor passed for a read (local reads) stays good
     // for as long as its token would have been, key retired or not.
-    let client = Client::with_config(&c.master.url, DataConfig { local_reads: false, ..Default::default() });
+    let client = dfs_tests::client_with(&c.master.url, DataConfig { local_reads: false, ..Default::default() });
     put(&client, "/r", &data, 3, None).await;
     let attr = client.stat("/r").await.expect("stat");
     assert_eq!(first_diff(&client.read_at(&attr, 0, attr.size).await.expect("read before the restart"), &data), None);
@@ -277,7 +277,7 @@ async fn tokens_from_before_a_master_restart_are_renewed() {
     w.close().await.expect("close after the restart");
     let mut want = data.clone();
     want.extend_from_slice(b"before after");
-    assert_eq!(first_diff(&read_all(&Client::new(&c.master.url), "/r").await, &want), None, "read back differs");
+    assert_eq!(first_diff(&read_all(&dfs_tests::client(&c.master.url), "/r").await, &want), None, "read back differs");
     // Two reads through cached locations and the sync of three replicas.
     let refused = tokens_refused(&c).await;
     assert!(refused >= 5, "the chunkservers refused {refused} tokens from before the restart, not the 5 or more expected");

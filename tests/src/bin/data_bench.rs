@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use clap::Parser;
-use dfs_client::{Client, DataConfig};
+use dfs_client::DataConfig;
 use dfs_proto::wire::namespace::{CreateRequest, EntryRef};
 use dfs_tests::{drop_caches, median, Cluster};
 use futures::StreamExt;
@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
         pieces_in_flight: args.in_flight,
         ..DataConfig::default()
     };
-    let client = Client::with_config(&cluster.master.url, config);
+    let client = dfs_tests::client_with(&cluster.master.url, config);
     let mut data = vec![0u8; (args.size_mib << 20) as usize];
     rand::rngs::StdRng::seed_from_u64(1).fill_bytes(&mut data);
     let data = Bytes::from(data);

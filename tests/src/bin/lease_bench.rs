@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
 async fn one_run(args: &Args) -> anyhow::Result<Run> {
     let c = Cluster::start(3)?;
     c.wait_live(3, Duration::from_secs(20)).await?;
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     let one = file(&client, "/one").await?;
     let many = file(&client, "/many").await?;
     let new_one = leases(&client, one, args.chunks, 1).await?;

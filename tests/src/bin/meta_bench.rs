@@ -31,6 +31,10 @@ struct Args {
     /// Directory for the master's data (on the disk to measure); a temp dir by default.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// A flag for the master (repeat for more), e.g. `--master-arg=--auth
+    /// --master-arg=none` to measure without users.
+    #[arg(long, allow_hyphen_values = true)]
+    master_arg: Vec<String>,
 }
 
 /// Median and 99th percentile of `iterations` 4 KiB write + fdatasync, in µs.
@@ -108,7 +112,8 @@ async fn main() -> anyhow::Result<()> {
         None => tempfile::tempdir()?,
     };
     let (sync_p50, sync_p99) = fdatasync_latency_us(tmp.path(), 500)?;
-    let master = MasterProcess::start(&tmp.path().join("master"), &[])?;
+    let extra: Vec<&str> = args.master_arg.iter().map(String::as_str).collect();
+    let master = MasterProcess::start(&tmp.path().join("master"), &extra)?;
     let api = Api::new(&master.url);
     let mut rows = Vec::new();
     for (clients, count) in [(1, args.files_single), (args.clients, args.files_concurrent)] {

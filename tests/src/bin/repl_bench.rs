@@ -85,7 +85,7 @@ async fn timed_write(client: &Client, path: &str, data: Bytes) -> anyhow::Result
 async fn one_run(args: &Args, data: &Bytes) -> anyhow::Result<Run> {
     let mut cluster = Cluster::start_with(4, MASTER_ARGS)?;
     cluster.wait_live(4, Duration::from_secs(15)).await?;
-    let client = Client::new(&cluster.master.url);
+    let client = dfs_tests::client(&cluster.master.url);
     let file = data.slice(..(args.size_mib << 20) as usize);
     timed_write(&client, "/big", file).await?;
     let foreground = data.slice(..(args.foreground_mib << 20) as usize);

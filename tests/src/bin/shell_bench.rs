@@ -5,14 +5,12 @@
 //! `cargo build --workspace --bins && target/debug/dfs-shell-bench [--runs 3]`
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::ensure;
 use bytes::Bytes;
 use clap::Parser;
-use dfs_client::{Client, CreateOptions};
-use dfs_tests::process::bin_dir;
+use dfs_client::CreateOptions;
 use dfs_tests::{drop_caches, median, Cluster};
 use futures::StreamExt;
 use rand::{RngCore, SeedableRng};
@@ -28,7 +26,7 @@ struct Args {
 
 fn dfs(master: &str, args: &[&str]) -> anyhow::Result<f64> {
     let t = Instant::now();
-    let status = Command::new(bin_dir()?.join("dfs")).arg("--master").arg(master).args(args).stdout(std::process::Stdio::null()).status()?;
+    let status = dfs_tests::shell::command(master)?.args(args).stdout(std::process::Stdio::null()).status()?;
     ensure!(status.success(), "dfs {args:?} failed");
     Ok(t.elapsed().as_secs_f64())
 }
@@ -46,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     rand::rngs::StdRng::seed_from_u64(7).fill_bytes(&mut data);
     std::fs::write(&src, &data)?;
     let data = Bytes::from(data);
-    let client = Client::new(&m);
+    let client = dfs_tests::client(&m);
     let mib = args.size_mib as f64;
     let (mut lib_w, mut lib_r, mut put, mut get, mut cat) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..args.runs {

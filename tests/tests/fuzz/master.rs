@@ -194,7 +194,7 @@ async fn master_world() -> MasterWorld {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("http");
     let post = |path: &str, body: Value| {
         let (http, url) = (http.clone(), format!("{}{path}", master.url));
-        async move { http.post(url).json(&body).send().await.expect("send").json::<Value>().await.expect("json") }
+        async move { insider::send(http.post(url).json(&body)).await.expect("send").json::<Value>().await.expect("json") }
     };
     post("/v1/mkdir", json!({"path": "/fz"})).await;
     let made = post("/v1/create", json!({"path": "/fz/file"})).await;
@@ -346,6 +346,6 @@ fn master_signed_routes_refuse_malformed_input_with_json_4xx() {
         Ok(())
     });
     tally.print("master signed routes");
-    let alive = rt.block_on(async { insider.http.get(format!("{}/v1/fs", master.url)).send().await });
+    let alive = rt.block_on(async { insider::send(insider.http.get(format!("{}/v1/fs", master.url))).await });
     assert!(alive.is_ok_and(|r| r.status().is_success()), "the master after the fuzz");
 }

@@ -116,7 +116,7 @@ async fn absurd_numbers_do_not_overflow(w: &World) {
         assert!(r.ok(), "the same node with its counters gone back to 0: {r:?}");
     }
     for path in ["/v1/chunkservers", "/v1/fs", "/v1/cluster", "/v1/admin/replication", "/metrics", "/", "/chunkservers"] {
-        let r = w.http.get(format!("{m}{path}")).send().await.unwrap_or_else(|e| panic!("{path} after absurd heartbeats: {e}"));
+        let r = insider::send(w.http.get(format!("{m}{path}"))).await.unwrap_or_else(|e| panic!("{path} after absurd heartbeats: {e}"));
         assert_eq!(r.status().as_u16(), 200, "{path} after absurd heartbeats");
     }
 }

@@ -167,10 +167,10 @@ async fn masters_on_an_empty_or_old_directory_delete_nothing() {
     flags.extend(master_flags(&["--gc-grace-ms", "1000", "--startup-delete-delay-ms", "3600000"]));
     let m = Daemon::master(&listen, &old, &strs(&flags)).expect("a master on an old copy");
     let registered = || async {
-        let r = insider::reply(insider::http().get(format!("{}/v1/admin/replication", m.url)).send().await.map_err(|e| e.to_string())?)
+        let r = insider::reply(insider::send(insider::http().get(format!("{}/v1/admin/replication", m.url))).await.map_err(|e| e.to_string())?)
             .await
             .map_err(|e| e.to_string())?;
-        let nodes = insider::reply(insider::http().get(format!("{}/v1/chunkservers", m.url)).send().await.map_err(|e| e.to_string())?)
+        let nodes = insider::reply(insider::send(insider::http().get(format!("{}/v1/chunkservers", m.url))).await.map_err(|e| e.to_string())?)
             .await
             .map_err(|e| e.to_string())?;
         let live = nodes.body.as_array().map_or(0, |n| n.iter().filter(|n| n["state"] == "live").count());

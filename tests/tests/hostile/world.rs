@@ -83,7 +83,7 @@ pub async fn world() -> World {
 pub async fn alive(w: &World) {
     for url in std::iter::once(&w.c.master.url).chain(w.c.chunkservers.iter().map(|c| &c.url)) {
         let path = if *url == w.c.master.url { "/v1/fs" } else { "/v1/status" };
-        let r = w.http.get(format!("{url}{path}")).send().await.unwrap_or_else(|e| panic!("{url} does not answer: {e}"));
+        let r = insider::send(w.http.get(format!("{url}{path}"))).await.unwrap_or_else(|e| panic!("{url} does not answer: {e}"));
         assert_eq!(r.status().as_u16(), 200, "{url}{path}");
     }
 }

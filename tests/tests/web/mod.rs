@@ -32,9 +32,14 @@ pub fn xss_path() -> String {
 
 /// A cluster of 3 live chunkservers holding [`FILE`] and the XSS-named file.
 pub async fn cluster_with_files() -> (Cluster, Client) {
-    let c = Cluster::start(3).expect("start cluster");
+    cluster_with_files_and(&[]).await
+}
+
+/// [`cluster_with_files`] with more master flags.
+pub async fn cluster_with_files_and(master_args: &[&str]) -> (Cluster, Client) {
+    let c = Cluster::start_with(3, master_args).expect("start cluster");
     c.wait_live(3, Duration::from_secs(15)).await.expect("3 live chunkservers");
-    let client = Client::new(&c.master.url);
+    let client = dfs_tests::client(&c.master.url);
     client.mkdir("/data", true, None).await.expect("mkdir");
     put(&client, FILE, &file_bytes()).await;
     put(&client, &xss_path(), b"not a script").await;
@@ -55,8 +60,27 @@ pub struct Page {
     pub text: String,
 }
 
+/// A GET as the master's first admin, logged in to the dashboard (when
+/// the URL is of a master this process started).
 pub async fn fetch(url: &str) -> Page {
-    let r = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let mut req = http.get(url);
+    if let Some(cookie) = admin_cookie(url).await {
+        req = req.header("cookie", cookie);
+    }
+    page(req.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"))).await
+}
+
+/// A GET with no login.
+pub async fn fetch_anonymous(url: &str) -> Page {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    page(http.get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"))).await
+}
+
+#[allow(unused_imports, reason = "each test binary uses some")]
+pub use dfs_tests::api::{dashboard_cookie as admin_cookie, dashboard_login};
+
+async fn page(r: reqwest::Response) -> Page {
     let status = r.status().as_u16();
     let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     Page { status, content_type, text: r.text().await.expect("body") }
