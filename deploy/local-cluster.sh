@@ -5,8 +5,14 @@
 # /dev/fuse is there, a FUSE mount of it at $ROOT/mnt (DFS_MOUNT=0: none).
 # The master makes the cluster key ($ROOT/master/cluster.key, or the file
 # DFS_CLUSTER_KEY_FILE names) on its first start; the chunkservers are
-# given the same file. Ctrl-C stops everything cleanly. Expects the
-# binaries in $BIN_DIR.
+# given the same file. Its first start also makes the first admin, named
+# after you ($USER), with $ROOT/master/admin.credentials; that file is
+# copied to ~/.config/dfs/credentials (unless one made by hand is there),
+# where the shell finds it, and the mount logs in with it (mounted by root,
+# it lets every local user in, each with their own permissions).
+# DFS_AUTH=none runs without users (anyone is the superuser: throwaway
+# clusters only). Ctrl-C stops everything cleanly. Expects the binaries in
+# $BIN_DIR.
 set -euo pipefail
 
 ROOT=${DFS_LOCAL_DIR:-.dfs-local}
@@ -14,6 +20,8 @@ BIN_DIR=${BIN_DIR:-target/debug}
 MASTER=${DFS_LISTEN:-127.0.0.1:9870}
 CS_PORTS=(9866 9867 9868)
 KEY=${DFS_CLUSTER_KEY_FILE:-$ROOT/master/cluster.key}
+CRED=$ROOT/master/admin.credentials
+ADMIN=$(id -un 2>/dev/null || echo admin)
 mkdir -p "$ROOT"
 
 pids=()
@@ -29,18 +37,30 @@ stop() {
 trap stop INT TERM
 
 url="http://$MASTER"
-"$BIN_DIR/dfs-master" --listen "$MASTER" --data-dir "$ROOT/master" --cluster-key-file "$KEY" &
+"$BIN_DIR/dfs-master" --listen "$MASTER" --data-dir "$ROOT/master" --cluster-key-file "$KEY" \
+  --admin-user "$ADMIN" --auth "${DFS_AUTH:-users}" &
 pids+=($!)
 for _ in $(seq 100); do
-  curl -fs "$url/v1/cluster" >/dev/null 2>&1 && break
+  [[ -s $CRED ]] && curl -s -o /dev/null "$url/v1/auth/login" && break
   sleep 0.1
 done
+# The shell's default credentials: this cluster's admin, unless the file
+# there was not made by this script.
+mine="# made by dfs local-cluster"
+home_cred=$HOME/.config/dfs/credentials
+if [[ ! -e $home_cred ]] || head -n1 "$home_cred" | grep -q "^$mine"; then
+  mkdir -p "$(dirname "$home_cred")"
+  (umask 077; { echo "$mine ($(cd "$ROOT" && pwd))"; cat "$CRED"; } > "$home_cred.new" && mv "$home_cred.new" "$home_cred")
+  cred_msg="  you are:    $ADMIN, the admin (~/.config/dfs/credentials; more users: dfs admin user add NAME)"
+else
+  cred_msg="  you are:    export DFS_CREDENTIALS=$CRED   (~/.config/dfs/credentials is someone else's)"
+fi
 for i in 0 1 2; do
   "$BIN_DIR/dfs-chunkserver" --listen "127.0.0.1:${CS_PORTS[$i]}" --master "$url" --data-dir "$ROOT/cs$i" --cluster-key-file "$KEY" &
   pids+=($!)
 done
 for _ in $(seq 100); do
-  live=$(curl -fs "$url/v1/chunkservers" 2>/dev/null | grep -o '"state":"live"' | wc -l || true)
+  live=$("$BIN_DIR/dfs" --master "$url" --credentials "$CRED" admin report --json 2>/dev/null | grep -o '"state":"live"' | wc -l || true)
   ((live >= 3)) && break
   sleep 0.1
 done
@@ -49,7 +69,7 @@ mount_msg="  mount:      none (no /dev/fuse, or DFS_MOUNT=0)"
 if [[ ${DFS_MOUNT:-1} != 0 && -c /dev/fuse ]]; then
   mnt=$ROOT/mnt
   mkdir -p "$mnt"
-  "$BIN_DIR/dfs-mount" --foreground --master "$url" "$mnt" 2>"$ROOT/mount.log" &
+  "$BIN_DIR/dfs-mount" --foreground --master "$url" --credentials "$CRED" "$mnt" 2>"$ROOT/mount.log" &
   mount_pid=$!
   for _ in $(seq 100); do
     grep -q " $(cd "$mnt" && pwd) " /proc/self/mountinfo && break
@@ -66,6 +86,7 @@ cat <<MSG
 dfs is running: 1 master, ${live:-0} live chunkservers (data in $ROOT/, Ctrl-C to stop)
   dashboard:  $url/
   API:        $url/v1/   (see README.md)
+$cred_msg
   shell:      export PATH=$bin:\$PATH DFS_MASTER=$url
               dfs mkdir -p /demo && dfs put README.md /demo/ && dfs ls -R /
               dfs admin report
