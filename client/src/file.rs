@@ -167,7 +167,9 @@ impl FileWriter {
             }
             self.inflight_ranges.push(range);
             let (client, inode) = (self.client.clone(), self.attr.inode);
-            self.inflight.spawn(with_request_id(self.request_id.clone(), async move { client.write_piece(inode, p).await }));
+            // The piece acts for the user the write does (a mount's caller).
+            let piece = crate::auth::carry(async move { client.write_piece(inode, p).await });
+            self.inflight.spawn(with_request_id(self.request_id.clone(), piece));
         }
         Ok(())
     }
@@ -386,7 +388,8 @@ impl FileReader {
             let (start, len) = self.tile_at(at);
             if !self.tiles.contains_key(&start) {
                 let (client, attr) = (self.client.clone(), self.attr.clone());
-                let task = tokio::spawn(with_request_id(self.request_id.clone(), async move { client.read_at(&attr, start, len).await }));
+                let read = crate::auth::carry(async move { client.read_at(&attr, start, len).await });
+                let task = tokio::spawn(with_request_id(self.request_id.clone(), read));
                 self.tiles.insert(start, Tile::Pending(task));
             }
             ahead += (start >= end) as usize;

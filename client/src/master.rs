@@ -47,8 +47,10 @@ struct Call {
     method: Method,
     url: String,
     json: Option<bytes::Bytes>,
-    /// Headers that say who sends it (a session's signature).
-    headers: Vec<(&'static str, String)>,
+    /// Signed as this client's user (every call but the login), under this
+    /// session (none: unsigned, or a grant).
+    signed: bool,
+    session: Option<Arc<auth::Session>>,
 }
 
 /// An attempt that got no answer from the master.
@@ -97,8 +99,7 @@ impl MasterClient {
                     }
                 },
             };
-            let pq = call.url.strip_prefix(&self.base).unwrap_or(&call.url).to_string();
-            call.headers = self.login.headers(session.as_deref(), call.method.as_str(), &pq, call.json.as_deref());
+            call.session = session.clone();
             match self.send(idempotent, &call).await {
                 Err(e) if session.is_some() && !fresh && is_session_refusal(&e) => {
                     self.login.end();
@@ -109,13 +110,23 @@ impl MasterClient {
         }
     }
 
+    /// The headers that say who sends `call`, made afresh for each attempt
+    /// (the master accepts a signature once).
+    fn headers(&self, call: &Call) -> Vec<(&'static str, String)> {
+        if !call.signed {
+            return Vec::new();
+        }
+        let pq = call.url.strip_prefix(&self.base).unwrap_or(&call.url);
+        self.login.headers(call.session.as_deref(), call.method.as_str(), pq, call.json.as_deref())
+    }
+
     /// Logs in with the client's credentials.
     async fn log_in(&self) -> Result<Arc<auth::Session>, ClientError> {
         let credentials = self.login.credentials().ok_or_else(|| ClientError::new(ErrorKind::EINVAL, "no credentials"))?;
         let request = credentials.login(dfs_proto::auth::unix_ms());
         let url = endpoint::url::<ep::Login>(&self.base, &(), &()).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
         let json = serde_json::to_vec(&request).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
-        let answer: LoginAnswer = self.send(false, &Call { method: Method::Post, url, json: Some(json.into()), headers: Vec::new() }).await?;
+        let answer: LoginAnswer = self.send(false, &Call { method: Method::Post, url, json: Some(json.into()), signed: false, session: None }).await?;
         self.login.start(&answer).map_err(|e| ClientError::new(ErrorKind::EIO, format!("logging in as {}: {e}", credentials.user)))
     }
 
@@ -131,8 +142,8 @@ impl MasterClient {
         let id = request_id::for_operation();
         loop {
             let attempt = match &self.transport {
-                Transport::Async(http) => attempt_async(http, call, &id).await,
-                Transport::Blocking(agent) => attempt_blocking(agent, call, &id),
+                Transport::Async(http) => attempt_async(http, call, &self.headers(call), &id).await,
+                Transport::Blocking(agent) => attempt_blocking(agent, call, &self.headers(call), &id),
             };
             let err = match attempt {
                 Ok(answer) => return answer,
@@ -166,7 +177,7 @@ impl MasterClient {
                 Some(serde_json::to_vec(body).map_err(|e| ClientError::new(ErrorKind::EINVAL, format!("encoding a request: {e}")))?.into())
             }
         };
-        self.send_signed(E::METHOD.idempotent(), Call { method: E::METHOD, url, json, headers: Vec::new() }).await
+        self.send_signed(E::METHOD.idempotent(), Call { method: E::METHOD, url, json, signed: true, session: None }).await
     }
 
     /// A POST of `body` to `E`.
@@ -317,12 +328,17 @@ fn is_session_refusal(e: &ClientError) -> bool {
     matches!(e.kind, ErrorKind::EKEYEXPIRED | ErrorKind::EKEYREJECTED) && (e.message.contains("session") || e.message.contains("x-dfs-session"))
 }
 
-async fn attempt_async<T: DeserializeOwned>(http: &reqwest::Client, call: &Call, id: &RequestId) -> Result<Result<T, ClientError>, Unanswered> {
+async fn attempt_async<T: DeserializeOwned>(
+    http: &reqwest::Client,
+    call: &Call,
+    headers: &[(&'static str, String)],
+    id: &RequestId,
+) -> Result<Result<T, ClientError>, Unanswered> {
     let request = match &call.json {
         Some(json) => http.request(reqwest_method(call.method), &call.url).header(reqwest::header::CONTENT_TYPE, "application/json").body(json.clone()),
         None => http.request(reqwest_method(call.method), &call.url),
     };
-    let request = call.headers.iter().fold(request, |r, (name, value)| r.header(*name, value));
+    let request = headers.iter().fold(request, |r, (name, value)| r.header(*name, value));
     match request.header(HEADER_REQUEST_ID, id.as_str()).send().await {
         Ok(resp) if resp.status().is_success() => Ok(resp.json().await.map_err(ClientError::from)),
         // The master's messages name what they are about.
@@ -339,9 +355,14 @@ fn reqwest_method(m: Method) -> reqwest::Method {
     }
 }
 
-fn attempt_blocking<T: DeserializeOwned>(agent: &ureq::Agent, call: &Call, id: &RequestId) -> Result<Result<T, ClientError>, Unanswered> {
+fn attempt_blocking<T: DeserializeOwned>(
+    agent: &ureq::Agent,
+    call: &Call,
+    headers: &[(&'static str, String)],
+    id: &RequestId,
+) -> Result<Result<T, ClientError>, Unanswered> {
     let request = agent.request(call.method.as_str(), &call.url).set(HEADER_REQUEST_ID, id.as_str());
-    let request = call.headers.iter().fold(request, |r, (name, value)| r.set(name, value));
+    let request = headers.iter().fold(request, |r, (name, value)| r.set(name, value));
     let sent = match &call.json {
         Some(json) => request.set("content-type", "application/json").send_bytes(json),
         None => request.call(),

@@ -2,7 +2,8 @@
 //! gid first, then the process's supplementary groups from
 //! `/proc/PID/status`). The master checks permissions as that user (the
 //! mount's principal acts for it, as NFS AUTH_SYS does); groups are cached
-//! per process for a second, so a burst of calls reads `/proc` once.
+//! per process and credentials for a second, so a burst of calls reads
+//! `/proc` once (a process that changes its uid or gid misses the cache).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,16 +17,20 @@ const TTL: Duration = Duration::from_secs(1);
 /// Processes remembered at once; past it the cache starts over.
 const ENTRIES_MAX: usize = 4096;
 
+/// A process as a request names it: pid, uid, gid.
+type Process = (u32, u32, u32);
+
 #[derive(Default)]
 pub struct Callers {
-    groups: Mutex<HashMap<u32, (Instant, Vec<u32>)>>,
+    /// When each process's groups were read, and what they were.
+    groups: Mutex<HashMap<Process, (Instant, Vec<u32>)>>,
 }
 
 impl Callers {
     /// The user a request acts for.
     pub fn of(&self, fr: &Request) -> ActAs {
         let mut gids = vec![fr.gid()];
-        for g in self.groups_of(fr.pid()) {
+        for g in self.groups_of(fr.pid(), fr.uid(), fr.gid()) {
             if !gids.contains(&g) && gids.len() < GROUPS_MAX {
                 gids.push(g);
             }
@@ -33,10 +38,10 @@ impl Callers {
         ActAs { uid: fr.uid(), gids }
     }
 
-    fn groups_of(&self, pid: u32) -> Vec<u32> {
+    fn groups_of(&self, pid: u32, uid: u32, gid: u32) -> Vec<u32> {
         let now = Instant::now();
         let mut cache = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, groups)) = cache.get(&pid) {
+        if let Some((at, groups)) = cache.get(&(pid, uid, gid)) {
             if now.duration_since(*at) < TTL {
                 return groups.clone();
             }
@@ -46,7 +51,7 @@ impl Callers {
         if cache.len() >= ENTRIES_MAX {
             cache.clear();
         }
-        cache.insert(pid, (now, groups.clone()));
+        cache.insert((pid, uid, gid), (now, groups.clone()));
         groups
     }
 }

@@ -703,13 +703,14 @@ impl Filesystem for DfsFs {
             Err(e) => return reply.error(e),
         };
         let req = create_request(at.clone(), owner);
+        let who = self.inner.callers.of(fr);
         self.master_call(
             fr,
             move |m| async move { m.create(&req).await },
             move |s, r| match s.note_made(&at, r) {
                 Err(e) if opens_existing(&e, flags) => {
                     let (s, name) = (s.clone(), parts(&at).1.to_string());
-                    s.rt.clone().spawn(async move { s.open_found(reply, parent, &name, flags).await });
+                    s.rt.clone().spawn(acting_as_async(who, async move { s.open_found(reply, parent, &name, flags).await }));
                 }
                 r => s.opened_new(reply, r),
             },

@@ -63,7 +63,13 @@ pub struct Users {
     /// Seals session tickets; new at each start (sessions end with the
     /// process: clients log in again by themselves).
     session_key: [u8; 32],
+    /// Seals dashboard cookies: an API session's ticket is no cookie, nor
+    /// a cookie an API session.
+    web_key: [u8; 32],
     session_ms: u64,
+    /// Held across a reload's read and swap: a slower reload never puts
+    /// back users an admin has just removed.
+    reloading: std::sync::Mutex<()>,
     supergroup_name: String,
     replay: ReplayCache,
 }
@@ -72,7 +78,18 @@ impl Users {
     pub fn new(mode: AuthMode, supergroup_name: &str, session_ms: u64) -> Self {
         let mut session_key = [0u8; 32];
         rand::rng().fill_bytes(&mut session_key);
-        Users { mode, table: RwLock::default(), session_key, session_ms, supergroup_name: supergroup_name.to_string(), replay: ReplayCache::default() }
+        let mut web_key = [0u8; 32];
+        rand::rng().fill_bytes(&mut web_key);
+        Users {
+            mode,
+            table: RwLock::default(),
+            session_key,
+            web_key,
+            session_ms,
+            reloading: std::sync::Mutex::new(()),
+            supergroup_name: supergroup_name.to_string(),
+            replay: ReplayCache::default(),
+        }
     }
 
     pub fn mode(&self) -> AuthMode {
@@ -81,6 +98,7 @@ impl Users {
 
     /// Reads the users and groups from the store again (after a change).
     pub fn reload(&self, store: &Store) -> anyhow::Result<()> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let (users, groups) = store.users_and_groups()?;
         let supergroup = groups.iter().find(|(n, _)| *n == self.supergroup_name).map(|(_, g)| *g);
         let table = Table { users: users.into_iter().map(|u| (u.name.clone(), u)).collect(), groups, supergroup };
@@ -137,21 +155,21 @@ impl Users {
     /// The dashboard's login form: the user's name and their credential's
     /// secret. Answers the session ticket the browser keeps as a cookie.
     pub fn dashboard_login(&self, name: &str, secret_hex: &str) -> Result<(String, Caller), AuthError> {
-        let credentials = Credentials::from_secret_hex(name, secret_hex).ok_or(AuthError::BadCredentials)?;
-        let record = self.table().users.get(name).cloned().ok_or(AuthError::BadCredentials)?;
-        let ok = credentials.stored_key().iter().zip(record.stored_key).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-        if !ok {
-            return Err(AuthError::BadCredentials);
-        }
+        let record = self.table().users.get(name).cloned();
+        // An unknown user costs the same work as a wrong secret.
+        let stored = Credentials::from_secret_hex(name, secret_hex).map_or([1u8; 32], |c| c.stored_key());
+        let expected = record.as_ref().map_or([0u8; 32], |r| r.stored_key);
+        let ok = stored.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        let record = record.filter(|_| ok).ok_or(AuthError::BadCredentials)?;
         let ticket = Ticket { user: record.name.clone(), generation: record.generation, expires_ms: unix_ms().saturating_add(self.session_ms) };
-        Ok((ticket.seal(&self.session_key).0, self.caller_of(&record)))
+        Ok((ticket.seal(&self.web_key).0, self.caller_of(&record)))
     }
 
     /// The dashboard's viewer: the user whose session ticket the cookie
     /// holds (a cookie is a bearer ticket: only the dashboard takes one,
     /// never the API, so no page of another site can use it there).
     pub fn viewer(&self, cookie: &str) -> Result<Caller, AuthError> {
-        let (ticket, _) = Ticket::open(&self.session_key, cookie)?;
+        let (ticket, _) = Ticket::open(&self.web_key, cookie)?;
         if ticket.expires_ms <= unix_ms() {
             return Err(AuthError::SessionExpired);
         }
@@ -166,7 +184,9 @@ impl Users {
 
     /// A read grant of `caller`'s rights for a minute (see [`Grant`]).
     pub fn grant(&self, caller: &Caller) -> Option<String> {
-        let record = self.table().users.get(&caller.user).cloned()?;
+        // Only for a viewer who logged in as this very user (not the
+        // public dashboard's nobody, whatever users are named).
+        let record = self.table().users.get(&caller.user).filter(|r| r.uid == caller.who.uid && caller.who.gids == r.gids).cloned()?;
         Some(Grant { user: record.name, generation: record.generation, expires_ms: unix_ms().saturating_add(GRANT_MS) }.seal(&self.session_key))
     }
 
@@ -180,7 +200,7 @@ impl Users {
         };
         if self.mode == AuthMode::None {
             let who = match &act_as {
-                Some(a) => self.who(a.uid, a.gids.clone()),
+                Some(a) => acting_for(a, false),
                 None => Who::root(),
             };
             return Ok((Caller { user: "none".into(), who, admin: true }, None));
@@ -201,8 +221,7 @@ impl Users {
         let caller = match act_as {
             None => self.caller_of(&record),
             Some(_) if !record.proxy => return Err(AuthError::Malformed(format!("{} may not act for other users", record.name))),
-            Some(a) if a.uid == 0 && record.squash_root => Caller { user: record.name.clone(), who: self.who(NOBODY, vec![NOBODY]), admin: false },
-            Some(a) => Caller { user: record.name.clone(), who: self.who(a.uid, a.gids), admin: false },
+            Some(a) => Caller { user: record.name.clone(), who: acting_for(&a, record.squash_root), admin: false },
         };
         Ok((caller, Some(verified)))
     }
@@ -225,6 +244,17 @@ impl Users {
         let superuser = uid == 0 || supergroup.is_some_and(|g| gids.contains(&g));
         Who { uid, gids, superuser }
     }
+}
+
+/// Whose permissions a proxy's request has: the local uid and groups it
+/// names, a superuser only as uid 0 and unsquashed. The supergroup does not
+/// count here: local gids are the host's numbering, not the master's, and
+/// a squashed root could otherwise name the supergroup's gid.
+fn acting_for(a: &ActAs, squash_root: bool) -> Who {
+    if a.uid == 0 && squash_root {
+        return Who { uid: NOBODY, gids: vec![NOBODY], superuser: false };
+    }
+    Who { uid: a.uid, gids: a.gids.clone(), superuser: a.uid == 0 }
 }
 
 /// Where the first admin's credentials go.

@@ -283,6 +283,11 @@ async fn only_a_proxy_acts_for_others_and_squashed_root_is_nobody() {
     let r = act(&mount.api, header).await;
     assert!(r.ok(), "{r:?}");
     assert_eq!(r.body["uid"].as_u64(), Some(w.alice.uid as u64));
+    // A local group numbered like the supergroup makes no superuser through a proxy.
+    assert!(w.c.api.post("/v1/unlink", &json!({"path": "/home/x"})).await.unwrap().ok());
+    let supergroup = w.c.api.get("/v1/auth/whoami").await.unwrap().body["gids"][0].as_u64().unwrap();
+    let claim: &'static str = Box::leak(format!("uid=1234 gids={supergroup}").into_boxed_str());
+    denied(&act(&mount.api, claim).await, "EACCES", "a local uid claiming the supergroup's gid");
     let _ = mount.credentials;
 }
 
@@ -336,6 +341,9 @@ async fn unauthenticated_forged_replayed_and_stale_requests_are_refused() {
     assert!(w.bob.api.get("/v1/auth/whoami").await.unwrap().ok());
     w.c.api.post("/v1/admin/users/remove", &json!({"name": "bob"})).await.unwrap();
     assert_eq!(w.bob.api.get("/v1/auth/whoami").await.unwrap().status, 401);
+    // Made again (another credential): the old sessions stay dead.
+    let _again = add_user(&w.c, "bob", &[], json!({})).await;
+    assert_eq!(w.bob.api.get("/v1/auth/whoami").await.unwrap().status, 401, "a removed user's session came back");
     assert!(w.carol.api.get("/v1/auth/whoami").await.unwrap().ok());
     let fresh = Credentials::generate("carol");
     let r = w.carol.api.post("/v1/admin/users/rotate", &json!({"name": "carol", "stored_key": hex(&fresh.stored_key())})).await.unwrap();

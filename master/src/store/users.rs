@@ -106,8 +106,14 @@ fn gids_of(t: &mut Txn, names: &[String], groups: &mut Groups) -> Result<Vec<u32
 }
 
 /// Adds a user (its name and uid unused), making the groups it names.
+/// Names the master uses for callers who are no user.
+const RESERVED: [&str; 2] = ["nobody", "none"];
+
 pub fn add_user(t: &mut Txn, r: &AddUserRequest) -> Result<UserRecord, NsError> {
     check_name(&r.name).map_err(|e| NsError::new(ErrorKind::EINVAL, e))?;
+    if RESERVED.contains(&r.name.as_str()) {
+        return fail(ErrorKind::EINVAL, format!("{} is a reserved name", r.name));
+    }
     let stored_key = parse_stored_key(&r.stored_key)?;
     let (users, mut groups) = t.store.users_and_groups()?;
     if users.iter().any(|u| u.name == r.name) {
@@ -146,7 +152,7 @@ pub fn rotate_user(t: &mut Txn, name: &str, stored_key: &str) -> Result<UserReco
         return fail(ErrorKind::ENOENT, format!("no user {name}"));
     };
     record.stored_key = stored_key;
-    record.generation += 1;
+    record.generation = (t.now_ns.max(1) as u64).max(record.generation + 1);
     put_user(t, &record)?;
     Ok(record)
 }

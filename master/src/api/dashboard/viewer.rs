@@ -100,7 +100,7 @@ fn login_needed(uri: &axum::http::Uri) -> Response {
 /// redirect would send users elsewhere).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace()) => n.to_string(),
         _ => "/".to_string(),
     }
 }
@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_after_login() {
         assert_eq!(safe_next(Some("/browse?path=/a")), "/browse?path=/a");
-        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", "evil"] {
+        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", "evil", "/\t/evil.example", "/ /evil", "/\n//x"] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
         let mut h = HeaderMap::new();
