@@ -193,8 +193,23 @@ pub fn fake_heartbeat(node: NodeId, address: &str) -> Heartbeat {
 
 /// The address of a loopback port nothing listens on (bound, then let go).
 pub async fn closed_port_url() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    format!("http://{}", l.local_addr().expect("local addr"))
+    // The kernel hands a freed port out again at once: two calls must not
+    // name the same address (a second fake node there would be refused as
+    // taking a live node's address).
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    // Ports given before stay bound while we look, so the next is another.
+    let mut held = Vec::new();
+    loop {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("local addr");
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return format!("http://{addr}");
+        }
+        drop(given);
+        held.push(l);
+    }
 }
 
 /// `GET /v1/chunks?inode=N`: every chunk's locations, each with a READ
