@@ -119,9 +119,7 @@ impl Login {
     /// Keeps the session a login answered.
     pub(crate) fn start(&self, answer: &LoginAnswer) -> Result<Arc<Session>, String> {
         let credentials = self.credentials.as_ref().ok_or("no credentials")?;
-        let wrapped: Vec<u8> =
-            (0..answer.wrapped_secret.len() / 2).filter_map(|i| u8::from_str_radix(answer.wrapped_secret.get(2 * i..2 * i + 2)?, 16).ok()).collect();
-        let wrapped: [u8; 32] = wrapped.try_into().map_err(|_| "the master's session secret is malformed")?;
+        let wrapped = answer.wrapped().ok_or("the master's session secret is malformed")?;
         let secret = user::wrap_secret(&credentials.client_key(), &answer.session, &wrapped);
         let session = Arc::new(Session { ticket: answer.session.clone(), secret, expires_ms: answer.expires_ms });
         *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.clone());

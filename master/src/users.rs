@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 use anyhow::Context;
+use dfs_proto::auth::keys::hex;
 use dfs_proto::auth::replay::ReplayCache;
 use dfs_proto::auth::signature::RequestView;
 use dfs_proto::auth::user::{
@@ -134,7 +135,7 @@ impl Users {
         let (session, secret) = ticket.seal(&self.session_key);
         let wrapped = user::wrap_secret(&client_key, &session, &secret);
         Ok(LoginAnswer {
-            wrapped_secret: wrapped.iter().map(|b| format!("{b:02x}")).collect(),
+            wrapped_secret: hex(&wrapped),
             session,
             expires_ms: ticket.expires_ms,
             uid: record.uid,
@@ -280,7 +281,6 @@ pub async fn bootstrap(users: &Users, store: &Store, writer: &Writer, data_dir: 
         }
         Err(e) => return Err(e).context("the admin credentials file"),
     };
-    let stored_key: String = credentials.stored_key().iter().map(|b| format!("{b:02x}")).collect();
     let request = AddUserRequest {
         name: credentials.user.clone(),
         uid: Some(0),
@@ -288,7 +288,7 @@ pub async fn bootstrap(users: &Users, store: &Store, writer: &Writer, data_dir: 
         admin: true,
         proxy: true,
         squash_root: false,
-        stored_key,
+        stored_key: credentials.stored_key_hex(),
     };
     match writer.submit(Mutation::AddUser(request)).await? {
         Outcome::User(u) => tracing::info!(user = %u.name, file = %path.display(), "made the first admin and its credentials file"),
@@ -324,8 +324,7 @@ mod tests {
     /// Logs in and signs one GET of `/v1/x`: its headers.
     fn signed_get(users: &Users, c: &Credentials) -> Vec<(String, String)> {
         let answer = users.login(&c.login(unix_ms())).unwrap();
-        let wrapped: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&answer.wrapped_secret[2 * i..2 * i + 2], 16).unwrap()).collect();
-        let secret = user::wrap_secret(&c.client_key(), &answer.session, &wrapped.try_into().unwrap());
+        let secret = user::wrap_secret(&c.client_key(), &answer.session, &answer.wrapped().unwrap());
         let session = answer.session.clone();
         let header = |n: &str| (n == HEADER_SESSION).then(|| session.clone());
         let view = RequestView { method: "GET", path_and_query: "/v1/x", header: &header };

@@ -42,10 +42,6 @@ pub enum UserCmd {
     Rotate { name: Option<String> },
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn failure(ctx: &Ctx) -> impl FnOnce(dfs_client::ClientError) -> Failure + '_ {
     move |e| Failure::dfs(ctx.client.master().url(), e)
 }
@@ -55,7 +51,7 @@ pub async fn run(ctx: &mut Ctx, cmd: UserCmd) -> Result<u8, Failure> {
         UserCmd::Add { name, uid, groups, admin, proxy, squash_root } => {
             ctx.verb = "admin user add";
             let credentials = Credentials::generate(&name);
-            let req = AddUserRequest { name, uid, groups, admin, proxy, squash_root, stored_key: hex(&credentials.stored_key()) };
+            let req = AddUserRequest { name, uid, groups, admin, proxy, squash_root, stored_key: credentials.stored_key_hex() };
             let user = ctx.client.master().add_user(&req).await.map_err(failure(ctx))?;
             eprintln!("made {}", describe(&user));
             print!("{}", credentials.to_file_text());
@@ -81,7 +77,7 @@ pub async fn run(ctx: &mut Ctx, cmd: UserCmd) -> Result<u8, Failure> {
                 None => return Err(Failure::new("rotate", "name a user, or give your credentials")),
             };
             let credentials = Credentials::generate(&name);
-            let req = RotateRequest { name, stored_key: hex(&credentials.stored_key()) };
+            let req = RotateRequest { name, stored_key: credentials.stored_key_hex() };
             ctx.client.master().rotate_user(&req).await.map_err(failure(ctx))?;
             print!("{}", credentials.to_file_text());
         }

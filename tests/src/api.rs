@@ -142,11 +142,8 @@ impl Api {
 /// `url` (when this process started it), from a login at `/login`.
 pub async fn dashboard_cookie(url: &str) -> Option<String> {
     let base: String = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
-    let file = crate::process::credentials_of(&base)?;
-    let text = std::fs::read_to_string(file).ok()?;
-    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()));
-    let (user, secret) = (field("user ")?, field("secret ")?);
-    dashboard_login(&base, &user, &secret).await.ok()
+    let credentials = dfs_client::auth::Credentials::load(&crate::process::credentials_of(&base)?).ok()?;
+    dashboard_login(&base, &credentials.user, &credentials.secret_hex()).await.ok()
 }
 
 /// Logs in at `/login` with a user's name and secret: the cookie, or the refusal's status.

@@ -46,9 +46,7 @@ async fn login_and_hosts(m: &str) {
     assert_eq!(rebound.status().as_u16(), 403, "DNS rebinding");
     // A user without rights on a directory sees a 403 there, not its entries.
     let c = dfs_client::auth::Credentials::generate("eve");
-    let text = c.to_file_text();
-    let secret = text.lines().find_map(|l| l.strip_prefix("secret ")).expect("secret").to_string();
-    let stored: String = c.stored_key().iter().map(|b| format!("{b:02x}")).collect();
+    let (secret, stored) = (c.secret_hex(), c.stored_key_hex());
     let admin = dfs_tests::Api::new(m);
     assert!(admin.post("/v1/admin/users/add", &json!({"name": "eve", "stored_key": stored})).await.unwrap().ok());
     assert!(admin.post("/v1/setattr", &json!({"path": "/data", "mode": 0o700})).await.unwrap().ok());

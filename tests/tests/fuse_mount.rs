@@ -419,7 +419,7 @@ fn permissions_are_enforced_for_other_users() {
 fn the_master_checks_each_local_user_and_squashes_root() {
     let c = cluster(&[]);
     let principal = dfs_client::auth::Credentials::generate("mnt");
-    let stored: String = principal.stored_key().iter().map(|b| format!("{b:02x}")).collect();
+    let stored = principal.stored_key_hex();
     let team = block_on(async {
         let r = c.api.post("/v1/admin/users/add", &serde_json::json!({"name": "mnt", "proxy": true, "squash_root": true, "stored_key": stored})).await.unwrap();
         assert!(r.ok(), "{r:?}");

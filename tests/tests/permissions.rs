@@ -10,9 +10,7 @@ use dfs_tests::api::Reply;
 use dfs_tests::{Api, Cluster};
 use serde_json::{json, Value};
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use dfs_proto::auth::keys::hex;
 
 /// A user made by the admin: their API client, uid and gids.
 struct User {
@@ -24,7 +22,7 @@ struct User {
 
 async fn add_user(c: &Cluster, name: &str, groups: &[&str], extra: Value) -> User {
     let credentials = Credentials::generate(name);
-    let mut req = json!({"name": name, "groups": groups, "stored_key": hex(&credentials.stored_key())});
+    let mut req = json!({"name": name, "groups": groups, "stored_key": credentials.stored_key_hex()});
     if let (Some(req), Some(extra)) = (req.as_object_mut(), extra.as_object()) {
         req.extend(extra.clone());
     }
@@ -346,7 +344,7 @@ async fn unauthenticated_forged_replayed_and_stale_requests_are_refused() {
     assert_eq!(w.bob.api.get("/v1/auth/whoami").await.unwrap().status, 401, "a removed user's session came back");
     assert!(w.carol.api.get("/v1/auth/whoami").await.unwrap().ok());
     let fresh = Credentials::generate("carol");
-    let r = w.carol.api.post("/v1/admin/users/rotate", &json!({"name": "carol", "stored_key": hex(&fresh.stored_key())})).await.unwrap();
+    let r = w.carol.api.post("/v1/admin/users/rotate", &json!({"name": "carol", "stored_key": fresh.stored_key_hex()})).await.unwrap();
     assert!(r.ok(), "a user rotates her own: {r:?}");
     assert_eq!(w.carol.api.get("/v1/auth/whoami").await.unwrap().status, 401, "the old credential is gone");
     assert!(Api::as_user(&w.c.master.url, fresh).get("/v1/auth/whoami").await.unwrap().ok());

@@ -3,6 +3,7 @@
 //! credential), and group names with their gids. Changes go through the
 //! writer like every mutation, so they are durable before they are answered.
 
+use dfs_proto::auth::keys::unhex;
 use dfs_proto::auth::user::check_name;
 use dfs_proto::wire::users::{AddUserRequest, UserInfo};
 use dfs_proto::ErrorKind;
@@ -54,9 +55,7 @@ fn corrupt(what: &str) -> NsError {
 
 /// A stored key from its hex text.
 pub fn parse_stored_key(hex: &str) -> Result<[u8; 32], NsError> {
-    let bytes: Option<Vec<u8>> =
-        (hex.len() == 64).then(|| (0..32).map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("x"), 16).ok()).collect()).flatten();
-    bytes.and_then(|b| b.try_into().ok()).ok_or_else(|| NsError::new(ErrorKind::EINVAL, "stored_key must be 64 hex digits"))
+    unhex(hex).and_then(|b| b.try_into().ok()).ok_or_else(|| NsError::new(ErrorKind::EINVAL, "stored_key must be 64 hex digits"))
 }
 
 /// Group names with their gids.

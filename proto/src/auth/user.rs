@@ -151,6 +151,16 @@ impl Credentials {
         stored_key(&self.client_key())
     }
 
+    /// [`Credentials::stored_key`] as the API carries it (hex).
+    pub fn stored_key_hex(&self) -> String {
+        hex(&self.stored_key())
+    }
+
+    /// The secret as the file's `secret` line holds it (a dashboard login).
+    pub fn secret_hex(&self) -> String {
+        hex(&self.secret)
+    }
+
     /// The credential whose secret is `hex` (a dashboard login form).
     pub fn from_secret_hex(user: &str, hex: &str) -> Option<Self> {
         let secret = unhex(hex.trim()).and_then(|s| s.try_into().ok())?;
@@ -199,6 +209,13 @@ pub struct LoginAnswer {
     pub uid: u32,
     pub gids: Vec<u32>,
     pub admin: bool,
+}
+
+impl LoginAnswer {
+    /// The wrapped secret, if it is 32 hex bytes.
+    pub fn wrapped(&self) -> Option<[u8; 32]> {
+        unhex(&self.wrapped_secret).and_then(|w| w.try_into().ok())
+    }
 }
 
 impl LoginRequest {
