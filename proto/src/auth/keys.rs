@@ -9,8 +9,7 @@
 //! with it), remove the old one. Daemons reload the file when it changes.
 
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -138,15 +137,7 @@ impl KeyRing {
     /// Writes a new key file (never replacing one), mode 0600, synced
     /// with its directory: a cluster's key must survive a power cut.
     pub fn create_file(&self, path: &Path) -> Result<(), KeyError> {
-        let io = |source| KeyError::Io { path: path.to_path_buf(), source };
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
-        f.write_all(self.to_file_text().as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        if let Some(dir) = path.parent() {
-            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        Ok(())
+        super::secret_file::create(path, self.to_file_text().as_bytes()).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })
     }
 }
 

@@ -5,9 +5,11 @@
 //! - [`replay`]: the nonces of recent signed requests, so none is accepted twice.
 //! - [`token`]: chunk tokens the master grants clients, checked by chunkservers.
 //! - [`user`]: users' credentials, sessions and request signatures.
+//! - [`secret_file`]: creating a file that holds a secret, private and durable.
 
 pub mod keys;
 pub mod replay;
+pub mod secret_file;
 pub mod signature;
 pub mod token;
 pub mod user;

@@ -17,8 +17,7 @@
 //! and the headers of [`USER`]. The master recomputes a ticket's secret
 //! from its own session key: nothing is stored per session.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -134,12 +133,10 @@ impl Credentials {
         )
     }
 
-    /// Writes a new file (never replacing one), mode 0600, synced.
+    /// Writes a new file (never replacing one), mode 0600, synced with
+    /// its directory.
     pub fn create_file(&self, path: &Path) -> Result<(), CredentialsError> {
-        let io = |source| CredentialsError::Io { path: path.to_path_buf(), source };
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
-        f.write_all(self.to_file_text().as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)
+        super::secret_file::create(path, self.to_file_text().as_bytes()).map_err(|source| CredentialsError::Io { path: path.to_path_buf(), source })
     }
 
     pub fn client_key(&self) -> [u8; 32] {
