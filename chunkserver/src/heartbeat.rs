@@ -158,7 +158,7 @@ pub struct Heartbeats {
 
 impl Heartbeats {
     pub fn new(node: Arc<Node>, interval: Duration, report_interval: Duration) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_idle_timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        let http = dfs_server_kit::tls::peer_client().timeout(Duration::from_secs(10)).pool_idle_timeout(Duration::from_secs(5)).build().unwrap_or_default();
         let url = url_no_query::<ep::Heartbeat>(&node.master, &());
         Heartbeats { node, http, url, interval, report_interval, last_report: None, backoff: None, missing_keys: Vec::new(), last_beat: None }
     }

@@ -41,8 +41,9 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
         tracing::warn!(file = %q, "moved a damaged file aside at start-up");
     }
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let tls = dfs_server_kit::tls::setup(config.tls_cert.as_ref(), config.tls_key.as_ref(), config.tls_ca.as_ref())?;
     let addr = listener.local_addr()?;
-    let address = config.advertise_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let address = config.advertise_url.clone().unwrap_or_else(|| format!("{}://{addr}", dfs_server_kit::tls::scheme()));
     let node = Arc::new(new_node(&config, id, store, address.clone(), trust)?);
     // Dropped on an early return: the workers stop with it.
     let shutdown = Shutdown::default();
@@ -55,7 +56,7 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     tracing::info!(%address, node = %id, master = %node.master, "chunkserver started");
     let (local, store) = (node.local.clone(), node.store.clone());
     let limits = Limits::from_config(config.header_read_timeout_ms, config.body_idle_timeout_ms, config.max_connections);
-    serve(listener, router(node), limits, shutdown_signal()).await?;
+    serve(listener, router(node), limits, tls.as_ref().map(|t| t.server.clone()), shutdown_signal()).await?;
     if let Some(endpoint) = local {
         local_reads::remove_socket(&endpoint);
     }

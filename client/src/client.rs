@@ -122,7 +122,7 @@ struct Inner {
 }
 
 fn http_client(config: &DataConfig) -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::tls::reqwest_builder()
         .pool_max_idle_per_host(32)
         // Below the servers' keep-alive limit (their header read timeout,
         // 10 s by default): a connection is never reused as a server closes it.
@@ -284,5 +284,5 @@ const IDLE_PER_HOST: usize = 8;
 /// The blocking connections of reads served on the caller's thread
 /// (`blocking.rs`) and of short-circuit reads' socket discovery (`local.rs`).
 fn blocking_agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(FAST_READ_TIMEOUT).max_idle_connections_per_host(IDLE_PER_HOST).build()
+    crate::tls::ureq_builder().timeout(FAST_READ_TIMEOUT).max_idle_connections_per_host(IDLE_PER_HOST).build()
 }

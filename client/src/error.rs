@@ -42,8 +42,49 @@ impl ClientError {
 
 impl From<reqwest::Error> for ClientError {
     fn from(e: reqwest::Error) -> Self {
-        ClientError::new(ErrorKind::EIO, e.to_string())
+        match is_tls_refusal(&e) {
+            true => ClientError::new(ErrorKind::EIO, chain(&e)),
+            false => ClientError::new(ErrorKind::EIO, e.to_string()),
+        }
     }
+}
+
+/// An error and its causes, `: `-separated (a TLS failure's reason is
+/// the last of them: "invalid peer certificate: UnknownIssuer").
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = next_cause(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = next_cause(c);
+    }
+    text
+}
+
+/// The cause of `e`. An `io::Error` wrapping another error is followed
+/// into it: its `source()` skips the wrapped error itself (and a TLS
+/// error reaches hyper wrapped that way, twice).
+fn next_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a (dyn std::error::Error + 'static)> {
+    match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        Some(inner) => Some(inner),
+        None => e.source(),
+    }
+}
+
+/// Whether `e` came from TLS refusing the other side (an untrusted or
+/// mismatched certificate, or no CA to check it with): a retry cannot help.
+pub fn is_tls_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<rustls::Error>() {
+            return true;
+        }
+        cause = next_cause(c);
+    }
+    false
 }
 
 impl From<ErrorBody> for ClientError {

@@ -18,6 +18,7 @@
 //! - [`master`]: the master's API, call by call.
 //! - [`auth`]: credentials, the session every request is signed under,
 //!   and the local user a mount acts for.
+//! - [`tls`]: the cluster CA `https://` masters and chunkservers are verified against.
 //! - [`error`]: `ClientError`, which says whether a retry can help.
 //! - [`request_id`]: the id every request of one operation carries, so it
 //!   can be followed through the daemons' logs.
@@ -37,6 +38,7 @@ pub mod master;
 pub mod request_id;
 mod retry;
 mod sync;
+pub mod tls;
 mod tokens;
 
 pub use client::{Client, DataConfig};

@@ -74,7 +74,7 @@ impl MasterClient {
     /// driving a runtime; a pooled connection the master has closed is
     /// noticed before a request is written into it.
     pub fn blocking(base: &str, timeout: Duration, wait: Duration, login: Arc<Login>) -> Self {
-        let agent = ureq::AgentBuilder::new().timeout(timeout).timeout_connect(timeout.min(Duration::from_secs(5))).max_idle_connections_per_host(1).build();
+        let agent = crate::tls::ureq_builder().timeout(timeout).timeout_connect(timeout.min(Duration::from_secs(5))).max_idle_connections_per_host(1).build();
         MasterClient { base: base.trim_end_matches('/').to_string(), transport: Transport::Blocking(agent), wait, login }
     }
 
@@ -343,6 +343,8 @@ async fn attempt_async<T: DeserializeOwned>(
         Ok(resp) if resp.status().is_success() => Ok(resp.json().await.map_err(ClientError::from)),
         // The master's messages name what they are about.
         Ok(resp) => Ok(Err(from_response("", resp).await)),
+        // An untrusted certificate is not a master restarting: no retry.
+        Err(e) if crate::error::is_tls_refusal(&e) => Err(Unanswered { error: crate::error::chain(&e), nothing_sent: false, retry_if_idempotent: false }),
         Err(e) => Err(Unanswered { error: e.to_string(), nothing_sent: e.is_connect(), retry_if_idempotent: e.is_timeout() || e.is_request() }),
     }
 }
@@ -377,6 +379,9 @@ fn attempt_blocking<T: DeserializeOwned>(
         Err(ureq::Error::Status(code, resp)) => {
             let error = body(resp).ok().and_then(|b| serde_json::from_slice::<ErrorBody>(&b).ok());
             Ok(Err(error.map_or_else(|| ClientError::new(ErrorKind::EIO, format!("HTTP {code}")), ClientError::from)))
+        }
+        Err(ureq::Error::Transport(t)) if crate::error::is_tls_refusal(&t) => {
+            Err(Unanswered { error: crate::error::chain(&t), nothing_sent: false, retry_if_idempotent: false })
         }
         Err(ureq::Error::Transport(t)) => {
             let nothing_sent = matches!(t.kind(), ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns);

@@ -76,6 +76,10 @@ struct Args {
     /// ~/.config/dfs/credentials when it exists.
     #[arg(long, env = "DFS_CREDENTIALS")]
     credentials: Option<PathBuf>,
+    /// The cluster CA's certificate, to verify an https:// master and its
+    /// chunkservers against; default ~/.config/dfs/ca.pem when it exists.
+    #[arg(long, env = "DFS_TLS_CA")]
+    tls_ca: Option<PathBuf>,
     /// In the background, log here instead of nowhere.
     #[arg(long)]
     log_file: Option<PathBuf>,
@@ -103,6 +107,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let credentials = dfs_client::auth::load_credentials(args.credentials.as_deref()).context("credentials")?;
+    dfs_client::tls::init(args.tls_ca.as_deref()).context("TLS CA")?;
     let client = Client::with_login(&args.master, data_config(&args), dfs_client::auth::Login::new(credentials));
     rt.block_on(client.master().cluster()).map_err(|e| anyhow::anyhow!("master {}: {}", args.master, e.describe()))?;
     if !args.foreground {

@@ -48,6 +48,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     // Bound first: a taken port fails before the store is open (a process
     // ending with RocksDB open and its threads running may crash on exit).
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let tls = dfs_server_kit::tls::setup(config.tls_cert.as_ref(), config.tls_key.as_ref(), config.tls_ca.as_ref())?;
     // RocksDB's CURRENT file: the directory held a namespace before.
     let had_namespace = config.data_dir.join("CURRENT").exists();
     let key_file = cluster_key::path(config.cluster_key_file.as_deref(), &config.data_dir);
@@ -101,10 +102,10 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
 
     let addr = listener.local_addr()?;
     // Scripts and tests read this line to learn the port when it was 0.
-    println!("dfs-master listening on http://{addr}");
+    println!("dfs-master listening on {}://{addr}", dfs_server_kit::tls::scheme());
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "master started");
     let limits = Limits::from_config(config.header_read_timeout_ms, config.body_idle_timeout_ms, config.max_connections);
-    serve(listener, app, limits, shutdown_signal()).await?;
+    serve(listener, app, limits, tls.as_ref().map(|t| t.server.clone()), shutdown_signal()).await?;
     shutdown.stop();
     sampler.await.ok();
     monitor.await.ok();

@@ -10,6 +10,8 @@
 //!   these declarations and clients build their URLs from them.
 //! - [`auth`]: the cluster key, signatures of internal requests, chunk tokens.
 //! - [`local_reads`]: the Unix-socket protocol of short-circuit reads.
+//! - [`tls`]: certificates, the cluster CA and their reloading; `tls::certs`
+//!   makes them (`dfs admin certs`).
 
 pub mod auth;
 pub mod endpoint;
@@ -17,6 +19,7 @@ pub mod error;
 pub mod ids;
 pub mod local_reads;
 pub mod names;
+pub mod tls;
 pub mod wire;
 
 pub use error::{ErrorBody, ErrorKind};

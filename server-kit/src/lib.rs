@@ -6,10 +6,12 @@
 //! - [`http`]: daemon setup, the server loop, API errors and extractors,
 //!   routing by endpoint declarations, signed internal calls and their typed
 //!   errors, metrics, the HTML shell of status pages.
+//! - [`tls`]: a daemon's TLS: listener certificate, trusted CA, SIGHUP.
 //! - [`worker`]: the one shape of the daemons' background workers (a tick,
 //!   a stop signal, figures).
 
 pub mod config;
 pub mod dir_lock;
 pub mod http;
+pub mod tls;
 pub mod worker;

@@ -52,6 +52,12 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: crate::users::UserCmd,
     },
+    /// TLS certificates: a cluster CA and per-node certificates (made
+    /// here, no master called).
+    Certs {
+        #[command(subcommand)]
+        cmd: crate::certs::CertsCmd,
+    },
     /// Undo a decommission: the chunkserver takes new chunks again.
     Recommission { node: String },
     /// Show safe mode, or end it now with `leave`.
@@ -73,6 +79,7 @@ pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
         }
         Verb::Whoami => crate::users::whoami(ctx).await,
         Verb::Admin { cmd: AdminCmd::User { cmd } } => crate::users::run(ctx, cmd).await,
+        Verb::Admin { cmd: AdminCmd::Certs { cmd } } => crate::certs::run(ctx, cmd),
         Verb::Admin { cmd: AdminCmd::Report { json } } => {
             ctx.verb = "admin report";
             report(ctx, json).await

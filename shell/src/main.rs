@@ -11,6 +11,7 @@
 //! exit status non-zero; other paths of the same command are still done.
 
 mod admin;
+mod certs;
 mod fmt;
 mod namespace;
 mod transfer;
@@ -36,6 +37,10 @@ struct Cli {
     /// ~/.config/dfs/credentials when it exists.
     #[arg(long, env = "DFS_CREDENTIALS", global = true)]
     credentials: Option<std::path::PathBuf>,
+    /// The cluster CA's certificate, to verify https:// masters and
+    /// chunkservers against; default ~/.config/dfs/ca.pem when it exists.
+    #[arg(long, env = "DFS_TLS_CA", global = true)]
+    tls_ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     verb: Verb,
 }
@@ -164,6 +169,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = dfs_client::tls::init(cli.tls_ca.as_deref()) {
+        eprintln!("dfs: TLS CA: {e}");
+        return ExitCode::from(2);
+    }
     let client = Client::with_login(&cli.master, config, dfs_client::auth::Login::new(credentials));
     runtime.block_on(async move {
         let mut ctx = Ctx { client, verb: "", failed: false };

@@ -47,8 +47,8 @@ const CHAIN_MAX: usize = 16;
 fn parse_forward(headers: &HeaderMap) -> Result<Vec<String>, ApiError> {
     let raw = headers.get(HEADER_FORWARD).and_then(|v| v.to_str().ok()).unwrap_or("");
     let chain: Vec<String> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-    if chain.iter().any(|u| !u.starts_with("http://")) {
-        return Err(invalid(format!("{HEADER_FORWARD} must list http:// URLs")));
+    if chain.iter().any(|u| !dfs_server_kit::tls::fits(u)) {
+        return Err(invalid(format!("{HEADER_FORWARD} must list {}:// URLs", dfs_server_kit::tls::scheme())));
     }
     let distinct: std::collections::HashSet<&String> = chain.iter().collect();
     if chain.len() > CHAIN_MAX || distinct.len() != chain.len() {

@@ -37,7 +37,7 @@ async fn start() -> Served {
     let store = ChunkStore::open(dir.path()).expect("store");
     let node = super::test_cluster::node(&config, store, format!("http://{addr}"));
     let limits = Limits { header_read_timeout: Duration::from_secs(5), body_idle_timeout: BODY_IDLE, max_connections: 64, drain: Duration::from_secs(1) };
-    tokio::spawn(serve(listener, router(node.clone()), limits, std::future::pending()));
+    tokio::spawn(serve(listener, router(node.clone()), limits, None, std::future::pending()));
     Served { node, addr, _dir: dir }
 }
 

@@ -55,8 +55,8 @@ pub async fn replicate(State(n): State<Arc<Node>>, ApiPath(h): ApiPath<u64>, Api
 
 fn check_request(n: &Node, r: &ReplicateChunk) -> Result<(), ApiError> {
     let invalid = |m: String| Err(ApiError::new(ErrorKind::EINVAL, m));
-    if !r.source.starts_with("http://") {
-        return invalid(format!("source must be an http:// URL, not {:?}", r.source));
+    if !dfs_server_kit::tls::fits(&r.source) {
+        return invalid(format!("source must be an {}:// URL, not {:?}", dfs_server_kit::tls::scheme(), r.source));
     }
     if r.source.trim_end_matches('/') == n.address {
         return invalid("a chunkserver cannot copy a chunk from itself".into());

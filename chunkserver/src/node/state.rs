@@ -148,7 +148,7 @@ pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, addre
         // The same for reads: four of the largest answers, or many small ones.
         read_budget: Arc::new(tokio::sync::Semaphore::new((4 * config.max_write_bytes).div_ceil(1 << 20) as usize)),
         // Bounded waits on peers: a hung downstream must not pin buffers forever.
-        http: reqwest::Client::builder()
+        http: dfs_server_kit::tls::peer_client()
             .pool_max_idle_per_host(32)
             // Below the peers' keep-alive limit (10 s by default).
             .pool_idle_timeout(Duration::from_secs(5))

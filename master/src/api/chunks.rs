@@ -27,8 +27,9 @@ const LOCATE_MAX: u64 = 1024;
 /// too, bound to the request, so the chunkserver knows its orders and
 /// token keys come from this cluster's master.
 pub async fn heartbeat(State(s): State<Master>, Extension(signed): Extension<Verified>, ApiJson(hb): ApiJson<Heartbeat>) -> Result<Response, ApiError> {
-    if !hb.address.starts_with("http://") {
-        return Err(ApiError::new(ErrorKind::EINVAL, "address must be an http:// URL"));
+    // With TLS on, a node that would serve data in plaintext is refused.
+    if !dfs_server_kit::tls::fits(&hb.address) {
+        return Err(ApiError::new(ErrorKind::EINVAL, format!("address must be an {}:// URL", dfs_server_kit::tls::scheme())));
     }
     s.chunks.check_cluster(&hb)?;
     let mut answer = s.chunks.heartbeat(&hb).await?;

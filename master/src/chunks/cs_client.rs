@@ -25,7 +25,7 @@ pub struct CsClient {
 
 impl CsClient {
     pub fn new(auth: Arc<ClusterAuth>) -> Self {
-        let http = reqwest::Client::builder()
+        let http = dfs_server_kit::tls::peer_client()
             .timeout(CALL_TIMEOUT)
             // Below the chunkservers' keep-alive limit (10 s by default).
             .pool_idle_timeout(std::time::Duration::from_secs(5))

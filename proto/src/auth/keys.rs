@@ -168,7 +168,7 @@ pub struct KeySource {
     seen: Mutex<(i128, u64, u64)>,
 }
 
-fn stamp(path: &Path) -> std::io::Result<(i128, u64, u64)> {
+pub(crate) fn stamp(path: &Path) -> std::io::Result<(i128, u64, u64)> {
     let m = std::fs::metadata(path)?;
     Ok((m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128, m.size(), m.ino()))
 }

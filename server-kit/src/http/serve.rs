@@ -15,6 +15,9 @@
 //!   being closed at once: a client that would have been served a little
 //!   later is not failed, and a flood costs no accept-and-close work. Once
 //!   the backlog is full the kernel drops new SYNs and clients retry.
+//! - **TLS** (when configured): every connection must complete a TLS
+//!   handshake within the header read timeout; a plaintext request gets one
+//!   400 answer in plaintext saying so, and the connection is closed.
 //! - **Graceful shutdown**: on the signal, stop accepting, close idle
 //!   connections, let requests in flight finish, for at most `drain`.
 //!
@@ -34,6 +37,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio_rustls::rustls;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 
 use super::idle::{IdleBody, StallGuard};
 use super::request_id;
@@ -81,8 +87,16 @@ impl Limits {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains.
-pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+/// Serves `router` on `listener` (over TLS when `tls` is given) until
+/// `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let tls = tls.map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -109,7 +123,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
             },
             _ = &mut shutdown => break,
         };
-        connections.spawn(connection(stream, router.clone(), limits.clone(), slot, stop_rx.clone()));
+        connections.spawn(connection(stream, tls.clone(), router.clone(), limits.clone(), slot, stop_rx.clone()));
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -140,9 +154,46 @@ async fn accept_failed(e: std::io::Error) {
 }
 
 /// Serves one connection, holding its `slot` until it closes.
-async fn connection(stream: TcpStream, router: Router, limits: Limits, slot: OwnedSemaphorePermit, mut stop: watch::Receiver<bool>) {
+async fn connection(stream: TcpStream, tls: Option<TlsAcceptor>, router: Router, limits: Limits, slot: OwnedSemaphorePermit, stop: watch::Receiver<bool>) {
     let _slot = slot;
-    let io = TokioIo::new(StallGuard::new(stream, limits.body_idle_timeout));
+    let Some(acceptor) = tls else {
+        return http(stream, router, limits, stop).await;
+    };
+    // The handshake counts as the head of the first request: a client
+    // that stalls in it is dropped as a slow head would be.
+    match tokio::time::timeout(limits.header_read_timeout, handshake(stream, acceptor)).await {
+        Ok(Ok(Some(stream))) => http(stream, router, limits, stop).await,
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!("TLS handshake timed out"),
+    }
+}
+
+/// The answer to plaintext HTTP on a TLS port (as nginx's 400 "plain HTTP
+/// request was sent to HTTPS port"): a client sees why it failed.
+const PLAINTEXT_REFUSED: &str = r#"{"error":"EINVAL","message":"this port speaks TLS only: use an https:// URL"}"#;
+
+/// A TLS handshake, or `None` after answering a plaintext request.
+async fn handshake(mut stream: TcpStream, acceptor: TlsAcceptor) -> std::io::Result<Option<TlsStream<TcpStream>>> {
+    let mut first = [0u8; 1];
+    // 0x16: a TLS handshake record; anything else is not TLS.
+    if stream.peek(&mut first).await? == 1 && first[0] != 0x16 {
+        use tokio::io::AsyncWriteExt;
+        let body = PLAINTEXT_REFUSED;
+        let answer = format!("HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        return Ok(None);
+    }
+    acceptor.accept(stream).await.map(Some)
+}
+
+/// HTTP/1 over `io` until the client or the shutdown ends it.
+async fn http<IO>(io: IO, router: Router, limits: Limits, mut stop: watch::Receiver<bool>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(StallGuard::new(io, limits.body_idle_timeout));
     let service = TowerToHyperService::new(router);
     let body_idle = limits.body_idle_timeout;
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {

@@ -23,7 +23,7 @@ fn limits() -> Limits {
 async fn start(router: Router) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, router, limits(), std::future::pending()));
+    tokio::spawn(serve(listener, router, limits(), None, std::future::pending()));
     url
 }
 

@@ -57,10 +57,14 @@ struct Server {
 }
 
 async fn start(limits: Limits) -> Server {
+    start_with(limits, None).await
+}
+
+async fn start_with(limits: Limits, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(serve(listener, app(), limits, async move {
+    let done = tokio::spawn(serve(listener, app(), limits, tls, async move {
         let _ = stopped.await;
     }));
     Server { addr, stop: Some(stop), done }
@@ -248,4 +252,53 @@ fn limits_must_be_non_zero() {
     assert!(Limits::check(0, 30_000, 4096).unwrap_err().contains("header_read_timeout_ms"));
     assert!(Limits::check(10_000, 0, 4096).unwrap_err().contains("body_idle_timeout_ms"));
     assert!(Limits::check(10_000, 30_000, 0).unwrap_err().contains("max_connections"));
+}
+
+/// A CA and a listener certificate for 127.0.0.1 in a temp dir.
+fn tls_files() -> (tempfile::TempDir, Arc<rustls::ServerConfig>, Arc<dfs_proto::tls::TrustedCa>) {
+    use dfs_proto::tls::{certs, ServerCert, TrustedCa};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::create_ca(dir.path(), "test").unwrap();
+    let (cert, key) = certs::issue(dir.path(), "node", &["127.0.0.1".to_string()], 1).unwrap();
+    (dir, ServerCert::open(&cert, &key).unwrap().server_config(), TrustedCa::open(&ca).unwrap())
+}
+
+fn https_client(ca: &Arc<dfs_proto::tls::TrustedCa>) -> reqwest::Client {
+    reqwest::Client::builder().use_preconfigured_tls(ca.client_config()).build().unwrap()
+}
+
+#[tokio::test]
+async fn over_tls_a_trusting_client_is_served_and_plaintext_is_told_why_not() {
+    let (_dir, config, ca) = tls_files();
+    let server = start_with(limits(16), Some(config)).await;
+    let body = https_client(&ca).get(format!("https://{}/", server.addr)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(body, "hello");
+    // Several requests on one kept-alive TLS connection, with a body.
+    let http = https_client(&ca);
+    for _ in 0..3 {
+        let n = http.post(format!("https://{}/count", server.addr)).body(vec![1u8; 100_000]).send().await.unwrap().text().await.unwrap();
+        assert_eq!(n, "100000");
+    }
+
+    let plain = get_root(server.addr).await;
+    assert!(plain.starts_with("HTTP/1.1 400"), "{plain}");
+    assert!(plain.contains("use an https:// URL"), "{plain}");
+    let refused = reqwest::get(format!("http://{}/", server.addr)).await.unwrap();
+    assert_eq!(refused.status(), 400);
+}
+
+#[tokio::test]
+async fn over_tls_another_cas_client_is_refused_and_a_stalled_handshake_cut_off() {
+    let (_dir, config, _) = tls_files();
+    let (_other_dir, _, other_ca) = tls_files();
+    let server = start_with(limits(16), Some(config)).await;
+    let err = https_client(&other_ca).get(format!("https://{}/", server.addr)).send().await.unwrap_err();
+    assert!(format!("{err:?}").contains("InvalidCertificate"), "{err:?}");
+
+    // A client that sends one byte of a TLS record and stops.
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(&[0x16]).await.unwrap();
+    let took = closed_after(&mut s).await;
+    assert!(took >= HEADER - Duration::from_millis(50) && took < SOON, "closed after {took:?}");
+    assert_eq!(get_root(server.addr).await.lines().next(), Some("HTTP/1.1 400 Bad Request"), "still serving");
 }
