@@ -40,7 +40,8 @@ impl Api {
 
     /// An API client that signs nothing.
     pub fn anonymous(base: &str) -> Self {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("http client");
+        // Trusts the cluster CA of the process (see `dfs_tests::tls`), if any.
+        let http = dfs_client::tls::reqwest_builder().pool_max_idle_per_host(64).build().expect("http client");
         Api { base: base.trim_end_matches('/').to_string(), http, login: None }
     }
 
@@ -161,7 +162,7 @@ pub async fn dashboard_cookie(url: &str) -> Option<String> {
 
 /// Logs in at `/login` with a user's name and secret: the cookie, or the refusal's status.
 pub async fn dashboard_login(base: &str, user: &str, secret: &str) -> Result<String, u16> {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let http = dfs_client::tls::reqwest_builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let form = serde_urlencoded::to_string([("user", user), ("secret", secret), ("next", "/")]).unwrap_or_default();
     let r = http.post(format!("{base}/login")).header("content-type", "application/x-www-form-urlencoded").body(form).send().await.map_err(|_| 0u16)?;
     if r.status().as_u16() != 303 {

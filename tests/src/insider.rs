@@ -46,7 +46,7 @@ pub fn master_key_file(master_data_dir: &Path) -> PathBuf {
 
 /// An HTTP client for attacks: no pooling surprises, bounded waits.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(20)).pool_max_idle_per_host(8).build().expect("http client")
+    dfs_client::tls::reqwest_builder().timeout(Duration::from_secs(20)).pool_max_idle_per_host(8).build().expect("http client")
 }
 
 /// Requests whose answer was lost and that were sent again (see [`execute`]).

@@ -14,6 +14,7 @@ pub mod shell;
 pub mod sim;
 pub mod syncs;
 pub mod sys;
+pub mod tls;
 
 pub use api::Api;
 pub use cluster::Cluster;

@@ -147,6 +147,11 @@ impl MasterProcess {
         crate::sys::stop(self.child.id());
     }
 
+    /// SIGHUP: the master re-reads its TLS files at once.
+    pub fn sighup(&self) {
+        signal(self.child.id(), libc::SIGHUP);
+    }
+
     /// SIGCONT: a stopped master goes on where it was.
     pub fn sigcont(&self) {
         signal(self.child.id(), libc::SIGCONT);

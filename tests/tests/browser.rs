@@ -35,8 +35,14 @@ fn chromium() -> PathBuf {
 /// Runs headless Chromium on `url` with `mode` (`--dump-dom` or
 /// `--screenshot=PATH`) after 5 s of virtual time; returns stdout.
 fn run_chromium(profile: &Path, mode: &str, url: &str) -> String {
+    run_chromium_with(profile, &[], mode, url)
+}
+
+/// [`run_chromium`] with more flags.
+fn run_chromium_with(profile: &Path, flags: &[String], mode: &str, url: &str) -> String {
     let mut child = Command::new(chromium())
         .args(["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
+        .args(flags)
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(["--window-size=1400,1000", "--virtual-time-budget=5000", mode, url])
         .stdout(Stdio::piped())
@@ -133,4 +139,47 @@ async fn the_dashboard_in_headless_chromium() {
         std::fs::copy(&shot, &target).expect("copy screenshot");
         eprintln!("dashboard screenshot: {}", target.display());
     }
+}
+
+/// The dashboard over TLS in Chromium. Chromium has no flag to trust a CA
+/// (that takes an NSS database); it is told to accept the master's key by
+/// its SPKI pin (`--ignore-certificate-errors-spki-list`), the nearest a
+/// test gets to a browser trusting the cluster CA. Without the pin it
+/// refuses the page; with it the public overview shows the live nodes, and
+/// every data fetch of its script goes over https.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dashboard_over_tls_in_headless_chromium() {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut master = dfs_tests::tls::node_args("master");
+    master.extend(["--dashboard".to_string(), "public".to_string()]);
+    let master: Vec<&str> = master.iter().map(String::as_str).collect();
+    let c = dfs_tests::Cluster::start_custom(3, &master, |i, dir| (dir.join(format!("cs{i}")), dfs_tests::tls::node_args(&format!("cs{i}"))))
+        .expect("a TLS cluster");
+    c.wait_live(3, Duration::from_secs(10)).await.expect("3 live");
+    let m = c.master.url.clone();
+    assert!(m.starts_with("https://"), "{m}");
+    let key = std::fs::read_to_string(dfs_proto::tls::certs::node_files(dfs_tests::tls::ca_dir(), "master").1).unwrap();
+    let spki = rcgen::KeyPair::from_pem(&key).unwrap().public_key_der();
+    let pin = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&spki));
+    let profile = c.dir.path().join("chromium-profile");
+
+    let dom = |flags: Vec<String>| {
+        let (profile, url) = (profile.clone(), format!("{m}/"));
+        async move { tokio::task::spawn_blocking(move || run_chromium_with(&profile, &flags, "--dump-dom", &url)).await.expect("chromium task") }
+    };
+    let refused = dom(vec![]).await;
+    assert!(!refused.contains("live /"), "Chromium showed the dashboard of an unknown issuer: {refused}");
+    let home = wait_for("3 live chunkservers over TLS", Duration::from_secs(15), || {
+        let dom = dom(vec![format!("--ignore-certificate-errors-spki-list={pin}")]);
+        async move {
+            let home = dom.await;
+            home.contains("3 live / 3 chunkservers").then_some(home)
+        }
+    })
+    .await;
+    for cs in &c.chunkservers {
+        assert!(cs.url.starts_with("https://") && home.contains(&cs.url), "{} missing from {home}", cs.url);
+    }
+    assert!(home.contains("<polyline"), "the script fetched its data over TLS and drew: {home}");
 }

@@ -150,7 +150,7 @@ pub async fn login(State(s): State<Master>, headers: HeaderMap, body: axum::body
     match s.users.dashboard_login(&form.user, &form.secret) {
         Ok((ticket, caller)) => {
             tracing::info!(user = %caller.user, "dashboard login");
-            let cookie = format!("{COOKIE}={ticket}; HttpOnly; SameSite=Strict; Path=/");
+            let cookie = format!("{COOKIE}={ticket}; {}", cookie_attributes(dfs_server_kit::tls::enabled()));
             let to = safe_next(form.next.as_deref());
             let mut answer = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -165,14 +165,30 @@ pub async fn login(State(s): State<Master>, headers: HeaderMap, body: axum::body
     }
 }
 
+/// The session cookie's attributes: never readable by scripts nor sent
+/// from other sites, and with TLS never sent in plaintext (Secure).
+fn cookie_attributes(tls: bool) -> &'static str {
+    match tls {
+        true => "HttpOnly; SameSite=Strict; Secure; Path=/",
+        false => "HttpOnly; SameSite=Strict; Path=/",
+    }
+}
+
 /// `GET /logout`: forgets the cookie.
 pub async fn logout() -> Response {
-    let clear = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let clear = format!("{COOKIE}=; {}; Max-Age=0", cookie_attributes(dfs_server_kit::tls::enabled()));
     (StatusCode::SEE_OTHER, [(header::LOCATION, ep::LoginPage::ROUTE.to_string()), (header::SET_COOKIE, clear)]).into_response()
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn over_tls_the_cookie_is_secure() {
+        assert!(super::cookie_attributes(true).contains("Secure"));
+        assert!(!super::cookie_attributes(false).contains("Secure"));
+        assert!(super::cookie_attributes(false).contains("HttpOnly"));
+    }
+
     use super::*;
 
     #[test]
