@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make run    build and run a local dfs (installs missing Debian packages first)
+#   make run    build and run a local dfs (installs missing Debian packages first);
+#               make run TLS=1 runs it over TLS
 #   make test   build everything and run the whole test suite (and a 2-minute soak),
 #               after make lint
 #   make lint   cargo fmt --check, and clippy with every warning an error
@@ -27,8 +28,9 @@ deps:
 build: deps
 	$(CARGO) build --workspace --bins
 
+# make run TLS=1: the same cluster over TLS (certificates made for you).
 run: build
-	BIN_DIR=$(TARGET_DIR)/debug bash deploy/local-cluster.sh
+	DFS_TLS=$(or $(TLS),$(DFS_TLS),0) BIN_DIR=$(TARGET_DIR)/debug bash deploy/local-cluster.sh
 
 # Style as the tools check it, before any test: rustfmt (rustfmt.toml; `cargo
 # fmt` fixes what it reports) and clippy on every crate and target (which lints
@@ -63,3 +65,4 @@ bench: build
 	$(TARGET_DIR)/debug/dfs-meta-bench --runs 3
 	$(TARGET_DIR)/debug/dfs-data-bench --runs 3
 	$(TARGET_DIR)/debug/dfs-shell-bench --runs 3
+	$(TARGET_DIR)/debug/dfs-tls-bench --runs 3

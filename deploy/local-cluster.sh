@@ -11,8 +11,12 @@
 # where the shell finds it, and the mount logs in with it (mounted by root,
 # it lets every local user in, each with their own permissions).
 # DFS_AUTH=none runs without users (anyone is the superuser: throwaway
-# clusters only). Ctrl-C stops everything cleanly. Expects the binaries in
-# $BIN_DIR.
+# clusters only). DFS_TLS=1 (make run TLS=1) runs it all over TLS: a
+# cluster CA and a certificate per daemon are made in $ROOT/tls on the
+# first such start (dfs admin certs), the CA is copied to
+# ~/.config/dfs/ca.pem (unless one made by hand is there) for the shell,
+# and the master is https://$DFS_LISTEN. Ctrl-C stops everything cleanly.
+# Expects the binaries in $BIN_DIR.
 set -euo pipefail
 
 ROOT=${DFS_LOCAL_DIR:-.dfs-local}
@@ -36,12 +40,37 @@ stop() {
 }
 trap stop INT TERM
 
+# TLS: the CA and each daemon's certificate, made once; NAME's flags.
+TLS_DIR=$ROOT/tls
+tls_args() { :; }
 url="http://$MASTER"
+curl_tls=()
+tls_msg="  TLS:        off (make run TLS=1 turns it on)"
+if [[ ${DFS_TLS:-0} == 1 ]]; then
+  [[ -e $TLS_DIR/ca.pem ]] || "$BIN_DIR/dfs" admin certs ca "$TLS_DIR" --cluster local
+  hosts=127.0.0.1,localhost
+  [[ ${MASTER%:*} == 127.0.0.1 || ${MASTER%:*} == localhost ]] || hosts="${MASTER%:*},$hosts"
+  for name in master cs0 cs1 cs2; do
+    [[ -e $TLS_DIR/$name.pem ]] || "$BIN_DIR/dfs" admin certs node "$TLS_DIR" "$name" --hosts "$hosts"
+  done
+  tls_args() { echo "--tls-cert $TLS_DIR/$1.pem --tls-key $TLS_DIR/$1.key --tls-ca $TLS_DIR/ca.pem"; }
+  url="https://$MASTER"
+  curl_tls=(--cacert "$TLS_DIR/ca.pem")
+  tls_msg="  TLS:        on; the cluster CA is $TLS_DIR/ca.pem (--tls-ca, DFS_TLS_CA or ~/.config/dfs/ca.pem)"
+  export DFS_TLS_CA=$TLS_DIR/ca.pem
+  # The shell's default CA: this cluster's, unless one was put there by hand.
+  home_ca=$HOME/.config/dfs/ca.pem
+  if [[ ! -e $home_ca || -e $home_ca.local-cluster ]]; then
+    mkdir -p "$(dirname "$home_ca")"
+    cp "$TLS_DIR/ca.pem" "$home_ca.new" && mv "$home_ca.new" "$home_ca" && echo "$(cd "$ROOT" && pwd)" > "$home_ca.local-cluster"
+  fi
+fi
+# shellcheck disable=SC2046 # the flags split into words on purpose
 "$BIN_DIR/dfs-master" --listen "$MASTER" --data-dir "$ROOT/master" --cluster-key-file "$KEY" \
-  --admin-user "$ADMIN" --auth "${DFS_AUTH:-users}" &
+  --admin-user "$ADMIN" --auth "${DFS_AUTH:-users}" $(tls_args master) &
 pids+=($!)
 for _ in $(seq 100); do
-  [[ -s $CRED ]] && curl -s -o /dev/null "$url/v1/auth/login" && break
+  [[ -s $CRED ]] && curl -s "${curl_tls[@]}" -o /dev/null "$url/v1/auth/login" && break
   sleep 0.1
 done
 # The shell's default credentials: this cluster's admin, unless the file
@@ -56,7 +85,8 @@ else
   cred_msg="  you are:    export DFS_CREDENTIALS=$CRED   (~/.config/dfs/credentials is someone else's)"
 fi
 for i in 0 1 2; do
-  "$BIN_DIR/dfs-chunkserver" --listen "127.0.0.1:${CS_PORTS[$i]}" --master "$url" --data-dir "$ROOT/cs$i" --cluster-key-file "$KEY" &
+  # shellcheck disable=SC2046
+  "$BIN_DIR/dfs-chunkserver" --listen "127.0.0.1:${CS_PORTS[$i]}" --master "$url" --data-dir "$ROOT/cs$i" --cluster-key-file "$KEY" $(tls_args "cs$i") &
   pids+=($!)
 done
 for _ in $(seq 100); do
@@ -87,6 +117,7 @@ dfs is running: 1 master, ${live:-0} live chunkservers (data in $ROOT/, Ctrl-C t
   dashboard:  $url/
   API:        $url/v1/   (see README.md)
 $cred_msg
+$tls_msg
   shell:      export PATH=$bin:\$PATH DFS_MASTER=$url
               dfs mkdir -p /demo && dfs put README.md /demo/ && dfs ls -R /
               dfs admin report
