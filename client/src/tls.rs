@@ -75,8 +75,7 @@ pub fn ureq_builder() -> ureq::AgentBuilder {
 
 /// A client configuration that trusts nothing (no CA configured).
 fn no_trust() -> rustls::ClientConfig {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider)
+    rustls::ClientConfig::builder_with_provider(dfs_proto::tls::provider())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default TLS versions")
         .with_root_certificates(rustls::RootCertStore::empty())

@@ -3,7 +3,8 @@
 //! `dfs_tests::tls`) in the same run, `dfs put`/`dfs get` of one file and
 //! a FUSE mount's sequential write (1 MiB writes, then close, which syncs
 //! every replica) and sequential read, alternating between the two
-//! clusters run by run; medians and the TLS/plaintext ratio.
+//! clusters run by run; medians and the TLS/plaintext ratio. Chunkservers
+//! serve no short-circuit reads, so reads cross the network (TLS) too.
 //! Local files live in /dev/shm so the local disk is not measured.
 //!
 //! `cargo build --workspace --bins && target/debug/dfs-tls-bench [--runs 3] [--size-mib 1024]`
@@ -89,15 +90,17 @@ impl Side {
 }
 
 async fn side(name: &'static str, tls: bool) -> anyhow::Result<Side> {
-    let (cluster, ca) = match tls {
-        false => (Cluster::start(3)?, None),
-        true => {
-            let master = dfs_tests::tls::node_args("master");
-            let master: Vec<&str> = master.iter().map(String::as_str).collect();
-            let c = Cluster::start_custom(3, &master, |i, dir| (dir.join(format!("cs{i}")), dfs_tests::tls::node_args(&format!("cs{i}"))))?;
-            (c, Some(dfs_tests::tls::ca_file()))
-        }
-    };
+    let tls_args = |name: &str| if tls { dfs_tests::tls::node_args(name) } else { Vec::new() };
+    let master = tls_args("master");
+    let master: Vec<&str> = master.iter().map(String::as_str).collect();
+    // Reads over the network: a client on the chunkservers' host would
+    // otherwise read their files directly (short-circuit), without TLS.
+    let cluster = Cluster::start_custom(3, &master, |i, dir| {
+        let mut args = tls_args(&format!("cs{i}"));
+        args.extend(["--local-reads".to_string(), "false".to_string()]);
+        (dir.join(format!("cs{i}")), args)
+    })?;
+    let ca = tls.then(dfs_tests::tls::ca_file);
     cluster.wait_live(3, std::time::Duration::from_secs(15)).await?;
     let ca_arg = ca.as_ref().map(|ca| format!("--tls-ca={}", ca.display()));
     let mount = Mount::start(&cluster.master.url, &ca_arg.iter().map(String::as_str).collect::<Vec<_>>())?;
@@ -107,6 +110,9 @@ async fn side(name: &'static str, tls: bool) -> anyhow::Result<Side> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Before any client is made: a process trusts the CA it has at its
+    // first client (dfs_client::tls).
+    dfs_tests::tls::ca_dir();
     let mut sides = [side("plaintext", false).await?, side("tls", true).await?];
     let shm = PathBuf::from("/dev/shm");
     let local = tempfile::tempdir_in(if shm.is_dir() { shm } else { std::env::temp_dir() })?;
