@@ -40,9 +40,11 @@ stop() {
 }
 trap stop INT TERM
 
-# TLS: the CA and each daemon's certificate, made once; NAME's flags.
+# TLS: the CA and each daemon's certificate, made once; tls_flags NAME
+# puts NAME's flags in TLS_FLAGS (none without TLS).
 TLS_DIR=$ROOT/tls
-tls_args() { :; }
+TLS_FLAGS=()
+tls_flags() { TLS_FLAGS=(); }
 url="http://$MASTER"
 curl_tls=()
 tls_msg="  TLS:        off (make run TLS=1 turns it on)"
@@ -53,7 +55,7 @@ if [[ ${DFS_TLS:-0} == 1 ]]; then
   for name in master cs0 cs1 cs2; do
     [[ -e $TLS_DIR/$name.pem ]] || "$BIN_DIR/dfs" admin certs node "$TLS_DIR" "$name" --hosts "$hosts"
   done
-  tls_args() { echo "--tls-cert $TLS_DIR/$1.pem --tls-key $TLS_DIR/$1.key --tls-ca $TLS_DIR/ca.pem"; }
+  tls_flags() { TLS_FLAGS=(--tls-cert "$TLS_DIR/$1.pem" --tls-key "$TLS_DIR/$1.key" --tls-ca "$TLS_DIR/ca.pem"); }
   url="https://$MASTER"
   curl_tls=(--cacert "$TLS_DIR/ca.pem")
   tls_msg="  TLS:        on; the cluster CA is $TLS_DIR/ca.pem (--tls-ca, DFS_TLS_CA or ~/.config/dfs/ca.pem)"
@@ -65,12 +67,12 @@ if [[ ${DFS_TLS:-0} == 1 ]]; then
     cp "$TLS_DIR/ca.pem" "$home_ca.new" && mv "$home_ca.new" "$home_ca" && echo "$(cd "$ROOT" && pwd)" > "$home_ca.local-cluster"
   fi
 fi
-# shellcheck disable=SC2046 # the flags split into words on purpose
+tls_flags master
 "$BIN_DIR/dfs-master" --listen "$MASTER" --data-dir "$ROOT/master" --cluster-key-file "$KEY" \
-  --admin-user "$ADMIN" --auth "${DFS_AUTH:-users}" $(tls_args master) &
+  --admin-user "$ADMIN" --auth "${DFS_AUTH:-users}" ${TLS_FLAGS[@]+"${TLS_FLAGS[@]}"} &
 pids+=($!)
 for _ in $(seq 100); do
-  [[ -s $CRED ]] && curl -s "${curl_tls[@]}" -o /dev/null "$url/v1/auth/login" && break
+  [[ -s $CRED ]] && curl -s ${curl_tls[@]+"${curl_tls[@]}"} -o /dev/null "$url/v1/auth/login" && break
   sleep 0.1
 done
 # The shell's default credentials: this cluster's admin, unless the file
@@ -85,8 +87,8 @@ else
   cred_msg="  you are:    export DFS_CREDENTIALS=$CRED   (~/.config/dfs/credentials is someone else's)"
 fi
 for i in 0 1 2; do
-  # shellcheck disable=SC2046
-  "$BIN_DIR/dfs-chunkserver" --listen "127.0.0.1:${CS_PORTS[$i]}" --master "$url" --data-dir "$ROOT/cs$i" --cluster-key-file "$KEY" $(tls_args "cs$i") &
+  tls_flags "cs$i"
+  "$BIN_DIR/dfs-chunkserver" --listen "127.0.0.1:${CS_PORTS[$i]}" --master "$url" --data-dir "$ROOT/cs$i" --cluster-key-file "$KEY" ${TLS_FLAGS[@]+"${TLS_FLAGS[@]}"} &
   pids+=($!)
 done
 for _ in $(seq 100); do

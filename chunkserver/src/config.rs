@@ -36,24 +36,10 @@ pub struct ChunkserverConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_key_file: Option<PathBuf>,
 
-    /// This node's TLS certificate (PEM, the chain from the node up; see
-    /// `dfs admin certs`). With tls_key and tls_ca, the listener speaks TLS
-    /// only and every call to other nodes verifies them against tls_ca.
-    /// Re-read when it changes or on SIGHUP.
-    #[arg(long, env = "DFS_TLS_CERT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The private key of tls_cert (PEM, mode 0600).
-    #[arg(long, env = "DFS_TLS_KEY")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_key: Option<PathBuf>,
-
-    /// The cluster CA's certificate (PEM): the only authority this node
-    /// trusts for the certificates of other nodes.
-    #[arg(long, env = "DFS_TLS_CA")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_ca: Option<PathBuf>,
+    /// TLS: this node's certificate and key, the cluster CA (all or none).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub tls: dfs_server_kit::tls::TlsFlags,
 
     /// URL clients and peers should use for this node; default: http:// (https://
     /// with TLS) + the bound address.
@@ -129,10 +115,10 @@ impl DaemonConfig for ChunkserverConfig {
         if self.cluster_key_file.is_none() {
             return invalid(NO_CLUSTER_KEY.into());
         }
-        if let Err(e) = dfs_server_kit::tls::check(self.tls_cert.as_deref(), self.tls_key.as_deref(), self.tls_ca.as_deref()) {
+        if let Err(e) = self.tls.check() {
             return invalid(e);
         }
-        let tls = self.tls_cert.is_some();
+        let tls = self.tls.enabled();
         let scheme = dfs_proto::tls::scheme(tls);
         if !dfs_proto::tls::scheme_fits(&self.master, tls) {
             return invalid(format!("master must be an {scheme}:// URL (TLS is {}), not {:?}", if tls { "on" } else { "off" }, self.master));

@@ -41,7 +41,7 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
         tracing::warn!(file = %q, "moved a damaged file aside at start-up");
     }
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-    let tls = dfs_server_kit::tls::setup(config.tls_cert.as_ref(), config.tls_key.as_ref(), config.tls_ca.as_ref())?;
+    let tls = config.tls.setup()?;
     let addr = listener.local_addr()?;
     let address = config.advertise_url.clone().unwrap_or_else(|| format!("{}://{addr}", dfs_server_kit::tls::scheme()));
     let node = Arc::new(new_node(&config, id, store, address.clone(), trust)?);

@@ -32,11 +32,15 @@ fn load(path: Option<&Path>) -> Result<Option<rustls::ClientConfig>, TlsError> {
 }
 
 /// Sets this process's trust from `path` or the defaults; an unusable
-/// file is an error. Later calls change nothing (the first one wins).
+/// file is an error, and so is a call after the trust was fixed (by an
+/// earlier call, or by a client made before): a CA named too late would
+/// silently not be the one in use.
 pub fn init(path: Option<&Path>) -> Result<(), TlsError> {
     let config = load(path)?;
-    let _ = TRUST.set(config);
-    Ok(())
+    TRUST.set(config).map_err(|_| TlsError::Bad {
+        path: path.map(PathBuf::from).or_else(default_ca_path).unwrap_or_default(),
+        why: "the process's TLS trust was already fixed (dfs_client::tls::init must come before the first client)".into(),
+    })
 }
 
 /// The trust in use: [`init`]'s, or the defaults' at the first use (an

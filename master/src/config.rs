@@ -34,24 +34,10 @@ pub struct MasterConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_key_file: Option<PathBuf>,
 
-    /// This node's TLS certificate (PEM, the chain from the node up; see
-    /// `dfs admin certs`). With tls_key and tls_ca, the listener speaks TLS
-    /// only and every call to other nodes verifies them against tls_ca.
-    /// Re-read when it changes or on SIGHUP.
-    #[arg(long, env = "DFS_TLS_CERT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The private key of tls_cert (PEM, mode 0600).
-    #[arg(long, env = "DFS_TLS_KEY")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_key: Option<PathBuf>,
-
-    /// The cluster CA's certificate (PEM): the only authority this node
-    /// trusts for the certificates of other nodes.
-    #[arg(long, env = "DFS_TLS_CA")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_ca: Option<PathBuf>,
+    /// TLS: this node's certificate and key, the cluster CA (all or none).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub tls: dfs_server_kit::tls::TlsFlags,
 
     /// Who may use the API: `users` (every request signed by a user's
     /// session; see `dfs admin user`) or `none` (anyone who reaches the
@@ -203,7 +189,7 @@ impl DaemonConfig for MasterConfig {
     /// Names the first broken relation between settings.
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if let Err(e) = dfs_server_kit::tls::check(self.tls_cert.as_deref(), self.tls_key.as_deref(), self.tls_ca.as_deref()) {
+        if let Err(e) = self.tls.check() {
             return invalid(e);
         }
         if let Err(e) = check_replication(self.default_replication) {

@@ -48,7 +48,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     // Bound first: a taken port fails before the store is open (a process
     // ending with RocksDB open and its threads running may crash on exit).
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-    let tls = dfs_server_kit::tls::setup(config.tls_cert.as_ref(), config.tls_key.as_ref(), config.tls_ca.as_ref())?;
+    let tls = config.tls.setup()?;
     // RocksDB's CURRENT file: the directory held a namespace before.
     let had_namespace = config.data_dir.join("CURRENT").exists();
     let key_file = cluster_key::path(config.cluster_key_file.as_deref(), &config.data_dir);

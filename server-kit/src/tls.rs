@@ -7,21 +7,68 @@
 //! set, and then speaks and accepts nothing else: its listener refuses
 //! plaintext and it takes and uses only `https://` addresses of peers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use dfs_proto::tls::{Reloadable, ServerCert, TrustedCa};
+use serde::{Deserialize, Serialize};
 use tokio_rustls::rustls;
 
 /// The client side of this process's TLS, set once at start.
 static PEERS: OnceLock<rustls::ClientConfig> = OnceLock::new();
 
-/// Names what is wrong with a daemon's three TLS settings: all or none.
-pub fn check(cert: Option<&Path>, key: Option<&Path>, ca: Option<&Path>) -> Result<(), String> {
-    match (cert.is_some(), key.is_some(), ca.is_some()) {
-        (true, true, true) | (false, false, false) => Ok(()),
-        _ => Err("tls_cert, tls_key and tls_ca go together: set all three for TLS, or none".into()),
+/// A daemon's TLS settings (flattened into its config: `tls_cert`,
+/// `tls_key`, `tls_ca`, as flags, `DFS_*` variables and file keys).
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, Default)]
+pub struct TlsFlags {
+    /// This node's TLS certificate (PEM, the chain from the node up; see
+    /// `dfs admin certs`). With tls_key and tls_ca, the listener speaks TLS
+    /// only and every call to other nodes verifies them against tls_ca.
+    /// Re-read when it changes or on SIGHUP.
+    #[arg(long, env = "DFS_TLS_CERT")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of tls_cert (PEM, mode 0600).
+    #[arg(long, env = "DFS_TLS_KEY")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+
+    /// The cluster CA's certificate (PEM): the only authority this node
+    /// trusts for the certificates of other nodes.
+    #[arg(long, env = "DFS_TLS_CA")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl TlsFlags {
+    /// Names what is wrong with the three settings: all or none.
+    pub fn check(&self) -> Result<(), String> {
+        match (self.tls_cert.is_some(), self.tls_key.is_some(), self.tls_ca.is_some()) {
+            (true, true, true) | (false, false, false) => Ok(()),
+            _ => Err("tls_cert, tls_key and tls_ca go together: set all three for TLS, or none".into()),
+        }
+    }
+
+    /// Whether these settings turn TLS on.
+    pub fn enabled(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
+    /// Reads the TLS files (`None` when TLS is off), makes this process's
+    /// calls to peers verify against the CA, and re-reads both on SIGHUP.
+    pub fn setup(&self) -> anyhow::Result<Option<DaemonTls>> {
+        let (Some(cert), Some(key), Some(ca)) = (&self.tls_cert, &self.tls_key, &self.tls_ca) else {
+            return Ok(None);
+        };
+        let served = ServerCert::open(cert, key).context("the TLS certificate")?;
+        let trusted = TrustedCa::open(ca).context("the TLS CA")?;
+        if PEERS.set(trusted.client_config()).is_err() {
+            anyhow::bail!("TLS was set up twice in one process");
+        }
+        let reloadable: Vec<(&'static str, Arc<dyn Reloadable>)> = vec![("certificate", served.clone()), ("CA", trusted)];
+        Ok(Some(DaemonTls { server: served.server_config(), _sighup: tokio::spawn(reload_on_sighup(reloadable)) }))
     }
 }
 
@@ -29,21 +76,6 @@ pub fn check(cert: Option<&Path>, key: Option<&Path>, ca: Option<&Path>) -> Resu
 pub struct DaemonTls {
     pub server: Arc<rustls::ServerConfig>,
     _sighup: tokio::task::JoinHandle<()>,
-}
-
-/// Reads the TLS files (`None` when TLS is off), makes this process's
-/// calls to peers verify against the CA, and re-reads both on SIGHUP.
-pub fn setup(cert: Option<&PathBuf>, key: Option<&PathBuf>, ca: Option<&PathBuf>) -> anyhow::Result<Option<DaemonTls>> {
-    let (Some(cert), Some(key), Some(ca)) = (cert, key, ca) else {
-        return Ok(None);
-    };
-    let served = ServerCert::open(cert, key).context("the TLS certificate")?;
-    let trusted = TrustedCa::open(ca).context("the TLS CA")?;
-    if PEERS.set(trusted.client_config()).is_err() {
-        anyhow::bail!("TLS was set up twice in one process");
-    }
-    let reloadable: Vec<(&'static str, Arc<dyn Reloadable>)> = vec![("certificate", served.clone()), ("CA", trusted)];
-    Ok(Some(DaemonTls { server: served.server_config(), _sighup: tokio::spawn(reload_on_sighup(reloadable)) }))
 }
 
 async fn reload_on_sighup(files: Vec<(&'static str, Arc<dyn Reloadable>)>) {
@@ -56,7 +88,7 @@ async fn reload_on_sighup(files: Vec<(&'static str, Arc<dyn Reloadable>)>) {
         for (what, f) in &files {
             match f.reload_now() {
                 Ok(true) => tracing::info!(what, "SIGHUP: TLS {what} reloaded"),
-                Ok(false) => tracing::info!(what, "SIGHUP: TLS {what} unchanged"),
+                Ok(false) => {}
                 Err(e) => tracing::error!(what, error = %e, "SIGHUP: TLS {what} cannot be used; keeping the old one"),
             }
         }
@@ -73,7 +105,8 @@ pub fn enabled() -> bool {
 pub fn peer_client() -> reqwest::ClientBuilder {
     let builder = reqwest::Client::builder();
     match PEERS.get() {
-        Some(config) => builder.use_preconfigured_tls(config.clone()),
+        // No redirect or URL can lead a TLS node's call to plaintext.
+        Some(config) => builder.use_preconfigured_tls(config.clone()).https_only(true),
         None => builder,
     }
 }
@@ -90,15 +123,18 @@ pub fn scheme() -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use std::path::PathBuf;
+
+    use super::TlsFlags;
 
     #[test]
     fn the_three_settings_go_together() {
-        let p = Some(Path::new("x"));
-        assert!(super::check(None, None, None).is_ok());
-        assert!(super::check(p, p, p).is_ok());
-        assert!(super::check(p, p, None).is_err());
-        assert!(super::check(None, None, p).is_err());
-        assert!(super::check(p, None, p).is_err());
+        let p = || Some(PathBuf::from("x"));
+        let flags = |tls_cert, tls_key, tls_ca| TlsFlags { tls_cert, tls_key, tls_ca };
+        assert!(flags(None, None, None).check().is_ok());
+        assert!(flags(p(), p(), p()).check().is_ok());
+        assert!(flags(p(), p(), None).check().is_err());
+        assert!(flags(None, None, p()).check().is_err());
+        assert!(flags(p(), None, p()).check().is_err());
     }
 }

@@ -33,6 +33,7 @@ impl Reply {
 
 impl Api {
     pub fn new(base: &str) -> Self {
+        crate::tls::ca_dir();
         let login = crate::login(base);
         let client = dfs_client::Client::with_login(base, dfs_client::DataConfig::default(), login.clone());
         Api { login: Some((login, client)), ..Self::anonymous(base) }
@@ -40,13 +41,15 @@ impl Api {
 
     /// An API client that signs nothing.
     pub fn anonymous(base: &str) -> Self {
-        // Trusts the cluster CA of the process (see `dfs_tests::tls`), if any.
+        // Trusts the tests' cluster CA (see `dfs_tests::tls`).
+        crate::tls::ca_dir();
         let http = dfs_client::tls::reqwest_builder().pool_max_idle_per_host(64).build().expect("http client");
         Api { base: base.trim_end_matches('/').to_string(), http, login: None }
     }
 
     /// An API client that logs in with `credentials`.
     pub fn as_user(base: &str, credentials: dfs_client::auth::Credentials) -> Self {
+        crate::tls::ca_dir();
         let login = dfs_client::auth::Login::new(Some(credentials));
         let client = dfs_client::Client::with_login(base, dfs_client::DataConfig::default(), login.clone());
         Api { login: Some((login, client)), ..Self::anonymous(base) }
@@ -162,6 +165,7 @@ pub async fn dashboard_cookie(url: &str) -> Option<String> {
 
 /// Logs in at `/login` with a user's name and secret: the cookie, or the refusal's status.
 pub async fn dashboard_login(base: &str, user: &str, secret: &str) -> Result<String, u16> {
+    crate::tls::ca_dir();
     let http = dfs_client::tls::reqwest_builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let form = serde_urlencoded::to_string([("user", user), ("secret", secret), ("next", "/")]).unwrap_or_default();
     let r = http.post(format!("{base}/login")).header("content-type", "application/x-www-form-urlencoded").body(form).send().await.map_err(|_| 0u16)?;

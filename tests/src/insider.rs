@@ -46,6 +46,7 @@ pub fn master_key_file(master_data_dir: &Path) -> PathBuf {
 
 /// An HTTP client for attacks: no pooling surprises, bounded waits.
 pub fn http() -> reqwest::Client {
+    crate::tls::ca_dir();
     dfs_client::tls::reqwest_builder().timeout(Duration::from_secs(20)).pool_max_idle_per_host(8).build().expect("http client")
 }
 
@@ -97,6 +98,7 @@ async fn sign_as_admin(req: &mut reqwest::Request) {
         Some(x) => x,
         None => {
             let login = crate::login(&base);
+            crate::tls::ca_dir();
             let client = dfs_client::Client::with_login(&base, dfs_client::DataConfig::default(), login.clone());
             LOGINS.lock().unwrap_or_else(|p| p.into_inner()).push((key, login.clone(), client.clone()));
             (login, client)

@@ -29,6 +29,8 @@ pub fn client(url: &str) -> dfs_client::Client {
 
 /// [`client`] with tuning.
 pub fn client_with(url: &str, config: dfs_client::DataConfig) -> dfs_client::Client {
+    // Every test process trusts the tests' CA from its first client on.
+    tls::ca_dir();
     dfs_client::Client::with_login(url, config, login(url))
 }
 
@@ -50,6 +52,20 @@ pub fn seed() -> u64 {
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// A benchmark's source file: `size_mib` MiB of seeded random bytes in a
+/// temporary directory in /dev/shm (memory: the local disk is not what is
+/// measured), with the bytes, to compare what comes back.
+pub fn bench_source(size_mib: u64) -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf, Vec<u8>)> {
+    use rand::{RngCore, SeedableRng};
+    let shm = std::path::PathBuf::from("/dev/shm");
+    let local = tempfile::tempdir_in(if shm.is_dir() { shm } else { std::env::temp_dir() })?;
+    let src = local.path().join("src");
+    let mut data = vec![0u8; (size_mib << 20) as usize];
+    rand::rngs::StdRng::seed_from_u64(7).fill_bytes(&mut data);
+    std::fs::write(&src, &data)?;
+    Ok((local, src, data))
 }
 
 /// Writes dirty pages back and drops the page cache, so a benchmark reads

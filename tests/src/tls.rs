@@ -8,8 +8,8 @@ use std::sync::{Mutex, OnceLock};
 use dfs_proto::tls::certs;
 
 /// The CA directory of this process, made at the first call, trusted by
-/// this process's clients from then on: call it before the process makes
-/// its first client (which fixes the process's trust).
+/// this process's clients from then on: the harness's clients call it
+/// before they are made (a process's trust is fixed by its first client).
 pub fn ca_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {

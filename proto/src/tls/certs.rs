@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber};
 
 use super::TlsError;
 use crate::auth::secret_file;
@@ -34,11 +34,16 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> TlsError + '_ {
     move |source| TlsError::Io { path: path.to_path_buf(), source }
 }
 
+/// From an hour ago (clocks of a cluster's machines differ a little) for
+/// `days`, and a random serial: a renewal keeps the key, and an issuer
+/// must never give two certificates one serial (RFC 5280; browsers refuse it).
 fn validity(params: &mut CertificateParams, days: u32) {
     let now = rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(crate::auth::unix_ms() / 1000);
-    // An hour back: clocks of a cluster's machines differ a little.
     params.not_before = now - Duration::from_secs(3600);
     params.not_after = now + Duration::from_secs(u64::from(days) * 24 * 3600);
+    let mut serial: [u8; 16] = rand::random();
+    serial[0] &= 0x7f; // a positive integer
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
 }
 
 /// Makes a new CA in `dir` (ca.pem, ca.key); refuses to replace one.
@@ -67,6 +72,9 @@ pub fn create_ca(dir: &Path, cluster: &str) -> Result<PathBuf, TlsError> {
 /// Its key is made once and kept: a renewal reuses it.
 pub fn issue(dir: &Path, name: &str, hosts: &[String], days: u32) -> Result<(PathBuf, PathBuf), TlsError> {
     crate::auth::user::check_name(name).map_err(|e| bad(dir, format!("node name {name:?}: {e}")))?;
+    if name == "ca" {
+        return Err(bad(dir, "\"ca\" names the CA's own files: give the node another name"));
+    }
     if hosts.is_empty() {
         return Err(bad(dir, "name at least one host or address the node is reached by"));
     }
@@ -78,7 +86,12 @@ pub fn issue(dir: &Path, name: &str, hosts: &[String], days: u32) -> Result<(Pat
     let ca_params = CertificateParams::from_ca_cert_pem(&std::fs::read_to_string(&ca_cert).map_err(io(&ca_cert))?).map_err(|e| bad(&ca_cert, e))?;
     // Signing needs the CA as an rcgen certificate: the same name and key
     // as the file's, which is all an issuer is to a verifier.
+    if !matches!(ca_params.is_ca, IsCa::Ca(_)) {
+        return Err(bad(&ca_cert, "is not a CA certificate"));
+    }
+    let ca_until = ca_params.not_after;
     let ca = ca_params.self_signed(&ca_key).map_err(|e| bad(&ca_cert, e))?;
+    check_ca_key(&ca_cert, &ca_key)?;
 
     let (cert_path, key_path) = node_files(dir, name);
     let sans = hosts.iter().map(|h| san(h)).collect::<Result<_, _>>().map_err(|e| bad(&cert_path, e))?;
@@ -86,13 +99,30 @@ pub fn issue(dir: &Path, name: &str, hosts: &[String], days: u32) -> Result<(Pat
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| bad(&cert_path, e))?;
     params.distinguished_name.push(DnType::CommonName, name);
     params.subject_alt_names = sans;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;
     validity(&mut params, days);
+    // Never valid past its issuer.
+    params.not_after = params.not_after.min(ca_until);
     let cert = params.signed_by(&key, &ca, &ca_key).map_err(|e| bad(&cert_path, e))?;
     write_public(&cert_path, &cert.pem())?;
     Ok((cert_path, key_path))
+}
+
+/// Refuses a `ca.key` that is not the key of `ca.pem` (its public key
+/// must be the certificate's): certificates it signed would verify
+/// against nothing.
+fn check_ca_key(ca_cert: &Path, ca_key: &KeyPair) -> Result<(), TlsError> {
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::CertificateDer::from_pem_file(ca_cert).map_err(|e| bad(ca_cert, e))?;
+    let spki = ca_key.public_key_der();
+    // The DER of the certificate holds its SubjectPublicKeyInfo verbatim.
+    match der.windows(spki.len()).any(|w| w == spki.as_slice()) {
+        true => Ok(()),
+        false => Err(bad(ca_cert, "ca.key is not the key of ca.pem")),
+    }
 }
 
 /// The node's key: the one in `path`, or a new one written there.

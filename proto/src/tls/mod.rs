@@ -57,6 +57,12 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 type Stamp = Vec<(i128, u64, u64)>;
 
+struct Seen {
+    stamp: Stamp,
+    checked: Instant,
+    error: Option<String>,
+}
+
 fn stamps(paths: &[&Path]) -> Result<Stamp, TlsError> {
     paths.iter().map(|p| stamp(p).map_err(|source| TlsError::Io { path: p.to_path_buf(), source })).collect()
 }
@@ -94,8 +100,9 @@ fn load_verifier(ca: &Path) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
 struct Watched<T> {
     paths: Vec<PathBuf>,
     current: RwLock<Arc<T>>,
-    /// The files' stamps when last read (used or not), and when checked.
-    seen: Mutex<(Stamp, Instant)>,
+    /// The files' stamps when last read (used or not), when checked, and
+    /// the last error reported (each is logged once).
+    seen: Mutex<Seen>,
     load: fn(&[PathBuf]) -> Result<Arc<T>, TlsError>,
 }
 
@@ -104,39 +111,64 @@ impl<T> Watched<T> {
         let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
         let seen = stamps(&refs)?;
         let current = RwLock::new(load(&paths)?);
-        Ok(Watched { paths, current, seen: Mutex::new((seen, Instant::now())), load })
+        Ok(Watched { paths, current, seen: Mutex::new(Seen { stamp: seen, checked: Instant::now(), error: None }), load })
     }
 
     fn current(&self) -> Arc<T> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Re-reads the files if they changed since the last read and `force`
-    /// or [`RELOAD_CHECK`] has passed: `Ok(true)` when new material is in use.
+    /// Re-reads the files if [`RELOAD_CHECK`] has passed and they changed
+    /// since the last read, or at once and changed or not when `force`
+    /// (SIGHUP: a fix that leaves the stamps alone, a chmod, is taken up).
+    /// `Ok(true)` when new material is in use.
     fn refresh(&self, force: bool) -> Result<bool, TlsError> {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if !force && seen.1.elapsed() < RELOAD_CHECK {
+        self.refresh_locked(&mut seen, force)
+    }
+
+    fn refresh_locked(&self, seen: &mut Seen, force: bool) -> Result<bool, TlsError> {
+        if !force && seen.checked.elapsed() < RELOAD_CHECK {
             return Ok(false);
         }
-        seen.1 = Instant::now();
+        seen.checked = Instant::now();
         let refs: Vec<&Path> = self.paths.iter().map(PathBuf::as_path).collect();
         let now = stamps(&refs)?;
-        if now == seen.0 {
+        if now == seen.stamp && !force {
             return Ok(false);
         }
-        // Seen even if unusable: the error is reported once per change.
-        seen.0 = now;
-        let fresh = (self.load)(&self.paths)?;
+        // A file that cannot be read is looked at again at the next check;
+        // one that was read but cannot be used waits for the next change.
+        let fresh = (self.load)(&self.paths).inspect_err(|e| {
+            if !matches!(e, TlsError::Io { .. }) {
+                seen.stamp = now.clone();
+            }
+        })?;
+        seen.stamp = now;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(true)
     }
 
-    /// [`Watched::refresh`] on a handshake's path: outcomes are logged.
-    fn refresh_logged(&self, force: bool) {
-        match self.refresh(force) {
-            Ok(true) => tracing::info!(files = %self.describe(), "TLS files changed; reloaded"),
+    /// [`Watched::refresh`] on a handshake's path: never waits for another
+    /// thread's look at the files (a slow filesystem must not stall every
+    /// handshake), and logs each distinct outcome once.
+    fn refresh_logged(&self) {
+        let Ok(mut seen) = self.seen.try_lock() else {
+            return;
+        };
+        match self.refresh_locked(&mut seen, false) {
+            Ok(true) => {
+                seen.error = None;
+                tracing::info!(files = %self.describe(), "TLS files changed; reloaded");
+            }
             Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "TLS files changed but cannot be used; keeping the old ones"),
+            Err(e) => {
+                let text = e.to_string();
+                if seen.error.as_deref() != Some(text.as_str()) {
+                    tracing::error!(error = %text, "TLS files changed but cannot be used; keeping the old ones");
+                    seen.error = Some(text);
+                }
+            }
         }
     }
 
@@ -182,7 +214,7 @@ impl ServerCert {
 
 impl ResolvesServerCert for ServerCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.watched.refresh_logged(false);
+        self.watched.refresh_logged();
         Some(self.watched.current())
     }
 }
@@ -231,7 +263,7 @@ impl ServerCertVerifier for TrustedCa {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.watched.refresh_logged(false);
+        self.watched.refresh_logged();
         self.watched.current().verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 

@@ -45,6 +45,14 @@ fn making_certificates_refuses_what_would_break_a_cluster() {
     assert!(issue(dir.path(), "n", &hosts(&["bad host"]), 30).is_err());
     assert!(issue(dir.path(), "n", &hosts(&["h"]), 0).is_err());
     assert!(issue(dir.path(), "../n", &hosts(&["h"]), 30).is_err(), "a name that leaves the directory");
+    let ca_before = std::fs::read(dir.path().join("ca.pem")).unwrap();
+    assert!(issue(dir.path(), "ca", &hosts(&["h"]), 30).is_err(), "a node named after the CA's files");
+    assert_eq!(std::fs::read(dir.path().join("ca.pem")).unwrap(), ca_before, "the CA is untouched");
+    // A ca.key that is not ca.pem's key.
+    let other = tempfile::tempdir().unwrap();
+    create_ca(other.path(), "o").unwrap();
+    std::fs::copy(other.path().join("ca.key"), dir.path().join("ca.key")).unwrap();
+    assert!(issue(dir.path(), "n", &hosts(&["h"]), 30).is_err(), "a CA key of another CA");
     let key = dir.path().join("ca.key");
     assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
 }
@@ -58,11 +66,18 @@ fn a_renewed_certificate_keeps_its_key_and_is_picked_up_by_a_reload() {
     let served = ServerCert::open(&cert, &key).unwrap();
     let first = served.watched.current().cert[0].clone();
 
-    assert!(!served.reload_now().unwrap(), "nothing changed");
+    assert!(!served.watched.refresh(false).unwrap(), "nothing changed, and not yet time to look");
+    assert!(served.reload_now().unwrap(), "a SIGHUP re-reads the files, changed or not");
+    assert_eq!(served.watched.current().cert[0], first);
     issue(dir.path(), "cs", &hosts(&["127.0.0.1", "cs.example"]), 60).unwrap();
     assert_eq!(std::fs::read(&key).unwrap(), key_before, "a renewal keeps the key");
     assert!(served.reload_now().unwrap(), "the renewed certificate is read");
-    assert_ne!(served.watched.current().cert[0], first);
+    let renewed = served.watched.current().cert[0].clone();
+    assert_ne!(renewed, first);
+    // One issuer never gives two certificates the same serial (the key,
+    // from which rcgen would derive it, is the same).
+    let serial = |der: &CertificateDer<'_>| rcgen::CertificateParams::from_ca_cert_der(der).unwrap().serial_number;
+    assert_ne!(serial(&first), serial(&renewed));
 }
 
 #[test]

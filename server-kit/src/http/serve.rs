@@ -183,6 +183,20 @@ async fn handshake(mut stream: TcpStream, acceptor: TlsAcceptor) -> std::io::Res
         let answer = format!("HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}", body.len());
         stream.write_all(answer.as_bytes()).await?;
         stream.shutdown().await?;
+        // Take in what the client sent (a little, for a moment): closing
+        // with unread bytes resets the connection, which may destroy the
+        // answer before the client reads it.
+        let mut sink = [0u8; 4096];
+        let drain = async {
+            let mut left = 64 * 1024;
+            while left > 0 {
+                match tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left -= n.min(left),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
         return Ok(None);
     }
     acceptor.accept(stream).await.map(Some)

@@ -4,7 +4,6 @@
 //!
 //! `cargo build --workspace --bins && target/debug/dfs-shell-bench [--runs 3]`
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::ensure;
@@ -13,7 +12,6 @@ use clap::Parser;
 use dfs_client::CreateOptions;
 use dfs_tests::{drop_caches, median, Cluster};
 use futures::StreamExt;
-use rand::{RngCore, SeedableRng};
 
 #[derive(Parser)]
 #[command(about = "dfs put/get against the client library's data path, same cluster, same run")]
@@ -37,12 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let cluster = Cluster::start(3)?;
     cluster.wait_live(3, std::time::Duration::from_secs(15)).await?;
     let m = cluster.master.url.clone();
-    let shm = PathBuf::from("/dev/shm");
-    let local = tempfile::tempdir_in(if shm.is_dir() { shm } else { std::env::temp_dir() })?;
-    let src = local.path().join("src");
-    let mut data = vec![0u8; (args.size_mib << 20) as usize];
-    rand::rngs::StdRng::seed_from_u64(7).fill_bytes(&mut data);
-    std::fs::write(&src, &data)?;
+    let (local, src, data) = dfs_tests::bench_source(args.size_mib)?;
     let data = Bytes::from(data);
     let client = dfs_tests::client(&m);
     let mib = args.size_mib as f64;

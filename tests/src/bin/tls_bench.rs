@@ -17,7 +17,6 @@ use anyhow::ensure;
 use clap::Parser;
 use dfs_tests::mount::Mount;
 use dfs_tests::{drop_caches, median, Cluster};
-use rand::{RngCore, SeedableRng};
 
 #[derive(Parser)]
 #[command(about = "dfs put/get and mount sequential I/O over TLS against plaintext, same run")]
@@ -114,12 +113,7 @@ async fn main() -> anyhow::Result<()> {
     // first client (dfs_client::tls).
     dfs_tests::tls::ca_dir();
     let mut sides = [side("plaintext", false).await?, side("tls", true).await?];
-    let shm = PathBuf::from("/dev/shm");
-    let local = tempfile::tempdir_in(if shm.is_dir() { shm } else { std::env::temp_dir() })?;
-    let src = local.path().join("src");
-    let mut data = vec![0u8; (args.size_mib << 20) as usize];
-    rand::rngs::StdRng::seed_from_u64(7).fill_bytes(&mut data);
-    std::fs::write(&src, &data)?;
+    let (local, src, data) = dfs_tests::bench_source(args.size_mib)?;
     for run in 0..args.runs {
         // Alternating, so drift in the machine's speed hits both alike.
         for side in &mut sides {
