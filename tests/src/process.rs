@@ -147,6 +147,11 @@ impl MasterProcess {
         crate::sys::stop(self.child.id());
     }
 
+    /// The master's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGHUP: the master re-reads its TLS files at once.
     pub fn sighup(&self) {
         signal(self.child.id(), libc::SIGHUP);
@@ -228,6 +233,11 @@ pub struct ChunkserverProcess {
 }
 
 impl ChunkserverProcess {
+    /// The chunkserver's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts a chunkserver on a free loopback port, reporting to `master`.
     pub fn start(master: &str, data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
         Self::start_with_log(master, data_dir, extra_args, None)

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use dfs_proto::wire::chunks::ReplicaReport;
 use dfs_proto::{ChunkHandle, ChunkVersion, NodeId};
 
-use super::ChunkMap;
+use super::{ChunkMap, HashMap};
 
 /// Why a replica at the current version is not served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +59,9 @@ impl ChunkMap {
     pub(super) fn judge_report(&mut self, r: &ReplicaReport, node: NodeId, fresh: bool) -> bool {
         let (handle, length) = (r.handle, r.length);
         let Some(meta) = self.chunks.get(&handle).copied() else { return false };
+        if !fresh && self.judged_at_start(handle, node, meta.version) {
+            return true; // still the replica its process started with
+        }
         if self.members.get(&handle).is_some_and(|(v, m)| *v == meta.version && !m.contains(&node)) {
             tracing::warn!(chunk = %handle, %node, version = %meta.version, "a replica took the current version without being among its members: stale");
             self.damaged.entry(handle).or_default().insert(node, Damage::NotMember { version: meta.version });
@@ -107,11 +110,28 @@ impl ChunkMap {
         }
     }
 
-    /// A full report from `node` replaces what was judged of its replicas.
-    pub(super) fn forget_damage_of(&mut self, node: NodeId) {
-        self.damaged.values_mut().for_each(|m| {
-            m.remove(&node);
-        });
+    /// Whether `node`'s replica of `handle` was found short or unsynced at
+    /// `version` when its process started: a later report cannot clear
+    /// that (it judges no length and no dirt, see the module doc); only a
+    /// copy over it, a new process's report, or a new version does.
+    fn judged_at_start(&self, handle: ChunkHandle, node: NodeId, version: ChunkVersion) -> bool {
+        let damage = self.damaged.get(&handle).and_then(|m| m.get(&node));
+        matches!(damage, Some(Damage::Short { version: v, .. } | Damage::Unsynced { version: v, .. }) if *v == version)
+    }
+
+    /// A full report from `node` replaces what was judged of its replicas,
+    /// except, when the report is not its process's first (`fresh`), what
+    /// was judged at the process's start of replicas it still reports
+    /// (`still`) at the version they were judged at, still the chunk's.
+    pub(super) fn forget_damage_of(&mut self, node: NodeId, fresh: bool, still: &HashMap<ChunkHandle, ChunkVersion>) {
+        let chunks = &self.chunks;
+        for (handle, m) in self.damaged.iter_mut() {
+            let current = |v: &ChunkVersion| still.get(handle) == Some(v) && chunks.get(handle).is_some_and(|c| c.version == *v);
+            let kept = !fresh && matches!(m.get(&node), Some(Damage::Short { version, .. } | Damage::Unsynced { version, .. }) if current(version));
+            if !kept {
+                m.remove(&node);
+            }
+        }
         self.damaged.retain(|_, m| !m.is_empty());
     }
 
@@ -311,6 +331,26 @@ mod tests {
         assert_eq!(m.health(H, now, DEAD_AFTER).stale, 1);
         assert_eq!(m.damaged_nodes(H), vec![(node(2), ChunkVersion(3))]);
         assert!(m.accept_lost_tails(now, DEAD_AFTER).is_empty(), "a good copy exists");
+    }
+
+    #[test]
+    fn a_replica_held_back_at_its_process_start_stays_held_back_through_later_reports() {
+        let now = Instant::now();
+        let mut m = map(1000);
+        report_as(&mut m, 1, 3, 1000, now, true, false);
+        report_as(&mut m, 2, 3, 800, now, true, true); // back from a power cut, unsynced
+        report_as(&mut m, 3, 3, 400, now, true, false); // back short
+        assert_eq!(current(&m, now), ["http://127.0.0.1:1"]);
+        // The same processes' next full reports (no longer dirty: synced
+        // since) must not make either current: what they lost is lost.
+        report_as(&mut m, 2, 3, 800, now, false, false);
+        report_as(&mut m, 3, 3, 400, now, false, false);
+        assert_eq!(current(&m, now), ["http://127.0.0.1:1"], "a later report re-admitted a damaged replica");
+        assert_eq!(m.damaged_nodes(H).len(), 2);
+        // A copy over one of them clears it.
+        m.copy_done(H, node(2), ChunkVersion(3), 1000);
+        report_as(&mut m, 2, 3, 1000, now, false, false);
+        assert_eq!(current(&m, now).len(), 2);
     }
 
     #[test]
