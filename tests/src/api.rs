@@ -33,15 +33,13 @@ impl Reply {
 
 impl Api {
     pub fn new(base: &str) -> Self {
-        crate::tls::ca_dir();
-        let login = crate::login(base);
-        let client = dfs_client::Client::with_login(base, dfs_client::DataConfig::default(), login.clone());
-        Api { login: Some((login, client)), ..Self::anonymous(base) }
+        Self::with_login(base, crate::login(base))
     }
 
     /// An API client that signs nothing.
     pub fn anonymous(base: &str) -> Self {
-        // Trusts the tests' cluster CA (see `dfs_tests::tls`).
+        // Trusts the tests' cluster CA (see `dfs_tests::tls`): first, as
+        // the process's first client fixes its trust.
         crate::tls::ca_dir();
         let http = dfs_client::tls::reqwest_builder().pool_max_idle_per_host(64).build().expect("http client");
         Api { base: base.trim_end_matches('/').to_string(), http, login: None }
@@ -49,10 +47,13 @@ impl Api {
 
     /// An API client that logs in with `credentials`.
     pub fn as_user(base: &str, credentials: dfs_client::auth::Credentials) -> Self {
-        crate::tls::ca_dir();
-        let login = dfs_client::auth::Login::new(Some(credentials));
+        Self::with_login(base, dfs_client::auth::Login::new(Some(credentials)))
+    }
+
+    fn with_login(base: &str, login: std::sync::Arc<dfs_client::auth::Login>) -> Self {
+        let api = Self::anonymous(base);
         let client = dfs_client::Client::with_login(base, dfs_client::DataConfig::default(), login.clone());
-        Api { login: Some((login, client)), ..Self::anonymous(base) }
+        Api { login: Some((login, client)), ..api }
     }
 
     /// POST with more headers (signed along with the request).

@@ -317,8 +317,7 @@ impl ChunkMap {
         // version bump the node took part in must not lower its version
         // (replicas never go down, so the higher one is the truth).
         let mut before = HashMap::default();
-        let still: HashMap<ChunkHandle, ChunkVersion> = report.iter().map(|r| (r.handle, r.version)).collect();
-        self.forget_damage_of(hb.node_id, hb.registering, &still);
+        self.forget_damage_of(hb.node_id, hb.registering, report);
         for handle in self.held.remove(&hb.node_id).unwrap_or_default() {
             if let Some(v) = self.replicas.get_mut(&handle).and_then(|r| r.remove(&hb.node_id)) {
                 before.insert(handle, v);

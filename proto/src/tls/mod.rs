@@ -145,6 +145,7 @@ impl<T> Watched<T> {
             }
         })?;
         seen.stamp = now;
+        seen.error = None;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(true)
     }
@@ -157,10 +158,7 @@ impl<T> Watched<T> {
             return;
         };
         match self.refresh_locked(&mut seen, false) {
-            Ok(true) => {
-                seen.error = None;
-                tracing::info!(files = %self.describe(), "TLS files changed; reloaded");
-            }
+            Ok(true) => tracing::info!(files = %self.describe(), "TLS files changed; reloaded"),
             Ok(false) => {}
             Err(e) => {
                 let text = e.to_string();

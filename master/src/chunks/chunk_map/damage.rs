@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use dfs_proto::wire::chunks::ReplicaReport;
 use dfs_proto::{ChunkHandle, ChunkVersion, NodeId};
 
-use super::{ChunkMap, HashMap};
+use super::ChunkMap;
 
 /// Why a replica at the current version is not served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,14 +121,20 @@ impl ChunkMap {
 
     /// A full report from `node` replaces what was judged of its replicas,
     /// except, when the report is not its process's first (`fresh`), what
-    /// was judged at the process's start of replicas it still reports
-    /// (`still`) at the version they were judged at, still the chunk's.
-    pub(super) fn forget_damage_of(&mut self, node: NodeId, fresh: bool, still: &HashMap<ChunkHandle, ChunkVersion>) {
-        let chunks = &self.chunks;
+    /// was judged at the process's start of replicas it still reports at
+    /// the version they were judged at, still the chunk's. Looks up each
+    /// reported replica (no copy of a report that may name millions).
+    pub(super) fn forget_damage_of(&mut self, node: NodeId, fresh: bool, report: &[ReplicaReport]) {
+        let kept: Vec<ChunkHandle> = match fresh {
+            true => Vec::new(),
+            false => report
+                .iter()
+                .filter(|r| self.judged_at_start(r.handle, node, r.version) && self.chunks.get(&r.handle).is_some_and(|c| c.version == r.version))
+                .map(|r| r.handle)
+                .collect(),
+        };
         for (handle, m) in self.damaged.iter_mut() {
-            let current = |v: &ChunkVersion| still.get(handle) == Some(v) && chunks.get(handle).is_some_and(|c| c.version == *v);
-            let kept = !fresh && matches!(m.get(&node), Some(Damage::Short { version, .. } | Damage::Unsynced { version, .. }) if current(version));
-            if !kept {
+            if !kept.contains(handle) {
                 m.remove(&node);
             }
         }
