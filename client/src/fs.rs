@@ -104,7 +104,7 @@ impl Client {
         match attr.kind {
             FileKind::File => Ok(attr),
             FileKind::Dir => Err(ClientError::new(ErrorKind::EISDIR, format!("{path} is a directory"))),
-            FileKind::Symlink => Err(ClientError::new(ErrorKind::EINVAL, format!("{path} is a symlink"))),
+            kind => Err(ClientError::new(ErrorKind::EINVAL, format!("{path} is a {}, not a regular file", kind.describe()))),
         }
     }
 
@@ -166,6 +166,19 @@ impl Client {
     pub async fn symlink(&self, path: &str, target: &str) -> Result<Attr, ClientError> {
         let req = SymlinkRequest { at: EntryRef::path(path), target: target.into(), uid: None, gid: None };
         self.master().symlink(&req).await.map(|m| m.attr)
+    }
+
+    /// A hard link: `path` becomes another name of the file at `existing`.
+    pub async fn link(&self, existing: &str, path: &str) -> Result<Attr, ClientError> {
+        let req = LinkRequest { src: NodeRef { path: Some(existing.into()), inode: None }, dst: EntryRef::path(path) };
+        self.master().link(&req).await.map(|m| m.attr)
+    }
+
+    /// A FIFO, socket or device node at `path`.
+    pub async fn mknod(&self, path: &str, kind: FileKind, mode: u32, rdev: u64) -> Result<Attr, ClientError> {
+        let owner = NewOwner { mode: Some(mode), uid: None, gid: None };
+        let req = MknodRequest { at: EntryRef::path(path), owner, kind, rdev };
+        self.master().mknod(&req).await.map(|m| m.attr)
     }
 
     pub async fn readlink(&self, path: &str) -> Result<String, ClientError> {

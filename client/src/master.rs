@@ -209,6 +209,16 @@ impl MasterClient {
         self.post::<ep::Symlink>(req).await
     }
 
+    /// A hard link: `req.dst` becomes another name of `req.src`.
+    pub async fn link(&self, req: &LinkRequest) -> Result<Made, ClientError> {
+        self.post::<ep::Link>(req).await
+    }
+
+    /// A FIFO, socket or device node.
+    pub async fn mknod(&self, req: &MknodRequest) -> Result<Made, ClientError> {
+        self.post::<ep::Mknod>(req).await
+    }
+
     pub async fn rename(&self, req: &RenameRequest) -> Result<Changed, ClientError> {
         self.post::<ep::Rename>(req).await
     }

@@ -124,6 +124,7 @@ fn attr(size: u64) -> Attr {
         replication: 1,
         chunk_size_bytes: CHUNK,
         parent: InodeId(1),
+        rdev: 0,
     }
 }
 

@@ -17,6 +17,10 @@ pub fn file_attr(a: &Attr) -> FileAttr {
         FileKind::File => FileType::RegularFile,
         FileKind::Dir => FileType::Directory,
         FileKind::Symlink => FileType::Symlink,
+        FileKind::Fifo => FileType::NamedPipe,
+        FileKind::Socket => FileType::Socket,
+        FileKind::CharDevice => FileType::CharDevice,
+        FileKind::BlockDevice => FileType::BlockDevice,
     };
     FileAttr {
         ino: INodeNo(a.inode.0),
@@ -31,7 +35,8 @@ pub fn file_attr(a: &Attr) -> FileAttr {
         nlink: a.nlink.max(1),
         uid: a.uid,
         gid: a.gid,
-        rdev: 0,
+        // The kernel's 32-bit encoding, which is what mknod gave.
+        rdev: u32::try_from(a.rdev).unwrap_or(0),
         blksize: BLOCK_SIZE,
         flags: 0,
     }
@@ -92,6 +97,7 @@ pub fn test_attr(kind: FileKind, mode: u32) -> Attr {
         replication: 3,
         chunk_size_bytes: 1 << 26,
         parent: dfs_proto::InodeId::ROOT,
+        rdev: 0,
     }
 }
 

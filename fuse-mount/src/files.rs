@@ -16,6 +16,8 @@ use dfs_proto::wire::namespace::{Attr, Changed, EntryRef, RenameRequest};
 use dfs_proto::InodeId;
 use tokio::sync::Mutex as AsyncMutex;
 
+use crate::cached::CachedPages;
+
 /// Largest read served on a FUSE thread: random reads of pages and
 /// records. Larger ones are the kernel's read-ahead of a stream (which may
 /// arrive out of order on several threads); they are left to the reader's
@@ -70,11 +72,13 @@ pub struct OpenFiles {
     next_fh: AtomicU64,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     inodes: Mutex<HashMap<InodeId, Inode>>,
+    /// What the kernel's pages of each file hold.
+    pub cached: CachedPages,
 }
 
 impl OpenFiles {
     pub fn new(client: Client) -> Self {
-        OpenFiles { client, next_fh: AtomicU64::new(1), files: Mutex::default(), inodes: Mutex::default() }
+        OpenFiles { client, next_fh: AtomicU64::new(1), files: Mutex::default(), inodes: Mutex::default(), cached: CachedPages::default() }
     }
 
     fn inodes(&self) -> MutexGuard<'_, HashMap<InodeId, Inode>> {
@@ -146,6 +150,7 @@ impl OpenFiles {
             }
             w.attr().clone()
         };
+        self.cached.committed(inode, (attr.size, attr.mtime_ns));
         if let Some(i) = self.inodes().get_mut(&inode) {
             // A write that came in during the commit keeps its end pending
             // and its chunks unsynced.
@@ -240,7 +245,8 @@ impl OpenFiles {
         let at = |name: &str| EntryRef { path: None, parent: Some(parent), name: Some(name.to_string()) };
         if self.any_open() {
             let attr = self.client.master().lookup(parent, name).await?;
-            if self.inodes().contains_key(&attr.inode) {
+            // A file with other names stays reachable through them.
+            if attr.nlink <= 1 && self.inodes().contains_key(&attr.inode) {
                 let hidden = format!(".dfs-unlinked-{}", attr.inode);
                 let req = RenameRequest { src: at(name), dst: at(&hidden), noreplace: false };
                 let renamed = self.client.master().rename(&req).await?;

@@ -3,11 +3,10 @@
 //! calls (a write waiting out a lease, a restarting master) never hold up
 //! the others. Inode numbers are the master's.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use dfs_client::auth::{acting_as, acting_as_async};
@@ -40,9 +39,6 @@ pub struct Inner {
     dirs: OpenDirs,
     known: KnownDirs,
     dir_attrs: DirAttrs,
-    /// Size and mtime last told to the kernel per inode: an open that finds
-    /// them unchanged keeps the kernel's page cache.
-    told: Mutex<HashMap<InodeId, (u64, i64)>>,
     /// Set once the session is up: how to tell the kernel to drop caches.
     pub notifier: OnceLock<Notifier>,
     /// Whom each request acts for.
@@ -93,7 +89,6 @@ impl DfsFs {
             dirs: OpenDirs::default(),
             known: KnownDirs::new(ttl.entry),
             dir_attrs: DirAttrs::new(ttl.attr),
-            told: Mutex::default(),
             notifier: OnceLock::new(),
             callers: Callers::default(),
             rt,
@@ -136,16 +131,12 @@ impl DfsFs {
 }
 
 impl Inner {
-    fn told(&self) -> std::sync::MutexGuard<'_, HashMap<InodeId, (u64, i64)>> {
-        self.told.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The attributes to give the kernel, with this mount's pending writes
     /// counted in the size; remembered for the next open's cache decision.
     fn to_kernel(&self, mut a: Attr) -> FileAttr {
         if a.kind == FileKind::File {
             a.size = self.files.visible_size(a.inode, a.size);
-            self.told().insert(a.inode, (a.size, a.mtime_ns));
+            self.files.cached.told(a.inode, (a.size, a.mtime_ns));
         }
         file_attr(&a)
     }
@@ -243,7 +234,7 @@ impl Inner {
         if attr.kind != FileKind::File {
             return Err(ClientError::new(dfs_proto::ErrorKind::EISDIR, "not a regular file"));
         }
-        let unchanged = self.told().get(&attr.inode) == Some(&(attr.size, attr.mtime_ns));
+        let unchanged = self.files.cached.holds(attr.inode, (attr.size, attr.mtime_ns));
         let mut flags = FopenFlags::empty();
         if unchanged {
             flags |= FopenFlags::FOPEN_KEEP_CACHE;
@@ -252,7 +243,7 @@ impl Inner {
             if let Err(e) = n.inval_inode(ino, -1, 0) {
                 tracing::debug!(inode = ino.0, error = %e, "attribute invalidation failed");
             }
-            self.told().remove(&attr.inode);
+            self.files.cached.dropped(attr.inode);
         }
         Ok((self.files.open(attr), flags))
     }
@@ -300,7 +291,7 @@ impl Inner {
         let live = nodes.iter().filter(|n| n.state == "live");
         let (total, used) = live.fold((0u64, 0u64), |(t, u), n| (t + n.capacity_bytes, u + n.used_bytes));
         let fs = self.client.master().fs_stats().await?;
-        Ok((total, total.saturating_sub(used), fs.files + fs.directories + fs.symlinks))
+        Ok((total, total.saturating_sub(used), fs.files + fs.directories + fs.symlinks + fs.specials))
     }
 
     async fn readdir(&self, fh: FileHandle, offset: u64, mut add: impl FnMut(u64, &str, &Attr) -> bool) -> Result<(), ClientError> {
@@ -360,7 +351,7 @@ impl Filesystem for DfsFs {
 
     fn forget(&self, _fr: &Request, ino: INodeNo, _nlookup: u64) {
         // Forgetting early only costs the kernel's page cache at next open.
-        self.inner.told().remove(&InodeId(ino.0));
+        self.inner.files.cached.dropped(InodeId(ino.0));
     }
 
     fn getattr(&self, fr: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -415,17 +406,25 @@ impl Filesystem for DfsFs {
         });
     }
 
-    fn mknod(&self, fr: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, _rdev: u32, reply: ReplyEntry) {
-        // Only regular files: dfs has no devices, pipes or sockets.
-        if mode & libc::S_IFMT != libc::S_IFREG {
-            return reply.error(Errno::EPERM);
-        }
+    fn mknod(&self, fr: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
         let (at, owner) = match at(parent, n) {
             Ok(at) => (at, Inner::owner(fr, mode, umask)),
             Err(e) => return reply.error(e),
         };
-        let req = create_request(at.clone(), owner);
-        self.master_call(fr, move |m| async move { m.create(&req).await }, move |s, r| s.made(reply, &at, r));
+        let kind = match mode & libc::S_IFMT {
+            libc::S_IFREG => {
+                let req = create_request(at.clone(), owner);
+                return self.master_call(fr, move |m| async move { m.create(&req).await }, move |s, r| s.made(reply, &at, r));
+            }
+            libc::S_IFIFO => FileKind::Fifo,
+            libc::S_IFSOCK => FileKind::Socket,
+            libc::S_IFCHR => FileKind::CharDevice,
+            libc::S_IFBLK => FileKind::BlockDevice,
+            _ => return reply.error(Errno::EINVAL),
+        };
+        let rdev = if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice) { u64::from(rdev) } else { 0 };
+        let req = MknodRequest { at: at.clone(), owner, kind, rdev };
+        self.master_call(fr, move |m| async move { m.mknod(&req).await }, move |s, r| s.made(reply, &at, r));
     }
 
     fn mkdir(&self, fr: &Request, parent: INodeNo, n: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
@@ -512,10 +511,13 @@ impl Filesystem for DfsFs {
         );
     }
 
-    fn link(&self, _fr: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
-        // dfs names each inode once: what link(2) says for file systems
-        // without hard links.
-        reply.error(Errno::EPERM);
+    fn link(&self, fr: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let dst = match at(newparent, newname) {
+            Ok(at) => at,
+            Err(e) => return reply.error(e),
+        };
+        let req = LinkRequest { src: node(ino), dst: dst.clone() };
+        self.master_call(fr, move |m| async move { m.link(&req).await }, move |s, r| s.made(reply, &dst, r));
     }
 
     fn open(&self, fr: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

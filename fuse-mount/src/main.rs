@@ -6,6 +6,7 @@
 //! writes and unmount; `umount MOUNTPOINT` ends the process too.
 
 mod attr;
+mod cached;
 mod callers;
 mod dir_attrs;
 mod dirs;

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     EINVAL,
     /// A name over 255 bytes, or a path over the length limit.
     ENAMETOOLONG,
+    /// An inode has as many hard links as it may have.
+    EMLINK,
     /// The operation is not permitted on this object (e.g. removing the root).
     EPERM,
     /// A request body over the size limit.
@@ -57,6 +59,7 @@ impl ErrorKind {
             ErrorKind::ENOENT => 2,
             ErrorKind::EIO => 5,
             ErrorKind::EPERM => 1,
+            ErrorKind::EMLINK => 31,
             ErrorKind::EEXIST => 17,
             ErrorKind::ENOTDIR => 20,
             ErrorKind::EISDIR => 21,
@@ -78,7 +81,7 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::ENOENT => 404,
-            ErrorKind::EEXIST | ErrorKind::ENOTEMPTY => 409,
+            ErrorKind::EEXIST | ErrorKind::ENOTEMPTY | ErrorKind::EMLINK => 409,
             ErrorKind::EPERM => 403,
             ErrorKind::EMSGSIZE => 413,
             ErrorKind::EAGAIN => 503,
@@ -102,6 +105,7 @@ impl ErrorKind {
             ErrorKind::EINVAL => "Invalid argument",
             ErrorKind::ENAMETOOLONG => "File name too long",
             ErrorKind::EPERM => "Operation not permitted",
+            ErrorKind::EMLINK => "Too many links",
             ErrorKind::EMSGSIZE => "Message too long",
             ErrorKind::EFBIG => "File too large",
             ErrorKind::ENOSPC => "No space left on device",

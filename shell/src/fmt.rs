@@ -26,11 +26,7 @@ pub fn size(bytes: u64, human: bool) -> String {
 /// `drwxr-xr-x` from the kind and permission bits.
 pub fn mode_string(kind: FileKind, mode: u32) -> String {
     let mut s = String::with_capacity(10);
-    s.push(match kind {
-        FileKind::Dir => 'd',
-        FileKind::Symlink => 'l',
-        FileKind::File => '-',
-    });
+    s.push(kind.type_letter());
     let special = [(0o4000, 's', 'S'), (0o2000, 's', 'S'), (0o1000, 't', 'T')];
     for (i, who) in [6u32, 3, 0].into_iter().enumerate() {
         let bits = (mode >> who) & 7;
@@ -184,6 +180,7 @@ mod tests {
             replication: 3,
             chunk_size_bytes: 1,
             parent: InodeId(1),
+            rdev: 0,
         }
     }
 

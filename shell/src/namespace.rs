@@ -1,4 +1,4 @@
-//! Verbs on names and attributes: ls, mkdir, rm, rmdir, mv, stat, du,
+//! Verbs on names and attributes: ls, mkdir, rm, rmdir, mv, ln, stat, du,
 //! count, setrep, chmod, chown, touchz, test.
 
 use std::io::Write;
@@ -58,10 +58,19 @@ pub enum Verb {
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
     },
+    /// Make links, as `ln`: TARGET gets the name LINK (a hard link), or
+    /// LINK points at TARGET (-s); several targets go into a directory.
+    Ln {
+        /// A symbolic link, whose target is stored as given.
+        #[arg(short = 's')]
+        symbolic: bool,
+        #[arg(required = true, num_args = 2.., value_names = ["TARGET", "LINK"])]
+        paths: Vec<String>,
+    },
     /// Show attributes.
     Stat {
         /// Format with %n name, %F type, %b size, %r replication, %o chunk
-        /// size, %a/%A permissions, %u/%g owner/group, %i inode, %y/%Y mtime.
+        /// size, %a/%A permissions, %u/%g owner/group, %i inode, %h links, %y/%Y mtime.
         #[arg(long, short = 'c')]
         format: Option<String>,
         #[arg(long)]
@@ -176,6 +185,10 @@ pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
         Verb::Mv { paths } => {
             ctx.verb = "mv";
             mv(ctx, &paths).await;
+        }
+        Verb::Ln { symbolic, paths } => {
+            ctx.verb = "ln";
+            ln(ctx, &paths, symbolic).await;
         }
         Verb::Stat { format, json, paths } => {
             ctx.verb = "stat";
@@ -370,6 +383,19 @@ async fn mv(ctx: &mut Ctx, paths: &[String]) {
     }
 }
 
+/// `ln [-s] TARGET... LINK`: into LINK when it is a directory (or there
+/// are several targets), else as LINK.
+async fn ln(ctx: &mut Ctx, paths: &[String], symbolic: bool) {
+    let Some((dst, targets)) = paths.split_last() else { return };
+    let dst = absolute(dst);
+    let Some(into_dir) = into_dfs_dir(ctx, &dst, targets.len()).await else { return };
+    for target in targets {
+        let name = if into_dir { join(&dst, base_name(target)) } else { dst.clone() };
+        let r = if symbolic { ctx.client.symlink(&name, target).await } else { ctx.client.link(&absolute(target), &name).await };
+        ctx.check(r.map(|_| ()).map_err(|e| Failure::dfs(&name, e)));
+    }
+}
+
 async fn stat(ctx: &mut Ctx, paths: &[String], format: Option<&str>, json: bool) {
     let names = Names::load();
     let mut out = Out::new(json);
@@ -384,18 +410,10 @@ async fn stat(ctx: &mut Ctx, paths: &[String], format: Option<&str>, json: bool)
     out.finish();
 }
 
-fn kind_name(k: FileKind) -> &'static str {
-    match k {
-        FileKind::File => "regular file",
-        FileKind::Dir => "directory",
-        FileKind::Symlink => "symbolic link",
-    }
-}
-
 fn stat_block(names: &Names, p: &str, a: &Attr) -> String {
     format!(
         "  File: {p}\n  Type: {}  Size: {}  Replication: {}  Chunk size: {}\n Inode: {}  Mode: {:04o} ({})  Owner: {}  Group: {}  Links: {}\nAccess: {}\nModify: {}\nChange: {}",
-        kind_name(a.kind),
+        a.kind.describe(),
         a.size,
         a.replication,
         a.chunk_size_bytes,
@@ -422,7 +440,7 @@ fn stat_format(f: &str, names: &Names, p: &str, a: &Attr) -> String {
         }
         match chars.next() {
             Some('n') => out.push_str(base_name(p)),
-            Some('F') => out.push_str(kind_name(a.kind)),
+            Some('F') => out.push_str(a.kind.describe()),
             Some('b') => out.push_str(&a.size.to_string()),
             Some('r') => out.push_str(&a.replication.to_string()),
             Some('o') => out.push_str(&a.chunk_size_bytes.to_string()),
@@ -431,6 +449,7 @@ fn stat_format(f: &str, names: &Names, p: &str, a: &Attr) -> String {
             Some('u') => out.push_str(&names.user(a.uid)),
             Some('g') => out.push_str(&names.group(a.gid)),
             Some('i') => out.push_str(&a.inode.to_string()),
+            Some('h') => out.push_str(&a.nlink.to_string()),
             Some('y') => out.push_str(&fmt::time(a.mtime_ns)),
             Some('Y') => out.push_str(&(a.mtime_ns / 1_000_000).to_string()),
             Some(other) => {
@@ -466,7 +485,7 @@ async fn totals(ctx: &mut Ctx, path: &str, attr: Attr) -> Totals {
                 t.bytes += a.size;
                 t.stored += a.size.saturating_mul(a.replication as u64);
             }
-            FileKind::Symlink => t.files += 1,
+            _ => t.files += 1,
         }
     }
     t

@@ -420,7 +420,8 @@ async fn get(ctx: &mut Ctx, paths: &[String], force: bool) {
             match a.kind {
                 FileKind::Dir => dirs.push(local),
                 FileKind::File => files.push((path, local, a.size)),
-                FileKind::Symlink => {}
+                // As `hdfs dfs -get`: data only, no links or special files.
+                _ => {}
             }
         }
     }
@@ -487,6 +488,7 @@ async fn cp(ctx: &mut Ctx, paths: &[String], force: bool, sync: bool) {
                     Ok(t) => ctx.client.symlink(&to, &t).await.map(|_| ()).map_err(|e| Failure::dfs(&to, e)),
                     Err(e) => Err(Failure::dfs(&path, e)),
                 },
+                kind => ctx.client.mknod(&to, kind, a.mode, a.rdev).await.map(|_| ()).map_err(|e| Failure::dfs(&to, e)),
             };
             ctx.check(r);
         }

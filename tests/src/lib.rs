@@ -15,6 +15,7 @@ pub mod sim;
 pub mod syncs;
 pub mod sys;
 pub mod tls;
+pub mod tools;
 
 pub use api::Api;
 pub use cluster::Cluster;

@@ -35,7 +35,6 @@ pub async fn fsck(State(s): State<Master>, ApiQuery(q): ApiQuery<FsckQuery>) -> 
         let mut page = FsckPage::default();
         match node.attr.kind {
             FileKind::File => page.files.push(s.chunks.file_health(q.path.clone(), &node.attr)?),
-            FileKind::Symlink => {}
             FileKind::Dir => {
                 let dir = NodeRef { path: None, inode: Some(node.attr.inode) };
                 let list = s.store.list(&dir, q.start_after.as_deref(), Some(q.limit.unwrap_or(FSCK_PAGE_DEFAULT)), &Who::root())?;
@@ -45,11 +44,12 @@ pub async fn fsck(State(s): State<Master>, ApiQuery(q): ApiQuery<FsckQuery>) -> 
                     match e.attr.kind {
                         FileKind::File => page.files.push(s.chunks.file_health(path, &e.attr)?),
                         FileKind::Dir => page.dirs.push(path),
-                        FileKind::Symlink => {}
+                        _ => {} // no data to be healthy
                     }
                 }
                 page.next_start_after = list.next_start_after;
             }
+            _ => {} // symlinks, FIFOs, sockets and devices hold no data
         }
         Ok(Json(page))
     })

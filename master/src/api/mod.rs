@@ -62,6 +62,8 @@ pub fn router(state: Master, max_body_bytes: usize) -> Router {
         .serve::<ep::Mkdir, _, _>(mutations::mkdir)
         .serve::<ep::Create, _, _>(mutations::create)
         .serve::<ep::Symlink, _, _>(mutations::symlink)
+        .serve::<ep::Link, _, _>(mutations::link)
+        .serve::<ep::Mknod, _, _>(mutations::mknod)
         .serve::<ep::Rename, _, _>(mutations::rename)
         .serve::<ep::Unlink, _, _>(mutations::unlink)
         .serve::<ep::Rmdir, _, _>(mutations::rmdir)

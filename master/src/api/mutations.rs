@@ -47,6 +47,16 @@ pub async fn symlink(State(s): State<Master>, Extension(c): Extension<Caller>, A
     submit_for_made(&s, c, Mutation::Symlink(r)).await
 }
 
+/// `POST /v1/link` → [`Made`]: the file, with its new link count.
+pub async fn link(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<LinkRequest>) -> Result<Json<Made>, ApiError> {
+    submit_for_made(&s, c, Mutation::Link(r)).await
+}
+
+/// `POST /v1/mknod` → [`Made`]: the FIFO, socket or device node.
+pub async fn mknod(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<MknodRequest>) -> Result<Json<Made>, ApiError> {
+    submit_for_made(&s, c, Mutation::Mknod(r)).await
+}
+
 /// `POST /v1/setattr` → the new [`Attr`].
 pub async fn setattr(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<SetattrRequest>) -> Result<Json<Attr>, ApiError> {
     let replication_changed = r.replication.is_some();

@@ -1,7 +1,9 @@
-//! A full consistency scan: every entry points at an existing inode whose
-//! parent is that directory, every inode is reachable from the root or from a
-//! subtree awaiting the reaper, chunk records belong to files, ids are below
-//! their allocator, and the stored counters match a recount.
+//! A full consistency scan: every entry points at an existing inode (a
+//! directory's parent being that directory), every inode is reachable from
+//! the root or from a subtree awaiting the reaper, a directory by one entry
+//! and anything else by as many as its link count, chunk records belong to
+//! files, ids are below their allocator, and the stored counters match a
+//! recount.
 
 use std::collections::{HashMap, HashSet};
 
@@ -50,7 +52,7 @@ impl Store {
                 (None, _) => problems.push(format!("entry {parent}/{name}: parent inode missing")),
                 (_, None) => problems.push(format!("entry {parent}/{name}: child inode {} missing", entry.child)),
                 (_, Some(c)) if c.attr.kind != entry.kind => problems.push(format!("entry {parent}/{name}: kind differs from inode")),
-                (_, Some(c)) if c.attr.parent != parent => problems.push(format!("entry {parent}/{name}: inode's parent is {}", c.attr.parent)),
+                (_, Some(c)) if c.is_dir() && c.attr.parent != parent => problems.push(format!("entry {parent}/{name}: inode's parent is {}", c.attr.parent)),
                 _ => {}
             }
             children.entry(parent).or_default().push(entry.child);
@@ -73,12 +75,25 @@ impl Store {
         }
         let pending_roots = roots.len() as u64 - 1;
         let mut seen = HashSet::new();
+        let mut links: HashMap<InodeId, u32> = HashMap::new();
         while let Some(id) = roots.pop() {
+            let is_dir = inodes.get(&id).is_none_or(|r| r.is_dir());
+            if !is_dir {
+                *links.entry(id).or_default() += 1;
+                seen.insert(id);
+                continue;
+            }
             if !seen.insert(id) {
-                problems.push(format!("inode {id} is reachable twice"));
+                problems.push(format!("directory {id} is reachable twice"));
                 continue;
             }
             roots.extend(children.get(&id).into_iter().flatten());
+        }
+        for (id, count) in &links {
+            let nlink = inodes.get(id).map_or(0, |r| r.attr.nlink);
+            if nlink != *count {
+                problems.push(format!("inode {id} has {count} entries but a link count of {nlink}"));
+            }
         }
         let mut counted = Counters { pending_delete: pending_roots, ..Default::default() };
         for (id, r) in &inodes {

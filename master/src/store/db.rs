@@ -238,6 +238,7 @@ impl Store {
                 replication: 0,
                 chunk_size_bytes: 0,
                 parent: InodeId::ROOT,
+                rdev: 0,
             },
             symlink_target: String::new(),
         };

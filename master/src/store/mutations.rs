@@ -25,6 +25,8 @@ pub enum Mutation {
     Mkdir(MkdirRequest),
     Create(CreateRequest),
     Symlink(SymlinkRequest),
+    Link(LinkRequest),
+    Mknod(MknodRequest),
     Rename(RenameRequest),
     Unlink(RemoveRequest),
     Rmdir(RemoveRequest),
@@ -100,6 +102,8 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults, who: &Who) -> Result<Outco
         Mutation::Mkdir(r) => mkdir(t, r, who).map(Outcome::Attr),
         Mutation::Create(r) => create(t, r, d, who).map(Outcome::Attr),
         Mutation::Symlink(r) => symlink(t, r, who).map(Outcome::Attr),
+        Mutation::Link(r) => link(t, r, who).map(Outcome::Attr),
+        Mutation::Mknod(r) => mknod(t, r, who).map(Outcome::Attr),
         Mutation::Rename(r) => rename(t, r, who).map(|_| Outcome::Done),
         Mutation::Unlink(r) => unlink(t, &r.at, who).map(|_| Outcome::Done),
         Mutation::Rmdir(r) => rmdir(t, &r.at, who).map(|_| Outcome::Done),
@@ -167,6 +171,7 @@ fn new_record(t: &Txn, kind: FileKind, owner: &NewOwner, default_mode: u32, pare
         replication: 0,
         chunk_size_bytes: 0,
         parent: parent.inode,
+        rdev: 0,
     };
     Ok(InodeRecord { attr, symlink_target: String::new() })
 }
@@ -334,10 +339,62 @@ fn symlink(t: &mut Txn, r: &SymlinkRequest, who: &Who) -> Result<Attr, NsError> 
     add_child(t, parent.attr.inode, name, record)
 }
 
-/// Removes entry `name` of `parent` and its inode `child`.
+/// Most names one inode may have (ext4's limit; Linux's EMLINK past it).
+pub const LINK_MAX: u32 = 65_000;
+
+/// A hard link: `r.dst` becomes one more name of the inode `r.src`, which
+/// must not be a directory ([`perms::check_link`] says who may).
+fn link(t: &mut Txn, r: &LinkRequest, who: &Who) -> Result<Attr, NsError> {
+    let id = t.store.resolve_node(&r.src, who)?.attr.inode;
+    let mut target = t.inode(id)?;
+    let (parent, name) = live_parent(t, &r.dst, who)?;
+    if t.store.get_entry(parent.attr.inode, name)?.is_some() {
+        return fail(ErrorKind::EEXIST, format!("{name:?} exists"));
+    }
+    perms::check(who, &parent.attr, WRITE | EXEC, name)?;
+    perms::check_link(who, &target.attr, name)?;
+    if target.attr.nlink == 0 {
+        return fail(ErrorKind::ENOENT, format!("inode {id} has no name left to link to"));
+    }
+    if target.attr.nlink >= LINK_MAX {
+        return fail(ErrorKind::EMLINK, format!("inode {id} has {LINK_MAX} links already"));
+    }
+    target.attr.nlink += 1;
+    target.attr.ctime_ns = t.now_ns;
+    let attr = target.attr.clone();
+    t.put_inode(target);
+    t.put_entry(parent.attr.inode, name, &attr)?;
+    let mut dir = t.inode(parent.attr.inode)?;
+    t.touch_dir(&mut dir);
+    t.put_inode(dir);
+    Ok(attr)
+}
+
+/// A FIFO, socket or device node: an entry with a type, a mode and, for a
+/// device, its number; each client's kernel does the I/O.
+fn mknod(t: &mut Txn, r: &MknodRequest, who: &Who) -> Result<Attr, NsError> {
+    if !r.kind.is_special() {
+        return fail(ErrorKind::EINVAL, format!("mknod makes FIFOs, sockets and devices, not a {}", r.kind.describe()));
+    }
+    let device = matches!(r.kind, FileKind::CharDevice | FileKind::BlockDevice);
+    if !device && r.rdev != 0 {
+        return fail(ErrorKind::EINVAL, format!("a {} has no device number", r.kind.describe()));
+    }
+    let (parent, name) = live_parent(t, &r.at, who)?;
+    if t.store.get_entry(parent.attr.inode, name)?.is_some() {
+        return fail(ErrorKind::EEXIST, format!("{name:?} exists"));
+    }
+    perms::check(who, &parent.attr, WRITE | EXEC, name)?;
+    perms::check_mknod(who, r.kind, name)?;
+    let mut record = new_record(t, r.kind, &r.owner, 0o644, &parent.attr, who)?;
+    record.attr.rdev = r.rdev;
+    add_child(t, parent.attr.inode, name, record)
+}
+
+/// Removes entry `name` of `parent`, and with it one link of `child`.
 fn remove_child(t: &mut Txn, parent: InodeId, name: &str, child: &InodeRecord) -> Result<(), NsError> {
     t.delete_entry(parent, name)?;
-    t.remove_inode(child)?;
+    t.drop_link(child)?;
     let mut dir = t.inode(parent)?;
     t.touch_dir(&mut dir);
     if child.is_dir() {
@@ -515,7 +572,7 @@ fn setattr(t: &mut Txn, r: &SetattrRequest, who: &Who) -> Result<Attr, NsError> 
         match a.kind {
             FileKind::File => {}
             FileKind::Dir => return fail(ErrorKind::EISDIR, "cannot set the size of a directory"),
-            FileKind::Symlink => return fail(ErrorKind::EINVAL, "cannot set the size of a symlink"),
+            kind => return fail(ErrorKind::EINVAL, format!("cannot set the size of a {}", kind.describe())),
         }
         if size > FILE_SIZE_MAX_BYTES {
             return fail(ErrorKind::EINVAL, format!("size {size} is past the largest file size"));
@@ -534,7 +591,7 @@ fn setattr(t: &mut Txn, r: &SetattrRequest, who: &Who) -> Result<Attr, NsError> 
         match a.kind {
             FileKind::File => {}
             FileKind::Dir => return fail(ErrorKind::EISDIR, "replication is set on files, not directories"),
-            FileKind::Symlink => return fail(ErrorKind::EINVAL, "cannot set the replication of a symlink"),
+            kind => return fail(ErrorKind::EINVAL, format!("cannot set the replication of a {}", kind.describe())),
         }
         check_replication(replication)?;
         a.replication = replication;
@@ -609,7 +666,7 @@ pub fn reap_step(t: &mut Txn, limit: usize) -> Result<bool, NsError> {
             // keeps it detached for creates by inode until it is reaped.
             mark_detached(t, child);
         } else {
-            t.remove_inode(&child)?;
+            t.drop_link(&child)?;
         }
     }
     if entries.len() < limit {
@@ -627,7 +684,7 @@ fn file_inode(t: &Txn, inode: InodeId) -> Result<InodeRecord, NsError> {
     match record.attr.kind {
         FileKind::File => Ok(record),
         FileKind::Dir => fail(ErrorKind::EISDIR, format!("inode {inode} is a directory")),
-        FileKind::Symlink => fail(ErrorKind::EINVAL, format!("inode {inode} is a symlink")),
+        kind => fail(ErrorKind::EINVAL, format!("inode {inode} is a {}", kind.describe())),
     }
 }
 

@@ -108,6 +108,32 @@ pub fn check_remove(who: &Who, dir: &Attr, entry: &Attr, name: &str) -> Result<(
     check_sticky(who, dir, entry, name)
 }
 
+/// A hard link to `a` (Linux with `fs.protected_hardlinks`, Debian's
+/// default): its owner or the superuser may link anything; others only a
+/// regular file they may read and write that is neither setuid nor
+/// setgid-and-group-executable. Directories are never linked.
+pub fn check_link(who: &Who, a: &Attr, name: &str) -> Result<(), NsError> {
+    if a.kind == FileKind::Dir {
+        return fail(ErrorKind::EPERM, format!("{name}: directories cannot be hard linked"));
+    }
+    if who.owns(a) {
+        return Ok(());
+    }
+    let privileged = a.mode & SET_UID != 0 || a.mode & (SET_GID | 0o010) == SET_GID | 0o010;
+    if a.kind != FileKind::File || privileged || !may(who, a, READ | WRITE) {
+        return fail(ErrorKind::EPERM, format!("{name}: uid {} may not link a file it does not own (protected hard links)", who.uid));
+    }
+    Ok(())
+}
+
+/// Making a device node: the superuser only (CAP_MKNOD on Linux).
+pub fn check_mknod(who: &Who, kind: FileKind, name: &str) -> Result<(), NsError> {
+    if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice) && !who.superuser {
+        return fail(ErrorKind::EPERM, format!("{name}: only the superuser may make device nodes"));
+    }
+    Ok(())
+}
+
 /// Owner, group and mode of a new inode made by `who` in `parent`, from
 /// what the request asked: only the superuser gives it to someone else; a
 /// group only a member (or the superuser) may choose; a setgid directory
@@ -208,7 +234,28 @@ mod tests {
             replication: 3,
             chunk_size_bytes: 1 << 26,
             parent: InodeId(1),
+            rdev: 0,
         }
+    }
+
+    #[test]
+    fn hard_links_follow_protected_hardlinks_and_device_nodes_need_the_superuser() {
+        let (alice, bob) = (user(100, &[100]), user(200, &[200]));
+        let shared = attr(FileKind::File, 0o666, 100, 100);
+        assert!(check_link(&alice, &attr(FileKind::File, 0o400, 100, 100), "f").is_ok(), "the owner links anything");
+        assert!(check_link(&bob, &shared, "f").is_ok(), "read and write suffice for a plain file");
+        let denied = |a: &Attr| check_link(&bob, a, "f").is_err_and(|e| e.kind == ErrorKind::EPERM);
+        assert!(denied(&attr(FileKind::File, 0o644, 100, 100)), "no write permission");
+        assert!(denied(&attr(FileKind::File, 0o4666, 100, 100)), "setuid");
+        assert!(denied(&attr(FileKind::File, 0o2676, 100, 100)), "setgid and group-executable");
+        assert!(check_link(&bob, &attr(FileKind::File, 0o2666, 100, 100), "f").is_ok(), "setgid without group execute is a lock mark");
+        assert!(denied(&attr(FileKind::Fifo, 0o666, 100, 100)), "only regular files for others");
+        assert!(denied(&attr(FileKind::Dir, 0o777, 200, 200)), "never a directory");
+        assert!(check_link(&Who::root(), &attr(FileKind::Dir, 0o777, 0, 0), "d").is_err());
+        assert!(check_link(&Who::root(), &attr(FileKind::File, 0o4755, 100, 100), "f").is_ok());
+        assert!(check_mknod(&alice, FileKind::Fifo, "p").is_ok() && check_mknod(&alice, FileKind::Socket, "s").is_ok());
+        assert!(check_mknod(&alice, FileKind::CharDevice, "c").is_err_and(|e| e.kind == ErrorKind::EPERM));
+        assert!(check_mknod(&Who::root(), FileKind::BlockDevice, "b").is_ok());
     }
 
     fn user(uid: u32, gids: &[u32]) -> Who {

@@ -88,6 +88,10 @@ fn kind_code(kind: FileKind) -> u8 {
         FileKind::File => 1,
         FileKind::Dir => 2,
         FileKind::Symlink => 3,
+        FileKind::Fifo => 4,
+        FileKind::Socket => 5,
+        FileKind::CharDevice => 6,
+        FileKind::BlockDevice => 7,
     }
 }
 
@@ -96,11 +100,17 @@ fn kind_from_code(code: u8, what: &str) -> Result<FileKind, NsError> {
         1 => Ok(FileKind::File),
         2 => Ok(FileKind::Dir),
         3 => Ok(FileKind::Symlink),
+        4 => Ok(FileKind::Fifo),
+        5 => Ok(FileKind::Socket),
+        6 => Ok(FileKind::CharDevice),
+        7 => Ok(FileKind::BlockDevice),
         _ => Err(corrupt(what)),
     }
 }
 
-/// An inode as stored: its attributes, and a symlink's target.
+/// An inode as stored: its attributes, and a symlink's target. The value
+/// ends with what only some kinds have: a symlink's target, a device's
+/// `rdev` (8 bytes), nothing for the others.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InodeRecord {
     pub attr: Attr,
@@ -128,7 +138,10 @@ impl InodeRecord {
             .u16(a.replication)
             .u64(a.chunk_size_bytes)
             .u64(a.parent.0);
-        e.0.extend_from_slice(self.symlink_target.as_bytes());
+        match a.kind {
+            FileKind::CharDevice | FileKind::BlockDevice => e = e.u64(a.rdev),
+            _ => e.0.extend_from_slice(self.symlink_target.as_bytes()),
+        }
         e.0
     }
 
@@ -148,9 +161,20 @@ impl InodeRecord {
             replication: d.u16()?,
             chunk_size_bytes: d.u64()?,
             parent: InodeId(d.u64()?),
+            rdev: 0,
         };
-        let symlink_target = String::from_utf8(d.rest.to_vec()).map_err(|_| corrupt("inode"))?;
-        Ok(InodeRecord { attr, symlink_target })
+        let mut record = InodeRecord { attr, symlink_target: String::new() };
+        match record.attr.kind {
+            FileKind::Symlink => {
+                record.symlink_target = String::from_utf8(std::mem::take(&mut d.rest).to_vec()).map_err(|_| corrupt("inode"))?;
+            }
+            FileKind::CharDevice | FileKind::BlockDevice => record.attr.rdev = d.u64()?,
+            _ => {}
+        }
+        if !d.rest.is_empty() {
+            return Err(corrupt("inode"));
+        }
+        Ok(record)
     }
 }
 
@@ -213,6 +237,7 @@ pub struct Counters {
     pub files: u64,
     pub directories: u64,
     pub symlinks: u64,
+    pub specials: u64,
     pub bytes: u64,
     pub pending_delete: u64,
     /// The next inode id to hand out.
@@ -222,8 +247,10 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// The fields of the first format, then the count of special files
+    /// (stores made before there were any end without it).
     pub fn encode(&self) -> Vec<u8> {
-        Enc::new(56)
+        Enc::new(64)
             .u64(self.files)
             .u64(self.directories)
             .u64(self.symlinks)
@@ -231,12 +258,13 @@ impl Counters {
             .u64(self.pending_delete)
             .u64(self.next_inode)
             .u64(self.next_chunk)
+            .u64(self.specials)
             .0
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, NsError> {
         let mut d = Dec::new(bytes, "counters")?;
-        Ok(Counters {
+        let mut c = Counters {
             files: d.u64()?,
             directories: d.u64()?,
             symlinks: d.u64()?,
@@ -244,11 +272,26 @@ impl Counters {
             pending_delete: d.u64()?,
             next_inode: d.u64()?,
             next_chunk: d.u64()?,
-        })
+            specials: 0,
+        };
+        if !d.rest.is_empty() {
+            c.specials = d.u64()?;
+        }
+        if !d.rest.is_empty() {
+            return Err(corrupt("counters"));
+        }
+        Ok(c)
     }
 
     pub fn stats(&self) -> FsStats {
-        FsStats { files: self.files, directories: self.directories, symlinks: self.symlinks, bytes: self.bytes, pending_delete: self.pending_delete }
+        FsStats {
+            files: self.files,
+            directories: self.directories,
+            symlinks: self.symlinks,
+            specials: self.specials,
+            bytes: self.bytes,
+            pending_delete: self.pending_delete,
+        }
     }
 
     /// Counts an inode coming (`sign` = 1) or going (`sign` = -1).
@@ -257,6 +300,7 @@ impl Counters {
             FileKind::File => &mut self.files,
             FileKind::Dir => &mut self.directories,
             FileKind::Symlink => &mut self.symlinks,
+            FileKind::Fifo | FileKind::Socket | FileKind::CharDevice | FileKind::BlockDevice => &mut self.specials,
         };
         if sign > 0 {
             *slot += 1;
@@ -292,6 +336,7 @@ mod tests {
                 replication: 0,
                 chunk_size_bytes: 0,
                 parent: InodeId(1),
+                rdev: 0,
             },
             symlink_target: "/ünï/x".into(),
         }
@@ -308,8 +353,19 @@ mod tests {
         let members = vec![NodeId(uuid::Uuid::from_u128(1)), NodeId(uuid::Uuid::from_u128(u128::MAX))];
         let c = ChunkRecord { members, ..c };
         assert_eq!(ChunkRecord::decode(&c.encode()).unwrap(), c);
-        let n = Counters { files: 1, directories: 2, symlinks: 3, bytes: 4, pending_delete: 5, next_inode: 6, next_chunk: 7 };
+        let n = Counters { files: 1, directories: 2, symlinks: 3, specials: 8, bytes: 4, pending_delete: 5, next_inode: 6, next_chunk: 7 };
         assert_eq!(Counters::decode(&n.encode()).unwrap(), n);
+        let first_format = &n.encode()[..57];
+        assert_eq!(Counters::decode(first_format).unwrap(), Counters { specials: 0, ..n });
+        let mut device = sample();
+        device.attr.kind = FileKind::CharDevice;
+        device.attr.rdev = (1 << 8) | 3;
+        device.symlink_target.clear();
+        assert_eq!(InodeRecord::decode(InodeId(42), &device.encode()).unwrap(), device);
+        let mut fifo = device.clone();
+        fifo.attr.kind = FileKind::Fifo;
+        fifo.attr.rdev = 0;
+        assert_eq!(InodeRecord::decode(InodeId(42), &fifo.encode()).unwrap(), fifo);
     }
 
     #[test]

@@ -382,3 +382,125 @@ fn nothing_is_added_under_a_directory_being_deleted() {
     }
     panic!("the reaper did not free the subtree in 20 steps");
 }
+
+fn link(src: &str, dst: &str) -> Mutation {
+    Mutation::Link(LinkRequest { src: NodeRef { path: Some(src.into()), inode: None }, dst: at(dst) })
+}
+
+fn unlink(path: &str) -> Mutation {
+    Mutation::Unlink(RemoveRequest { at: at(path) })
+}
+
+#[tokio::test]
+async fn hard_links_share_one_inode_until_the_last_name_goes() {
+    let ns = open();
+    ns.mkdir("/a").await.unwrap();
+    ns.mkdir("/b").await.unwrap();
+    ns.create("/a/f").await.unwrap();
+    let f = ns.stat("/a/f").unwrap();
+    ns.run(Mutation::AddChunk { inode: f.inode, index: 0 }).await.unwrap();
+    let Outcome::Attr(linked) = ns.run(link("/a/f", "/b/g")).await.unwrap() else { panic!("no attributes") };
+    assert_eq!((linked.inode, linked.nlink), (f.inode, 2));
+    assert!(linked.ctime_ns >= f.ctime_ns);
+    assert_eq!(ns.stat("/b/g").unwrap().inode, f.inode);
+    assert_eq!(ns.store.counters().unwrap().files, 1, "one inode, two names");
+    ns.assert_consistent();
+    // Refusals change nothing.
+    assert_eq!(err_kind(ns.run(link("/a/f", "/b/g")).await), ErrorKind::EEXIST);
+    assert_eq!(err_kind(ns.run(link("/a", "/b/dir")).await), ErrorKind::EPERM);
+    assert_eq!(err_kind(ns.run(link("/a/missing", "/b/x")).await), ErrorKind::ENOENT);
+    assert_eq!(err_kind(ns.run(link("/a/f", "/nowhere/x")).await), ErrorKind::ENOENT);
+    assert_eq!(err_kind(ns.run(link("/a/f", "/a/f/x")).await), ErrorKind::ENOTDIR);
+    assert_eq!(ns.stat("/a/f").unwrap().nlink, 2);
+    // A rename onto another name of the same inode does nothing (POSIX).
+    ns.rename("/a/f", "/b/g").await.unwrap();
+    assert_eq!((ns.stat("/a/f").unwrap().nlink, ns.kind_of("/b/g")), (2, Some(FileKind::File)));
+    // Unlinking one name keeps the data; the last one frees the chunks.
+    ns.run(unlink("/a/f")).await.unwrap();
+    let g = ns.stat("/b/g").unwrap();
+    assert_eq!((g.inode, g.nlink), (f.inode, 1));
+    assert!(ns.store.chunk(f.inode, 0).unwrap().is_some(), "chunks stay while a name is left");
+    ns.assert_consistent();
+    ns.run(unlink("/b/g")).await.unwrap();
+    assert!(ns.store.chunk(f.inode, 0).unwrap().is_none());
+    assert_eq!(ns.store.counters().unwrap().files, 0);
+    ns.assert_consistent();
+}
+
+#[tokio::test]
+async fn replacing_or_deleting_one_link_leaves_the_others() {
+    let ns = open();
+    ns.mkdir("/d").await.unwrap();
+    ns.create("/d/f").await.unwrap();
+    ns.run(link("/d/f", "/outside")).await.unwrap();
+    ns.run(link("/d/f", "/d/again")).await.unwrap();
+    assert_eq!(ns.stat("/outside").unwrap().nlink, 3);
+    // Rename over a name drops that one link.
+    ns.create("/other").await.unwrap();
+    ns.rename("/other", "/d/again").await.unwrap();
+    assert_eq!(ns.stat("/outside").unwrap().nlink, 2);
+    ns.assert_consistent();
+    // A recursive delete takes the names inside; the one outside survives.
+    ns.run(Mutation::Delete(DeleteRequest { at: at("/d"), recursive: true })).await.unwrap();
+    for _ in 0..500 {
+        if ns.store.counters().unwrap().pending_delete == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let left = ns.stat("/outside").unwrap();
+    assert_eq!((left.nlink, ns.store.counters().unwrap().files), (1, 1));
+    ns.assert_consistent();
+}
+
+#[tokio::test]
+async fn links_follow_protected_hardlinks() {
+    let ns = open();
+    ns.run(Mutation::Mkdir(MkdirRequest { at: at("/pub"), owner: NewOwner { mode: Some(0o777), ..Default::default() }, parents: false })).await.unwrap();
+    ns.create("/pub/root-file").await.unwrap();
+    let alice = Who { uid: 100, gids: vec![100], superuser: false };
+    let as_alice = |m| ns.writer.submit_as(alice.clone(), m);
+    assert_eq!(as_alice(link("/pub/root-file", "/pub/mine")).await.unwrap_err().kind, ErrorKind::EPERM, "mode 644, not hers");
+    let open_up = SetattrRequest { node: NodeRef { path: Some("/pub/root-file".into()), inode: None }, mode: Some(0o666), ..Default::default() };
+    ns.run(Mutation::Setattr(open_up)).await.unwrap();
+    as_alice(link("/pub/root-file", "/pub/mine")).await.unwrap();
+    assert_eq!(as_alice(link("/pub/root-file", "/mine")).await.unwrap_err().kind, ErrorKind::EACCES, "no write on /");
+    ns.assert_consistent();
+}
+
+#[tokio::test]
+async fn fifos_sockets_and_devices_are_entries_with_a_type() {
+    let ns = open();
+    let mknod =
+        |path: &str, kind, rdev| Mutation::Mknod(MknodRequest { at: at(path), owner: NewOwner { mode: Some(0o640), ..Default::default() }, kind, rdev });
+    for (path, kind, rdev) in
+        [("/p", FileKind::Fifo, 0), ("/s", FileKind::Socket, 0), ("/c", FileKind::CharDevice, (1 << 8) | 3), ("/b", FileKind::BlockDevice, 7 << 8)]
+    {
+        ns.run(mknod(path, kind, rdev)).await.unwrap();
+        let a = ns.stat(path).unwrap();
+        assert_eq!((a.kind, a.mode, a.rdev, a.size, a.nlink), (kind, 0o640, rdev, 0, 1), "{path}");
+    }
+    assert_eq!(ns.store.counters().unwrap().specials, 4);
+    assert_eq!(err_kind(ns.run(mknod("/p", FileKind::Fifo, 0)).await), ErrorKind::EEXIST);
+    assert_eq!(err_kind(ns.run(mknod("/f", FileKind::File, 0)).await), ErrorKind::EINVAL);
+    assert_eq!(err_kind(ns.run(mknod("/q", FileKind::Fifo, 5)).await), ErrorKind::EINVAL, "a FIFO has no device number");
+    let alice = Who { uid: 100, gids: vec![100], superuser: false };
+    ns.run(Mutation::Setattr(SetattrRequest { node: NodeRef { path: Some("/".into()), inode: None }, mode: Some(0o777), ..Default::default() })).await.unwrap();
+    assert_eq!(ns.writer.submit_as(alice.clone(), mknod("/dev", FileKind::CharDevice, 1)).await.unwrap_err().kind, ErrorKind::EPERM);
+    ns.writer.submit_as(alice, mknod("/her-fifo", FileKind::Fifo, 0)).await.unwrap();
+    // No data: no size to set, no chunks, opened for create as EEXIST.
+    let truncate = SetattrRequest { node: NodeRef { path: Some("/p".into()), inode: None }, size: Some(0), ..Default::default() };
+    assert_eq!(err_kind(ns.run(Mutation::Setattr(truncate)).await), ErrorKind::EINVAL);
+    let p = ns.stat("/p").unwrap();
+    assert_eq!(err_kind(ns.run(Mutation::AddChunk { inode: p.inode, index: 0 }).await), ErrorKind::EINVAL);
+    let open_create = CreateRequest { at: at("/p"), exclusive: false, ..Default::default() };
+    assert_eq!(err_kind(ns.run(Mutation::Create(open_create)).await), ErrorKind::EEXIST);
+    // Links, renames and removal as for any entry.
+    ns.run(link("/p", "/p2")).await.unwrap();
+    ns.rename("/p2", "/p3").await.unwrap();
+    ns.run(unlink("/p")).await.unwrap();
+    assert_eq!(ns.stat("/p3").unwrap().nlink, 1);
+    ns.run(unlink("/p3")).await.unwrap();
+    ns.assert_consistent();
+    assert_eq!(ns.store.counters().unwrap().specials, 4);
+}

@@ -67,6 +67,20 @@ impl<'s> Txn<'s> {
         Ok(())
     }
 
+    /// Takes one name away from an inode: a directory goes, a file (or any
+    /// other kind) only with its last link; otherwise it has one link less
+    /// and its ctime changes, as on Linux.
+    pub fn drop_link(&mut self, record: &InodeRecord) -> Result<(), NsError> {
+        if record.is_dir() || record.attr.nlink <= 1 {
+            return self.remove_inode(record);
+        }
+        let mut left = record.clone();
+        left.attr.nlink -= 1;
+        left.attr.ctime_ns = self.now_ns;
+        self.put_inode(left);
+        Ok(())
+    }
+
     pub fn put_entry(&mut self, parent: InodeId, name: &str, child: &Attr) -> Result<(), NsError> {
         let value = EntryRecord { child: child.inode, kind: child.kind }.encode();
         self.batch.put_cf(self.store.cf(CF_ENTRIES)?, entry_key(parent, name), value);

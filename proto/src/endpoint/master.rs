@@ -11,8 +11,9 @@ use crate::wire::chunks::{
 };
 use crate::wire::dashboard::{BrowseQuery, EventsPage, EventsQuery, FileQuery, FileView, HistoryPage, Listing, LoginQuery, NodeRow, Overview, Work};
 use crate::wire::namespace::{
-    AppendRequest, AppendReservation, Attr, Changed, CheckReport, ClusterInfo, CreateRequest, DeleteRequest, Done, FsStats, FsckPage, FsckQuery, ListQuery,
-    ListResponse, LookupQuery, Made, MkdirRequest, ReadlinkResponse, RemoveRequest, RenameRequest, SetattrRequest, StatQuery, SymlinkRequest,
+    AppendRequest, AppendReservation, Attr, Changed, CheckReport, ClusterInfo, CreateRequest, DeleteRequest, Done, FsStats, FsckPage, FsckQuery, LinkRequest,
+    ListQuery, ListResponse, LookupQuery, Made, MkdirRequest, MknodRequest, ReadlinkResponse, RemoveRequest, RenameRequest, SetattrRequest, StatQuery,
+    SymlinkRequest,
 };
 use crate::wire::users::{AddUserRequest, CallerInfo, RotateRequest, UserInfo, UserName};
 
@@ -23,6 +24,10 @@ endpoints! {
     /// A file (or, not exclusive, the one already there).
     Create: POST "/v1/create", User, Path = (), Query = (), Request = CreateRequest, Response = Made;
     Symlink: POST "/v1/symlink", User, Path = (), Query = (), Request = SymlinkRequest, Response = Made;
+    /// A hard link: a new name for a file.
+    Link: POST "/v1/link", User, Path = (), Query = (), Request = LinkRequest, Response = Made;
+    /// A FIFO, socket or device node.
+    Mknod: POST "/v1/mknod", User, Path = (), Query = (), Request = MknodRequest, Response = Made;
     Rename: POST "/v1/rename", User, Path = (), Query = (), Request = RenameRequest, Response = Changed;
     /// A file or symlink.
     Unlink: POST "/v1/unlink", User, Path = (), Query = (), Request = RemoveRequest, Response = Changed;

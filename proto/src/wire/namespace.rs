@@ -15,6 +15,47 @@ pub enum FileKind {
     File,
     Dir,
     Symlink,
+    /// A named pipe: an entry only, the kernel of each client does its I/O.
+    Fifo,
+    /// A Unix socket's name, as `bind(2)` leaves it.
+    Socket,
+    /// A character device node (`rdev` names the device).
+    CharDevice,
+    /// A block device node (`rdev` names the device).
+    BlockDevice,
+}
+
+impl FileKind {
+    /// FIFOs, sockets and device nodes: entries with no data of their own.
+    pub fn is_special(self) -> bool {
+        matches!(self, FileKind::Fifo | FileKind::Socket | FileKind::CharDevice | FileKind::BlockDevice)
+    }
+
+    /// The letter `ls -l` shows for the type.
+    pub fn type_letter(self) -> char {
+        match self {
+            FileKind::File => '-',
+            FileKind::Dir => 'd',
+            FileKind::Symlink => 'l',
+            FileKind::Fifo => 'p',
+            FileKind::Socket => 's',
+            FileKind::CharDevice => 'c',
+            FileKind::BlockDevice => 'b',
+        }
+    }
+
+    /// What `stat(1)` calls the type.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FileKind::File => "regular file",
+            FileKind::Dir => "directory",
+            FileKind::Symlink => "symbolic link",
+            FileKind::Fifo => "fifo",
+            FileKind::Socket => "socket",
+            FileKind::CharDevice => "character special file",
+            FileKind::BlockDevice => "block special file",
+        }
+    }
 }
 
 /// Everything `stat` tells about an inode.
@@ -36,8 +77,17 @@ pub struct Attr {
     pub replication: u16,
     /// Size of this file's chunks in bytes (0 for directories).
     pub chunk_size_bytes: u64,
-    /// The directory holding this inode (the root is its own parent).
+    /// The directory holding this inode (the root is its own parent); for
+    /// a file with several links, the directory of the first.
     pub parent: InodeId,
+    /// The device a device node names (Linux's encoding, as `makedev`); 0
+    /// for other kinds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rdev: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Names a directory entry either by absolute `path` or by `parent` inode and
@@ -147,6 +197,28 @@ pub struct SymlinkRequest {
     pub uid: Option<u32>,
     #[serde(default)]
     pub gid: Option<u32>,
+}
+
+/// `POST /v1/link`: a new name `dst` for the file `src` (a hard link).
+/// Directories cannot be linked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRequest {
+    pub src: NodeRef,
+    pub dst: EntryRef,
+}
+
+/// `POST /v1/mknod`: a FIFO, socket or device node (files are made by
+/// create, directories by mkdir).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MknodRequest {
+    #[serde(flatten)]
+    pub at: EntryRef,
+    #[serde(flatten)]
+    pub owner: NewOwner,
+    pub kind: FileKind,
+    /// The device of a device node; must be 0 for FIFOs and sockets.
+    #[serde(default)]
+    pub rdev: u64,
 }
 
 /// `POST /v1/rename`: POSIX rename; with `noreplace`, an existing target is EEXIST.
@@ -304,6 +376,9 @@ pub struct FsStats {
     pub files: u64,
     pub directories: u64,
     pub symlinks: u64,
+    /// FIFOs, sockets and device nodes.
+    #[serde(default)]
+    pub specials: u64,
     /// Sum of the lengths of all files.
     pub bytes: u64,
     /// Inodes of removed subtrees not yet reclaimed by the background reaper.

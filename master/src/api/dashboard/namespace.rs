@@ -83,11 +83,7 @@ fn breadcrumbs(path: &str) -> String {
 }
 
 fn mode_text(a: &Attr) -> String {
-    let kind = match a.kind {
-        FileKind::Dir => 'd',
-        FileKind::Symlink => 'l',
-        FileKind::File => '-',
-    };
+    let kind = a.kind.type_letter();
     let bits: String = (0..9).rev().map(|i| if a.mode & (1 << i) != 0 { ['x', 'w', 'r'][i % 3] } else { '-' }).collect();
     format!("{kind}{bits}")
 }
@@ -97,6 +93,9 @@ fn kind_name(kind: FileKind) -> &'static str {
         FileKind::Dir => "dir",
         FileKind::File => "file",
         FileKind::Symlink => "symlink",
+        FileKind::Fifo => "fifo",
+        FileKind::Socket => "socket",
+        FileKind::CharDevice | FileKind::BlockDevice => "device",
     }
 }
 
