@@ -10,6 +10,8 @@
 #          (headless, for the dashboard's browser test)
 #          e2fsprogs (mkfs.ext4: the disk-error, power-cut and soak tests put
 #          chunkservers on ext4 filesystems of their own, on loop devices)
+#          python3 (system calls as another user in the mount's xattr test)
+#          and libcap2-bin (setcap: capabilities a write must drop)
 #   lint:  the rustfmt and clippy components of the Rust toolchain, added
 #          with rustup when they are missing
 set -euo pipefail
@@ -26,7 +28,7 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 
-PACKAGES=(libclang-dev librocksdb-dev pkg-config g++ curl fuse3 git sqlite3 rsync tar diffutils util-linux chromium e2fsprogs)
+PACKAGES=(libclang-dev librocksdb-dev pkg-config g++ curl fuse3 git sqlite3 rsync tar diffutils util-linux chromium e2fsprogs python3 libcap2-bin)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

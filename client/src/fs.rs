@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use dfs_proto::wire::namespace::*;
+use dfs_proto::wire::xattrs::{RemoveXattrRequest, SetXattrRequest, XattrBytes, XattrSetMode};
 use dfs_proto::ErrorKind;
 use futures::{stream, Stream};
 
@@ -179,6 +180,28 @@ impl Client {
         let owner = NewOwner { mode: Some(mode), uid: None, gid: None };
         let req = MknodRequest { at: EntryRef::path(path), owner, kind, rdev };
         self.master().mknod(&req).await.map(|m| m.attr)
+    }
+
+    /// The value of the extended attribute `name` of `path`.
+    pub async fn get_xattr(&self, path: &str, name: &str) -> Result<Vec<u8>, ClientError> {
+        self.master().get_xattr(&NodeRef { path: Some(path.into()), inode: None }, name).await
+    }
+
+    /// The names of the extended attributes of `path` the caller may see.
+    pub async fn list_xattrs(&self, path: &str) -> Result<Vec<String>, ClientError> {
+        self.master().list_xattrs(&NodeRef { path: Some(path.into()), inode: None }).await
+    }
+
+    /// Sets (or with `value` None removes) the extended attribute `name`.
+    pub async fn set_xattr(&self, path: &str, name: &str, value: Option<Vec<u8>>) -> Result<Attr, ClientError> {
+        let node = NodeRef { path: Some(path.into()), inode: None };
+        match value {
+            Some(v) => {
+                let req = SetXattrRequest { node, name: name.into(), value: XattrBytes(v), mode: XattrSetMode::Either };
+                self.master().set_xattr(&req).await
+            }
+            None => self.master().remove_xattr(&RemoveXattrRequest { node, name: name.into() }).await,
+        }
     }
 
     pub async fn readlink(&self, path: &str) -> Result<String, ClientError> {

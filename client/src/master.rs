@@ -15,6 +15,7 @@ use dfs_proto::wire::chunks::{
 };
 use dfs_proto::wire::namespace::*;
 use dfs_proto::wire::users::{AddUserRequest, CallerInfo, RotateRequest, UserInfo, UserName};
+use dfs_proto::wire::xattrs::{RemoveXattrRequest, SetXattrRequest, XattrQuery};
 use dfs_proto::{ErrorBody, ErrorKind, InodeId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -253,6 +254,26 @@ impl MasterClient {
 
     pub async fn list(&self, query: &ListQuery) -> Result<ListResponse, ClientError> {
         self.get::<ep::List>(query).await
+    }
+
+    /// One extended attribute's value (ENODATA when it has none of that name).
+    pub async fn get_xattr(&self, node: &NodeRef, name: &str) -> Result<Vec<u8>, ClientError> {
+        let q = XattrQuery { path: node.path.clone(), inode: node.inode, name: Some(name.to_string()) };
+        self.get::<ep::GetXattr>(&q).await.map(|v| v.value.0)
+    }
+
+    /// The names of the extended attributes the caller may see.
+    pub async fn list_xattrs(&self, node: &NodeRef) -> Result<Vec<String>, ClientError> {
+        let q = XattrQuery { path: node.path.clone(), inode: node.inode, name: None };
+        self.get::<ep::ListXattrs>(&q).await.map(|v| v.names)
+    }
+
+    pub async fn set_xattr(&self, req: &SetXattrRequest) -> Result<Attr, ClientError> {
+        self.post::<ep::SetXattr>(req).await
+    }
+
+    pub async fn remove_xattr(&self, req: &RemoveXattrRequest) -> Result<Attr, ClientError> {
+        self.post::<ep::RemoveXattr>(req).await
     }
 
     pub async fn readlink(&self, node: &NodeRef) -> Result<String, ClientError> {

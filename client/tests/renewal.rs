@@ -125,6 +125,7 @@ fn attr(size: u64) -> Attr {
         chunk_size_bytes: CHUNK,
         parent: InodeId(1),
         rdev: 0,
+        has_xattrs: false,
     }
 }
 

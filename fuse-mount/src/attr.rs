@@ -98,6 +98,7 @@ pub fn test_attr(kind: FileKind, mode: u32) -> Attr {
         chunk_size_bytes: 1 << 26,
         parent: dfs_proto::InodeId::ROOT,
         rdev: 0,
+        has_xattrs: false,
     }
 }
 

@@ -13,6 +13,7 @@ use dfs_client::auth::{acting_as, acting_as_async};
 use dfs_client::master::MasterClient;
 use dfs_client::{Client, ClientError};
 use dfs_proto::wire::namespace::*;
+use dfs_proto::wire::xattrs::{RemoveXattrRequest, SetXattrRequest, XattrBytes, XattrSetMode};
 use dfs_proto::InodeId;
 use fuser::*;
 
@@ -23,6 +24,7 @@ use crate::dirs::OpenDirs;
 use crate::files::OpenFiles;
 use crate::here;
 use crate::names::KnownDirs;
+use crate::xattrs::{name_list, reply_bytes, XattrHints};
 
 /// How long the kernel may trust what it was told.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +41,7 @@ pub struct Inner {
     dirs: OpenDirs,
     known: KnownDirs,
     dir_attrs: DirAttrs,
+    xattrs: XattrHints,
     /// Set once the session is up: how to tell the kernel to drop caches.
     pub notifier: OnceLock<Notifier>,
     /// Whom each request acts for.
@@ -89,6 +92,7 @@ impl DfsFs {
             dirs: OpenDirs::default(),
             known: KnownDirs::new(ttl.entry),
             dir_attrs: DirAttrs::new(ttl.attr),
+            xattrs: XattrHints::new(ttl.attr),
             notifier: OnceLock::new(),
             callers: Callers::default(),
             rt,
@@ -134,6 +138,7 @@ impl Inner {
     /// The attributes to give the kernel, with this mount's pending writes
     /// counted in the size; remembered for the next open's cache decision.
     fn to_kernel(&self, mut a: Attr) -> FileAttr {
+        self.xattrs.learn(&a, std::time::Instant::now());
         if a.kind == FileKind::File {
             a.size = self.files.visible_size(a.inode, a.size);
             self.files.cached.told(a.inode, (a.size, a.mtime_ns));
@@ -185,6 +190,21 @@ impl Inner {
         match r {
             Ok(a) => reply.entry_with_ttls(&self.ttl.attr, &self.ttl.entry, &self.to_kernel(a), Generation(0)),
             Err(e) => reply.error(fail(e)),
+        }
+    }
+
+    /// Replies to a set or remove of an extended attribute; what the
+    /// master answered is the inode's new state of having some.
+    fn xattr_changed(&self, ino: INodeNo, reply: ReplyEmpty, r: Result<Attr, ClientError>) {
+        match r {
+            Ok(a) => {
+                self.xattrs.learn(&a, std::time::Instant::now());
+                reply.ok()
+            }
+            Err(e) => {
+                self.xattrs.forget(InodeId(ino.0));
+                reply.error(fail(e))
+            }
         }
     }
 
@@ -336,7 +356,11 @@ impl Filesystem for DfsFs {
         let _ = config.set_max_write(crate::attr::BLOCK_SIZE);
         let _ = config.set_max_readahead(crate::attr::BLOCK_SIZE);
         let _ = config.set_max_background(64);
-        let wanted = InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO | InitFlags::FUSE_PARALLEL_DIROPS;
+        // HANDLE_KILLPRIV_V2: the master clears setuid/setgid and
+        // security.capability on writes, truncates and chowns, so the kernel
+        // need not ask for security.capability before every write(2) (it
+        // marks the inode S_NOSEC after the first).
+        let wanted = InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO | InitFlags::FUSE_PARALLEL_DIROPS | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
         let _ = config.add_capabilities(wanted & config.capabilities());
         Ok(())
     }
@@ -663,29 +687,54 @@ impl Filesystem for DfsFs {
         });
     }
 
-    // dfs keeps no extended attributes: none to list, none to get or set.
-    // ENOSYS, not ENOTSUP: the kernel then answers every later call itself
-    // with EOPNOTSUPP (the same errno to the caller). It asks for
-    // `security.capability` before each write(2), so ENOTSUP would cost
-    // every write a round trip to this process.
-    fn getxattr(&self, _fr: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
-        reply.error(Errno::ENOSYS);
-    }
-
-    fn listxattr(&self, _fr: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if size == 0 {
-            reply.size(0)
-        } else {
-            reply.data(&[])
+    fn getxattr(&self, fr: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let Some(name) = name.to_str().map(str::to_string) else { return reply.error(Errno::ENOTSUP) };
+        if self.inner.xattrs.surely_none(InodeId(ino.0), std::time::Instant::now()) {
+            return reply.error(Errno::ENODATA);
         }
+        self.master_call(
+            fr,
+            move |m| async move { m.get_xattr(&node(ino), &name).await },
+            move |_, r| match r {
+                Ok(value) => reply_bytes(reply, size, &value),
+                Err(e) => reply.error(fail(e)),
+            },
+        );
     }
 
-    fn setxattr(&self, _fr: &Request, _ino: INodeNo, _name: &OsStr, _value: &[u8], _flags: i32, _position: u32, reply: ReplyEmpty) {
-        reply.error(Errno::ENOSYS);
+    fn listxattr(&self, fr: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if self.inner.xattrs.surely_none(InodeId(ino.0), std::time::Instant::now()) {
+            return reply_bytes(reply, size, &[]);
+        }
+        self.master_call(
+            fr,
+            move |m| async move { m.list_xattrs(&node(ino)).await },
+            move |_, r| match r {
+                Ok(names) => reply_bytes(reply, size, &name_list(&names)),
+                Err(e) => reply.error(fail(e)),
+            },
+        );
     }
 
-    fn removexattr(&self, _fr: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::ENOSYS);
+    fn setxattr(&self, fr: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, position: u32, reply: ReplyEmpty) {
+        let Some(name) = name.to_str().map(str::to_string) else { return reply.error(Errno::ENOTSUP) };
+        let mode = match flags {
+            0 => XattrSetMode::Either,
+            libc::XATTR_CREATE => XattrSetMode::Create,
+            libc::XATTR_REPLACE => XattrSetMode::Replace,
+            _ => return reply.error(Errno::EINVAL),
+        };
+        if position != 0 {
+            return reply.error(Errno::EINVAL); // a resource fork offset: macOS only
+        }
+        let req = SetXattrRequest { node: node(ino), name, value: XattrBytes(value.to_vec()), mode };
+        self.master_call(fr, move |m| async move { m.set_xattr(&req).await }, move |s, r| s.xattr_changed(ino, reply, r));
+    }
+
+    fn removexattr(&self, fr: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name.to_str().map(str::to_string) else { return reply.error(Errno::ENOTSUP) };
+        let req = RemoveXattrRequest { node: node(ino), name };
+        self.master_call(fr, move |m| async move { m.remove_xattr(&req).await }, move |s, r| s.xattr_changed(ino, reply, r));
     }
 
     fn access(&self, fr: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {

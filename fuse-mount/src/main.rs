@@ -15,6 +15,7 @@ mod fs;
 mod here;
 mod mountinfo;
 mod names;
+mod xattrs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};

@@ -204,8 +204,8 @@ impl DaemonConfig for MasterConfig {
         if !(60_000..=7 * 86_400_000).contains(&self.session_ms) {
             return invalid(format!("session_ms ({}) must be from one minute to a week", self.session_ms));
         }
-        if self.max_request_body_bytes < 64 * 1024 {
-            return invalid("max_request_body_bytes must be at least 65536 to carry a long path and a name".into());
+        if self.max_request_body_bytes < 128 * 1024 {
+            return invalid("max_request_body_bytes must be at least 131072 to carry an extended attribute's 64 KiB value".into());
         }
         if let Err(e) = dfs_server_kit::http::serve::Limits::check(self.header_read_timeout_ms, self.body_idle_timeout_ms, self.max_connections) {
             return invalid(e);

@@ -26,6 +26,16 @@ pub enum ErrorKind {
     ENAMETOOLONG,
     /// An inode has as many hard links as it may have.
     EMLINK,
+    /// No such extended attribute.
+    ENODATA,
+    /// An extended attribute's value over 64 KiB.
+    E2BIG,
+    /// An extended attribute's name empty or over 255 bytes (or a buffer
+    /// too small for a value).
+    ERANGE,
+    /// Not supported here: an extended attribute namespace dfs does not
+    /// keep (`system.`, ACLs), or an unknown one.
+    ENOTSUP,
     /// The operation is not permitted on this object (e.g. removing the root).
     EPERM,
     /// A request body over the size limit.
@@ -60,6 +70,10 @@ impl ErrorKind {
             ErrorKind::EIO => 5,
             ErrorKind::EPERM => 1,
             ErrorKind::EMLINK => 31,
+            ErrorKind::ENODATA => 61,
+            ErrorKind::E2BIG => 7,
+            ErrorKind::ERANGE => 34,
+            ErrorKind::ENOTSUP => 95,
             ErrorKind::EEXIST => 17,
             ErrorKind::ENOTDIR => 20,
             ErrorKind::EISDIR => 21,
@@ -80,7 +94,7 @@ impl ErrorKind {
     /// The HTTP status the API answers with for this kind.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorKind::ENOENT => 404,
+            ErrorKind::ENOENT | ErrorKind::ENODATA => 404,
             ErrorKind::EEXIST | ErrorKind::ENOTEMPTY | ErrorKind::EMLINK => 409,
             ErrorKind::EPERM => 403,
             ErrorKind::EMSGSIZE => 413,
@@ -91,6 +105,7 @@ impl ErrorKind {
             ErrorKind::ENOSPC => 507,
             ErrorKind::EIO => 500,
             ErrorKind::ENOTDIR | ErrorKind::EISDIR | ErrorKind::EINVAL | ErrorKind::ENAMETOOLONG | ErrorKind::EFBIG => 400,
+            ErrorKind::E2BIG | ErrorKind::ERANGE | ErrorKind::ENOTSUP => 400,
         }
     }
 
@@ -106,6 +121,10 @@ impl ErrorKind {
             ErrorKind::ENAMETOOLONG => "File name too long",
             ErrorKind::EPERM => "Operation not permitted",
             ErrorKind::EMLINK => "Too many links",
+            ErrorKind::ENODATA => "No data available",
+            ErrorKind::E2BIG => "Argument list too long",
+            ErrorKind::ERANGE => "Numerical result out of range",
+            ErrorKind::ENOTSUP => "Operation not supported",
             ErrorKind::EMSGSIZE => "Message too long",
             ErrorKind::EFBIG => "File too large",
             ErrorKind::ENOSPC => "No space left on device",

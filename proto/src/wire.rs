@@ -4,6 +4,7 @@
 //! - `chunks`, `namespace`: the bodies, queries and headers of each API.
 //! - `dashboard`: the master dashboard's JSON and the queries of its pages.
 //! - `users`: user management and the caller's identity.
+//! - `xattrs`: extended attributes.
 //! - `request_id`: the id that follows one client operation through every
 //!   daemon's log (`x-dfs-request-id`).
 
@@ -12,3 +13,4 @@ pub mod dashboard;
 pub mod namespace;
 pub mod request_id;
 pub mod users;
+pub mod xattrs;

@@ -181,6 +181,7 @@ mod tests {
             chunk_size_bytes: 1,
             parent: InodeId(1),
             rdev: 0,
+            has_xattrs: false,
         }
     }
 

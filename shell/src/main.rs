@@ -17,6 +17,7 @@ mod namespace;
 mod transfer;
 mod users;
 mod walk;
+mod xattrs;
 
 use std::process::ExitCode;
 
@@ -53,6 +54,8 @@ enum Verb {
     Transfer(transfer::Verb),
     #[command(flatten)]
     Admin(admin::Verb),
+    #[command(flatten)]
+    Xattrs(xattrs::Verb),
 }
 
 /// Why one path of a verb failed.
@@ -185,6 +188,7 @@ fn main() -> ExitCode {
             Verb::Namespace(v) => namespace::run(&mut ctx, v).await,
             Verb::Transfer(v) => transfer::run(&mut ctx, v).await,
             Verb::Admin(v) => admin::run(&mut ctx, v).await,
+            Verb::Xattrs(v) => xattrs::run(&mut ctx, v).await,
         };
         match (ctx.failed, status) {
             (true, _) => ExitCode::from(1),

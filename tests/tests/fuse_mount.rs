@@ -312,18 +312,6 @@ fn system_calls_give_posix_results_and_errnos() {
         f.set_times(FileTimes::new().set_accessed(at).set_modified(mt)).unwrap();
         drop(f);
 
-        // No extended attributes are kept: getting, setting and removing one
-        // is not supported, the second time too (the kernel then answers
-        // itself), and a listing is empty.
-        for round in ["first", "second"] {
-            assert_eq!(xattr(&p("file"), XattrCall::Get), Err(libc::EOPNOTSUPP), "{round} getxattr");
-            assert_eq!(xattr(&p("file"), XattrCall::Set), Err(libc::EOPNOTSUPP), "{round} setxattr");
-            assert_eq!(xattr(&p("file"), XattrCall::Remove), Err(libc::EOPNOTSUPP), "{round} removexattr");
-            assert_eq!(xattr(&p("file"), XattrCall::List), Ok(0), "{round} listxattr");
-        }
-        fs::write(p("file"), "file data").unwrap();
-        assert_eq!(fs::read(p("file")).unwrap(), b"file data", "a write after the xattr calls");
-
         let st = statvfs(&mnt);
         assert!(st.f_blocks > 0 && st.f_bsize > 0, "statvfs: {} blocks of {} bytes", st.f_blocks, st.f_bsize);
         assert_eq!(st.f_namemax, 255, "statvfs namemax");
@@ -820,35 +808,6 @@ fn rename2(from: &Path, to: &Path, flags: u32) -> Result<(), i32> {
     let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), flags) };
     if r == 0 {
         Ok(())
-    } else {
-        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    }
-}
-
-enum XattrCall {
-    Get,
-    Set,
-    Remove,
-    List,
-}
-
-/// One extended-attribute call on `path` (`user.test`): its result or errno.
-fn xattr(path: &Path, call: XattrCall) -> Result<isize, i32> {
-    let (c, name) = (cstr(path), CString::new("user.test").unwrap());
-    let mut buf = [0u8; 64];
-    let value = b"v";
-    // SAFETY: NUL-terminated path and name, and buffers passed with their
-    // true lengths, all live for the call.
-    let r = unsafe {
-        match call {
-            XattrCall::Get => libc::getxattr(c.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()),
-            XattrCall::Set => libc::setxattr(c.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) as isize,
-            XattrCall::Remove => libc::removexattr(c.as_ptr(), name.as_ptr()) as isize,
-            XattrCall::List => libc::listxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()),
-        }
-    };
-    if r >= 0 {
-        Ok(r)
     } else {
         Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
     }

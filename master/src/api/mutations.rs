@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::{Extension, Json};
 use dfs_proto::wire::namespace::*;
+use dfs_proto::wire::xattrs::{RemoveXattrRequest, SetXattrRequest};
 use dfs_proto::ErrorKind;
 
 use crate::state::Master;
@@ -65,6 +66,16 @@ pub async fn setattr(State(s): State<Master>, Extension(c): Extension<Caller>, A
         s.chunks.file_changed(&attr);
     }
     Ok(attr)
+}
+
+/// `POST /v1/xattr` → the inode's [`Attr`] (its ctime changed).
+pub async fn set_xattr(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<SetXattrRequest>) -> Result<Json<Attr>, ApiError> {
+    submit_for_attr(&s, c, Mutation::SetXattr(r)).await
+}
+
+/// `POST /v1/xattr/remove` → the inode's [`Attr`].
+pub async fn remove_xattr(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<RemoveXattrRequest>) -> Result<Json<Attr>, ApiError> {
+    submit_for_attr(&s, c, Mutation::RemoveXattr(r)).await
 }
 
 /// `POST /v1/rename` → [`Changed`]

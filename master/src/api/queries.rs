@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::{Extension, Json};
 use dfs_proto::wire::namespace::*;
+use dfs_proto::wire::xattrs::{XattrBytes, XattrNames, XattrQuery, XattrValue};
 use dfs_proto::InodeId;
 
 use super::store_call::blocking;
@@ -34,6 +35,17 @@ pub async fn list(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQ
 /// `GET /v1/readlink?path=/a/link` → [`ReadlinkResponse`]
 pub async fn readlink(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<StatQuery>) -> Result<Json<ReadlinkResponse>, ApiError> {
     blocking(move || s.store.readlink(&q, &c.who).map(|target| Json(ReadlinkResponse { target }))).await
+}
+
+/// `GET /v1/xattr?path=/a&name=user.x` (or `inode=N`) → [`XattrValue`]
+pub async fn get_xattr(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<XattrQuery>) -> Result<Json<XattrValue>, ApiError> {
+    let Some(name) = q.name.clone() else { return Err(ApiError::new(dfs_proto::ErrorKind::EINVAL, "give the attribute's \"name\"")) };
+    blocking(move || s.store.get_xattr(&q.node(), &name, &c.who).map(|v| Json(XattrValue { value: XattrBytes(v) }))).await
+}
+
+/// `GET /v1/xattrs?path=/a` (or `inode=N`) → [`XattrNames`]
+pub async fn list_xattrs(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<XattrQuery>) -> Result<Json<XattrNames>, ApiError> {
+    blocking(move || s.store.list_xattrs(&q.node(), &c.who).map(|names| Json(XattrNames { names }))).await
 }
 
 /// `GET /v1/fs` → [`FsStats`]

@@ -239,6 +239,7 @@ impl Store {
                 chunk_size_bytes: 0,
                 parent: InodeId::ROOT,
                 rdev: 0,
+                has_xattrs: false,
             },
             symlink_target: String::new(),
         };
@@ -368,7 +369,9 @@ pub fn damaged_in_the_middle(dir: &Path, l: &Loss) -> String {
 /// The metadata log's epoch and what lies past its readable records, read
 /// without changing anything (RocksDB opened read-only).
 pub fn inspect_log(dir: &Path) -> Result<(u64, usize, Damage), NsError> {
-    let db = DB::open_cf_for_read_only(&Options::default(), dir, ALL_CFS, false)?;
+    // Only the families there are: a store an older build made lacks the newer ones.
+    let present = DB::list_cf(&Options::default(), dir)?;
+    let db = DB::open_cf_for_read_only(&Options::default(), dir, present, false)?;
     let epoch = log_epoch(&db)?;
     let scan = metalog::inspect(dir, epoch).map_err(|e| io_error("read the metadata log", e))?;
     Ok((epoch, scan.len(), scan.damage))

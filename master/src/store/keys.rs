@@ -21,7 +21,10 @@ pub const CF_META: &str = "meta";
 /// `u/NAME` → a user's record, `g/NAME` → a group's gid (`users.rs`).
 pub const CF_USERS: &str = "users";
 
-pub const ALL_CFS: [&str; 7] = [CF_INODES, CF_ENTRIES, CF_CHUNKS, CF_PENDING_DELETE, CF_DELETED_CHUNKS, CF_META, CF_USERS];
+/// inode (8) ++ attribute name → value: extended attributes (`xattrs.rs`).
+pub const CF_XATTRS: &str = "xattrs";
+
+pub const ALL_CFS: [&str; 8] = [CF_INODES, CF_ENTRIES, CF_CHUNKS, CF_PENDING_DELETE, CF_DELETED_CHUNKS, CF_META, CF_USERS, CF_XATTRS];
 
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
@@ -45,6 +48,10 @@ pub fn entry_key(parent: InodeId, name: &str) -> Vec<u8> {
 /// The prefix every entry of directory `parent` starts with.
 pub fn entry_prefix(parent: InodeId) -> [u8; 8] {
     parent.0.to_be_bytes()
+}
+
+pub fn xattr_key(inode: InodeId, name: &str) -> Vec<u8> {
+    entry_key(inode, name)
 }
 
 pub fn chunk_key(inode: InodeId, index: u64) -> [u8; 16] {

@@ -15,6 +15,7 @@
 //! - [`check`]: a full consistency scan.
 //! - [`users`]: users and groups.
 //! - [`perms`]: the POSIX permission rules, as pure functions.
+//! - [`xattrs`]: extended attributes.
 
 pub mod check;
 pub mod db;
@@ -28,6 +29,7 @@ pub mod records;
 pub mod txn;
 pub mod users;
 pub mod writer;
+pub mod xattrs;
 
 pub use db::Store;
 pub use error::NsError;

@@ -11,7 +11,9 @@ use super::perms::{self, Who, EXEC, READ, WRITE};
 use super::records::{ChunkRecord, InodeRecord};
 use super::txn::Txn;
 use super::users::{self, UserRecord};
+use super::xattrs;
 use dfs_proto::wire::users::AddUserRequest;
+use dfs_proto::wire::xattrs::{RemoveXattrRequest, SetXattrRequest};
 
 /// Most replicas a file may ask for.
 pub const MAX_REPLICATION: u16 = 16;
@@ -32,6 +34,8 @@ pub enum Mutation {
     Rmdir(RemoveRequest),
     Delete(DeleteRequest),
     Setattr(SetattrRequest),
+    SetXattr(SetXattrRequest),
+    RemoveXattr(RemoveXattrRequest),
     /// The chunk at (inode, index), allocated if missing.
     AddChunk {
         inode: InodeId,
@@ -109,6 +113,8 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults, who: &Who) -> Result<Outco
         Mutation::Rmdir(r) => rmdir(t, &r.at, who).map(|_| Outcome::Done),
         Mutation::Delete(r) => delete(t, r, who).map(|_| Outcome::Done),
         Mutation::Setattr(r) => setattr(t, r, who).map(Outcome::Attr),
+        Mutation::SetXattr(r) => xattrs::set_xattr(t, r, who).map(Outcome::Attr),
+        Mutation::RemoveXattr(r) => xattrs::remove_xattr(t, r, who).map(Outcome::Attr),
         Mutation::AddChunk { inode, index } => add_chunk(t, *inode, *index).map(Outcome::Chunk),
         Mutation::SetChunkVersion { inode, index, version, members } => set_chunk_version(t, *inode, *index, *version, members).map(Outcome::Chunk),
         Mutation::AddChunkMember { inode, index, version, node } => add_chunk_member(t, *inode, *index, *version, *node).map(|_| Outcome::Done),
@@ -172,6 +178,7 @@ fn new_record(t: &Txn, kind: FileKind, owner: &NewOwner, default_mode: u32, pare
         chunk_size_bytes: 0,
         parent: parent.inode,
         rdev: 0,
+        has_xattrs: false,
     };
     Ok(InodeRecord { attr, symlink_target: String::new() })
 }
@@ -554,6 +561,7 @@ fn setattr(t: &mut Txn, r: &SetattrRequest, who: &Who) -> Result<Attr, NsError> 
     if let Some(mode) = r.mode {
         a.mode = perms::chmod(who, a, check_mode(mode)?, &name)?;
     }
+    let owner_changes = r.uid.is_some_and(|u| u != a.uid) || r.gid.is_some_and(|g| g != a.gid);
     if r.uid.is_some() || r.gid.is_some() {
         a.mode = perms::chown(who, a, r.uid, r.gid, &name)?;
         a.uid = r.uid.unwrap_or(a.uid);
@@ -577,6 +585,7 @@ fn setattr(t: &mut Txn, r: &SetattrRequest, who: &Who) -> Result<Attr, NsError> 
         if size > FILE_SIZE_MAX_BYTES {
             return fail(ErrorKind::EINVAL, format!("size {size} is past the largest file size"));
         }
+        a.mode = perms::mode_after_write(who, a);
         if size != a.size {
             t.counters.bytes = t.counters.bytes.saturating_sub(a.size).saturating_add(size);
             if size < a.size {
@@ -604,6 +613,9 @@ fn setattr(t: &mut Txn, r: &SetattrRequest, who: &Who) -> Result<Attr, NsError> 
         a.mtime_ns = if r.times_now { now } else { mtime };
     }
     a.ctime_ns = t.now_ns;
+    if r.size.is_some() || owner_changes {
+        xattrs::drop_capability(t, a)?;
+    }
     let attr = a.clone();
     t.put_inode(record);
     Ok(attr)
@@ -748,6 +760,9 @@ fn commit_length(t: &mut Txn, inode: InodeId, length: u64, chunks: &[WrittenRang
             t.put_chunk(inode, w.index, &record)?;
         }
     }
+    let mut file = file;
+    xattrs::drop_capability(t, &mut file.attr)?;
+    file.attr.mode = perms::mode_after_write(who, &file.attr);
     Ok(written_up_to(t, file, length))
 }
 

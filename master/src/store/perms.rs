@@ -134,6 +134,70 @@ pub fn check_mknod(who: &Who, kind: FileKind, name: &str) -> Result<(), NsError>
     Ok(())
 }
 
+/// The extended attribute namespaces dfs keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XattrSpace {
+    /// `user.`: for anyone with read (get) or write (set) on the file.
+    User,
+    /// `trusted.`: the superuser's only; others neither see nor set them.
+    Trusted,
+    /// `security.`: anyone reads, only the superuser sets (as Linux
+    /// without a security module, where CAP_SYS_ADMIN is needed).
+    Security,
+}
+
+/// May `who` read (`write` false) or set/remove an attribute of `space`
+/// on `a`? Linux's `xattr_permission`: `user.` only on files and
+/// directories (a sticky directory's by its owner), `trusted.` hidden from
+/// others (ENODATA on get, EPERM on set).
+pub fn check_xattr(who: &Who, a: &Attr, space: XattrSpace, write: bool, name: &str) -> Result<(), NsError> {
+    let denied = |kind, why: &str| fail(kind, format!("{name}: {why}"));
+    match space {
+        XattrSpace::Trusted if !who.superuser => {
+            if write {
+                denied(ErrorKind::EPERM, "only the superuser may set trusted.* attributes")
+            } else {
+                denied(ErrorKind::ENODATA, "no such attribute")
+            }
+        }
+        XattrSpace::Trusted => Ok(()),
+        XattrSpace::Security if write && !who.superuser => denied(ErrorKind::EPERM, "only the superuser may set security.* attributes"),
+        XattrSpace::Security => Ok(()),
+        XattrSpace::User => {
+            if !matches!(a.kind, FileKind::File | FileKind::Dir) {
+                return if write {
+                    denied(ErrorKind::EPERM, "user.* attributes are for files and directories")
+                } else {
+                    denied(ErrorKind::ENODATA, "no such attribute")
+                };
+            }
+            if write && a.kind == FileKind::Dir && a.mode & STICKY != 0 && !who.owns(a) {
+                return denied(ErrorKind::EPERM, "only the owner may set attributes of a sticky directory");
+            }
+            check(who, a, if write { WRITE } else { READ }, name)
+        }
+    }
+}
+
+/// Whether `who` sees attributes of `space` in a listing.
+pub fn lists_xattr(who: &Who, space: XattrSpace) -> bool {
+    space != XattrSpace::Trusted || who.superuser
+}
+
+/// The mode after a write or truncate by `who` (Linux's
+/// `file_remove_privs`): a caller without the superuser's privilege
+/// clears setuid, and setgid when the group may execute.
+pub fn mode_after_write(who: &Who, a: &Attr) -> u32 {
+    if who.superuser || a.kind != FileKind::File {
+        return a.mode;
+    }
+    let mut mode = a.mode & !SET_UID;
+    if mode & 0o010 != 0 {
+        mode &= !SET_GID;
+    }
+    mode
+}
+
 /// Owner, group and mode of a new inode made by `who` in `parent`, from
 /// what the request asked: only the superuser gives it to someone else; a
 /// group only a member (or the superuser) may choose; a setgid directory
@@ -235,7 +299,36 @@ mod tests {
             chunk_size_bytes: 1 << 26,
             parent: InodeId(1),
             rdev: 0,
+            has_xattrs: false,
         }
+    }
+
+    #[test]
+    fn xattr_namespaces_follow_linux() {
+        let (alice, bob) = (user(100, &[100]), user(200, &[200]));
+        let f = attr(FileKind::File, 0o644, 100, 100);
+        let kind = |r: Result<(), NsError>| r.err().map(|e| e.kind);
+        assert_eq!(kind(check_xattr(&alice, &f, XattrSpace::User, true, "user.a")), None);
+        assert_eq!(kind(check_xattr(&bob, &f, XattrSpace::User, false, "user.a")), None, "read permission reads");
+        assert_eq!(kind(check_xattr(&bob, &f, XattrSpace::User, true, "user.a")), Some(ErrorKind::EACCES));
+        assert_eq!(kind(check_xattr(&alice, &f, XattrSpace::Trusted, false, "trusted.a")), Some(ErrorKind::ENODATA));
+        assert_eq!(kind(check_xattr(&alice, &f, XattrSpace::Trusted, true, "trusted.a")), Some(ErrorKind::EPERM));
+        assert_eq!(kind(check_xattr(&Who::root(), &f, XattrSpace::Trusted, true, "trusted.a")), None);
+        assert_eq!(kind(check_xattr(&bob, &f, XattrSpace::Security, false, "security.a")), None);
+        assert_eq!(kind(check_xattr(&alice, &f, XattrSpace::Security, true, "security.a")), Some(ErrorKind::EPERM));
+        let fifo = attr(FileKind::Fifo, 0o666, 100, 100);
+        assert_eq!(kind(check_xattr(&alice, &fifo, XattrSpace::User, true, "user.a")), Some(ErrorKind::EPERM));
+        let sticky = attr(FileKind::Dir, 0o1777, 0, 0);
+        assert_eq!(kind(check_xattr(&alice, &sticky, XattrSpace::User, true, "user.a")), Some(ErrorKind::EPERM));
+        assert!(!lists_xattr(&alice, XattrSpace::Trusted) && lists_xattr(&Who::root(), XattrSpace::Trusted));
+    }
+
+    #[test]
+    fn writes_by_others_than_the_superuser_clear_setuid_and_group_executable_setgid() {
+        let alice = user(100, &[100]);
+        assert_eq!(mode_after_write(&alice, &attr(FileKind::File, 0o6755, 100, 100)), 0o755);
+        assert_eq!(mode_after_write(&alice, &attr(FileKind::File, 0o2645, 100, 100)), 0o2645, "setgid without group execute is a lock mark");
+        assert_eq!(mode_after_write(&Who::root(), &attr(FileKind::File, 0o6755, 100, 100)), 0o6755);
     }
 
     #[test]

@@ -108,6 +108,10 @@ fn kind_from_code(code: u8, what: &str) -> Result<FileKind, NsError> {
     }
 }
 
+/// The kind byte's flag for an inode with extended attributes (older
+/// records never set it).
+const HAS_XATTRS: u8 = 0x80;
+
 /// An inode as stored: its attributes, and a symlink's target. The value
 /// ends with what only some kinds have: a symlink's target, a device's
 /// `rdev` (8 bytes), nothing for the others.
@@ -126,7 +130,7 @@ impl InodeRecord {
     pub fn encode(&self) -> Vec<u8> {
         let a = &self.attr;
         let mut e = Enc::new(80 + self.symlink_target.len())
-            .u8(kind_code(a.kind))
+            .u8(kind_code(a.kind) | if a.has_xattrs { HAS_XATTRS } else { 0 })
             .u32(a.mode)
             .u32(a.uid)
             .u32(a.gid)
@@ -147,9 +151,10 @@ impl InodeRecord {
 
     pub fn decode(id: InodeId, bytes: &[u8]) -> Result<Self, NsError> {
         let mut d = Dec::new(bytes, "inode")?;
+        let kind_byte = d.u8()?;
         let attr = Attr {
             inode: id,
-            kind: kind_from_code(d.u8()?, "inode")?,
+            kind: kind_from_code(kind_byte & !HAS_XATTRS, "inode")?,
             mode: d.u32()?,
             uid: d.u32()?,
             gid: d.u32()?,
@@ -162,6 +167,7 @@ impl InodeRecord {
             chunk_size_bytes: d.u64()?,
             parent: InodeId(d.u64()?),
             rdev: 0,
+            has_xattrs: kind_byte & HAS_XATTRS != 0,
         };
         let mut record = InodeRecord { attr, symlink_target: String::new() };
         match record.attr.kind {
@@ -337,6 +343,7 @@ mod tests {
                 chunk_size_bytes: 0,
                 parent: InodeId(1),
                 rdev: 0,
+                has_xattrs: false,
             },
             symlink_target: "/ünï/x".into(),
         }
@@ -365,6 +372,8 @@ mod tests {
         let mut fifo = device.clone();
         fifo.attr.kind = FileKind::Fifo;
         fifo.attr.rdev = 0;
+        assert_eq!(InodeRecord::decode(InodeId(42), &fifo.encode()).unwrap(), fifo);
+        fifo.attr.has_xattrs = true;
         assert_eq!(InodeRecord::decode(InodeId(42), &fifo.encode()).unwrap(), fifo);
     }
 

@@ -504,3 +504,78 @@ async fn fifos_sockets_and_devices_are_entries_with_a_type() {
     ns.assert_consistent();
     assert_eq!(ns.store.counters().unwrap().specials, 4);
 }
+
+fn set_xattr(path: &str, name: &str, value: &[u8], mode: dfs_proto::wire::xattrs::XattrSetMode) -> Mutation {
+    let node = NodeRef { path: Some(path.into()), inode: None };
+    Mutation::SetXattr(dfs_proto::wire::xattrs::SetXattrRequest { node, name: name.into(), value: dfs_proto::wire::xattrs::XattrBytes(value.to_vec()), mode })
+}
+
+#[tokio::test]
+async fn extended_attributes_follow_linux_rules_and_limits() {
+    use dfs_proto::wire::xattrs::{RemoveXattrRequest, XattrSetMode::*, XATTR_SIZE_MAX};
+    let ns = open();
+    ns.create("/f").await.unwrap();
+    let node = NodeRef { path: Some("/f".into()), inode: None };
+    let root = Who::root();
+    assert!(!ns.stat("/f").unwrap().has_xattrs);
+    assert_eq!(ns.store.get_xattr(&node, "user.a", &root).unwrap_err().kind, ErrorKind::ENODATA);
+    let before = ns.stat("/f").unwrap();
+    ns.run(set_xattr("/f", "user.a", b"one", Either)).await.unwrap();
+    let after = ns.stat("/f").unwrap();
+    assert!(after.has_xattrs && after.ctime_ns >= before.ctime_ns);
+    assert_eq!(ns.store.get_xattr(&node, "user.a", &root).unwrap(), b"one");
+    assert_eq!(err_kind(ns.run(set_xattr("/f", "user.a", b"two", Create)).await), ErrorKind::EEXIST);
+    assert_eq!(err_kind(ns.run(set_xattr("/f", "user.b", b"two", Replace)).await), ErrorKind::ENODATA);
+    ns.run(set_xattr("/f", "user.a", b"", Replace)).await.unwrap();
+    assert_eq!(ns.store.get_xattr(&node, "user.a", &root).unwrap(), b"", "an empty value is a value");
+    ns.run(set_xattr("/f", "trusted.t", &vec![9; XATTR_SIZE_MAX], Create)).await.unwrap();
+    ns.run(set_xattr("/f", "security.capability", b"caps", Create)).await.unwrap();
+    assert_eq!(err_kind(ns.run(set_xattr("/f", "system.posix_acl_access", b"x", Either)).await), ErrorKind::ENOTSUP);
+    assert_eq!(err_kind(ns.run(set_xattr("/f", "", b"x", Either)).await), ErrorKind::ERANGE);
+    assert_eq!(ns.store.list_xattrs(&node, &root).unwrap(), ["security.capability", "trusted.t", "user.a"]);
+    let alice = Who { uid: 100, gids: vec![100], superuser: false };
+    assert_eq!(ns.store.list_xattrs(&node, &alice).unwrap(), ["security.capability", "user.a"], "trusted.* hidden");
+    assert_eq!(ns.store.get_xattr(&node, "trusted.t", &alice).unwrap_err().kind, ErrorKind::ENODATA);
+    assert_eq!(ns.writer.submit_as(alice.clone(), set_xattr("/f", "user.x", b"x", Either)).await.unwrap_err().kind, ErrorKind::EACCES);
+
+    // A write drops security.capability, and nothing else.
+    let f = ns.stat("/f").unwrap();
+    ns.run(Mutation::CommitLength { inode: f.inode, length: 10, chunks: Vec::new() }).await.unwrap();
+    assert_eq!(ns.store.list_xattrs(&node, &root).unwrap(), ["trusted.t", "user.a"]);
+    let remove = |name: &str| Mutation::RemoveXattr(RemoveXattrRequest { node: node.clone(), name: name.into() });
+    ns.run(remove("user.a")).await.unwrap();
+    assert_eq!(err_kind(ns.run(remove("user.a")).await), ErrorKind::ENODATA);
+    assert!(ns.stat("/f").unwrap().has_xattrs);
+    ns.run(remove("trusted.t")).await.unwrap();
+    assert!(!ns.stat("/f").unwrap().has_xattrs, "the flag goes with the last attribute");
+
+    // Room: 64 KiB of names per inode; the inode's attributes go with it.
+    let mut i = 0;
+    let full = loop {
+        match ns.run(set_xattr("/f", &format!("user.{i:0>240}"), b"v", Create)).await {
+            Ok(_) => i += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!((full.kind, i), (ErrorKind::ENOSPC, 65536 / 246));
+    ns.run(Mutation::Unlink(RemoveRequest { at: at("/f") })).await.unwrap();
+    assert!(ns.store.xattrs_of(f.inode).unwrap().is_empty(), "attributes outlived their inode");
+    ns.assert_consistent();
+}
+
+#[tokio::test]
+async fn writes_and_truncates_by_others_clear_setuid() {
+    let ns = open();
+    ns.create("/f").await.unwrap();
+    let node = NodeRef { path: Some("/f".into()), inode: None };
+    ns.run(Mutation::Setattr(SetattrRequest { node: node.clone(), mode: Some(0o6777), ..Default::default() })).await.unwrap();
+    let f = ns.stat("/f").unwrap();
+    ns.run(Mutation::CommitLength { inode: f.inode, length: 1, chunks: Vec::new() }).await.unwrap();
+    assert_eq!(ns.stat("/f").unwrap().mode, 0o6777, "the superuser keeps the bits");
+    let bob = Who { uid: 200, gids: vec![200], superuser: false };
+    ns.writer.submit_as(bob.clone(), Mutation::CommitLength { inode: f.inode, length: 2, chunks: Vec::new() }).await.unwrap();
+    assert_eq!(ns.stat("/f").unwrap().mode, 0o777);
+    ns.run(Mutation::Setattr(SetattrRequest { node: node.clone(), mode: Some(0o4777), ..Default::default() })).await.unwrap();
+    ns.writer.submit_as(bob, Mutation::Setattr(SetattrRequest { node, size: Some(0), ..Default::default() })).await.unwrap();
+    assert_eq!(ns.stat("/f").unwrap().mode, 0o777, "truncate by another user");
+}

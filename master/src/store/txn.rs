@@ -59,10 +59,12 @@ impl<'s> Txn<'s> {
         attr
     }
 
-    /// Removes an inode (and a file's chunk records) and uncounts it.
+    /// Removes an inode (and a file's chunk records, and its extended
+    /// attributes) and uncounts it.
     pub fn remove_inode(&mut self, record: &InodeRecord) -> Result<(), NsError> {
         self.counters.count(&record.attr, -1);
         self.drop_chunks(record.attr.inode, 0)?;
+        super::xattrs::drop_all(self, &record.attr)?;
         self.inodes.insert(record.attr.inode, None);
         Ok(())
     }
@@ -150,6 +152,16 @@ impl<'s> Txn<'s> {
 
     pub fn delete_user_value(&mut self, key: &[u8]) -> Result<(), NsError> {
         self.batch.delete_cf(self.store.cf(CF_USERS)?, key);
+        Ok(())
+    }
+
+    pub fn put_xattr(&mut self, inode: InodeId, name: &str, value: &[u8]) -> Result<(), NsError> {
+        self.batch.put_cf(self.store.cf(CF_XATTRS)?, xattr_key(inode, name), value);
+        Ok(())
+    }
+
+    pub fn delete_xattr(&mut self, inode: InodeId, name: &str) -> Result<(), NsError> {
+        self.batch.delete_cf(self.store.cf(CF_XATTRS)?, xattr_key(inode, name));
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use crate::wire::namespace::{
     SymlinkRequest,
 };
 use crate::wire::users::{AddUserRequest, CallerInfo, RotateRequest, UserInfo, UserName};
+use crate::wire::xattrs::{RemoveXattrRequest, SetXattrRequest, XattrNames, XattrQuery, XattrValue};
 
 endpoints! {
     // The namespace.
@@ -45,6 +46,13 @@ endpoints! {
     /// One page of a directory.
     List: GET "/v1/list", User, Path = (), Query = ListQuery, Request = (), Response = ListResponse;
     Readlink: GET "/v1/readlink", User, Path = (), Query = StatQuery, Request = (), Response = ReadlinkResponse;
+    /// One extended attribute's value.
+    GetXattr: GET "/v1/xattr", User, Path = (), Query = XattrQuery, Request = (), Response = XattrValue;
+    /// The names of an inode's extended attributes the caller may see.
+    ListXattrs: GET "/v1/xattrs", User, Path = (), Query = XattrQuery, Request = (), Response = XattrNames;
+    /// Sets an extended attribute: the inode's new attributes.
+    SetXattr: POST "/v1/xattr", User, Path = (), Query = (), Request = SetXattrRequest, Response = Attr;
+    RemoveXattr: POST "/v1/xattr/remove", User, Path = (), Query = (), Request = RemoveXattrRequest, Response = Attr;
     /// The file system's counters.
     Fs: GET "/v1/fs", User, Path = (), Query = (), Request = (), Response = FsStats;
 

@@ -84,6 +84,10 @@ pub struct Attr {
     /// for other kinds.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rdev: u64,
+    /// Whether the inode has extended attributes: a client may answer
+    /// "none" without asking (the kernel asks before writes and `ls -l`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub has_xattrs: bool,
 }
 
 fn is_zero(v: &u64) -> bool {
