@@ -14,13 +14,16 @@
 #               seed replays with DFS_SIM_SEED=N); see tests/src/sim/mod.rs
 #   make sim-scale  the chunk engine alone at 1,000 chunkservers and 10M chunks
 #               (a few minutes, ~3 GiB); see docs/BENCHMARKS.md
+#   make posix-diff  the mount against a local disk on a long random sequence
+#               of operations (DIFF_OPS=N, default 50000; DFS_TEST_SEED=N
+#               replays one); see tests/tests/mount_differential.rs
 SHELL := /bin/bash
 CARGO ?= cargo
 # Link Debian's RocksDB instead of compiling it (see docs/ARCHITECTURE.md).
 export ROCKSDB_LIB_DIR ?= /usr/lib/$(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test lint deps build bench soak fuzz sim sim-scale
+.PHONY: run test lint deps build bench soak fuzz sim sim-scale posix-diff
 
 deps:
 	@bash deploy/install-deps.sh
@@ -60,6 +63,9 @@ sim: deps
 
 sim-scale: deps
 	$(CARGO) test -p dfs-tests --test sim scale -- --ignored --nocapture
+
+posix-diff: build
+	DFS_DIFF_OPS=$${DIFF_OPS:-50000} $(CARGO) test -p dfs-tests --test mount_differential -- --nocapture
 
 bench: build
 	$(TARGET_DIR)/debug/dfs-meta-bench --runs 3

@@ -58,6 +58,7 @@ impl Client {
             chunk_size_bytes: o.chunk_size_bytes,
             exclusive: true,
             overwrite: o.overwrite,
+            open_session: None,
         };
         request_id::operation(async {
             let attr = self.master().create(&req).await?.attr;

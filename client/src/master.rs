@@ -256,6 +256,16 @@ impl MasterClient {
         self.get::<ep::List>(query).await
     }
 
+    /// The file's fresh attributes; `session` holds it open from now on.
+    pub async fn open(&self, inode: InodeId, session: &str) -> Result<Attr, ClientError> {
+        self.post::<ep::Open>(&OpenRequest { inode, session: session.to_string() }).await
+    }
+
+    /// Every file `session` holds open now (its keepalive).
+    pub async fn open_files(&self, session: &str, inodes: Vec<InodeId>) -> Result<(), ClientError> {
+        self.post::<ep::OpenFiles>(&OpenFilesRequest { session: session.to_string(), inodes }).await.map(|_| ())
+    }
+
     /// One extended attribute's value (ENODATA when it has none of that name).
     pub async fn get_xattr(&self, node: &NodeRef, name: &str) -> Result<Vec<u8>, ClientError> {
         let q = XattrQuery { path: node.path.clone(), inode: node.inode, name: Some(name.to_string()) };

@@ -32,7 +32,8 @@ pub fn file_attr(a: &Attr) -> FileAttr {
         crtime: system_time(a.ctime_ns),
         kind,
         perm: (a.mode & 0o7777) as u16,
-        nlink: a.nlink.max(1),
+        // 0 for a file open after its last name went, as fstat shows on Linux.
+        nlink: a.nlink,
         uid: a.uid,
         gid: a.gid,
         // The kernel's 32-bit encoding, which is what mknod gave.

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use dfs_client::{Client, ClientError, FileReader, FileWriter};
-use dfs_proto::wire::namespace::{Attr, Changed, EntryRef, RenameRequest};
+use dfs_proto::wire::namespace::Attr;
 use dfs_proto::InodeId;
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -61,9 +61,6 @@ struct Inode {
     unsynced: bool,
     /// Bumped by every write and truncate made here.
     generation: u64,
-    /// Unlinked while open: renamed to this hidden entry, removed at the
-    /// last close (as NFS clients do), so open descriptors keep working.
-    unlink_at: Option<EntryRef>,
 }
 
 /// The open files and inodes of the mount.
@@ -74,11 +71,21 @@ pub struct OpenFiles {
     inodes: Mutex<HashMap<InodeId, Inode>>,
     /// What the kernel's pages of each file hold.
     pub cached: CachedPages,
+    /// This mount's session at the master, which holds its open files
+    /// (a file unlinked while open lives on until its last close).
+    session: String,
 }
 
 impl OpenFiles {
     pub fn new(client: Client) -> Self {
-        OpenFiles { client, next_fh: AtomicU64::new(1), files: Mutex::default(), inodes: Mutex::default(), cached: CachedPages::default() }
+        OpenFiles {
+            client,
+            next_fh: AtomicU64::new(1),
+            files: Mutex::default(),
+            inodes: Mutex::default(),
+            cached: CachedPages::default(),
+            session: uuid::Uuid::new_v4().to_string(),
+        }
     }
 
     fn inodes(&self) -> MutexGuard<'_, HashMap<InodeId, Inode>> {
@@ -87,6 +94,15 @@ impl OpenFiles {
 
     fn files(&self) -> MutexGuard<'_, HashMap<u64, Arc<OpenFile>>> {
         self.files.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// The files open here, for the master (see `held.rs` there).
+    pub fn open_inodes(&self) -> Vec<InodeId> {
+        self.inodes().keys().copied().collect()
     }
 
     /// Registers an open of the file with these (fresh) attributes.
@@ -239,42 +255,14 @@ impl OpenFiles {
         Ok(attr)
     }
 
-    /// Removes the entry `parent`/`name`; a file open here is renamed to a
-    /// hidden name instead and removed at its last close.
-    pub async fn unlink(&self, parent: InodeId, name: &str) -> Result<Changed, ClientError> {
-        let at = |name: &str| EntryRef { path: None, parent: Some(parent), name: Some(name.to_string()) };
-        if self.any_open() {
-            let attr = self.client.master().lookup(parent, name).await?;
-            // A file with other names stays reachable through them.
-            if attr.nlink <= 1 && self.inodes().contains_key(&attr.inode) {
-                let hidden = format!(".dfs-unlinked-{}", attr.inode);
-                let req = RenameRequest { src: at(name), dst: at(&hidden), noreplace: false };
-                let renamed = self.client.master().rename(&req).await?;
-                if let Some(i) = self.inodes().get_mut(&attr.inode) {
-                    i.unlink_at = Some(at(&hidden));
-                    return Ok(renamed);
-                }
-                // Closed meanwhile: remove it now.
-                return self.client.master().unlink(at(&hidden)).await;
-            }
-        }
-        self.client.master().unlink(at(name)).await
-    }
-
-    /// Commits every inode's pending writes (durably when closes are) and
-    /// removes unlinked open files (at unmount).
+    /// Commits every inode's pending writes (durably when closes are), at
+    /// unmount.
     pub async fn flush_all(&self) {
         let how = close_commit(self.durable_close());
         let pending: Vec<InodeId> = self.inodes().iter().filter(|(_, i)| needs_commit(how, i.pending_end.is_some(), i.unsynced)).map(|(k, _)| *k).collect();
         for inode in pending {
             if let Err(e) = self.commit_inode(inode, how).await {
                 tracing::error!(inode = %inode, error = %e, "writes lost at unmount");
-            }
-        }
-        let unlinked: Vec<EntryRef> = self.inodes().values_mut().filter_map(|i| i.unlink_at.take()).collect();
-        for at in unlinked {
-            if let Err(e) = self.client.master().unlink(at).await {
-                tracing::warn!(error = %e, "an unlinked file open at unmount stays under its hidden name");
             }
         }
     }
@@ -285,15 +273,8 @@ impl OpenFiles {
     pub async fn release(&self, fh: u64) -> Result<(), ClientError> {
         let Some(file) = self.get(fh) else { return Ok(()) };
         let result = self.commit_inode(file.inode, close_commit(self.durable_close())).await;
-        if let Some(hidden) = self.close(fh) {
-            self.client.master().unlink(hidden).await?;
-        }
+        self.close(fh);
         result.map(|_| ())
-    }
-
-    /// Whether any file is open here.
-    pub fn any_open(&self) -> bool {
-        !self.inodes().is_empty()
     }
 
     /// Whether this mount holds writes to the inode not yet committed, or
@@ -305,17 +286,16 @@ impl OpenFiles {
     }
 
     /// Forgets a handle without committing anything (`release` commits
-    /// first). At the inode's last handle the inode is forgotten too, and
-    /// its hidden entry (unlinked while open) is returned for removal.
-    pub fn close(&self, fh: u64) -> Option<EntryRef> {
-        let file = self.files().remove(&fh)?;
+    /// first). At the inode's last handle the inode is forgotten too (the
+    /// master learns it at the next keepalive).
+    pub fn close(&self, fh: u64) {
+        let Some(file) = self.files().remove(&fh) else { return };
         let mut inodes = self.inodes();
-        let i = inodes.get_mut(&file.inode)?;
+        let Some(i) = inodes.get_mut(&file.inode) else { return };
         i.handles = i.handles.saturating_sub(1);
-        if i.handles > 0 {
-            return None;
+        if i.handles == 0 {
+            inodes.remove(&file.inode);
         }
-        inodes.remove(&file.inode).and_then(|i| i.unlink_at)
     }
 }
 

@@ -51,6 +51,10 @@ pub struct Inner {
     rt: tokio::runtime::Handle,
 }
 
+/// How often the master hears which files this mount holds open (its
+/// sessions lapse after 30 s of silence).
+const KEEP_OPEN_EVERY: Duration = Duration::from_secs(5);
+
 pub struct DfsFs {
     inner: Arc<Inner>,
 }
@@ -215,6 +219,26 @@ impl Inner {
         }
     }
 
+    /// Tells the master every few seconds which files this mount holds
+    /// open, so that a file unlinked or replaced anywhere while open here
+    /// lives until its last close here (or until this mount is gone 30 s).
+    pub async fn keep_open_files(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(KEEP_OPEN_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut told_some = false;
+        loop {
+            tick.tick().await;
+            let open = self.files.open_inodes();
+            if open.is_empty() && !told_some {
+                continue;
+            }
+            told_some = !open.is_empty();
+            if let Err(e) = self.client.master().open_files(self.files.session(), open).await {
+                tracing::warn!(error = %e, "could not tell the master which files are open here");
+            }
+        }
+    }
+
     /// Commits what open files hold, waiting at most `limit`.
     pub async fn flush_all(&self, limit: Duration) {
         if tokio::time::timeout(limit, self.files.flush_all()).await.is_err() {
@@ -271,7 +295,8 @@ impl Inner {
     /// The file at `parent`/`name` for a create that found it there,
     /// truncated when the open asks for it.
     async fn open_existing(&self, parent: INodeNo, name: &str, flags: i32) -> Result<Attr, ClientError> {
-        let a = self.client.master().lookup(InodeId(parent.0), name).await?;
+        let found = self.client.master().lookup(InodeId(parent.0), name).await?;
+        let a = self.client.master().open(found.inode, self.files.session()).await?;
         match a.kind {
             FileKind::File if flags & libc::O_TRUNC != 0 => self.files.truncate(a.inode, 0).await,
             FileKind::File => Ok(a),
@@ -437,7 +462,7 @@ impl Filesystem for DfsFs {
         };
         let kind = match mode & libc::S_IFMT {
             libc::S_IFREG => {
-                let req = create_request(at.clone(), owner);
+                let req = create_request(at.clone(), owner, None);
                 return self.master_call(fr, move |m| async move { m.create(&req).await }, move |s, r| s.made(reply, &at, r));
             }
             libc::S_IFIFO => FileKind::Fifo,
@@ -465,15 +490,6 @@ impl Filesystem for DfsFs {
             Ok(at) => at,
             Err(e) => return reply.error(e),
         };
-        if self.inner.files.any_open() {
-            // It may be open here: the open files decide (see `unlink`).
-            return self.spawn(fr, move |s| async move {
-                let (dir, name) = parts(&at);
-                let r = s.files.unlink(dir, name).await;
-                s.removed(&at, &r);
-                done(reply, r)
-            });
-        }
         let target = at.clone();
         self.master_call(
             fr,
@@ -546,7 +562,9 @@ impl Filesystem for DfsFs {
 
     fn open(&self, fr: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         // Fresh attributes at every open: close-to-open consistency.
-        let stat = move |m: MasterClient| async move { m.stat_inode(InodeId(ino.0)).await };
+        // The master also notes that this mount holds it open (see `keep_open_files`).
+        let session = self.inner.files.session().to_string();
+        let stat = move |m: MasterClient| async move { m.open(InodeId(ino.0), &session).await };
         self.master_call(fr, stat, move |s, r| match r.and_then(|attr| s.open(ino, attr)) {
             Ok((fh, flags)) => reply.opened(FileHandle(fh), flags),
             Err(e) => reply.error(fail(e)),
@@ -606,10 +624,8 @@ impl Filesystem for DfsFs {
         // nothing to commit, and no reason to wait.
         let file = self.inner.files.get(fh.0);
         if file.is_none_or(|f| !self.inner.files.release_needs_commit(f.inode)) {
-            return match self.inner.files.close(fh.0) {
-                None => reply.ok(),
-                Some(hidden) => self.spawn(fr, move |s| async move { done(reply, s.client.master().unlink(hidden).await) }),
-            };
+            self.inner.files.close(fh.0);
+            return reply.ok();
         }
         self.spawn(fr, move |s| async move {
             match s.files.release(fh.0).await {
@@ -753,7 +769,7 @@ impl Filesystem for DfsFs {
             Ok(at) => (at, Inner::owner(fr, mode, umask)),
             Err(e) => return reply.error(e),
         };
-        let req = create_request(at.clone(), owner);
+        let req = create_request(at.clone(), owner, Some(self.inner.files.session()));
         let who = self.inner.callers.of(fr);
         self.master_call(
             fr,
@@ -771,8 +787,10 @@ impl Filesystem for DfsFs {
 
 /// What a FUSE create or mknod asks of the master: a new file, which must
 /// not exist yet.
-fn create_request(at: EntryRef, owner: NewOwner) -> CreateRequest {
-    CreateRequest { at, owner, replication: None, chunk_size_bytes: None, exclusive: true, overwrite: false }
+/// (mknod makes a file without opening it: no session holds it).
+fn create_request(at: EntryRef, owner: NewOwner, open_session: Option<&str>) -> CreateRequest {
+    let open_session = open_session.map(str::to_string);
+    CreateRequest { at, owner, replication: None, chunk_size_bytes: None, exclusive: true, overwrite: false, open_session }
 }
 
 /// Whether a create that found the name taken opens what is there

@@ -182,6 +182,7 @@ fn serve(args: &Args, mountpoint: &Path, client: Client, rt: &tokio::runtime::Ru
     let inner = filesystem.inner();
     let session = fuser::Session::new(filesystem, mountpoint, &mount_config(args)).with_context(|| format!("mount {}", mountpoint.display()))?;
     let _ = inner.notifier.set(session.notifier());
+    let keeping = rt.spawn(inner.clone().keep_open_files());
     let session = session.spawn()?;
     tracing::info!(master = %args.master, mountpoint = %mountpoint.display(), "mounted");
     let signalled = rt.block_on(wait_for_end(&session));
@@ -198,6 +199,7 @@ fn serve(args: &Args, mountpoint: &Path, client: Client, rt: &tokio::runtime::Ru
     if session.guard.is_finished() {
         session.join()?;
     }
+    keeping.abort();
     tracing::info!(mountpoint = %mountpoint.display(), "unmounted");
     Ok(())
 }

@@ -127,6 +127,12 @@ pub struct MasterConfig {
     #[arg(long, env = "DFS_REPLICATION_INTERVAL_MS", default_value_t = 1_000)]
     pub replication_interval_ms: u64,
 
+    /// How long a client (a mount) that stopped saying which files it
+    /// holds open keeps holding them, in ms: a file unlinked while open
+    /// there is freed this long after the client crashed.
+    #[arg(long, env = "DFS_OPEN_FILES_TIMEOUT_MS", default_value_t = 30_000)]
+    pub open_files_timeout_ms: u64,
+
     /// Replica copies in flight through one chunkserver (as source or target) at once.
     #[arg(long, env = "DFS_MAX_COPIES_PER_NODE", default_value_t = 2)]
     pub max_copies_per_node: usize,
@@ -227,6 +233,10 @@ impl DaemonConfig for MasterConfig {
                 "token_lifetime_ms ({}) and token_key_roll_ms ({}) must cover at least three heartbeats of heartbeat_interval_ms ({})",
                 self.token_lifetime_ms, self.token_key_roll_ms, self.heartbeat_interval_ms
             ));
+        }
+        // Mounts restate their open files every 5 s: two may be missed.
+        if !(12_000..=3_600_000).contains(&self.open_files_timeout_ms) {
+            return invalid(format!("open_files_timeout_ms ({}) must be from 12000 to 3600000", self.open_files_timeout_ms));
         }
         if self.replication_interval_ms == 0 || self.max_copies_per_node == 0 {
             return invalid("replication_interval_ms and max_copies_per_node must be at least 1".into());

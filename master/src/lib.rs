@@ -21,6 +21,7 @@ pub mod config;
 pub mod events;
 pub mod history;
 pub mod metrics;
+pub mod orphans;
 pub mod server;
 pub mod state;
 pub mod store;

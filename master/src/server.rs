@@ -2,7 +2,7 @@
 //! SIGINT or SIGTERM, then let the writer finish what is under way.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use dfs_server_kit::http::daemon::shutdown_signal;
@@ -63,6 +63,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
         defaults: Defaults { replication: config.default_replication, chunk_size_bytes: config.default_chunk_size_bytes },
         group_max: config.group_commit_max_ops,
         reap_batch: 1000,
+        open_files_timeout: Duration::from_millis(config.open_files_timeout_ms),
     };
     let writer = Writer::start(store.clone(), writer_config)?;
     let ms = Duration::from_millis;
@@ -91,6 +92,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let workers = Arc::new(Workers::default());
     let sampler = workers.spawn(Sampler::new(Arc::downgrade(&chunks), history.clone()), shutdown.signal());
     let monitor = workers.spawn(Monitor::new(Arc::downgrade(&chunks), chunk_config.monitor_interval), shutdown.signal());
+    let sweeper = workers.spawn(crate::orphans::OrphanSweeper::new(store.clone(), writer.clone(), Instant::now()), shutdown.signal());
     let http_metrics = dfs_server_kit::http::metrics::HttpMetrics::new("dfs_master");
     let users = Arc::new(open_users(&config, &store, &writer).await?);
     let dashboard = Arc::new(DashboardAccess {
@@ -109,6 +111,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     shutdown.stop();
     sampler.await.ok();
     monitor.await.ok();
+    sweeper.await.ok();
     // Every answered mutation is durable; wait out a group or reaper step under way.
     tokio::task::spawn_blocking(move || writer.close()).await?;
     tracing::info!("master stopped");

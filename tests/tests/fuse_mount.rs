@@ -681,8 +681,7 @@ fn creating_in_a_directory_removed_by_another_client_is_enoent() {
         assert_eq!(symlink_errno, libc::ENOENT, "symlinkat in the removed directory (0: it was acknowledged)");
     });
     // Nothing of the removed tree is left once the reaper is done.
-    let check = block_on(dfs_tests::Api::new(&c.master.url).get("/v1/admin/check")).expect("admin check");
-    assert_eq!(check.body["ok"], serde_json::Value::Bool(true), "namespace check: {}", check.body);
+    assert_namespace_consistent(&c);
 }
 
 /// SIGTERM makes dfs-mount unmount and exit 0; `umount` of the mountpoint

@@ -66,6 +66,8 @@ pub fn router(state: Master, max_body_bytes: usize) -> Router {
         .serve::<ep::Mknod, _, _>(mutations::mknod)
         .serve::<ep::SetXattr, _, _>(mutations::set_xattr)
         .serve::<ep::RemoveXattr, _, _>(mutations::remove_xattr)
+        .serve::<ep::Open, _, _>(queries::open)
+        .serve::<ep::OpenFiles, _, _>(queries::open_files)
         .serve::<ep::GetXattr, _, _>(queries::get_xattr)
         .serve::<ep::ListXattrs, _, _>(queries::list_xattrs)
         .serve::<ep::Rename, _, _>(mutations::rename)

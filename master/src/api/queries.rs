@@ -10,7 +10,7 @@ use super::store_call::blocking;
 use crate::state::Master;
 use crate::users::Caller;
 use dfs_server_kit::http::ApiError;
-use dfs_server_kit::http::{ApiPath, ApiQuery};
+use dfs_server_kit::http::{ApiJson, ApiPath, ApiQuery};
 
 /// `GET /v1/stat?path=/a/b` or `?inode=N` → [`Attr`]
 pub async fn stat(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<StatQuery>) -> Result<Json<Attr>, ApiError> {
@@ -35,6 +35,33 @@ pub async fn list(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQ
 /// `GET /v1/readlink?path=/a/link` → [`ReadlinkResponse`]
 pub async fn readlink(State(s): State<Master>, Extension(c): Extension<Caller>, ApiQuery(q): ApiQuery<StatQuery>) -> Result<Json<ReadlinkResponse>, ApiError> {
     blocking(move || s.store.readlink(&q, &c.who).map(|target| Json(ReadlinkResponse { target }))).await
+}
+
+/// `POST /v1/open` → the file's [`Attr`]; the caller's session holds it.
+pub async fn open(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<OpenRequest>) -> Result<Json<Attr>, ApiError> {
+    let key = session_key(&c, &r.session)?;
+    let held = s.writer.held();
+    blocking(move || {
+        let record = s.store.inode(r.inode)?;
+        if record.attr.kind == FileKind::File {
+            held.open(&key, r.inode, std::time::Instant::now())?;
+        }
+        Ok(Json(record.attr))
+    })
+    .await
+}
+
+/// `POST /v1/open_files`: the caller's session holds these files now.
+pub async fn open_files(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<OpenFilesRequest>) -> Result<Json<Done>, ApiError> {
+    let key = session_key(&c, &r.session)?;
+    s.writer.held().renew(&key, &r.inodes, std::time::Instant::now())?;
+    Ok(Json(Done {}))
+}
+
+/// A session is its principal's: one user cannot speak for another's.
+pub fn session_key(c: &Caller, session: &str) -> Result<(String, String), ApiError> {
+    check_session(session).map_err(|e| ApiError::new(dfs_proto::ErrorKind::EINVAL, e))?;
+    Ok((c.user.clone(), session.to_string()))
 }
 
 /// `GET /v1/xattr?path=/a&name=user.x` (or `inode=N`) → [`XattrValue`]

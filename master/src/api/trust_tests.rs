@@ -43,7 +43,9 @@ fn master_with(mode: crate::users::AuthMode) -> Master {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let defaults = Defaults { replication: 1, chunk_size_bytes: 1 << 20 };
-    let writer = Writer::start(store.clone(), WriterConfig { defaults, group_max: 64, reap_batch: 100 }).unwrap();
+    let writer =
+        Writer::start(store.clone(), WriterConfig { defaults, group_max: 64, reap_batch: 100, open_files_timeout: crate::store::held::SESSION_TIMEOUT })
+            .unwrap();
     let ring = KeyRing::single(ClusterKey::generate());
     let auth = ClusterAuth::fixed(ring.clone());
     let ms = Duration::from_millis;

@@ -75,6 +75,16 @@ impl Store {
         }
         let pending_roots = roots.len() as u64 - 1;
         let mut seen = HashSet::new();
+        for item in snap.iterator_cf(self.cf(CF_ORPHANS)?, IteratorMode::Start) {
+            let id = InodeId(leading_u64(&item?.0).unwrap_or(0));
+            match inodes.get(&id) {
+                Some(r) if r.attr.nlink == 0 && r.attr.kind == FileKind::File => {
+                    seen.insert(id);
+                }
+                Some(r) => problems.push(format!("orphan {id} is a {} with {} links", r.attr.kind.describe(), r.attr.nlink)),
+                None => problems.push(format!("orphan {id} has no inode")),
+            }
+        }
         let mut links: HashMap<InodeId, u32> = HashMap::new();
         while let Some(id) = roots.pop() {
             let is_dir = inodes.get(&id).is_none_or(|r| r.is_dir());

@@ -24,7 +24,11 @@ pub const CF_USERS: &str = "users";
 /// inode (8) ++ attribute name → value: extended attributes (`xattrs.rs`).
 pub const CF_XATTRS: &str = "xattrs";
 
-pub const ALL_CFS: [&str; 8] = [CF_INODES, CF_ENTRIES, CF_CHUNKS, CF_PENDING_DELETE, CF_DELETED_CHUNKS, CF_META, CF_USERS, CF_XATTRS];
+/// inode (8) → since when (i64 ns, BE): files whose last name went while
+/// they were open; freed once no client holds them (`held.rs`).
+pub const CF_ORPHANS: &str = "orphans";
+
+pub const ALL_CFS: [&str; 9] = [CF_INODES, CF_ENTRIES, CF_CHUNKS, CF_PENDING_DELETE, CF_DELETED_CHUNKS, CF_META, CF_USERS, CF_XATTRS, CF_ORPHANS];
 
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 pub const META_CLUSTER_ID: &[u8] = b"cluster_id";

@@ -16,10 +16,12 @@
 //! - [`users`]: users and groups.
 //! - [`perms`]: the POSIX permission rules, as pure functions.
 //! - [`xattrs`]: extended attributes.
+//! - [`held`]: the files clients hold open, which outlive their last name.
 
 pub mod check;
 pub mod db;
 pub mod error;
+pub mod held;
 pub mod keys;
 pub mod metalog;
 pub mod mutations;

@@ -66,6 +66,9 @@ pub enum Mutation {
     },
     /// Reserves room for one appended record at the end of the file.
     ReserveAppend(AppendRequest),
+    /// Frees an orphan (a file whose last name went while it was open)
+    /// if no client holds it any more.
+    FreeOrphan(InodeId),
     /// Garbage collection has taken these removed chunks in hand.
     ForgetDeletedChunks(Vec<ChunkHandle>),
     /// Starts (`on`) or ends draining a chunkserver.
@@ -120,6 +123,7 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults, who: &Who) -> Result<Outco
         Mutation::AddChunkMember { inode, index, version, node } => add_chunk_member(t, *inode, *index, *version, *node).map(|_| Outcome::Done),
         Mutation::CommitLength { inode, length, chunks } => commit_length(t, *inode, *length, chunks, who).map(Outcome::Attr),
         Mutation::ReserveAppend(r) => reserve_append(t, r, who).map(Outcome::Reserved),
+        Mutation::FreeOrphan(inode) => free_orphan(t, *inode).map(|_| Outcome::Done),
         Mutation::ForgetDeletedChunks(handles) => handles.iter().try_for_each(|h| t.forget_deleted_chunk(*h)).map(|_| Outcome::Done),
         Mutation::SetDecommissioned { node, on } => set_decommissioned(t, *node, *on).map(|_| Outcome::Done),
         Mutation::AddUser(r) => users::add_user(t, r).map(Outcome::User),
@@ -396,6 +400,15 @@ fn mknod(t: &mut Txn, r: &MknodRequest, who: &Who) -> Result<Attr, NsError> {
     let mut record = new_record(t, r.kind, &r.owner, 0o644, &parent.attr, who)?;
     record.attr.rdev = r.rdev;
     add_child(t, parent.attr.inode, name, record)
+}
+
+/// Frees the orphan `inode` unless a client holds it again or it is gone.
+fn free_orphan(t: &mut Txn, inode: InodeId) -> Result<(), NsError> {
+    let Some(record) = t.store.get_inode(inode)? else { return Ok(()) };
+    if record.attr.nlink != 0 || record.is_dir() || t.is_held(inode) || !t.store.is_orphan(inode)? {
+        return Ok(());
+    }
+    t.free_orphan(&record)
 }
 
 /// Removes entry `name` of `parent`, and with it one link of `child`.

@@ -232,6 +232,19 @@ impl Store {
         Ok(v.chunks(16).map(|b| NodeId(uuid::Uuid::from_bytes(b.try_into().unwrap_or([0; 16])))).collect())
     }
 
+    /// Files kept after their last name went, because they were open.
+    pub fn orphans(&self) -> Result<Vec<InodeId>, NsError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_ORPHANS)?, IteratorMode::Start) {
+            out.extend(leading_u64(&item?.0).map(InodeId));
+        }
+        Ok(out)
+    }
+
+    pub fn is_orphan(&self, inode: InodeId) -> Result<bool, NsError> {
+        Ok(self.db.get_pinned_cf(self.cf(CF_ORPHANS)?, inode_key(inode))?.is_some())
+    }
+
     pub fn readlink(&self, node: &NodeRef, who: &Who) -> Result<String, NsError> {
         let r = self.resolve_node(node, who)?;
         if r.attr.kind != FileKind::Symlink {

@@ -25,7 +25,12 @@ impl Drop for Ns {
 fn open() -> Ns {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("open store");
-    let config = WriterConfig { defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 }, group_max: 64, reap_batch: 7 };
+    let config = WriterConfig {
+        defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 },
+        group_max: 64,
+        reap_batch: 7,
+        open_files_timeout: crate::store::held::SESSION_TIMEOUT,
+    };
     let writer = Writer::start(store.clone(), config).expect("writer");
     Ns { _dir: dir, store, writer }
 }
@@ -578,4 +583,49 @@ async fn writes_and_truncates_by_others_clear_setuid() {
     ns.run(Mutation::Setattr(SetattrRequest { node: node.clone(), mode: Some(0o4777), ..Default::default() })).await.unwrap();
     ns.writer.submit_as(bob, Mutation::Setattr(SetattrRequest { node, size: Some(0), ..Default::default() })).await.unwrap();
     assert_eq!(ns.stat("/f").unwrap().mode, 0o777, "truncate by another user");
+}
+
+#[tokio::test]
+async fn a_file_held_open_outlives_its_last_name_until_let_go() {
+    use std::time::Instant;
+    let ns = open();
+    ns.create("/f").await.unwrap();
+    ns.create("/g").await.unwrap();
+    let f = ns.stat("/f").unwrap();
+    ns.run(Mutation::AddChunk { inode: f.inode, index: 0 }).await.unwrap();
+    let held = ns.writer.held();
+    let session = ("mnt".to_string(), "s1".to_string());
+    held.open(&session, f.inode, Instant::now()).unwrap();
+    // Replaced by a rename: kept, nameless, with its chunk.
+    ns.rename("/g", "/f").await.unwrap();
+    let kept = ns.store.inode(f.inode).unwrap();
+    assert_eq!((kept.attr.nlink, ns.store.orphans().unwrap()), (0, vec![f.inode]));
+    assert!(ns.store.chunk(f.inode, 0).unwrap().is_some());
+    ns.assert_consistent();
+    assert_eq!(err_kind(ns.run(link_inode(f.inode, "/again")).await), ErrorKind::ENOENT, "no new name for an orphan");
+    // Still held: nothing is freed.
+    ns.run(Mutation::FreeOrphan(f.inode)).await.unwrap();
+    assert!(ns.store.get_inode(f.inode).unwrap().is_some());
+    // Let go: freed with its chunks.
+    held.renew(&session, &[], Instant::now()).unwrap();
+    ns.run(Mutation::FreeOrphan(f.inode)).await.unwrap();
+    assert!(ns.store.get_inode(f.inode).unwrap().is_none() && ns.store.chunk(f.inode, 0).unwrap().is_none());
+    assert!(ns.store.orphans().unwrap().is_empty());
+    // A file not held goes at once; a held one in a deleted tree is kept too.
+    let g = ns.stat("/f").unwrap();
+    ns.run(Mutation::Unlink(RemoveRequest { at: at("/f") })).await.unwrap();
+    assert!(ns.store.get_inode(g.inode).unwrap().is_none());
+    ns.mkdir("/d").await.unwrap();
+    ns.create("/d/h").await.unwrap();
+    let h = ns.stat("/d/h").unwrap();
+    held.open(&session, h.inode, Instant::now()).unwrap();
+    ns.run(Mutation::Delete(DeleteRequest { at: at("/d"), recursive: false })).await.unwrap_err();
+    ns.run(Mutation::Unlink(RemoveRequest { at: at("/d/h") })).await.unwrap();
+    ns.run(Mutation::Rmdir(RemoveRequest { at: at("/d") })).await.unwrap();
+    assert_eq!(ns.store.orphans().unwrap(), vec![h.inode]);
+    ns.assert_consistent();
+}
+
+fn link_inode(inode: InodeId, dst: &str) -> Mutation {
+    Mutation::Link(LinkRequest { src: NodeRef { path: None, inode: Some(inode) }, dst: at(dst) })
 }

@@ -10,6 +10,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::db::Store;
 use super::error::{fail, NsError};
+use super::held::Held;
 use super::keys::*;
 use super::records::{ChunkRecord, Counters, EntryRecord, InodeRecord};
 
@@ -24,11 +25,25 @@ pub struct Txn<'s> {
     /// Chunks this mutation made garbage (handed to chunk management once
     /// the mutation is durable).
     dropped: Vec<ChunkHandle>,
+    /// The files clients hold open (none known: nothing is kept as an orphan).
+    held: Option<&'s Held>,
 }
 
 impl<'s> Txn<'s> {
     pub fn new(store: &'s Store, counters: Counters, now_ns: i64) -> Self {
-        Txn { store, batch: WriteBatch::default(), inodes: HashMap::new(), counters, now_ns, dropped: Vec::new() }
+        Txn { store, batch: WriteBatch::default(), inodes: HashMap::new(), counters, now_ns, dropped: Vec::new(), held: None }
+    }
+
+    /// This transaction keeps files `held` says are open when their last
+    /// name goes.
+    pub fn keeping_open(mut self, held: &'s Held) -> Self {
+        self.held = Some(held);
+        self
+    }
+
+    /// Whether a client holds the file open.
+    pub fn is_held(&self, inode: InodeId) -> bool {
+        self.held.is_some_and(|h| h.holds(inode))
     }
 
     /// The inode as this mutation sees it, or ENOENT.
@@ -64,7 +79,11 @@ impl<'s> Txn<'s> {
     pub fn remove_inode(&mut self, record: &InodeRecord) -> Result<(), NsError> {
         self.counters.count(&record.attr, -1);
         self.drop_chunks(record.attr.inode, 0)?;
-        super::xattrs::drop_all(self, &record.attr)?;
+        if record.attr.has_xattrs {
+            for (name, _) in self.store.xattrs_of(record.attr.inode)? {
+                self.delete_xattr(record.attr.inode, &name)?;
+            }
+        }
         self.inodes.insert(record.attr.inode, None);
         Ok(())
     }
@@ -72,15 +91,26 @@ impl<'s> Txn<'s> {
     /// Takes one name away from an inode: a directory goes, a file (or any
     /// other kind) only with its last link; otherwise it has one link less
     /// and its ctime changes, as on Linux.
+    /// A file open somewhere outlives its last name as an orphan.
     pub fn drop_link(&mut self, record: &InodeRecord) -> Result<(), NsError> {
-        if record.is_dir() || record.attr.nlink <= 1 {
+        let last = record.is_dir() || record.attr.nlink <= 1;
+        if last && !(record.attr.kind == FileKind::File && self.is_held(record.attr.inode)) {
             return self.remove_inode(record);
         }
         let mut left = record.clone();
-        left.attr.nlink -= 1;
+        left.attr.nlink = left.attr.nlink.saturating_sub(1);
         left.attr.ctime_ns = self.now_ns;
+        if left.attr.nlink == 0 {
+            self.batch.put_cf(self.store.cf(CF_ORPHANS)?, inode_key(left.attr.inode), self.now_ns.to_be_bytes());
+        }
         self.put_inode(left);
         Ok(())
+    }
+
+    /// Frees an orphan no one holds any more.
+    pub fn free_orphan(&mut self, record: &InodeRecord) -> Result<(), NsError> {
+        self.batch.delete_cf(self.store.cf(CF_ORPHANS)?, inode_key(record.attr.inode));
+        self.remove_inode(record)
     }
 
     pub fn put_entry(&mut self, parent: InodeId, name: &str, child: &Attr) -> Result<(), NsError> {

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 
 use super::db::{now_ns, Store};
 use super::error::NsError;
+use super::held::Held;
 use super::mutations::{apply, reap_step, Defaults, Mutation, Outcome};
 use super::perms::Who;
 use super::records::Counters;
@@ -38,6 +39,8 @@ pub struct WriterConfig {
     pub group_max: usize,
     /// Most entries the reaper frees in one step.
     pub reap_batch: usize,
+    /// How long a silent client session holds its open files (`held.rs`).
+    pub open_files_timeout: std::time::Duration,
 }
 
 /// A mutation's outcome and the directories it changed (as they are after it).
@@ -61,6 +64,8 @@ struct Shared {
     counters: Mutex<Counters>,
     /// Told of the chunks each group made garbage, once it is durable.
     on_dropped: Mutex<Option<DroppedHook>>,
+    /// The files clients hold open.
+    held: Arc<Held>,
 }
 
 /// Receives the chunks a durable group of mutations made garbage.
@@ -88,7 +93,15 @@ impl Writer {
     pub fn start(store: Store, config: WriterConfig) -> Result<Writer, NsError> {
         let counters = store.counters()?;
         let reaping = counters.pending_delete > 0;
-        let shared = Shared { store, config, state: Mutex::default(), idle: Condvar::new(), counters: Mutex::new(counters), on_dropped: Mutex::new(None) };
+        let shared = Shared {
+            store,
+            config,
+            state: Mutex::default(),
+            idle: Condvar::new(),
+            counters: Mutex::new(counters),
+            on_dropped: Mutex::new(None),
+            held: Arc::new(Held::new(config.open_files_timeout)),
+        };
         let writer = Writer { shared: Arc::new(shared) };
         if reaping {
             writer.shared.lock().leading = true;
@@ -130,6 +143,12 @@ impl Writer {
     /// committed, instead of polling the store for it.
     pub fn on_chunks_dropped(&self, hook: DroppedHook) {
         *self.shared.on_dropped.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// The files clients hold open: a file held loses its last name
+    /// without being freed (see `held.rs`).
+    pub fn held(&self) -> Arc<Held> {
+        self.shared.held.clone()
     }
 
     /// Stops taking mutations and waits until the one leading is done.
@@ -230,7 +249,7 @@ impl Shared {
         let mut dropped = Vec::new();
         let results: Vec<_> = {
             let mut counters = self.counters();
-            group.iter().map(|(m, who, _)| apply_one(&self.store, &mut counters, m, who, &self.config, &mut dropped)).collect()
+            group.iter().map(|(m, who, _)| apply_one(&self.store, &self.held, &mut counters, m, who, &self.config, &mut dropped)).collect()
         };
         let synced = self.store.sync();
         if synced.is_ok() {
@@ -260,7 +279,7 @@ impl Shared {
     /// One reaper step, made durable.
     fn reap(&self) {
         let mut counters = self.counters();
-        let mut txn = Txn::new(&self.store, *counters, now_ns());
+        let mut txn = Txn::new(&self.store, *counters, now_ns()).keeping_open(&self.held);
         let step = reap_step(&mut txn, self.config.reap_batch).and_then(|more| Ok((more, txn.take_dropped(), txn.commit()?)));
         let halt = match step.and_then(|(more, d, c)| self.store.sync().map(|_| (more, d, c))) {
             Ok((more, dropped, c)) => {
@@ -298,13 +317,14 @@ impl Drop for PanicGuard<'_> {
 
 fn apply_one(
     store: &Store,
+    held: &Held,
     counters: &mut Counters,
     m: &Mutation,
     who: &Who,
     config: &WriterConfig,
     dropped: &mut Vec<ChunkHandle>,
 ) -> Result<Applied, NsError> {
-    let mut txn = Txn::new(store, *counters, now_ns());
+    let mut txn = Txn::new(store, *counters, now_ns()).keeping_open(held);
     let outcome = apply(&mut txn, m, &config.defaults, who)?;
     let dirs = txn.changed_dirs();
     let garbage = txn.take_dropped();

@@ -145,17 +145,6 @@ pub fn drop_capability(t: &mut Txn, attr: &mut Attr) -> Result<(), NsError> {
     Ok(())
 }
 
-/// Removes every attribute of an inode that goes.
-pub fn drop_all(t: &mut Txn, attr: &Attr) -> Result<(), NsError> {
-    if !attr.has_xattrs {
-        return Ok(());
-    }
-    for (name, _) in t.store.xattrs_of(attr.inode)? {
-        t.delete_xattr(attr.inode, &name)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,8 @@ use crate::wire::chunks::{
 use crate::wire::dashboard::{BrowseQuery, EventsPage, EventsQuery, FileQuery, FileView, HistoryPage, Listing, LoginQuery, NodeRow, Overview, Work};
 use crate::wire::namespace::{
     AppendRequest, AppendReservation, Attr, Changed, CheckReport, ClusterInfo, CreateRequest, DeleteRequest, Done, FsStats, FsckPage, FsckQuery, LinkRequest,
-    ListQuery, ListResponse, LookupQuery, Made, MkdirRequest, MknodRequest, ReadlinkResponse, RemoveRequest, RenameRequest, SetattrRequest, StatQuery,
-    SymlinkRequest,
+    ListQuery, ListResponse, LookupQuery, Made, MkdirRequest, MknodRequest, OpenFilesRequest, OpenRequest, ReadlinkResponse, RemoveRequest, RenameRequest,
+    SetattrRequest, StatQuery, SymlinkRequest,
 };
 use crate::wire::users::{AddUserRequest, CallerInfo, RotateRequest, UserInfo, UserName};
 use crate::wire::xattrs::{RemoveXattrRequest, SetXattrRequest, XattrNames, XattrQuery, XattrValue};
@@ -46,6 +46,10 @@ endpoints! {
     /// One page of a directory.
     List: GET "/v1/list", User, Path = (), Query = ListQuery, Request = (), Response = ListResponse;
     Readlink: GET "/v1/readlink", User, Path = (), Query = StatQuery, Request = (), Response = ReadlinkResponse;
+    /// A file's attributes, and the caller's session holds it open.
+    Open: POST "/v1/open", User, Path = (), Query = (), Request = OpenRequest, Response = Attr;
+    /// Every file a client session holds open (its keepalive).
+    OpenFiles: POST "/v1/open_files", User, Path = (), Query = (), Request = OpenFilesRequest, Response = Done;
     /// One extended attribute's value.
     GetXattr: GET "/v1/xattr", User, Path = (), Query = XattrQuery, Request = (), Response = XattrValue;
     /// The names of an inode's extended attributes the caller may see.

@@ -185,6 +185,39 @@ pub struct CreateRequest {
     /// Replace an existing file (or symlink) with a new empty one, atomically.
     #[serde(default)]
     pub overwrite: bool,
+    /// The client session (see [`OpenFilesRequest`]) that holds the new
+    /// file open from now on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_session: Option<String>,
+}
+
+/// Most files one client session may hold open (a keepalive names them
+/// all in one body).
+pub const SESSION_FILES_MAX: usize = 32_768;
+
+/// `POST /v1/open`: the file's attributes, fresh (close-to-open), and from
+/// now on held open by `session`: if its last name goes, it lives on
+/// without one until the session lets go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenRequest {
+    pub inode: InodeId,
+    pub session: String,
+}
+
+/// `POST /v1/open_files`: every file the client session holds open now;
+/// sent every few seconds (a session silent for 30 s holds nothing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenFilesRequest {
+    pub session: String,
+    pub inodes: Vec<InodeId>,
+}
+
+/// A session id: 1 to 64 letters, digits and dashes (a UUID).
+pub fn check_session(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(format!("a session id is 1 to 64 letters, digits and dashes, not {id:?}"));
+    }
+    Ok(())
 }
 
 fn yes() -> bool {
