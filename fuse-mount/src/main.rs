@@ -150,6 +150,10 @@ fn mount_config(args: &Args) -> Config {
     // kernel and the master check each one's permissions.
     let by_root = std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
     config.acl = if by_root { SessionACL::All } else { SessionACL::Owner };
+    // Device nodes and setuid bits another host's root made in dfs are not
+    // honoured here unless asked (`-o dev`, `-o suid`): as NFS advice and
+    // fusermount have it, the trust of one host does not carry to all.
+    let (mut dev, mut suid) = (false, false);
     for o in args.options.iter().map(String::as_str) {
         match o {
             "allow_other" => config.acl = SessionACL::All,
@@ -160,13 +164,17 @@ fn mount_config(args: &Args) -> Config {
             "rw" => config.mount_options.push(MountOption::RW),
             "auto_unmount" => config.mount_options.push(MountOption::AutoUnmount),
             "noatime" => config.mount_options.push(MountOption::NoAtime),
-            "nosuid" => config.mount_options.push(MountOption::NoSuid),
-            "nodev" => config.mount_options.push(MountOption::NoDev),
+            "nosuid" => suid = false,
+            "nodev" => dev = false,
+            "suid" => suid = true,
+            "dev" => dev = true,
             "noexec" => config.mount_options.push(MountOption::NoExec),
             o if o.starts_with("fsname=") => config.mount_options[0] = MountOption::FSName(o[7..].into()),
             o => config.mount_options.push(MountOption::CUSTOM(o.into())),
         }
     }
+    config.mount_options.push(if dev { MountOption::Dev } else { MountOption::NoDev });
+    config.mount_options.push(if suid { MountOption::Suid } else { MountOption::NoSuid });
     // Requests are read by four threads. One-call namespace requests and
     // small random reads are served on them (they block there, see
     // `here.rs`); everything else runs on the runtime.

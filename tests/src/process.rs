@@ -87,8 +87,13 @@ impl LogCapture {
     }
 }
 
-/// The directory holding the workspace's binaries (the test's own profile).
+/// The directory of the dfs binaries: `DFS_BIN_DIR` when set (benchmarks
+/// run an older build's daemons and mount with this harness), else the
+/// one this test or tool was built into.
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("DFS_BIN_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
     let exe = std::env::current_exe()?;
     // target/<profile>/deps/<test> or target/<profile>/<bin>
     for dir in exe.ancestors().skip(1).take(2) {

@@ -81,7 +81,7 @@ fn hard_links_are_one_file_under_several_names_in_every_mount() {
 fn fifos_sockets_and_device_nodes_are_real_special_files() {
     let c = cluster(&[]);
     let a = mount(&c, &["--attr-ttl-ms", "200", "--entry-ttl-ms", "200"]);
-    let b = mount(&c, &[]);
+    let b = mount(&c, &["-o", "dev"]);
     let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
     within(Duration::from_secs(120), move || {
         // A FIFO: a writer and a reader meet through it.
@@ -117,6 +117,8 @@ fn fifos_sockets_and_device_nodes_are_real_special_files() {
         let (cd, bd) = (fs::symlink_metadata(pb.join("null")).unwrap(), fs::symlink_metadata(pb.join("loop")).unwrap());
         assert!(cd.file_type().is_char_device() && bd.file_type().is_block_device());
         assert_eq!((cd.rdev(), bd.rdev()), (null, libc::makedev(7, 0)));
+        assert_eq!(errno(fs::File::open(pa.join("null"))), libc::EACCES, "the mount is nodev unless told -o dev");
+        fs::write(pb.join("null"), "into the null device").expect("a device node opens on a mount with -o dev");
         fs::set_permissions(&pa, fs::Permissions::from_mode(0o777)).unwrap();
         let as_nobody_mknod = |kind: &str, name: &str| as_nobody(&["mknod", pa.join(name).to_str().unwrap(), kind, "1", "3"]);
         let out = as_nobody_mknod("c", "nobody-dev");
