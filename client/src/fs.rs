@@ -59,6 +59,7 @@ impl Client {
             exclusive: true,
             overwrite: o.overwrite,
             open_session: None,
+            open_seq: 0,
         };
         request_id::operation(async {
             let attr = self.master().create(&req).await?.attr;

@@ -257,13 +257,14 @@ impl MasterClient {
     }
 
     /// The file's fresh attributes; `session` holds it open from now on.
-    pub async fn open(&self, inode: InodeId, session: &str) -> Result<Attr, ClientError> {
-        self.post::<ep::Open>(&OpenRequest { inode, session: session.to_string() }).await
+    /// `seq` numbers the session's opens; `write` says the open is for writing.
+    pub async fn open(&self, inode: InodeId, session: &str, seq: u64, write: bool) -> Result<Attr, ClientError> {
+        self.post::<ep::Open>(&OpenRequest { inode, session: session.to_string(), seq, write }).await
     }
 
-    /// Every file `session` holds open now (its keepalive).
-    pub async fn open_files(&self, session: &str, inodes: Vec<InodeId>) -> Result<(), ClientError> {
-        self.post::<ep::OpenFiles>(&OpenFilesRequest { session: session.to_string(), inodes }).await.map(|_| ())
+    /// Every file `session` holds open now, as after its open `upto` (its keepalive).
+    pub async fn open_files(&self, session: &str, inodes: Vec<InodeId>, upto: u64) -> Result<(), ClientError> {
+        self.post::<ep::OpenFiles>(&OpenFilesRequest { session: session.to_string(), inodes, upto }).await.map(|_| ())
     }
 
     /// One extended attribute's value (ENODATA when it has none of that name).

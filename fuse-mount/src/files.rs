@@ -6,7 +6,7 @@
 //! the close of a handle that wrote first makes the chunks written since
 //! the last sync durable on every replica (unless `-o nosync_close`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -74,6 +74,23 @@ pub struct OpenFiles {
     /// This mount's session at the master, which holds its open files
     /// (a file unlinked while open lives on until its last close).
     session: String,
+    /// The number of the session's last open (and create) sent.
+    seq: AtomicU64,
+    /// The numbers of opens sent whose file is not in `inodes` yet.
+    in_flight: Arc<Mutex<BTreeSet<u64>>>,
+}
+
+/// An open (or create) under way: its number in the session, until the
+/// file is registered here (or the open failed) and the ticket dropped.
+pub struct OpenTicket {
+    pub seq: u64,
+    in_flight: Arc<Mutex<BTreeSet<u64>>>,
+}
+
+impl Drop for OpenTicket {
+    fn drop(&mut self) {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.seq);
+    }
 }
 
 impl OpenFiles {
@@ -85,6 +102,8 @@ impl OpenFiles {
             inodes: Mutex::default(),
             cached: CachedPages::default(),
             session: uuid::Uuid::new_v4().to_string(),
+            seq: AtomicU64::new(0),
+            in_flight: Arc::default(),
         }
     }
 
@@ -100,9 +119,23 @@ impl OpenFiles {
         &self.session
     }
 
-    /// The files open here, for the master (see `held.rs` there).
-    pub fn open_inodes(&self) -> Vec<InodeId> {
-        self.inodes().keys().copied().collect()
+    /// Numbers an open (or create) about to be sent to the master.
+    pub fn begin_open(&self) -> OpenTicket {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        in_flight.insert(seq);
+        OpenTicket { seq, in_flight: self.in_flight.clone() }
+    }
+
+    /// The files open here for the master (see `held.rs` there), as they
+    /// stand after the open numbered with the second value: every open up
+    /// to it has its file registered here already (or failed).
+    pub fn open_inodes(&self) -> (Vec<InodeId>, u64) {
+        let upto = {
+            let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            in_flight.first().map_or(self.seq.load(Ordering::SeqCst), |first| first - 1)
+        };
+        (self.inodes().keys().copied().collect(), upto)
     }
 
     /// Registers an open of the file with these (fresh) attributes.

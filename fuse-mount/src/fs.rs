@@ -228,12 +228,12 @@ impl Inner {
         let mut told_some = false;
         loop {
             tick.tick().await;
-            let open = self.files.open_inodes();
+            let (open, upto) = self.files.open_inodes();
             if open.is_empty() && !told_some {
                 continue;
             }
             told_some = !open.is_empty();
-            if let Err(e) = self.client.master().open_files(self.files.session(), open).await {
+            if let Err(e) = self.client.master().open_files(self.files.session(), open, upto).await {
                 tracing::warn!(error = %e, "could not tell the master which files are open here");
             }
         }
@@ -254,8 +254,10 @@ impl Inner {
     /// this mount last saw the directory: without O_EXCL, open(O_CREAT)
     /// opens what is there.
     async fn open_found(&self, reply: ReplyCreate, parent: INodeNo, name: &str, flags: i32) {
-        let r = self.open_existing(parent, name, flags).await;
-        self.opened_new(reply, r)
+        let ticket = self.files.begin_open();
+        let r = self.open_existing(parent, name, flags, ticket.seq).await;
+        self.opened_new(reply, r);
+        drop(ticket); // registered here (or failed)
     }
 
     /// Replies to a create with the file opened, or the error.
@@ -294,9 +296,10 @@ impl Inner {
 
     /// The file at `parent`/`name` for a create that found it there,
     /// truncated when the open asks for it.
-    async fn open_existing(&self, parent: INodeNo, name: &str, flags: i32) -> Result<Attr, ClientError> {
+    async fn open_existing(&self, parent: INodeNo, name: &str, flags: i32, seq: u64) -> Result<Attr, ClientError> {
         let found = self.client.master().lookup(InodeId(parent.0), name).await?;
-        let a = self.client.master().open(found.inode, self.files.session()).await?;
+        let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let a = self.client.master().open(found.inode, self.files.session(), seq, write).await?;
         match a.kind {
             FileKind::File if flags & libc::O_TRUNC != 0 => self.files.truncate(a.inode, 0).await,
             FileKind::File => Ok(a),
@@ -401,6 +404,7 @@ impl Filesystem for DfsFs {
     fn forget(&self, _fr: &Request, ino: INodeNo, _nlookup: u64) {
         // Forgetting early only costs the kernel's page cache at next open.
         self.inner.files.cached.dropped(InodeId(ino.0));
+        self.inner.xattrs.forget(InodeId(ino.0));
     }
 
     fn getattr(&self, fr: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -560,14 +564,20 @@ impl Filesystem for DfsFs {
         self.master_call(fr, move |m| async move { m.link(&req).await }, move |s, r| s.made(reply, &dst, r));
     }
 
-    fn open(&self, fr: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, fr: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         // Fresh attributes at every open: close-to-open consistency.
         // The master also notes that this mount holds it open (see `keep_open_files`).
         let session = self.inner.files.session().to_string();
-        let stat = move |m: MasterClient| async move { m.open(InodeId(ino.0), &session).await };
-        self.master_call(fr, stat, move |s, r| match r.and_then(|attr| s.open(ino, attr)) {
-            Ok((fh, flags)) => reply.opened(FileHandle(fh), flags),
-            Err(e) => reply.error(fail(e)),
+        let ticket = self.inner.files.begin_open();
+        let (seq, write) = (ticket.seq, flags.acc_mode() != OpenAccMode::O_RDONLY);
+        let stat = move |m: MasterClient| async move { m.open(InodeId(ino.0), &session, seq, write).await };
+        self.master_call(fr, stat, move |s, r| {
+            let opened = r.and_then(|attr| s.open(ino, attr));
+            drop(ticket); // the file is registered here (or the open failed)
+            match opened {
+                Ok((fh, flags)) => reply.opened(FileHandle(fh), flags),
+                Err(e) => reply.error(fail(e)),
+            }
         });
     }
 
@@ -769,7 +779,9 @@ impl Filesystem for DfsFs {
             Ok(at) => (at, Inner::owner(fr, mode, umask)),
             Err(e) => return reply.error(e),
         };
-        let req = create_request(at.clone(), owner, Some(self.inner.files.session()));
+        let ticket = self.inner.files.begin_open();
+        let mut req = create_request(at.clone(), owner, Some(self.inner.files.session()));
+        req.open_seq = ticket.seq;
         let who = self.inner.callers.of(fr);
         self.master_call(
             fr,
@@ -779,7 +791,10 @@ impl Filesystem for DfsFs {
                     let (s, name) = (s.clone(), parts(&at).1.to_string());
                     s.rt.clone().spawn(acting_as_async(who, async move { s.open_found(reply, parent, &name, flags).await }));
                 }
-                r => s.opened_new(reply, r),
+                r => {
+                    s.opened_new(reply, r);
+                    drop(ticket); // registered here (or failed)
+                }
             },
         );
     }
@@ -790,7 +805,7 @@ impl Filesystem for DfsFs {
 /// (mknod makes a file without opening it: no session holds it).
 fn create_request(at: EntryRef, owner: NewOwner, open_session: Option<&str>) -> CreateRequest {
     let open_session = open_session.map(str::to_string);
-    CreateRequest { at, owner, replication: None, chunk_size_bytes: None, exclusive: true, overwrite: false, open_session }
+    CreateRequest { at, owner, replication: None, chunk_size_bytes: None, exclusive: true, overwrite: false, open_session, open_seq: 0 }
 }
 
 /// Whether a create that found the name taken opens what is there

@@ -2,7 +2,6 @@
 //! open (`store::held`), once no client holds them. Also ends the sessions
 //! of clients gone silent (crashed), which lets their orphans go.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use dfs_server_kit::worker::{Next, Worker};
@@ -15,21 +14,19 @@ use crate::store::{Mutation, Store, Writer};
 /// plus a mount's 5 s keepalive) after a last close.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
+/// Most orphans looked at, and freed in one mutation, per pass.
+const PER_PASS: usize = 1_000;
+
+/// (After a start the registry counts every file as held for one session
+/// timeout, while mounts restate what they hold: nothing is freed then.)
 pub struct OrphanSweeper {
     store: Store,
     writer: Writer,
-    /// Orphans made before this master started (read at the first pass):
-    /// their holders may not have restated what they hold yet, so they
-    /// wait one session timeout. Orphans made since were held by
-    /// sessions this master knows.
-    inherited: Option<HashSet<InodeId>>,
-    frees_inherited_from: Instant,
 }
 
 impl OrphanSweeper {
-    pub fn new(store: Store, writer: Writer, started: Instant) -> Self {
-        let frees_inherited_from = started + writer.held().timeout();
-        OrphanSweeper { store, writer, inherited: None, frees_inherited_from }
+    pub fn new(store: Store, writer: Writer) -> Self {
+        OrphanSweeper { store, writer }
     }
 }
 
@@ -47,7 +44,7 @@ impl Worker for OrphanSweeper {
         let held = self.writer.held();
         held.expire(now);
         let store = self.store.clone();
-        let orphans = match tokio::task::spawn_blocking(move || store.orphans()).await {
+        let orphans = match tokio::task::spawn_blocking(move || store.orphans(PER_PASS)).await {
             Ok(Ok(o)) => o,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "listing orphans failed");
@@ -55,20 +52,21 @@ impl Worker for OrphanSweeper {
             }
             Err(_) => return Next::Tick,
         };
-        let inherited = self.inherited.get_or_insert_with(|| orphans.iter().copied().collect());
-        let waiting = now < self.frees_inherited_from;
-        if !waiting {
-            inherited.clear();
+        let free: Vec<InodeId> = orphans.into_iter().filter(|i| !held.holds(*i)).collect();
+        if free.is_empty() {
+            return Next::Tick;
         }
-        let may_wait = |i: &InodeId| waiting && inherited.contains(i);
-        let free: Vec<InodeId> = orphans.into_iter().filter(|i| !(held.holds(*i) || may_wait(i))).collect();
-        for inode in free {
-            // The writer checks again that no one holds it.
-            match self.writer.submit(Mutation::FreeOrphan(inode)).await {
-                Ok(_) => tracing::debug!(%inode, "freed a file unlinked while open, now closed"),
-                Err(e) => tracing::warn!(%inode, error = %e, "freeing an orphan failed"),
-            }
+        let count = free.len();
+        // The writer checks again that no one holds them.
+        match self.writer.submit(Mutation::FreeOrphans(free)).await {
+            Ok(_) => tracing::debug!(count, "freed files unlinked while open, now closed"),
+            Err(e) => tracing::warn!(error = %e, "freeing orphans failed"),
         }
-        Next::Tick
+        // A full page: more may be waiting.
+        if count == PER_PASS {
+            Next::Now
+        } else {
+            Next::Tick
+        }
     }
 }

@@ -92,7 +92,9 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let workers = Arc::new(Workers::default());
     let sampler = workers.spawn(Sampler::new(Arc::downgrade(&chunks), history.clone()), shutdown.signal());
     let monitor = workers.spawn(Monitor::new(Arc::downgrade(&chunks), chunk_config.monitor_interval), shutdown.signal());
-    let sweeper = workers.spawn(crate::orphans::OrphanSweeper::new(store.clone(), writer.clone(), Instant::now()), shutdown.signal());
+    // Files open on mounts before this start are not known yet.
+    writer.held().begin_grace(Instant::now());
+    let sweeper = workers.spawn(crate::orphans::OrphanSweeper::new(store.clone(), writer.clone()), shutdown.signal());
     let http_metrics = dfs_server_kit::http::metrics::HttpMetrics::new("dfs_master");
     let users = Arc::new(open_users(&config, &store, &writer).await?);
     let dashboard = Arc::new(DashboardAccess {

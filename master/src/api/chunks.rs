@@ -12,7 +12,7 @@ use dfs_proto::ErrorKind;
 
 use super::store_call::blocking;
 use crate::state::Master;
-use crate::store::mutations::{furthest_per_chunk, WrittenRange};
+use crate::store::mutations::{furthest_per_chunk, write_drops_privileges, WrittenRange};
 use crate::store::perms::{self, READ, WRITE};
 use crate::store::{Mutation, NsError, Outcome};
 use crate::users::Caller;
@@ -67,15 +67,22 @@ pub async fn locate(
 
 /// `POST /v1/chunks/lease` → [`WriteLease`]: only to whoever may write the file.
 pub async fn lease(State(s): State<Master>, Extension(caller): Extension<Caller>, ApiJson(r): ApiJson<LeaseRequest>) -> Result<Json<WriteLease>, ApiError> {
-    let (s2, inode) = (s.clone(), r.inode);
-    blocking(move || may_io(&s2, &caller, inode, WRITE)).await?;
+    let (s2, inode, who) = (s.clone(), r.inode, caller.who.clone());
+    let file = blocking(move || may_io(&s2, &caller, inode, WRITE)).await?;
+    // Before the data changes, as Linux: a capability or setuid bit must
+    // not survive a writer that never commits.
+    if write_drops_privileges(&who, &file) {
+        s.writer.submit_as(who, Mutation::DropPrivileges(inode)).await?;
+    }
     Ok(Json(s.chunks.lease_for_write(r).await?))
 }
 
-/// The caller may read or write the data of file `inode` ([`perms::check_io`]).
-fn may_io(s: &Master, caller: &Caller, inode: InodeId, want: u32) -> Result<(), NsError> {
+/// The caller may read or write the data of file `inode` ([`perms::check_io`]);
+/// its attributes.
+fn may_io(s: &Master, caller: &Caller, inode: InodeId, want: u32) -> Result<Attr, NsError> {
     let file = s.store.inode(inode)?; // ENOENT for none (ids are never reused)
-    perms::check_io(&caller.who, &file.attr, want, &format!("inode {inode}"))
+    perms::check_io(&caller.who, &file.attr, want, &format!("inode {inode}"))?;
+    Ok(file.attr)
 }
 
 /// `POST /v1/chunks/bad`: from a chunkserver (signed), acted on; from a

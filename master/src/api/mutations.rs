@@ -41,12 +41,10 @@ pub async fn mkdir(State(s): State<Master>, Extension(c): Extension<Caller>, Api
 /// `POST /v1/create` → [`Made`]: the new (or, non-exclusive, existing)
 /// file; held open by `open_session` if named.
 pub async fn create(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<CreateRequest>) -> Result<Json<Made>, ApiError> {
-    let key = r.open_session.as_deref().map(|id| super::queries::session_key(&c, id)).transpose()?;
-    let made = submit_for_made(&s, c, Mutation::Create(r)).await?;
-    if let Some(key) = key {
-        s.writer.held().open(&key, made.attr.inode, std::time::Instant::now())?;
+    match r.open_session.as_deref().map(|id| super::queries::session_key(&c, id)).transpose()? {
+        Some(key) => submit_for_made(&s, c, Mutation::CreateHeld(r, key)).await,
+        None => submit_for_made(&s, c, Mutation::Create(r)).await,
     }
-    Ok(made)
 }
 
 /// `POST /v1/symlink` → [`Made`]: the link.

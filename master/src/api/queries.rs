@@ -8,6 +8,7 @@ use dfs_proto::InodeId;
 
 use super::store_call::blocking;
 use crate::state::Master;
+use crate::store::perms;
 use crate::users::Caller;
 use dfs_server_kit::http::ApiError;
 use dfs_server_kit::http::{ApiJson, ApiPath, ApiQuery};
@@ -38,15 +39,25 @@ pub async fn readlink(State(s): State<Master>, Extension(c): Extension<Caller>, 
 }
 
 /// `POST /v1/open` → the file's [`Attr`]; the caller's session holds it.
+/// The hold is taken before the inode is read: an unlink or the orphan
+/// sweeper that comes after the read sees it held.
 pub async fn open(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<OpenRequest>) -> Result<Json<Attr>, ApiError> {
     let key = session_key(&c, &r.session)?;
     let held = s.writer.held();
     blocking(move || {
-        let record = s.store.inode(r.inode)?;
-        if record.attr.kind == FileKind::File {
-            held.open(&key, r.inode, std::time::Instant::now())?;
+        let first = s.store.inode(r.inode)?;
+        perms::check_io(&c.who, &first.attr, if r.write { perms::WRITE } else { perms::READ }, &format!("inode {}", r.inode))?;
+        if first.attr.kind != FileKind::File {
+            return Ok(Json(first.attr));
         }
-        Ok(Json(record.attr))
+        held.open(&key, r.inode, r.seq, std::time::Instant::now())?;
+        match s.store.inode(r.inode) {
+            Ok(record) => Ok(Json(record.attr)),
+            Err(e) => {
+                held.undo_open(&key, r.inode, r.seq);
+                Err(e)
+            }
+        }
     })
     .await
 }
@@ -54,7 +65,7 @@ pub async fn open(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJ
 /// `POST /v1/open_files`: the caller's session holds these files now.
 pub async fn open_files(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<OpenFilesRequest>) -> Result<Json<Done>, ApiError> {
     let key = session_key(&c, &r.session)?;
-    s.writer.held().renew(&key, &r.inodes, std::time::Instant::now())?;
+    s.writer.held().renew(&key, &r.inodes, r.upto, std::time::Instant::now())?;
     Ok(Json(Done {}))
 }
 

@@ -2,14 +2,19 @@
 //! while it is open is kept (an orphan: no name, `nlink` 0) instead of
 //! freed, as POSIX wants: open descriptors keep reading and writing it.
 //!
-//! Soft state, as chunk locations are: each client session (a mount)
-//! registers an open as it happens and restates the whole set it holds
-//! every few seconds ([`Held::renew`]); a session not heard from within
-//! the timeout (its client crashed) holds nothing. Orphans themselves are
-//! durable (the `orphans` family), and after a master restart they wait
-//! one session timeout for their holders to restate before they are freed.
+//! Soft state, as chunk locations are. A client session (a mount)
+//! registers each open as it happens, numbered by the session in order
+//! (`seq`), and every few seconds restates the set it holds, with the
+//! number of its last open before it took the set ([`Held::renew`]): a
+//! file missing from the set is let go only if it was registered at or
+//! before that number, so a restatement never undoes an open that crossed
+//! it. A restatement adds nothing, except during the grace after a master
+//! start, when sessions restate what they held before; during that grace
+//! every file counts as held (an unlink makes an orphan, freed after the
+//! grace unless restated). A session not heard from within the timeout
+//! (its client crashed) holds nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -22,8 +27,10 @@ use super::error::{fail, NsError};
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most files one session may hold open.
 pub use dfs_proto::wire::namespace::SESSION_FILES_MAX;
+/// Most (session, file) pairs one principal's sessions may hold together.
+pub const PRINCIPAL_FILES_MAX: usize = 1_000_000;
 /// Most (session, file) pairs all sessions together may hold: bounds the
-/// memory an authenticated client can make the master spend.
+/// memory authenticated clients can make the master spend.
 pub const TOTAL_FILES_MAX: usize = 4_000_000;
 /// Most sessions one principal may have.
 pub const SESSIONS_PER_USER_MAX: usize = 256;
@@ -32,7 +39,8 @@ pub const SESSIONS_PER_USER_MAX: usize = 256;
 pub type SessionKey = (String, String);
 
 struct Session {
-    files: HashSet<InodeId>,
+    /// Each file held, with the number of its latest registration.
+    files: HashMap<InodeId, u64>,
     seen: Instant,
 }
 
@@ -41,53 +49,55 @@ struct State {
     sessions: HashMap<SessionKey, Session>,
     /// How many sessions hold each file.
     holders: HashMap<InodeId, u32>,
+    /// Pairs held, per principal and in all.
+    per_user: HashMap<String, usize>,
     total: usize,
 }
 
 impl State {
-    fn add(&mut self, key: &SessionKey, inode: InodeId, now: Instant) -> Result<(), NsError> {
-        self.room_for(key, 1)?;
-        let session = self.sessions.entry(key.clone()).or_insert_with(|| Session { files: HashSet::new(), seen: now });
-        session.seen = now;
-        if session.files.len() >= SESSION_FILES_MAX {
+    fn count(&mut self, user: &str, inode: InodeId, delta: i64) {
+        let holders = self.holders.entry(inode).or_default();
+        *holders = (*holders as i64 + delta).max(0) as u32;
+        if *holders == 0 {
+            self.holders.remove(&inode);
+        }
+        let mine = self.per_user.entry(user.to_string()).or_default();
+        *mine = (*mine as i64 + delta).max(0) as usize;
+        if *mine == 0 {
+            self.per_user.remove(user);
+        }
+        self.total = (self.total as i64 + delta).max(0) as usize;
+    }
+
+    /// Refuses `more` new pairs for `key` past any limit.
+    fn room_for(&self, key: &SessionKey, more: usize) -> Result<(), NsError> {
+        let (user, _) = key;
+        let session = self.sessions.get(key);
+        if session.is_none() && self.sessions.keys().filter(|(u, _)| u == user).count() >= SESSIONS_PER_USER_MAX {
+            return fail(ErrorKind::ENOSPC, format!("{user} has {SESSIONS_PER_USER_MAX} sessions already"));
+        }
+        if session.map_or(0, |s| s.files.len()) + more > SESSION_FILES_MAX {
             return fail(ErrorKind::ENOSPC, format!("a session holds at most {SESSION_FILES_MAX} open files"));
         }
-        if session.files.insert(inode) {
-            *self.holders.entry(inode).or_default() += 1;
-            self.total += 1;
+        if self.per_user.get(user).copied().unwrap_or(0) + more > PRINCIPAL_FILES_MAX || self.total + more > TOTAL_FILES_MAX {
+            return fail(ErrorKind::ENOSPC, "as many open files are held as the master keeps track of");
         }
         Ok(())
     }
 
     fn drop_session(&mut self, key: &SessionKey) {
         let Some(session) = self.sessions.remove(key) else { return };
-        for inode in session.files {
-            self.total -= 1;
-            if let Some(n) = self.holders.get_mut(&inode) {
-                *n -= 1;
-                if *n == 0 {
-                    self.holders.remove(&inode);
-                }
-            }
+        for inode in session.files.into_keys() {
+            self.count(&key.0, inode, -1);
         }
-    }
-
-    /// Refuses a new session past the principal's limit, or `more` files
-    /// past the total.
-    fn room_for(&self, key: &SessionKey, more: usize) -> Result<(), NsError> {
-        if !self.sessions.contains_key(key) && self.sessions.keys().filter(|(user, _)| *user == key.0).count() >= SESSIONS_PER_USER_MAX {
-            return fail(ErrorKind::ENOSPC, format!("{} has {SESSIONS_PER_USER_MAX} sessions already", key.0));
-        }
-        if self.total + more > TOTAL_FILES_MAX {
-            return fail(ErrorKind::ENOSPC, "the master holds as many open files as it keeps track of");
-        }
-        Ok(())
     }
 }
 
 pub struct Held {
     state: Mutex<State>,
     timeout: Duration,
+    /// Until then (a start's grace), every file counts as held.
+    grace_until: Mutex<Option<Instant>>,
 }
 
 impl Default for Held {
@@ -98,7 +108,11 @@ impl Default for Held {
 
 impl Held {
     pub fn new(timeout: Duration) -> Self {
-        Held { state: Mutex::default(), timeout }
+        Held { state: Mutex::default(), timeout, grace_until: Mutex::new(None) }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// How long a silent session keeps holding its files.
@@ -106,27 +120,75 @@ impl Held {
         self.timeout
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// A master start: for one timeout, files open on mounts before the
+    /// start are not known yet, so every file counts as held and sessions
+    /// may restate what they hold.
+    pub fn begin_grace(&self, now: Instant) {
+        *self.grace_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(now + self.timeout);
     }
 
-    /// The session opened `inode`.
-    pub fn open(&self, key: &SessionKey, inode: InodeId, now: Instant) -> Result<(), NsError> {
-        self.state().add(key, inode, now)
+    fn in_grace(&self, now: Instant) -> bool {
+        self.grace_until.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|until| now < until)
     }
 
-    /// The session holds exactly `files` now (an empty set ends it).
-    pub fn renew(&self, key: &SessionKey, files: &[InodeId], now: Instant) -> Result<(), NsError> {
+    /// The session opened `inode`, as its open number `seq`.
+    pub fn open(&self, key: &SessionKey, inode: InodeId, seq: u64, now: Instant) -> Result<(), NsError> {
+        let mut s = self.state();
+        let known = s.sessions.get(key).is_some_and(|v| v.files.contains_key(&inode));
+        if !known {
+            s.room_for(key, 1)?;
+        }
+        let session = s.sessions.entry(key.clone()).or_insert_with(|| Session { files: HashMap::new(), seen: now });
+        session.seen = now;
+        let slot = session.files.entry(inode).or_insert(seq);
+        *slot = (*slot).max(seq);
+        if !known {
+            s.count(&key.0, inode, 1);
+        }
+        Ok(())
+    }
+
+    /// Undoes the open numbered `seq` (the file turned out not to exist),
+    /// unless a later open of it came since.
+    pub fn undo_open(&self, key: &SessionKey, inode: InodeId, seq: u64) {
+        let mut s = self.state();
+        let gone = s.sessions.get_mut(key).is_some_and(|v| v.files.get(&inode) == Some(&seq) && v.files.remove(&inode).is_some());
+        if gone {
+            s.count(&key.0, inode, -1);
+        }
+    }
+
+    /// The session holds `files` now, as it stood after its open numbered
+    /// `upto`: files registered up to then and missing are let go; during
+    /// a start's grace, files not known are taken (a restatement). All or
+    /// nothing.
+    pub fn renew(&self, key: &SessionKey, files: &[InodeId], upto: u64, now: Instant) -> Result<(), NsError> {
         if files.len() > SESSION_FILES_MAX {
             return fail(ErrorKind::ENOSPC, format!("a session holds at most {SESSION_FILES_MAX} open files"));
         }
+        let grace = self.in_grace(now);
         let mut s = self.state();
-        s.drop_session(key);
-        if files.is_empty() {
-            return Ok(());
+        let listed: std::collections::HashSet<InodeId> = files.iter().copied().collect();
+        let held = s.sessions.get(key).map(|v| v.files.clone()).unwrap_or_default();
+        let dropped: Vec<InodeId> = held.iter().filter(|(i, seq)| **seq <= upto && !listed.contains(i)).map(|(i, _)| *i).collect();
+        let added: Vec<InodeId> = if grace { listed.iter().filter(|i| !held.contains_key(i)).copied().collect() } else { Vec::new() };
+        if added.len() > dropped.len() {
+            s.room_for(key, added.len() - dropped.len())?;
         }
-        s.room_for(key, files.len())?;
-        files.iter().try_for_each(|f| s.add(key, *f, now))
+        if held.is_empty() && added.is_empty() {
+            return Ok(()); // nothing held, nothing to restate: no session made
+        }
+        let session = s.sessions.entry(key.clone()).or_insert_with(|| Session { files: HashMap::new(), seen: now });
+        session.seen = now;
+        for i in &dropped {
+            session.files.remove(i);
+        }
+        for i in &added {
+            session.files.insert(*i, upto);
+        }
+        dropped.iter().for_each(|i| s.count(&key.0, *i, -1));
+        added.iter().for_each(|i| s.count(&key.0, *i, 1));
+        Ok(())
     }
 
     /// Ends the sessions not heard from within the timeout.
@@ -136,9 +198,10 @@ impl Held {
         stale.iter().for_each(|k| s.drop_session(k));
     }
 
-    /// Whether some session holds `inode` open.
+    /// Whether `inode` must be kept if its last name goes: some session
+    /// holds it, or the master started too recently to know.
     pub fn holds(&self, inode: InodeId) -> bool {
-        self.state().holders.contains_key(&inode)
+        self.in_grace(Instant::now()) || self.state().holders.contains_key(&inode)
     }
 }
 
@@ -155,12 +218,13 @@ mod tests {
         let held = Held::default();
         let t0 = Instant::now();
         let (a, b) = (key("mnt", "a"), key("mnt", "b"));
-        held.open(&a, InodeId(5), t0).unwrap();
-        held.open(&b, InodeId(5), t0).unwrap();
+        held.open(&a, InodeId(5), 1, t0).unwrap();
+        held.open(&b, InodeId(5), 1, t0).unwrap();
         assert!(held.holds(InodeId(5)));
-        held.renew(&a, &[], t0).unwrap();
+        held.renew(&a, &[], 1, t0).unwrap();
         assert!(held.holds(InodeId(5)), "b still holds it");
-        held.renew(&b, &[InodeId(6)], t0 + Duration::from_secs(10)).unwrap();
+        held.open(&b, InodeId(6), 2, t0).unwrap();
+        held.renew(&b, &[InodeId(6)], 2, t0 + Duration::from_secs(10)).unwrap();
         assert!(!held.holds(InodeId(5)) && held.holds(InodeId(6)));
         // A crashed client's session ends after the timeout.
         held.expire(t0 + Duration::from_secs(10) + SESSION_TIMEOUT - Duration::from_millis(1));
@@ -171,15 +235,43 @@ mod tests {
     }
 
     #[test]
-    fn sessions_and_their_files_are_bounded() {
+    fn a_restatement_never_undoes_an_open_it_did_not_see_and_adds_nothing_outside_the_grace() {
+        let held = Held::default();
+        let t0 = Instant::now();
+        let a = key("mnt", "a");
+        held.open(&a, InodeId(1), 1, t0).unwrap();
+        // Open number 2 reached the master before the restatement taken after open 1.
+        held.open(&a, InodeId(2), 2, t0).unwrap();
+        held.renew(&a, &[InodeId(1)], 1, t0).unwrap();
+        assert!(held.holds(InodeId(2)), "the later open was undone");
+        // Files the session never opened are not taken from a restatement.
+        held.renew(&a, &[InodeId(1), InodeId(2), InodeId(99)], 2, t0).unwrap();
+        assert!(!held.holds(InodeId(99)));
+        // ... except in the grace after a start, when everything is held anyway.
+        held.begin_grace(t0);
+        assert!(held.holds(InodeId(12345)));
+        held.renew(&a, &[InodeId(1), InodeId(2), InodeId(99)], 2, t0).unwrap();
+        assert!(held.state().holders.contains_key(&InodeId(99)));
+        held.undo_open(&a, InodeId(1), 0);
+        assert!(held.state().holders.contains_key(&InodeId(1)), "an undo of an older open changes nothing");
+        held.undo_open(&a, InodeId(1), 1);
+        assert!(!held.state().holders.contains_key(&InodeId(1)));
+    }
+
+    #[test]
+    fn sessions_and_their_files_are_bounded_and_a_refused_renewal_changes_nothing() {
         let held = Held::default();
         let t0 = Instant::now();
         for i in 0..SESSIONS_PER_USER_MAX {
-            held.open(&key("u", &i.to_string()), InodeId(1), t0).unwrap();
+            held.open(&key("u", &i.to_string()), InodeId(1), 1, t0).unwrap();
         }
-        assert_eq!(held.open(&key("u", "one more"), InodeId(1), t0).unwrap_err().kind, ErrorKind::ENOSPC);
-        held.open(&key("other", "x"), InodeId(1), t0).unwrap();
+        assert_eq!(held.open(&key("u", "one more"), InodeId(1), 1, t0).unwrap_err().kind, ErrorKind::ENOSPC);
+        held.open(&key("other", "x"), InodeId(1), 1, t0).unwrap();
+        held.begin_grace(t0);
         let too_many: Vec<InodeId> = (0..SESSION_FILES_MAX as u64 + 1).map(InodeId).collect();
-        assert_eq!(held.renew(&key("other", "x"), &too_many, t0).unwrap_err().kind, ErrorKind::ENOSPC);
+        assert_eq!(held.renew(&key("other", "x"), &too_many, 1, t0).unwrap_err().kind, ErrorKind::ENOSPC);
+        let almost: Vec<InodeId> = (10..SESSION_FILES_MAX as u64 + 11).map(InodeId).collect();
+        assert_eq!(held.renew(&key("other", "x"), &almost, 1, t0).unwrap_err().kind, ErrorKind::ENOSPC, "with the file held already");
+        assert!(held.state().holders.contains_key(&InodeId(1)), "a refused renewal dropped what was held");
     }
 }

@@ -26,6 +26,9 @@ pub const CHUNK_SIZE_MAX_BYTES: u64 = 1 << 30;
 pub enum Mutation {
     Mkdir(MkdirRequest),
     Create(CreateRequest),
+    /// A create whose file the client session (principal, id) holds open
+    /// from the moment it exists (`open_seq` numbers the open).
+    CreateHeld(CreateRequest, super::held::SessionKey),
     Symlink(SymlinkRequest),
     Link(LinkRequest),
     Mknod(MknodRequest),
@@ -64,11 +67,14 @@ pub enum Mutation {
         length: u64,
         chunks: Vec<WrittenRange>,
     },
+    /// A writer is about to get a lease on the file: its capabilities go,
+    /// and (a writer other than the superuser) its setuid/setgid bits.
+    DropPrivileges(InodeId),
     /// Reserves room for one appended record at the end of the file.
     ReserveAppend(AppendRequest),
-    /// Frees an orphan (a file whose last name went while it was open)
-    /// if no client holds it any more.
-    FreeOrphan(InodeId),
+    /// Frees orphans (files whose last name went while they were open)
+    /// no client holds any more.
+    FreeOrphans(Vec<InodeId>),
     /// Garbage collection has taken these removed chunks in hand.
     ForgetDeletedChunks(Vec<ChunkHandle>),
     /// Starts (`on`) or ends draining a chunkserver.
@@ -108,6 +114,11 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults, who: &Who) -> Result<Outco
     match m {
         Mutation::Mkdir(r) => mkdir(t, r, who).map(Outcome::Attr),
         Mutation::Create(r) => create(t, r, d, who).map(Outcome::Attr),
+        Mutation::CreateHeld(r, key) => {
+            let attr = create(t, r, d, who)?;
+            t.hold(key, attr.inode, r.open_seq)?;
+            Ok(Outcome::Attr(attr))
+        }
         Mutation::Symlink(r) => symlink(t, r, who).map(Outcome::Attr),
         Mutation::Link(r) => link(t, r, who).map(Outcome::Attr),
         Mutation::Mknod(r) => mknod(t, r, who).map(Outcome::Attr),
@@ -122,8 +133,9 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults, who: &Who) -> Result<Outco
         Mutation::SetChunkVersion { inode, index, version, members } => set_chunk_version(t, *inode, *index, *version, members).map(Outcome::Chunk),
         Mutation::AddChunkMember { inode, index, version, node } => add_chunk_member(t, *inode, *index, *version, *node).map(|_| Outcome::Done),
         Mutation::CommitLength { inode, length, chunks } => commit_length(t, *inode, *length, chunks, who).map(Outcome::Attr),
+        Mutation::DropPrivileges(inode) => drop_privileges_for(t, *inode, who).map(Outcome::Attr),
         Mutation::ReserveAppend(r) => reserve_append(t, r, who).map(Outcome::Reserved),
-        Mutation::FreeOrphan(inode) => free_orphan(t, *inode).map(|_| Outcome::Done),
+        Mutation::FreeOrphans(inodes) => inodes.iter().try_for_each(|i| free_orphan(t, *i)).map(|_| Outcome::Done),
         Mutation::ForgetDeletedChunks(handles) => handles.iter().try_for_each(|h| t.forget_deleted_chunk(*h)).map(|_| Outcome::Done),
         Mutation::SetDecommissioned { node, on } => set_decommissioned(t, *node, *on).map(|_| Outcome::Done),
         Mutation::AddUser(r) => users::add_user(t, r).map(Outcome::User),
@@ -404,11 +416,14 @@ fn mknod(t: &mut Txn, r: &MknodRequest, who: &Who) -> Result<Attr, NsError> {
 
 /// Frees the orphan `inode` unless a client holds it again or it is gone.
 fn free_orphan(t: &mut Txn, inode: InodeId) -> Result<(), NsError> {
-    let Some(record) = t.store.get_inode(inode)? else { return Ok(()) };
-    if record.attr.nlink != 0 || record.is_dir() || t.is_held(inode) || !t.store.is_orphan(inode)? {
+    if t.is_held(inode) || !t.store.is_orphan(inode)? {
         return Ok(());
     }
-    t.free_orphan(&record)
+    match t.store.get_inode(inode)? {
+        Some(record) if record.attr.nlink == 0 && record.attr.kind == FileKind::File => t.free_orphan(&record),
+        // Not an orphan after all (a damaged record): only the mark goes.
+        _ => t.forget_orphan(inode),
+    }
 }
 
 /// Removes entry `name` of `parent`, and with it one link of `child`.
@@ -638,8 +653,9 @@ fn setattr(t: &mut Txn, r: &SetattrRequest, who: &Who) -> Result<Attr, NsError> 
 /// or at the start of the next chunk when it would cross a chunk boundary
 /// (so each record lives whole in one chunk). The file grows to cover it.
 fn reserve_append(t: &mut Txn, r: &AppendRequest, who: &Who) -> Result<AppendReservation, NsError> {
-    let file = file_inode(t, r.inode)?;
+    let mut file = file_inode(t, r.inode)?;
     perms::check_io(who, &file.attr, WRITE, &format!("inode {}", r.inode))?;
+    drop_privileges(t, &mut file, who)?;
     let chunk = file.attr.chunk_size_bytes.max(1);
     let offset = append_offset(file.attr.size, r.length, chunk)?;
     let end = offset + r.length;
@@ -774,9 +790,38 @@ fn commit_length(t: &mut Txn, inode: InodeId, length: u64, chunks: &[WrittenRang
         }
     }
     let mut file = file;
+    drop_privileges(t, &mut file, who)?;
+    Ok(written_up_to(t, file, length))
+}
+
+/// What a write does to a file before its data changes (Linux's
+/// `file_remove_privs`): capabilities go, and setuid/setgid for a writer
+/// other than the superuser. Writers reach it by their lease, their
+/// append reservation and their commit, whichever comes first.
+fn drop_privileges(t: &mut Txn, file: &mut InodeRecord, who: &Who) -> Result<(), NsError> {
     xattrs::drop_capability(t, &mut file.attr)?;
     file.attr.mode = perms::mode_after_write(who, &file.attr);
-    Ok(written_up_to(t, file, length))
+    Ok(())
+}
+
+/// True when a write by `who` would change something of `a` besides its
+/// data (so a lease grant must drop privileges first).
+pub fn write_drops_privileges(who: &Who, a: &Attr) -> bool {
+    a.has_xattrs || perms::mode_after_write(who, a) != a.mode
+}
+
+/// Drops the file's privileges for a writer about to be given a lease.
+fn drop_privileges_for(t: &mut Txn, inode: InodeId, who: &Who) -> Result<Attr, NsError> {
+    let mut file = file_inode(t, inode)?;
+    perms::check_io(who, &file.attr, WRITE, &format!("inode {inode}"))?;
+    let before = file.attr.clone();
+    drop_privileges(t, &mut file, who)?;
+    if file.attr != before {
+        file.attr.ctime_ns = t.now_ns;
+    }
+    let attr = file.attr.clone();
+    t.put_inode(file);
+    Ok(attr)
 }
 
 /// Bytes written to one chunk of a file, from its start up to `end`, as a

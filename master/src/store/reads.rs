@@ -232,10 +232,11 @@ impl Store {
         Ok(v.chunks(16).map(|b| NodeId(uuid::Uuid::from_bytes(b.try_into().unwrap_or([0; 16])))).collect())
     }
 
-    /// Files kept after their last name went, because they were open.
-    pub fn orphans(&self) -> Result<Vec<InodeId>, NsError> {
+    /// Up to `limit` of the files kept after their last name went,
+    /// because they were open.
+    pub fn orphans(&self, limit: usize) -> Result<Vec<InodeId>, NsError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_ORPHANS)?, IteratorMode::Start) {
+        for item in self.db.iterator_cf(self.cf(CF_ORPHANS)?, IteratorMode::Start).take(limit) {
             out.extend(leading_u64(&item?.0).map(InodeId));
         }
         Ok(out)

@@ -595,22 +595,22 @@ async fn a_file_held_open_outlives_its_last_name_until_let_go() {
     ns.run(Mutation::AddChunk { inode: f.inode, index: 0 }).await.unwrap();
     let held = ns.writer.held();
     let session = ("mnt".to_string(), "s1".to_string());
-    held.open(&session, f.inode, Instant::now()).unwrap();
+    held.open(&session, f.inode, 1, Instant::now()).unwrap();
     // Replaced by a rename: kept, nameless, with its chunk.
     ns.rename("/g", "/f").await.unwrap();
     let kept = ns.store.inode(f.inode).unwrap();
-    assert_eq!((kept.attr.nlink, ns.store.orphans().unwrap()), (0, vec![f.inode]));
+    assert_eq!((kept.attr.nlink, ns.store.orphans(10).unwrap()), (0, vec![f.inode]));
     assert!(ns.store.chunk(f.inode, 0).unwrap().is_some());
     ns.assert_consistent();
     assert_eq!(err_kind(ns.run(link_inode(f.inode, "/again")).await), ErrorKind::ENOENT, "no new name for an orphan");
     // Still held: nothing is freed.
-    ns.run(Mutation::FreeOrphan(f.inode)).await.unwrap();
+    ns.run(Mutation::FreeOrphans(vec![f.inode])).await.unwrap();
     assert!(ns.store.get_inode(f.inode).unwrap().is_some());
     // Let go: freed with its chunks.
-    held.renew(&session, &[], Instant::now()).unwrap();
-    ns.run(Mutation::FreeOrphan(f.inode)).await.unwrap();
+    held.renew(&session, &[], 1, Instant::now()).unwrap();
+    ns.run(Mutation::FreeOrphans(vec![f.inode])).await.unwrap();
     assert!(ns.store.get_inode(f.inode).unwrap().is_none() && ns.store.chunk(f.inode, 0).unwrap().is_none());
-    assert!(ns.store.orphans().unwrap().is_empty());
+    assert!(ns.store.orphans(10).unwrap().is_empty());
     // A file not held goes at once; a held one in a deleted tree is kept too.
     let g = ns.stat("/f").unwrap();
     ns.run(Mutation::Unlink(RemoveRequest { at: at("/f") })).await.unwrap();
@@ -618,14 +618,44 @@ async fn a_file_held_open_outlives_its_last_name_until_let_go() {
     ns.mkdir("/d").await.unwrap();
     ns.create("/d/h").await.unwrap();
     let h = ns.stat("/d/h").unwrap();
-    held.open(&session, h.inode, Instant::now()).unwrap();
+    held.open(&session, h.inode, 2, Instant::now()).unwrap();
     ns.run(Mutation::Delete(DeleteRequest { at: at("/d"), recursive: false })).await.unwrap_err();
     ns.run(Mutation::Unlink(RemoveRequest { at: at("/d/h") })).await.unwrap();
     ns.run(Mutation::Rmdir(RemoveRequest { at: at("/d") })).await.unwrap();
-    assert_eq!(ns.store.orphans().unwrap(), vec![h.inode]);
+    assert_eq!(ns.store.orphans(10).unwrap(), vec![h.inode]);
     ns.assert_consistent();
 }
 
 fn link_inode(inode: InodeId, dst: &str) -> Mutation {
     Mutation::Link(LinkRequest { src: NodeRef { path: None, inode: Some(inode) }, dst: at(dst) })
+}
+
+#[tokio::test]
+async fn a_create_for_a_session_is_held_from_its_first_moment_and_writers_drop_privileges_first() {
+    use std::time::Instant;
+    let ns = open();
+    let key = ("mnt".to_string(), "s".to_string());
+    let req = CreateRequest { at: at("/f"), exclusive: true, open_seq: 7, ..Default::default() };
+    let Outcome::Attr(f) = ns.run(Mutation::CreateHeld(req, key.clone())).await.unwrap() else { panic!("no attributes") };
+    ns.run(Mutation::Unlink(RemoveRequest { at: at("/f") })).await.unwrap();
+    assert_eq!(ns.store.orphans(10).unwrap(), vec![f.inode], "the new file was not held");
+    // A restatement taken before open 7 does not let it go; one after does.
+    ns.writer.held().renew(&key, &[], 6, Instant::now()).unwrap();
+    assert!(ns.writer.held().holds(f.inode));
+    ns.writer.held().renew(&key, &[], 7, Instant::now()).unwrap();
+    ns.run(Mutation::FreeOrphans(vec![f.inode])).await.unwrap();
+    assert!(ns.store.get_inode(f.inode).unwrap().is_none());
+
+    // A lease for a writer other than the superuser drops setuid and capabilities.
+    ns.create("/tool").await.unwrap();
+    let node = NodeRef { path: Some("/tool".into()), inode: None };
+    ns.run(Mutation::Setattr(SetattrRequest { node: node.clone(), mode: Some(0o4777), ..Default::default() })).await.unwrap();
+    ns.run(set_xattr("/tool", "security.capability", b"caps", dfs_proto::wire::xattrs::XattrSetMode::Either)).await.unwrap();
+    let tool = ns.stat("/tool").unwrap();
+    let bob = Who { uid: 200, gids: vec![200], superuser: false };
+    assert!(super::mutations::write_drops_privileges(&bob, &tool));
+    ns.writer.submit_as(bob.clone(), Mutation::DropPrivileges(tool.inode)).await.unwrap();
+    let after = ns.stat("/tool").unwrap();
+    assert_eq!((after.mode, after.has_xattrs), (0o777, false));
+    assert!(!super::mutations::write_drops_privileges(&bob, &after), "nothing left to drop: no mutation per lease");
 }

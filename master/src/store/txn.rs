@@ -41,6 +41,14 @@ impl<'s> Txn<'s> {
         self
     }
 
+    /// The client session `key` holds `inode` open from now on.
+    pub fn hold(&self, key: &super::held::SessionKey, inode: InodeId, seq: u64) -> Result<(), NsError> {
+        match self.held {
+            Some(h) => h.open(key, inode, seq, std::time::Instant::now()),
+            None => Ok(()),
+        }
+    }
+
     /// Whether a client holds the file open.
     pub fn is_held(&self, inode: InodeId) -> bool {
         self.held.is_some_and(|h| h.holds(inode))
@@ -80,7 +88,7 @@ impl<'s> Txn<'s> {
         self.counters.count(&record.attr, -1);
         self.drop_chunks(record.attr.inode, 0)?;
         if record.attr.has_xattrs {
-            for (name, _) in self.store.xattrs_of(record.attr.inode)? {
+            for name in self.store.xattr_names(record.attr.inode)? {
                 self.delete_xattr(record.attr.inode, &name)?;
             }
         }
@@ -109,8 +117,13 @@ impl<'s> Txn<'s> {
 
     /// Frees an orphan no one holds any more.
     pub fn free_orphan(&mut self, record: &InodeRecord) -> Result<(), NsError> {
-        self.batch.delete_cf(self.store.cf(CF_ORPHANS)?, inode_key(record.attr.inode));
+        self.forget_orphan(record.attr.inode)?;
         self.remove_inode(record)
+    }
+
+    pub fn forget_orphan(&mut self, inode: InodeId) -> Result<(), NsError> {
+        self.batch.delete_cf(self.store.cf(CF_ORPHANS)?, inode_key(inode));
+        Ok(())
     }
 
     pub fn put_entry(&mut self, parent: InodeId, name: &str, child: &Attr) -> Result<(), NsError> {

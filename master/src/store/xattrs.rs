@@ -20,7 +20,8 @@ pub const CAPABILITY: &str = "security.capability";
 
 /// Most bytes of values one inode keeps (names are bounded by
 /// [`XATTR_LIST_MAX`]); past it a set is ENOSPC, as a full inode on ext4.
-pub const XATTR_VALUES_MAX: usize = 1 << 20;
+/// It also bounds what a set or remove reads in the writer.
+pub const XATTR_VALUES_MAX: usize = 256 << 10;
 
 /// The namespace of a name, or why it is refused: empty or over 255 bytes
 /// is ERANGE (as setxattr(2)); `system.` (ACLs) and unknown prefixes are
@@ -75,8 +76,25 @@ impl Store {
     /// as on Linux; `trusted.` ones only for the superuser).
     pub fn list_xattrs(&self, node: &NodeRef, who: &Who) -> Result<Vec<String>, NsError> {
         let record = self.resolve_node(node, who)?;
-        let names = self.xattrs_of(record.attr.inode)?.into_iter().map(|(n, _)| n);
+        if !record.attr.has_xattrs {
+            return Ok(Vec::new());
+        }
+        let names = self.xattr_names(record.attr.inode)?.into_iter();
         Ok(names.filter(|n| space_of(n).is_ok_and(|s| perms::lists_xattr(who, s))).collect())
+    }
+
+    /// The names of an inode's attributes, without copying their values.
+    pub fn xattr_names(&self, inode: InodeId) -> Result<Vec<String>, NsError> {
+        let prefix = inode_key(inode);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_XATTRS)?, IteratorMode::From(&prefix, Direction::Forward)) {
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            out.push(String::from_utf8(key[8..].to_vec()).map_err(|_| NsError::new(ErrorKind::EIO, "corrupt attribute name"))?);
+        }
+        Ok(out)
     }
 }
 
@@ -117,12 +135,12 @@ pub fn remove_xattr(t: &mut Txn, r: &RemoveXattrRequest, who: &Who) -> Result<At
     let id = t.store.resolve_node(&r.node, who)?.attr.inode;
     let mut record = t.inode(id)?;
     perms::check_xattr(who, &record.attr, space, true, &r.name)?;
-    let existing = t.store.xattrs_of(id)?;
-    if !existing.iter().any(|(n, _)| *n == r.name) {
+    let names = t.store.xattr_names(id)?;
+    if !names.contains(&r.name) {
         return fail(ErrorKind::ENODATA, format!("{}: no such attribute", r.name));
     }
     t.delete_xattr(id, &r.name)?;
-    record.attr.has_xattrs = existing.len() > 1;
+    record.attr.has_xattrs = names.len() > 1;
     record.attr.ctime_ns = t.now_ns;
     let attr = record.attr.clone();
     t.put_inode(record);
@@ -134,14 +152,11 @@ pub fn remove_xattr(t: &mut Txn, r: &RemoveXattrRequest, who: &Who) -> Result<At
 /// the inode's, which the caller stores; an inode with no attributes
 /// costs no read.
 pub fn drop_capability(t: &mut Txn, attr: &mut Attr) -> Result<(), NsError> {
-    if !attr.has_xattrs {
+    if !attr.has_xattrs || t.store.xattr(attr.inode, CAPABILITY)?.is_none() {
         return Ok(());
     }
-    let existing = t.store.xattrs_of(attr.inode)?;
-    if existing.iter().any(|(n, _)| n == CAPABILITY) {
-        t.delete_xattr(attr.inode, CAPABILITY)?;
-        attr.has_xattrs = existing.len() > 1;
-    }
+    t.delete_xattr(attr.inode, CAPABILITY)?;
+    attr.has_xattrs = t.store.xattr_names(attr.inode)?.len() > 1;
     Ok(())
 }
 

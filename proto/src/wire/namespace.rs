@@ -186,9 +186,11 @@ pub struct CreateRequest {
     #[serde(default)]
     pub overwrite: bool,
     /// The client session (see [`OpenFilesRequest`]) that holds the new
-    /// file open from now on.
+    /// file open from now on, and the number of this open in the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_session: Option<String>,
+    #[serde(default)]
+    pub open_seq: u64,
 }
 
 /// Most files one client session may hold open (a keepalive names them
@@ -197,19 +199,26 @@ pub const SESSION_FILES_MAX: usize = 32_768;
 
 /// `POST /v1/open`: the file's attributes, fresh (close-to-open), and from
 /// now on held open by `session`: if its last name goes, it lives on
-/// without one until the session lets go.
+/// without one until the session lets go. `seq` numbers the session's
+/// opens in order; `write` says the open is for writing (the caller must
+/// be allowed to read, or to write, the file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenRequest {
     pub inode: InodeId,
     pub session: String,
+    pub seq: u64,
+    #[serde(default)]
+    pub write: bool,
 }
 
-/// `POST /v1/open_files`: every file the client session holds open now;
-/// sent every few seconds (a session silent for 30 s holds nothing).
+/// `POST /v1/open_files`: every file the client session holds open now,
+/// as it stood after its open numbered `upto`; sent every few seconds (a
+/// session silent for the master's timeout holds nothing).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenFilesRequest {
     pub session: String,
     pub inodes: Vec<InodeId>,
+    pub upto: u64,
 }
 
 /// A session id: 1 to 64 letters, digits and dashes (a UUID).
