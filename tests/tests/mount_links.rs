@@ -240,3 +240,41 @@ fn shell(c: &dfs_tests::Cluster) -> Command {
     cmd.env("LC_ALL", "C");
     cmd
 }
+
+/// The errnos of the calls around links and special files, as root and as
+/// another user, are Linux's.
+#[test]
+fn errnos_around_links_and_special_files_are_linux_ones() {
+    let c = cluster(&[]);
+    let m = mount(&c, &[]);
+    let mnt = m.path().to_path_buf();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other_fs = elsewhere.path().to_path_buf();
+    within(Duration::from_secs(60), move || {
+        let p = |n: &str| mnt.join(n);
+        fs::set_permissions(&mnt, fs::Permissions::from_mode(0o777)).unwrap();
+        fs::write(p("roots"), "root's").unwrap();
+        fs::set_permissions(p("roots"), fs::Permissions::from_mode(0o644)).unwrap();
+        let out = as_nobody(&["ln", p("roots").to_str().unwrap(), p("mine").to_str().unwrap()]);
+        assert!(!out.status.success() && text(&out.stderr).contains("not permitted"), "a link to a file nobody may not write: {out:?}");
+        assert!(fs::symlink_metadata(p("mine")).is_err());
+
+        mknod(&p("fifo"), libc::S_IFIFO | 0o644, 0).unwrap();
+        fs::create_dir(p("dir")).unwrap();
+        std::os::unix::fs::symlink("nowhere", p("dangling")).unwrap();
+        for name in ["fifo", "dir", "dangling", "roots"] {
+            assert_eq!(errno(OpenOptions::new().write(true).create_new(true).open(p(name))), libc::EEXIST, "O_CREAT|O_EXCL on {name}");
+        }
+        std::os::unix::fs::symlink("loop-b", p("loop-a")).unwrap();
+        std::os::unix::fs::symlink("loop-a", p("loop-b")).unwrap();
+        assert_eq!(errno(fs::File::open(p("loop-a"))), libc::ELOOP);
+        assert_eq!(errno(fs::rename(p("roots"), other_fs.join("roots"))), libc::EXDEV);
+        assert_eq!(errno(fs::hard_link(p("roots"), other_fs.join("roots"))), libc::EXDEV);
+        assert_eq!(errno(fs::hard_link(p("roots"), p("roots/x"))), libc::ENOTDIR);
+        assert_eq!(errno(fs::hard_link(p("roots"), p(&"n".repeat(256)))), libc::ENAMETOOLONG);
+        assert_eq!(errno(fs::remove_dir(p("fifo"))), libc::ENOTDIR);
+        assert_eq!(errno(fs::remove_file(p("dir"))), libc::EISDIR);
+        assert_eq!(fs::metadata(p("roots")).unwrap().nlink(), 1, "refusals left the count alone");
+    });
+    assert_namespace_consistent(&c);
+}

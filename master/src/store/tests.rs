@@ -659,3 +659,18 @@ async fn a_create_for_a_session_is_held_from_its_first_moment_and_writers_drop_p
     assert_eq!((after.mode, after.has_xattrs), (0o777, false));
     assert!(!super::mutations::write_drops_privileges(&bob, &after), "nothing left to drop: no mutation per lease");
 }
+
+#[test]
+fn a_file_at_the_link_limit_takes_no_more_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    apply_now(&store, Mutation::Create(CreateRequest { at: at("/f"), exclusive: true, ..Default::default() })).unwrap();
+    let mut f = store.resolve_path("/f", &Who::root()).unwrap();
+    f.attr.nlink = super::mutations::LINK_MAX;
+    let mut txn = super::txn::Txn::new(&store, store.counters().unwrap(), 1);
+    txn.put_inode(f);
+    txn.commit().unwrap();
+    let refused = apply_now(&store, link("/f", "/g")).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::EMLINK);
+    assert!(store.get_entry(InodeId::ROOT, "g").unwrap().is_none());
+}
