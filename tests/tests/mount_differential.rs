@@ -1,6 +1,6 @@
 //! A randomized differential test: one seeded sequence of namespace
 //! operations (create, write, truncate, link, unlink, rename, mkdir, rmdir,
-//! mkfifo, symlink, chmod, setxattr, removexattr) applied to a directory on
+//! mkfifo, symlink, chmod, chown, setxattr, removexattr) applied to a directory on
 //! the local disk and to the mount; every result and errno must match, and
 //! so must the final trees (types, modes, link counts and which names share
 //! an inode, sizes, contents, symlink targets, user.* attributes).
@@ -36,6 +36,7 @@ enum Op {
     Mkfifo { path: &'static str },
     Symlink { target: &'static str, path: &'static str },
     Chmod { path: &'static str, mode: u32 },
+    Chown { path: &'static str, uid: u32, gid: u32 },
     SetXattr { path: &'static str, name: &'static str, len: usize, flags: i32 },
     RemoveXattr { path: &'static str, name: &'static str },
     Read { path: &'static str },
@@ -77,7 +78,11 @@ fn random_op(rng: &mut StdRng) -> Op {
         64..=66 => Op::Rmdir { path: dir(rng) },
         67..=70 => Op::Mkfifo { path: file(rng) },
         71..=74 => Op::Symlink { target: pick(rng), path: file(rng) },
-        75..=80 => Op::Chmod { path: pick(rng), mode: [0o644, 0o600, 0o755, 0o4755, 0o2711, 0o1777][rng.random_range(0..6)] },
+        75..=78 => Op::Chmod { path: pick(rng), mode: [0o644, 0o600, 0o755, 0o4755, 0o2711, 0o1777][rng.random_range(0..6)] },
+        79..=80 => {
+            let (uid, gid) = [(0, 0), (1000, 1000), (65534, 100)][rng.random_range(0..3)];
+            Op::Chown { path: pick(rng), uid, gid }
+        }
         81..=90 => {
             let flags = [0, libc::XATTR_CREATE, libc::XATTR_REPLACE][rng.random_range(0..3)];
             Op::SetXattr { path: pick(rng), name: XATTRS[rng.random_range(0..3)], len: rng.random_range(0..300), flags }
@@ -118,6 +123,7 @@ fn apply(root: &Path, op: &Op) -> Outcome {
         Op::Mkfifo { path } => unit(syscall(&p(path), mkfifo)),
         Op::Symlink { target, path } => unit(std::os::unix::fs::symlink(target, p(path))),
         Op::Chmod { path, mode } => unit(fs::set_permissions(p(path), fs::Permissions::from_mode(mode))),
+        Op::Chown { path, uid, gid } => unit(std::os::unix::fs::lchown(p(path), Some(uid), Some(gid))),
         Op::SetXattr { path, name, len, flags } => unit(set_xattr(&p(path), name, &value_of(len), flags)),
         Op::RemoveXattr { path, name } => unit(remove_xattr(&p(path), name)),
         Op::Read { path } => read_all(&p(path)).map(|d| format!("{} bytes, sum {}", d.len(), d.iter().map(|b| *b as u64).sum::<u64>())).map_err(errno_of),
@@ -181,6 +187,7 @@ fn a_random_sequence_of_operations_gives_the_same_results_as_a_local_disk() {
 struct Seen {
     kind: &'static str,
     mode: u32,
+    owner: (u32, u32),
     nlink: u64,
     size: Option<u64>,
     content_sum: Option<(usize, u64)>,
@@ -231,6 +238,7 @@ fn scan(root: &Path) -> (BTreeMap<String, Seen>, Vec<Vec<String>>) {
                 Seen {
                     kind,
                     mode: if t.is_symlink() { 0 } else { md.mode() & 0o7777 },
+                    owner: (md.uid(), md.gid()),
                     nlink: md.nlink(),
                     size: (!t.is_dir()).then_some(md.len()),
                     content_sum: data.map(|d| (d.len(), d.iter().map(|b| *b as u64).sum())),

@@ -166,7 +166,7 @@ fn cp_a_rsync_x_and_the_shell_round_trip_attributes() {
         set(&src.join("sub"), "user.dir", b"a directory's", 0).unwrap();
 
         run_ok(Command::new("cp").arg("-a").arg(&src).arg(mnt.join("by-cp")));
-        run_ok(Command::new("rsync").arg("-aX").arg(format!("{}/", src.display())).arg(mnt.join("by-rsync")));
+        run_ok(Command::new("rsync").arg("-aHX").arg(format!("{}/", src.display())).arg(mnt.join("by-rsync")));
         for top in ["by-cp", "by-rsync"] {
             for name in ["a", "b", "sub/c"] {
                 let p = mnt.join(top).join(name);
@@ -175,9 +175,9 @@ fn cp_a_rsync_x_and_the_shell_round_trip_attributes() {
             }
             assert_eq!(get(&mnt.join(top).join("sub"), "user.dir"), Ok(b"a directory's".to_vec()));
         }
-        let itemized = run(Command::new("rsync").arg("-aXn").arg("--itemize-changes").arg(format!("{}/", src.display())).arg(mnt.join("by-rsync")));
+        let itemized = run(Command::new("rsync").arg("-aHXn").arg("--itemize-changes").arg(format!("{}/", src.display())).arg(mnt.join("by-rsync")));
         assert_eq!(text(&itemized.stdout), "", "rsync -X finds nothing to do");
-        run_ok(Command::new("rsync").arg("-aX").arg(format!("{}/", mnt.join("by-rsync").display())).arg(&back));
+        run_ok(Command::new("rsync").arg("-aHX").arg(format!("{}/", mnt.join("by-rsync").display())).arg(&back));
         assert_eq!(get(&back.join("sub/c"), "user.index"), Ok(b"2".to_vec()), "attributes came back out");
     });
     let dfs = |args: &[&str]| run_ok(dfs_tests::shell::command(&c.master.url).unwrap().args(args));
