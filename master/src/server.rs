@@ -92,8 +92,14 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let workers = Arc::new(Workers::default());
     let sampler = workers.spawn(Sampler::new(Arc::downgrade(&chunks), history.clone()), shutdown.signal());
     let monitor = workers.spawn(Monitor::new(Arc::downgrade(&chunks), chunk_config.monitor_interval), shutdown.signal());
-    // Files open on mounts before this start are not known yet.
-    writer.held().begin_grace(Instant::now());
+    // Files open on mounts before this start are not known yet (if this
+    // master ever had mounts holding files: a fresh or mount-less cluster
+    // frees deleted files at once).
+    let s = store.clone();
+    if tokio::task::spawn_blocking(move || s.had_open_sessions()).await?? {
+        writer.held().noted_already();
+        writer.held().begin_grace(Instant::now());
+    }
     let sweeper = workers.spawn(crate::orphans::OrphanSweeper::new(store.clone(), writer.clone()), shutdown.signal());
     let http_metrics = dfs_server_kit::http::metrics::HttpMetrics::new("dfs_master");
     let users = Arc::new(open_users(&config, &store, &writer).await?);

@@ -42,7 +42,10 @@ pub async fn mkdir(State(s): State<Master>, Extension(c): Extension<Caller>, Api
 /// file; held open by `open_session` if named.
 pub async fn create(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<CreateRequest>) -> Result<Json<Made>, ApiError> {
     match r.open_session.as_deref().map(|id| super::queries::session_key(&c, id)).transpose()? {
-        Some(key) => submit_for_made(&s, c, Mutation::CreateHeld(r, key)).await,
+        Some(key) => {
+            super::queries::note_sessions(&s);
+            submit_for_made(&s, c, Mutation::CreateHeld(r, key)).await
+        }
         None => submit_for_made(&s, c, Mutation::Create(r)).await,
     }
 }

@@ -8,7 +8,7 @@ use dfs_proto::InodeId;
 
 use super::store_call::blocking;
 use crate::state::Master;
-use crate::store::perms;
+use crate::store::{perms, Mutation};
 use crate::users::Caller;
 use dfs_server_kit::http::ApiError;
 use dfs_server_kit::http::{ApiJson, ApiPath, ApiQuery};
@@ -51,6 +51,7 @@ pub async fn open(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJ
             return Ok(Json(first.attr));
         }
         held.open(&key, r.inode, r.seq, std::time::Instant::now())?;
+        note_sessions(&s);
         match s.store.inode(r.inode) {
             Ok(record) => Ok(Json(record.attr)),
             Err(e) => {
@@ -67,6 +68,19 @@ pub async fn open_files(State(s): State<Master>, Extension(c): Extension<Caller>
     let key = session_key(&c, &r.session)?;
     s.writer.held().renew(&key, &r.inodes, r.upto, std::time::Instant::now())?;
     Ok(Json(Done {}))
+}
+
+/// The first hold of this master's life marks the store (in the
+/// background: the mark only tells a later start to wait for mounts).
+pub fn note_sessions(s: &Master) {
+    if s.writer.held().needs_note() {
+        let writer = s.writer.clone();
+        tokio::runtime::Handle::current().spawn(async move {
+            if let Err(e) = writer.submit(Mutation::NoteOpenSessions).await {
+                tracing::warn!(error = %e, "could not record that mounts hold files open");
+            }
+        });
+    }
 }
 
 /// A session is its principal's: one user cannot speak for another's.

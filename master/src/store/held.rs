@@ -8,11 +8,12 @@
 //! number of its last open before it took the set ([`Held::renew`]): a
 //! file missing from the set is let go only if it was registered at or
 //! before that number, so a restatement never undoes an open that crossed
-//! it. A restatement adds nothing, except during the grace after a master
-//! start, when sessions restate what they held before; during that grace
-//! every file counts as held (an unlink makes an orphan, freed after the
-//! grace unless restated). A session not heard from within the timeout
-//! (its client crashed) holds nothing.
+//! it. A restatement adds nothing, except during the grace after the
+//! start of a master that has had sessions (a durable mark), when they
+//! restate what they held before; during that grace every file counts as
+//! held (an unlink makes an orphan, freed after the grace unless
+//! restated). A session not heard from within the timeout (its client
+//! crashed) holds nothing.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -98,6 +99,8 @@ pub struct Held {
     timeout: Duration,
     /// Until then (a start's grace), every file counts as held.
     grace_until: Mutex<Option<Instant>>,
+    /// The store's mark that sessions held files here is set (or being set).
+    noted: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Held {
@@ -108,7 +111,18 @@ impl Default for Held {
 
 impl Held {
     pub fn new(timeout: Duration) -> Self {
-        Held { state: Mutex::default(), timeout, grace_until: Mutex::new(None) }
+        Held { state: Mutex::default(), timeout, grace_until: Mutex::new(None), noted: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// True the first time it is asked (unless `noted_already`): the
+    /// caller then records durably that sessions hold files here.
+    pub fn needs_note(&self) -> bool {
+        !self.noted.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The store already says sessions held files here.
+    pub fn noted_already(&self) {
+        self.noted.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

@@ -37,6 +37,9 @@ pub const META_COUNTERS: &[u8] = b"counters";
 pub const META_LOG_EPOCH: &[u8] = b"log_epoch";
 /// Node ids (16 bytes each) of chunkservers being drained by decommission.
 pub const META_DECOMMISSIONED: &[u8] = b"decommissioned";
+/// Present once a client session held files open here: a restart then
+/// waits for mounts to restate what they hold (`held.rs`).
+pub const META_HAD_OPEN_SESSIONS: &[u8] = b"had_open_sessions";
 
 pub fn inode_key(id: InodeId) -> [u8; 8] {
     id.0.to_be_bytes()

@@ -6,7 +6,7 @@ use dfs_proto::wire::namespace::*;
 use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
 
 use super::error::{fail, NsError};
-use super::keys::{CF_PENDING_DELETE, META_DECOMMISSIONED};
+use super::keys::{CF_PENDING_DELETE, META_DECOMMISSIONED, META_HAD_OPEN_SESSIONS};
 use super::perms::{self, Who, EXEC, READ, WRITE};
 use super::records::{ChunkRecord, InodeRecord};
 use super::txn::Txn;
@@ -72,6 +72,8 @@ pub enum Mutation {
     DropPrivileges(InodeId),
     /// Reserves room for one appended record at the end of the file.
     ReserveAppend(AppendRequest),
+    /// Records that client sessions hold files open here (once per store).
+    NoteOpenSessions,
     /// Frees orphans (files whose last name went while they were open)
     /// no client holds any more.
     FreeOrphans(Vec<InodeId>),
@@ -135,6 +137,7 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults, who: &Who) -> Result<Outco
         Mutation::CommitLength { inode, length, chunks } => commit_length(t, *inode, *length, chunks, who).map(Outcome::Attr),
         Mutation::DropPrivileges(inode) => drop_privileges_for(t, *inode, who).map(Outcome::Attr),
         Mutation::ReserveAppend(r) => reserve_append(t, r, who).map(Outcome::Reserved),
+        Mutation::NoteOpenSessions => t.put_meta(META_HAD_OPEN_SESSIONS, &[1]).map(|_| Outcome::Done),
         Mutation::FreeOrphans(inodes) => inodes.iter().try_for_each(|i| free_orphan(t, *i)).map(|_| Outcome::Done),
         Mutation::ForgetDeletedChunks(handles) => handles.iter().try_for_each(|h| t.forget_deleted_chunk(*h)).map(|_| Outcome::Done),
         Mutation::SetDecommissioned { node, on } => set_decommissioned(t, *node, *on).map(|_| Outcome::Done),

@@ -232,6 +232,11 @@ impl Store {
         Ok(v.chunks(16).map(|b| NodeId(uuid::Uuid::from_bytes(b.try_into().unwrap_or([0; 16])))).collect())
     }
 
+    /// Whether client sessions (mounts) ever held files open here.
+    pub fn had_open_sessions(&self) -> Result<bool, NsError> {
+        Ok(self.db.get_pinned_cf(self.cf(CF_META)?, META_HAD_OPEN_SESSIONS)?.is_some())
+    }
+
     /// Up to `limit` of the files kept after their last name went,
     /// because they were open.
     pub fn orphans(&self, limit: usize) -> Result<Vec<InodeId>, NsError> {
