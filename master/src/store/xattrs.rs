@@ -41,8 +41,8 @@ pub fn space_of(name: &str) -> Result<XattrSpace, NsError> {
 }
 
 impl Store {
-    /// Every attribute of an inode, in name order.
-    pub fn xattrs_of(&self, inode: InodeId) -> Result<Vec<(String, Vec<u8>)>, NsError> {
+    /// `each(name, value)` of every attribute of an inode, in name order.
+    fn scan_xattrs<T>(&self, inode: InodeId, each: impl Fn(String, &[u8]) -> T) -> Result<Vec<T>, NsError> {
         let prefix = inode_key(inode);
         let mut out = Vec::new();
         for item in self.db.iterator_cf(self.cf(CF_XATTRS)?, IteratorMode::From(&prefix, Direction::Forward)) {
@@ -51,9 +51,14 @@ impl Store {
                 break;
             }
             let name = String::from_utf8(key[8..].to_vec()).map_err(|_| NsError::new(ErrorKind::EIO, "corrupt attribute name"))?;
-            out.push((name, value.to_vec()));
+            out.push(each(name, &value));
         }
         Ok(out)
+    }
+
+    /// The name and value length of every attribute of an inode.
+    pub fn xattr_sizes(&self, inode: InodeId) -> Result<Vec<(String, usize)>, NsError> {
+        self.scan_xattrs(inode, |name, value| (name, value.len()))
     }
 
     /// One attribute's value, whoever asks.
@@ -85,16 +90,7 @@ impl Store {
 
     /// The names of an inode's attributes, without copying their values.
     pub fn xattr_names(&self, inode: InodeId) -> Result<Vec<String>, NsError> {
-        let prefix = inode_key(inode);
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_XATTRS)?, IteratorMode::From(&prefix, Direction::Forward)) {
-            let (key, _) = item?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            out.push(String::from_utf8(key[8..].to_vec()).map_err(|_| NsError::new(ErrorKind::EIO, "corrupt attribute name"))?);
-        }
-        Ok(out)
+        self.scan_xattrs(inode, |name, _| name)
     }
 }
 
@@ -108,7 +104,7 @@ pub fn set_xattr(t: &mut Txn, r: &SetXattrRequest, who: &Who) -> Result<Attr, Ns
     let id = t.store.resolve_node(&r.node, who)?.attr.inode;
     let mut record = t.inode(id)?;
     perms::check_xattr(who, &record.attr, space, true, &r.name)?;
-    let existing = t.store.xattrs_of(id)?;
+    let existing = t.store.xattr_sizes(id)?;
     let old = existing.iter().find(|(n, _)| *n == r.name);
     match (r.mode, old) {
         (XattrSetMode::Create, Some(_)) => return fail(ErrorKind::EEXIST, format!("{}: the attribute exists", r.name)),
@@ -117,7 +113,7 @@ pub fn set_xattr(t: &mut Txn, r: &SetXattrRequest, who: &Who) -> Result<Attr, Ns
     }
     let others = existing.iter().filter(|(n, _)| *n != r.name);
     let names: usize = others.clone().map(|(n, _)| n.len() + 1).sum::<usize>() + r.name.len() + 1;
-    let values: usize = others.map(|(_, v)| v.len()).sum::<usize>() + r.value.0.len();
+    let values: usize = others.map(|(_, len)| len).sum::<usize>() + r.value.0.len();
     if names > XATTR_LIST_MAX || values > XATTR_VALUES_MAX {
         return fail(ErrorKind::ENOSPC, format!("inode {id} has no room for more attributes"));
     }
