@@ -17,8 +17,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// Most orphans looked at, and freed in one mutation, per pass.
 const PER_PASS: usize = 1_000;
 
-/// (After a start the registry counts every file as held for one session
-/// timeout, while mounts restate what they hold: nothing is freed then.)
+/// (After the start of a master that has had mounts holding files, the
+/// registry counts every file as held for one session timeout while the
+/// mounts restate what they hold: nothing is freed then.)
 pub struct OrphanSweeper {
     store: Store,
     writer: Writer,

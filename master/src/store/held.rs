@@ -56,18 +56,27 @@ struct State {
 }
 
 impl State {
-    fn count(&mut self, user: &str, inode: InodeId, delta: i64) {
-        let holders = self.holders.entry(inode).or_default();
-        *holders = (*holders as i64 + delta).max(0) as u32;
-        if *holders == 0 {
-            self.holders.remove(&inode);
+    /// Counts a (session of `user`, `inode`) pair coming (`up`) or going.
+    fn count(&mut self, user: &str, inode: InodeId, up: bool) {
+        if up {
+            *self.holders.entry(inode).or_default() += 1;
+            *self.per_user.entry(user.to_string()).or_default() += 1;
+            self.total += 1;
+            return;
         }
-        let mine = self.per_user.entry(user.to_string()).or_default();
-        *mine = (*mine as i64 + delta).max(0) as usize;
-        if *mine == 0 {
-            self.per_user.remove(user);
+        if let Some(n) = self.holders.get_mut(&inode) {
+            *n -= 1;
+            if *n == 0 {
+                self.holders.remove(&inode);
+            }
         }
-        self.total = (self.total as i64 + delta).max(0) as usize;
+        if let Some(n) = self.per_user.get_mut(user) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_user.remove(user);
+            }
+        }
+        self.total = self.total.saturating_sub(1);
     }
 
     /// Refuses `more` new pairs for `key` past any limit.
@@ -89,7 +98,7 @@ impl State {
     fn drop_session(&mut self, key: &SessionKey) {
         let Some(session) = self.sessions.remove(key) else { return };
         for inode in session.files.into_keys() {
-            self.count(&key.0, inode, -1);
+            self.count(&key.0, inode, false);
         }
     }
 }
@@ -129,11 +138,6 @@ impl Held {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How long a silent session keeps holding its files.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// A master start: for one timeout, files open on mounts before the
     /// start are not known yet, so every file counts as held and sessions
     /// may restate what they hold.
@@ -157,7 +161,7 @@ impl Held {
         let slot = session.files.entry(inode).or_insert(seq);
         *slot = (*slot).max(seq);
         if !known {
-            s.count(&key.0, inode, 1);
+            s.count(&key.0, inode, true);
         }
         Ok(())
     }
@@ -168,7 +172,7 @@ impl Held {
         let mut s = self.state();
         let gone = s.sessions.get_mut(key).is_some_and(|v| v.files.get(&inode) == Some(&seq) && v.files.remove(&inode).is_some());
         if gone {
-            s.count(&key.0, inode, -1);
+            s.count(&key.0, inode, false);
         }
     }
 
@@ -183,13 +187,15 @@ impl Held {
         let grace = self.in_grace(now);
         let mut s = self.state();
         let listed: std::collections::HashSet<InodeId> = files.iter().copied().collect();
-        let held = s.sessions.get(key).map(|v| v.files.clone()).unwrap_or_default();
+        let empty = HashMap::new();
+        let held = s.sessions.get(key).map_or(&empty, |v| &v.files);
         let dropped: Vec<InodeId> = held.iter().filter(|(i, seq)| **seq <= upto && !listed.contains(i)).map(|(i, _)| *i).collect();
         let added: Vec<InodeId> = if grace { listed.iter().filter(|i| !held.contains_key(i)).copied().collect() } else { Vec::new() };
+        let held_none = held.is_empty();
         if added.len() > dropped.len() {
             s.room_for(key, added.len() - dropped.len())?;
         }
-        if held.is_empty() && added.is_empty() {
+        if held_none && added.is_empty() {
             return Ok(()); // nothing held, nothing to restate: no session made
         }
         let session = s.sessions.entry(key.clone()).or_insert_with(|| Session { files: HashMap::new(), seen: now });
@@ -200,8 +206,8 @@ impl Held {
         for i in &added {
             session.files.insert(*i, upto);
         }
-        dropped.iter().for_each(|i| s.count(&key.0, *i, -1));
-        added.iter().for_each(|i| s.count(&key.0, *i, 1));
+        dropped.iter().for_each(|i| s.count(&key.0, *i, false));
+        added.iter().for_each(|i| s.count(&key.0, *i, true));
         Ok(())
     }
 

@@ -349,15 +349,22 @@ fn create(t: &mut Txn, r: &CreateRequest, d: &Defaults, who: &Who) -> Result<Att
     add_child(t, parent.attr.inode, name, record)
 }
 
-fn symlink(t: &mut Txn, r: &SymlinkRequest, who: &Who) -> Result<Attr, NsError> {
-    if r.target.is_empty() || r.target.contains('\0') || r.target.len() > PATH_MAX_BYTES {
-        return fail(ErrorKind::EINVAL, "symlink target must be 1 to 4096 bytes without NUL");
-    }
-    let (parent, name) = live_parent(t, &r.at, who)?;
+/// The live directory and name of `at` for a new entry: the name must be
+/// free (EEXIST) and `who` may write and search the directory.
+fn free_name<'a>(t: &Txn, at: &'a EntryRef, who: &Who) -> Result<(InodeRecord, &'a str), NsError> {
+    let (parent, name) = live_parent(t, at, who)?;
     if t.store.get_entry(parent.attr.inode, name)?.is_some() {
         return fail(ErrorKind::EEXIST, format!("{name:?} exists"));
     }
     perms::check(who, &parent.attr, WRITE | EXEC, name)?;
+    Ok((parent, name))
+}
+
+fn symlink(t: &mut Txn, r: &SymlinkRequest, who: &Who) -> Result<Attr, NsError> {
+    if r.target.is_empty() || r.target.contains('\0') || r.target.len() > PATH_MAX_BYTES {
+        return fail(ErrorKind::EINVAL, "symlink target must be 1 to 4096 bytes without NUL");
+    }
+    let (parent, name) = free_name(t, &r.at, who)?;
     let owner = NewOwner { mode: Some(0o777), uid: r.uid, gid: r.gid };
     let mut record = new_record(t, FileKind::Symlink, &owner, 0o777, &parent.attr, who)?;
     record.attr.size = r.target.len() as u64;
@@ -373,11 +380,7 @@ pub const LINK_MAX: u32 = 65_000;
 fn link(t: &mut Txn, r: &LinkRequest, who: &Who) -> Result<Attr, NsError> {
     let id = t.store.resolve_node(&r.src, who)?.attr.inode;
     let mut target = t.inode(id)?;
-    let (parent, name) = live_parent(t, &r.dst, who)?;
-    if t.store.get_entry(parent.attr.inode, name)?.is_some() {
-        return fail(ErrorKind::EEXIST, format!("{name:?} exists"));
-    }
-    perms::check(who, &parent.attr, WRITE | EXEC, name)?;
+    let (parent, name) = free_name(t, &r.dst, who)?;
     perms::check_link(who, &target.attr, name)?;
     if target.attr.nlink == 0 {
         return fail(ErrorKind::ENOENT, format!("inode {id} has no name left to link to"));
@@ -406,11 +409,7 @@ fn mknod(t: &mut Txn, r: &MknodRequest, who: &Who) -> Result<Attr, NsError> {
     if !device && r.rdev != 0 {
         return fail(ErrorKind::EINVAL, format!("a {} has no device number", r.kind.describe()));
     }
-    let (parent, name) = live_parent(t, &r.at, who)?;
-    if t.store.get_entry(parent.attr.inode, name)?.is_some() {
-        return fail(ErrorKind::EEXIST, format!("{name:?} exists"));
-    }
-    perms::check(who, &parent.attr, WRITE | EXEC, name)?;
+    let (parent, name) = free_name(t, &r.at, who)?;
     perms::check_mknod(who, r.kind, name)?;
     let mut record = new_record(t, r.kind, &r.owner, 0o644, &parent.attr, who)?;
     record.attr.rdev = r.rdev;

@@ -96,13 +96,13 @@ impl<'s> Txn<'s> {
         Ok(())
     }
 
-    /// Takes one name away from an inode: a directory goes, a file (or any
-    /// other kind) only with its last link; otherwise it has one link less
-    /// and its ctime changes, as on Linux.
-    /// A file open somewhere outlives its last name as an orphan.
+    /// Takes one name away from an inode: a directory goes, anything else
+    /// with its last link; otherwise it has one link less and its ctime
+    /// changes, as on Linux. A file some client holds open outlives its
+    /// last name as an orphan (`nlink` 0, in the orphans family).
     pub fn drop_link(&mut self, record: &InodeRecord) -> Result<(), NsError> {
-        let last = record.is_dir() || record.attr.nlink <= 1;
-        if last && !(record.attr.kind == FileKind::File && self.is_held(record.attr.inode)) {
+        let kept_open = record.attr.kind == FileKind::File && self.is_held(record.attr.inode);
+        if record.is_dir() || (record.attr.nlink <= 1 && !kept_open) {
             return self.remove_inode(record);
         }
         let mut left = record.clone();
