@@ -262,6 +262,12 @@ impl MasterClient {
         self.post::<ep::Open>(&OpenRequest { inode, session: session.to_string(), seq, write }).await
     }
 
+    /// Takes from file `inode` what a write by the caller takes away
+    /// (setuid/setgid, capabilities) before the write happens.
+    pub async fn drop_privileges(&self, inode: InodeId) -> Result<Attr, ClientError> {
+        self.post::<ep::DropPrivileges>(&DropPrivilegesRequest { inode }).await
+    }
+
     /// Every file `session` holds open now, as after its open `upto` (its keepalive).
     pub async fn open_files(&self, session: &str, inodes: Vec<InodeId>, upto: u64) -> Result<(), ClientError> {
         self.post::<ep::OpenFiles>(&OpenFilesRequest { session: session.to_string(), inodes, upto }).await.map(|_| ())

@@ -35,6 +35,21 @@ pub struct OpenFile {
     /// Written through this handle: its close makes the inode's writes
     /// durable (a close of a handle only read never waits for a sync).
     wrote: AtomicBool,
+    /// A write through this handle has had the master take what a write
+    /// takes away (setuid/setgid, capabilities).
+    privileges_dropped: AtomicBool,
+}
+
+impl OpenFile {
+    /// Whether this write must first have the master drop the file's
+    /// privileges: the kernel asks for it (`kill_suidgid`: setuid/setgid
+    /// and a writer without `CAP_FSETID`), or the file has extended
+    /// attributes (a `security.capability` goes at any write). Once per
+    /// handle; later writes are covered by the lease and the commit, which
+    /// drop them again.
+    pub fn first_write_drops_privileges(&self, kill_suidgid: bool) -> bool {
+        (kill_suidgid || self.attr.has_xattrs) && !self.privileges_dropped.swap(true, Ordering::Relaxed)
+    }
 }
 
 /// How much a commit of an inode's writes promises.
@@ -142,7 +157,8 @@ impl OpenFiles {
     pub fn open(&self, attr: Attr) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.inodes().entry(attr.inode).or_default().handles += 1;
-        let file = OpenFile { inode: attr.inode, reader: AsyncMutex::new(None), attr, wrote: AtomicBool::new(false) };
+        let file =
+            OpenFile { inode: attr.inode, reader: AsyncMutex::new(None), attr, wrote: AtomicBool::new(false), privileges_dropped: AtomicBool::new(false) };
         self.files().insert(fh, Arc::new(file));
         fh
     }

@@ -272,6 +272,20 @@ impl Inner {
         }
     }
 
+    /// Has the master take from the file what a write takes away, as the
+    /// write happens (Linux clears setuid at `write(2)`, and `fstat` shows
+    /// it); the kernel's cached attributes and xattr hints go with it.
+    async fn drop_privileges(&self, inode: InodeId) -> Result<(), ClientError> {
+        self.client.master().drop_privileges(inode).await?;
+        self.xattrs.forget(inode);
+        if let Some(n) = self.notifier.get() {
+            if let Err(e) = n.inval_inode(INodeNo(inode.0), -1, 0) {
+                tracing::debug!(inode = inode.0, error = %e, "attribute invalidation failed");
+            }
+        }
+        Ok(())
+    }
+
     /// Opens a file given its fresh attributes from the master
     /// (close-to-open). The kernel keeps its cached pages only when the file
     /// is unchanged since it last heard of it; otherwise its attributes are
@@ -603,15 +617,22 @@ impl Filesystem for DfsFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         let Some(file) = self.inner.files.get(fh.0) else { return reply.error(Errno::EBADF) };
         let data = data.to_vec();
+        let drop_privileges = file.first_write_drops_privileges(write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID));
         self.spawn(fr, move |s| async move {
-            match s.files.write(&file, offset, &data).await {
+            let written = async {
+                if drop_privileges {
+                    s.drop_privileges(file.inode).await?;
+                }
+                s.files.write(&file, offset, &data).await
+            };
+            match written.await {
                 Ok(()) => reply.written(data.len() as u32),
                 Err(e) => reply.error(fail(e)),
             }

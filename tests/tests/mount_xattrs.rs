@@ -146,6 +146,36 @@ fn writes_drop_capabilities_and_the_kernel_asks_once() {
     });
 }
 
+/// Setuid and setgid go at another user's `write(2)`, as Linux does: the
+/// writer's `fstat` before its close shows them gone, and so does a stat
+/// right after it, with the default attribute TTL (the kernel's cached
+/// attributes go with them). Setgid without group execute (a mandatory
+/// locking mark) stays, and root's writes keep both, as on Linux.
+#[test]
+fn setuid_and_setgid_go_at_another_users_write() {
+    let c = cluster(&[]);
+    let m = mount(&c, &[]);
+    let mnt = m.path().to_path_buf();
+    within(Duration::from_secs(120), move || {
+        for (mode, after) in [(0o4777, 0o777), (0o2777, 0o777), (0o6777, 0o777), (0o2767, 0o2767)] {
+            let f = mnt.join(format!("m{mode:o}"));
+            fs::write(&f, "x").unwrap();
+            fs::set_permissions(&f, fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, mode, "cached by the kernel before the write");
+            let fstat = "import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY); os.write(fd, b'y'); print(oct(os.fstat(fd).st_mode & 0o7777)); os.close(fd)";
+            let out = as_nobody(&["/usr/bin/python3", "-c", fstat, f.to_str().unwrap()]);
+            assert!(out.status.success(), "{out:?}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{after:#o}"), "fstat after a write of a {mode:o} file, before close");
+            assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, after, "stat after the writer closed a {mode:o} file");
+        }
+        let f = mnt.join("root-writes");
+        fs::write(&f, "x").unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o6755)).unwrap();
+        OpenOptions::new().append(true).open(&f).unwrap().write_all(b"more").unwrap();
+        assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o6755, "root's write keeps setuid and setgid");
+    });
+}
+
 /// `cp -a` and `rsync -aX` carry attributes into the mount and back out;
 /// the shell's getfattr/setfattr read and write the same ones.
 #[test]

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use dfs_proto::auth::Verified;
 use dfs_proto::wire::chunks::*;
-use dfs_proto::wire::namespace::{AppendRequest, AppendReservation, Attr, Done};
+use dfs_proto::wire::namespace::{AppendRequest, AppendReservation, Attr, Done, DropPrivilegesRequest};
 use dfs_proto::ErrorKind;
 
 use super::store_call::blocking;
@@ -75,6 +75,25 @@ pub async fn lease(State(s): State<Master>, Extension(caller): Extension<Caller>
         s.writer.submit_as(who, Mutation::DropPrivileges(inode)).await?;
     }
     Ok(Json(s.chunks.lease_for_write(r).await?))
+}
+
+/// `POST /v1/drop_privileges` → the file's [`Attr`]: a mount's write
+/// clears setuid/setgid (and capabilities) at `write(2)`, as Linux does,
+/// not only when its lease or commit reaches the master.
+pub async fn drop_privileges(
+    State(s): State<Master>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(r): ApiJson<DropPrivilegesRequest>,
+) -> Result<Json<Attr>, ApiError> {
+    let (s2, inode, who) = (s.clone(), r.inode, caller.who.clone());
+    let file = blocking(move || may_io(&s2, &caller, inode, WRITE)).await?;
+    if !write_drops_privileges(&who, &file) {
+        return Ok(Json(file));
+    }
+    match s.writer.submit_as(who, Mutation::DropPrivileges(inode)).await?.0 {
+        Outcome::Attr(a) => Ok(Json(a)),
+        _ => Err(ApiError::new(ErrorKind::EIO, "dropping privileges returned no attributes")),
+    }
 }
 
 /// The caller may read or write the data of file `inode` ([`perms::check_io`]);

@@ -68,6 +68,7 @@ pub fn router(state: Master, max_body_bytes: usize) -> Router {
         .serve::<ep::RemoveXattr, _, _>(mutations::remove_xattr)
         .serve::<ep::Open, _, _>(queries::open)
         .serve::<ep::OpenFiles, _, _>(queries::open_files)
+        .serve::<ep::DropPrivileges, _, _>(chunks::drop_privileges)
         .serve::<ep::GetXattr, _, _>(queries::get_xattr)
         .serve::<ep::ListXattrs, _, _>(queries::list_xattrs)
         .serve::<ep::Rename, _, _>(mutations::rename)

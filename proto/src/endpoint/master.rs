@@ -11,9 +11,9 @@ use crate::wire::chunks::{
 };
 use crate::wire::dashboard::{BrowseQuery, EventsPage, EventsQuery, FileQuery, FileView, HistoryPage, Listing, LoginQuery, NodeRow, Overview, Work};
 use crate::wire::namespace::{
-    AppendRequest, AppendReservation, Attr, Changed, CheckReport, ClusterInfo, CreateRequest, DeleteRequest, Done, FsStats, FsckPage, FsckQuery, LinkRequest,
-    ListQuery, ListResponse, LookupQuery, Made, MkdirRequest, MknodRequest, OpenFilesRequest, OpenRequest, ReadlinkResponse, RemoveRequest, RenameRequest,
-    SetattrRequest, StatQuery, SymlinkRequest,
+    AppendRequest, AppendReservation, Attr, Changed, CheckReport, ClusterInfo, CreateRequest, DeleteRequest, Done, DropPrivilegesRequest, FsStats, FsckPage,
+    FsckQuery, LinkRequest, ListQuery, ListResponse, LookupQuery, Made, MkdirRequest, MknodRequest, OpenFilesRequest, OpenRequest, ReadlinkResponse,
+    RemoveRequest, RenameRequest, SetattrRequest, StatQuery, SymlinkRequest,
 };
 use crate::wire::users::{AddUserRequest, CallerInfo, RotateRequest, UserInfo, UserName};
 use crate::wire::xattrs::{RemoveXattrRequest, SetXattrRequest, XattrNames, XattrQuery, XattrValue};
@@ -70,6 +70,9 @@ endpoints! {
     ReportBad: POST "/v1/chunks/bad", Public, Path = (), Query = (), Request = BadReplica, Response = Done;
     /// How far a writer got: the file's length grows to it.
     CommitLength: POST "/v1/commit_length", User, Path = (), Query = (), Request = chunks::CommitLength, Response = Attr;
+    /// What a write takes away (setuid/setgid, capabilities), taken now:
+    /// the file's attributes after.
+    DropPrivileges: POST "/v1/drop_privileges", User, Path = (), Query = (), Request = DropPrivilegesRequest, Response = Attr;
     /// A record append's place in the file.
     Append: POST "/v1/append", User, Path = (), Query = (), Request = AppendRequest, Response = AppendReservation;
     Chunkservers: GET "/v1/chunkservers", User, Path = (), Query = (), Request = (), Response = Vec<ChunkserverInfo>;

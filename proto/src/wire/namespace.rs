@@ -211,6 +211,15 @@ pub struct OpenRequest {
     pub write: bool,
 }
 
+/// `POST /v1/drop_privileges`: a write to file `inode` is about to change
+/// its data, so what a write takes away goes now (Linux's
+/// `file_remove_privs`: `security.capability`, and setuid/setgid unless
+/// the caller is the superuser). The caller must be allowed to write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropPrivilegesRequest {
+    pub inode: InodeId,
+}
+
 /// `POST /v1/open_files`: every file the client session holds open now,
 /// as it stood after its open numbered `upto`; sent every few seconds (a
 /// session silent for the master's timeout holds nothing).
