@@ -10,15 +10,25 @@ use dfs_proto::tls::certs;
 /// The CA directory of this process, made at the first call, trusted by
 /// this process's clients from then on: the harness's clients call it
 /// before they are made (a process's trust is fixed by its first client).
+/// A static is never dropped, so the directory is removed when the process
+/// exits instead (else every test process left a CA key in /tmp).
 pub fn ca_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("dfs-tls-").tempdir().expect("temp dir");
-        certs::create_ca(dir.path(), "tests").expect("a CA");
-        dfs_client::tls::init(Some(&dir.path().join("ca.pem"))).expect("trust the CA");
+        let dir = tempfile::Builder::new().prefix("dfs-tls-").tempdir().expect("temp dir").keep();
+        // SAFETY: registers a plain function with no arguments to run at exit.
+        unsafe { libc::atexit(remove_ca_dir) };
+        certs::create_ca(&dir, "tests").expect("a CA");
+        dfs_client::tls::init(Some(&dir.join("ca.pem"))).expect("trust the CA");
         dir
     })
-    .path()
+}
+
+static DIR: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_ca_dir() {
+    if let Some(dir) = DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// The CA certificate clients are given (`--tls-ca`).
