@@ -42,6 +42,11 @@ pub async fn run(config: ChunkserverConfig) -> anyhow::Result<()> {
     }
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let tls = config.tls.setup()?;
+    // The client library (WebHDFS's data and truncates, downloads) trusts
+    // this node's CA, not whatever the environment names.
+    if let Some(ca) = config.tls.tls_ca.as_deref().filter(|_| tls.is_some()) {
+        dfs_client::tls::init(Some(ca))?;
+    }
     let addr = listener.local_addr()?;
     let address = config.advertise_url.clone().unwrap_or_else(|| format!("{}://{addr}", dfs_server_kit::tls::scheme()));
     let node = Arc::new(new_node(&config, id, store, address.clone(), trust)?);

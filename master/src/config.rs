@@ -56,6 +56,14 @@ pub struct MasterConfig {
     #[arg(long, env = "DFS_SUPERUSER_GROUP", default_value = "supergroup")]
     pub superuser_group: String,
 
+    /// WebHDFS's simple authentication: `true` takes `user.name=` as the
+    /// caller, unchecked, as HDFS without Kerberos does (only for clusters
+    /// whose network is trusted); `false` (the default) wants a
+    /// delegation token (`dfs fetchdt`) or a signed request.
+    #[arg(long, env = "DFS_WEBHDFS_SIMPLE_AUTH", default_value_t = false, action = clap::ArgAction::Set)]
+    #[serde(default)]
+    pub webhdfs_simple_auth: bool,
+
     /// The dashboard: `login` (users log in at /login) or `public` (anyone
     /// may look, read-only, with the rights of "other"; no downloads).
     #[arg(long, env = "DFS_DASHBOARD", default_value = "login", value_parser = ["login", "public"])]

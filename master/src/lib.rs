@@ -12,12 +12,15 @@
 //! - [`api`]: the HTTP/JSON API under `/v1/`, and the dashboard.
 //! - [`events`], [`history`]: recent events and an hour of samples for the dashboard.
 //! - [`metrics`]: the master's figures for `/metrics` (no HTTP in it).
+//! - [`webhdfs`], [`delegation`]: Hadoop's WebHDFS REST API and its
+//!   delegation tokens.
 //! - [`server`]: wiring them together and serving until a signal.
 
 pub mod api;
 pub mod chunks;
 pub mod cluster_key;
 pub mod config;
+pub mod delegation;
 pub mod events;
 pub mod history;
 pub mod metrics;
@@ -27,3 +30,4 @@ pub mod state;
 pub mod store;
 pub mod tokens;
 pub mod users;
+pub mod webhdfs;

@@ -26,19 +26,33 @@ use crate::users::{AuthMode, Users};
 /// The users, and the first admin on a new store.
 async fn open_users(config: &MasterConfig, store: &Store, writer: &Writer) -> anyhow::Result<Users> {
     let mode = if config.auth == "none" { AuthMode::None } else { AuthMode::Users };
-    let (s, group, session_ms) = (store.clone(), config.superuser_group.clone(), config.session_ms);
+    let (s, group, session_ms, simple) = (store.clone(), config.superuser_group.clone(), config.session_ms, config.webhdfs_simple_auth);
     let users = tokio::task::spawn_blocking(move || {
-        let users = Users::new(mode, &group, session_ms);
+        let users = Users::new(mode, &group, session_ms).with_simple_names(simple);
         users.reload(&s).map(|_| users)
     })
     .await??;
     crate::users::bootstrap(&users, store, writer, &config.data_dir, &config.admin_user, &config.superuser_group).await?;
+    if config.webhdfs_simple_auth && mode == AuthMode::Users {
+        tracing::warn!("webhdfs_simple_auth = true: WebHDFS believes any user.name= it is given. Only for a trusted network.");
+    }
     if mode == AuthMode::None {
         for _ in 0..3 {
             tracing::warn!("auth = none: ANYONE WHO REACHES THIS MASTER IS THE SUPERUSER. Only for throwaway clusters; never expose it.");
         }
     }
     Ok(users)
+}
+
+/// The URL this master reaches its own API at: the listening address,
+/// or loopback when it listens on every address.
+fn self_url(addr: std::net::SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("{}://{}", dfs_server_kit::tls::scheme(), std::net::SocketAddr::new(ip, addr.port()))
 }
 
 pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
@@ -49,6 +63,11 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     // ending with RocksDB open and its threads running may crash on exit).
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let tls = config.tls.setup()?;
+    // The client library (WebHDFS's data and truncates, downloads) trusts
+    // this node's CA, not whatever the environment names.
+    if let Some(ca) = config.tls.tls_ca.as_deref().filter(|_| tls.is_some()) {
+        dfs_client::tls::init(Some(ca))?;
+    }
     // RocksDB's CURRENT file: the directory held a namespace before.
     let had_namespace = config.data_dir.join("CURRENT").exists();
     let key_file = cluster_key::path(config.cluster_key_file.as_deref(), &config.data_dir);
@@ -107,7 +126,22 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
         public: config.dashboard == "public",
         hosts: config.dashboard_hosts.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_string).collect(),
     });
-    let state = Master { store, writer: writer.clone(), chunks, started: std::time::Instant::now(), history, http_metrics, auth, users, dashboard, workers };
+    let delegation = Arc::new(crate::delegation::Delegation::new(store.clone(), writer.clone()));
+    let self_url: Arc<str> = self_url(listener.local_addr()?).into();
+    let state = Master {
+        store,
+        writer: writer.clone(),
+        chunks,
+        started: std::time::Instant::now(),
+        history,
+        http_metrics,
+        auth,
+        users,
+        dashboard,
+        delegation,
+        self_url,
+        workers,
+    };
     let app = router(state, config.max_request_body_bytes);
 
     let addr = listener.local_addr()?;

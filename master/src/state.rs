@@ -42,6 +42,11 @@ pub struct Master {
     pub users: Arc<Users>,
     /// Who may look at the dashboard, and under which host names.
     pub dashboard: Arc<DashboardAccess>,
+    /// WebHDFS's delegation tokens.
+    pub delegation: Arc<crate::delegation::Delegation>,
+    /// This master's own API, for the rare request it makes to itself as a
+    /// client (a WebHDFS TRUNCATE zeroing a cut chunk's tail).
+    pub self_url: Arc<str>,
     /// The background workers' figures (the dashboard's sampler...), for `/metrics`.
     pub workers: Arc<Workers>,
 }

@@ -73,6 +73,8 @@ pub struct Users {
     reloading: std::sync::Mutex<()>,
     supergroup_name: String,
     replay: ReplayCache,
+    /// WebHDFS's `user.name=` is believed (HDFS's simple authentication).
+    simple_names: bool,
 }
 
 impl Users {
@@ -90,7 +92,18 @@ impl Users {
             reloading: std::sync::Mutex::new(()),
             supergroup_name: supergroup_name.to_string(),
             replay: ReplayCache::default(),
+            simple_names: false,
         }
+    }
+
+    /// Believes WebHDFS's `user.name=` (HDFS's simple authentication).
+    pub fn with_simple_names(mut self, on: bool) -> Self {
+        self.simple_names = on;
+        self
+    }
+
+    pub fn simple_names(&self) -> bool {
+        self.simple_names
     }
 
     pub fn mode(&self) -> AuthMode {
@@ -185,10 +198,47 @@ impl Users {
 
     /// A read grant of `caller`'s rights for a minute (see [`Grant`]).
     pub fn grant(&self, caller: &Caller) -> Option<String> {
-        // Only for a viewer who logged in as this very user (not the
-        // public dashboard's nobody, whatever users are named).
+        self.grant_for(caller, false, GRANT_MS)
+    }
+
+    /// A grant of `caller`'s rights (reads, or also writes) for `ms`.
+    /// Only for a caller who is this very user (not the public dashboard's
+    /// nobody, nor a mount acting for a local uid, whatever users are named).
+    pub fn grant_for(&self, caller: &Caller, writes: bool, ms: u64) -> Option<String> {
         let record = self.table().users.get(&caller.user).filter(|r| r.uid == caller.who.uid && caller.who.gids == r.gids).cloned()?;
-        Some(Grant { user: record.name, generation: record.generation, expires_ms: unix_ms().saturating_add(GRANT_MS) }.seal(&self.session_key))
+        Some(Grant { user: record.name, generation: record.generation, expires_ms: unix_ms().saturating_add(ms), writes }.seal(&self.session_key))
+    }
+
+    /// The user named `name`, as a caller (HDFS's simple authentication
+    /// and proxy users: whoever vouches for the name is checked first).
+    pub fn named(&self, name: &str) -> Option<Caller> {
+        let record = self.table().users.get(name).cloned()?;
+        Some(self.caller_of(&record))
+    }
+
+    /// Whether the user may act for others (a mount's principal, a
+    /// WebHDFS proxy user with `doas=`).
+    pub fn is_proxy(&self, name: &str) -> bool {
+        self.table().users.get(name).is_some_and(|r| r.proxy)
+    }
+
+    /// The name of the user with `uid`, and of the group with `gid`, as
+    /// WebHDFS shows owners (the number when none has it).
+    pub fn owner_names(&self, uid: u32, gid: u32) -> (String, String) {
+        let t = self.table();
+        let user = t.users.values().find(|u| u.uid == uid).map_or_else(|| uid.to_string(), |u| u.name.clone());
+        let group = t.groups.iter().find(|(_, g)| *g == gid).map_or_else(|| gid.to_string(), |(n, _)| n.clone());
+        (user, group)
+    }
+
+    /// The uid of user `name`, or of a number given as the name.
+    pub fn uid_of(&self, name: &str) -> Option<u32> {
+        self.table().users.get(name).map(|u| u.uid).or_else(|| name.parse().ok())
+    }
+
+    /// The gid of group `name`, or of a number given as the name.
+    pub fn gid_of(&self, name: &str) -> Option<u32> {
+        self.table().groups.iter().find(|(n, _)| n == name).map(|(_, g)| *g).or_else(|| name.parse().ok())
     }
 
     /// The caller of a request whose head is `method`, `path_and_query` and
@@ -227,12 +277,13 @@ impl Users {
         Ok((caller, Some(verified)))
     }
 
-    /// A request shown a read grant: only reads, as its user.
+    /// A request shown a grant: as its user, only reads unless it grants
+    /// writes, never the admin's rights.
     fn granted(&self, method: &str, text: &str) -> Result<Caller, AuthError> {
-        if method != "GET" {
-            return Err(AuthError::Malformed(format!("{HEADER_GRANT} allows reads only")));
-        }
         let grant = Grant::open(&self.session_key, text)?;
+        if method != "GET" && !grant.writes {
+            return Err(AuthError::Malformed(format!("this {HEADER_GRANT} allows reads only")));
+        }
         if grant.expires_ms <= unix_ms() {
             return Err(AuthError::SessionExpired);
         }

@@ -20,6 +20,7 @@ pub mod ids;
 pub mod local_reads;
 pub mod names;
 pub mod tls;
+pub mod webhdfs;
 pub mod wire;
 
 pub use error::{ErrorBody, ErrorKind};

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod request_id;
 pub mod route;
 pub mod serve;
+pub mod webhdfs;
 
 pub use error::ApiError;
 pub use extract::{ApiJson, ApiPath, ApiQuery};

@@ -12,6 +12,8 @@
 //! - [`error`]: the node's and the chunk store's errors as API answers.
 //! - [`download`]: `GET /files?path=`: a whole file, read through the client
 //!   library (the dashboard's download links land here).
+//! - [`webhdfs`]: WebHDFS's data step (CREATE, APPEND, OPEN,
+//!   GETFILECHECKSUM), through the client library as the master's grant says.
 
 pub mod caller;
 pub mod data;
@@ -22,6 +24,7 @@ pub mod replicas;
 pub mod replicate;
 pub mod status_page;
 pub mod verify;
+pub mod webhdfs;
 
 #[cfg(test)]
 mod auth_tests;
@@ -70,6 +73,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .serve::<ep::Verify, _, _>(verify::verify)
         .serve::<ep::ReplicaInfo, _, _>(replicas::info)
         .into_router()
+        .route(dfs_proto::webhdfs::PREFIX, axum::routing::any(webhdfs::serve))
+        .route(&format!("{}/{{*path}}", dfs_proto::webhdfs::PREFIX), axum::routing::any(webhdfs::serve))
         .fallback(status_page::fallback)
         .method_not_allowed_fallback(dfs_server_kit::http::error::method_not_allowed)
         // Every body read whole (JSON) on any route; the streamed data PUT is not affected.

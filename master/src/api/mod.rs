@@ -99,6 +99,7 @@ pub fn router(state: Master, max_body_bytes: usize) -> Router {
     let gate = dashboard::viewer::ViewerGate { users: state.users.clone(), access: state.dashboard.clone() };
     dashboard::routes(routes, gate)
         .into_router()
+        .merge(crate::webhdfs::routes())
         .fallback(dashboard::fallback)
         .method_not_allowed_fallback(dfs_server_kit::http::error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -62,8 +62,8 @@ fn master_with(mode: crate::users::AuthMode) -> Master {
     let trust = Trust::new(auth.clone(), Tokens::new(auth.clone(), Schedule::new(60_000, 120_000, 1_000)), cluster_id.clone());
     let chunks = ChunkManager::load(store.clone(), writer.clone(), config, trust).unwrap();
     let state = state::Master {
-        store,
-        writer,
+        store: store.clone(),
+        writer: writer.clone(),
         chunks,
         started: Instant::now(),
         history: Default::default(),
@@ -71,6 +71,8 @@ fn master_with(mode: crate::users::AuthMode) -> Master {
         auth: auth.clone(),
         users: std::sync::Arc::new(crate::users::Users::new(mode, "supergroup", 3_600_000)),
         dashboard: Default::default(),
+        delegation: std::sync::Arc::new(crate::delegation::Delegation::new(store.clone(), writer.clone())),
+        self_url: "http://127.0.0.1:1".into(),
         workers: Default::default(),
     };
     Master { app: router(state, 1 << 20), auth, ring, cluster_id, _dir: dir }

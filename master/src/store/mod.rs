@@ -20,6 +20,7 @@
 
 pub mod check;
 pub mod db;
+pub mod delegation;
 pub mod error;
 pub mod held;
 pub mod keys;

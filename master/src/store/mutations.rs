@@ -5,6 +5,7 @@ use dfs_proto::names::{split_path, PATH_MAX_BYTES};
 use dfs_proto::wire::namespace::*;
 use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
 
+use super::delegation;
 use super::error::{fail, NsError};
 use super::keys::{CF_PENDING_DELETE, META_DECOMMISSIONED, META_HAD_OPEN_SESSIONS};
 use super::perms::{self, Who, EXEC, READ, WRITE};
@@ -91,6 +92,20 @@ pub enum Mutation {
         stored_key: String,
     },
     RemoveUser(String),
+    /// The key delegation tokens are made with (kept if one is stored).
+    SetDelegationKey([u8; 32]),
+    IssueToken(super::delegation::TokenRecord),
+    RenewToken {
+        id: u64,
+        by: String,
+        now_ms: u64,
+        expires_ms: u64,
+    },
+    CancelToken {
+        id: u64,
+        by: String,
+        now_ms: u64,
+    },
 }
 
 /// What a successful mutation answers.
@@ -100,6 +115,7 @@ pub enum Outcome {
     Chunk(ChunkRecord),
     Reserved(AppendReservation),
     User(UserRecord),
+    Token(super::delegation::TokenRecord),
     Done,
 }
 
@@ -144,6 +160,10 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults, who: &Who) -> Result<Outco
         Mutation::AddUser(r) => users::add_user(t, r).map(Outcome::User),
         Mutation::RotateUser { name, stored_key } => users::rotate_user(t, name, stored_key).map(Outcome::User),
         Mutation::RemoveUser(name) => users::remove_user(t, name).map(|_| Outcome::Done),
+        Mutation::SetDelegationKey(key) => delegation::set_key(t, key).map(|_| Outcome::Done),
+        Mutation::IssueToken(r) => delegation::issue(t, r).map(|_| Outcome::Done),
+        Mutation::RenewToken { id, by, now_ms, expires_ms } => delegation::renew(t, *id, by, *now_ms, *expires_ms).map(Outcome::Token),
+        Mutation::CancelToken { id, by, now_ms } => delegation::cancel(t, *id, by, *now_ms).map(|_| Outcome::Done),
     }
 }
 

@@ -145,6 +145,28 @@ impl Store {
         Ok(out)
     }
 
+    /// How many entries directory `dir` has after `start_after` (all of
+    /// them with `None`), counting no further than `cap`: keys only.
+    pub fn count_entries(&self, dir: InodeId, start_after: Option<&str>, cap: usize) -> Result<usize, NsError> {
+        let prefix = entry_prefix(dir);
+        let start = entry_key(dir, start_after.unwrap_or(""));
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_ENTRIES)?);
+        it.seek(&start);
+        let mut n = 0;
+        while it.valid() && n < cap {
+            let Some(key) = it.key() else { break };
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if start_after.is_none() || *key != *start {
+                n += 1;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(n)
+    }
+
     /// One page of a directory listing, with each entry's attributes; `who`
     /// needs read permission on the directory (as `readdir` on Linux).
     pub fn list(&self, dir: &NodeRef, start_after: Option<&str>, limit: Option<u32>, who: &Who) -> Result<ListResponse, NsError> {

@@ -145,6 +145,11 @@ impl Writer {
         *self.shared.on_dropped.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
+    /// What requests that leave them out get (replication, chunk size).
+    pub fn defaults(&self) -> crate::store::mutations::Defaults {
+        self.shared.config.defaults
+    }
+
     /// The files clients hold open: a file held loses its last name
     /// without being freed (see `held.rs`).
     pub fn held(&self) -> Arc<Held> {

@@ -7,6 +7,7 @@
 //! - [`user`]: users' credentials, sessions and request signatures.
 //! - [`secret_file`]: creating a file that holds a secret, private and durable.
 
+pub mod delegation;
 pub mod keys;
 pub mod replay;
 pub mod secret_file;

@@ -295,39 +295,52 @@ impl Ticket {
     }
 }
 
-/// A short read-only grant of a user's rights: the master seals one when
-/// the dashboard sends a download to a chunkserver, which shows it (as
-/// `x-dfs-grant`) for the GETs that read the file. A bearer capability
-/// for a minute, as a chunk token is.
+/// A short grant of a user's rights: the master seals one when it sends
+/// a client to a chunkserver (a dashboard download, a WebHDFS data
+/// request), which shows it (as `x-dfs-grant`) for the requests it makes
+/// to the master for that client. A bearer capability, as a chunk token
+/// is: a read grant allows GETs only, a write grant any request but the
+/// admin's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
     pub user: String,
     pub generation: u64,
     pub expires_ms: u64,
+    pub writes: bool,
 }
 
 impl Grant {
     pub fn seal(&self, key: &[u8; 32]) -> String {
-        let body = format!("{}\n{}\n{}", self.user, self.generation, self.expires_ms);
-        let mac = mac_over(key, &["dfs-grant-v1", &body]).finalize().into_bytes();
-        format!("g1.{}.{}", URL_SAFE_NO_PAD.encode(body), URL_SAFE_NO_PAD.encode(mac))
+        let body = format!("{}\n{}\n{}\n{}", self.user, self.generation, self.expires_ms, if self.writes { "rw" } else { "r" });
+        let mac = mac_over(key, &["dfs-grant-v2", &body]).finalize().into_bytes();
+        format!("g2.{}.{}", URL_SAFE_NO_PAD.encode(body), URL_SAFE_NO_PAD.encode(mac))
     }
 
     /// A grant this key sealed; expiry is the caller's check.
     pub fn open(key: &[u8; 32], text: &str) -> Result<Grant, AuthError> {
         let malformed = || AuthError::Malformed(format!("{HEADER_GRANT} is not a grant"));
         let mut parts = text.split('.');
-        let (Some("g1"), Some(body), Some(mac), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some("g2"), Some(body), Some(mac), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(malformed());
         };
         let body = String::from_utf8(URL_SAFE_NO_PAD.decode(body).map_err(|_| malformed())?).map_err(|_| malformed())?;
         let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| malformed())?;
-        mac_over(key, &["dfs-grant-v1", &body]).verify_slice(&mac).map_err(|_| AuthError::SessionExpired)?;
+        mac_over(key, &["dfs-grant-v2", &body]).verify_slice(&mac).map_err(|_| AuthError::SessionExpired)?;
         let fields: Vec<&str> = body.split('\n').collect();
-        let [user, generation, expires_ms] = fields[..] else {
+        let [user, generation, expires_ms, scope] = fields[..] else {
             return Err(malformed());
         };
-        Ok(Grant { user: user.to_string(), generation: generation.parse().map_err(|_| malformed())?, expires_ms: expires_ms.parse().map_err(|_| malformed())? })
+        let writes = match scope {
+            "r" => false,
+            "rw" => true,
+            _ => return Err(malformed()),
+        };
+        Ok(Grant {
+            user: user.to_string(),
+            generation: generation.parse().map_err(|_| malformed())?,
+            expires_ms: expires_ms.parse().map_err(|_| malformed())?,
+            writes,
+        })
     }
 }
 
@@ -430,11 +443,13 @@ mod tests {
 
     #[test]
     fn a_grant_opens_only_with_its_key() {
-        let g = Grant { user: "alice".into(), generation: 2, expires_ms: 7 };
+        let g = Grant { user: "alice".into(), generation: 2, expires_ms: 7, writes: true };
         let text = g.seal(&[1; 32]);
         assert_eq!(Grant::open(&[1; 32], &text).unwrap(), g);
         assert_eq!(Grant::open(&[2; 32], &text), Err(AuthError::SessionExpired));
-        assert!(Grant::open(&[1; 32], "g1.x.y").is_err());
+        assert!(Grant::open(&[1; 32], "g2.x.y").is_err());
+        let read = Grant { writes: false, ..g };
+        assert_eq!(Grant::open(&[1; 32], &read.seal(&[1; 32])).unwrap(), read);
         let c = Credentials::generate("bob");
         assert_eq!(Credentials::from_secret_hex("bob", &hex(&c.secret)), Some(c));
         assert_eq!(Credentials::from_secret_hex("bob", "00"), None);
