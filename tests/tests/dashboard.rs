@@ -160,7 +160,7 @@ async fn dashboard_pages_json_metrics_and_events() {
     let r = http.get(format!("{m}/download?path={}", enc(FILE))).header("cookie", &cookie).send().await.expect("download");
     assert_eq!(r.status().as_u16(), 307);
     let location = r.headers()["location"].to_str().expect("location").to_string();
-    assert!(cs_urls.iter().any(|u| location.starts_with(&format!("{u}/files?path="))) && location.contains("grant=g1."), "{location}");
+    assert!(cs_urls.iter().any(|u| location.starts_with(&format!("{u}/files?path="))) && location.contains("grant=g2."), "{location}");
     let follow = reqwest::Client::new();
     let body = follow.get(format!("{m}/download?path={}", enc(FILE))).header("cookie", &cookie).send().await.expect("get").bytes().await.expect("bytes");
     assert_eq!(body.as_ref(), file_bytes().as_slice());

@@ -18,9 +18,11 @@ use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
 pub use dfs_proto::webhdfs::Params;
-use dfs_proto::webhdfs::{dfs_path, Op, PREFIX};
+use dfs_proto::webhdfs::{dfs_path, Op, RemoteError, PREFIX};
+use dfs_proto::ErrorKind;
 
 use crate::state::Master;
+use crate::store::NsError;
 
 /// The routes, for the master's router.
 pub fn routes() -> Router<Master> {
@@ -45,3 +47,13 @@ async fn serve(State(s): State<Master>, req: Request) -> Response {
 }
 
 pub use dfs_server_kit::http::webhdfs::{empty, error, json};
+
+/// A store error as WebHDFS's exception for `path`.
+pub fn ns(path: &str) -> impl Fn(NsError) -> RemoteError + '_ {
+    move |e| RemoteError::from_kind(e.kind, &e.message, path)
+}
+
+/// Runs a blocking store call on the blocking pool.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, RemoteError> + Send + 'static) -> Result<T, RemoteError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(RemoteError::from_kind(ErrorKind::EIO, &format!("store task failed: {e}"), "")))
+}

@@ -9,7 +9,7 @@ use dfs_proto::webhdfs::*;
 use dfs_proto::wire::namespace::*;
 use dfs_proto::{ErrorKind, InodeId};
 
-use super::{empty, json, Params};
+use super::{blocking, empty, json, ns, Params};
 use crate::state::Master;
 use crate::store::{perms, Mutation, NsError, Outcome};
 use crate::users::Caller;
@@ -49,16 +49,6 @@ pub async fn answer(s: &Master, c: &Caller, op: Op, path: &str, p: &Params) -> R
         Op::GetDelegationToken | Op::RenewDelegationToken | Op::CancelDelegationToken => super::tokens::answer(s, c, op, p).await,
         Op::Open | Op::Create | Op::Append | Op::GetFileChecksum => Err(RemoteError::illegal_argument(format!("{} goes to a chunkserver", op.name()))),
     }
-}
-
-/// A store error as WebHDFS's exception for `path`.
-pub fn ns(path: &str) -> impl Fn(NsError) -> RemoteError + '_ {
-    move |e| RemoteError::from_kind(e.kind, &e.message, path)
-}
-
-/// Runs a blocking store call on the blocking pool.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, RemoteError> + Send + 'static) -> Result<T, RemoteError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(RemoteError::from_kind(ErrorKind::EIO, &format!("store task failed: {e}"), "")))
 }
 
 fn node(path: &str) -> NodeRef {

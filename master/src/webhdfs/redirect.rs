@@ -13,8 +13,7 @@ use dfs_proto::wire::namespace::{Attr, FileKind, NodeRef};
 use dfs_proto::ErrorKind;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::ops::{blocking, ns};
-use super::{json, Params};
+use super::{blocking, json, ns, Params};
 use crate::state::Master;
 use crate::store::{perms, NsError};
 use crate::users::{AuthMode, Caller};

@@ -10,8 +10,7 @@ use dfs_proto::webhdfs::{parse_int, BooleanBody, RemoteError};
 use dfs_proto::wire::namespace::{FileKind, NodeRef, SetattrRequest};
 use dfs_proto::ErrorKind;
 
-use super::ops::{blocking, ns};
-use super::{json, Params};
+use super::{blocking, json, ns, Params};
 use crate::state::Master;
 use crate::store::{perms, Mutation};
 use crate::users::{AuthMode, Caller};
