@@ -14,7 +14,7 @@ use dfs_proto::wire::chunks::{
     WrittenChunk,
 };
 use dfs_proto::wire::namespace::*;
-use dfs_proto::wire::users::{AddUserRequest, CallerInfo, RotateRequest, UserInfo, UserName};
+use dfs_proto::wire::users::{AddUserRequest, CallerInfo, RotateRequest, TokenAnswer, TokenRef, TokenRequest, UserInfo, UserName};
 use dfs_proto::wire::xattrs::{RemoveXattrRequest, SetXattrRequest, XattrQuery};
 use dfs_proto::{ErrorBody, ErrorKind, InodeId};
 use serde::de::DeserializeOwned;
@@ -343,6 +343,19 @@ impl MasterClient {
 
     pub async fn whoami(&self) -> Result<CallerInfo, ClientError> {
         self.get::<ep::WhoAmI>(&()).await
+    }
+
+    /// A WebHDFS delegation token for this caller, renewable by `renewer`.
+    pub async fn delegation_token(&self, renewer: Option<String>) -> Result<TokenAnswer, ClientError> {
+        self.post::<ep::IssueToken>(&TokenRequest { renewer }).await
+    }
+
+    pub async fn renew_token(&self, token: &str) -> Result<TokenAnswer, ClientError> {
+        self.post::<ep::RenewToken>(&TokenRef { token: token.to_string() }).await
+    }
+
+    pub async fn cancel_token(&self, token: &str) -> Result<(), ClientError> {
+        self.post::<ep::CancelToken>(&TokenRef { token: token.to_string() }).await.map(|_| ())
     }
 
     pub async fn users(&self) -> Result<Vec<UserInfo>, ClientError> {

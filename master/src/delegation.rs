@@ -99,7 +99,8 @@ impl Delegation {
         if record.expires_ms <= unix_ms() {
             return Err(AuthError::SessionExpired);
         }
-        users.named(&record.owner).ok_or(AuthError::SessionExpired)
+        let caller = users.named(&record.owner).ok_or(AuthError::SessionExpired)?;
+        Ok(Caller { delegated: true, ..caller })
     }
 
     /// Renews a token for a day more (not past its max date): the new expiry.

@@ -39,6 +39,9 @@ pub struct Caller {
     /// Whose permissions apply.
     pub who: Who,
     pub admin: bool,
+    /// Came with a bearer capability (a grant, a delegation token), not
+    /// a signed-in session: it gets no longer-lived one (a token) from it.
+    pub delegated: bool,
 }
 
 impl Caller {
@@ -163,7 +166,7 @@ impl Users {
     }
 
     fn caller_of(&self, record: &UserRecord) -> Caller {
-        Caller { user: record.name.clone(), who: self.who(record.uid, record.gids.clone()), admin: record.admin }
+        Caller { user: record.name.clone(), who: self.who(record.uid, record.gids.clone()), admin: record.admin, delegated: false }
     }
 
     /// The dashboard's login form: the user's name and their credential's
@@ -193,7 +196,7 @@ impl Users {
     /// Who an anonymous viewer of a public dashboard is: nobody, with the
     /// rights of "other".
     pub fn nobody(&self) -> Caller {
-        Caller { user: "nobody".into(), who: Who { uid: NOBODY, gids: vec![NOBODY], superuser: false }, admin: false }
+        Caller { user: "nobody".into(), who: Who { uid: NOBODY, gids: vec![NOBODY], superuser: false }, admin: false, delegated: false }
     }
 
     /// A read grant of `caller`'s rights for a minute (see [`Grant`]).
@@ -254,7 +257,7 @@ impl Users {
                 Some(a) => acting_for(a, false),
                 None => Who::root(),
             };
-            return Ok((Caller { user: "none".into(), who, admin: true }, None));
+            return Ok((Caller { user: "none".into(), who, admin: true, delegated: false }, None));
         }
         if let Some(grant) = header(HEADER_GRANT) {
             return self.granted(method, &grant).map(|c| (c, None));
@@ -272,7 +275,7 @@ impl Users {
         let caller = match act_as {
             None => self.caller_of(&record),
             Some(_) if !record.proxy => return Err(AuthError::Malformed(format!("{} may not act for other users", record.name))),
-            Some(a) => Caller { user: record.name.clone(), who: acting_for(&a, record.squash_root), admin: false },
+            Some(a) => Caller { user: record.name.clone(), who: acting_for(&a, record.squash_root), admin: false, delegated: false },
         };
         Ok((caller, Some(verified)))
     }
@@ -288,7 +291,7 @@ impl Users {
             return Err(AuthError::SessionExpired);
         }
         let caller = self.caller_of(&self.current(&grant.user, grant.generation)?);
-        Ok(Caller { admin: false, ..caller })
+        Ok(Caller { admin: false, delegated: true, ..caller })
     }
 
     fn who(&self, uid: u32, gids: Vec<u32>) -> Who {

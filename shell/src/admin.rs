@@ -29,6 +29,22 @@ pub enum Verb {
     },
     /// Whom the master takes you for: user, uid, groups, roles.
     Whoami,
+    /// A WebHDFS delegation token for you (as `hdfs fetchdt`): written to
+    /// FILE (mode 0600, never over an existing file) or printed; with
+    /// --renew or --cancel, the token in FILE is renewed or ended.
+    Fetchdt {
+        /// Who may renew it (you when not given).
+        #[arg(long)]
+        renewer: Option<String>,
+        /// Renew the token in FILE for a day more (up to a week from its issue).
+        #[arg(long, conflicts_with_all = ["cancel", "renewer"])]
+        renew: bool,
+        /// End the token in FILE.
+        #[arg(long, conflicts_with = "renewer")]
+        cancel: bool,
+        /// Where the token goes (stdout without it), or is read from.
+        file: Option<std::path::PathBuf>,
+    },
     /// Cluster administration.
     Admin {
         #[command(subcommand)]
@@ -78,6 +94,7 @@ pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
             fsck(ctx, &absolute(&path), files, json).await
         }
         Verb::Whoami => crate::users::whoami(ctx).await,
+        Verb::Fetchdt { renewer, renew, cancel, file } => crate::users::fetchdt(ctx, renewer, renew, cancel, file.as_deref()).await,
         Verb::Admin { cmd: AdminCmd::User { cmd } } => crate::users::run(ctx, cmd).await,
         Verb::Admin { cmd: AdminCmd::Certs { cmd } } => crate::certs::run(ctx, cmd),
         Verb::Admin { cmd: AdminCmd::Report { json } } => {

@@ -91,6 +91,35 @@ fn describe(u: &UserInfo) -> String {
     format!("{} uid={} groups={} roles={}", u.name, u.uid, groups.join(","), if roles.is_empty() { "-".to_string() } else { roles.join(",") })
 }
 
+/// `dfs fetchdt`: a delegation token for WebHDFS clients (HdfsCLI's
+/// `TokenClient`, fsspec's `token=`), or a renewal or cancel of one.
+pub async fn fetchdt(ctx: &mut Ctx, renewer: Option<String>, renew: bool, cancel: bool, file: Option<&std::path::Path>) -> Result<u8, Failure> {
+    ctx.verb = "fetchdt";
+    let shown = file.map_or("-".to_string(), |f| f.display().to_string());
+    if renew || cancel {
+        let Some(path) = file else { return Err(Failure::new("-", "--renew and --cancel read the token from FILE")) };
+        let token = std::fs::read_to_string(path).map_err(|e| Failure::local(&shown, e))?;
+        let token = token.trim();
+        if cancel {
+            ctx.client.master().cancel_token(token).await.map_err(failure(ctx))?;
+            println!("cancelled the token in {shown}");
+        } else {
+            let answer = ctx.client.master().renew_token(token).await.map_err(failure(ctx))?;
+            println!("renewed the token in {shown}: it expires at {} ms since the epoch", answer.expires_ms);
+        }
+        return Ok(0);
+    }
+    let answer = ctx.client.master().delegation_token(renewer).await.map_err(failure(ctx))?;
+    match file {
+        Some(path) => {
+            dfs_proto::auth::secret_file::create(path, format!("{}\n", answer.token).as_bytes()).map_err(|e| Failure::local(&shown, e))?;
+            eprintln!("wrote a delegation token to {shown}; it expires at {} ms since the epoch unless renewed", answer.expires_ms);
+        }
+        None => println!("{}", answer.token),
+    }
+    Ok(0)
+}
+
 /// `dfs whoami`: whom the master takes this caller for.
 pub async fn whoami(ctx: &mut Ctx) -> Result<u8, Failure> {
     ctx.verb = "whoami";

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use dfs_proto::auth::user::{LoginAnswer, LoginRequest};
 use dfs_proto::wire::namespace::Done;
-use dfs_proto::wire::users::{AddUserRequest, CallerInfo, RotateRequest, UserInfo, UserName};
+use dfs_proto::wire::users::{AddUserRequest, CallerInfo, RotateRequest, TokenAnswer, TokenRef, TokenRequest, UserInfo, UserName};
 use dfs_proto::ErrorKind;
 use dfs_server_kit::http::{ApiError, ApiJson};
 
@@ -21,6 +21,30 @@ pub async fn login(State(s): State<Master>, ApiJson(r): ApiJson<LoginRequest>) -
             Err(e.into())
         }
     }
+}
+
+/// `POST /v1/auth/delegation_token` → [`TokenAnswer`]. Not with a grant:
+/// a token is had by a user who signed in (as HDFS: not with a token).
+pub async fn issue_token(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<TokenRequest>) -> Result<Json<TokenAnswer>, ApiError> {
+    if c.delegated {
+        return Err(ApiError::new(ErrorKind::EACCES, "a delegation token is had by a signed-in user, not with a grant or another token"));
+    }
+    let renewer = r.renewer.filter(|n| !n.is_empty()).unwrap_or_else(|| c.user.clone());
+    dfs_proto::auth::user::check_name(&renewer).map_err(|e| ApiError::new(ErrorKind::EINVAL, e))?;
+    let issued = s.delegation.issue(&c.user, &renewer).await?;
+    Ok(Json(TokenAnswer { token: issued.token, expires_ms: issued.expires_ms }))
+}
+
+/// `POST /v1/auth/delegation_token/renew` → the new expiry.
+pub async fn renew_token(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<TokenRef>) -> Result<Json<TokenAnswer>, ApiError> {
+    let expires_ms = s.delegation.renew(&r.token, &c.user).await?;
+    Ok(Json(TokenAnswer { token: String::new(), expires_ms }))
+}
+
+/// `POST /v1/auth/delegation_token/cancel`
+pub async fn cancel_token(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<TokenRef>) -> Result<Json<Done>, ApiError> {
+    s.delegation.cancel(&r.token, &c.user).await?;
+    Ok(Json(Done {}))
 }
 
 /// `GET /v1/auth/whoami`

@@ -13,7 +13,7 @@ pub async fn answer(s: &Master, c: &Caller, op: Op, p: &Params) -> Result<Respon
     match op {
         Op::GetDelegationToken => {
             // As HDFS: a token is not had with a token.
-            if p.get("delegation").is_some_and(|d| !d.is_empty()) {
+            if c.delegated || p.get("delegation").is_some_and(|d| !d.is_empty()) {
                 return Err(RemoteError::illegal_argument("delegation parameter is not null: a delegation token is not had with a token"));
             }
             let renewer = p.get("renewer").filter(|r| !r.is_empty()).unwrap_or(&c.user);

@@ -15,7 +15,7 @@ use crate::wire::namespace::{
     FsckQuery, LinkRequest, ListQuery, ListResponse, LookupQuery, Made, MkdirRequest, MknodRequest, OpenFilesRequest, OpenRequest, ReadlinkResponse,
     RemoveRequest, RenameRequest, SetattrRequest, StatQuery, SymlinkRequest,
 };
-use crate::wire::users::{AddUserRequest, CallerInfo, RotateRequest, UserInfo, UserName};
+use crate::wire::users::{AddUserRequest, CallerInfo, RotateRequest, TokenAnswer, TokenRef, TokenRequest, UserInfo, UserName};
 use crate::wire::xattrs::{RemoveXattrRequest, SetXattrRequest, XattrNames, XattrQuery, XattrValue};
 
 endpoints! {
@@ -83,6 +83,12 @@ endpoints! {
     // Administration.
     Login: POST "/v1/auth/login", Public, Path = (), Query = (), Request = LoginRequest, Response = LoginAnswer;
     WhoAmI: GET "/v1/auth/whoami", User, Path = (), Query = (), Request = (), Response = CallerInfo;
+    /// A WebHDFS delegation token for the caller (`dfs fetchdt`).
+    IssueToken: POST "/v1/auth/delegation_token", User, Path = (), Query = (), Request = TokenRequest, Response = TokenAnswer;
+    /// A day more for a token (its renewer only): its new expiry.
+    RenewToken: POST "/v1/auth/delegation_token/renew", User, Path = (), Query = (), Request = TokenRef, Response = TokenAnswer;
+    /// Ends a token (its owner or renewer).
+    CancelToken: POST "/v1/auth/delegation_token/cancel", User, Path = (), Query = (), Request = TokenRef, Response = Done;
     Users: GET "/v1/admin/users", Admin, Path = (), Query = (), Request = (), Response = Vec<UserInfo>;
     AddUser: POST "/v1/admin/users/add", Admin, Path = (), Query = (), Request = AddUserRequest, Response = UserInfo;
     RemoveUser: POST "/v1/admin/users/remove", Admin, Path = (), Query = (), Request = UserName, Response = Done;

@@ -22,6 +22,28 @@ pub struct UserInfo {
     pub squash_root: bool,
 }
 
+/// `POST /v1/auth/delegation_token`: a delegation token for the caller
+/// (WebHDFS's `delegation=`), renewable by `renewer` (the caller when absent).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewer: Option<String>,
+}
+
+/// A delegation token named in a renewal or a cancel.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRef {
+    pub token: String,
+}
+
+/// A token (empty in the answer to a renewal) and when it expires unless renewed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenAnswer {
+    #[serde(default)]
+    pub token: String,
+    pub expires_ms: u64,
+}
+
 /// `POST /v1/admin/users/add`
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddUserRequest {
