@@ -12,6 +12,9 @@
 #          chunkservers on ext4 filesystems of their own, on loop devices)
 #          python3 (system calls as another user in the mount's xattr test)
 #          and libcap2-bin (setcap: capabilities a write must drop)
+#          python3-venv and, in ~/.cache/dfs/pyvenv, the WebHDFS clients the
+#          WebHDFS tests drive (HdfsCLI and fsspec, pinned in
+#          tests/python/requirements.txt, from PyPI)
 #   lint:  the rustfmt and clippy components of the Rust toolchain, added
 #          with rustup when they are missing
 set -euo pipefail
@@ -28,12 +31,28 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 
-PACKAGES=(libclang-dev librocksdb-dev pkg-config g++ curl fuse3 git sqlite3 rsync tar diffutils util-linux chromium e2fsprogs python3 libcap2-bin)
+PACKAGES=(libclang-dev librocksdb-dev pkg-config g++ curl fuse3 git sqlite3 rsync tar diffutils util-linux chromium e2fsprogs python3 python3-venv libcap2-bin)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The Python clients, after the packages (python3-venv) are in.
+python_clients() {
+  local dir=${DFS_PYVENV:-$HOME/.cache/dfs/pyvenv}
+  local reqs
+  reqs=$(dirname "$0")/../tests/python/requirements.txt
+  if [[ -x $dir/bin/python ]] && cmp -s "$reqs" "$dir/requirements.txt"; then
+    return 0
+  fi
+  echo "install-deps: installing the WebHDFS test clients in $dir" >&2
+  rm -rf "$dir"
+  /usr/bin/python3 -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check -r "$reqs"
+  cp "$reqs" "$dir/requirements.txt"
+}
+
 if ((${#missing[@]} == 0)); then
+  python_clients
   exit 0
 fi
 SUDO=()
@@ -44,4 +63,5 @@ fi
 echo "install-deps: installing Debian packages: ${missing[*]}" >&2
 "${SUDO[@]}" apt-get update -q >/dev/null
 DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -q -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null
+python_clients
 echo "install-deps: done" >&2

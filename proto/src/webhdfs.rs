@@ -223,6 +223,12 @@ impl RemoteError {
         Self::new(401, "SecurityException", "java.lang.SecurityException", message)
     }
 
+    /// A delegation token that is unknown, cancelled or expired: 403, as
+    /// HDFS answers an `InvalidToken` (401 is for no credentials at all).
+    pub fn invalid_token(message: impl Into<String>) -> Self {
+        Self::new(403, "SecurityException", "java.lang.SecurityException", message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(404, "FileNotFoundException", "java.io.FileNotFoundException", message)
     }

@@ -28,7 +28,10 @@ async fn authenticated(s: &Master, parts: &Parts, params: &Params) -> Result<Cal
         return Ok(s.users.authenticate("GET", "/", &header).map_err(|e| RemoteError::security(e.to_string()))?.0);
     }
     if let Some(token) = params.get("delegation").filter(|t| !t.is_empty()) {
-        return s.delegation.caller(&s.users, token).await.map_err(|e| RemoteError::security(e.to_string()));
+        return s.delegation.caller(&s.users, token).await.map_err(|e| {
+            tracing::debug!("delegation token refused: {e}");
+            RemoteError::invalid_token("the delegation token is unknown, cancelled or expired (dfs fetchdt gets a new one)")
+        });
     }
     if header(dfs_proto::auth::user::HEADER_SESSION).is_some() {
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -55,5 +58,7 @@ fn act_as(s: &Master, caller: &Caller, other: &str) -> Result<Caller, RemoteErro
     if !s.users.is_proxy(&caller.user) {
         return Err(RemoteError::from_kind(dfs_proto::ErrorKind::EACCES, &format!("User: {} is not allowed to impersonate {other}", caller.user), ""));
     }
-    s.users.named(other).ok_or_else(|| RemoteError::security(format!("no user {other:?} in this cluster")))
+    let other = s.users.named(other).ok_or_else(|| RemoteError::security(format!("no user {other:?} in this cluster")))?;
+    // A token's holder acting for someone is still a delegated caller.
+    Ok(Caller { delegated: caller.delegated, ..other })
 }
