@@ -8,11 +8,10 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use dfs_client::auth::Credentials;
 use dfs_tests::tools::*;
-use dfs_tests::{Cluster, Mount};
+use dfs_tests::Cluster;
 use serde_json::{json, Value};
 
 /// A cluster that believes `user.name=` (as an HDFS cluster with simple
@@ -140,11 +139,17 @@ fn fsspec_and_pandas_work_with_a_token_from_fetchdt() {
 }
 
 /// What one curl call got.
-#[derive(Debug)]
 struct Got {
     status: u16,
     headers: String,
     body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Got {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = text(&self.body[..self.body.len().min(400)]);
+        write!(f, "{} ({} bytes: {body:?}) {:?}", self.status, self.body.len(), self.headers)
+    }
 }
 
 impl Got {
@@ -172,7 +177,7 @@ fn curl_url(w: &World, method: &str, url: &str, body: Option<&[u8]>, follow: boo
     let dir = tempfile::tempdir_in(w.work.path()).unwrap();
     let (h, b) = (dir.path().join("h"), dir.path().join("b"));
     let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--max-time", "60", "-X", method, "-D"]).arg(&h).arg("-o").arg(&b);
+    cmd.args(["-sS", "--path-as-is", "--max-time", "60", "-X", method, "-D"]).arg(&h).arg("-o").arg(&b);
     if follow {
         cmd.arg("-L");
     }
@@ -189,5 +194,223 @@ fn curl_url(w: &World, method: &str, url: &str, body: Option<&[u8]>, follow: boo
     Got { status, headers: last, body: fs::read(&b).unwrap_or_default() }
 }
 
-#[allow(dead_code)]
-fn unused(_: Duration, _: &Mount) {}
+/// alice's view of `/user/alice/c`: its listing (with times and modes)
+/// and every file's bytes; a refused call must leave it as it was.
+fn snapshot(w: &World) -> (Value, Vec<Vec<u8>>) {
+    let listing = curl(w, "GET", "/user/alice/c?op=LISTSTATUS", &[("user.name", "alice")], None, false).json();
+    let mut bytes = Vec::new();
+    for entry in listing["FileStatuses"]["FileStatus"].as_array().unwrap() {
+        if entry["type"] == "FILE" {
+            let name = entry["pathSuffix"].as_str().unwrap();
+            bytes.push(curl(w, "GET", &format!("/user/alice/c/{name}?op=OPEN"), &[("user.name", "alice")], None, true).body);
+        }
+    }
+    (listing, bytes)
+}
+
+fn remote_exception(got: &Got, status: u16, exception: &str, what: &str) {
+    assert_eq!(got.status, status, "{what}: {got:?} {}", text(&got.body));
+    let e = got.json();
+    assert_eq!(e["RemoteException"]["exception"], exception, "{what}: {e}");
+    assert!(e["RemoteException"]["javaClassName"].as_str().is_some_and(|c| c.ends_with(exception)), "{what}: {e}");
+    assert!(e["RemoteException"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {e}");
+}
+
+/// curl against every operation: the two-step data flow (307, noredirect,
+/// 201 with a webhdfs:// Location, chunked and empty bodies, one APPEND
+/// location for many POSTs), the JSON of each answer, then malformed
+/// parameters, unsupported operations and refused callers: a 4xx
+/// RemoteException each, and nothing changed.
+#[test]
+fn curl_drives_every_operation_and_malformed_calls_change_nothing() {
+    let w = world();
+    let alice = [("user.name", "alice")];
+    let cs_urls: Vec<String> = block_on(w.c.chunkservers()).unwrap().iter().map(|n| n["address"].as_str().unwrap().trim_end_matches('/').to_string()).collect();
+    let ok = |got: &Got, what: &str| assert!((200..300).contains(&got.status), "{what}: {got:?} {}", text(&got.body));
+
+    // MKDIRS, then CREATE in two steps: a 307 to a chunkserver, the data there, 201.
+    let made = curl(&w, "PUT", "/user/alice/c?op=MKDIRS&permission=755", &alice, None, false);
+    assert_eq!(made.json(), json!({"boolean": true}));
+    let step1 = curl(&w, "PUT", "/user/alice/c/f?op=CREATE&permission=640&replication=2&blocksize=134217728", &alice, None, false);
+    assert_eq!(step1.status, 307, "{step1:?}");
+    let location = step1.header("location").unwrap();
+    assert!(cs_urls.iter().any(|u| location.starts_with(&format!("{u}/webhdfs/v1/user/alice/c/f?"))), "{location} is not a chunkserver's");
+    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let step2 = curl_url(&w, "PUT", &location, Some(&data), false);
+    assert_eq!(step2.status, 201, "{step2:?}");
+    assert!(step2.header("location").unwrap().starts_with("webhdfs://") && step2.header("location").unwrap().ends_with("/user/alice/c/f"), "{step2:?}");
+    let st = curl(&w, "GET", "/user/alice/c/f?op=GETFILESTATUS", &alice, None, false).json()["FileStatus"].clone();
+    assert_eq!(
+        (st["length"].as_u64(), st["permission"].as_str(), st["replication"].as_u64(), st["owner"].as_str()),
+        (Some(1_500_000), Some("640"), Some(2), Some("alice")),
+        "{st}"
+    );
+    assert_eq!(st["type"], "FILE");
+
+    // noredirect=true: 200 with the Location in JSON; an empty body makes an empty file.
+    let nr = curl(&w, "PUT", "/user/alice/c/empty?op=CREATE&noredirect=true", &alice, None, false);
+    assert_eq!(nr.status, 200, "{nr:?}");
+    let loc = nr.json()["Location"].as_str().unwrap().to_string();
+    ok(&curl_url(&w, "PUT", &loc, None, false), "empty CREATE");
+    assert_eq!(curl(&w, "GET", "/user/alice/c/empty?op=GETFILESTATUS", &alice, None, false).json()["FileStatus"]["length"], 0);
+
+    // A chunked body; overwrite=false on an existing file refuses.
+    let chunked = chunked_put(&w, "/user/alice/c/chunked?op=CREATE&user.name=alice", b"sent in chunks\n");
+    assert_eq!(chunked, 201);
+    let again = curl(&w, "PUT", "/user/alice/c/chunked?op=CREATE&overwrite=false", &alice, Some(b"x"), true);
+    remote_exception(&again, 403, "FileAlreadyExistsException", "CREATE over a file");
+
+    // APPEND: one Location for several POSTs (as fsspec does).
+    let step1 = curl(&w, "POST", "/user/alice/c/f?op=APPEND", &alice, None, false);
+    assert_eq!(step1.status, 307, "{step1:?}");
+    let location = step1.header("location").unwrap();
+    for part in [&b"first append"[..], b", second"] {
+        assert_eq!(curl_url(&w, "POST", &location, Some(part), false).status, 200);
+    }
+    let mut want = data.clone();
+    want.extend_from_slice(b"first append, second");
+
+    // OPEN whole, with offset and length, and past the end.
+    assert_eq!(curl(&w, "GET", "/user/alice/c/f?op=OPEN", &alice, None, true).body, want);
+    let part = curl(&w, "GET", "/user/alice/c/f?op=OPEN&offset=1499990&length=20", &alice, None, true);
+    assert_eq!(part.body, &want[1_499_990..1_500_010]);
+    // As HDFS's namenode: an offset at or past the end of a non-empty file is an IOException.
+    let past = curl(&w, "GET", &format!("/user/alice/c/f?op=OPEN&offset={}", want.len()), &alice, None, true);
+    remote_exception(&past, 403, "IOException", "OPEN past the end");
+    assert_eq!(curl(&w, "GET", "/user/alice/c/empty?op=OPEN", &alice, None, true).body, b"");
+
+    // The reading operations.
+    let list = curl(&w, "GET", "/user/alice/c?op=LISTSTATUS", &alice, None, false).json();
+    let names: Vec<&str> = list["FileStatuses"]["FileStatus"].as_array().unwrap().iter().map(|e| e["pathSuffix"].as_str().unwrap()).collect();
+    assert_eq!(names, ["chunked", "empty", "f"]);
+    let batch = curl(&w, "GET", "/user/alice/c?op=LISTSTATUS_BATCH&startAfter=chunked", &alice, None, false).json();
+    let listing = &batch["DirectoryListing"];
+    let names: Vec<&str> =
+        listing["partialListing"]["FileStatuses"]["FileStatus"].as_array().unwrap().iter().map(|e| e["pathSuffix"].as_str().unwrap()).collect();
+    assert_eq!((names, listing["remainingEntries"].as_u64()), (vec!["empty", "f"], Some(0)), "{batch}");
+    let one = curl(&w, "GET", "/user/alice/c/f?op=LISTSTATUS", &alice, None, false).json();
+    assert_eq!(one["FileStatuses"]["FileStatus"][0]["pathSuffix"], "", "a file lists as itself");
+    let summary = curl(&w, "GET", "/user/alice/c?op=GETCONTENTSUMMARY", &alice, None, false).json()["ContentSummary"].clone();
+    assert_eq!(
+        (summary["length"].as_u64(), summary["fileCount"].as_u64(), summary["directoryCount"].as_u64()),
+        (Some(want.len() as u64 + 15), Some(3), Some(1)),
+        "{summary}"
+    );
+    let sum = curl(&w, "GET", "/user/alice/c/f?op=GETFILECHECKSUM", &alice, None, true).json()["FileChecksum"].clone();
+    assert!(
+        sum["algorithm"].as_str().is_some_and(|a| !a.is_empty()) && sum["bytes"].as_str().is_some_and(|b| !b.is_empty()) && sum["length"].as_u64() > Some(0),
+        "{sum}"
+    );
+    assert_eq!(curl(&w, "GET", "/?op=GETHOMEDIRECTORY", &alice, None, false).json(), json!({"Path": "/user/alice"}));
+    assert_eq!(curl(&w, "GET", "/user/alice/c?op=GETTRASHROOT", &alice, None, false).json(), json!({"Path": "/user/alice/.Trash"}));
+    assert_eq!(curl(&w, "GET", "/user/alice/c/f?op=CHECKACCESS&fsaction=rw-", &alice, None, false).status, 200);
+    remote_exception(&curl(&w, "GET", "/user/alice/c/f?op=CHECKACCESS&fsaction=--x", &alice, None, false), 403, "AccessControlException", "CHECKACCESS x");
+    let defaults = curl(&w, "GET", "/?op=GETSERVERDEFAULTS", &alice, None, false).json();
+    assert!(defaults["FsServerDefaults"]["blockSize"].as_u64() > Some(0) && defaults["FsServerDefaults"]["replication"].as_u64() > Some(0), "{defaults}");
+    let blocks = curl(&w, "GET", "/user/alice/c/f?op=GETFILEBLOCKLOCATIONS&offset=0&length=10", &alice, None, false).json();
+    let block = &blocks["BlockLocations"]["BlockLocation"][0];
+    assert!(block["hosts"].as_array().is_some_and(|h| h.len() == 2) && block["offset"] == 0, "{blocks}");
+
+    // The changing operations.
+    assert_eq!(curl(&w, "PUT", "/user/alice/c/link?op=CREATESYMLINK&destination=/user/alice/c/f", &alice, None, false).status, 200);
+    assert_eq!(curl(&w, "GET", "/user/alice/c/link?op=GETFILESTATUS", &alice, None, false).json()["FileStatus"]["type"], "SYMLINK");
+    let renamed = curl(&w, "PUT", "/user/alice/c/empty?op=RENAME&destination=/user/alice/c/renamed", &alice, None, false);
+    assert_eq!(renamed.json(), json!({"boolean": true}));
+    assert_eq!(curl(&w, "PUT", "/user/alice/c/f?op=SETREPLICATION&replication=3", &alice, None, false).json(), json!({"boolean": true}));
+    ok(&curl(&w, "PUT", "/user/alice/c/f?op=SETPERMISSION&permission=600", &alice, None, false), "SETPERMISSION");
+    ok(&curl(&w, "PUT", "/user/alice/c/f?op=SETOWNER&group=staff", &alice, None, false), "SETOWNER");
+    ok(&curl(&w, "PUT", "/user/alice/c/f?op=SETTIMES&modificationtime=1400000000000&accesstime=1400000001000", &alice, None, false), "SETTIMES");
+    let st = curl(&w, "GET", "/user/alice/c/f?op=GETFILESTATUS", &alice, None, false).json()["FileStatus"].clone();
+    assert_eq!((st["permission"].as_str(), st["group"].as_str(), st["replication"].as_u64()), (Some("600"), Some("staff"), Some(3)), "{st}");
+    assert_eq!((st["modificationTime"].as_i64(), st["accessTime"].as_i64()), (Some(1_400_000_000_000), Some(1_400_000_001_000)), "{st}");
+    let truncated = curl(&w, "POST", "/user/alice/c/f?op=TRUNCATE&newlength=1000", &alice, None, false);
+    assert_eq!(truncated.json(), json!({"boolean": true}), "truncating to 1000 bytes is done at once");
+    assert_eq!(curl(&w, "GET", "/user/alice/c/f?op=OPEN", &alice, None, true).body, &want[..1000]);
+
+    // Tokens by curl: get, renew (by the renewer), cancel.
+    let t = curl(&w, "GET", "/?op=GETDELEGATIONTOKEN&renewer=alice", &alice, None, false).json();
+    let token = t["Token"]["urlString"].as_str().unwrap().to_string();
+    assert!(curl(&w, "PUT", &format!("/?op=RENEWDELEGATIONTOKEN&token={token}"), &alice, None, false).json()["long"].as_u64() > Some(0));
+    let listed = curl(&w, "GET", "/user/alice/c?op=LISTSTATUS", &[("delegation", &token)], None, false);
+    assert_eq!(listed.status, 200, "{listed:?}");
+    ok(&curl(&w, "PUT", &format!("/?op=CANCELDELEGATIONTOKEN&token={token}"), &alice, None, false), "CANCELDELEGATIONTOKEN");
+    remote_exception(&curl(&w, "GET", "/user/alice/c?op=LISTSTATUS", &[("delegation", &token)], None, false), 403, "SecurityException", "a cancelled token");
+
+    // Refused: malformed, unsupported, wrong method, unauthenticated, not allowed.
+    let bob = Credentials::generate("bob");
+    assert!(block_on(w.c.api.post("/v1/admin/users/add", &json!({"name": "bob", "stored_key": bob.stored_key_hex()}))).unwrap().ok());
+    let before = snapshot(&w);
+    let refused: &[Refused] = &[
+        ("GET", "/user/alice/c/f?op=OPEN&offset=-1", &alice, 400, "IllegalArgumentException"),
+        ("GET", "/user/alice/c/f?op=OPEN&length=abc", &alice, 400, "IllegalArgumentException"),
+        ("GET", "/user/alice/c/f?op=OPEN&offset=99999999999999999999999", &alice, 400, "IllegalArgumentException"),
+        ("PUT", "/user/alice/c/f?op=SETPERMISSION&permission=999", &alice, 400, "IllegalArgumentException"),
+        ("PUT", "/user/alice/c/f?op=SETPERMISSION&permission=-1", &alice, 400, "IllegalArgumentException"),
+        ("PUT", "/user/alice/c/f?op=SETREPLICATION&replication=0", &alice, 400, "IllegalArgumentException"),
+        ("PUT", "/user/alice/c/f?op=SETREPLICATION&replication=70000", &alice, 400, "IllegalArgumentException"),
+        ("PUT", "/user/alice/c/f?op=SETTIMES&modificationtime=yesterday", &alice, 400, "IllegalArgumentException"),
+        ("PUT", "/user/alice/c/f?op=SETOWNER&owner=admin", &alice, 403, "AccessControlException"),
+        ("PUT", "/user/alice/c/f?op=SETOWNER&group=nosuchgroup", &alice, 400, "IllegalArgumentException"),
+        ("PUT", "/user/alice/c/f?op=SETOWNER&group=bob", &alice, 403, "AccessControlException"),
+        ("PUT", "/user/alice/c/new?op=CREATE&blocksize=0", &alice, 400, "IllegalArgumentException"),
+        ("PUT", "/user/alice/c/new?op=CREATE&replication=abc", &alice, 400, "IllegalArgumentException"),
+        ("PUT", "/user/alice/c/new?op=CREATE&overwrite=maybe", &alice, 400, "IllegalArgumentException"),
+        ("POST", "/user/alice/c/f?op=TRUNCATE&newlength=-5", &alice, 400, "IllegalArgumentException"),
+        ("POST", "/user/alice/c/f?op=TRUNCATE&newlength=5000", &alice, 400, "IllegalArgumentException"),
+        ("PUT", "/user/alice/c/f?op=RENAME&destination=relative/path", &alice, 400, "IllegalArgumentException"),
+        ("PUT", "/user/alice/c/f?op=RENAME", &alice, 400, "IllegalArgumentException"),
+        ("DELETE", "/user/alice/c?op=DELETE&recursive=maybe", &alice, 400, "IllegalArgumentException"),
+        ("DELETE", "/user/alice/c?op=DELETE&recursive=false", &alice, 403, "PathIsNotEmptyDirectoryException"),
+        ("GET", "/user/alice/c/none?op=LISTSTATUS_BATCH", &alice, 404, "FileNotFoundException"),
+        ("GET", "/user/alice/c/none?op=GETFILESTATUS", &alice, 404, "FileNotFoundException"),
+        ("GET", "/user/alice/c?op=NOSUCHOP", &alice, 400, "IllegalArgumentException"),
+        ("GET", "/user/alice/c?op=GETXATTRS", &alice, 400, "UnsupportedOperationException"),
+        ("PUT", "/user/alice/c?op=ALLOWSNAPSHOT", &alice, 400, "UnsupportedOperationException"),
+        ("GET", "/user/alice/c/f?op=DELETE", &alice, 400, "IllegalArgumentException"),
+        ("DELETE", "/user/alice/c/f?op=OPEN", &alice, 400, "IllegalArgumentException"),
+        ("GET", "/user/alice/c/../c/f?op=GETFILESTATUS", &alice, 400, "IllegalArgumentException"),
+        ("DELETE", "/user/alice/c/f?op=DELETE", &[], 401, "SecurityException"),
+        ("DELETE", "/user/alice/c/f?op=DELETE", &[("user.name", "mallory")], 401, "SecurityException"),
+        ("DELETE", "/user/alice/c/f?op=DELETE", &[("delegation", "dt1.forged.token")], 403, "SecurityException"),
+        ("DELETE", "/user/alice/c/f?op=DELETE&doas=alice", &[("user.name", "bob")], 403, "AccessControlException"),
+    ];
+    for (method, path, params, status, exception) in refused {
+        let got = curl(&w, method, path, params, None, false);
+        remote_exception(&got, *status, exception, &format!("{method} {path} {params:?}"));
+    }
+    let bob_writes = curl(&w, "PUT", "/user/alice/c/f?op=CREATE&overwrite=true", &[("user.name", "bob")], Some(b"bob was here"), true);
+    remote_exception(&bob_writes, 403, "AccessControlException", "bob overwriting alice's 0600 file");
+    remote_exception(&curl(&w, "GET", "/user/alice/c/f?op=OPEN", &[("user.name", "bob")], None, true), 403, "AccessControlException", "bob reading it");
+    remote_exception(
+        &curl(&w, "DELETE", "/user/alice/c?op=DELETE&recursive=true", &[("user.name", "bob")], None, false),
+        403,
+        "AccessControlException",
+        "bob deleting",
+    );
+    assert_eq!(snapshot(&w), before, "refused calls changed nothing");
+
+    // A proxy user acts for alice with doas; what it makes is hers.
+    let gw = Credentials::generate("gateway");
+    assert!(block_on(w.c.api.post("/v1/admin/users/add", &json!({"name": "gateway", "proxy": true, "stored_key": gw.stored_key_hex()}))).unwrap().ok());
+    ok(&curl(&w, "PUT", "/user/alice/c/by-proxy?op=MKDIRS&doas=alice", &[("user.name", "gateway")], None, false), "doas");
+    assert_eq!(curl(&w, "GET", "/user/alice/c/by-proxy?op=GETFILESTATUS", &alice, None, false).json()["FileStatus"]["owner"], "alice");
+
+    // DELETE recursive, last.
+    assert_eq!(curl(&w, "DELETE", "/user/alice/c?op=DELETE&recursive=true", &alice, None, false).json(), json!({"boolean": true}));
+    assert_eq!(curl(&w, "DELETE", "/user/alice/c?op=DELETE&recursive=true", &alice, None, false).json(), json!({"boolean": false}));
+}
+
+/// A call that must be refused: method, path and query, parameters, status, exception.
+type Refused<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+
+/// A CREATE whose body curl sends chunked (no length), following the 307: the final status.
+fn chunked_put(w: &World, path_query: &str, body: &[u8]) -> u16 {
+    let url = format!("{}/webhdfs/v1{path_query}", w.c.master.url);
+    let file = w.work.path().join("chunked.in");
+    fs::write(&file, body).unwrap();
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "60", "-L", "-X", "PUT", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Transfer-Encoding: chunked", "-T"])
+        .arg(&file)
+        .arg(url);
+    run_ok(&mut cmd).trim().parse().unwrap()
+}
