@@ -188,6 +188,25 @@ impl Client {
         Client { inner: Arc::new(inner) }
     }
 
+    /// A client that logs in with `login` over this one's connections
+    /// (its HTTP pools), with caches of its own: for a server acting for
+    /// many callers (a chunkserver's WebHDFS), without a new pool, and new
+    /// connections, per request.
+    pub fn with_login_sharing(&self, login: Arc<Login>) -> Self {
+        let (config, http) = (self.inner.config, self.inner.http.clone());
+        let inner = Inner {
+            master: MasterClient::new(self.master().url(), http.clone(), config.master_wait, login.clone()),
+            login,
+            http,
+            blocking: self.inner.blocking.clone(),
+            local: Default::default(),
+            config,
+            leases: Mutex::new(HashMap::new()),
+            locations: LocationCache::new(config.location_ttl, LOCATION_CACHE_ENTRIES),
+        };
+        Client { inner: Arc::new(inner) }
+    }
+
     /// The master's API, call by call.
     pub fn master(&self) -> &MasterClient {
         &self.inner.master

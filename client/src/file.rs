@@ -304,11 +304,21 @@ pub struct FileReader {
     tiles: BTreeMap<u64, Tile>,
     /// The id on every request of this reader: its reads are one operation.
     request_id: RequestId,
+    /// No read-ahead at or past this offset (the end of the file unless
+    /// [`FileReader::read_until`] says less).
+    ahead_limit: u64,
 }
 
 impl FileReader {
     pub(crate) fn new(client: Client, attr: Attr) -> Self {
-        FileReader { client, attr, pos: 0, seq_next: 0, tiles: BTreeMap::new(), request_id: request_id::for_operation() }
+        FileReader { client, attr, pos: 0, seq_next: 0, tiles: BTreeMap::new(), request_id: request_id::for_operation(), ahead_limit: u64::MAX }
+    }
+
+    /// Nothing at or past `end` will be read: read-ahead stops there (a
+    /// ranged read, such as a WebHDFS OPEN with a length, fetches no more
+    /// than its range).
+    pub fn read_until(&mut self, end: u64) {
+        self.ahead_limit = end;
     }
 
     pub fn attr(&self) -> &Attr {
@@ -384,7 +394,8 @@ impl FileReader {
         self.tiles.retain(|start, _| *start >= keep_from);
         let mut at = first;
         let mut ahead = 0;
-        while at < self.attr.size && (at < end || ahead < self.client.config().readahead_pieces) {
+        let limit = self.attr.size.min(self.ahead_limit.max(end));
+        while at < limit && (at < end || ahead < self.client.config().readahead_pieces) {
             let (start, len) = self.tile_at(at);
             if !self.tiles.contains_key(&start) {
                 let (client, attr) = (self.client.clone(), self.attr.clone());

@@ -37,7 +37,8 @@ pub async fn serve(State(n): State<Arc<Node>>, req: Request) -> Response {
             Some(g) => Login::granted(g.to_string()),
             None => Login::new(None),
         };
-        let client = Client::with_login(&n.master, DataConfig::default(), login);
+        let base = n.webhdfs.get_or_init(|| Client::with_login(&n.master, DataConfig::default(), Login::new(None)));
+        let client = base.with_login_sharing(login);
         match op {
             Op::Create => create(&n, &client, &path, &params, body).await,
             Op::Append => append(&client, &path, body).await,
@@ -100,12 +101,13 @@ async fn write_body(mut writer: FileWriter, body: Body, path: &str) -> Result<()
 async fn open(client: &Client, path: &str, p: &Params) -> Result<Response, RemoteError> {
     let offset = parse_int("offset", p.get("offset"), 0..=i64::MAX)?.unwrap_or(0) as u64;
     let length = parse_int("length", p.get("length"), 0..=i64::MAX)?.map(|l| l as u64);
-    let reader = client.open(path).await.map_err(failed(path))?;
+    let mut reader = client.open(path).await.map_err(failed(path))?;
     let size = reader.attr().size;
     if offset > size || (offset == size && size > 0) {
         return Err(RemoteError::from_kind(dfs_proto::ErrorKind::ESTALE, &format!("Offset={offset} out of the range [0, {size}); OPEN, path={path}"), path));
     }
     let end = length.map_or(size, |l| offset.saturating_add(l).min(size));
+    reader.read_until(end);
     let stream = futures::stream::unfold(Some((reader, offset, end)), next_piece);
     let headers = [(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")), (header::CONTENT_LENGTH, HeaderValue::from(end - offset))];
     Ok((headers, Body::from_stream(stream)).into_response())

@@ -75,6 +75,9 @@ pub struct Node {
     /// disk may have lost writes since (a power cut); the report is what
     /// lets the master judge them.
     pub registered: AtomicBool,
+    /// WebHDFS's client (`api::webhdfs`), made at its first use: each
+    /// request acts through it with the caller's grant, over its connections.
+    pub webhdfs: OnceLock<dfs_client::Client>,
 }
 
 impl Node {
@@ -158,6 +161,7 @@ pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, addre
         started: Instant::now(),
         local,
         registered: Default::default(),
+        webhdfs: OnceLock::new(),
         auth: trust.auth,
         tokens,
         peers: Default::default(),
