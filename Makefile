@@ -73,3 +73,4 @@ bench: build
 	$(TARGET_DIR)/debug/dfs-shell-bench --runs 3
 	$(TARGET_DIR)/debug/dfs-tls-bench --runs 3
 	$(TARGET_DIR)/debug/dfs-mount-meta-bench --runs 3
+	$(TARGET_DIR)/debug/dfs-webhdfs-bench --runs 3
