@@ -197,7 +197,9 @@ async fn start(lifetime_ms: u64) -> (Arc<Fake>, Client) {
         .with_state(fake.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let config = DataConfig { local_reads: false, retry_for: Duration::from_secs(5), ..Default::default() };
-    (fake, Client::with_config(&url, config))
+    // No credentials: the user's own (`~/.config/dfs/credentials`, which
+    // `make run` writes) must not make the client log in to the fake.
+    (fake, Client::with_login(&url, config, dfs_client::auth::Login::new(None)))
 }
 
 fn bytes(n: usize, salt: u8) -> Vec<u8> {
@@ -286,7 +288,7 @@ async fn an_fsync_takes_the_token_of_the_lease_held_else_the_locations() {
     assert_eq!(fake.counts(), (1, 1, 0, 2));
     // Another client holds no lease: the location's read token syncs, and
     // no lease is asked for (a lease would move the chunk to a new version).
-    let other = Client::with_config(client.master().url(), *client.config());
+    let other = Client::with_login(client.master().url(), *client.config(), dfs_client::auth::Login::new(None));
     other.fsync(&a).await.unwrap();
     assert_eq!(fake.counts(), (2, 1, 0, 3));
 }
