@@ -14,7 +14,7 @@ use rand::RngCore;
 
 use crate::store::delegation::TokenRecord;
 use crate::store::{Mutation, NsError, Outcome, Store, Writer};
-use crate::users::{Caller, Users};
+use crate::users::{Caller, Proof, Users};
 
 /// How long a token lives past its issue or last renewal.
 pub const RENEW_MS: u64 = 24 * 3_600_000;
@@ -100,7 +100,7 @@ impl Delegation {
             return Err(AuthError::SessionExpired);
         }
         let caller = users.named(&record.owner).ok_or(AuthError::SessionExpired)?;
-        Ok(Caller { delegated: true, ..caller })
+        Ok(Caller { proof: Proof::Bearer { until_ms: record.expires_ms }, ..caller })
     }
 
     /// Renews a token for a day more (not past its max date): the new expiry.

@@ -39,12 +39,30 @@ pub struct Caller {
     /// Whose permissions apply.
     pub who: Who,
     pub admin: bool,
-    /// Came with a bearer capability (a grant, a delegation token), not
-    /// a signed-in session: it gets no longer-lived one (a token) from it.
-    pub delegated: bool,
+    /// How the caller proved who they are: what it may be given.
+    pub proof: Proof,
+}
+
+/// How a caller proved who they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proof {
+    /// A signed-in session (or a cluster without users): may be given a
+    /// delegation token and grants.
+    Session,
+    /// A bearer capability (a grant, a delegation token) valid until then:
+    /// never a token, and no grant that outlives it.
+    Bearer { until_ms: u64 },
+    /// A name taken on trust (WebHDFS's simple authentication) or nobody:
+    /// never a token, which would outlive the trust.
+    Named,
 }
 
 impl Caller {
+    /// Whether this caller may be given a delegation token, or renew one.
+    pub fn may_hold_tokens(&self) -> bool {
+        self.proof == Proof::Session
+    }
+
     pub fn info(&self) -> CallerInfo {
         CallerInfo { user: self.user.clone(), uid: self.who.uid, gids: self.who.gids.clone(), admin: self.admin, superuser: self.who.superuser }
     }
@@ -166,7 +184,7 @@ impl Users {
     }
 
     fn caller_of(&self, record: &UserRecord) -> Caller {
-        Caller { user: record.name.clone(), who: self.who(record.uid, record.gids.clone()), admin: record.admin, delegated: false }
+        Caller { user: record.name.clone(), who: self.who(record.uid, record.gids.clone()), admin: record.admin, proof: Proof::Session }
     }
 
     /// The dashboard's login form: the user's name and their credential's
@@ -196,7 +214,7 @@ impl Users {
     /// Who an anonymous viewer of a public dashboard is: nobody, with the
     /// rights of "other".
     pub fn nobody(&self) -> Caller {
-        Caller { user: "nobody".into(), who: Who { uid: NOBODY, gids: vec![NOBODY], superuser: false }, admin: false, delegated: false }
+        Caller { user: "nobody".into(), who: Who { uid: NOBODY, gids: vec![NOBODY], superuser: false }, admin: false, proof: Proof::Named }
     }
 
     /// A read grant of `caller`'s rights for a minute (see [`Grant`]).
@@ -204,12 +222,18 @@ impl Users {
         self.grant_for(caller, false, GRANT_MS)
     }
 
-    /// A grant of `caller`'s rights (reads, or also writes) for `ms`.
-    /// Only for a caller who is this very user (not the public dashboard's
-    /// nobody, nor a mount acting for a local uid, whatever users are named).
+    /// A grant of `caller`'s rights (reads, or also writes) for `ms`, or
+    /// less: never past the bearer capability the caller came with (a grant
+    /// does not renew itself, nor outlive a token). Only for a caller who is
+    /// this very user (not the public dashboard's nobody, nor a mount acting
+    /// for a local uid, whatever users are named).
     pub fn grant_for(&self, caller: &Caller, writes: bool, ms: u64) -> Option<String> {
         let record = self.table().users.get(&caller.user).filter(|r| r.uid == caller.who.uid && caller.who.gids == r.gids).cloned()?;
-        Some(Grant { user: record.name, generation: record.generation, expires_ms: unix_ms().saturating_add(ms), writes }.seal(&self.session_key))
+        let mut expires_ms = unix_ms().saturating_add(ms);
+        if let Proof::Bearer { until_ms } = caller.proof {
+            expires_ms = expires_ms.min(until_ms);
+        }
+        Some(Grant { user: record.name, generation: record.generation, expires_ms, writes }.seal(&self.session_key))
     }
 
     /// The user named `name`, as a caller (HDFS's simple authentication
@@ -223,6 +247,25 @@ impl Users {
     /// WebHDFS proxy user with `doas=`).
     pub fn is_proxy(&self, name: &str) -> bool {
         self.table().users.get(name).is_some_and(|r| r.proxy)
+    }
+
+    /// A name taken on trust (WebHDFS's `user.name=`, with simple
+    /// authentication on): that user, who may hold no token.
+    pub fn trusted_name(&self, name: &str) -> Option<Caller> {
+        self.named(name).map(|c| Caller { proof: Proof::Named, ..c })
+    }
+
+    /// `proxy` acting as user `other` (WebHDFS's `doas=`): as a mount's
+    /// principal acts for a uid, with the rules of `x-dfs-act-as` (never
+    /// the admin role, the supergroup not counted, root squashed when the
+    /// proxy squashes it), and the proof the proxy came with. `None` when
+    /// `proxy` is no proxy user or `other` is nobody's name.
+    pub fn doas(&self, proxy: &Caller, other: &str) -> Option<Caller> {
+        let table = self.table();
+        let principal = table.users.get(&proxy.user).filter(|r| r.proxy)?;
+        let target = table.users.get(other)?;
+        let who = acting_for(&ActAs { uid: target.uid, gids: target.gids.clone() }, principal.squash_root);
+        Some(Caller { user: target.name.clone(), who, admin: false, proof: proxy.proof })
     }
 
     /// The name of the user with `uid`, and of the group with `gid`, as
@@ -257,7 +300,7 @@ impl Users {
                 Some(a) => acting_for(a, false),
                 None => Who::root(),
             };
-            return Ok((Caller { user: "none".into(), who, admin: true, delegated: false }, None));
+            return Ok((Caller { user: "none".into(), who, admin: true, proof: Proof::Session }, None));
         }
         if let Some(grant) = header(HEADER_GRANT) {
             return self.granted(method, &grant).map(|c| (c, None));
@@ -275,7 +318,7 @@ impl Users {
         let caller = match act_as {
             None => self.caller_of(&record),
             Some(_) if !record.proxy => return Err(AuthError::Malformed(format!("{} may not act for other users", record.name))),
-            Some(a) => Caller { user: record.name.clone(), who: acting_for(&a, record.squash_root), admin: false, delegated: false },
+            Some(a) => Caller { user: record.name.clone(), who: acting_for(&a, record.squash_root), admin: false, proof: Proof::Session },
         };
         Ok((caller, Some(verified)))
     }
@@ -291,7 +334,7 @@ impl Users {
             return Err(AuthError::SessionExpired);
         }
         let caller = self.caller_of(&self.current(&grant.user, grant.generation)?);
-        Ok(Caller { admin: false, delegated: true, ..caller })
+        Ok(Caller { admin: false, proof: Proof::Bearer { until_ms: grant.expires_ms }, ..caller })
     }
 
     fn who(&self, uid: u32, gids: Vec<u32>) -> Who {
@@ -418,5 +461,49 @@ mod tests {
         users.table.write().unwrap().users.get_mut("alice").unwrap().generation = 2;
         assert_eq!(check(&users, &headers), Err(AuthError::SessionExpired), "rotated or removed");
         assert_eq!(check(&users, &[]), Err(AuthError::NoSession));
+    }
+
+    /// A grant or token buys no grant outliving it: a grant presented
+    /// again (to the chunkservers' API) yields one that ends with it.
+    #[test]
+    fn a_grant_made_for_a_bearer_ends_when_its_bearer_capability_does() {
+        let (users, _) = users_with("alice", 3_600_000);
+        let signed = users.named("alice").unwrap();
+        assert!(signed.may_hold_tokens());
+        let first = users.grant_for(&signed, true, 3_600_000).unwrap();
+        let held = users.granted("PUT", &first).unwrap();
+        let Proof::Bearer { until_ms } = held.proof else { panic!("a grant's caller is a bearer: {held:?}") };
+        assert!(!held.may_hold_tokens());
+        let short = Caller { proof: Proof::Bearer { until_ms: unix_ms() + 1_000 }, ..held.clone() };
+        let again = Grant::open(&users.session_key, &users.grant_for(&short, true, 3_600_000).unwrap()).unwrap();
+        assert!(again.expires_ms <= unix_ms() + 1_000, "capped at the bearer's end");
+        let renewed = Grant::open(&users.session_key, &users.grant_for(&held, true, 3_600_000).unwrap()).unwrap();
+        assert!(renewed.expires_ms <= until_ms, "a grant never renews itself");
+        assert!(users.granted("PUT", &users.grant_for(&signed, false, 60_000).unwrap()).is_err(), "a read grant writes nothing");
+        assert!(!users.trusted_name("alice").unwrap().may_hold_tokens(), "a name on trust holds no token");
+    }
+
+    /// doas acts as a mount's principal acts for a uid: no admin role, the
+    /// supergroup not counted, root squashed when the proxy squashes it.
+    #[test]
+    fn doas_acts_with_the_rules_of_a_proxy_acting_for_a_uid() {
+        let (users, _) = users_with("gateway", 3_600_000);
+        let admin = UserRecord { name: "root".into(), uid: 0, gids: vec![0], admin: true, ..users.table().users["gateway"].clone() };
+        let staff = UserRecord { name: "sam".into(), uid: 11, gids: vec![7], ..admin.clone() };
+        users.table.write().unwrap().users.extend([("root".to_string(), admin), ("sam".to_string(), staff)]);
+        users.table.write().unwrap().supergroup = Some(7);
+        let gateway = users.named("gateway").unwrap();
+        assert_eq!(users.doas(&gateway, "sam"), None, "not a proxy");
+        users.table.write().unwrap().users.get_mut("gateway").unwrap().proxy = true;
+        let sam = users.doas(&gateway, "sam").unwrap();
+        assert_eq!((sam.user.as_str(), sam.who.uid, sam.who.superuser, sam.admin), ("sam", 11, false, false), "the supergroup does not count");
+        let root = users.doas(&gateway, "root").unwrap();
+        assert_eq!((root.who.uid, root.who.superuser, root.admin), (0, true, false), "never the admin role");
+        users.table.write().unwrap().users.get_mut("gateway").unwrap().squash_root = true;
+        let squashed = users.doas(&gateway, "root").unwrap();
+        assert_eq!((squashed.who.uid, squashed.who.superuser), (NOBODY, false), "root squashed");
+        let bearer = Caller { proof: Proof::Bearer { until_ms: 5 }, ..gateway };
+        assert_eq!(users.doas(&bearer, "sam").unwrap().proof, Proof::Bearer { until_ms: 5 }, "the proxy's proof carries over");
+        assert_eq!(users.doas(&bearer, "nobody-known"), None);
     }
 }

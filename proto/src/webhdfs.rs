@@ -86,6 +86,7 @@ pub enum Op {
     CancelDelegationToken,
     Append,
     Truncate,
+    Concat,
     Delete,
 }
 
@@ -145,7 +146,7 @@ const OPS: &[(&str, &str, Option<Op>)] = &[
     ("SETECPOLICY", "PUT", None),
     ("APPEND", "POST", Some(Op::Append)),
     ("TRUNCATE", "POST", Some(Op::Truncate)),
-    ("CONCAT", "POST", None),
+    ("CONCAT", "POST", Some(Op::Concat)),
     ("UNSETSTORAGEPOLICY", "POST", None),
     ("UNSETECPOLICY", "POST", None),
     ("DELETE", "DELETE", Some(Op::Delete)),
@@ -208,6 +209,11 @@ pub struct RemoteException<'a> {
 impl RemoteError {
     fn new(status: u16, exception: &'static str, java_class_name: &'static str, message: impl Into<String>) -> Self {
         RemoteError { status, exception, java_class_name, message: message.into() }
+    }
+
+    /// HDFS's catch-all refusal (403).
+    pub fn io(message: impl Into<String>) -> Self {
+        Self::new(403, "IOException", "java.io.IOException", message)
     }
 
     pub fn illegal_argument(message: impl Into<String>) -> Self {
@@ -465,8 +471,8 @@ mod tests {
         assert_eq!(Op::parse("GET", Some("CREATE")).unwrap_err().exception, "IllegalArgumentException");
         assert_eq!(Op::parse("GET", Some("NOPE")).unwrap_err().status, 400);
         assert_eq!(Op::parse("GET", None).unwrap_err().status, 400);
-        let concat = Op::parse("POST", Some("CONCAT")).unwrap_err();
-        assert_eq!((concat.status, concat.exception), (400, "UnsupportedOperationException"));
+        let unset = Op::parse("POST", Some("UNSETSTORAGEPOLICY")).unwrap_err();
+        assert_eq!((unset.status, unset.exception), (400, "UnsupportedOperationException"));
         for (name, method, op) in OPS {
             if let Some(op) = op {
                 assert_eq!(op.name(), *name);

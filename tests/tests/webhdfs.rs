@@ -174,10 +174,22 @@ fn curl(w: &World, method: &str, path_query: &str, params: &[(&str, &str)], body
 }
 
 fn curl_url(w: &World, method: &str, url: &str, body: Option<&[u8]>, follow: bool) -> Got {
+    curl_full(w, method, url, body, follow, &[])
+}
+
+/// `curl -X METHOD URL` with request headers ("name: value").
+fn curl_headers(w: &World, method: &str, url: &str, headers: &[&str]) -> Got {
+    curl_full(w, method, url, None, false, headers)
+}
+
+fn curl_full(w: &World, method: &str, url: &str, body: Option<&[u8]>, follow: bool, headers: &[&str]) -> Got {
     let dir = tempfile::tempdir_in(w.work.path()).unwrap();
     let (h, b) = (dir.path().join("h"), dir.path().join("b"));
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--path-as-is", "--max-time", "60", "-X", method, "-D"]).arg(&h).arg("-o").arg(&b);
+    for header in headers {
+        cmd.args(["-H", header]);
+    }
     if follow {
         cmd.arg("-L");
     }
@@ -327,14 +339,27 @@ fn curl_drives_every_operation_and_malformed_calls_change_nothing() {
     assert_eq!(truncated.json(), json!({"boolean": true}), "truncating to 1000 bytes is done at once");
     assert_eq!(curl(&w, "GET", "/user/alice/c/f?op=OPEN", &alice, None, true).body, &want[..1000]);
 
-    // Tokens by curl: get, renew (by the renewer), cancel.
-    let t = curl(&w, "GET", "/?op=GETDELEGATIONTOKEN&renewer=alice", &alice, None, false).json();
-    let token = t["Token"]["urlString"].as_str().unwrap().to_string();
-    assert!(curl(&w, "PUT", &format!("/?op=RENEWDELEGATIONTOKEN&token={token}"), &alice, None, false).json()["long"].as_u64() > Some(0));
+    // Tokens: none under simple authentication (as HDFS) or with a token;
+    // one from `dfs fetchdt`, renewed only by its signed-in renewer.
+    remote_exception(&curl(&w, "GET", "/?op=GETDELEGATIONTOKEN", &alice, None, false), 403, "IOException", "a token for a name on trust");
+    let fetched = shell_as(&w.c, &w.alice, w.work.path(), &["fetchdt"]);
+    assert!(fetched.status.success(), "{}", head(&fetched.stderr));
+    let token = text(&fetched.stdout).trim().to_string();
     let listed = curl(&w, "GET", "/user/alice/c?op=LISTSTATUS", &[("delegation", &token)], None, false);
     assert_eq!(listed.status, 200, "{listed:?}");
+    let with_token = [("delegation", token.as_str())];
+    remote_exception(&curl(&w, "GET", "/?op=GETDELEGATIONTOKEN", &with_token, None, false), 400, "IllegalArgumentException", "a token for a token");
+    let renew = format!("/?op=RENEWDELEGATIONTOKEN&token={token}");
+    remote_exception(&curl(&w, "PUT", &renew, &with_token, None, false), 403, "IOException", "a token renewing itself");
+    remote_exception(&curl(&w, "PUT", &renew, &alice, None, false), 403, "IOException", "a renewal by a name on trust");
+    // The grant in a redirect made for the token is no credential here.
+    let nr = curl(&w, "GET", "/user/alice/c/f?op=OPEN&noredirect=true", &with_token, None, false).json();
+    let grant = nr["Location"].as_str().unwrap().split("dfsgrant=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    let url = format!("{}/webhdfs/v1/user/alice/c/f?op=OPEN&noredirect=true", w.c.master.url);
+    let by_grant = curl_headers(&w, "GET", &url, &["x-dfs-session: x", &format!("x-dfs-grant: {grant}")]);
+    remote_exception(&by_grant, 401, "SecurityException", "a grant offered to WebHDFS");
     ok(&curl(&w, "PUT", &format!("/?op=CANCELDELEGATIONTOKEN&token={token}"), &alice, None, false), "CANCELDELEGATIONTOKEN");
-    remote_exception(&curl(&w, "GET", "/user/alice/c?op=LISTSTATUS", &[("delegation", &token)], None, false), 403, "SecurityException", "a cancelled token");
+    remote_exception(&curl(&w, "GET", "/user/alice/c?op=LISTSTATUS", &with_token, None, false), 403, "SecurityException", "a cancelled token");
 
     // Refused: malformed, unsupported, wrong method, unauthenticated, not allowed.
     let bob = Credentials::generate("bob");
@@ -394,6 +419,12 @@ fn curl_drives_every_operation_and_malformed_calls_change_nothing() {
     assert!(block_on(w.c.api.post("/v1/admin/users/add", &json!({"name": "gateway", "proxy": true, "stored_key": gw.stored_key_hex()}))).unwrap().ok());
     ok(&curl(&w, "PUT", "/user/alice/c/by-proxy?op=MKDIRS&doas=alice", &[("user.name", "gateway")], None, false), "doas");
     assert_eq!(curl(&w, "GET", "/user/alice/c/by-proxy?op=GETFILESTATUS", &alice, None, false).json()["FileStatus"]["owner"], "alice");
+    // A proxy that squashes root acts for the admin as nobody, never as root.
+    let squash = Credentials::generate("squasher");
+    let made = json!({"name": "squasher", "proxy": true, "squash_root": true, "stored_key": squash.stored_key_hex()});
+    assert!(block_on(w.c.api.post("/v1/admin/users/add", &made)).unwrap().ok());
+    let as_admin = curl(&w, "PUT", "/user/alice/c/by-squasher?op=MKDIRS&doas=admin", &[("user.name", "squasher")], None, false);
+    remote_exception(&as_admin, 403, "AccessControlException", "doas=admin through a squashing proxy");
 
     // DELETE recursive, last.
     assert_eq!(curl(&w, "DELETE", "/user/alice/c?op=DELETE&recursive=true", &alice, None, false).json(), json!({"boolean": true}));
@@ -413,4 +444,69 @@ fn chunked_put(w: &World, path_query: &str, body: &[u8]) -> u16 {
         .arg(&file)
         .arg(url);
     run_ok(&mut cmd).trim().parse().unwrap()
+}
+
+/// A concat that must be refused: its query, parameters, status, exception.
+type ConcatRefused<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+
+/// CONCAT moves the sources' chunks onto the target (no byte copied): the
+/// file reads back as the sources in order, through WebHDFS and the shell,
+/// fsck finds it healthy, and it stays writable (an APPEND leases the
+/// moved last chunk under its new file). Every refused concat changes nothing.
+#[test]
+fn concat_moves_chunks_onto_the_target_and_refusals_change_nothing() {
+    let w = world();
+    let alice = [("user.name", "alice")];
+    let put = |path: &str, data: &[u8], blocksize: u64| {
+        let q = format!("{path}?op=CREATE&blocksize={blocksize}");
+        let got = curl(&w, "PUT", &q, &alice, Some(data), true);
+        assert_eq!(got.status, 201, "{path}: {got:?}");
+    };
+    let parts: Vec<Vec<u8>> = [131_072usize, 131_072, 1_000, 1_000, 65_536].iter().enumerate().map(|(i, n)| vec![b'a' + i as u8; *n]).collect();
+    for (name, data) in ["a", "b", "c", "d"].iter().zip(&parts) {
+        put(&format!("/user/alice/cc/{name}"), data, 65_536);
+    }
+    put("/user/alice/cc/e", &parts[4], 131_072);
+    put("/user/alice/other/x", &parts[4], 65_536);
+    let listing = |w: &World| curl(w, "GET", "/user/alice/cc?op=LISTSTATUS", &alice, None, false).json();
+    let before = listing(&w);
+
+    let bob = Credentials::generate("bob");
+    assert!(block_on(w.c.api.post("/v1/admin/users/add", &json!({"name": "bob", "stored_key": bob.stored_key_hex()}))).unwrap().ok());
+    let refused: &[ConcatRefused] = &[
+        ("sources=/user/alice/cc/d,/user/alice/cc/b", &alice, 400, "IllegalArgumentException"),
+        ("sources=/user/alice/other/x", &alice, 400, "IllegalArgumentException"),
+        ("sources=/user/alice/cc/a", &alice, 400, "IllegalArgumentException"),
+        ("sources=/user/alice/cc/b,/user/alice/cc/b", &alice, 400, "IllegalArgumentException"),
+        ("sources=/user/alice/cc/e", &alice, 400, "IllegalArgumentException"),
+        ("sources=/user/alice/cc/none", &alice, 404, "FileNotFoundException"),
+        ("sources=user/alice/cc/b", &alice, 400, "IllegalArgumentException"),
+        ("sources=", &alice, 400, "IllegalArgumentException"),
+        ("sources=/user/alice/cc/b", &[("user.name", "bob")], 403, "AccessControlException"),
+    ];
+    for (query, params, status, exception) in refused {
+        let got = curl(&w, "POST", &format!("/user/alice/cc/a?op=CONCAT&{query}"), params, None, false);
+        remote_exception(&got, *status, exception, query);
+    }
+    assert_eq!(listing(&w), before, "refused concats changed nothing");
+
+    let done = curl(&w, "POST", "/user/alice/cc/a?op=CONCAT&sources=/user/alice/cc/b,/user/alice/cc/c", &alice, None, false);
+    assert_eq!(done.status, 200, "{done:?}");
+    let mut want = [parts[0].clone(), parts[1].clone(), parts[2].clone()].concat();
+    assert_eq!(curl(&w, "GET", "/user/alice/cc/a?op=OPEN", &alice, None, true).body, want);
+    for gone in ["b", "c"] {
+        remote_exception(&curl(&w, "GET", &format!("/user/alice/cc/{gone}?op=GETFILESTATUS"), &alice, None, false), 404, "FileNotFoundException", gone);
+    }
+    // Past the lease the sources' writes held (2 s in tests): the append
+    // gets a new one, whose version bump the master records under the
+    // chunk's new file and index.
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let step1 = curl(&w, "POST", "/user/alice/cc/a?op=APPEND", &alice, None, false);
+    let appended = curl_url(&w, "POST", &step1.header("location").unwrap(), Some(b"and a tail"), false);
+    assert_eq!(appended.status, 200, "an append after a concat leases the moved last chunk: {appended:?}");
+    want.extend_from_slice(b"and a tail");
+    assert_eq!(shell(&w.c, &["cat", "/user/alice/cc/a"]), want, "read back through the shell");
+    let fsck = run(dfs_tests::shell::command(&w.c.master.url).unwrap().args(["fsck", "/user/alice/cc"]));
+    assert!(fsck.status.success(), "fsck: {}", text(&fsck.stdout));
+    assert_namespace_consistent(&w.c);
 }

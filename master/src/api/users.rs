@@ -26,7 +26,7 @@ pub async fn login(State(s): State<Master>, ApiJson(r): ApiJson<LoginRequest>) -
 /// `POST /v1/auth/delegation_token` → [`TokenAnswer`]. Not with a grant:
 /// a token is had by a user who signed in (as HDFS: not with a token).
 pub async fn issue_token(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<TokenRequest>) -> Result<Json<TokenAnswer>, ApiError> {
-    if c.delegated {
+    if !c.may_hold_tokens() {
         return Err(ApiError::new(ErrorKind::EACCES, "a delegation token is had by a signed-in user, not with a grant or another token"));
     }
     let renewer = r.renewer.filter(|n| !n.is_empty()).unwrap_or_else(|| c.user.clone());
@@ -37,6 +37,11 @@ pub async fn issue_token(State(s): State<Master>, Extension(c): Extension<Caller
 
 /// `POST /v1/auth/delegation_token/renew` → the new expiry.
 pub async fn renew_token(State(s): State<Master>, Extension(c): Extension<Caller>, ApiJson(r): ApiJson<TokenRef>) -> Result<Json<TokenAnswer>, ApiError> {
+    // As HDFS: renewed by a signed-in renewer, not by a bearer (a token
+    // renewing itself would live its whole week).
+    if !c.may_hold_tokens() {
+        return Err(ApiError::new(ErrorKind::EACCES, "a delegation token is renewed by its signed-in renewer, not with a grant or a token"));
+    }
     let expires_ms = s.delegation.renew(&r.token, &c.user).await?;
     Ok(Json(TokenAnswer { token: String::new(), expires_ms }))
 }

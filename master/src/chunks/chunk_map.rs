@@ -184,6 +184,20 @@ impl ChunkMap {
         }
     }
 
+    /// Chunks that now belong to file `inode`, at new indexes (a concat);
+    /// a chunk the map does not hold yet is recorded from the namespace at
+    /// its first lease or report, as any other.
+    pub fn move_chunks(&mut self, inode: InodeId, file: FileMeta, moves: &[(ChunkHandle, u64)]) {
+        for &(handle, index) in moves {
+            if let Some(meta) = self.chunks.get(&handle).copied() {
+                self.record_chunk(handle, ChunkMeta { inode, index, ..meta });
+            }
+        }
+        if self.file_chunks.contains_key(&inode) {
+            self.files.insert(inode, file);
+        }
+    }
+
     /// Records (or updates) a file's replication and chunk size.
     pub fn set_file(&mut self, inode: InodeId, file: FileMeta) {
         self.files.insert(inode, file);
@@ -653,6 +667,23 @@ mod tests {
 
     fn hb(n: u128, report: Option<Vec<ReplicaReport>>) -> Heartbeat {
         Heartbeat { report, ..fixtures::heartbeat(n) }
+    }
+
+    /// A concat's chunks belong to their new file and index; the old file
+    /// is forgotten with its last chunk, the new one known with its first.
+    #[test]
+    fn moved_chunks_belong_to_their_new_file() {
+        let mut m = ChunkMap::default();
+        let meta = |inode, index| ChunkMeta { inode: InodeId(inode), index, version: ChunkVersion(2), length: 9 };
+        m.set_file(InodeId(3), FileMeta { replication: 2, chunk_size: 1 << 20 });
+        m.record_chunk(ChunkHandle(1), meta(3, 0));
+        m.record_chunk(ChunkHandle(2), meta(3, 1));
+        let target = FileMeta { replication: 3, chunk_size: 1 << 20 };
+        m.move_chunks(InodeId(4), target, &[(ChunkHandle(1), 5), (ChunkHandle(2), 6), (ChunkHandle(99), 7)]);
+        assert_eq!(m.chunk(ChunkHandle(1)), Some(meta(4, 5)));
+        assert_eq!(m.chunk(ChunkHandle(2)), Some(meta(4, 6)));
+        assert_eq!(m.chunk(ChunkHandle(99)), None, "a chunk the map did not hold is not made up");
+        assert_eq!((m.file(InodeId(4)), m.file(InodeId(3))), (Some(target), None));
     }
 
     #[test]

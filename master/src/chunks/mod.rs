@@ -37,7 +37,7 @@ use dfs_proto::auth::Ops;
 // Tasks started for a request keep its span and id (chunkservers log the same id).
 use dfs_proto::wire::chunks::*;
 use dfs_proto::wire::namespace::{ChunkHealth, FileHealth};
-use dfs_proto::{ErrorKind, InodeId, NodeId};
+use dfs_proto::{ChunkHandle, ErrorKind, InodeId, NodeId};
 use dfs_server_kit::http::request_id;
 use tokio::sync::oneshot;
 
@@ -262,6 +262,12 @@ impl ChunkManager {
     /// leave its chunk busy for ever).
     fn pending(&self, failed: Event) -> Pending {
         Pending { me: self.me.clone(), failed: Some(failed) }
+    }
+
+    /// A concat moved chunks to `attr`'s file, at these indexes.
+    pub fn chunks_moved(&self, attr: &dfs_proto::wire::namespace::Attr, moves: Vec<(ChunkHandle, u64)>) {
+        let file = FileMeta { replication: attr.replication, chunk_size: attr.chunk_size_bytes };
+        self.run(Event::ChunksMoved { inode: attr.inode, file, moves });
     }
 
     /// A file's replication changed (setattr): its chunks follow.

@@ -100,6 +100,15 @@ pub fn issue(t: &mut Txn, record: &TokenRecord) -> Result<(), NsError> {
     put(t, record)
 }
 
+/// Ends every token of `owner` (a user removed: a user made again under
+/// the name must not inherit them).
+pub fn drop_tokens_of(t: &mut Txn, owner: &str) -> Result<(), NsError> {
+    for old in t.store.tokens()?.into_iter().filter(|o| o.owner == owner) {
+        t.delete_user_value(&token_key(old.id))?;
+    }
+    Ok(())
+}
+
 fn put(t: &mut Txn, record: &TokenRecord) -> Result<(), NsError> {
     let value = serde_json::to_vec(&TokenRecord { format: TOKEN_FORMAT, ..record.clone() }).map_err(|e| NsError::new(ErrorKind::EIO, e.to_string()))?;
     t.put_user_value(&token_key(record.id), &value)

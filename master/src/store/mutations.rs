@@ -106,6 +106,12 @@ pub enum Mutation {
         by: String,
         now_ms: u64,
     },
+    /// HDFS's CONCAT: the chunks of `sources`, in order, moved to the end
+    /// of `target`, and the sources removed (see [`concat`]).
+    Concat {
+        target: String,
+        sources: Vec<String>,
+    },
 }
 
 /// What a successful mutation answers.
@@ -116,6 +122,11 @@ pub enum Outcome {
     Reserved(AppendReservation),
     User(UserRecord),
     Token(super::delegation::TokenRecord),
+    /// A concat: the target's attributes, and each moved chunk's new index.
+    Concat {
+        attr: Attr,
+        moved: Vec<(ChunkHandle, u64)>,
+    },
     Done,
 }
 
@@ -164,6 +175,7 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults, who: &Who) -> Result<Outco
         Mutation::IssueToken(r) => delegation::issue(t, r).map(|_| Outcome::Done),
         Mutation::RenewToken { id, by, now_ms, expires_ms } => delegation::renew(t, *id, by, *now_ms, *expires_ms).map(Outcome::Token),
         Mutation::CancelToken { id, by, now_ms } => delegation::cancel(t, *id, by, *now_ms).map(|_| Outcome::Done),
+        Mutation::Concat { target, sources } => concat(t, target, sources, who),
     }
 }
 
@@ -669,6 +681,112 @@ fn setattr(t: &mut Txn, r: &SetattrRequest, who: &Who) -> Result<Attr, NsError> 
     let attr = a.clone();
     t.put_inode(record);
     Ok(attr)
+}
+
+/// Most sources one concat takes.
+pub const CONCAT_MAX_SOURCES: usize = 1_000;
+
+/// HDFS's CONCAT, by moving chunk records (no byte is copied): the chunks
+/// of each source, in order, go to the end of `target`, and the sources
+/// go. So that every chunk keeps its place within a chunk-sized slot, the
+/// target (unless empty) and each source before the last must end on a
+/// chunk boundary, and all share one chunk size; as HDFS, the sources
+/// are files in the target's directory, distinct from it and each other.
+/// A source must have no other name and be open nowhere (its data moves).
+/// The caller needs write on the target, read on each source, and the
+/// right to remove it from the directory.
+fn concat(t: &mut Txn, target: &str, sources: &[String], who: &Who) -> Result<Outcome, NsError> {
+    if sources.is_empty() || sources.len() > CONCAT_MAX_SOURCES {
+        return fail(ErrorKind::EINVAL, format!("a concat takes 1 to {CONCAT_MAX_SOURCES} sources"));
+    }
+    let target_at = EntryRef::path(target);
+    let (dir, name) = t.store.resolve_parent(&target_at, who)?;
+    let mut file = existing(t, dir.attr.inode, name)?;
+    if file.attr.kind != FileKind::File {
+        return fail(ErrorKind::EINVAL, format!("the concat target {target} is not a file"));
+    }
+    perms::check_io(who, &file.attr, WRITE, target)?;
+    let chunk = file.attr.chunk_size_bytes.max(1);
+    let mut parts: Vec<(InodeRecord, &str)> = Vec::with_capacity(sources.len());
+    for path in sources {
+        let at = EntryRef::path(path);
+        let (src_dir, src_name) = t.store.resolve_parent(&at, who)?;
+        let src = existing(t, src_dir.attr.inode, src_name)?;
+        concat_source_allowed(t, who, &dir, &file, &src, path, &parts)?;
+        parts.push((src, path.as_str()));
+    }
+    let mut end = file.attr.size;
+    let mut moved = Vec::new();
+    // Chunks left past the target's end by writes that never committed
+    // go first: the moved ones take their indexes.
+    t.drop_chunks(file.attr.inode, end.div_ceil(chunk))?;
+    for (src, path) in &parts {
+        let size = src.attr.size;
+        if size > 0 && end % chunk != 0 {
+            return fail(ErrorKind::EINVAL, format!("cannot concat {path}: the file before it does not end on a chunk boundary ({chunk} bytes)"));
+        }
+        let base = end / chunk;
+        for index in 0..size.div_ceil(chunk) {
+            if let Some(record) = t.store.chunk(src.attr.inode, index)? {
+                t.move_chunk(src.attr.inode, index, file.attr.inode, base + index, &record)?;
+                moved.push((record.handle, base + index));
+            }
+        }
+        // Past its size a source holds only chunks of writes that never committed.
+        t.drop_chunks(src.attr.inode, size.div_ceil(chunk))?;
+        t.delete_entry(dir.attr.inode, src_name(path))?;
+        t.forget_inode(src)?;
+        end = end
+            .checked_add(size)
+            .filter(|e| *e <= FILE_SIZE_MAX_BYTES)
+            .ok_or_else(|| NsError::new(ErrorKind::EFBIG, "the concat would pass the largest file size"))?;
+    }
+    t.counters.bytes = t.counters.bytes.saturating_add(end - file.attr.size);
+    let a = &mut file.attr;
+    a.mode = perms::mode_after_write(who, a);
+    a.size = end;
+    (a.mtime_ns, a.ctime_ns) = (t.now_ns, t.now_ns);
+    xattrs::drop_capability(t, a)?;
+    let attr = a.clone();
+    t.put_inode(file);
+    let mut parent = t.inode(dir.attr.inode)?;
+    t.touch_dir(&mut parent);
+    t.put_inode(parent);
+    Ok(Outcome::Concat { attr, moved })
+}
+
+fn src_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Whether `src` may join `target` in a concat, after those in `earlier`.
+fn concat_source_allowed(
+    t: &Txn,
+    who: &Who,
+    dir: &InodeRecord,
+    target: &InodeRecord,
+    src: &InodeRecord,
+    path: &str,
+    earlier: &[(InodeRecord, &str)],
+) -> Result<(), NsError> {
+    let a = &src.attr;
+    if a.kind != FileKind::File {
+        return fail(ErrorKind::EINVAL, format!("the concat source {path} is not a file"));
+    }
+    if a.parent != dir.attr.inode {
+        return fail(ErrorKind::EINVAL, format!("the concat source {path} is not in the target's directory"));
+    }
+    if a.inode == target.attr.inode || earlier.iter().any(|(e, _)| e.attr.inode == a.inode) {
+        return fail(ErrorKind::EINVAL, format!("{path} is named twice in the concat (or is its target)"));
+    }
+    if a.chunk_size_bytes != target.attr.chunk_size_bytes {
+        return fail(ErrorKind::EINVAL, format!("{path} has another chunk size than the target ({} and {})", a.chunk_size_bytes, target.attr.chunk_size_bytes));
+    }
+    if a.nlink != 1 || t.is_held(a.inode) {
+        return fail(ErrorKind::EINVAL, format!("{path} has other names or is open: its data cannot move"));
+    }
+    perms::check_io(who, a, READ, path)?;
+    perms::check_remove(who, &dir.attr, a, src_name(path))
 }
 
 /// Where the next record of `r.length` bytes goes: at the end of the file,

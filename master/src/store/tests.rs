@@ -328,8 +328,13 @@ async fn overwrite_replaces_a_file_in_one_step() {
 /// and without a writer: no background reaper runs, so a test can hold a
 /// detached subtree still and free it one step at a time.
 fn apply_now(store: &Store, m: Mutation) -> Result<Outcome, NsError> {
+    apply_at(store, m, 1)
+}
+
+/// Applies `m` as the writer would at time `now_ns`.
+fn apply_at(store: &Store, m: Mutation, now_ns: i64) -> Result<Outcome, NsError> {
     let defaults = Defaults { replication: 3, chunk_size_bytes: 64 << 20 };
-    let mut txn = super::txn::Txn::new(store, store.counters()?, 1);
+    let mut txn = super::txn::Txn::new(store, store.counters()?, now_ns);
     let outcome = super::mutations::apply(&mut txn, &m, &defaults, &Who::root())?;
     txn.commit()?;
     Ok(outcome)
@@ -673,4 +678,93 @@ fn a_file_at_the_link_limit_takes_no_more_names() {
     let refused = apply_now(&store, link("/f", "/g")).unwrap_err();
     assert_eq!(refused.kind, ErrorKind::EMLINK);
     assert!(store.get_entry(InodeId::ROOT, "g").unwrap().is_none());
+}
+
+/// Delegation tokens in the store: renewed by their renewer only, ended by
+/// owner or renewer, kept across a reopen, gone with their owner (a user
+/// made again under the name inherits none, nor its generation).
+#[test]
+fn delegation_tokens_follow_their_rules_and_go_with_their_owner() {
+    use super::delegation::TokenRecord;
+    use dfs_proto::wire::users::AddUserRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let add = |name: &str| Mutation::AddUser(AddUserRequest { name: name.into(), stored_key: "ab".repeat(32), ..Default::default() });
+    let first = match apply_now(&store, add("ann")).unwrap() {
+        Outcome::User(u) => u.generation,
+        _ => panic!("a user"),
+    };
+    apply_now(&store, add("rex")).unwrap();
+    let token = |id, owner: &str| TokenRecord { format: 1, id, owner: owner.into(), renewer: "rex".into(), issued_ms: 1_000, expires_ms: 5_000, max_ms: 9_000 };
+    apply_now(&store, Mutation::IssueToken(token(1, "ann"))).unwrap();
+    apply_now(&store, Mutation::IssueToken(token(2, "rex"))).unwrap();
+    let renew = |by: &str| Mutation::RenewToken { id: 1, by: by.into(), now_ms: 2_000, expires_ms: 99_000 };
+    assert_eq!(apply_now(&store, renew("ann")).unwrap_err().kind, ErrorKind::EACCES, "the owner is not the renewer");
+    match apply_now(&store, renew("rex")).unwrap() {
+        Outcome::Token(r) => assert_eq!(r.expires_ms, 9_000, "never past its max date"),
+        _ => panic!("a token"),
+    }
+    let cancel = |id, by: &str| Mutation::CancelToken { id, by: by.into(), now_ms: 2_000 };
+    assert_eq!(apply_now(&store, cancel(1, "eve")).unwrap_err().kind, ErrorKind::EACCES);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.token(1).unwrap().map(|t| t.expires_ms), Some(9_000), "kept across a reopen");
+
+    apply_now(&store, Mutation::RemoveUser("ann".into())).unwrap();
+    assert!(store.token(1).unwrap().is_none(), "gone with its owner");
+    assert!(store.token(2).unwrap().is_some(), "another user's stays");
+    let again = match apply_at(&store, add("ann"), 5_000_000_000).unwrap() {
+        Outcome::User(u) => u.generation,
+        _ => panic!("a user"),
+    };
+    assert!(again > first, "a user made again starts past the removed one's generation: its grants stay dead");
+    apply_now(&store, cancel(2, "rex")).unwrap();
+    assert!(store.token(2).unwrap().is_none());
+    assert_eq!(apply_now(&store, cancel(2, "rex")).unwrap_err().kind, ErrorKind::EKEYEXPIRED);
+}
+
+/// A concat moves chunk records (handles kept, indexes shifted), removes
+/// the sources, and keeps the counters; a source with another name, or an
+/// unaligned one before another, is refused with nothing changed.
+#[test]
+fn concat_moves_chunk_records_and_removes_its_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let chunk = 64 * 1024;
+    let file = |path: &str, size: u64| {
+        let r = CreateRequest { at: at(path), exclusive: true, chunk_size_bytes: Some(chunk), ..Default::default() };
+        let Outcome::Attr(a) = apply_now(&store, Mutation::Create(r)).unwrap() else { panic!("attributes") };
+        let mut handles = Vec::new();
+        for index in 0..size.div_ceil(chunk) {
+            let Outcome::Chunk(c) = apply_now(&store, Mutation::AddChunk { inode: a.inode, index }).unwrap() else { panic!("a chunk") };
+            handles.push(c.handle);
+        }
+        let node = NodeRef { path: Some(path.into()), inode: None };
+        apply_now(&store, Mutation::Setattr(SetattrRequest { node, size: Some(size), ..Default::default() })).unwrap();
+        (a.inode, handles)
+    };
+    let (t, _) = file("/t", chunk);
+    let (_, s1) = file("/s1", 2 * chunk);
+    let (_, s2) = file("/s2", 100);
+    file("/short", 10);
+    file("/linked", chunk);
+    apply_now(&store, link("/linked", "/other-name")).unwrap();
+    let concat = |sources: &[&str]| Mutation::Concat { target: "/t".into(), sources: sources.iter().map(|s| s.to_string()).collect() };
+    let counters = store.counters().unwrap();
+    for refused in [&["/short", "/s1"][..], &["/linked"], &["/t"], &["/s1", "/s1"], &[]] {
+        assert_eq!(apply_now(&store, concat(refused)).unwrap_err().kind, ErrorKind::EINVAL, "{refused:?}");
+    }
+    assert_eq!(store.counters().unwrap(), counters, "refusals change nothing");
+
+    let Outcome::Concat { attr, moved } = apply_now(&store, concat(&["/s1", "/s2"])).unwrap() else { panic!("a concat") };
+    assert_eq!(attr.size, 3 * chunk + 100);
+    assert_eq!(moved, vec![(s1[0], 1), (s1[1], 2), (s2[0], 3)]);
+    for (handle, index) in &moved {
+        assert_eq!(store.chunk(t, *index).unwrap().map(|c| c.handle), Some(*handle));
+    }
+    assert!(store.resolve_path("/s1", &Who::root()).is_err() && store.resolve_path("/s2", &Who::root()).is_err());
+    let after = store.counters().unwrap();
+    assert_eq!((after.files, after.bytes), (counters.files - 2, counters.bytes), "the bytes moved, two files went");
+    let report = store.check().unwrap();
+    assert!(report.ok, "the namespace checks out: {:?}", report.problems);
 }

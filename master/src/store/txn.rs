@@ -85,8 +85,14 @@ impl<'s> Txn<'s> {
     /// Removes an inode (and a file's chunk records, and its extended
     /// attributes) and uncounts it.
     pub fn remove_inode(&mut self, record: &InodeRecord) -> Result<(), NsError> {
-        self.counters.count(&record.attr, -1);
         self.drop_chunks(record.attr.inode, 0)?;
+        self.forget_inode(record)
+    }
+
+    /// Removes an inode whose chunks are gone already, or were moved to
+    /// another file (a concat).
+    pub fn forget_inode(&mut self, record: &InodeRecord) -> Result<(), NsError> {
+        self.counters.count(&record.attr, -1);
         if record.attr.has_xattrs {
             for name in self.store.xattr_names(record.attr.inode)? {
                 self.delete_xattr(record.attr.inode, &name)?;
@@ -206,6 +212,13 @@ impl<'s> Txn<'s> {
     pub fn delete_xattr(&mut self, inode: InodeId, name: &str) -> Result<(), NsError> {
         self.batch.delete_cf(self.store.cf(CF_XATTRS)?, xattr_key(inode, name));
         Ok(())
+    }
+
+    /// Moves a chunk record to another file's index (a concat): the chunk
+    /// lives on, under a new key.
+    pub fn move_chunk(&mut self, from: InodeId, from_index: u64, to: InodeId, to_index: u64, record: &ChunkRecord) -> Result<(), NsError> {
+        self.batch.delete_cf(self.store.cf(CF_CHUNKS)?, chunk_key(from, from_index));
+        self.put_chunk(to, to_index, record)
     }
 
     pub fn put_chunk(&mut self, inode: InodeId, index: u64, record: &ChunkRecord) -> Result<(), NsError> {

@@ -137,7 +137,9 @@ pub fn add_user(t: &mut Txn, r: &AddUserRequest) -> Result<UserRecord, NsError> 
         proxy: r.proxy,
         squash_root: r.squash_root,
         stored_key,
-        generation: 1,
+        // Not 1: a user made again under an old name must not revive the
+        // grants of the one removed (they name user and generation).
+        generation: t.now_ns.max(1) as u64,
     };
     put_user(t, &record)?;
     Ok(record)
@@ -164,6 +166,7 @@ pub fn remove_user(t: &mut Txn, name: &str) -> Result<(), NsError> {
     if record.admin && users.iter().filter(|u| u.admin).count() == 1 {
         return fail(ErrorKind::EPERM, format!("{name} is the last admin"));
     }
+    super::delegation::drop_tokens_of(t, name)?;
     t.delete_user_value(&user_key(name))
 }
 

@@ -27,6 +27,11 @@ async fn authenticated(s: &Master, parts: &Parts, params: &Params) -> Result<Cal
     if s.users.mode() == AuthMode::None {
         return Ok(s.users.authenticate("GET", "/", &header).map_err(|e| RemoteError::security(e.to_string()))?.0);
     }
+    // A grant is the master's to its chunkservers' calls; here it would
+    // buy a fresh grant with every redirect, and so never expire.
+    if header(dfs_proto::auth::user::HEADER_GRANT).is_some() {
+        return Err(RemoteError::security("a grant is not taken by WebHDFS: pass delegation=TOKEN or sign the request"));
+    }
     if let Some(token) = params.get("delegation").filter(|t| !t.is_empty()) {
         return s.delegation.caller(&s.users, token).await.map_err(|e| {
             tracing::debug!("delegation token refused: {e}");
@@ -44,7 +49,7 @@ async fn authenticated(s: &Master, parts: &Parts, params: &Params) -> Result<Cal
     }
     match params.get("user.name").filter(|n| !n.is_empty()) {
         Some(name) if s.users.simple_names() => {
-            s.users.named(name).ok_or_else(|| RemoteError::security(format!("no user {name:?} in this cluster (dfs admin user add)")))
+            s.users.trusted_name(name).ok_or_else(|| RemoteError::security(format!("no user {name:?} in this cluster (dfs admin user add)")))
         }
         Some(_) => Err(RemoteError::security(
             "this cluster does not take user.name= (simple authentication is off): pass delegation=TOKEN (dfs fetchdt prints one) or sign the request",
@@ -53,12 +58,11 @@ async fn authenticated(s: &Master, parts: &Parts, params: &Params) -> Result<Cal
     }
 }
 
-/// `doas=other`: only a proxy user may act as someone else.
+/// `doas=other`: only a proxy user may act as someone else, and then as a
+/// mount's principal acts for a uid (see `Users::doas`).
 fn act_as(s: &Master, caller: &Caller, other: &str) -> Result<Caller, RemoteError> {
     if !s.users.is_proxy(&caller.user) {
         return Err(RemoteError::from_kind(dfs_proto::ErrorKind::EACCES, &format!("User: {} is not allowed to impersonate {other}", caller.user), ""));
     }
-    let other = s.users.named(other).ok_or_else(|| RemoteError::security(format!("no user {other:?} in this cluster")))?;
-    // A token's holder acting for someone is still a delegated caller.
-    Ok(Caller { delegated: caller.delegated, ..other })
+    s.users.doas(caller, other).ok_or_else(|| RemoteError::security(format!("no user {other:?} in this cluster")))
 }

@@ -46,6 +46,7 @@ pub async fn answer(s: &Master, c: &Caller, op: Op, path: &str, p: &Params) -> R
         Op::SetTimes => set_times(s, c, path, p).await,
         Op::SetReplication => set_replication(s, c, path, p).await,
         Op::Truncate => super::truncate::answer(s, c, path, p).await,
+        Op::Concat => concat(s, c, path, p).await,
         Op::GetDelegationToken | Op::RenewDelegationToken | Op::CancelDelegationToken => super::tokens::answer(s, c, op, p).await,
         Op::Open | Op::Create | Op::Append | Op::GetFileChecksum => Err(RemoteError::illegal_argument(format!("{} goes to a chunkserver", op.name()))),
     }
@@ -160,7 +161,10 @@ async fn list_batch(s: &Master, c: &Caller, path: &str, after: Option<&str>) -> 
         }
         let (statuses, next) = page(&s2, &c2, &p, record.attr.inode, after.as_deref(), BATCH)?;
         let remaining = match next {
-            Some(n) => s2.store.count_entries(record.attr.inode, Some(&n), CHILDREN_MAX).map_err(ns(&p))? as u64,
+            // Counted up to a page: clients only ask whether more remain,
+            // and counting them all on every page would make a listing
+            // quadratic in the directory's size.
+            Some(n) => s2.store.count_entries(record.attr.inode, Some(&n), BATCH as usize).map_err(ns(&p))? as u64,
             None => 0,
         };
         Ok((statuses, remaining))
@@ -438,6 +442,32 @@ async fn set_times(s: &Master, c: &Caller, path: &str, p: &Params) -> Result<Res
         setattr(s, c, path, SetattrRequest { node: node(path), mtime_ns, atime_ns, ..Default::default() }).await?;
     }
     Ok(empty())
+}
+
+/// CONCAT: `sources` (comma-separated absolute paths, HDFS's form)
+/// moved onto the end of `path` by their chunks (`store::mutations`'s
+/// `concat` has the rules); the chunk engine learns where they went.
+async fn concat(s: &Master, c: &Caller, path: &str, p: &Params) -> Result<Response, RemoteError> {
+    let Some(list) = p.get("sources").filter(|v| !v.is_empty()) else {
+        return Err(RemoteError::illegal_argument("Required param sources for op: CONCAT is null or empty"));
+    };
+    let mut sources = Vec::new();
+    for source in list.split(',') {
+        sources.push(dfs_path(&format!("{PREFIX}{source}")).and_then(|p| {
+            if p == "/" || !source.starts_with('/') {
+                return Err(RemoteError::illegal_argument(format!("Invalid value for webhdfs parameter \"sources\": {source:?} is not an absolute file path")));
+            }
+            Ok(p)
+        })?);
+    }
+    let m = Mutation::Concat { target: path.to_string(), sources };
+    match s.writer.submit_as(c.who.clone(), m).await.map_err(ns(path))?.0 {
+        Outcome::Concat { attr, moved } => {
+            s.chunks.chunks_moved(&attr, moved);
+            Ok(empty())
+        }
+        _ => Err(RemoteError::from_kind(ErrorKind::EIO, "the concat returned no file", path)),
+    }
 }
 
 async fn set_replication(s: &Master, c: &Caller, path: &str, p: &Params) -> Result<Response, RemoteError> {

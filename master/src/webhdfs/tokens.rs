@@ -12,15 +12,25 @@ pub async fn answer(s: &Master, c: &Caller, op: Op, p: &Params) -> Result<Respon
     let failed = |e: crate::store::NsError| RemoteError::from_kind(e.kind, &e.message, "");
     match op {
         Op::GetDelegationToken => {
-            // As HDFS: a token is not had with a token.
-            if c.delegated || p.get("delegation").is_some_and(|d| !d.is_empty()) {
+            // As HDFS: a token is not had with a token, nor without a
+            // real login (HDFS issues none under simple authentication).
+            if p.get("delegation").is_some_and(|d| !d.is_empty()) {
                 return Err(RemoteError::illegal_argument("delegation parameter is not null: a delegation token is not had with a token"));
             }
+            if !c.may_hold_tokens() {
+                return Err(RemoteError::io(
+                    "Delegation Token can be issued only to a signed-in user (dfs fetchdt), not under simple authentication or with a grant",
+                ));
+            }
             let renewer = p.get("renewer").filter(|r| !r.is_empty()).unwrap_or(&c.user);
+            dfs_proto::auth::user::check_name(renewer).map_err(RemoteError::illegal_argument)?;
             let issued = s.delegation.issue(&c.user, renewer).await.map_err(failed)?;
             Ok(json(&serde_json::json!({"Token": {"urlString": issued.token}})))
         }
         Op::RenewDelegationToken => {
+            if !c.may_hold_tokens() {
+                return Err(RemoteError::io("Delegation Token can be renewed only by its signed-in renewer, not with a token or under simple authentication"));
+            }
             let expires = s.delegation.renew(token(p)?, &c.user).await.map_err(failed)?;
             Ok(json(&LongBody { long: expires.min(i64::MAX as u64) as i64 }))
         }

@@ -23,7 +23,7 @@ use dfs_server_kit::http::{ApiError, ApiQuery};
 use super::{frame, NAV, TITLE};
 use crate::state::{DashboardAccess, Master};
 use crate::store::perms::Who;
-use crate::users::{AuthMode, Caller, Users};
+use crate::users::{AuthMode, Caller, Proof, Users};
 
 /// The cookie holding a dashboard session.
 pub const COOKIE: &str = "dfs_session";
@@ -78,7 +78,7 @@ pub async fn require_viewer(State(gate): State<ViewerGate>, mut req: Request, ne
     let signed_in = cookie(req.headers(), COOKIE).map(|c| gate.users.viewer(&c));
     let caller = match signed_in {
         Some(Ok(c)) => c,
-        _ if gate.users.mode() == AuthMode::None => Caller { user: "none".into(), who: Who::root(), admin: true, delegated: false },
+        _ if gate.users.mode() == AuthMode::None => Caller { user: "none".into(), who: Who::root(), admin: true, proof: Proof::Session },
         _ if gate.access.public => gate.users.nobody(),
         _ => return login_needed(req.uri()),
     };

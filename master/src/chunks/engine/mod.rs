@@ -97,6 +97,13 @@ pub enum Event {
     LengthsCommitted {
         ends: Vec<(ChunkHandle, u64)>,
     },
+    /// The namespace moved these chunks to file `inode`, at these indexes
+    /// (a concat, committed).
+    ChunksMoved {
+        inode: InodeId,
+        file: FileMeta,
+        moves: Vec<(ChunkHandle, u64)>,
+    },
     /// A file's replication or chunk size changed.
     FileChanged {
         inode: InodeId,
@@ -230,6 +237,7 @@ impl Engine {
             Event::Tick => self.tick(),
             Event::ChunksRemoved { chunks } => self.chunks_removed(chunks),
             Event::LengthsCommitted { ends } => ends.iter().for_each(|(h, end)| self.map.raise_length(*h, *end)),
+            Event::ChunksMoved { inode, file, moves } => self.map.move_chunks(inode, file, &moves),
             Event::FileChanged { inode, file } => {
                 if self.map.file(inode).is_some() {
                     self.map.set_file(inode, file);
