@@ -452,13 +452,14 @@ async fn concat(s: &Master, c: &Caller, path: &str, p: &Params) -> Result<Respon
         return Err(RemoteError::illegal_argument("Required param sources for op: CONCAT is null or empty"));
     };
     let mut sources = Vec::new();
+    // The query is decoded already: a path is taken as it stands (the
+    // store refuses `..`, empty names and NUL).
     for source in list.split(',') {
-        sources.push(dfs_path(&format!("{PREFIX}{source}")).and_then(|p| {
-            if p == "/" || !source.starts_with('/') {
-                return Err(RemoteError::illegal_argument(format!("Invalid value for webhdfs parameter \"sources\": {source:?} is not an absolute file path")));
-            }
-            Ok(p)
-        })?);
+        let trimmed = source.trim_end_matches('/');
+        if !source.starts_with('/') || trimmed.is_empty() {
+            return Err(RemoteError::illegal_argument(format!("Invalid value for webhdfs parameter \"sources\": {source:?} is not an absolute file path")));
+        }
+        sources.push(trimmed.to_string());
     }
     let m = Mutation::Concat { target: path.to_string(), sources };
     match s.writer.submit_as(c.who.clone(), m).await.map_err(ns(path))?.0 {

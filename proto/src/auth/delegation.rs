@@ -4,11 +4,11 @@
 //! key; the master keeps each token's record (expiry, renewer) and honours
 //! a token only while its record lives.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hmac::Mac;
+use super::sealed::{self, Unsealed};
+use super::signature::AuthError;
 
-use super::signature::{mac_over, AuthError};
+const FORMAT: &str = "dt1";
+const DOMAIN: &str = "dfs-delegation-v1";
 
 /// What a delegation token says.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,9 +23,7 @@ const MAX_TEXT: usize = 512;
 
 impl DelegationToken {
     pub fn seal(&self, key: &[u8; 32]) -> String {
-        let body = format!("{}\n{}\n{}", self.id, self.owner, self.max_ms);
-        let mac = mac_over(key, &["dfs-delegation-v1", &body]).finalize().into_bytes();
-        format!("dt1.{}.{}", URL_SAFE_NO_PAD.encode(body), URL_SAFE_NO_PAD.encode(mac))
+        sealed::seal(key, FORMAT, DOMAIN, &format!("{}\n{}\n{}", self.id, self.owner, self.max_ms))
     }
 
     /// A token this key sealed (its record and expiry are the master's check).
@@ -34,13 +32,10 @@ impl DelegationToken {
         if text.len() > MAX_TEXT {
             return Err(malformed());
         }
-        let mut parts = text.split('.');
-        let (Some("dt1"), Some(body), Some(mac), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Err(malformed());
-        };
-        let body = String::from_utf8(URL_SAFE_NO_PAD.decode(body).map_err(|_| malformed())?).map_err(|_| malformed())?;
-        let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| malformed())?;
-        mac_over(key, &["dfs-delegation-v1", &body]).verify_slice(&mac).map_err(|_| AuthError::BadCredentials)?;
+        let body = sealed::open(key, FORMAT, DOMAIN, text).map_err(|e| match e {
+            Unsealed::Malformed => malformed(),
+            Unsealed::BadMac => AuthError::BadCredentials,
+        })?;
         let fields: Vec<&str> = body.split('\n').collect();
         let [id, owner, max_ms] = fields[..] else {
             return Err(malformed());

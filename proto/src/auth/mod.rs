@@ -10,6 +10,7 @@
 pub mod delegation;
 pub mod keys;
 pub mod replay;
+pub mod sealed;
 pub mod secret_file;
 pub mod signature;
 pub mod token;

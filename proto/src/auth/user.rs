@@ -20,14 +20,13 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use hmac::Mac;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::keys::{hex, unhex};
+use super::sealed::{self, Unsealed};
 use super::signature::{self, mac_over, AuthError, BodyDigest, RequestView, Scheme, Verified, MAX_SKEW_MS};
 
 /// The session ticket a request is signed under.
@@ -264,8 +263,7 @@ impl Ticket {
         let mut id = [0u8; 16];
         rand::rng().fill_bytes(&mut id);
         let body = format!("{}\n{}\n{}\n{}", self.user, self.generation, self.expires_ms, hex(&id));
-        let mac = mac_over(key, &["dfs-session-v1", &body]).finalize().into_bytes();
-        let text = format!("v1.{}.{}", URL_SAFE_NO_PAD.encode(body), URL_SAFE_NO_PAD.encode(mac));
+        let text = sealed::seal(key, "v1", "dfs-session-v1", &body);
         let secret = ticket_secret(key, &text);
         (text, secret)
     }
@@ -273,15 +271,11 @@ impl Ticket {
     /// A ticket this key sealed, with its secret; expiry is the caller's check.
     pub fn open(key: &[u8; 32], text: &str) -> Result<(Ticket, [u8; 32]), AuthError> {
         let malformed = || AuthError::Malformed(format!("{HEADER_SESSION} is not a session ticket"));
-        let mut parts = text.split('.');
-        let (Some("v1"), Some(body), Some(mac), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Err(malformed());
-        };
-        let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| malformed())?;
-        let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| malformed())?;
-        let body = String::from_utf8(body).map_err(|_| malformed())?;
         // A ticket of another master (or one restarted) fails here: log in again.
-        mac_over(key, &["dfs-session-v1", &body]).verify_slice(&mac).map_err(|_| AuthError::SessionExpired)?;
+        let body = sealed::open(key, "v1", "dfs-session-v1", text).map_err(|e| match e {
+            Unsealed::Malformed => malformed(),
+            Unsealed::BadMac => AuthError::SessionExpired,
+        })?;
         let fields: Vec<&str> = body.split('\n').collect();
         let [user, generation, expires_ms, _id] = fields[..] else {
             return Err(malformed());
@@ -312,20 +306,16 @@ pub struct Grant {
 impl Grant {
     pub fn seal(&self, key: &[u8; 32]) -> String {
         let body = format!("{}\n{}\n{}\n{}", self.user, self.generation, self.expires_ms, if self.writes { "rw" } else { "r" });
-        let mac = mac_over(key, &["dfs-grant-v2", &body]).finalize().into_bytes();
-        format!("g2.{}.{}", URL_SAFE_NO_PAD.encode(body), URL_SAFE_NO_PAD.encode(mac))
+        sealed::seal(key, "g2", "dfs-grant-v2", &body)
     }
 
     /// A grant this key sealed; expiry is the caller's check.
     pub fn open(key: &[u8; 32], text: &str) -> Result<Grant, AuthError> {
         let malformed = || AuthError::Malformed(format!("{HEADER_GRANT} is not a grant"));
-        let mut parts = text.split('.');
-        let (Some("g2"), Some(body), Some(mac), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Err(malformed());
-        };
-        let body = String::from_utf8(URL_SAFE_NO_PAD.decode(body).map_err(|_| malformed())?).map_err(|_| malformed())?;
-        let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| malformed())?;
-        mac_over(key, &["dfs-grant-v2", &body]).verify_slice(&mac).map_err(|_| AuthError::SessionExpired)?;
+        let body = sealed::open(key, "g2", "dfs-grant-v2", text).map_err(|e| match e {
+            Unsealed::Malformed => malformed(),
+            Unsealed::BadMac => AuthError::SessionExpired,
+        })?;
         let fields: Vec<&str> = body.split('\n').collect();
         let [user, generation, expires_ms, scope] = fields[..] else {
             return Err(malformed());
