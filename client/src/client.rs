@@ -174,18 +174,7 @@ impl Client {
 
     /// A client that logs in with `login`'s credentials.
     pub fn with_login(master_url: &str, config: DataConfig, login: Arc<Login>) -> Self {
-        let http = http_client(&config);
-        let inner = Inner {
-            master: MasterClient::new(master_url, http.clone(), config.master_wait, login.clone()),
-            login,
-            http,
-            blocking: blocking_agent(),
-            local: Default::default(),
-            config,
-            leases: Mutex::new(HashMap::new()),
-            locations: LocationCache::new(config.location_ttl, LOCATION_CACHE_ENTRIES),
-        };
-        Client { inner: Arc::new(inner) }
+        Self::assemble(master_url, config, login, http_client(&config), blocking_agent())
     }
 
     /// A client that logs in with `login` over this one's connections
@@ -193,12 +182,16 @@ impl Client {
     /// many callers (a chunkserver's WebHDFS), without a new pool, and new
     /// connections, per request.
     pub fn with_login_sharing(&self, login: Arc<Login>) -> Self {
-        let (config, http) = (self.inner.config, self.inner.http.clone());
+        Self::assemble(self.master().url(), self.inner.config, login, self.inner.http.clone(), self.inner.blocking.clone())
+    }
+
+    /// A client over these connections, with empty caches.
+    fn assemble(master_url: &str, config: DataConfig, login: Arc<Login>, http: reqwest::Client, blocking: ureq::Agent) -> Self {
         let inner = Inner {
-            master: MasterClient::new(self.master().url(), http.clone(), config.master_wait, login.clone()),
+            master: MasterClient::new(master_url, http.clone(), config.master_wait, login.clone()),
             login,
             http,
-            blocking: self.inner.blocking.clone(),
+            blocking,
             local: Default::default(),
             config,
             leases: Mutex::new(HashMap::new()),

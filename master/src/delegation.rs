@@ -62,8 +62,9 @@ impl Delegation {
         Ok(*self.key.get_or_init(|| key))
     }
 
-    /// A new token for `owner`, renewable by `renewer`.
+    /// A new token for `owner`, renewable by `renewer` (a valid user name).
     pub async fn issue(&self, owner: &str, renewer: &str) -> Result<Issued, NsError> {
+        dfs_proto::auth::user::check_name(renewer).map_err(|e| NsError::new(ErrorKind::EINVAL, e))?;
         let key = self.key().await?;
         let now = unix_ms();
         let record = TokenRecord {
