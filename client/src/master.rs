@@ -87,7 +87,7 @@ impl MasterClient {
     /// Sends `call` signed under this client's session (logging in first
     /// when there is none); a session the master no longer knows (it
     /// restarted, the user's credential was rotated) is replaced once.
-    async fn send_signed<T: DeserializeOwned>(&self, idempotent: bool, mut call: Call) -> Result<T, ClientError> {
+    async fn send_signed<T: Answer>(&self, idempotent: bool, mut call: Call) -> Result<T, ClientError> {
         let mut fresh = false;
         loop {
             let session = match self.login.credentials() {
@@ -127,7 +127,8 @@ impl MasterClient {
         let request = credentials.login(dfs_proto::auth::unix_ms());
         let url = endpoint::url::<ep::Login>(&self.base, &(), &()).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
         let json = serde_json::to_vec(&request).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
-        let answer: LoginAnswer = self.send(false, &Call { method: Method::Post, url, json: Some(json.into()), signed: false, session: None }).await?;
+        let Json(answer): Json<LoginAnswer> =
+            self.send(false, &Call { method: Method::Post, url, json: Some(json.into()), signed: false, session: None }).await?;
         self.login.start(&answer).map_err(|e| ClientError::new(ErrorKind::EIO, format!("logging in as {}: {e}", credentials.user)))
     }
 
@@ -136,7 +137,7 @@ impl MasterClient {
         &self.base
     }
 
-    async fn send<T: DeserializeOwned>(&self, idempotent: bool, call: &Call) -> Result<T, ClientError> {
+    async fn send<T: Answer>(&self, idempotent: bool, call: &Call) -> Result<T, ClientError> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(50);
         // Attempts of one call are one operation (unless it is part of one).
@@ -169,7 +170,7 @@ impl MasterClient {
     where
         E: Endpoint,
         E::Request: Serialize,
-        E::Response: DeserializeOwned,
+        E::Response: DeserializeOwned + Send,
     {
         let url = endpoint::url::<E>(&self.base, param, query).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
         let json = match E::METHOD {
@@ -178,14 +179,14 @@ impl MasterClient {
                 Some(serde_json::to_vec(body).map_err(|e| ClientError::new(ErrorKind::EINVAL, format!("encoding a request: {e}")))?.into())
             }
         };
-        self.send_signed(E::METHOD.idempotent(), Call { method: E::METHOD, url, json, signed: true, session: None }).await
+        self.send_signed(E::METHOD.idempotent(), Call { method: E::METHOD, url, json, signed: true, session: None }).await.map(|Json(answer)| answer)
     }
 
     /// A POST of `body` to `E`.
     async fn post<E: Endpoint<Path = (), Query = ()>>(&self, body: &E::Request) -> Result<E::Response, ClientError>
     where
         E::Request: Serialize,
-        E::Response: DeserializeOwned,
+        E::Response: DeserializeOwned + Send,
     {
         self.call::<E>(&(), &(), body).await
     }
@@ -193,7 +194,7 @@ impl MasterClient {
     /// A GET of `E` with `query`.
     async fn get<E: Endpoint<Path = (), Request = ()>>(&self, query: &E::Query) -> Result<E::Response, ClientError>
     where
-        E::Response: DeserializeOwned,
+        E::Response: DeserializeOwned + Send,
     {
         self.call::<E>(&(), query, &()).await
     }
@@ -375,6 +376,14 @@ impl MasterClient {
     }
 
     /// Starts (`on`) or ends draining the chunkserver named by id or address.
+    /// A metadata backup (`wire::backup`): the answer, whose body is the
+    /// tar stream, read as it comes. Not sent again once it may have
+    /// reached the master (each try takes a checkpoint).
+    pub async fn backup(&self) -> Result<reqwest::Response, ClientError> {
+        let url = endpoint::url::<ep::Backup>(&self.base, &(), &()).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
+        self.send_signed(false, Call { method: Method::Get, url, json: None, signed: true, session: None }).await
+    }
+
     pub async fn decommission(&self, node: &str, on: bool) -> Result<Done, ClientError> {
         let req = NodeRequest { node: node.to_string() };
         match on {
@@ -384,12 +393,42 @@ impl MasterClient {
     }
 }
 
+/// How a call takes a successful answer.
+trait Answer: Sized + Send {
+    fn from_async(resp: reqwest::Response) -> impl std::future::Future<Output = Result<Self, ClientError>> + Send;
+    fn from_blocking(body: Vec<u8>) -> Result<Self, ClientError>;
+}
+
+/// A JSON answer, decoded.
+struct Json<T>(T);
+
+impl<T: DeserializeOwned + Send> Answer for Json<T> {
+    async fn from_async(resp: reqwest::Response) -> Result<Self, ClientError> {
+        resp.json().await.map(Json).map_err(ClientError::from)
+    }
+
+    fn from_blocking(body: Vec<u8>) -> Result<Self, ClientError> {
+        serde_json::from_slice(&body).map(Json).map_err(|e| ClientError::new(ErrorKind::EIO, format!("decoding the master's answer: {e}")))
+    }
+}
+
+/// The answer itself, its body to be read as it comes (async calls only).
+impl Answer for reqwest::Response {
+    async fn from_async(resp: reqwest::Response) -> Result<Self, ClientError> {
+        Ok(resp)
+    }
+
+    fn from_blocking(_: Vec<u8>) -> Result<Self, ClientError> {
+        Err(ClientError::new(ErrorKind::EINVAL, "a streamed answer needs an async client"))
+    }
+}
+
 /// The master refused the session (not the request): log in again.
 fn is_session_refusal(e: &ClientError) -> bool {
     matches!(e.kind, ErrorKind::EKEYEXPIRED | ErrorKind::EKEYREJECTED) && (e.message.contains("session") || e.message.contains("x-dfs-session"))
 }
 
-async fn attempt_async<T: DeserializeOwned>(
+async fn attempt_async<T: Answer>(
     http: &reqwest::Client,
     call: &Call,
     headers: &[(&'static str, String)],
@@ -401,7 +440,7 @@ async fn attempt_async<T: DeserializeOwned>(
     };
     let request = headers.iter().fold(request, |r, (name, value)| r.header(*name, value));
     match request.header(HEADER_REQUEST_ID, id.as_str()).send().await {
-        Ok(resp) if resp.status().is_success() => Ok(resp.json().await.map_err(ClientError::from)),
+        Ok(resp) if resp.status().is_success() => Ok(T::from_async(resp).await),
         // The master's messages name what they are about.
         Ok(resp) => Ok(Err(from_response("", resp).await)),
         // An untrusted certificate is not a master restarting: no retry.
@@ -418,7 +457,7 @@ fn reqwest_method(m: Method) -> reqwest::Method {
     }
 }
 
-fn attempt_blocking<T: DeserializeOwned>(
+fn attempt_blocking<T: Answer>(
     agent: &ureq::Agent,
     call: &Call,
     headers: &[(&'static str, String)],
@@ -434,9 +473,8 @@ fn attempt_blocking<T: DeserializeOwned>(
         let mut body = Vec::new();
         resp.into_reader().read_to_end(&mut body).map(|_| body)
     };
-    let decode = |body: Vec<u8>| serde_json::from_slice(&body).map_err(|e| ClientError::new(ErrorKind::EIO, format!("decoding the master's answer: {e}")));
     match sent {
-        Ok(resp) => Ok(body(resp).map_err(|e| ClientError::new(ErrorKind::EIO, format!("reading the master's answer: {e}"))).and_then(decode)),
+        Ok(resp) => Ok(body(resp).map_err(|e| ClientError::new(ErrorKind::EIO, format!("reading the master's answer: {e}"))).and_then(T::from_blocking)),
         Err(ureq::Error::Status(code, resp)) => {
             let error = body(resp).ok().and_then(|b| serde_json::from_slice::<ErrorBody>(&b).ok());
             Ok(Err(error.map_or_else(|| ClientError::new(ErrorKind::EIO, format!("HTTP {code}")), ClientError::from)))

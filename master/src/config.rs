@@ -193,6 +193,12 @@ pub enum MasterCommand {
     /// Prints a new cluster key line (`key ID HEX`) for a rotation: see
     /// "Rotating the cluster key" in the README.
     Keygen,
+    /// Makes the namespace in --data-dir (which must hold none) from a
+    /// backup `dfs admin backup` wrote; then start the master as usual.
+    Restore {
+        /// The backup's directory.
+        backup: std::path::PathBuf,
+    },
 }
 
 impl DaemonConfig for MasterConfig {

@@ -1,6 +1,7 @@
 //! `dfs-master --listen HOST:PORT --data-dir DIR [--config FILE]`, or
 //! `dfs-master --data-dir DIR recover-log [--yes]` (README: "Recovering a
-//! damaged metadata log"), or `dfs-master keygen` (a new cluster key line,
+//! damaged metadata log"), or `dfs-master --data-dir DIR restore BACKUP_DIR`
+//! (README: "Backups"), or `dfs-master keygen` (a new cluster key line,
 //! README: "Rotating the cluster key").
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,10 @@ async fn main() -> ExitCode {
                 let dir = config.data_dir.clone();
                 tokio::task::spawn_blocking(move || recover_log(&dir, yes)).await?
             }
+            Some(MasterCommand::Restore { backup }) => {
+                let dir = config.data_dir.clone();
+                tokio::task::spawn_blocking(move || restore(&backup, &dir)).await?
+            }
             Some(MasterCommand::Keygen) => {
                 // The secret goes to stdout only, for the operator to put in the key files.
                 println!("{}", dfs_proto::auth::ClusterKey::generate().to_line());
@@ -30,6 +35,25 @@ async fn main() -> ExitCode {
         }
     })
     .await
+}
+
+/// Makes the namespace in `dir` from the backup in `from` (README:
+/// "Backups").
+fn restore(from: &Path, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
+    // Not while a master runs there.
+    let _lock = dfs_server_kit::dir_lock::lock_dir(dir)?;
+    let manifest = dfs_master::store::backup::restore(from, dir).with_context(|| format!("restoring {} into {}", from.display(), dir.display()))?;
+    let bytes: u64 = manifest.files.iter().map(|f| f.bytes).sum();
+    println!(
+        "restored the namespace of cluster {} as of {} (Unix ms) into {}: {} files, {bytes} bytes checked and synced",
+        manifest.cluster_id,
+        manifest.taken_at_ms,
+        dir.display(),
+        manifest.files.len()
+    );
+    println!("give the master its cluster key (--cluster-key-file, or cluster.key in the data directory) and start it as usual");
+    Ok(())
 }
 
 /// Shows what truncating the metadata log at its damaged record would

@@ -75,7 +75,7 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let auth = ClusterAuth::new(Arc::new(keys));
     let _key_watch = auth.watch();
     let dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+    let store = tokio::task::spawn_blocking(move || crate::store::backup::clear_leftovers(&dir).and_then(|_| Store::open(&dir)))
         .await?
         .with_context(|| format!("opening the metadata store in {}", config.data_dir.display()))?;
     let writer_config = WriterConfig {

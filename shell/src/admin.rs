@@ -74,6 +74,9 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: crate::certs::CertsCmd,
     },
+    /// A consistent metadata backup from the running master into DIR (a
+    /// new directory), for `dfs-master restore`.
+    Backup { dir: std::path::PathBuf },
     /// Undo a decommission: the chunkserver takes new chunks again.
     Recommission { node: String },
     /// Show safe mode, or end it now with `leave`.
@@ -108,6 +111,10 @@ pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
         Verb::Admin { cmd: AdminCmd::Recommission { node } } => {
             ctx.verb = "admin recommission";
             decommission(ctx, &node, false).await
+        }
+        Verb::Admin { cmd: AdminCmd::Backup { dir } } => {
+            ctx.verb = "admin backup";
+            crate::backup::backup(ctx, &dir).await
         }
         Verb::Admin { cmd: AdminCmd::Safemode { action } } => {
             ctx.verb = "admin safemode";

@@ -11,6 +11,7 @@
 //! exit status non-zero; other paths of the same command are still done.
 
 mod admin;
+mod backup;
 mod certs;
 mod fmt;
 mod namespace;

@@ -20,6 +20,7 @@
 //! `{"error": KIND, "message": ...}`.
 
 pub mod admin;
+pub mod backup;
 pub mod caller;
 pub mod chunks;
 pub mod dashboard;
@@ -94,6 +95,7 @@ pub fn router(state: Master, max_body_bytes: usize) -> Router {
         .serve::<ep::Chunkservers, _, _>(chunks::chunkservers)
         .serve::<ep::Cluster, _, _>(admin::cluster)
         .serve::<ep::Check, _, _>(admin::check)
+        .serve::<ep::Backup, _, _>(backup::backup)
         .serve::<ep::Fsck, _, _>(admin::fsck)
         .serve::<ep::Replication, _, _>(admin::replication)
         .serve::<ep::SafeMode, _, _>(admin::safe_mode)

@@ -121,6 +121,10 @@ pub struct ChunkMap {
     /// Chunks whose version this process adopted from a report (the
     /// previous process's last bump, left unrecorded). See `versions`.
     adopted: HashSet<ChunkHandle>,
+    /// The namespace was restored from a backup and not every replica was
+    /// seen since: a newer version of a chunk, however far ahead, is the
+    /// one written after the backup, and adopted (`store::backup`).
+    restored: bool,
 }
 
 /// How many replicas of a chunk are in each state.

@@ -157,6 +157,7 @@ impl ChunkManager {
             }
         }
         store.decommissioned()?.into_iter().for_each(|n| map.set_draining(n, true));
+        map.set_restored(store.restored()?);
         let now = Instant::now();
         let mut engine = Engine::new(map, config, now);
         let now_ns = now_ns();

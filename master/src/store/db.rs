@@ -195,7 +195,7 @@ impl Store {
 
     /// Flushes RocksDB's memtables to its tables, records a new epoch and
     /// starts the log over (when a record would not fit, and at every open).
-    fn checkpoint(&self, log: &mut MetaLog) -> Result<(), NsError> {
+    pub(super) fn checkpoint(&self, log: &mut MetaLog) -> Result<(), NsError> {
         let epoch = start_new_epoch(&self.db, log, &mut |step| self.probe(step))?;
         tracing::debug!(epoch, "metadata log started over");
         Ok(())

@@ -40,6 +40,9 @@ pub const META_DECOMMISSIONED: &[u8] = b"decommissioned";
 /// Present once a client session held files open here: a restart then
 /// waits for mounts to restate what they hold (`held.rs`).
 pub const META_HAD_OPEN_SESSIONS: &[u8] = b"had_open_sessions";
+/// Present (the backup's time, big-endian Unix ms) from a restore until
+/// chunk management has seen every replica since (`backup.rs`).
+pub const META_RESTORED: &[u8] = b"restored";
 
 pub fn inode_key(id: InodeId) -> [u8; 8] {
     id.0.to_be_bytes()

@@ -13,11 +13,13 @@
 //! - [`mutations`]: the namespace rules of mkdir, create, rename, delete...
 //! - [`writer`]: applying mutations with group commit, and the subtree reaper.
 //! - [`check`]: a full consistency scan.
+//! - [`backup`]: checkpoints for backups, and restoring from one.
 //! - [`users`]: users and groups.
 //! - [`perms`]: the POSIX permission rules, as pure functions.
 //! - [`xattrs`]: extended attributes.
 //! - [`held`]: the files clients hold open, which outlive their last name.
 
+pub mod backup;
 pub mod check;
 pub mod db;
 pub mod delegation;

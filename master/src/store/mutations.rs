@@ -7,7 +7,7 @@ use dfs_proto::{ChunkHandle, ChunkVersion, ErrorKind, InodeId, NodeId};
 
 use super::delegation;
 use super::error::{fail, NsError};
-use super::keys::{CF_PENDING_DELETE, META_DECOMMISSIONED, META_HAD_OPEN_SESSIONS};
+use super::keys::{CF_PENDING_DELETE, META_DECOMMISSIONED, META_HAD_OPEN_SESSIONS, META_RESTORED};
 use super::perms::{self, Who, EXEC, READ, WRITE};
 use super::records::{ChunkRecord, InodeRecord};
 use super::txn::Txn;
@@ -80,6 +80,9 @@ pub enum Mutation {
     FreeOrphans(Vec<InodeId>),
     /// Garbage collection has taken these removed chunks in hand.
     ForgetDeletedChunks(Vec<ChunkHandle>),
+    /// Chunk management has seen every replica since a restore: newer
+    /// versions are no longer adopted (`backup.rs`).
+    EndRestore,
     /// Starts (`on`) or ends draining a chunkserver.
     SetDecommissioned {
         node: NodeId,
@@ -165,6 +168,7 @@ pub fn apply(t: &mut Txn, m: &Mutation, d: &Defaults, who: &Who) -> Result<Outco
         Mutation::DropPrivileges(inode) => drop_privileges_for(t, *inode, who).map(Outcome::Attr),
         Mutation::ReserveAppend(r) => reserve_append(t, r, who).map(Outcome::Reserved),
         Mutation::NoteOpenSessions => t.put_meta(META_HAD_OPEN_SESSIONS, &[1]).map(|_| Outcome::Done),
+        Mutation::EndRestore => t.delete_meta(META_RESTORED).map(|_| Outcome::Done),
         Mutation::FreeOrphans(inodes) => inodes.iter().try_for_each(|i| free_orphan(t, *i)).map(|_| Outcome::Done),
         Mutation::ForgetDeletedChunks(handles) => handles.iter().try_for_each(|h| t.forget_deleted_chunk(*h)).map(|_| Outcome::Done),
         Mutation::SetDecommissioned { node, on } => set_decommissioned(t, *node, *on).map(|_| Outcome::Done),

@@ -194,6 +194,11 @@ impl<'s> Txn<'s> {
         Ok(())
     }
 
+    pub fn delete_meta(&mut self, key: &[u8]) -> Result<(), NsError> {
+        self.batch.delete_cf(self.store.cf(CF_META)?, key);
+        Ok(())
+    }
+
     pub fn put_user_value(&mut self, key: &[u8], value: &[u8]) -> Result<(), NsError> {
         self.batch.put_cf(self.store.cf(CF_USERS)?, key, value);
         Ok(())

@@ -97,6 +97,9 @@ endpoints! {
     Cluster: GET "/v1/cluster", User, Path = (), Query = (), Request = (), Response = ClusterInfo;
     /// The namespace's consistency check.
     Check: GET "/v1/admin/check", Admin, Path = (), Query = (), Request = (), Response = CheckReport;
+    /// A consistent metadata backup: a tar stream of a checkpoint's files
+    /// and its manifest, last (`wire::backup`).
+    Backup: GET "/v1/admin/backup", Admin, Path = (), Query = (), Request = (), Response = RawBytes;
     /// One page of fsck under a path.
     Fsck: GET "/v1/admin/fsck", Admin, Path = (), Query = FsckQuery, Request = (), Response = FsckPage;
     Replication: GET "/v1/admin/replication", Admin, Path = (), Query = (), Request = (), Response = ReplicationStatus;

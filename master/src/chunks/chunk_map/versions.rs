@@ -62,6 +62,10 @@ pub struct Issued<'a> {
     /// This process already adopted a version of the chunk from a report
     /// (the previous process's last bump: there was at most one).
     pub adopted_here: bool,
+    /// The namespace was restored from a backup and chunk management has
+    /// not seen every replica since: versions were handed out after the
+    /// backup, any number of steps each.
+    pub restored: bool,
 }
 
 /// Judges `reported` from `node` (pure: see the module doc).
@@ -71,6 +75,11 @@ pub fn judge_version(issued: Issued<'_>, node: NodeId, reported: ChunkVersion) -
         Less => return ReportedVersion::Stale,
         Equal => return ReportedVersion::Current,
         Greater => {}
+    }
+    // After a restore, the first newer version reported is the one written
+    // after the backup (a bump of this process itself is judged as usual).
+    if issued.restored && issued.bump.is_none() && !issued.adopted_here {
+        return ReportedVersion::Unrecorded;
     }
     // u64::MAX has no next version: anything above it was never issued.
     let next = issued.recorded.0.checked_add(1).map(ChunkVersion);
@@ -94,7 +103,7 @@ impl ChunkMap {
     pub(super) fn issued(&self, handle: ChunkHandle, recorded: ChunkVersion, node: NodeId) -> Issued<'_> {
         let bump = self.bumping.get(&handle);
         let member = self.members.get(&handle).filter(|(v, _)| *v == recorded).map(|(_, m)| m.contains(&node));
-        Issued { recorded, bump, member, adopted_here: self.adopted.contains(&handle) }
+        Issued { recorded, bump, member, adopted_here: self.adopted.contains(&handle), restored: self.restored }
     }
 
     /// Holds back a replica reported at a version never issued.
@@ -127,6 +136,25 @@ impl ChunkMap {
                     b.running = false;
                 }
             }
+        }
+    }
+
+    /// Marks the namespace restored (or, once every replica was seen, no
+    /// longer): see `restored` in the module doc's terms.
+    pub fn set_restored(&mut self, on: bool) {
+        self.restored = on;
+    }
+
+    pub fn is_restored(&self) -> bool {
+        self.restored
+    }
+
+    /// A newer version of `handle` is being recorded: after a restore, no
+    /// second one is adopted meanwhile (two adoptions of different versions
+    /// could be recorded in either order).
+    pub fn adopting(&mut self, handle: ChunkHandle) {
+        if self.restored {
+            self.adopted.insert(handle);
         }
     }
 
@@ -293,7 +321,7 @@ mod tests {
     const V6: ChunkVersion = ChunkVersion(6);
 
     fn issued(bump: Option<&Bump>, member: Option<bool>) -> Issued<'_> {
-        Issued { recorded: V5, bump, member, adopted_here: false }
+        Issued { recorded: V5, bump, member, adopted_here: false, restored: false }
     }
 
     fn bump(targets: &[NodeId], running: bool) -> Bump {
@@ -314,8 +342,25 @@ mod tests {
             assert_eq!(judge_version(issued(Some(&bump(&[n(1)], true)), Some(true)), n(1), ChunkVersion(far)), ReportedVersion::Unissued);
         }
         // The recorded version at the top of the range has no next one.
-        let top = Issued { recorded: ChunkVersion(u64::MAX), bump: None, member: None, adopted_here: false };
+        let top = Issued { recorded: ChunkVersion(u64::MAX), bump: None, member: None, adopted_here: false, restored: false };
         assert_eq!(judge_version(top, n(1), ChunkVersion(u64::MAX)), ReportedVersion::Current);
+    }
+
+    #[test]
+    fn after_a_restore_the_first_newer_version_from_anyone_is_adopted_once() {
+        let restored = Issued { restored: true, ..issued(None, Some(false)) };
+        for far in [6, 7, 1000, u64::MAX] {
+            assert_eq!(judge_version(restored, n(1), ChunkVersion(far)), ReportedVersion::Unrecorded, "{far}");
+        }
+        assert_eq!(judge_version(restored, n(1), V5), ReportedVersion::Current);
+        assert_eq!(judge_version(restored, n(1), ChunkVersion(4)), ReportedVersion::Stale);
+        // Once per chunk: another newer version meanwhile is not believed.
+        let adopted = Issued { adopted_here: true, ..restored };
+        assert_eq!(judge_version(adopted, n(2), ChunkVersion(9)), ReportedVersion::Unissued);
+        // This process's own bump is judged as ever.
+        let running = bump(&[n(1)], true);
+        let bumping = Issued { bump: Some(&running), ..restored };
+        assert_eq!(judge_version(bumping, n(3), ChunkVersion(9)), ReportedVersion::Unissued);
     }
 
     #[test]

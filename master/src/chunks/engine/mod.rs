@@ -246,11 +246,23 @@ impl Engine {
             Event::Decommission { node, on } => self.map.set_draining(node, on),
             Event::LeaveSafeMode => {
                 self.safe_mode = SafeMode::Off;
+                self.end_restore();
                 tracing::info!("safe mode ended by request");
                 self.note("safe_mode_left", "safe mode ended by an operator");
             }
         }
         std::mem::take(&mut self.out)
+    }
+
+    /// Safe mode ended: after a restore, every replica was seen (or the
+    /// operator decided so), and newer versions are not adopted any more.
+    fn end_restore(&mut self) {
+        if self.map.is_restored() {
+            self.map.set_restored(false);
+            let op = self.new_op(Op::EndRestore);
+            self.out.push(Command::Store { op, mutation: Mutation::EndRestore });
+            self.note("restore_settled", "every replica was seen since the restore: newer chunk versions are no longer adopted".to_string());
+        }
     }
 
     /// The soft state, for queries (locations, health, views).
@@ -336,6 +348,7 @@ impl Engine {
         for n in newer {
             // Who took it is not known: members stay unknown for this version.
             let m = Mutation::SetChunkVersion { inode: n.meta.inode, index: n.meta.index, version: n.reported, members: Vec::new() };
+            self.map.adopting(n.handle);
             let op = self.new_op(Op::Adopt { handle: n.handle, version: n.reported });
             self.out.push(Command::Store { op, mutation: m });
         }

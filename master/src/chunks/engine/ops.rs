@@ -39,6 +39,8 @@ pub enum Op {
     Member { handle: ChunkHandle, copy: Copy, report: ReplicaReport, source: String, target: String },
     /// Dropping the removal records of collected chunks.
     Forget { handles: Vec<ChunkHandle> },
+    /// Recording that every replica was seen since a restore.
+    EndRestore,
 }
 
 impl Op {
@@ -214,6 +216,11 @@ impl Engine {
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "forgetting collected chunks failed; tried again next pass");
                     self.unforgotten.extend(handles);
+                }
+            }
+            Op::EndRestore => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "recording the end of a restore failed; newer versions are adopted again after a restart");
                 }
             }
             Op::Place { .. } | Op::Copy { .. } => {}

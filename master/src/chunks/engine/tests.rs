@@ -124,6 +124,7 @@ fn mutation_name(m: &Mutation) -> &'static str {
         Mutation::SetChunkVersion { .. } => "version",
         Mutation::AddChunkMember { .. } => "member",
         Mutation::ForgetDeletedChunks(_) => "forget",
+        Mutation::EndRestore => "end restore",
         _ => "other",
     }
 }
@@ -323,6 +324,36 @@ fn safe_mode_holds_copies_and_leases_until_the_replicas_report() {
     h.settle(out, &[]);
     assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 3, "both copies made in one pass");
     assert!(!h.e.safe_mode_on());
+}
+
+#[test]
+fn after_a_restore_a_version_written_since_is_adopted_until_safe_mode_ends() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::default();
+    map.set_file(InodeId(2), FileMeta { replication: 3, chunk_size: 64 << 20 });
+    for handle in [7, 8] {
+        map.record_chunk(ChunkHandle(handle), crate::chunks::chunk_map::ChunkMeta { inode: InodeId(2), index: handle, version: ChunkVersion(4), length: 0 });
+    }
+    map.set_restored(true);
+    let mut h = Harness { e: Engine::new(map, config(true), t0), now: t0, next_req: 1 };
+    // Chunk 7 was written three times after the backup; node 2 missed the
+    // last write.
+    let out = h.heartbeat(1, Some(vec![replica(7, 7), replica(8, 4)]));
+    assert_eq!(calls(&out), vec!["store version"], "three steps ahead: adopted");
+    h.settle(out, &[]);
+    assert_eq!(h.e.map().chunk(ChunkHandle(7)).unwrap().version, ChunkVersion(7));
+    let out = h.heartbeat(2, Some(vec![replica(7, 6), replica(8, 4)]));
+    assert!(calls(&out).is_empty(), "an older one is stale, not adopted");
+    let current: Vec<NodeId> = h.e.map().current_replicas(ChunkHandle(7), h.now, DEAD_AFTER).iter().map(|r| r.node_id).collect();
+    assert_eq!(current, vec![n(1)]);
+    // Every chunk reported: safe mode ends, and so does the restore.
+    let out = h.step(Event::Tick);
+    assert!(!h.e.safe_mode_on());
+    assert!(calls(&out).contains(&"store end restore".to_string()), "{:?}", calls(&out));
+    h.settle(out, &[]);
+    let out = h.heartbeat(3, Some(vec![replica(8, 9)]));
+    assert!(calls(&out).is_empty(), "after it, far ahead is never issued");
+    assert_eq!(h.e.map().chunk(ChunkHandle(8)).unwrap().version, ChunkVersion(4));
 }
 
 /// The heartbeat answers' deletions for `nodes`, as (node, handle).

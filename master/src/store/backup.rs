@@ -1,0 +1,160 @@
+//! Metadata backups: a consistent checkpoint of the running store
+//! (`dfs admin backup`), and a store made from one (`dfs-master restore`).
+//!
+//! A checkpoint is taken with the metadata log locked, so no mutation is
+//! applied meanwhile: the log's new records are synced, the memtables
+//! flushed into the tables and the log started over (the store's own
+//! checkpoint), then RocksDB links the tables into a new directory. The
+//! backup is the namespace as of the last mutation applied before it;
+//! mutations wait for the lock as long as the flush takes.
+//!
+//! A restored namespace is older than what chunkservers hold, and the
+//! restore sees to three consequences. Ids handed out after the backup may
+//! be held by chunkservers (replicas of files made later) and clients: the
+//! allocators move [`RESTORE_ID_SKIP`] ahead, so no id is handed out
+//! twice. Chunks written after the backup are at versions the namespace
+//! never recorded: the store is marked restored, and until chunk
+//! management first leaves safe mode (every reachable replica reported)
+//! it adopts a newer reported version of a known chunk, however far ahead
+//! (`chunk_map::versions`), instead of holding the replica as forged.
+//! Chunks made after the backup are unknown, hence garbage.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use dfs_proto::wire::backup::{checksum, BackupFile, Manifest, BACKUP_FORMAT, MANIFEST};
+use dfs_proto::ErrorKind;
+use rocksdb::WriteBatch;
+
+use super::db::Store;
+use super::error::{fail, NsError};
+use super::keys::{CF_META, META_COUNTERS, META_RESTORED};
+use super::records::FORMAT_VERSION;
+
+/// Where checkpoints for backups are made: inside the data directory, on
+/// its file system, so that the tables are linked, not copied. What a
+/// crash left there is removed at the next open.
+pub const CHECKPOINTS_DIR: &str = "backups.tmp";
+/// How far a restore moves the inode and chunk allocators: more ids than a
+/// cluster hands out between a backup and its restore (2^36 ≈ 69 billion),
+/// and still room for 2^28 restores in 64 bits.
+pub const RESTORE_ID_SKIP: u64 = 1 << 36;
+
+/// A checkpoint of the store in a directory of its own, removed when
+/// dropped.
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Drop for Checkpoint {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "a backup's checkpoint was not removed");
+        }
+    }
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> NsError {
+    move |e| NsError::new(ErrorKind::EIO, format!("{what}: {e}"))
+}
+
+/// Removes checkpoints a previous run left (it died while sending one):
+/// at start, before the store opens.
+pub fn clear_leftovers(data_dir: &Path) -> Result<(), NsError> {
+    let dir = data_dir.join(CHECKPOINTS_DIR);
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(format!("removing {}", dir.display()))(e)),
+        _ => Ok(()),
+    }
+}
+
+impl Store {
+    /// A consistent checkpoint of the namespace (see the module doc), with
+    /// its manifest (blocking: the flush and the checksums read the tables).
+    pub fn checkpoint_for_backup(&self) -> Result<Checkpoint, NsError> {
+        let parent = self.db.path().join(CHECKPOINTS_DIR);
+        std::fs::create_dir_all(&parent).map_err(io(format!("making {}", parent.display())))?;
+        let dir = parent.join(uuid::Uuid::new_v4().simple().to_string());
+        {
+            let mut log = self.log();
+            log.sync().map_err(io("writing the metadata log".into()))?;
+            self.checkpoint(&mut log)?;
+            rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(&dir)?;
+        }
+        let taken_at_ms = dfs_proto::auth::unix_ms();
+        // Removed from here on if anything below fails.
+        let mut checkpoint = Checkpoint {
+            dir,
+            manifest: Manifest { format: BACKUP_FORMAT, cluster_id: self.cluster_id()?, metadata_format: FORMAT_VERSION, taken_at_ms, files: Vec::new() },
+        };
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&checkpoint.dir).map_err(io(format!("listing {}", checkpoint.dir.display())))? {
+            let entry = entry.map_err(io(format!("listing {}", checkpoint.dir.display())))?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        for name in names {
+            let path = checkpoint.dir.join(&name);
+            let (bytes, crc32) = checksum(&path).map_err(io(format!("reading {}", path.display())))?;
+            checkpoint.manifest.files.push(BackupFile { name, bytes, crc32 });
+        }
+        checkpoint.manifest.check().map_err(|m| NsError::new(ErrorKind::EIO, m))?;
+        Ok(checkpoint)
+    }
+
+    /// Whether the namespace was restored from a backup and chunk
+    /// management has not yet seen every replica since.
+    pub fn restored(&self) -> Result<bool, NsError> {
+        Ok(self.db.get_pinned_cf(self.cf(CF_META)?, META_RESTORED)?.is_some())
+    }
+
+    /// Marks a just restored store (see the module doc), durably.
+    fn mark_restored(&self, taken_at_ms: u64) -> Result<(), NsError> {
+        let mut counters = self.counters()?;
+        counters.next_inode = counters.next_inode.saturating_add(RESTORE_ID_SKIP);
+        counters.next_chunk = counters.next_chunk.saturating_add(RESTORE_ID_SKIP);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META)?, META_COUNTERS, counters.encode());
+        batch.put_cf(self.cf(CF_META)?, META_RESTORED, taken_at_ms.to_be_bytes());
+        self.write(batch)?;
+        self.sync()
+    }
+}
+
+/// Reads and checks the backup in `from` (manifest, every file's length
+/// and CRC32).
+pub fn read_backup(from: &Path) -> Result<Manifest, NsError> {
+    let path = from.join(MANIFEST);
+    let text = std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?;
+    let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| NsError::new(ErrorKind::EINVAL, format!("{}: {e}", path.display())))?;
+    if manifest.metadata_format != FORMAT_VERSION {
+        return fail(ErrorKind::EINVAL, format!("the backup's metadata format is {}, this build reads {FORMAT_VERSION}", manifest.metadata_format));
+    }
+    manifest.verify_dir(from).map_err(|m| NsError::new(ErrorKind::EINVAL, m))?;
+    Ok(manifest)
+}
+
+/// Makes the store in `into` (which must hold none) from the backup in
+/// `from`: checks the backup, copies its files (synced), opens the store
+/// and marks it restored.
+pub fn restore(from: &Path, into: &Path) -> Result<Manifest, NsError> {
+    let manifest = read_backup(from)?;
+    std::fs::create_dir_all(into).map_err(io(format!("making {}", into.display())))?;
+    // RocksDB's CURRENT file: a namespace is there already.
+    if into.join("CURRENT").exists() || into.join(super::metalog::LOG_FILE).exists() {
+        return fail(ErrorKind::EEXIST, format!("{} already holds a namespace; restore into a directory that holds none", into.display()));
+    }
+    for f in &manifest.files {
+        let (src, dst) = (from.join(&f.name), into.join(&f.name));
+        std::fs::copy(&src, &dst).map_err(io(format!("copying {} to {}", src.display(), dst.display())))?;
+        File::open(&dst).and_then(|f| f.sync_all()).map_err(io(format!("syncing {}", dst.display())))?;
+    }
+    File::open(into).and_then(|d| d.sync_all()).map_err(io(format!("syncing {}", into.display())))?;
+    let store = Store::open(into)?;
+    if store.cluster_id()? != manifest.cluster_id {
+        return fail(ErrorKind::EIO, "the restored namespace names another cluster than its manifest");
+    }
+    store.mark_restored(manifest.taken_at_ms)?;
+    Ok(manifest)
+}
