@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use dfs_proto::auth::signature::RequestView;
-use dfs_proto::auth::user::{self, LoginAnswer, HEADER_ACT_AS, HEADER_GRANT, HEADER_SESSION, HEADER_USER_AUTH};
+use dfs_proto::auth::user::{self, LoginAnswer, HEADER_ACT_AS, HEADER_CALL, HEADER_GRANT, HEADER_SESSION, HEADER_USER_AUTH};
 pub use dfs_proto::auth::user::{ActAs, Credentials, CredentialsError};
 use dfs_proto::auth::{unix_ms, BodyDigest};
 
@@ -134,14 +134,23 @@ impl Login {
     /// The headers that sign a request under the open session (none
     /// without one): for callers that build their own requests.
     pub fn sign(&self, method: &str, path_and_query: &str, body: Option<&[u8]>) -> Vec<(&'static str, String)> {
-        self.headers(self.session().as_deref(), method, path_and_query, body)
+        self.sign_call(method, path_and_query, body, None)
+    }
+
+    /// As `sign`, for a mutation named by a call id (`x-dfs-call`, signed too).
+    pub fn sign_call(&self, method: &str, path_and_query: &str, body: Option<&[u8]>, call: Option<&str>) -> Vec<(&'static str, String)> {
+        self.headers(self.session().as_deref(), &Signed { method, path_and_query, body, call })
     }
 
     /// The headers of a request under `session` (or this login's grant).
-    pub(crate) fn headers(&self, session: Option<&Session>, method: &str, path_and_query: &str, body: Option<&[u8]>) -> Vec<(&'static str, String)> {
+    pub(crate) fn headers(&self, session: Option<&Session>, r: &Signed<'_>) -> Vec<(&'static str, String)> {
         match (&self.grant, session) {
-            (Some(grant), None) => vec![(HEADER_GRANT, grant.clone())],
-            _ => signed_headers(session, method, path_and_query, body),
+            (Some(grant), None) => {
+                let mut headers = vec![(HEADER_GRANT, grant.clone())];
+                headers.extend(r.call.map(|id| (HEADER_CALL, id.to_string())));
+                headers
+            }
+            _ => signed_headers(session, r),
         }
     }
 
@@ -151,17 +160,28 @@ impl Login {
     }
 }
 
-/// The headers that sign a request under `session` (and say whom it acts for).
-fn signed_headers(session: Option<&Session>, method: &str, path_and_query: &str, body: Option<&[u8]>) -> Vec<(&'static str, String)> {
+/// What a request's signature covers.
+pub(crate) struct Signed<'a> {
+    pub method: &'a str,
+    pub path_and_query: &'a str,
+    pub body: Option<&'a [u8]>,
+    /// A mutation's call id (retried with the same one).
+    pub call: Option<&'a str>,
+}
+
+/// The headers that sign a request under `session` (and say whom it acts
+/// for, and which call it is).
+fn signed_headers(session: Option<&Session>, r: &Signed<'_>) -> Vec<(&'static str, String)> {
     let mut headers = Vec::new();
     if let Some(who) = acting() {
         headers.push((HEADER_ACT_AS, who.to_header()));
     }
+    headers.extend(r.call.map(|id| (HEADER_CALL, id.to_string())));
     let Some(session) = session else { return headers };
     headers.push((HEADER_SESSION, session.ticket.clone()));
     let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
-    let view = RequestView { method, path_and_query, header: &header };
-    let value = user::sign_request(&session.secret, unix_ms(), &view, BodyDigest::of(body.unwrap_or_default()));
+    let view = RequestView { method: r.method, path_and_query: r.path_and_query, header: &header };
+    let value = user::sign_request(&session.secret, unix_ms(), &view, BodyDigest::of(r.body.unwrap_or_default()));
     headers.push((HEADER_USER_AUTH, value));
     headers
 }

@@ -52,6 +52,10 @@ struct Call {
     /// session (none: unsigned, or a grant).
     signed: bool,
     session: Option<Arc<auth::Session>>,
+    /// A mutation the master's retry cache answers again: its call id,
+    /// the same in every attempt, so it may be sent again after a lost
+    /// answer.
+    call_id: Option<String>,
 }
 
 /// An attempt that got no answer from the master.
@@ -117,8 +121,9 @@ impl MasterClient {
         if !call.signed {
             return Vec::new();
         }
-        let pq = call.url.strip_prefix(&self.base).unwrap_or(&call.url);
-        self.login.headers(call.session.as_deref(), call.method.as_str(), pq, call.json.as_deref())
+        let path_and_query = call.url.strip_prefix(&self.base).unwrap_or(&call.url);
+        let signed = auth::Signed { method: call.method.as_str(), path_and_query, body: call.json.as_deref(), call: call.call_id.as_deref() };
+        self.login.headers(call.session.as_deref(), &signed)
     }
 
     /// Logs in with the client's credentials.
@@ -128,7 +133,7 @@ impl MasterClient {
         let url = endpoint::url::<ep::Login>(&self.base, &(), &()).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
         let json = serde_json::to_vec(&request).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
         let Json(answer): Json<LoginAnswer> =
-            self.send(false, &Call { method: Method::Post, url, json: Some(json.into()), signed: false, session: None }).await?;
+            self.send(false, &Call { method: Method::Post, url, json: Some(json.into()), signed: false, session: None, call_id: None }).await?;
         self.login.start(&answer).map_err(|e| ClientError::new(ErrorKind::EIO, format!("logging in as {}: {e}", credentials.user)))
     }
 
@@ -151,7 +156,7 @@ impl MasterClient {
                 Ok(answer) => return answer,
                 Err(e) => e,
             };
-            let retry = err.nothing_sent || (idempotent && err.retry_if_idempotent);
+            let retry = err.nothing_sent || ((idempotent || call.call_id.is_some()) && err.retry_if_idempotent);
             if !retry || start.elapsed() + pause > self.wait {
                 return Err(ClientError::unreachable(&self.base, &err.error));
             }
@@ -172,6 +177,27 @@ impl MasterClient {
         E::Request: Serialize,
         E::Response: DeserializeOwned + Send,
     {
+        self.call_as::<E>(param, query, body, None).await
+    }
+
+    /// A POST to `E`, whose answers the master's retry cache keeps: named
+    /// by a fresh call id, and sent again after a lost answer (a timeout, a
+    /// reset) with the same one, which the master answers as the first
+    /// time, nothing applied twice.
+    async fn post_retried<E: Endpoint<Path = (), Query = ()>>(&self, body: &E::Request) -> Result<E::Response, ClientError>
+    where
+        E::Request: Serialize,
+        E::Response: DeserializeOwned + Send,
+    {
+        self.call_as::<E>(&(), &(), body, Some(new_call_id())).await
+    }
+
+    async fn call_as<E>(&self, param: &E::Path, query: &E::Query, body: &E::Request, call_id: Option<String>) -> Result<E::Response, ClientError>
+    where
+        E: Endpoint,
+        E::Request: Serialize,
+        E::Response: DeserializeOwned + Send,
+    {
         let url = endpoint::url::<E>(&self.base, param, query).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
         let json = match E::METHOD {
             Method::Get => None,
@@ -179,7 +205,7 @@ impl MasterClient {
                 Some(serde_json::to_vec(body).map_err(|e| ClientError::new(ErrorKind::EINVAL, format!("encoding a request: {e}")))?.into())
             }
         };
-        self.send_signed(E::METHOD.idempotent(), Call { method: E::METHOD, url, json, signed: true, session: None }).await.map(|Json(answer)| answer)
+        self.send_signed(E::METHOD.idempotent(), Call { method: E::METHOD, url, json, signed: true, session: None, call_id }).await.map(|Json(answer)| answer)
     }
 
     /// A POST of `body` to `E`.
@@ -200,45 +226,45 @@ impl MasterClient {
     }
 
     pub async fn create(&self, req: &CreateRequest) -> Result<Made, ClientError> {
-        self.post::<ep::Create>(req).await
+        self.post_retried::<ep::Create>(req).await
     }
 
     pub async fn mkdir(&self, req: &MkdirRequest) -> Result<Made, ClientError> {
-        self.post::<ep::Mkdir>(req).await
+        self.post_retried::<ep::Mkdir>(req).await
     }
 
     pub async fn symlink(&self, req: &SymlinkRequest) -> Result<Made, ClientError> {
-        self.post::<ep::Symlink>(req).await
+        self.post_retried::<ep::Symlink>(req).await
     }
 
     /// A hard link: `req.dst` becomes another name of `req.src`.
     pub async fn link(&self, req: &LinkRequest) -> Result<Made, ClientError> {
-        self.post::<ep::Link>(req).await
+        self.post_retried::<ep::Link>(req).await
     }
 
     /// A FIFO, socket or device node.
     pub async fn mknod(&self, req: &MknodRequest) -> Result<Made, ClientError> {
-        self.post::<ep::Mknod>(req).await
+        self.post_retried::<ep::Mknod>(req).await
     }
 
     pub async fn rename(&self, req: &RenameRequest) -> Result<Changed, ClientError> {
-        self.post::<ep::Rename>(req).await
+        self.post_retried::<ep::Rename>(req).await
     }
 
     pub async fn unlink(&self, at: EntryRef) -> Result<Changed, ClientError> {
-        self.post::<ep::Unlink>(&RemoveRequest { at }).await
+        self.post_retried::<ep::Unlink>(&RemoveRequest { at }).await
     }
 
     pub async fn rmdir(&self, at: EntryRef) -> Result<Changed, ClientError> {
-        self.post::<ep::Rmdir>(&RemoveRequest { at }).await
+        self.post_retried::<ep::Rmdir>(&RemoveRequest { at }).await
     }
 
     pub async fn delete(&self, at: EntryRef, recursive: bool) -> Result<Changed, ClientError> {
-        self.post::<ep::Delete>(&DeleteRequest { at, recursive }).await
+        self.post_retried::<ep::Delete>(&DeleteRequest { at, recursive }).await
     }
 
     pub async fn setattr(&self, req: &SetattrRequest) -> Result<Attr, ClientError> {
-        self.post::<ep::Setattr>(req).await
+        self.post_retried::<ep::Setattr>(req).await
     }
 
     pub async fn stat(&self, path: &str) -> Result<Attr, ClientError> {
@@ -287,11 +313,11 @@ impl MasterClient {
     }
 
     pub async fn set_xattr(&self, req: &SetXattrRequest) -> Result<Attr, ClientError> {
-        self.post::<ep::SetXattr>(req).await
+        self.post_retried::<ep::SetXattr>(req).await
     }
 
     pub async fn remove_xattr(&self, req: &RemoveXattrRequest) -> Result<Attr, ClientError> {
-        self.post::<ep::RemoveXattr>(req).await
+        self.post_retried::<ep::RemoveXattr>(req).await
     }
 
     pub async fn readlink(&self, node: &NodeRef) -> Result<String, ClientError> {
@@ -381,7 +407,7 @@ impl MasterClient {
     /// reached the master (each try takes a checkpoint).
     pub async fn backup(&self) -> Result<reqwest::Response, ClientError> {
         let url = endpoint::url::<ep::Backup>(&self.base, &(), &()).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
-        self.send_signed(false, Call { method: Method::Get, url, json: None, signed: true, session: None }).await
+        self.send_signed(false, Call { method: Method::Get, url, json: None, signed: true, session: None, call_id: None }).await
     }
 
     pub async fn decommission(&self, node: &str, on: bool) -> Result<Done, ClientError> {
@@ -391,6 +417,11 @@ impl MasterClient {
             false => self.post::<ep::Recommission>(&req).await,
         }
     }
+}
+
+/// A new call id: 128 random bits in hex (two request-id draws).
+fn new_call_id() -> String {
+    format!("{}{}", RequestId::fresh().as_str(), RequestId::fresh().as_str())
 }
 
 /// How a call takes a successful answer.

@@ -189,9 +189,11 @@ pub async fn sign_as(login: &dfs_client::auth::Login, client: &dfs_client::Clien
     };
     let body = req.body().and_then(|b| b.as_bytes()).map(<[u8]>::to_vec);
     let act_as = req.headers().get("x-dfs-act-as").and_then(|v| v.to_str().ok()).and_then(|v| dfs_client::auth::ActAs::parse(v).ok());
+    let call = req.headers().get("x-dfs-call").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let sign = || login.sign_call(req.method().as_str(), &pq, body.as_deref(), call.as_deref());
     let headers = match act_as {
-        Some(who) => dfs_client::auth::acting_as(who, || login.sign(req.method().as_str(), &pq, body.as_deref())),
-        None => login.sign(req.method().as_str(), &pq, body.as_deref()),
+        Some(who) => dfs_client::auth::acting_as(who, sign),
+        None => sign(),
     };
     for (name, value) in headers {
         if let Ok(v) = reqwest::header::HeaderValue::from_str(&value) {

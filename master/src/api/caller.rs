@@ -18,7 +18,21 @@ use dfs_server_kit::http::route::UserGuard;
 use dfs_server_kit::http::ApiError;
 
 use crate::state::Master;
-use crate::users::Users;
+use crate::store::retries::CallKey;
+use crate::users::{Caller, Users};
+use dfs_proto::auth::user::{call_id_ok, CALL_ID_MAX_CHARS, HEADER_CALL};
+
+/// The call id a request names (`x-dfs-call`, signed with it), for the
+/// retry cache (`store::retries`).
+#[derive(Clone, Debug, Default)]
+pub struct CallId(pub Option<String>);
+
+impl CallId {
+    /// The retry cache's key of this call by `caller`.
+    pub fn key(&self, caller: &Caller) -> Option<CallKey> {
+        self.0.clone().map(|id| CallKey { user: caller.user.clone(), id })
+    }
+}
 
 /// What the check needs.
 #[derive(Clone)]
@@ -67,7 +81,15 @@ pub async fn require_user(State(gate): State<Gate>, req: Request, next: Next) ->
     if verified.is_some_and(|v| v.body != BodyDigest::of(&bytes)) {
         return ApiError::from(AuthError::BodyMismatch).into_response();
     }
+    let call = match parts.headers.get(HEADER_CALL).map(|v| v.to_str().ok().filter(|id| call_id_ok(id))) {
+        None => CallId(None),
+        Some(Some(id)) => CallId(Some(id.to_string())),
+        Some(None) => {
+            return ApiError::new(ErrorKind::EINVAL, format!("{HEADER_CALL} must be 1 to {CALL_ID_MAX_CHARS} ASCII letters, digits or dashes")).into_response()
+        }
+    };
     let mut req = Request::from_parts(parts, Body::from(bytes));
     req.extensions_mut().insert(caller);
+    req.extensions_mut().insert(call);
     next.run(req).await
 }

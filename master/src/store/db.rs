@@ -121,7 +121,7 @@ impl Store {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_keep_log_file_num(4);
-        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, cf_options(probe.is_some())));
+        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, probe.is_some())));
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
         let epoch = log_epoch(&db)?;
         let (log, scan) = MetaLog::open(dir, epoch, options.log_capacity).map_err(|e| io_error("open the metadata log", e))?;
@@ -324,9 +324,12 @@ fn log_epoch(db: &DB) -> Result<u64, NsError> {
 /// Options of each column family (`tests` stops compactions, so that a
 /// copy of the directory taken while the store is open is one RocksDB can
 /// open, as after a SIGKILL).
-fn cf_options(#[cfg_attr(not(test), expect(unused_variables, reason = "only tests take crash images"))] for_crash_images: bool) -> Options {
+fn cf_options(name: &str, #[cfg_attr(not(test), expect(unused_variables, reason = "only tests take crash images"))] for_crash_images: bool) -> Options {
     let mut o = Options::default();
     o.set_write_buffer_size(MEMTABLE_BYTES);
+    if name == CF_RETRIES {
+        o.set_compaction_filter("dfs-retry-expiry", super::expiry::drop_expired);
+    }
     #[cfg(test)]
     o.set_disable_auto_compactions(for_crash_images);
     o

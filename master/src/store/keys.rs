@@ -28,7 +28,12 @@ pub const CF_XATTRS: &str = "xattrs";
 /// they were open; freed once no client holds them (`held.rs`).
 pub const CF_ORPHANS: &str = "orphans";
 
-pub const ALL_CFS: [&str; 9] = [CF_INODES, CF_ENTRIES, CF_CHUNKS, CF_PENDING_DELETE, CF_DELETED_CHUNKS, CF_META, CF_USERS, CF_XATTRS, CF_ORPHANS];
+/// The retry cache (`retries.rs`): `k` ++ user ++ 0 ++ call id → when
+/// (i64 ns, BE) ++ the answer; dropped by compactions once expired
+/// (`expiry.rs`).
+pub const CF_RETRIES: &str = "retries";
+
+pub const ALL_CFS: [&str; 10] = [CF_INODES, CF_ENTRIES, CF_CHUNKS, CF_PENDING_DELETE, CF_DELETED_CHUNKS, CF_META, CF_USERS, CF_XATTRS, CF_ORPHANS, CF_RETRIES];
 
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 pub const META_CLUSTER_ID: &[u8] = b"cluster_id";

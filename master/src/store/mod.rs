@@ -12,6 +12,8 @@
 //! - [`txn`]: one mutation's view: reads through to RocksDB, writes to a batch.
 //! - [`mutations`]: the namespace rules of mkdir, create, rename, delete...
 //! - [`writer`]: applying mutations with group commit, and the subtree reaper.
+//! - [`retries`]: the retry cache: a call retried gets its first answer;
+//!   [`expiry`]: its window, and the compaction filter that ends it.
 //! - [`check`]: a full consistency scan.
 //! - [`backup`]: checkpoints for backups, and restoring from one.
 //! - [`users`]: users and groups.
@@ -24,6 +26,7 @@ pub mod check;
 pub mod db;
 pub mod delegation;
 pub mod error;
+pub mod expiry;
 pub mod held;
 pub mod keys;
 pub mod metalog;
@@ -31,6 +34,7 @@ pub mod mutations;
 pub mod perms;
 pub mod reads;
 pub mod records;
+pub mod retries;
 pub mod txn;
 pub mod users;
 pub mod writer;

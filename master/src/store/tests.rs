@@ -768,3 +768,58 @@ fn concat_moves_chunk_records_and_removes_its_sources() {
     let report = store.check().unwrap();
     assert!(report.ok, "the namespace checks out: {:?}", report.problems);
 }
+
+fn call(user: &str, id: &str) -> retries::CallKey {
+    retries::CallKey { user: user.into(), id: id.into() }
+}
+
+#[tokio::test]
+async fn a_retried_call_gets_its_first_answer_and_runs_once() {
+    let ns = open();
+    let create = || Mutation::Create(CreateRequest { at: at("/f"), exclusive: true, ..Default::default() });
+    let first = ns.writer.submit_call(Who::root(), create(), Some(call("alice", "c1"))).await.expect("create");
+    let again = ns.writer.submit_call(Who::root(), create(), Some(call("alice", "c1"))).await.expect("the retry is answered");
+    let (Outcome::Attr(a), Outcome::Attr(b)) = (&first.0, &again.0) else { panic!("no attributes: {first:?} {again:?}") };
+    assert_eq!((a.inode, &first.1), (b.inode, &again.1), "the first answer, dirs included");
+    assert_eq!(ns.store.counters().unwrap().files, 1, "created once");
+    // Another call, or the same id from another user, is a new create.
+    let other = ns.writer.submit_call(Who::root(), create(), Some(call("alice", "c2"))).await;
+    assert_eq!(other.unwrap_err().kind, ErrorKind::EEXIST);
+    let bob = ns.writer.submit_call(Who::root(), create(), Some(call("bob", "c1"))).await;
+    assert_eq!(bob.unwrap_err().kind, ErrorKind::EEXIST);
+    // A failed call is not kept: sent again, it runs again.
+    let rename = || Mutation::Rename(RenameRequest { src: at("/g"), dst: at("/h"), noreplace: false });
+    assert_eq!(ns.writer.submit_call(Who::root(), rename(), Some(call("alice", "r"))).await.unwrap_err().kind, ErrorKind::ENOENT);
+    ns.create("/g").await.unwrap();
+    ns.writer.submit_call(Who::root(), rename(), Some(call("alice", "r"))).await.expect("now it renames");
+    ns.writer.submit_call(Who::root(), rename(), Some(call("alice", "r"))).await.expect("and its retry is not refused with ENOENT");
+    assert!(ns.stat("/h").is_ok() && ns.stat("/g").is_err());
+    ns.assert_consistent();
+}
+
+#[test]
+fn the_retry_cache_survives_a_reopen_and_expires_after_its_window() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let window = retries::RETRY_WINDOW.as_nanos() as i64;
+    let now = db::now_ns();
+    let applied = || (Outcome::Done, Vec::new());
+    {
+        let store = Store::open(dir.path()).unwrap();
+        // c1 was made more than a window ago, c2 just now.
+        for (id, at_ns) in [("c1", now - window - 1_000_000_000), ("c2", now)] {
+            let mut t = txn::Txn::new(&store, store.counters().unwrap(), at_ns);
+            retries::remember(&mut t, &call("u", id), &applied()).unwrap();
+            t.commit().unwrap();
+        }
+        store.sync().unwrap();
+        assert!(store.retried(&call("u", "c1"), now - window).unwrap().is_some(), "within its window");
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.retried(&call("u", "c2"), now).unwrap().is_some(), "kept across a reopen (replayed with the log)");
+    assert!(store.retried(&call("u", "c1"), now).unwrap().is_none(), "not answered past the window");
+    // A compaction drops the expired entry, keeps the live one.
+    let cf = store.cf(keys::CF_RETRIES).unwrap();
+    store.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+    let left: Vec<_> = store.db.iterator_cf(cf, rocksdb::IteratorMode::Start).map(|kv| kv.unwrap().0.to_vec()).collect();
+    assert_eq!(left, vec![b"ku\0c2".to_vec()]);
+}

@@ -199,6 +199,11 @@ impl<'s> Txn<'s> {
         Ok(())
     }
 
+    pub fn put_retry(&mut self, key: &[u8], value: &[u8]) -> Result<(), NsError> {
+        self.batch.put_cf(self.store.cf(CF_RETRIES)?, key, value);
+        Ok(())
+    }
+
     pub fn put_user_value(&mut self, key: &[u8], value: &[u8]) -> Result<(), NsError> {
         self.batch.put_cf(self.store.cf(CF_USERS)?, key, value);
         Ok(())

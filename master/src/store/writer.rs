@@ -29,6 +29,7 @@ use super::held::Held;
 use super::mutations::{apply, reap_step, Defaults, Mutation, Outcome};
 use super::perms::Who;
 use super::records::Counters;
+use super::retries::{remember, CallKey};
 use super::txn::Txn;
 
 /// Tuning of the writer.
@@ -47,6 +48,9 @@ pub struct WriterConfig {
 pub type Applied = (Outcome, Vec<Attr>);
 
 type Reply = oneshot::Sender<Result<Applied, NsError>>;
+
+/// A queued mutation: what, as whom, under which call id (retries).
+type Queued = (Mutation, Who, Option<CallKey>, Reply);
 
 /// Handle for submitting mutations; cheap to clone.
 #[derive(Clone)]
@@ -73,7 +77,7 @@ pub type DroppedHook = Box<dyn Fn(Vec<ChunkHandle>) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<(Mutation, Who, Reply)>,
+    queue: VecDeque<Queued>,
     /// Someone is applying mutations (or freeing a removed subtree).
     leading: bool,
     /// No more mutations are taken.
@@ -123,13 +127,19 @@ impl Writer {
     /// Applies `m` with the permissions of `who`; answers once durable,
     /// with the directories the mutation changed.
     pub async fn submit_as(&self, who: Who, m: Mutation) -> Result<Applied, NsError> {
+        self.submit_call(who, m, None).await
+    }
+
+    /// As `submit_as`; a `call` applied before (a client's retry) gets the
+    /// answer it got then, nothing applied again (`retries.rs`).
+    pub async fn submit_call(&self, who: Who, m: Mutation, call: Option<CallKey>) -> Result<Applied, NsError> {
         let (reply, answer) = oneshot::channel();
         let lead = {
             let mut state = self.shared.lock();
             if state.closed {
                 return Err(gone());
             }
-            state.queue.push_back((m, who, reply));
+            state.queue.push_back((m, who, call, reply));
             !std::mem::replace(&mut state.leading, true)
         };
         if lead {
@@ -220,7 +230,7 @@ impl Shared {
     }
 
     /// The queued mutations of the next group (at most `group_max`).
-    fn next_group(&self) -> Vec<(Mutation, Who, Reply)> {
+    fn next_group(&self) -> Vec<Queued> {
         let mut state = self.lock();
         let n = state.queue.len().min(self.config.group_max);
         state.queue.drain(..n).collect()
@@ -250,11 +260,14 @@ impl Shared {
         false
     }
 
-    fn apply_group(&self, group: Vec<(Mutation, Who, Reply)>) {
+    fn apply_group(&self, group: Vec<Queued>) {
         let mut dropped = Vec::new();
         let results: Vec<_> = {
             let mut counters = self.counters();
-            group.iter().map(|(m, who, _)| apply_one(&self.store, &self.held, &mut counters, m, who, &self.config, &mut dropped)).collect()
+            group
+                .iter()
+                .map(|(m, who, call, _)| apply_one(&self.store, &self.held, &mut counters, (m, who, call.as_ref()), &self.config, &mut dropped))
+                .collect()
         };
         let synced = self.store.sync();
         if synced.is_ok() {
@@ -262,7 +275,7 @@ impl Shared {
         }
         // New removals may be what a halted reaper was missing: try again.
         self.lock().reaper_halted = false;
-        for ((_, _, reply), result) in group.into_iter().zip(results) {
+        for ((.., reply), result) in group.into_iter().zip(results) {
             let answer = match (&synced, result) {
                 (Err(e), Ok(_)) => Err(e.clone()),
                 (_, r) => r,
@@ -324,16 +337,24 @@ fn apply_one(
     store: &Store,
     held: &Held,
     counters: &mut Counters,
-    m: &Mutation,
-    who: &Who,
+    (m, who, call): (&Mutation, &Who, Option<&CallKey>),
     config: &WriterConfig,
     dropped: &mut Vec<ChunkHandle>,
 ) -> Result<Applied, NsError> {
-    let mut txn = Txn::new(store, *counters, now_ns()).keeping_open(held);
+    let now = now_ns();
+    // A retry of a call applied before: its answer (durable with it, or
+    // made so by this group's sync).
+    if let Some(kept) = call.map(|c| store.retried(c, now)).transpose()?.flatten() {
+        return Ok(kept);
+    }
+    let mut txn = Txn::new(store, *counters, now).keeping_open(held);
     let outcome = apply(&mut txn, m, &config.defaults, who)?;
-    let dirs = txn.changed_dirs();
+    let applied = (outcome, txn.changed_dirs());
+    if let Some(c) = call {
+        remember(&mut txn, c, &applied)?;
+    }
     let garbage = txn.take_dropped();
     *counters = txn.commit()?;
     dropped.extend(garbage);
-    Ok((outcome, dirs))
+    Ok(applied)
 }

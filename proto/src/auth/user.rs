@@ -37,10 +37,22 @@ pub const HEADER_USER_AUTH: &str = "x-dfs-user-auth";
 pub const HEADER_GRANT: &str = "x-dfs-grant";
 /// Who a proxy (a mount) acts for: `uid=N gids=A,B`.
 pub const HEADER_ACT_AS: &str = "x-dfs-act-as";
+/// A mutation's call id, the same in each of its retries (the master's
+/// retry cache answers a retry with the first answer): 1 to
+/// [`CALL_ID_MAX_CHARS`] ASCII letters, digits or dashes.
+pub const HEADER_CALL: &str = "x-dfs-call";
+/// Longest call id.
+pub const CALL_ID_MAX_CHARS: usize = 64;
+
+/// Whether `id` is a well-formed call id.
+pub fn call_id_ok(id: &str) -> bool {
+    !id.is_empty() && id.len() <= CALL_ID_MAX_CHARS && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
 /// Signatures of users' requests, with a session's secret. The body is
 /// always digested, so its length needs no cover (a GET's empty body may
 /// travel with or without `content-length: 0`).
-pub const USER: Scheme = Scheme { label: "dfs-user-request-v1", covered: &[HEADER_SESSION, HEADER_ACT_AS] };
+/// The call id is covered: a retry cache entry answers only its signer.
+pub const USER: Scheme = Scheme { label: "dfs-user-request-v2", covered: &[HEADER_SESSION, HEADER_ACT_AS, HEADER_CALL] };
 /// The key id a user's signature names (its secret comes from the ticket).
 const SESSION_KEY_ID: &str = "session";
 /// Longest user or group name.
@@ -443,6 +455,19 @@ mod tests {
         let c = Credentials::generate("bob");
         assert_eq!(Credentials::from_secret_hex("bob", &hex(&c.secret)), Some(c));
         assert_eq!(Credentials::from_secret_hex("bob", "00"), None);
+    }
+
+    #[test]
+    fn a_call_id_is_covered_by_the_signature() {
+        let secret = [7u8; 32];
+        let headers = |call: &'static str| move |name: &str| (name == HEADER_CALL).then(|| call.to_string());
+        let (h1, h2) = (headers("call-1"), headers("call-2"));
+        let signed = RequestView { method: "POST", path_and_query: "/v1/create", header: &h1 };
+        let value = sign_request(&secret, 1_000, &signed, BodyDigest::of(b"{}"));
+        assert!(verify_request(&secret, 1_000, Some(&value), &signed).is_ok());
+        let swapped = RequestView { header: &h2, ..signed };
+        assert_eq!(verify_request(&secret, 1_000, Some(&value), &swapped).unwrap_err(), AuthError::BadSignature);
+        assert!(call_id_ok("0123abcd-x") && !call_id_ok("") && !call_id_ok("a b") && !call_id_ok(&"x".repeat(65)));
     }
 
     #[test]

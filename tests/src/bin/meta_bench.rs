@@ -2,7 +2,7 @@
 //! with 32 concurrent clients against a real `dfs-master` process, next to
 //! the disk's fdatasync latency measured in the same run.
 //!
-//! `cargo build --workspace --bins && target/debug/dfs-meta-bench [--runs 3]`
+//! `cargo build --workspace --bins && target/debug/dfs-meta-bench [--runs 3] [--call-ids]`
 
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -35,6 +35,11 @@ struct Args {
     /// --master-arg=none` to measure without users.
     #[arg(long, allow_hyphen_values = true)]
     master_arg: Vec<String>,
+    /// Also create with call ids (`x-dfs-call`), as the client library
+    /// does (the master's retry cache keeps each answer), alternating with
+    /// the plain runs against the same master: the cache's cost.
+    #[arg(long)]
+    call_ids: bool,
 }
 
 /// Median and 99th percentile of `iterations` 4 KiB write + fdatasync, in µs.
@@ -78,14 +83,19 @@ where
     Ok(count as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn create_then_stat(api: &Api, dir: &str, clients: usize, count: usize) -> anyhow::Result<(f64, f64)> {
+async fn create_then_stat(api: &Api, dir: &str, clients: usize, count: usize, call_ids: bool) -> anyhow::Result<(f64, f64)> {
     let r = api.post("/v1/mkdir", &json!({"path": dir})).await?;
     anyhow::ensure!(r.ok(), "mkdir {dir}: {}", r.body);
     let (a, d) = (api.clone(), dir.to_string());
     let creates = phase(clients, count, move |i| {
         let (a, d) = (a.clone(), d.clone());
         async move {
-            let r = a.post("/v1/create", &json!({"path": format!("{d}/f{i}")})).await?;
+            let body = json!({"path": format!("{d}/f{i}")});
+            let call = format!("{d}-{i}").replace('/', "-");
+            let r = match call_ids {
+                true => a.post_with("/v1/create", &body, &[("x-dfs-call", &call)]).await?,
+                false => a.post("/v1/create", &body).await?,
+            };
             anyhow::ensure!(r.ok(), "create: {}", r.body);
             Ok(())
         }
@@ -119,15 +129,30 @@ async fn main() -> anyhow::Result<()> {
     let api = if args.master_arg.iter().any(|a| a == "none") { Api::anonymous(&master.url) } else { Api::new(&master.url) };
     let mut rows = Vec::new();
     for (clients, count) in [(1, args.files_single), (args.clients, args.files_concurrent)] {
-        let (mut creates, mut stats) = (Vec::new(), Vec::new());
+        let (mut creates, mut stats, mut with_calls) = (Vec::new(), Vec::new(), Vec::new());
         for run in 0..args.runs {
-            let (c, s) = create_then_stat(&api, &format!("/bench-c{clients}-r{run}"), clients, count).await?;
-            eprintln!("clients {clients:>2} run {run}: {c:>8.0} creates/s {s:>8.0} stats/s");
-            creates.push(c);
-            stats.push(s);
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // Alternating which goes first, so that neither always meets a
+            // fuller store.
+            let modes: &[bool] = match (args.call_ids, run % 2) {
+                (false, _) => &[false],
+                (true, 0) => &[false, true],
+                (true, _) => &[true, false],
+            };
+            for &calls in modes {
+                let (c, s) = create_then_stat(&api, &format!("/bench-c{clients}-r{run}-{calls}"), clients, count, calls).await?;
+                eprintln!("clients {clients:>2} run {run} call ids {calls}: {c:>8.0} creates/s {s:>8.0} stats/s");
+                match calls {
+                    true => with_calls.push(c),
+                    false => {
+                        creates.push(c);
+                        stats.push(s);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
-        rows.push((clients, count, median(creates), median(stats)));
+        let with_calls = (!with_calls.is_empty()).then(|| median(with_calls));
+        rows.push((clients, count, median(creates), median(stats), with_calls));
     }
     let check = api.get("/v1/admin/check").await?;
     anyhow::ensure!(check.body["ok"] == json!(true), "namespace check failed: {}", check.body);
@@ -135,10 +160,11 @@ async fn main() -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "fdatasync of 4 KiB on this disk: median {sync_p50:.0} µs, p99 {sync_p99:.0} µs")?;
     writeln!(out, "(one fsync per create would cap one client at ~{:.0} creates/s)", 1e6 / sync_p50)?;
-    writeln!(out, "| clients | files per run | creates/s (median of {}) | stats/s (median of {}) |", args.runs, args.runs)?;
-    writeln!(out, "|---|---|---|---|")?;
-    for (clients, count, c, s) in rows {
-        writeln!(out, "| {clients} | {count} | {c:.0} | {s:.0} |")?;
+    writeln!(out, "| clients | files per run | creates/s (median of {}) | stats/s (median of {}) | creates/s with call ids (ratio) |", args.runs, args.runs)?;
+    writeln!(out, "|---|---|---|---|---|")?;
+    for (clients, count, c, s, calls) in rows {
+        let calls = calls.map_or("-".to_string(), |k| format!("{k:.0} ({:.2})", k / c));
+        writeln!(out, "| {clients} | {count} | {c:.0} | {s:.0} | {calls} |")?;
     }
     Ok(())
 }
