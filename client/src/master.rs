@@ -56,6 +56,9 @@ struct Call {
     /// the same in every attempt, so it may be sent again after a lost
     /// answer.
     call_id: Option<String>,
+    /// Longer than the client's request timeout (a streamed answer that
+    /// may take long to read whole: a backup).
+    timeout: Option<Duration>,
 }
 
 /// An attempt that got no answer from the master.
@@ -133,7 +136,7 @@ impl MasterClient {
         let url = endpoint::url::<ep::Login>(&self.base, &(), &()).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
         let json = serde_json::to_vec(&request).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
         let Json(answer): Json<LoginAnswer> =
-            self.send(false, &Call { method: Method::Post, url, json: Some(json.into()), signed: false, session: None, call_id: None }).await?;
+            self.send(false, &Call { method: Method::Post, url, json: Some(json.into()), signed: false, session: None, call_id: None, timeout: None }).await?;
         self.login.start(&answer).map_err(|e| ClientError::new(ErrorKind::EIO, format!("logging in as {}: {e}", credentials.user)))
     }
 
@@ -157,7 +160,8 @@ impl MasterClient {
                 Err(e) => e,
             };
             let retry = err.nothing_sent || ((idempotent || call.call_id.is_some()) && err.retry_if_idempotent);
-            if !retry || start.elapsed() + pause > self.wait {
+            let limit = if call.call_id.is_some() { self.wait.min(RETRY_LIMIT) } else { self.wait };
+            if !retry || start.elapsed() + pause > limit {
                 return Err(ClientError::unreachable(&self.base, &err.error));
             }
             match self.transport {
@@ -205,7 +209,9 @@ impl MasterClient {
                 Some(serde_json::to_vec(body).map_err(|e| ClientError::new(ErrorKind::EINVAL, format!("encoding a request: {e}")))?.into())
             }
         };
-        self.send_signed(E::METHOD.idempotent(), Call { method: E::METHOD, url, json, signed: true, session: None, call_id }).await.map(|Json(answer)| answer)
+        self.send_signed(E::METHOD.idempotent(), Call { method: E::METHOD, url, json, signed: true, session: None, call_id, timeout: None })
+            .await
+            .map(|Json(answer)| answer)
     }
 
     /// A POST of `body` to `E`.
@@ -407,7 +413,8 @@ impl MasterClient {
     /// reached the master (each try takes a checkpoint).
     pub async fn backup(&self) -> Result<reqwest::Response, ClientError> {
         let url = endpoint::url::<ep::Backup>(&self.base, &(), &()).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
-        self.send_signed(false, Call { method: Method::Get, url, json: None, signed: true, session: None, call_id: None }).await
+        let timeout = Some(BACKUP_TIMEOUT);
+        self.send_signed(false, Call { method: Method::Get, url, json: None, signed: true, session: None, call_id: None, timeout }).await
     }
 
     pub async fn decommission(&self, node: &str, on: bool) -> Result<Done, ClientError> {
@@ -418,6 +425,14 @@ impl MasterClient {
         }
     }
 }
+
+/// How long a backup may take to arrive whole (the client's request
+/// timeout would cut a large one short).
+const BACKUP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// How long a mutation named by a call id is sent again: well inside the
+/// master's retry window (10 minutes), after which a late retry would
+/// run again, on whatever the path holds then.
+const RETRY_LIMIT: Duration = Duration::from_secs(300);
 
 /// A new call id: 128 random bits in hex (two request-id draws).
 fn new_call_id() -> String {
@@ -470,6 +485,10 @@ async fn attempt_async<T: Answer>(
         None => http.request(reqwest_method(call.method), &call.url),
     };
     let request = headers.iter().fold(request, |r, (name, value)| r.header(*name, value));
+    let request = match call.timeout {
+        Some(t) => request.timeout(t),
+        None => request,
+    };
     match request.header(HEADER_REQUEST_ID, id.as_str()).send().await {
         Ok(resp) if resp.status().is_success() => Ok(T::from_async(resp).await),
         // The master's messages name what they are about.

@@ -206,9 +206,19 @@ async fn a_damaged_or_partial_backup_is_refused() {
     std::fs::remove_file(partial.join("BACKUP.json")).unwrap();
     assert!(!restore(&partial, "r2").status.success());
 
-    // The whole backup restores.
+    // A restore cut short (its marker left) is refused by another restore
+    // and by the master.
+    let cut = c.dir.path().join("cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    std::fs::write(cut.join("RESTORING"), b"").unwrap();
+    let out = dfs_master(&["--data-dir", cut.to_str().unwrap(), "restore", dir.to_str().unwrap()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unfinished restore"));
+    assert!(dfs_tests::MasterProcess::start(&cut, &[]).is_err(), "a master must not start on a half-made namespace");
+
+    // The whole backup restores, and leaves no marker.
     let out = restore(&dir, "r3");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!c.dir.path().join("r3/RESTORING").exists());
 }
 
 fn copy_dir(from: &Path, to: &Path) {

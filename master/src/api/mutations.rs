@@ -104,7 +104,11 @@ pub async fn setattr(
     let replication_changed = r.replication.is_some();
     let attr = submit_for_attr(&s, c, call, Mutation::Setattr(r)).await?;
     if replication_changed {
-        s.chunks.file_changed(&attr);
+        // As the file is now: a retried call's answer is its first one,
+        // which a later change may have overtaken.
+        let (store, inode) = (s.store.clone(), attr.inode);
+        let now = super::store_call::blocking(move || store.inode(inode).map(|r| r.attr)).await?;
+        s.chunks.file_changed(&now);
     }
     Ok(attr)
 }

@@ -125,6 +125,9 @@ pub struct ChunkMap {
     /// seen since: a newer version of a chunk, however far ahead, is the
     /// one written after the backup, and adopted (`store::backup`).
     restored: bool,
+    /// After a restore: the version being recorded for a chunk adopted
+    /// from a report (other holders reporting it are not forgers).
+    adopting: HashMap<ChunkHandle, ChunkVersion>,
 }
 
 /// How many replicas of a chunk are in each state.
@@ -231,6 +234,7 @@ impl ChunkMap {
         self.corrupt.remove(&handle);
         self.bumping.remove(&handle);
         self.adopted.remove(&handle);
+        self.adopting.remove(&handle);
         self.forget_damage(handle);
         self.uncount(meta.inode);
     }

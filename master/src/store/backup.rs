@@ -59,9 +59,17 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> NsError {
     move |e| NsError::new(ErrorKind::EIO, format!("{what}: {e}"))
 }
 
-/// Removes checkpoints a previous run left (it died while sending one):
-/// at start, before the store opens.
+/// Present in a data directory from the start of a restore until its
+/// store is marked restored: a master does not start on a half-made one.
+pub const RESTORING: &str = "RESTORING";
+
+/// Refuses a data directory a restore did not finish, then removes
+/// checkpoints a previous run left (it died while sending one): at start,
+/// before the store opens.
 pub fn clear_leftovers(data_dir: &Path) -> Result<(), NsError> {
+    if data_dir.join(RESTORING).exists() {
+        return fail(ErrorKind::EIO, unfinished(data_dir));
+    }
     let dir = data_dir.join(CHECKPOINTS_DIR);
     match std::fs::remove_dir_all(&dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(format!("removing {}", dir.display()))(e)),
@@ -135,26 +143,70 @@ pub fn read_backup(from: &Path) -> Result<Manifest, NsError> {
     Ok(manifest)
 }
 
+fn unfinished(dir: &Path) -> String {
+    format!("{} holds an unfinished restore ({RESTORING} is there): empty it, keeping the key files, and restore again", dir.display())
+}
+
+/// Whether `name` is one of the files a RocksDB checkpoint holds: a
+/// restore writes nothing else into a data directory (not a key file, not
+/// the lock).
+fn rocksdb_file(name: &str) -> bool {
+    let numbered = |ext: &str| name.strip_suffix(ext).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let suffixed = |prefix: &str| name.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    name == "CURRENT" || name == "IDENTITY" || numbered(".sst") || numbered(".log") || suffixed("MANIFEST-") || suffixed("OPTIONS-")
+}
+
 /// Makes the store in `into` (which must hold none) from the backup in
-/// `from`: checks the backup, copies its files (synced), opens the store
-/// and marks it restored.
+/// `from`: checks the backup, copies its files (synced; CURRENT, which
+/// makes them a database, last), opens the store and marks it restored.
+/// [`RESTORING`] is there until the end: a master refuses to start on a
+/// restore cut short, and so does another restore.
 pub fn restore(from: &Path, into: &Path) -> Result<Manifest, NsError> {
     let manifest = read_backup(from)?;
+    if let Some(f) = manifest.files.iter().find(|f| !rocksdb_file(&f.name)) {
+        return fail(ErrorKind::EINVAL, format!("the backup holds {}, not a file of a RocksDB checkpoint", f.name));
+    }
     std::fs::create_dir_all(into).map_err(io(format!("making {}", into.display())))?;
-    // RocksDB's CURRENT file: a namespace is there already.
+    if into.join(RESTORING).exists() {
+        return fail(ErrorKind::EEXIST, unfinished(into));
+    }
     if into.join("CURRENT").exists() || into.join(super::metalog::LOG_FILE).exists() {
         return fail(ErrorKind::EEXIST, format!("{} already holds a namespace; restore into a directory that holds none", into.display()));
     }
-    for f in &manifest.files {
+    let sync_dir = || File::open(into).and_then(|d| d.sync_all()).map_err(io(format!("syncing {}", into.display())));
+    File::create(into.join(RESTORING)).and_then(|f| f.sync_all()).map_err(io(format!("making {}", into.join(RESTORING).display())))?;
+    sync_dir()?;
+    let mut files: Vec<_> = manifest.files.iter().collect();
+    files.sort_by_key(|f| f.name == "CURRENT");
+    for f in files {
         let (src, dst) = (from.join(&f.name), into.join(&f.name));
         std::fs::copy(&src, &dst).map_err(io(format!("copying {} to {}", src.display(), dst.display())))?;
         File::open(&dst).and_then(|f| f.sync_all()).map_err(io(format!("syncing {}", dst.display())))?;
     }
-    File::open(into).and_then(|d| d.sync_all()).map_err(io(format!("syncing {}", into.display())))?;
-    let store = Store::open(into)?;
-    if store.cluster_id()? != manifest.cluster_id {
-        return fail(ErrorKind::EIO, "the restored namespace names another cluster than its manifest");
+    sync_dir()?;
+    {
+        let store = Store::open(into)?;
+        if store.cluster_id()? != manifest.cluster_id {
+            return fail(ErrorKind::EIO, "the restored namespace names another cluster than its manifest");
+        }
+        store.mark_restored(manifest.taken_at_ms)?;
     }
-    store.mark_restored(manifest.taken_at_ms)?;
+    std::fs::remove_file(into.join(RESTORING)).map_err(io(format!("removing {}", into.join(RESTORING).display())))?;
+    sync_dir()?;
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_rocksdb_files_are_restored() {
+        for ok in ["CURRENT", "IDENTITY", "000012.sst", "000004.log", "MANIFEST-000005", "OPTIONS-000007"] {
+            assert!(rocksdb_file(ok), "{ok}");
+        }
+        for bad in ["cluster.key", "admin.credentials", "lock", "LOCK", ".sst", "x.sst", "MANIFEST-", "dfs-metalog", "BACKUP.json"] {
+            assert!(!rocksdb_file(bad), "{bad}");
+        }
+    }
 }

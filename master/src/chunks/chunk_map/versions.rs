@@ -66,6 +66,9 @@ pub struct Issued<'a> {
     /// not seen every replica since: versions were handed out after the
     /// backup, any number of steps each.
     pub restored: bool,
+    /// The version being recorded, adopted from another report (after a
+    /// restore).
+    pub adopting: Option<ChunkVersion>,
 }
 
 /// Judges `reported` from `node` (pure: see the module doc).
@@ -77,9 +80,15 @@ pub fn judge_version(issued: Issued<'_>, node: NodeId, reported: ChunkVersion) -
         Greater => {}
     }
     // After a restore, the first newer version reported is the one written
-    // after the backup (a bump of this process itself is judged as usual).
-    if issued.restored && issued.bump.is_none() && !issued.adopted_here {
-        return ReportedVersion::Unrecorded;
+    // after the backup (a bump of this process itself is judged as usual);
+    // others holding it while it is recorded are expected.
+    if issued.restored && issued.bump.is_none() {
+        if issued.adopting == Some(reported) {
+            return ReportedVersion::InFlight;
+        }
+        if !issued.adopted_here {
+            return ReportedVersion::Unrecorded;
+        }
     }
     // u64::MAX has no next version: anything above it was never issued.
     let next = issued.recorded.0.checked_add(1).map(ChunkVersion);
@@ -103,7 +112,7 @@ impl ChunkMap {
     pub(super) fn issued(&self, handle: ChunkHandle, recorded: ChunkVersion, node: NodeId) -> Issued<'_> {
         let bump = self.bumping.get(&handle);
         let member = self.members.get(&handle).filter(|(v, _)| *v == recorded).map(|(_, m)| m.contains(&node));
-        Issued { recorded, bump, member, adopted_here: self.adopted.contains(&handle), restored: self.restored }
+        Issued { recorded, bump, member, adopted_here: self.adopted.contains(&handle), restored: self.restored, adopting: self.adopting.get(&handle).copied() }
     }
 
     /// Holds back a replica reported at a version never issued.
@@ -149,12 +158,23 @@ impl ChunkMap {
         self.restored
     }
 
-    /// A newer version of `handle` is being recorded: after a restore, no
-    /// second one is adopted meanwhile (two adoptions of different versions
-    /// could be recorded in either order).
-    pub fn adopting(&mut self, handle: ChunkHandle) {
+    /// `version` of `handle` is being recorded, adopted from a report:
+    /// after a restore, no second version is adopted meanwhile (two could
+    /// be recorded in either order), and other holders of this one are
+    /// expected.
+    pub fn adopting(&mut self, handle: ChunkHandle, version: ChunkVersion) {
         if self.restored {
             self.adopted.insert(handle);
+            self.adopting.insert(handle, version);
+        }
+    }
+
+    /// Recording an adopted version failed: after a restore, a later
+    /// report may be adopted (else the chunk's newer replicas would stay
+    /// held for good).
+    pub fn adoption_failed(&mut self, handle: ChunkHandle) {
+        if self.adopting.remove(&handle).is_some() {
+            self.adopted.remove(&handle);
         }
     }
 
@@ -162,6 +182,7 @@ impl ChunkMap {
     pub fn adopt_version(&mut self, handle: ChunkHandle, version: ChunkVersion) {
         self.set_version(handle, version);
         self.adopted.insert(handle);
+        self.adopting.remove(&handle);
     }
 
     /// After a bump recorded `version` with its members: a target that took
@@ -321,7 +342,7 @@ mod tests {
     const V6: ChunkVersion = ChunkVersion(6);
 
     fn issued(bump: Option<&Bump>, member: Option<bool>) -> Issued<'_> {
-        Issued { recorded: V5, bump, member, adopted_here: false, restored: false }
+        Issued { recorded: V5, bump, member, adopted_here: false, restored: false, adopting: None }
     }
 
     fn bump(targets: &[NodeId], running: bool) -> Bump {
@@ -342,7 +363,7 @@ mod tests {
             assert_eq!(judge_version(issued(Some(&bump(&[n(1)], true)), Some(true)), n(1), ChunkVersion(far)), ReportedVersion::Unissued);
         }
         // The recorded version at the top of the range has no next one.
-        let top = Issued { recorded: ChunkVersion(u64::MAX), bump: None, member: None, adopted_here: false, restored: false };
+        let top = Issued { recorded: ChunkVersion(u64::MAX), bump: None, member: None, adopted_here: false, restored: false, adopting: None };
         assert_eq!(judge_version(top, n(1), ChunkVersion(u64::MAX)), ReportedVersion::Current);
     }
 
@@ -354,9 +375,11 @@ mod tests {
         }
         assert_eq!(judge_version(restored, n(1), V5), ReportedVersion::Current);
         assert_eq!(judge_version(restored, n(1), ChunkVersion(4)), ReportedVersion::Stale);
-        // Once per chunk: another newer version meanwhile is not believed.
-        let adopted = Issued { adopted_here: true, ..restored };
-        assert_eq!(judge_version(adopted, n(2), ChunkVersion(9)), ReportedVersion::Unissued);
+        // Once per chunk: another newer version meanwhile is not believed;
+        // the one being recorded, from another holder, is expected.
+        let adopted = Issued { adopted_here: true, adopting: Some(ChunkVersion(9)), ..restored };
+        assert_eq!(judge_version(adopted, n(2), ChunkVersion(9)), ReportedVersion::InFlight);
+        assert_eq!(judge_version(adopted, n(2), ChunkVersion(8)), ReportedVersion::Unissued);
         // This process's own bump is judged as ever.
         let running = bump(&[n(1)], true);
         let bumping = Issued { bump: Some(&running), ..restored };

@@ -246,7 +246,6 @@ impl Engine {
             Event::Decommission { node, on } => self.map.set_draining(node, on),
             Event::LeaveSafeMode => {
                 self.safe_mode = SafeMode::Off;
-                self.end_restore();
                 tracing::info!("safe mode ended by request");
                 self.note("safe_mode_left", "safe mode ended by an operator");
             }
@@ -254,14 +253,19 @@ impl Engine {
         std::mem::take(&mut self.out)
     }
 
-    /// Safe mode ended: after a restore, every replica was seen (or the
-    /// operator decided so), and newer versions are not adopted any more.
+    /// After a restore, once every chunk has a replica reported (not when
+    /// safe mode ends: its timeout or an operator may end it while a rack
+    /// is still booting), newer versions are no longer adopted.
     fn end_restore(&mut self) {
-        if self.map.is_restored() {
+        if !self.map.is_restored() {
+            return;
+        }
+        let (reported, total) = self.map.reported();
+        if reported == total {
             self.map.set_restored(false);
             let op = self.new_op(Op::EndRestore);
             self.out.push(Command::Store { op, mutation: Mutation::EndRestore });
-            self.note("restore_settled", "every replica was seen since the restore: newer chunk versions are no longer adopted".to_string());
+            self.note("restore_settled", format!("every chunk ({total}) was reported since the restore: newer chunk versions are no longer adopted"));
         }
     }
 
@@ -348,7 +352,7 @@ impl Engine {
         for n in newer {
             // Who took it is not known: members stay unknown for this version.
             let m = Mutation::SetChunkVersion { inode: n.meta.inode, index: n.meta.index, version: n.reported, members: Vec::new() };
-            self.map.adopting(n.handle);
+            self.map.adopting(n.handle, n.reported);
             let op = self.new_op(Op::Adopt { handle: n.handle, version: n.reported });
             self.out.push(Command::Store { op, mutation: m });
         }

@@ -204,7 +204,10 @@ impl Engine {
             Op::Bump { handle, version, holders, then, .. } => self.bump_stored(handle, version, holders, then, result),
             Op::Adopt { handle, version } => match result {
                 Ok(()) => self.map.adopt_version(handle, version),
-                Err(e) => tracing::warn!(chunk = %handle, error = %e, "recording a reported newer version failed"),
+                Err(e) => {
+                    tracing::warn!(chunk = %handle, error = %e, "recording a reported newer version failed");
+                    self.map.adoption_failed(handle);
+                }
             },
             Op::Member { handle, copy, report, source, target } => {
                 if let Err(e) = result {
@@ -221,6 +224,7 @@ impl Engine {
             Op::EndRestore => {
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "recording the end of a restore failed; newer versions are adopted again after a restart");
+                    self.map.set_restored(true);
                 }
             }
             Op::Place { .. } | Op::Copy { .. } => {}

@@ -327,6 +327,29 @@ fn safe_mode_holds_copies_and_leases_until_the_replicas_report() {
 }
 
 #[test]
+fn a_restore_outlives_safe_mode_until_every_chunk_is_reported() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::default();
+    map.set_file(InodeId(2), FileMeta { replication: 3, chunk_size: 64 << 20 });
+    for handle in [7, 8] {
+        map.record_chunk(ChunkHandle(handle), crate::chunks::chunk_map::ChunkMeta { inode: InodeId(2), index: handle, version: ChunkVersion(4), length: 0 });
+    }
+    map.set_restored(true);
+    let mut h = Harness { e: Engine::new(map, config(true), t0), now: t0, next_req: 1 };
+    h.heartbeat(1, Some(vec![replica(7, 4)]));
+    // An operator ends safe mode while chunk 8's holder still boots.
+    let out = h.step(Event::LeaveSafeMode);
+    assert!(!calls(&out).contains(&"store end restore".to_string()));
+    assert!(calls(&h.step(Event::Tick)).iter().all(|c| c != "store end restore"));
+    // It comes, written three times since the backup: still adopted.
+    let out = h.heartbeat(2, Some(vec![replica(8, 7)]));
+    assert_eq!(calls(&out), vec!["store version"]);
+    h.settle(out, &[]);
+    assert_eq!(h.e.map().chunk(ChunkHandle(8)).unwrap().version, ChunkVersion(7));
+    assert!(calls(&h.step(Event::Tick)).contains(&"store end restore".to_string()));
+}
+
+#[test]
 fn after_a_restore_a_version_written_since_is_adopted_until_safe_mode_ends() {
     let t0 = Instant::now();
     let mut map = ChunkMap::default();
@@ -350,6 +373,7 @@ fn after_a_restore_a_version_written_since_is_adopted_until_safe_mode_ends() {
     let out = h.step(Event::Tick);
     assert!(!h.e.safe_mode_on());
     assert!(calls(&out).contains(&"store end restore".to_string()), "{:?}", calls(&out));
+    assert!(!h.e.map().is_restored());
     h.settle(out, &[]);
     let out = h.heartbeat(3, Some(vec![replica(8, 9)]));
     assert!(calls(&out).is_empty(), "after it, far ahead is never issued");
