@@ -326,8 +326,9 @@ fn safe_mode_holds_copies_and_leases_until_the_replicas_report() {
     assert!(!h.e.safe_mode_on());
 }
 
-#[test]
-fn a_restore_outlives_safe_mode_until_every_chunk_is_reported() {
+/// An engine in safe mode over a restored namespace: chunks 7 and 8 of
+/// one file, recorded at version 4.
+fn restored() -> Harness {
     let t0 = Instant::now();
     let mut map = ChunkMap::default();
     map.set_file(InodeId(2), FileMeta { replication: 3, chunk_size: 64 << 20 });
@@ -335,7 +336,12 @@ fn a_restore_outlives_safe_mode_until_every_chunk_is_reported() {
         map.record_chunk(ChunkHandle(handle), crate::chunks::chunk_map::ChunkMeta { inode: InodeId(2), index: handle, version: ChunkVersion(4), length: 0 });
     }
     map.set_restored(true);
-    let mut h = Harness { e: Engine::new(map, config(true), t0), now: t0, next_req: 1 };
+    Harness { e: Engine::new(map, config(true), t0), now: t0, next_req: 1 }
+}
+
+#[test]
+fn a_restore_outlives_safe_mode_until_every_chunk_is_reported() {
+    let mut h = restored();
     h.heartbeat(1, Some(vec![replica(7, 4)]));
     // An operator ends safe mode while chunk 8's holder still boots.
     let out = h.step(Event::LeaveSafeMode);
@@ -351,14 +357,7 @@ fn a_restore_outlives_safe_mode_until_every_chunk_is_reported() {
 
 #[test]
 fn after_a_restore_a_version_written_since_is_adopted_until_safe_mode_ends() {
-    let t0 = Instant::now();
-    let mut map = ChunkMap::default();
-    map.set_file(InodeId(2), FileMeta { replication: 3, chunk_size: 64 << 20 });
-    for handle in [7, 8] {
-        map.record_chunk(ChunkHandle(handle), crate::chunks::chunk_map::ChunkMeta { inode: InodeId(2), index: handle, version: ChunkVersion(4), length: 0 });
-    }
-    map.set_restored(true);
-    let mut h = Harness { e: Engine::new(map, config(true), t0), now: t0, next_req: 1 };
+    let mut h = restored();
     // Chunk 7 was written three times after the backup; node 2 missed the
     // last write.
     let out = h.heartbeat(1, Some(vec![replica(7, 7), replica(8, 4)]));
