@@ -120,8 +120,7 @@ impl Store {
     /// Marks a just restored store (see the module doc), durably.
     fn mark_restored(&self, taken_at_ms: u64) -> Result<(), NsError> {
         let mut counters = self.counters()?;
-        counters.next_inode = counters.next_inode.saturating_add(RESTORE_ID_SKIP);
-        counters.next_chunk = counters.next_chunk.saturating_add(RESTORE_ID_SKIP);
+        counters.skip_ids(RESTORE_ID_SKIP);
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META)?, META_COUNTERS, counters.encode());
         batch.put_cf(self.cf(CF_META)?, META_RESTORED, taken_at_ms.to_be_bytes());

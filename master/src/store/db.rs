@@ -158,8 +158,7 @@ impl Store {
     /// records, `log_bytes` at most, allocated fewer than `log_bytes` ids.
     fn skip_lost_ids(&self, log_bytes: u64) -> Result<(), NsError> {
         let mut counters = self.counters()?;
-        counters.next_inode = counters.next_inode.saturating_add(log_bytes);
-        counters.next_chunk = counters.next_chunk.saturating_add(log_bytes);
+        counters.skip_ids(log_bytes);
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META)?, META_COUNTERS, counters.encode());
         self.db.write_opt(batch, &no_wal())?;

@@ -253,6 +253,14 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Moves the inode and chunk allocators `n` ids ahead: past ids handed
+    /// out by history this store no longer holds (a truncated log, a
+    /// restored backup), which clients and chunkservers may hold.
+    pub fn skip_ids(&mut self, n: u64) {
+        self.next_inode = self.next_inode.saturating_add(n);
+        self.next_chunk = self.next_chunk.saturating_add(n);
+    }
+
     /// The fields of the first format, then the count of special files
     /// (stores made before there were any end without it).
     pub fn encode(&self) -> Vec<u8> {
