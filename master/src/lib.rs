@@ -14,6 +14,7 @@
 //! - [`metrics`]: the master's figures for `/metrics` (no HTTP in it).
 //! - [`webhdfs`], [`delegation`]: Hadoop's WebHDFS REST API and its
 //!   delegation tokens.
+//! - [`raft`]: consensus among several masters (the Raft log on disk).
 //! - [`server`]: wiring them together and serving until a signal.
 
 pub mod api;
@@ -25,6 +26,7 @@ pub mod events;
 pub mod history;
 pub mod metrics;
 pub mod orphans;
+pub mod raft;
 pub mod server;
 pub mod state;
 pub mod store;
