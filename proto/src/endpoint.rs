@@ -10,6 +10,7 @@
 
 pub mod chunkserver;
 pub mod master;
+pub mod raft;
 #[cfg(test)]
 mod tests;
 

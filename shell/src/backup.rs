@@ -9,11 +9,10 @@
 //! token key), so it is made readable by its owner only.
 
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use dfs_proto::wire::backup::{plain_name, Manifest, MANIFEST};
+use dfs_proto::wire::backup::unpack_tar;
 use futures::TryStreamExt;
 
 use crate::{Ctx, Failure};
@@ -38,7 +37,7 @@ pub async fn backup(ctx: &Ctx, dir: &Path) -> Result<u8, Failure> {
     let body = tokio_util::io::StreamReader::new(answer.bytes_stream().map_err(std::io::Error::other));
     let reader = tokio_util::io::SyncIoBridge::new(body);
     let into = partial.clone();
-    let manifest = tokio::task::spawn_blocking(move || unpack(reader, &into))
+    let manifest = tokio::task::spawn_blocking(move || unpack_tar(reader, &into))
         .await
         .map_err(|e| fail(format!("the unpacking task failed: {e}")))?
         .map_err(|e| fail(format!("the backup was not received whole: {e}")))?;
@@ -57,34 +56,4 @@ pub async fn backup(ctx: &Ctx, dir: &Path) -> Result<u8, Failure> {
         manifest.files.len()
     );
     Ok(0)
-}
-
-/// Writes the tar stream's files into `dir` (each synced), then checks
-/// them against the manifest it ends with.
-fn unpack(stream: impl Read, dir: &Path) -> std::io::Result<Manifest> {
-    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
-    let mut manifest = None;
-    let mut archive = tar::Archive::new(stream);
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let name = entry.path()?.to_string_lossy().into_owned();
-        if !plain_name(&name) || !entry.header().entry_type().is_file() {
-            return Err(invalid(format!("the stream holds {name:?}, not a plain file")));
-        }
-        if manifest.is_some() {
-            return Err(invalid(format!("{name} after the manifest")));
-        }
-        let path = dir.join(&name);
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
-        std::io::copy(&mut entry, &mut file)?;
-        file.sync_all()?;
-        if name == MANIFEST {
-            let text = std::fs::read(&path)?;
-            manifest = Some(serde_json::from_slice::<Manifest>(&text).map_err(|e| invalid(format!("{MANIFEST}: {e}")))?);
-        }
-    }
-    let manifest = manifest.ok_or_else(|| invalid("the stream ended before the manifest".into()))?;
-    manifest.verify_dir(dir).map_err(invalid)?;
-    File::open(dir)?.sync_all()?;
-    Ok(manifest)
 }

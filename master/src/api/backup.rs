@@ -7,13 +7,12 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use dfs_proto::wire::backup::MANIFEST;
+use dfs_proto::wire::backup::write_tar;
 use dfs_server_kit::http::ApiError;
 use tokio::sync::mpsc;
 
 use super::store_call::blocking;
 use crate::state::Master;
-use crate::store::backup::Checkpoint;
 
 /// Bytes sent per piece of the body.
 const PIECE: usize = 256 << 10;
@@ -32,7 +31,7 @@ pub async fn backup(State(s): State<Master>) -> Result<Response, ApiError> {
     let (tx, rx) = mpsc::channel::<Piece>(AHEAD);
     tokio::task::spawn_blocking(move || {
         let error_to = tx.clone();
-        if let Err(e) = send_tar(&checkpoint, Pieces { tx, buf: Vec::with_capacity(PIECE) }) {
+        if let Err(e) = write_tar(&checkpoint.dir, &checkpoint.manifest, Pieces { tx, buf: Vec::with_capacity(PIECE) }) {
             tracing::warn!(error = %e, "a metadata backup was not sent whole");
             let _ = error_to.blocking_send(Err(e));
         }
@@ -40,22 +39,6 @@ pub async fn backup(State(s): State<Master>) -> Result<Response, ApiError> {
     });
     let pieces = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|piece| (piece, rx)) });
     Ok(([(axum::http::header::CONTENT_TYPE, "application/x-tar")], Body::from_stream(pieces)).into_response())
-}
-
-/// Writes the checkpoint's files, then its manifest, as tar into `out`.
-fn send_tar(checkpoint: &Checkpoint, out: Pieces) -> std::io::Result<()> {
-    let mut tar = tar::Builder::new(out);
-    for f in &checkpoint.manifest.files {
-        let mut file = std::fs::File::open(checkpoint.dir.join(&f.name))?;
-        tar.append_file(&f.name, &mut file)?;
-    }
-    let manifest = serde_json::to_vec_pretty(&checkpoint.manifest).map_err(std::io::Error::other)?;
-    let mut header = tar::Header::new_gnu();
-    header.set_size(manifest.len() as u64);
-    header.set_mode(0o600);
-    header.set_mtime(checkpoint.manifest.taken_at_ms / 1000);
-    tar.append_data(&mut header, MANIFEST, manifest.as_slice())?;
-    tar.into_inner()?.flush()
 }
 
 /// The body's writer: pieces of [`PIECE`] bytes into the channel, waiting

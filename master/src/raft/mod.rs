@@ -3,5 +3,13 @@
 //! - [`log_store`]: the Raft log, the vote and the committed index on disk,
 //!   with group commit (one WAL sync acknowledges every append queued
 //!   meanwhile).
+//! - [`machine`]: the namespace store as the group's state machine:
+//!   entries carry a leader's write batches; snapshots are checkpoints.
+//! - [`network`]: openraft's messages between masters, as signed calls.
 
 pub mod log_store;
+pub mod machine;
+pub mod network;
+
+#[cfg(test)]
+mod tests;

@@ -172,8 +172,38 @@ pub fn restore(from: &Path, into: &Path) -> Result<Manifest, NsError> {
     if into.join("CURRENT").exists() || into.join(super::metalog::LOG_FILE).exists() {
         return fail(ErrorKind::EEXIST, format!("{} already holds a namespace; restore into a directory that holds none", into.display()));
     }
+    copy_checkpoint(from, &manifest, into, |store| {
+        if store.cluster_id()? != manifest.cluster_id {
+            return fail(ErrorKind::EIO, "the restored namespace names another cluster than its manifest");
+        }
+        store.mark_restored(manifest.taken_at_ms)
+    })?;
+    Ok(manifest)
+}
+
+/// Replaces the store in `into` (closed: no handle open) with the checked
+/// checkpoint in `from`: a Raft snapshot installed on a master that fell
+/// behind. The same steps as a restore, without its marks (the snapshot
+/// is the group's present, not an old backup).
+pub fn install_checkpoint(from: &Path, into: &Path) -> Result<Store, NsError> {
+    let manifest = read_backup(from)?;
+    if let Some(f) = manifest.files.iter().find(|f| !rocksdb_file(&f.name)) {
+        return fail(ErrorKind::EINVAL, format!("the snapshot holds {}, not a file of a RocksDB checkpoint", f.name));
+    }
+    copy_checkpoint(from, &manifest, into, |_| Ok(()))?;
+    Store::open(into)
+}
+
+/// Copies a checkpoint's files into `into` over the store there (whose
+/// RocksDB files and metadata log go first), then opens it and lets `then`
+/// finish it. [`RESTORING`] is there from before the first change until
+/// `then` is done, each step synced, CURRENT (which makes the files a
+/// database) copied last.
+fn copy_checkpoint(from: &Path, manifest: &Manifest, into: &Path, then: impl FnOnce(&Store) -> Result<(), NsError>) -> Result<(), NsError> {
     let sync_dir = || File::open(into).and_then(|d| d.sync_all()).map_err(io(format!("syncing {}", into.display())));
     File::create(into.join(RESTORING)).and_then(|f| f.sync_all()).map_err(io(format!("making {}", into.join(RESTORING).display())))?;
+    sync_dir()?;
+    remove_store_files(into)?;
     sync_dir()?;
     let mut files: Vec<_> = manifest.files.iter().collect();
     files.sort_by_key(|f| f.name == "CURRENT");
@@ -183,16 +213,27 @@ pub fn restore(from: &Path, into: &Path) -> Result<Manifest, NsError> {
         File::open(&dst).and_then(|f| f.sync_all()).map_err(io(format!("syncing {}", dst.display())))?;
     }
     sync_dir()?;
-    {
-        let store = Store::open(into)?;
-        if store.cluster_id()? != manifest.cluster_id {
-            return fail(ErrorKind::EIO, "the restored namespace names another cluster than its manifest");
-        }
-        store.mark_restored(manifest.taken_at_ms)?;
-    }
+    then(&Store::open(into)?)?;
     std::fs::remove_file(into.join(RESTORING)).map_err(io(format!("removing {}", into.join(RESTORING).display())))?;
-    sync_dir()?;
-    Ok(manifest)
+    sync_dir()
+}
+
+/// Removes a closed store's files from `dir`: CURRENT first (what is left
+/// is no database), then RocksDB's other files and the metadata log; key
+/// files and anything else stay.
+fn remove_store_files(dir: &Path) -> Result<(), NsError> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))? {
+        let name = entry.map_err(io(format!("listing {}", dir.display())))?.file_name().to_string_lossy().into_owned();
+        if rocksdb_file(&name) || name == "LOCK" || name == "LOG" || name.starts_with("LOG.old.") || name == super::metalog::LOG_FILE {
+            names.push(name);
+        }
+    }
+    names.sort_by_key(|n| n != "CURRENT");
+    for name in names {
+        std::fs::remove_file(dir.join(&name)).map_err(io(format!("removing {}", dir.join(&name).display())))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

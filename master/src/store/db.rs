@@ -36,6 +36,9 @@ pub struct Store {
     probe: Option<Probe>,
     /// Checkpoints when the last handle goes.
     _close: Arc<CheckpointOnClose>,
+    /// When on, every batch written is kept here too, for a Raft leader
+    /// to propose (`replicated.rs`).
+    tap: Arc<Mutex<Option<Vec<Vec<u8>>>>>,
 }
 
 /// A clean stop ends with a checkpoint, so that the log then holds nothing:
@@ -133,6 +136,7 @@ impl Store {
             log,
             #[cfg(test)]
             probe,
+            tap: Arc::default(),
         };
         for record in scan.payloads() {
             store.db.write_opt(WriteBatch::from_data(record), &no_wal())?;
@@ -180,6 +184,12 @@ impl Store {
     /// flush and the new epoch replays the whole log over tables that are
     /// no newer than it, which ends where the log ends).
     pub(crate) fn write(&self, batch: WriteBatch) -> Result<(), NsError> {
+        self.write_tapped(batch, true)
+    }
+
+    /// As `write`; a batch not `tapped` is never kept for a Raft leader to
+    /// propose (it records what the group decided already).
+    pub(crate) fn write_tapped(&self, batch: WriteBatch, tapped: bool) -> Result<(), NsError> {
         let record = batch.data().to_vec();
         let mut log = self.log();
         if !log.fits(record.len()) {
@@ -189,7 +199,26 @@ impl Store {
         }
         self.db.write_opt(batch, &no_wal())?;
         log.append(&record);
+        if let Some(kept) = self.tap.lock().unwrap_or_else(|p| p.into_inner()).as_mut().filter(|_| tapped) {
+            kept.push(record);
+        }
         Ok(())
+    }
+
+    /// Starts (or stops) keeping every batch written, for [`Store::take_tapped`].
+    pub fn tap(&self, on: bool) {
+        *self.tap.lock().unwrap_or_else(|p| p.into_inner()) = on.then(Vec::new);
+    }
+
+    /// The batches written since the last call, in order (none unless tapped).
+    pub fn take_tapped(&self) -> Vec<Vec<u8>> {
+        self.tap.lock().unwrap_or_else(|p| p.into_inner()).as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Whether this is the only handle of the store (nothing else would
+    /// notice it closed).
+    pub fn only_handle(&self) -> bool {
+        Arc::strong_count(&self._close) == 1
     }
 
     /// Flushes RocksDB's memtables to its tables, records a new epoch and

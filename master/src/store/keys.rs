@@ -48,6 +48,10 @@ pub const META_HAD_OPEN_SESSIONS: &[u8] = b"had_open_sessions";
 /// Present (the backup's time, big-endian Unix ms) from a restore until
 /// chunk management has seen every replica since (`backup.rs`).
 pub const META_RESTORED: &[u8] = b"restored";
+/// On a master of a Raft group: the group's state the store holds up to
+/// (the last applied log id and the membership; `raft::machine` encodes
+/// it), written in the same batch as each applied entry.
+pub const META_RAFT_STATE: &[u8] = b"raft_state";
 
 pub fn inode_key(id: InodeId) -> [u8; 8] {
     id.0.to_be_bytes()

@@ -15,6 +15,7 @@
 //! - [`retries`]: the retry cache: a call retried gets its first answer;
 //!   [`expiry`]: its window, and the compaction filter that ends it.
 //! - [`check`]: a full consistency scan.
+//! - [`replicated`]: applying another master's batches (a Raft group).
 //! - [`backup`]: checkpoints for backups, and restoring from one.
 //! - [`users`]: users and groups.
 //! - [`perms`]: the POSIX permission rules, as pure functions.
@@ -34,6 +35,7 @@ pub mod mutations;
 pub mod perms;
 pub mod reads;
 pub mod records;
+pub mod replicated;
 pub mod retries;
 pub mod txn;
 pub mod users;

@@ -5,7 +5,7 @@ use crate::wire::chunks::DataQuery;
 use crate::ChunkVersion;
 
 fn all() -> impl Iterator<Item = &'static Declared> {
-    master::ALL.iter().chain(chunkserver::ALL)
+    master::ALL.iter().chain(chunkserver::ALL).chain(raft::ALL)
 }
 
 #[test]
@@ -25,7 +25,9 @@ fn every_route_is_absolute_and_names_its_parameter_once() {
 
 #[test]
 fn no_two_endpoints_of_one_server_share_method_and_route() {
-    for api in [master::ALL, chunkserver::ALL] {
+    // The Raft endpoints are served by the master, beside its own.
+    let masters: Vec<Declared> = master::ALL.iter().chain(raft::ALL).copied().collect();
+    for api in [&masters[..], chunkserver::ALL] {
         let mut seen = HashSet::new();
         for e in api {
             assert!(seen.insert((e.method, e.route)), "{e} is declared twice");

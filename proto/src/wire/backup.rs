@@ -8,7 +8,9 @@
 //! short is one without a manifest, never taken for a whole backup. On
 //! disk it is a directory of the same files.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -102,6 +104,55 @@ pub fn checksum(path: &Path) -> std::io::Result<(u64, u32)> {
         hasher.update(&buf[..n]);
         bytes += n as u64;
     }
+}
+
+/// Writes the files of `manifest`, read from `dir`, then the manifest
+/// itself, as a tar stream into `out`.
+pub fn write_tar(dir: &Path, manifest: &Manifest, out: impl Write) -> std::io::Result<()> {
+    let mut tar = tar::Builder::new(out);
+    for f in &manifest.files {
+        let mut file = File::open(dir.join(&f.name))?;
+        tar.append_file(&f.name, &mut file)?;
+    }
+    let text = serde_json::to_vec_pretty(manifest).map_err(std::io::Error::other)?;
+    let mut header = tar::Header::new_gnu();
+    header.set_size(text.len() as u64);
+    header.set_mode(0o600);
+    header.set_mtime(manifest.taken_at_ms / 1000);
+    tar.append_data(&mut header, MANIFEST, text.as_slice())?;
+    tar.into_inner()?.flush()
+}
+
+/// Writes the tar stream's files into `dir` (each made new, mode 0600 and
+/// synced), then checks them against the manifest it ends with. Anything
+/// but plain files with plain names, or a file after the manifest, is
+/// refused.
+pub fn unpack_tar(stream: impl Read, dir: &Path) -> std::io::Result<Manifest> {
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let mut manifest = None;
+    let mut archive = tar::Archive::new(stream);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let name = entry.path()?.to_string_lossy().into_owned();
+        if !plain_name(&name) || !entry.header().entry_type().is_file() {
+            return Err(invalid(format!("the stream holds {name:?}, not a plain file")));
+        }
+        if manifest.is_some() {
+            return Err(invalid(format!("{name} after the manifest")));
+        }
+        let path = dir.join(&name);
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+        std::io::copy(&mut entry, &mut file)?;
+        file.sync_all()?;
+        if name == MANIFEST {
+            let text = std::fs::read(&path)?;
+            manifest = Some(serde_json::from_slice::<Manifest>(&text).map_err(|e| invalid(format!("{MANIFEST}: {e}")))?);
+        }
+    }
+    let manifest = manifest.ok_or_else(|| invalid("the stream ended before the manifest".into()))?;
+    manifest.verify_dir(dir).map_err(invalid)?;
+    File::open(dir)?.sync_all()?;
+    Ok(manifest)
 }
 
 #[cfg(test)]

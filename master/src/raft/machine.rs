@@ -1,0 +1,334 @@
+//! The master's store as the Raft group's state machine.
+//!
+//! An entry's command is what a leader's writer made of a group of
+//! mutations: their RocksDB write batches (`store::replicated`), tagged
+//! with the master process that made them ([`Origin`]). That master applied
+//! them to its own store already, before proposing them (as a single master
+//! applies a group before its log sync), so when the entry commits it only
+//! records that it holds it; every other master, and that same master
+//! after a restart (another incarnation), applies the batches.
+//!
+//! Snapshots are checkpoints of the store (the same as a backup's): a tar
+//! file of its RocksDB files and manifest, under `raft-snapshots/` in the
+//! data directory; the last applied log id and the membership are read
+//! from the checkpoint itself, so they are exactly what it holds. A master
+//! installs one by replacing its store's files (`backup::install_checkpoint`),
+//! which needs the store closed everywhere else: the machine is then the
+//! store's only holder, or it refuses.
+
+#![allow(clippy::result_large_err, reason = "openraft's storage traits return its StorageError, and the helpers here return what they do")]
+
+use std::io::{Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use dfs_proto::wire::backup::{unpack_tar, write_tar};
+use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{AnyError, BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageError, StorageIOError, StoredMembership};
+use serde::{Deserialize, Serialize};
+
+use super::log_store::NodeId;
+use crate::store::backup::install_checkpoint;
+use crate::store::replicated::replicated_state_in;
+use crate::store::{NsError, Store};
+
+type Error = StorageError<NodeId>;
+
+openraft::declare_raft_types!(
+    /// The masters' Raft group: commands are groups of write batches,
+    /// snapshots are files.
+    pub Group:
+        D = Command,
+        R = (),
+        NodeId = NodeId,
+        Node = BasicNode,
+        SnapshotData = tokio::fs::File,
+);
+
+/// Where snapshots are kept, in the data directory.
+pub const SNAPSHOTS_DIR: &str = "raft-snapshots";
+const CURRENT_TAR: &str = "current.tar";
+const CURRENT_META: &str = "current.json";
+
+/// Which master process made a command: its node id and a number drawn
+/// at its start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub node: NodeId,
+    pub incarnation: u64,
+}
+
+impl Origin {
+    /// This process, as node `node`.
+    pub fn now(node: NodeId) -> Origin {
+        Origin { node, incarnation: rand::random() }
+    }
+}
+
+/// One entry's change of the namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub origin: Origin,
+    /// RocksDB write batches, in the order the leader applied them.
+    pub batches: Vec<Batch>,
+}
+
+/// A RocksDB write batch's bytes (base64 in the log's JSON).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch(pub Vec<u8>);
+
+impl Serialize for Batch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD_NO_PAD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Batch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Batch, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD_NO_PAD.decode(text).map(Batch).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What the store records of the group with each applied entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Applied {
+    last: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+}
+
+impl Applied {
+    fn decode(bytes: Option<Vec<u8>>) -> Result<Applied, AnyError> {
+        match bytes {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| AnyError::new(&e)),
+            None => Ok(Applied::default()),
+        }
+    }
+}
+
+/// The state machine of one master.
+pub struct StoreMachine {
+    /// `None` only while a snapshot is being installed.
+    store: Option<Store>,
+    data_dir: PathBuf,
+    me: Origin,
+    applied: Applied,
+}
+
+/// Builds snapshots from a store handle, beside the machine.
+pub struct SnapshotBuilder {
+    store: Store,
+    snapshots: PathBuf,
+}
+
+fn store_err(e: NsError) -> AnyError {
+    AnyError::error(e.to_string())
+}
+
+fn io_err(e: std::io::Error) -> AnyError {
+    AnyError::new(&e)
+}
+
+impl StoreMachine {
+    /// The machine over `store`, which lives in `data_dir`; `me` is this
+    /// process (the commands it made are applied already).
+    pub fn new(store: Store, data_dir: &Path, me: Origin) -> Result<StoreMachine, Error> {
+        let applied = Applied::decode(store.replicated_state().map_err(|e| StorageIOError::read_state_machine(store_err(e)))?)
+            .map_err(StorageIOError::read_state_machine)?;
+        let snapshots = data_dir.join(SNAPSHOTS_DIR);
+        std::fs::create_dir_all(&snapshots).map_err(|e| StorageIOError::write_snapshot(None, io_err(e)))?;
+        Ok(StoreMachine { store: Some(store), data_dir: data_dir.to_path_buf(), me, applied })
+    }
+
+    fn store(&self) -> &Store {
+        self.store.as_ref().expect("the store is only away while a snapshot is installed")
+    }
+
+    fn snapshots(&self) -> PathBuf {
+        self.data_dir.join(SNAPSHOTS_DIR)
+    }
+
+    /// Applies one entry to the store (not synced).
+    fn apply_one(&mut self, entry: Entry<Group>) -> Result<(), Error> {
+        let mut next = Applied { last: Some(entry.log_id), membership: self.applied.membership.clone() };
+        let batches = match entry.payload {
+            EntryPayload::Blank => Vec::new(),
+            EntryPayload::Membership(m) => {
+                next.membership = StoredMembership::new(Some(entry.log_id), m);
+                Vec::new()
+            }
+            // Made here by this process: in the store already.
+            EntryPayload::Normal(c) if c.origin == self.me => Vec::new(),
+            EntryPayload::Normal(c) => c.batches,
+        };
+        let state = serde_json::to_vec(&next).map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
+        let store = self.store();
+        let (last, rest) = match batches.split_last() {
+            Some((last, rest)) => (Some(last), rest),
+            None => (None, &[][..]),
+        };
+        // Each batch sets keys to values, so one applied again after a
+        // crash between these writes ends the same.
+        for b in rest {
+            store
+                .apply_replicated(Some(&b.0), &serde_json::to_vec(&self.applied).map_err(|e| StorageIOError::apply(entry.log_id, &e))?)
+                .map_err(|e| StorageIOError::apply(entry.log_id, store_err(e)))?;
+        }
+        store.apply_replicated(last.map(|b| b.0.as_slice()), &state).map_err(|e| StorageIOError::apply(entry.log_id, store_err(e)))?;
+        self.applied = next;
+        Ok(())
+    }
+}
+
+impl RaftStateMachine<Group> for StoreMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), Error> {
+        Ok((self.applied.last, self.applied.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<()>, Error>
+    where
+        I: IntoIterator<Item = Entry<Group>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut answers = Vec::new();
+        for entry in entries {
+            self.apply_one(entry)?;
+            answers.push(());
+        }
+        // One sync for the entries applied together.
+        self.store().sync().map_err(|e| StorageIOError::write_state_machine(store_err(e)))?;
+        Ok(answers)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder { store: self.store().clone(), snapshots: self.snapshots() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, Error> {
+        let path = self.snapshots().join(format!("incoming-{}.tar", uuid::Uuid::new_v4().simple()));
+        let file =
+            std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| StorageIOError::write_snapshot(None, io_err(e)))?;
+        // Unlinked at once: the descriptor is all the snapshot needs, and
+        // nothing is left behind by a transfer cut short.
+        std::fs::remove_file(&path).map_err(|e| StorageIOError::write_snapshot(None, io_err(e)))?;
+        Ok(Box::new(tokio::fs::File::from_std(file)))
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta<NodeId, BasicNode>, snapshot: Box<tokio::fs::File>) -> Result<(), Error> {
+        let failed = |e: AnyError| -> Error { StorageIOError::write_snapshot(Some(meta.signature()), e).into() };
+        let mut file = snapshot.into_std().await;
+        let store = self.store.take().expect("the store is here between installs");
+        let (data_dir, snapshots) = (self.data_dir.clone(), self.snapshots());
+        let installed = tokio::task::spawn_blocking(move || install(store, &data_dir, &snapshots, &mut file)).await.map_err(|e| failed(AnyError::error(e)))?;
+        match installed {
+            Ok((store, applied)) => {
+                self.store = Some(store);
+                self.applied = applied;
+                write_current_meta(&self.snapshots(), meta).map_err(|e| failed(io_err(e)))
+            }
+            Err((store, e)) => {
+                self.store = store;
+                Err(failed(e))
+            }
+        }
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<Group>>, Error> {
+        let snapshots = self.snapshots();
+        let meta = match std::fs::read(snapshots.join(CURRENT_META)) {
+            Ok(text) => serde_json::from_slice::<SnapshotMeta<NodeId, BasicNode>>(&text).map_err(|e| StorageIOError::read_snapshot(None, &e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageIOError::read_snapshot(None, io_err(e)).into()),
+        };
+        let file = std::fs::File::open(snapshots.join(CURRENT_TAR)).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), io_err(e)))?;
+        Ok(Some(Snapshot { meta, snapshot: Box::new(tokio::fs::File::from_std(file)) }))
+    }
+}
+
+/// Installs the snapshot in `file` over the store (blocking): unpacks and
+/// checks it, replaces the store's files, keeps the tar as the current
+/// snapshot. On failure, gives back the store if it is still open.
+fn install(store: Store, data_dir: &Path, snapshots: &Path, file: &mut std::fs::File) -> Result<(Store, Applied), (Option<Store>, AnyError)> {
+    if !store.only_handle() {
+        return Err((
+            Some(store),
+            AnyError::error("the store is open elsewhere in this master; a snapshot is installed on a store only the state machine holds"),
+        ));
+    }
+    let unpacked = snapshots.join(format!("unpacked-{}", uuid::Uuid::new_v4().simple()));
+    let checked = (|| {
+        std::fs::create_dir(&unpacked)?;
+        file.seek(SeekFrom::Start(0))?;
+        unpack_tar(&mut *file, &unpacked)
+    })();
+    if let Err(e) = checked {
+        let _ = std::fs::remove_dir_all(&unpacked);
+        return Err((Some(store), io_err(e)));
+    }
+    drop(store);
+    let installed = install_checkpoint(&unpacked, data_dir).map_err(store_err);
+    let _ = std::fs::remove_dir_all(&unpacked);
+    let store = installed.map_err(|e| (None, e))?;
+    let applied = store.replicated_state().map_err(store_err).and_then(Applied::decode);
+    let kept = (|| {
+        file.seek(SeekFrom::Start(0))?;
+        let tmp = snapshots.join(format!("{CURRENT_TAR}.{}", uuid::Uuid::new_v4().simple()));
+        let mut copy = std::fs::File::create(&tmp)?;
+        std::io::copy(file, &mut copy)?;
+        copy.sync_all()?;
+        std::fs::rename(&tmp, snapshots.join(CURRENT_TAR))
+    })();
+    match (applied, kept) {
+        (Ok(applied), Ok(())) => Ok((store, applied)),
+        (Err(e), _) => Err((Some(store), e)),
+        (_, Err(e)) => Err((Some(store), io_err(e))),
+    }
+}
+
+fn write_current_meta(snapshots: &Path, meta: &SnapshotMeta<NodeId, BasicNode>) -> std::io::Result<()> {
+    let tmp = snapshots.join(format!("{CURRENT_META}.{}", uuid::Uuid::new_v4().simple()));
+    let text = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
+    let file = std::fs::File::create(&tmp)?;
+    std::io::Write::write_all(&mut &file, &text)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, snapshots.join(CURRENT_META))?;
+    std::fs::File::open(snapshots)?.sync_all()
+}
+
+impl RaftSnapshotBuilder<Group> for SnapshotBuilder {
+    /// A checkpoint of the store, as tar, made the current snapshot.
+    async fn build_snapshot(&mut self) -> Result<Snapshot<Group>, Error> {
+        let (store, snapshots) = (self.store.clone(), self.snapshots.clone());
+        let built =
+            tokio::task::spawn_blocking(move || build(&store, &snapshots)).await.map_err(|e| StorageIOError::write_snapshot(None, AnyError::error(e)))?;
+        let (meta, file) = built.map_err(|e| StorageIOError::write_snapshot(None, e))?;
+        Ok(Snapshot { meta, snapshot: Box::new(tokio::fs::File::from_std(file)) })
+    }
+}
+
+/// Takes a checkpoint and writes it as the current snapshot (blocking).
+fn build(store: &Store, snapshots: &Path) -> Result<(SnapshotMeta<NodeId, BasicNode>, std::fs::File), AnyError> {
+    let checkpoint = store.checkpoint_for_backup().map_err(store_err)?;
+    let applied = Applied::decode(replicated_state_in(&checkpoint.dir).map_err(store_err)?)?;
+    let meta = SnapshotMeta {
+        last_log_id: applied.last,
+        last_membership: applied.membership,
+        snapshot_id: format!("{}-{}", applied.last.map_or(0, |l| l.index), uuid::Uuid::new_v4().simple()),
+    };
+    let tmp = snapshots.join(format!("{CURRENT_TAR}.{}", uuid::Uuid::new_v4().simple()));
+    let written = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        write_tar(&checkpoint.dir, &checkpoint.manifest, std::io::BufWriter::new(&file))?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, snapshots.join(CURRENT_TAR))
+    })();
+    written.map_err(io_err)?;
+    write_current_meta(snapshots, &meta).map_err(io_err)?;
+    let file = std::fs::File::open(snapshots.join(CURRENT_TAR)).map_err(io_err)?;
+    Ok((meta, file))
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
