@@ -38,14 +38,34 @@ type Failure<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, Raft
 pub struct Peers {
     http: reqwest::Client,
     auth: Arc<ClusterAuth>,
+    /// Tests' network partitions: this node's id, and the pairs of nodes
+    /// that cannot reach each other.
+    #[cfg(test)]
+    cut: Option<(NodeId, Cut)>,
 }
+
+/// Pairs (from, to) of nodes whose calls fail as unreachable (tests).
+#[cfg(test)]
+pub(crate) type Cut = Arc<std::sync::Mutex<std::collections::HashSet<(NodeId, NodeId)>>>;
 
 impl Peers {
     /// Calls signed with `auth`'s cluster key.
     pub fn new(auth: Arc<ClusterAuth>) -> Peers {
         // Each call has openraft's own deadline (RPCOption's hard TTL).
         let http = dfs_server_kit::tls::peer_client().pool_idle_timeout(std::time::Duration::from_secs(5)).build().unwrap_or_default();
-        Peers { http, auth }
+        Peers {
+            http,
+            auth,
+            #[cfg(test)]
+            cut: None,
+        }
+    }
+
+    /// As node `me`, whose calls to the pairs in `cut` fail (tests).
+    #[cfg(test)]
+    pub(crate) fn partitioned(mut self, me: NodeId, cut: Cut) -> Peers {
+        self.cut = Some((me, cut));
+        self
     }
 }
 
@@ -72,6 +92,12 @@ impl Peer {
         Resp: DeserializeOwned,
         Err: std::error::Error + DeserializeOwned,
     {
+        #[cfg(test)]
+        if let Some((me, cut)) = &self.peers.cut {
+            if cut.lock().unwrap().contains(&(*me, self.target)) {
+                return Err(RPCError::Unreachable(Unreachable::new(&std::io::Error::other("partitioned by the test"))));
+            }
+        }
         let body = serde_json::to_value(message).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let answer = signed_json::<E>(&self.peers.auth, &self.peers.http, &self.address, &(), &body, Some(option.hard_ttl())).await.map_err(|e| match e {
             CallError::Unsent { .. } | CallError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),

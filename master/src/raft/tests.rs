@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use super::log_store::{LogStore, NodeId};
 use super::machine::tests::keys;
 use super::machine::{Batch, Command, Group, Origin, StoreMachine};
-use super::network::{routes, Peers};
+use super::network::{routes, Cut, Peers};
 use crate::store::mutations::{Defaults, Mutation};
 use crate::store::{Store, Writer, WriterConfig};
 
@@ -35,14 +35,16 @@ struct Node {
 }
 
 impl Node {
-    async fn start(id: NodeId, listener: TcpListener, auth: Arc<ClusterAuth>) -> Node {
+    async fn start(id: NodeId, listener: TcpListener, auth: Arc<ClusterAuth>, cut: Cut) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let origin = Origin::now(id);
         let log = LogStore::<Group>::open(&dir.path().join("raft-log")).unwrap();
         let machine = StoreMachine::new(store.clone(), dir.path(), origin).unwrap();
-        let config = openraft::Config { heartbeat_interval: 100, election_timeout_min: 500, election_timeout_max: 1000, ..Default::default() };
-        let raft = Raft::new(id, Arc::new(config.validate().unwrap()), Peers::new(auth.clone()), log, machine).await.unwrap();
+        // Elections wait a second or two: the suite runs beside other
+        // tests on two cores, where a busy node must not look dead.
+        let config = openraft::Config { heartbeat_interval: 150, election_timeout_min: 1000, election_timeout_max: 2000, ..Default::default() };
+        let raft = Raft::new(id, Arc::new(config.validate().unwrap()), Peers::new(auth.clone()).partitioned(id, cut), log, machine).await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let router = routes(raft.clone(), auth);
         tokio::spawn(serve(listener, router, Limits::from_config(5000, 5000, 64), None, async move {
@@ -112,22 +114,28 @@ async fn propose(leader: &Node, mutations: Vec<Mutation>) -> u64 {
     written.log_id.index
 }
 
+/// Three nodes (ids 1 to 3) on loopback, initialized as one group.
+async fn group(auth: &Arc<ClusterAuth>, cut: &Cut) -> Vec<Node> {
+    let mut listeners = Vec::new();
+    for _ in 0..3 {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    let address = |l: &TcpListener| BasicNode::new(format!("http://{}", l.local_addr().unwrap()));
+    let members: BTreeMap<NodeId, BasicNode> = listeners.iter().enumerate().map(|(i, l)| (i as NodeId + 1, address(l))).collect();
+    let mut nodes = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        nodes.push(Node::start(i as NodeId + 1, l, auth.clone(), cut.clone()).await);
+    }
+    nodes[0].raft.initialize(members).await.unwrap();
+    nodes
+}
+
 #[test]
 fn three_masters_replicate_the_leaders_batches_and_survive_its_loss() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let auth = ClusterAuth::fixed(KeyRing::single(ClusterKey::generate()));
-        let mut listeners = Vec::new();
-        for _ in 0..3 {
-            listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
-        }
-        let members: BTreeMap<NodeId, BasicNode> =
-            listeners.iter().enumerate().map(|(i, l)| (i as NodeId + 1, BasicNode::new(format!("http://{}", l.local_addr().unwrap())))).collect();
-        let mut nodes = Vec::new();
-        for (i, l) in listeners.into_iter().enumerate() {
-            nodes.push(Node::start(i as NodeId + 1, l, auth.clone()).await);
-        }
-        nodes[0].raft.initialize(members).await.unwrap();
+        let mut nodes = group(&auth, &Cut::default()).await;
         let all: Vec<&Node> = nodes.iter().collect();
         let first = leader(&all, Duration::from_secs(10)).await;
         let lead = &nodes[first as usize - 1];
@@ -175,6 +183,92 @@ fn three_masters_replicate_the_leaders_batches_and_survive_its_loss() {
             if n.stop.is_some() {
                 n.kill().await;
             }
+        }
+    });
+}
+
+/// Commands made on a store of no master (so every master applies them,
+/// the leader too): `mkdir /dN` for each N.
+struct Maker {
+    _dir: TempDir,
+    store: Store,
+    writer: Writer,
+}
+
+impl Maker {
+    fn new() -> Maker {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.tap(true);
+        let config = WriterConfig {
+            defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 },
+            group_max: 64,
+            reap_batch: 7,
+            open_files_timeout: crate::store::held::SESSION_TIMEOUT,
+        };
+        let writer = Writer::start(store.clone(), config).unwrap();
+        Maker { _dir: dir, store, writer }
+    }
+
+    async fn mkdir(&self, n: u32) -> Command {
+        self.writer.submit(Mutation::Mkdir(MkdirRequest { at: at(&format!("/d{n}")), ..Default::default() })).await.unwrap();
+        let batches = self.store.take_tapped().into_iter().map(Batch).collect();
+        Command { origin: Origin { node: 0, incarnation: 0 }, batches }
+    }
+}
+
+impl Drop for Maker {
+    fn drop(&mut self) {
+        self.writer.close();
+    }
+}
+
+#[test]
+fn a_partitioned_leader_acknowledges_nothing_and_rejoins_without_divergence() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let auth = ClusterAuth::fixed(KeyRing::single(ClusterKey::generate()));
+        let cut = Cut::default();
+        let mut nodes = group(&auth, &cut).await;
+        let maker = Maker::new();
+        let all: Vec<&Node> = nodes.iter().collect();
+        let old = leader(&all, Duration::from_secs(10)).await;
+        let mut acknowledged = Vec::new();
+        for n in 0..5 {
+            nodes[old as usize - 1].raft.client_write(maker.mkdir(n).await).await.unwrap();
+            acknowledged.push(n);
+        }
+
+        // The leader is cut off from both others: what it is asked now is
+        // never acknowledged, and the two elect a leader of their own.
+        for other in (1..=3).filter(|&o| o != old) {
+            cut.lock().unwrap().extend([(old, other), (other, old)]);
+        }
+        let stranded = tokio::time::timeout(Duration::from_secs(3), nodes[old as usize - 1].raft.client_write(maker.mkdir(100).await)).await;
+        assert!(!matches!(stranded, Ok(Ok(_))), "a leader cut off from the majority acknowledged a write");
+        let rest: Vec<&Node> = nodes.iter().filter(|n| n.id != old).collect();
+        let new = leader(&rest, Duration::from_secs(10)).await;
+        for n in 5..10 {
+            nodes[new as usize - 1].raft.client_write(maker.mkdir(n).await).await.unwrap();
+            acknowledged.push(n);
+        }
+
+        // Healed: the old leader follows the new one and ends with its state.
+        cut.lock().unwrap().clear();
+        let all: Vec<&Node> = nodes.iter().collect();
+        assert_eq!(leader(&all, Duration::from_secs(10)).await, new, "the majority's leader leads after the heal");
+        let last = nodes[new as usize - 1].last_applied().unwrap();
+        applied(&all, last).await;
+        let who = crate::store::perms::Who::root();
+        for node in &nodes {
+            assert_eq!(keys(&node.store), keys(&nodes[new as usize - 1].store), "master {} diverges from the leader {new}", node.id);
+            for n in &acknowledged {
+                assert!(node.store.resolve_path(&format!("/d{n}"), &who).is_ok(), "acknowledged /d{n} missing on master {}", node.id);
+            }
+            assert!(node.store.resolve_path("/d100", &who).is_err(), "the stranded leader's write is on master {}", node.id);
+        }
+        for n in &mut nodes {
+            n.kill().await;
         }
     });
 }
