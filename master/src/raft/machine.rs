@@ -108,7 +108,8 @@ impl Applied {
 
 /// The state machine of one master.
 pub struct StoreMachine {
-    /// `None` only while a snapshot is being installed.
+    /// `None` while a snapshot is being installed, and for good once an
+    /// install failed part way.
     store: Option<Store>,
     data_dir: PathBuf,
     me: Origin,
@@ -141,7 +142,9 @@ impl StoreMachine {
     }
 
     fn store(&self) -> &Store {
-        self.store.as_ref().expect("the store is only away while a snapshot is installed")
+        // Away only after an install failed part way (the data directory
+        // then holds RESTORING): this master must stop, and does here.
+        self.store.as_ref().expect("the store is gone: installing a snapshot failed part way")
     }
 
     fn snapshots(&self) -> PathBuf {

@@ -22,7 +22,7 @@ use super::log_store::{LogStore, NodeId};
 use super::machine::tests::keys;
 use super::machine::{Batch, Command, Group, Origin, StoreMachine};
 use super::network::{routes, Cut, Peers};
-use crate::store::mutations::{Defaults, Mutation};
+use crate::store::mutations::Mutation;
 use crate::store::{Store, Writer, WriterConfig};
 
 struct Node {
@@ -96,12 +96,7 @@ fn at(path: &str) -> EntryRef {
 /// batches they made as one command; returns its log index.
 async fn propose(leader: &Node, mutations: Vec<Mutation>) -> u64 {
     leader.store.tap(true);
-    let config = WriterConfig {
-        defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 },
-        group_max: 64,
-        reap_batch: 7,
-        open_files_timeout: crate::store::held::SESSION_TIMEOUT,
-    };
+    let config = WriterConfig::for_tests();
     let writer = Writer::start(leader.store.clone(), config).unwrap();
     for m in mutations {
         writer.submit(m).await.unwrap();
@@ -200,12 +195,7 @@ impl Maker {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.tap(true);
-        let config = WriterConfig {
-            defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 },
-            group_max: 64,
-            reap_batch: 7,
-            open_files_timeout: crate::store::held::SESSION_TIMEOUT,
-        };
+        let config = WriterConfig::for_tests();
         let writer = Writer::start(store.clone(), config).unwrap();
         Maker { _dir: dir, store, writer }
     }

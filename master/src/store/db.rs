@@ -421,7 +421,6 @@ mod tests {
     use dfs_proto::wire::namespace::{CreateRequest, EntryRef, MkdirRequest};
 
     use super::*;
-    use crate::store::mutations::Defaults;
     use crate::store::perms::Who;
     use crate::store::{Mutation, Writer, WriterConfig};
 
@@ -487,12 +486,7 @@ mod tests {
         for round in 0..2 {
             let dir = live.lock().unwrap().clone();
             let store = Store::open_probed(&dir, options, Some(probe.clone())).unwrap();
-            let config = WriterConfig {
-                defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 },
-                group_max: 64,
-                reap_batch: 7,
-                open_files_timeout: crate::store::held::SESSION_TIMEOUT,
-            };
+            let config = WriterConfig::for_tests();
             let writer = Writer::start(store, config).unwrap();
             for i in round * N / 2..(round + 1) * N / 2 {
                 writer.submit(mutation(i)).await.unwrap_or_else(|e| panic!("{}: {e}", path_of(i)));
@@ -521,12 +515,7 @@ mod tests {
     async fn a_clean_close_leaves_nothing_to_replay() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let config = WriterConfig {
-            defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 },
-            group_max: 64,
-            reap_batch: 7,
-            open_files_timeout: crate::store::held::SESSION_TIMEOUT,
-        };
+        let config = WriterConfig::for_tests();
         let writer = Writer::start(store.clone(), config).unwrap();
         for i in 0..10 {
             writer.submit(mutation(i)).await.unwrap();

@@ -25,12 +25,7 @@ impl Drop for Ns {
 fn open() -> Ns {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("open store");
-    let config = WriterConfig {
-        defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 },
-        group_max: 64,
-        reap_batch: 7,
-        open_files_timeout: crate::store::held::SESSION_TIMEOUT,
-    };
+    let config = WriterConfig::for_tests();
     let writer = Writer::start(store.clone(), config).expect("writer");
     Ns { _dir: dir, store, writer }
 }

@@ -44,6 +44,19 @@ pub struct WriterConfig {
     pub open_files_timeout: std::time::Duration,
 }
 
+#[cfg(test)]
+impl WriterConfig {
+    /// 3 replicas, 64 MiB chunks, groups of 64, reaper steps of 7.
+    pub(crate) fn for_tests() -> WriterConfig {
+        WriterConfig {
+            defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 },
+            group_max: 64,
+            reap_batch: 7,
+            open_files_timeout: super::held::SESSION_TIMEOUT,
+        }
+    }
+}
+
 /// A mutation's outcome and the directories it changed (as they are after it).
 pub type Applied = (Outcome, Vec<Attr>);
 

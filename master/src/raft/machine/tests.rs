@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use super::*;
 use crate::raft::log_store::LogStore;
 use crate::store::keys::{ALL_CFS, META_CLUSTER_ID, META_LOG_EPOCH, META_RAFT_STATE};
-use crate::store::mutations::{Defaults, Mutation};
+use crate::store::mutations::Mutation;
 use crate::store::{Writer, WriterConfig};
 
 struct Fresh;
@@ -91,12 +91,7 @@ fn a_master_applying_a_leaders_batches_ends_with_its_namespace() {
         let (leader_dir, follower_dir, new_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let leader_store = Store::open(leader_dir.path()).unwrap();
         leader_store.tap(true);
-        let config = WriterConfig {
-            defaults: Defaults { replication: 3, chunk_size_bytes: 64 << 20 },
-            group_max: 64,
-            reap_batch: 7,
-            open_files_timeout: crate::store::held::SESSION_TIMEOUT,
-        };
+        let config = WriterConfig::for_tests();
         let writer = Writer::start(leader_store.clone(), config).unwrap();
         let me = Origin::now(1);
         let commands = leader_commands(&writer, &leader_store, me).await;
