@@ -165,19 +165,8 @@ impl StoreMachine {
             EntryPayload::Normal(c) => c.batches,
         };
         let state = serde_json::to_vec(&next).map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
-        let store = self.store();
-        let (last, rest) = match batches.split_last() {
-            Some((last, rest)) => (Some(last), rest),
-            None => (None, &[][..]),
-        };
-        // Each batch sets keys to values, so one applied again after a
-        // crash between these writes ends the same.
-        for b in rest {
-            store
-                .apply_replicated(Some(&b.0), &serde_json::to_vec(&self.applied).map_err(|e| StorageIOError::apply(entry.log_id, &e))?)
-                .map_err(|e| StorageIOError::apply(entry.log_id, store_err(e)))?;
-        }
-        store.apply_replicated(last.map(|b| b.0.as_slice()), &state).map_err(|e| StorageIOError::apply(entry.log_id, store_err(e)))?;
+        let batches = batches.iter().map(|b| b.0.as_slice());
+        self.store().apply_replicated(batches, &state).map_err(|e| StorageIOError::apply(entry.log_id, store_err(e)))?;
         self.applied = next;
         Ok(())
     }
@@ -266,23 +255,19 @@ fn install(store: Store, data_dir: &Path, snapshots: &Path, file: &mut std::fs::
         file.seek(SeekFrom::Start(0))?;
         unpack_tar(&mut *file, &unpacked)
     })();
-    if let Err(e) = checked {
-        let _ = std::fs::remove_dir_all(&unpacked);
-        return Err((Some(store), io_err(e)));
-    }
+    let manifest = match checked {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&unpacked);
+            return Err((Some(store), io_err(e)));
+        }
+    };
     drop(store);
-    let installed = install_checkpoint(&unpacked, data_dir).map_err(store_err);
+    let installed = install_checkpoint(&unpacked, &manifest, data_dir).map_err(store_err);
     let _ = std::fs::remove_dir_all(&unpacked);
     let store = installed.map_err(|e| (None, e))?;
     let applied = store.replicated_state().map_err(store_err).and_then(Applied::decode);
-    let kept = (|| {
-        file.seek(SeekFrom::Start(0))?;
-        let tmp = snapshots.join(format!("{CURRENT_TAR}.{}", uuid::Uuid::new_v4().simple()));
-        let mut copy = std::fs::File::create(&tmp)?;
-        std::io::copy(file, &mut copy)?;
-        copy.sync_all()?;
-        std::fs::rename(&tmp, snapshots.join(CURRENT_TAR))
-    })();
+    let kept = file.seek(SeekFrom::Start(0)).and_then(|_| replace(snapshots, CURRENT_TAR, |mut copy| std::io::copy(file, &mut copy).map(drop)));
     match (applied, kept) {
         (Ok(applied), Ok(())) => Ok((store, applied)),
         (Err(e), _) => Err((Some(store), e)),
@@ -290,13 +275,21 @@ fn install(store: Store, data_dir: &Path, snapshots: &Path, file: &mut std::fs::
     }
 }
 
-fn write_current_meta(snapshots: &Path, meta: &SnapshotMeta<NodeId, BasicNode>) -> std::io::Result<()> {
-    let tmp = snapshots.join(format!("{CURRENT_META}.{}", uuid::Uuid::new_v4().simple()));
-    let text = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
+/// Writes `name` in `snapshots` anew: `fill` writes a file of its own,
+/// which is synced and renamed over the old one (the directory is synced
+/// by `write_current_meta`, which comes last every time).
+fn replace(snapshots: &Path, name: &str, fill: impl FnOnce(&std::fs::File) -> std::io::Result<()>) -> std::io::Result<()> {
+    let tmp = snapshots.join(format!("{name}.{}", uuid::Uuid::new_v4().simple()));
     let file = std::fs::File::create(&tmp)?;
-    std::io::Write::write_all(&mut &file, &text)?;
+    fill(&file)?;
     file.sync_all()?;
-    std::fs::rename(&tmp, snapshots.join(CURRENT_META))?;
+    std::fs::rename(&tmp, snapshots.join(name))
+}
+
+/// Makes `meta` the current snapshot's (its tar replaced before).
+fn write_current_meta(snapshots: &Path, meta: &SnapshotMeta<NodeId, BasicNode>) -> std::io::Result<()> {
+    let text = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
+    replace(snapshots, CURRENT_META, |mut f| std::io::Write::write_all(&mut f, &text))?;
     std::fs::File::open(snapshots)?.sync_all()
 }
 
@@ -320,14 +313,7 @@ fn build(store: &Store, snapshots: &Path) -> Result<(SnapshotMeta<NodeId, BasicN
         last_membership: applied.membership,
         snapshot_id: format!("{}-{}", applied.last.map_or(0, |l| l.index), uuid::Uuid::new_v4().simple()),
     };
-    let tmp = snapshots.join(format!("{CURRENT_TAR}.{}", uuid::Uuid::new_v4().simple()));
-    let written = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        write_tar(&checkpoint.dir, &checkpoint.manifest, std::io::BufWriter::new(&file))?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, snapshots.join(CURRENT_TAR))
-    })();
-    written.map_err(io_err)?;
+    replace(snapshots, CURRENT_TAR, |f| write_tar(&checkpoint.dir, &checkpoint.manifest, std::io::BufWriter::new(f))).map_err(io_err)?;
     write_current_meta(snapshots, &meta).map_err(io_err)?;
     let file = std::fs::File::open(snapshots.join(CURRENT_TAR)).map_err(io_err)?;
     Ok((meta, file))

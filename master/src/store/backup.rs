@@ -135,11 +135,21 @@ pub fn read_backup(from: &Path) -> Result<Manifest, NsError> {
     let path = from.join(MANIFEST);
     let text = std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?;
     let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| NsError::new(ErrorKind::EINVAL, format!("{}: {e}", path.display())))?;
-    if manifest.metadata_format != FORMAT_VERSION {
-        return fail(ErrorKind::EINVAL, format!("the backup's metadata format is {}, this build reads {FORMAT_VERSION}", manifest.metadata_format));
-    }
+    restorable(&manifest)?;
     manifest.verify_dir(from).map_err(|m| NsError::new(ErrorKind::EINVAL, m))?;
     Ok(manifest)
+}
+
+/// Whether a manifest names a checkpoint this build can make a store of:
+/// its metadata format, and only RocksDB's own files.
+fn restorable(manifest: &Manifest) -> Result<(), NsError> {
+    if manifest.metadata_format != FORMAT_VERSION {
+        return fail(ErrorKind::EINVAL, format!("the checkpoint's metadata format is {}, this build reads {FORMAT_VERSION}", manifest.metadata_format));
+    }
+    match manifest.files.iter().find(|f| !rocksdb_file(&f.name)) {
+        Some(f) => fail(ErrorKind::EINVAL, format!("the checkpoint holds {}, not a file of a RocksDB checkpoint", f.name)),
+        None => Ok(()),
+    }
 }
 
 fn unfinished(dir: &Path) -> String {
@@ -162,9 +172,6 @@ fn rocksdb_file(name: &str) -> bool {
 /// restore cut short, and so does another restore.
 pub fn restore(from: &Path, into: &Path) -> Result<Manifest, NsError> {
     let manifest = read_backup(from)?;
-    if let Some(f) = manifest.files.iter().find(|f| !rocksdb_file(&f.name)) {
-        return fail(ErrorKind::EINVAL, format!("the backup holds {}, not a file of a RocksDB checkpoint", f.name));
-    }
     std::fs::create_dir_all(into).map_err(io(format!("making {}", into.display())))?;
     if into.join(RESTORING).exists() {
         return fail(ErrorKind::EEXIST, unfinished(into));
@@ -181,16 +188,14 @@ pub fn restore(from: &Path, into: &Path) -> Result<Manifest, NsError> {
     Ok(manifest)
 }
 
-/// Replaces the store in `into` (closed: no handle open) with the checked
-/// checkpoint in `from`: a Raft snapshot installed on a master that fell
+/// Replaces the store in `into` (closed: no handle open) with the
+/// checkpoint in `from`, whose files were checked against `manifest`
+/// already (`unpack_tar`): a Raft snapshot installed on a master that fell
 /// behind. The same steps as a restore, without its marks (the snapshot
 /// is the group's present, not an old backup).
-pub fn install_checkpoint(from: &Path, into: &Path) -> Result<Store, NsError> {
-    let manifest = read_backup(from)?;
-    if let Some(f) = manifest.files.iter().find(|f| !rocksdb_file(&f.name)) {
-        return fail(ErrorKind::EINVAL, format!("the snapshot holds {}, not a file of a RocksDB checkpoint", f.name));
-    }
-    copy_checkpoint(from, &manifest, into, |_| Ok(()))?;
+pub fn install_checkpoint(from: &Path, manifest: &Manifest, into: &Path) -> Result<Store, NsError> {
+    restorable(manifest)?;
+    copy_checkpoint(from, manifest, into, |_| Ok(()))?;
     Store::open(into)
 }
 

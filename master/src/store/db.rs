@@ -100,10 +100,9 @@ impl Default for StoreOptions {
     }
 }
 
-/// Nanoseconds since the Unix epoch, now.
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
-}
+/// Nanoseconds since the Unix epoch, now (defined beside the retry
+/// cache's expiry, which db.rs imports and which must not import db.rs).
+pub use super::expiry::now_ns;
 
 impl Store {
     /// Opens (creating if needed) the namespace under `dir`. A new store gets

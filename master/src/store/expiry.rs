@@ -21,8 +21,8 @@ pub fn expired(at: i64, now: i64) -> bool {
     now.saturating_sub(at) > RETRY_WINDOW.as_nanos() as i64
 }
 
-/// Nanoseconds since the Unix epoch (as `db::now_ns`, which imports this).
-fn now_ns() -> i64 {
+/// Nanoseconds since the Unix epoch, now (`db::now_ns` is this).
+pub fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 

@@ -20,13 +20,20 @@ use super::error::NsError;
 use super::keys::{ALL_CFS, CF_META, META_RAFT_STATE};
 
 impl Store {
-    /// Applies `batch` (a leader's write batch, if the entry carries one)
-    /// with the group's new `state`, in one write (not yet durable: see
-    /// `sync`).
-    pub fn apply_replicated(&self, batch: Option<&[u8]>, state: &[u8]) -> Result<(), NsError> {
-        let mut batch = batch.map(WriteBatch::from_data).unwrap_or_default();
-        batch.put_cf(self.cf(CF_META)?, META_RAFT_STATE, state);
-        self.write_tapped(batch, false)
+    /// Applies an entry's `batches` (a leader's write batches, in order),
+    /// the group's new `state` in the same write as the last (not yet
+    /// durable: see `sync`). Each batch sets keys to values, so one applied
+    /// again after a crash between these writes ends the same.
+    pub fn apply_replicated<'a>(&self, batches: impl IntoIterator<Item = &'a [u8]>, state: &[u8]) -> Result<(), NsError> {
+        let mut last: Option<WriteBatch> = None;
+        for batch in batches {
+            if let Some(before) = last.replace(WriteBatch::from_data(batch)) {
+                self.write_tapped(before, false)?;
+            }
+        }
+        let mut last = last.unwrap_or_default();
+        last.put_cf(self.cf(CF_META)?, META_RAFT_STATE, state);
+        self.write_tapped(last, false)
     }
 
     /// The group's state last applied, if the store has applied any.

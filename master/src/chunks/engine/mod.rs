@@ -256,12 +256,8 @@ impl Engine {
     /// After a restore, once every chunk has a replica reported (not when
     /// safe mode ends: its timeout or an operator may end it while a rack
     /// is still booting), newer versions are no longer adopted.
-    fn end_restore(&mut self) {
-        if !self.map.is_restored() {
-            return;
-        }
-        let (reported, total) = self.map.reported();
-        if reported == total {
+    fn end_restore(&mut self, reported: u64, total: u64) {
+        if self.map.is_restored() && reported == total {
             self.map.set_restored(false);
             let op = self.new_op(Op::EndRestore);
             self.out.push(Command::Store { op, mutation: Mutation::EndRestore });

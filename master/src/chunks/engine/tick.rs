@@ -61,7 +61,7 @@ impl Engine {
         let (reported, total) = self.map.reported();
         let was_on = self.safe_mode.is_on();
         self.safe_mode = self.safe_mode.step(&self.config.safe_mode, self.now, reported, total);
-        self.end_restore();
+        self.end_restore(reported, total);
         if was_on && !self.safe_mode.is_on() {
             tracing::info!(reported, total, "leaving safe mode");
             self.note("safe_mode_left", format!("left safe mode: {reported} of {total} chunks reported"));
