@@ -398,6 +398,18 @@ impl ChunkMap {
         }
     }
 
+    /// No replica of the chunk was reported to this process, in any state
+    /// (a dead node's last report counts), and nothing is under way on it.
+    pub fn untouched(&self, handle: ChunkHandle) -> bool {
+        self.replicas.get(&handle).is_none_or(|r| r.is_empty())
+            && !self.damaged.contains_key(&handle)
+            && !self.corrupt.contains_key(&handle)
+            && !self.lost_tail.contains_key(&handle)
+            && !self.bumping.contains_key(&handle)
+            && !self.copies.contains_key(&handle)
+            && !self.leases.contains_key(&handle)
+    }
+
     pub fn add_replica(&mut self, handle: ChunkHandle, node: NodeId, version: ChunkVersion) {
         self.replicas.entry(handle).or_default().insert(node, version);
         self.held.entry(node).or_default().insert(handle);

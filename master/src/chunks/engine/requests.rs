@@ -36,7 +36,7 @@ impl Engine {
             self.map.set_file(ask.inode, ask.file);
         }
         let ask = LeaseAsk { file: self.map.file(ask.inode).unwrap_or(ask.file), ..ask };
-        if self.map.chunk(ask.handle).is_none() {
+        if self.map.chunk(ask.handle).is_none() || self.never_placed(ask.handle) {
             return self.place(req, ask);
         }
         let now = self.now;
@@ -61,6 +61,17 @@ impl Engine {
             }
             LeaseDecision::Grant { primary } => self.grant(req, ask.handle, primary, true, ask.file.chunk_size),
         }
+    }
+
+    /// A chunk recorded but never placed: a master died between allocating
+    /// it and creating its replicas, and this process knows it from the
+    /// namespace alone. Nothing of it was committed (length 0), safe mode
+    /// is over (every node had its chance to report it), and no replica of
+    /// it was reported in any state: it is placed as a new chunk. Else a
+    /// lease would find no replica to move to a new version, for good (the
+    /// soak, seed 10682083722766782814, a master killed three times).
+    fn never_placed(&self, handle: ChunkHandle) -> bool {
+        !self.safe_mode.is_on() && self.map.chunk(handle).is_some_and(|m| m.length == 0) && self.map.untouched(handle)
     }
 
     /// Whether a new lease may be granted on a chunk that has history: not

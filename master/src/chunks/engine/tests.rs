@@ -326,6 +326,36 @@ fn safe_mode_holds_copies_and_leases_until_the_replicas_report() {
     assert!(!h.e.safe_mode_on());
 }
 
+/// The soak, seed 10682083722766782814: a master was killed after it had
+/// allocated a chunk (recorded in the namespace) and before any create
+/// reached a chunkserver. The next process knew the chunk from the
+/// namespace alone, no node ever reported it, and every lease failed with
+/// "no live current replica" for good. Once safe mode is over it is placed
+/// as a new chunk; one with committed bytes is not (they are lost, and a
+/// holder may still come back).
+#[test]
+fn a_chunk_allocated_but_never_placed_is_placed_after_safe_mode() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::default();
+    map.set_file(InodeId(2), FileMeta { replication: 3, chunk_size: 64 << 20 });
+    for (handle, length) in [(7, 0), (8, 4096)] {
+        map.record_chunk(ChunkHandle(handle), crate::chunks::chunk_map::ChunkMeta { inode: InodeId(2), index: handle, version: ChunkVersion(1), length });
+    }
+    let mut h = Harness { e: Engine::new(map, config(true), t0), now: t0, next_req: 1 };
+    (1..=3).for_each(|i| drop(h.heartbeat(i, Some(vec![]))));
+    let (req, out) = h.lease(7);
+    assert_eq!(lease_reply(&out, req).unwrap().as_ref().unwrap_err().kind, ErrorKind::EAGAIN, "in safe mode, its holders may not have reported yet");
+    h.step(Event::LeaveSafeMode);
+    let (req, out) = h.lease(7);
+    assert_eq!(calls(&out).len(), 3, "placed on three targets: {:?}", calls(&out));
+    let g = lease_reply(&h.settle(out, &[]), req).unwrap().clone().unwrap();
+    assert_eq!((g.version, g.secondaries.len()), (ChunkVersion(1), 2));
+    assert_eq!(h.e.map().health(ChunkHandle(7), h.now, DEAD_AFTER).live, 3);
+    let (req, out) = h.lease(8);
+    assert!(calls(&out).is_empty(), "committed bytes are not placed anew: {:?}", calls(&out));
+    assert_eq!(lease_reply(&out, req).unwrap().as_ref().unwrap_err().kind, ErrorKind::EIO);
+}
+
 /// An engine in safe mode over a restored namespace: chunks 7 and 8 of
 /// one file, recorded at version 4.
 fn restored() -> Harness {
