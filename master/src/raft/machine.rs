@@ -1,12 +1,11 @@
 //! The master's store as the Raft group's state machine.
 //!
 //! An entry's command is what a leader's writer made of a group of
-//! mutations: their RocksDB write batches (`store::replicated`), tagged
-//! with the master process that made them ([`Origin`]). That master applied
-//! them to its own store already, before proposing them (as a single master
-//! applies a group before its log sync), so when the entry commits it only
-//! records that it holds it; every other master, and that same master
-//! after a restart (another incarnation), applies the batches.
+//! mutations: one RocksDB write batch of their pending writes
+//! (`store::pending`, `store::replicated`). No master, the leader included,
+//! has them in RocksDB before the entry commits: every master writes the
+//! batch when it applies the entry. So a leader deposed with entries that
+//! never commit keeps nothing of them, and nothing is applied twice.
 //!
 //! Snapshots are checkpoints of the store (the same as a backup's): a tar
 //! file of its RocksDB files and manifest, under `raft-snapshots/` in the
@@ -50,27 +49,11 @@ pub const SNAPSHOTS_DIR: &str = "raft-snapshots";
 const CURRENT_TAR: &str = "current.tar";
 const CURRENT_META: &str = "current.json";
 
-/// Which master process made a command: its node id and a number drawn
-/// at its start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Origin {
-    pub node: NodeId,
-    pub incarnation: u64,
-}
-
-impl Origin {
-    /// This process, as node `node`.
-    pub fn now(node: NodeId) -> Origin {
-        Origin { node, incarnation: rand::random() }
-    }
-}
-
 /// One entry's change of the namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
-    pub origin: Origin,
-    /// RocksDB write batches, in the order the leader applied them.
-    pub batches: Vec<Batch>,
+    /// The group's pending writes as one RocksDB write batch.
+    pub batch: Batch,
 }
 
 /// A RocksDB write batch's bytes (base64 in the log's JSON).
@@ -112,7 +95,6 @@ pub struct StoreMachine {
     /// install failed part way.
     store: Option<Store>,
     data_dir: PathBuf,
-    me: Origin,
     applied: Applied,
 }
 
@@ -131,14 +113,13 @@ fn io_err(e: std::io::Error) -> AnyError {
 }
 
 impl StoreMachine {
-    /// The machine over `store`, which lives in `data_dir`; `me` is this
-    /// process (the commands it made are applied already).
-    pub fn new(store: Store, data_dir: &Path, me: Origin) -> Result<StoreMachine, Error> {
+    /// The machine over `store`, which lives in `data_dir`.
+    pub fn new(store: Store, data_dir: &Path) -> Result<StoreMachine, Error> {
         let applied = Applied::decode(store.replicated_state().map_err(|e| StorageIOError::read_state_machine(store_err(e)))?)
             .map_err(StorageIOError::read_state_machine)?;
         let snapshots = data_dir.join(SNAPSHOTS_DIR);
         std::fs::create_dir_all(&snapshots).map_err(|e| StorageIOError::write_snapshot(None, io_err(e)))?;
-        Ok(StoreMachine { store: Some(store), data_dir: data_dir.to_path_buf(), me, applied })
+        Ok(StoreMachine { store: Some(store), data_dir: data_dir.to_path_buf(), applied })
     }
 
     fn store(&self) -> &Store {
@@ -154,19 +135,17 @@ impl StoreMachine {
     /// Applies one entry to the store (not synced).
     fn apply_one(&mut self, entry: Entry<Group>) -> Result<(), Error> {
         let mut next = Applied { last: Some(entry.log_id), membership: self.applied.membership.clone() };
-        let batches = match entry.payload {
-            EntryPayload::Blank => Vec::new(),
+        let batch = match entry.payload {
+            EntryPayload::Blank => None,
             EntryPayload::Membership(m) => {
                 next.membership = StoredMembership::new(Some(entry.log_id), m);
-                Vec::new()
+                None
             }
-            // Made here by this process: in the store already.
-            EntryPayload::Normal(c) if c.origin == self.me => Vec::new(),
-            EntryPayload::Normal(c) => c.batches,
+            EntryPayload::Normal(c) => Some(c.batch),
         };
         let state = serde_json::to_vec(&next).map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
-        let batches = batches.iter().map(|b| b.0.as_slice());
-        self.store().apply_replicated(batches, &state).map_err(|e| StorageIOError::apply(entry.log_id, store_err(e)))?;
+        let batch = batch.as_ref().map(|b| b.0.as_slice());
+        self.store().apply_replicated(batch, &state).map_err(|e| StorageIOError::apply(entry.log_id, store_err(e)))?;
         self.applied = next;
         Ok(())
     }

@@ -1,12 +1,15 @@
 //! Consensus among the masters (#23), on openraft.
 //!
+//! - [`commit`]: the namespace writer's groups proposed as entries.
 //! - [`log_store`]: the Raft log, the vote and the committed index on disk,
 //!   with group commit (one WAL sync acknowledges every append queued
 //!   meanwhile).
 //! - [`machine`]: the namespace store as the group's state machine:
-//!   entries carry a leader's write batches; snapshots are checkpoints.
+//!   an entry carries a leader's group of writes as one batch; snapshots
+//!   are checkpoints.
 //! - [`network`]: openraft's messages between masters, as signed calls.
 
+pub mod commit;
 pub mod log_store;
 pub mod machine;
 pub mod network;

@@ -1,8 +1,9 @@
 //! Three masters' Raft nodes in one process, talking over loopback HTTP
 //! with signed calls: the group elects a leader, replicates what its
 //! writer made so that every store ends equal key for key, sends a
-//! follower's proposal to the leader, and goes on under a new leader when
-//! the old one stops.
+//! follower's proposal to the leader, goes on under a new leader when
+//! the old one stops, keeps a cut-off leader's writes out of every store,
+//! and commits a namespace writer's groups as entries.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,9 +19,10 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use super::commit::Propose;
 use super::log_store::{LogStore, NodeId};
 use super::machine::tests::keys;
-use super::machine::{Batch, Command, Group, Origin, StoreMachine};
+use super::machine::{Batch, Command, Group, StoreMachine};
 use super::network::{routes, Cut, Peers};
 use crate::store::mutations::Mutation;
 use crate::store::{Store, Writer, WriterConfig};
@@ -29,7 +31,6 @@ struct Node {
     id: NodeId,
     raft: Raft<Group>,
     store: Store,
-    origin: Origin,
     stop: Option<oneshot::Sender<()>>,
     _dir: TempDir,
 }
@@ -38,9 +39,8 @@ impl Node {
     async fn start(id: NodeId, listener: TcpListener, auth: Arc<ClusterAuth>, cut: Cut) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let origin = Origin::now(id);
         let log = LogStore::<Group>::open(&dir.path().join("raft-log")).unwrap();
-        let machine = StoreMachine::new(store.clone(), dir.path(), origin).unwrap();
+        let machine = StoreMachine::new(store.clone(), dir.path()).unwrap();
         // Elections wait a second or two: the suite runs beside other
         // tests on two cores, where a busy node must not look dead.
         let config = openraft::Config { heartbeat_interval: 150, election_timeout_min: 1000, election_timeout_max: 2000, ..Default::default() };
@@ -50,7 +50,7 @@ impl Node {
         tokio::spawn(serve(listener, router, Limits::from_config(5000, 5000, 64), None, async move {
             let _ = stopped.await;
         }));
-        Node { id, raft, store, origin, stop: Some(stop), _dir: dir }
+        Node { id, raft, store, stop: Some(stop), _dir: dir }
     }
 
     /// Stops answering and ends the Raft node, as a master that dies.
@@ -92,21 +92,28 @@ fn at(path: &str) -> EntryRef {
     EntryRef::path(path)
 }
 
-/// Runs `mutations` through a writer on `leader`'s store and proposes the
-/// batches they made as one command; returns its log index.
-async fn propose(leader: &Node, mutations: Vec<Mutation>) -> u64 {
-    leader.store.tap(true);
-    let config = WriterConfig::for_tests();
-    let writer = Writer::start(leader.store.clone(), config).unwrap();
+/// What a leader's writer decides of `mutations` on `node`: one command,
+/// made through pending writes that the node's store never gets (only
+/// the committed entry writes them, on every master).
+async fn decide(node: &Node, mutations: Vec<Mutation>) -> Command {
+    let decided = node.store.with_pending(Arc::default());
+    let writer = Writer::start(decided.clone(), WriterConfig::for_tests()).unwrap();
     for m in mutations {
         writer.submit(m).await.unwrap();
     }
     writer.close();
-    let batches: Vec<Batch> = leader.store.take_tapped().into_iter().map(Batch).collect();
-    leader.store.tap(false);
-    assert!(!batches.is_empty());
-    let written = leader.raft.client_write(Command { origin: leader.origin, batches }).await.unwrap();
-    written.log_id.index
+    Command { batch: Batch(decided.take_pending().unwrap().data().to_vec()) }
+}
+
+/// Decides `mutations` on `leader` and proposes them; returns the entry's
+/// log index once the leader has applied it.
+async fn propose(leader: &Node, mutations: Vec<Mutation>) -> u64 {
+    let command = decide(leader, mutations).await;
+    leader.raft.client_write(command).await.unwrap().log_id.index
+}
+
+fn mkdir(n: u32) -> Vec<Mutation> {
+    vec![Mutation::Mkdir(MkdirRequest { at: at(&format!("/d{n}")), ..Default::default() })]
 }
 
 /// Three nodes (ids 1 to 3) on loopback, initialized as one group.
@@ -155,7 +162,7 @@ fn three_masters_replicate_the_leaders_batches_and_survive_its_loss() {
 
         // A follower does not take proposals: it names the leader.
         let follower = nodes.iter().find(|n| n.id != first).unwrap();
-        let refused = follower.raft.client_write(Command { origin: follower.origin, batches: Vec::new() }).await.unwrap_err();
+        let refused = follower.raft.client_write(decide(follower, mkdir(0)).await).await.unwrap_err();
         match refused {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => assert_eq!(f.leader_id, Some(first)),
             other => panic!("a follower's proposal: {other}"),
@@ -182,37 +189,6 @@ fn three_masters_replicate_the_leaders_batches_and_survive_its_loss() {
     });
 }
 
-/// Commands made on a store of no master (so every master applies them,
-/// the leader too): `mkdir /dN` for each N.
-struct Maker {
-    _dir: TempDir,
-    store: Store,
-    writer: Writer,
-}
-
-impl Maker {
-    fn new() -> Maker {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store.tap(true);
-        let config = WriterConfig::for_tests();
-        let writer = Writer::start(store.clone(), config).unwrap();
-        Maker { _dir: dir, store, writer }
-    }
-
-    async fn mkdir(&self, n: u32) -> Command {
-        self.writer.submit(Mutation::Mkdir(MkdirRequest { at: at(&format!("/d{n}")), ..Default::default() })).await.unwrap();
-        let batches = self.store.take_tapped().into_iter().map(Batch).collect();
-        Command { origin: Origin { node: 0, incarnation: 0 }, batches }
-    }
-}
-
-impl Drop for Maker {
-    fn drop(&mut self) {
-        self.writer.close();
-    }
-}
-
 #[test]
 fn a_partitioned_leader_acknowledges_nothing_and_rejoins_without_divergence() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -220,12 +196,11 @@ fn a_partitioned_leader_acknowledges_nothing_and_rejoins_without_divergence() {
         let auth = ClusterAuth::fixed(KeyRing::single(ClusterKey::generate()));
         let cut = Cut::default();
         let mut nodes = group(&auth, &cut).await;
-        let maker = Maker::new();
         let all: Vec<&Node> = nodes.iter().collect();
         let old = leader(&all, Duration::from_secs(10)).await;
         let mut acknowledged = Vec::new();
         for n in 0..5 {
-            nodes[old as usize - 1].raft.client_write(maker.mkdir(n).await).await.unwrap();
+            propose(&nodes[old as usize - 1], mkdir(n)).await;
             acknowledged.push(n);
         }
 
@@ -234,12 +209,16 @@ fn a_partitioned_leader_acknowledges_nothing_and_rejoins_without_divergence() {
         for other in (1..=3).filter(|&o| o != old) {
             cut.lock().unwrap().extend([(old, other), (other, old)]);
         }
-        let stranded = tokio::time::timeout(Duration::from_secs(3), nodes[old as usize - 1].raft.client_write(maker.mkdir(100).await)).await;
-        assert!(!matches!(stranded, Ok(Ok(_))), "a leader cut off from the majority acknowledged a write");
+        let stranded = &nodes[old as usize - 1];
+        let command = decide(stranded, mkdir(100)).await;
+        let answer = tokio::time::timeout(Duration::from_secs(3), stranded.raft.client_write(command)).await;
+        assert!(!matches!(answer, Ok(Ok(_))), "a leader cut off from the majority acknowledged a write");
+        let who = crate::store::perms::Who::root();
+        assert!(stranded.store.resolve_path("/d100", &who).is_err(), "the stranded leader's store has its uncommitted write");
         let rest: Vec<&Node> = nodes.iter().filter(|n| n.id != old).collect();
         let new = leader(&rest, Duration::from_secs(10)).await;
         for n in 5..10 {
-            nodes[new as usize - 1].raft.client_write(maker.mkdir(n).await).await.unwrap();
+            propose(&nodes[new as usize - 1], mkdir(n)).await;
             acknowledged.push(n);
         }
 
@@ -249,7 +228,6 @@ fn a_partitioned_leader_acknowledges_nothing_and_rejoins_without_divergence() {
         assert_eq!(leader(&all, Duration::from_secs(10)).await, new, "the majority's leader leads after the heal");
         let last = nodes[new as usize - 1].last_applied().unwrap();
         applied(&all, last).await;
-        let who = crate::store::perms::Who::root();
         for node in &nodes {
             assert_eq!(keys(&node.store), keys(&nodes[new as usize - 1].store), "master {} diverges from the leader {new}", node.id);
             for n in &acknowledged {
@@ -257,6 +235,61 @@ fn a_partitioned_leader_acknowledges_nothing_and_rejoins_without_divergence() {
             }
             assert!(node.store.resolve_path("/d100", &who).is_err(), "the stranded leader's write is on master {}", node.id);
         }
+        for n in &mut nodes {
+            n.kill().await;
+        }
+    });
+}
+
+/// A namespace writer on `node` whose groups are proposed to the group.
+fn proposing_writer(node: &Node) -> Writer {
+    let commit = Propose::new(node.raft.clone(), tokio::runtime::Handle::current());
+    Writer::start_committing(node.store.with_pending(Arc::default()), WriterConfig::for_tests(), commit).unwrap()
+}
+
+/// The leader's namespace writer proposes each group as one entry: many
+/// concurrent creates are each answered once committed, and every master
+/// ends with the same keys. A follower's writer fails its group with the
+/// leader's address and changes nothing, however often it is asked.
+#[test]
+fn a_leaders_writer_commits_its_groups_through_the_group() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let auth = ClusterAuth::fixed(KeyRing::single(ClusterKey::generate()));
+        let mut nodes = group(&auth, &Cut::default()).await;
+        let all: Vec<&Node> = nodes.iter().collect();
+        let first = leader(&all, Duration::from_secs(10)).await;
+        let lead = &nodes[first as usize - 1];
+        let writer = proposing_writer(lead);
+        writer.submit(mkdir(0).remove(0)).await.unwrap();
+        let before = lead.last_applied().unwrap();
+        let mut creates = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let (w, m) = (writer.clone(), Mutation::Create(CreateRequest { at: at(&format!("/d0/f{i}")), exclusive: true, ..Default::default() }));
+            creates.spawn(async move { w.submit(m).await });
+        }
+        while let Some(done) = creates.join_next().await {
+            done.unwrap().unwrap();
+        }
+        let last = lead.last_applied().unwrap();
+        eprintln!("40 concurrent creates in {} entries", last - before);
+        applied(&all, last).await;
+        let who = crate::store::perms::Who::root();
+        for n in &nodes {
+            assert_eq!(keys(&n.store), keys(&lead.store), "master {} differs from the leader", n.id);
+            assert_eq!(n.store.list(&NodeRef { path: Some("/d0".into()), inode: None }, None, None, &who).unwrap().entries.len(), 40);
+        }
+
+        let follower = nodes.iter().find(|n| n.id != first).unwrap();
+        let (unchanged, refusing) = (keys(&follower.store), proposing_writer(follower));
+        for _ in 0..2 {
+            let refused = refusing.submit(mkdir(1).remove(0)).await.unwrap_err();
+            assert_eq!(refused.kind, dfs_proto::ErrorKind::EAGAIN, "{refused:?}");
+            assert!(refused.message.contains("does not lead"), "{}", refused.message);
+        }
+        assert_eq!(keys(&follower.store), unchanged, "a follower's refused group changed its store");
+        writer.close();
+        refusing.close();
         for n in &mut nodes {
             n.kill().await;
         }

@@ -114,7 +114,7 @@ impl Store {
     /// Whether the namespace was restored from a backup and chunk
     /// management has not yet seen every replica since.
     pub fn restored(&self) -> Result<bool, NsError> {
-        Ok(self.db.get_pinned_cf(self.cf(CF_META)?, META_RESTORED)?.is_some())
+        Ok(self.read(CF_META, META_RESTORED)?.is_some())
     }
 
     /// Marks a just restored store (see the module doc), durably.

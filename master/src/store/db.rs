@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use dfs_proto::wire::namespace::{Attr, FileKind};
 use dfs_proto::{ErrorKind, InodeId};
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DBPinnableSlice, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB};
 
 use super::error::{fail, NsError};
 use super::keys::*;
 use super::metalog::{self, Damage, Loss, MetaLog, CAPACITY, LOG_FILE};
+use super::pending::{KeyValue, Merged, Pending};
 use super::records::{Counters, InodeRecord, FORMAT_VERSION};
 
 /// Each column family's memtable size. RocksDB flushes a full memtable on
@@ -36,9 +37,26 @@ pub struct Store {
     probe: Option<Probe>,
     /// Checkpoints when the last handle goes.
     _close: Arc<CheckpointOnClose>,
-    /// When on, every batch written is kept here too, for a Raft leader
-    /// to propose (`replicated.rs`).
-    tap: Arc<Mutex<Option<Vec<Vec<u8>>>>>,
+    /// A Raft leader writer's handle: its reads see these writes, and its
+    /// transactions add to them instead of writing RocksDB (`pending.rs`).
+    pending: Option<Arc<Mutex<Pending>>>,
+}
+
+/// A value read: pinned in RocksDB, or copied from the pending writes.
+pub enum Value<'a> {
+    Stored(DBPinnableSlice<'a>),
+    Pending(Vec<u8>),
+}
+
+impl std::ops::Deref for Value<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Value::Stored(v) => v,
+            Value::Pending(v) => v,
+        }
+    }
 }
 
 /// A clean stop ends with a checkpoint, so that the log then holds nothing:
@@ -135,7 +153,7 @@ impl Store {
             log,
             #[cfg(test)]
             probe,
-            tap: Arc::default(),
+            pending: None,
         };
         for record in scan.payloads() {
             store.db.write_opt(WriteBatch::from_data(record), &no_wal())?;
@@ -183,12 +201,6 @@ impl Store {
     /// flush and the new epoch replays the whole log over tables that are
     /// no newer than it, which ends where the log ends).
     pub(crate) fn write(&self, batch: WriteBatch) -> Result<(), NsError> {
-        self.write_tapped(batch, true)
-    }
-
-    /// As `write`; a batch not `tapped` is never kept for a Raft leader to
-    /// propose (it records what the group decided already).
-    pub(crate) fn write_tapped(&self, batch: WriteBatch, tapped: bool) -> Result<(), NsError> {
         let record = batch.data().to_vec();
         let mut log = self.log();
         if !log.fits(record.len()) {
@@ -198,20 +210,7 @@ impl Store {
         }
         self.db.write_opt(batch, &no_wal())?;
         log.append(&record);
-        if let Some(kept) = self.tap.lock().unwrap_or_else(|p| p.into_inner()).as_mut().filter(|_| tapped) {
-            kept.push(record);
-        }
         Ok(())
-    }
-
-    /// Starts (or stops) keeping every batch written, for [`Store::take_tapped`].
-    pub fn tap(&self, on: bool) {
-        *self.tap.lock().unwrap_or_else(|p| p.into_inner()) = on.then(Vec::new);
-    }
-
-    /// The batches written since the last call, in order (none unless tapped).
-    pub fn take_tapped(&self) -> Vec<Vec<u8>> {
-        self.tap.lock().unwrap_or_else(|p| p.into_inner()).as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Whether this is the only handle of the store (nothing else would
@@ -283,17 +282,71 @@ impl Store {
     }
 
     pub fn cluster_id(&self) -> Result<String, NsError> {
-        match self.db.get_cf(self.cf(CF_META)?, META_CLUSTER_ID)? {
-            Some(v) => String::from_utf8(v).map_err(|_| NsError::new(ErrorKind::EIO, "corrupt cluster id")),
+        match self.read(CF_META, META_CLUSTER_ID)? {
+            Some(v) => String::from_utf8(v.to_vec()).map_err(|_| NsError::new(ErrorKind::EIO, "corrupt cluster id")),
             None => fail(ErrorKind::EIO, "cluster id missing"),
         }
     }
 
     pub fn counters(&self) -> Result<Counters, NsError> {
-        match self.db.get_cf(self.cf(CF_META)?, META_COUNTERS)? {
+        match self.read(CF_META, META_COUNTERS)? {
             Some(v) => Counters::decode(&v),
             None => fail(ErrorKind::EIO, "counters missing"),
         }
+    }
+
+    /// A handle of this store for a Raft leader's writer: it reads through
+    /// `pending`, and its transactions add their writes there instead of
+    /// writing RocksDB (see `pending.rs`).
+    pub fn with_pending(&self, pending: Arc<Mutex<Pending>>) -> Store {
+        Store { pending: Some(pending), ..self.clone() }
+    }
+
+    /// Every pending write as one batch, and the pending writes emptied:
+    /// what a group's Raft entry carries, written to RocksDB by every
+    /// master (this one too) when the entry commits.
+    pub fn take_pending(&self) -> Result<WriteBatch, NsError> {
+        let Some(mut pending) = self.pending() else { return fail(ErrorKind::EIO, "this store handle has no pending writes") };
+        let mut batch = WriteBatch::default();
+        for (cf, key, value) in pending.writes() {
+            match value {
+                Some(v) => batch.put_cf(self.cf(cf)?, key, v),
+                None => batch.delete_cf(self.cf(cf)?, key),
+            }
+        }
+        *pending = Pending::default();
+        Ok(batch)
+    }
+
+    /// The pending writes this handle reads through and writes to, if any.
+    pub(crate) fn pending(&self) -> Option<MutexGuard<'_, Pending>> {
+        self.pending.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// `key`'s value in `cf`, through this handle's pending writes.
+    pub(crate) fn read(&self, cf: &'static str, key: &[u8]) -> Result<Option<Value<'_>>, NsError> {
+        if let Some(written) = self.pending().and_then(|p| p.get(cf, key).map(|v| v.map(<[u8]>::to_vec))) {
+            return Ok(written.map(Value::Pending));
+        }
+        Ok(self.db.get_pinned_cf(self.cf(cf)?, key)?.map(Value::Stored))
+    }
+
+    /// `cf` from `from` on, in key order, through this handle's pending
+    /// writes; with `below`, RocksDB stops before that key (callers stop
+    /// at the end of their prefix anyway: this spares it the scan past).
+    pub(crate) fn scan(
+        &self,
+        cf: &'static str,
+        from: &[u8],
+        below: Option<Vec<u8>>,
+    ) -> Result<impl Iterator<Item = Result<KeyValue, rocksdb::Error>> + '_, NsError> {
+        let written = self.pending().map(|p| p.from(cf, from)).unwrap_or_default();
+        let mut options = ReadOptions::default();
+        if let Some(below) = below {
+            options.set_iterate_upper_bound(below);
+        }
+        let stored = self.db.iterator_cf_opt(self.cf(cf)?, options, IteratorMode::From(from, Direction::Forward));
+        Ok(Merged::new(stored, written))
     }
 
     /// Makes every write so far durable: one synchronous write of the log's

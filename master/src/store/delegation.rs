@@ -44,14 +44,14 @@ fn corrupt() -> NsError {
 impl Store {
     /// The key delegation tokens are made with, once one was stored.
     pub fn delegation_key(&self) -> Result<Option<[u8; 32]>, NsError> {
-        match self.db.get_pinned_cf(self.cf(CF_USERS)?, KEY)? {
+        match self.read(CF_USERS, KEY)? {
             Some(v) => Ok(Some(<[u8; 32]>::try_from(&v[..]).map_err(|_| corrupt())?)),
             None => Ok(None),
         }
     }
 
     pub fn token(&self, id: u64) -> Result<Option<TokenRecord>, NsError> {
-        match self.db.get_pinned_cf(self.cf(CF_USERS)?, token_key(id))? {
+        match self.read(CF_USERS, &token_key(id))? {
             Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|_| corrupt())?)),
             None => Ok(None),
         }
@@ -60,8 +60,7 @@ impl Store {
     /// Every token record, by id.
     fn tokens(&self) -> Result<Vec<TokenRecord>, NsError> {
         let mut out = Vec::new();
-        let mode = rocksdb::IteratorMode::From(TOKEN_PREFIX, rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(self.cf(CF_USERS)?, mode) {
+        for item in self.scan(CF_USERS, TOKEN_PREFIX, None)? {
             let (k, v) = item?;
             if !k.starts_with(TOKEN_PREFIX) {
                 break;

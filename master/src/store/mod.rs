@@ -10,6 +10,8 @@
 //!   synchronous writes into a preallocated file.
 //! - [`reads`]: path resolution, stat, lookup, list, readlink, counters.
 //! - [`txn`]: one mutation's view: reads through to RocksDB, writes to a batch.
+//! - [`pending`]: a Raft leader's writes not committed yet, which its
+//!   writer's reads see and RocksDB does not.
 //! - [`mutations`]: the namespace rules of mkdir, create, rename, delete...
 //! - [`writer`]: applying mutations with group commit, and the subtree reaper.
 //! - [`retries`]: the retry cache: a call retried gets its first answer;
@@ -32,6 +34,7 @@ pub mod held;
 pub mod keys;
 pub mod metalog;
 pub mod mutations;
+pub mod pending;
 pub mod perms;
 pub mod reads;
 pub mod records;
@@ -48,4 +51,4 @@ pub use mutations::{Mutation, Outcome};
 pub use writer::{Writer, WriterConfig};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

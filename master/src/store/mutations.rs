@@ -836,8 +836,7 @@ pub fn append_offset(size: u64, length: u64, chunk: u64) -> Result<u64, NsError>
 /// Frees up to `limit` entries of one removed subtree. Returns false when
 /// there was nothing left to free.
 pub fn reap_step(t: &mut Txn, limit: usize) -> Result<bool, NsError> {
-    let pending = t.store.cf(CF_PENDING_DELETE)?;
-    let first = t.store.db.iterator_cf(pending, rocksdb::IteratorMode::Start).next();
+    let first = t.store.scan(CF_PENDING_DELETE, b"", None)?.next();
     let Some(item) = first else { return Ok(false) };
     let (key, _) = item?;
     let root = InodeId(super::keys::leading_u64(&key).ok_or_else(|| NsError::new(ErrorKind::EIO, "bad pending key"))?);

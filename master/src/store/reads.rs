@@ -4,7 +4,6 @@
 use dfs_proto::names::{split_path, validate_name};
 use dfs_proto::wire::namespace::{Attr, DirEntry, Entry, EntryRef, FileKind, ListResponse, NodeRef};
 use dfs_proto::{ChunkHandle, ErrorKind, InodeId, NodeId};
-use rocksdb::{Direction, IteratorMode, ReadOptions};
 
 use super::db::Store;
 use super::error::{fail, NsError};
@@ -19,7 +18,7 @@ pub const LIST_LIMIT_DEFAULT: u32 = 1_000;
 
 impl Store {
     pub fn get_inode(&self, id: InodeId) -> Result<Option<InodeRecord>, NsError> {
-        match self.db.get_pinned_cf(self.cf(CF_INODES)?, inode_key(id))? {
+        match self.read(CF_INODES, &inode_key(id))? {
             Some(v) => Ok(Some(InodeRecord::decode(id, &v)?)),
             None => Ok(None),
         }
@@ -34,7 +33,7 @@ impl Store {
     }
 
     pub fn get_entry(&self, parent: InodeId, name: &str) -> Result<Option<EntryRecord>, NsError> {
-        match self.db.get_pinned_cf(self.cf(CF_ENTRIES)?, entry_key(parent, name))? {
+        match self.read(CF_ENTRIES, &entry_key(parent, name))? {
             Some(v) => Ok(Some(EntryRecord::decode(&v)?)),
             None => Ok(None),
         }
@@ -113,8 +112,7 @@ impl Store {
     /// True when directory `dir` has no entries.
     pub fn is_empty_dir(&self, dir: InodeId) -> Result<bool, NsError> {
         let prefix = entry_prefix(dir);
-        let mut it = self.db.iterator_cf(self.cf(CF_ENTRIES)?, IteratorMode::From(&prefix, Direction::Forward));
-        match it.next() {
+        match self.scan(CF_ENTRIES, &prefix, None)?.next() {
             Some(item) => Ok(!item?.0.starts_with(&prefix)),
             None => Ok(true),
         }
@@ -125,13 +123,10 @@ impl Store {
     pub fn entries_after(&self, dir: InodeId, start_after: Option<&str>, limit: usize) -> Result<Vec<(String, EntryRecord)>, NsError> {
         let prefix = entry_prefix(dir);
         let start = entry_key(dir, start_after.unwrap_or(""));
-        let mut read = ReadOptions::default();
-        let mut upper = prefix.to_vec();
-        upper.extend_from_slice(&[0xff; 256]);
-        read.set_iterate_upper_bound(upper);
-        let mode = IteratorMode::From(&start, Direction::Forward);
+        let mut below = prefix.to_vec();
+        below.extend_from_slice(&[0xff; 256]);
         let mut out = Vec::new();
-        for item in self.db.iterator_cf_opt(self.cf(CF_ENTRIES)?, read, mode) {
+        for item in self.scan(CF_ENTRIES, &start, Some(below))? {
             let (key, value) = item?;
             if !key.starts_with(&prefix) || out.len() >= limit {
                 break;
@@ -148,6 +143,9 @@ impl Store {
     /// How many entries directory `dir` has after `start_after` (all of
     /// them with `None`), counting no further than `cap`: keys only.
     pub fn count_entries(&self, dir: InodeId, start_after: Option<&str>, cap: usize) -> Result<usize, NsError> {
+        if self.pending().is_some() {
+            return Ok(self.entries_after(dir, start_after, cap)?.len());
+        }
         let prefix = entry_prefix(dir);
         let start = entry_key(dir, start_after.unwrap_or(""));
         let mut it = self.db.raw_iterator_cf(self.cf(CF_ENTRIES)?);
@@ -181,12 +179,10 @@ impl Store {
         let more = found.len() > limit;
         found.truncate(limit);
         let last_scanned = found.last().map(|(name, _)| name.clone());
-        let cf = self.cf(CF_INODES)?;
-        let keys: Vec<_> = found.iter().map(|(_, e)| (cf, inode_key(e.child))).collect();
         let mut entries = Vec::with_capacity(found.len());
-        for ((name, entry), value) in found.into_iter().zip(self.db.multi_get_cf(keys)) {
-            match value? {
-                Some(v) => entries.push(DirEntry { name, attr: InodeRecord::decode(entry.child, &v)?.attr }),
+        for ((name, entry), value) in found.iter().zip(self.inodes_of(&found)?) {
+            match value {
+                Some(v) => entries.push(DirEntry { name: name.clone(), attr: InodeRecord::decode(entry.child, &v)?.attr }),
                 // Removed between the scan and the read: leave it out.
                 None => continue,
             }
@@ -195,8 +191,19 @@ impl Store {
         Ok(ListResponse { entries, next_start_after })
     }
 
+    /// The stored inode records of the entries' children, in order: one
+    /// multi-get, unless pending writes stand in front of the store.
+    fn inodes_of(&self, found: &[(String, EntryRecord)]) -> Result<Vec<Option<Vec<u8>>>, NsError> {
+        if self.pending().is_some() {
+            return found.iter().map(|(_, e)| Ok(self.read(CF_INODES, &inode_key(e.child))?.map(|v| v.to_vec()))).collect();
+        }
+        let cf = self.cf(CF_INODES)?;
+        let keys: Vec<_> = found.iter().map(|(_, e)| (cf, inode_key(e.child))).collect();
+        self.db.multi_get_cf(keys).into_iter().map(|v| Ok(v?)).collect()
+    }
+
     pub fn chunk(&self, inode: InodeId, index: u64) -> Result<Option<ChunkRecord>, NsError> {
-        match self.db.get_pinned_cf(self.cf(CF_CHUNKS)?, chunk_key(inode, index))? {
+        match self.read(CF_CHUNKS, &chunk_key(inode, index))? {
             Some(v) => Ok(Some(ChunkRecord::decode(&v)?)),
             None => Ok(None),
         }
@@ -207,7 +214,7 @@ impl Store {
         let start = chunk_key(inode, first);
         let prefix = inode_key(inode);
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::From(&start, Direction::Forward)) {
+        for item in self.scan(CF_CHUNKS, &start, None)? {
             let (key, value) = item?;
             if !key.starts_with(&prefix) || out.len() >= count {
                 break;
@@ -222,7 +229,7 @@ impl Store {
     /// rebuild the in-memory chunk map.
     pub fn all_chunks(&self) -> Result<Vec<(InodeId, u64, ChunkRecord)>, NsError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start) {
+        for item in self.scan(CF_CHUNKS, b"", None)? {
             let (key, value) = item?;
             let (Some(inode), Some(index)) = (leading_u64(&key), key.get(8..).and_then(leading_u64)) else {
                 return fail(ErrorKind::EIO, "bad chunk key");
@@ -236,7 +243,7 @@ impl Store {
     /// `limit`: (handle, when it was removed in ns; 0 if not recorded).
     pub fn deleted_chunks(&self, limit: usize) -> Result<Vec<(ChunkHandle, i64)>, NsError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_DELETED_CHUNKS)?, IteratorMode::Start).take(limit) {
+        for item in self.scan(CF_DELETED_CHUNKS, b"", None)?.take(limit) {
             let (key, value) = item?;
             let Some(handle) = leading_u64(&key) else { return fail(ErrorKind::EIO, "bad deleted-chunk key") };
             let at = value.get(..8).map_or(0, |b| i64::from_be_bytes(b.try_into().unwrap_or([0; 8])));
@@ -247,7 +254,7 @@ impl Store {
 
     /// The chunkservers being decommissioned (drained).
     pub fn decommissioned(&self) -> Result<Vec<NodeId>, NsError> {
-        let Some(v) = self.db.get_pinned_cf(self.cf(CF_META)?, META_DECOMMISSIONED)? else { return Ok(Vec::new()) };
+        let Some(v) = self.read(CF_META, META_DECOMMISSIONED)? else { return Ok(Vec::new()) };
         if v.len() % 16 != 0 {
             return fail(ErrorKind::EIO, "bad decommissioned-nodes record");
         }
@@ -256,21 +263,21 @@ impl Store {
 
     /// Whether client sessions (mounts) ever held files open here.
     pub fn had_open_sessions(&self) -> Result<bool, NsError> {
-        Ok(self.db.get_pinned_cf(self.cf(CF_META)?, META_HAD_OPEN_SESSIONS)?.is_some())
+        Ok(self.read(CF_META, META_HAD_OPEN_SESSIONS)?.is_some())
     }
 
     /// Up to `limit` of the files kept after their last name went,
     /// because they were open.
     pub fn orphans(&self, limit: usize) -> Result<Vec<InodeId>, NsError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_ORPHANS)?, IteratorMode::Start).take(limit) {
+        for item in self.scan(CF_ORPHANS, b"", None)?.take(limit) {
             out.extend(leading_u64(&item?.0).map(InodeId));
         }
         Ok(out)
     }
 
     pub fn is_orphan(&self, inode: InodeId) -> Result<bool, NsError> {
-        Ok(self.db.get_pinned_cf(self.cf(CF_ORPHANS)?, inode_key(inode))?.is_some())
+        Ok(self.read(CF_ORPHANS, &inode_key(inode))?.is_some())
     }
 
     pub fn readlink(&self, node: &NodeRef, who: &Who) -> Result<String, NsError> {

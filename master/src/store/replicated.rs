@@ -2,10 +2,12 @@
 //! write batches another master made, as they are, and knowing which
 //! entry of the group's log the store holds up to.
 //!
-//! A leader makes each change as a single master does (`Txn::commit`: a
-//! RocksDB write batch, with the ids, times and versions it chose), and the
-//! batch is what the group replicates: applying it gives every master the
-//! same keys, with nothing computed again. Each applied entry writes the
+//! A leader decides a group of changes as a single master does, with the
+//! ids, times and versions it chose, but into pending writes (`pending.rs`)
+//! rather than RocksDB; their batch is what the group replicates, and
+//! every master, the leader too, writes it when the entry commits:
+//! applying it gives every master the same keys, with nothing computed
+//! again. Each applied entry writes the
 //! group's state it brings the store to ([`META_RAFT_STATE`], opaque here:
 //! `raft::machine` encodes it) in the same atomic batch, so the store never
 //! holds an entry without knowing it does, through crashes (the metadata
@@ -20,20 +22,13 @@ use super::error::NsError;
 use super::keys::{ALL_CFS, CF_META, META_RAFT_STATE};
 
 impl Store {
-    /// Applies an entry's `batches` (a leader's write batches, in order),
-    /// the group's new `state` in the same write as the last (not yet
-    /// durable: see `sync`). Each batch sets keys to values, so one applied
-    /// again after a crash between these writes ends the same.
-    pub fn apply_replicated<'a>(&self, batches: impl IntoIterator<Item = &'a [u8]>, state: &[u8]) -> Result<(), NsError> {
-        let mut last: Option<WriteBatch> = None;
-        for batch in batches {
-            if let Some(before) = last.replace(WriteBatch::from_data(batch)) {
-                self.write_tapped(before, false)?;
-            }
-        }
-        let mut last = last.unwrap_or_default();
-        last.put_cf(self.cf(CF_META)?, META_RAFT_STATE, state);
-        self.write_tapped(last, false)
+    /// Applies an entry's `batch` (a leader's pending writes; none for an
+    /// entry of the group's own) with the group's new `state`, in one
+    /// atomic write (not yet durable: see `sync`).
+    pub fn apply_replicated(&self, batch: Option<&[u8]>, state: &[u8]) -> Result<(), NsError> {
+        let mut batch = batch.map(WriteBatch::from_data).unwrap_or_default();
+        batch.put_cf(self.cf(CF_META)?, META_RAFT_STATE, state);
+        self.write(batch)
     }
 
     /// The group's state last applied, if the store has applied any.

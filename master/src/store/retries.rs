@@ -59,7 +59,7 @@ impl Store {
     /// The answer kept for `call`, if it was applied within the window
     /// before `now_ns`.
     pub fn retried(&self, call: &CallKey, now_ns: i64) -> Result<Option<Applied>, NsError> {
-        let Some(v) = self.db.get_pinned_cf(self.cf(CF_RETRIES)?, call.key())? else { return Ok(None) };
+        let Some(v) = self.read(CF_RETRIES, &call.key())? else { return Ok(None) };
         let at = made_at(&v).ok_or_else(|| NsError::new(dfs_proto::ErrorKind::EIO, "a retry-cache entry is short"))?;
         if expired(at, now_ns) {
             return Ok(None);

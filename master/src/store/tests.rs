@@ -818,3 +818,82 @@ fn the_retry_cache_survives_a_reopen_and_expires_after_its_window() {
     let left: Vec<_> = store.db.iterator_cf(cf, rocksdb::IteratorMode::Start).map(|kv| kv.unwrap().0.to_vec()).collect();
     assert_eq!(left, vec![b"ku\0c2".to_vec()]);
 }
+
+/// Every key of the store, by column family, but those that differ
+/// between any two stores (cluster id, log epoch) and the Raft group's
+/// state.
+pub(crate) fn keys(store: &Store) -> std::collections::BTreeMap<(String, Vec<u8>), Vec<u8>> {
+    use super::keys::{ALL_CFS, CF_META, META_CLUSTER_ID, META_LOG_EPOCH, META_RAFT_STATE};
+    let own = [META_CLUSTER_ID, META_LOG_EPOCH, META_RAFT_STATE];
+    let mut all = std::collections::BTreeMap::new();
+    for name in ALL_CFS {
+        for item in store.db.iterator_cf(store.cf(name).unwrap(), rocksdb::IteratorMode::Start) {
+            let (k, v) = item.unwrap();
+            if name == CF_META && own.contains(&&*k) {
+                continue;
+            }
+            all.insert((name.to_string(), k.to_vec()), v.to_vec());
+        }
+    }
+    all
+}
+
+/// One reaper step at time 1; whether more is left.
+fn reap_now(store: &Store) -> bool {
+    let mut txn = super::txn::Txn::new(store, store.counters().unwrap(), 1);
+    let more = super::mutations::reap_step(&mut txn, 3).unwrap();
+    txn.commit().unwrap();
+    more
+}
+
+/// A Raft leader's writer decides through pending writes: each mutation
+/// sees the writes decided before it (reads, scans, listings, counters),
+/// RocksDB gets none of them, and their one batch, written, leaves the
+/// store key for key as deciding them on the store itself does.
+#[test]
+fn deciding_through_pending_writes_equals_writing_directly() {
+    use dfs_proto::wire::xattrs::XattrSetMode::Either;
+    // Two copies of one new store: the root's times are the same.
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    drop(Store::open(a.path()).unwrap());
+    for file in std::fs::read_dir(a.path()).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), b.path().join(file.file_name())).unwrap();
+    }
+    let direct = Store::open(a.path()).unwrap();
+    let base = Store::open(b.path()).unwrap();
+    let decided = base.with_pending(Default::default());
+    let before = keys(&base);
+    let file = |path: &str| Mutation::Create(CreateRequest { at: at(path), exclusive: true, ..Default::default() });
+    let mut steps = vec![
+        Mutation::Mkdir(MkdirRequest { at: at("/d/e"), parents: true, ..Default::default() }),
+        file("/d/f"),
+        file("/d/g"),
+        Mutation::Symlink(SymlinkRequest { at: at("/d/s"), target: "f".into(), uid: None, gid: None }),
+        link("/d/f", "/h"),
+        set_xattr("/d/f", "user.a", b"1", Either),
+        Mutation::Rename(RenameRequest { src: at("/d/g"), dst: at("/d/e/g"), noreplace: false }),
+        Mutation::Mkdir(MkdirRequest { at: at("/t/u"), parents: true, ..Default::default() }),
+    ];
+    steps.extend((0..8).map(|i| file(&format!("/t/u/x{i}"))));
+    steps.extend([Mutation::Delete(DeleteRequest { at: at("/t"), recursive: true }), unlink("/h")]);
+    for (i, m) in steps.into_iter().enumerate() {
+        let t = 1_000 + i as i64;
+        let (want, got) = (apply_at(&direct, m.clone(), t), apply_at(&decided, m.clone(), t));
+        assert_eq!(format!("{got:?}"), format!("{want:?}"), "{m:?}");
+    }
+    let f = decided.resolve_path("/d/f", &Who::root()).unwrap().attr.inode;
+    for store in [&direct, &decided] {
+        apply_now(store, Mutation::AddChunk { inode: f, index: 0 }).unwrap();
+    }
+    let freed = |s: &Store| std::iter::from_fn(|| Some(reap_now(s))).take_while(|more| *more).count();
+    assert_eq!(freed(&decided), freed(&direct));
+    let list = |s: &Store| s.list(&NodeRef { path: Some("/d".into()), inode: None }, None, None, &Who::root()).unwrap();
+    assert_eq!(list(&decided), list(&direct));
+    assert_eq!(decided.count_entries(InodeId::ROOT, None, 100).unwrap(), direct.count_entries(InodeId::ROOT, None, 100).unwrap());
+    assert_eq!(keys(&base), before, "a pending write reached RocksDB");
+    base.write(decided.take_pending().unwrap()).unwrap();
+    assert_eq!(keys(&base), keys(&direct));
+    assert!(decided.take_pending().unwrap().is_empty(), "the pending writes were not emptied");
+    assert!(base.check().unwrap().ok);
+}

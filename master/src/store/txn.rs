@@ -1,17 +1,19 @@
 //! One mutation's working set: reads go to RocksDB (through the inodes this
-//! mutation already changed), writes collect in one batch that is applied
-//! atomically at the end, or dropped if the mutation fails.
+//! mutation already changed, and a Raft leader's pending writes), writes
+//! collect in one batch that is applied atomically at the end (added to the
+//! pending writes, on a Raft leader), or dropped if the mutation fails.
 
 use std::collections::HashMap;
 
 use dfs_proto::wire::namespace::{Attr, FileKind};
 use dfs_proto::{ChunkHandle, ErrorKind, InodeId};
-use rocksdb::{Direction, IteratorMode, WriteBatch};
+use rocksdb::WriteBatch;
 
 use super::db::Store;
 use super::error::{fail, NsError};
 use super::held::Held;
 use super::keys::*;
+use super::pending::Pending;
 use super::records::{ChunkRecord, Counters, EntryRecord, InodeRecord};
 
 pub struct Txn<'s> {
@@ -27,11 +29,15 @@ pub struct Txn<'s> {
     dropped: Vec<ChunkHandle>,
     /// The files clients hold open (none known: nothing is kept as an orphan).
     held: Option<&'s Held>,
+    /// Instead of `batch`, when the store has pending writes (a Raft
+    /// leader's writer): what `commit` adds to them.
+    writes: Option<Pending>,
 }
 
 impl<'s> Txn<'s> {
     pub fn new(store: &'s Store, counters: Counters, now_ns: i64) -> Self {
-        Txn { store, batch: WriteBatch::default(), inodes: HashMap::new(), counters, now_ns, dropped: Vec::new(), held: None }
+        let writes = store.pending().map(|_| Pending::default());
+        Txn { store, batch: WriteBatch::default(), inodes: HashMap::new(), counters, now_ns, dropped: Vec::new(), held: None, writes }
     }
 
     /// This transaction keeps files `held` says are open when their last
@@ -115,7 +121,7 @@ impl<'s> Txn<'s> {
         left.attr.nlink = left.attr.nlink.saturating_sub(1);
         left.attr.ctime_ns = self.now_ns;
         if left.attr.nlink == 0 {
-            self.batch.put_cf(self.store.cf(CF_ORPHANS)?, inode_key(left.attr.inode), self.now_ns.to_be_bytes());
+            self.put(CF_ORPHANS, &inode_key(left.attr.inode), &self.now_ns.to_be_bytes())?;
         }
         self.put_inode(left);
         Ok(())
@@ -128,29 +134,29 @@ impl<'s> Txn<'s> {
     }
 
     pub fn forget_orphan(&mut self, inode: InodeId) -> Result<(), NsError> {
-        self.batch.delete_cf(self.store.cf(CF_ORPHANS)?, inode_key(inode));
+        self.delete(CF_ORPHANS, &inode_key(inode))?;
         Ok(())
     }
 
     pub fn put_entry(&mut self, parent: InodeId, name: &str, child: &Attr) -> Result<(), NsError> {
         let value = EntryRecord { child: child.inode, kind: child.kind }.encode();
-        self.batch.put_cf(self.store.cf(CF_ENTRIES)?, entry_key(parent, name), value);
+        self.put(CF_ENTRIES, &entry_key(parent, name), &value)?;
         Ok(())
     }
 
     pub fn delete_entry(&mut self, parent: InodeId, name: &str) -> Result<(), NsError> {
-        self.batch.delete_cf(self.store.cf(CF_ENTRIES)?, entry_key(parent, name));
+        self.delete(CF_ENTRIES, &entry_key(parent, name))?;
         Ok(())
     }
 
     pub fn add_pending_delete(&mut self, root: InodeId) -> Result<(), NsError> {
-        self.batch.put_cf(self.store.cf(CF_PENDING_DELETE)?, inode_key(root), []);
+        self.put(CF_PENDING_DELETE, &inode_key(root), &[])?;
         self.counters.pending_delete += 1;
         Ok(())
     }
 
     pub fn remove_pending_delete(&mut self, root: InodeId) -> Result<(), NsError> {
-        self.batch.delete_cf(self.store.cf(CF_PENDING_DELETE)?, inode_key(root));
+        self.delete(CF_PENDING_DELETE, &inode_key(root))?;
         self.counters.pending_delete = self.counters.pending_delete.saturating_sub(1);
         Ok(())
     }
@@ -158,21 +164,19 @@ impl<'s> Txn<'s> {
     /// Drops the chunk records of `inode` from chunk `first_index` on, and
     /// queues their handles for chunk garbage collection, with the time.
     pub fn drop_chunks(&mut self, inode: InodeId, first_index: u64) -> Result<(), NsError> {
-        let chunks = self.store.cf(CF_CHUNKS)?;
         let start = chunk_key(inode, first_index);
         let prefix = inode_key(inode);
         let mut doomed = Vec::new();
-        for item in self.store.db.iterator_cf(chunks, IteratorMode::From(&start, Direction::Forward)) {
+        for item in self.store.scan(CF_CHUNKS, &start, None)? {
             let (key, value) = item?;
             if !key.starts_with(&prefix) {
                 break;
             }
             doomed.push((key, ChunkRecord::decode(&value)?.handle));
         }
-        let deleted = self.store.cf(CF_DELETED_CHUNKS)?;
         for (key, handle) in doomed {
-            self.batch.delete_cf(chunks, key);
-            self.batch.put_cf(deleted, handle.0.to_be_bytes(), self.now_ns.to_be_bytes());
+            self.delete(CF_CHUNKS, &key)?;
+            self.put(CF_DELETED_CHUNKS, &handle.0.to_be_bytes(), &self.now_ns.to_be_bytes())?;
             self.dropped.push(handle);
         }
         Ok(())
@@ -185,54 +189,54 @@ impl<'s> Txn<'s> {
 
     /// Forgets a garbage-collected chunk (its replicas are being deleted).
     pub fn forget_deleted_chunk(&mut self, handle: ChunkHandle) -> Result<(), NsError> {
-        self.batch.delete_cf(self.store.cf(CF_DELETED_CHUNKS)?, handle.0.to_be_bytes());
+        self.delete(CF_DELETED_CHUNKS, &handle.0.to_be_bytes())?;
         Ok(())
     }
 
     pub fn put_meta(&mut self, key: &[u8], value: &[u8]) -> Result<(), NsError> {
-        self.batch.put_cf(self.store.cf(CF_META)?, key, value);
+        self.put(CF_META, key, value)?;
         Ok(())
     }
 
     pub fn delete_meta(&mut self, key: &[u8]) -> Result<(), NsError> {
-        self.batch.delete_cf(self.store.cf(CF_META)?, key);
+        self.delete(CF_META, key)?;
         Ok(())
     }
 
     pub fn put_retry(&mut self, key: &[u8], value: &[u8]) -> Result<(), NsError> {
-        self.batch.put_cf(self.store.cf(CF_RETRIES)?, key, value);
+        self.put(CF_RETRIES, key, value)?;
         Ok(())
     }
 
     pub fn put_user_value(&mut self, key: &[u8], value: &[u8]) -> Result<(), NsError> {
-        self.batch.put_cf(self.store.cf(CF_USERS)?, key, value);
+        self.put(CF_USERS, key, value)?;
         Ok(())
     }
 
     pub fn delete_user_value(&mut self, key: &[u8]) -> Result<(), NsError> {
-        self.batch.delete_cf(self.store.cf(CF_USERS)?, key);
+        self.delete(CF_USERS, key)?;
         Ok(())
     }
 
     pub fn put_xattr(&mut self, inode: InodeId, name: &str, value: &[u8]) -> Result<(), NsError> {
-        self.batch.put_cf(self.store.cf(CF_XATTRS)?, xattr_key(inode, name), value);
+        self.put(CF_XATTRS, &xattr_key(inode, name), value)?;
         Ok(())
     }
 
     pub fn delete_xattr(&mut self, inode: InodeId, name: &str) -> Result<(), NsError> {
-        self.batch.delete_cf(self.store.cf(CF_XATTRS)?, xattr_key(inode, name));
+        self.delete(CF_XATTRS, &xattr_key(inode, name))?;
         Ok(())
     }
 
     /// Moves a chunk record to another file's index (a concat): the chunk
     /// lives on, under a new key.
     pub fn move_chunk(&mut self, from: InodeId, from_index: u64, to: InodeId, to_index: u64, record: &ChunkRecord) -> Result<(), NsError> {
-        self.batch.delete_cf(self.store.cf(CF_CHUNKS)?, chunk_key(from, from_index));
+        self.delete(CF_CHUNKS, &chunk_key(from, from_index))?;
         self.put_chunk(to, to_index, record)
     }
 
     pub fn put_chunk(&mut self, inode: InodeId, index: u64, record: &ChunkRecord) -> Result<(), NsError> {
-        self.batch.put_cf(self.store.cf(CF_CHUNKS)?, chunk_key(inode, index), record.encode());
+        self.put(CF_CHUNKS, &chunk_key(inode, index), &record.encode())?;
         Ok(())
     }
 
@@ -244,15 +248,35 @@ impl<'s> Txn<'s> {
 
     /// Applies the batch (not yet synced: the writer syncs once per group).
     pub fn commit(mut self) -> Result<Counters, NsError> {
-        let inodes = self.store.cf(CF_INODES)?;
-        for (id, record) in self.inodes.drain() {
+        for (id, record) in std::mem::take(&mut self.inodes) {
             match record {
-                Some(r) => self.batch.put_cf(inodes, inode_key(id), r.encode()),
-                None => self.batch.delete_cf(inodes, inode_key(id)),
+                Some(r) => self.put(CF_INODES, &inode_key(id), &r.encode())?,
+                None => self.delete(CF_INODES, &inode_key(id))?,
             }
         }
-        self.batch.put_cf(self.store.cf(CF_META)?, META_COUNTERS, self.counters.encode());
-        self.store.write(self.batch)?;
+        self.put(CF_META, META_COUNTERS, &self.counters.encode())?;
+        match self.writes {
+            // A Raft leader's writer: on top of the writes before, for the
+            // group's entry (`pending.rs`).
+            Some(writes) => self.store.pending().ok_or_else(|| NsError::new(ErrorKind::EIO, "pending writes gone"))?.absorb(writes),
+            None => self.store.write(self.batch)?,
+        }
         Ok(self.counters)
+    }
+
+    fn put(&mut self, cf: &'static str, key: &[u8], value: &[u8]) -> Result<(), NsError> {
+        match &mut self.writes {
+            Some(writes) => writes.put(cf, key, value),
+            None => self.batch.put_cf(self.store.cf(cf)?, key, value),
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, cf: &'static str, key: &[u8]) -> Result<(), NsError> {
+        match &mut self.writes {
+            Some(writes) => writes.delete(cf, key),
+            None => self.batch.delete_cf(self.store.cf(cf)?, key),
+        }
+        Ok(())
     }
 }

@@ -7,7 +7,6 @@ use dfs_proto::auth::keys::unhex;
 use dfs_proto::auth::user::check_name;
 use dfs_proto::wire::users::{AddUserRequest, UserInfo};
 use dfs_proto::ErrorKind;
-use rocksdb::{Direction, IteratorMode};
 use serde::{Deserialize, Serialize};
 
 use super::db::Store;
@@ -65,7 +64,7 @@ impl Store {
     /// Every user and every group (name, gid), each in name order.
     pub fn users_and_groups(&self) -> Result<(Vec<UserRecord>, Groups), NsError> {
         let (mut users, mut groups) = (Vec::new(), Vec::new());
-        for item in self.db.iterator_cf(self.cf(CF_USERS)?, IteratorMode::From(b"", Direction::Forward)) {
+        for item in self.scan(CF_USERS, b"", None)? {
             let (k, v) = item?;
             if let Some(name) = k.strip_prefix(USER_PREFIX) {
                 let record: UserRecord = serde_json::from_slice(&v).map_err(|_| corrupt("user"))?;

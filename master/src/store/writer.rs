@@ -2,7 +2,9 @@
 //! its mutation; if nobody is applying, the request leads: on its own
 //! thread it applies every queued mutation, each as its own atomic batch,
 //! syncs the metadata log once for the whole group and only then answers
-//! them. Requests that arrive meanwhile wait for the next group.
+//! them. Requests that arrive meanwhile wait for the next group. (On a
+//! Raft leader the sync is a proposal instead: see [`Commit`]; its groups
+//! are led on blocking threads, since they wait for the network.)
 //!
 //! Why the request's own thread: handing each mutation to a writer thread
 //! and the answer back cost two thread wake-ups (~50 µs on a 2-core VM, a
@@ -57,6 +59,31 @@ impl WriterConfig {
     }
 }
 
+/// How a group of mutations (or a reaper step) is made durable before it
+/// is answered.
+pub trait Commit: Send + Sync {
+    /// Makes what the writer wrote since the last call durable; an error
+    /// fails the group, and nothing of it may be durable but through a
+    /// retry cache's eyes (the caller's retry gets the first answer).
+    fn commit(&self, store: &Store) -> Result<(), NsError>;
+    /// Whether `commit` blocks for long (a network round): the group is
+    /// then never led on a runtime worker.
+    fn blocks(&self) -> bool;
+}
+
+/// A single master: one sync of the metadata log.
+struct LogSync;
+
+impl Commit for LogSync {
+    fn commit(&self, store: &Store) -> Result<(), NsError> {
+        store.sync()
+    }
+
+    fn blocks(&self) -> bool {
+        false
+    }
+}
+
 /// A mutation's outcome and the directories it changed (as they are after it).
 pub type Applied = (Outcome, Vec<Attr>);
 
@@ -83,6 +110,7 @@ struct Shared {
     on_dropped: Mutex<Option<DroppedHook>>,
     /// The files clients hold open.
     held: Arc<Held>,
+    commit: Arc<dyn Commit>,
 }
 
 /// Receives the chunks a durable group of mutations made garbage.
@@ -108,6 +136,12 @@ impl Writer {
     /// Starts the writer; it frees removed subtrees left from a previous run
     /// in the background.
     pub fn start(store: Store, config: WriterConfig) -> Result<Writer, NsError> {
+        Writer::start_committing(store, config, Arc::new(LogSync))
+    }
+
+    /// As `start`, with groups made durable by `commit` (a Raft leader's:
+    /// `store` has pending writes, and `commit` proposes them).
+    pub fn start_committing(store: Store, config: WriterConfig, commit: Arc<dyn Commit>) -> Result<Writer, NsError> {
         let counters = store.counters()?;
         let reaping = counters.pending_delete > 0;
         let shared = Shared {
@@ -118,6 +152,7 @@ impl Writer {
             counters: Mutex::new(counters),
             on_dropped: Mutex::new(None),
             held: Arc::new(Held::new(config.open_files_timeout)),
+            commit,
         };
         let writer = Writer { shared: Arc::new(shared) };
         if reaping {
@@ -194,7 +229,7 @@ impl Writer {
     async fn lead_here(&self) {
         let on_workers = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread && h.metrics().num_workers() > 1);
-        if !on_workers {
+        if !on_workers || self.shared.commit.blocks() {
             let shared = self.shared.clone();
             if tokio::task::spawn_blocking(move || shared.lead_until_idle()).await.is_err() {
                 tracing::error!("the namespace writer failed");
@@ -282,9 +317,10 @@ impl Shared {
                 .map(|(m, who, call, _)| apply_one(&self.store, &self.held, &mut counters, (m, who, call.as_ref()), &self.config, &mut dropped))
                 .collect()
         };
-        let synced = self.store.sync();
-        if synced.is_ok() {
-            self.tell_dropped(dropped);
+        let synced = self.commit();
+        match synced {
+            Ok(()) => self.tell_dropped(dropped),
+            Err(_) => self.recount(),
         }
         // New removals may be what a halted reaper was missing: try again.
         self.lock().reaper_halted = false;
@@ -294,6 +330,28 @@ impl Shared {
                 (_, r) => r,
             };
             let _ = reply.send(answer); // the caller may have gone; nothing to do
+        }
+    }
+
+    /// Makes the writes so far durable. With pending writes (a Raft
+    /// leader), those of a failed commit are dropped.
+    fn commit(&self) -> Result<(), NsError> {
+        let committed = self.commit.commit(&self.store);
+        if committed.is_err() && self.store.pending().is_some() {
+            let _ = self.store.take_pending();
+        }
+        committed
+    }
+
+    /// The counters as the store has them, after a group failed to commit
+    /// on a Raft leader: they counted the group's dropped writes.
+    fn recount(&self) {
+        if self.store.pending().is_none() {
+            return; // a single master's failed sync: the writes are in RocksDB
+        }
+        match self.store.counters() {
+            Ok(c) => *self.counters() = c,
+            Err(e) => tracing::error!(error = %e, "the namespace counters could not be read again"),
         }
     }
 
@@ -312,7 +370,7 @@ impl Shared {
         let mut counters = self.counters();
         let mut txn = Txn::new(&self.store, *counters, now_ns()).keeping_open(&self.held);
         let step = reap_step(&mut txn, self.config.reap_batch).and_then(|more| Ok((more, txn.take_dropped(), txn.commit()?)));
-        let halt = match step.and_then(|(more, d, c)| self.store.sync().map(|_| (more, d, c))) {
+        let halt = match step.and_then(|(more, d, c)| self.commit().map(|_| (more, d, c))) {
             Ok((more, dropped, c)) => {
                 *counters = c;
                 self.tell_dropped(dropped);

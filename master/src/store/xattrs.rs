@@ -7,7 +7,6 @@
 use dfs_proto::wire::namespace::{Attr, NodeRef};
 use dfs_proto::wire::xattrs::*;
 use dfs_proto::{ErrorKind, InodeId};
-use rocksdb::{Direction, IteratorMode};
 
 use super::db::Store;
 use super::error::{fail, NsError};
@@ -45,7 +44,7 @@ impl Store {
     fn scan_xattrs<T>(&self, inode: InodeId, each: impl Fn(String, &[u8]) -> T) -> Result<Vec<T>, NsError> {
         let prefix = inode_key(inode);
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_XATTRS)?, IteratorMode::From(&prefix, Direction::Forward)) {
+        for item in self.scan(CF_XATTRS, &prefix, None)? {
             let (key, value) = item?;
             if !key.starts_with(&prefix) {
                 break;
@@ -63,7 +62,7 @@ impl Store {
 
     /// One attribute's value, whoever asks.
     pub fn xattr(&self, inode: InodeId, name: &str) -> Result<Option<Vec<u8>>, NsError> {
-        Ok(self.db.get_cf(self.cf(CF_XATTRS)?, xattr_key(inode, name))?)
+        Ok(self.read(CF_XATTRS, &xattr_key(inode, name))?.map(|v| v.to_vec()))
     }
 
     /// One attribute's value, as `who` may read it (ENODATA if missing).

@@ -1,9 +1,10 @@
 //! The store as a state machine: openraft's storage suite on the real log
 //! store and store, and what matters to dfs beyond it: a master applying
 //! a leader's batches ends with the leader's namespace, key for key; the
-//! leader itself only records them; a snapshot carries it to a new master.
+//! leader's store holds none of a group's writes before its entry is
+//! applied; a snapshot carries it to a new master.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use dfs_proto::wire::namespace::*;
 use openraft::storage::RaftStateMachine;
@@ -13,8 +14,8 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::raft::log_store::LogStore;
-use crate::store::keys::{ALL_CFS, META_CLUSTER_ID, META_LOG_EPOCH, META_RAFT_STATE};
 use crate::store::mutations::Mutation;
+pub(crate) use crate::store::tests::keys;
 use crate::store::{Writer, WriterConfig};
 
 struct Fresh;
@@ -23,7 +24,7 @@ impl StoreBuilder<Group, LogStore<Group>, StoreMachine, TempDir> for Fresh {
     async fn build(&self) -> Result<(TempDir, LogStore<Group>, StoreMachine), Error> {
         let dir = tempfile::tempdir().unwrap();
         let log = LogStore::open(&dir.path().join("raft-log"))?;
-        let machine = StoreMachine::new(Store::open(dir.path()).unwrap(), dir.path(), Origin::now(1))?;
+        let machine = StoreMachine::new(Store::open(dir.path()).unwrap(), dir.path())?;
         Ok((dir, log, machine))
     }
 }
@@ -31,24 +32,6 @@ impl StoreBuilder<Group, LogStore<Group>, StoreMachine, TempDir> for Fresh {
 #[test]
 fn passes_openraft_storage_suite() {
     Suite::test_all(Fresh).unwrap();
-}
-
-/// Every key of the store but those of the master itself (its cluster id
-/// as bootstrapped, its log's epoch) and the group's state.
-pub(crate) fn keys(store: &Store) -> BTreeMap<(String, Vec<u8>), Vec<u8>> {
-    let own = [META_CLUSTER_ID, META_LOG_EPOCH, META_RAFT_STATE];
-    let mut all = BTreeMap::new();
-    for name in ALL_CFS {
-        let cf = store.cf(name).unwrap();
-        for item in store.db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
-            let (k, v) = item.unwrap();
-            if name == crate::store::keys::CF_META && own.contains(&&*k) {
-                continue;
-            }
-            all.insert((name.to_string(), k.to_vec()), v.to_vec());
-        }
-    }
-    all
 }
 
 fn entry(index: u64, payload: EntryPayload<Group>) -> Entry<Group> {
@@ -59,8 +42,14 @@ fn at(path: &str) -> EntryRef {
     EntryRef::path(path)
 }
 
-/// What a leader's writer makes of some mutations, one command per group.
-async fn leader_commands(writer: &Writer, store: &Store, origin: Origin) -> Vec<Command> {
+/// A leader at work: each group of mutations decided through pending
+/// writes (its store untouched meanwhile), then its entry applied; the
+/// entries, from index 1 (a blank one, as a new leader's).
+async fn lead(leader: &mut StoreMachine) -> Vec<Entry<Group>> {
+    let decided = leader.store().with_pending(Arc::default());
+    let writer = Writer::start(decided.clone(), WriterConfig::for_tests()).unwrap();
+    let mut entries = vec![entry(1, EntryPayload::Blank)];
+    leader.apply(entries.clone()).await.unwrap();
     let groups = [
         vec![Mutation::Mkdir(MkdirRequest { at: at("/a"), ..Default::default() })],
         vec![
@@ -70,15 +59,20 @@ async fn leader_commands(writer: &Writer, store: &Store, origin: Origin) -> Vec<
         vec![Mutation::Rename(RenameRequest { src: at("/a/f"), dst: at("/h"), noreplace: false })],
         vec![Mutation::Delete(DeleteRequest { at: at("/a"), recursive: true })],
     ];
-    let mut commands = Vec::new();
     for group in groups {
+        let before = keys(leader.store());
         for m in group {
             writer.submit(m).await.unwrap();
         }
-        let batches = store.take_tapped().into_iter().map(Batch).collect();
-        commands.push(Command { origin, batches });
+        assert_eq!(keys(leader.store()), before, "a group's writes reached the store before its entry was applied");
+        let batch = Batch(decided.take_pending().unwrap().data().to_vec());
+        let next = entry(entries.len() as u64 + 1, EntryPayload::Normal(Command { batch }));
+        leader.apply([next.clone()]).await.unwrap();
+        assert_ne!(keys(leader.store()), before, "the entry applied changed nothing");
+        entries.push(next);
     }
-    commands
+    writer.close();
+    entries
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -89,45 +83,26 @@ fn runtime() -> tokio::runtime::Runtime {
 fn a_master_applying_a_leaders_batches_ends_with_its_namespace() {
     runtime().block_on(async {
         let (leader_dir, follower_dir, new_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let leader_store = Store::open(leader_dir.path()).unwrap();
-        leader_store.tap(true);
-        let config = WriterConfig::for_tests();
-        let writer = Writer::start(leader_store.clone(), config).unwrap();
-        let me = Origin::now(1);
-        let commands = leader_commands(&writer, &leader_store, me).await;
-        writer.close();
-        assert!(commands.iter().all(|c| !c.batches.is_empty()), "every group made batches");
-        let entries = |commands: &[Command]| -> Vec<Entry<Group>> {
-            let mut all = vec![entry(1, EntryPayload::Blank)];
-            all.extend(commands.iter().enumerate().map(|(i, c)| entry(i as u64 + 2, EntryPayload::Normal(c.clone()))));
-            all
-        };
+        let mut leader = StoreMachine::new(Store::open(leader_dir.path()).unwrap(), leader_dir.path()).unwrap();
+        let entries = lead(&mut leader).await;
 
-        let mut follower = StoreMachine::new(Store::open(follower_dir.path()).unwrap(), follower_dir.path(), Origin::now(2)).unwrap();
-        assert_ne!(keys(follower.store()), keys(&leader_store), "a new store differs from the leader's (the test proves nothing otherwise)");
-        follower.apply(entries(&commands)).await.unwrap();
-        assert_eq!(keys(follower.store()), keys(&leader_store), "the follower's namespace is not the leader's");
-
-        // The leader, applying its own committed entries, writes only the
-        // group's state: nothing is applied twice.
-        let before = keys(&leader_store);
-        let mut leader = StoreMachine::new(leader_store.clone(), leader_dir.path(), me).unwrap();
-        leader.apply(entries(&commands)).await.unwrap();
-        assert_eq!(keys(&leader_store), before);
-        let last = Some(LogId::new(CommittedLeaderId::new(1, 1), commands.len() as u64 + 1));
+        let mut follower = StoreMachine::new(Store::open(follower_dir.path()).unwrap(), follower_dir.path()).unwrap();
+        assert_ne!(keys(follower.store()), keys(leader.store()), "a new store differs from the leader's (the test proves nothing otherwise)");
+        follower.apply(entries.clone()).await.unwrap();
+        assert_eq!(keys(follower.store()), keys(leader.store()), "the follower's namespace is not the leader's");
+        let last = entries.last().map(|e| e.log_id);
         assert_eq!(leader.applied_state().await.unwrap().0, last);
         assert_eq!(follower.applied_state().await.unwrap().0, last);
-        assert!(leader_store.take_tapped().is_empty(), "recording the group's state was tapped for proposing");
 
         // A restarted follower knows where it is.
         drop(follower);
-        let mut follower = StoreMachine::new(Store::open(follower_dir.path()).unwrap(), follower_dir.path(), Origin::now(2)).unwrap();
+        let mut follower = StoreMachine::new(Store::open(follower_dir.path()).unwrap(), follower_dir.path()).unwrap();
         assert_eq!(follower.applied_state().await.unwrap().0, last);
 
         // A snapshot of the follower brings a new master to the same state.
         let snapshot = follower.get_snapshot_builder().await.build_snapshot().await.unwrap();
         assert_eq!(snapshot.meta.last_log_id, last);
-        let mut new = StoreMachine::new(Store::open(new_dir.path()).unwrap(), new_dir.path(), Origin::now(3)).unwrap();
+        let mut new = StoreMachine::new(Store::open(new_dir.path()).unwrap(), new_dir.path()).unwrap();
         let mut receiving = new.begin_receiving_snapshot().await.unwrap();
         let mut from = snapshot.snapshot;
         tokio::io::copy(&mut from, &mut *receiving).await.unwrap();
@@ -138,7 +113,7 @@ fn a_master_applying_a_leaders_batches_ends_with_its_namespace() {
         assert_eq!(new.get_current_snapshot().await.unwrap().unwrap().meta, snapshot.meta);
         // ...and it survives a restart.
         drop(new);
-        let mut new = StoreMachine::new(Store::open(new_dir.path()).unwrap(), new_dir.path(), Origin::now(3)).unwrap();
+        let mut new = StoreMachine::new(Store::open(new_dir.path()).unwrap(), new_dir.path()).unwrap();
         assert_eq!(new.applied_state().await.unwrap().0, last);
     });
 }
@@ -147,12 +122,12 @@ fn a_master_applying_a_leaders_batches_ends_with_its_namespace() {
 fn a_snapshot_is_not_installed_under_a_store_in_use() {
     runtime().block_on(async {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let mut source = StoreMachine::new(Store::open(a.path()).unwrap(), a.path(), Origin::now(1)).unwrap();
+        let mut source = StoreMachine::new(Store::open(a.path()).unwrap(), a.path()).unwrap();
         source.apply([entry(1, EntryPayload::Blank)]).await.unwrap();
         let snapshot = source.get_snapshot_builder().await.build_snapshot().await.unwrap();
         let store = Store::open(b.path()).unwrap();
         let _elsewhere = store.clone();
-        let mut target = StoreMachine::new(store, b.path(), Origin::now(2)).unwrap();
+        let mut target = StoreMachine::new(store, b.path()).unwrap();
         let mut receiving = target.begin_receiving_snapshot().await.unwrap();
         let mut from = snapshot.snapshot;
         tokio::io::copy(&mut from, &mut *receiving).await.unwrap();
