@@ -132,14 +132,25 @@ async fn group(auth: &Arc<ClusterAuth>, cut: &Cut) -> Vec<Node> {
     nodes
 }
 
+/// A runtime for one test: two workers, as the machine has cores.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// A group of three under one key, with `cut` between them, once its
+/// members agree on a leader: the key, the nodes, the leader's id.
+async fn started(cut: &Cut) -> (Arc<ClusterAuth>, Vec<Node>, NodeId) {
+    let auth = ClusterAuth::fixed(KeyRing::single(ClusterKey::generate()));
+    let nodes = group(&auth, cut).await;
+    let first = leader(&nodes.iter().collect::<Vec<_>>(), Duration::from_secs(10)).await;
+    (auth, nodes, first)
+}
+
 #[test]
 fn three_masters_replicate_the_leaders_batches_and_survive_its_loss() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async {
-        let auth = ClusterAuth::fixed(KeyRing::single(ClusterKey::generate()));
-        let mut nodes = group(&auth, &Cut::default()).await;
+    runtime().block_on(async {
+        let (auth, mut nodes, first) = started(&Cut::default()).await;
         let all: Vec<&Node> = nodes.iter().collect();
-        let first = leader(&all, Duration::from_secs(10)).await;
         let lead = &nodes[first as usize - 1];
 
         let index = propose(
@@ -191,13 +202,9 @@ fn three_masters_replicate_the_leaders_batches_and_survive_its_loss() {
 
 #[test]
 fn a_partitioned_leader_acknowledges_nothing_and_rejoins_without_divergence() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async {
-        let auth = ClusterAuth::fixed(KeyRing::single(ClusterKey::generate()));
+    runtime().block_on(async {
         let cut = Cut::default();
-        let mut nodes = group(&auth, &cut).await;
-        let all: Vec<&Node> = nodes.iter().collect();
-        let old = leader(&all, Duration::from_secs(10)).await;
+        let (_auth, mut nodes, old) = started(&cut).await;
         let mut acknowledged = Vec::new();
         for n in 0..5 {
             propose(&nodes[old as usize - 1], mkdir(n)).await;
@@ -253,12 +260,9 @@ fn proposing_writer(node: &Node) -> Writer {
 /// leader's address and changes nothing, however often it is asked.
 #[test]
 fn a_leaders_writer_commits_its_groups_through_the_group() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async {
-        let auth = ClusterAuth::fixed(KeyRing::single(ClusterKey::generate()));
-        let mut nodes = group(&auth, &Cut::default()).await;
+    runtime().block_on(async {
+        let (_auth, mut nodes, first) = started(&Cut::default()).await;
         let all: Vec<&Node> = nodes.iter().collect();
-        let first = leader(&all, Duration::from_secs(10)).await;
         let lead = &nodes[first as usize - 1];
         let writer = proposing_writer(lead);
         writer.submit(mkdir(0).remove(0)).await.unwrap();
