@@ -180,9 +180,10 @@ impl Store {
         found.truncate(limit);
         let last_scanned = found.last().map(|(name, _)| name.clone());
         let mut entries = Vec::with_capacity(found.len());
-        for ((name, entry), value) in found.iter().zip(self.inodes_of(&found)?) {
+        let values = self.inodes_of(&found)?;
+        for ((name, entry), value) in found.into_iter().zip(values) {
             match value {
-                Some(v) => entries.push(DirEntry { name: name.clone(), attr: InodeRecord::decode(entry.child, &v)?.attr }),
+                Some(v) => entries.push(DirEntry { name, attr: InodeRecord::decode(entry.child, &v)?.attr }),
                 // Removed between the scan and the read: leave it out.
                 None => continue,
             }
