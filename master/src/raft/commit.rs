@@ -10,7 +10,7 @@ use openraft::{BasicNode, Raft};
 use tokio::runtime::Handle;
 
 use super::log_store::NodeId;
-use super::machine::{Batch, Command, Group};
+use super::machine::{Command, Group};
 use crate::store::writer::Commit;
 use crate::store::{NsError, Store};
 
@@ -33,8 +33,7 @@ impl Commit for Propose {
         if batch.is_empty() {
             return Ok(());
         }
-        let command = Command { batch: Batch(batch.data().to_vec()) };
-        self.runtime.block_on(self.raft.client_write(command)).map(|_| ()).map_err(not_committed)
+        self.runtime.block_on(self.raft.client_write(Command::of(&batch))).map(|_| ()).map_err(not_committed)
     }
 
     fn blocks(&self) -> bool {

@@ -56,6 +56,13 @@ pub struct Command {
     pub batch: Batch,
 }
 
+impl Command {
+    /// The command carrying `batch` (a leader's pending writes).
+    pub fn of(batch: &rocksdb::WriteBatch) -> Command {
+        Command { batch: Batch(batch.data().to_vec()) }
+    }
+}
+
 /// A RocksDB write batch's bytes (base64 in the log's JSON).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch(pub Vec<u8>);

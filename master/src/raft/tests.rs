@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use super::commit::Propose;
 use super::log_store::{LogStore, NodeId};
 use super::machine::tests::keys;
-use super::machine::{Batch, Command, Group, StoreMachine};
+use super::machine::{Command, Group, StoreMachine};
 use super::network::{routes, Cut, Peers};
 use crate::store::mutations::Mutation;
 use crate::store::{Store, Writer, WriterConfig};
@@ -102,7 +102,7 @@ async fn decide(node: &Node, mutations: Vec<Mutation>) -> Command {
         writer.submit(m).await.unwrap();
     }
     writer.close();
-    Command { batch: Batch(decided.take_pending().unwrap().data().to_vec()) }
+    Command::of(&decided.take_pending().unwrap())
 }
 
 /// Decides `mutations` on `leader` and proposes them; returns the entry's

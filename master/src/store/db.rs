@@ -318,6 +318,11 @@ impl Store {
         Ok(batch)
     }
 
+    /// Whether this handle reads through (and writes to) pending writes.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// The pending writes this handle reads through and writes to, if any.
     pub(crate) fn pending(&self) -> Option<MutexGuard<'_, Pending>> {
         self.pending.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner()))

@@ -57,10 +57,6 @@ impl Pending {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.families.values().all(|f| f.is_empty())
-    }
-
     /// Every write, by column family and key: what a batch applying them
     /// all holds (the last write of each key is the one that counts).
     pub fn writes(&self) -> impl Iterator<Item = (&'static str, &[u8], Option<&[u8]>)> {

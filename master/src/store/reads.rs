@@ -143,7 +143,7 @@ impl Store {
     /// How many entries directory `dir` has after `start_after` (all of
     /// them with `None`), counting no further than `cap`: keys only.
     pub fn count_entries(&self, dir: InodeId, start_after: Option<&str>, cap: usize) -> Result<usize, NsError> {
-        if self.pending().is_some() {
+        if self.has_pending() {
             return Ok(self.entries_after(dir, start_after, cap)?.len());
         }
         let prefix = entry_prefix(dir);
@@ -195,7 +195,7 @@ impl Store {
     /// The stored inode records of the entries' children, in order: one
     /// multi-get, unless pending writes stand in front of the store.
     fn inodes_of(&self, found: &[(String, EntryRecord)]) -> Result<Vec<Option<Vec<u8>>>, NsError> {
-        if self.pending().is_some() {
+        if self.has_pending() {
             return found.iter().map(|(_, e)| Ok(self.read(CF_INODES, &inode_key(e.child))?.map(|v| v.to_vec()))).collect();
         }
         let cf = self.cf(CF_INODES)?;

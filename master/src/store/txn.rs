@@ -36,7 +36,7 @@ pub struct Txn<'s> {
 
 impl<'s> Txn<'s> {
     pub fn new(store: &'s Store, counters: Counters, now_ns: i64) -> Self {
-        let writes = store.pending().map(|_| Pending::default());
+        let writes = store.has_pending().then(Pending::default);
         Txn { store, batch: WriteBatch::default(), inodes: HashMap::new(), counters, now_ns, dropped: Vec::new(), held: None, writes }
     }
 

@@ -337,7 +337,7 @@ impl Shared {
     /// leader), those of a failed commit are dropped.
     fn commit(&self) -> Result<(), NsError> {
         let committed = self.commit.commit(&self.store);
-        if committed.is_err() && self.store.pending().is_some() {
+        if committed.is_err() && self.store.has_pending() {
             let _ = self.store.take_pending();
         }
         committed
@@ -346,7 +346,7 @@ impl Shared {
     /// The counters as the store has them, after a group failed to commit
     /// on a Raft leader: they counted the group's dropped writes.
     fn recount(&self) {
-        if self.store.pending().is_none() {
+        if !self.store.has_pending() {
             return; // a single master's failed sync: the writes are in RocksDB
         }
         match self.store.counters() {

@@ -65,8 +65,7 @@ async fn lead(leader: &mut StoreMachine) -> Vec<Entry<Group>> {
             writer.submit(m).await.unwrap();
         }
         assert_eq!(keys(leader.store()), before, "a group's writes reached the store before its entry was applied");
-        let batch = Batch(decided.take_pending().unwrap().data().to_vec());
-        let next = entry(entries.len() as u64 + 1, EntryPayload::Normal(Command { batch }));
+        let next = entry(entries.len() as u64 + 1, EntryPayload::Normal(Command::of(&decided.take_pending().unwrap())));
         leader.apply([next.clone()]).await.unwrap();
         assert_ne!(keys(leader.store()), before, "the entry applied changed nothing");
         entries.push(next);
