@@ -618,12 +618,18 @@ impl ChunkMap {
     }
 
     /// How many chunks have a replica at (or just above, a bump in flight)
-    /// their version reported, of how many: what safe mode waits for. A
-    /// replica at a version never issued does not count.
+    /// their version reported, of how many (those with committed bytes or
+    /// reported in any state): what safe mode waits for. A replica at a
+    /// version never issued does not count.
     pub fn reported(&self) -> (u64, u64) {
         let judged = |h: &ChunkHandle| self.damaged.get(h).is_some_and(|d| d.values().any(|d| !matches!(d, Damage::Unissued { .. })));
-        let reported = self.chunks.iter().filter(|(h, m)| self.replicas.get(h).is_some_and(|r| r.values().any(|v| *v >= m.version)) || judged(h)).count();
-        (reported as u64, self.chunks.len() as u64)
+        // Not a chunk nothing was committed to that no node has reported in
+        // any state (allocated by a master that died before placing it):
+        // there is nothing to wait for, and waiting would hold safe mode to
+        // its timeout. HDFS's safe mode likewise counts complete blocks only.
+        let holding = self.chunks.iter().filter(|(h, m)| m.length > 0 || !self.untouched(**h));
+        let seen = |(h, m): &(&ChunkHandle, &ChunkMeta)| self.replicas.get(h).is_some_and(|r| r.values().any(|v| *v >= m.version)) || judged(h);
+        holding.fold((0, 0), |(reported, total), c| (reported + seen(&c) as u64, total + 1))
     }
 
     pub fn start_copy(&mut self, handle: ChunkHandle, copy: Copy) {

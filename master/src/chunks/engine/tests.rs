@@ -83,7 +83,9 @@ impl Harness {
                 Command::SetVersion { op, node, .. } => self.step(Event::VersionSet { op, node, ok: ok(node) }),
                 Command::Store { op, .. } => self.step(Event::Stored { op, result: Ok(()) }),
                 Command::Replicate { op, handle, version, .. } => {
-                    let report = ReplicaReport { handle, version, length: 0, dirty: false };
+                    // A whole copy: the chunk's committed bytes.
+                    let length = self.e.map().chunk(handle).map_or(0, |m| m.length);
+                    let report = ReplicaReport { handle, version, length, dirty: false };
                     self.step(Event::Copied { op, result: Ok(report) })
                 }
                 other => {
@@ -309,9 +311,9 @@ fn safe_mode_holds_copies_and_leases_until_the_replicas_report() {
     let t0 = Instant::now();
     let mut map = ChunkMap::default();
     map.set_file(InodeId(2), FileMeta { replication: 3, chunk_size: 64 << 20 });
-    map.record_chunk(ChunkHandle(7), crate::chunks::chunk_map::ChunkMeta { inode: InodeId(2), index: 0, version: ChunkVersion(4), length: 0 });
+    map.record_chunk(ChunkHandle(7), crate::chunks::chunk_map::ChunkMeta { inode: InodeId(2), index: 0, version: ChunkVersion(4), length: 4096 });
     let mut h = Harness { e: Engine::new(map, config(true), t0), now: t0, next_req: 1 };
-    let rep = |v| Some(vec![ReplicaReport { handle: ChunkHandle(7), version: ChunkVersion(v), length: 0, dirty: false }]);
+    let rep = |v| Some(vec![ReplicaReport { handle: ChunkHandle(7), version: ChunkVersion(v), length: 4096, dirty: false }]);
     (1..=3).for_each(|i| drop(h.heartbeat(i, Some(vec![]))));
     assert!(calls(&h.step(Event::Tick)).is_empty(), "nothing copied in safe mode");
     assert!(h.e.safe_mode_on());
@@ -356,6 +358,24 @@ fn a_chunk_allocated_but_never_placed_is_placed_after_safe_mode() {
     assert_eq!(lease_reply(&out, req).unwrap().as_ref().unwrap_err().kind, ErrorKind::EIO);
 }
 
+/// Safe mode waits for the chunks holding committed bytes only: one a dead
+/// master allocated but never placed (length 0) has nothing to report,
+/// and would hold safe mode until its timeout (a failover's new leader
+/// then refused leases on every chunk for a minute).
+#[test]
+fn safe_mode_waits_only_for_chunks_with_committed_bytes() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::default();
+    map.set_file(InodeId(2), FileMeta { replication: 1, chunk_size: 64 << 20 });
+    for (handle, length) in [(7, 0), (8, 4096)] {
+        map.record_chunk(ChunkHandle(handle), crate::chunks::chunk_map::ChunkMeta { inode: InodeId(2), index: handle, version: ChunkVersion(1), length });
+    }
+    let mut h = Harness { e: Engine::new(map, config(true), t0), now: t0, next_req: 1 };
+    assert_eq!(h.e.map().reported(), (0, 1));
+    h.heartbeat(1, Some(vec![replica(8, 1)]));
+    assert_eq!(h.e.map().reported(), (1, 1), "chunk 7 is not waited for");
+}
+
 /// An engine in safe mode over a restored namespace: chunks 7 and 8 of
 /// one file, recorded at version 4.
 fn restored() -> Harness {
@@ -363,7 +383,7 @@ fn restored() -> Harness {
     let mut map = ChunkMap::default();
     map.set_file(InodeId(2), FileMeta { replication: 3, chunk_size: 64 << 20 });
     for handle in [7, 8] {
-        map.record_chunk(ChunkHandle(handle), crate::chunks::chunk_map::ChunkMeta { inode: InodeId(2), index: handle, version: ChunkVersion(4), length: 0 });
+        map.record_chunk(ChunkHandle(handle), crate::chunks::chunk_map::ChunkMeta { inode: InodeId(2), index: handle, version: ChunkVersion(4), length: 1 << 20 });
     }
     map.set_restored(true);
     Harness { e: Engine::new(map, config(true), t0), now: t0, next_req: 1 }
