@@ -120,7 +120,7 @@ impl DaemonConfig for ChunkserverConfig {
         }
         let tls = self.tls.enabled();
         let scheme = dfs_proto::tls::scheme(tls);
-        if !dfs_proto::tls::scheme_fits(&self.master, tls) {
+        if !self.master.split(',').map(str::trim).all(|m| dfs_proto::tls::scheme_fits(m, tls)) {
             return invalid(format!("master must be an {scheme}:// URL (TLS is {}), not {:?}", if tls { "on" } else { "off" }, self.master));
         }
         if self.advertise_url.as_deref().is_some_and(|u| !dfs_proto::tls::scheme_fits(u, tls)) {

@@ -14,6 +14,7 @@ use dfs_proto::auth::signature::HEADER_AUTH;
 use dfs_proto::auth::AuthError;
 use dfs_proto::endpoint::master as ep;
 use dfs_proto::endpoint::url_no_query;
+use dfs_proto::error::HEADER_LEADER;
 use dfs_proto::wire::chunks::{DeleteReplica, Heartbeat, HeartbeatResponse, ReplicaReport};
 use dfs_proto::ErrorKind;
 use dfs_server_kit::http::call::{body_up_to, refusal, CallError};
@@ -60,6 +61,9 @@ pub enum Decision {
     /// No usable answer this time (a busy or failing master): retry at
     /// the next tick.
     Failed(CallError),
+    /// A master that does not lead answered, naming the leader ("" when it
+    /// knows none yet): beat there (or at the next master) at once.
+    Elsewhere(String),
 }
 
 /// Why this node will not obey an answer (or a master).
@@ -144,7 +148,6 @@ const ANSWER_MAX_BYTES: u64 = dfs_server_kit::http::internal::SIGNED_BODY_MAX_BY
 pub struct Heartbeats {
     node: Arc<Node>,
     http: reqwest::Client,
-    url: String,
     interval: Duration,
     report_interval: Duration,
     /// When the last full report was taken (`None`: one is due).
@@ -159,8 +162,7 @@ pub struct Heartbeats {
 impl Heartbeats {
     pub fn new(node: Arc<Node>, interval: Duration, report_interval: Duration) -> Self {
         let http = dfs_server_kit::tls::peer_client().timeout(Duration::from_secs(10)).pool_idle_timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        let url = url_no_query::<ep::Heartbeat>(&node.master, &());
-        Heartbeats { node, http, url, interval, report_interval, last_report: None, backoff: None, missing_keys: Vec::new(), last_beat: None }
+        Heartbeats { node, http, interval, report_interval, last_report: None, backoff: None, missing_keys: Vec::new(), last_beat: None }
     }
 }
 
@@ -188,7 +190,8 @@ impl Worker for Heartbeats {
         let node = self.node.clone();
         self.last_beat = Some(Instant::now());
         let with_report = self.last_report.is_none_or(|t| t.elapsed() >= self.report_interval);
-        let decision = beat(&node, &self.http, &self.url, with_report).await;
+        let master = node.masters.current();
+        let decision = beat(&node, &self.http, &url_no_query::<ep::Heartbeat>(&master, &()), with_report).await;
         let mut next = Next::Tick;
         let refused = match decision {
             Decision::Apply { answer, record } => match apply(&node, answer, record, with_report, &mut self.missing_keys).await {
@@ -210,6 +213,23 @@ impl Worker for Heartbeats {
                 tracing::warn!(error = %why, "heartbeat failed");
                 // The master may have restarted: report everything once it is back.
                 self.last_report = None;
+                node.masters.pass_over(&master);
+                None
+            }
+            Decision::Elsewhere(leader) => {
+                // The leader needs every replica: a full report, now.
+                self.last_report = None;
+                let moved = match leader.as_str() {
+                    "" => {
+                        node.masters.pass_over(&master);
+                        false
+                    }
+                    l => node.masters.follow(&master, l),
+                };
+                tracing::info!(from = %master, to = %node.masters.current(), "the master does not lead; heartbeating the leader");
+                if moved {
+                    next = Next::Now;
+                }
                 None
             }
         };
@@ -221,7 +241,7 @@ impl Worker for Heartbeats {
         self.last_report = None;
         let wait = backoff_after(self.backoff, self.interval);
         self.backoff = Some(wait);
-        tracing::error!(master = %node.master, retry_in_ms = wait.as_millis() as u64, "{why}");
+        tracing::error!(master = %master, retry_in_ms = wait.as_millis() as u64, "{why}");
         tokio::time::sleep(wait).await;
         Next::After(self.interval)
     }
@@ -245,6 +265,9 @@ async fn beat(node: &Arc<Node>, http: &reqwest::Client, url: &str, with_report: 
         Err(e) => return Decision::Failed(CallError::unreachable(url, e)),
     };
     let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    if let Some(leader) = headers.get(HEADER_LEADER).and_then(|v| v.to_str().ok()).filter(|_| status == 503) {
+        return Decision::Elsewhere(leader.to_string());
+    }
     let body = match body_up_to(url, resp, ANSWER_MAX_BYTES).await {
         Ok(b) => b,
         Err(e) => return Decision::Failed(e),

@@ -182,7 +182,7 @@ impl Client {
     /// many callers (a chunkserver's WebHDFS), without a new pool, and new
     /// connections, per request.
     pub fn with_login_sharing(&self, login: Arc<Login>) -> Self {
-        Self::assemble(self.master().url(), self.inner.config, login, self.inner.http.clone(), self.inner.blocking.clone())
+        Self::assemble(&self.master().url(), self.inner.config, login, self.inner.http.clone(), self.inner.blocking.clone())
     }
 
     /// A client over these connections, with empty caches.
@@ -209,7 +209,7 @@ impl Client {
     /// connections of its own (see `MasterClient::blocking`). Never to be
     /// used on a runtime thread.
     pub fn blocking_master(&self) -> MasterClient {
-        MasterClient::blocking(self.master().url(), self.inner.config.request_timeout, self.inner.config.master_wait, self.inner.login.clone())
+        MasterClient::blocking(&self.master().url(), self.inner.config.request_timeout, self.inner.config.master_wait, self.inner.login.clone())
     }
 
     pub fn config(&self) -> &DataConfig {

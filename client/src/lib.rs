@@ -16,6 +16,7 @@
 //! - `retry`: what a call does after a failure (a refused token is renewed).
 //! - `sync`: durable close: the chunks a writer wrote, synced on every replica.
 //! - [`master`]: the master's API, call by call.
+//! - [`masters`]: which of several masters calls go to (the leader).
 //! - [`auth`]: credentials, the session every request is signed under,
 //!   and the local user a mount acts for.
 //! - [`tls`]: the cluster CA `https://` masters and chunkservers are verified against.
@@ -35,6 +36,7 @@ pub mod fs;
 mod local;
 pub mod locations;
 pub mod master;
+pub mod masters;
 pub mod request_id;
 mod retry;
 mod sync;

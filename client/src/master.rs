@@ -22,13 +22,16 @@ use serde::Serialize;
 
 use crate::auth::{self, Login};
 use crate::error::{from_response, ClientError};
+use crate::masters::Masters;
 use crate::request_id::{self, RequestId, HEADER_REQUEST_ID};
 use dfs_proto::auth::user::LoginAnswer;
+use dfs_proto::error::HEADER_LEADER;
 use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct MasterClient {
-    base: String,
+    /// The master calls go to, of the list it was given.
+    masters: Arc<Masters>,
     transport: Transport,
     wait: Duration,
     /// Credentials and the session requests are signed under.
@@ -43,10 +46,11 @@ enum Transport {
     Blocking(ureq::Agent),
 }
 
-/// One request: its method and URL, and its JSON body (a GET has none).
+/// One request: its method, path and query (the master's base URL is
+/// the one current at each attempt), and its JSON body (a GET has none).
 struct Call {
     method: Method,
-    url: String,
+    path: String,
     json: Option<bytes::Bytes>,
     /// Signed as this client's user (every call but the login), under this
     /// session (none: unsigned, or a grant).
@@ -68,11 +72,29 @@ struct Unanswered {
     nothing_sent: bool,
     /// It may have reached the master: only a read may be sent again.
     retry_if_idempotent: bool,
+    /// A master that does not lead refused it before doing anything: the
+    /// leader it named ("" when it knows none yet).
+    leader: Option<String>,
+}
+
+impl Unanswered {
+    fn lost(error: String, nothing_sent: bool, retry_if_idempotent: bool) -> Unanswered {
+        Unanswered { error, nothing_sent, retry_if_idempotent, leader: None }
+    }
+
+    /// A follower's refusal naming `leader` (or none).
+    fn redirect(leader: &str) -> Unanswered {
+        let error = match leader {
+            "" => "the master does not lead the masters, and knows no leader yet".to_string(),
+            l => format!("the master does not lead the masters; the leader is {l}"),
+        };
+        Unanswered { error, nothing_sent: true, retry_if_idempotent: false, leader: Some(leader.to_string()) }
+    }
 }
 
 impl MasterClient {
     pub fn new(base: &str, http: reqwest::Client, wait: Duration, login: Arc<Login>) -> Self {
-        MasterClient { base: base.trim_end_matches('/').to_string(), transport: Transport::Async(http), wait, login }
+        MasterClient { masters: Masters::parse(base), transport: Transport::Async(http), wait, login }
     }
 
     /// A client whose calls block the calling thread, over connections of
@@ -83,7 +105,7 @@ impl MasterClient {
     /// noticed before a request is written into it.
     pub fn blocking(base: &str, timeout: Duration, wait: Duration, login: Arc<Login>) -> Self {
         let agent = crate::tls::ureq_builder().timeout(timeout).timeout_connect(timeout.min(Duration::from_secs(5))).max_idle_connections_per_host(1).build();
-        MasterClient { base: base.trim_end_matches('/').to_string(), transport: Transport::Blocking(agent), wait, login }
+        MasterClient { masters: Masters::parse(base), transport: Transport::Blocking(agent), wait, login }
     }
 
     /// The user this client logs in as, if it has credentials.
@@ -124,8 +146,7 @@ impl MasterClient {
         if !call.signed {
             return Vec::new();
         }
-        let path_and_query = call.url.strip_prefix(&self.base).unwrap_or(&call.url);
-        let signed = auth::Signed { method: call.method.as_str(), path_and_query, body: call.json.as_deref(), call: call.call_id.as_deref() };
+        let signed = auth::Signed { method: call.method.as_str(), path_and_query: &call.path, body: call.json.as_deref(), call: call.call_id.as_deref() };
         self.login.headers(call.session.as_deref(), &signed)
     }
 
@@ -133,16 +154,18 @@ impl MasterClient {
     async fn log_in(&self) -> Result<Arc<auth::Session>, ClientError> {
         let credentials = self.login.credentials().ok_or_else(|| ClientError::new(ErrorKind::EINVAL, "no credentials"))?;
         let request = credentials.login(dfs_proto::auth::unix_ms());
-        let url = endpoint::url::<ep::Login>(&self.base, &(), &()).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
+        let path = endpoint::url::<ep::Login>("", &(), &()).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
         let json = serde_json::to_vec(&request).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
+        // Sent again after a lost answer (a master that froze or died): a
+        // second session is harmless.
         let Json(answer): Json<LoginAnswer> =
-            self.send(false, &Call { method: Method::Post, url, json: Some(json.into()), signed: false, session: None, call_id: None, timeout: None }).await?;
+            self.send(true, &Call { method: Method::Post, path, json: Some(json.into()), signed: false, session: None, call_id: None, timeout: None }).await?;
         self.login.start(&answer).map_err(|e| ClientError::new(ErrorKind::EIO, format!("logging in as {}: {e}", credentials.user)))
     }
 
-    /// The master's base URL.
-    pub fn url(&self) -> &str {
-        &self.base
+    /// The masters' base URLs, comma-separated as given.
+    pub fn url(&self) -> String {
+        self.masters.list()
     }
 
     async fn send<T: Answer>(&self, idempotent: bool, call: &Call) -> Result<T, ClientError> {
@@ -151,9 +174,11 @@ impl MasterClient {
         // Attempts of one call are one operation (unless it is part of one).
         let id = request_id::for_operation();
         loop {
+            let base = self.masters.current();
+            let url = format!("{base}{}", call.path);
             let attempt = match &self.transport {
-                Transport::Async(http) => attempt_async(http, call, &self.headers(call), &id).await,
-                Transport::Blocking(agent) => attempt_blocking(agent, call, &self.headers(call), &id),
+                Transport::Async(http) => attempt_async(http, &url, call, &self.headers(call), &id).await,
+                Transport::Blocking(agent) => attempt_blocking(agent, &url, call, &self.headers(call), &id),
             };
             let err = match attempt {
                 Ok(answer) => return answer,
@@ -162,7 +187,14 @@ impl MasterClient {
             let retry = err.nothing_sent || ((idempotent || call.call_id.is_some()) && err.retry_if_idempotent);
             let limit = if call.call_id.is_some() { self.wait.min(RETRY_LIMIT) } else { self.wait };
             if !retry || start.elapsed() + pause > limit {
-                return Err(ClientError::unreachable(&self.base, &err.error));
+                return Err(ClientError::unreachable(&base, &err.error));
+            }
+            // At once to a leader just named; else the next master, after a pause.
+            match err.leader.as_deref().filter(|l| !l.is_empty()) {
+                Some(leader) if self.masters.follow(&base, leader) => continue,
+                Some(_) => {}
+                // Refused, or no answer where another master may give one.
+                None => self.masters.pass_over(&base),
             }
             match self.transport {
                 Transport::Async(_) => tokio::time::sleep(pause).await,
@@ -202,14 +234,14 @@ impl MasterClient {
         E::Request: Serialize,
         E::Response: DeserializeOwned + Send,
     {
-        let url = endpoint::url::<E>(&self.base, param, query).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
+        let path = endpoint::url::<E>("", param, query).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
         let json = match E::METHOD {
             Method::Get => None,
             Method::Post | Method::Put => {
                 Some(serde_json::to_vec(body).map_err(|e| ClientError::new(ErrorKind::EINVAL, format!("encoding a request: {e}")))?.into())
             }
         };
-        self.send_signed(E::METHOD.idempotent(), Call { method: E::METHOD, url, json, signed: true, session: None, call_id, timeout: None })
+        self.send_signed(E::METHOD.idempotent(), Call { method: E::METHOD, path, json, signed: true, session: None, call_id, timeout: None })
             .await
             .map(|Json(answer)| answer)
     }
@@ -359,7 +391,7 @@ impl MasterClient {
     }
 
     pub async fn commit_length(&self, inode: InodeId, length: u64, chunks: Vec<WrittenChunk>) -> Result<Attr, ClientError> {
-        self.post::<ep::CommitLength>(&CommitLength { inode, length, chunks }).await
+        self.post_retried::<ep::CommitLength>(&CommitLength { inode, length, chunks }).await
     }
 
     pub async fn report_bad(&self, bad: &BadReplica) -> Result<Done, ClientError> {
@@ -412,9 +444,9 @@ impl MasterClient {
     /// tar stream, read as it comes. Not sent again once it may have
     /// reached the master (each try takes a checkpoint).
     pub async fn backup(&self) -> Result<reqwest::Response, ClientError> {
-        let url = endpoint::url::<ep::Backup>(&self.base, &(), &()).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
+        let path = endpoint::url::<ep::Backup>("", &(), &()).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
         let timeout = Some(BACKUP_TIMEOUT);
-        self.send_signed(false, Call { method: Method::Get, url, json: None, signed: true, session: None, call_id: None, timeout }).await
+        self.send_signed(false, Call { method: Method::Get, path, json: None, signed: true, session: None, call_id: None, timeout }).await
     }
 
     pub async fn decommission(&self, node: &str, on: bool) -> Result<Done, ClientError> {
@@ -469,6 +501,12 @@ impl Answer for reqwest::Response {
     }
 }
 
+/// The leader a follower's refusal names: a 503 with [`HEADER_LEADER`]
+/// (empty when it knows none yet).
+fn leader_named(status: u16, header: Option<&str>) -> Option<&str> {
+    header.filter(|_| status == 503)
+}
+
 /// The master refused the session (not the request): log in again.
 fn is_session_refusal(e: &ClientError) -> bool {
     matches!(e.kind, ErrorKind::EKEYEXPIRED | ErrorKind::EKEYREJECTED) && (e.message.contains("session") || e.message.contains("x-dfs-session"))
@@ -476,13 +514,14 @@ fn is_session_refusal(e: &ClientError) -> bool {
 
 async fn attempt_async<T: Answer>(
     http: &reqwest::Client,
+    url: &str,
     call: &Call,
     headers: &[(&'static str, String)],
     id: &RequestId,
 ) -> Result<Result<T, ClientError>, Unanswered> {
     let request = match &call.json {
-        Some(json) => http.request(reqwest_method(call.method), &call.url).header(reqwest::header::CONTENT_TYPE, "application/json").body(json.clone()),
-        None => http.request(reqwest_method(call.method), &call.url),
+        Some(json) => http.request(reqwest_method(call.method), url).header(reqwest::header::CONTENT_TYPE, "application/json").body(json.clone()),
+        None => http.request(reqwest_method(call.method), url),
     };
     let request = headers.iter().fold(request, |r, (name, value)| r.header(*name, value));
     let request = match call.timeout {
@@ -491,11 +530,14 @@ async fn attempt_async<T: Answer>(
     };
     match request.header(HEADER_REQUEST_ID, id.as_str()).send().await {
         Ok(resp) if resp.status().is_success() => Ok(T::from_async(resp).await),
+        Ok(resp) if leader_named(resp.status().as_u16(), resp.headers().get(HEADER_LEADER).and_then(|v| v.to_str().ok())).is_some() => {
+            Err(Unanswered::redirect(resp.headers().get(HEADER_LEADER).and_then(|v| v.to_str().ok()).unwrap_or("")))
+        }
         // The master's messages name what they are about.
         Ok(resp) => Ok(Err(from_response("", resp).await)),
         // An untrusted certificate is not a master restarting: no retry.
-        Err(e) if crate::error::is_tls_refusal(&e) => Err(Unanswered { error: crate::error::chain(&e), nothing_sent: false, retry_if_idempotent: false }),
-        Err(e) => Err(Unanswered { error: e.to_string(), nothing_sent: e.is_connect(), retry_if_idempotent: e.is_timeout() || e.is_request() }),
+        Err(e) if crate::error::is_tls_refusal(&e) => Err(Unanswered::lost(crate::error::chain(&e), false, false)),
+        Err(e) => Err(Unanswered::lost(e.to_string(), e.is_connect(), e.is_timeout() || e.is_request())),
     }
 }
 
@@ -509,11 +551,12 @@ fn reqwest_method(m: Method) -> reqwest::Method {
 
 fn attempt_blocking<T: Answer>(
     agent: &ureq::Agent,
+    url: &str,
     call: &Call,
     headers: &[(&'static str, String)],
     id: &RequestId,
 ) -> Result<Result<T, ClientError>, Unanswered> {
-    let request = agent.request(call.method.as_str(), &call.url).set(HEADER_REQUEST_ID, id.as_str());
+    let request = agent.request(call.method.as_str(), url).set(HEADER_REQUEST_ID, id.as_str());
     let request = headers.iter().fold(request, |r, (name, value)| r.set(name, value));
     let sent = match &call.json {
         Some(json) => request.set("content-type", "application/json").send_bytes(json),
@@ -525,16 +568,17 @@ fn attempt_blocking<T: Answer>(
     };
     match sent {
         Ok(resp) => Ok(body(resp).map_err(|e| ClientError::new(ErrorKind::EIO, format!("reading the master's answer: {e}"))).and_then(T::from_blocking)),
+        Err(ureq::Error::Status(code, resp)) if leader_named(code, resp.header(HEADER_LEADER)).is_some() => {
+            Err(Unanswered::redirect(resp.header(HEADER_LEADER).unwrap_or("")))
+        }
         Err(ureq::Error::Status(code, resp)) => {
             let error = body(resp).ok().and_then(|b| serde_json::from_slice::<ErrorBody>(&b).ok());
             Ok(Err(error.map_or_else(|| ClientError::new(ErrorKind::EIO, format!("HTTP {code}")), ClientError::from)))
         }
-        Err(ureq::Error::Transport(t)) if crate::error::is_tls_refusal(&t) => {
-            Err(Unanswered { error: crate::error::chain(&t), nothing_sent: false, retry_if_idempotent: false })
-        }
+        Err(ureq::Error::Transport(t)) if crate::error::is_tls_refusal(&t) => Err(Unanswered::lost(crate::error::chain(&t), false, false)),
         Err(ureq::Error::Transport(t)) => {
             let nothing_sent = matches!(t.kind(), ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns);
-            Err(Unanswered { error: t.to_string(), nothing_sent, retry_if_idempotent: true })
+            Err(Unanswered::lost(t.to_string(), nothing_sent, true))
         }
     }
 }

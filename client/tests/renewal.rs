@@ -288,7 +288,7 @@ async fn an_fsync_takes_the_token_of_the_lease_held_else_the_locations() {
     assert_eq!(fake.counts(), (1, 1, 0, 2));
     // Another client holds no lease: the location's read token syncs, and
     // no lease is asked for (a lease would move the chunk to a new version).
-    let other = Client::with_login(client.master().url(), *client.config(), dfs_client::auth::Login::new(None));
+    let other = Client::with_login(&client.master().url(), *client.config(), dfs_client::auth::Login::new(None));
     other.fsync(&a).await.unwrap();
     assert_eq!(fake.counts(), (2, 1, 0, 3));
 }

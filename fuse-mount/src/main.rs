@@ -29,7 +29,8 @@ use fuser::{Config, MountOption, SessionACL};
 #[derive(Parser, Debug)]
 #[command(name = "dfs-mount", version, about = "Mount a dfs cluster with FUSE")]
 struct Args {
-    /// The master's URL.
+    /// The master's URL; with several masters, all of them, comma-separated
+    /// (calls go to the one that leads).
     #[arg(long, env = "DFS_MASTER", default_value = "http://127.0.0.1:9870")]
     master: String,
     /// Where to mount (an existing directory).

@@ -169,8 +169,29 @@ pub struct MasterConfig {
     #[arg(long, env = "DFS_SAFE_MODE_TIMEOUT_MS", default_value_t = 60_000)]
     pub safe_mode_timeout_ms: u64,
 
-    /// Log filter (tracing's env-filter syntax), e.g. "info" or "dfs_master=debug".
-    #[arg(long, env = "DFS_LOG", default_value = "info")]
+    /// This master's id in its Raft group (1 or more). With raft_peers the
+    /// masters replicate the namespace, one leads and the others send
+    /// clients to it (README: "Several masters"). Unset: a single master.
+    #[arg(long, env = "DFS_RAFT_ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raft_id: Option<u64>,
+
+    /// Every master of the group, this one included, comma-separated
+    /// `ID=URL` (each URL the master's API base, as the others and the
+    /// clients reach it), the same on every master.
+    #[arg(long, env = "DFS_RAFT_PEERS", default_value = "")]
+    pub raft_peers: String,
+
+    /// The shortest Raft election timeout in ms (each election waits a
+    /// random time up to twice it): how long a silent leader is waited for.
+    #[arg(long, env = "DFS_RAFT_ELECTION_MS", default_value_t = 1_000)]
+    pub raft_election_ms: u64,
+
+    /// Log filter (tracing's env-filter syntax), e.g. "info" or
+    /// "dfs_master=debug". openraft's own lines are left out but for
+    /// errors (it logs every vote and append, and every failed call to
+    /// a master that is down); this master logs its role changes.
+    #[arg(long, env = "DFS_LOG", default_value = "info,openraft=error")]
     pub log: String,
 
     /// A maintenance command to run on the data directory instead of serving.
@@ -199,6 +220,40 @@ pub enum MasterCommand {
         /// The backup's directory.
         backup: std::path::PathBuf,
     },
+}
+
+/// Most masters in one group: each write waits for a majority of them.
+pub const MAX_MASTERS: usize = 7;
+
+impl MasterConfig {
+    /// The Raft group's members (id → base URL), if this master has peers.
+    pub fn raft_members(&self) -> Result<Option<std::collections::BTreeMap<u64, String>>, String> {
+        let peers = self.raft_peers.trim();
+        let id = match (self.raft_id, peers.is_empty()) {
+            (None, true) => return Ok(None),
+            (Some(id), false) => id,
+            _ => return Err("raft_id and raft_peers go together: both or neither".into()),
+        };
+        let mut members = std::collections::BTreeMap::new();
+        for part in peers.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (n, url) = part.split_once('=').ok_or_else(|| format!("raft_peers: {part:?} is not ID=URL"))?;
+            let n: u64 = n.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("raft_peers: {n:?} is not an id of 1 or more"))?;
+            let url = url.trim().trim_end_matches('/');
+            if !dfs_proto::tls::scheme_fits(url, self.tls.tls_cert.is_some()) || url.contains(['?', '#', ' ']) {
+                return Err(format!("raft_peers: {url:?} is not a base URL of the scheme this master serves"));
+            }
+            if members.insert(n, url.to_string()).is_some() {
+                return Err(format!("raft_peers: id {n} is named twice"));
+            }
+        }
+        if !members.contains_key(&id) {
+            return Err(format!("raft_peers does not name this master's raft_id {id}"));
+        }
+        if members.len() > MAX_MASTERS {
+            return Err(format!("raft_peers names {} masters; at most {MAX_MASTERS}", members.len()));
+        }
+        Ok(Some(members))
+    }
 }
 
 impl DaemonConfig for MasterConfig {
@@ -264,6 +319,12 @@ impl DaemonConfig for MasterConfig {
         }
         if self.group_commit_max_ops == 0 {
             return invalid("group_commit_max_ops must be at least 1".into());
+        }
+        if let Err(e) = self.raft_members() {
+            return invalid(e);
+        }
+        if !(100..=60_000).contains(&self.raft_election_ms) {
+            return invalid(format!("raft_election_ms ({}) must be from 100 to 60000", self.raft_election_ms));
         }
         Ok(())
     }

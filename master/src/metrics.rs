@@ -9,7 +9,24 @@ use std::sync::atomic::Ordering;
 
 use dfs_server_kit::http::metrics::{label, Labels, Snapshot};
 
+use crate::raft::role::Role;
 use crate::state::Master;
+
+/// The Raft group as this master sees it (several masters only): whether
+/// it serves as the leader, its term, log and applied index, and on the
+/// leader each member's lag (entries it has yet to take).
+fn raft_figures(role: &Role, m: &mut Snapshot) {
+    let Some(raft) = role.raft() else { return };
+    let r = raft.metrics().borrow().clone();
+    m.gauge("dfs_master_raft_leader", "1 while this master leads the masters and serves", role.serves() as u8 as f64);
+    m.gauge("dfs_master_raft_term", "The Raft term this master is in", r.current_term as f64);
+    let last = r.last_log_index.unwrap_or(0);
+    m.gauge("dfs_master_raft_last_log_index", "The last entry in this master's Raft log", last as f64);
+    m.gauge("dfs_master_raft_applied_index", "The last entry this master applied", r.last_applied.map_or(0, |l| l.index) as f64);
+    let lag =
+        r.replication.iter().flatten().map(|(id, matched)| (label("member", id.to_string()), last.saturating_sub(matched.map_or(0, |l| l.index)) as f64));
+    m.gauges("dfs_master_raft_member_lag", "Entries each member has yet to take (on the leader)", lag.collect());
+}
 
 fn node_labels(address: &str) -> Labels {
     label("address", address)
@@ -71,6 +88,7 @@ pub async fn snapshot(s: &Master) -> Snapshot {
         m.gauge("dfs_master_directories", "Directories in the namespace", fs.directories as f64);
         m.gauge("dfs_master_file_bytes", "Bytes of all files (before replication)", fs.bytes as f64);
     }
+    raft_figures(&s.role, &mut m);
     s.workers.add_to(&mut m, "dfs_master");
     m.gauge("dfs_master_uptime_seconds", "Seconds since the start", s.started.elapsed().as_secs_f64());
     m

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
 use dfs_server_kit::http::daemon::shutdown_signal;
 use dfs_server_kit::http::internal::ClusterAuth;
 use dfs_server_kit::http::serve::{serve, Limits};
@@ -17,14 +18,81 @@ use crate::chunks::{monitor::Monitor, safe_mode, ChunkConfig, ChunkManager};
 use crate::cluster_key;
 use crate::config::MasterConfig;
 use crate::history::Sampler;
+use crate::raft::commit::Propose;
+use crate::raft::role::{Role, Standing};
 use crate::state::{DashboardAccess, Master};
+use crate::store::db::StoreOptions;
 use crate::store::mutations::Defaults;
 use crate::store::{Store, Writer, WriterConfig};
 use crate::tokens::{Schedule, Tokens};
 use crate::users::{AuthMode, Users};
 
-/// The users, and the first admin on a new store.
-async fn open_users(config: &MasterConfig, store: &Store, writer: &Writer) -> anyhow::Result<Users> {
+/// Largest Raft message: a catching-up member's batch of entries.
+const RAFT_MAX_BYTES: usize = 256 << 20;
+
+/// Files open on mounts before this start are not known yet (if this
+/// master ever had mounts holding files: a fresh or mount-less cluster
+/// frees deleted files at once).
+async fn hold_open_files(store: &Store, writer: &Writer) -> anyhow::Result<()> {
+    let s = store.clone();
+    if tokio::task::spawn_blocking(move || s.had_open_sessions()).await?? {
+        writer.held().noted_already();
+        writer.held().begin_grace(Instant::now());
+    }
+    Ok(())
+}
+
+/// Follows this master's standing in the group: when it comes to lead,
+/// takes over (chunk management, the users, open files, the first admin)
+/// and then serves; when another master leads, stands by.
+async fn follow_leadership(state: Master, config: MasterConfig) {
+    let Some(raft) = state.role.raft().cloned() else { return };
+    let mut metrics = raft.metrics();
+    loop {
+        let standing = crate::raft::role::standing(&metrics.borrow_and_update());
+        let mut failed = false;
+        match standing {
+            Standing::Leads { term } if !state.role.serves() => match take_over(&state, &config).await {
+                Ok(()) => {
+                    state.role.serve(term);
+                    tracing::info!(term, "leading the masters");
+                }
+                Err(e) => {
+                    tracing::error!(term, error = %e, "taking over as the leader failed; trying again");
+                    failed = true;
+                }
+            },
+            Standing::Follows { leader } if state.chunks.is_active() => {
+                state.chunks.stand_by();
+                tracing::info!(leader = leader.as_deref().unwrap_or("unknown"), "another master leads; chunk management stands by");
+            }
+            _ => {}
+        }
+        let wait = if failed { Duration::from_secs(1) } else { Duration::from_secs(3600) };
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// What a new leader does before it serves: everything clients see
+/// comes from the store as the group committed it, not from memory of an
+/// earlier term.
+async fn take_over(state: &Master, config: &MasterConfig) -> anyhow::Result<()> {
+    let (chunks, users, store) = (state.chunks.clone(), state.users.clone(), state.store.clone());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        chunks.take_over()?;
+        users.reload(&store)
+    })
+    .await??;
+    hold_open_files(&state.store, &state.writer).await?;
+    crate::users::bootstrap(&state.users, &state.store, &state.writer, &config.data_dir, &config.admin_user, &config.superuser_group).await
+}
+
+/// The users, and the first admin on a new store (`bootstrap`: else when
+/// this master first leads).
+async fn open_users(config: &MasterConfig, store: &Store, writer: &Writer, bootstrap: bool) -> anyhow::Result<Users> {
     let mode = if config.auth == "none" { AuthMode::None } else { AuthMode::Users };
     let (s, group, session_ms, simple) = (store.clone(), config.superuser_group.clone(), config.session_ms, config.webhdfs_simple_auth);
     let users = tokio::task::spawn_blocking(move || {
@@ -32,7 +100,9 @@ async fn open_users(config: &MasterConfig, store: &Store, writer: &Writer) -> an
         users.reload(&s).map(|_| users)
     })
     .await??;
-    crate::users::bootstrap(&users, store, writer, &config.data_dir, &config.admin_user, &config.superuser_group).await?;
+    if bootstrap {
+        crate::users::bootstrap(&users, store, writer, &config.data_dir, &config.admin_user, &config.superuser_group).await?;
+    }
     if config.webhdfs_simple_auth && mode == AuthMode::Users {
         tracing::warn!("webhdfs_simple_auth = true: WebHDFS believes any user.name= it is given. Only for a trusted network.");
     }
@@ -56,6 +126,7 @@ fn self_url(addr: std::net::SocketAddr) -> String {
 }
 
 pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
+    let members = config.raft_members().map_err(anyhow::Error::msg)?;
     // One master per data directory, held until this returns (or the
     // process dies): a second one would replay and append the same log.
     let _dir_lock = dfs_server_kit::dir_lock::lock_dir(&config.data_dir)?;
@@ -71,11 +142,18 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     // RocksDB's CURRENT file: the directory held a namespace before.
     let had_namespace = config.data_dir.join("CURRENT").exists();
     let key_file = cluster_key::path(config.cluster_key_file.as_deref(), &config.data_dir);
+    anyhow::ensure!(
+        members.is_none() || key_file.exists(),
+        "several masters need the same cluster key: make one with `dfs-master keygen > FILE`, chmod 600 it, give each master a copy and pass --cluster-key-file"
+    );
     let (keys, _) = cluster_key::open(&key_file, had_namespace).with_context(|| format!("the cluster key file {}", key_file.display()))?;
+    // Several masters name their cluster the same, each on its own.
+    let cluster_id = members.as_ref().map(|_| keys.current().signing().derived_uuid("dfs cluster id").to_string());
     let auth = ClusterAuth::new(Arc::new(keys));
     let _key_watch = auth.watch();
     let dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || crate::store::backup::clear_leftovers(&dir).and_then(|_| Store::open(&dir)))
+    let options = StoreOptions { cluster_id, ..Default::default() };
+    let store = tokio::task::spawn_blocking(move || crate::store::backup::clear_leftovers(&dir).and_then(|_| Store::open_with(&dir, options)))
         .await?
         .with_context(|| format!("opening the metadata store in {}", config.data_dir.display()))?;
     let writer_config = WriterConfig {
@@ -84,7 +162,15 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
         reap_batch: 1000,
         open_files_timeout: Duration::from_millis(config.open_files_timeout_ms),
     };
-    let writer = Writer::start(store.clone(), writer_config)?;
+    let (role, writer) = match (&members, config.raft_id) {
+        (Some(members), Some(id)) => {
+            let raft = crate::raft::member::start(id, members, store.clone(), &config.data_dir, auth.clone(), config.raft_election_ms).await?;
+            // The leader's writer decides groups through pending writes and proposes them.
+            let commit = Propose::new(raft.clone(), tokio::runtime::Handle::current());
+            (Arc::new(Role::member(raft)), Writer::start_committing(store.with_pending(Arc::default()), writer_config, commit)?)
+        }
+        _ => (Arc::new(Role::single()), Writer::start(store.clone(), writer_config)?),
+    };
     let ms = Duration::from_millis;
     let chunk_config = ChunkConfig {
         lease: ms(config.lease_ms),
@@ -105,6 +191,9 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     let trust = Trust::new(auth.clone(), Tokens::new(auth.clone(), schedule), cluster_id);
     let (s, w) = (store.clone(), writer.clone());
     let chunks = tokio::task::spawn_blocking(move || ChunkManager::load(s, w, chunk_config, trust)).await??;
+    if role.raft().is_some() {
+        chunks.stand_by(); // until this master leads: `follow_leadership`
+    }
     let history = Arc::new(crate::history::History::default());
     // Dropped on an early return: the workers stop with it.
     let shutdown = Shutdown::default();
@@ -114,14 +203,12 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     // Files open on mounts before this start are not known yet (if this
     // master ever had mounts holding files: a fresh or mount-less cluster
     // frees deleted files at once).
-    let s = store.clone();
-    if tokio::task::spawn_blocking(move || s.had_open_sessions()).await?? {
-        writer.held().noted_already();
-        writer.held().begin_grace(Instant::now());
+    if role.raft().is_none() {
+        hold_open_files(&store, &writer).await?;
     }
     let sweeper = workers.spawn(crate::orphans::OrphanSweeper::new(store.clone(), writer.clone()), shutdown.signal());
     let http_metrics = dfs_server_kit::http::metrics::HttpMetrics::new("dfs_master");
-    let users = Arc::new(open_users(&config, &store, &writer).await?);
+    let users = Arc::new(open_users(&config, &store, &writer, role.raft().is_none()).await?);
     let dashboard = Arc::new(DashboardAccess {
         public: config.dashboard == "public",
         hosts: config.dashboard_hosts.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_string).collect(),
@@ -141,8 +228,13 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
         delegation,
         self_url,
         workers,
+        role: role.clone(),
     };
-    let app = router(state, config.max_request_body_bytes);
+    let mut app = router(state.clone(), config.max_request_body_bytes);
+    let leadership = role.raft().map(|raft| {
+        app = app.clone().merge(crate::raft::network::routes(raft.clone(), state.auth.clone()).layer(DefaultBodyLimit::max(RAFT_MAX_BYTES)));
+        tokio::spawn(follow_leadership(state.clone(), config.clone()))
+    });
 
     let addr = listener.local_addr()?;
     // Scripts and tests read this line to learn the port when it was 0.
@@ -154,6 +246,13 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     sampler.await.ok();
     monitor.await.ok();
     sweeper.await.ok();
+    if let Some(raft) = role.raft() {
+        // Groups waiting for their entry fail now (their clients retry at the next leader).
+        raft.shutdown().await.ok();
+        if let Some(task) = leadership {
+            task.abort();
+        }
+    }
     // Every answered mutation is durable; wait out a group or reaper step under way.
     tokio::task::spawn_blocking(move || writer.close()).await?;
     tracing::info!("master stopped");

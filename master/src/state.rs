@@ -49,4 +49,6 @@ pub struct Master {
     pub self_url: Arc<str>,
     /// The background workers' figures (the dashboard's sampler...), for `/metrics`.
     pub workers: Arc<Workers>,
+    /// Whether this master serves, or which master does (several masters).
+    pub role: Arc<crate::raft::role::Role>,
 }

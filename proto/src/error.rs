@@ -149,6 +149,10 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// On a master's `EAGAIN` answer (503) when another master leads the Raft
+/// group: the leader's base URL, for the client to send the request there.
+pub const HEADER_LEADER: &str = "x-dfs-leader";
+
 /// The JSON body of every error answer: `{"error": "ENOENT", "message": "..."}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

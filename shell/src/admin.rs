@@ -125,7 +125,7 @@ pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
 }
 
 fn master_failure(ctx: &Ctx) -> impl FnOnce(dfs_client::ClientError) -> Failure + '_ {
-    move |e| Failure::dfs(ctx.client.master().url(), e)
+    move |e| Failure::dfs(&ctx.client.master().url(), e)
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

@@ -33,7 +33,7 @@ pub async fn backup(ctx: &Ctx, dir: &Path) -> Result<u8, Failure> {
     // The namespace's secrets are in it (users' stored keys, the key of
     // delegation tokens): for its owner's eyes only. Made here, not found.
     std::fs::DirBuilder::new().mode(0o700).create(&partial).map_err(|e| fail(format!("making {}: {e}", partial.display())))?;
-    let answer = ctx.client.master().backup().await.map_err(|e| Failure::dfs(ctx.client.master().url(), e))?;
+    let answer = ctx.client.master().backup().await.map_err(|e| Failure::dfs(&ctx.client.master().url(), e))?;
     let body = tokio_util::io::StreamReader::new(answer.bytes_stream().map_err(std::io::Error::other));
     let reader = tokio_util::io::SyncIoBridge::new(body);
     let into = partial.clone();

@@ -28,7 +28,8 @@ use dfs_client::{Client, ClientError, DataConfig};
 #[derive(Parser)]
 #[command(name = "dfs", version, about = "The dfs shell: the verbs of `hdfs dfs` for a dfs cluster")]
 struct Cli {
-    /// The master's URL.
+    /// The master's URL; with several masters, all of them, comma-separated
+    /// (calls go to the one that leads).
     #[arg(long, env = "DFS_MASTER", default_value = "http://127.0.0.1:9870", global = true)]
     master: String,
     /// How long to wait for a master that cannot be reached (restarting)

@@ -43,7 +43,7 @@ pub enum UserCmd {
 }
 
 fn failure(ctx: &Ctx) -> impl FnOnce(dfs_client::ClientError) -> Failure + '_ {
-    move |e| Failure::dfs(ctx.client.master().url(), e)
+    move |e| Failure::dfs(&ctx.client.master().url(), e)
 }
 
 pub async fn run(ctx: &mut Ctx, cmd: UserCmd) -> Result<u8, Failure> {

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cluster;
 pub mod faults;
+pub mod ha;
 pub mod insider;
 pub mod mount;
 pub mod process;

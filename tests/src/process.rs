@@ -119,6 +119,14 @@ impl MasterProcess {
         Self::start_with_log(data_dir, extra_args, None)
     }
 
+    /// Starts a master listening on `listen` (`HOST:PORT`): one whose
+    /// address its peers must know before it starts (a Raft group's).
+    pub fn start_at(data_dir: &Path, listen: &str, extra_args: &[&str]) -> anyhow::Result<Self> {
+        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let (child, url) = spawn_master(data_dir, listen, &extra_args, None)?;
+        Ok(MasterProcess { child, url, data_dir: data_dir.to_path_buf(), extra_args, log: None })
+    }
+
     /// Like [`MasterProcess::start`], with its log captured by `log`.
     pub fn start_with_log(data_dir: &Path, extra_args: &[&str], log: Option<LogCapture>) -> anyhow::Result<Self> {
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
@@ -207,7 +215,8 @@ fn spawn(binary: &str, args: &[String], marker: &'static str, log: Option<&LogCa
             let file = std::fs::OpenOptions::new().create(true).append(true).open(&log.file).with_context(|| format!("opening {}", log.file.display()))?;
             (log.filter.clone(), Stdio::from(file))
         }
-        None => (std::env::var("DFS_LOG").unwrap_or_else(|_| "warn".into()), Stdio::inherit()),
+        // openraft logs every unreachable peer (a master a test killed) as an error.
+        None => (std::env::var("DFS_LOG").unwrap_or_else(|_| "warn,openraft=off".into()), Stdio::inherit()),
     };
     let mut child = Command::new(&bin)
         .args(args)

@@ -72,7 +72,8 @@ async fn create(n: &Node, client: &Client, path: &str, p: &Params, body: Body) -
     }
     let writer = client.create(path, &options).await.map_err(failed(path))?;
     write_body(writer, body, path).await?;
-    let authority = n.master.split_once("://").map_or(n.master.as_str(), |(_, a)| a).trim_end_matches('/');
+    let master = n.masters.current();
+    let authority = master.split_once("://").map_or(master.as_str(), |(_, a)| a).trim_end_matches('/');
     let location = format!("webhdfs://{authority}{path}");
     let location = HeaderValue::from_str(&location).unwrap_or(HeaderValue::from_static("webhdfs:///"));
     Ok((StatusCode::CREATED, [(header::LOCATION, location), (header::CONTENT_LENGTH, HeaderValue::from_static("0"))]).into_response())

@@ -30,5 +30,5 @@ pub async fn quarantine_and_report(n: &Arc<Node>, handle: ChunkHandle) {
 /// `POST /v1/chunks/bad` to the master, signed: a chunkserver's report is
 /// acted on (a client's only has the replica verified).
 pub async fn report_bad(n: &Node, bad: &BadReplica) -> Result<(), CallError> {
-    signed_json::<ReportBad>(&n.auth, &n.http, &n.master, &(), bad, None).await.map(drop)
+    signed_json::<ReportBad>(&n.auth, &n.http, &n.masters.current(), &(), bad, None).await.map(drop)
 }

@@ -25,7 +25,10 @@ pub struct Node {
     pub id: NodeId,
     /// This node's base URL as clients and peers reach it.
     pub address: String,
+    /// The masters as configured (one, or a Raft group's, comma-separated).
     pub master: String,
+    /// Which of them leads, as last heard: heartbeats and reports go there.
+    pub masters: Arc<dfs_client::masters::Masters>,
     pub data_dir: PathBuf,
     pub store: Arc<ChunkStore>,
     /// Data requests in progress (reported as load).
@@ -131,6 +134,7 @@ pub fn new_node(config: &ChunkserverConfig, id: NodeId, store: ChunkStore, addre
         id,
         address,
         master: config.master.trim_end_matches('/').to_string(),
+        masters: dfs_client::masters::Masters::parse(&config.master),
         data_dir: config.data_dir.clone(),
         store,
         in_flight: AtomicU32::new(0),

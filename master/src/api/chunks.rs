@@ -115,11 +115,18 @@ pub async fn bad_replica(State(s): State<Master>, signed: Option<Extension<Verif
     Ok(Json(Done {}))
 }
 
-/// `POST /v1/commit_length` → the file's [`Attr`]
-pub async fn commit_length(State(s): State<Master>, Extension(caller): Extension<Caller>, ApiJson(r): ApiJson<CommitLength>) -> Result<Json<Attr>, ApiError> {
+/// `POST /v1/commit_length` → the file's [`Attr`]. A retry under the same call id (`x-dfs-call`: the answer was lost, or
+/// the master that took it died) gets the first answer.
+pub async fn commit_length(
+    State(s): State<Master>,
+    Extension(caller): Extension<Caller>,
+    Extension(call): Extension<super::caller::CallId>,
+    ApiJson(r): ApiJson<CommitLength>,
+) -> Result<Json<Attr>, ApiError> {
     let ranges = r.chunks.iter().map(|c| WrittenRange { index: c.index, handle: c.handle, end: c.end }).collect();
     let chunks = furthest_per_chunk(ranges);
-    match s.writer.submit_as(caller.who, Mutation::CommitLength { inode: r.inode, length: r.length, chunks: chunks.clone() }).await?.0 {
+    let m = Mutation::CommitLength { inode: r.inode, length: r.length, chunks: chunks.clone() };
+    match s.writer.submit_call(caller.who.clone(), m, call.key(&caller)).await?.0 {
         Outcome::Attr(a) => {
             s.chunks.lengths_committed(&chunks);
             Ok(Json(a))

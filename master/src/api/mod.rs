@@ -34,14 +34,19 @@ pub mod users;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use dfs_proto::auth::signature::HEADER_AUTH;
 use dfs_proto::endpoint::master as ep;
+use dfs_proto::error::HEADER_LEADER;
+use dfs_proto::ErrorKind;
 use dfs_server_kit::http::internal::{require_signed, ClusterAuth};
 use dfs_server_kit::http::route::Routes;
+use dfs_server_kit::http::ApiError;
 
+use crate::raft::role::Role;
 use crate::state::Master;
 
 /// Largest heartbeat body: a full report of about four million replicas.
@@ -49,6 +54,7 @@ pub const HEARTBEAT_MAX_BYTES: usize = 256 << 20;
 
 pub fn router(state: Master, max_body_bytes: usize) -> Router {
     let http_metrics = state.http_metrics.clone();
+    let role = state.role.clone();
     let auth = state.auth.clone();
     let routes = Routes::new(auth.clone())
         .with_users(caller::guard(state.users.clone(), max_body_bytes))
@@ -108,8 +114,47 @@ pub fn router(state: Master, max_body_bytes: usize) -> Router {
         .fallback(dashboard::fallback)
         .method_not_allowed_fallback(dfs_server_kit::http::error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(from_fn_with_state(role, leader_only))
         .layer(axum::middleware::from_fn_with_state(http_metrics, dfs_server_kit::http::metrics::track))
         .with_state(state)
+}
+
+/// While another master leads (or none yet), requests go there: the API
+/// answers 503 `EAGAIN` naming the leader in [`HEADER_LEADER`] (empty when
+/// none is known yet), WebHDFS
+/// 403 `StandbyException` (on which its clients try their next master),
+/// and the dashboard's pages redirect. Only `/metrics` is this master's own.
+async fn leader_only(State(role): State<Arc<Role>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/metrics" {
+        return next.run(req).await;
+    }
+    if role.serves() {
+        let mut answer = next.run(req).await;
+        // Deposed while the request ran: its refusal (the writer's EAGAIN,
+        // nothing of it decided) names the leader too, as one before would.
+        if answer.status() == StatusCode::SERVICE_UNAVAILABLE && !role.serves() {
+            answer.headers_mut().insert(HEADER_LEADER, leader_value(&role));
+        }
+        return answer;
+    }
+    let leader = role.leader();
+    if path.starts_with("/webhdfs/") {
+        return dfs_server_kit::http::webhdfs::error(dfs_proto::webhdfs::RemoteError::standby(role.refusal()));
+    }
+    if let Some(url) = leader.as_deref().filter(|_| !path.starts_with("/v1/") && req.method() == axum::http::Method::GET) {
+        let target = req.uri().path_and_query().map_or(path, |p| p.as_str());
+        return axum::response::Redirect::temporary(&format!("{url}{target}")).into_response();
+    }
+    let mut answer = ApiError::new(ErrorKind::EAGAIN, role.refusal()).into_response();
+    answer.headers_mut().insert(HEADER_LEADER, leader_value(&role));
+    answer
+}
+
+/// The leader's URL as a header value; empty while no leader is known
+/// (the client then tries the next master).
+fn leader_value(role: &Role) -> HeaderValue {
+    role.leader().and_then(|l| HeaderValue::from_str(&l).ok()).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// A signed request is checked as [`require_signed`] does (and refused if

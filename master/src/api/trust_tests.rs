@@ -74,6 +74,7 @@ fn master_with(mode: crate::users::AuthMode) -> Master {
         delegation: std::sync::Arc::new(crate::delegation::Delegation::new(store.clone(), writer.clone())),
         self_url: "http://127.0.0.1:1".into(),
         workers: Default::default(),
+        role: std::sync::Arc::new(crate::raft::role::Role::single()),
     };
     Master { app: router(state, 1 << 20), auth, ring, cluster_id, _dir: dir }
 }

@@ -29,7 +29,7 @@ pub mod trust;
 pub mod views;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -89,7 +89,9 @@ pub struct ChunkManager {
     writer: Writer,
     cs: CsClient,
     config: ChunkConfig,
-    stats: Arc<Stats>,
+    /// This master manages chunks (it leads the masters, or is the only
+    /// one); else heartbeats go elsewhere and it sends no command.
+    active: AtomicBool,
     /// Recent events (nodes lost and back, corruption, repairs) for the dashboard.
     pub events: crate::events::Events,
     /// The cluster key, id and token keys.
@@ -145,6 +147,32 @@ impl ChunkManager {
     /// (blocking: call at start-up); later garbage comes from the writer as
     /// it commits.
     pub fn load(store: Store, writer: Writer, config: ChunkConfig, trust: trust::Trust) -> Result<Arc<Self>, NsError> {
+        let engine = Self::engine_from(&store, config)?;
+        let manager = Arc::new_cyclic(|me| ChunkManager {
+            engine: Mutex::new(engine),
+            waiting: Mutex::default(),
+            next_req: AtomicU64::new(1),
+            store,
+            writer: writer.clone(),
+            cs: CsClient::new(trust.auth.clone()),
+            config,
+            active: AtomicBool::new(true),
+            events: crate::events::Events::default(),
+            trust,
+            me: me.clone(),
+        });
+        let me = Arc::downgrade(&manager);
+        writer.on_chunks_dropped(Box::new(move |handles| {
+            if let Some(m) = me.upgrade() {
+                m.run(Event::ChunksRemoved { chunks: handles.into_iter().map(|h| (h, Duration::ZERO)).collect() });
+            }
+        }));
+        Ok(manager)
+    }
+
+    /// A new engine over the chunk map the namespace in `store` makes,
+    /// with the garbage it holds, in safe mode (blocking).
+    fn engine_from(store: &Store, config: ChunkConfig) -> Result<Engine, NsError> {
         let mut map = ChunkMap::default();
         for (inode, index, record) in store.all_chunks()? {
             if map.file(inode).is_none() {
@@ -164,27 +192,30 @@ impl ChunkManager {
         let age = |at: i64| Duration::from_nanos(now_ns.saturating_sub(at).max(0) as u64);
         let garbage = store.deleted_chunks(usize::MAX)?.into_iter().map(|(h, at)| (h, age(at))).collect();
         engine.step(now, Event::ChunksRemoved { chunks: garbage });
-        let stats = engine.stats_handle();
-        let manager = Arc::new_cyclic(|me| ChunkManager {
-            engine: Mutex::new(engine),
-            waiting: Mutex::default(),
-            next_req: AtomicU64::new(1),
-            store,
-            writer: writer.clone(),
-            cs: CsClient::new(trust.auth.clone()),
-            config,
-            stats,
-            events: crate::events::Events::default(),
-            trust,
-            me: me.clone(),
-        });
-        let me = Arc::downgrade(&manager);
-        writer.on_chunks_dropped(Box::new(move |handles| {
-            if let Some(m) = me.upgrade() {
-                m.run(Event::ChunksRemoved { chunks: handles.into_iter().map(|h| (h, Duration::ZERO)).collect() });
-            }
-        }));
-        Ok(manager)
+        Ok(engine)
+    }
+
+    /// Starts managing chunks anew from the namespace as this master's store
+    /// has it (blocking): a master that has just become the masters' leader.
+    /// Replicas are learnt again from the chunkservers' reports, in safe
+    /// mode, as at a start; the requests of the engine before are failed.
+    pub fn take_over(&self) -> Result<(), NsError> {
+        let engine = Self::engine_from(&self.store, self.config)?;
+        *self.engine() = engine;
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.active.store(true, Ordering::Release);
+        tracing::info!("chunk management taken over from the namespace");
+        Ok(())
+    }
+
+    /// Stops sending commands and taking ticks: another master leads.
+    pub fn stand_by(&self) {
+        self.active.store(false, Ordering::Release);
+    }
+
+    /// Whether this master manages chunks now.
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
     }
 
     fn engine(&self) -> MutexGuard<'_, Engine> {
@@ -213,6 +244,11 @@ impl ChunkManager {
 
     fn execute(&self, command: Command) {
         let cs = self.cs.clone();
+        let ours = matches!(command, Command::Reply { .. } | Command::Note { .. });
+        if !ours && !self.is_active() {
+            // Standing by: the leader commands the chunkservers.
+            return;
+        }
         match command {
             Command::Reply { req, answer } => {
                 if let Some(tx) = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&req) {
@@ -288,7 +324,7 @@ impl ChunkManager {
 
     pub fn replication_status(&self) -> ReplicationStatus {
         let engine = self.engine();
-        let (summary, map) = (engine.summary(), engine.map());
+        let (summary, map, stats) = (engine.summary(), engine.map(), engine.stats_handle());
         let (reported, total) = map.reported();
         ReplicationStatus {
             safe_mode: SafeModeStatus { on: engine.safe_mode_on(), reported_chunks: reported, total_chunks: total, threshold: self.config.safe_mode.threshold },
@@ -296,10 +332,10 @@ impl ChunkManager {
             missing: summary.census.missing,
             over_replicated: summary.census.over_replicated,
             copies_running: map.copies_running() as u64,
-            copies_done: self.stats.copies_done.load(Ordering::Relaxed),
-            copies_failed: self.stats.copies_failed.load(Ordering::Relaxed),
+            copies_done: stats.copies_done.load(Ordering::Relaxed),
+            copies_failed: stats.copies_failed.load(Ordering::Relaxed),
             deletes_waiting: map.deletes_waiting() as u64,
-            deletes_sent: self.stats.deletes_sent.load(Ordering::Relaxed),
+            deletes_sent: stats.deletes_sent.load(Ordering::Relaxed),
             garbage_chunks: engine.garbage_waiting() as u64,
         }
     }
@@ -434,6 +470,8 @@ impl ChunkManager {
 
     /// One pass of the background work (see `engine::tick`).
     pub fn tick(&self) {
-        self.run(Event::Tick);
+        if self.is_active() {
+            self.run(Event::Tick);
+        }
     }
 }

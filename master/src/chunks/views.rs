@@ -17,9 +17,10 @@ impl ChunkManager {
         self.engine().summary().census
     }
 
-    /// Counters of the chunk work since the start.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    /// Counters of the chunk work since the start (or since this master
+    /// last took over as the masters' leader).
+    pub fn stats(&self) -> std::sync::Arc<Stats> {
+        self.engine().stats_handle()
     }
 
     /// Chunks `first..first+count` of a file with their replicas (blocking:

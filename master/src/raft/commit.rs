@@ -11,8 +11,14 @@ use tokio::runtime::Handle;
 
 use super::log_store::NodeId;
 use super::machine::{Command, Group};
+use super::role::{refusal, standing, Standing};
 use crate::store::writer::Commit;
 use crate::store::{NsError, Store};
+
+/// The longest a group waits for its entry to commit: without a majority
+/// it would wait for ever. The entry may still commit later; a client's
+/// retry then gets its answer from the retry cache.
+const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Proposes each group; the writer leads groups on blocking threads, from
 /// where this waits on the runtime.
@@ -33,11 +39,22 @@ impl Commit for Propose {
         if batch.is_empty() {
             return Ok(());
         }
-        self.runtime.block_on(self.raft.client_write(Command::of(&batch))).map(|_| ()).map_err(not_committed)
+        let proposed = self.runtime.block_on(async { tokio::time::timeout(COMMIT_WAIT, self.raft.client_write(Command::of(&batch))).await });
+        match proposed {
+            Ok(written) => written.map(|_| ()).map_err(not_committed),
+            Err(_) => Err(NsError::new(ErrorKind::EAGAIN, format!("the masters did not commit the change within {COMMIT_WAIT:?} (no majority reachable?)"))),
+        }
     }
 
     fn blocks(&self) -> bool {
         true
+    }
+
+    fn lead(&self) -> Result<u64, NsError> {
+        match standing(&self.raft.metrics().borrow()) {
+            Standing::Leads { term } => Ok(term),
+            Standing::Follows { leader } => Err(NsError::new(ErrorKind::EAGAIN, refusal(leader.as_deref()))),
+        }
     }
 }
 
@@ -46,10 +63,7 @@ impl Commit for Propose {
 /// still commit later, which the retry cache answers for.
 fn not_committed(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> NsError {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-            let leader = f.leader_node.map_or_else(|| "not known yet".to_string(), |n| n.addr);
-            NsError::new(ErrorKind::EAGAIN, format!("this master does not lead the group; the leader is {leader}"))
-        }
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => NsError::new(ErrorKind::EAGAIN, refusal(f.leader_node.map(|n| n.addr).as_deref())),
         other => NsError::new(ErrorKind::EIO, format!("the masters did not commit the change: {other}")),
     }
 }

@@ -105,16 +105,20 @@ pub enum LogRecovery {
 }
 
 /// How to open a store.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Bytes of records the metadata log holds before it starts over.
     pub log_capacity: u64,
     pub recovery: LogRecovery,
+    /// A new store's cluster id, when the masters of a Raft group each
+    /// make their store before they have talked (else a random one). The
+    /// root's times are then 0 as well, so that every new store is the same.
+    pub cluster_id: Option<String>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { log_capacity: CAPACITY, recovery: LogRecovery::Refuse }
+        StoreOptions { log_capacity: CAPACITY, recovery: LogRecovery::Refuse, cluster_id: None }
     }
 }
 
@@ -163,7 +167,7 @@ impl Store {
             store.skip_lost_ids(scan.file_len())?;
         }
         drop(scan);
-        store.bootstrap()?;
+        store.bootstrap(options.cluster_id)?;
         // Everything replayed goes to RocksDB's tables, and the log starts
         // over: what a crash left half written can never be read as new.
         store.checkpoint(&mut store.log())?;
@@ -239,7 +243,7 @@ impl Store {
         cf(&self.db, name)
     }
 
-    fn bootstrap(&self) -> Result<(), NsError> {
+    fn bootstrap(&self, cluster_id: Option<String>) -> Result<(), NsError> {
         let meta = self.cf(CF_META)?;
         if let Some(v) = self.db.get_cf(meta, META_FORMAT_VERSION)? {
             let found = <[u8; 4]>::try_from(v.as_slice()).map(u32::from_be_bytes).unwrap_or(0);
@@ -248,7 +252,7 @@ impl Store {
             }
             return Ok(());
         }
-        let now = now_ns();
+        let now = if cluster_id.is_some() { 0 } else { now_ns() };
         let root = InodeRecord {
             attr: Attr {
                 inode: InodeId::ROOT,
@@ -272,7 +276,7 @@ impl Store {
         let counters = Counters { directories: 1, next_inode: InodeId::ROOT.0 + 1, next_chunk: 1, ..Default::default() };
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_INODES)?, inode_key(InodeId::ROOT), root.encode());
-        batch.put_cf(meta, META_CLUSTER_ID, uuid::Uuid::new_v4().to_string());
+        batch.put_cf(meta, META_CLUSTER_ID, cluster_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()));
         batch.put_cf(meta, META_COUNTERS, counters.encode());
         batch.put_cf(meta, META_FORMAT_VERSION, FORMAT_VERSION.to_be_bytes());
         let mut sync = WriteOptions::default();
@@ -542,7 +546,7 @@ mod tests {
         const N: usize = 400;
         for round in 0..2 {
             let dir = live.lock().unwrap().clone();
-            let store = Store::open_probed(&dir, options, Some(probe.clone())).unwrap();
+            let store = Store::open_probed(&dir, options.clone(), Some(probe.clone())).unwrap();
             let config = WriterConfig::for_tests();
             let writer = Writer::start(store, config).unwrap();
             for i in round * N / 2..(round + 1) * N / 2 {

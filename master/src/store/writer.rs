@@ -69,6 +69,14 @@ pub trait Commit: Send + Sync {
     /// Whether `commit` blocks for long (a network round): the group is
     /// then never led on a runtime worker.
     fn blocks(&self) -> bool;
+    /// The term in which this master may decide groups now (a single
+    /// master: always 0). At each new term the writer reads its counters
+    /// again: the masters' leaders before it moved them. An error (another
+    /// master leads, or this one has not applied all before its term yet)
+    /// fails the group before anything of it is decided.
+    fn lead(&self) -> Result<u64, NsError> {
+        Ok(0)
+    }
 }
 
 /// A single master: one sync of the metadata log.
@@ -111,6 +119,8 @@ struct Shared {
     /// The files clients hold open.
     held: Arc<Held>,
     commit: Arc<dyn Commit>,
+    /// The term the counters were read in (`Commit::lead`).
+    counted_term: Mutex<Option<u64>>,
 }
 
 /// Receives the chunks a durable group of mutations made garbage.
@@ -144,6 +154,7 @@ impl Writer {
     pub fn start_committing(store: Store, config: WriterConfig, commit: Arc<dyn Commit>) -> Result<Writer, NsError> {
         let counters = store.counters()?;
         let reaping = counters.pending_delete > 0;
+        let counted_term = Mutex::new(commit.lead().ok());
         let shared = Shared {
             store,
             config,
@@ -153,6 +164,7 @@ impl Writer {
             on_dropped: Mutex::new(None),
             held: Arc::new(Held::new(config.open_files_timeout)),
             commit,
+            counted_term,
         };
         let writer = Writer { shared: Arc::new(shared) };
         if reaping {
@@ -309,6 +321,12 @@ impl Shared {
     }
 
     fn apply_group(&self, group: Vec<Queued>) {
+        if let Err(e) = self.follow_term() {
+            for (.., reply) in group {
+                let _ = reply.send(Err(e.clone())); // the caller may have gone
+            }
+            return;
+        }
         let mut dropped = Vec::new();
         let results: Vec<_> = {
             let mut counters = self.counters();
@@ -343,6 +361,18 @@ impl Shared {
         committed
     }
 
+    /// Checks that this master may decide groups now; at a new term, reads
+    /// the counters again first.
+    fn follow_term(&self) -> Result<(), NsError> {
+        let term = self.commit.lead()?;
+        let mut counted = self.counted_term.lock().unwrap_or_else(|p| p.into_inner());
+        if *counted != Some(term) {
+            *self.counters() = self.store.counters()?;
+            *counted = Some(term);
+        }
+        Ok(())
+    }
+
     /// The counters as the store has them, after a group failed to commit
     /// on a Raft leader: they counted the group's dropped writes.
     fn recount(&self) {
@@ -367,6 +397,11 @@ impl Shared {
 
     /// One reaper step, made durable.
     fn reap(&self) {
+        if let Err(e) = self.follow_term() {
+            tracing::debug!(error = %e, "not freeing removed subtrees: this master does not lead");
+            self.lock().reaper_halted = true;
+            return;
+        }
         let mut counters = self.counters();
         let mut txn = Txn::new(&self.store, *counters, now_ns()).keeping_open(&self.held);
         let step = reap_step(&mut txn, self.config.reap_batch).and_then(|more| Ok((more, txn.take_dropped(), txn.commit()?)));

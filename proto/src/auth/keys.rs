@@ -54,6 +54,20 @@ impl ClusterKey {
         ClusterKey { id, secret }
     }
 
+    /// A UUID that only holders of this key can compute, the same for each
+    /// of them, and that says nothing of the secret (an HMAC of `purpose`):
+    /// the masters of a Raft group name their cluster with it, each on its
+    /// own, before they have talked.
+    pub fn derived_uuid(&self, purpose: &str) -> uuid::Uuid {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.secret).expect("HMAC takes a key of any length");
+        mac.update(purpose.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+
     /// The key's line in a key file.
     pub fn to_line(&self) -> String {
         format!("key {} {}", self.id, hex(&self.secret))
