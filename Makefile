@@ -32,8 +32,9 @@ build: deps
 	$(CARGO) build --workspace --bins
 
 # make run TLS=1: the same cluster over TLS (certificates made for you).
+# make run MASTERS=3: three masters as a Raft group instead of one.
 run: build
-	DFS_TLS=$(or $(TLS),$(DFS_TLS),0) BIN_DIR=$(TARGET_DIR)/debug bash deploy/local-cluster.sh
+	DFS_TLS=$(or $(TLS),$(DFS_TLS),0) DFS_MASTERS=$(or $(MASTERS),$(DFS_MASTERS),1) BIN_DIR=$(TARGET_DIR)/debug bash deploy/local-cluster.sh
 
 # Style as the tools check it, before any test: rustfmt (rustfmt.toml; `cargo
 # fmt` fixes what it reports) and clippy on every crate and target (which lints

@@ -15,7 +15,12 @@
 # cluster CA and a certificate per daemon are made in $ROOT/tls on the
 # first such start (dfs admin certs), the CA is copied to
 # ~/.config/dfs/ca.pem (unless one made by hand is there) for the shell,
-# and the master is https://$DFS_LISTEN. Ctrl-C stops everything cleanly.
+# and the master is https://$DFS_LISTEN. DFS_MASTERS=3 (make run MASTERS=3)
+# runs three masters as a Raft group instead, on the next ports
+# (9870-9872; data in $ROOT/master, $ROOT/master2, $ROOT/master3), with a
+# cluster key made up front (every master needs the same one); the shell,
+# mount and chunkservers are given all three and follow the leader.
+# Ctrl-C stops everything cleanly.
 # Expects the binaries in $BIN_DIR.
 set -euo pipefail
 
@@ -26,7 +31,12 @@ CS_PORTS=(9866 9867 9868)
 KEY=${DFS_CLUSTER_KEY_FILE:-$ROOT/master/cluster.key}
 CRED=$ROOT/master/admin.credentials
 ADMIN=$(id -un 2>/dev/null || echo admin)
+NMASTERS=${DFS_MASTERS:-1}
+[[ $NMASTERS =~ ^[1-7]$ ]] || { echo "DFS_MASTERS must be 1 to 7, not $NMASTERS" >&2; exit 2; }
 mkdir -p "$ROOT"
+# Master i's data directory and listening address (the first is $MASTER).
+master_dir() { if (($1 == 1)); then echo "$ROOT/master"; else echo "$ROOT/master$1"; fi; }
+master_addr() { echo "${MASTER%:*}:$((${MASTER##*:} + $1 - 1))"; }
 
 pids=()
 mount_pid=
@@ -52,7 +62,9 @@ if [[ ${DFS_TLS:-0} == 1 ]]; then
   [[ -e $TLS_DIR/ca.pem ]] || "$BIN_DIR/dfs" admin certs ca "$TLS_DIR" --cluster local
   hosts=127.0.0.1,localhost
   [[ ${MASTER%:*} == 127.0.0.1 || ${MASTER%:*} == localhost ]] || hosts="${MASTER%:*},$hosts"
-  for name in master cs0 cs1 cs2; do
+  names=(cs0 cs1 cs2 master)
+  for ((i = 2; i <= NMASTERS; i++)); do names+=("master$i"); done
+  for name in "${names[@]}"; do
     [[ -e $TLS_DIR/$name.pem ]] || "$BIN_DIR/dfs" admin certs node "$TLS_DIR" "$name" --hosts "$hosts"
   done
   tls_flags() { TLS_FLAGS=(--tls-cert "$TLS_DIR/$1.pem" --tls-key "$TLS_DIR/$1.key" --tls-ca "$TLS_DIR/ca.pem"); }
@@ -67,12 +79,35 @@ if [[ ${DFS_TLS:-0} == 1 ]]; then
     cp "$TLS_DIR/ca.pem" "$home_ca.new" && mv "$home_ca.new" "$home_ca" && echo "$(cd "$ROOT" && pwd)" > "$home_ca.local-cluster"
   fi
 fi
-tls_flags master
-"$BIN_DIR/dfs-master" --listen "$MASTER" --data-dir "$ROOT/master" --cluster-key-file "$KEY" \
-  --admin-user "$ADMIN" --auth "${DFS_AUTH:-users}" ${TLS_FLAGS[@]+"${TLS_FLAGS[@]}"} &
-pids+=($!)
-for _ in $(seq 100); do
-  [[ -s $CRED ]] && curl -s ${curl_tls[@]+"${curl_tls[@]}"} -o /dev/null "$url/v1/auth/login" && break
+scheme=${url%%://*}
+raft_flags=()
+if ((NMASTERS > 1)); then
+  # Several masters: the same cluster key for all, and the masters' own
+  # Raft key, made before any starts.
+  RAFT_KEY=$ROOT/raft.key
+  for k in "$KEY" "$RAFT_KEY"; do
+    [[ -e $k ]] && continue
+    mkdir -p "$(dirname "$k")"
+    (umask 077; "$BIN_DIR/dfs-master" keygen > "$k.new" && mv "$k.new" "$k")
+  done
+  peers=() urls=()
+  for ((i = 1; i <= NMASTERS; i++)); do peers+=("$i=$scheme://$(master_addr "$i")"); urls+=("$scheme://$(master_addr "$i")"); done
+  url=$(IFS=,; echo "${urls[*]}")
+fi
+first_url=$scheme://$MASTER
+for ((i = 1; i <= NMASTERS; i++)); do
+  if ((i == 1)); then tls_flags master; else tls_flags "master$i"; fi
+  ((NMASTERS > 1)) && raft_flags=(--raft-id "$i" --raft-peers "$(IFS=,; echo "${peers[*]}")" --raft-key-file "$RAFT_KEY")
+  "$BIN_DIR/dfs-master" --listen "$(master_addr "$i")" --data-dir "$(master_dir "$i")" --cluster-key-file "$KEY" \
+    --admin-user "$ADMIN" --auth "${DFS_AUTH:-users}" ${TLS_FLAGS[@]+"${TLS_FLAGS[@]}"} ${raft_flags[@]+"${raft_flags[@]}"} &
+  pids+=($!)
+done
+# The first leader makes the admin's credentials in its data directory.
+for _ in $(seq 300); do
+  for ((i = 1; i <= NMASTERS; i++)); do
+    [[ -s $(master_dir "$i")/admin.credentials ]] && CRED=$(master_dir "$i")/admin.credentials
+  done
+  [[ -s $CRED ]] && curl -s ${curl_tls[@]+"${curl_tls[@]}"} -o /dev/null "$first_url/v1/auth/login" && break
   sleep 0.1
 done
 # The shell's default credentials: this cluster's admin, unless the file
@@ -115,9 +150,9 @@ if [[ ${DFS_MOUNT:-1} != 0 && -c /dev/fuse ]]; then
 fi
 cat <<MSG
 
-dfs is running: 1 master, ${live:-0} live chunkservers (data in $ROOT/, Ctrl-C to stop)
-  dashboard:  $url/
-  API:        $url/v1/   (see README.md)
+dfs is running: $NMASTERS master(s), ${live:-0} live chunkservers (data in $ROOT/, Ctrl-C to stop)
+  dashboard:  $first_url/
+  API:        $first_url/v1/   (see README.md)
 $cred_msg
 $tls_msg
   shell:      export PATH=$bin:\$PATH DFS_MASTER=$url

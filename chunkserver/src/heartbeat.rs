@@ -133,6 +133,9 @@ pub fn backoff_after(previous: Option<Duration>, interval: Duration) -> Duration
     previous.map_or(interval, |p| p.saturating_mul(2)).max(interval).min(BACKOFF_MAX.max(interval))
 }
 
+/// Most leaders followed at once, without waiting for the next tick.
+const MAX_HOPS: usize = 7;
+
 /// Longest wait between attempts on a master that was refused.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Shortest gap before an early heartbeat (one a request asked for, to
@@ -157,12 +160,14 @@ pub struct Heartbeats {
     /// Token key ids of the master's that this node cannot derive (logged once).
     missing_keys: Vec<u32>,
     last_beat: Option<Instant>,
+    /// Leaders followed at once since the last accepted beat.
+    hops: usize,
 }
 
 impl Heartbeats {
     pub fn new(node: Arc<Node>, interval: Duration, report_interval: Duration) -> Self {
         let http = dfs_server_kit::tls::peer_client().timeout(Duration::from_secs(10)).pool_idle_timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Heartbeats { node, http, interval, report_interval, last_report: None, backoff: None, missing_keys: Vec::new(), last_beat: None }
+        Heartbeats { node, http, interval, report_interval, last_report: None, backoff: None, missing_keys: Vec::new(), last_beat: None, hops: 0 }
     }
 }
 
@@ -197,6 +202,7 @@ impl Worker for Heartbeats {
             Decision::Apply { answer, record } => match apply(&node, answer, record, with_report, &mut self.missing_keys).await {
                 Ok(send_report) => {
                     self.backoff = None;
+                    self.hops = 0;
                     if with_report {
                         self.last_report = Some(Instant::now());
                     }
@@ -227,7 +233,10 @@ impl Worker for Heartbeats {
                     l => node.masters.follow(&master, l),
                 };
                 tracing::info!(from = %master, to = %node.masters.current(), "the master does not lead; heartbeating the leader");
-                if moved {
+                // At once, a few times: masters that name each other while
+                // an election settles wait for the next tick.
+                if moved && self.hops < MAX_HOPS {
+                    self.hops += 1;
                     next = Next::Now;
                 }
                 None

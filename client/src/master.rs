@@ -115,25 +115,27 @@ impl MasterClient {
 
     /// Sends `call` signed under this client's session (logging in first
     /// when there is none); a session the master no longer knows (it
-    /// restarted, the user's credential was rotated) is replaced once.
+    /// restarted, the user's credential was rotated, another master leads
+    /// now) is replaced, a few times at most: each leader of several
+    /// masters knows its own sessions only, and a failover may come
+    /// between a login and the call.
     async fn send_signed<T: Answer>(&self, idempotent: bool, mut call: Call) -> Result<T, ClientError> {
-        let mut fresh = false;
+        let mut logins = 0;
         loop {
             let session = match self.login.credentials() {
                 None => None,
                 Some(_) => match self.login.session() {
                     Some(s) => Some(s),
                     None => {
-                        fresh = true;
+                        logins += 1;
                         Some(self.log_in().await?)
                     }
                 },
             };
             call.session = session.clone();
             match self.send(idempotent, &call).await {
-                Err(e) if session.is_some() && !fresh && is_session_refusal(&e) => {
+                Err(e) if session.is_some() && logins < MAX_LOGINS && is_session_refusal(&e) => {
                     self.login.end();
-                    fresh = true;
                 }
                 answer => return answer,
             }
@@ -156,8 +158,9 @@ impl MasterClient {
         let request = credentials.login(dfs_proto::auth::unix_ms());
         let path = endpoint::url::<ep::Login>("", &(), &()).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
         let json = serde_json::to_vec(&request).map_err(|e| ClientError::new(ErrorKind::EINVAL, e.to_string()))?;
-        // Sent again after a lost answer (a master that froze or died): a
-        // second session is harmless.
+        // Sent again after a lost answer (a master that froze or died):
+        // another master takes it; the same one refuses the replay, as
+        // before.
         let Json(answer): Json<LoginAnswer> =
             self.send(true, &Call { method: Method::Post, path, json: Some(json.into()), signed: false, session: None, call_id: None, timeout: None }).await?;
         self.login.start(&answer).map_err(|e| ClientError::new(ErrorKind::EIO, format!("logging in as {}: {e}", credentials.user)))
@@ -173,6 +176,7 @@ impl MasterClient {
         let mut pause = Duration::from_millis(50);
         // Attempts of one call are one operation (unless it is part of one).
         let id = request_id::for_operation();
+        let mut hops = 0;
         loop {
             let base = self.masters.current();
             let url = format!("{base}{}", call.path);
@@ -189,9 +193,14 @@ impl MasterClient {
             if !retry || start.elapsed() + pause > limit {
                 return Err(ClientError::unreachable(&base, &err.error));
             }
-            // At once to a leader just named; else the next master, after a pause.
+            // At once to a leader just named (a few times: masters that
+            // name each other while an election settles get the pause);
+            // else the next master, after a pause.
             match err.leader.as_deref().filter(|l| !l.is_empty()) {
-                Some(leader) if self.masters.follow(&base, leader) => continue,
+                Some(leader) if hops < MAX_HOPS && self.masters.follow(&base, leader) => {
+                    hops += 1;
+                    continue;
+                }
                 Some(_) => {}
                 // Refused, or no answer where another master may give one.
                 None => self.masters.pass_over(&base),
@@ -457,6 +466,12 @@ impl MasterClient {
         }
     }
 }
+
+/// Most logins for one call (see `send_signed`).
+const MAX_LOGINS: usize = 3;
+
+/// Most leaders followed at once, without a pause, in one call.
+const MAX_HOPS: usize = 7;
 
 /// How long a backup may take to arrive whole (the client's request
 /// timeout would cut a large one short).

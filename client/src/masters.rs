@@ -38,10 +38,17 @@ impl Masters {
         self.urls.len() > 1
     }
 
-    /// Calls go to `leader` from now on (a follower named it); returns
-    /// whether that is another master than `tried`.
+    /// Calls go to `leader` from now on (a follower named it), if it is one
+    /// of the list: a master outside it (another name of a listed one, or a
+    /// hostile answer sending signed requests elsewhere) is not followed,
+    /// and the next master of the list is tried instead. Returns whether
+    /// calls go to another master than `tried` now.
     pub fn follow(&self, tried: &str, leader: &str) -> bool {
         let leader = leader.trim_end_matches('/');
+        if !self.urls.iter().any(|u| u == leader) {
+            self.pass_over(tried);
+            return self.current() != tried;
+        }
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = leader.to_string();
         leader != tried
     }
@@ -78,9 +85,8 @@ mod tests {
         assert!(m.follow("http://a:1", "http://c:3/"));
         assert_eq!(m.current(), "http://c:3");
         assert!(!m.follow("http://c:3", "http://c:3"));
-        // A leader outside the list (its address as the masters know it) is followed too.
-        m.follow("http://c:3", "http://d:4");
-        m.pass_over("http://d:4");
+        // A leader outside the list is not followed: the next one is tried.
+        assert!(m.follow("http://c:3", "https://evil:4"));
         assert_eq!(m.current(), "http://a:1");
         assert_eq!(m.list(), "http://a:1,http://b:2,http://c:3");
     }

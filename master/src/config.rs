@@ -182,9 +182,20 @@ pub struct MasterConfig {
     #[arg(long, env = "DFS_RAFT_PEERS", default_value = "")]
     pub raft_peers: String,
 
+    /// The masters' own key file (`key ID HEX` lines, as `dfs-master
+    /// keygen` prints, mode 0600): Raft's calls between masters are signed
+    /// with it. Only the masters hold it, never a chunkserver, so a stolen
+    /// chunkserver cannot vote or append. Required with raft_peers.
+    #[arg(long, env = "DFS_RAFT_KEY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raft_key_file: Option<PathBuf>,
+
     /// The shortest Raft election timeout in ms (each election waits a
-    /// random time up to twice it): how long a silent leader is waited for.
-    #[arg(long, env = "DFS_RAFT_ELECTION_MS", default_value_t = 1_000)]
+    /// random time up to 1.5 times it): how long a silent leader is waited
+    /// for. Followers also refuse to vote for as long as the longest
+    /// timeout after the leader's last word, so a failover takes about two
+    /// to three times this.
+    #[arg(long, env = "DFS_RAFT_ELECTION_MS", default_value_t = 500)]
     pub raft_election_ms: u64,
 
     /// Log filter (tracing's env-filter syntax), e.g. "info" or
@@ -222,6 +233,9 @@ pub enum MasterCommand {
     },
 }
 
+const NO_RAFT_KEY: &str =
+    "several masters need --raft-key-file: a key only masters hold (`dfs-master keygen > raft.key`, chmod 600, a copy on every master, never on a chunkserver)";
+
 /// Most masters in one group: each write waits for a majority of them.
 pub const MAX_MASTERS: usize = 7;
 
@@ -234,6 +248,9 @@ impl MasterConfig {
             (Some(id), false) => id,
             _ => return Err("raft_id and raft_peers go together: both or neither".into()),
         };
+        if self.raft_key_file.is_none() {
+            return Err(NO_RAFT_KEY.into());
+        }
         let mut members = std::collections::BTreeMap::new();
         for part in peers.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (n, url) = part.split_once('=').ok_or_else(|| format!("raft_peers: {part:?} is not ID=URL"))?;

@@ -23,8 +23,7 @@ fn raft_figures(role: &Role, m: &mut Snapshot) {
     let last = r.last_log_index.unwrap_or(0);
     m.gauge("dfs_master_raft_last_log_index", "The last entry in this master's Raft log", last as f64);
     m.gauge("dfs_master_raft_applied_index", "The last entry this master applied", r.last_applied.map_or(0, |l| l.index) as f64);
-    let lag =
-        r.replication.iter().flatten().map(|(id, matched)| (label("member", id.to_string()), last.saturating_sub(matched.map_or(0, |l| l.index)) as f64));
+    let lag = r.replication.iter().flatten().map(|(id, matched)| (label("member", id.to_string()), last.saturating_sub(matched.map_or(0, |l| l.index)) as f64));
     m.gauges("dfs_master_raft_member_lag", "Entries each member has yet to take (on the leader)", lag.collect());
 }
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::extract::DefaultBodyLimit;
 use dfs_server_kit::http::daemon::shutdown_signal;
 use dfs_server_kit::http::internal::ClusterAuth;
 use dfs_server_kit::http::serve::{serve, Limits};
@@ -27,8 +26,13 @@ use crate::store::{Store, Writer, WriterConfig};
 use crate::tokens::{Schedule, Tokens};
 use crate::users::{AuthMode, Users};
 
-/// Largest Raft message: a catching-up member's batch of entries.
-const RAFT_MAX_BYTES: usize = 256 << 20;
+/// The masters' own key, which signs and checks Raft's calls (chunkservers
+/// do not hold it). Read once: a rotation takes a restart of each master.
+fn raft_auth(file: &std::path::Path) -> anyhow::Result<Arc<ClusterAuth>> {
+    anyhow::ensure!(file.exists(), "the Raft key file {} is missing: make it with `dfs-master keygen > FILE` (chmod 600)", file.display());
+    let (keys, _) = cluster_key::open(file, true).with_context(|| format!("the Raft key file {}", file.display()))?;
+    Ok(ClusterAuth::new(Arc::new(keys)))
+}
 
 /// Files open on mounts before this start are not known yet (if this
 /// master ever had mounts holding files: a fresh or mount-less cluster
@@ -44,35 +48,69 @@ async fn hold_open_files(store: &Store, writer: &Writer) -> anyhow::Result<()> {
 
 /// Follows this master's standing in the group: when it comes to lead,
 /// takes over (chunk management, the users, open files, the first admin)
-/// and then serves; when another master leads, stands by.
+/// and then serves; when another master leads, stands by. While it serves
+/// it has a majority confirm its lead twice per election timeout: a leader
+/// cut off from the others (openraft keeps it leader until it hears of a
+/// later term) stops serving and commanding chunkservers within about one
+/// election timeout, before the others elect a new leader.
 async fn follow_leadership(state: Master, config: MasterConfig) {
     let Some(raft) = state.role.raft().cloned() else { return };
     let mut metrics = raft.metrics();
+    let election = Duration::from_millis(config.raft_election_ms);
     loop {
         let standing = crate::raft::role::standing(&metrics.borrow_and_update());
+        let leads = matches!(standing, Standing::Leads { .. });
         let mut failed = false;
         match standing {
-            Standing::Leads { term } if !state.role.serves() => match take_over(&state, &config).await {
+            Standing::Leads { term } if !state.role.serves() => match confirmed(&state, election).await.and(take_over(&state, &config).await) {
                 Ok(()) => {
                     state.role.serve(term);
                     tracing::info!(term, "leading the masters");
                 }
                 Err(e) => {
-                    tracing::error!(term, error = %e, "taking over as the leader failed; trying again");
+                    tracing::debug!(term, error = %e, "not serving as the leader yet; trying again");
                     failed = true;
                 }
             },
+            Standing::Leads { term } => {
+                if let Err(e) = confirmed(&state, election).await {
+                    state.role.unserve();
+                    state.chunks.stand_by();
+                    tracing::warn!(term, error = %e, "the majority did not confirm this leader: not serving until it does");
+                    failed = true;
+                }
+            }
             Standing::Follows { leader } if state.chunks.is_active() => {
                 state.chunks.stand_by();
                 tracing::info!(leader = leader.as_deref().unwrap_or("unknown"), "another master leads; chunk management stands by");
             }
             _ => {}
         }
-        let wait = if failed { Duration::from_secs(1) } else { Duration::from_secs(3600) };
+        let wait = if failed {
+            Duration::from_secs(1).min(election)
+        } else if leads {
+            election / 2
+        } else {
+            Duration::from_secs(3600)
+        };
+        if failed {
+            // Not at each of openraft's metrics changes (many a second).
+            tokio::time::sleep(wait).await;
+            continue;
+        }
         tokio::select! {
             changed = metrics.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// Whether a majority confirms this master's lead within `within`.
+async fn confirmed(state: &Master, within: Duration) -> anyhow::Result<()> {
+    match tokio::time::timeout(within, state.role.linearizable()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => anyhow::bail!("{e}"),
+        Err(_) => anyhow::bail!("no majority answered within {within:?}"),
     }
 }
 
@@ -141,6 +179,11 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
     }
     // RocksDB's CURRENT file: the directory held a namespace before.
     let had_namespace = config.data_dir.join("CURRENT").exists();
+    anyhow::ensure!(
+        members.is_none() || !had_namespace || config.data_dir.join(crate::raft::member::LOG_DIR).exists(),
+        "{} holds a single master's namespace: a Raft group starts from empty data directories (a single master's namespace cannot join one yet)",
+        config.data_dir.display()
+    );
     let key_file = cluster_key::path(config.cluster_key_file.as_deref(), &config.data_dir);
     anyhow::ensure!(
         members.is_none() || key_file.exists(),
@@ -162,14 +205,16 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
         reap_batch: 1000,
         open_files_timeout: Duration::from_millis(config.open_files_timeout_ms),
     };
-    let (role, writer) = match (&members, config.raft_id) {
-        (Some(members), Some(id)) => {
-            let raft = crate::raft::member::start(id, members, store.clone(), &config.data_dir, auth.clone(), config.raft_election_ms).await?;
+    let (role, writer, raft_auth) = match (&members, config.raft_id, &config.raft_key_file) {
+        (Some(members), Some(id), Some(key_file)) => {
+            let raft_auth = raft_auth(key_file)?;
+            let raft = crate::raft::member::start(id, members, store.clone(), &config.data_dir, raft_auth.clone(), config.raft_election_ms).await?;
             // The leader's writer decides groups through pending writes and proposes them.
             let commit = Propose::new(raft.clone(), tokio::runtime::Handle::current());
-            (Arc::new(Role::member(raft)), Writer::start_committing(store.with_pending(Arc::default()), writer_config, commit)?)
+            let writer = Writer::start_committing(store.with_pending(Arc::default()), writer_config, commit)?;
+            (Arc::new(Role::member(raft)), writer, Some(raft_auth))
         }
-        _ => (Arc::new(Role::single()), Writer::start(store.clone(), writer_config)?),
+        _ => (Arc::new(Role::single()), Writer::start(store.clone(), writer_config)?, None),
     };
     let ms = Duration::from_millis;
     let chunk_config = ChunkConfig {
@@ -231,8 +276,9 @@ pub async fn run(config: MasterConfig) -> anyhow::Result<()> {
         role: role.clone(),
     };
     let mut app = router(state.clone(), config.max_request_body_bytes);
-    let leadership = role.raft().map(|raft| {
-        app = app.clone().merge(crate::raft::network::routes(raft.clone(), state.auth.clone()).layer(DefaultBodyLimit::max(RAFT_MAX_BYTES)));
+    let leadership = role.raft().zip(raft_auth).map(|(raft, raft_auth)| {
+        // Bodies are bounded by the signature check (`SIGNED_BODY_MAX_BYTES`).
+        app = app.clone().merge(crate::raft::network::routes(raft.clone(), raft_auth));
         tokio::spawn(follow_leadership(state.clone(), config.clone()))
     });
 

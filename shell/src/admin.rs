@@ -79,10 +79,26 @@ pub enum AdminCmd {
     Backup { dir: std::path::PathBuf },
     /// Undo a decommission: the chunkserver takes new chunks again.
     Recommission { node: String },
+    /// The masters named by --master and their Raft state.
+    Masters {
+        #[command(subcommand)]
+        cmd: MastersCmd,
+    },
     /// Show safe mode, or end it now with `leave`.
     Safemode {
         #[arg(value_parser = ["get", "leave"], default_value = "get")]
         action: String,
+    },
+}
+
+/// `dfs admin masters ...`.
+#[derive(Subcommand)]
+pub enum MastersCmd {
+    /// Each master: leader, follower, single or unreachable; term, last
+    /// log and applied index.
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -115,6 +131,10 @@ pub async fn run(ctx: &mut Ctx, verb: Verb) -> u8 {
         Verb::Admin { cmd: AdminCmd::Backup { dir } } => {
             ctx.verb = "admin backup";
             crate::backup::backup(ctx, &dir).await
+        }
+        Verb::Admin { cmd: AdminCmd::Masters { cmd: MastersCmd::List { json } } } => {
+            ctx.verb = "admin masters list";
+            crate::masters::list(ctx, json).await
         }
         Verb::Admin { cmd: AdminCmd::Safemode { action } } => {
             ctx.verb = "admin safemode";

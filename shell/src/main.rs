@@ -14,6 +14,7 @@ mod admin;
 mod backup;
 mod certs;
 mod fmt;
+mod masters;
 mod namespace;
 mod transfer;
 mod users;

@@ -1,7 +1,10 @@
-//! Several masters in one Raft group, on loopback, with chunkservers and
-//! clients that know them all (`--master URL1,URL2,URL3`): the harness of
-//! the master HA tests. Masters can be killed, frozen and started again on
-//! their own address; the leader is found from each master's `/metrics`.
+//! Several masters in one Raft group, with chunkservers and clients that
+//! know them all (`--master URL1,URL2,URL3`): the harness of the master HA
+//! tests. Each master and each chunkserver is a host of its own, in a
+//! network namespace with its own address (`crate::netns`); the clients
+//! are the test process. Masters can be killed, frozen, cut off and
+//! started again on their own address; the leader is found from each
+//! master's `/metrics`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,37 +12,43 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::cluster::{FAST_CHUNKSERVER, FAST_MASTER};
+use crate::netns::Net;
 use crate::process::{note_credentials, ChunkserverProcess, MasterProcess};
 
 /// A Raft group of masters and the chunkservers of its cluster. Fields
-/// drop in order: chunkservers, masters, then the directory.
+/// drop in order: chunkservers, masters, the network, then the directory.
 pub struct Group {
     pub chunkservers: Vec<ChunkserverProcess>,
     /// `None` while killed.
     pub masters: Vec<Option<MasterProcess>>,
-    /// Each master's `127.0.0.1:PORT`, kept across restarts.
+    /// Hosts 0.. are the masters, then the chunkservers.
+    pub net: Net,
+    /// Each master's `ADDRESS:PORT`, kept across restarts.
     addrs: Vec<String>,
     pub dir: tempfile::TempDir,
+    /// The cluster key (every node) and the masters' Raft key.
     key: PathBuf,
+    raft_key: PathBuf,
 }
 
-/// Free loopback ports for `n` masters. The masters must know each
-/// other's addresses before any of them starts, so each port is taken
-/// from the kernel (port 0) and given back just before the master binds it.
-fn free_addrs(n: usize) -> anyhow::Result<Vec<String>> {
-    let held: Vec<std::net::TcpListener> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
-    held.iter().map(|l| Ok(l.local_addr()?.to_string())).collect()
-}
+/// The port of every daemon: each has an address of its own.
+const MASTER_PORT: u16 = 9870;
+const CHUNKSERVER_PORT: u16 = 9866;
 
 impl Group {
-    /// Starts `masters` masters and `chunkservers` chunkservers; returns
+    /// Starts `masters` masters and `chunkservers` chunkservers, each in a
+    /// namespace of its own (`seed` picks their names and subnet); returns
     /// once a leader serves and every chunkserver is live.
-    pub async fn start(masters: usize, chunkservers: usize) -> anyhow::Result<Group> {
+    pub async fn start(masters: usize, chunkservers: usize, seed: u64) -> anyhow::Result<Group> {
+        let net = Net::new(masters + chunkservers, seed)?;
         let dir = tempfile::tempdir()?;
-        let key = dir.path().join("cluster.key");
-        std::fs::write(&key, format!("{}\n", dfs_proto::auth::ClusterKey::generate().to_line()))?;
-        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        let mut group = Group { chunkservers: Vec::new(), masters: Vec::new(), addrs: free_addrs(masters)?, dir, key };
+        let (key, raft_key) = (dir.path().join("cluster.key"), dir.path().join("raft.key"));
+        for file in [&key, &raft_key] {
+            std::fs::write(file, format!("{}\n", dfs_proto::auth::ClusterKey::generate().to_line()))?;
+            std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        }
+        let addrs = (0..masters).map(|i| format!("{}:{MASTER_PORT}", net.addr(i))).collect();
+        let mut group = Group { chunkservers: Vec::new(), masters: Vec::new(), net, addrs, dir, key, raft_key };
         for i in 0..masters {
             let m = group.spawn_master(i)?;
             group.masters.push(Some(m));
@@ -49,7 +58,9 @@ impl Group {
         let key = group.key.display().to_string();
         for i in 0..chunkservers {
             let args: Vec<&str> = FAST_CHUNKSERVER.iter().copied().chain(["--cluster-key-file", &key]).collect();
-            let cs = ChunkserverProcess::start(&group.urls(), &group.dir.path().join(format!("cs{i}")), &args)?;
+            let host = masters + i;
+            let (ns, listen) = (group.net.ns(host), format!("{}:{CHUNKSERVER_PORT}", group.net.addr(host)));
+            let cs = ChunkserverProcess::start_in(&ns, &listen, &group.urls(), &group.dir.path().join(format!("cs{i}")), &args)?;
             group.chunkservers.push(cs);
         }
         group.live_chunkservers(chunkservers, Duration::from_secs(30)).await?;
@@ -66,10 +77,11 @@ impl Group {
     }
 
     fn spawn_master(&self, i: usize) -> anyhow::Result<MasterProcess> {
-        let (id, peers, key) = ((i + 1).to_string(), self.peers(), self.key.display().to_string());
+        let (id, peers) = ((i + 1).to_string(), self.peers());
+        let (key, raft_key) = (self.key.display().to_string(), self.raft_key.display().to_string());
         let mut args: Vec<&str> = FAST_MASTER.to_vec();
-        args.extend(["--raft-id", &id, "--raft-peers", &peers, "--cluster-key-file", &key]);
-        MasterProcess::start_at(&self.dir.path().join(format!("m{i}")), &self.addrs[i], &args)
+        args.extend(["--raft-id", &id, "--raft-peers", &peers, "--cluster-key-file", &key, "--raft-key-file", &raft_key]);
+        MasterProcess::start_at(&self.dir.path().join(format!("m{i}")), &self.addrs[i], &args, Some(&self.net.ns(i)))
     }
 
     /// The admin credentials the first leader made, for every client of

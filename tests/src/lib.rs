@@ -10,6 +10,7 @@ pub mod faults;
 pub mod ha;
 pub mod insider;
 pub mod mount;
+pub mod netns;
 pub mod process;
 pub mod shell;
 pub mod sim;

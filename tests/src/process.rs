@@ -111,6 +111,8 @@ pub struct MasterProcess {
     pub data_dir: PathBuf,
     extra_args: Vec<String>,
     log: Option<LogCapture>,
+    /// The network namespace it runs in (`crate::netns`), if not the test's.
+    netns: Option<String>,
 }
 
 impl MasterProcess {
@@ -121,17 +123,18 @@ impl MasterProcess {
 
     /// Starts a master listening on `listen` (`HOST:PORT`): one whose
     /// address its peers must know before it starts (a Raft group's).
-    pub fn start_at(data_dir: &Path, listen: &str, extra_args: &[&str]) -> anyhow::Result<Self> {
+    /// In network namespace `netns` when given (`crate::netns`).
+    pub fn start_at(data_dir: &Path, listen: &str, extra_args: &[&str], netns: Option<&str>) -> anyhow::Result<Self> {
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn_master(data_dir, listen, &extra_args, None)?;
-        Ok(MasterProcess { child, url, data_dir: data_dir.to_path_buf(), extra_args, log: None })
+        let (child, url) = spawn_master(data_dir, listen, &extra_args, None, netns)?;
+        Ok(MasterProcess { child, url, data_dir: data_dir.to_path_buf(), extra_args, log: None, netns: netns.map(str::to_string) })
     }
 
     /// Like [`MasterProcess::start`], with its log captured by `log`.
     pub fn start_with_log(data_dir: &Path, extra_args: &[&str], log: Option<LogCapture>) -> anyhow::Result<Self> {
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn_master(data_dir, "127.0.0.1:0", &extra_args, log.as_ref())?;
-        Ok(MasterProcess { child, url, data_dir: data_dir.to_path_buf(), extra_args, log })
+        let (child, url) = spawn_master(data_dir, "127.0.0.1:0", &extra_args, log.as_ref(), None)?;
+        Ok(MasterProcess { child, url, data_dir: data_dir.to_path_buf(), extra_args, log, netns: None })
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -179,7 +182,7 @@ impl MasterProcess {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill9();
         let listen = self.url.trim_start_matches("http://").to_string();
-        let (child, url) = spawn_master(&self.data_dir, &listen, &self.extra_args, self.log.as_ref())?;
+        let (child, url) = spawn_master(&self.data_dir, &listen, &self.extra_args, self.log.as_ref(), self.netns.as_deref())?;
         self.child = child;
         self.url = url;
         Ok(())
@@ -192,10 +195,10 @@ impl Drop for MasterProcess {
     }
 }
 
-fn spawn_master(data_dir: &Path, listen: &str, extra: &[String], log: Option<&LogCapture>) -> anyhow::Result<(Child, String)> {
+fn spawn_master(data_dir: &Path, listen: &str, extra: &[String], log: Option<&LogCapture>, netns: Option<&str>) -> anyhow::Result<(Child, String)> {
     let mut args = vec!["--listen".to_string(), listen.to_string(), "--data-dir".to_string(), data_dir.display().to_string()];
     args.extend_from_slice(extra);
-    let (child, url) = spawn("dfs-master", &args, "dfs-master listening on ", log)?;
+    let (child, url) = spawn("dfs-master", &args, "dfs-master listening on ", log, netns)?;
     // The key file exists by now: the master makes it before it listens.
     note_key_file(&url, data_dir, extra);
     note_credentials(&url, data_dir);
@@ -205,7 +208,9 @@ fn spawn_master(data_dir: &Path, listen: &str, extra: &[String], log: Option<&Lo
 /// Starts `binary` with `args` and waits for the line announcing its URL.
 /// `DFS_MASTER_BIN` names another master binary (benchmarks compare an
 /// older build against this one with the same harness).
-fn spawn(binary: &str, args: &[String], marker: &'static str, log: Option<&LogCapture>) -> anyhow::Result<(Child, String)> {
+/// In network namespace `netns` when given: through `ip netns exec`, which
+/// execs the daemon (the child's pid is the daemon's).
+fn spawn(binary: &str, args: &[String], marker: &'static str, log: Option<&LogCapture>, netns: Option<&str>) -> anyhow::Result<(Child, String)> {
     let bin = match std::env::var_os("DFS_MASTER_BIN") {
         Some(path) if binary == "dfs-master" => PathBuf::from(path),
         _ => bin_dir()?.join(binary),
@@ -218,13 +223,16 @@ fn spawn(binary: &str, args: &[String], marker: &'static str, log: Option<&LogCa
         // openraft logs every unreachable peer (a master a test killed) as an error.
         None => (std::env::var("DFS_LOG").unwrap_or_else(|_| "warn,openraft=off".into()), Stdio::inherit()),
     };
-    let mut child = Command::new(&bin)
-        .args(args)
-        .env("DFS_LOG", filter)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let mut child =
+        command.args(args).env("DFS_LOG", filter).stdout(Stdio::piped()).stderr(stderr).spawn().with_context(|| format!("starting {}", bin.display()))?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
     match read_url(stdout, marker) {
         Ok(url) => Ok((child, url)),
@@ -244,6 +252,8 @@ pub struct ChunkserverProcess {
     master: String,
     extra_args: Vec<String>,
     log: Option<LogCapture>,
+    /// The network namespace it runs in, and its listening address there.
+    netns: Option<(String, String)>,
 }
 
 impl ChunkserverProcess {
@@ -260,8 +270,16 @@ impl ChunkserverProcess {
     /// Like [`ChunkserverProcess::start`], with its log captured by `log`.
     pub fn start_with_log(master: &str, data_dir: &Path, extra_args: &[&str], log: Option<LogCapture>) -> anyhow::Result<Self> {
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn_chunkserver(master, data_dir, "127.0.0.1:0", &extra_args, log.as_ref())?;
-        Ok(ChunkserverProcess { child, url, data_dir: data_dir.to_path_buf(), master: master.into(), extra_args, log })
+        let (child, url) = spawn_chunkserver(master, data_dir, "127.0.0.1:0", &extra_args, log.as_ref(), None)?;
+        Ok(ChunkserverProcess { child, url, data_dir: data_dir.to_path_buf(), master: master.into(), extra_args, log, netns: None })
+    }
+
+    /// Starts a chunkserver in network namespace `netns`, listening on `listen`.
+    pub fn start_in(netns: &str, listen: &str, master: &str, data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
+        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let (child, url) = spawn_chunkserver(master, data_dir, listen, &extra_args, None, Some(netns))?;
+        let netns = Some((netns.to_string(), listen.to_string()));
+        Ok(ChunkserverProcess { child, url, data_dir: data_dir.to_path_buf(), master: master.into(), extra_args, log: None, netns })
     }
 
     pub fn kill9(&mut self) {
@@ -290,7 +308,11 @@ impl ChunkserverProcess {
     pub fn restart(&mut self, same_port: bool) -> anyhow::Result<()> {
         self.kill9();
         let listen = if same_port { self.url.trim_start_matches("http://").to_string() } else { "127.0.0.1:0".into() };
-        let (child, url) = spawn_chunkserver(&self.master, &self.data_dir, &listen, &self.extra_args, self.log.as_ref())?;
+        let (listen, netns) = match &self.netns {
+            Some((ns, at)) => (at.clone(), Some(ns.as_str())),
+            None => (listen, None),
+        };
+        let (child, url) = spawn_chunkserver(&self.master, &self.data_dir, &listen, &self.extra_args, self.log.as_ref(), netns)?;
         self.child = child;
         self.url = url;
         Ok(())
@@ -303,7 +325,14 @@ impl Drop for ChunkserverProcess {
     }
 }
 
-fn spawn_chunkserver(master: &str, data_dir: &Path, listen: &str, extra: &[String], log: Option<&LogCapture>) -> anyhow::Result<(Child, String)> {
+fn spawn_chunkserver(
+    master: &str,
+    data_dir: &Path,
+    listen: &str,
+    extra: &[String],
+    log: Option<&LogCapture>,
+    netns: Option<&str>,
+) -> anyhow::Result<(Child, String)> {
     let mut args =
         vec!["--listen".to_string(), listen.to_string(), "--master".to_string(), master.to_string(), "--data-dir".to_string(), data_dir.display().to_string()];
     // The master's key, unless the test gives one (or none is known).
@@ -313,7 +342,7 @@ fn spawn_chunkserver(master: &str, data_dir: &Path, listen: &str, extra: &[Strin
         }
     }
     args.extend_from_slice(extra);
-    let (child, url) = spawn("dfs-chunkserver", &args, "dfs-chunkserver listening on ", log)?;
+    let (child, url) = spawn("dfs-chunkserver", &args, "dfs-chunkserver listening on ", log, netns)?;
     // Its key by its own URL too: harness checks read its replicas as a peer (signed).
     if let Some(file) = flag_value(&args, "--cluster-key-file") {
         let mut files = KEY_FILES.lock().unwrap_or_else(|p| p.into_inner());

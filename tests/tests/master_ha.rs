@@ -1,9 +1,11 @@
-//! Three masters in a Raft group, as real processes on loopback, with
-//! three chunkservers and clients that know every master: a stream of
-//! creates, writes, mkdirs and renames from several clients goes on while
-//! the leader is killed with SIGKILL, then while a leader is frozen
-//! (SIGSTOP: it answers nothing, as behind a partition) and comes back, and
-//! after every master is restarted at once. Every acknowledged operation
+//! Three masters in a Raft group and four chunkservers, each a process on
+//! a host of its own (a network namespace with its own address, joined by
+//! veth pairs to a bridge), and clients that know every master: a stream
+//! of creates, writes, mkdirs and renames from several clients goes on
+//! while the leader is killed with SIGKILL, while the leader is cut off
+//! from everyone (its link down) and then joins again, while a leader is
+//! frozen (SIGSTOP, as a long pause) and thawed, and after every master is
+//! restarted at once. Every acknowledged operation
 //! is checked against a model of the history (bytes compared), no
 //! operation may fail (a create or rename retried across a failover must
 //! not be applied twice: it would fail with EEXIST or ENOENT), and the
@@ -18,6 +20,7 @@ use dfs_client::fs::CreateOptions;
 use dfs_client::Client;
 use dfs_tests::faults::{fault_seed, random_bytes, SeedOnFailure};
 use dfs_tests::ha::Group;
+use dfs_tests::shell::dfs_with;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -142,11 +145,25 @@ fn first_ack_after(model: &Shared, since: Instant) -> Option<Duration> {
     model.lock().unwrap().acks.iter().filter(|a| **a > since).min().map(|a| *a - since)
 }
 
+/// The shell, given every master, lists them with their roles, and puts
+/// and reads a file through whichever leads.
+async fn shell_sees_the_group(group: &Group) {
+    let (urls, long) = (group.urls(), Duration::from_secs(60));
+    let run = dfs_with(&urls, &["admin", "masters", "list", "--json"], None, long).await.unwrap().ok();
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let roles: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["role"].as_str().unwrap()).collect();
+    assert_eq!(roles.iter().filter(|r| **r == "leader").count(), 1, "one leader: {roles:?}");
+    assert_eq!(roles.iter().filter(|r| **r == "follower").count(), 2, "two followers: {roles:?}");
+    dfs_with(&urls, &["put", "-", "/from-the-shell"], Some(b"through the leader\n".to_vec()), long).await.unwrap().ok();
+    let cat = dfs_with(&urls, &["cat", "/from-the-shell"], None, long).await.unwrap().ok();
+    assert_eq!(cat.stdout, "through the leader\n");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_masters_fail_over_and_lose_nothing_acknowledged() {
     let seed = fault_seed();
     let _replay = SeedOnFailure { seed, var: "DFS_FAULT_SEED" };
-    let mut group = Group::start(3, 3).await.expect("three masters and three chunkservers");
+    let mut group = Group::start(3, 4, seed).await.expect("three masters and four chunkservers, in namespaces");
     let urls = group.urls();
     let model: Shared = Arc::default();
     let clients = 3;
@@ -171,11 +188,27 @@ async fn three_masters_fail_over_and_lose_nothing_acknowledged() {
     // The killed master comes back as a follower and catches up.
     group.restart(old).unwrap();
     group.converged(Duration::from_secs(30)).await.expect("the restarted master catches up");
+    shell_sees_the_group(&group).await;
 
-    // 2. The leader freezes (cut off: it answers nobody); the others go on.
+    // 2. The leader is cut off from everyone; the others go on without it.
+    let cut = group.leader(Duration::from_secs(5)).await.unwrap();
+    group.net.cut(cut).unwrap();
+    let (stop, tasks) = start_streams(&urls, 2, clients, seed, &model);
+    let new = group.leader_besides(&[cut], Duration::from_secs(10)).await.expect("the majority elects a leader");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    group.net.heal(cut).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop_streams(stop, tasks).await;
+    no_errors(&model);
+    eprintln!("leader {cut} cut off: master {new} led meanwhile");
+    group.converged(Duration::from_secs(30)).await.expect("the old leader rejoins with no divergent state");
+    assert_ne!(group.figure(cut, "dfs_master_raft_leader").await, Some(1.0), "the old leader does not serve once healed");
+    check(&client, &model).await;
+
+    // 3. The leader freezes (a long pause); the others go on.
     let frozen = group.leader(Duration::from_secs(5)).await.unwrap();
     group.masters[frozen].as_ref().unwrap().sigstop();
-    let (stop, tasks) = start_streams(&urls, 2, clients, seed, &model);
+    let (stop, tasks) = start_streams(&urls, 3, clients, seed, &model);
     let new = group.leader_besides(&[frozen], Duration::from_secs(10)).await.expect("the others elect a leader");
     tokio::time::sleep(Duration::from_secs(2)).await;
     group.masters[frozen].as_ref().unwrap().sigcont();
@@ -187,7 +220,7 @@ async fn three_masters_fail_over_and_lose_nothing_acknowledged() {
     group.converged(Duration::from_secs(30)).await.expect("the old leader rejoins with no divergent state");
     check(&client, &model).await;
 
-    // 3. Every master restarts at once.
+    // 4. Every master restarts at once.
     for i in 0..3 {
         group.kill(i);
     }

@@ -119,17 +119,28 @@ pub fn router(state: Master, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
-/// While another master leads (or none yet), requests go there: the API
-/// answers 503 `EAGAIN` naming the leader in [`HEADER_LEADER`] (empty when
-/// none is known yet), WebHDFS
-/// 403 `StandbyException` (on which its clients try their next master),
-/// and the dashboard's pages redirect. Only `/metrics` is this master's own.
+/// With several masters: while another master leads (or none yet),
+/// requests go there: the API answers 503 `EAGAIN` naming the leader in
+/// [`HEADER_LEADER`] (empty when none is known yet), WebHDFS 403
+/// `StandbyException` (on which its clients try their next master), and
+/// the dashboard's pages redirect. Only `/metrics` is this master's own.
+/// On the leader, reads wait for [`Role::linearizable`].
 async fn leader_only(State(role): State<Arc<Role>>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
+    if role.raft().is_none() {
+        return next.run(req).await;
+    }
+    let path = req.uri().path().to_string();
     if path == "/metrics" {
         return next.run(req).await;
     }
     if role.serves() {
+        // A read answers from this master's store: first make sure it still
+        // leads and has applied all that was acknowledged (several masters).
+        if req.method() == axum::http::Method::GET {
+            if let Err(e) = role.linearizable().await {
+                return refuse(&role, &path, format!("this master could not confirm that it leads: {e}"));
+            }
+        }
         let mut answer = next.run(req).await;
         // Deposed while the request ran: its refusal (the writer's EAGAIN,
         // nothing of it decided) names the leader too, as one before would.
@@ -139,15 +150,27 @@ async fn leader_only(State(role): State<Arc<Role>>, req: Request, next: Next) ->
         return answer;
     }
     let leader = role.leader();
-    if path.starts_with("/webhdfs/") {
-        return dfs_server_kit::http::webhdfs::error(dfs_proto::webhdfs::RemoteError::standby(role.refusal()));
-    }
-    if let Some(url) = leader.as_deref().filter(|_| !path.starts_with("/v1/") && req.method() == axum::http::Method::GET) {
-        let target = req.uri().path_and_query().map_or(path, |p| p.as_str());
+    if let Some(url) = leader.as_deref().filter(|_| is_page(&path) && req.method() == axum::http::Method::GET) {
+        let target = req.uri().path_and_query().map_or(path.as_str(), |p| p.as_str());
         return axum::response::Redirect::temporary(&format!("{url}{target}")).into_response();
     }
-    let mut answer = ApiError::new(ErrorKind::EAGAIN, role.refusal()).into_response();
-    answer.headers_mut().insert(HEADER_LEADER, leader_value(&role));
+    refuse(&role, &path, role.refusal())
+}
+
+/// A dashboard page (not the API, not WebHDFS).
+fn is_page(path: &str) -> bool {
+    !path.starts_with("/v1/") && !path.starts_with("/webhdfs/")
+}
+
+/// 503 `EAGAIN` with the leader, if known, in [`HEADER_LEADER`]: nothing
+/// was done, and the client tries there (or the next master). WebHDFS:
+/// 403 `StandbyException`, on which its clients try their next master.
+fn refuse(role: &Role, path: &str, message: String) -> Response {
+    if path.starts_with("/webhdfs/") {
+        return dfs_server_kit::http::webhdfs::error(dfs_proto::webhdfs::RemoteError::standby(message));
+    }
+    let mut answer = ApiError::new(ErrorKind::EAGAIN, message).into_response();
+    answer.headers_mut().insert(HEADER_LEADER, leader_value(role));
     answer
 }
 

@@ -211,6 +211,8 @@ impl ChunkManager {
     /// Stops sending commands and taking ticks: another master leads.
     pub fn stand_by(&self) {
         self.active.store(false, Ordering::Release);
+        // The requests waiting fail now (the client goes to the leader).
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Whether this master manages chunks now.

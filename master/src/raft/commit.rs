@@ -2,6 +2,7 @@
 //! writes (`store::pending`) proposed as one entry, answered once this
 //! master has applied it, that is once a majority holds it.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dfs_proto::ErrorKind;
@@ -16,8 +17,9 @@ use crate::store::writer::Commit;
 use crate::store::{NsError, Store};
 
 /// The longest a group waits for its entry to commit: without a majority
-/// it would wait for ever. The entry may still commit later; a client's
-/// retry then gets its answer from the retry cache.
+/// it would wait for ever. The entry may still commit later (a client's
+/// retry then gets its answer from the retry cache), so until it does or
+/// fails for good this master decides no other group (`unresolved`).
 const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Proposes each group; the writer leads groups on blocking threads, from
@@ -25,11 +27,18 @@ const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct Propose {
     raft: Raft<Group>,
     runtime: Handle,
+    /// A group's entry outlived `COMMIT_WAIT` and is still pending: a group
+    /// decided now would not see its writes, and both could commit (the
+    /// same ids twice).
+    unresolved: Arc<AtomicBool>,
+    /// Counts the entries that were resolved late: the writer reads its
+    /// counters again after each (they may hold the entry's writes now).
+    late: Arc<AtomicU64>,
 }
 
 impl Propose {
     pub fn new(raft: Raft<Group>, runtime: Handle) -> Arc<Propose> {
-        Arc::new(Propose { raft, runtime })
+        Arc::new(Propose { raft, runtime, unresolved: Arc::default(), late: Arc::default() })
     }
 }
 
@@ -39,10 +48,23 @@ impl Commit for Propose {
         if batch.is_empty() {
             return Ok(());
         }
-        let proposed = self.runtime.block_on(async { tokio::time::timeout(COMMIT_WAIT, self.raft.client_write(Command::of(&batch))).await });
-        match proposed {
-            Ok(written) => written.map(|_| ()).map_err(not_committed),
-            Err(_) => Err(NsError::new(ErrorKind::EAGAIN, format!("the masters did not commit the change within {COMMIT_WAIT:?} (no majority reachable?)"))),
+        let (raft, command) = (self.raft.clone(), Command::of(&batch));
+        let mut write = self.runtime.spawn(async move { raft.client_write(command).await });
+        match self.runtime.block_on(async { tokio::time::timeout(COMMIT_WAIT, &mut write).await }) {
+            Ok(Ok(written)) => written.map(drop).map_err(not_committed),
+            Ok(Err(e)) => Err(NsError::new(ErrorKind::EIO, format!("proposing the change failed: {e}"))),
+            Err(_) => {
+                self.unresolved.store(true, Ordering::Release);
+                let (unresolved, late) = (self.unresolved.clone(), self.late.clone());
+                self.runtime.spawn(async move {
+                    let _ = write.await;
+                    late.fetch_add(1, Ordering::AcqRel);
+                    unresolved.store(false, Ordering::Release);
+                });
+                // Not EAGAIN: it may still be committed, and a client must
+                // not take it for a refusal that did nothing.
+                Err(NsError::new(ErrorKind::EIO, format!("the masters did not commit the change within {COMMIT_WAIT:?}; it may still be committed")))
+            }
         }
     }
 
@@ -50,9 +72,14 @@ impl Commit for Propose {
         true
     }
 
+    /// The term, and how many entries were resolved late in it: the
+    /// writer reads its counters again whenever either moves.
     fn lead(&self) -> Result<u64, NsError> {
+        if self.unresolved.load(Ordering::Acquire) {
+            return Err(NsError::new(ErrorKind::EAGAIN, "an earlier change is not committed yet; try again shortly"));
+        }
         match standing(&self.raft.metrics().borrow()) {
-            Standing::Leads { term } => Ok(term),
+            Standing::Leads { term } => Ok(term.wrapping_shl(24).wrapping_add(self.late.load(Ordering::Acquire))),
             Standing::Follows { leader } => Err(NsError::new(ErrorKind::EAGAIN, refusal(leader.as_deref()))),
         }
     }

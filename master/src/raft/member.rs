@@ -20,14 +20,16 @@ use crate::store::Store;
 pub const LOG_DIR: &str = "raft-log";
 
 /// openraft's settings for an election timeout of `election_ms` (the
-/// shortest; each election waits a random time up to twice it).
+/// shortest; each election waits a random time up to 1.5 times it, which
+/// is also how long a follower refuses votes after the leader's last word:
+/// openraft's leader lease).
 pub fn settings(election_ms: u64) -> anyhow::Result<openraft::Config> {
     let config = openraft::Config {
         cluster_name: "dfs-masters".into(),
         // Five heartbeats per election timeout: one lost or late is no election.
         heartbeat_interval: (election_ms / 5).max(20),
         election_timeout_min: election_ms,
-        election_timeout_max: election_ms * 2,
+        election_timeout_max: election_ms * 3 / 2,
         // No snapshots yet: installing one replaces the store's files, which
         // a serving master holds open everywhere (see ARCHITECTURE, "Master
         // HA on Raft"). The log is kept whole instead, so that every member

@@ -8,6 +8,9 @@
 //! that nothing a client sees comes from an earlier term's memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
 
 use openraft::{BasicNode, Raft, RaftMetrics, ServerState};
 
@@ -43,17 +46,26 @@ pub struct Role {
     raft: Option<Raft<Group>>,
     /// The term in which this master serves clients (taken over); 0: none.
     served: AtomicU64,
+    /// Reads waiting for a confirmation that this master still leads.
+    reads: Arc<Mutex<Reads>>,
+}
+
+/// Readers waiting for the next confirmation, and whether one is out.
+#[derive(Default)]
+struct Reads {
+    running: bool,
+    waiting: Vec<oneshot::Sender<Result<(), String>>>,
 }
 
 impl Role {
     /// A master without peers.
     pub fn single() -> Role {
-        Role { raft: None, served: AtomicU64::new(0) }
+        Role { raft: None, served: AtomicU64::new(0), reads: Arc::default() }
     }
 
     /// A member of the group `raft` runs.
     pub fn member(raft: Raft<Group>) -> Role {
-        Role { raft: Some(raft), served: AtomicU64::new(0) }
+        Role { raft: Some(raft), served: AtomicU64::new(0), reads: Arc::default() }
     }
 
     pub fn raft(&self) -> Option<&Raft<Group>> {
@@ -90,9 +102,56 @@ impl Role {
         self.served.store(term, Ordering::Release);
     }
 
+    /// Stops serving clients until taken over again (the majority did not
+    /// confirm this master's lead).
+    pub fn unserve(&self) {
+        self.served.store(0, Ordering::Release);
+    }
+
+    /// Returns once a read may be answered from this master's store and
+    /// see every write acknowledged before it started, by any leader: this
+    /// master still leads (a heartbeat round with a majority: a leader cut
+    /// off from the others no longer passes) and has applied everything
+    /// committed (openraft's `ensure_linearizable`). Concurrent reads share
+    /// one round: those that arrive while one is out wait for the next, as
+    /// the writer's groups share one commit. A single master returns at once.
+    pub async fn linearizable(&self) -> Result<(), String> {
+        let Some(raft) = &self.raft else { return Ok(()) };
+        let (tx, rx) = oneshot::channel();
+        let start = {
+            let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+            reads.waiting.push(tx);
+            !std::mem::replace(&mut reads.running, true)
+        };
+        if start {
+            // Its own task: a reader that goes away must not stop the others' rounds.
+            tokio::spawn(confirm_rounds(raft.clone(), self.reads.clone()));
+        }
+        rx.await.unwrap_or_else(|_| Err("the read confirmation stopped".into()))
+    }
+
     /// Why a request is refused here: which master to ask instead.
     pub fn refusal(&self) -> String {
         refusal(self.leader().as_deref())
+    }
+}
+
+/// Confirms leadership for the readers waiting, round after round, until
+/// none waits.
+async fn confirm_rounds(raft: Raft<Group>, reads: Arc<Mutex<Reads>>) {
+    loop {
+        let batch = {
+            let mut r = reads.lock().unwrap_or_else(|p| p.into_inner());
+            if r.waiting.is_empty() {
+                r.running = false;
+                return;
+            }
+            std::mem::take(&mut r.waiting)
+        };
+        let confirmed = raft.ensure_linearizable().await.map(drop).map_err(|e| e.to_string());
+        for reader in batch {
+            let _ = reader.send(confirmed.clone()); // the reader may have gone
+        }
     }
 }
 

@@ -69,11 +69,12 @@ pub trait Commit: Send + Sync {
     /// Whether `commit` blocks for long (a network round): the group is
     /// then never led on a runtime worker.
     fn blocks(&self) -> bool;
-    /// The term in which this master may decide groups now (a single
-    /// master: always 0). At each new term the writer reads its counters
-    /// again: the masters' leaders before it moved them. An error (another
-    /// master leads, or this one has not applied all before its term yet)
-    /// fails the group before anything of it is decided.
+    /// The era in which this master may decide groups now (a single
+    /// master: always 0; a Raft leader: its term, and entries resolved
+    /// late in it). At each new era the writer reads its counters again:
+    /// others' groups moved them. An error (another master leads, this one
+    /// has not applied all before its term yet, or an entry of its own is
+    /// unresolved) fails the group before anything of it is decided.
     fn lead(&self) -> Result<u64, NsError> {
         Ok(0)
     }
@@ -119,7 +120,7 @@ struct Shared {
     /// The files clients hold open.
     held: Arc<Held>,
     commit: Arc<dyn Commit>,
-    /// The term the counters were read in (`Commit::lead`).
+    /// The era the counters were read in (`Commit::lead`).
     counted_term: Mutex<Option<u64>>,
 }
 

@@ -383,7 +383,10 @@ fn restored() -> Harness {
     let mut map = ChunkMap::default();
     map.set_file(InodeId(2), FileMeta { replication: 3, chunk_size: 64 << 20 });
     for handle in [7, 8] {
-        map.record_chunk(ChunkHandle(handle), crate::chunks::chunk_map::ChunkMeta { inode: InodeId(2), index: handle, version: ChunkVersion(4), length: 1 << 20 });
+        map.record_chunk(
+            ChunkHandle(handle),
+            crate::chunks::chunk_map::ChunkMeta { inode: InodeId(2), index: handle, version: ChunkVersion(4), length: 1 << 20 },
+        );
     }
     map.set_restored(true);
     Harness { e: Engine::new(map, config(true), t0), now: t0, next_req: 1 }
