@@ -62,7 +62,7 @@ async fn follow_leadership(state: Master, config: MasterConfig) {
         let leads = matches!(standing, Standing::Leads { .. });
         let mut failed = false;
         match standing {
-            Standing::Leads { term } if !state.role.serves() => match confirmed(&state, election).await.and(take_over(&state, &config).await) {
+            Standing::Leads { term } if !state.role.serves() => match confirmed_then_take_over(&state, &config, election).await {
                 Ok(()) => {
                     state.role.serve(term);
                     tracing::info!(term, "leading the masters");
@@ -112,6 +112,13 @@ async fn confirmed(state: &Master, within: Duration) -> anyhow::Result<()> {
         Ok(Err(e)) => anyhow::bail!("{e}"),
         Err(_) => anyhow::bail!("no majority answered within {within:?}"),
     }
+}
+
+/// A majority's confirmation first: a leader cut off from the others must
+/// not take chunk management over again.
+async fn confirmed_then_take_over(state: &Master, config: &MasterConfig, election: Duration) -> anyhow::Result<()> {
+    confirmed(state, election).await?;
+    take_over(state, config).await
 }
 
 /// What a new leader does before it serves: everything clients see
