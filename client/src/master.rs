@@ -516,10 +516,10 @@ impl Answer for reqwest::Response {
     }
 }
 
-/// The leader a follower's refusal names: a 503 with [`HEADER_LEADER`]
+/// A follower's refusal: a 503 with [`HEADER_LEADER`] naming the leader
 /// (empty when it knows none yet).
-fn leader_named(status: u16, header: Option<&str>) -> Option<&str> {
-    header.filter(|_| status == 503)
+fn redirect_of(status: u16, leader: Option<&str>) -> Option<Unanswered> {
+    leader.filter(|_| status == 503).map(Unanswered::redirect)
 }
 
 /// The master refused the session (not the request): log in again.
@@ -545,11 +545,11 @@ async fn attempt_async<T: Answer>(
     };
     match request.header(HEADER_REQUEST_ID, id.as_str()).send().await {
         Ok(resp) if resp.status().is_success() => Ok(T::from_async(resp).await),
-        Ok(resp) if leader_named(resp.status().as_u16(), resp.headers().get(HEADER_LEADER).and_then(|v| v.to_str().ok())).is_some() => {
-            Err(Unanswered::redirect(resp.headers().get(HEADER_LEADER).and_then(|v| v.to_str().ok()).unwrap_or("")))
-        }
-        // The master's messages name what they are about.
-        Ok(resp) => Ok(Err(from_response("", resp).await)),
+        Ok(resp) => match redirect_of(resp.status().as_u16(), resp.headers().get(HEADER_LEADER).and_then(|v| v.to_str().ok())) {
+            Some(redirect) => Err(redirect),
+            // The master's messages name what they are about.
+            None => Ok(Err(from_response("", resp).await)),
+        },
         // An untrusted certificate is not a master restarting: no retry.
         Err(e) if crate::error::is_tls_refusal(&e) => Err(Unanswered::lost(crate::error::chain(&e), false, false)),
         Err(e) => Err(Unanswered::lost(e.to_string(), e.is_connect(), e.is_timeout() || e.is_request())),
@@ -583,13 +583,13 @@ fn attempt_blocking<T: Answer>(
     };
     match sent {
         Ok(resp) => Ok(body(resp).map_err(|e| ClientError::new(ErrorKind::EIO, format!("reading the master's answer: {e}"))).and_then(T::from_blocking)),
-        Err(ureq::Error::Status(code, resp)) if leader_named(code, resp.header(HEADER_LEADER)).is_some() => {
-            Err(Unanswered::redirect(resp.header(HEADER_LEADER).unwrap_or("")))
-        }
-        Err(ureq::Error::Status(code, resp)) => {
-            let error = body(resp).ok().and_then(|b| serde_json::from_slice::<ErrorBody>(&b).ok());
-            Ok(Err(error.map_or_else(|| ClientError::new(ErrorKind::EIO, format!("HTTP {code}")), ClientError::from)))
-        }
+        Err(ureq::Error::Status(code, resp)) => match redirect_of(code, resp.header(HEADER_LEADER)) {
+            Some(redirect) => Err(redirect),
+            None => {
+                let error = body(resp).ok().and_then(|b| serde_json::from_slice::<ErrorBody>(&b).ok());
+                Ok(Err(error.map_or_else(|| ClientError::new(ErrorKind::EIO, format!("HTTP {code}")), ClientError::from)))
+            }
+        },
         Err(ureq::Error::Transport(t)) if crate::error::is_tls_refusal(&t) => Err(Unanswered::lost(crate::error::chain(&t), false, false)),
         Err(ureq::Error::Transport(t)) => {
             let nothing_sent = matches!(t.kind(), ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns);

@@ -202,7 +202,7 @@ impl ChunkManager {
     pub fn take_over(&self) -> Result<(), NsError> {
         let engine = Self::engine_from(&self.store, self.config)?;
         *self.engine() = engine;
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.fail_waiting();
         self.active.store(true, Ordering::Release);
         tracing::info!("chunk management taken over from the namespace");
         Ok(())
@@ -211,7 +211,13 @@ impl ChunkManager {
     /// Stops sending commands and taking ticks: another master leads.
     pub fn stand_by(&self) {
         self.active.store(false, Ordering::Release);
-        // The requests waiting fail now (the client goes to the leader).
+        self.fail_waiting();
+    }
+
+    /// Fails the requests waiting for an engine that is gone or stands by
+    /// (dropping their senders: "chunk management stopped"); the client
+    /// asks again, at the leader.
+    fn fail_waiting(&self) {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
